@@ -1,0 +1,604 @@
+/*
+ * keys.c - THE table of policy keys, and everything derived from it.
+ *
+ * Every key is one row below. The row drives parsing (its type), defaults
+ * (written in policy syntax and parsed by the same code as the file, so a
+ * bad default cannot hide), bounds (also in policy syntax, so messages read
+ * "must be between 1KiB and 1MiB"), whether a reload may change it, and its
+ * documentation (policy_keys_markdown(), pasted into policy/README.md and
+ * checked by tests/unit/test_policy.c).
+ *
+ * Adding a key: add a field to struct lv_policy (or the element struct of a
+ * named section) and one row here.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_internal.h"
+
+#define P(m) offsetof(struct lv_policy, m), sizeof(((struct lv_policy *)0)->m)
+#define R(m) offsetof(struct lv_route, m), sizeof(((struct lv_route *)0)->m)
+
+static const struct keys_section keys_section_table[] = {
+	{"levee", false, "The process: its addresses, workers and logs.", 0, 0, 0, 0, 0, 0},
+	{"limits", false,
+	 "Bounds on what a client may send, and how long it may take. docs/http.md lists the "
+	 "status levee answers when one is exceeded.",
+	 0, 0, 0, 0, 0, 0},
+	{"upstream", false, "The connection from levee to the service it protects.", 0, 0, 0, 0, 0, 0},
+	{"route", true,
+	 "One section per route, named `[route \"NAME\"]` (1-63 of `A-Z a-z 0-9 _ . -`, unique). "
+	 "A request takes the first route, in file order, whose pattern and methods match. Each "
+	 "route needs exactly one of `match` and `prefix`.",
+	 sizeof(struct lv_route), offsetof(struct lv_policy, routes), offsetof(struct lv_policy, nroutes),
+	 LV_MAX_ROUTES, offsetof(struct lv_route, name), offsetof(struct lv_route, line)},
+};
+
+/* clang-format off */
+static const struct keys_def keys_def_table[] = {
+/*	 section     key                 type         field                           default          min      max       words                    unit           reload one_of doc */
+	{"levee",    "service",          KT_NAME,     P(service),                     "demo",          NULL,    NULL,     NULL,                    NULL,          false, 0, "Name of the protected service; it prefixes cache keys and names the sender of invalidation messages, so every replica of one service must agree."},
+	{"levee",    "listen",           KT_HOSTPORT, P(listen),                      "0.0.0.0:15001", NULL,    NULL,     NULL,                    NULL,          false, 0, "Address for client traffic. Overridden by `--listen`."},
+	{"levee",    "upstream",         KT_HOSTPORT, P(upstream),                    "127.0.0.1:8080",NULL,    NULL,     NULL,                    NULL,          true,  0, "The service levee protects. Overridden by `--upstream`."},
+	{"levee",    "admin",            KT_HOSTPORT, P(admin),                       "127.0.0.1:15000",NULL,   NULL,     NULL,                    NULL,          false, 0, "Admin listener: /healthz, /readyz, /metrics, /status, purge. Keep it on loopback. Overridden by `--admin`."},
+	{"levee",    "workers",          KT_UINT,     P(workers),                     "auto",          "0",     "256",    "auto",                  "threads",     false, 0, "Worker threads, each with its own event loop; `auto` (or 0) is one per CPU."},
+	{"levee",    "max_connections",  KT_UINT,     P(max_connections),             "10000",         "1",     "1000000", NULL,                   "connections", true,  0, "Open client connections, all workers together; a connection past it gets 503 and is closed."},
+	{"levee",    "drain_timeout",    KT_DURATION, P(drain_timeout_ms),            "25s",           "0",     "1h",     NULL,                    NULL,          true,  0, "On SIGTERM, longest wait for requests in flight to finish. Keep it below the pod's terminationGracePeriodSeconds."},
+	{"levee",    "access_log",       KT_PATH,     P(access_log),                  "stdout",        NULL,    NULL,     "stdout|off",            NULL,          false, 0, "Where access log lines go: `stdout`, `off`, or an absolute file path."},
+	{"levee",    "log_level",        KT_ENUM,     P(log_level),                   "info",          NULL,    NULL,     "debug|info|warn|error", NULL,          true,  0, "Least severe message written to stderr."},
+	{"levee",    "trust_forwarded",  KT_BOOL,     P(trust_forwarded),             "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Keep an incoming X-Forwarded-Proto instead of replacing it. Enable only behind a proxy that sets it."},
+
+	{"limits",   "header_bytes",     KT_SIZE,     P(limits.header_bytes),         "32KiB",         "1KiB",  "1MiB",   NULL,                    NULL,          true,  0, "Request line plus all header fields. Must be at least `uri_bytes`."},
+	{"limits",   "headers",          KT_UINT,     P(limits.headers),              "100",           "1",     "1000",   NULL,                    "fields",      true,  0, "Header fields in one request."},
+	{"limits",   "uri_bytes",        KT_SIZE,     P(limits.uri_bytes),            "8KiB",          "256",   "1MiB",   NULL,                    NULL,          true,  0, "Request target (path and query)."},
+	{"limits",   "body_bytes",       KT_SIZE,     P(limits.body_bytes),           "1GiB",          "1",     "1TiB",   NULL,                    NULL,          true,  0, "Request body; a larger declared or streamed body gets 413."},
+	{"limits",   "header_timeout",   KT_DURATION, P(limits.header_timeout_ms),    "10s",           "1ms",   "1h",     NULL,                    NULL,          true,  0, "Longest wait for a complete request head once its first byte arrived (then 408)."},
+	{"limits",   "body_timeout",     KT_DURATION, P(limits.body_timeout_ms),      "30s",           "1ms",   "1h",     NULL,                    NULL,          true,  0, "Longest pause while reading a request body."},
+	{"limits",   "idle_timeout",     KT_DURATION, P(limits.idle_timeout_ms),      "60s",           "1ms",   "1h",     NULL,                    NULL,          true,  0, "Keep-alive: longest wait for the next request on an open connection."},
+	{"limits",   "send_timeout",     KT_DURATION, P(limits.send_timeout_ms),      "60s",           "1ms",   "1h",     NULL,                    NULL,          true,  0, "Longest pause while writing a response to a client that is not reading."},
+
+	{"upstream", "connect_timeout",  KT_DURATION, P(up.connect_timeout_ms),       "2s",            "1ms",   "1h",     NULL,                    NULL,          true,  0, "Connecting to the upstream."},
+	{"upstream", "response_timeout", KT_DURATION, P(up.response_timeout_ms),      "30s",           "1ms",   "1h",     NULL,                    NULL,          true,  0, "Until the response head arrives, then the longest pause within the response."},
+	{"upstream", "keepalive",        KT_UINT,     P(up.keepalive),                "64",            "0",     "10000",  NULL,                    "connections", true,  0, "Idle upstream connections kept open per worker; 0 closes each after its response."},
+	{"upstream", "keepalive_timeout",KT_DURATION, P(up.keepalive_timeout_ms),     "60s",           "1ms",   "1h",     NULL,                    NULL,          true,  0, "How long an idle upstream connection is kept. Keep it below the upstream's own idle timeout."},
+	{"upstream", "probe_interval",   KT_DURATION, P(up.probe_interval_ms),        "1s",            "100ms", "1h",     NULL,                    NULL,          true,  0, "How often readiness (/readyz) checks that the upstream accepts connections."},
+
+	{"route",    "match",            KT_GLOB,     R(pattern),                     NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "Glob over the path: `*` is one segment (or part of one, `*.png`), a final `**` is the rest; at most 9 wildcards."},
+	{"route",    "prefix",           KT_PREFIX,   R(pattern),                     NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "Literal path prefix, e.g. `/static/`."},
+	{"route",    "methods",          KT_METHODS,  R(methods),                     "any",           NULL,    NULL,     NULL,                    NULL,          true,  0, "Comma-separated methods the route applies to (`GET, HEAD`), or `any`."},
+};
+/* clang-format on */
+
+#define KEYS_N (sizeof(keys_def_table) / sizeof(keys_def_table[0]))
+#define SECTIONS_N (sizeof(keys_section_table) / sizeof(keys_section_table[0]))
+
+const struct keys_def *keys_table(size_t *n)
+{
+	*n = KEYS_N;
+	return keys_def_table;
+}
+
+const struct keys_section *keys_sections(size_t *n)
+{
+	*n = SECTIONS_N;
+	return keys_section_table;
+}
+
+const struct keys_section *keys_section_find(const char *name)
+{
+	for (size_t i = 0; i < SECTIONS_N; i++)
+		if (strcmp(keys_section_table[i].name, name) == 0)
+			return &keys_section_table[i];
+	return NULL;
+}
+
+const struct keys_def *keys_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < KEYS_N; i++)
+		if (strcmp(keys_def_table[i].section, section) == 0 &&
+		    strcmp(keys_def_table[i].name, name) == 0)
+			return &keys_def_table[i];
+	return NULL;
+}
+
+/* ---- did you mean ------------------------------------------------------ */
+
+#define KEYS_SUGGEST_LEN 64
+
+/* Levenshtein distance, for names shorter than KEYS_SUGGEST_LEN. */
+static size_t keys_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t row[KEYS_SUGGEST_LEN + 1];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* Keeps `cand` in *best when it is closer than anything seen so far. */
+static void keys_consider(const char *name, const char *cand, const char **best, size_t *bestd)
+{
+	if (strlen(cand) >= KEYS_SUGGEST_LEN)
+		return;
+	size_t d = keys_distance(name, cand);
+	if (d <= 2 && d < *bestd) {
+		*best = cand;
+		*bestd = d;
+	}
+}
+
+const char *keys_suggest_section(const char *name)
+{
+	const char *best = NULL;
+	size_t bestd = SIZE_MAX;
+	if (strlen(name) >= KEYS_SUGGEST_LEN)
+		return NULL;
+	for (size_t i = 0; i < SECTIONS_N; i++)
+		keys_consider(name, keys_section_table[i].name, &best, &bestd);
+	return best;
+}
+
+const char *keys_suggest_key(const char *section, const char *name)
+{
+	const char *best = NULL;
+	size_t bestd = SIZE_MAX;
+	if (strlen(name) >= KEYS_SUGGEST_LEN)
+		return NULL;
+	for (size_t i = 0; i < KEYS_N; i++)
+		if (strcmp(keys_def_table[i].section, section) == 0)
+			keys_consider(name, keys_def_table[i].name, &best, &bestd);
+	return best;
+}
+
+/* ---- parsing one value ------------------------------------------------- */
+
+/* Index of `s` in a "a|b|c" list, or -1. */
+static int keys_word(const char *words, const char *s)
+{
+	size_t len = strlen(s);
+	int i = 0;
+	for (const char *w = words; w != NULL; i++) {
+		const char *bar = strchr(w, '|');
+		size_t wlen = bar ? (size_t)(bar - w) : strlen(w);
+		if (wlen == len && memcmp(w, s, len) == 0)
+			return i;
+		w = bar ? bar + 1 : NULL;
+	}
+	return -1;
+}
+
+/* "a|b|c" as "a, b, c" for messages and documentation. */
+static void keys_words_list(const char *words, const char *sep, char *buf, size_t sz)
+{
+	size_t o = 0;
+	buf[0] = '\0';
+	for (const char *w = words; *w && o + 1 < sz; w++) {
+		int n = *w == '|' ? snprintf(buf + o, sz - o, "%s", sep) : snprintf(buf + o, sz - o, "%c", *w);
+		if (n < 0 || (size_t)n >= sz - o)
+			break;
+		o += (size_t)n;
+	}
+}
+
+/* Parses a number-like value of `k` (no bounds). */
+static int keys_number(const struct keys_def *k, const char *s, uint64_t *out, const char **why)
+{
+	switch (k->type) {
+	case KT_DURATION:
+		return value_duration_ms(s, out, why);
+	case KT_SIZE:
+		return value_size_bytes(s, out, why);
+	default:
+		if (k->words != NULL && strcmp(s, k->words) == 0) {
+			*out = 0;
+			return LV_OK;
+		}
+		return value_uint(s, 0, UINT64_MAX, out, why);
+	}
+}
+
+static int keys_bounded(const struct keys_def *k, const char *s, uint64_t *out, char *err, size_t errsz)
+{
+	const char *why;
+	uint64_t v, lo = 0, hi = UINT64_MAX;
+	if (k->type == KT_UINT && k->words != NULL && strcmp(s, k->words) != 0 && *s != '\0' &&
+	    !isdigit((unsigned char)*s)) {
+		snprintf(err, errsz, "expected a whole number or %s", k->words);
+		return LV_ERR;
+	}
+	if (keys_number(k, s, &v, &why) != LV_OK) {
+		snprintf(err, errsz, "%s", why);
+		return LV_ERR;
+	}
+	if ((k->min != NULL && keys_number(k, k->min, &lo, &why) != LV_OK) ||
+	    (k->max != NULL && keys_number(k, k->max, &hi, &why) != LV_OK)) {
+		snprintf(err, errsz, "bad bound in the key table: %s", why);
+		return LV_ERR;
+	}
+	if (v < lo || v > hi) {
+		if (k->min != NULL && k->max != NULL)
+			snprintf(err, errsz, "must be between %s and %s", k->min, k->max);
+		else if (k->min != NULL)
+			snprintf(err, errsz, "must be at least %s", k->min);
+		else
+			snprintf(err, errsz, "must be at most %s", k->max);
+		return LV_ERR;
+	}
+	*out = v;
+	return LV_OK;
+}
+
+static bool keys_name_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= max)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
+			return false;
+	return true;
+}
+
+static int keys_methods(const char *s, unsigned *out, char *err, size_t errsz)
+{
+	if (strcmp(s, "any") == 0) {
+		*out = LV_M_ANY;
+		return LV_OK;
+	}
+	unsigned mask = 0;
+	const char *p = s;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *tok = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		size_t len = (size_t)(p - tok);
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (len == 0 || (*p != ',' && *p != '\0')) {
+			snprintf(err, errsz, "expected a comma-separated list of methods, e.g. GET, HEAD");
+			return LV_ERR;
+		}
+		unsigned bit = policy_method_bit(tok, len);
+		if (bit == LV_M_OTHER) {
+			snprintf(err, errsz,
+			         "unknown method \"%.*s\" (use GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, "
+			         "TRACE, or any; names are case-sensitive)",
+			         (int)len, tok);
+			return LV_ERR;
+		}
+		mask |= bit;
+		if (*p == '\0')
+			break;
+		p++;
+	}
+	*out = mask;
+	return LV_OK;
+}
+
+/* Writes `len` bytes of `v` to the field of `k`, after checking that the
+ * table gives the field the size its type stores. */
+static int keys_store(const struct keys_def *k, void *base, const void *v, size_t len, char *err,
+                      size_t errsz)
+{
+	if (k->size != len) {
+		snprintf(err, errsz, "key table gives the field a wrong size");
+		return LV_ERR;
+	}
+	memcpy((char *)base + k->off, v, len);
+	return LV_OK;
+}
+
+int keys_set(const struct keys_def *k, void *base, const char *text, char *err, size_t errsz)
+{
+	const char *why = NULL;
+	char *field = (char *)base + k->off;
+	char list[128];
+
+	switch (k->type) {
+	case KT_NAME:
+		if (!keys_name_ok(text, k->size)) {
+			snprintf(err, errsz, "must be 1-%zu characters of A-Z a-z 0-9 _ . -", k->size - 1);
+			return LV_ERR;
+		}
+		memcpy(field, text, strlen(text) + 1);
+		return LV_OK;
+	case KT_HOSTPORT: {
+		struct lv_hostport hp;
+		if (value_hostport(text, &hp, &why) != LV_OK) {
+			snprintf(err, errsz, "%s", why);
+			return LV_ERR;
+		}
+		return keys_store(k, base, &hp, sizeof(hp), err, errsz);
+	}
+	case KT_DURATION:
+	case KT_SIZE:
+	case KT_UINT: {
+		uint64_t v;
+		if (keys_bounded(k, text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_BOOL: {
+		bool v;
+		if (value_bool(text, &v, &why) != LV_OK) {
+			snprintf(err, errsz, "%s", why);
+			return LV_ERR;
+		}
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_PERCENT: {
+		double v, lo = 0, hi = 100;
+		if (value_percent(text, &v, &why) != LV_OK) {
+			snprintf(err, errsz, "%s", why);
+			return LV_ERR;
+		}
+		if ((k->min != NULL && value_percent(k->min, &lo, &why) != LV_OK) ||
+		    (k->max != NULL && value_percent(k->max, &hi, &why) != LV_OK)) {
+			snprintf(err, errsz, "bad bound in the key table: %s", why);
+			return LV_ERR;
+		}
+		if (v < lo || v > hi) {
+			snprintf(err, errsz, "must be between %s and %s", k->min ? k->min : "0%",
+			         k->max ? k->max : "100%");
+			return LV_ERR;
+		}
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_ENUM: {
+		int v = keys_word(k->words, text);
+		if (v < 0) {
+			keys_words_list(k->words, ", ", list, sizeof(list));
+			snprintf(err, errsz, "must be one of %s", list);
+			return LV_ERR;
+		}
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_PATH: {
+		size_t n = strlen(text);
+		if (keys_word(k->words, text) < 0) {
+			bool ctl = false;
+			for (const char *p = text; *p; p++)
+				ctl |= (unsigned char)*p < ' ' || *p == 0x7f;
+			if (text[0] != '/' || ctl) {
+				keys_words_list(k->words, ", ", list, sizeof(list));
+				snprintf(err, errsz, "must be %s, or an absolute path", list);
+				return LV_ERR;
+			}
+		}
+		if (n >= k->size) {
+			snprintf(err, errsz, "path too long (max %zu bytes)", k->size - 1);
+			return LV_ERR;
+		}
+		memcpy(field, text, n + 1);
+		return LV_OK;
+	}
+	case KT_METHODS: {
+		unsigned v;
+		if (keys_methods(text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_GLOB:
+	case KT_PREFIX: {
+		/* The pattern, its length and its kind are one value: `base` is a route. */
+		struct lv_route *r = base;
+		enum lv_match_kind kind = k->type == KT_GLOB ? LV_MATCH_GLOB : LV_MATCH_PREFIX;
+		size_t n = strlen(text);
+		if (n >= sizeof(r->pattern)) {
+			snprintf(err, errsz, "pattern too long (max %zu bytes)", sizeof(r->pattern) - 1);
+			return LV_ERR;
+		}
+		if (route_pattern_check(kind, text, n, &why) != LV_OK) {
+			snprintf(err, errsz, "%s", why);
+			return LV_ERR;
+		}
+		memcpy(r->pattern, text, n + 1);
+		r->pattern_len = n;
+		r->kind = kind;
+		return LV_OK;
+	}
+	}
+	snprintf(err, errsz, "key table names an unknown type");
+	return LV_ERR;
+}
+
+int keys_defaults(const struct keys_section *s, void *base, char *err, size_t errsz)
+{
+	for (size_t i = 0; i < KEYS_N; i++) {
+		const struct keys_def *k = &keys_def_table[i];
+		if (k->def == NULL || strcmp(k->section, s->name) != 0)
+			continue;
+		char why[KEYS_ERR_MAX];
+		if (keys_set(k, base, k->def, why, sizeof(why)) != LV_OK) {
+			snprintf(err, errsz, "default of [%s] %s: %s", k->section, k->name, why);
+			return LV_ERR;
+		}
+	}
+	return LV_OK;
+}
+
+bool keys_equal(const struct keys_def *k, const void *a, const void *b)
+{
+	const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
+	switch (k->type) {
+	case KT_NAME:
+	case KT_PATH:
+		return strcmp(fa, fb) == 0;
+	case KT_HOSTPORT: {
+		const struct lv_hostport *ha = (const void *)fa, *hb = (const void *)fb;
+		return ha->port == hb->port && strcmp(ha->host, hb->host) == 0;
+	}
+	case KT_GLOB:
+	case KT_PREFIX: {
+		const struct lv_route *ra = a, *rb = b;
+		return ra->kind == rb->kind && strcmp(ra->pattern, rb->pattern) == 0;
+	}
+	default:
+		/* Scalars, all stored by keys_store() from one whole value. */
+		return memcmp(fa, fb, k->size) == 0;
+	}
+}
+
+/* ---- uses of the table ------------------------------------------------- */
+
+void policy_static_changes(const struct lv_policy *old, const struct lv_policy *new,
+                           void (*cb)(const char *section, const char *key, void *arg), void *arg)
+{
+	for (size_t i = 0; i < KEYS_N; i++) {
+		const struct keys_def *k = &keys_def_table[i];
+		const struct keys_section *s = keys_section_find(k->section);
+		/* Keys of named sections are all reloadable (the unit tests check it):
+		 * their instances come and go with the file. */
+		if (k->reload || s == NULL || s->named)
+			continue;
+		if (!keys_equal(k, old, new))
+			cb(k->section, k->name, arg);
+	}
+}
+
+/* Writes `s` as a Markdown table cell: '|' would end the cell. */
+static void keys_md_cell(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '|')
+			fputc('\\', out);
+		fputc(*s, out);
+	}
+}
+
+static void keys_md_type(FILE *out, const struct keys_def *k)
+{
+	char list[128];
+	switch (k->type) {
+	case KT_NAME:
+		fputs("name", out);
+		break;
+	case KT_HOSTPORT:
+		fputs("host:port", out);
+		break;
+	case KT_DURATION:
+		fputs("duration", out);
+		break;
+	case KT_SIZE:
+		fputs("size", out);
+		break;
+	case KT_UINT:
+		fputs("integer", out);
+		if (k->words)
+			fprintf(out, " or `%s`", k->words);
+		break;
+	case KT_BOOL:
+		fputs("bool", out);
+		break;
+	case KT_PERCENT:
+		fputs("percent", out);
+		break;
+	case KT_ENUM:
+		keys_words_list(k->words, "`, `", list, sizeof(list));
+		fprintf(out, "one of `%s`", list);
+		break;
+	case KT_PATH:
+		keys_words_list(k->words, "`, `", list, sizeof(list));
+		fprintf(out, "`%s` or absolute path", list);
+		break;
+	case KT_METHODS:
+		fputs("method list", out);
+		break;
+	case KT_GLOB:
+		fputs("glob pattern", out);
+		break;
+	case KT_PREFIX:
+		fputs("path prefix", out);
+		break;
+	}
+}
+
+static const char *keys_md_unit(const struct keys_def *k)
+{
+	if (k->unit != NULL)
+		return k->unit;
+	switch (k->type) {
+	case KT_DURATION:
+		return "ms, s, m, h";
+	case KT_SIZE:
+		return "B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)";
+	case KT_PERCENT:
+		return "%";
+	default:
+		return "";
+	}
+}
+
+static void keys_md_bounds(FILE *out, const struct keys_def *k)
+{
+	if (k->type == KT_NAME)
+		fprintf(out, "1-%zu of `A-Z a-z 0-9 _ . -`", k->size - 1);
+	else if (k->min != NULL && k->max != NULL)
+		fprintf(out, "`%s` - `%s`", k->min, k->max);
+	else if (k->min != NULL)
+		fprintf(out, "at least `%s`", k->min);
+	else if (k->max != NULL)
+		fprintf(out, "at most `%s`", k->max);
+}
+
+/* "required: one of `match`, `prefix`" for a key in a one_of group. */
+static void keys_md_one_of(FILE *out, const struct keys_def *k)
+{
+	const char *sep = "required: one of ";
+	for (size_t i = 0; i < KEYS_N; i++) {
+		const struct keys_def *o = &keys_def_table[i];
+		if (o->one_of == k->one_of && strcmp(o->section, k->section) == 0) {
+			fprintf(out, "%s`%s`", sep, o->name);
+			sep = ", ";
+		}
+	}
+}
+
+void policy_keys_markdown(FILE *out)
+{
+	for (size_t si = 0; si < SECTIONS_N; si++) {
+		const struct keys_section *s = &keys_section_table[si];
+		if (s->named)
+			fprintf(out, "### [%s \"NAME\"]\n\n", s->name);
+		else
+			fprintf(out, "### [%s]\n\n", s->name);
+		fprintf(out, "%s\n\n", s->doc);
+		fputs("| key | type | default | unit | bounds | reload | description |\n", out);
+		fputs("|---|---|---|---|---|---|---|\n", out);
+		for (size_t i = 0; i < KEYS_N; i++) {
+			const struct keys_def *k = &keys_def_table[i];
+			if (strcmp(k->section, s->name) != 0)
+				continue;
+			fprintf(out, "| `%s` | ", k->name);
+			keys_md_type(out, k);
+			fputs(" | ", out);
+			if (k->def != NULL)
+				fprintf(out, "`%s`", k->def);
+			else if (k->one_of != 0)
+				keys_md_one_of(out, k);
+			fprintf(out, " | %s | ", keys_md_unit(k));
+			keys_md_bounds(out, k);
+			fprintf(out, " | %s | ", k->reload ? "yes" : "no, restart");
+			keys_md_cell(out, k->doc);
+			fputs(" |\n", out);
+		}
+		fputs("\n", out);
+	}
+}

@@ -1,0 +1,841 @@
+/*
+ * policy.c - loading a policy file into an immutable snapshot.
+ *
+ * inih splits "key = value" lines, trims them and strips " ;" comments; it is
+ * fed through policy_read_line(), which hands it one line at a time and so
+ * always knows the current line number (Debian's inih is built without
+ * INI_HANDLER_LINENO). The reader also does what inih would get wrong or
+ * report only as a bare line number:
+ *
+ *   - a line over POLICY_LINE_MAX bytes, which inih would silently split
+ *     into two lines;
+ *   - indented lines, which inih would take as a continuation of the
+ *     previous value (its INI_ALLOW_MULTILINE) and pass again under the same
+ *     key; levee does not support continuations, so they are errors;
+ *   - section headers, parsed here because inih truncates section names to
+ *     49 bytes and says nothing about headers with no keys;
+ *   - lines that are neither a header, a comment, nor "key = value".
+ * Only well-formed "key = value" lines reach inih; every other line is handed
+ * over as an empty line, so inih's line count stays equal to ours.
+ *
+ * Every problem is reported, not just the first; a snapshot is returned only
+ * when there were none. The error format is part of levee's interface
+ * (`levee check`): "FILE:LINE: [SECTION] KEY: REASON".
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_internal.h"
+
+#define POLICY_FILE_MAX (1024 * 1024)
+/* More errors than this means the wrong file, not a typo; stop listing. */
+#define POLICY_ERRORS_MAX 100
+#define POLICY_MSG_MAX 2048
+
+struct policy_parse {
+	const char *file; /* name used in messages */
+	const char *pos, *end;
+	int line; /* of the line last handed to inih */
+	struct lv_diag *diag;
+	int errors;
+	struct lv_policy *p;
+
+	/* The section being read. `sec` is NULL before the first header, where
+	 * a key is an error, and after a header that was unparsable or named an
+	 * unknown section, where `skip` is set and keys are ignored (the header
+	 * was reported). A known section with a wrong header (a duplicate, a bad
+	 * name) is `rejected`: its keys are still checked, but go to `scratch`. */
+	const struct keys_section *sec;
+	bool skip;
+	bool rejected;
+	void *base;  /* where its keys are stored */
+	int *seen;   /* per key of the table: line where this section set it */
+	int header_line;
+	char label[POLICY_LINE_MAX + 8]; /* "[levee]", "[route \"users\"]" */
+	char last_key[POLICY_LINE_MAX + 1]; /* key of the previous line, "" if it was none */
+
+	int *seen_top;    /* `seen` for the sections that appear once */
+	int *seen_elem;   /* `seen` for the current instance of a named section */
+	int *sec_line;    /* per section: line of its header, for those that appear once */
+	void *scratch;    /* takes the keys of a rejected section so that they are still checked */
+	const char *overridden[3]; /* keys set from the command line */
+
+	/* Line of each error added to `diag` by this load (0: none), so that
+	 * they can be listed in file order at the end. */
+	size_t diag_first;
+	int *err_lines;
+	size_t err_cap;
+	bool sortable;
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Adds one finished error line to `diag`, remembering its file line for
+ * policy_sort_errors(). Should either allocation fail, the lines stay in the
+ * order they were found. */
+static void policy_add(struct policy_parse *st, int line, const char *text)
+{
+	size_t at = st->diag->n;
+	diag_add(st->diag, "%s", text);
+	if (st->diag->n != at + 1 || !st->sortable)
+		return;
+	size_t i = at - st->diag_first;
+	if (i >= st->err_cap) {
+		size_t cap = st->err_cap ? st->err_cap * 2 : 16;
+		int *grown = realloc(st->err_lines, cap * sizeof(*grown));
+		if (grown == NULL) {
+			st->sortable = false;
+			return;
+		}
+		st->err_lines = grown;
+		st->err_cap = cap;
+	}
+	st->err_lines[i] = line;
+}
+
+/* Sorts this load's errors by line, stably, so that `levee check` lists them
+ * in file order although some are found late (at the end of a section, or
+ * in the checks across keys). Errors without a line go last. Insertion
+ * sort: the list is short and nearly sorted. */
+static void policy_sort_errors(struct policy_parse *st)
+{
+	char **lines = st->diag->lines + st->diag_first;
+	size_t n = st->diag->n - st->diag_first;
+	if (!st->sortable)
+		return;
+	for (size_t i = 1; i < n; i++) {
+		int line = st->err_lines[i];
+		char *text = lines[i];
+		unsigned key = line > 0 ? (unsigned)line : UINT_MAX;
+		size_t j = i;
+		for (; j > 0; j--) {
+			int prev = st->err_lines[j - 1];
+			if ((prev > 0 ? (unsigned)prev : UINT_MAX) <= key)
+				break;
+			st->err_lines[j] = prev;
+			lines[j] = lines[j - 1];
+		}
+		st->err_lines[j] = line;
+		lines[j] = text;
+	}
+}
+
+/* Adds "FILE:LINE: WHAT: REASON". LINE is left out when 0, WHAT when NULL,
+ * and FILE when `file` is NULL (an error in a command-line flag). */
+static void policy_verr(struct policy_parse *st, const char *file, int line, const char *what,
+                        const char *fmt, va_list ap)
+{
+	char text[POLICY_MSG_MAX];
+	size_t o = 0;
+
+	st->errors++;
+	if (st->errors > POLICY_ERRORS_MAX + 1)
+		return;
+	if (st->errors == POLICY_ERRORS_MAX + 1) {
+		snprintf(text, sizeof(text), "%s: too many errors; the rest are not shown", st->file);
+		policy_add(st, 0, text);
+		return;
+	}
+	if (file != NULL)
+		o = (size_t)snprintf(text, sizeof(text), line > 0 ? "%s:%d: " : "%s: ", file, line);
+	if (what != NULL && o < sizeof(text))
+		o += (size_t)snprintf(text + o, sizeof(text) - o, "%s: ", what);
+	if (o < sizeof(text))
+		vsnprintf(text + o, sizeof(text) - o, fmt, ap);
+	policy_add(st, file != NULL ? line : 0, text);
+}
+
+/* "FILE:LINE: REASON", or "FILE: REASON" when `line` is 0. */
+__attribute__((format(printf, 3, 4))) static void policy_err(struct policy_parse *st, int line,
+                                                             const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	policy_verr(st, st->file, line, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* "--FLAG: REASON" for a command-line override. */
+__attribute__((format(printf, 3, 4))) static void policy_flag_err(struct policy_parse *st,
+                                                                  const char *flag, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	policy_verr(st, NULL, 0, flag, fmt, ap);
+	va_end(ap);
+}
+
+/* "FILE:LINE: [SECTION]: REASON" for the current section. */
+__attribute__((format(printf, 2, 3))) static void policy_err_section(struct policy_parse *st,
+                                                                     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	policy_verr(st, st->file, st->header_line, st->label, fmt, ap);
+	va_end(ap);
+}
+
+/* "FILE:LINE: [SECTION] KEY: REASON" for a key of the current section. */
+__attribute__((format(printf, 4, 5))) static void policy_err_key(struct policy_parse *st, int line,
+                                                                 const char *key, const char *fmt, ...)
+{
+	char what[sizeof(st->label) + POLICY_LINE_MAX + 2];
+	va_list ap;
+	snprintf(what, sizeof(what), "%s %s", st->label, key);
+	va_start(ap, fmt);
+	policy_verr(st, st->file, line, what, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- sections ---------------------------------------------------------- */
+
+static size_t policy_key_index(const struct keys_def *k)
+{
+	size_t n;
+	return (size_t)(k - keys_table(&n));
+}
+
+/* Checks the end of the current section: each one_of group set exactly once
+ * (e.g. a route needs one of match and prefix). Conflicts are reported when
+ * seen, so only the "none" case is left here. */
+static void policy_section_end(struct policy_parse *st)
+{
+	size_t n;
+	const struct keys_def *keys = keys_table(&n);
+	if (st->sec == NULL || st->rejected)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct keys_def *k = &keys[i];
+		if (k->one_of == 0 || strcmp(k->section, st->sec->name) != 0)
+			continue;
+		bool first = true, any = false;
+		char names[256] = "";
+		size_t o = 0;
+		for (size_t j = 0; j < n; j++) {
+			const struct keys_def *other = &keys[j];
+			if (other->one_of != k->one_of || strcmp(other->section, k->section) != 0)
+				continue;
+			if (j < i)
+				first = false; /* the group was handled with its first key */
+			any |= st->seen[j] != 0;
+			int w = snprintf(names + o, sizeof(names) - o, "%s%s", o ? " or " : "", other->name);
+			if (w > 0 && (size_t)w < sizeof(names) - o)
+				o += (size_t)w;
+		}
+		if (first && !any)
+			policy_err_section(st, "needs %s", names);
+	}
+out:
+	st->sec = NULL;
+	st->base = NULL;
+	st->rejected = false;
+}
+
+static void *policy_scratch(struct policy_parse *st)
+{
+	size_t n, size = sizeof(struct lv_policy);
+	const struct keys_section *secs = keys_sections(&n);
+	for (size_t i = 0; i < n; i++)
+		if (secs[i].named && secs[i].elem_size > size)
+			size = secs[i].elem_size;
+	if (st->scratch == NULL)
+		st->scratch = calloc(1, size);
+	else
+		memset(st->scratch, 0, size);
+	return st->scratch;
+}
+
+/* Appends a zeroed element to the array of named section `s`. The capacity
+ * is not stored: it is the next power of two at or above the count (at
+ * least 4), so the array grows exactly when the count reaches one. */
+static void *policy_elem_new(struct policy_parse *st, const struct keys_section *s)
+{
+	char *pb = (char *)st->p;
+	void *arr;
+	size_t count;
+	memcpy(&arr, pb + s->array_off, sizeof(arr));
+	memcpy(&count, pb + s->count_off, sizeof(count));
+	if (count == 0 || (count >= 4 && (count & (count - 1)) == 0)) {
+		size_t cap = count == 0 ? 4 : count * 2;
+		void *grown = realloc(arr, cap * s->elem_size);
+		if (grown == NULL)
+			return NULL;
+		arr = grown;
+		memcpy(pb + s->array_off, &arr, sizeof(arr));
+	}
+	char *elem = (char *)arr + count * s->elem_size;
+	memset(elem, 0, s->elem_size);
+	count++;
+	memcpy(pb + s->count_off, &count, sizeof(count));
+	return elem;
+}
+
+static bool policy_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len >= LV_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+			return false;
+	return true;
+}
+
+/* Starts section `word` (with `name` for [word "name"], else NULL). */
+static void policy_section_begin(struct policy_parse *st, const char *word, const char *name,
+                                 size_t nlen)
+{
+	size_t nkeys, nsecs;
+	keys_table(&nkeys);
+	const struct keys_section *secs = keys_sections(&nsecs);
+
+	policy_section_end(st);
+	if (name != NULL)
+		snprintf(st->label, sizeof(st->label), "[%s \"%.*s\"]", word, (int)nlen, name);
+	else
+		snprintf(st->label, sizeof(st->label), "[%s]", word);
+	st->header_line = st->line;
+	st->skip = false;
+
+	const struct keys_section *s = keys_section_find(word);
+	if (s == NULL) {
+		const char *hint = keys_suggest_section(word);
+		if (hint != NULL)
+			policy_err_section(st, "unknown section (did you mean \"%s\"?)", hint);
+		else
+			policy_err_section(st, "unknown section");
+		st->skip = true;
+		return;
+	}
+
+	/* From here on the keys are read and checked even if the header is
+	 * rejected; they then go to a scratch copy and are thrown away. */
+	st->sec = s;
+	memset(st->seen_elem, 0, nkeys * sizeof(*st->seen_elem));
+	st->seen = st->seen_elem;
+	st->base = policy_scratch(st);
+	st->rejected = true;
+	if (st->base == NULL) {
+		policy_err(st, st->line, "out of memory");
+		st->sec = NULL;
+		st->skip = true;
+		return;
+	}
+
+	if (!s->named) {
+		size_t si = (size_t)(s - secs);
+		if (name != NULL)
+			policy_err_section(st, "this section takes no name; write [%s]", word);
+		else if (st->sec_line[si] != 0)
+			policy_err_section(st, "duplicate section (first on line %d)", st->sec_line[si]);
+		else {
+			st->sec_line[si] = st->line;
+			st->seen = st->seen_top;
+			st->base = st->p;
+			st->rejected = false;
+		}
+		return;
+	}
+
+	if (name == NULL) {
+		policy_err_section(st, "needs a name, e.g. [%s \"NAME\"]", word);
+		return;
+	}
+	if (!policy_name_ok(name, nlen)) {
+		policy_err_section(st, "name must be 1-%d characters of A-Z a-z 0-9 _ . -", LV_NAME_MAX - 1);
+		return;
+	}
+	char *pb = (char *)st->p;
+	char *arr;
+	size_t count;
+	memcpy(&arr, pb + s->array_off, sizeof(arr));
+	memcpy(&count, pb + s->count_off, sizeof(count));
+	for (size_t i = 0; i < count; i++) {
+		const char *elem = arr + i * s->elem_size;
+		const char *ename = elem + s->name_off;
+		if (strlen(ename) == nlen && memcmp(ename, name, nlen) == 0) {
+			int line;
+			memcpy(&line, elem + s->line_off, sizeof(line));
+			policy_err_section(st, "duplicate %s name (first on line %d)", s->name, line);
+			return;
+		}
+	}
+	if (count >= s->max) {
+		policy_err_section(st, "too many %s sections (at most %zu)", s->name, s->max);
+		return;
+	}
+	char *elem = policy_elem_new(st, s);
+	if (elem == NULL) {
+		policy_err(st, st->line, "out of memory");
+		return;
+	}
+	memcpy(elem + s->name_off, name, nlen);
+	memcpy(elem + s->line_off, &st->line, sizeof(st->line));
+	char why[KEYS_ERR_MAX];
+	if (keys_defaults(s, elem, why, sizeof(why)) != LV_OK)
+		policy_err(st, 0, "internal error: %s", why);
+	st->base = elem;
+	st->rejected = false;
+}
+
+/* Parses a header line: '[' WORD ( '"' NAME '"' )? ']' then at most a
+ * " ;" comment. Whitespace is allowed around the parts. */
+static void policy_header(struct policy_parse *st, const char *s, const char *e)
+{
+	const char *p = s + 1;
+
+	policy_section_end(st); /* its errors belong before this line's */
+	while (p < e && isblank((unsigned char)*p))
+		p++;
+	const char *word = p;
+	while (p < e && (isalnum((unsigned char)*p) || *p == '_' || *p == '-'))
+		p++;
+	size_t wlen = (size_t)(p - word);
+	while (p < e && isblank((unsigned char)*p))
+		p++;
+	const char *name = NULL;
+	size_t nlen = 0;
+	if (p < e && *p == '"') {
+		name = ++p;
+		const char *q = memchr(p, '"', (size_t)(e - p));
+		if (q == NULL) {
+			policy_err(st, st->line, "missing closing '\"' in section header");
+			goto reject;
+		}
+		nlen = (size_t)(q - name);
+		p = q + 1;
+		while (p < e && isblank((unsigned char)*p))
+			p++;
+	}
+	if (wlen == 0) {
+		policy_err(st, st->line, "missing section name after '['");
+		goto reject;
+	}
+	if (p >= e || *p != ']') {
+		const char *close = p < e ? memchr(p, ']', (size_t)(e - p)) : NULL;
+		if (close == NULL)
+			policy_err(st, st->line, "missing ']' at the end of the section header");
+		else if (name == NULL)
+			policy_err(st, st->line, "section names must be quoted, e.g. [%.*s \"%.*s\"]", (int)wlen,
+			           word, (int)(close - p), p);
+		else
+			policy_err(st, st->line, "unexpected text before ']'");
+		goto reject;
+	}
+	p++;
+	while (p < e && isblank((unsigned char)*p))
+		p++;
+	if (p < e && *p != ';') {
+		policy_err(st, st->line, "unexpected text after ']'%s",
+		           *p == '#' ? " (a comment after a header starts with ';')" : "");
+		goto reject;
+	}
+
+	char wbuf[POLICY_LINE_MAX + 1];
+	memcpy(wbuf, word, wlen);
+	wbuf[wlen] = '\0';
+	policy_section_begin(st, wbuf, name, nlen);
+	return;
+
+reject:
+	/* The keys that follow belong to a section we cannot name: skip them. */
+	st->skip = true;
+}
+
+/* ---- lines ------------------------------------------------------------- */
+
+/* Where inih ends a key (at '=' or ':') or a value (at a ';' that follows
+ * whitespace): the same rule as inih's find_chars_or_comment(). */
+static const char *policy_ini_stop(const char *s, const char *e, const char *chars)
+{
+	bool was_space = false;
+	for (; s < e; s++) {
+		if (chars != NULL && strchr(chars, *s) != NULL)
+			return s;
+		if (was_space && *s == ';')
+			return s;
+		was_space = isspace((unsigned char)*s);
+	}
+	return e;
+}
+
+/* The ini_reader given to inih: returns the next line, or an empty line in
+ * place of one that must not reach inih (see the top of this file). */
+static char *policy_read_line(char *buf, int num, void *stream)
+{
+	struct policy_parse *st = stream;
+	if (st->pos >= st->end)
+		return NULL;
+
+	const char *s = st->pos;
+	const char *nl = memchr(s, '\n', (size_t)(st->end - s));
+	const char *e = nl ? nl : st->end;
+	st->pos = nl ? nl + 1 : st->end;
+	st->line++;
+	buf[0] = '\0';
+
+	if (e > s && e[-1] == '\r')
+		e--;
+	if (st->line == 1 && e - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3; /* UTF-8 byte order mark, as some editors write */
+	size_t len = (size_t)(e - s);
+	if (len > POLICY_LINE_MAX || len >= (size_t)num) {
+		policy_err(st, st->line, "line too long (max %d bytes)", POLICY_LINE_MAX);
+		return buf;
+	}
+	if (memchr(s, '\0', len) != NULL) {
+		policy_err(st, st->line, "NUL byte in line");
+		return buf;
+	}
+
+	const char *t = s;
+	while (t < e && isspace((unsigned char)*t))
+		t++;
+	if (t == e || *t == ';' || *t == '#')
+		return buf; /* blank or comment */
+	if (t > s) {
+		if (st->skip)
+			return buf;
+		/* inih would append it to the previous key: say so, naming that key. */
+		if (st->sec != NULL && st->last_key[0] != '\0')
+			policy_err_key(st, st->line, st->last_key,
+			               "continuation lines are not supported; put the value on one line");
+		else
+			policy_err(st, st->line, "indented line; start sections and keys in the first column");
+		return buf;
+	}
+	st->last_key[0] = '\0';
+	if (*t == '[') {
+		policy_header(st, t, e);
+		return buf;
+	}
+	const char *stop = policy_ini_stop(t, e, "=:");
+	if (stop == e || *stop != '=') {
+		policy_err(st, st->line, "expected KEY = VALUE");
+		return buf;
+	}
+	if (stop == t) {
+		policy_err(st, st->line, "missing key name before '='");
+		return buf;
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* The ini_handler: one "key = value" of the current section. inih's own
+ * `section` is ignored: it is truncated, and the reader knows better. */
+static int policy_on_key(void *user, const char *section, const char *key, const char *value)
+{
+	struct policy_parse *st = user;
+	(void)section;
+
+	snprintf(st->last_key, sizeof(st->last_key), "%s", key);
+	if (st->skip)
+		return 1;
+	if (st->sec == NULL) {
+		policy_err(st, st->line, "%s: key outside of any section (add a [levee] line above it)", key);
+		return 1;
+	}
+	const struct keys_def *k = keys_find(st->sec->name, key);
+	if (k == NULL) {
+		size_t n;
+		const struct keys_def *keys = keys_table(&n);
+		const char *hint = keys_suggest_key(st->sec->name, key);
+		const char *home = NULL;
+		for (size_t i = 0; i < n && home == NULL; i++)
+			if (strcmp(keys[i].name, key) == 0)
+				home = keys[i].section;
+		if (hint != NULL)
+			policy_err_key(st, st->line, key, "unknown key (did you mean \"%s\"?)", hint);
+		else if (home != NULL)
+			policy_err_key(st, st->line, key, "unknown key here (it belongs in [%s%s])", home,
+			               keys_section_find(home)->named ? " \"NAME\"" : "");
+		else
+			policy_err_key(st, st->line, key, "unknown key");
+		return 1;
+	}
+
+	size_t n, idx = policy_key_index(k);
+	const struct keys_def *keys = keys_table(&n);
+	if (st->seen[idx] != 0) {
+		policy_err_key(st, st->line, key, "duplicate key (first set on line %d)", st->seen[idx]);
+		return 1;
+	}
+	if (k->one_of != 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (i != idx && keys[i].one_of == k->one_of && st->seen[i] != 0 &&
+			    strcmp(keys[i].section, k->section) == 0) {
+				policy_err_key(st, st->line, key, "conflicts with %s on line %d (use only one)",
+				               keys[i].name, st->seen[i]);
+				return 1;
+			}
+		}
+	}
+	st->seen[idx] = st->line;
+
+	char expanded[POLICY_VALUE_MAX];
+	char err[KEYS_ERR_MAX];
+	const char *why;
+	if (value_expand_env(value, expanded, sizeof(expanded), &why) != LV_OK)
+		policy_err_key(st, st->line, key, "%s", why);
+	else if (keys_set(k, st->base, expanded, err, sizeof(err)) != LV_OK)
+		policy_err_key(st, st->line, key, "%s", err);
+	return 1;
+}
+
+/* ---- checks across keys ------------------------------------------------ */
+
+/* Where the value of a [levee] or [limits] key came from: its command-line
+ * flag (returns true, *line = 0), the file (returns true, *line > 0) or the
+ * built-in default (returns false). */
+static bool policy_origin(const struct policy_parse *st, const char *section, const char *key,
+                          int *line)
+{
+	*line = 0;
+	for (size_t i = 0; i < sizeof(st->overridden) / sizeof(st->overridden[0]); i++)
+		if (st->overridden[i] != NULL && strcmp(st->overridden[i], key) == 0)
+			return true;
+	*line = st->seen_top[policy_key_index(keys_find(section, key))];
+	return *line != 0;
+}
+
+/* Reports a conflict between keys `a` and `b` against `a` if the operator set
+ * it (in the file or by flag), since that is the one to fix, else against
+ * `b`: "--admin: REASON", "FILE:LINE: [levee] admin: REASON", or
+ * "FILE: [levee] listen: REASON" for a default. */
+__attribute__((format(printf, 5, 6))) static void policy_err_pair(struct policy_parse *st,
+                                                                  const char *section, const char *a,
+                                                                  const char *b, const char *fmt, ...)
+{
+	char what[128];
+	int line;
+	const char *key = policy_origin(st, section, a, &line) ? a : b;
+	bool flag = policy_origin(st, section, key, &line) && line == 0;
+	if (flag)
+		snprintf(what, sizeof(what), "--%s", key);
+	else
+		snprintf(what, sizeof(what), "[%s] %s", section, key);
+	va_list ap;
+	va_start(ap, fmt);
+	policy_verr(st, flag ? NULL : st->file, line, what, fmt, ap);
+	va_end(ap);
+}
+
+static bool policy_wildcard(const char *host)
+{
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+static bool policy_loopback(const char *host)
+{
+	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+	       strcmp(host, "localhost") == 0;
+}
+
+static void policy_check(struct policy_parse *st)
+{
+	const struct lv_policy *p = st->p;
+
+	if (p->limits.uri_bytes > p->limits.header_bytes)
+		policy_err_pair(st, "limits", "uri_bytes", "header_bytes",
+		                "uri_bytes (%" PRIu64 ") must not exceed header_bytes (%" PRIu64 ")",
+		                p->limits.uri_bytes, p->limits.header_bytes);
+
+	if (p->admin.port == p->listen.port &&
+	    (strcmp(p->admin.host, p->listen.host) == 0 || policy_wildcard(p->admin.host) ||
+	     policy_wildcard(p->listen.host)))
+		policy_err_pair(st, "levee", "admin", "listen", "admin (%s:%u) and listen (%s:%u) overlap",
+		                p->admin.host, p->admin.port, p->listen.host, p->listen.port);
+
+	/* Only a sure loop is an error: the upstream may be another machine that
+	 * happens to use the same port. */
+	if (p->upstream.port == p->listen.port &&
+	    (strcmp(p->upstream.host, p->listen.host) == 0 ||
+	     (policy_wildcard(p->listen.host) && policy_loopback(p->upstream.host))))
+		policy_err_pair(st, "levee", "upstream", "listen",
+		                "upstream is levee's own listen address (%s:%u); requests would loop",
+		                p->listen.host,
+		                p->listen.port);
+}
+
+static void policy_overrides(struct policy_parse *st, const struct lv_overrides *ov)
+{
+	if (ov == NULL)
+		return;
+	const struct {
+		const char *key, *value;
+	} flags[] = {{"listen", ov->listen}, {"upstream", ov->upstream}, {"admin", ov->admin}};
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		if (flags[i].value == NULL)
+			continue;
+		char err[KEYS_ERR_MAX], what[32];
+		snprintf(what, sizeof(what), "--%s", flags[i].key);
+		if (keys_set(keys_find("levee", flags[i].key), st->p, flags[i].value, err, sizeof(err)) != LV_OK) {
+			policy_flag_err(st, what, "%s", err);
+			continue;
+		}
+		st->overridden[i] = flags[i].key;
+	}
+}
+
+/* ---- loading ----------------------------------------------------------- */
+
+static void policy_checksum(const char *text, size_t len, char out[17])
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 */
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)text[i];
+		h *= 0x100000001b3ull;
+	}
+	snprintf(out, 17, "%016" PRIx64, h);
+}
+
+static void policy_free(struct lv_policy *p)
+{
+	if (p == NULL)
+		return;
+	free(p->routes);
+	free(p);
+}
+
+/* Loads `len` bytes of `text` (NULL: no file, only defaults and overrides). */
+static int policy_load(const char *file, const char *path, const char *text, size_t len,
+                       const struct lv_overrides *ov, struct lv_policy **out, struct lv_diag *diag)
+{
+	size_t nkeys, nsecs;
+	keys_table(&nkeys);
+	const struct keys_section *secs = keys_sections(&nsecs);
+	struct policy_parse st = {
+		.file = file,
+		.pos = text,
+		.end = text ? text + len : NULL,
+		.diag = diag,
+		.diag_first = diag->n,
+		.sortable = true,
+	};
+	int rc = LV_ERR;
+
+	st.p = calloc(1, sizeof(*st.p));
+	st.seen_top = calloc(nkeys, sizeof(int));
+	st.seen_elem = calloc(nkeys, sizeof(int));
+	st.sec_line = calloc(nsecs, sizeof(int));
+	if (st.p == NULL || st.seen_top == NULL || st.seen_elem == NULL || st.sec_line == NULL) {
+		policy_err(&st, 0, "out of memory");
+		goto done;
+	}
+	atomic_init(&st.p->refs, 1);
+	if (strlen(path) >= sizeof(st.p->path)) {
+		policy_err(&st, 0, "path too long");
+		goto done;
+	}
+	strcpy(st.p->path, path);
+
+	for (size_t i = 0; i < nsecs; i++) {
+		char why[KEYS_ERR_MAX];
+		if (!secs[i].named && keys_defaults(&secs[i], st.p, why, sizeof(why)) != LV_OK) {
+			policy_err(&st, 0, "internal error: %s", why);
+			goto done;
+		}
+	}
+
+	if (text != NULL) {
+		int r = ini_parse_stream(policy_read_line, &st, policy_on_key, &st);
+		policy_section_end(&st);
+		/* The reader hands inih only lines it accepts, so inih has nothing
+		 * left to complain about; this is a safety net. */
+		if (r != 0 && st.errors == 0)
+			policy_err(&st, r > 0 ? r : 0, "cannot parse this line");
+	}
+	policy_overrides(&st, ov);
+	policy_check(&st);
+	if (st.errors > 0) {
+		policy_sort_errors(&st);
+		goto done;
+	}
+
+	policy_checksum(text ? text : "", text ? len : 0, st.p->checksum);
+	st.p->loaded_at = time(NULL);
+	*out = st.p;
+	st.p = NULL;
+	rc = LV_OK;
+done:
+	policy_free(st.p);
+	free(st.seen_top);
+	free(st.seen_elem);
+	free(st.sec_line);
+	free(st.scratch);
+	free(st.err_lines);
+	return rc;
+}
+
+int policy_load_string(const char *name, const char *text, const struct lv_overrides *ov,
+                       struct lv_policy **out, struct lv_diag *diag)
+{
+	return policy_load(name, name, text, strlen(text), ov, out, diag);
+}
+
+int policy_load_defaults(const struct lv_overrides *ov, struct lv_policy **out, struct lv_diag *diag)
+{
+	return policy_load("built-in defaults", "", NULL, 0, ov, out, diag);
+}
+
+int policy_load_file(const char *path, const struct lv_overrides *ov, struct lv_policy **out,
+                     struct lv_diag *diag)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		diag_add(diag, "%s: cannot open: %s", path, strerror(errno));
+		return LV_ERR;
+	}
+	/* One byte more than allowed, to tell "too large" from "exactly full". */
+	char *text = malloc(POLICY_FILE_MAX + 1);
+	if (text == NULL) {
+		fclose(f);
+		diag_add(diag, "%s: out of memory", path);
+		return LV_ERR;
+	}
+	size_t len = fread(text, 1, POLICY_FILE_MAX + 1, f);
+	int rerr = ferror(f) ? errno : 0;
+	fclose(f);
+	int rc = LV_ERR;
+	if (rerr != 0)
+		diag_add(diag, "%s: cannot read: %s", path, strerror(rerr));
+	else if (len > POLICY_FILE_MAX)
+		diag_add(diag, "%s: larger than %d bytes; is this the right file?", path, POLICY_FILE_MAX);
+	else
+		rc = policy_load(path, path, text, len, ov, out, diag);
+	free(text);
+	return rc;
+}
+
+/* ---- the snapshot ------------------------------------------------------ */
+
+void policy_ref(struct lv_policy *p)
+{
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+}
+
+void policy_unref(struct lv_policy *p)
+{
+	if (p == NULL)
+		return;
+	/* acq_rel: every thread's last use happens before the free. */
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+		policy_free(p);
+}
+
+const struct lv_route *policy_route_match(const struct lv_policy *p, const char *path, size_t len,
+                                          unsigned method_bit, struct lv_captures *caps)
+{
+	for (size_t i = 0; i < p->nroutes; i++)
+		if (route_matches(&p->routes[i], path, len, method_bit, caps))
+			return &p->routes[i];
+	return NULL;
+}

@@ -1,0 +1,201 @@
+/*
+ * policy.h - the parsed, validated, immutable policy snapshot.
+ *
+ * A snapshot is built once (from a file, or from built-in defaults plus CLI
+ * overrides), never modified afterwards, and shared between threads by
+ * reference count. A reload builds a whole new snapshot and swaps the
+ * pointer; requests keep the snapshot they started with until they finish.
+ *
+ * This module is a leaf: it depends on inih and libc only, never on the
+ * event loop or the data path.
+ */
+#ifndef LEVEE_POLICY_H
+#define LEVEE_POLICY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#define LV_WARN_UNUSED __attribute__((warn_unused_result))
+
+#define LV_NAME_MAX 64  /* section names, service name, route names */
+#define LV_HOST_MAX 256
+#define LV_PATH_MAX 1024
+#define LV_MAX_ROUTES 256
+#define LV_MAX_CAPTURES 9 /* {1}..{9} */
+
+enum lv_status { LV_OK = 0, LV_ERR = -1 };
+
+/* ---- diagnostics ------------------------------------------------------- */
+
+/* A list of human-readable error lines, each already formatted as
+ * "file:line: [section] key: reason". Owned by the caller; free with
+ * diag_free(). */
+struct lv_diag {
+	char **lines;
+	size_t n, cap;
+};
+
+void diag_add(struct lv_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_free(struct lv_diag *d);
+
+/* ---- values ------------------------------------------------------------ */
+
+struct lv_hostport {
+	char host[LV_HOST_MAX]; /* literal host or IP, without brackets */
+	uint16_t port;
+};
+
+/* Method bits used by routes and by the data path. */
+enum lv_method {
+	LV_M_GET = 1u << 0,
+	LV_M_HEAD = 1u << 1,
+	LV_M_POST = 1u << 2,
+	LV_M_PUT = 1u << 3,
+	LV_M_PATCH = 1u << 4,
+	LV_M_DELETE = 1u << 5,
+	LV_M_OPTIONS = 1u << 6,
+	LV_M_TRACE = 1u << 7,
+	LV_M_OTHER = 1u << 8, /* any method not listed above */
+};
+#define LV_M_ANY 0x1ffu
+
+/* Returns the bit for a method token, or LV_M_OTHER for a token that is valid
+ * but not one of the named methods. */
+unsigned policy_method_bit(const char *method, size_t len);
+
+/* Value parsers. Each returns LV_OK, or LV_ERR with *why pointing at a static
+ * string that explains the problem (suitable after "key: "). They are exposed
+ * for the unit tests and for the CLI overrides. */
+int value_duration_ms(const char *s, uint64_t *out_ms, const char **why) LV_WARN_UNUSED;  /* "250ms", "5s", "2m", "1h"; bare "0" allowed */
+int value_size_bytes(const char *s, uint64_t *out, const char **why) LV_WARN_UNUSED;      /* "512", "64KiB", "16MiB", "1GiB", also "KB"=1000 */
+int value_percent(const char *s, double *out, const char **why) LV_WARN_UNUSED;           /* "50%" -> 50.0 */
+int value_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, const char **why) LV_WARN_UNUSED;
+int value_bool(const char *s, bool *out, const char **why) LV_WARN_UNUSED;                /* true/false/yes/no/on/off/1/0 */
+int value_hostport(const char *s, struct lv_hostport *out, const char **why) LV_WARN_UNUSED; /* "host:port", "[v6]:port" */
+/* ${VAR} and ${VAR:-default} expansion from the process environment. An
+ * unset ${VAR} without default is an error. Output is NUL-terminated. */
+int value_expand_env(const char *in, char *out, size_t outsz, const char **why) LV_WARN_UNUSED;
+
+/* ---- routes ------------------------------------------------------------ */
+
+enum lv_match_kind {
+	LV_MATCH_PREFIX, /* prefix = /static/   : path starts with the string */
+	LV_MATCH_GLOB,   /* match  = a glob: '*' = one segment, '**' = rest */
+};
+
+struct lv_route {
+	char name[LV_NAME_MAX];
+	enum lv_match_kind kind;
+	char pattern[LV_PATH_MAX];
+	size_t pattern_len;
+	unsigned methods; /* LV_M_* mask; LV_M_ANY when not restricted */
+	int line;         /* line of the [route "..."] header, for messages */
+};
+
+/* Captured '*' / '**' spans of a glob match, as offsets into the path. */
+struct lv_captures {
+	int n;
+	struct {
+		uint32_t off, len;
+	} c[LV_MAX_CAPTURES];
+};
+
+/* Pure matching function, exposed for tests. `path` is the path part of the
+ * request target (no query). Returns true on match and fills `caps` when not
+ * NULL. */
+bool route_matches(const struct lv_route *r, const char *path, size_t len, unsigned method_bit,
+                   struct lv_captures *caps);
+
+/* ---- the snapshot ------------------------------------------------------ */
+
+enum lv_log_level { LV_LOG_DEBUG, LV_LOG_INFO, LV_LOG_WARN, LV_LOG_ERROR };
+
+struct lv_limits {
+	uint64_t header_bytes;    /* [limits] header_bytes: request line + headers */
+	uint64_t headers;         /* [limits] headers: header field count */
+	uint64_t uri_bytes;       /* [limits] uri_bytes: request target length */
+	uint64_t body_bytes;      /* [limits] body_bytes: request body */
+	uint64_t header_timeout_ms;
+	uint64_t body_timeout_ms; /* inactivity while reading a request body */
+	uint64_t idle_timeout_ms; /* keep-alive idle between requests */
+	uint64_t send_timeout_ms; /* inactivity while writing to the client */
+};
+
+struct lv_upstream_cfg {
+	uint64_t connect_timeout_ms;
+	uint64_t response_timeout_ms; /* to the response head, and inactivity after it */
+	uint64_t keepalive;           /* idle connections kept per worker */
+	uint64_t keepalive_timeout_ms;
+	uint64_t probe_interval_ms;   /* readiness probe of the upstream */
+};
+
+struct lv_policy {
+	atomic_int refs;
+
+	/* provenance */
+	char path[LV_PATH_MAX];   /* "" when running on built-in defaults */
+	char checksum[17];        /* FNV-1a 64 of the file bytes, hex; of "" for defaults */
+	time_t loaded_at;         /* wall clock, seconds */
+
+	/* [levee] */
+	char service[LV_NAME_MAX];
+	struct lv_hostport listen;
+	struct lv_hostport upstream;
+	struct lv_hostport admin;
+	uint64_t workers;         /* 0 = auto (one per CPU) */
+	uint64_t max_connections;
+	uint64_t drain_timeout_ms;
+	char access_log[LV_PATH_MAX]; /* "stdout", "off", or a file path */
+	enum lv_log_level log_level;
+	bool trust_forwarded;     /* keep an incoming X-Forwarded-Proto */
+
+	struct lv_limits limits;  /* [limits] */
+	struct lv_upstream_cfg up; /* [upstream] */
+
+	size_t nroutes;
+	struct lv_route *routes;  /* in file order; first match wins */
+};
+
+/* Command-line overrides; NULL fields are not overridden. */
+struct lv_overrides {
+	const char *listen;
+	const char *upstream;
+	const char *admin;
+};
+
+/* Parse and validate a policy file. On success *out holds a snapshot with one
+ * reference. On failure returns LV_ERR, leaves *out untouched and adds one
+ * line per problem to `diag` (all problems are reported, not just the first). */
+int policy_load_file(const char *path, const struct lv_overrides *ov, struct lv_policy **out,
+                     struct lv_diag *diag) LV_WARN_UNUSED;
+
+/* Same, from in-memory text; `name` is used in messages as the file name.
+ * Used by the unit tests. */
+int policy_load_string(const char *name, const char *text, const struct lv_overrides *ov,
+                       struct lv_policy **out, struct lv_diag *diag) LV_WARN_UNUSED;
+
+/* The built-in defaults plus overrides (levee --upstream HOST:PORT). */
+int policy_load_defaults(const struct lv_overrides *ov, struct lv_policy **out,
+                         struct lv_diag *diag) LV_WARN_UNUSED;
+
+void policy_ref(struct lv_policy *p);
+void policy_unref(struct lv_policy *p);
+
+/* First route, in file order, that matches; NULL when none does. */
+const struct lv_route *policy_route_match(const struct lv_policy *p, const char *path, size_t len,
+                                          unsigned method_bit, struct lv_captures *caps);
+
+/* Calls `cb` once for every key whose value differs between `old` and `new`
+ * but which cannot change on reload (the running process keeps the old value
+ * until restart). */
+void policy_static_changes(const struct lv_policy *old, const struct lv_policy *new,
+                           void (*cb)(const char *section, const char *key, void *arg), void *arg);
+
+/* Writes the documentation of every key (from the key table) as Markdown. */
+void policy_keys_markdown(FILE *out);
+
+#endif

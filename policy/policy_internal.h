@@ -1,0 +1,104 @@
+/*
+ * policy_internal.h - what the files of policy/ share with each other and
+ * with their unit tests, and nobody else.
+ *
+ * The key table (keys.c) is the single description of every policy key:
+ * parsing, defaults, bounds, documentation and the reload flag all come from
+ * it. policy.c drives inih and reports errors; it knows no key by name except
+ * for the few cross-key checks.
+ */
+#ifndef LEVEE_POLICY_INTERNAL_H
+#define LEVEE_POLICY_INTERNAL_H
+
+#include "policy.h"
+
+/* Longest line a policy file may have, without its line terminator. inih (as
+ * Debian builds it) reads into a 200-byte buffer including the NUL. */
+#define POLICY_LINE_MAX 199
+
+/* Longest value after ${VAR} expansion, NUL included. */
+#define POLICY_VALUE_MAX LV_PATH_MAX
+
+/* Room for one formatted reason, e.g. "must be between 1KiB and 1MiB". */
+#define KEYS_ERR_MAX 256
+
+enum keys_type {
+	KT_NAME,     /* 1-63 of [A-Za-z0-9_.-], into char[] */
+	KT_HOSTPORT, /* struct lv_hostport */
+	KT_DURATION, /* uint64_t milliseconds */
+	KT_SIZE,     /* uint64_t bytes */
+	KT_UINT,     /* uint64_t; `words` may name a word meaning 0 ("auto") */
+	KT_BOOL,     /* bool */
+	KT_PERCENT,  /* double, 0-100 */
+	KT_ENUM,     /* int: index of the value in `words` ("a|b|c") */
+	KT_PATH,     /* char[]: an absolute path or one of `words` */
+	KT_METHODS,  /* unsigned LV_M_* mask */
+	KT_GLOB,     /* struct lv_route pattern, kind = LV_MATCH_GLOB */
+	KT_PREFIX,   /* struct lv_route pattern, kind = LV_MATCH_PREFIX */
+};
+
+/* A section of the policy file. A named section ([route "users"]) may appear
+ * many times and each instance becomes one element of an array inside
+ * struct lv_policy; the other sections appear at most once and their keys
+ * live directly in struct lv_policy. */
+struct keys_section {
+	const char *name;
+	bool named;
+	const char *doc;
+	/* named sections only: the element type and where the array lives */
+	size_t elem_size;
+	size_t array_off; /* T * in struct lv_policy */
+	size_t count_off; /* size_t in struct lv_policy */
+	size_t max;       /* most instances allowed */
+	size_t name_off;  /* char[LV_NAME_MAX] in the element */
+	size_t line_off;  /* int in the element: line of its header */
+};
+
+struct keys_def {
+	const char *section;
+	const char *name;
+	enum keys_type type;
+	size_t off;  /* into struct lv_policy, or into the element of a named section */
+	size_t size; /* of the field, checked against the type */
+	const char *def; /* default, in policy syntax; NULL: none (the key is required or optional) */
+	const char *min, *max; /* bounds, in policy syntax; NULL: none */
+	const char *words;     /* see enum keys_type */
+	const char *unit;      /* for the documentation */
+	bool reload;           /* may change on reload */
+	int one_of;            /* keys sharing a nonzero group: exactly one per section */
+	const char *doc;
+};
+
+/* ---- keys.c ------------------------------------------------------------ */
+
+const struct keys_def *keys_table(size_t *n);
+const struct keys_section *keys_sections(size_t *n);
+const struct keys_section *keys_section_find(const char *name);
+const struct keys_def *keys_find(const char *section, const char *name);
+
+/* Closest known section (or key of `section`) within edit distance 2 of
+ * `name`, for "did you mean" hints; NULL when none is close. */
+const char *keys_suggest_section(const char *name);
+const char *keys_suggest_key(const char *section, const char *name);
+
+/* Parses `text` as the value of `k` and stores it at `base` + k->off. On
+ * error leaves the field unchanged and writes the reason into `err`. */
+int keys_set(const struct keys_def *k, void *base, const char *text, char *err,
+             size_t errsz) LV_WARN_UNUSED;
+
+/* Stores the default of every key of `section` that has one. Fails only if
+ * the table itself is wrong (the unit tests make sure it is not). */
+int keys_defaults(const struct keys_section *s, void *base, char *err, size_t errsz) LV_WARN_UNUSED;
+
+bool keys_equal(const struct keys_def *k, const void *a, const void *b);
+
+/* ---- route.c ----------------------------------------------------------- */
+
+/* Checks that a pattern is one route_matches() handles: starts with '/', no
+ * whitespace, control bytes, '?' or '#'; for globs, at most one '*' per
+ * segment, '**' only as the whole final segment, at most LV_MAX_CAPTURES
+ * wildcards; for prefixes, no '*' at all. */
+int route_pattern_check(enum lv_match_kind kind, const char *pat, size_t len,
+                        const char **why) LV_WARN_UNUSED;
+
+#endif

@@ -1,0 +1,742 @@
+/*
+ * test_policy.c - loading policies: a table of policy texts with the exact
+ * error lines each must produce (the format is what `levee check` prints),
+ * then defaults, overrides, reload checks, reference counting, the key
+ * table itself, the examples, and policy/README.md against the key table.
+ *
+ * `test_policy --keys-markdown` prints the key reference for the README.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "policy_internal.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define MAX_ERRS 6
+
+struct load_case {
+	const char *what;
+	const char *text;
+	const char *errors[MAX_ERRS]; /* none: the text must load */
+};
+
+static const struct load_case load_cases[] = {
+	/* syntax */
+	{"empty file", "", {NULL}},
+	{"comments and blanks", "; a\n# b\n\n   \n\t\n[levee]\n  ; indented comment\n\t# too\n", {NULL}},
+	{"no final newline", "[levee]\nworkers = 2", {NULL}},
+	{"CRLF", "[levee]\r\nworkers = 2\r\n", {NULL}},
+	{"byte order mark", "\xEF\xBB\xBF[levee]\nworkers = 2\n", {NULL}},
+	{"spaces in header", "[ levee ] ; the process\n[ route  \"a\" ]\nprefix = /\n", {NULL}},
+	{"inline comment", "[levee]\nservice = shop ; the name\nworkers=2;x\n",
+	 {"p.ini:3: [levee] workers: expected a whole number"}},
+	{"'#' is not an inline comment", "[levee]\nservice = shop #x\n",
+	 {"p.ini:2: [levee] service: must be 1-63 characters of A-Z a-z 0-9 _ . -"}},
+	{"continuation line", "[levee]\nupstream = 127.0.0.1:80\n  127.0.0.1:81\n",
+	 {"p.ini:3: [levee] upstream: continuation lines are not supported; put the value on one line"}},
+	{"continuation after a bad key", "[levee]\nnope = 1\n\tmore\n",
+	 {"p.ini:2: [levee] nope: unknown key",
+	  "p.ini:3: [levee] nope: continuation lines are not supported; put the value on one line"}},
+	{"indented key", "[levee]\n  workers = 2\n",
+	 {"p.ini:2: indented line; start sections and keys in the first column"}},
+	{"indented header", "  [levee]\n", {"p.ini:1: indented line; start sections and keys in the first column"}},
+	{"missing '='", "[levee]\nworkers 2\nworkers: 2\n",
+	 {"p.ini:2: expected KEY = VALUE", "p.ini:3: expected KEY = VALUE"}},
+	{"missing key", "[levee]\n= 2\n", {"p.ini:2: missing key name before '='"}},
+	{"key before any section", "workers = 2\n",
+	 {"p.ini:1: workers: key outside of any section (add a [levee] line above it)"}},
+	{"empty value", "[levee]\nupstream =\nlisten = ; none\n",
+	 {"p.ini:2: [levee] upstream: empty value", "p.ini:3: [levee] listen: empty value"}},
+
+	/* section headers */
+	{"unclosed header", "[levee\n", {"p.ini:1: missing ']' at the end of the section header"}},
+	{"empty header", "[]\n", {"p.ini:1: missing section name after '['"}},
+	{"text after header", "[levee] x\n[limits] # c\n",
+	 {"p.ini:1: unexpected text after ']'",
+	  "p.ini:2: unexpected text after ']' (a comment after a header starts with ';')"}},
+	{"unquoted name", "[route users]\nprefix = /\n",
+	 {"p.ini:1: section names must be quoted, e.g. [route \"users\"]"}},
+	{"unclosed quote", "[route \"a]\n", {"p.ini:1: missing closing '\"' in section header"}},
+	{"name where none is taken", "[levee \"x\"]\n",
+	 {"p.ini:1: [levee \"x\"]: this section takes no name; write [levee]"}},
+	{"route without name", "[route]\n", {"p.ini:1: [route]: needs a name, e.g. [route \"NAME\"]"}},
+	{"bad route name", "[route \"a b\"]\n[route \"\"]\n",
+	 {"p.ini:1: [route \"a b\"]: name must be 1-63 characters of A-Z a-z 0-9 _ . -",
+	  "p.ini:2: [route \"\"]: name must be 1-63 characters of A-Z a-z 0-9 _ . -"}},
+	{"route name of 63", "[route \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]\nprefix = /\n", {NULL}},
+	{"route name of 64", "[route \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]\n",
+	 {"p.ini:1: [route \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]: name must be 1-63 characters of A-Z a-z 0-9 _ . -"}},
+	{"unknown section", "[limit]\nheaders = 5\n[nosuch]\nx = 1\n",
+	 {"p.ini:1: [limit]: unknown section (did you mean \"limits\"?)", "p.ini:3: [nosuch]: unknown section"}},
+	{"duplicate section, keys still checked", "[levee]\n[limits]\n[levee]\nworkers = x\n",
+	 {"p.ini:3: [levee]: duplicate section (first on line 1)",
+	  "p.ini:4: [levee] workers: expected a whole number or auto"}},
+
+	/* keys */
+	{"duplicate key", "[levee]\nworkers = 2\nworkers = 3\n",
+	 {"p.ini:3: [levee] workers: duplicate key (first set on line 2)"}},
+	{"did you mean", "[limits]\nheader_byte = 1KiB\n",
+	 {"p.ini:2: [limits] header_byte: unknown key (did you mean \"header_bytes\"?)"}},
+	{"key of another section", "[levee]\nkeepalive = 1\nmatch = /a\n",
+	 {"p.ini:2: [levee] keepalive: unknown key here (it belongs in [upstream])",
+	  "p.ini:3: [levee] match: unknown key here (it belongs in [route \"NAME\"])"}},
+	{"unknown key", "[levee]\nfrobnicate = 1\n", {"p.ini:2: [levee] frobnicate: unknown key"}},
+	{"unset variable", "[levee]\nservice = ${LV_TP_UNSET}\n",
+	 {"p.ini:2: [levee] service: environment variable LV_TP_UNSET is not set (give a default with ${LV_TP_UNSET:-VALUE})"}},
+	{"variable default", "[levee]\nservice = ${LV_TP_UNSET:-fallback}\n", {NULL}},
+	{"bad expansion", "[levee]\nservice = ${LV_TP_UNSET\n",
+	 {"p.ini:2: [levee] service: unterminated ${ (missing '}')"}},
+	{"bounds", "[limits]\nheaders = 0\nheader_bytes = 2MiB\n[upstream]\nprobe_interval = 50ms\n",
+	 {"p.ini:2: [limits] headers: must be between 1 and 1000",
+	  "p.ini:3: [limits] header_bytes: must be between 1KiB and 1MiB",
+	  "p.ini:5: [upstream] probe_interval: must be between 100ms and 1h"}},
+	{"workers", "[levee]\nworkers = 257\n", {"p.ini:2: [levee] workers: must be between 0 and 256"}},
+	{"duration syntax", "[levee]\ndrain_timeout = 25\n",
+	 {"p.ini:2: [levee] drain_timeout: missing unit (write e.g. 250ms, 5s, 2m or 1h)"}},
+	{"access_log", "[levee]\naccess_log = logs/access.log\n",
+	 {"p.ini:2: [levee] access_log: must be stdout, off, or an absolute path"}},
+	{"log_level", "[levee]\nlog_level = verbose\n",
+	 {"p.ini:2: [levee] log_level: must be one of debug, info, warn, error"}},
+	{"bool", "[levee]\ntrust_forwarded = maybe\n",
+	 {"p.ini:2: [levee] trust_forwarded: expected true or false (also yes/no, on/off, 1/0)"}},
+
+	/* routes */
+	{"route needs a pattern", "[route \"a\"]\nmethods = GET\n[route \"b\"]\n",
+	 {"p.ini:1: [route \"a\"]: needs match or prefix", "p.ini:3: [route \"b\"]: needs match or prefix"}},
+	{"match and prefix", "[route \"a\"]\nmatch = /a\nprefix = /b\n",
+	 {"p.ini:3: [route \"a\"] prefix: conflicts with match on line 2 (use only one)"}},
+	{"duplicate route, keys still checked", "[route \"a\"]\nprefix = /\n[route \"a\"]\nmatch = x\n",
+	 {"p.ini:3: [route \"a\"]: duplicate route name (first on line 1)",
+	  "p.ini:4: [route \"a\"] match: must start with '/'"}},
+	{"glob rules", "[route \"a\"]\nmatch = /**/x\n[route \"b\"]\nprefix = /x/*\n",
+	 {"p.ini:2: [route \"a\"] match: '**' is only allowed as the last segment (e.g. /static/**)",
+	  "p.ini:4: [route \"b\"] prefix: a prefix is literal; use match = for '*' wildcards"}},
+	{"methods", "[route \"a\"]\nprefix = /\nmethods = GET, FETCH\n[route \"b\"]\nprefix = /\nmethods = GET,\n",
+	 {"p.ini:3: [route \"a\"] methods: unknown method \"FETCH\" (use GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, or any; names are case-sensitive)",
+	  "p.ini:6: [route \"b\"] methods: expected a comma-separated list of methods, e.g. GET, HEAD"}},
+
+	/* checks across keys */
+	{"uri_bytes over header_bytes (set)", "[limits]\nuri_bytes = 64KiB\n",
+	 {"p.ini:2: [limits] uri_bytes: uri_bytes (65536) must not exceed header_bytes (32768)"}},
+	{"uri_bytes over header_bytes (default)", "[limits]\nheader_bytes = 4KiB\n",
+	 {"p.ini:2: [limits] header_bytes: uri_bytes (8192) must not exceed header_bytes (4096)"}},
+	{"admin on listen", "[levee]\nadmin = 0.0.0.0:15001\n",
+	 {"p.ini:2: [levee] admin: admin (0.0.0.0:15001) and listen (0.0.0.0:15001) overlap"}},
+	{"listen on admin", "[levee]\nlisten = 127.0.0.1:15000\n",
+	 {"p.ini:2: [levee] listen: admin (127.0.0.1:15000) and listen (127.0.0.1:15000) overlap"}},
+	{"upstream loop", "[levee]\nupstream = 127.0.0.1:15001\n",
+	 {"p.ini:2: [levee] upstream: upstream is levee's own listen address (0.0.0.0:15001); requests would loop"}},
+	{"upstream elsewhere on the same port", "[levee]\nupstream = 10.0.0.5:15001\n", {NULL}},
+
+	/* all errors, in file order although found at different times */
+	{"many errors",
+	 "[levee]\nworkers = many\n[limits]\nuri_bytes = 64KiB\nheaders = x\n[route \"r\"]\n[levey]\n",
+	 {"p.ini:2: [levee] workers: expected a whole number or auto",
+	  "p.ini:4: [limits] uri_bytes: uri_bytes (65536) must not exceed header_bytes (32768)",
+	  "p.ini:5: [limits] headers: expected a number", "p.ini:6: [route \"r\"]: needs match or prefix",
+	  "p.ini:7: [levey]: unknown section (did you mean \"levee\"?)"}},
+};
+
+static void expect_errors(const char *what, int rc, const struct lv_diag *d, const char *const *want)
+{
+	size_t nwant = 0;
+	while (nwant < MAX_ERRS && want[nwant] != NULL)
+		nwant++;
+	bool same = d->n == nwant && (rc == LV_OK) == (nwant == 0);
+	for (size_t i = 0; same && i < nwant; i++)
+		same = strcmp(d->lines[i], want[i]) == 0;
+	if (same)
+		return;
+	print_error("case \"%s\": rc %d\n  got:\n", what, rc);
+	for (size_t i = 0; i < d->n; i++)
+		print_error("    %s\n", d->lines[i]);
+	print_error("  want:\n");
+	for (size_t i = 0; i < nwant; i++)
+		print_error("    %s\n", want[i]);
+	fail();
+}
+
+static void test_load_table(void **state)
+{
+	(void)state;
+	unsetenv("LV_TP_UNSET");
+	for (size_t i = 0; i < N(load_cases); i++) {
+		const struct load_case *c = &load_cases[i];
+		struct lv_policy *p = NULL;
+		struct lv_diag d = {0};
+		int rc = policy_load_string("p.ini", c->text, NULL, &p, &d);
+		expect_errors(c->what, rc, &d, c->errors);
+		if (rc == LV_OK) {
+			assert_non_null(p);
+			policy_unref(p);
+		} else {
+			assert_null(p);
+		}
+		diag_free(&d);
+	}
+}
+
+/* The loader's own limits, with generated texts. */
+static void test_load_limits(void **state)
+{
+	(void)state;
+	char text[256 * 40 + 64];
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+
+	/* A line of 199 bytes is fine, with either line ending; 200 is not. */
+	for (int crlf = 0; crlf <= 1; crlf++) {
+		snprintf(text, sizeof(text), "[levee]\n;%0198d%s[limits]\n", 0, crlf ? "\r\n" : "\n");
+		assert_int_equal(policy_load_string("p.ini", text, NULL, &p, &d), LV_OK);
+		policy_unref(p);
+	}
+	snprintf(text, sizeof(text), "[levee]\n;%0199d\nworkers = x\n", 0);
+	assert_int_equal(policy_load_string("p.ini", text, NULL, &p, &d), LV_ERR);
+	const char *want[] = {"p.ini:2: line too long (max 199 bytes)",
+	                      "p.ini:3: [levee] workers: expected a whole number or auto", NULL};
+	expect_errors("line too long", LV_ERR, &d, want);
+	diag_free(&d);
+
+	/* LV_MAX_ROUTES routes load; one more does not. */
+	size_t o = 0;
+	for (int i = 0; i <= LV_MAX_ROUTES; i++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o, "[route \"r%d\"]\nprefix = /%d\n", i, i);
+	assert_int_equal(policy_load_string("p.ini", text, NULL, &p, &d), LV_ERR);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.lines[0], "p.ini:513: [route \"r256\"]: too many route sections (at most 256)");
+	diag_free(&d);
+	text[o - strlen("[route \"r256\"]\nprefix = /256\n")] = '\0';
+	assert_int_equal(policy_load_string("p.ini", text, NULL, &p, &d), LV_OK);
+	assert_int_equal(p->nroutes, LV_MAX_ROUTES);
+	assert_string_equal(p->routes[255].name, "r255");
+	assert_string_equal(p->routes[255].pattern, "/255");
+	assert_int_equal(p->routes[255].line, 511);
+	policy_unref(p);
+
+	/* A wrong file gives a bounded list of errors. */
+	o = 0;
+	for (int i = 0; i < 150; i++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o, "junk\n");
+	assert_int_equal(policy_load_string("p.ini", text, NULL, &p, &d), LV_ERR);
+	assert_int_equal(d.n, 101);
+	assert_string_equal(d.lines[99], "p.ini:100: expected KEY = VALUE");
+	assert_string_equal(d.lines[100], "p.ini: too many errors; the rest are not shown");
+	diag_free(&d);
+}
+
+/* Every field, set away from its default. */
+static void test_load_values(void **state)
+{
+	(void)state;
+	static const char text[] = "[levee]\n"
+	                           "service = ${LV_TP_SVC}\n"
+	                           "listen = [::]:9000\n"
+	                           "upstream = app.default.svc:8081\n"
+	                           "admin = 127.0.0.1:9001\n"
+	                           "workers = 4\n"
+	                           "max_connections = 500\n"
+	                           "drain_timeout = 0\n"
+	                           "access_log = /var/log/levee/access.log\n"
+	                           "log_level = debug\n"
+	                           "trust_forwarded = yes\n"
+	                           "[limits]\n"
+	                           "header_bytes = 64KiB\n"
+	                           "headers = 50\n"
+	                           "uri_bytes = 2KB\n"
+	                           "body_bytes = 10MB\n"
+	                           "header_timeout = 5s\n"
+	                           "body_timeout = 1m\n"
+	                           "idle_timeout = 1h\n"
+	                           "send_timeout = 1500ms\n"
+	                           "[upstream]\n"
+	                           "connect_timeout = 250ms\n"
+	                           "response_timeout = 2m\n"
+	                           "keepalive = 0\n"
+	                           "keepalive_timeout = 5s\n"
+	                           "probe_interval = 100ms\n"
+	                           "[route \"users\"]\n"
+	                           "match = /api/users/*\n"
+	                           "methods = GET,HEAD , DELETE\n"
+	                           "[route \"static\"]\n"
+	                           "prefix = /static/\n";
+	setenv("LV_TP_SVC", "shop-api", 1);
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	int rc = policy_load_string("v.ini", text, NULL, &p, &d);
+	const char *none[] = {NULL};
+	expect_errors("values", rc, &d, none);
+
+	assert_string_equal(p->path, "v.ini");
+	assert_int_equal(strlen(p->checksum), 16);
+	assert_true(p->loaded_at > 0);
+	assert_string_equal(p->service, "shop-api");
+	assert_string_equal(p->listen.host, "::");
+	assert_int_equal(p->listen.port, 9000);
+	assert_string_equal(p->upstream.host, "app.default.svc");
+	assert_int_equal(p->upstream.port, 8081);
+	assert_string_equal(p->admin.host, "127.0.0.1");
+	assert_int_equal(p->admin.port, 9001);
+	assert_int_equal(p->workers, 4);
+	assert_int_equal(p->max_connections, 500);
+	assert_int_equal(p->drain_timeout_ms, 0);
+	assert_string_equal(p->access_log, "/var/log/levee/access.log");
+	assert_int_equal(p->log_level, LV_LOG_DEBUG);
+	assert_true(p->trust_forwarded);
+	assert_int_equal(p->limits.header_bytes, 65536);
+	assert_int_equal(p->limits.headers, 50);
+	assert_int_equal(p->limits.uri_bytes, 2000);
+	assert_int_equal(p->limits.body_bytes, 10000000);
+	assert_int_equal(p->limits.header_timeout_ms, 5000);
+	assert_int_equal(p->limits.body_timeout_ms, 60000);
+	assert_int_equal(p->limits.idle_timeout_ms, 3600000);
+	assert_int_equal(p->limits.send_timeout_ms, 1500);
+	assert_int_equal(p->up.connect_timeout_ms, 250);
+	assert_int_equal(p->up.response_timeout_ms, 120000);
+	assert_int_equal(p->up.keepalive, 0);
+	assert_int_equal(p->up.keepalive_timeout_ms, 5000);
+	assert_int_equal(p->up.probe_interval_ms, 100);
+
+	assert_int_equal(p->nroutes, 2);
+	const struct lv_route *r = &p->routes[0];
+	assert_string_equal(r->name, "users");
+	assert_int_equal(r->kind, LV_MATCH_GLOB);
+	assert_string_equal(r->pattern, "/api/users/*");
+	assert_int_equal(r->pattern_len, 12);
+	assert_int_equal(r->methods, LV_M_GET | LV_M_HEAD | LV_M_DELETE);
+	assert_int_equal(r->line, 27);
+	r = &p->routes[1];
+	assert_string_equal(r->name, "static");
+	assert_int_equal(r->kind, LV_MATCH_PREFIX);
+	assert_string_equal(r->pattern, "/static/");
+	assert_int_equal(r->methods, LV_M_ANY);
+	policy_unref(p);
+	diag_free(&d);
+}
+
+static void assert_defaults(const struct lv_policy *p)
+{
+	assert_string_equal(p->service, "demo");
+	assert_string_equal(p->listen.host, "0.0.0.0");
+	assert_int_equal(p->listen.port, 15001);
+	assert_string_equal(p->admin.host, "127.0.0.1");
+	assert_int_equal(p->admin.port, 15000);
+	assert_int_equal(p->workers, 0);
+	assert_int_equal(p->max_connections, 10000);
+	assert_int_equal(p->drain_timeout_ms, 25000);
+	assert_string_equal(p->access_log, "stdout");
+	assert_int_equal(p->log_level, LV_LOG_INFO);
+	assert_false(p->trust_forwarded);
+	assert_int_equal(p->limits.header_bytes, 32 * 1024);
+	assert_int_equal(p->limits.headers, 100);
+	assert_int_equal(p->limits.uri_bytes, 8 * 1024);
+	assert_int_equal(p->limits.body_bytes, 1ull << 30);
+	assert_int_equal(p->limits.header_timeout_ms, 10000);
+	assert_int_equal(p->limits.body_timeout_ms, 30000);
+	assert_int_equal(p->limits.idle_timeout_ms, 60000);
+	assert_int_equal(p->limits.send_timeout_ms, 60000);
+	assert_int_equal(p->up.connect_timeout_ms, 2000);
+	assert_int_equal(p->up.response_timeout_ms, 30000);
+	assert_int_equal(p->up.keepalive, 64);
+	assert_int_equal(p->up.keepalive_timeout_ms, 60000);
+	assert_int_equal(p->up.probe_interval_ms, 1000);
+	assert_int_equal(p->nroutes, 0);
+	assert_null(p->routes);
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+
+	assert_int_equal(policy_load_defaults(NULL, &p, &d), LV_OK);
+	assert_defaults(p);
+	assert_string_equal(p->upstream.host, "127.0.0.1");
+	assert_int_equal(p->upstream.port, 8080);
+	assert_string_equal(p->path, "");
+	assert_string_equal(p->checksum, "cbf29ce484222325"); /* FNV-1a 64 of nothing */
+	policy_unref(p);
+
+	/* An empty file means the same. */
+	assert_int_equal(policy_load_string("e.ini", "", NULL, &p, &d), LV_OK);
+	assert_defaults(p);
+	assert_string_equal(p->checksum, "cbf29ce484222325");
+	policy_unref(p);
+	assert_int_equal(policy_load_string("a.ini", "a", NULL, &p, &d), LV_ERR);
+	diag_free(&d);
+	assert_int_equal(policy_load_string("a.ini", ";a", NULL, &p, &d), LV_OK);
+	assert_string_equal(p->checksum, "081a5f07b4d69861"); /* FNV-1a 64 of ";a" */
+	policy_unref(p);
+	assert_int_equal(d.n, 0);
+}
+
+static void test_overrides(void **state)
+{
+	(void)state;
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+
+	/* levee --upstream HOST:PORT runs on defaults. */
+	struct lv_overrides ov = {.upstream = "10.1.2.3:99"};
+	assert_int_equal(policy_load_defaults(&ov, &p, &d), LV_OK);
+	assert_string_equal(p->upstream.host, "10.1.2.3");
+	assert_int_equal(p->upstream.port, 99);
+	assert_int_equal(p->listen.port, 15001);
+	policy_unref(p);
+
+	/* A flag wins over the file. */
+	ov = (struct lv_overrides){.listen = "127.0.0.1:7000", .upstream = "[::1]:7001", .admin = "127.0.0.1:7002"};
+	assert_int_equal(policy_load_string("o.ini", "[levee]\nupstream = 1.1.1.1:1\nlisten = 1.1.1.1:2\n",
+	                                    &ov, &p, &d),
+	                 LV_OK);
+	assert_int_equal(p->listen.port, 7000);
+	assert_string_equal(p->upstream.host, "::1");
+	assert_int_equal(p->admin.port, 7002);
+	policy_unref(p);
+
+	static const struct {
+		struct lv_overrides ov;
+		const char *text;
+		const char *errors[3];
+	} bad[] = {
+		{{.upstream = "nope"}, NULL, {"--upstream: missing :PORT (write HOST:PORT, e.g. 127.0.0.1:8080)"}},
+		{{.listen = "0.0.0.0:0", .admin = ":1"}, NULL,
+		 {"--listen: port must be a number from 1 to 65535",
+		  "--admin: missing host (write 0.0.0.0:PORT for every address)"}},
+		{{.admin = "0.0.0.0:15001"}, NULL, {"--admin: admin (0.0.0.0:15001) and listen (0.0.0.0:15001) overlap"}},
+		{{.listen = "127.0.0.1:8080"}, NULL,
+		 {"--listen: upstream is levee's own listen address (127.0.0.1:8080); requests would loop"}},
+		{{.upstream = "127.0.0.1:9"}, "[levee]\nlisten = 127.0.0.1:9\n",
+		 {"--upstream: upstream is levee's own listen address (127.0.0.1:9); requests would loop"}},
+		{{.upstream = "x"}, "[levee]\nworkers = x\n",
+		 {"f.ini:2: [levee] workers: expected a whole number or auto",
+		  "--upstream: missing :PORT (write HOST:PORT, e.g. 127.0.0.1:8080)"}},
+	};
+	for (size_t i = 0; i < N(bad); i++) {
+		p = NULL;
+		int rc = bad[i].text ? policy_load_string("f.ini", bad[i].text, &bad[i].ov, &p, &d)
+		                     : policy_load_defaults(&bad[i].ov, &p, &d);
+		char what[32];
+		snprintf(what, sizeof(what), "override %zu", i);
+		expect_errors(what, rc, &d, bad[i].errors);
+		assert_null(p);
+		diag_free(&d);
+	}
+}
+
+struct changes {
+	char seen[512];
+};
+
+static void on_change(const char *section, const char *key, void *arg)
+{
+	struct changes *c = arg;
+	size_t o = strlen(c->seen);
+	snprintf(c->seen + o, sizeof(c->seen) - o, "%s%s.%s", o ? " " : "", section, key);
+}
+
+static void test_static_changes(void **state)
+{
+	(void)state;
+	struct lv_policy *a = NULL, *b = NULL;
+	struct lv_diag d = {0};
+	assert_int_equal(policy_load_string("a.ini", "[levee]\nupstream = 10.0.0.1:80\n", NULL, &a, &d), LV_OK);
+
+	/* Only reloadable keys change: nothing to report. */
+	assert_int_equal(policy_load_string("b.ini",
+	                                    "[levee]\nupstream = 10.0.0.2:80\nlog_level = warn\n"
+	                                    "max_connections = 5\n[limits]\nheaders = 7\n"
+	                                    "[route \"x\"]\nprefix = /\n",
+	                                    NULL, &b, &d),
+	                 LV_OK);
+	struct changes c = {""};
+	policy_static_changes(a, b, on_change, &c);
+	assert_string_equal(c.seen, "");
+	policy_unref(b);
+
+	/* Every key that needs a restart, in table order. */
+	assert_int_equal(policy_load_string("b.ini",
+	                                    "[levee]\nservice = other\nlisten = 0.0.0.0:9\n"
+	                                    "upstream = 10.0.0.2:80\nadmin = [::1]:15000\nworkers = 3\n"
+	                                    "access_log = off\n",
+	                                    NULL, &b, &d),
+	                 LV_OK);
+	policy_static_changes(a, b, on_change, &c);
+	assert_string_equal(c.seen, "levee.service levee.listen levee.admin levee.workers levee.access_log");
+
+	/* Same values written differently are no change. */
+	policy_unref(b);
+	assert_int_equal(policy_load_string("b.ini", "[levee]\nworkers = 0\nlisten = 0.0.0.0:15001\n", NULL, &b, &d),
+	                 LV_OK);
+	c.seen[0] = '\0';
+	policy_static_changes(a, b, on_change, &c);
+	assert_string_equal(c.seen, "");
+	policy_unref(a);
+	policy_unref(b);
+	diag_free(&d);
+}
+
+static void test_refcount(void **state)
+{
+	(void)state;
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	assert_int_equal(policy_load_string("r.ini", "[route \"a\"]\nprefix = /\n", NULL, &p, &d), LV_OK);
+	assert_int_equal(atomic_load(&p->refs), 1);
+	policy_ref(p);
+	policy_ref(p);
+	assert_int_equal(atomic_load(&p->refs), 3);
+	policy_unref(p);
+	policy_unref(p);
+	assert_int_equal(atomic_load(&p->refs), 1);
+	assert_string_equal(p->routes[0].name, "a"); /* still alive */
+	policy_unref(p);                              /* freed: ASan checks */
+	policy_unref(NULL);
+}
+
+/* A failed load leaves *out alone and adds to, never replaces, the diag. */
+static void test_failure_contract(void **state)
+{
+	(void)state;
+	struct lv_policy *keep = (struct lv_policy *)0x1;
+	struct lv_diag d = {0};
+	diag_add(&d, "earlier");
+	assert_int_equal(policy_load_string("p.ini", "[levee]\nworkers = x\n[levee]\n", NULL, &keep, &d), LV_ERR);
+	assert_ptr_equal(keep, (struct lv_policy *)0x1);
+	assert_int_equal(d.n, 3);
+	assert_string_equal(d.lines[0], "earlier");
+	assert_string_equal(d.lines[1], "p.ini:2: [levee] workers: expected a whole number or auto");
+	assert_string_equal(d.lines[2], "p.ini:3: [levee]: duplicate section (first on line 1)");
+	diag_free(&d);
+}
+
+static char *write_temp(const char *content, size_t len)
+{
+	char *path = strdup("/tmp/levee-test-policy-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+static void test_load_file(void **state)
+{
+	(void)state;
+	struct lv_policy *p = NULL, *q = NULL;
+	struct lv_diag d = {0};
+	static const char text[] = "[levee]\nworkers = 2\n";
+
+	char *path = write_temp(text, sizeof(text) - 1);
+	assert_int_equal(policy_load_file(path, NULL, &p, &d), LV_OK);
+	assert_string_equal(p->path, path);
+	assert_int_equal(p->workers, 2);
+	assert_int_equal(policy_load_string("s", text, NULL, &q, &d), LV_OK);
+	assert_string_equal(p->checksum, q->checksum); /* of the bytes, not of the name */
+	policy_unref(p);
+	policy_unref(q);
+	unlink(path);
+	free(path);
+
+	/* A NUL byte cannot be hidden in a file. */
+	path = write_temp("[levee]\nworkers = 2\0junk\n", 25);
+	assert_int_equal(policy_load_file(path, NULL, &p, &d), LV_ERR);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.lines[0], ":2: NUL byte in line"));
+	diag_free(&d);
+	unlink(path);
+	free(path);
+
+	/* Too large. */
+	size_t big = 1024 * 1024 + 1;
+	char *junk = malloc(big);
+	memset(junk, ';', big);
+	path = write_temp(junk, big);
+	free(junk);
+	assert_int_equal(policy_load_file(path, NULL, &p, &d), LV_ERR);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.lines[0], ": larger than 1048576 bytes"));
+	diag_free(&d);
+	unlink(path);
+	free(path);
+
+	assert_int_equal(policy_load_file("/nonexistent/levee.ini", NULL, &p, &d), LV_ERR);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.lines[0], "/nonexistent/levee.ini: cannot open: No such file or directory");
+	diag_free(&d);
+
+	assert_int_equal(policy_load_file("/tmp", NULL, &p, &d), LV_ERR);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.lines[0], "/tmp: cannot read: Is a directory");
+	diag_free(&d);
+}
+
+/* Every row of the key table is sound: defaults and bounds parse with the
+ * key's own parser, defaults lie within bounds, names are unique. */
+static void test_key_table(void **state)
+{
+	(void)state;
+	size_t n;
+	const struct keys_def *keys = keys_table(&n);
+	struct lv_policy *pol = calloc(1, sizeof(*pol));
+	struct lv_route *route = calloc(1, sizeof(*route));
+	char err[KEYS_ERR_MAX];
+
+	assert_true(n > 0);
+	for (size_t i = 0; i < n; i++) {
+		const struct keys_def *k = &keys[i];
+		const struct keys_section *s = keys_section_find(k->section);
+		void *base = s != NULL && s->named ? (void *)route : (void *)pol;
+		if (s == NULL)
+			fail_msg("[%s] %s: no such section", k->section, k->name);
+		if (k->doc == NULL || strlen(k->doc) < 10)
+			fail_msg("[%s] %s: no documentation", k->section, k->name);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(keys[j].section, k->section) == 0 && strcmp(keys[j].name, k->name) == 0)
+				fail_msg("[%s] %s: listed twice", k->section, k->name);
+		if (s->named && !k->reload)
+			fail_msg("[%s] %s: keys of named sections must be reloadable", k->section, k->name);
+		if (k->def != NULL && keys_set(k, base, k->def, err, sizeof(err)) != LV_OK)
+			fail_msg("[%s] %s: default \"%s\": %s", k->section, k->name, k->def, err);
+		if (k->min != NULL && keys_set(k, base, k->min, err, sizeof(err)) != LV_OK)
+			fail_msg("[%s] %s: min \"%s\": %s", k->section, k->name, k->min, err);
+		if (k->max != NULL && keys_set(k, base, k->max, err, sizeof(err)) != LV_OK)
+			fail_msg("[%s] %s: max \"%s\": %s", k->section, k->name, k->max, err);
+		if (k->def == NULL && k->one_of == 0)
+			fail_msg("[%s] %s: neither a default nor required", k->section, k->name);
+		if (strchr(k->doc, '\n') != NULL)
+			fail_msg("[%s] %s: doc must be one line", k->section, k->name);
+	}
+	free(pol);
+	free(route);
+
+	/* Section names are unique too. */
+	size_t ns;
+	const struct keys_section *secs = keys_sections(&ns);
+	for (size_t i = 0; i < ns; i++)
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(secs[i].name, secs[j].name);
+}
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	char *buf = malloc(1 << 20);
+	size_t n = fread(buf, 1, (1 << 20) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* policy/README.md carries the generated key reference: every heading and
+ * row of policy_keys_markdown() must appear in it, exactly. Regenerate with
+ * `build/tests/test_policy --keys-markdown`. */
+static void test_readme_lists_every_key(void **state)
+{
+	(void)state;
+	char *readme = read_all(LEVEE_SOURCE_DIR "/policy/README.md");
+	char *md = NULL;
+	size_t mdlen = 0;
+	FILE *out = open_memstream(&md, &mdlen);
+	policy_keys_markdown(out);
+	fclose(out);
+
+	size_t rows = 0, stale = 0;
+	for (char *line = strtok(md, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		if (strncmp(line, "| `", 3) != 0 && strncmp(line, "### [", 5) != 0)
+			continue;
+		rows++;
+		if (strstr(readme, line) == NULL) {
+			print_error("policy/README.md lacks or has a stale: %s\n", line);
+			stale++;
+		}
+	}
+	size_t nkeys;
+	keys_table(&nkeys);
+	size_t nsecs;
+	keys_sections(&nsecs);
+	assert_int_equal(rows, nkeys + nsecs);
+	if (stale > 0)
+		fail_msg("%zu lines of policy/README.md are out of date; regenerate them with "
+		         "test_policy --keys-markdown",
+		         stale);
+	free(md);
+	free(readme);
+}
+
+/* The examples load, and complete.ini really names every key. */
+static void test_examples(void **state)
+{
+	(void)state;
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	const char *minimal = LEVEE_SOURCE_DIR "/policy/examples/minimal.ini";
+	const char *complete = LEVEE_SOURCE_DIR "/policy/examples/complete.ini";
+
+	unsetenv("SERVICE_NAME");
+	unsetenv("UPSTREAM");
+	for (int pass = 0; pass < 2; pass++) {
+		int rc = policy_load_file(minimal, NULL, &p, &d);
+		const char *none[] = {NULL};
+		expect_errors(minimal, rc, &d, none);
+		assert_int_equal(p->upstream.port, pass ? 9999 : 8080);
+		policy_unref(p);
+
+		rc = policy_load_file(complete, NULL, &p, &d);
+		expect_errors(complete, rc, &d, none);
+		assert_string_equal(p->service, pass ? "shop" : "demo");
+		assert_int_equal(p->upstream.port, pass ? 9999 : 8080);
+		assert_int_equal(p->nroutes, 2);
+		policy_unref(p);
+
+		setenv("SERVICE_NAME", "shop", 1);
+		setenv("UPSTREAM", "10.0.0.9:9999", 1);
+	}
+	unsetenv("SERVICE_NAME");
+	unsetenv("UPSTREAM");
+
+	char *text = read_all(complete);
+	size_t n;
+	const struct keys_def *keys = keys_table(&n);
+	for (size_t i = 0; i < n; i++) {
+		char needle[128];
+		snprintf(needle, sizeof(needle), "\n%s = ", keys[i].name);
+		if (strstr(text, needle) == NULL)
+			fail_msg("complete.ini does not set [%s] %s", keys[i].section, keys[i].name);
+	}
+	free(text);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "--keys-markdown") == 0) {
+		policy_keys_markdown(stdout);
+		return 0;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load_table),
+		cmocka_unit_test(test_load_limits),
+		cmocka_unit_test(test_load_values),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_overrides),
+		cmocka_unit_test(test_static_changes),
+		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_failure_contract),
+		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_key_table),
+		cmocka_unit_test(test_readme_lists_every_key),
+		cmocka_unit_test(test_examples),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

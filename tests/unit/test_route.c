@@ -1,0 +1,257 @@
+/*
+ * test_route.c - route patterns: which are accepted, and what each matches
+ * and captures. Captures are written "a|b" (one '|' between captures).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy_internal.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define ANY LV_M_ANY
+
+struct match_case {
+	enum lv_match_kind kind;
+	const char *pattern;
+	unsigned methods;
+	const char *path;
+	unsigned method;
+	const char *caps; /* NULL: no match */
+};
+
+#define G LV_MATCH_GLOB
+#define P LV_MATCH_PREFIX
+
+static const struct match_case match_cases[] = {
+	/* whole-segment '*': exactly one non-empty segment */
+	{G, "/api/users/*", ANY, "/api/users/42", LV_M_GET, "42"},
+	{G, "/api/users/*", ANY, "/api/users/a.b-c", LV_M_GET, "a.b-c"},
+	{G, "/api/users/*", ANY, "/api/users/", LV_M_GET, NULL},
+	{G, "/api/users/*", ANY, "/api/users", LV_M_GET, NULL},
+	{G, "/api/users/*", ANY, "/api/users/42/", LV_M_GET, NULL},
+	{G, "/api/users/*", ANY, "/api/users/42/x", LV_M_GET, NULL},
+	{G, "/api/users/*", ANY, "/api/Users/42", LV_M_GET, NULL},
+	{G, "/api/users/*", ANY, "/api/users42", LV_M_GET, NULL},
+	{G, "/api/users/*", ANY, "", LV_M_GET, NULL},
+	{G, "/*/b", ANY, "//b", LV_M_GET, NULL},
+	{G, "/a/*/b/*", ANY, "/a/x/b/y", LV_M_GET, "x|y"},
+	{G, "/a/*/b/*", ANY, "/a/x/b/", LV_M_GET, NULL},
+	{G, "/a/*/b/*", ANY, "/a/x/c/y", LV_M_GET, NULL},
+	/* '*' inside a segment: any run of non-'/' bytes, possibly empty */
+	{G, "/files/*.png", ANY, "/files/a.png", LV_M_GET, "a"},
+	{G, "/files/*.png", ANY, "/files/.png", LV_M_GET, ""},
+	{G, "/files/*.png", ANY, "/files/a.b.png", LV_M_GET, "a.b"},
+	{G, "/files/*.png", ANY, "/files/a.jpg", LV_M_GET, NULL},
+	{G, "/files/*.png", ANY, "/files/a/b.png", LV_M_GET, NULL},
+	{G, "/files/*.png", ANY, "/files/png", LV_M_GET, NULL},
+	{G, "/v*/users", ANY, "/v1/users", LV_M_GET, "1"},
+	{G, "/v*/users", ANY, "/v/users", LV_M_GET, ""},
+	{G, "/x-*-y", ANY, "/x-abc-y", LV_M_GET, "abc"},
+	{G, "/x-*-y", ANY, "/x--y", LV_M_GET, ""},
+	{G, "/x-*-y", ANY, "/x-y", LV_M_GET, NULL}, /* prefix and suffix may not overlap */
+	/* final '**': the rest, '/' included, possibly empty */
+	{G, "/static/**", ANY, "/static/", LV_M_GET, ""},
+	{G, "/static/**", ANY, "/static/app.js", LV_M_GET, "app.js"},
+	{G, "/static/**", ANY, "/static/a/b/c.css", LV_M_GET, "a/b/c.css"},
+	{G, "/static/**", ANY, "/static", LV_M_GET, NULL},
+	{G, "/static/**", ANY, "/staticx/a", LV_M_GET, NULL},
+	{G, "/**", ANY, "/", LV_M_GET, ""},
+	{G, "/**", ANY, "/any/thing", LV_M_GET, "any/thing"},
+	{G, "/a/*/**", ANY, "/a/x/y/z", LV_M_GET, "x|y/z"},
+	{G, "/a/*/**", ANY, "/a/x/", LV_M_GET, "x|"},
+	{G, "/a/*/**", ANY, "/a/x", LV_M_GET, NULL},
+	/* literals */
+	{G, "/", ANY, "/", LV_M_GET, ""},
+	{G, "/", ANY, "/a", LV_M_GET, NULL},
+	{G, "/a/", ANY, "/a/", LV_M_GET, ""},
+	{G, "/a/", ANY, "/a", LV_M_GET, NULL},
+	{G, "/a/", ANY, "/a/b", LV_M_GET, NULL},
+	{G, "/a//b", ANY, "/a//b", LV_M_GET, ""},
+	{G, "/health", ANY, "/health", LV_M_GET, ""},
+	{G, "/health", ANY, "/healthz", LV_M_GET, NULL},
+	{G, "/health", ANY, "/Health", LV_M_GET, NULL},
+	{G, "/a%20b", ANY, "/a%20b", LV_M_GET, ""}, /* no decoding */
+	{G, "/a%20b", ANY, "/a b", LV_M_GET, NULL},
+	/* nine captures, the most a pattern may have */
+	{G, "/*/*/*/*/*/*/*/*/*", ANY, "/1/2/3/4/5/6/7/8/9", LV_M_GET, "1|2|3|4|5|6|7|8|9"},
+	{G, "/*/*/*/*/*/*/*/*/**", ANY, "/1/2/3/4/5/6/7/8/9/10", LV_M_GET, "1|2|3|4|5|6|7|8|9/10"},
+	/* prefixes */
+	{P, "/static/", ANY, "/static/a", LV_M_GET, ""},
+	{P, "/static/", ANY, "/static/", LV_M_GET, ""},
+	{P, "/static/", ANY, "/static", LV_M_GET, NULL},
+	{P, "/static/", ANY, "/stat", LV_M_GET, NULL},
+	{P, "/static", ANY, "/staticfoo", LV_M_GET, ""},
+	{P, "/", ANY, "/anything", LV_M_GET, ""},
+	{P, "/", ANY, "", LV_M_GET, NULL},
+	/* methods */
+	{G, "/a", LV_M_GET | LV_M_HEAD, "/a", LV_M_HEAD, ""},
+	{G, "/a", LV_M_GET | LV_M_HEAD, "/a", LV_M_POST, NULL},
+	{G, "/a", LV_M_GET, "/a", LV_M_OTHER, NULL},
+	{G, "/a", ANY, "/a", LV_M_OTHER, ""},
+	{P, "/a", LV_M_DELETE, "/a/1", LV_M_DELETE, ""},
+	{P, "/a", LV_M_DELETE, "/a/1", LV_M_PUT, NULL},
+};
+
+static void route_init(struct lv_route *r, enum lv_match_kind kind, const char *pattern,
+                       unsigned methods)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "t");
+	r->kind = kind;
+	snprintf(r->pattern, sizeof(r->pattern), "%s", pattern);
+	r->pattern_len = strlen(pattern);
+	r->methods = methods;
+}
+
+static void test_match_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < N(match_cases); i++) {
+		const struct match_case *c = &match_cases[i];
+		const char *why;
+		struct lv_route r;
+		route_init(&r, c->kind, c->pattern, c->methods);
+		if (route_pattern_check(c->kind, c->pattern, strlen(c->pattern), &why) != LV_OK)
+			fail_msg("case %zu: pattern \"%s\" rejected: %s", i, c->pattern, why);
+
+		struct lv_captures caps;
+		memset(&caps, 0xee, sizeof(caps));
+		bool m = route_matches(&r, c->path, strlen(c->path), c->method, &caps);
+		if (m != (c->caps != NULL))
+			fail_msg("case %zu: \"%s\" vs \"%s\": match %d", i, c->pattern, c->path, m);
+		/* Without a captures buffer the answer is the same. */
+		assert_int_equal(route_matches(&r, c->path, strlen(c->path), c->method, NULL), m);
+		if (!m)
+			continue;
+
+		char got[256] = "";
+		size_t o = 0;
+		assert_true(caps.n >= 0 && caps.n <= LV_MAX_CAPTURES);
+		for (int k = 0; k < caps.n; k++) {
+			assert_true(caps.c[k].off + caps.c[k].len <= strlen(c->path));
+			o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%.*s", k ? "|" : "",
+			                      (int)caps.c[k].len, c->path + caps.c[k].off);
+		}
+		if (strcmp(got, c->caps) != 0)
+			fail_msg("case %zu: \"%s\" vs \"%s\": captures \"%s\", want \"%s\"", i, c->pattern,
+			         c->path, got, c->caps);
+	}
+}
+
+/* The path is bounded by its length, not by a NUL. */
+static void test_match_length(void **state)
+{
+	(void)state;
+	struct lv_route r;
+	struct lv_captures caps;
+	route_init(&r, LV_MATCH_GLOB, "/a/*", ANY);
+	assert_true(route_matches(&r, "/a/bc?q=1", 5, LV_M_GET, &caps));
+	assert_int_equal(caps.n, 1);
+	assert_int_equal(caps.c[0].off, 3);
+	assert_int_equal(caps.c[0].len, 2);
+	route_init(&r, LV_MATCH_PREFIX, "/abc", ANY);
+	assert_false(route_matches(&r, "/abcdef", 3, LV_M_GET, NULL));
+}
+
+static void test_pattern_check(void **state)
+{
+	(void)state;
+	static const struct {
+		enum lv_match_kind kind;
+		const char *pattern;
+		bool ok;
+	} cases[] = {
+		{G, "/", true},
+		{G, "/a/*", true},
+		{G, "/a/**", true},
+		{G, "/**", true},
+		{G, "/files/*.png", true},
+		{G, "/*/*", true},
+		{G, "/a/*/**", true},
+		{G, "/*/*/*/*/*/*/*/*/*", true},
+		{G, "/a-b_c.d~e/%41:@!$&'()+,;=", true},
+		{G, "", false},
+		{G, "a/b", false},
+		{G, "*", false},
+		{G, "/a b", false},
+		{G, "/a\tb", false},
+		{G, "/a\x01", false},
+		{G, "/a\x7f", false},
+		{G, "/a?x=1", false},
+		{G, "/a#frag", false},
+		{G, "/**/a", false},
+		{G, "/a/**/", false},
+		{G, "/a/**b", false},
+		{G, "/a/b**", false},
+		{G, "/a/***", false},
+		{G, "/a*b*c", false},
+		{G, "/**/**", false},
+		{G, "/*/*/*/*/*/*/*/*/*/*", false},
+		{G, "/*/*/*/*/*/*/*/*/*/**", false},
+		{P, "/", true},
+		{P, "/static/", true},
+		{P, "/static", true},
+		{P, "/static/*", false},
+		{P, "static/", false},
+		{P, "", false},
+		{P, "/a b", false},
+		{P, "/a?b", false},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		const char *why = NULL;
+		int rc = route_pattern_check(cases[i].kind, cases[i].pattern, strlen(cases[i].pattern), &why);
+		if (cases[i].ok && rc != LV_OK)
+			fail_msg("\"%s\": rejected: %s", cases[i].pattern, why);
+		if (!cases[i].ok) {
+			if (rc != LV_ERR)
+				fail_msg("\"%s\": accepted", cases[i].pattern);
+			assert_non_null(why);
+		}
+	}
+}
+
+/* The first route in file order wins, and methods take part in the choice. */
+static void test_policy_route_match(void **state)
+{
+	(void)state;
+	static const char text[] = "[route \"one\"]\n"
+	                           "match = /api/users/*\n"
+	                           "methods = POST\n"
+	                           "[route \"two\"]\n"
+	                           "prefix = /api/\n"
+	                           "[route \"three\"]\n"
+	                           "match = /api/users/*\n";
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	assert_int_equal(policy_load_string("r.ini", text, NULL, &p, &d), LV_OK);
+	assert_int_equal(p->nroutes, 3);
+
+	struct lv_captures caps;
+	const struct lv_route *r = policy_route_match(p, "/api/users/7", 12, LV_M_POST, &caps);
+	assert_non_null(r);
+	assert_string_equal(r->name, "one");
+	assert_int_equal(caps.n, 1);
+	r = policy_route_match(p, "/api/users/7", 12, LV_M_GET, &caps);
+	assert_string_equal(r->name, "two");
+	assert_int_equal(caps.n, 0);
+	assert_null(policy_route_match(p, "/other", 6, LV_M_GET, &caps));
+	policy_unref(p);
+	diag_free(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_match_table),
+		cmocka_unit_test(test_match_length),
+		cmocka_unit_test(test_pattern_check),
+		cmocka_unit_test(test_policy_route_match),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
