@@ -1,0 +1,300 @@
+/*
+ * admin.c - the admin listener. One request per connection, answered and
+ * closed: scrapers and probes reconnect cheaply, and the admin port must
+ * never hold state that could matter during an incident.
+ */
+#include "admin/admin.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net/http1.h"
+#include "net/worker.h"
+#include "reload.h"
+#include "server.h"
+
+#define ADMIN_HEAD_BYTES 8192
+#define ADMIN_HEADERS 64
+#define ADMIN_TIMEOUT_S 10
+
+struct admin_conn {
+	struct bufferevent *bev;
+	struct http1 parser;
+	struct lv_head head;
+	struct lv_hdr slots[ADMIN_HEADERS];
+	char text[ADMIN_HEAD_BYTES];
+	bool done;
+};
+
+static struct evconnlistener *admin_listener;
+
+bool admin_ready(const char **why)
+{
+	if (atomic_load(&srv.draining)) {
+		*why = "draining";
+		return false;
+	}
+	if (!srv.current) {
+		*why = "no policy loaded";
+		return false;
+	}
+	if (!atomic_load(&srv.upstream_reachable)) {
+		*why = "upstream unreachable";
+		return false;
+	}
+	*why = NULL;
+	return true;
+}
+
+static void admin_free(struct admin_conn *a)
+{
+	bufferevent_free(a->bev);
+	free(a);
+}
+
+static void admin_reply(struct admin_conn *a, int status, const char *ctype, const char *body, size_t len)
+{
+	const char *phrase = status == 200   ? "OK"
+	                     : status == 400 ? "Bad Request"
+	                     : status == 404 ? "Not Found"
+	                     : status == 405 ? "Method Not Allowed"
+	                                     : "Service Unavailable";
+	struct evbuffer *out = bufferevent_get_output(a->bev);
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	                    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+	                    status, phrase, ctype, len);
+	evbuffer_add(out, body, len);
+	a->done = true;
+	bufferevent_disable(a->bev, EV_READ);
+	bufferevent_enable(a->bev, EV_WRITE);
+}
+
+static void admin_text(struct admin_conn *a, int status, const char *text)
+{
+	admin_reply(a, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+/* JSON string body for a C string. */
+static void json_str(FILE *f, const char *s)
+{
+	char buf[2048 * 6 + 1];
+	size_t n = strlen(s);
+	if (n > 2048)
+		n = 2048;
+	fputc('"', f);
+	fwrite(buf, 1, json_escape(buf, s, n), f);
+	fputc('"', f);
+}
+
+static void admin_status(FILE *f)
+{
+	struct runtime *rt = server_runtime_acquire();
+	const struct lv_policy *p = rt->policy;
+	const char *why;
+	bool ready = admin_ready(&why);
+	fprintf(f, "{\"version\":\"%s\",\"service\":", LEVEE_VERSION);
+	json_str(f, p->service);
+	fprintf(f, ",\"ready\":%s,\"draining\":%s,\"workers\":%u,\"connections\":%llu,", ready ? "true" : "false",
+	        atomic_load(&srv.draining) ? "true" : "false", srv.nworkers,
+	        (unsigned long long)atomic_load(&srv.conns));
+	fputs("\"policy\":{\"path\":", f);
+	json_str(f, p->path);
+	fprintf(f, ",\"checksum\":\"%s\",\"loaded_at\":%lld,\"reloads_ok\":%llu,\"reloads_failed\":%llu,"
+	           "\"last_reload_ok\":%s,\"last_error\":",
+	        p->checksum, (long long)p->loaded_at, (unsigned long long)srv.reloads_ok,
+	        (unsigned long long)srv.reloads_failed, srv.last_reload_ok ? "true" : "false");
+	json_str(f, srv.last_error);
+	fputs(",\"routes\":[", f);
+	for (size_t i = 0; i < p->nroutes; i++) {
+		if (i)
+			fputc(',', f);
+		json_str(f, p->routes[i].name);
+	}
+	fprintf(f, "]},\"upstream\":{\"address\":");
+	json_str(f, rt->up_text);
+	fprintf(f, ",\"reachable\":%s}}\n", atomic_load(&srv.upstream_reachable) ? "true" : "false");
+	runtime_unref(rt);
+}
+
+static void admin_metrics(FILE *f)
+{
+	struct lv_stats *stats[256];
+	unsigned n = srv.nworkers < 256 ? srv.nworkers : 256;
+	for (unsigned i = 0; i < n; i++)
+		stats[i] = srv.workers[i]->stats;
+	const char *why;
+	struct lv_gauges g = {
+	    .conns_active = atomic_load(&srv.conns),
+	    .workers = srv.nworkers,
+	    .reloads_ok = srv.reloads_ok,
+	    .reloads_failed = srv.reloads_failed,
+	    .last_reload_ok = srv.last_reload_ok,
+	    .ready = admin_ready(&why),
+	    .draining = atomic_load(&srv.draining),
+	    .upstream_reachable = atomic_load(&srv.upstream_reachable),
+	};
+	struct runtime *rt = server_runtime_acquire();
+	g.last_reload_ts = (double)rt->policy->loaded_at;
+	runtime_unref(rt);
+	stats_render_prometheus(f, stats, n, &g);
+}
+
+static void admin_route(struct admin_conn *a)
+{
+	const struct lv_head *hd = &a->head;
+	const char *path = hd->text + hd->target_off;
+	size_t plen = hd->path_len;
+	bool get = hd->method == HTTP_GET || hd->method == HTTP_HEAD;
+#define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
+	if (PATH_IS("/healthz")) {
+		admin_text(a, get ? 200 : 405, get ? "ok\n" : "use GET\n");
+	} else if (PATH_IS("/readyz")) {
+		const char *why;
+		char msg[128];
+		if (admin_ready(&why)) {
+			admin_text(a, 200, "ready\n");
+		} else {
+			snprintf(msg, sizeof(msg), "not ready: %s\n", why);
+			admin_text(a, 503, msg);
+		}
+	} else if (PATH_IS("/metrics") || PATH_IS("/status")) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		if (!f) {
+			admin_text(a, 503, "out of memory\n");
+			return;
+		}
+		bool metrics = PATH_IS("/metrics");
+		if (metrics)
+			admin_metrics(f);
+		else
+			admin_status(f);
+		fclose(f);
+		admin_reply(a, 200, metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json", buf,
+		            len);
+		free(buf);
+	} else if (PATH_IS("/reload")) {
+		if (hd->method != HTTP_POST) {
+			admin_text(a, 405, "use POST\n");
+			return;
+		}
+		struct lv_diag d = {0};
+		if (reload_now(&d) == LV_OK) {
+			admin_text(a, 200, "reloaded\n");
+		} else {
+			char *buf = NULL;
+			size_t len = 0;
+			FILE *f = open_memstream(&buf, &len);
+			if (f) {
+				for (size_t i = 0; i < d.n; i++)
+					fprintf(f, "%s\n", d.lines[i]);
+				fclose(f);
+				admin_reply(a, 400, "text/plain; charset=utf-8", buf, len);
+				free(buf);
+			} else {
+				admin_text(a, 400, "reload failed\n");
+			}
+		}
+		diag_free(&d);
+	} else {
+		admin_text(a, 404, "not found; try /healthz /readyz /metrics /status, POST /reload\n");
+	}
+#undef PATH_IS
+}
+
+static void admin_readcb(struct bufferevent *bev, void *arg)
+{
+	struct admin_conn *a = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	if (a->done) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	struct evbuffer_iovec v[4];
+	int nv = evbuffer_peek(in, -1, NULL, v, 4);
+	enum h1_result rc = H1_MORE;
+	size_t used = 0;
+	for (int i = 0; i < nv && i < 4 && rc == H1_MORE; i++) {
+		size_t consumed = 0;
+		rc = http1_feed(&a->parser, v[i].iov_base, v[i].iov_len, &consumed);
+		used += consumed;
+	}
+	evbuffer_drain(in, used);
+	enum lv_reason why;
+	if (rc == H1_ERROR || (rc == H1_HEAD_DONE && http1_check_request(&a->head, &why) != 0)) {
+		admin_text(a, 400, "bad request\n");
+		return;
+	}
+	if (rc == H1_HEAD_DONE)
+		admin_route(a);
+}
+
+static void admin_writecb(struct bufferevent *bev, void *arg)
+{
+	struct admin_conn *a = arg;
+	if (a->done && !evbuffer_get_length(bufferevent_get_output(bev)))
+		admin_free(a);
+}
+
+static void admin_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	admin_free(arg);
+}
+
+static void admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
+{
+	struct event_base *base = evconnlistener_get_base(l);
+	struct admin_conn *a = calloc(1, sizeof(*a));
+	if (!a) {
+		close(fd);
+		return;
+	}
+	a->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!a->bev) {
+		close(fd);
+		free(a);
+		return;
+	}
+	a->head.h = a->slots;
+	a->head.max = ADMIN_HEADERS;
+	a->head.text = a->text;
+	a->head.cap = ADMIN_HEAD_BYTES;
+	struct h1_limits lim = {ADMIN_HEAD_BYTES, ADMIN_HEADERS, 2048};
+	http1_init(&a->parser, HTTP_REQUEST, &a->head, &lim);
+	struct timeval tv = {ADMIN_TIMEOUT_S, 0};
+	bufferevent_set_timeouts(a->bev, &tv, &tv);
+	bufferevent_setcb(a->bev, admin_readcb, admin_writecb, admin_eventcb, a);
+	bufferevent_enable(a->bev, EV_READ);
+}
+
+int admin_start(struct event_base *base, const struct lv_hostport *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (resolve_hostport(addr, &ss, &len, err, errlen) != LV_OK)
+		return LV_ERR;
+	admin_listener = evconnlistener_new_bind(base, admin_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+	                                         128, (struct sockaddr *)&ss, (int)len);
+	if (!admin_listener) {
+		snprintf(err, errlen, "admin listen on %s:%u: %s", addr->host, addr->port, strerror(errno));
+		return LV_ERR;
+	}
+	return LV_OK;
+}
+
+void admin_stop(void)
+{
+	if (admin_listener)
+		evconnlistener_free(admin_listener);
+	admin_listener = NULL;
+}

@@ -1,0 +1,25 @@
+/*
+ * admin.h - the admin listener (127.0.0.1 by default), on the main thread:
+ * /healthz, /readyz, /metrics, /status, POST /reload.
+ */
+#ifndef LEVEE_ADMIN_H
+#define LEVEE_ADMIN_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+
+#include "policy.h"
+
+int admin_start(struct event_base *base, const struct lv_hostport *addr, char *err, size_t errlen) LV_WARN_UNUSED;
+void admin_stop(void);
+
+/* Ready = policy loaded, not draining, upstream reachable. */
+bool admin_ready(const char **why);
+
+/* The upstream readiness probe (probe.c). */
+int probe_start(struct event_base *base) LV_WARN_UNUSED;
+void probe_stop(void);
+/* Probe again now (after a reload changed the upstream). */
+void probe_kick(void);
+
+#endif

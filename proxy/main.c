@@ -1,0 +1,247 @@
+/*
+ * main.c - command line, start-up, signals, drain and shutdown.
+ *
+ *   levee --policy FILE [--listen H:P] [--upstream H:P] [--admin H:P]
+ *   levee --upstream H:P [--listen H:P] [--admin H:P]     built-in defaults
+ *   levee check FILE                                      validate, exit 0/1
+ *   levee keys                                            document every key
+ *   levee --version
+ *
+ * Signals are delivered through libevent, so their handlers run inside the
+ * main loop like any other callback: SIGHUP reloads, SIGTERM and SIGINT
+ * drain (a second one exits at once).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "log.h"
+#include "net/worker.h"
+#include "reload.h"
+#include "server.h"
+
+#define DRAIN_POLL_MS 50
+
+struct server srv = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct runtime *server_runtime_acquire(void)
+{
+	pthread_mutex_lock(&srv.lock);
+	struct runtime *rt = srv.current;
+	runtime_ref(rt);
+	pthread_mutex_unlock(&srv.lock);
+	return rt;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: levee --policy FILE [--listen HOST:PORT] [--upstream HOST:PORT] [--admin HOST:PORT]\n"
+	      "       levee --upstream HOST:PORT [--listen HOST:PORT] [--admin HOST:PORT]\n"
+	      "       levee check FILE\n"
+	      "       levee keys\n"
+	      "       levee --version\n",
+	      f);
+}
+
+static void print_diag(const struct lv_diag *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		fprintf(stderr, "%s\n", d->lines[i]);
+}
+
+static int cmd_check(const char *path)
+{
+	struct lv_diag d = {0};
+	struct lv_policy *p = NULL;
+	if (policy_load_file(path, NULL, &p, &d) != LV_OK) {
+		print_diag(&d);
+		diag_free(&d);
+		return 1;
+	}
+	printf("%s: ok (%zu route%s, checksum %s)\n", path, p->nroutes, p->nroutes == 1 ? "" : "s", p->checksum);
+	policy_unref(p);
+	diag_free(&d);
+	return 0;
+}
+
+/* ---- drain and stop ---------------------------------------------------- */
+
+static struct event *ev_term, *ev_int, *ev_drain;
+static uint64_t drain_deadline;
+
+static void drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t open = atomic_load(&srv.conns);
+	if (open == 0 || now_us() >= drain_deadline) {
+		if (open)
+			log_warn("drain timeout: closing %llu connection(s) still open", (unsigned long long)open);
+		else
+			log_info("drained");
+		event_base_loopbreak(srv.main_base);
+		return;
+	}
+	struct timeval tv = {0, DRAIN_POLL_MS * 1000};
+	event_add(ev_drain, &tv);
+}
+
+static void on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+	if (atomic_exchange(&srv.draining, 1)) {
+		log_warn("second signal: exiting now");
+		event_base_loopbreak(srv.main_base);
+		return;
+	}
+	struct runtime *rt = server_runtime_acquire();
+	uint64_t grace = rt->policy->drain_timeout_ms;
+	runtime_unref(rt);
+	log_info("signal %d: draining (up to %llu ms)", (int)sig, (unsigned long long)grace);
+	drain_deadline = now_us() + grace * 1000;
+	for (unsigned i = 0; i < srv.nworkers; i++)
+		worker_notify_drain(srv.workers[i]);
+	ev_drain = evtimer_new(srv.main_base, drain_poll, NULL);
+	drain_poll(-1, 0, NULL);
+}
+
+static void die(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "levee: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	const char *policy_path = NULL;
+	struct lv_overrides ov = {0};
+
+	if (argc >= 2 && strcmp(argv[1], "check") == 0) {
+		if (argc != 3) {
+			usage(stderr);
+			return 2;
+		}
+		return cmd_check(argv[2]);
+	}
+	if (argc == 2 && strcmp(argv[1], "keys") == 0) {
+		policy_keys_markdown(stdout);
+		return 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char **slot = NULL;
+		if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+			printf("levee %s\n", LEVEE_VERSION);
+			return 0;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(a, "--policy") == 0) {
+			slot = &policy_path;
+		} else if (strcmp(a, "--listen") == 0) {
+			slot = &ov.listen;
+		} else if (strcmp(a, "--upstream") == 0) {
+			slot = &ov.upstream;
+		} else if (strcmp(a, "--admin") == 0) {
+			slot = &ov.admin;
+		} else {
+			fprintf(stderr, "levee: unknown argument %s\n", a);
+			usage(stderr);
+			return 2;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "levee: %s needs a value\n", a);
+			return 2;
+		}
+		*slot = argv[++i];
+	}
+	if (!policy_path && !ov.upstream) {
+		usage(stderr);
+		return 2;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	struct lv_diag d = {0};
+	struct lv_policy *p = NULL;
+	int rc = policy_path ? policy_load_file(policy_path, &ov, &p, &d) : policy_load_defaults(&ov, &p, &d);
+	if (rc != LV_OK) {
+		print_diag(&d);
+		diag_free(&d);
+		return 1;
+	}
+	diag_free(&d);
+	log_set_level(p->log_level);
+	if (accesslog_open(p->access_log) != LV_OK)
+		return 1;
+	if (policy_path)
+		snprintf(srv.policy_path, sizeof(srv.policy_path), "%s", policy_path);
+	srv.ov = ov;
+
+	char err[512];
+	struct runtime *rt;
+	if (runtime_build(p, &rt, err, sizeof(err)) != LV_OK)
+		die("%s", err);
+	srv.current = rt;
+	srv.last_reload_ok = 1;
+
+	srv.main_base = event_base_new();
+	if (!srv.main_base)
+		die("%s", "event_base_new failed");
+
+	unsigned n = (unsigned)rt->policy->workers;
+	if (n == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cpus > 0 ? (unsigned)cpus : 1;
+	}
+	srv.workers = calloc(n, sizeof(*srv.workers));
+	if (!srv.workers)
+		die("%s", "out of memory");
+	for (unsigned i = 0; i < n; i++) {
+		srv.workers[i] = malloc(sizeof(struct worker));
+		if (!srv.workers[i] || worker_create(srv.workers[i], i, rt, err, sizeof(err)) != LV_OK)
+			die("%s", err);
+		srv.nworkers = i + 1;
+	}
+	if (admin_start(srv.main_base, &rt->policy->admin, err, sizeof(err)) != LV_OK)
+		die("%s", err);
+	if (probe_start(srv.main_base) != LV_OK || reload_init(srv.main_base) != LV_OK)
+		die("%s", "event setup failed");
+	ev_term = evsignal_new(srv.main_base, SIGTERM, on_terminate, NULL);
+	ev_int = evsignal_new(srv.main_base, SIGINT, on_terminate, NULL);
+	if (!ev_term || !ev_int || event_add(ev_term, NULL) < 0 || event_add(ev_int, NULL) < 0)
+		die("%s", "signal setup failed");
+	for (unsigned i = 0; i < n; i++)
+		if (worker_start(srv.workers[i]) != LV_OK)
+			die("%s", "cannot start worker thread");
+
+	const struct lv_policy *cp = rt->policy;
+	log_info("levee %s: listening on %s:%u, upstream %s, admin %s:%u, %u worker%s, policy %s", LEVEE_VERSION,
+	         cp->listen.host, cp->listen.port, rt->up_text, cp->admin.host, cp->admin.port, n, n == 1 ? "" : "s",
+	         cp->path[0] ? cp->path : "(built-in defaults)");
+
+	event_base_dispatch(srv.main_base);
+
+	for (unsigned i = 0; i < srv.nworkers; i++)
+		worker_notify_stop(srv.workers[i]);
+	for (unsigned i = 0; i < srv.nworkers; i++)
+		worker_join(srv.workers[i]);
+	for (unsigned i = 0; i < srv.nworkers; i++) {
+		worker_destroy(srv.workers[i]);
+		free(srv.workers[i]);
+	}
+	free(srv.workers);
+	admin_stop();
+	probe_stop();
+	reload_stop();
+	if (ev_drain)
+		event_free(ev_drain);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_base_free(srv.main_base);
+	runtime_unref(srv.current);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,436 @@
+/*
+ * conn.c - client connections.
+ *
+ * States: C_IDLE (keep-alive, idle timer) → C_HEAD (first byte seen, header
+ * timer) → C_REQ (request handed to the pipeline; body bytes go to the
+ * request, further pipelined bytes wait in the input buffer, bounded by the
+ * read watermark) → C_IDLE again, or C_CLOSING (output flushed, then a short
+ * lingering close so an error response is not destroyed by a TCP reset) →
+ * C_DEAD (freed at the end of the loop iteration).
+ *
+ * Writes go out at once with evbuffer_write (one syscall, no epoll change);
+ * only output the socket does not take right away enables the bufferevent's
+ * write event, which then applies send_timeout and backpressure.
+ */
+#include "net/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net/io.h"
+#include "net/upstream.h"
+#include "pipeline.h"
+#include "server.h"
+
+#define CONN_READ_HIGH (64 * 1024) /* input buffered before reading stops */
+#define CONN_WRITE_LOW (64 * 1024) /* output level that resumes a paused upstream */
+#define LINGER_MS 2000
+
+enum { C_DEAD = C_CLOSING + 1 };
+
+static void conn_process(struct conn *c);
+
+static void tv_ms(struct timeval *tv, uint64_t ms)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+static void conn_arm(struct conn *c, uint64_t ms)
+{
+	struct timeval tv;
+	tv_ms(&tv, ms);
+	event_add(c->timer, &tv);
+}
+
+static const struct lv_policy *conn_policy(const struct conn *c)
+{
+	return c->w->rt->policy;
+}
+
+static void conn_free_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	free(c);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->state == (enum conn_state)C_DEAD)
+		return;
+	struct worker *w = c->w;
+	if (c->req) {
+		struct request *r = c->req;
+		c->req = NULL;
+		request_client_gone(r);
+	}
+	c->state = (enum conn_state)C_DEAD;
+	if (c->arena) {
+		arena_put(w, c->arena);
+		c->arena = NULL;
+	}
+	event_free(c->timer);
+	c->timer = NULL;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub_explicit(&srv.conns, 1, memory_order_relaxed);
+	/* Callers up the stack may still look at c->state; free it once this
+	 * loop iteration is over. */
+	if (event_base_once(w->base, -1, EV_TIMEOUT, conn_free_deferred, c, NULL) < 0)
+		free(c); /* out of memory: nothing on this stack uses c after us */
+}
+
+struct evbuffer *conn_output(struct conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+bool conn_flush(struct conn *c)
+{
+	size_t n;
+	return bev_write_now(c->bev, &n);
+}
+
+/* Output is flushed; stop sending, keep reading (and discarding) for a
+ * moment so the peer gets our response before any reset. */
+static void conn_linger(struct conn *c)
+{
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	bufferevent_disable(c->bev, EV_WRITE);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	conn_arm(c, LINGER_MS);
+}
+
+static void conn_close_after_flush(struct conn *c)
+{
+	c->state = C_CLOSING;
+	if (!conn_flush(c)) {
+		conn_close(c);
+		return;
+	}
+	if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
+		conn_linger(c);
+}
+
+static const char *status_phrase(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+/* Formats one of levee's own answers; returns its length. */
+static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, bool close)
+{
+	const struct lv_reason_info *ri = &lv_reasons[reason];
+	size_t body = strlen(ri->message) + 1;
+	return snprintf(buf, size,
+	                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+	                "X-Levee-Reason: %s\r\n%s%s%s%s%s\r\n%s\n",
+	                ri->status, status_phrase(ri->status), body, ri->token, request_id ? "X-Request-Id: " : "",
+	                request_id ? request_id : "", request_id ? "\r\n" : "",
+	                ri->status == 503 ? "Retry-After: 1\r\n" : "", close ? "Connection: close\r\n" : "",
+	                ri->message);
+}
+
+void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_id, bool close)
+{
+	char buf[512];
+	int n = error_response(buf, sizeof(buf), reason, request_id, close);
+	stat_inc(c->w->stats->rejected[reason]);
+	evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
+	if (close) {
+		if (c->timer)
+			event_del(c->timer);
+		c->close_after = true;
+		conn_close_after_flush(c);
+	} else if (!conn_flush(c)) {
+		conn_close(c);
+	}
+}
+
+/* ---- accept ------------------------------------------------------------ */
+
+static void conn_readcb(struct bufferevent *bev, void *arg);
+static void conn_writecb(struct bufferevent *bev, void *arg);
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
+static void conn_timeout(evutil_socket_t fd, short what, void *arg);
+
+static struct h1_limits conn_limits(const struct lv_policy *p)
+{
+	struct h1_limits lim = {(uint32_t)p->limits.header_bytes, (uint32_t)p->limits.headers,
+	                        (uint32_t)p->limits.uri_bytes};
+	return lim;
+}
+
+void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int socklen)
+{
+	const struct lv_policy *p = w->rt->policy;
+	uint64_t n = atomic_fetch_add_explicit(&srv.conns, 1, memory_order_relaxed);
+	if (w->draining || n >= p->max_connections) {
+		char buf[512];
+		int len = error_response(buf, sizeof(buf), w->draining ? R_DRAINING : R_MAXCONN, NULL, true);
+		/* best effort: the socket is fresh, its buffer is empty */
+		ssize_t sent = send(fd, buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)sent;
+		shutdown(fd, SHUT_WR);
+		close(fd);
+		atomic_fetch_sub_explicit(&srv.conns, 1, memory_order_relaxed);
+		stat_inc(w->stats->conn_rejected);
+		stat_inc(w->stats->rejected[w->draining ? R_DRAINING : R_MAXCONN]);
+		return;
+	}
+	stat_inc(w->stats->conn_accepted);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	struct conn *c = calloc(1, sizeof(*c));
+	struct bufferevent *bev = c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+	struct event *timer = c ? evtimer_new(w->base, conn_timeout, c) : NULL;
+	if (!c || !bev || !timer) {
+		log_error("out of memory accepting a connection");
+		if (bev)
+			bufferevent_free(bev);
+		else
+			close(fd);
+		if (timer)
+			event_free(timer);
+		free(c);
+		atomic_fetch_sub_explicit(&srv.conns, 1, memory_order_relaxed);
+		return;
+	}
+	c->w = w;
+	c->bev = bev;
+	c->timer = timer;
+	c->state = C_IDLE;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof(c->peer));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof(c->peer));
+	else
+		snprintf(c->peer, sizeof(c->peer), "unknown");
+	struct h1_limits lim = conn_limits(p);
+	http1_init(&c->parser, HTTP_REQUEST, NULL, &lim);
+
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+
+	bufferevent_setcb(bev, conn_readcb, conn_writecb, conn_eventcb, c);
+	bufferevent_setwatermark(bev, EV_READ, 0, CONN_READ_HIGH);
+	bufferevent_setwatermark(bev, EV_WRITE, CONN_WRITE_LOW, 0);
+	struct timeval wt;
+	tv_ms(&wt, p->limits.send_timeout_ms);
+	bufferevent_set_timeouts(bev, NULL, &wt);
+	bufferevent_enable(bev, EV_READ);
+	conn_arm(c, p->limits.idle_timeout_ms);
+	/* Data often arrives with the connection: try it now, saving one
+	 * trip through the event loop. */
+	conn_process(c);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+/* Parses a request head from the input buffer. Returns true when a request
+ * was handed to the pipeline. */
+static bool conn_read_head(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	const struct lv_policy *p = conn_policy(c);
+	if (c->state == C_IDLE) {
+		c->arena = arena_get(c->w);
+		if (!c->arena) {
+			conn_send_error(c, R_INTERNAL, NULL, true);
+			return false;
+		}
+		struct h1_limits lim = conn_limits(p);
+		c->parser.lim = lim;
+		http1_set_head(&c->parser, &c->arena->head);
+		c->state = C_HEAD;
+		conn_arm(c, p->limits.header_timeout_ms);
+	}
+	while (evbuffer_get_length(in)) {
+		struct evbuffer_iovec v[8];
+		int nv = evbuffer_peek(in, -1, NULL, v, 8);
+		size_t used = 0;
+		enum h1_result rc = H1_MORE;
+		for (int i = 0; i < nv && i < 8 && rc == H1_MORE; i++) {
+			size_t consumed = 0;
+			rc = http1_feed(&c->parser, v[i].iov_base, v[i].iov_len, &consumed);
+			used += consumed;
+		}
+		stat_add(&c->w->stats->bytes_in, used);
+		evbuffer_drain(in, used);
+		if (rc == H1_MORE)
+			continue;
+		if (rc == H1_ERROR) {
+			conn_send_error(c, http1_error_reason(&c->parser), NULL, true);
+			return false;
+		}
+		/* H1_HEAD_DONE */
+		event_del(c->timer);
+		enum lv_reason reason;
+		if (http1_check_request(&c->arena->head, &reason) != 0) {
+			conn_send_error(c, reason, NULL, true);
+			return false;
+		}
+		struct arena *a = c->arena;
+		c->arena = NULL;
+		c->state = C_REQ;
+		pipeline_start(c, a);
+		return true;
+	}
+	return false;
+}
+
+static void conn_process(struct conn *c)
+{
+	if (c->in_read)
+		return;
+	c->in_read = true;
+	for (;;) {
+		if (c->state == (enum conn_state)C_DEAD)
+			return; /* freed at the end of the iteration; nothing to reset */
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		if (c->state == C_CLOSING) {
+			evbuffer_drain(in, evbuffer_get_length(in));
+			break;
+		}
+		if (c->state == C_REQ) {
+			if (c->req && !c->req->body_done)
+				upstream_pump_body(c->req);
+			break; /* pipelined bytes wait until the response is done */
+		}
+		if (!evbuffer_get_length(in))
+			break;
+		if (!conn_read_head(c))
+			break;
+	}
+	if (c->state != (enum conn_state)C_DEAD)
+		c->in_read = false;
+}
+
+static void conn_readcb(struct bufferevent *bev, void *arg)
+{
+	conn_process(arg);
+}
+
+void conn_body_resume(struct conn *c)
+{
+	if (c->reading_paused) {
+		c->reading_paused = false;
+		bufferevent_enable(c->bev, EV_READ);
+	}
+	conn_process(c);
+}
+
+/* ---- writing and events ------------------------------------------------ */
+
+static void conn_writecb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(bev);
+	if (!evbuffer_get_length(out))
+		bufferevent_disable(bev, EV_WRITE); /* back to writing directly */
+	if (c->state == C_CLOSING) {
+		if (!evbuffer_get_length(out))
+			conn_linger(c);
+		return;
+	}
+	if (c->req)
+		upstream_resume_response(c->req);
+}
+
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->req && c->state == C_REQ) {
+		/* body_timeout: the client stopped sending its body */
+		request_fail(c->req, R_BODY_TIMEOUT);
+		return;
+	}
+	if (c->req && !c->req->resp_done)
+		stat_inc(c->w->stats->client_aborts);
+	conn_close(c);
+}
+
+static void conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	switch (c->state) {
+	case C_HEAD:
+		conn_send_error(c, R_HEADER_TIMEOUT, NULL, true);
+		break;
+	case C_IDLE:
+	case C_CLOSING:
+		conn_close(c);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- request boundaries ------------------------------------------------ */
+
+void conn_request_done(struct conn *c)
+{
+	c->req = NULL;
+	if (c->state == (enum conn_state)C_DEAD || c->state == C_CLOSING)
+		return;
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	struct timeval wt;
+	tv_ms(&wt, conn_policy(c)->limits.send_timeout_ms);
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	if (c->close_after || c->w->draining) {
+		conn_close_after_flush(c);
+		return;
+	}
+	c->state = C_IDLE;
+	if (c->reading_paused) {
+		c->reading_paused = false;
+		bufferevent_enable(c->bev, EV_READ);
+	}
+	conn_arm(c, conn_policy(c)->limits.idle_timeout_ms);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		conn_process(c);
+}
+
+void conn_drain(struct conn *c)
+{
+	if (c->state == C_IDLE && !evbuffer_get_length(bufferevent_get_input(c->bev)))
+		conn_close(c);
+	else
+		c->close_after = true;
+}

@@ -1,0 +1,61 @@
+/*
+ * conn.h - a client connection: reads and checks request heads, streams
+ * request bodies to the current request, writes responses, keeps alive.
+ *
+ * One request at a time: the next pipelined request is parsed only after the
+ * current response has been written, so responses are always in order.
+ */
+#ifndef LEVEE_CONN_H
+#define LEVEE_CONN_H
+
+#include <event2/bufferevent.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+
+#include "net/http1.h"
+#include "net/worker.h"
+
+enum conn_state {
+	C_IDLE,    /* keep-alive, between requests */
+	C_HEAD,    /* reading a request head */
+	C_REQ,     /* a request is in the pipeline / upstream */
+	C_CLOSING, /* flushing the last bytes, then close */
+};
+
+struct conn {
+	struct conn *prev, *next;
+	struct worker *w;
+	struct bufferevent *bev;
+	enum conn_state state;
+	struct http1 parser;
+	struct arena *arena;      /* head arena while a request is active */
+	struct request *req;      /* the request being served, or NULL */
+	struct event *timer;      /* header / idle timeout */
+	char peer[INET6_ADDRSTRLEN];
+	bool close_after;         /* close once the current response is written */
+	bool reading_paused;      /* stopped reading for backpressure */
+	bool in_read;             /* re-entrancy guard for conn_process */
+};
+
+void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int socklen);
+
+/* Answers with one of levee's own errors and, for request-side errors,
+ * closes the connection afterwards. */
+void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_id, bool close);
+/* Writes and sends what is in the output buffer now; false if the socket is
+ * dead. */
+bool conn_flush(struct conn *c);
+/* The request finished (response fully written, or failed): next request,
+ * or close. */
+void conn_request_done(struct conn *c);
+/* Request body plumbing used by the upstream side. */
+void conn_body_resume(struct conn *c);
+/* Called when the response for the current request begins to be written to
+ * the client; from then on levee cannot answer with its own error. */
+struct evbuffer *conn_output(struct conn *c);
+/* Tear down now (no more writes). */
+void conn_close(struct conn *c);
+/* Drain: close if idle, else close after the current response. */
+void conn_drain(struct conn *c);
+
+#endif

@@ -1,0 +1,210 @@
+#include "net/headers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool name_in_connection(const struct lv_head *hd, const char *name, size_t nlen)
+{
+	for (int i = head_find(hd, LIT("connection"), 0); i >= 0; i = head_find(hd, LIT("connection"), i + 1)) {
+		const char *v = hd->text + hd->h[i].value;
+		size_t len = hd->h[i].value_len, p = 0;
+		while (p < len) {
+			while (p < len && (v[p] == ' ' || v[p] == '\t' || v[p] == ','))
+				p++;
+			size_t s = p;
+			while (p < len && v[p] != ',' && v[p] != ' ' && v[p] != '\t')
+				p++;
+			if (p > s && token_eq(v + s, p - s, name, nlen))
+				return true;
+			while (p < len && v[p] != ',')
+				p++;
+		}
+	}
+	return false;
+}
+
+bool headers_is_hop_by_hop(const struct lv_head *hd, int i)
+{
+	static const struct {
+		const char *n;
+		size_t l;
+	} fixed[] = {{LIT("connection")}, {LIT("keep-alive")}, {LIT("proxy-connection")}, {LIT("te")},
+	             {LIT("trailer")},    {LIT("transfer-encoding")}, {LIT("upgrade")}};
+	for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++)
+		if (head_name_is(hd, i, fixed[k].n, fixed[k].l))
+			return true;
+	const struct lv_hdr *e = &hd->h[i];
+	return name_in_connection(hd, hd->text + e->name, e->name_len);
+}
+
+bool headers_request_id_ok(const char *v, size_t n)
+{
+	if (n == 0 || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] < 0x21 || v[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* A bounded writer into space reserved in an evbuffer. */
+struct wb {
+	char *p, *end;
+	bool overflow;
+};
+
+static void wb_put(struct wb *w, const char *s, size_t n)
+{
+	if ((size_t)(w->end - w->p) < n) {
+		w->overflow = true;
+		return;
+	}
+	memcpy(w->p, s, n);
+	w->p += n;
+}
+
+#define WB_LIT(w, s) wb_put(w, s, sizeof(s) - 1)
+
+static void wb_str(struct wb *w, const char *s)
+{
+	wb_put(w, s, strlen(s));
+}
+
+static void wb_u64(struct wb *w, uint64_t v)
+{
+	char tmp[24];
+	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+	wb_put(w, tmp, (size_t)n);
+}
+
+static void wb_field(struct wb *w, const struct lv_head *hd, int i)
+{
+	const struct lv_hdr *e = &hd->h[i];
+	wb_put(w, hd->text + e->name, e->name_len);
+	WB_LIT(w, ": ");
+	wb_put(w, hd->text + e->value, e->value_len);
+	WB_LIT(w, "\r\n");
+}
+
+static size_t head_bound(const struct lv_head *hd)
+{
+	return (size_t)hd->len + (size_t)hd->n * 4 + 1024;
+}
+
+static int wb_commit(struct evbuffer *out, struct evbuffer_iovec *v, struct wb *w)
+{
+	if (w->overflow)
+		return -1;
+	v->iov_len = (size_t)(w->p - (char *)v->iov_base);
+	if (evbuffer_commit_space(out, v, 1) < 0)
+		return -1;
+	return (int)v->iov_len;
+}
+
+int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a, struct evbuffer *out)
+{
+	struct evbuffer_iovec v;
+	size_t bound = head_bound(hd) + strlen(a->client_ip) + strlen(a->default_host);
+	if (evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) < 1)
+		return -1;
+	struct wb w = {v.iov_base, (char *)v.iov_base + bound, false};
+
+	wb_put(&w, hd->text + hd->method_off, hd->method_len);
+	WB_LIT(&w, " ");
+	wb_put(&w, hd->text + hd->target_off, hd->target_len);
+	WB_LIT(&w, " HTTP/1.1\r\nHost: ");
+	if (hd->authority_len)
+		wb_put(&w, hd->text + hd->authority_off, hd->authority_len);
+	else
+		wb_str(&w, a->default_host);
+	WB_LIT(&w, "\r\n");
+
+	bool have_proto = false;
+	int xff_first = -1;
+	for (uint32_t k = 0; k < hd->n; k++) {
+		int i = (int)k;
+		if (head_name_is(hd, i, LIT("host")) || head_name_is(hd, i, LIT("content-length")) ||
+		    head_name_is(hd, i, LIT("expect")) || head_name_is(hd, i, LIT("x-request-id")) ||
+		    headers_is_hop_by_hop(hd, i))
+			continue;
+		if (head_name_is(hd, i, LIT("x-forwarded-for"))) {
+			if (xff_first < 0)
+				xff_first = i;
+			continue;
+		}
+		if (head_name_is(hd, i, LIT("x-forwarded-proto"))) {
+			if (!a->trust_forwarded || have_proto)
+				continue;
+			have_proto = true;
+		}
+		wb_field(&w, hd, i);
+	}
+	/* X-Forwarded-For: every earlier hop, in order, then our client. */
+	WB_LIT(&w, "X-Forwarded-For: ");
+	if (xff_first >= 0) {
+		for (int i = xff_first; i >= 0; i = head_find(hd, LIT("x-forwarded-for"), i + 1)) {
+			wb_put(&w, hd->text + hd->h[i].value, hd->h[i].value_len);
+			WB_LIT(&w, ", ");
+		}
+	}
+	wb_str(&w, a->client_ip);
+	WB_LIT(&w, "\r\n");
+	if (!have_proto)
+		WB_LIT(&w, "X-Forwarded-Proto: http\r\n");
+	WB_LIT(&w, "X-Request-Id: ");
+	wb_str(&w, a->request_id);
+	WB_LIT(&w, "\r\nVia: 1.1 levee\r\n");
+	if (a->framing == 1) {
+		WB_LIT(&w, "Content-Length: ");
+		wb_u64(&w, a->content_length);
+		WB_LIT(&w, "\r\n");
+	} else if (a->framing == 2) {
+		WB_LIT(&w, "Transfer-Encoding: chunked\r\n");
+	}
+	WB_LIT(&w, "\r\n");
+	return wb_commit(out, &v, &w);
+}
+
+int headers_build_response(const struct lv_head *hd, const struct resphead_args *a, struct evbuffer *out)
+{
+	struct evbuffer_iovec v;
+	size_t bound = head_bound(hd) + 256;
+	if (evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) < 1)
+		return -1;
+	struct wb w = {v.iov_base, (char *)v.iov_base + bound, false};
+
+	char status[8];
+	snprintf(status, sizeof(status), "%03u ", hd->status);
+	WB_LIT(&w, "HTTP/1.1 ");
+	wb_str(&w, status);
+	wb_put(&w, hd->text + hd->reason_off, hd->reason_len);
+	WB_LIT(&w, "\r\n");
+	bool have_id = false;
+	for (uint32_t k = 0; k < hd->n; k++) {
+		int i = (int)k;
+		if (head_name_is(hd, i, LIT("content-length")) || headers_is_hop_by_hop(hd, i))
+			continue;
+		if (head_name_is(hd, i, LIT("x-request-id")))
+			have_id = true;
+		wb_field(&w, hd, i);
+	}
+	WB_LIT(&w, "Via: 1.1 levee\r\n");
+	if (!have_id && a->request_id) {
+		WB_LIT(&w, "X-Request-Id: ");
+		wb_str(&w, a->request_id);
+		WB_LIT(&w, "\r\n");
+	}
+	if (a->framing == 1 || (a->framing == 0 && a->keep_cl)) {
+		WB_LIT(&w, "Content-Length: ");
+		wb_u64(&w, a->content_length);
+		WB_LIT(&w, "\r\n");
+	} else if (a->framing == 2) {
+		WB_LIT(&w, "Transfer-Encoding: chunked\r\n");
+	}
+	if (a->close)
+		WB_LIT(&w, "Connection: close\r\n");
+	else if (a->keepalive_10)
+		WB_LIT(&w, "Connection: keep-alive\r\n");
+	WB_LIT(&w, "\r\n");
+	return wb_commit(out, &v, &w);
+}

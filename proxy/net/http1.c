@@ -1,0 +1,584 @@
+/*
+ * http1.c - strict llhttp plus the checks llhttp leaves to us.
+ *
+ * llhttp (built with LLHTTP_STRICT_MODE=1) rejects bare LF, CL with TE,
+ * duplicate Content-Length, bad chunk syntax and invalid tokens. It does not
+ * reject obs-fold (it hands the folded part over as a second value span),
+ * HTTP/2.0 request lines, fragments, Host problems, unknown transfer codings
+ * until later, or 204/304 bodies once we pause at the head. Those are checked
+ * here, so that anything that could be read two ways is refused before a
+ * single byte goes upstream.
+ */
+#include "net/http1.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const llhttp_settings_t *h1_settings(void);
+
+static int h1_fail(struct http1 *h, int status, enum lv_reason reason)
+{
+	if (!h->status) {
+		h->status = status;
+		h->reason = reason;
+	}
+	return HPE_USER;
+}
+
+static int h1_append(struct http1 *h, const char *p, size_t n)
+{
+	struct lv_head *hd = h->head;
+	if (n > hd->cap - hd->len)
+		return -1;
+	memcpy(hd->text + hd->len, p, n);
+	hd->len += (uint32_t)n;
+	return 0;
+}
+
+void http1_set_head(struct http1 *h, struct lv_head *head)
+{
+	h->head = head;
+	if (!head)
+		return;
+	head->len = 0;
+	head->n = 0;
+	head->method_len = head->target_len = head->reason_len = head->path_len = 0;
+	head->flags = 0;
+	head->content_length = 0;
+	head->host_idx = -1;
+	head->authority_len = 0;
+	head->status = 0;
+}
+
+void http1_init(struct http1 *h, llhttp_type_t type, struct lv_head *head, const struct h1_limits *lim)
+{
+	memset(h, 0, sizeof(*h));
+	llhttp_init(&h->p, type, h1_settings());
+	h->p.data = h;
+	h->lim = *lim;
+	http1_set_head(h, head);
+}
+
+void http1_reset(struct http1 *h)
+{
+	llhttp_reset(&h->p);
+	h->p.data = h;
+	h->head_bytes = 0;
+	h->status = 0;
+	h->reason = R_NONE;
+	h->in_body = h->span_cut = false;
+	h->hstate = H1S_NONE;
+	http1_set_head(h, h->head);
+}
+
+void http1_set_body_cb(struct http1 *h, h1_body_cb cb, void *arg)
+{
+	h->on_body = cb;
+	h->arg = arg;
+}
+
+void http1_start_body(struct http1 *h)
+{
+	h->in_body = true;
+	llhttp_resume(&h->p);
+}
+
+/* ---- llhttp callbacks -------------------------------------------------- */
+
+#define H1(p) ((struct http1 *)(p)->data)
+
+static int cb_method(llhttp_t *p, const char *at, size_t n)
+{
+	struct http1 *h = H1(p);
+	if (!h->head->method_len)
+		h->head->method_off = h->head->len;
+	if (h1_append(h, at, n))
+		return h1_fail(h, 400, R_BAD_REQUEST);
+	h->head->method_len += (uint32_t)n;
+	return 0;
+}
+
+static int cb_url(llhttp_t *p, const char *at, size_t n)
+{
+	struct http1 *h = H1(p);
+	struct lv_head *hd = h->head;
+	if (!hd->target_len)
+		hd->target_off = hd->len;
+	if (hd->target_len + n > h->lim.uri_bytes)
+		return h1_fail(h, 414, R_URI_TOO_LONG);
+	if (h1_append(h, at, n))
+		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+	hd->target_len += (uint32_t)n;
+	return 0;
+}
+
+static int cb_status(llhttp_t *p, const char *at, size_t n)
+{
+	struct http1 *h = H1(p);
+	if (!h->head->reason_len)
+		h->head->reason_off = h->head->len;
+	if (h1_append(h, at, n))
+		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+	h->head->reason_len += (uint32_t)n;
+	return 0;
+}
+
+/* Trailers are read (llhttp must parse them to find the end of the message)
+ * but never stored or forwarded; they are bounded by the same byte limit. */
+static int h1_trailer_bytes(struct http1 *h, size_t n)
+{
+	h->head_bytes += n;
+	if (h->head_bytes > h->lim.header_bytes)
+		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+	return 0;
+}
+
+static int cb_header_field(llhttp_t *p, const char *at, size_t n)
+{
+	struct http1 *h = H1(p);
+	struct lv_head *hd = h->head;
+	if (h->in_body)
+		return h1_trailer_bytes(h, n);
+	if (h->hstate != H1S_FIELD) {
+		/* a new field starts */
+		if (hd->n >= hd->max || hd->n >= h->lim.headers)
+			return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+		h->hstate = H1S_FIELD;
+		h->cur_name = hd->len;
+		h->cur_name_len = 0;
+	}
+	if (h1_append(h, at, n))
+		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+	h->cur_name_len += (uint32_t)n;
+	return 0;
+}
+
+static int cb_header_value(llhttp_t *p, const char *at, size_t n)
+{
+	struct http1 *h = H1(p);
+	if (h->in_body)
+		return h1_trailer_bytes(h, n);
+	if (h->hstate != H1S_VALUE) {
+		h->hstate = H1S_VALUE;
+		h->cur_value = h->head->len;
+	} else if (!h->span_cut) {
+		/* A second span of one value that did not start at a buffer
+		 * boundary: llhttp has just skipped a line break, so this is an
+		 * obs-fold continuation line (RFC 9112 §5.2). */
+		return h1_fail(h, 400, R_BAD_REQUEST);
+	}
+	if (h1_append(h, at, n))
+		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+	h->span_cut = (at + n == h->exec_end);
+	return 0;
+}
+
+static int cb_header_value_complete(llhttp_t *p)
+{
+	struct http1 *h = H1(p);
+	struct lv_head *hd = h->head;
+	if (h->in_body)
+		return 0;
+	if (h->hstate != H1S_VALUE) /* empty value: no span was delivered */
+		h->cur_value = hd->len;
+	struct lv_hdr *e = &hd->h[hd->n++];
+	e->name = h->cur_name;
+	e->name_len = h->cur_name_len;
+	e->value = h->cur_value;
+	e->value_len = hd->len - h->cur_value;
+	h->hstate = H1S_NONE;
+	h->span_cut = false;
+	return 0;
+}
+
+static int cb_headers_complete(llhttp_t *p)
+{
+	struct http1 *h = H1(p);
+	struct lv_head *hd = h->head;
+	if (h->in_body) /* end of trailers */
+		return 0;
+	hd->major = p->http_major;
+	hd->minor = p->http_minor;
+	hd->method = p->method;
+	hd->status = p->status_code;
+	return HPE_PAUSED;
+}
+
+static int cb_body(llhttp_t *p, const char *at, size_t n)
+{
+	struct http1 *h = H1(p);
+	if (h->on_body && h->on_body(h->arg, at, n))
+		return h1_fail(h, 500, R_INTERNAL);
+	return 0;
+}
+
+static int cb_message_complete(llhttp_t *p)
+{
+	return HPE_PAUSED;
+}
+
+static const llhttp_settings_t *h1_settings(void)
+{
+	static llhttp_settings_t s;
+	static int ready;
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+		llhttp_settings_t t;
+		llhttp_settings_init(&t);
+		t.on_method = cb_method;
+		t.on_url = cb_url;
+		t.on_status = cb_status;
+		t.on_header_field = cb_header_field;
+		t.on_header_value = cb_header_value;
+		t.on_header_value_complete = cb_header_value_complete;
+		t.on_headers_complete = cb_headers_complete;
+		t.on_body = cb_body;
+		t.on_message_complete = cb_message_complete;
+		s = t;
+		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
+	}
+	return &s;
+}
+
+/* ---- feeding ----------------------------------------------------------- */
+
+static int h1_errno_status(struct http1 *h, llhttp_errno_t e)
+{
+	switch (e) {
+	case HPE_USER:
+		return h->status ? h->status : 400;
+	case HPE_INVALID_VERSION:
+		h1_fail(h, 505, R_VERSION);
+		return 505;
+	case HPE_INVALID_TRANSFER_ENCODING:
+		h1_fail(h, 501, R_TE);
+		return 501;
+	default:
+		h1_fail(h, 400, R_BAD_REQUEST);
+		return 400;
+	}
+}
+
+enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t *consumed)
+{
+	h->exec_end = data + len;
+	llhttp_errno_t e = llhttp_execute(&h->p, data, len);
+	if (e == HPE_OK) {
+		*consumed = len;
+		if (!h->in_body) {
+			h->head_bytes += len;
+			if (h->head_bytes > h->lim.header_bytes) {
+				h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+				return H1_ERROR;
+			}
+		}
+		return H1_MORE;
+	}
+	if (e == HPE_PAUSED) {
+		*consumed = (size_t)(llhttp_get_error_pos(&h->p) - data);
+		if (h->in_body)
+			return H1_MSG_DONE;
+		h->head_bytes += *consumed;
+		if (h->head_bytes > h->lim.header_bytes) {
+			h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+			return H1_ERROR;
+		}
+		return H1_HEAD_DONE;
+	}
+	*consumed = 0;
+	h1_errno_status(h, e);
+	return H1_ERROR;
+}
+
+enum h1_result http1_finish(struct http1 *h)
+{
+	llhttp_errno_t e = llhttp_finish(&h->p);
+	if (e == HPE_OK || e == HPE_PAUSED)
+		return H1_MSG_DONE;
+	h1_errno_status(h, e);
+	return H1_ERROR;
+}
+
+/* ---- header helpers ---------------------------------------------------- */
+
+bool token_eq(const char *a, size_t alen, const char *lit, size_t litlen)
+{
+	return alen == litlen && strncasecmp(a, lit, litlen) == 0;
+}
+
+bool head_name_is(const struct lv_head *hd, int i, const char *name, size_t name_len)
+{
+	const struct lv_hdr *e = &hd->h[i];
+	return token_eq(hd->text + e->name, e->name_len, name, name_len);
+}
+
+int head_find(const struct lv_head *hd, const char *name, size_t name_len, int from)
+{
+	for (uint32_t i = (uint32_t)from; i < hd->n; i++)
+		if (head_name_is(hd, (int)i, name, name_len))
+			return (int)i;
+	return -1;
+}
+
+static bool is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+void head_each_token(const char *v, size_t len, void (*cb)(const char *tok, size_t n, void *arg), void *arg)
+{
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && (is_ows(v[i]) || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < len && v[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > s && is_ows(v[e - 1]))
+			e--;
+		if (e > s)
+			cb(v + s, e - s, arg);
+	}
+}
+
+/* ---- request and response checks --------------------------------------- */
+
+/* RFC 3986 reg-name / IPv4 / IP-literal, with an optional port. */
+static bool authority_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 255)
+		return false;
+	size_t i = 0;
+	if (s[0] == '[') {
+		for (i = 1; i < n && s[i] != ']'; i++) {
+			char c = s[i];
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+			      c == ':' || c == '.'))
+				return false;
+		}
+		if (i >= n)
+			return false;
+		i++;
+	} else {
+		for (; i < n && s[i] != ':'; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c && strchr("-._~!$&'()*+,;=%", c))))
+				return false;
+		}
+		if (i == 0)
+			return false;
+	}
+	if (i < n) {
+		if (s[i] != ':')
+			return false;
+		size_t digits = 0;
+		for (i++; i < n; i++, digits++)
+			if (s[i] < '0' || s[i] > '9')
+				return false;
+		if (digits > 5)
+			return false;
+	}
+	return true;
+}
+
+static bool value_ok(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+struct conn_tokens {
+	unsigned flags;
+};
+
+static void conn_token(const char *t, size_t n, void *arg)
+{
+	struct conn_tokens *ct = arg;
+	if (token_eq(t, n, LIT("close")))
+		ct->flags |= H1F_CONN_CLOSE;
+	else if (token_eq(t, n, LIT("keep-alive")))
+		ct->flags |= H1F_CONN_KEEPALIVE;
+}
+
+/* Framing and Connection facts common to requests and responses. Returns 0 or
+ * a status (400 for requests; the caller maps to 502 for responses). */
+static int head_framing(struct lv_head *hd, bool request, enum lv_reason *reason)
+{
+	int cl = -1, te = -1;
+	struct conn_tokens ct = {0};
+	for (uint32_t i = 0; i < hd->n; i++) {
+		const struct lv_hdr *e = &hd->h[i];
+		const char *v = hd->text + e->value;
+		if (!value_ok(v, e->value_len)) {
+			*reason = R_BAD_REQUEST;
+			return 400;
+		}
+		if (head_name_is(hd, (int)i, LIT("content-length"))) {
+			if (cl >= 0 || e->value_len == 0 || e->value_len > 19) {
+				*reason = R_BAD_REQUEST;
+				return 400;
+			}
+			uint64_t x = 0;
+			for (uint32_t k = 0; k < e->value_len; k++) {
+				if (v[k] < '0' || v[k] > '9') {
+					*reason = R_BAD_REQUEST;
+					return 400;
+				}
+				x = x * 10 + (uint64_t)(v[k] - '0');
+			}
+			cl = (int)i;
+			hd->content_length = x;
+			hd->flags |= H1F_HAS_CL;
+		} else if (head_name_is(hd, (int)i, LIT("transfer-encoding"))) {
+			if (te >= 0) {
+				*reason = R_BAD_REQUEST;
+				return 400;
+			}
+			te = (int)i;
+			hd->flags |= H1F_HAS_TE;
+		} else if (head_name_is(hd, (int)i, LIT("connection"))) {
+			head_each_token(v, e->value_len, conn_token, &ct);
+		}
+	}
+	hd->flags |= ct.flags;
+	if (cl >= 0 && te >= 0) {
+		*reason = R_BAD_REQUEST;
+		return 400;
+	}
+	if (te >= 0) {
+		const struct lv_hdr *e = &hd->h[te];
+		if (request && hd->minor == 0) { /* TE is not defined for HTTP/1.0 */
+			*reason = R_BAD_REQUEST;
+			return 400;
+		}
+		if (!token_eq(hd->text + e->value, e->value_len, LIT("chunked"))) {
+			*reason = R_TE;
+			return 501;
+		}
+		hd->flags |= H1F_CHUNKED;
+	}
+	return 0;
+}
+
+int http1_check_request(struct lv_head *hd, enum lv_reason *reason)
+{
+	*reason = R_BAD_REQUEST;
+	if (hd->major != 1 || hd->minor > 1) {
+		*reason = R_VERSION;
+		return 505;
+	}
+	if (hd->method == HTTP_CONNECT) {
+		*reason = R_METHOD;
+		return 405;
+	}
+	if (hd->target_len == 0)
+		return 400;
+	const char *t = hd->text + hd->target_off;
+	if (memchr(t, '#', hd->target_len))
+		return 400;
+	if (t[0] == '/') {
+		/* origin-form */
+	} else if (hd->method == HTTP_OPTIONS && hd->target_len == 1 && t[0] == '*') {
+		/* asterisk-form */
+	} else if (hd->target_len > 7 && strncasecmp(t, "http://", 7) == 0) {
+		/* absolute-form: its authority replaces Host (RFC 9112 §3.2.2) */
+		uint32_t a = hd->target_off + 7, end = a;
+		while (end < hd->target_off + hd->target_len && hd->text[end] != '/' && hd->text[end] != '?')
+			end++;
+		if (memchr(hd->text + a, '@', end - a)) /* userinfo is not allowed in http URIs */
+			return 400;
+		hd->authority_off = a;
+		hd->authority_len = end - a;
+		hd->flags |= H1F_ABSOLUTE_FORM;
+		uint32_t rest = hd->target_off + hd->target_len - end;
+		if (rest == 0 || hd->text[end] == '?') {
+			/* an empty path is "/" in origin-form */
+			if (hd->len + 1 + rest > hd->cap) {
+				*reason = R_HEADERS_TOO_LARGE;
+				return 431;
+			}
+			uint32_t off = hd->len;
+			hd->text[hd->len++] = '/';
+			memcpy(hd->text + hd->len, hd->text + end, rest);
+			hd->len += rest;
+			hd->target_off = off;
+			hd->target_len = rest + 1;
+		} else {
+			hd->target_off = end;
+			hd->target_len = rest;
+		}
+		t = hd->text + hd->target_off;
+	} else {
+		return 400;
+	}
+	const char *q = memchr(t, '?', hd->target_len);
+	hd->path_len = q ? (uint32_t)(q - t) : hd->target_len;
+
+	int host = -1;
+	for (uint32_t i = 0; i < hd->n; i++) {
+		if (head_name_is(hd, (int)i, LIT("host"))) {
+			if (host >= 0)
+				return 400;
+			host = (int)i;
+		}
+	}
+	hd->host_idx = host;
+	if (host < 0 && hd->minor == 1 && !(hd->flags & H1F_ABSOLUTE_FORM))
+		return 400;
+	if (host >= 0 && !authority_ok(hd->text + hd->h[host].value, hd->h[host].value_len))
+		return 400;
+	if (hd->flags & H1F_ABSOLUTE_FORM) {
+		if (!authority_ok(hd->text + hd->authority_off, hd->authority_len))
+			return 400;
+	} else if (host >= 0) {
+		hd->authority_off = hd->h[host].value;
+		hd->authority_len = hd->h[host].value_len;
+	}
+
+	int st = head_framing(hd, true, reason);
+	if (st)
+		return st;
+	if (hd->minor == 0 && !(hd->flags & H1F_CONN_KEEPALIVE))
+		hd->flags |= H1F_CONN_CLOSE;
+
+	int ex = head_find(hd, LIT("expect"), 0);
+	if (ex >= 0) {
+		const struct lv_hdr *e = &hd->h[ex];
+		if (!token_eq(hd->text + e->value, e->value_len, LIT("100-continue")) ||
+		    head_find(hd, LIT("expect"), ex + 1) >= 0) {
+			*reason = R_EXPECTATION;
+			return 417;
+		}
+		/* HTTP/1.0 clients do not understand 100 Continue; ignore it. */
+		if (hd->minor == 1)
+			hd->flags |= H1F_EXPECT_CONTINUE;
+	}
+	*reason = R_NONE;
+	return 0;
+}
+
+int http1_check_response(struct lv_head *hd, enum lv_reason *reason)
+{
+	*reason = R_UP_BAD;
+	if (hd->major != 1 || hd->status < 100 || hd->status > 999)
+		return 502;
+	enum lv_reason r;
+	if (head_framing(hd, false, &r))
+		return 502;
+	if (hd->minor == 0 && !(hd->flags & H1F_CONN_KEEPALIVE))
+		hd->flags |= H1F_CONN_CLOSE;
+	*reason = R_NONE;
+	return 0;
+}
+
+bool http1_response_has_body(const struct lv_head *resp, bool head_request)
+{
+	if (head_request)
+		return false;
+	return !(resp->status < 200 || resp->status == 204 || resp->status == 304);
+}

@@ -1,0 +1,140 @@
+/*
+ * http1.h - HTTP/1.x message heads: parsing glue over strict llhttp, and the
+ * checks levee adds on top of it.
+ *
+ * A `struct http1` parses one message head at a time into a `struct lv_head`
+ * whose text lives in a caller-provided arena. Parsing pauses right after the
+ * head; the caller decides how the body is read:
+ *   - no body: http1_reset() and go on with the next message;
+ *   - Content-Length body: the caller moves exactly that many bytes itself
+ *     (zero-copy), then http1_reset();
+ *   - chunked (and, for responses, close-delimited) body: the caller keeps
+ *     feeding http1_feed(), which delivers decoded data to on_body, until it
+ *     returns H1_MSG_DONE.
+ *
+ * Invariants: the parser never allocates; every byte of head text is bounded
+ * by the arena size (the header_bytes limit); all lengths are checked before
+ * any copy.
+ */
+#ifndef LEVEE_HTTP1_H
+#define LEVEE_HTTP1_H
+
+#include <llhttp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reason.h"
+
+struct lv_hdr {
+	uint32_t name, name_len;   /* offsets into head->text */
+	uint32_t value, value_len;
+};
+
+/* Facts levee derives from a head once it is complete. */
+enum h1_flags {
+	H1F_CHUNKED = 1u << 0,
+	H1F_HAS_CL = 1u << 1,
+	H1F_CONN_CLOSE = 1u << 2,
+	H1F_CONN_KEEPALIVE = 1u << 3,
+	H1F_EXPECT_CONTINUE = 1u << 4,
+	H1F_ABSOLUTE_FORM = 1u << 5,
+	H1F_HAS_TE = 1u << 6,
+};
+
+struct lv_head {
+	char *text;       /* arena: method, target, names, values */
+	uint32_t cap, len;
+	struct lv_hdr *h; /* header slots, `max` of them */
+	uint32_t n, max;
+
+	uint32_t method_off, method_len; /* requests */
+	uint32_t target_off, target_len;
+	uint32_t path_len;               /* target up to '?' */
+	uint32_t reason_off, reason_len; /* responses */
+	uint8_t major, minor;
+	uint8_t method;                  /* llhttp_method_t */
+	uint16_t status;
+
+	/* derived, valid after a successful check */
+	unsigned flags;
+	uint64_t content_length;
+	int host_idx;                    /* header index of Host, -1 if none */
+	uint32_t authority_off, authority_len; /* Host value, or absolute-form authority */
+};
+
+static inline const char *head_str(const struct lv_head *hd, uint32_t off) { return hd->text + off; }
+
+/* Result of a feed. */
+enum h1_result {
+	H1_MORE = 0,      /* need more bytes */
+	H1_HEAD_DONE,     /* head complete; *consumed stops right after it */
+	H1_MSG_DONE,      /* (body mode) message complete */
+	H1_ERROR,         /* see http1_error() */
+};
+
+struct http1;
+typedef int (*h1_body_cb)(void *arg, const char *data, size_t len);
+
+struct h1_limits {
+	uint32_t header_bytes, headers, uri_bytes;
+};
+
+struct http1 {
+	llhttp_t p;
+	struct lv_head *head;
+	struct h1_limits lim;
+	h1_body_cb on_body;
+	void *arg;
+	uint64_t head_bytes;   /* bytes fed while in the head */
+	int status;            /* error status to answer (4xx/5xx), 0 if none */
+	enum lv_reason reason; /* error reason */
+	bool in_body;
+	enum { H1S_NONE, H1S_FIELD, H1S_VALUE } hstate; /* which header span is open */
+	bool span_cut;         /* the last value span ended at the end of its input */
+	const char *exec_end;  /* end of the buffer being executed */
+	uint32_t cur_name, cur_name_len, cur_value;
+};
+
+void http1_init(struct http1 *h, llhttp_type_t type, struct lv_head *head, const struct h1_limits *lim);
+/* Forget the current message and get ready for the next head (keep-alive). */
+void http1_reset(struct http1 *h);
+/* Restart head parsing into a (possibly fresh) arena. */
+void http1_set_head(struct http1 *h, struct lv_head *head);
+void http1_set_body_cb(struct http1 *h, h1_body_cb cb, void *arg);
+/* Continue into the body (chunked / close-delimited) after H1_HEAD_DONE. */
+void http1_start_body(struct http1 *h);
+
+/* Feed bytes. *consumed is how many were used; on H1_HEAD_DONE or
+ * H1_MSG_DONE, the remainder belongs to what comes next. */
+enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t *consumed);
+/* EOF from the peer while in a close-delimited body; H1_MSG_DONE if that ends
+ * the message cleanly, H1_ERROR if the message was truncated. */
+enum h1_result http1_finish(struct http1 *h);
+
+/* The status and reason token of the last H1_ERROR. */
+static inline int http1_error_status(const struct http1 *h) { return h->status ? h->status : 400; }
+static inline enum lv_reason http1_error_reason(const struct http1 *h) { return h->reason ? h->reason : R_BAD_REQUEST; }
+
+/* Checks levee applies to a complete request head, beyond llhttp's: version,
+ * method, target form, Host, framing, header bytes, Expect. Fills the derived
+ * fields. Returns 0 when the request is acceptable, else the status to answer
+ * with and sets *reason. */
+int http1_check_request(struct lv_head *hd, enum lv_reason *reason);
+/* Same for an upstream response head; a non-zero return means "bad response"
+ * (502). `head_request` tells whether the request was HEAD. */
+int http1_check_response(struct lv_head *hd, enum lv_reason *reason);
+
+/* Whether a response with this status to this request carries a body. */
+bool http1_response_has_body(const struct lv_head *resp, bool head_request);
+
+/* Header helpers. Names are compared case-insensitively. */
+int head_find(const struct lv_head *hd, const char *name, size_t name_len, int from);
+bool head_name_is(const struct lv_head *hd, int i, const char *name, size_t name_len);
+/* Calls cb for each comma-separated token of a header value (trimmed). */
+void head_each_token(const char *v, size_t len, void (*cb)(const char *tok, size_t n, void *arg), void *arg);
+bool token_eq(const char *a, size_t alen, const char *lit, size_t litlen);
+
+#define LIT(s) (s), (sizeof(s) - 1)
+
+#endif

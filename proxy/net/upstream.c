@@ -1,0 +1,698 @@
+/*
+ * upstream.c - the upstream half of a request.
+ *
+ * Invariants:
+ *  - An upconn belongs to at most one request (uc->req) or to the worker's
+ *    idle pool, never both.
+ *  - A connection goes back to the pool only when the request was sent in
+ *    full, the response was read to its exact end with nothing after it, and
+ *    neither side asked to close.
+ *  - Content-Length bodies are moved between evbuffers without copying and
+ *    without llhttp; chunked bodies go through llhttp and are re-chunked.
+ *  - The client never sees a falsely complete response: if the upstream
+ *    stops early, the client connection is cut (no final chunk, short
+ *    Content-Length).
+ */
+#include "net/upstream.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net/io.h"
+#include "net/conn.h"
+#include "net/headers.h"
+#include "pipeline.h"
+
+#define BP_HIGH (256 * 1024) /* output level that pauses the other side */
+#define BP_LOW (64 * 1024)
+
+static void up_readcb(struct bufferevent *bev, void *arg);
+static void up_writecb(struct bufferevent *bev, void *arg);
+static void up_eventcb(struct bufferevent *bev, short what, void *arg);
+static void up_process(struct request *r);
+
+static void tv_ms(struct timeval *tv, uint64_t ms)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+static void upconn_free_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	free(arg);
+}
+
+/* The bufferevent goes now; the struct at the end of the loop iteration,
+ * since the callback that decided to free it may still look at it. */
+static void upconn_free(struct upconn *uc)
+{
+	struct event_base *base = uc->w->base;
+	bufferevent_free(uc->bev);
+	uc->bev = NULL;
+	uc->req = NULL;
+	if (event_base_once(base, -1, EV_TIMEOUT, upconn_free_deferred, uc, NULL) < 0)
+		free(uc);
+}
+
+/* ---- pool -------------------------------------------------------------- */
+
+static void pool_unlink(struct worker *w, struct upconn *uc)
+{
+	for (struct upconn **pp = &w->idle; *pp; pp = &(*pp)->next) {
+		if (*pp == uc) {
+			*pp = uc->next;
+			w->nidle--;
+			return;
+		}
+	}
+}
+
+static struct upconn *pool_take(struct worker *w, const struct runtime *rt)
+{
+	while (w->idle) {
+		struct upconn *uc = w->idle;
+		w->idle = uc->next;
+		w->nidle--;
+		uc->next = NULL;
+		if (uc->addr_len == rt->up_len && memcmp(&uc->addr, &rt->up_addr, rt->up_len) == 0 &&
+		    !evbuffer_get_length(bufferevent_get_input(uc->bev)))
+			return uc;
+		upconn_free(uc); /* for an older upstream address, or it spoke out of turn */
+	}
+	return NULL;
+}
+
+static void pool_put(struct worker *w, struct upconn *uc)
+{
+	const struct lv_policy *p = w->rt->policy;
+	if (w->draining || w->nidle >= p->up.keepalive) {
+		upconn_free(uc);
+		return;
+	}
+	uc->req = NULL;
+	uc->got_bytes = false;
+	uc->idle_since = now_us();
+	bufferevent_set_timeouts(uc->bev, NULL, NULL);
+	bufferevent_disable(uc->bev, EV_WRITE);
+	bufferevent_enable(uc->bev, EV_READ); /* to notice a close while idle */
+	uc->next = w->idle;
+	w->idle = uc;
+	w->nidle++;
+}
+
+void upstream_pool_reap(struct worker *w, uint64_t now)
+{
+	uint64_t limit = w->rt->policy->up.keepalive_timeout_ms * 1000;
+	struct upconn **pp = &w->idle;
+	while (*pp) {
+		struct upconn *uc = *pp;
+		if (now - uc->idle_since >= limit) {
+			*pp = uc->next;
+			w->nidle--;
+			upconn_free(uc);
+		} else {
+			pp = &uc->next;
+		}
+	}
+}
+
+void upstream_pool_clear(struct worker *w)
+{
+	while (w->idle) {
+		struct upconn *uc = w->idle;
+		w->idle = uc->next;
+		upconn_free(uc);
+	}
+	w->nidle = 0;
+}
+
+static struct upconn *upconn_connect(struct worker *w, const struct runtime *rt)
+{
+	int fd = socket(rt->up_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct upconn *uc = calloc(1, sizeof(*uc));
+	struct bufferevent *bev = uc ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+	if (!bev) {
+		close(fd);
+		free(uc);
+		return NULL;
+	}
+	uc->w = w;
+	uc->bev = bev;
+	memcpy(&uc->addr, &rt->up_addr, rt->up_len);
+	uc->addr_len = rt->up_len;
+	bufferevent_setcb(bev, up_readcb, up_writecb, up_eventcb, uc);
+	bufferevent_setwatermark(bev, EV_WRITE, BP_LOW, 0);
+	struct timeval ct;
+	tv_ms(&ct, rt->policy->up.connect_timeout_ms);
+	bufferevent_set_timeouts(bev, NULL, &ct); /* the connect runs as a write */
+	if (bufferevent_socket_connect(bev, (struct sockaddr *)&rt->up_addr, (int)rt->up_len) < 0) {
+		upconn_free(uc);
+		return NULL;
+	}
+	stat_inc(w->stats->up_connects);
+	return uc;
+}
+
+static bool up_flush(struct upconn *uc)
+{
+	if (!uc->connected)
+		return true; /* sent once the connect completes */
+	size_t n;
+	return bev_write_now(uc->bev, &n);
+}
+
+/* ---- sending the request ----------------------------------------------- */
+
+static void response_timer_arm(struct request *r)
+{
+	struct timeval tv;
+	tv_ms(&tv, r->rt->policy->up.response_timeout_ms);
+	event_add(r->timer, &tv);
+}
+
+static int send_head(struct request *r)
+{
+	struct reqhead_args a = {
+	    .request_id = r->id,
+	    .client_ip = r->conn ? r->conn->peer : "unknown",
+	    .default_host = r->rt->up_text,
+	    .trust_forwarded = r->rt->policy->trust_forwarded,
+	    .framing = r->body == BODY_LENGTH ? 1 : r->body == BODY_CHUNKED ? 2 : 0,
+	    .content_length = r->head->content_length,
+	};
+	/* An explicit "Content-Length: 0" (e.g. an empty POST) is kept. */
+	if (r->body == BODY_NONE && (r->head->flags & H1F_HAS_CL))
+		a.framing = 1;
+	return headers_build_request(r->head, &a, bufferevent_get_output(r->uc->bev));
+}
+
+static int upstream_attach(struct request *r)
+{
+	struct worker *w = r->w;
+	struct upconn *uc = r->retried ? NULL : pool_take(w, r->rt);
+	if (uc) {
+		stat_inc(w->stats->up_reused);
+	} else {
+		uc = upconn_connect(w, r->rt);
+		if (!uc) {
+			stat_inc(w->stats->up_connect_errors);
+			return LV_ERR;
+		}
+	}
+	uc->req = r;
+	uc->uses++;
+	r->uc = uc;
+	if (uc->connected) {
+		struct timeval wt;
+		tv_ms(&wt, r->rt->policy->up.response_timeout_ms);
+		bufferevent_set_timeouts(uc->bev, NULL, &wt);
+	}
+	if (send_head(r) < 0)
+		return LV_ERR;
+	bufferevent_enable(uc->bev, EV_READ);
+	return LV_OK;
+}
+
+static int body_chunk(void *arg, const char *data, size_t len)
+{
+	struct request *r = arg;
+	if (r->body_bytes + len > r->rt->policy->limits.body_bytes) {
+		r->reason = R_BODY_TOO_LARGE;
+		return -1;
+	}
+	r->body_bytes += len;
+	if (!len)
+		return 0;
+	struct evbuffer *out = bufferevent_get_output(r->uc->bev);
+	evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, data, len);
+	evbuffer_add(out, "\r\n", 2);
+	return 0;
+}
+
+int upstream_stage(struct request *r)
+{
+	if (upstream_attach(r) != LV_OK) {
+		request_fail(r, R_UP_CONNECT);
+		return STAGE_DONE;
+	}
+	r->t_upstream = now_us();
+	struct conn *c = r->conn;
+	if (!r->body_done) {
+		if ((r->head->flags & H1F_EXPECT_CONTINUE) && c && !r->sent_continue) {
+			/* We are ready for the body: say so ourselves (Expect is not forwarded). */
+			evbuffer_add(conn_output(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			r->sent_continue = true;
+			if (!conn_flush(c)) {
+				request_client_gone(r);
+				return STAGE_ASYNC;
+			}
+		}
+		if (r->body == BODY_CHUNKED && c) {
+			http1_set_body_cb(&c->parser, body_chunk, r);
+			http1_start_body(&c->parser);
+		}
+		if (c) {
+			struct timeval rt;
+			tv_ms(&rt, r->rt->policy->limits.body_timeout_ms);
+			bufferevent_set_timeouts(c->bev, &rt, NULL);
+			struct timeval wt;
+			tv_ms(&wt, r->rt->policy->limits.send_timeout_ms);
+			bufferevent_set_timeouts(c->bev, &rt, &wt);
+		}
+		upstream_pump_body(r);
+	} else {
+		if (!up_flush(r->uc)) {
+			request_fail(r, R_UP_CONNECT);
+			return STAGE_DONE;
+		}
+		response_timer_arm(r);
+	}
+	return STAGE_ASYNC;
+}
+
+static void body_finished(struct request *r)
+{
+	r->body_done = true;
+	struct conn *c = r->conn;
+	if (c) {
+		/* the request parser is free for the next pipelined request */
+		c->parser.head = NULL;
+		http1_set_body_cb(&c->parser, NULL, NULL);
+		http1_reset(&c->parser);
+		struct timeval wt;
+		tv_ms(&wt, r->rt->policy->limits.send_timeout_ms);
+		bufferevent_set_timeouts(c->bev, NULL, &wt);
+	}
+	if (!r->resp_head)
+		response_timer_arm(r);
+}
+
+void upstream_pump_body(struct request *r)
+{
+	struct conn *c = r->conn;
+	if (!c || r->body_done || !r->uc)
+		return;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(r->uc->bev);
+	while (!r->body_done) {
+		if (evbuffer_get_length(out) > BP_HIGH) {
+			/* the upstream is slower than the client: stop reading the
+			 * client until up_writecb sees the output drain */
+			if (!c->reading_paused) {
+				c->reading_paused = true;
+				bufferevent_disable(c->bev, EV_READ);
+			}
+			break;
+		}
+		size_t avail = evbuffer_get_length(in);
+		if (!avail)
+			break;
+		if (r->body == BODY_LENGTH) {
+			size_t n = avail < r->body_left ? avail : (size_t)r->body_left;
+			evbuffer_remove_buffer(in, out, n);
+			r->body_left -= n;
+			r->body_bytes += n;
+			r->bytes_in += n;
+			if (!r->body_left)
+				body_finished(r);
+			continue;
+		}
+		/* chunked: llhttp decodes, body_chunk re-chunks */
+		struct evbuffer_iovec v[8];
+		int nv = evbuffer_peek(in, -1, NULL, v, 8);
+		size_t used = 0;
+		enum h1_result rc = H1_MORE;
+		for (int i = 0; i < nv && i < 8 && rc == H1_MORE; i++) {
+			size_t consumed = 0;
+			rc = http1_feed(&c->parser, v[i].iov_base, v[i].iov_len, &consumed);
+			used += consumed;
+		}
+		evbuffer_drain(in, used);
+		r->bytes_in += used;
+		if (rc == H1_ERROR) {
+			enum lv_reason why = r->reason == R_BODY_TOO_LARGE ? R_BODY_TOO_LARGE : http1_error_reason(&c->parser);
+			request_fail(r, why);
+			return;
+		}
+		if (rc == H1_MSG_DONE) {
+			evbuffer_add(out, "0\r\n\r\n", 5);
+			body_finished(r);
+		}
+	}
+	if (!up_flush(r->uc))
+		request_fail(r, R_UP_BAD);
+}
+
+/* ---- the response ------------------------------------------------------ */
+
+static int resp_chunk(void *arg, const char *data, size_t len)
+{
+	struct request *r = arg;
+	if (!len || !r->conn)
+		return 0;
+	struct evbuffer *out = conn_output(r->conn);
+	if (r->client_chunked) {
+		evbuffer_add_printf(out, "%zx\r\n", len);
+		evbuffer_add(out, data, len);
+		evbuffer_add(out, "\r\n", 2);
+	} else {
+		evbuffer_add(out, data, len);
+	}
+	r->bytes_out += len;
+	return 0;
+}
+
+/* Writes the client's response head. Returns false if the head could not be
+ * built (an upstream head too large to rewrite). */
+static bool response_begin(struct request *r, struct lv_head *rh)
+{
+	bool head_req = r->head->method == HTTP_HEAD;
+	bool has_body = http1_response_has_body(rh, head_req);
+	if (!has_body)
+		r->resp = BODY_NONE;
+	else if (rh->flags & H1F_CHUNKED)
+		r->resp = BODY_CHUNKED;
+	else if (rh->flags & H1F_HAS_CL)
+		r->resp = rh->content_length ? BODY_LENGTH : BODY_NONE;
+	else
+		r->resp = BODY_EOF;
+	r->resp_left = r->resp == BODY_LENGTH ? rh->content_length : 0;
+	if (r->resp == BODY_EOF || (rh->flags & H1F_CONN_CLOSE))
+		r->up_close = true;
+	r->status = rh->status;
+
+	struct conn *c = r->conn;
+	if (!c)
+		return true;
+	const struct lv_head *qh = r->head;
+	bool client_10 = qh->minor == 0;
+	bool close = c->close_after || (qh->flags & H1F_CONN_CLOSE) || c->w->draining || !r->body_done;
+	struct resphead_args a = {.request_id = r->id, .content_length = rh->content_length};
+	switch (r->resp) {
+	case BODY_NONE:
+		a.framing = 0;
+		a.keep_cl = (rh->flags & H1F_HAS_CL) && rh->status != 204 && rh->status >= 200;
+		break;
+	case BODY_LENGTH:
+		a.framing = 1;
+		break;
+	case BODY_CHUNKED:
+	case BODY_EOF:
+		if (client_10) {
+			a.framing = 3;
+			close = true;
+		} else {
+			a.framing = 2;
+			r->client_chunked = true;
+		}
+		break;
+	}
+	if (close)
+		c->close_after = true;
+	a.close = close;
+	a.keepalive_10 = client_10 && !close;
+	int n = headers_build_response(rh, &a, conn_output(c));
+	if (n < 0)
+		return false;
+	r->bytes_out += (uint64_t)n;
+	r->resp_started = true;
+	return true;
+}
+
+static void response_end(struct request *r)
+{
+	struct upconn *uc = r->uc;
+	if (uc && evbuffer_get_length(bufferevent_get_input(uc->bev)))
+		r->up_close = true; /* bytes after the end of the response */
+	if (r->conn) {
+		if (r->client_chunked)
+			evbuffer_add(conn_output(r->conn), "0\r\n\r\n", 5);
+		if (!conn_flush(r->conn)) {
+			request_client_gone(r);
+			return;
+		}
+	}
+	request_finish(r);
+}
+
+static bool response_head(struct request *r)
+{
+	struct upconn *uc = r->uc;
+	struct evbuffer *in = bufferevent_get_input(uc->bev);
+	if (!r->rarena) {
+		r->rarena = arena_get(r->w);
+		if (!r->rarena) {
+			request_fail(r, R_INTERNAL);
+			return false;
+		}
+		const struct lv_policy *p = r->rt->policy;
+		struct h1_limits lim = {(uint32_t)p->limits.header_bytes, (uint32_t)p->limits.headers, 8192};
+		http1_init(&r->rp, HTTP_RESPONSE, &r->rarena->head, &lim);
+	}
+	while (evbuffer_get_length(in)) {
+		struct evbuffer_iovec v[8];
+		int nv = evbuffer_peek(in, -1, NULL, v, 8);
+		size_t used = 0;
+		enum h1_result rc = H1_MORE;
+		for (int i = 0; i < nv && i < 8 && rc == H1_MORE; i++) {
+			size_t consumed = 0;
+			rc = http1_feed(&r->rp, v[i].iov_base, v[i].iov_len, &consumed);
+			used += consumed;
+		}
+		evbuffer_drain(in, used);
+		if (rc == H1_MORE)
+			continue;
+		enum lv_reason why;
+		struct lv_head *rh = &r->rarena->head;
+		if (rc == H1_ERROR || http1_check_response(rh, &why) != 0 || rh->status == 101) {
+			stat_inc(r->w->stats->up_bad_responses);
+			request_fail(r, R_UP_BAD);
+			return false;
+		}
+		if (rh->status < 200) {
+			http1_reset(&r->rp); /* interim response: levee sent its own 100 */
+			continue;
+		}
+		event_del(r->timer);
+		struct timeval rt;
+		tv_ms(&rt, r->rt->policy->up.response_timeout_ms);
+		bufferevent_set_timeouts(uc->bev, &rt, &rt);
+		if (!response_begin(r, rh)) {
+			stat_inc(r->w->stats->up_bad_responses);
+			request_fail(r, R_UP_BAD);
+			return false;
+		}
+		r->resp_head = true;
+		if (r->resp == BODY_CHUNKED) {
+			http1_set_body_cb(&r->rp, resp_chunk, r);
+			http1_start_body(&r->rp);
+		} else {
+			arena_put(r->w, r->rarena);
+			r->rarena = NULL;
+			r->rp.head = NULL;
+		}
+		return true;
+	}
+	return false;
+}
+
+static void up_process(struct request *r)
+{
+	struct upconn *uc = r->uc;
+	struct evbuffer *in = bufferevent_get_input(uc->bev);
+	if (evbuffer_get_length(in))
+		uc->got_bytes = true;
+	if (!r->resp_head) {
+		if (!response_head(r))
+			return;
+		if (r->resp == BODY_NONE) {
+			response_end(r);
+			return;
+		}
+	}
+	struct evbuffer *out = r->conn ? conn_output(r->conn) : NULL;
+	while (evbuffer_get_length(in)) {
+		if (out && evbuffer_get_length(out) > BP_HIGH) {
+			/* the client is slower than the upstream */
+			bufferevent_disable(uc->bev, EV_READ);
+			break;
+		}
+		size_t avail = evbuffer_get_length(in);
+		if (r->resp == BODY_LENGTH || r->resp == BODY_EOF) {
+			size_t n = avail;
+			if (r->resp == BODY_LENGTH && n > r->resp_left)
+				n = (size_t)r->resp_left;
+			if (!out) {
+				evbuffer_drain(in, n);
+			} else if (r->client_chunked) {
+				evbuffer_add_printf(out, "%zx\r\n", n);
+				evbuffer_remove_buffer(in, out, n);
+				evbuffer_add(out, "\r\n", 2);
+			} else {
+				evbuffer_remove_buffer(in, out, n);
+			}
+			r->bytes_out += n;
+			if (r->resp == BODY_LENGTH) {
+				r->resp_left -= n;
+				if (!r->resp_left) {
+					response_end(r);
+					return;
+				}
+			}
+			continue;
+		}
+		/* BODY_CHUNKED */
+		struct evbuffer_iovec v[8];
+		int nv = evbuffer_peek(in, -1, NULL, v, 8);
+		size_t used = 0;
+		enum h1_result rc = H1_MORE;
+		for (int i = 0; i < nv && i < 8 && rc == H1_MORE; i++) {
+			size_t consumed = 0;
+			rc = http1_feed(&r->rp, v[i].iov_base, v[i].iov_len, &consumed);
+			used += consumed;
+		}
+		evbuffer_drain(in, used);
+		if (rc == H1_ERROR) {
+			stat_inc(r->w->stats->up_bad_responses);
+			request_fail(r, R_UP_BAD);
+			return;
+		}
+		if (rc == H1_MSG_DONE) {
+			arena_put(r->w, r->rarena);
+			r->rarena = NULL;
+			r->rp.head = NULL;
+			response_end(r);
+			return;
+		}
+	}
+	if (r->conn && !conn_flush(r->conn))
+		request_client_gone(r);
+}
+
+void upstream_resume_response(struct request *r)
+{
+	if (!r->uc || !r->resp_head)
+		return;
+	bufferevent_enable(r->uc->bev, EV_READ);
+	up_process(r);
+}
+
+static void up_readcb(struct bufferevent *bev, void *arg)
+{
+	struct upconn *uc = arg;
+	if (!uc->req) {
+		/* an idle connection spoke out of turn: it cannot be trusted */
+		pool_unlink(uc->w, uc);
+		upconn_free(uc);
+		return;
+	}
+	up_process(uc->req);
+}
+
+static void up_writecb(struct bufferevent *bev, void *arg)
+{
+	struct upconn *uc = arg;
+	if (!evbuffer_get_length(bufferevent_get_output(bev)))
+		bufferevent_disable(bev, EV_WRITE);
+	struct request *r = uc->req;
+	if (r && r->conn && !r->body_done && r->conn->reading_paused)
+		conn_body_resume(r->conn);
+}
+
+static bool request_retryable(const struct request *r)
+{
+	return !r->retried && r->body == BODY_NONE &&
+	       (r->method_bit & (LV_M_GET | LV_M_HEAD | LV_M_OPTIONS | LV_M_TRACE | LV_M_PUT | LV_M_DELETE));
+}
+
+static void up_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct upconn *uc = arg;
+	struct request *r = uc->req;
+	if (what & BEV_EVENT_CONNECTED) {
+		uc->connected = true;
+		if (r) {
+			struct timeval wt;
+			tv_ms(&wt, r->rt->policy->up.response_timeout_ms);
+			bufferevent_set_timeouts(bev, NULL, &wt);
+			if (!up_flush(uc))
+				request_fail(r, R_UP_CONNECT);
+		}
+		return;
+	}
+	if (!r) { /* idle pooled connection closed by the upstream */
+		pool_unlink(uc->w, uc);
+		upconn_free(uc);
+		return;
+	}
+	if (!uc->connected) {
+		stat_inc(r->w->stats->up_connect_errors);
+		r->up_close = true;
+		request_fail(r, R_UP_CONNECT);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		stat_inc(r->w->stats->up_timeouts);
+		request_fail(r, R_UP_TIMEOUT);
+		return;
+	}
+	/* EOF or error: this connection is done; first take what is buffered */
+	r->up_close = true;
+	if (evbuffer_get_length(bufferevent_get_input(bev))) {
+		up_process(r);
+		if (uc->req != r)
+			return; /* the response completed */
+	}
+	r->up_close = true;
+	if (r->resp == BODY_EOF && r->resp_head) {
+		response_end(r);
+		return;
+	}
+	if (!r->resp_head && !uc->got_bytes && uc->uses > 1 && request_retryable(r)) {
+		/* A pooled connection the upstream had already closed: the
+		 * request never reached it, so sending it again is safe. */
+		stat_inc(r->w->stats->up_retries);
+		uc->req = NULL;
+		r->uc = NULL;
+		upconn_free(uc);
+		r->retried = true;
+		event_del(r->timer);
+		if (upstream_attach(r) != LV_OK) {
+			request_fail(r, R_UP_CONNECT);
+			return;
+		}
+		response_timer_arm(r);
+		up_flush(r->uc);
+		return;
+	}
+	if (r->resp_head)
+		stat_inc(r->w->stats->up_truncated);
+	else
+		stat_inc(r->w->stats->up_bad_responses);
+	request_fail(r, R_UP_BAD);
+}
+
+void upstream_release(struct request *r)
+{
+	struct upconn *uc = r->uc;
+	if (!uc)
+		return;
+	r->uc = NULL;
+	uc->req = NULL;
+	if (r->up_close || !r->body_done || !r->resp_done || !uc->connected)
+		upconn_free(uc);
+	else
+		pool_put(r->w, uc);
+}

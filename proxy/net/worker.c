@@ -1,0 +1,294 @@
+#include "net/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net/conn.h"
+#include "net/upstream.h"
+#include "server.h"
+
+#define WORKER_TICK_MS 100
+#define ARENA_POOL_MAX 64
+
+uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* xorshift128+: request ids need to be unique, not secret. */
+static uint64_t worker_rand(struct worker *w)
+{
+	uint64_t s1 = w->rng[0];
+	const uint64_t s0 = w->rng[1];
+	w->rng[0] = s0;
+	s1 ^= s1 << 23;
+	w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return w->rng[1] + s0;
+}
+
+void worker_request_id(struct worker *w, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t a = worker_rand(w), b = worker_rand(w);
+	for (int i = 0; i < 16; i++) {
+		out[i] = hex[(a >> (i * 4)) & 15];
+		out[16 + i] = hex[(b >> (i * 4)) & 15];
+	}
+	out[32] = '\0';
+}
+
+/* ---- head arenas ------------------------------------------------------- */
+
+struct arena *arena_get(struct worker *w)
+{
+	const struct lv_policy *p = w->rt->policy;
+	uint32_t text = (uint32_t)p->limits.header_bytes, hdrs = (uint32_t)p->limits.headers;
+	while (w->arenas) {
+		struct arena *a = w->arenas;
+		w->arenas = a->next;
+		w->narenas--;
+		if (a->text_cap == text && a->max_headers == hdrs)
+			return a;
+		free(a); /* sized for an older policy */
+	}
+	struct arena *a = malloc(sizeof(*a) + (size_t)hdrs * sizeof(struct lv_hdr) + text);
+	if (!a)
+		return NULL;
+	a->next = NULL;
+	a->text_cap = text;
+	a->max_headers = hdrs;
+	a->head.h = (struct lv_hdr *)(a + 1);
+	a->head.max = hdrs;
+	a->head.text = (char *)(a->head.h + hdrs);
+	a->head.cap = text;
+	return a;
+}
+
+void arena_put(struct worker *w, struct arena *a)
+{
+	if (!a)
+		return;
+	if (w->narenas >= ARENA_POOL_MAX) {
+		free(a);
+		return;
+	}
+	a->next = w->arenas;
+	w->arenas = a;
+	w->narenas++;
+}
+
+/* ---- listener ---------------------------------------------------------- */
+
+static void worker_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
+                             void *arg)
+{
+	conn_accept(arg, fd, sa, socklen);
+}
+
+static void worker_on_accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	/* EMFILE and friends: keep the listener; the connections already open
+	 * will free descriptors as they finish. */
+	log_error("worker %u: accept: %s", ((struct worker *)arg)->id, evutil_socket_error_to_string(err));
+}
+
+static int listen_socket(const struct runtime *rt, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (resolve_hostport(&rt->policy->listen, &ss, &len, err, errlen) != LV_OK)
+		return -1;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
+		snprintf(err, errlen, "listen on %s:%u: %s", rt->policy->listen.host, rt->policy->listen.port,
+		         strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- periodic work: one timer per worker ------------------------------- */
+
+static void worker_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	alog_flush(w->alog);
+	upstream_pool_reap(w, now_us());
+}
+
+/* ---- mailbox handlers (run on the worker) ------------------------------ */
+
+static void worker_take_policy(void *arg)
+{
+	struct worker *w = arg;
+	struct runtime *rt = server_runtime_acquire();
+	struct runtime *old = w->rt;
+	w->rt = rt;
+	runtime_unref(old);
+}
+
+static void worker_begin_drain(void *arg)
+{
+	struct worker *w = arg;
+	w->draining = true;
+	if (w->listener) {
+		evconnlistener_free(w->listener);
+		w->listener = NULL;
+	}
+	for (struct conn *c = w->conns, *next; c; c = next) {
+		next = c->next;
+		conn_drain(c);
+	}
+}
+
+static void worker_stop(void *arg)
+{
+	struct worker *w = arg;
+	event_base_loopbreak(w->base);
+}
+
+void worker_notify_policy(struct worker *w)
+{
+	if (mailbox_post(&w->mbox, worker_take_policy, w) != LV_OK)
+		log_error("worker %u: cannot deliver the new policy (out of memory)", w->id);
+}
+
+void worker_notify_drain(struct worker *w)
+{
+	if (mailbox_post(&w->mbox, worker_begin_drain, w) != LV_OK)
+		log_error("worker %u: cannot deliver drain (out of memory)", w->id);
+}
+
+void worker_notify_stop(struct worker *w)
+{
+	if (mailbox_post(&w->mbox, worker_stop, w) != LV_OK)
+		log_error("worker %u: cannot deliver stop (out of memory)", w->id);
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, size_t errlen)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->mbox.efd = -1;
+	struct event_config *cfg = event_config_new();
+	if (!cfg) {
+		snprintf(err, errlen, "out of memory");
+		return LV_ERR;
+	}
+	/* Each base is touched by its own thread only; cross-thread work goes
+	 * through the mailbox's eventfd, so the base needs no locks. */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (!w->base) {
+		snprintf(err, errlen, "event_base_new failed");
+		return LV_ERR;
+	}
+	runtime_ref(rt);
+	w->rt = rt;
+	w->stats = calloc(1, sizeof(*w->stats));
+	w->alog = malloc(sizeof(*w->alog));
+	if (!w->stats || !w->alog) {
+		snprintf(err, errlen, "out of memory");
+		return LV_ERR;
+	}
+	w->alog->len = 0;
+	uint64_t seed[2];
+	if (getrandom(seed, sizeof(seed), 0) != sizeof(seed)) {
+		seed[0] = now_us() ^ ((uint64_t)id << 32);
+		seed[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+	}
+	w->rng[0] = seed[0] | 1;
+	w->rng[1] = seed[1];
+	if (mailbox_init(&w->mbox, w->base) != LV_OK) {
+		snprintf(err, errlen, "mailbox: %s", strerror(errno));
+		return LV_ERR;
+	}
+	int fd = listen_socket(rt, err, errlen);
+	if (fd < 0)
+		return LV_ERR;
+	w->listener = evconnlistener_new(w->base, worker_on_accept, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!w->listener) {
+		close(fd);
+		snprintf(err, errlen, "evconnlistener_new failed");
+		return LV_ERR;
+	}
+	evconnlistener_set_error_cb(w->listener, worker_on_accept_error);
+	w->tick = event_new(w->base, -1, EV_PERSIST, worker_tick, w);
+	struct timeval tv = {0, WORKER_TICK_MS * 1000};
+	if (!w->tick || event_add(w->tick, &tv) < 0) {
+		snprintf(err, errlen, "timer setup failed");
+		return LV_ERR;
+	}
+	return LV_OK;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	event_base_dispatch(w->base);
+	alog_flush(w->alog);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? LV_OK : LV_ERR;
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+}
+
+void worker_destroy(struct worker *w)
+{
+	while (w->conns)
+		conn_close(w->conns);
+	upstream_pool_clear(w);
+	/* one more pass runs the deferred frees that closing scheduled */
+	if (w->base)
+		event_base_loop(w->base, EVLOOP_NONBLOCK);
+	if (w->listener)
+		evconnlistener_free(w->listener);
+	if (w->tick)
+		event_free(w->tick);
+	mailbox_destroy(&w->mbox);
+	while (w->arenas) {
+		struct arena *a = w->arenas;
+		w->arenas = a->next;
+		free(a);
+	}
+	while (w->free_reqs) {
+		struct request *r = w->free_reqs;
+		w->free_reqs = *(struct request **)r;
+		free(r);
+	}
+	if (w->base)
+		event_base_free(w->base);
+	runtime_unref(w->rt);
+	free(w->stats);
+	free(w->alog);
+}

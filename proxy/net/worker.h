@@ -1,0 +1,80 @@
+/*
+ * worker.h - one worker thread: its own event_base, its own SO_REUSEPORT
+ * listener, its connections, its upstream pool, its counters.
+ *
+ * Nothing in a worker is touched by another thread except through its
+ * mailbox and the relaxed reads of its counters by the admin thread.
+ */
+#ifndef LEVEE_WORKER_H
+#define LEVEE_WORKER_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "log.h"
+#include "net/http1.h"
+#include "net/mailbox.h"
+#include "runtime.h"
+#include "stats.h"
+
+struct conn;
+struct request;
+struct upconn;
+
+/* Head arenas: request and response heads are parsed into these. Pooled per
+ * worker so a steady request stream does not call malloc. */
+struct arena {
+	struct arena *next;
+	struct lv_head head;
+	uint32_t text_cap, max_headers;
+	/* struct lv_hdr slots then text follow */
+};
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct runtime *rt; /* the newest runtime this worker has seen (ref held) */
+	struct mailbox mbox;
+	struct event *tick;
+	struct lv_stats *stats;
+	struct alog_buf *alog;
+
+	struct conn *conns; /* all client connections of this worker */
+	unsigned nconns;
+
+	struct upconn *idle;     /* pooled upstream connections, most recent first */
+	unsigned nidle;
+
+	struct arena *arenas;    /* free head arenas */
+	unsigned narenas;
+	struct request *free_reqs;
+	unsigned nfree_reqs;
+
+	uint64_t rng[2];
+	bool draining;
+};
+
+int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, size_t errlen) LV_WARN_UNUSED;
+int worker_start(struct worker *w) LV_WARN_UNUSED;
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* Main thread → worker. */
+void worker_notify_policy(struct worker *w);
+void worker_notify_drain(struct worker *w);
+void worker_notify_stop(struct worker *w);
+
+struct arena *arena_get(struct worker *w);
+void arena_put(struct worker *w, struct arena *a);
+
+/* 32 lowercase hex digits from the worker's generator. */
+void worker_request_id(struct worker *w, char out[33]);
+
+/* Monotonic microseconds. */
+uint64_t now_us(void);
+
+#endif

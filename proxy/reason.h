@@ -1,0 +1,45 @@
+/*
+ * reason.h - every answer levee produces itself, declared once.
+ *
+ * Each row: enum name, the token sent in X-Levee-Reason and used as a metric
+ * label, the HTTP status, and the short plain-text body. Code compares the
+ * enum, never the text.
+ */
+#ifndef LEVEE_REASON_H
+#define LEVEE_REASON_H
+
+#define LV_REASONS(X)                                                                              \
+	X(R_NONE, "none", 0, "")                                                                   \
+	X(R_BAD_REQUEST, "bad-request", 400, "malformed or ambiguous request")                     \
+	X(R_METHOD, "method-not-allowed", 405, "method not supported by this proxy")               \
+	X(R_HEADER_TIMEOUT, "header-timeout", 408, "request head not received in time")            \
+	X(R_BODY_TIMEOUT, "body-timeout", 408, "request body not received in time")                \
+	X(R_BODY_TOO_LARGE, "body-too-large", 413, "request body too large")                       \
+	X(R_URI_TOO_LONG, "uri-too-long", 414, "request target too long")                          \
+	X(R_EXPECTATION, "expectation-failed", 417, "unsupported expectation")                     \
+	X(R_HEADERS_TOO_LARGE, "headers-too-large", 431, "request header fields too large")        \
+	X(R_INTERNAL, "internal", 500, "internal error")                                           \
+	X(R_TE, "unsupported-transfer-coding", 501, "transfer coding not supported")               \
+	X(R_UP_CONNECT, "upstream-connect", 502, "could not connect to the upstream")              \
+	X(R_UP_BAD, "upstream-bad-response", 502, "invalid or no response from the upstream")      \
+	X(R_MAXCONN, "max-connections", 503, "too many connections")                               \
+	X(R_DRAINING, "draining", 503, "shutting down")                                            \
+	X(R_UP_TIMEOUT, "upstream-timeout", 504, "the upstream did not answer in time")            \
+	X(R_VERSION, "http-version", 505, "HTTP version not supported")
+
+enum lv_reason {
+#define LV_R_ENUM(e, tok, st, msg) e,
+	LV_REASONS(LV_R_ENUM)
+#undef LV_R_ENUM
+	R__COUNT
+};
+
+struct lv_reason_info {
+	const char *token;
+	int status;
+	const char *message;
+};
+
+extern const struct lv_reason_info lv_reasons[R__COUNT];
+
+#endif

@@ -1,0 +1,62 @@
+#include "runtime.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats.h"
+
+int resolve_hostport(const struct lv_hostport *hp, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                     size_t errlen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%u", hp->port);
+	int rc = getaddrinfo(hp->host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, errlen, "cannot resolve %s: %s", hp->host, gai_strerror(rc));
+		return LV_ERR;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return LV_OK;
+}
+
+int runtime_build(struct lv_policy *p, struct runtime **out, char *err, size_t errlen)
+{
+	struct runtime *rt = calloc(1, sizeof(*rt));
+	if (!rt) {
+		snprintf(err, errlen, "out of memory");
+		policy_unref(p);
+		return LV_ERR;
+	}
+	atomic_init(&rt->refs, 1);
+	rt->policy = p;
+	if (resolve_hostport(&p->upstream, &rt->up_addr, &rt->up_len, err, errlen) != LV_OK) {
+		runtime_unref(rt);
+		return LV_ERR;
+	}
+	if (strchr(p->upstream.host, ':'))
+		snprintf(rt->up_text, sizeof(rt->up_text), "[%s]:%u", p->upstream.host, p->upstream.port);
+	else
+		snprintf(rt->up_text, sizeof(rt->up_text), "%s:%u", p->upstream.host, p->upstream.port);
+	for (size_t i = 0; i < p->nroutes; i++)
+		rt->route_stat[i] = stats_route_index(p->routes[i].name);
+	*out = rt;
+	return LV_OK;
+}
+
+void runtime_ref(struct runtime *rt)
+{
+	atomic_fetch_add_explicit(&rt->refs, 1, memory_order_relaxed);
+}
+
+void runtime_unref(struct runtime *rt)
+{
+	if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	policy_unref(rt->policy);
+	free(rt);
+}

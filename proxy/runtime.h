@@ -1,0 +1,39 @@
+/*
+ * runtime.h - a policy snapshot plus what levee derives from it at load time
+ * (the resolved upstream address, route metric indexes).
+ *
+ * Built on the main thread, immutable afterwards, shared by reference count:
+ * the server holds one reference to the current runtime, each worker holds
+ * one, and each request holds one for its whole life, so a reload never
+ * changes the rules under a request in flight.
+ */
+#ifndef LEVEE_RUNTIME_H
+#define LEVEE_RUNTIME_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#include "policy.h"
+
+struct runtime {
+	atomic_int refs;
+	struct lv_policy *policy;
+	struct sockaddr_storage up_addr;
+	socklen_t up_len;
+	char up_text[LV_HOST_MAX + 8]; /* "host:port", for Host on HTTP/1.0 requests */
+	unsigned route_stat[LV_MAX_ROUTES];
+};
+
+/* Takes over the caller's reference to `p`. Resolves the upstream (numeric
+ * addresses only at this point: a name is resolved with getaddrinfo, which
+ * may block, so it runs on the main thread at load time, never per request). */
+int runtime_build(struct lv_policy *p, struct runtime **out, char *err, size_t errlen) LV_WARN_UNUSED;
+void runtime_ref(struct runtime *rt);
+void runtime_unref(struct runtime *rt);
+
+/* Resolves host:port to a socket address; LV_OK or LV_ERR with `err` set. */
+int resolve_hostport(const struct lv_hostport *hp, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                     size_t errlen) LV_WARN_UNUSED;
+
+#endif

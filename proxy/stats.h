@@ -1,0 +1,84 @@
+/*
+ * stats.h - every counter levee exports, declared once.
+ *
+ * Each worker owns a `struct lv_stats` and is its only writer, so the hot
+ * path increments without a locked instruction (stat_inc). The admin thread
+ * reads with relaxed atomic loads and sums over workers; a scrape may see a
+ * counter a few increments behind, never a torn value.
+ */
+#ifndef LEVEE_STATS_H
+#define LEVEE_STATS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "policy.h"
+#include "reason.h"
+
+/* X(field, metric name, help) - monotonically increasing counters. */
+#define LV_COUNTERS(X)                                                                              \
+	X(conn_accepted, "levee_connections_accepted_total", "Client connections accepted")          \
+	X(conn_rejected, "levee_connections_rejected_total", "Client connections refused at max_connections") \
+	X(client_aborts, "levee_client_aborts_total", "Requests whose client went away before the response ended") \
+	X(bytes_in, "levee_client_bytes_received_total", "Bytes received from clients")              \
+	X(bytes_out, "levee_client_bytes_sent_total", "Bytes sent to clients")                       \
+	X(up_connects, "levee_upstream_connections_opened_total", "Upstream connections opened")     \
+	X(up_reused, "levee_upstream_connections_reused_total", "Requests sent on a pooled upstream connection") \
+	X(up_connect_errors, "levee_upstream_connect_errors_total", "Upstream connects that failed or timed out") \
+	X(up_timeouts, "levee_upstream_timeouts_total", "Upstream responses that did not arrive in time") \
+	X(up_bad_responses, "levee_upstream_bad_responses_total", "Upstream responses that could not be parsed") \
+	X(up_truncated, "levee_upstream_truncated_total", "Upstream responses that ended before their body was complete") \
+	X(up_retries, "levee_upstream_retries_total", "Idempotent requests retried after a stale pooled connection")
+
+#define LV_HIST_BUCKETS 15
+extern const double lv_hist_bounds[LV_HIST_BUCKETS - 1]; /* seconds; last bucket is +Inf */
+
+/* Status classes: 1xx..5xx. */
+#define LV_CLASSES 5
+
+struct lv_route_stats {
+	uint64_t cls[LV_CLASSES];
+	uint64_t hist[LV_HIST_BUCKETS];
+	uint64_t sum_us;
+};
+
+/* Route stats are kept by name across reloads. Index 0 is "default" (no
+ * route matched); at most LV_MAX_ROUTES + 1 distinct names ever. */
+#define LV_ROUTE_STATS (LV_MAX_ROUTES + 1)
+
+struct lv_stats {
+#define LV_S_FIELD(f, name, help) uint64_t f;
+	LV_COUNTERS(LV_S_FIELD)
+#undef LV_S_FIELD
+	uint64_t rejected[R__COUNT];
+	struct lv_route_stats routes[LV_ROUTE_STATS];
+};
+
+/* Single-writer increment: a plain add, published with a relaxed store. */
+static inline void stat_add(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+#define stat_inc(c) stat_add(&(c), 1)
+
+void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us);
+
+/* Route-name registry: returns a stable index for `name` (registering it on
+ * first use), or 0 when the registry is full. Thread-safe. */
+unsigned stats_route_index(const char *name);
+
+/* Process-wide values rendered beside the per-worker counters. */
+struct lv_gauges {
+	uint64_t conns_active;
+	uint64_t workers;
+	uint64_t reloads_ok, reloads_failed;
+	double last_reload_ts;
+	int last_reload_ok;
+	int ready, draining, upstream_reachable;
+};
+
+/* Prometheus text exposition of the sum over `n` workers. */
+void stats_render_prometheus(FILE *out, struct lv_stats *const *workers, unsigned n,
+                             const struct lv_gauges *g);
+
+#endif
