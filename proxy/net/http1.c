@@ -250,8 +250,10 @@ static int h1_errno_status(struct http1 *h, llhttp_errno_t e)
 		h1_fail(h, 505, R_VERSION);
 		return 505;
 	case HPE_INVALID_TRANSFER_ENCODING:
-		h1_fail(h, 501, R_TE);
-		return 501;
+		/* chunked not last, or repeated: the length cannot be known
+		 * (RFC 9112 §6.3), which is a 400, unlike an unknown coding */
+		h1_fail(h, 400, R_BAD_REQUEST);
+		return 400;
 	default:
 		h1_fail(h, 400, R_BAD_REQUEST);
 		return 400;

@@ -1,0 +1,202 @@
+/* test_http1.c - request heads: what levee accepts, what it refuses and with
+ * which status, whatever way the bytes are split across reads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+
+#include "h1_feed.h"
+
+struct h1_case {
+	const char *name;
+	const char *raw;
+	int status; /* 0 = accepted */
+	enum lv_reason reason;
+};
+
+static const struct h1_case cases[] = {
+    {"simple get", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"http/1.0 without host", "GET / HTTP/1.0\r\n\r\n", 0, R_NONE},
+    {"query and port", "GET /a/b?x=1&y=%20 HTTP/1.1\r\nHost: example.com:8080\r\n\r\n", 0, R_NONE},
+    {"ipv6 host", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", 0, R_NONE},
+    {"chunked post", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 0, R_NONE},
+    {"content-length post", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 0, R_NONE},
+    {"absolute form", "GET http://a.example/x?q HTTP/1.1\r\nHost: other\r\n\r\n", 0, R_NONE},
+    {"options asterisk", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"expect continue", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n", 0, R_NONE},
+    {"empty header value", "GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\n\r\n", 0, R_NONE},
+    {"cl with te", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, R_BAD_REQUEST},
+    {"duplicate cl same", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", 400, R_BAD_REQUEST},
+    {"duplicate cl differ", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400, R_BAD_REQUEST},
+    {"cl not digits", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"cl negative", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400, R_BAD_REQUEST},
+    {"cl list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", 400, R_BAD_REQUEST},
+    {"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400, R_BAD_REQUEST},
+    {"obs-fold tab", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n", 400, R_BAD_REQUEST},
+    {"bare lf", "GET / HTTP/1.1\nHost: a\n\n", 400, R_BAD_REQUEST},
+    {"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"missing host", "GET / HTTP/1.1\r\n\r\n", 400, R_BAD_REQUEST},
+    {"duplicate host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, R_BAD_REQUEST},
+    {"host with space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, R_BAD_REQUEST},
+    {"host with slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, R_BAD_REQUEST},
+    {"host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"empty host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 400, R_BAD_REQUEST},
+    {"host bad port", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400, R_BAD_REQUEST},
+    {"fragment", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"te gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501, R_TE},
+    {"te chunked gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400, R_BAD_REQUEST},
+    {"te gzip chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, R_TE},
+    {"te twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400, R_BAD_REQUEST},
+    {"te in http/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, R_BAD_REQUEST},
+    {"nul in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\001b\r\n\r\n", 400, R_BAD_REQUEST},
+    {"bare cr in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400, R_BAD_REQUEST},
+    {"bad method char", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"http/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, R_VERSION},
+    {"http/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505, R_VERSION},
+    {"relative target", "GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"https absolute", "GET https://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"connect", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405, R_METHOD},
+    {"header without colon", "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400, R_BAD_REQUEST},
+    {"expect other", "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", 417, R_EXPECTATION},
+    {"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+};
+
+static void test_cases_whole_and_split(void **state)
+{
+	int fails = 0;
+	struct h1_fixture *f = malloc(sizeof(*f));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct h1_case *c = &cases[i];
+		size_t len = strlen(c->raw);
+		/* 0 = whole; then every split size, which moves every boundary
+		 * across every byte (obs-fold detection depends on boundaries) */
+		for (size_t step = 0; step <= len; step++) {
+			enum lv_reason reason;
+			size_t used;
+			int st = h1_parse_request(f, c->raw, len, step, &reason, &used);
+			if (st != c->status || (c->status && reason != c->reason)) {
+				print_error("case '%s' step %zu: status %d reason %d, want %d reason %d\n", c->name, step,
+				            st, reason, c->status, c->reason);
+				fails++;
+				break;
+			}
+		}
+	}
+	free(f);
+	assert_int_equal(fails, 0);
+}
+
+static void test_derived_fields(void **state)
+{
+	struct h1_fixture *f = malloc(sizeof(*f));
+	enum lv_reason reason;
+	size_t used;
+	const char *raw = "GET http://api.example:81?q=1 HTTP/1.1\r\nHost: ignored\r\nConnection: close\r\n\r\nNEXT";
+	assert_int_equal(h1_parse_request(f, raw, strlen(raw), 0, &reason, &used), 0);
+	assert_int_equal(used, strlen(raw) - 4); /* stops right after the head */
+	assert_true(f->head.flags & H1F_ABSOLUTE_FORM);
+	assert_true(f->head.flags & H1F_CONN_CLOSE);
+	assert_int_equal(f->head.authority_len, strlen("api.example:81"));
+	assert_memory_equal(f->head.text + f->head.authority_off, "api.example:81", 14);
+	/* an empty path becomes "/" */
+	assert_int_equal(f->head.target_len, 5);
+	assert_memory_equal(f->head.text + f->head.target_off, "/?q=1", 5);
+	assert_int_equal(f->head.path_len, 1);
+
+	raw = "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 12345\r\n\r\n";
+	assert_int_equal(h1_parse_request(f, raw, strlen(raw), 0, &reason, &used), 0);
+	assert_true(f->head.flags & H1F_HAS_CL);
+	assert_int_equal(f->head.content_length, 12345);
+
+	raw = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+	assert_int_equal(h1_parse_request(f, raw, strlen(raw), 0, &reason, &used), 0);
+	assert_false(f->head.flags & H1F_CONN_CLOSE);
+	raw = "GET / HTTP/1.0\r\n\r\n";
+	assert_int_equal(h1_parse_request(f, raw, strlen(raw), 0, &reason, &used), 0);
+	assert_true(f->head.flags & H1F_CONN_CLOSE); /* 1.0 closes unless asked not to */
+	free(f);
+}
+
+static void test_limits(void **state)
+{
+	struct h1_fixture *f = malloc(sizeof(*f));
+	enum lv_reason reason;
+	size_t used;
+	char raw[40000];
+	/* uri_bytes is 8192 in the fixture */
+	int n = snprintf(raw, sizeof(raw), "GET /%08200d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+	assert_int_equal(h1_parse_request(f, raw, (size_t)n, 0, &reason, &used), 414);
+	assert_int_equal(reason, R_URI_TOO_LONG);
+	/* 101 headers against a limit of 100 */
+	size_t off = (size_t)snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\n");
+	for (int i = 0; i < 100; i++)
+		off += (size_t)snprintf(raw + off, sizeof(raw) - off, "X-%d: v\r\n", i);
+	off += (size_t)snprintf(raw + off, sizeof(raw) - off, "\r\n");
+	assert_int_equal(h1_parse_request(f, raw, off, 0, &reason, &used), 431);
+	assert_int_equal(reason, R_HEADERS_TOO_LARGE);
+	/* header bytes over the 32 KiB arena */
+	off = (size_t)snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\nX-Big: ");
+	memset(raw + off, 'v', 33000);
+	off += 33000;
+	off += (size_t)snprintf(raw + off, sizeof(raw) - off, "\r\n\r\n");
+	assert_int_equal(h1_parse_request(f, raw, off, 1000, &reason, &used), 431);
+	free(f);
+}
+
+static void test_tokens_and_hop_by_hop_helpers(void **state)
+{
+	assert_true(token_eq("Close", 5, LIT("close")));
+	assert_false(token_eq("closed", 6, LIT("close")));
+	struct h1_fixture *f = malloc(sizeof(*f));
+	enum lv_reason reason;
+	size_t used;
+	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nX-Public: 2\r\n\r\n";
+	assert_int_equal(h1_parse_request(f, raw, strlen(raw), 0, &reason, &used), 0);
+	assert_int_equal(head_find(&f->head, LIT("x-public"), 0), 3);
+	assert_int_equal(head_find(&f->head, LIT("X-SECRET"), 0), 2);
+	assert_int_equal(head_find(&f->head, LIT("missing"), 0), -1);
+	free(f);
+}
+
+static void test_response_heads(void **state)
+{
+	struct h1_fixture *f = malloc(sizeof(*f));
+	h1_fixture_init(f, HTTP_RESPONSE);
+	const char *raw = "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n";
+	size_t used;
+	assert_int_equal(http1_feed(&f->parser, raw, strlen(raw), &used), H1_HEAD_DONE);
+	enum lv_reason r;
+	assert_int_equal(http1_check_response(&f->head, &r), 0);
+	assert_false(http1_response_has_body(&f->head, false)); /* 204 never has a body */
+	assert_int_equal(f->head.status, 204);
+
+	h1_fixture_init(f, HTTP_RESPONSE);
+	raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n";
+	assert_int_equal(http1_feed(&f->parser, raw, strlen(raw), &used), H1_HEAD_DONE);
+	assert_int_not_equal(http1_check_response(&f->head, &r), 0); /* levee does not decode gzip framing */
+
+	h1_fixture_init(f, HTTP_RESPONSE);
+	raw = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+	assert_int_equal(http1_feed(&f->parser, raw, strlen(raw), &used), H1_ERROR);
+
+	h1_fixture_init(f, HTTP_RESPONSE);
+	raw = "HTTP/1.1 200 OK\r\n\r\n";
+	assert_int_equal(http1_feed(&f->parser, raw, strlen(raw), &used), H1_HEAD_DONE);
+	assert_true(http1_response_has_body(&f->head, false));
+	assert_false(http1_response_has_body(&f->head, true)); /* HEAD */
+	free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_cases_whole_and_split),
+	    cmocka_unit_test(test_derived_fields),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_tokens_and_hop_by_hop_helpers),
+	    cmocka_unit_test(test_response_heads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
