@@ -28,6 +28,9 @@ static void check_rebuilt(struct evbuffer *out)
 	char *copy = malloc(len + 1);
 	evbuffer_copyout(out, copy, len);
 	static struct h1_fixture again;
+	/* levee adds up to five fields (Host, X-Forwarded-For/-Proto,
+	 * X-Request-Id, Via) to what passed its own limit of 100 */
+	again.max_headers = 128;
 	enum lv_reason reason;
 	size_t used;
 	int st = h1_parse_request(&again, copy, len, 0, &reason, &used);

@@ -11,19 +11,21 @@
 
 struct h1_fixture {
 	struct lv_head head;
-	struct lv_hdr slots[100];
+	struct lv_hdr slots[128];
 	char text[32768];
 	struct http1 parser;
+	uint32_t max_headers; /* 0 = 100, levee's default limit */
 };
 
 static inline void h1_fixture_init(struct h1_fixture *f, llhttp_type_t type)
 {
 	memset(&f->head, 0, sizeof(f->head));
 	f->head.h = f->slots;
-	f->head.max = 100;
+	uint32_t hdrs = f->max_headers ? f->max_headers : 100;
+	f->head.max = hdrs;
 	f->head.text = f->text;
 	f->head.cap = sizeof(f->text);
-	struct h1_limits lim = {sizeof(f->text), 100, 8192};
+	struct h1_limits lim = {sizeof(f->text), hdrs, 8192};
 	http1_init(&f->parser, type, &f->head, &lim);
 }
 

@@ -66,7 +66,7 @@ static const struct h1_case cases[] = {
 static void test_cases_whole_and_split(void **state)
 {
 	int fails = 0;
-	struct h1_fixture *f = malloc(sizeof(*f));
+	struct h1_fixture *f = calloc(1, sizeof(*f));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct h1_case *c = &cases[i];
 		size_t len = strlen(c->raw);
@@ -90,7 +90,7 @@ static void test_cases_whole_and_split(void **state)
 
 static void test_derived_fields(void **state)
 {
-	struct h1_fixture *f = malloc(sizeof(*f));
+	struct h1_fixture *f = calloc(1, sizeof(*f));
 	enum lv_reason reason;
 	size_t used;
 	const char *raw = "GET http://api.example:81?q=1 HTTP/1.1\r\nHost: ignored\r\nConnection: close\r\n\r\nNEXT";
@@ -121,7 +121,7 @@ static void test_derived_fields(void **state)
 
 static void test_limits(void **state)
 {
-	struct h1_fixture *f = malloc(sizeof(*f));
+	struct h1_fixture *f = calloc(1, sizeof(*f));
 	enum lv_reason reason;
 	size_t used;
 	char raw[40000];
@@ -149,7 +149,7 @@ static void test_tokens_and_hop_by_hop_helpers(void **state)
 {
 	assert_true(token_eq("Close", 5, LIT("close")));
 	assert_false(token_eq("closed", 6, LIT("close")));
-	struct h1_fixture *f = malloc(sizeof(*f));
+	struct h1_fixture *f = calloc(1, sizeof(*f));
 	enum lv_reason reason;
 	size_t used;
 	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nX-Public: 2\r\n\r\n";
@@ -162,7 +162,7 @@ static void test_tokens_and_hop_by_hop_helpers(void **state)
 
 static void test_response_heads(void **state)
 {
-	struct h1_fixture *f = malloc(sizeof(*f));
+	struct h1_fixture *f = calloc(1, sizeof(*f));
 	h1_fixture_init(f, HTTP_RESPONSE);
 	const char *raw = "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n";
 	size_t used;
