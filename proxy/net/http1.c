@@ -87,6 +87,22 @@ void http1_start_body(struct http1 *h)
 
 #define H1(p) ((struct http1 *)(p)->data)
 
+/* Position of `at` from the start of the message head. */
+static uint64_t h1_pos(const struct http1 *h, const char *at)
+{
+	return h->exec_base + (uint64_t)(at - h->exec_start);
+}
+
+/* llhttp accepts several spaces between the parts of a request line; RFC
+ * 9112 §3 allows exactly one, and anything else is a line some other parser
+ * may split differently. `gap` is what must precede the element. */
+static int h1_line_element(struct http1 *h, const char *at, uint64_t gap)
+{
+	if (h1_pos(h, at) != h->line_mark + gap)
+		return h1_fail(h, 400, R_BAD_REQUEST);
+	return 0;
+}
+
 static int cb_method(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
@@ -95,6 +111,7 @@ static int cb_method(llhttp_t *p, const char *at, size_t n)
 	if (h1_append(h, at, n))
 		return h1_fail(h, 400, R_BAD_REQUEST);
 	h->head->method_len += (uint32_t)n;
+	h->line_mark = h1_pos(h, at) + n;
 	return 0;
 }
 
@@ -102,6 +119,9 @@ static int cb_url(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
 	struct lv_head *hd = h->head;
+	if (p->type == HTTP_REQUEST && h1_line_element(h, at, hd->target_len ? 0 : 1))
+		return HPE_USER;
+	h->line_mark = h1_pos(h, at) + n;
 	if (!hd->target_len)
 		hd->target_off = hd->len;
 	if (hd->target_len + n > h->lim.uri_bytes)
@@ -109,6 +129,16 @@ static int cb_url(llhttp_t *p, const char *at, size_t n)
 	if (h1_append(h, at, n))
 		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
 	hd->target_len += (uint32_t)n;
+	return 0;
+}
+
+static int cb_version(llhttp_t *p, const char *at, size_t n)
+{
+	struct http1 *h = H1(p);
+	/* " HTTP/" sits between the target and the version digits */
+	if (p->type == HTTP_REQUEST && !h->in_body && h1_line_element(h, at, 6))
+		return HPE_USER;
+	h->line_mark = h1_pos(h, at) + n - 6; /* a split version span continues */
 	return 0;
 }
 
@@ -179,6 +209,8 @@ static int cb_header_value_complete(llhttp_t *p)
 	struct lv_head *hd = h->head;
 	if (h->in_body)
 		return 0;
+	if (h->hstate == H1S_NONE || h->cur_name_len == 0) /* ": value" has no name */
+		return h1_fail(h, 400, R_BAD_REQUEST);
 	if (h->hstate != H1S_VALUE) /* empty value: no span was delivered */
 		h->cur_value = hd->len;
 	struct lv_hdr *e = &hd->h[hd->n++];
@@ -226,6 +258,7 @@ static const llhttp_settings_t *h1_settings(void)
 		llhttp_settings_init(&t);
 		t.on_method = cb_method;
 		t.on_url = cb_url;
+		t.on_version = cb_version;
 		t.on_status = cb_status;
 		t.on_header_field = cb_header_field;
 		t.on_header_value = cb_header_value;
@@ -262,7 +295,9 @@ static int h1_errno_status(struct http1 *h, llhttp_errno_t e)
 
 enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t *consumed)
 {
+	h->exec_start = data;
 	h->exec_end = data + len;
+	h->exec_base = h->head_bytes;
 	llhttp_errno_t e = llhttp_execute(&h->p, data, len);
 	if (e == HPE_OK) {
 		*consumed = len;
@@ -458,9 +493,20 @@ static int head_framing(struct lv_head *hd, bool request, enum lv_reason *reason
 			*reason = R_BAD_REQUEST;
 			return 400;
 		}
-		if (!token_eq(hd->text + e->value, e->value_len, LIT("chunked"))) {
-			*reason = R_TE;
-			return 501;
+		const char *v = hd->text + e->value;
+		if (!token_eq(v, e->value_len, LIT("chunked"))) {
+			/* RFC 9112 §6.3: chunked not last means the length cannot
+			 * be known (400); chunked last after codings levee does
+			 * not implement is a 501 */
+			size_t end = e->value_len, start;
+			while (end && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+				end--;
+			start = end;
+			while (start && v[start - 1] != ',' && v[start - 1] != ' ' && v[start - 1] != '\t')
+				start--;
+			bool chunked_last = token_eq(v + start, end - start, LIT("chunked"));
+			*reason = chunked_last ? R_TE : R_BAD_REQUEST;
+			return chunked_last ? 501 : 400;
 		}
 		hd->flags |= H1F_CHUNKED;
 	}

@@ -92,7 +92,9 @@ struct http1 {
 	bool in_body;
 	enum { H1S_NONE, H1S_FIELD, H1S_VALUE } hstate; /* which header span is open */
 	bool span_cut;         /* the last value span ended at the end of its input */
-	const char *exec_end;  /* end of the buffer being executed */
+	const char *exec_start, *exec_end; /* the buffer being executed */
+	uint64_t exec_base;    /* head bytes fed before exec_start */
+	uint64_t line_mark;    /* request line: where the next element must start */
 	uint32_t cur_name, cur_name_len, cur_value;
 };
 

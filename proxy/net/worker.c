@@ -13,6 +13,7 @@
 #include "log.h"
 #include "net/conn.h"
 #include "net/upstream.h"
+#include "pipeline.h"
 #include "server.h"
 
 #define WORKER_TICK_MS 100
@@ -283,7 +284,8 @@ void worker_destroy(struct worker *w)
 	}
 	while (w->free_reqs) {
 		struct request *r = w->free_reqs;
-		w->free_reqs = *(struct request **)r;
+		w->free_reqs = r->next_free;
+		event_free(r->timer);
 		free(r);
 	}
 	if (w->base)

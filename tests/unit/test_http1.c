@@ -45,7 +45,7 @@ static const struct h1_case cases[] = {
     {"empty host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 400, R_BAD_REQUEST},
     {"host bad port", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400, R_BAD_REQUEST},
     {"fragment", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
-    {"te gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501, R_TE},
+    {"te gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400, R_BAD_REQUEST},
     {"te chunked gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400, R_BAD_REQUEST},
     {"te gzip chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, R_TE},
     {"te twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400, R_BAD_REQUEST},
@@ -60,6 +60,11 @@ static const struct h1_case cases[] = {
     {"connect", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405, R_METHOD},
     {"header without colon", "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400, R_BAD_REQUEST},
     {"expect other", "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", 417, R_EXPECTATION},
+    {"empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", 400, R_BAD_REQUEST},
+    {"empty header name and value", "GET / HTTP/1.1\r\nHost: a\r\n:\r\n\r\n", 400, R_BAD_REQUEST},
+    {"two spaces before target", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"two spaces before version", "GET /  HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"leading empty line", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
     {"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
 };
 

@@ -1,0 +1,54 @@
+"""Fixtures for levee's integration tests (see README.md)."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Levee, Origin  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _origin_proc(tmp_path_factory):
+    o = Origin(str(tmp_path_factory.mktemp("origin")))
+    yield o
+    o.stop()
+
+
+@pytest.fixture
+def origin(_origin_proc):
+    """The shared test origin, restarted if a previous test killed it.
+    `origin.start_mark` is the first log seq of this test."""
+    _origin_proc.ensure()
+    _origin_proc.start_mark = _origin_proc.mark()
+    return _origin_proc
+
+
+@pytest.fixture
+def levee_factory(tmp_path, origin):
+    """levee_factory(sections=None, **kw) -> a started Levee pointed at the
+    origin (see harness.Levee for keywords). All are stopped at teardown;
+    a levee that died on its own during the test fails the test."""
+    made = []
+
+    def make(sections=None, upstream=None, **kw):
+        d = tmp_path / ("levee%d" % len(made))
+        d.mkdir()
+        wait = kw.pop("wait", "readyz")
+        prepare = kw.pop("prepare", None)  # prepare(lv): e.g. lay out policy files before start
+        lv = Levee(str(d), upstream or origin.addr, sections=sections, start=False, **kw)
+        made.append(lv)  # before start: a levee that fails to get ready is still stopped
+        if prepare:
+            prepare(lv)
+        lv.start(wait)
+        return lv
+
+    yield make
+    problems = [p for p in (lv.stop() for lv in made) if p]
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def levee(levee_factory):
+    return levee_factory()

@@ -1,0 +1,255 @@
+"""Request limits and client-side timeouts (docs/http.md, "Errors levee
+produces itself" and "Timeouts")."""
+import json
+import socket
+import time
+
+from harness import HttpConn, build_request, chunked, wait_until
+
+
+def assert_rejected(r, status, token):
+    assert r is not None, "levee closed without a response"
+    assert (r.status, r.reason_token) == (status, token), r
+    assert (r.header("Content-Type") or "").startswith("text/plain")
+    assert r.closed, "connection must be closed after a request-side error"
+
+
+def origin_saw(origin, mark, marker):
+    return [e for e in origin.events(mark) if e["event"] in ("request", "partial", "parse_error")
+            and marker in json.dumps(e)]
+
+
+# ---------------------------------------------------------------- sizes
+
+def test_header_bytes_limit(levee_factory, origin):
+    lv = levee_factory({"limits": {"header_bytes": "4KiB", "uri_bytes": "1KiB"}})
+    r = lv.get("/echo?ok", [("X-Big", "a" * 3000)])
+    assert r.status == 200
+    mark = origin.mark()
+    r = lv.get("/echo?hb-over", [("X-Big", "a" * 5000)], close_wait=2)
+    assert_rejected(r, 431, "headers-too-large")
+    r = lv.get("/echo?hb-many", [("X-H%d" % i, "v" * 200) for i in range(30)], close_wait=2)
+    assert_rejected(r, 431, "headers-too-large")
+    assert not origin_saw(origin, mark, "hb-")
+
+
+def test_header_bytes_limit_huge_head(levee_factory, origin):
+    """A 1 MiB head is refused at the limit, not buffered in full."""
+    lv = levee_factory({"limits": {"header_bytes": "8KiB"}})
+    mark = origin.mark()
+    r = lv.get("/echo?hb-huge", [("X-Big", "a" * (1 << 20))], close_wait=2)
+    assert_rejected(r, 431, "headers-too-large")
+    assert not origin_saw(origin, mark, "hb-huge")
+
+
+def test_header_count_limit(levee_factory, origin):
+    lv = levee_factory({"limits": {"headers": "20"}})
+    r = lv.get("/echo?ok", [("X-H%d" % i, "v") for i in range(15)])
+    assert r.status == 200
+    mark = origin.mark()
+    r = lv.get("/echo?hc-over", [("X-H%d" % i, "v") for i in range(30)], close_wait=2)
+    assert_rejected(r, 431, "headers-too-large")
+    assert not origin_saw(origin, mark, "hc-over")
+
+
+def test_uri_bytes_limit(levee_factory, origin):
+    lv = levee_factory({"limits": {"uri_bytes": "1024"}})
+    r = lv.get("/echo?" + "a" * 900)
+    assert r.status == 200
+    mark = origin.mark()
+    r = lv.get("/echo?uri-over" + "b" * 2000, close_wait=2)
+    assert_rejected(r, 414, "uri-too-long")
+    assert not origin_saw(origin, mark, "uri-over")
+
+
+def test_body_bytes_by_content_length(levee_factory, origin):
+    lv = levee_factory({"limits": {"body_bytes": "10KiB"}})
+    r = lv.raw(build_request("POST", "/sink", body=b"x" * 10240))
+    assert r.status == 200 and r.json()["len"] == 10240
+    mark = origin.mark()
+    c = lv.conn()
+    t0 = time.monotonic()
+    c.send(build_request("POST", "/sink?bb-cl", [("Content-Length", "20000")]))  # no body sent
+    r = c.read_response(timeout=3)
+    assert r is not None and (r.status, r.reason_token) == (413, "body-too-large"), r
+    assert time.monotonic() - t0 < 2, "413 must come before any body is read"
+    assert c.wait_closed(2)
+    assert not origin_saw(origin, mark, "bb-cl")
+
+
+def test_body_bytes_by_chunked_stream(levee_factory, origin):
+    lv = levee_factory({"limits": {"body_bytes": "10KiB"}})
+    r = lv.raw(build_request("POST", "/sink", [("Transfer-Encoding", "chunked")]) + chunked(b"y" * 10240, 1024))
+    assert r.status == 200 and r.json()["len"] == 10240
+    mark = origin.mark()
+    req = build_request("POST", "/sink?bb-chunked", [("Transfer-Encoding", "chunked")]) + chunked(b"y" * 20480, 1024)
+    r = lv.raw(req, close_wait=2)
+    assert_rejected(r, 413, "body-too-large")
+    time.sleep(0.15)  # absence window for anything levee might still forward
+    complete = [e for e in origin_saw(origin, mark, "bb-chunked") if e["event"] == "request"]
+    assert not complete, "origin received the whole over-limit body: %r" % complete
+
+
+def test_body_bytes_chunked_single_huge_chunk(levee_factory, origin):
+    lv = levee_factory({"limits": {"body_bytes": "10KiB"}})
+    mark = origin.mark()
+    c = lv.conn()
+    # one chunk declared 1 MiB; 20 KB of it sent (over the 10 KiB limit), the rest never comes
+    c.send(build_request("POST", "/sink?bb-huge", [("Transfer-Encoding", "chunked")]) + b"100000\r\n" + b"z" * 20000)
+    r = c.read_response(timeout=3)
+    assert r is not None and (r.status, r.reason_token) == (413, "body-too-large"), r
+    assert c.wait_closed(2)
+    assert not [e for e in origin_saw(origin, mark, "bb-huge") if e["event"] == "request"]
+
+
+# ---------------------------------------------------------------- connections
+
+def test_max_connections(levee_factory, origin):
+    lv = levee_factory({"levee": {"max_connections": "3"}})
+    held = []
+    for i in range(3):
+        c = lv.conn()
+        r = c.request("GET", "/echo?held=%d" % i)
+        assert r is not None and r.status == 200
+        held.append(c)
+    r = lv.get("/echo?fourth", close_wait=2)
+    assert r is not None, "connection over the limit closed without a 503"
+    assert (r.status, r.reason_token) == (503, "max-connections"), r
+    assert r.closed
+    # the held ones still work
+    r = held[0].request("GET", "/echo?still")
+    assert r.status == 200
+    # freeing one slot admits a new connection
+    held[1].close()
+
+    def admitted():
+        r = lv.get("/echo?after-free")
+        return r is not None and r.status == 200
+    wait_until(admitted, 3, interval=0.05, msg="a new connection admitted after one closed")
+
+
+# ---------------------------------------------------------------- timeouts
+
+def _slowloris(port, prefix, interval, limit):
+    """Send `prefix`, then one byte every `interval` s until levee answers
+    or closes; returns (seconds since the first byte, HttpConn)."""
+    c = HttpConn(port, timeout=limit)
+    t0 = time.monotonic()
+    c.send(prefix)
+    c.sock.setblocking(True)
+    while time.monotonic() - t0 < limit:
+        c.sock.settimeout(interval)
+        try:
+            data = c.sock.recv(65536)
+        except socket.timeout:
+            try:
+                c.sock.sendall(b"a")
+            except OSError:
+                break
+            continue
+        except ConnectionResetError:
+            c.reset = True
+            c.eof = True
+            break
+        if not data:
+            c.eof = True
+        else:
+            c.buf += data
+        break
+    return time.monotonic() - t0, c
+
+
+def test_header_timeout_slowloris(levee_factory, origin):
+    lv = levee_factory({"limits": {"header_timeout": "1s", "idle_timeout": "10s"}})
+    mark = origin.mark()
+    elapsed, c = _slowloris(lv.port, b"GET /echo?slowloris HTTP/1.1\r\nHost: x\r\nX-Slow: ", 0.2, 6)
+    try:
+        assert elapsed < 2.5, "levee let a slowloris client keep the head open for %.1fs" % elapsed
+        assert elapsed >= 0.8, "timed out after %.2fs, before header_timeout (1s)" % elapsed
+        r = c.read_response(timeout=2)
+        assert r is not None, "levee closed without a 408"
+        assert (r.status, r.reason_token) == (408, "header-timeout"), r
+        assert c.wait_closed(2)
+    finally:
+        c.close()
+    assert not origin_saw(origin, mark, "slowloris")
+
+
+def test_header_timeout_on_keepalive_connection(levee_factory):
+    lv = levee_factory({"limits": {"header_timeout": "1s", "idle_timeout": "10s"}})
+    c = lv.conn()
+    r = c.request("GET", "/echo")
+    assert r.status == 200
+    t0 = time.monotonic()
+    c.send(b"GET /echo?second HTTP/1.1\r\nHost: x\r\n")
+    r = c.read_response(timeout=4)
+    elapsed = time.monotonic() - t0
+    assert r is not None and (r.status, r.reason_token) == (408, "header-timeout"), r
+    assert 0.8 <= elapsed <= 2.5, elapsed
+    assert c.wait_closed(2)
+
+
+def test_idle_timeout_closes_silently(levee_factory):
+    lv = levee_factory({"limits": {"idle_timeout": "1s", "header_timeout": "10s"}})
+    c = lv.conn()
+    r = c.request("GET", "/echo")
+    assert r.status == 200
+    t0 = time.monotonic()
+    assert c.wait_closed(4), "idle keep-alive connection not closed (extra=%r)" % c.extra[:200]
+    elapsed = time.monotonic() - t0
+    assert 0.8 <= elapsed <= 2.5, "closed after %.2fs with idle_timeout=1s" % elapsed
+    assert c.extra == b"", "idle close must be silent"
+
+
+def test_idle_connection_kept_before_timeout(levee_factory):
+    lv = levee_factory({"limits": {"idle_timeout": "2s"}})
+    c = lv.conn()
+    assert c.request("GET", "/echo").status == 200
+    assert not c.wait_closed(1.0)
+    r = c.request("GET", "/echo")
+    assert r is not None and r.status == 200
+
+
+def test_body_timeout(levee_factory, origin):
+    lv = levee_factory({"limits": {"body_timeout": "1s"}})
+    mark = origin.mark()
+    c = lv.conn()
+    c.send(build_request("POST", "/sink?body-timeout", [("Content-Length", "100")]) + b"0123456789")
+    t0 = time.monotonic()
+    r = c.read_response(timeout=4)
+    elapsed = time.monotonic() - t0
+    assert r is not None, "levee closed without a 408"
+    assert (r.status, r.reason_token) == (408, "body-timeout"), r
+    assert 0.8 <= elapsed <= 2.5, elapsed
+    assert c.wait_closed(2)
+    assert not [e for e in origin_saw(origin, mark, "body-timeout") if e["event"] == "request"]
+
+
+def test_body_timeout_is_inactivity_not_total(levee_factory):
+    lv = levee_factory({"limits": {"body_timeout": "1s"}})
+    c = lv.conn()
+    n = 8
+    c.send(build_request("POST", "/sink", [("Content-Length", str(n * 5))]))
+    for i in range(n):  # 8 x 0.3s = 2.4s in total, never 1s without a byte
+        c.send(b"abcde")
+        time.sleep(0.3)
+    r = c.read_response(timeout=3)
+    assert r is not None and r.status == 200 and r.json()["len"] == n * 5, r
+
+
+def test_send_timeout_client_not_reading(levee_factory, origin):
+    lv = levee_factory({"limits": {"send_timeout": "1s"}, "upstream": {"response_timeout": "30s"}})
+    mark = origin.mark()
+    n = 256 * 1024 * 1024
+    c = lv.conn(timeout=20)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    c.send(build_request("GET", "/bytes?n=%d&st=1" % n))
+    # levee must give up on this client and cancel the upstream exchange
+    seen = origin.wait_event(lambda e: e["event"] == "request" and "st=1" in e["target"], since=mark,
+                             timeout=3, msg="the request at the origin")
+    origin.wait_event(lambda e: e["event"] in ("write_failed", "conn_close", "aborted") and e["conn"] == seen["conn"],
+                      since=mark, timeout=8, msg="levee to give up on a client that does not read")
+    r = c.read_response(timeout=20, store=False)
+    assert r is not None and r.status == 200
+    assert not r.complete, "levee delivered the whole body to a client that stalled past send_timeout"
+    assert c.eof
