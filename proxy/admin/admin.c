@@ -220,16 +220,8 @@ static void admin_readcb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
-	struct evbuffer_iovec v[4];
-	int nv = evbuffer_peek(in, -1, NULL, v, 4);
-	enum h1_result rc = H1_MORE;
-	size_t used = 0;
-	for (int i = 0; i < nv && i < 4 && rc == H1_MORE; i++) {
-		size_t consumed = 0;
-		rc = http1_feed(&a->parser, v[i].iov_base, v[i].iov_len, &consumed);
-		used += consumed;
-	}
-	evbuffer_drain(in, used);
+	size_t used;
+	enum h1_result rc = http1_feed_evbuffer(&a->parser, in, &used);
 	enum lv_reason why;
 	if (rc == H1_ERROR || (rc == H1_HEAD_DONE && http1_check_request(&a->head, &why) != 0)) {
 		admin_text(a, 400, "bad request\n");

@@ -11,18 +11,13 @@
 
 #include "admin/admin.h"
 #include "log.h"
+#include "net/worker.h"
 #include "server.h"
 
 static struct event_base *probe_base;
 static struct event *probe_timer;
 static struct event *probe_ev; /* the connect in flight */
 static int probe_fd = -1;
-
-static void tv_ms(struct timeval *tv, uint64_t ms)
-{
-	tv->tv_sec = (time_t)(ms / 1000);
-	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
-}
 
 static void probe_set(int ok)
 {

@@ -38,12 +38,6 @@ enum { C_DEAD = C_CLOSING + 1 };
 
 static void conn_process(struct conn *c);
 
-static void tv_ms(struct timeval *tv, uint64_t ms)
-{
-	tv->tv_sec = (time_t)(ms / 1000);
-	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
-}
-
 static void conn_arm(struct conn *c, uint64_t ms)
 {
 	struct timeval tv;
@@ -281,20 +275,12 @@ static bool conn_read_head(struct conn *c)
 		c->state = C_HEAD;
 		conn_arm(c, p->limits.header_timeout_ms);
 	}
-	while (evbuffer_get_length(in)) {
-		struct evbuffer_iovec v[8];
-		int nv = evbuffer_peek(in, -1, NULL, v, 8);
-		size_t used = 0;
-		enum h1_result rc = H1_MORE;
-		for (int i = 0; i < nv && i < 8 && rc == H1_MORE; i++) {
-			size_t consumed = 0;
-			rc = http1_feed(&c->parser, v[i].iov_base, v[i].iov_len, &consumed);
-			used += consumed;
-		}
+	if (evbuffer_get_length(in)) {
+		size_t used;
+		enum h1_result rc = http1_feed_evbuffer(&c->parser, in, &used);
 		stat_add(&c->w->stats->bytes_in, used);
-		evbuffer_drain(in, used);
 		if (rc == H1_MORE)
-			continue;
+			return false;
 		if (rc == H1_ERROR) {
 			conn_send_error(c, http1_error_reason(&c->parser), NULL, true);
 			return false;

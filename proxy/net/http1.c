@@ -326,6 +326,25 @@ enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t 
 	return H1_ERROR;
 }
 
+enum h1_result http1_feed_evbuffer(struct http1 *h, struct evbuffer *in, size_t *used)
+{
+	enum h1_result rc = H1_MORE;
+	*used = 0;
+	while (rc == H1_MORE && evbuffer_get_length(in)) {
+		struct evbuffer_iovec v[8];
+		int nv = evbuffer_peek(in, -1, NULL, v, 8);
+		size_t n = 0;
+		for (int i = 0; i < nv && i < 8 && rc == H1_MORE; i++) {
+			size_t consumed = 0;
+			rc = http1_feed(h, v[i].iov_base, v[i].iov_len, &consumed);
+			n += consumed;
+		}
+		evbuffer_drain(in, n);
+		*used += n;
+	}
+	return rc;
+}
+
 enum h1_result http1_finish(struct http1 *h)
 {
 	llhttp_errno_t e = llhttp_finish(&h->p);

@@ -19,6 +19,7 @@
 #ifndef LEVEE_HTTP1_H
 #define LEVEE_HTTP1_H
 
+#include <event2/buffer.h>
 #include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -110,6 +111,9 @@ void http1_start_body(struct http1 *h);
 /* Feed bytes. *consumed is how many were used; on H1_HEAD_DONE or
  * H1_MSG_DONE, the remainder belongs to what comes next. */
 enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t *consumed);
+/* Feeds what `in` holds until it is empty or the parser stops (head done,
+ * message done, error), and drains the bytes used. *used gets their count. */
+enum h1_result http1_feed_evbuffer(struct http1 *h, struct evbuffer *in, size_t *used);
 /* EOF from the peer while in a close-delimited body; H1_MSG_DONE if that ends
  * the message cleanly, H1_ERROR if the message was truncated. */
 enum h1_result http1_finish(struct http1 *h);

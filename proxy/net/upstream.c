@@ -38,12 +38,6 @@ static void up_writecb(struct bufferevent *bev, void *arg);
 static void up_eventcb(struct bufferevent *bev, short what, void *arg);
 static void up_process(struct request *r);
 
-static void tv_ms(struct timeval *tv, uint64_t ms)
-{
-	tv->tv_sec = (time_t)(ms / 1000);
-	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
-}
-
 static void upconn_free_deferred(evutil_socket_t fd, short what, void *arg)
 {
 	free(arg);
@@ -330,16 +324,8 @@ void upstream_pump_body(struct request *r)
 			continue;
 		}
 		/* chunked: llhttp decodes, body_chunk re-chunks */
-		struct evbuffer_iovec v[8];
-		int nv = evbuffer_peek(in, -1, NULL, v, 8);
-		size_t used = 0;
-		enum h1_result rc = H1_MORE;
-		for (int i = 0; i < nv && i < 8 && rc == H1_MORE; i++) {
-			size_t consumed = 0;
-			rc = http1_feed(&c->parser, v[i].iov_base, v[i].iov_len, &consumed);
-			used += consumed;
-		}
-		evbuffer_drain(in, used);
+		size_t used;
+		enum h1_result rc = http1_feed_evbuffer(&c->parser, in, &used);
 		r->bytes_in += used;
 		if (rc == H1_ERROR) {
 			enum lv_reason why = r->reason == R_BODY_TOO_LARGE ? R_BODY_TOO_LARGE : http1_error_reason(&c->parser);
@@ -462,18 +448,10 @@ static bool response_head(struct request *r)
 		http1_init(&r->rp, HTTP_RESPONSE, &r->rarena->head, &lim);
 	}
 	while (evbuffer_get_length(in)) {
-		struct evbuffer_iovec v[8];
-		int nv = evbuffer_peek(in, -1, NULL, v, 8);
-		size_t used = 0;
-		enum h1_result rc = H1_MORE;
-		for (int i = 0; i < nv && i < 8 && rc == H1_MORE; i++) {
-			size_t consumed = 0;
-			rc = http1_feed(&r->rp, v[i].iov_base, v[i].iov_len, &consumed);
-			used += consumed;
-		}
-		evbuffer_drain(in, used);
+		size_t used;
+		enum h1_result rc = http1_feed_evbuffer(&r->rp, in, &used);
 		if (rc == H1_MORE)
-			continue;
+			return false;
 		enum lv_reason why;
 		struct lv_head *rh = &r->rarena->head;
 		if (rc == H1_ERROR || http1_check_response(rh, &why) != 0 || rh->status == 101) {
@@ -554,16 +532,8 @@ static void up_process(struct request *r)
 			continue;
 		}
 		/* BODY_CHUNKED */
-		struct evbuffer_iovec v[8];
-		int nv = evbuffer_peek(in, -1, NULL, v, 8);
-		size_t used = 0;
-		enum h1_result rc = H1_MORE;
-		for (int i = 0; i < nv && i < 8 && rc == H1_MORE; i++) {
-			size_t consumed = 0;
-			rc = http1_feed(&r->rp, v[i].iov_base, v[i].iov_len, &consumed);
-			used += consumed;
-		}
-		evbuffer_drain(in, used);
+		size_t used;
+		enum h1_result rc = http1_feed_evbuffer(&r->rp, in, &used);
 		if (rc == H1_ERROR) {
 			stat_inc(r->w->stats->up_bad_responses);
 			request_fail(r, R_UP_BAD);

@@ -77,4 +77,10 @@ void worker_request_id(struct worker *w, char out[33]);
 /* Monotonic microseconds. */
 uint64_t now_us(void);
 
+static inline void tv_ms(struct timeval *tv, uint64_t ms)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
 #endif
