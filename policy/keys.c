@@ -27,6 +27,7 @@ static const struct keys_section keys_section_table[] = {
 	 "status levee answers when one is exceeded.",
 	 0, 0, 0, 0, 0, 0},
 	{"upstream", false, "The connection from levee to the service it protects.", 0, 0, 0, 0, 0, 0},
+	{"cache", false, "The in-process cache (L1) that routes with `cache_ttl` use.", 0, 0, 0, 0, 0, 0},
 	{"route", true,
 	 "One section per route, named `[route \"NAME\"]` (1-63 of `A-Z a-z 0-9 _ . -`, unique). "
 	 "A request takes the first route, in file order, whose pattern and methods match. Each "
@@ -64,9 +65,21 @@ static const struct keys_def keys_def_table[] = {
 	{"upstream", "keepalive_timeout",KT_DURATION, P(up.keepalive_timeout_ms),     "60s",           "1ms",   "1h",     NULL,                    NULL,          true,  0, "How long an idle upstream connection is kept. Keep it below the upstream's own idle timeout."},
 	{"upstream", "probe_interval",   KT_DURATION, P(up.probe_interval_ms),        "1s",            "100ms", "1h",     NULL,                    NULL,          true,  0, "How often readiness (/readyz) checks that the upstream accepts connections."},
 
+	{"cache",    "memory",           KT_SIZE,     P(cache.memory),                "64MiB",         "1MiB",  "64GiB",  NULL,                    NULL,          false, 0, "Bytes the in-process cache may hold, all workers together (entries, keys and bookkeeping)."},
+	{"cache",    "max_object",       KT_SIZE,     P(cache.max_object),            "1MiB",          "1KiB",  "1GiB",   NULL,                    NULL,          true,  0, "Largest response body stored; a larger one is passed through (`Cache-Status: levee; fwd=miss; detail=too-large`)."},
+
 	{"route",    "match",            KT_GLOB,     R(pattern),                     NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "Glob over the path: `*` is one segment (or part of one, `*.png`), a final `**` is the rest; at most 9 wildcards."},
 	{"route",    "prefix",           KT_PREFIX,   R(pattern),                     NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "Literal path prefix, e.g. `/static/`."},
 	{"route",    "methods",          KT_METHODS,  R(methods),                     "any",           NULL,    NULL,     NULL,                    NULL,          true,  0, "Comma-separated methods the route applies to (`GET, HEAD`), or `any`."},
+	{"route",    "cache_ttl",        KT_TTL,      R(cache_ttl_ms),                "off",           "1s",    "8760h",   NULL,                    NULL,          true,  0, "Cache GET answers: `off`; a fixed lifetime such as `60s` for origins that send no caching headers (`no-store`, `private` and `Set-Cookie` are still obeyed); or `origin`, to obey Cache-Control and Expires as an RFC 9111 shared cache."},
+	{"route",    "negative_ttl",     KT_DURATION, R(negative_ttl_ms),             "5s",            "0",     "1h",     NULL,                    NULL,          true,  0, "Lifetime of a cached answer whose status is in `negative_status` (with a fixed `cache_ttl`); 0 does not cache them."},
+	{"route",    "negative_status",  KT_STATUSES, R(negative_status),             "404",           NULL,    NULL,     NULL,                    NULL,          true,  0, "Statuses cached for `negative_ttl` (comma-separated, at most 16). A successful write to the same URL clears them."},
+	{"route",    "stale_while_revalidate", KT_DURATION, R(swr_ms),                "0",             "0",     "24h",     NULL,                    NULL,          true,  0, "After an entry goes stale, serve it this long while one background request refreshes it."},
+	{"route",    "stale_if_error",   KT_DURATION, R(sie_ms),                      "0",             "0",     "24h",     NULL,                    NULL,          true,  0, "After an entry goes stale, serve it this long when the upstream fails, times out or answers 5xx."},
+	{"route",    "cache_key_headers",KT_HEADERS,  R(cache_key_headers),           "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Request headers whose values become part of the cache key, besides those the origin names in Vary (e.g. `Accept-Language`)."},
+	{"route",    "cache_cookies",    KT_BOOL,     R(cache_cookies),               "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Let requests that carry Cookie use the cache. Off: they bypass it. The cookie is not part of the key unless listed in `cache_key_headers`."},
+	{"route",    "cache_authorization", KT_BOOL,  R(cache_authorization),         "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store answers to requests with Authorization. Off: only when the origin allows it (RFC 9111 §3.5: `public`, `s-maxage`, `must-revalidate`)."},
+	{"route",    "cache_set_cookie", KT_BOOL,     R(cache_set_cookie),            "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store responses that carry Set-Cookie, without the Set-Cookie field. Off: they are never stored."},
 };
 /* clang-format on */
 
@@ -200,6 +213,7 @@ static int keys_number(const struct keys_def *k, const char *s, uint64_t *out, c
 {
 	switch (k->type) {
 	case KT_DURATION:
+	case KT_TTL:
 		return value_duration_ms(s, out, why);
 	case KT_SIZE:
 		return value_size_bytes(s, out, why);
@@ -305,6 +319,68 @@ static int keys_store(const struct keys_def *k, void *base, const void *v, size_
 	return LV_OK;
 }
 
+/* "404, 410" -> {2, {404, 410}} */
+static int keys_statuses(const char *text, struct lv_statuses *out, char *err, size_t errsz)
+{
+	const char *p = text;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		unsigned v = 0;
+		int digits = 0;
+		while (isdigit((unsigned char)*p) && digits < 4) {
+			v = v * 10 + (unsigned)(*p++ - '0');
+			digits++;
+		}
+		if (digits != 3 || v < 100 || v > 599 || (*p && *p != ',' && *p != ' ' && *p != '\t')) {
+			snprintf(err, errsz, "expected HTTP statuses (100-599) separated by commas");
+			return LV_ERR;
+		}
+		if (out->n >= LV_MAX_STATUSES) {
+			snprintf(err, errsz, "at most %d statuses", LV_MAX_STATUSES);
+			return LV_ERR;
+		}
+		out->s[out->n++] = (uint16_t)v;
+	}
+	return LV_OK;
+}
+
+/* "Accept-Language, X-Tenant" -> "accept-language,x-tenant" */
+static int keys_headers(const char *text, char *out, size_t cap, char *err, size_t errsz)
+{
+	size_t o = 0;
+	const char *p = text;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		if (o && o + 1 < cap)
+			out[o++] = ',';
+		size_t start = o;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t') {
+			unsigned char c = (unsigned char)*p++;
+			if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c))) {
+				snprintf(err, errsz, "'%c' cannot appear in a header name", c);
+				return LV_ERR;
+			}
+			if (o + 1 >= cap) {
+				snprintf(err, errsz, "header list too long (max %zu bytes)", cap - 1);
+				return LV_ERR;
+			}
+			out[o++] = (char)tolower(c);
+		}
+		if (o == start) {
+			snprintf(err, errsz, "empty header name");
+			return LV_ERR;
+		}
+	}
+	out[o] = '\0';
+	return LV_OK;
+}
+
 int keys_set(const struct keys_def *k, void *base, const char *text, char *err, size_t errsz)
 {
 	const char *why = NULL;
@@ -395,6 +471,38 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 			return LV_ERR;
 		return keys_store(k, base, &v, sizeof(v), err, errsz);
 	}
+	case KT_TTL: {
+		uint64_t v;
+		if (strcmp(text, "off") == 0) {
+			v = LV_TTL_OFF;
+		} else if (strcmp(text, "origin") == 0) {
+			v = LV_TTL_ORIGIN;
+		} else if (*text != '\0' && !isdigit((unsigned char)*text)) {
+			snprintf(err, errsz, "expected off, origin or a duration such as 60s");
+			return LV_ERR;
+		} else if (keys_bounded(k, text, &v, err, errsz) != LV_OK) {
+			return LV_ERR;
+		}
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_STATUSES: {
+		struct lv_statuses v;
+		memset(&v, 0, sizeof(v));
+		if (keys_statuses(text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_HEADERS: {
+		char v[LV_HEADER_LIST_MAX];
+		if (keys_headers(text, v, sizeof(v), err, errsz) != LV_OK)
+			return LV_ERR;
+		if (k->size != sizeof(v)) {
+			snprintf(err, errsz, "key table gives the field a wrong size");
+			return LV_ERR;
+		}
+		memcpy(field, v, strlen(v) + 1);
+		return LV_OK;
+	}
 	case KT_GLOB:
 	case KT_PREFIX: {
 		/* The pattern, its length and its kind are one value: `base` is a route. */
@@ -440,6 +548,7 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b)
 	switch (k->type) {
 	case KT_NAME:
 	case KT_PATH:
+	case KT_HEADERS:
 		return strcmp(fa, fb) == 0;
 	case KT_HOSTPORT: {
 		const struct lv_hostport *ha = (const void *)fa, *hb = (const void *)fb;
@@ -527,6 +636,15 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 	case KT_PREFIX:
 		fputs("path prefix", out);
 		break;
+	case KT_TTL:
+		fputs("`off`, `origin` or duration", out);
+		break;
+	case KT_STATUSES:
+		fputs("status list", out);
+		break;
+	case KT_HEADERS:
+		fputs("header name list", out);
+		break;
 	}
 }
 
@@ -536,6 +654,7 @@ static const char *keys_md_unit(const struct keys_def *k)
 		return k->unit;
 	switch (k->type) {
 	case KT_DURATION:
+	case KT_TTL:
 		return "ms, s, m, h";
 	case KT_SIZE:
 		return "B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)";

@@ -87,6 +87,18 @@ enum lv_match_kind {
 	LV_MATCH_GLOB,   /* match  = a glob: '*' = one segment, '**' = rest */
 };
 
+/* cache_ttl: not cached, obey the origin (RFC 9111), or a fixed lifetime */
+#define LV_TTL_OFF UINT64_MAX
+#define LV_TTL_ORIGIN (UINT64_MAX - 1)
+
+#define LV_MAX_STATUSES 16
+struct lv_statuses {
+	uint32_t n;
+	uint16_t s[LV_MAX_STATUSES];
+};
+
+#define LV_HEADER_LIST_MAX 256
+
 struct lv_route {
 	char name[LV_NAME_MAX];
 	enum lv_match_kind kind;
@@ -94,7 +106,30 @@ struct lv_route {
 	size_t pattern_len;
 	unsigned methods; /* LV_M_* mask; LV_M_ANY when not restricted */
 	int line;         /* line of the [route "..."] header, for messages */
+
+	/* caching (proxy/cache/) */
+	uint64_t cache_ttl_ms;            /* LV_TTL_OFF, LV_TTL_ORIGIN or milliseconds */
+	uint64_t negative_ttl_ms;         /* for the statuses in negative_status */
+	struct lv_statuses negative_status;
+	uint64_t swr_ms, sie_ms;          /* stale-while-revalidate, stale-if-error windows */
+	char cache_key_headers[LV_HEADER_LIST_MAX]; /* lowercase names, ',' separated */
+	bool cache_cookies;               /* requests with Cookie may use the cache */
+	bool cache_authorization;         /* store answers to requests with Authorization */
+	bool cache_set_cookie;            /* store responses with Set-Cookie (without that field) */
 };
+
+static inline bool route_caches(const struct lv_route *r)
+{
+	return r != NULL && r->cache_ttl_ms != LV_TTL_OFF;
+}
+
+static inline bool statuses_has(const struct lv_statuses *l, unsigned status)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->s[i] == status)
+			return true;
+	return false;
+}
 
 /* Captured '*' / '**' spans of a glob match, as offsets into the path. */
 struct lv_captures {
@@ -155,6 +190,10 @@ struct lv_policy {
 
 	struct lv_limits limits;  /* [limits] */
 	struct lv_upstream_cfg up; /* [upstream] */
+	struct {
+		uint64_t memory;     /* [cache] memory: L1 bytes, all workers together */
+		uint64_t max_object; /* [cache] max_object: larger responses are not stored */
+	} cache;
 
 	size_t nroutes;
 	struct lv_route *routes;  /* in file order; first match wins */

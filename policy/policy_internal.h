@@ -35,6 +35,9 @@ enum keys_type {
 	KT_METHODS,  /* unsigned LV_M_* mask */
 	KT_GLOB,     /* struct lv_route pattern, kind = LV_MATCH_GLOB */
 	KT_PREFIX,   /* struct lv_route pattern, kind = LV_MATCH_PREFIX */
+	KT_TTL,      /* uint64_t ms, or LV_TTL_OFF ("off") / LV_TTL_ORIGIN ("origin") */
+	KT_STATUSES, /* struct lv_statuses: comma-separated HTTP statuses 100-599 */
+	KT_HEADERS,  /* char[]: comma-separated header names, stored lowercase "a,b" */
 };
 
 /* A section of the policy file. A named section ([route "users"]) may appear

@@ -30,6 +30,20 @@ struct load_case {
 };
 
 static const struct load_case load_cases[] = {
+	/* caching keys */
+	{"cache keys", "[cache]\nmemory = 8MiB\nmax_object = 64KiB\n[route \"u\"]\nprefix = /\ncache_ttl = origin\n"
+	               "negative_status = 404,410 , 451\ncache_key_headers = Accept-Language,X-T\n", {NULL}},
+	{"cache_ttl word", "[route \"u\"]\nprefix = /\ncache_ttl = forever\n",
+	 {"p.ini:3: [route \"u\"] cache_ttl: expected off, origin or a duration such as 60s"}},
+	{"cache_ttl bounds", "[route \"u\"]\nprefix = /\ncache_ttl = 500ms\n",
+	 {"p.ini:3: [route \"u\"] cache_ttl: must be between 1s and 8760h"}},
+	{"negative_status", "[route \"u\"]\nprefix = /\nnegative_status = 404, 4040\n",
+	 {"p.ini:3: [route \"u\"] negative_status: expected HTTP statuses (100-599) separated by commas"}},
+	{"negative_status range", "[route \"u\"]\nprefix = /\nnegative_status = 99\n",
+	 {"p.ini:3: [route \"u\"] negative_status: expected HTTP statuses (100-599) separated by commas"}},
+	{"cache_key_headers", "[route \"u\"]\nprefix = /\ncache_key_headers = a:b\n",
+	 {"p.ini:3: [route \"u\"] cache_key_headers: ':' cannot appear in a header name"}},
+	{"cache memory bounds", "[cache]\nmemory = 10KiB\n", {"p.ini:2: [cache] memory: must be between 1MiB and 64GiB"}},
 	/* syntax */
 	{"empty file", "", {NULL}},
 	{"comments and blanks", "; a\n# b\n\n   \n\t\n[levee]\n  ; indented comment\n\t# too\n", {NULL}},
@@ -364,6 +378,26 @@ static void test_defaults(void **state)
 	assert_int_equal(p->upstream.port, 8080);
 	assert_string_equal(p->path, "");
 	assert_string_equal(p->checksum, "cbf29ce484222325"); /* FNV-1a 64 of nothing */
+	assert_int_equal(p->cache.memory, 64u << 20);
+	assert_int_equal(p->cache.max_object, 1u << 20);
+	policy_unref(p);
+
+	/* route caching defaults, and the parsed forms of the new types */
+	assert_int_equal(policy_load_string("c.ini", "[route \"a\"]\nprefix = /\n[route \"b\"]\nprefix = /b\n"
+	                                    "cache_ttl = 90s\nnegative_status = 404, 410\n"
+	                                    "cache_key_headers = Accept-Language, X-Tenant\n[route \"c\"]\n"
+	                                    "prefix = /c\ncache_ttl = origin\n",
+	                                    NULL, &p, &d),
+	                 LV_OK);
+	assert_false(route_caches(&p->routes[0]));
+	assert_int_equal(p->routes[0].negative_ttl_ms, 5000);
+	assert_true(statuses_has(&p->routes[0].negative_status, 404));
+	assert_false(statuses_has(&p->routes[0].negative_status, 410));
+	assert_int_equal(p->routes[1].cache_ttl_ms, 90000);
+	assert_true(statuses_has(&p->routes[1].negative_status, 410));
+	assert_string_equal(p->routes[1].cache_key_headers, "accept-language,x-tenant");
+	assert_int_equal(p->routes[2].cache_ttl_ms, LV_TTL_ORIGIN);
+	assert_true(route_caches(&p->routes[2]));
 	policy_unref(p);
 
 	/* An empty file means the same. */
