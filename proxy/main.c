@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "cache/cache.h"
 #include "log.h"
 #include "net/worker.h"
 #include "reload.h"
@@ -186,6 +187,8 @@ int main(int argc, char **argv)
 		die("%s", err);
 	srv.current = rt;
 	srv.last_reload_ok = 1;
+	if (cache_init(rt->policy) != LV_OK)
+		die("%s", "cannot allocate the cache");
 
 	srv.main_base = event_base_new();
 	if (!srv.main_base)
@@ -242,6 +245,7 @@ int main(int argc, char **argv)
 	event_free(ev_int);
 	event_base_free(srv.main_base);
 	runtime_unref(srv.current);
+	cache_shutdown();
 	log_info("stopped");
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "log.h"
 #include "net/headers.h"
 #include "net/upstream.h"
@@ -35,6 +36,7 @@ static const struct stage {
 	int (*run)(struct request *r);
 } stages[] = {
     {"route", stage_route},
+    {"cache", cache_stage},
     {"upstream", upstream_stage},
 };
 
@@ -191,6 +193,7 @@ static void request_end(struct request *r, struct conn *c)
 	r->finished = true;
 	struct worker *w = r->w;
 	uint64_t end = now_us();
+	cache_request_end(r);
 	upstream_release(r);
 	if (r->rarena) {
 		arena_put(w, r->rarena);
@@ -271,6 +274,8 @@ void request_fail(struct request *r, enum lv_reason reason)
 void request_client_gone(struct request *r)
 {
 	request_detach(r);
+	if (r->cache_waiting)
+		return; /* its fill will wake it, on this worker; it ends then */
 	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc)
 		return; /* let the upstream finish what it was asked to do */
 	if (!r->resp_done)

@@ -72,6 +72,20 @@ struct request {
 	bool resp_done;
 	bool up_close;               /* upstream connection not reusable */
 
+	/* caching (proxy/cache/cache.c); all zero when the route does not cache */
+	bool cache_on;               /* the route caches: the answer carries Cache-Status */
+	bool cache_store;            /* the response is being captured to be stored */
+	bool cache_waiting;          /* parked behind another request's fill */
+	bool cache_no_coalesce;      /* woken waiter: go upstream directly */
+	char cache_status[96];       /* "Cache-Status: ...\r\n" for the response head */
+	char *key;                   /* primary cache key, in the head arena's spare text */
+	uint32_t key_len;
+	int64_t cache_req_ms;        /* when the request went upstream (unix ms) */
+	struct evbuffer *capture;    /* body being captured */
+	struct cache_fill *fill;     /* the fill this request owns, if any */
+	struct request *wait_next;   /* in a fill's waiter list */
+	struct worker *wait_w;
+
 	int status;                  /* status sent (or 499 for a client abort) */
 	enum lv_reason reason;       /* levee's own answer, if any */
 	uint64_t bytes_out, bytes_in;

@@ -1,5 +1,34 @@
 #include "reason.h"
 
+const char *http_status_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 203: return "Non-Authoritative Information";
+	case 204: return "No Content";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 304: return "Not Modified";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 410: return "Gone";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Error";
+	}
+}
+
 const struct lv_reason_info lv_reasons[R__COUNT] = {
 #define LV_R_INFO(e, tok, st, msg) [e] = {tok, st, msg},
 	LV_REASONS(LV_R_INFO)

@@ -25,6 +25,7 @@
 	X(R_MAXCONN, "max-connections", 503, "too many connections")                               \
 	X(R_DRAINING, "draining", 503, "shutting down")                                            \
 	X(R_UP_TIMEOUT, "upstream-timeout", 504, "the upstream did not answer in time")            \
+	X(R_NOT_CACHED, "only-if-cached", 504, "not in the cache (only-if-cached)")                 \
 	X(R_VERSION, "http-version", 505, "HTTP version not supported")
 
 enum lv_reason {
@@ -41,5 +42,8 @@ struct lv_reason_info {
 };
 
 extern const struct lv_reason_info lv_reasons[R__COUNT];
+
+/* The reason phrase for a status levee writes itself. */
+const char *http_status_phrase(int status);
 
 #endif

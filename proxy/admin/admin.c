@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "log.h"
 #include "net/http1.h"
 #include "net/worker.h"
@@ -121,7 +122,9 @@ static void admin_status(FILE *f)
 	}
 	fprintf(f, "]},\"upstream\":{\"address\":");
 	json_str(f, rt->up_text);
-	fprintf(f, ",\"reachable\":%s}}\n", atomic_load(&srv.upstream_reachable) ? "true" : "false");
+	fprintf(f, ",\"reachable\":%s},\"cache\":", atomic_load(&srv.upstream_reachable) ? "true" : "false");
+	cache_status_json(f);
+	fputs("}\n", f);
 	runtime_unref(rt);
 }
 
@@ -146,6 +149,86 @@ static void admin_metrics(FILE *f)
 	g.last_reload_ts = (double)rt->policy->loaded_at;
 	runtime_unref(rt);
 	stats_render_prometheus(f, stats, n, &g);
+	cache_render_prometheus(f);
+}
+
+/* Decodes %XX in a query value into `out`; false on a bad escape. */
+static bool url_decode(const char *s, size_t n, char *out, size_t cap, size_t *len)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return false;
+			char hex[3] = {s[i + 1], s[i + 2], 0};
+			char *end;
+			long v = strtol(hex, &end, 16);
+			if (*end)
+				return false;
+			c = (char)v;
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (o + 1 >= cap)
+			return false;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	*len = o;
+	return true;
+}
+
+/* POST /purge?url=/path | prefix=/path/ | tag=T | all=1 */
+static void admin_purge(struct admin_conn *a)
+{
+	const struct lv_head *hd = &a->head;
+	if (hd->method != HTTP_POST) {
+		admin_text(a, 405, "use POST\n");
+		return;
+	}
+	const char *q = hd->text + hd->target_off + hd->path_len;
+	size_t qlen = hd->target_len - hd->path_len;
+	if (qlen < 2) {
+		admin_text(a, 400, "give one of url=, prefix=, tag=, all=1\n");
+		return;
+	}
+	q++, qlen--;
+	const char *eq = memchr(q, '=', qlen);
+	if (!eq) {
+		admin_text(a, 400, "give one of url=, prefix=, tag=, all=1\n");
+		return;
+	}
+	size_t nlen = (size_t)(eq - q);
+	char val[4096];
+	size_t vlen;
+	if (!url_decode(eq + 1, qlen - nlen - 1, val, sizeof(val), &vlen) || memchr(val, '&', vlen)) {
+		admin_text(a, 400, "bad value (one parameter, %-escaped)\n");
+		return;
+	}
+	struct runtime *rt = server_runtime_acquire();
+	const char *svc = rt->policy->service;
+	size_t n;
+	bool ok = true;
+	if (nlen == 3 && memcmp(q, "url", 3) == 0 && vlen && val[0] == '/')
+		n = cache_purge_url(svc, val, vlen);
+	else if (nlen == 6 && memcmp(q, "prefix", 6) == 0 && vlen && val[0] == '/')
+		n = cache_purge_prefix(svc, val, vlen);
+	else if (nlen == 3 && memcmp(q, "tag", 3) == 0 && vlen)
+		n = cache_purge_tag(val, vlen);
+	else if (nlen == 3 && memcmp(q, "all", 3) == 0)
+		n = cache_purge_all();
+	else
+		ok = false;
+	runtime_unref(rt);
+	if (!ok) {
+		admin_text(a, 400, "give one of url=/path, prefix=/path, tag=T, all=1\n");
+		return;
+	}
+	char msg[64];
+	snprintf(msg, sizeof(msg), "{\"purged\":%zu}\n", n);
+	admin_reply(a, 200, "application/json", msg, strlen(msg));
 }
 
 static void admin_route(struct admin_conn *a)
@@ -183,6 +266,8 @@ static void admin_route(struct admin_conn *a)
 		admin_reply(a, 200, metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json", buf,
 		            len);
 		free(buf);
+	} else if (PATH_IS("/purge")) {
+		admin_purge(a);
 	} else if (PATH_IS("/reload")) {
 		if (hd->method != HTTP_POST) {
 			admin_text(a, 405, "use POST\n");

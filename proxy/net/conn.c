@@ -123,26 +123,6 @@ static void conn_close_after_flush(struct conn *c)
 		conn_linger(c);
 }
 
-static const char *status_phrase(int status)
-{
-	switch (status) {
-	case 400: return "Bad Request";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 417: return "Expectation Failed";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
-	}
-}
-
 /* Formats one of levee's own answers; returns its length. */
 static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, bool close)
 {
@@ -151,7 +131,7 @@ static int error_response(char *buf, size_t size, enum lv_reason reason, const c
 	return snprintf(buf, size,
 	                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
 	                "X-Levee-Reason: %s\r\n%s%s%s%s%s\r\n%s\n",
-	                ri->status, status_phrase(ri->status), body, ri->token, request_id ? "X-Request-Id: " : "",
+	                ri->status, http_status_phrase(ri->status), body, ri->token, request_id ? "X-Request-Id: " : "",
 	                request_id ? request_id : "", request_id ? "\r\n" : "",
 	                ri->status == 503 ? "Retry-After: 1\r\n" : "", close ? "Connection: close\r\n" : "",
 	                ri->message);

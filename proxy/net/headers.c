@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net/wbuf.h"
+
 static bool name_in_connection(const struct lv_head *hd, const char *name, size_t nlen)
 {
 	for (int i = head_find(hd, LIT("connection"), 0); i >= 0; i = head_find(hd, LIT("connection"), i + 1)) {
@@ -47,36 +49,6 @@ bool headers_request_id_ok(const char *v, size_t n)
 	return true;
 }
 
-/* A bounded writer into space reserved in an evbuffer. */
-struct wb {
-	char *p, *end;
-	bool overflow;
-};
-
-static void wb_put(struct wb *w, const char *s, size_t n)
-{
-	if ((size_t)(w->end - w->p) < n) {
-		w->overflow = true;
-		return;
-	}
-	memcpy(w->p, s, n);
-	w->p += n;
-}
-
-#define WB_LIT(w, s) wb_put(w, s, sizeof(s) - 1)
-
-static void wb_str(struct wb *w, const char *s)
-{
-	wb_put(w, s, strlen(s));
-}
-
-static void wb_u64(struct wb *w, uint64_t v)
-{
-	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-	wb_put(w, tmp, (size_t)n);
-}
-
 static void wb_field(struct wb *w, const struct lv_head *hd, int i)
 {
 	const struct lv_hdr *e = &hd->h[i];
@@ -91,23 +63,11 @@ static size_t head_bound(const struct lv_head *hd)
 	return (size_t)hd->len + (size_t)hd->n * 4 + 1024;
 }
 
-static int wb_commit(struct evbuffer *out, struct evbuffer_iovec *v, struct wb *w)
-{
-	if (w->overflow)
-		return -1;
-	v->iov_len = (size_t)(w->p - (char *)v->iov_base);
-	if (evbuffer_commit_space(out, v, 1) < 0)
-		return -1;
-	return (int)v->iov_len;
-}
-
 int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a, struct evbuffer *out)
 {
-	struct evbuffer_iovec v;
-	size_t bound = head_bound(hd) + strlen(a->client_ip) + strlen(a->default_host);
-	if (evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) < 1)
+	struct wb w;
+	if (!wb_begin(&w, out, head_bound(hd) + strlen(a->client_ip) + strlen(a->default_host)))
 		return -1;
-	struct wb w = {v.iov_base, (char *)v.iov_base + bound, false};
 
 	wb_put(&w, hd->text + hd->method_off, hd->method_len);
 	WB_LIT(&w, " ");
@@ -162,21 +122,18 @@ int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a
 		WB_LIT(&w, "Transfer-Encoding: chunked\r\n");
 	}
 	WB_LIT(&w, "\r\n");
-	return wb_commit(out, &v, &w);
+	return wb_end(&w);
 }
 
 int headers_build_response(const struct lv_head *hd, const struct resphead_args *a, struct evbuffer *out)
 {
-	struct evbuffer_iovec v;
-	size_t bound = head_bound(hd) + 256;
-	if (evbuffer_reserve_space(out, (ev_ssize_t)bound, &v, 1) < 1)
+	struct wb w;
+	if (!wb_begin(&w, out, head_bound(hd) + 256 + (a->extra ? strlen(a->extra) : 0)))
 		return -1;
-	struct wb w = {v.iov_base, (char *)v.iov_base + bound, false};
 
-	char status[8];
-	snprintf(status, sizeof(status), "%03u ", hd->status);
 	WB_LIT(&w, "HTTP/1.1 ");
-	wb_str(&w, status);
+	wb_u64(&w, hd->status);
+	WB_LIT(&w, " ");
 	wb_put(&w, hd->text + hd->reason_off, hd->reason_len);
 	WB_LIT(&w, "\r\n");
 	bool have_id = false;
@@ -189,6 +146,8 @@ int headers_build_response(const struct lv_head *hd, const struct resphead_args 
 		wb_field(&w, hd, i);
 	}
 	WB_LIT(&w, "Via: 1.1 levee\r\n");
+	if (a->extra)
+		wb_str(&w, a->extra);
 	if (!have_id && a->request_id) {
 		WB_LIT(&w, "X-Request-Id: ");
 		wb_str(&w, a->request_id);
@@ -206,5 +165,5 @@ int headers_build_response(const struct lv_head *hd, const struct resphead_args 
 	else if (a->keepalive_10)
 		WB_LIT(&w, "Connection: keep-alive\r\n");
 	WB_LIT(&w, "\r\n");
-	return wb_commit(out, &v, &w);
+	return wb_end(&w);
 }

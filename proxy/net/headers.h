@@ -34,6 +34,7 @@ struct resphead_args {
 	bool keep_cl;             /* no body, but Content-Length describes it (HEAD, 304) */
 	bool close;               /* add Connection: close */
 	bool keepalive_10;        /* HTTP/1.0 client kept alive: Connection: keep-alive */
+	const char *extra;        /* more complete "Name: value\r\n" lines (Cache-Status), or NULL */
 };
 
 int headers_build_response(const struct lv_head *hd, const struct resphead_args *a, struct evbuffer *out);

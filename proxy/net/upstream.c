@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "log.h"
 #include "net/io.h"
 #include "net/conn.h"
@@ -242,6 +243,7 @@ int upstream_stage(struct request *r)
 		return STAGE_DONE;
 	}
 	r->t_upstream = now_us();
+	r->cache_req_ms = (int64_t)(now_unix_ms());
 	struct conn *c = r->conn;
 	if (!r->body_done) {
 		if ((r->head->flags & H1F_EXPECT_CONTINUE) && c && !r->sent_continue) {
@@ -346,6 +348,8 @@ void upstream_pump_body(struct request *r)
 static int resp_chunk(void *arg, const char *data, size_t len)
 {
 	struct request *r = arg;
+	if (len)
+		cache_response_body_bytes(r, data, len);
 	if (!len || !r->conn)
 		return 0;
 	struct evbuffer *out = conn_output(r->conn);
@@ -378,6 +382,7 @@ static bool response_begin(struct request *r, struct lv_head *rh)
 	if (r->resp == BODY_EOF || (rh->flags & H1F_CONN_CLOSE))
 		r->up_close = true;
 	r->status = rh->status;
+	cache_response_head(r, rh);
 
 	struct conn *c = r->conn;
 	if (!c)
@@ -409,6 +414,7 @@ static bool response_begin(struct request *r, struct lv_head *rh)
 		c->close_after = true;
 	a.close = close;
 	a.keepalive_10 = client_10 && !close;
+	a.extra = r->cache_on && r->cache_status[0] ? r->cache_status : NULL;
 	int n = headers_build_response(rh, &a, conn_output(c));
 	if (n < 0)
 		return false;
@@ -419,6 +425,8 @@ static bool response_begin(struct request *r, struct lv_head *rh)
 
 static void response_end(struct request *r)
 {
+	/* complete: the cache may store it (the head is still in rarena) */
+	cache_response_end(r, r->rarena ? &r->rarena->head : NULL);
 	struct upconn *uc = r->uc;
 	if (uc && evbuffer_get_length(bufferevent_get_input(uc->bev)))
 		r->up_close = true; /* bytes after the end of the response */
@@ -476,7 +484,7 @@ static bool response_head(struct request *r)
 		if (r->resp == BODY_CHUNKED) {
 			http1_set_body_cb(&r->rp, resp_chunk, r);
 			http1_start_body(&r->rp);
-		} else {
+		} else if (!r->cache_store && !r->cache_on) {
 			arena_put(r->w, r->rarena);
 			r->rarena = NULL;
 			r->rp.head = NULL;
@@ -512,6 +520,7 @@ static void up_process(struct request *r)
 			size_t n = avail;
 			if (r->resp == BODY_LENGTH && n > r->resp_left)
 				n = (size_t)r->resp_left;
+			cache_response_body(r, in, n);
 			if (!out) {
 				evbuffer_drain(in, n);
 			} else if (r->client_chunked) {
@@ -540,9 +549,6 @@ static void up_process(struct request *r)
 			return;
 		}
 		if (rc == H1_MSG_DONE) {
-			arena_put(r->w, r->rarena);
-			r->rarena = NULL;
-			r->rp.head = NULL;
 			response_end(r);
 			return;
 		}

@@ -76,6 +76,8 @@ void worker_request_id(struct worker *w, char out[33]);
 
 /* Monotonic microseconds. */
 uint64_t now_us(void);
+/* Wall clock, unix milliseconds (cache records are shared across processes). */
+uint64_t now_unix_ms(void);
 
 static inline void tv_ms(struct timeval *tv, uint64_t ms)
 {

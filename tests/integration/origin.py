@@ -68,6 +68,7 @@ HEAD_LIMIT = 1 << 20
 
 EVENTS = []
 STATE = {"conn_seq": 0, "requests": 0}
+STORE = {}  # /store/<name>: a resource that exists once a PUT created it
 
 
 def log(ev):
@@ -398,6 +399,24 @@ async def handle_request(c, req, body):
     elif path == "/headers":
         extra = [(k, v) for k, v in qpairs if not k.startswith("_")]
         await respond_simple(c, req, 200, b"ok", extra=extra)
+    elif path.startswith("/store/"):
+        # GET: 404 until created; PUT: 201 (409 with ?fail=1); DELETE: 204
+        m = req["method"]
+        if m in ("GET", "HEAD"):
+            if path in STORE:
+                await respond_simple(c, req, 200, STORE[path])
+            else:
+                await respond_simple(c, req, 404, b"no such thing")
+        elif m == "PUT" and "fail" in q:
+            await respond_simple(c, req, 409, b"conflict")
+        elif m == "PUT":
+            STORE[path] = body.keep
+            await respond_simple(c, req, 201, b"created")
+        elif m == "DELETE":
+            STORE.pop(path, None)
+            await respond_simple(c, req, 204, b"")
+        else:
+            await respond_simple(c, req, 405, b"")
     elif path == "/count":
         await respond_simple(c, req, 200, b"%d" % STATE["requests"])
     elif path == "/interim":

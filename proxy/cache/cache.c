@@ -1,0 +1,811 @@
+/*
+ * cache.c - the cache stage: lookup, hits, fills, coalescing, purges.
+ *
+ * Invariants:
+ *  - Only GET responses are stored; HEAD and conditional GETs are answered
+ *    from them.
+ *  - A response is stored only when it arrived complete: the capture is
+ *    dropped on any truncation, abort or size overflow.
+ *  - A stored entry is never served past what fresh_state() allows.
+ *  - At most one fill per key is in flight in this process; the requests
+ *    that wait for it are always woken, whether the fill stored something,
+ *    stored nothing, or failed, because every request ends through
+ *    cache_request_end().
+ *  - Hits are written zero-copy: the client's output buffer references the
+ *    L1 entry's body and holds a reference on the entry until it is sent.
+ */
+#include "cache/cache.h"
+
+#include <event2/buffer.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "cache/freshness.h"
+#include "cache/key.h"
+#include "cache/l1.h"
+#include "cache/record.h"
+#include "log.h"
+#include "net/conn.h"
+#include "net/headers.h"
+#include "net/wbuf.h"
+#include "pipeline.h"
+
+#define FILL_SHARDS 64
+#define VARY_NAMES_MAX 512
+#define VARY_KEY_MAX 4096
+#define MAX_TAGS 32
+
+static struct l1 *cache_l1;
+
+static struct {
+	uint64_t hits, misses, bypasses, stores, store_refused, coalesced, purged_entries, not_modified;
+} cstats;
+
+#define CSTAT(f) __atomic_fetch_add(&cstats.f, 1, __ATOMIC_RELAXED)
+
+struct cache_fill {
+	struct cache_fill *next;
+	uint64_t hash;
+	struct request *waiters;
+	uint32_t nwaiters;
+	uint32_t klen;
+	char key[];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct cache_fill *head;
+} fills[FILL_SHARDS];
+
+static uint64_t unix_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static uint64_t l1_clock(void *ctx)
+{
+	return unix_ms();
+}
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)k[i]) * 0x100000001b3ull;
+	return h;
+}
+
+int cache_init(const struct lv_policy *p)
+{
+	for (int i = 0; i < FILL_SHARDS; i++)
+		pthread_mutex_init(&fills[i].lock, NULL);
+	struct l1_config cfg = {.max_bytes = p->cache.memory, .now_ms = l1_clock};
+	cache_l1 = l1_new(&cfg);
+	return cache_l1 ? LV_OK : LV_ERR;
+}
+
+void cache_shutdown(void)
+{
+	l1_free(cache_l1);
+	cache_l1 = NULL;
+}
+
+/* ---- Cache-Status (RFC 9211) ------------------------------------------- */
+
+static void cache_status_set(struct request *r, const char *params)
+{
+	snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; %s\r\n", params);
+}
+
+/* ---- the key ----------------------------------------------------------- */
+
+/* The key lives in the spare text of the request's head arena, so building
+ * it allocates nothing. */
+static bool cache_make_key(struct request *r)
+{
+	struct lv_head *hd = r->head;
+	if (hd->cap - hd->len < 64)
+		return false;
+	char *out = hd->text + hd->len;
+	size_t n = key_build(r->rt->policy->service, hd, r->route->cache_key_headers, out, hd->cap - hd->len);
+	if (!n)
+		return false;
+	r->key = out;
+	r->key_len = (uint32_t)n;
+	hd->len += (uint32_t)n;
+	return true;
+}
+
+/* ---- lookup ------------------------------------------------------------ */
+
+/* Returns a referenced entry whose record matches the request's Vary
+ * values, with its decoded view, or NULL. */
+static struct l1_entry *cache_find(struct request *r, struct record_view *v)
+{
+	struct l1_entry *e = l1_get(cache_l1, r->key, r->key_len);
+	for (int round = 0; e && round < 2; round++) {
+		size_t len;
+		const void *val = l1_entry_value(e, &len);
+		if (record_decode(val, len, v) != RECORD_OK) {
+			l1_entry_unref(e);
+			return NULL;
+		}
+		if (v->nvary == 0)
+			return e;
+		struct record_cursor cur = {0};
+		struct record_str names, values;
+		if (!record_next_vary(v, &cur, &names, &values)) {
+			l1_entry_unref(e);
+			return NULL;
+		}
+		char sec[VARY_KEY_MAX];
+		size_t sl = vary_secondary_key(r->head, names.p, names.len, sec, sizeof(sec));
+		if (sl && sl == values.len && memcmp(sec, values.p, sl) == 0)
+			return e;
+		l1_entry_unref(e);
+		e = NULL;
+		if (round == 0 && sl && r->key_len + 1 + sl <= KEY_MAX) {
+			char k2[KEY_MAX];
+			memcpy(k2, r->key, r->key_len);
+			k2[r->key_len] = KEY_VARY_SEP;
+			memcpy(k2 + r->key_len + 1, sec, sl);
+			e = l1_get(cache_l1, k2, r->key_len + 1 + sl);
+		}
+	}
+	if (e)
+		l1_entry_unref(e);
+	return NULL;
+}
+
+static const struct fresh_stored *stored_of(const struct record_view *v, struct fresh_stored *st)
+{
+	st->response_time = v->response_time / 1000;
+	st->initial_age = v->initial_age;
+	st->lifetime = v->lifetime;
+	st->swr = v->swr;
+	st->sie = v->sie;
+	st->must_revalidate = v->flags & RECORD_F_MUST_REVALIDATE;
+	st->no_cache = v->flags & RECORD_F_NO_CACHE;
+	return st;
+}
+
+/* Fields a 304 carries (RFC 9110 §15.4.5). */
+static bool field_in_304(const struct record_str *n)
+{
+	static const struct {
+		const char *s;
+		size_t l;
+	} keep[] = {{LIT("cache-control")}, {LIT("content-location")}, {LIT("date")}, {LIT("etag")},
+	            {LIT("expires")},       {LIT("vary")},             {LIT("last-modified")}};
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (token_eq(n->p, n->len, keep[i].s, keep[i].l))
+			return true;
+	return false;
+}
+
+static void entry_unref_cb(const void *data, size_t len, void *arg)
+{
+	l1_entry_unref(arg);
+}
+
+/* Answers `r` from a stored response. Takes over the reference on `e`. */
+static void cache_serve(struct request *r, struct l1_entry *e, const struct record_view *v, int64_t now)
+{
+	struct conn *c = r->conn;
+	const struct lv_head *qh = r->head;
+	bool not_modified = cond_has_conditionals(qh) &&
+	                    cond_not_modified(qh, v->etag.p, v->etag.len, v->last_modified);
+	int status = not_modified ? 304 : v->status;
+	bool body = !not_modified && qh->method != HTTP_HEAD && v->body_len;
+	bool client_10 = qh->minor == 0;
+	bool close = c->close_after || (qh->flags & H1F_CONN_CLOSE) || c->w->draining || !r->body_done;
+	struct evbuffer *out = conn_output(c);
+	struct wb w;
+	if (!wb_begin(&w, out, v->size + 512)) {
+		l1_entry_unref(e);
+		request_fail(r, R_INTERNAL);
+		return;
+	}
+	WB_LIT(&w, "HTTP/1.1 ");
+	wb_u64(&w, (uint64_t)status);
+	WB_LIT(&w, " ");
+	wb_str(&w, http_status_phrase(status));
+	WB_LIT(&w, "\r\n");
+	struct record_cursor cur = {0};
+	struct record_hdr h;
+	while (record_next_hdr(v, &cur, &h)) {
+		if (not_modified && !field_in_304(&h.name))
+			continue;
+		wb_put(&w, h.name.p, h.name.len);
+		WB_LIT(&w, ": ");
+		wb_put(&w, h.value.p, h.value.len);
+		WB_LIT(&w, "\r\n");
+	}
+	WB_LIT(&w, "Age: ");
+	int64_t age = fresh_current_age(v->initial_age, v->response_time / 1000, now);
+	wb_u64(&w, (uint64_t)(age > 0 ? age : 0));
+	WB_LIT(&w, "\r\nVia: 1.1 levee\r\nX-Request-Id: ");
+	wb_str(&w, r->id);
+	WB_LIT(&w, "\r\n");
+	wb_str(&w, r->cache_status);
+	if (!not_modified && (v->status >= 200 && v->status != 204)) {
+		WB_LIT(&w, "Content-Length: ");
+		wb_u64(&w, v->body_len);
+		WB_LIT(&w, "\r\n");
+	}
+	if (close)
+		WB_LIT(&w, "Connection: close\r\n");
+	else if (client_10)
+		WB_LIT(&w, "Connection: keep-alive\r\n");
+	WB_LIT(&w, "\r\n");
+	int n = wb_end(&w);
+	if (n < 0) {
+		l1_entry_unref(e);
+		request_fail(r, R_INTERNAL);
+		return;
+	}
+	if (close)
+		c->close_after = true;
+	r->bytes_out += (uint64_t)n;
+	if (body && evbuffer_add_reference(out, v->body, v->body_len, entry_unref_cb, e) == 0) {
+		r->bytes_out += v->body_len;
+		e = NULL; /* the buffer holds the reference now */
+	}
+	if (e)
+		l1_entry_unref(e);
+	if (not_modified)
+		CSTAT(not_modified);
+	r->status = status;
+	r->resp_head = r->resp_started = true;
+	if (!conn_flush(c)) {
+		request_client_gone(r);
+		return;
+	}
+	request_finish(r);
+}
+
+/* A fresh entry answers the request: STAGE_DONE. Otherwise STAGE_NEXT. */
+static int cache_try_hit(struct request *r, const char *how)
+{
+	struct record_view v;
+	struct l1_entry *e = cache_find(r, &v);
+	if (!e)
+		return STAGE_NEXT;
+	struct cc_directives req_cc;
+	cc_from_request(&req_cc, r->head);
+	struct fresh_stored st;
+	int64_t now = (int64_t)(unix_ms() / 1000);
+	if (fresh_state(stored_of(&v, &st), &req_cc, now) != FRESH_OK) {
+		l1_entry_unref(e);
+		return STAGE_NEXT;
+	}
+	CSTAT(hits);
+	cache_status_set(r, how);
+	cache_serve(r, e, &v, now);
+	return STAGE_DONE;
+}
+
+/* ---- coalescing -------------------------------------------------------- */
+
+static unsigned fill_shard(uint64_t h)
+{
+	return (unsigned)(h >> 58) & (FILL_SHARDS - 1);
+}
+
+/* Joins the fill in flight for r's key (true: r waits), or registers r as
+ * its filler (false). */
+static bool fill_join(struct request *r)
+{
+	uint64_t h = key_hash(r->key, r->key_len);
+	unsigned s = fill_shard(h);
+	pthread_mutex_lock(&fills[s].lock);
+	for (struct cache_fill *f = fills[s].head; f; f = f->next) {
+		if (f->hash == h && f->klen == r->key_len && memcmp(f->key, r->key, r->key_len) == 0) {
+			r->wait_next = f->waiters;
+			r->wait_w = r->w;
+			r->cache_waiting = true;
+			f->waiters = r;
+			f->nwaiters++;
+			pthread_mutex_unlock(&fills[s].lock);
+			return true;
+		}
+	}
+	struct cache_fill *f = malloc(sizeof(*f) + r->key_len);
+	if (f) {
+		f->hash = h;
+		f->klen = r->key_len;
+		f->waiters = NULL;
+		f->nwaiters = 0;
+		memcpy(f->key, r->key, r->key_len);
+		f->next = fills[s].head;
+		fills[s].head = f;
+		r->fill = f;
+	}
+	pthread_mutex_unlock(&fills[s].lock);
+	return false;
+}
+
+static void cache_wake(void *arg)
+{
+	struct request *r = arg;
+	r->cache_waiting = false;
+	if (!r->conn) { /* the client left while it waited */
+		request_client_gone(r);
+		return;
+	}
+	if (cache_try_hit(r, "hit; detail=coalesced") == STAGE_DONE) {
+		CSTAT(coalesced);
+		return;
+	}
+	/* nothing usable was stored: go upstream, without queueing again */
+	r->cache_no_coalesce = true;
+	cache_status_set(r, "fwd=miss");
+	pipeline_resume(r);
+}
+
+/* The filler is done, however it ended: wake every waiter on its own worker. */
+static void fill_finish(struct request *r)
+{
+	struct cache_fill *f = r->fill;
+	if (!f)
+		return;
+	r->fill = NULL;
+	unsigned s = fill_shard(f->hash);
+	pthread_mutex_lock(&fills[s].lock);
+	for (struct cache_fill **pp = &fills[s].head; *pp; pp = &(*pp)->next) {
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	}
+	struct request *w = f->waiters;
+	pthread_mutex_unlock(&fills[s].lock);
+	free(f);
+	while (w) {
+		struct request *next = w->wait_next;
+		w->wait_next = NULL;
+		if (mailbox_post(&w->wait_w->mbox, cache_wake, w) != LV_OK)
+			log_error("cache: cannot wake a waiting request (out of memory)");
+		w = next;
+	}
+}
+
+/* ---- the stage --------------------------------------------------------- */
+
+static bool has_field(const struct lv_head *hd, const char *n, size_t l)
+{
+	return head_find(hd, n, l, 0) >= 0;
+}
+
+int cache_stage(struct request *r)
+{
+	const struct lv_route *rt = r->route;
+	if (!route_caches(rt))
+		return STAGE_NEXT;
+	r->cache_on = true;
+	const struct lv_head *hd = r->head;
+	if (r->cache_no_coalesce)
+		return STAGE_NEXT; /* a woken waiter on its way upstream */
+	if (hd->method != HTTP_GET && hd->method != HTTP_HEAD) {
+		cache_status_set(r, "fwd=bypass");
+		return STAGE_NEXT;
+	}
+	/* Requests the cache must not answer: cookies (unless the route
+	 * allows them), and method overrides, which some frameworks honour
+	 * and would turn this GET into a write. Credentials do not bypass:
+	 * whatever is stored was allowed to be shared, and RFC 9111 §3.5
+	 * decides whether an answer to a request with Authorization is. */
+	struct cc_directives req_cc;
+	cc_from_request(&req_cc, hd);
+	if ((!rt->cache_cookies && has_field(hd, LIT("cookie"))) ||
+	    has_field(hd, LIT("x-http-method-override")) || has_field(hd, LIT("x-http-method")) ||
+	    has_field(hd, LIT("x-method-override")) || (req_cc.flags & CC_NO_STORE) || !cache_make_key(r)) {
+		CSTAT(bypasses);
+		cache_status_set(r, "fwd=bypass");
+		return STAGE_NEXT;
+	}
+	if (cache_try_hit(r, "hit") == STAGE_DONE)
+		return STAGE_DONE;
+	CSTAT(misses);
+	cache_status_set(r, "fwd=miss");
+	if (cc_only_if_cached(&req_cc)) {
+		/* RFC 9111 §5.2.1.7: nothing stored is usable, and the client
+		 * forbade the upstream */
+		request_fail(r, R_NOT_CACHED);
+		return STAGE_DONE;
+	}
+	if (hd->method == HTTP_GET && fill_join(r))
+		return STAGE_ASYNC; /* cache_wake() continues it */
+	return STAGE_NEXT;
+}
+
+/* ---- the response ------------------------------------------------------ */
+
+/* Purges what a successful write changed: the target and the same-origin
+ * Location and Content-Location (RFC 9111 §4.4). */
+static void cache_invalidate_write(struct request *r, const struct lv_head *resp)
+{
+	const char *svc = r->rt->policy->service;
+	const struct lv_head *qh = r->head;
+	size_t n = cache_purge_url(svc, qh->text + qh->target_off, qh->target_len);
+	static const struct {
+		const char *s;
+		size_t l;
+	} fields[] = {{LIT("location")}, {LIT("content-location")}};
+	for (size_t k = 0; k < 2; k++) {
+		int i = head_find(resp, fields[k].s, fields[k].l, 0);
+		if (i < 0)
+			continue;
+		const char *v = resp->text + resp->h[i].value;
+		size_t len = resp->h[i].value_len;
+		if (len > 7 && strncasecmp(v, "http://", 7) == 0) {
+			const char *a = v + 7, *slash = memchr(a, '/', len - 7);
+			size_t alen = slash ? (size_t)(slash - a) : len - 7;
+			if (alen != qh->authority_len || strncasecmp(a, qh->text + qh->authority_off, alen) != 0)
+				continue; /* another origin: not ours to purge */
+			v = slash ? slash : "/";
+			len = slash ? len - 7 - alen : 1;
+		}
+		if (len && v[0] == '/')
+			n += cache_purge_url(svc, v, len);
+	}
+	if (n)
+		log_debug("cache: write to %.*s purged %zu entries", (int)qh->target_len, qh->text + qh->target_off, n);
+}
+
+void cache_response_head(struct request *r, const struct lv_head *resp)
+{
+	if (!r->cache_on)
+		return;
+	const struct lv_head *qh = r->head;
+	if (request_is_unsafe(r)) {
+		if (resp->status >= 200 && resp->status < 400)
+			cache_invalidate_write(r, resp);
+		return;
+	}
+	if (qh->method != HTTP_GET || !r->key)
+		return;
+	const struct lv_policy *p = r->rt->policy;
+	if ((resp->flags & H1F_HAS_CL) && resp->content_length > p->cache.max_object) {
+		cache_status_set(r, "fwd=miss; detail=too-large");
+		CSTAT(store_refused);
+		return;
+	}
+	r->cache_store = true;
+	r->capture = evbuffer_new();
+	if (!r->capture) {
+		r->cache_store = false;
+		return;
+	}
+	/* "stored" only when nothing can still stop it: a known length */
+	if (resp->flags & H1F_HAS_CL)
+		cache_status_set(r, "fwd=miss; stored");
+}
+
+void cache_response_body(struct request *r, struct evbuffer *src, size_t n)
+{
+	if (!r->cache_store)
+		return;
+	if (evbuffer_get_length(r->capture) + n > r->rt->policy->cache.max_object) {
+		r->cache_store = false;
+		return;
+	}
+	struct evbuffer_ptr pos;
+	evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET);
+	struct evbuffer_iovec v[16];
+	size_t left = n;
+	while (left) {
+		int nv = evbuffer_peek(src, (ev_ssize_t)left, &pos, v, 16);
+		if (nv <= 0)
+			break;
+		for (int i = 0; i < nv && i < 16 && left; i++) {
+			size_t take = v[i].iov_len < left ? v[i].iov_len : left;
+			evbuffer_add(r->capture, v[i].iov_base, take);
+			left -= take;
+			evbuffer_ptr_set(src, &pos, take, EVBUFFER_PTR_ADD);
+		}
+	}
+}
+
+void cache_response_body_bytes(struct request *r, const char *data, size_t n)
+{
+	if (!r->cache_store)
+		return;
+	if (evbuffer_get_length(r->capture) + n > r->rt->policy->cache.max_object) {
+		r->cache_store = false;
+		return;
+	}
+	evbuffer_add(r->capture, data, n);
+}
+
+/* Fields not worth storing: hop-by-hop ones, framing (set when served),
+ * Age (recomputed), per-request ones, and Set-Cookie, which is never
+ * replayed to another client. */
+static bool field_stored(const struct lv_head *hd, int i)
+{
+	static const struct {
+		const char *s;
+		size_t l;
+	} skip[] = {{LIT("content-length")}, {LIT("age")}, {LIT("x-request-id")}, {LIT("set-cookie")},
+	            {LIT("via")}};
+	for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
+		if (head_name_is(hd, i, skip[k].s, skip[k].l))
+			return false;
+	return !headers_is_hop_by_hop(hd, i);
+}
+
+static void cache_store(struct request *r, const struct lv_head *resp)
+{
+	const struct lv_route *rt = r->route;
+	const struct lv_policy *p = r->rt->policy;
+	int64_t resp_ms = (int64_t)unix_ms();
+	struct fresh_options opt;
+	fresh_options_init(&opt);
+	opt.origin_mode = rt->cache_ttl_ms == LV_TTL_ORIGIN;
+	opt.fixed_ttl = opt.origin_mode ? 0 : (int64_t)(rt->cache_ttl_ms / 1000);
+	opt.allow_authorization = rt->cache_authorization;
+	opt.allow_set_cookie = rt->cache_set_cookie;
+	opt.route_swr = (int64_t)(rt->swr_ms / 1000);
+	opt.route_sie = (int64_t)(rt->sie_ms / 1000);
+	struct fresh_eval ev;
+	fresh_evaluate(r->head, resp, r->cache_req_ms / 1000, resp_ms / 1000, &opt, &ev);
+
+	/* Negative caching: the listed statuses live negative_ttl, unless the
+	 * origin (in origin mode) said how long itself. */
+	bool negative = statuses_has(&rt->negative_status, resp->status);
+	if (negative && (!opt.origin_mode || ev.why_not == fresh_why_no_freshness)) {
+		if (!rt->negative_ttl_ms || (ev.why_not && ev.why_not != fresh_why_no_freshness &&
+		                             ev.why_not != fresh_why_status)) {
+			CSTAT(store_refused);
+			return;
+		}
+		ev.storable = true;
+		ev.why_not = NULL;
+		ev.st.lifetime = (int64_t)(rt->negative_ttl_ms / 1000);
+		if (!ev.st.lifetime)
+			ev.st.lifetime = 1;
+		ev.st.initial_age = 0;
+	}
+	if (!ev.storable) {
+		CSTAT(store_refused);
+		return;
+	}
+	char names[VARY_NAMES_MAX], sec[VARY_KEY_MAX];
+	size_t names_len = 0, sec_len = 0;
+	enum vary_kind vk = vary_names(resp, names, sizeof(names), &names_len);
+	if (vk == VARY_STAR || vk == VARY_TOO_LONG) {
+		CSTAT(store_refused);
+		return;
+	}
+	if (vk == VARY_LIST) {
+		sec_len = vary_secondary_key(r->head, names, names_len, sec, sizeof(sec));
+		if (!sec_len) {
+			CSTAT(store_refused);
+			return;
+		}
+	}
+
+	struct record_hdr hdrs[RECORD_MAX_HDRS];
+	uint32_t nh = 0;
+	for (uint32_t i = 0; i < resp->n && nh < RECORD_MAX_HDRS; i++) {
+		if (!field_stored(resp, (int)i))
+			continue;
+		hdrs[nh].name = (struct record_str){resp->text + resp->h[i].name, resp->h[i].name_len};
+		hdrs[nh].value = (struct record_str){resp->text + resp->h[i].value, resp->h[i].value_len};
+		nh++;
+	}
+	/* Surrogate-Key: space-separated tags for purges by tag */
+	struct record_str tags[MAX_TAGS];
+	const char *tagp[MAX_TAGS];
+	size_t tagl[MAX_TAGS];
+	uint32_t nt = 0;
+	int sk = head_find(resp, LIT("surrogate-key"), 0);
+	if (sk >= 0) {
+		const char *s = resp->text + resp->h[sk].value, *end = s + resp->h[sk].value_len;
+		while (s < end && nt < MAX_TAGS) {
+			while (s < end && (*s == ' ' || *s == '\t'))
+				s++;
+			const char *t = s;
+			while (s < end && *s != ' ' && *s != '\t')
+				s++;
+			if (s > t) {
+				tags[nt] = (struct record_str){t, (uint32_t)(s - t)};
+				tagp[nt] = t;
+				tagl[nt] = (size_t)(s - t);
+				nt++;
+			}
+		}
+	}
+	struct evbuffer_iovec body[64];
+	int nb = evbuffer_peek(r->capture, -1, NULL, body, 64);
+	if (nb > 64) {
+		evbuffer_pullup(r->capture, -1);
+		nb = evbuffer_peek(r->capture, -1, NULL, body, 64);
+	}
+	struct iovec biov[64];
+	for (int i = 0; i < nb && i < 64; i++) {
+		biov[i].iov_base = body[i].iov_base;
+		biov[i].iov_len = body[i].iov_len;
+	}
+	int et = head_find(resp, LIT("etag"), 0);
+	struct record_str vn = {names, (uint32_t)names_len}, vv = {sec, (uint32_t)sec_len};
+	struct record_in in = {
+	    .status = resp->status,
+	    .flags = (uint16_t)((negative ? RECORD_F_NEGATIVE : 0) | (ev.heuristic ? RECORD_F_HEURISTIC : 0) |
+	                        (ev.st.must_revalidate ? RECORD_F_MUST_REVALIDATE : 0) |
+	                        (ev.st.no_cache ? RECORD_F_NO_CACHE : 0)),
+	    .request_time = r->cache_req_ms,
+	    .response_time = resp_ms,
+	    .initial_age = ev.st.initial_age,
+	    .lifetime = ev.st.lifetime,
+	    .swr = ev.st.swr,
+	    .sie = ev.st.sie,
+	    .last_modified = ev.last_modified,
+	    .etag = et >= 0 ? (struct record_str){resp->text + resp->h[et].value, resp->h[et].value_len}
+	                    : (struct record_str){"", 0},
+	    .vary_names = vk == VARY_LIST ? &vn : NULL,
+	    .vary_values = vk == VARY_LIST ? &vv : NULL,
+	    .nvary = vk == VARY_LIST ? 1 : 0,
+	    .tags = tags,
+	    .ntags = nt,
+	    .hdrs = hdrs,
+	    .nhdrs = nh,
+	    .body = biov,
+	    .nbody = (uint32_t)(nb > 0 ? nb : 0),
+	};
+	size_t size = record_size(&in);
+	void *buf = size ? malloc(size) : NULL;
+	if (!buf || record_encode(&in, buf, size) != RECORD_OK) {
+		free(buf);
+		CSTAT(store_refused);
+		return;
+	}
+	int64_t window = ev.st.swr > ev.st.sie ? ev.st.swr : ev.st.sie;
+	int64_t fresh_left = ev.st.lifetime - ev.st.initial_age;
+	uint64_t expires = (uint64_t)resp_ms + (uint64_t)((fresh_left > 0 ? fresh_left : 0) + window) * 1000u;
+	int rc = l1_put(cache_l1, r->key, r->key_len, buf, size, expires, tagp, tagl, nt);
+	if (rc == 0 && vk == VARY_LIST && r->key_len + 1 + sec_len <= KEY_MAX) {
+		char k2[KEY_MAX];
+		memcpy(k2, r->key, r->key_len);
+		k2[r->key_len] = KEY_VARY_SEP;
+		memcpy(k2 + r->key_len + 1, sec, sec_len);
+		rc = l1_put(cache_l1, k2, r->key_len + 1 + sec_len, buf, size, expires, tagp, tagl, nt);
+	}
+	free(buf);
+	if (rc == 0)
+		CSTAT(stores);
+	else
+		CSTAT(store_refused);
+	(void)p;
+}
+
+void cache_response_end(struct request *r, const struct lv_head *resp)
+{
+	if (r->cache_store && resp)
+		cache_store(r, resp);
+	r->cache_store = false;
+	fill_finish(r);
+}
+
+void cache_request_end(struct request *r)
+{
+	if (r->capture) {
+		evbuffer_free(r->capture);
+		r->capture = NULL;
+	}
+	r->cache_store = false;
+	fill_finish(r);
+}
+
+/* ---- purges ------------------------------------------------------------ */
+
+size_t cache_purge_url(const char *service, const char *target, size_t len)
+{
+	char k[KEY_MAX];
+	size_t n = key_path_prefix(service, target, len, k, sizeof(k) - 1);
+	if (!n || !cache_l1)
+		return 0;
+	k[n++] = KEY_SEP; /* the whole target, and only it: every host and variant */
+	size_t purged = l1_purge_prefix(cache_l1, k, n);
+	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
+	return purged;
+}
+
+size_t cache_purge_prefix(const char *service, const char *path, size_t len)
+{
+	char k[KEY_MAX];
+	size_t n = key_path_prefix(service, path, len, k, sizeof(k));
+	if (!n || !cache_l1)
+		return 0;
+	size_t purged = l1_purge_prefix(cache_l1, k, n);
+	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
+	return purged;
+}
+
+size_t cache_purge_tag(const char *tag, size_t len)
+{
+	if (!cache_l1)
+		return 0;
+	size_t purged = l1_purge_tag(cache_l1, tag, len);
+	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
+	return purged;
+}
+
+size_t cache_purge_all(void)
+{
+	if (!cache_l1)
+		return 0;
+	size_t purged = l1_purge_all(cache_l1);
+	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
+	return purged;
+}
+
+/* ---- observability ----------------------------------------------------- */
+
+void cache_counters(struct lv_cache_counters *o)
+{
+	o->hits = __atomic_load_n(&cstats.hits, __ATOMIC_RELAXED);
+	o->misses = __atomic_load_n(&cstats.misses, __ATOMIC_RELAXED);
+	o->bypasses = __atomic_load_n(&cstats.bypasses, __ATOMIC_RELAXED);
+	o->stores = __atomic_load_n(&cstats.stores, __ATOMIC_RELAXED);
+	o->store_refused = __atomic_load_n(&cstats.store_refused, __ATOMIC_RELAXED);
+	o->coalesced = __atomic_load_n(&cstats.coalesced, __ATOMIC_RELAXED);
+	o->purged_entries = __atomic_load_n(&cstats.purged_entries, __ATOMIC_RELAXED);
+	o->not_modified = __atomic_load_n(&cstats.not_modified, __ATOMIC_RELAXED);
+}
+
+void cache_render_prometheus(void *file)
+{
+	FILE *f = file;
+	struct lv_cache_counters c;
+	cache_counters(&c);
+	struct l1_stats s = {0};
+	if (cache_l1)
+		l1_stats(cache_l1, &s);
+	fprintf(f,
+	        "# HELP levee_cache_lookups_total Cache lookups by result\n# TYPE levee_cache_lookups_total counter\n"
+	        "levee_cache_lookups_total{result=\"hit\"} %llu\nlevee_cache_lookups_total{result=\"miss\"} %llu\n"
+	        "levee_cache_lookups_total{result=\"bypass\"} %llu\n"
+	        "# HELP levee_cache_stores_total Responses stored\n# TYPE levee_cache_stores_total counter\n"
+	        "levee_cache_stores_total %llu\n"
+	        "# HELP levee_cache_store_refused_total Responses not stored (not storable, too large, or refused)\n"
+	        "# TYPE levee_cache_store_refused_total counter\nlevee_cache_store_refused_total %llu\n"
+	        "# HELP levee_cache_coalesced_total Requests answered by another request's fill\n"
+	        "# TYPE levee_cache_coalesced_total counter\nlevee_cache_coalesced_total %llu\n"
+	        "# HELP levee_cache_not_modified_total 304 answers from the cache\n"
+	        "# TYPE levee_cache_not_modified_total counter\nlevee_cache_not_modified_total %llu\n"
+	        "# HELP levee_cache_purged_entries_total Entries removed by purges and writes\n"
+	        "# TYPE levee_cache_purged_entries_total counter\nlevee_cache_purged_entries_total %llu\n"
+	        "# HELP levee_l1_bytes Bytes held by the in-process cache\n# TYPE levee_l1_bytes gauge\nlevee_l1_bytes %llu\n"
+	        "# HELP levee_l1_max_bytes Bound of the in-process cache\n# TYPE levee_l1_max_bytes gauge\nlevee_l1_max_bytes %llu\n"
+	        "# HELP levee_l1_entries Entries in the in-process cache\n# TYPE levee_l1_entries gauge\nlevee_l1_entries %llu\n"
+	        "# HELP levee_l1_evictions_total Entries evicted to make room\n# TYPE levee_l1_evictions_total counter\n"
+	        "levee_l1_evictions_total %llu\n",
+	        (unsigned long long)c.hits, (unsigned long long)c.misses, (unsigned long long)c.bypasses,
+	        (unsigned long long)c.stores, (unsigned long long)c.store_refused, (unsigned long long)c.coalesced,
+	        (unsigned long long)c.not_modified, (unsigned long long)c.purged_entries,
+	        (unsigned long long)s.bytes, (unsigned long long)s.max_bytes, (unsigned long long)s.entries,
+	        (unsigned long long)s.evictions);
+}
+
+void cache_status_json(void *file)
+{
+	FILE *f = file;
+	struct lv_cache_counters c;
+	cache_counters(&c);
+	struct l1_stats s = {0};
+	if (cache_l1)
+		l1_stats(cache_l1, &s);
+	fprintf(f,
+	        "{\"hits\":%llu,\"misses\":%llu,\"bypasses\":%llu,\"stores\":%llu,\"store_refused\":%llu,"
+	        "\"coalesced\":%llu,\"l1\":{\"entries\":%llu,\"bytes\":%llu,\"max_bytes\":%llu,\"evictions\":%llu}}",
+	        (unsigned long long)c.hits, (unsigned long long)c.misses, (unsigned long long)c.bypasses,
+	        (unsigned long long)c.stores, (unsigned long long)c.store_refused, (unsigned long long)c.coalesced,
+	        (unsigned long long)s.entries, (unsigned long long)s.bytes, (unsigned long long)s.max_bytes,
+	        (unsigned long long)s.evictions);
+}

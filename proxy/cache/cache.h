@@ -1,0 +1,64 @@
+/*
+ * cache.h - the cache stage of the pipeline, and its hooks on the response.
+ *
+ * Lookup order for a GET on a route with cache_ttl: L1 (in-process, shared
+ * by all workers). A fresh entry is answered at once, without the upstream.
+ * A miss either becomes the one fill for its key (the response is captured
+ * while it streams to the client and stored at its end), or, when another
+ * request of this process is already filling that key, waits for it and is
+ * then answered from the stored entry.
+ *
+ * Writes (POST, PUT, PATCH, DELETE) on a caching route that get a 2xx or
+ * 3xx purge the target URI and the same-origin Location and
+ * Content-Location (RFC 9111 §4.4), whether or not the client is still
+ * there.
+ *
+ * Threads: the L1 and the table of fills are shared and locked per shard;
+ * everything on a request happens on the worker that owns it. A waiter is
+ * woken through its worker's mailbox.
+ */
+#ifndef LEVEE_CACHE_H
+#define LEVEE_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/http1.h"
+#include "policy.h"
+
+struct request;
+struct evbuffer;
+
+/* Start-up: the L1 sized by [cache] memory. */
+int cache_init(const struct lv_policy *p) LV_WARN_UNUSED;
+void cache_shutdown(void);
+
+/* The pipeline stage (returns enum stage_rc). */
+int cache_stage(struct request *r);
+
+/* Response hooks, called by the upstream side in order: the head (before
+ * the client's head is written; may turn capture on and fills
+ * r->cache_status), body bytes as they go to the client, then the end. */
+void cache_response_head(struct request *r, const struct lv_head *resp);
+void cache_response_body(struct request *r, struct evbuffer *src, size_t n);
+void cache_response_body_bytes(struct request *r, const char *data, size_t n);
+void cache_response_end(struct request *r, const struct lv_head *resp);
+/* The request ends, however it ends: release what the cache holds for it. */
+void cache_request_end(struct request *r);
+
+/* Purges; each returns the number of L1 entries removed. */
+size_t cache_purge_url(const char *service, const char *target, size_t len);
+size_t cache_purge_prefix(const char *service, const char *path, size_t len);
+size_t cache_purge_tag(const char *tag, size_t len);
+size_t cache_purge_all(void);
+
+/* Prometheus lines for the cache. */
+struct lv_cache_counters {
+	uint64_t hits, misses, bypasses, stores, store_refused, coalesced, purged_entries, not_modified;
+};
+void cache_counters(struct lv_cache_counters *out);
+void cache_render_prometheus(void *file);
+void cache_status_json(void *file);
+
+#endif
