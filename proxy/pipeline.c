@@ -253,6 +253,11 @@ void request_fail(struct request *r, enum lv_reason reason)
 		return;
 	}
 	if (!r->resp_started) {
+		r->conn = c; /* the cache may still answer it from a stale copy */
+		c->req = r;
+		if (cache_fail_takeover(r, reason))
+			return;
+		request_detach(r);
 		r->status = lv_reasons[reason].status;
 		/* A request-side error, or a body still on the wire, ends the
 		 * connection; an upstream failure on a complete request does not. */

@@ -33,6 +33,7 @@ enum stage_rc { STAGE_NEXT, STAGE_ASYNC, STAGE_DONE };
 enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_EOF };
 
 struct upconn;
+struct l1_entry;
 
 struct request {
 	struct request *next_free;
@@ -83,6 +84,11 @@ struct request {
 	int64_t cache_req_ms;        /* when the request went upstream (unix ms) */
 	struct evbuffer *capture;    /* body being captured */
 	struct cache_fill *fill;     /* the fill this request owns, if any */
+	struct l1_entry *stale;      /* a stale stored answer kept for revalidation / stale-if-error */
+	int stale_state;             /* enum fresh_state of `stale` */
+	bool cache_refresh;          /* answered from stale; now refreshing the entry, detached */
+	bool cache_taken;            /* the cache answered the client; the response only refreshes */
+	char cache_cond[320];        /* validators added to the upstream request ("If-None-Match: ...\r\n") */
 	struct request *wait_next;   /* in a fill's waiter list */
 	struct worker *wait_w;
 

@@ -42,6 +42,7 @@ static struct l1 *cache_l1;
 
 static struct {
 	uint64_t hits, misses, bypasses, stores, store_refused, coalesced, purged_entries, not_modified;
+	uint64_t stale_hits, stale_if_error, revalidated;
 } cstats;
 
 #define CSTAT(f) __atomic_fetch_add(&cstats.f, 1, __ATOMIC_RELAXED)
@@ -193,8 +194,10 @@ static void entry_unref_cb(const void *data, size_t len, void *arg)
 	l1_entry_unref(arg);
 }
 
-/* Answers `r` from a stored response. Takes over the reference on `e`. */
-static void cache_serve(struct request *r, struct l1_entry *e, const struct record_view *v, int64_t now)
+/* Writes a stored response to r's client. Takes over the reference on `e`.
+ * Returns false when the request already ended (client gone, or levee's own
+ * error sent instead). */
+static bool cache_write(struct request *r, struct l1_entry *e, const struct record_view *v, int64_t now)
 {
 	struct conn *c = r->conn;
 	const struct lv_head *qh = r->head;
@@ -209,7 +212,7 @@ static void cache_serve(struct request *r, struct l1_entry *e, const struct reco
 	if (!wb_begin(&w, out, v->size + 512)) {
 		l1_entry_unref(e);
 		request_fail(r, R_INTERNAL);
-		return;
+		return false;
 	}
 	WB_LIT(&w, "HTTP/1.1 ");
 	wb_u64(&w, (uint64_t)status);
@@ -247,7 +250,7 @@ static void cache_serve(struct request *r, struct l1_entry *e, const struct reco
 	if (n < 0) {
 		l1_entry_unref(e);
 		request_fail(r, R_INTERNAL);
-		return;
+		return false;
 	}
 	if (close)
 		c->close_after = true;
@@ -264,30 +267,85 @@ static void cache_serve(struct request *r, struct l1_entry *e, const struct reco
 	r->resp_head = r->resp_started = true;
 	if (!conn_flush(c)) {
 		request_client_gone(r);
-		return;
+		return false;
 	}
-	request_finish(r);
+	return true;
 }
 
-/* A fresh entry answers the request: STAGE_DONE. Otherwise STAGE_NEXT. */
-static int cache_try_hit(struct request *r, const char *how)
+static void cache_serve(struct request *r, struct l1_entry *e, const struct record_view *v, int64_t now)
+{
+	if (cache_write(r, e, v, now))
+		request_finish(r);
+}
+
+/* The client has its answer (from the cache); the request goes on without
+ * it, to refresh or drain what the upstream sends. */
+static void cache_release_client(struct request *r)
+{
+	struct conn *c = r->conn;
+	if (!c)
+		return;
+	c->req = NULL;
+	r->conn = NULL;
+	conn_request_done(c);
+}
+
+enum lookup { LK_MISS, LK_HIT, LK_STALE_SERVED };
+
+/* Adds the stored validators to the upstream request, unless the client sent
+ * conditionals of its own (then its 304 or 200 is the client's to judge). */
+static void cache_add_validators(struct request *r, const struct record_view *v)
+{
+	if (cond_has_conditionals(r->head))
+		return;
+	size_t o = 0;
+	if (v->etag.len && v->etag.len < 200)
+		o += (size_t)snprintf(r->cache_cond + o, sizeof(r->cache_cond) - o, "If-None-Match: %.*s\r\n",
+		                      (int)v->etag.len, v->etag.p);
+	if (v->last_modified >= 0) {
+		char d[32];
+		http_date_format(v->last_modified, d);
+		o += (size_t)snprintf(r->cache_cond + o, sizeof(r->cache_cond) - o, "If-Modified-Since: %s\r\n", d);
+	}
+}
+
+/* Looks the request up. LK_HIT: answered and ended. LK_STALE_SERVED: the
+ * client got a stale copy (stale-while-revalidate) and was released; the
+ * request should go on as the refresh. LK_MISS: go upstream; r->stale may
+ * hold a stale copy for revalidation or stale-if-error. */
+static enum lookup cache_lookup(struct request *r, const char *how)
 {
 	struct record_view v;
 	struct l1_entry *e = cache_find(r, &v);
 	if (!e)
-		return STAGE_NEXT;
+		return LK_MISS;
 	struct cc_directives req_cc;
 	cc_from_request(&req_cc, r->head);
 	struct fresh_stored st;
 	int64_t now = (int64_t)(unix_ms() / 1000);
-	if (fresh_state(stored_of(&v, &st), &req_cc, now) != FRESH_OK) {
-		l1_entry_unref(e);
-		return STAGE_NEXT;
+	enum fresh_state fs = fresh_state(stored_of(&v, &st), &req_cc, now);
+	if (fs == FRESH_OK) {
+		CSTAT(hits);
+		cache_status_set(r, how);
+		cache_serve(r, e, &v, now);
+		return LK_HIT;
 	}
-	CSTAT(hits);
-	cache_status_set(r, how);
-	cache_serve(r, e, &v, now);
-	return STAGE_DONE;
+	if (fs == FRESH_STALE_SWR && r->conn) {
+		CSTAT(hits);
+		CSTAT(stale_hits);
+		cache_status_set(r, "hit; detail=stale");
+		if (!cache_write(r, e, &v, now))
+			return LK_HIT; /* the request has ended */
+		cache_release_client(r);
+		r->resp_head = r->resp_started = false;
+		r->cache_refresh = true;
+		return LK_STALE_SERVED;
+	}
+	/* stale: revalidate upstream; keep the copy for a 304 or for errors */
+	cache_add_validators(r, &v);
+	r->stale = e;
+	r->stale_state = fs;
+	return LK_MISS;
 }
 
 /* ---- coalescing -------------------------------------------------------- */
@@ -330,6 +388,33 @@ static bool fill_join(struct request *r)
 	return false;
 }
 
+/* Registers r as the filler of its key unless one is already in flight. */
+static bool fill_try_own(struct request *r)
+{
+	uint64_t h = key_hash(r->key, r->key_len);
+	unsigned s = fill_shard(h);
+	pthread_mutex_lock(&fills[s].lock);
+	for (struct cache_fill *f = fills[s].head; f; f = f->next) {
+		if (f->hash == h && f->klen == r->key_len && memcmp(f->key, r->key, r->key_len) == 0) {
+			pthread_mutex_unlock(&fills[s].lock);
+			return false;
+		}
+	}
+	struct cache_fill *f = malloc(sizeof(*f) + r->key_len);
+	if (f) {
+		f->hash = h;
+		f->klen = r->key_len;
+		f->waiters = NULL;
+		f->nwaiters = 0;
+		memcpy(f->key, r->key, r->key_len);
+		f->next = fills[s].head;
+		fills[s].head = f;
+		r->fill = f;
+	}
+	pthread_mutex_unlock(&fills[s].lock);
+	return f != NULL;
+}
+
 static void cache_wake(void *arg)
 {
 	struct request *r = arg;
@@ -338,8 +423,13 @@ static void cache_wake(void *arg)
 		request_client_gone(r);
 		return;
 	}
-	if (cache_try_hit(r, "hit; detail=coalesced") == STAGE_DONE) {
+	enum lookup lk = cache_lookup(r, "hit; detail=coalesced");
+	if (lk == LK_HIT) {
 		CSTAT(coalesced);
+		return;
+	}
+	if (lk == LK_STALE_SERVED) { /* the fill stored nothing fresh; don't refresh again */
+		request_finish(r);
 		return;
 	}
 	/* nothing usable was stored: go upstream, without queueing again */
@@ -409,10 +499,22 @@ int cache_stage(struct request *r)
 		cache_status_set(r, "fwd=bypass");
 		return STAGE_NEXT;
 	}
-	if (cache_try_hit(r, "hit") == STAGE_DONE)
+	enum lookup lk = cache_lookup(r, "hit");
+	if (lk == LK_HIT)
 		return STAGE_DONE;
+	if (lk == LK_STALE_SERVED) {
+		/* one refresh per key: if another request is already filling it,
+		 * this one is not needed */
+		if (!fill_try_own(r)) {
+			request_finish(r);
+			return STAGE_DONE;
+		}
+		return STAGE_NEXT;
+	}
 	CSTAT(misses);
 	cache_status_set(r, "fwd=miss");
+	if (r->stale)
+		cache_status_set(r, "fwd=stale");
 	if (cc_only_if_cached(&req_cc)) {
 		/* RFC 9111 §5.2.1.7: nothing stored is usable, and the client
 		 * forbade the upstream */
@@ -458,9 +560,128 @@ static void cache_invalidate_write(struct request *r, const struct lv_head *resp
 		log_debug("cache: write to %.*s purged %zu entries", (int)qh->target_len, qh->text + qh->target_off, n);
 }
 
+/* Re-stores the stale copy with the times of a 304 that revalidated it
+ * (RFC 9111 §4.3.4). The stored header fields are kept as they were. */
+static void cache_refresh_entry(struct request *r, const struct record_view *v, const struct lv_head *resp)
+{
+	static __thread struct record_hdr hdrs[RECORD_MAX_HDRS];
+	static __thread struct record_str tags[RECORD_MAX_TAGS];
+	const struct lv_route *rt = r->route;
+	struct record_cursor cur = {0};
+	uint32_t nh = 0, nt = 0;
+	while (nh < RECORD_MAX_HDRS && record_next_hdr(v, &cur, &hdrs[nh]))
+		nh++;
+	struct record_cursor tc = {0};
+	while (nt < RECORD_MAX_TAGS && record_next_tag(v, &tc, &tags[nt]))
+		nt++;
+	struct record_str vn = {"", 0}, vv = {"", 0};
+	struct record_cursor vc = {0};
+	bool has_vary = v->nvary && record_next_vary(v, &vc, &vn, &vv);
+	struct cc_directives cc;
+	cc_from_head(&cc, resp);
+	int64_t lifetime = v->lifetime;
+	if (rt->cache_ttl_ms != LV_TTL_ORIGIN)
+		lifetime = (int64_t)(rt->cache_ttl_ms / 1000);
+	else if (cc.s_maxage != CC_ABSENT)
+		lifetime = cc.s_maxage;
+	else if (cc.max_age != CC_ABSENT)
+		lifetime = cc.max_age;
+	int64_t age = 0;
+	int ai = head_find(resp, LIT("age"), 0);
+	if (ai >= 0) {
+		const char *a = resp->text + resp->h[ai].value;
+		for (uint32_t k = 0; k < resp->h[ai].value_len && a[k] >= '0' && a[k] <= '9' && age < CC_DELTA_MAX; k++)
+			age = age * 10 + (a[k] - '0');
+	}
+	struct iovec body = {(void *)v->body, v->body_len};
+	struct record_in in = {
+	    .status = v->status, .flags = v->flags, .request_time = r->cache_req_ms, .response_time = (int64_t)unix_ms(),
+	    .initial_age = age, .lifetime = lifetime, .swr = v->swr, .sie = v->sie, .last_modified = v->last_modified,
+	    .etag = v->etag, .vary_names = has_vary ? &vn : NULL, .vary_values = has_vary ? &vv : NULL,
+	    .nvary = has_vary ? 1 : 0, .tags = tags, .ntags = nt, .hdrs = hdrs, .nhdrs = nh, .body = &body, .nbody = 1};
+	size_t size = record_size(&in);
+	void *buf = size ? malloc(size) : NULL;
+	if (!buf || record_encode(&in, buf, size) != RECORD_OK) {
+		free(buf);
+		return;
+	}
+	const char *tagp[RECORD_MAX_TAGS];
+	size_t tagl[RECORD_MAX_TAGS];
+	for (uint32_t i = 0; i < nt; i++) {
+		tagp[i] = tags[i].p;
+		tagl[i] = tags[i].len;
+	}
+	int64_t window = v->swr > v->sie ? v->swr : v->sie;
+	uint64_t expires = unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
+	if (l1_put(cache_l1, r->key, r->key_len, buf, size, expires, tagp, tagl, nt) == 0 && has_vary &&
+	    r->key_len + 1 + vv.len <= KEY_MAX) {
+		char k2[KEY_MAX];
+		memcpy(k2, r->key, r->key_len);
+		k2[r->key_len] = KEY_VARY_SEP;
+		memcpy(k2 + r->key_len + 1, vv.p, vv.len);
+		if (l1_put(cache_l1, k2, r->key_len + 1 + vv.len, buf, size, expires, tagp, tagl, nt) != 0)
+			log_debug("cache: could not refresh a variant");
+	}
+	free(buf);
+}
+
+void cache_response_takeover(struct request *r, const struct lv_head *resp)
+{
+	if (!r->stale || !r->conn)
+		return;
+	struct record_view v;
+	size_t len;
+	const void *val = l1_entry_value(r->stale, &len);
+	if (record_decode(val, len, &v) != RECORD_OK)
+		return;
+	int64_t now = (int64_t)(unix_ms() / 1000);
+	if (resp->status == 304 && r->cache_cond[0]) {
+		/* our own revalidation succeeded: refresh, then answer from the
+		 * refreshed entry */
+		cache_refresh_entry(r, &v, resp);
+		CSTAT(revalidated);
+		cache_status_set(r, "fwd=stale; fwd-status=304; stored");
+		struct record_view nv;
+		struct l1_entry *e = cache_find(r, &nv);
+		if (!e) {
+			e = l1_entry_ref(r->stale);
+			nv = v;
+		}
+		r->cache_taken = true;
+		if (cache_write(r, e, &nv, now))
+			cache_release_client(r);
+		return;
+	}
+	if (resp->status >= 500 && r->stale_state == FRESH_STALE_SIE) {
+		CSTAT(stale_if_error);
+		cache_status_set(r, "hit; detail=stale-if-error");
+		r->cache_taken = true;
+		if (cache_write(r, l1_entry_ref(r->stale), &v, now))
+			cache_release_client(r);
+	}
+}
+
+bool cache_fail_takeover(struct request *r, enum lv_reason reason)
+{
+	if (!r->stale || !r->conn || r->resp_started || r->stale_state != FRESH_STALE_SIE)
+		return false;
+	if (reason != R_UP_CONNECT && reason != R_UP_BAD && reason != R_UP_TIMEOUT)
+		return false;
+	struct record_view v;
+	size_t len;
+	const void *val = l1_entry_value(r->stale, &len);
+	if (record_decode(val, len, &v) != RECORD_OK)
+		return false;
+	CSTAT(stale_if_error);
+	cache_status_set(r, "hit; detail=stale-if-error");
+	if (cache_write(r, l1_entry_ref(r->stale), &v, (int64_t)(unix_ms() / 1000)))
+		request_finish(r);
+	return true;
+}
+
 void cache_response_head(struct request *r, const struct lv_head *resp)
 {
-	if (!r->cache_on)
+	if (!r->cache_on || r->cache_taken)
 		return;
 	const struct lv_head *qh = r->head;
 	if (request_is_unsafe(r)) {
@@ -667,7 +888,10 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	}
 	int64_t window = ev.st.swr > ev.st.sie ? ev.st.swr : ev.st.sie;
 	int64_t fresh_left = ev.st.lifetime - ev.st.initial_age;
-	uint64_t expires = (uint64_t)resp_ms + (uint64_t)((fresh_left > 0 ? fresh_left : 0) + window) * 1000u;
+	/* an entry with validators stays a while past its windows, so a
+	 * revalidation can refresh it with a 304 instead of a full body */
+	int64_t grace = (et >= 0 || ev.last_modified >= 0) ? (ev.st.lifetime < 60 ? 60 : ev.st.lifetime > 3600 ? 3600 : ev.st.lifetime) : 0;
+	uint64_t expires = (uint64_t)resp_ms + (uint64_t)((fresh_left > 0 ? fresh_left : 0) + window + grace) * 1000u;
 	int rc = l1_put(cache_l1, r->key, r->key_len, buf, size, expires, tagp, tagl, nt);
 	if (rc == 0 && vk == VARY_LIST && r->key_len + 1 + sec_len <= KEY_MAX) {
 		char k2[KEY_MAX];
@@ -694,6 +918,10 @@ void cache_response_end(struct request *r, const struct lv_head *resp)
 
 void cache_request_end(struct request *r)
 {
+	if (r->stale) {
+		l1_entry_unref(r->stale);
+		r->stale = NULL;
+	}
 	if (r->capture) {
 		evbuffer_free(r->capture);
 		r->capture = NULL;
@@ -779,6 +1007,10 @@ void cache_render_prometheus(void *file)
 	        "# TYPE levee_cache_coalesced_total counter\nlevee_cache_coalesced_total %llu\n"
 	        "# HELP levee_cache_not_modified_total 304 answers from the cache\n"
 	        "# TYPE levee_cache_not_modified_total counter\nlevee_cache_not_modified_total %llu\n"
+	        "# HELP levee_cache_stale_total Stale answers, by why\n# TYPE levee_cache_stale_total counter\n"
+	        "levee_cache_stale_total{why=\"while-revalidate\"} %llu\nlevee_cache_stale_total{why=\"if-error\"} %llu\n"
+	        "# HELP levee_cache_revalidated_total Stale entries refreshed by a 304\n"
+	        "# TYPE levee_cache_revalidated_total counter\nlevee_cache_revalidated_total %llu\n"
 	        "# HELP levee_cache_purged_entries_total Entries removed by purges and writes\n"
 	        "# TYPE levee_cache_purged_entries_total counter\nlevee_cache_purged_entries_total %llu\n"
 	        "# HELP levee_l1_bytes Bytes held by the in-process cache\n# TYPE levee_l1_bytes gauge\nlevee_l1_bytes %llu\n"
@@ -788,7 +1020,10 @@ void cache_render_prometheus(void *file)
 	        "levee_l1_evictions_total %llu\n",
 	        (unsigned long long)c.hits, (unsigned long long)c.misses, (unsigned long long)c.bypasses,
 	        (unsigned long long)c.stores, (unsigned long long)c.store_refused, (unsigned long long)c.coalesced,
-	        (unsigned long long)c.not_modified, (unsigned long long)c.purged_entries,
+	        (unsigned long long)c.not_modified, (unsigned long long)__atomic_load_n(&cstats.stale_hits, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.stale_if_error, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.revalidated, __ATOMIC_RELAXED),
+	        (unsigned long long)c.purged_entries,
 	        (unsigned long long)s.bytes, (unsigned long long)s.max_bytes, (unsigned long long)s.entries,
 	        (unsigned long long)s.evictions);
 }

@@ -66,7 +66,8 @@ static size_t head_bound(const struct lv_head *hd)
 int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a, struct evbuffer *out)
 {
 	struct wb w;
-	if (!wb_begin(&w, out, head_bound(hd) + strlen(a->client_ip) + strlen(a->default_host)))
+	if (!wb_begin(&w, out,
+	              head_bound(hd) + strlen(a->client_ip) + strlen(a->default_host) + (a->extra ? strlen(a->extra) : 0)))
 		return -1;
 
 	wb_put(&w, hd->text + hd->method_off, hd->method_len);
@@ -114,6 +115,8 @@ int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a
 	WB_LIT(&w, "X-Request-Id: ");
 	wb_str(&w, a->request_id);
 	WB_LIT(&w, "\r\nVia: 1.1 levee\r\n");
+	if (a->extra)
+		wb_str(&w, a->extra);
 	if (a->framing == 1) {
 		WB_LIT(&w, "Content-Length: ");
 		wb_u64(&w, a->content_length);

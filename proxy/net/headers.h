@@ -22,6 +22,7 @@ struct reqhead_args {
 	bool trust_forwarded;
 	int framing;              /* 0 none, 1 Content-Length, 2 chunked */
 	uint64_t content_length;
+	const char *extra;        /* more complete "Name: value\r\n" lines (validators), or NULL */
 };
 
 /* Appends the upstream request head to `out`. Returns bytes written or -1. */

@@ -180,7 +180,8 @@ static int send_head(struct request *r)
 {
 	struct reqhead_args a = {
 	    .request_id = r->id,
-	    .client_ip = r->conn ? r->conn->peer : "unknown",
+	    .client_ip = r->peer,
+	    .extra = r->cache_cond[0] ? r->cache_cond : NULL,
 	    .default_host = r->rt->up_text,
 	    .trust_forwarded = r->rt->policy->trust_forwarded,
 	    .framing = r->body == BODY_LENGTH ? 1 : r->body == BODY_CHUNKED ? 2 : 0,
@@ -382,6 +383,10 @@ static bool response_begin(struct request *r, struct lv_head *rh)
 	if (r->resp == BODY_EOF || (rh->flags & H1F_CONN_CLOSE))
 		r->up_close = true;
 	r->status = rh->status;
+	/* a 304 to levee's own revalidation, or an error while a stale copy
+	 * may be served: the cache answers the client, this response only
+	 * refreshes (or is drained) */
+	cache_response_takeover(r, rh);
 	cache_response_head(r, rh);
 
 	struct conn *c = r->conn;

@@ -69,6 +69,7 @@ HEAD_LIMIT = 1 << 20
 EVENTS = []
 STATE = {"conn_seq": 0, "requests": 0}
 STORE = {}  # /store/<name>: a resource that exists once a PUT created it
+FLAKY = {}  # /flaky/<name>: {"mode": "ok"|"503"|"drop", "version": n}, set by /__fail
 
 
 def log(ev):
@@ -399,6 +400,24 @@ async def handle_request(c, req, body):
     elif path == "/headers":
         extra = [(k, v) for k, v in qpairs if not k.startswith("_")]
         await respond_simple(c, req, 200, b"ok", extra=extra)
+    elif path.startswith("/flaky/") or path.startswith("/etag/"):
+        # /flaky/<name>: "v<version>" with max-age=1 and an ETag, or a 503 or a
+        # dropped connection, as /__fail?name=<name>&mode=... says.
+        # /etag/<name>: the same resource, answering If-None-Match with 304.
+        name = path.split("/", 2)[2]
+        st = FLAKY.setdefault(name, {"mode": "ok", "version": 1})
+        etag = '"v%d"' % st["version"]
+        if st["mode"] == "503":
+            await respond_simple(c, req, 503, b"down")
+        elif st["mode"] == "drop":
+            log({"event": "dropped", "conn": peer.conn, "target": target})
+            c.close = True
+            return
+        elif path.startswith("/etag/") and etag in hget_all(req["headers"], "if-none-match"):
+            await respond_simple(c, req, 304, b"", extra=[("ETag", etag), ("Cache-Control", "max-age=1")])
+        else:
+            await respond_simple(c, req, 200, ("v%d" % st["version"]).encode(),
+                                 extra=[("ETag", etag), ("Cache-Control", "max-age=1")])
     elif path.startswith("/store/"):
         # GET: 404 until created; PUT: 201 (409 with ?fail=1); DELETE: 204
         m = req["method"]
@@ -452,6 +471,12 @@ async def handle_admin(peer, target):
         body = json.dumps(EVENTS[since:]).encode()
     elif url.path == "/__mark":
         body = json.dumps({"next": len(EVENTS)}).encode()
+    elif url.path == "/__fail":
+        st = FLAKY.setdefault(q["name"], {"mode": "ok", "version": 1})
+        st["mode"] = q.get("mode", "ok")
+        if "bump" in q:
+            st["version"] += 1
+        body = json.dumps(st).encode()
     else:
         body = b"{}"
     await peer.write(build_head(200, [("Content-Type", "application/json"),

@@ -1,0 +1,84 @@
+"""Stale answers: stale-while-revalidate, stale-if-error (5xx and a dropped
+connection), and revalidation with the stored validators (a 304 refreshes the
+entry). The origin's /flaky/<name> and /etag/<name> send max-age=1 and an
+ETag; /__fail?name=..&mode=503|drop|ok&bump=1 changes them."""
+import time
+
+from harness import HttpConn, metric_sum, wait_until
+
+
+def get(lv, target, headers=()):
+    c = HttpConn(lv.port)
+    try:
+        return c.request("GET", target, headers=headers)
+    finally:
+        c.close()
+
+
+def set_origin(origin, name, mode="ok", bump=False):
+    origin._get("/__fail?name=%s&mode=%s%s" % (name, mode, "&bump=1" if bump else ""))
+
+
+def wait_stale(lv, target):
+    """Wait until the stored entry is past its 1 s lifetime, without
+    touching it (a GET would already refresh it)."""
+    time.sleep(1.1)  # the entry's lifetime is 1 s; nothing to poll for but time itself
+
+
+def test_stale_while_revalidate(levee_factory, origin):
+    name = "swr-%d" % origin.start_mark
+    lv = levee_factory({'route "c"': {"prefix": "/", "cache_ttl": "origin", "stale_while_revalidate": "30s"}})
+    assert get(lv, "/flaky/" + name).body == b"v1"
+    set_origin(origin, name, bump=True)  # the origin now has v2
+    wait_stale(lv, "/flaky/" + name)
+    r = get(lv, "/flaky/" + name)
+    assert r.body == b"v1" and r.header("Cache-Status") == "levee; hit; detail=stale"
+    # one background request refreshes the entry
+    wait_until(lambda: get(lv, "/flaky/" + name).body == b"v2", 5, msg="the refresh stored v2")
+    assert len(origin.requests(origin.start_mark, path="/flaky/" + name)) == 2
+    assert metric_sum(lv.metrics(), "levee_cache_stale_total", why="while-revalidate") >= 1
+
+
+def test_stale_if_error_on_5xx_and_on_a_dropped_connection(levee_factory, origin):
+    name = "sie-%d" % origin.start_mark
+    lv = levee_factory({'route "c"': {"prefix": "/", "cache_ttl": "origin", "stale_if_error": "60s"}})
+    assert get(lv, "/flaky/" + name).status == 200
+    set_origin(origin, name, "503")
+    wait_stale(lv, "/flaky/" + name)
+    r = get(lv, "/flaky/" + name)
+    assert r.status == 200 and r.body == b"v1"
+    assert r.header("Cache-Status") == "levee; hit; detail=stale-if-error"
+    set_origin(origin, name, "drop")
+    r = get(lv, "/flaky/" + name)
+    assert r.status == 200 and r.body == b"v1"
+    assert r.header("Cache-Status") == "levee; hit; detail=stale-if-error"
+    assert metric_sum(lv.metrics(), "levee_cache_stale_total", why="if-error") == 2
+    set_origin(origin, name, "ok")
+
+
+def test_no_stale_if_error_without_the_window(levee_factory, origin):
+    name = "nosie-%d" % origin.start_mark
+    lv = levee_factory({'route "c"': {"prefix": "/", "cache_ttl": "origin"}})
+    assert get(lv, "/flaky/" + name).status == 200
+    set_origin(origin, name, "503")
+    wait_stale(lv, "/flaky/" + name)
+    assert get(lv, "/flaky/" + name).status == 503
+    set_origin(origin, name, "ok")
+
+
+def test_revalidation_with_a_304_refreshes_the_entry(levee_factory, origin):
+    name = "rv-%d" % origin.start_mark
+    lv = levee_factory({'route "c"': {"prefix": "/", "cache_ttl": "origin"}})
+    assert get(lv, "/etag/" + name).body == b"v1"
+    wait_stale(lv, "/etag/" + name)
+    r = get(lv, "/etag/" + name)
+    assert r.status == 200 and r.body == b"v1"
+    assert r.header("Cache-Status") == "levee; fwd=stale; fwd-status=304; stored"
+    reqs = origin.requests(origin.start_mark, path="/etag/" + name)
+    assert len(reqs) == 2
+    from harness import hget
+    assert hget(reqs[1]["headers"], "If-None-Match") == '"v1"'  # levee sent the stored validator
+    # refreshed: a hit again, without the origin
+    assert get(lv, "/etag/" + name).header("Cache-Status") == "levee; hit"
+    assert len(origin.requests(origin.start_mark, path="/etag/" + name)) == 2
+    assert metric_sum(lv.metrics(), "levee_cache_revalidated_total") == 1
