@@ -82,6 +82,7 @@ struct request {
 	char *key;                   /* primary cache key, in the head arena's spare text */
 	uint32_t key_len;
 	int64_t cache_req_ms;        /* when the request went upstream (unix ms) */
+	uint64_t cache_epoch;        /* purge epoch when the fill began */
 	struct evbuffer *capture;    /* body being captured */
 	struct cache_fill *fill;     /* the fill this request owns, if any */
 	struct l1_entry *stale;      /* a stale stored answer kept for revalidation / stale-if-error */

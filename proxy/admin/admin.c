@@ -203,7 +203,8 @@ static void admin_purge(struct admin_conn *a)
 	size_t nlen = (size_t)(eq - q);
 	char val[4096];
 	size_t vlen;
-	if (!url_decode(eq + 1, qlen - nlen - 1, val, sizeof(val), &vlen) || memchr(val, '&', vlen)) {
+	/* one parameter: a raw '&' would start a second one */
+	if (memchr(eq + 1, '&', qlen - nlen - 1) || !url_decode(eq + 1, qlen - nlen - 1, val, sizeof(val), &vlen)) {
 		admin_text(a, 400, "bad value (one parameter, %-escaped)\n");
 		return;
 	}

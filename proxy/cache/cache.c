@@ -42,7 +42,7 @@ static struct l1 *cache_l1;
 
 static struct {
 	uint64_t hits, misses, bypasses, stores, store_refused, coalesced, purged_entries, not_modified;
-	uint64_t stale_hits, stale_if_error, revalidated;
+	uint64_t stale_hits, stale_if_error, revalidated, fill_refused;
 } cstats;
 
 #define CSTAT(f) __atomic_fetch_add(&cstats.f, 1, __ATOMIC_RELAXED)
@@ -60,6 +60,82 @@ static struct {
 	pthread_mutex_t lock;
 	struct cache_fill *head;
 } fills[FILL_SHARDS];
+
+/* ---- the purge log ------------------------------------------------------
+ *
+ * A fill that began before a purge must not store what it fetched after the
+ * purge: its response may predate the write that caused the purge. Every
+ * purge takes the next epoch and is remembered here; a fill notes the epoch
+ * when it goes upstream, and at store time it refuses if any later purge
+ * covers its key or one of its tags. Prefixes longer than PURGE_KEY_MAX are
+ * kept truncated, which only makes them match more; when more purges than the
+ * log holds happened during one fill, the fill refuses to store. */
+#define PURGE_LOG 1024
+#define PURGE_KEY_MAX 240
+
+enum purge_kind { PK_PREFIX, PK_TAG, PK_ALL };
+
+static struct {
+	pthread_mutex_t lock;
+	uint64_t epoch; /* of the newest purge */
+	struct {
+		uint64_t epoch;
+		uint8_t kind;
+		uint16_t len;
+		char key[PURGE_KEY_MAX];
+	} ring[PURGE_LOG];
+} plog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void purge_log_add(enum purge_kind kind, const char *key, size_t len)
+{
+	pthread_mutex_lock(&plog.lock);
+	uint64_t e = ++plog.epoch;
+	unsigned i = (unsigned)(e % PURGE_LOG);
+	plog.ring[i].epoch = e;
+	plog.ring[i].kind = (uint8_t)kind;
+	plog.ring[i].len = (uint16_t)(len < PURGE_KEY_MAX ? len : PURGE_KEY_MAX);
+	memcpy(plog.ring[i].key, key, plog.ring[i].len);
+	pthread_mutex_unlock(&plog.lock);
+}
+
+static uint64_t purge_epoch(void)
+{
+	pthread_mutex_lock(&plog.lock);
+	uint64_t e = plog.epoch;
+	pthread_mutex_unlock(&plog.lock);
+	return e;
+}
+
+/* Whether a purge after `since` covers `key` or one of its tags. */
+static bool purged_since(uint64_t since, const char *key, size_t klen, const char *const *tags, const size_t *tlen,
+                         unsigned ntags)
+{
+	bool hit = false;
+	pthread_mutex_lock(&plog.lock);
+	if (plog.epoch - since >= PURGE_LOG) {
+		hit = plog.epoch != since; /* the log no longer reaches back */
+	} else {
+		for (uint64_t e = since + 1; e <= plog.epoch && !hit; e++) {
+			unsigned i = (unsigned)(e % PURGE_LOG);
+			size_t n = plog.ring[i].len;
+			switch (plog.ring[i].kind) {
+			case PK_ALL:
+				hit = true;
+				break;
+			case PK_PREFIX:
+				hit = n <= klen && memcmp(plog.ring[i].key, key, n) == 0;
+				break;
+			case PK_TAG:
+				for (unsigned t = 0; t < ntags && !hit; t++)
+					hit = tlen[t] >= n && memcmp(plog.ring[i].key, tags[t], n) == 0 &&
+					      (tlen[t] == n || n == PURGE_KEY_MAX);
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&plog.lock);
+	return hit;
+}
 
 static uint64_t unix_ms(void)
 {
@@ -339,6 +415,7 @@ static enum lookup cache_lookup(struct request *r, const char *how)
 		cache_release_client(r);
 		r->resp_head = r->resp_started = false;
 		r->cache_refresh = true;
+		r->cache_epoch = purge_epoch();
 		return LK_STALE_SERVED;
 	}
 	/* stale: revalidate upstream; keep the copy for a 304 or for errors */
@@ -512,6 +589,7 @@ int cache_stage(struct request *r)
 		return STAGE_NEXT;
 	}
 	CSTAT(misses);
+	r->cache_epoch = purge_epoch();
 	cache_status_set(r, "fwd=miss");
 	if (r->stale)
 		cache_status_set(r, "fwd=stale");
@@ -610,6 +688,11 @@ static void cache_refresh_entry(struct request *r, const struct record_view *v, 
 	for (uint32_t i = 0; i < nt; i++) {
 		tagp[i] = tags[i].p;
 		tagl[i] = tags[i].len;
+	}
+	if (purged_since(r->cache_epoch, r->key, r->key_len, tagp, tagl, nt)) {
+		free(buf); /* purged while revalidating: answer once, keep nothing */
+		CSTAT(fill_refused);
+		return;
 	}
 	int64_t window = v->swr > v->sie ? v->swr : v->sie;
 	uint64_t expires = unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
@@ -879,6 +962,13 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	    .body = biov,
 	    .nbody = (uint32_t)(nb > 0 ? nb : 0),
 	};
+	if (purged_since(r->cache_epoch, r->key, r->key_len, tagp, tagl, nt)) {
+		/* a write landed while this response was on its way: it may be
+		 * older than the write, so it must not outlive the purge */
+		CSTAT(store_refused);
+		CSTAT(fill_refused);
+		return;
+	}
 	size_t size = record_size(&in);
 	void *buf = size ? malloc(size) : NULL;
 	if (!buf || record_encode(&in, buf, size) != RECORD_OK) {
@@ -939,6 +1029,7 @@ size_t cache_purge_url(const char *service, const char *target, size_t len)
 	if (!n || !cache_l1)
 		return 0;
 	k[n++] = KEY_SEP; /* the whole target, and only it: every host and variant */
+	purge_log_add(PK_PREFIX, k, n);
 	size_t purged = l1_purge_prefix(cache_l1, k, n);
 	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
 	return purged;
@@ -950,6 +1041,7 @@ size_t cache_purge_prefix(const char *service, const char *path, size_t len)
 	size_t n = key_path_prefix(service, path, len, k, sizeof(k));
 	if (!n || !cache_l1)
 		return 0;
+	purge_log_add(PK_PREFIX, k, n);
 	size_t purged = l1_purge_prefix(cache_l1, k, n);
 	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
 	return purged;
@@ -959,6 +1051,7 @@ size_t cache_purge_tag(const char *tag, size_t len)
 {
 	if (!cache_l1)
 		return 0;
+	purge_log_add(PK_TAG, tag, len);
 	size_t purged = l1_purge_tag(cache_l1, tag, len);
 	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
 	return purged;
@@ -968,6 +1061,7 @@ size_t cache_purge_all(void)
 {
 	if (!cache_l1)
 		return 0;
+	purge_log_add(PK_ALL, "", 0);
 	size_t purged = l1_purge_all(cache_l1);
 	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
 	return purged;
@@ -1009,6 +1103,8 @@ void cache_render_prometheus(void *file)
 	        "# TYPE levee_cache_not_modified_total counter\nlevee_cache_not_modified_total %llu\n"
 	        "# HELP levee_cache_stale_total Stale answers, by why\n# TYPE levee_cache_stale_total counter\n"
 	        "levee_cache_stale_total{why=\"while-revalidate\"} %llu\nlevee_cache_stale_total{why=\"if-error\"} %llu\n"
+	        "# HELP levee_cache_fill_refused_total Fills not stored because a purge landed while they were in flight\n"
+	        "# TYPE levee_cache_fill_refused_total counter\nlevee_cache_fill_refused_total %llu\n"
 	        "# HELP levee_cache_revalidated_total Stale entries refreshed by a 304\n"
 	        "# TYPE levee_cache_revalidated_total counter\nlevee_cache_revalidated_total %llu\n"
 	        "# HELP levee_cache_purged_entries_total Entries removed by purges and writes\n"
@@ -1022,6 +1118,7 @@ void cache_render_prometheus(void *file)
 	        (unsigned long long)c.stores, (unsigned long long)c.store_refused, (unsigned long long)c.coalesced,
 	        (unsigned long long)c.not_modified, (unsigned long long)__atomic_load_n(&cstats.stale_hits, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.stale_if_error, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.fill_refused, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.revalidated, __ATOMIC_RELAXED),
 	        (unsigned long long)c.purged_entries,
 	        (unsigned long long)s.bytes, (unsigned long long)s.max_bytes, (unsigned long long)s.entries,

@@ -326,3 +326,24 @@ def test_metrics_and_status(levee_factory, origin):
     assert metric_sum(m, "levee_l1_bytes") > 0
     st = lv.status()
     assert st["cache"]["hits"] == 1 and st["cache"]["l1"]["entries"] >= 1
+
+
+def test_fill_racing_a_purge_is_not_stored(levee_factory, origin):
+    """The stale-fill race: a fill starts, a write purges the key while the
+    fill's response is on its way, then the fill completes. Its body may
+    predate the write, so it must not be stored."""
+    lv = levee_factory(route(cache_ttl="60s"))
+    u = "/slow?head_ms=800&n=5"
+    done = []
+    t = threading.Thread(target=lambda: done.append(get(lv, u)))
+    t.start()
+    origin.wait_event(lambda e: e.get("event") == "request" and e["target"] == u, origin.start_mark)
+    c = HttpConn(lv.admin_port)
+    assert json.loads(c.request("POST", "/purge?url=" + urllib.parse.quote(u, safe="")).body)["purged"] == 0
+    c.close()
+    t.join()
+    assert done[0].status == 200  # the client still gets its answer
+    r = get(lv, u)
+    assert cache_status(r).startswith("levee; fwd=miss"), "the racing fill was stored"
+    assert origin_count(origin, "/slow") == 2
+    assert metric_sum(lv.metrics(), "levee_cache_fill_refused_total") == 1
