@@ -6,7 +6,7 @@
 #   levee admin    127.0.0.1:15000   /healthz /readyz /metrics /status
 #
 # Installs dependencies and builds a Release binary (build-release/) first.
-# levee runs on its built-in defaults: no policy file, no Redis, no Kafka.
+# levee runs with deploy/demo.ini: the in-process cache only, no Redis, no Kafka.
 # Ctrl-C stops both.
 set -euo pipefail
 
@@ -43,9 +43,11 @@ cat <<'MSG'
 
 demo: levee on http://127.0.0.1:15001 in front of the demo service on :8080. Try, in another terminal:
 
-  curl -i http://127.0.0.1:15001/api/users/1                       # pass-through; note X-Request-Id and Via
-  curl -i -H 'X-Request-Id: my-id-1' http://127.0.0.1:15001/api/users/1   # your id is kept and reaches the service
-  curl -i -X PUT -d '{"name": "Ada L."}' http://127.0.0.1:15001/api/users/1
+  curl -i http://127.0.0.1:15001/api/users/1      # Cache-Status: levee; fwd=miss; stored
+  curl -i http://127.0.0.1:15001/api/users/1      # Cache-Status: levee; hit (the service is not asked)
+  curl -i -X PUT -d '{"name": "Ada L."}' http://127.0.0.1:15001/api/users/1   # the write purges the entry
+  curl -i http://127.0.0.1:15001/api/users/1      # a miss again, with the new name
+  curl -i http://127.0.0.1:15001/                 # not a cached route: plain pass-through
   curl -s http://127.0.0.1:15000/metrics | grep '^levee_'           # admin: /healthz /readyz /metrics /status
   curl -s http://127.0.0.1:15000/status
 
@@ -53,7 +55,8 @@ Ctrl-C stops levee and the demo service.
 
 MSG
 
-"$root/build-release/levee" --upstream 127.0.0.1:8080 --listen 127.0.0.1:15001 --admin 127.0.0.1:15000 &
+"$root/build-release/levee" --policy "$root/deploy/demo.ini" \
+	--upstream 127.0.0.1:8080 --listen 127.0.0.1:15001 --admin 127.0.0.1:15000 &
 levee_pid=$!
 # A non-interactive shell starts background jobs with SIGINT ignored, so Ctrl-C
 # reaches only this script; its trap turns that into SIGTERM (drain) for both.
