@@ -1,0 +1,1194 @@
+/*
+ * redis.c - hiredis async wrapped in reconnects, per-command deadlines, a
+ * breaker and Sentinel discovery. See redis.h for the caller's contract.
+ *
+ * Connection state machine (r->state):
+ *
+ *   DOWN --retry timer--> DISCOVERING (sentinel mode) --master found--> CONNECTING
+ *   DOWN --retry timer--> CONNECTING (direct mode)
+ *   CONNECTING --AUTH/SELECT/PING|ROLE all answered--> READY
+ *   any failure (connect error or timeout, handshake error, ROLE says
+ *   replica, connection lost, no sentinel answered) --> DOWN, retry timer
+ *   armed with exponential backoff and jitter.
+ *   +switch-master, or -READONLY in sentinel mode, drops the connection and
+ *   goes straight to CONNECTING (new address) or DISCOVERING.
+ *
+ * Breaker (r->breaker), independent of the connection state:
+ *   CLOSED --breaker_failures consecutive failures--> OPEN --breaker_open_ms-->
+ *   HALF_OPEN --PING probe answered--> CLOSED;  HALF_OPEN --any failure--> OPEN.
+ *   A failure is a user command timing out, a connect or handshake failing,
+ *   a ready connection being lost, or a discovery round finding no master.
+ *   Any reply, even an error reply, is a success. Opening drops the
+ *   connection: a server that stalled long enough to open the breaker is
+ *   not trusted to come back on the same socket.
+ *
+ * Invariants:
+ *  - Pending commands of the data connection sit in one FIFO, in send order,
+ *    because Redis answers a connection's commands in order. The entries
+ *    that timed out (cancelled, callback already run) are always a prefix of
+ *    that FIFO, since every entry has the same timeout and the clock is
+ *    monotonic; r->cursor points at the first live entry and one timer
+ *    watches its deadline. A cancelled entry stays until its late reply
+ *    arrives, so that reply pops it and no other entry is mismatched.
+ *  - A user callback is called from exactly three places: the hiredis reply
+ *    callback (one reply), the deadline timer, and the done-queue event
+ *    (errors known without a reply). Its entry has left every list, or has
+ *    been marked cancelled, before the call, so it can never be called twice.
+ *  - User code may call redis_free() from any callback. Loops that call user
+ *    code watch r->freed (set by redis_free) and stop touching r at once.
+ *  - A hiredis context is "attached" while ac->data == r. Detaching (setting
+ *    it NULL) happens before its pending entries are failed, so the NULL
+ *    replies hiredis produces while freeing it are ignored. redisAsyncFree()
+ *    is never called from an onConnect/onDisconnect callback (hiredis 0.14
+ *    frees the context itself after those), only from timers, reply
+ *    callbacks (where hiredis defers the free) and redis_free().
+ */
+#include "cache/redis.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REDIS_DEF_COMMAND_TIMEOUT_MS 25
+#define REDIS_DEF_CONNECT_TIMEOUT_MS 200
+#define REDIS_DEF_BACKOFF_MIN_MS 50
+#define REDIS_DEF_BACKOFF_MAX_MS 5000
+#define REDIS_DEF_BREAKER_FAILURES 5
+#define REDIS_DEF_BREAKER_OPEN_MS 1000
+#define REDIS_DEF_MAX_INFLIGHT 16384
+/* Late replies still owed on a connection. Past this, the server is so far
+ * behind that a fresh connection is cheaper than waiting for it to catch up. */
+#define REDIS_MAX_CANCELLED 256
+/* Free pending entries kept for reuse, so steady traffic does not malloc. */
+#define REDIS_POOL_MAX 1024
+
+enum redis_kind {
+	RK_USER,
+	RK_HS_OK,   /* AUTH, SELECT: expect +OK */
+	RK_HS_PING, /* last handshake step in direct mode */
+	RK_HS_ROLE, /* last handshake step in sentinel mode: must say "master" */
+	RK_PROBE,   /* the half-open breaker's PING */
+};
+
+struct redis_pending {
+	struct redis_pending *next;
+	redis_cb cb;
+	void *arg;
+	uint64_t sent_us;
+	uint64_t deadline_us;
+	enum redis_err err; /* while waiting in the done queue */
+	enum redis_kind kind;
+	bool cancelled; /* timed out; waits only to absorb its late reply */
+};
+
+struct redis_addr {
+	char host[LV_HOST_MAX];
+	uint16_t port;
+};
+
+enum redis_sub_state { SUB_NONE, SUB_WAIT_RETRY, SUB_CONNECTING, SUB_ACTIVE };
+
+struct redis {
+	struct event_base *base;
+	struct redis_config cfg;
+	bool sentinel_mode;
+	bool closing;
+	bool *freed; /* set to true by redis_free(): see the invariants */
+
+	enum redis_state state;
+	struct redis_addr master; /* where the data connection goes */
+	bool have_master;
+	bool ever_ready;
+	unsigned attempt; /* consecutive connect failures, for the backoff */
+	struct event *retry_timer;
+	struct event *conn_timer; /* connect + handshake deadline */
+
+	/* Data connection. */
+	redisAsyncContext *ac;
+	struct redis_pending *head, *tail, *cursor;
+	unsigned npending, ncancelled, hs_left;
+	struct event *cmd_timer;
+	uint64_t timer_deadline_us; /* when cmd_timer fires, if pending */
+
+	/* Errors known without a reply, delivered from the loop (never inline). */
+	struct redis_pending *done_head, *done_tail;
+	struct event *done_ev;
+
+	struct redis_pending *pool;
+	unsigned npool;
+
+	/* Breaker. */
+	enum redis_breaker breaker;
+	unsigned failures;
+	bool probe_inflight;
+	struct event *breaker_timer;
+
+	/* Sentinel: discovery query (one sentinel at a time) and the
+	 * +switch-master subscription (a separate connection). */
+	struct redis_addr sentinels[REDIS_MAX_SENTINELS];
+	unsigned nsentinels;
+	redisAsyncContext *sq_ac;
+	unsigned sq_idx;
+	struct event *sq_timer;
+	redisAsyncContext *sub_ac;
+	enum redis_sub_state sub_state;
+	unsigned sub_idx, sub_attempt;
+	struct event *sub_timer;
+
+	uint64_t rng;
+	struct redis_stats stats;
+};
+
+static void redis_connect_master(struct redis *r);
+static void redis_discover(struct redis *r);
+static void redis_sub_schedule(struct redis *r);
+static void redis_send_probe(struct redis *r);
+
+const char *redis_strerror(enum redis_err err)
+{
+	switch (err) {
+	case REDIS_ENONE:
+		return "ok";
+	case REDIS_ETIMEOUT:
+		return "redis command timed out";
+	case REDIS_EDOWN:
+		return "redis unavailable";
+	case REDIS_EBUSY:
+		return "too many redis commands in flight";
+	case REDIS_EIO:
+		return "redis connection lost";
+	case REDIS_ECLOSED:
+		return "redis client closed";
+	}
+	return "unknown redis error";
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static uint64_t redis_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void redis_timer_ms(struct event *ev, uint64_t ms)
+{
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+	                     .tv_usec = (suseconds_t)((ms % 1000) * 1000)};
+	evtimer_add(ev, &tv);
+}
+
+static void redis_timer_us(struct event *ev, uint64_t us)
+{
+	struct timeval tv = {.tv_sec = (time_t)(us / 1000000),
+	                     .tv_usec = (suseconds_t)(us % 1000000)};
+	evtimer_add(ev, &tv);
+}
+
+static uint64_t redis_rand(struct redis *r)
+{
+	/* xorshift64*: jitter only needs to decorrelate workers and pods. */
+	r->rng ^= r->rng >> 12;
+	r->rng ^= r->rng << 25;
+	r->rng ^= r->rng >> 27;
+	return r->rng * 0x2545f4914f6cdd1dULL;
+}
+
+/* Exponential backoff with "equal jitter": a delay in [d/2, d], so that
+ * every worker of every pod does not reconnect in the same millisecond after
+ * a Redis restart, yet no delay collapses to zero. */
+static uint64_t redis_backoff_ms(struct redis *r, unsigned attempt)
+{
+	uint64_t d = r->cfg.backoff_min_ms;
+	for (unsigned i = 0; i < attempt && d < r->cfg.backoff_max_ms; i++)
+		d *= 2;
+	if (d > r->cfg.backoff_max_ms)
+		d = r->cfg.backoff_max_ms;
+	uint64_t half = d / 2;
+	return half + (half ? redis_rand(r) % (half + 1) : 0);
+}
+
+static bool redis_numeric_host(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static void redis_set_master(struct redis *r, const char *host, uint16_t port)
+{
+	size_t n = strnlen(host, sizeof(r->master.host) - 1);
+	memmove(r->master.host, host, n); /* <host> may be r->master.host itself */
+	r->master.host[n] = '\0';
+	r->master.port = port;
+	r->have_master = true;
+	const char *h = r->master.host;
+	if (strchr(h, ':'))
+		snprintf(r->stats.master_addr, sizeof(r->stats.master_addr), "[%s]:%u", h, port);
+	else
+		snprintf(r->stats.master_addr, sizeof(r->stats.master_addr), "%s:%u", h, port);
+}
+
+/* ---- pending entries --------------------------------------------------- */
+
+static struct redis_pending *redis_pending_get(struct redis *r)
+{
+	struct redis_pending *p = r->pool;
+	if (p) {
+		r->pool = p->next;
+		r->npool--;
+	} else {
+		p = malloc(sizeof(*p));
+		if (!p)
+			return NULL;
+	}
+	memset(p, 0, sizeof(*p));
+	return p;
+}
+
+static void redis_pending_put(struct redis *r, struct redis_pending *p)
+{
+	if (r->npool >= REDIS_POOL_MAX) {
+		free(p);
+		return;
+	}
+	p->next = r->pool;
+	r->pool = p;
+	r->npool++;
+}
+
+/* Queue <p> to be called back with <err> from the loop, never inline. */
+static void redis_done_push(struct redis *r, struct redis_pending *p, enum redis_err err)
+{
+	p->err = err;
+	p->next = NULL;
+	if (r->done_tail)
+		r->done_tail->next = p;
+	else
+		r->done_head = p;
+	r->done_tail = p;
+	r->stats.errors++;
+	event_active(r->done_ev, EV_TIMEOUT, 0);
+}
+
+/* Calls a user callback. Returns false when the callback freed <r>. */
+static bool redis_invoke(struct redis *r, redis_cb cb, void *arg, const redisReply *reply,
+                         enum redis_err err)
+{
+	bool freed = false;
+	bool *outer = r->freed;
+	r->freed = &freed;
+	cb(r, reply, err, arg);
+	if (freed) {
+		if (outer)
+			*outer = true;
+		return false;
+	}
+	r->freed = outer;
+	return true;
+}
+
+static void redis_on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis *r = arg;
+	/* Only the entries queued before this run: those queued by the
+	 * callbacks wait for the next loop iteration, so a callback that keeps
+	 * retrying while Redis is down cannot starve the loop. */
+	struct redis_pending *last = r->done_tail;
+	while (r->done_head) {
+		struct redis_pending *p = r->done_head;
+		r->done_head = p->next;
+		if (!r->done_head)
+			r->done_tail = NULL;
+		redis_cb cb = p->cb;
+		void *cbarg = p->arg;
+		enum redis_err err = p->err;
+		redis_pending_put(r, p);
+		if (!redis_invoke(r, cb, cbarg, NULL, err))
+			return;
+		if (p == last)
+			break;
+	}
+	if (r->done_head)
+		event_active(r->done_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- breaker ----------------------------------------------------------- */
+
+static void redis_breaker_open(struct redis *r)
+{
+	r->breaker = REDIS_BR_OPEN;
+	r->probe_inflight = false;
+	redis_timer_ms(r->breaker_timer, r->cfg.breaker_open_ms);
+}
+
+/* Returns true when this failure opened the breaker. */
+static bool redis_breaker_failure(struct redis *r)
+{
+	switch (r->breaker) {
+	case REDIS_BR_CLOSED:
+		if (++r->failures < r->cfg.breaker_failures)
+			return false;
+		redis_breaker_open(r);
+		return true;
+	case REDIS_BR_HALF_OPEN:
+		redis_breaker_open(r);
+		return true;
+	case REDIS_BR_OPEN:
+		break;
+	}
+	return false;
+}
+
+static void redis_breaker_success(struct redis *r)
+{
+	if (r->breaker == REDIS_BR_CLOSED)
+		r->failures = 0;
+}
+
+static void redis_on_breaker_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis *r = arg;
+	r->breaker = REDIS_BR_HALF_OPEN;
+	r->failures = 0;
+	if (r->state == REDIS_ST_READY)
+		redis_send_probe(r);
+	/* else the probe goes out as soon as a connection is ready */
+}
+
+/* ---- data connection --------------------------------------------------- */
+
+static void redis_arm_cmd_timer(struct redis *r, uint64_t deadline_us, uint64_t now_us)
+{
+	r->timer_deadline_us = deadline_us;
+	redis_timer_us(r->cmd_timer, deadline_us > now_us ? deadline_us - now_us : 0);
+}
+
+static void redis_fifo_push(struct redis *r, struct redis_pending *p)
+{
+	p->next = NULL;
+	if (r->tail)
+		r->tail->next = p;
+	else
+		r->head = p;
+	r->tail = p;
+	if (!r->cursor)
+		r->cursor = p;
+	r->npending++;
+	/* The timer may be set for a later deadline (a handshake step's). */
+	if (!evtimer_pending(r->cmd_timer, NULL) || p->deadline_us < r->timer_deadline_us)
+		redis_arm_cmd_timer(r, p->deadline_us, p->sent_us);
+}
+
+/* Forgets the data connection: its live user commands go to the done queue
+ * with REDIS_EIO, internal and cancelled entries are discarded. <dying>:
+ * hiredis is already freeing the context (we are in its disconnect path), so
+ * it must not be freed again. */
+static void redis_drop(struct redis *r, bool dying)
+{
+	redisAsyncContext *ac = r->ac;
+	if (!ac)
+		return;
+	r->ac = NULL;
+	ac->data = NULL;
+	evtimer_del(r->cmd_timer);
+	evtimer_del(r->conn_timer);
+	struct redis_pending *p = r->head;
+	r->head = r->tail = r->cursor = NULL;
+	r->npending = r->ncancelled = r->hs_left = 0;
+	r->probe_inflight = false;
+	while (p) {
+		struct redis_pending *next = p->next;
+		if (p->kind == RK_USER && !p->cancelled)
+			redis_done_push(r, p, REDIS_EIO);
+		else
+			redis_pending_put(r, p);
+		p = next;
+	}
+	if (!dying)
+		redisAsyncFree(ac);
+	r->state = REDIS_ST_DOWN;
+}
+
+static void redis_schedule_retry(struct redis *r)
+{
+	r->state = REDIS_ST_DOWN;
+	redis_timer_ms(r->retry_timer, redis_backoff_ms(r, r->attempt));
+	if (r->attempt < 32)
+		r->attempt++;
+}
+
+/* A connect, handshake or discovery failed, or a ready connection was lost. */
+static void redis_conn_failed(struct redis *r, bool dying)
+{
+	redis_drop(r, dying);
+	redis_breaker_failure(r);
+	redis_schedule_retry(r);
+}
+
+static void redis_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis *r = arg;
+	if (r->sentinel_mode)
+		redis_discover(r);
+	else
+		redis_connect_master(r);
+}
+
+static void redis_on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	redis_conn_failed(arg, false);
+}
+
+static void redis_became_ready(struct redis *r)
+{
+	evtimer_del(r->conn_timer);
+	r->state = REDIS_ST_READY;
+	r->attempt = 0;
+	if (r->ever_ready)
+		r->stats.reconnects++;
+	r->ever_ready = true;
+	redis_breaker_success(r);
+	if (r->breaker == REDIS_BR_HALF_OPEN)
+		redis_send_probe(r);
+}
+
+static bool redis_reply_is(const redisReply *reply, int type, const char *text)
+{
+	return reply->type == type && reply->len == strlen(text) &&
+	       strncasecmp(reply->str, text, reply->len) == 0;
+}
+
+static bool redis_role_is_master(const redisReply *reply)
+{
+	return reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+	       redis_reply_is(reply->element[0], REDIS_REPLY_STRING, "master");
+}
+
+/* -READONLY means we are talking to a replica (a failover we missed);
+ * -MASTERDOWN and -LOADING that this server cannot serve us now. */
+static bool redis_reply_wants_rediscovery(const redisReply *reply)
+{
+	if (reply->type != REDIS_REPLY_ERROR || !reply->str)
+		return false;
+	return strncmp(reply->str, "READONLY", 8) == 0 ||
+	       strncmp(reply->str, "MASTERDOWN", 10) == 0;
+}
+
+static void redis_handle_internal(struct redis *r, enum redis_kind kind, const redisReply *reply)
+{
+	bool ok;
+	switch (kind) {
+	case RK_HS_OK:
+		ok = redis_reply_is(reply, REDIS_REPLY_STATUS, "OK");
+		break;
+	case RK_HS_PING:
+		ok = redis_reply_is(reply, REDIS_REPLY_STATUS, "PONG");
+		break;
+	case RK_HS_ROLE:
+		ok = redis_role_is_master(reply);
+		break;
+	case RK_PROBE:
+		r->probe_inflight = false;
+		if (reply->type == REDIS_REPLY_ERROR) {
+			if (redis_breaker_failure(r))
+				redis_conn_failed(r, false);
+		} else if (r->breaker == REDIS_BR_HALF_OPEN) {
+			r->breaker = REDIS_BR_CLOSED;
+			r->failures = 0;
+		}
+		return;
+	default:
+		return;
+	}
+	if (!ok) {
+		redis_conn_failed(r, false);
+		return;
+	}
+	if (--r->hs_left == 0)
+		redis_became_ready(r);
+}
+
+static void redis_on_reply(redisAsyncContext *ac, void *vreply, void *privdata)
+{
+	struct redis *r = ac->data;
+	const redisReply *reply = vreply;
+	if (!r)
+		return; /* detached: its entries were failed already */
+	if (!reply) {
+		/* hiredis 0.14 passes NULL only while freeing the context after
+		 * an I/O error or EOF: the connection is gone. */
+		redis_conn_failed(r, true);
+		return;
+	}
+	struct redis_pending *p = r->head;
+	if (!p) {
+		/* A reply nobody asked for: the stream is out of step. */
+		redis_conn_failed(r, false);
+		return;
+	}
+	r->head = p->next;
+	if (!r->head)
+		r->tail = NULL;
+	r->npending--;
+	if (p->cancelled) {
+		r->ncancelled--;
+		redis_pending_put(r, p);
+		return;
+	}
+	if (r->cursor == p)
+		r->cursor = p->next;
+	enum redis_kind kind = p->kind;
+	redis_cb cb = p->cb;
+	void *arg = p->arg;
+	uint64_t sent = p->sent_us;
+	redis_pending_put(r, p);
+
+	if (kind != RK_USER) {
+		redis_handle_internal(r, kind, reply);
+		return;
+	}
+	r->stats.latency_us_sum += redis_now_us() - sent;
+	r->stats.latency_count++;
+	redis_breaker_success(r);
+	bool rediscover = r->sentinel_mode && redis_reply_wants_rediscovery(reply);
+	if (!redis_invoke(r, cb, arg, reply, REDIS_ENONE))
+		return;
+	if (rediscover && r->ac == ac) {
+		redis_drop(r, false);
+		redis_discover(r);
+	}
+}
+
+static void redis_on_cmd_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis *r = arg;
+	uint64_t now = redis_now_us();
+	bool drop = false;
+	while (r->cursor && r->cursor->deadline_us <= now) {
+		struct redis_pending *p = r->cursor;
+		r->cursor = p->next;
+		p->cancelled = true;
+		r->ncancelled++;
+		redis_cb cb = p->cb;
+		p->cb = NULL;
+		if (p->kind != RK_USER) {
+			/* A handshake step or the probe got no answer in time. */
+			redis_breaker_failure(r);
+			drop = true;
+			continue;
+		}
+		r->stats.timeouts++;
+		if (redis_breaker_failure(r))
+			drop = true;
+		if (!redis_invoke(r, cb, p->arg, NULL, REDIS_ETIMEOUT))
+			return;
+		if (!r->ac)
+			return; /* the connection went away under the callback */
+	}
+	if (drop || r->ncancelled > REDIS_MAX_CANCELLED) {
+		/* The breaker already counted this failure: drop and retry. */
+		redis_drop(r, false);
+		redis_schedule_retry(r);
+		return;
+	}
+	if (r->cursor)
+		redis_arm_cmd_timer(r, r->cursor->deadline_us, now);
+}
+
+/* Appends an internal command to the FIFO. Returns false if it could not be
+ * sent, which only happens out of memory. */
+static bool redis_send_internal(struct redis *r, enum redis_kind kind, int argc, const char **argv,
+                                const size_t *argvlen)
+{
+	struct redis_pending *p = redis_pending_get(r);
+	if (!p)
+		return false;
+	if (redisAsyncCommandArgv(r->ac, redis_on_reply, NULL, argc, argv, argvlen) != REDIS_OK) {
+		redis_pending_put(r, p);
+		return false;
+	}
+	p->kind = kind;
+	p->sent_us = redis_now_us();
+	/* Handshake steps are queued before the TCP connect completes, so
+	 * they share the connect deadline rather than a command's. They are
+	 * all answered before any user command is sent, which keeps the
+	 * FIFO's deadlines in order. */
+	uint64_t ms = kind == RK_PROBE ? r->cfg.command_timeout_ms : r->cfg.connect_timeout_ms;
+	p->deadline_us = p->sent_us + ms * 1000;
+	redis_fifo_push(r, p);
+	return true;
+}
+
+static void redis_send_probe(struct redis *r)
+{
+	static const char *argv[] = {"PING"};
+	static const size_t argvlen[] = {4};
+	if (r->probe_inflight || !r->ac)
+		return;
+	if (redis_send_internal(r, RK_PROBE, 1, argv, argvlen))
+		r->probe_inflight = true;
+	else if (redis_breaker_failure(r))
+		redis_conn_failed(r, false);
+}
+
+static void redis_on_connect(const redisAsyncContext *cac, int status)
+{
+	struct redis *r = cac->data;
+	if (!r || status == REDIS_OK)
+		return; /* readiness is decided by the handshake replies */
+	/* hiredis frees the context when this returns. */
+	redis_conn_failed(r, true);
+}
+
+static void redis_on_disconnect(const redisAsyncContext *cac, int status)
+{
+	struct redis *r = cac->data;
+	if (r)
+		redis_conn_failed(r, true);
+}
+
+/* Opens the data connection to r->master and queues the handshake, which
+ * hiredis sends as soon as the TCP connect completes. */
+static void redis_connect_master(struct redis *r)
+{
+	redisAsyncContext *ac = redisAsyncConnect(r->master.host, r->master.port);
+	if (!ac || ac->err) {
+		if (ac)
+			redisAsyncFree(ac);
+		redis_breaker_failure(r);
+		redis_schedule_retry(r);
+		return;
+	}
+	if (redisLibeventAttach(ac, r->base) != REDIS_OK) {
+		redisAsyncFree(ac);
+		redis_breaker_failure(r);
+		redis_schedule_retry(r);
+		return;
+	}
+	ac->data = r;
+	redisAsyncSetConnectCallback(ac, redis_on_connect);
+	redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);
+	redisEnableKeepAlive(&ac->c);
+	r->ac = ac;
+	r->state = REDIS_ST_CONNECTING;
+	redis_timer_ms(r->conn_timer, r->cfg.connect_timeout_ms);
+
+	bool ok = true;
+	if (r->cfg.password[0]) {
+		const char *argv[] = {"AUTH", r->cfg.password};
+		const size_t argvlen[] = {4, strlen(r->cfg.password)};
+		ok = ok && redis_send_internal(r, RK_HS_OK, 2, argv, argvlen);
+		r->hs_left += ok;
+	}
+	if (r->cfg.db) {
+		char db[16];
+		int n = snprintf(db, sizeof(db), "%u", r->cfg.db);
+		const char *argv[] = {"SELECT", db};
+		const size_t argvlen[] = {6, (size_t)n};
+		ok = ok && redis_send_internal(r, RK_HS_OK, 2, argv, argvlen);
+		r->hs_left += ok;
+	}
+	if (r->sentinel_mode) {
+		/* The Sentinel client rules: confirm the address is a master. */
+		const char *argv[] = {"ROLE"};
+		const size_t argvlen[] = {4};
+		ok = ok && redis_send_internal(r, RK_HS_ROLE, 1, argv, argvlen);
+	} else {
+		const char *argv[] = {"PING"};
+		const size_t argvlen[] = {4};
+		ok = ok && redis_send_internal(r, RK_HS_PING, 1, argv, argvlen);
+	}
+	r->hs_left += ok;
+	if (!ok)
+		redis_conn_failed(r, false);
+}
+
+/* ---- Sentinel ---------------------------------------------------------- */
+
+static void redis_sq_drop(struct redis *r)
+{
+	redisAsyncContext *ac = r->sq_ac;
+	if (!ac)
+		return;
+	r->sq_ac = NULL;
+	ac->data = NULL;
+	evtimer_del(r->sq_timer);
+	redisAsyncFree(ac);
+}
+
+/* Parses "ip" and "port" strings; only numeric addresses are accepted,
+ * since resolving a name here would block the loop. */
+static bool redis_parse_addr(const char *host, size_t hostlen, const char *port, size_t portlen,
+                             struct redis_addr *out)
+{
+	if (hostlen == 0 || hostlen >= sizeof(out->host) || portlen == 0 || portlen > 5)
+		return false;
+	unsigned long p = 0;
+	for (size_t i = 0; i < portlen; i++) {
+		if (port[i] < '0' || port[i] > '9')
+			return false;
+		p = p * 10 + (unsigned long)(port[i] - '0');
+	}
+	if (p == 0 || p > 65535)
+		return false;
+	memcpy(out->host, host, hostlen);
+	out->host[hostlen] = '\0';
+	out->port = (uint16_t)p;
+	return redis_numeric_host(out->host);
+}
+
+/* The master is at <a>: connect there, counting a failover when it moved. */
+static void redis_use_master(struct redis *r, const struct redis_addr *a)
+{
+	bool moved = r->have_master &&
+	             (strcmp(r->master.host, a->host) != 0 || r->master.port != a->port);
+	if (moved)
+		r->stats.failovers++;
+	redis_set_master(r, a->host, a->port);
+	redis_connect_master(r);
+}
+
+static void redis_discovery_failed(struct redis *r)
+{
+	redis_breaker_failure(r);
+	redis_schedule_retry(r);
+}
+
+static void redis_sq_next(struct redis *r);
+
+static void redis_sq_failed(struct redis *r, bool dying)
+{
+	redisAsyncContext *ac = r->sq_ac;
+	if (ac) {
+		r->sq_ac = NULL;
+		ac->data = NULL;
+		evtimer_del(r->sq_timer);
+		if (!dying)
+			redisAsyncFree(ac);
+	}
+	r->sq_idx++;
+	redis_sq_next(r);
+}
+
+static void redis_on_sq_reply(redisAsyncContext *ac, void *vreply, void *privdata)
+{
+	struct redis *r = ac->data;
+	const redisReply *reply = vreply;
+	if (!r)
+		return;
+	if (!reply) {
+		redis_sq_failed(r, true);
+		return;
+	}
+	struct redis_addr a;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING ||
+	    reply->element[1]->type != REDIS_REPLY_STRING ||
+	    !redis_parse_addr(reply->element[0]->str, reply->element[0]->len,
+	                      reply->element[1]->str, reply->element[1]->len, &a)) {
+		/* Nil (unknown master), an error, or a name: ask the next one. */
+		redis_sq_failed(r, false);
+		return;
+	}
+	/* The client rules: the sentinel that answered goes first next time. */
+	unsigned i = r->sq_idx;
+	if (i > 0) {
+		struct redis_addr s = r->sentinels[i];
+		memmove(&r->sentinels[1], &r->sentinels[0], i * sizeof(r->sentinels[0]));
+		r->sentinels[0] = s;
+	}
+	redis_sq_drop(r);
+	redis_use_master(r, &a);
+}
+
+static void redis_on_sq_connect(const redisAsyncContext *cac, int status)
+{
+	struct redis *r = cac->data;
+	if (r && status != REDIS_OK)
+		redis_sq_failed(r, true);
+}
+
+static void redis_on_sq_disconnect(const redisAsyncContext *cac, int status)
+{
+	struct redis *r = cac->data;
+	if (r)
+		redis_sq_failed(r, true);
+}
+
+static void redis_on_sq_timer(evutil_socket_t fd, short what, void *arg)
+{
+	redis_sq_failed(arg, false);
+}
+
+/* Queries sentinels from r->sq_idx on until one accepts the connection
+ * attempt; the answer (or the failure) arrives asynchronously. */
+static void redis_sq_next(struct redis *r)
+{
+	for (; r->sq_idx < r->nsentinels; r->sq_idx++) {
+		const struct redis_addr *s = &r->sentinels[r->sq_idx];
+		redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+		if (!ac)
+			continue;
+		if (ac->err || redisLibeventAttach(ac, r->base) != REDIS_OK) {
+			redisAsyncFree(ac);
+			continue;
+		}
+		const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->cfg.master};
+		const size_t argvlen[] = {8, 23, strlen(r->cfg.master)};
+		if (redisAsyncCommandArgv(ac, redis_on_sq_reply, NULL, 3, argv, argvlen) !=
+		    REDIS_OK) {
+			redisAsyncFree(ac);
+			continue;
+		}
+		ac->data = r;
+		redisAsyncSetConnectCallback(ac, redis_on_sq_connect);
+		redisAsyncSetDisconnectCallback(ac, redis_on_sq_disconnect);
+		r->sq_ac = ac;
+		redis_timer_ms(r->sq_timer, r->cfg.connect_timeout_ms);
+		return;
+	}
+	redis_discovery_failed(r);
+}
+
+/* Starts a discovery round from the first (last successful) sentinel. */
+static void redis_discover(struct redis *r)
+{
+	redis_sq_drop(r);
+	evtimer_del(r->retry_timer);
+	r->state = REDIS_ST_DISCOVERING;
+	r->sq_idx = 0;
+	redis_sq_next(r);
+}
+
+/* +switch-master told us where the master went: follow it at once. */
+static void redis_switch_master(struct redis *r, const struct redis_addr *a)
+{
+	if (r->have_master && strcmp(r->master.host, a->host) == 0 && r->master.port == a->port)
+		return;
+	redis_sq_drop(r);
+	evtimer_del(r->retry_timer);
+	redis_drop(r, false);
+	r->attempt = 0;
+	redis_use_master(r, a);
+}
+
+static void redis_sub_lost(struct redis *r, bool dying)
+{
+	redisAsyncContext *ac = r->sub_ac;
+	if (ac) {
+		r->sub_ac = NULL;
+		ac->data = NULL;
+		if (!dying)
+			redisAsyncFree(ac);
+	}
+	evtimer_del(r->sub_timer);
+	r->sub_idx++;
+	redis_sub_schedule(r);
+}
+
+/* "<master> <old-ip> <old-port> <new-ip> <new-port>" */
+static void redis_on_switch_message(struct redis *r, const char *msg, size_t len)
+{
+	const char *f[5];
+	size_t flen[5];
+	size_t nf = 0, i = 0;
+	while (i < len && nf < 5) {
+		while (i < len && msg[i] == ' ')
+			i++;
+		size_t start = i;
+		while (i < len && msg[i] != ' ')
+			i++;
+		if (i > start) {
+			f[nf] = msg + start;
+			flen[nf++] = i - start;
+		}
+	}
+	if (nf != 5 || flen[0] != strlen(r->cfg.master) ||
+	    memcmp(f[0], r->cfg.master, flen[0]) != 0)
+		return;
+	struct redis_addr a;
+	if (redis_parse_addr(f[3], flen[3], f[4], flen[4], &a))
+		redis_switch_master(r, &a);
+}
+
+static void redis_on_sub_reply(redisAsyncContext *ac, void *vreply, void *privdata)
+{
+	struct redis *r = ac->data;
+	const redisReply *reply = vreply;
+	if (!r)
+		return;
+	if (!reply) {
+		redis_sub_lost(r, true);
+		return;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	const redisReply *kind = reply->element[0];
+	if (redis_reply_is(kind, REDIS_REPLY_STRING, "subscribe")) {
+		r->sub_state = SUB_ACTIVE;
+		r->sub_attempt = 0;
+		evtimer_del(r->sub_timer);
+	} else if (redis_reply_is(kind, REDIS_REPLY_STRING, "message") &&
+	           reply->element[2]->type == REDIS_REPLY_STRING) {
+		redis_on_switch_message(r, reply->element[2]->str, reply->element[2]->len);
+	}
+}
+
+static void redis_on_sub_connect(const redisAsyncContext *cac, int status)
+{
+	struct redis *r = cac->data;
+	if (r && status != REDIS_OK)
+		redis_sub_lost(r, true);
+}
+
+static void redis_on_sub_disconnect(const redisAsyncContext *cac, int status)
+{
+	struct redis *r = cac->data;
+	if (r)
+		redis_sub_lost(r, true);
+}
+
+static void redis_sub_start(struct redis *r)
+{
+	const struct redis_addr *s = &r->sentinels[r->sub_idx % r->nsentinels];
+	redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+	if (ac && !ac->err && redisLibeventAttach(ac, r->base) == REDIS_OK) {
+		const char *argv[] = {"SUBSCRIBE", "+switch-master"};
+		const size_t argvlen[] = {9, 14};
+		if (redisAsyncCommandArgv(ac, redis_on_sub_reply, NULL, 2, argv, argvlen) ==
+		    REDIS_OK) {
+			ac->data = r;
+			redisAsyncSetConnectCallback(ac, redis_on_sub_connect);
+			redisAsyncSetDisconnectCallback(ac, redis_on_sub_disconnect);
+			r->sub_ac = ac;
+			r->sub_state = SUB_CONNECTING;
+			redis_timer_ms(r->sub_timer, r->cfg.connect_timeout_ms);
+			return;
+		}
+	}
+	if (ac)
+		redisAsyncFree(ac);
+	r->sub_idx++;
+	redis_sub_schedule(r);
+}
+
+static void redis_sub_schedule(struct redis *r)
+{
+	r->sub_state = SUB_WAIT_RETRY;
+	redis_timer_ms(r->sub_timer, redis_backoff_ms(r, r->sub_attempt));
+	if (r->sub_attempt < 32)
+		r->sub_attempt++;
+}
+
+static void redis_on_sub_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis *r = arg;
+	if (r->sub_state == SUB_CONNECTING)
+		redis_sub_lost(r, false); /* no subscribe confirmation in time */
+	else if (r->sub_state == SUB_WAIT_RETRY)
+		redis_sub_start(r);
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+static int redis_check_config(struct redis *r, const struct redis_config *cfg, char *err,
+                              size_t errlen)
+{
+	r->cfg = *cfg;
+	struct redis_config *c = &r->cfg;
+	c->host[sizeof(c->host) - 1] = '\0';
+	c->master[sizeof(c->master) - 1] = '\0';
+	c->password[sizeof(c->password) - 1] = '\0';
+	if (!c->command_timeout_ms)
+		c->command_timeout_ms = REDIS_DEF_COMMAND_TIMEOUT_MS;
+	if (!c->connect_timeout_ms)
+		c->connect_timeout_ms = REDIS_DEF_CONNECT_TIMEOUT_MS;
+	if (!c->backoff_min_ms)
+		c->backoff_min_ms = REDIS_DEF_BACKOFF_MIN_MS;
+	if (!c->backoff_max_ms)
+		c->backoff_max_ms = REDIS_DEF_BACKOFF_MAX_MS;
+	if (c->backoff_max_ms < c->backoff_min_ms)
+		c->backoff_max_ms = c->backoff_min_ms;
+	if (!c->breaker_failures)
+		c->breaker_failures = REDIS_DEF_BREAKER_FAILURES;
+	if (!c->breaker_open_ms)
+		c->breaker_open_ms = REDIS_DEF_BREAKER_OPEN_MS;
+	if (!c->max_inflight)
+		c->max_inflight = REDIS_DEF_MAX_INFLIGHT;
+
+	if (c->nsentinels > REDIS_MAX_SENTINELS) {
+		snprintf(err, errlen, "redis: at most %d sentinels", REDIS_MAX_SENTINELS);
+		return LV_ERR;
+	}
+	if (c->nsentinels > 0) {
+		if (!c->master[0]) {
+			snprintf(err, errlen, "redis: sentinel mode needs a master name");
+			return LV_ERR;
+		}
+		for (unsigned i = 0; i < c->nsentinels; i++) {
+			c->sentinels[i][LV_HOST_MAX - 1] = '\0';
+			if (!redis_numeric_host(c->sentinels[i]) || !c->sentinel_ports[i]) {
+				snprintf(err, errlen,
+				         "redis: sentinel '%s' is not a numeric address and port",
+				         c->sentinels[i]);
+				return LV_ERR;
+			}
+			memcpy(r->sentinels[i].host, c->sentinels[i], sizeof(r->sentinels[i].host));
+			r->sentinels[i].port = c->sentinel_ports[i];
+		}
+		r->nsentinels = c->nsentinels;
+		r->sentinel_mode = true;
+		return LV_OK;
+	}
+	if (!redis_numeric_host(c->host) || !c->port) {
+		snprintf(err, errlen, "redis: '%s' is not a numeric address and port", c->host);
+		return LV_ERR;
+	}
+	return LV_OK;
+}
+
+struct redis *redis_new(struct event_base *base, const struct redis_config *cfg, char *err,
+                        size_t errlen)
+{
+	struct redis *r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "redis: out of memory");
+		return NULL;
+	}
+	if (redis_check_config(r, cfg, err, errlen) != LV_OK) {
+		free(r);
+		return NULL;
+	}
+	r->base = base;
+	r->rng = redis_now_us() ^ (uint64_t)(uintptr_t)r ^ 0x9e3779b97f4a7c15ULL;
+	if (!r->rng)
+		r->rng = 1;
+	r->retry_timer = evtimer_new(base, redis_on_retry, r);
+	r->conn_timer = evtimer_new(base, redis_on_conn_timer, r);
+	r->cmd_timer = evtimer_new(base, redis_on_cmd_timer, r);
+	r->breaker_timer = evtimer_new(base, redis_on_breaker_timer, r);
+	r->sq_timer = evtimer_new(base, redis_on_sq_timer, r);
+	r->sub_timer = evtimer_new(base, redis_on_sub_timer, r);
+	r->done_ev = event_new(base, -1, 0, redis_on_done, r);
+	if (!r->retry_timer || !r->conn_timer || !r->cmd_timer || !r->breaker_timer ||
+	    !r->sq_timer || !r->sub_timer || !r->done_ev) {
+		snprintf(err, errlen, "redis: out of memory");
+		redis_free(r);
+		return NULL;
+	}
+	if (r->sentinel_mode) {
+		redis_sub_start(r);
+		redis_discover(r);
+	} else {
+		redis_set_master(r, r->cfg.host, r->cfg.port);
+		redis_connect_master(r);
+	}
+	return r;
+}
+
+void redis_free(struct redis *r)
+{
+	if (!r || r->closing)
+		return;
+	r->closing = true;
+	if (r->freed)
+		*r->freed = true;
+
+	/* Detach every context first, so no hiredis callback reaches us, and
+	 * collect what is still owed a callback. */
+	struct redis_pending *owed = NULL, **tailp = &owed;
+	redisAsyncContext *ac = r->ac;
+	r->ac = NULL;
+	if (ac)
+		ac->data = NULL;
+	for (struct redis_pending *p = r->head, *next; p; p = next) {
+		next = p->next;
+		if (p->kind == RK_USER && !p->cancelled) {
+			*tailp = p;
+			tailp = &p->next;
+		} else {
+			free(p);
+		}
+	}
+	*tailp = r->done_head;
+	r->head = r->tail = r->cursor = r->done_head = r->done_tail = NULL;
+	if (ac)
+		redisAsyncFree(ac);
+	redis_sq_drop(r);
+	if (r->sub_ac) {
+		r->sub_ac->data = NULL;
+		redisAsyncFree(r->sub_ac);
+		r->sub_ac = NULL;
+	}
+
+	/* Callbacks may call redis_command() (it fails: closing) or read stats. */
+	while (owed) {
+		struct redis_pending *p = owed;
+		owed = p->next;
+		p->cb(r, NULL, REDIS_ECLOSED, p->arg);
+		free(p);
+	}
+
+	struct event *evs[] = {r->retry_timer, r->conn_timer, r->cmd_timer, r->breaker_timer,
+	                       r->sq_timer,    r->sub_timer,  r->done_ev};
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		if (evs[i])
+			event_free(evs[i]);
+	while (r->pool) {
+		struct redis_pending *p = r->pool;
+		r->pool = p->next;
+		free(p);
+	}
+	free(r);
+}
+
+bool redis_available(const struct redis *r)
+{
+	return !r->closing && r->state == REDIS_ST_READY && r->breaker == REDIS_BR_CLOSED;
+}
+
+int redis_command(struct redis *r, redis_cb cb, void *arg, int argc, const char **argv,
+                  const size_t *argvlen)
+{
+	if (r->closing)
+		return LV_ERR;
+	struct redis_pending *p = redis_pending_get(r);
+	if (!p)
+		return LV_ERR;
+	p->kind = RK_USER;
+	p->cb = cb;
+	p->arg = arg;
+	r->stats.commands++;
+	if (!redis_available(r)) {
+		redis_done_push(r, p, REDIS_EDOWN);
+		return LV_OK;
+	}
+	if (r->npending >= r->cfg.max_inflight) {
+		redis_done_push(r, p, REDIS_EBUSY);
+		return LV_OK;
+	}
+	if (redisAsyncCommandArgv(r->ac, redis_on_reply, NULL, argc, argv, argvlen) != REDIS_OK) {
+		/* hiredis refuses only while the context is going away, or
+		 * out of memory: either way this command was not sent. */
+		redis_done_push(r, p, REDIS_EDOWN);
+		return LV_OK;
+	}
+	p->sent_us = redis_now_us();
+	p->deadline_us = p->sent_us + r->cfg.command_timeout_ms * 1000;
+	redis_fifo_push(r, p);
+	return LV_OK;
+}
+
+void redis_get_stats(const struct redis *r, struct redis_stats *out)
+{
+	*out = r->stats;
+	out->state = r->state;
+	out->breaker = r->breaker;
+}
