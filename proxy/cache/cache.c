@@ -200,6 +200,31 @@ static bool cache_make_key(struct request *r)
 
 /* ---- lookup ------------------------------------------------------------ */
 
+/* The key of one Vary variant: the primary key, KEY_VARY_SEP, and the
+ * request's values for the Vary fields. 0 if it does not fit. */
+static size_t variant_key(const struct request *r, const char *sec, size_t sl, char *out)
+{
+	if (!sl || r->key_len + 1 + sl > KEY_MAX)
+		return 0;
+	memcpy(out, r->key, r->key_len);
+	out[r->key_len] = KEY_VARY_SEP;
+	memcpy(out + r->key_len + 1, sec, sl);
+	return r->key_len + 1 + sl;
+}
+
+/* Stores an encoded record under the primary key and, for a Vary
+ * response, under its variant key too. */
+static int cache_put(const struct request *r, const void *buf, size_t size, uint64_t expires, const char *sec,
+                     size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt)
+{
+	int rc = l1_put(cache_l1, r->key, r->key_len, buf, size, expires, tagp, tagl, nt);
+	char k2[KEY_MAX];
+	size_t n2 = sl ? variant_key(r, sec, sl, k2) : 0;
+	if (rc == 0 && n2)
+		rc = l1_put(cache_l1, k2, n2, buf, size, expires, tagp, tagl, nt);
+	return rc;
+}
+
 /* Returns a referenced entry whose record matches the request's Vary
  * values, with its decoded view, or NULL. */
 static struct l1_entry *cache_find(struct request *r, struct record_view *v)
@@ -226,13 +251,10 @@ static struct l1_entry *cache_find(struct request *r, struct record_view *v)
 			return e;
 		l1_entry_unref(e);
 		e = NULL;
-		if (round == 0 && sl && r->key_len + 1 + sl <= KEY_MAX) {
-			char k2[KEY_MAX];
-			memcpy(k2, r->key, r->key_len);
-			k2[r->key_len] = KEY_VARY_SEP;
-			memcpy(k2 + r->key_len + 1, sec, sl);
-			e = l1_get(cache_l1, k2, r->key_len + 1 + sl);
-		}
+		char k2[KEY_MAX];
+		size_t n2 = round == 0 ? variant_key(r, sec, sl, k2) : 0;
+		if (n2)
+			e = l1_get(cache_l1, k2, n2);
 	}
 	if (e)
 		l1_entry_unref(e);
@@ -432,49 +454,27 @@ static unsigned fill_shard(uint64_t h)
 	return (unsigned)(h >> 58) & (FILL_SHARDS - 1);
 }
 
-/* Joins the fill in flight for r's key (true: r waits), or registers r as
- * its filler (false). */
-static bool fill_join(struct request *r)
-{
-	uint64_t h = key_hash(r->key, r->key_len);
-	unsigned s = fill_shard(h);
-	pthread_mutex_lock(&fills[s].lock);
-	for (struct cache_fill *f = fills[s].head; f; f = f->next) {
-		if (f->hash == h && f->klen == r->key_len && memcmp(f->key, r->key, r->key_len) == 0) {
-			r->wait_next = f->waiters;
-			r->wait_w = r->w;
-			r->cache_waiting = true;
-			f->waiters = r;
-			f->nwaiters++;
-			pthread_mutex_unlock(&fills[s].lock);
-			return true;
-		}
-	}
-	struct cache_fill *f = malloc(sizeof(*f) + r->key_len);
-	if (f) {
-		f->hash = h;
-		f->klen = r->key_len;
-		f->waiters = NULL;
-		f->nwaiters = 0;
-		memcpy(f->key, r->key, r->key_len);
-		f->next = fills[s].head;
-		fills[s].head = f;
-		r->fill = f;
-	}
-	pthread_mutex_unlock(&fills[s].lock);
-	return false;
-}
+enum claim { CLAIM_OWNER, CLAIM_WAITING, CLAIM_BUSY };
 
-/* Registers r as the filler of its key unless one is already in flight. */
-static bool fill_try_own(struct request *r)
+/* Registers r as the filler of its key, or, when a fill is already in
+ * flight, queues r behind it (`wait`) or reports it busy. */
+static enum claim fill_claim(struct request *r, bool wait)
 {
 	uint64_t h = key_hash(r->key, r->key_len);
 	unsigned s = fill_shard(h);
+	enum claim rc = CLAIM_OWNER;
 	pthread_mutex_lock(&fills[s].lock);
 	for (struct cache_fill *f = fills[s].head; f; f = f->next) {
 		if (f->hash == h && f->klen == r->key_len && memcmp(f->key, r->key, r->key_len) == 0) {
+			if (wait) {
+				r->wait_next = f->waiters;
+				r->wait_w = r->w;
+				r->cache_waiting = true;
+				f->waiters = r;
+				f->nwaiters++;
+			}
 			pthread_mutex_unlock(&fills[s].lock);
-			return false;
+			return wait ? CLAIM_WAITING : CLAIM_BUSY;
 		}
 	}
 	struct cache_fill *f = malloc(sizeof(*f) + r->key_len);
@@ -487,9 +487,11 @@ static bool fill_try_own(struct request *r)
 		f->next = fills[s].head;
 		fills[s].head = f;
 		r->fill = f;
+	} else if (!wait) {
+		rc = CLAIM_BUSY; /* out of memory: do without a refresh */
 	}
 	pthread_mutex_unlock(&fills[s].lock);
-	return f != NULL;
+	return rc;
 }
 
 static void cache_wake(void *arg)
@@ -582,7 +584,7 @@ int cache_stage(struct request *r)
 	if (lk == LK_STALE_SERVED) {
 		/* one refresh per key: if another request is already filling it,
 		 * this one is not needed */
-		if (!fill_try_own(r)) {
+		if (fill_claim(r, false) == CLAIM_BUSY) {
 			request_finish(r);
 			return STAGE_DONE;
 		}
@@ -599,7 +601,7 @@ int cache_stage(struct request *r)
 		request_fail(r, R_NOT_CACHED);
 		return STAGE_DONE;
 	}
-	if (hd->method == HTTP_GET && fill_join(r))
+	if (hd->method == HTTP_GET && fill_claim(r, true) == CLAIM_WAITING)
 		return STAGE_ASYNC; /* cache_wake() continues it */
 	return STAGE_NEXT;
 }
@@ -696,15 +698,8 @@ static void cache_refresh_entry(struct request *r, const struct record_view *v, 
 	}
 	int64_t window = v->swr > v->sie ? v->swr : v->sie;
 	uint64_t expires = unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
-	if (l1_put(cache_l1, r->key, r->key_len, buf, size, expires, tagp, tagl, nt) == 0 && has_vary &&
-	    r->key_len + 1 + vv.len <= KEY_MAX) {
-		char k2[KEY_MAX];
-		memcpy(k2, r->key, r->key_len);
-		k2[r->key_len] = KEY_VARY_SEP;
-		memcpy(k2 + r->key_len + 1, vv.p, vv.len);
-		if (l1_put(cache_l1, k2, r->key_len + 1 + vv.len, buf, size, expires, tagp, tagl, nt) != 0)
-			log_debug("cache: could not refresh a variant");
-	}
+	if (cache_put(r, buf, size, expires, has_vary ? vv.p : NULL, has_vary ? vv.len : 0, tagp, tagl, nt) != 0)
+		log_debug("cache: could not refresh an entry");
 	free(buf);
 }
 
@@ -982,14 +977,7 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	 * revalidation can refresh it with a 304 instead of a full body */
 	int64_t grace = (et >= 0 || ev.last_modified >= 0) ? (ev.st.lifetime < 60 ? 60 : ev.st.lifetime > 3600 ? 3600 : ev.st.lifetime) : 0;
 	uint64_t expires = (uint64_t)resp_ms + (uint64_t)((fresh_left > 0 ? fresh_left : 0) + window + grace) * 1000u;
-	int rc = l1_put(cache_l1, r->key, r->key_len, buf, size, expires, tagp, tagl, nt);
-	if (rc == 0 && vk == VARY_LIST && r->key_len + 1 + sec_len <= KEY_MAX) {
-		char k2[KEY_MAX];
-		memcpy(k2, r->key, r->key_len);
-		k2[r->key_len] = KEY_VARY_SEP;
-		memcpy(k2 + r->key_len + 1, sec, sec_len);
-		rc = l1_put(cache_l1, k2, r->key_len + 1 + sec_len, buf, size, expires, tagp, tagl, nt);
-	}
+	int rc = cache_put(r, buf, size, expires, sec, vk == VARY_LIST ? sec_len : 0, tagp, tagl, nt);
 	free(buf);
 	if (rc == 0)
 		CSTAT(stores);
