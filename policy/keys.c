@@ -77,6 +77,7 @@ static const struct keys_def keys_def_table[] = {
 	{"route",    "stale_while_revalidate", KT_DURATION, R(swr_ms),                "0",             "0",     "24h",     NULL,                    NULL,          true,  0, "After an entry goes stale, serve it this long while one background request refreshes it."},
 	{"route",    "stale_if_error",   KT_DURATION, R(sie_ms),                      "0",             "0",     "24h",     NULL,                    NULL,          true,  0, "After an entry goes stale, serve it this long when the upstream fails, times out or answers 5xx."},
 	{"route",    "cache_key_headers",KT_HEADERS,  R(cache_key_headers),           "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Request headers whose values become part of the cache key, besides those the origin names in Vary (e.g. `Accept-Language`)."},
+	{"route",    "cache_tags",       KT_TAGS,     R(cache_tags),                  "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Tags given to every entry the route stores, for purges by tag, besides the origin's Surrogate-Key; `{1}`..`{9}` are the route's `match` wildcards (`user-{1}`)."},
 	{"route",    "cache_cookies",    KT_BOOL,     R(cache_cookies),               "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Let requests that carry Cookie use the cache. Off: they bypass it. The cookie is not part of the key unless listed in `cache_key_headers`."},
 	{"route",    "cache_authorization", KT_BOOL,  R(cache_authorization),         "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store answers to requests with Authorization. Off: only when the origin allows it (RFC 9111 §3.5: `public`, `s-maxage`, `must-revalidate`)."},
 	{"route",    "cache_set_cookie", KT_BOOL,     R(cache_set_cookie),            "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store responses that carry Set-Cookie, without the Set-Cookie field. Off: they are never stored."},
@@ -381,6 +382,42 @@ static int keys_headers(const char *text, char *out, size_t cap, char *err, size
 	return LV_OK;
 }
 
+/* "users, user-{1}" -> "users,user-{1}"; tags are what Surrogate-Key carries:
+ * visible characters without separators, and {N} placeholders. */
+static int keys_tags(const char *text, char *out, size_t cap, char *err, size_t errsz)
+{
+	size_t o = 0;
+	const char *p = text;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		if (o && o + 1 < cap)
+			out[o++] = ',';
+		while (*p && *p != ',' && *p != ' ' && *p != '\t') {
+			unsigned char c = (unsigned char)*p;
+			if (c == '{') {
+				if (p[1] < '1' || p[1] > '9' || p[2] != '}') {
+					snprintf(err, errsz, "a placeholder is {1} to {9}");
+					return LV_ERR;
+				}
+			} else if (c == '}' ? p < text + 2 || p[-2] != '{' : (c <= ' ' || c >= 0x7f || c == '"')) {
+				snprintf(err, errsz, "'%c' cannot appear in a tag", c);
+				return LV_ERR;
+			}
+			if (o + 1 >= cap) {
+				snprintf(err, errsz, "tag list too long (max %zu bytes)", cap - 1);
+				return LV_ERR;
+			}
+			out[o++] = (char)c;
+			p++;
+		}
+	}
+	out[o] = '\0';
+	return LV_OK;
+}
+
 int keys_set(const struct keys_def *k, void *base, const char *text, char *err, size_t errsz)
 {
 	const char *why = NULL;
@@ -492,9 +529,11 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 			return LV_ERR;
 		return keys_store(k, base, &v, sizeof(v), err, errsz);
 	}
-	case KT_HEADERS: {
+	case KT_HEADERS:
+	case KT_TAGS: {
 		char v[LV_HEADER_LIST_MAX];
-		if (keys_headers(text, v, sizeof(v), err, errsz) != LV_OK)
+		if ((k->type == KT_TAGS ? keys_tags(text, v, sizeof(v), err, errsz)
+		                        : keys_headers(text, v, sizeof(v), err, errsz)) != LV_OK)
 			return LV_ERR;
 		if (k->size != sizeof(v)) {
 			snprintf(err, errsz, "key table gives the field a wrong size");
@@ -549,6 +588,7 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b)
 	case KT_NAME:
 	case KT_PATH:
 	case KT_HEADERS:
+	case KT_TAGS:
 		return strcmp(fa, fb) == 0;
 	case KT_HOSTPORT: {
 		const struct lv_hostport *ha = (const void *)fa, *hb = (const void *)fb;
@@ -644,6 +684,9 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 		break;
 	case KT_HEADERS:
 		fputs("header name list", out);
+		break;
+	case KT_TAGS:
+		fputs("tag list", out);
 		break;
 	}
 }

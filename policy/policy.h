@@ -113,6 +113,7 @@ struct lv_route {
 	struct lv_statuses negative_status;
 	uint64_t swr_ms, sie_ms;          /* stale-while-revalidate, stale-if-error windows */
 	char cache_key_headers[LV_HEADER_LIST_MAX]; /* lowercase names, ',' separated */
+	char cache_tags[LV_HEADER_LIST_MAX];        /* tags for stored entries, ',' separated; {N} = capture N */
 	bool cache_cookies;               /* requests with Cookie may use the cache */
 	bool cache_authorization;         /* store answers to requests with Authorization */
 	bool cache_set_cookie;            /* store responses with Set-Cookie (without that field) */

@@ -38,6 +38,7 @@ enum keys_type {
 	KT_TTL,      /* uint64_t ms, or LV_TTL_OFF ("off") / LV_TTL_ORIGIN ("origin") */
 	KT_STATUSES, /* struct lv_statuses: comma-separated HTTP statuses 100-599 */
 	KT_HEADERS,  /* char[]: comma-separated header names, stored lowercase "a,b" */
+	KT_TAGS,     /* char[]: comma-separated cache tags, may hold {1}..{9}, stored "a,b" */
 };
 
 /* A section of the policy file. A named section ([route "users"]) may appear

@@ -347,3 +347,22 @@ def test_fill_racing_a_purge_is_not_stored(levee_factory, origin):
     assert cache_status(r).startswith("levee; fwd=miss"), "the racing fill was stored"
     assert origin_count(origin, "/slow") == 2
     assert metric_sum(lv.metrics(), "levee_cache_fill_refused_total") == 1
+
+
+def test_route_tags_with_captures(levee_factory, origin):
+    lv = levee_factory({'route "u"': {"match": "/echo/users/*", "cache_ttl": "60s",
+                                      "cache_tags": "users, user-{1}, team-{2}"}})
+    get(lv, "/echo/users/7")
+    get(lv, "/echo/users/8")
+
+    def purge(q):
+        c = HttpConn(lv.admin_port)
+        r = c.request("POST", "/purge?" + q)
+        c.close()
+        return json.loads(r.body)["purged"]
+
+    assert purge("tag=team-") == 0  # {2} names no wildcard: that tag is left out
+    assert purge("tag=user-7") == 1
+    assert cache_status(get(lv, "/echo/users/7")).startswith("levee; fwd=miss")
+    assert cache_status(get(lv, "/echo/users/8")) == "levee; hit"
+    assert purge("tag=users") == 2

@@ -43,6 +43,11 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:3: [route \"u\"] negative_status: expected HTTP statuses (100-599) separated by commas"}},
 	{"cache_key_headers", "[route \"u\"]\nprefix = /\ncache_key_headers = a:b\n",
 	 {"p.ini:3: [route \"u\"] cache_key_headers: ':' cannot appear in a header name"}},
+	{"cache_tags", "[route \"u\"]\nmatch = /u/*\ncache_tags = users, user-{1} x:y\n", {NULL}},
+	{"cache_tags placeholder", "[route \"u\"]\nprefix = /\ncache_tags = user-{0}\n",
+	 {"p.ini:3: [route \"u\"] cache_tags: a placeholder is {1} to {9}"}},
+	{"cache_tags brace", "[route \"u\"]\nprefix = /\ncache_tags = a}b\n",
+	 {"p.ini:3: [route \"u\"] cache_tags: '}' cannot appear in a tag"}},
 	{"cache memory bounds", "[cache]\nmemory = 10KiB\n", {"p.ini:2: [cache] memory: must be between 1MiB and 64GiB"}},
 	/* syntax */
 	{"empty file", "", {NULL}},
@@ -396,6 +401,7 @@ static void test_defaults(void **state)
 	assert_int_equal(p->routes[1].cache_ttl_ms, 90000);
 	assert_true(statuses_has(&p->routes[1].negative_status, 410));
 	assert_string_equal(p->routes[1].cache_key_headers, "accept-language,x-tenant");
+	assert_string_equal(p->routes[0].cache_tags, "");
 	assert_int_equal(p->routes[2].cache_ttl_ms, LV_TTL_ORIGIN);
 	assert_true(route_caches(&p->routes[2]));
 	policy_unref(p);
