@@ -770,8 +770,11 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 	if (qh->method != HTTP_GET || !r->key)
 		return;
 	const struct lv_policy *p = r->rt->policy;
+	const char *fwd = r->stale ? "fwd=stale" : "fwd=miss";
 	if ((resp->flags & H1F_HAS_CL) && resp->content_length > p->cache.max_object) {
-		cache_status_set(r, "fwd=miss; detail=too-large");
+		char st[64];
+		snprintf(st, sizeof(st), "%s; detail=too-large", fwd);
+		cache_status_set(r, st);
 		CSTAT(store_refused);
 		return;
 	}
@@ -783,7 +786,7 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 	}
 	/* "stored" only when nothing can still stop it: a known length */
 	if (resp->flags & H1F_HAS_CL)
-		cache_status_set(r, "fwd=miss; stored");
+		cache_status_set(r, r->stale ? "fwd=stale; stored" : "fwd=miss; stored");
 }
 
 void cache_response_body(struct request *r, struct evbuffer *src, size_t n)

@@ -82,3 +82,15 @@ def test_revalidation_with_a_304_refreshes_the_entry(levee_factory, origin):
     assert get(lv, "/etag/" + name).header("Cache-Status") == "levee; hit"
     assert len(origin.requests(origin.start_mark, path="/etag/" + name)) == 2
     assert metric_sum(lv.metrics(), "levee_cache_revalidated_total") == 1
+
+
+def test_revalidation_that_gets_a_new_body(levee_factory, origin):
+    name = "rv2-%d" % origin.start_mark
+    lv = levee_factory({'route "c"': {"prefix": "/", "cache_ttl": "origin"}})
+    assert get(lv, "/etag/" + name).body == b"v1"
+    set_origin(origin, name, bump=True)  # the stored validator no longer matches
+    wait_stale(lv, "/etag/" + name)
+    r = get(lv, "/etag/" + name)
+    assert r.status == 200 and r.body == b"v2"
+    assert r.header("Cache-Status") == "levee; fwd=stale; stored"
+    assert get(lv, "/etag/" + name).header("Cache-Status") == "levee; hit"
