@@ -185,6 +185,7 @@ struct lv_policy {
 	uint64_t workers;         /* 0 = auto (one per CPU) */
 	uint64_t max_connections;
 	uint64_t drain_timeout_ms;
+	uint64_t drain_delay_ms;  /* SIGTERM: /readyz fails, serving goes on this long, then drain */
 	char access_log[LV_PATH_MAX]; /* "stdout", "off", or a file path */
 	enum lv_log_level log_level;
 	bool trust_forwarded;     /* keep an incoming X-Forwarded-Proto */

@@ -71,7 +71,7 @@ static int cmd_check(const char *path)
 
 /* ---- drain and stop ---------------------------------------------------- */
 
-static struct event *ev_term, *ev_int, *ev_drain;
+static struct event *ev_term, *ev_int, *ev_drain, *ev_delay;
 static uint64_t drain_deadline;
 
 static void drain_poll(evutil_socket_t fd, short what, void *arg)
@@ -89,6 +89,20 @@ static void drain_poll(evutil_socket_t fd, short what, void *arg)
 	event_add(ev_drain, &tv);
 }
 
+/* After drain_delay: stop accepting and let requests in flight finish. */
+static void drain_begin(evutil_socket_t fd, short what, void *arg)
+{
+	struct runtime *rt = server_runtime_acquire();
+	uint64_t grace = rt->policy->drain_timeout_ms;
+	runtime_unref(rt);
+	log_info("draining (up to %llu ms)", (unsigned long long)grace);
+	drain_deadline = now_us() + grace * 1000;
+	for (unsigned i = 0; i < srv.nworkers; i++)
+		worker_notify_drain(srv.workers[i]);
+	ev_drain = evtimer_new(srv.main_base, drain_poll, NULL);
+	drain_poll(-1, 0, NULL);
+}
+
 static void on_terminate(evutil_socket_t sig, short what, void *arg)
 {
 	if (atomic_exchange(&srv.draining, 1)) {
@@ -96,15 +110,22 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(srv.main_base);
 		return;
 	}
+	/* /readyz fails from now on (srv.draining); traffic is still served
+	 * until drain_delay has passed, for the endpoints to catch up */
 	struct runtime *rt = server_runtime_acquire();
-	uint64_t grace = rt->policy->drain_timeout_ms;
+	uint64_t delay = rt->policy->drain_delay_ms;
 	runtime_unref(rt);
-	log_info("signal %d: draining (up to %llu ms)", (int)sig, (unsigned long long)grace);
-	drain_deadline = now_us() + grace * 1000;
-	for (unsigned i = 0; i < srv.nworkers; i++)
-		worker_notify_drain(srv.workers[i]);
-	ev_drain = evtimer_new(srv.main_base, drain_poll, NULL);
-	drain_poll(-1, 0, NULL);
+	if (!delay) {
+		log_info("signal %d", (int)sig);
+		drain_begin(-1, 0, NULL);
+		return;
+	}
+	log_info("signal %d: not ready; serving %llu ms more before draining", (int)sig, (unsigned long long)delay);
+	ev_delay = evtimer_new(srv.main_base, drain_begin, NULL);
+	struct timeval tv;
+	tv_ms(&tv, delay);
+	if (!ev_delay || event_add(ev_delay, &tv) < 0)
+		drain_begin(-1, 0, NULL);
 }
 
 static void die(const char *fmt, const char *arg)
@@ -241,6 +262,8 @@ int main(int argc, char **argv)
 	reload_stop();
 	if (ev_drain)
 		event_free(ev_drain);
+	if (ev_delay)
+		event_free(ev_delay);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_base_free(srv.main_base);

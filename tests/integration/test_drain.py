@@ -112,3 +112,23 @@ def test_sigint_stops_levee(levee_factory):
     lv.expected_exit = True
     lv.signal(signal.SIGINT)
     assert lv.wait_exit(5) is not None, "levee ignores SIGINT"
+
+
+def test_drain_delay_keeps_serving_while_not_ready(levee_factory, origin):
+    """With drain_delay, SIGTERM makes /readyz fail at once, but new
+    connections are still served until the delay has passed; then the usual
+    drain, and exit 0."""
+    lv = levee_factory({"levee": {"drain_delay": "1500ms", "drain_timeout": "2s"}})
+    lv.expected_exit = True
+    t0 = time.monotonic()
+    lv.signal(signal.SIGTERM)
+    wait_until(lambda: readyz(lv) == 503, 1.0, interval=0.02, msg="/readyz to answer 503 at once")
+    c = HttpConn(lv.port, timeout=2)
+    r = c.request("GET", "/echo?during-delay")
+    c.close()
+    assert time.monotonic() - t0 < 1.5, "the check ran too late to prove anything"
+    assert r.status == 200, "a new connection during drain_delay must still be served"
+    wait_until(lambda: new_connection_refused_or_rejected(lv.port), 4.0, interval=0.05,
+               msg="new connections refused once drain_delay has passed")
+    assert time.monotonic() - t0 >= 1.4, "levee stopped accepting before drain_delay"
+    assert lv.wait_exit(5) == 0
