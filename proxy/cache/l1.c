@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #define L1_MIN_CAP 16
@@ -77,6 +78,7 @@ struct l1 {
 	size_t budget; /* per shard */
 	uint64_t (*now_ms)(void *ctx);
 	void *clock_ctx;
+	uint64_t k0, k1; /* hash key, random per cache */
 };
 
 /* ---- hashing ----------------------------------------------------------- */
@@ -86,47 +88,56 @@ static inline uint64_t l1_rotl(uint64_t x, unsigned r)
 	return (x << r) | (x >> (64 - r));
 }
 
-/* MurmurHash3's 64-bit finalizer: every input bit affects every output bit,
- * so both the high bits (shard) and the low bits (bucket) are usable. */
-static inline uint64_t l1_fmix(uint64_t h)
+
+static inline uint64_t l1_le64(const unsigned char *p)
 {
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	uint64_t w = 0;
+	for (int i = 7; i >= 0; i--)
+		w = (w << 8) | p[i];
+	return w;
 }
 
-static inline uint64_t l1_mix_word(uint64_t h, uint64_t w)
-{
-	w *= 0x87c37b91114253d5ULL;
-	w = l1_rotl(w, 31);
-	w *= 0x4cf5ad432745937fULL;
-	h ^= w;
-	return l1_rotl(h, 27) * 5 + 0x52dce729;
-}
+#define L1_SIPROUND(v0, v1, v2, v3)                                                                 \
+	do {                                                                                        \
+		v0 += v1;                                                                           \
+		v1 = l1_rotl(v1, 13) ^ v0;                                                          \
+		v0 = l1_rotl(v0, 32);                                                               \
+		v2 += v3;                                                                           \
+		v3 = l1_rotl(v3, 16) ^ v2;                                                          \
+		v0 += v3;                                                                           \
+		v3 = l1_rotl(v3, 21) ^ v0;                                                          \
+		v2 += v1;                                                                           \
+		v1 = l1_rotl(v1, 17) ^ v2;                                                          \
+		v2 = l1_rotl(v2, 32);                                                               \
+	} while (0)
 
-/* Eight bytes per step (a Murmur3-style lane), then the finalizer. Not
- * keyed: keys crafted to collide would share one shard and one probe run.
- * The shard budget bounds how long that run can grow. */
-static uint64_t l1_hash(const char *key, size_t len)
+/* SipHash-1-3 with the cache's random key. Keys are request targets, which
+ * clients choose: an unkeyed hash would let them craft keys that all land in
+ * one shard and one probe run. A keyed PRF makes collisions unpredictable
+ * without the key. */
+static uint64_t l1_hash(const struct l1 *c, const char *key, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)key;
-	uint64_t h = 0x9e3779b97f4a7c15ULL;
+	uint64_t v0 = c->k0 ^ 0x736f6d6570736575ULL, v1 = c->k1 ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = c->k0 ^ 0x6c7967656e657261ULL, v3 = c->k1 ^ 0x7465646279746573ULL;
 	size_t left = len;
-
 	for (; left >= 8; p += 8, left -= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = l1_mix_word(h, w);
+		uint64_t m = l1_le64(p);
+		v3 ^= m;
+		L1_SIPROUND(v0, v1, v2, v3);
+		v0 ^= m;
 	}
-	if (left) {
-		uint64_t w = 0;
-		memcpy(&w, p, left);
-		h = l1_mix_word(h, w);
-	}
-	return l1_fmix(h ^ (uint64_t)len);
+	uint64_t b = (uint64_t)len << 56;
+	for (size_t i = 0; i < left; i++)
+		b |= (uint64_t)p[i] << (8 * i);
+	v3 ^= b;
+	L1_SIPROUND(v0, v1, v2, v3);
+	v0 ^= b;
+	v2 ^= 0xff;
+	L1_SIPROUND(v0, v1, v2, v3);
+	L1_SIPROUND(v0, v1, v2, v3);
+	L1_SIPROUND(v0, v1, v2, v3);
+	return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* The top log2(nshards) bits of <h>; well defined for a single shard too. */
@@ -385,6 +396,15 @@ struct l1 *l1_new(const struct l1_config *cfg)
 	c->budget = cfg->max_bytes / n;
 	c->now_ms = cfg->now_ms ? cfg->now_ms : l1_monotonic_ms;
 	c->clock_ctx = cfg->clock_ctx;
+	uint64_t key[2];
+	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+		/* no entropy source: a fixed key still hashes well, it is only
+		 * predictable */
+		key[0] = 0x0706050403020100ULL;
+		key[1] = 0x0f0e0d0c0b0a0908ULL;
+	}
+	c->k0 = key[0];
+	c->k1 = key[1];
 	return c;
 }
 
@@ -436,7 +456,7 @@ int l1_put(struct l1 *c, const char *key, size_t klen, const void *val, size_t v
 		goto too_big;
 
 	uint64_t now = c->now_ms(c->clock_ctx);
-	uint64_t h = l1_hash(key, klen);
+	uint64_t h = l1_hash(c, key, klen);
 	struct l1_shard *s = l1_shard_of(c, h);
 	struct l1_entry *victims = NULL;
 
@@ -502,7 +522,7 @@ too_big:
 struct l1_entry *l1_get(struct l1 *c, const char *key, size_t klen)
 {
 	uint64_t now = c->now_ms(c->clock_ctx);
-	uint64_t h = l1_hash(key, klen);
+	uint64_t h = l1_hash(c, key, klen);
 	struct l1_shard *s = l1_shard_of(c, h);
 	struct l1_entry *e = NULL, *victims = NULL;
 
@@ -532,7 +552,7 @@ struct l1_entry *l1_get(struct l1 *c, const char *key, size_t klen)
 
 size_t l1_purge_key(struct l1 *c, const char *key, size_t klen)
 {
-	uint64_t h = l1_hash(key, klen);
+	uint64_t h = l1_hash(c, key, klen);
 	struct l1_shard *s = l1_shard_of(c, h);
 	struct l1_entry *victims = NULL;
 
