@@ -87,6 +87,7 @@ struct request {
 	struct cache_fill *fill;     /* the fill this request owns, if any */
 	struct l1_entry *stale;      /* a stale stored answer kept for revalidation / stale-if-error */
 	int stale_state;             /* enum fresh_state of `stale` */
+	const char *cache_fwd;       /* Cache-Status fwd= for a forwarded request: "miss", "stale", "request" */
 	bool cache_refresh;          /* answered from stale; now refreshing the entry, detached */
 	bool cache_taken;            /* the cache answered the client; the response only refreshes */
 	char cache_cond[320];        /* validators added to the upstream request ("If-None-Match: ...\r\n") */

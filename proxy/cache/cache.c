@@ -440,7 +440,10 @@ static enum lookup cache_lookup(struct request *r, const char *how)
 		r->cache_epoch = purge_epoch();
 		return LK_STALE_SERVED;
 	}
-	/* stale: revalidate upstream; keep the copy for a 304 or for errors */
+	/* stale: revalidate upstream; keep the copy for a 304 or for errors.
+	 * RFC 9211 tells apart a stored response that is stale from one the
+	 * request's own directives (no-cache, max-age) would not accept. */
+	r->cache_fwd = fresh_state(&st, NULL, now) == FRESH_OK ? "request" : "stale";
 	cache_add_validators(r, &v);
 	r->stale = e;
 	r->stale_state = fs;
@@ -593,8 +596,11 @@ int cache_stage(struct request *r)
 	CSTAT(misses);
 	r->cache_epoch = purge_epoch();
 	cache_status_set(r, "fwd=miss");
-	if (r->stale)
-		cache_status_set(r, "fwd=stale");
+	if (r->stale) {
+		char st[32];
+		snprintf(st, sizeof(st), "fwd=%s", r->cache_fwd);
+		cache_status_set(r, st);
+	}
 	if (cc_only_if_cached(&req_cc)) {
 		/* RFC 9111 §5.2.1.7: nothing stored is usable, and the client
 		 * forbade the upstream */
@@ -718,7 +724,9 @@ void cache_response_takeover(struct request *r, const struct lv_head *resp)
 		 * refreshed entry */
 		cache_refresh_entry(r, &v, resp);
 		CSTAT(revalidated);
-		cache_status_set(r, "fwd=stale; fwd-status=304; stored");
+		char st[64];
+		snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; stored", r->cache_fwd);
+		cache_status_set(r, st);
 		struct record_view nv;
 		struct l1_entry *e = cache_find(r, &nv);
 		if (!e) {
@@ -770,7 +778,8 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 	if (qh->method != HTTP_GET || !r->key)
 		return;
 	const struct lv_policy *p = r->rt->policy;
-	const char *fwd = r->stale ? "fwd=stale" : "fwd=miss";
+	char fwd[32];
+	snprintf(fwd, sizeof(fwd), "fwd=%s", r->stale ? r->cache_fwd : "miss");
 	if ((resp->flags & H1F_HAS_CL) && resp->content_length > p->cache.max_object) {
 		char st[64];
 		snprintf(st, sizeof(st), "%s; detail=too-large", fwd);
@@ -785,8 +794,11 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 		return;
 	}
 	/* "stored" only when nothing can still stop it: a known length */
-	if (resp->flags & H1F_HAS_CL)
-		cache_status_set(r, r->stale ? "fwd=stale; stored" : "fwd=miss; stored");
+	if (resp->flags & H1F_HAS_CL) {
+		char st[48];
+		snprintf(st, sizeof(st), "%s; stored", fwd);
+		cache_status_set(r, st);
+	}
 }
 
 void cache_response_body(struct request *r, struct evbuffer *src, size_t n)
