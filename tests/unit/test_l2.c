@@ -37,6 +37,7 @@
 
 #include "cache/key.h"
 #include "cache/l2.h"
+#include "redis_harness.h"
 #include "cache/redis.h"
 
 #define WAIT_MS 3000
@@ -53,103 +54,15 @@ struct fixture {
 	struct l2 *a, *b; /* two replicas sharing one Redis */
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
-static void pause_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-static bool have_exe(const char *name)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s", path ? path : "/usr/bin:/bin");
-	for (char *save = NULL, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		char full[4400];
-		snprintf(full, sizeof(full), "%s/%s", d, name);
-		if (access(full, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* A port nothing listens on right now: the kernel's choice for port 0. */
-static uint16_t free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	socklen_t len = sizeof(sa);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-}
-
-typedef bool (*cond_fn)(void *ctx);
-
-/* Runs the loop until cond(ctx) holds; false on reaching the deadline. */
 static bool run_until(struct fixture *f, cond_fn cond, void *ctx, unsigned ms)
 {
-	uint64_t deadline = now_ms() + ms;
-	while (!cond(ctx)) {
-		if (now_ms() > deadline)
-			return false;
-		event_base_loop(f->base, EVLOOP_ONCE);
-	}
-	return true;
+	return loop_until(f->base, cond, ctx, ms);
 }
 
 static bool is_available(void *ctx)
 {
 	return redis_available(ctx);
-}
-
-static redisContext *sync_connect(uint16_t port)
-{
-	struct timeval tv = {0, 200000};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-	if (c && !c->err) {
-		struct timeval ctv = {2, 0};
-		redisSetTimeout(c, ctv);
-		return c;
-	}
-	if (c)
-		redisFree(c);
-	return NULL;
-}
-
-/* Polls PING until the server answers PONG, up to <ms>. */
-static void wait_ping(uint16_t port, unsigned ms)
-{
-	uint64_t deadline = now_ms() + ms;
-	for (;;) {
-		redisContext *c = sync_connect(port);
-		if (c) {
-			redisReply *rep = redisCommand(c, "PING");
-			bool ok = rep && rep->type == REDIS_REPLY_STATUS &&
-			          strcmp(rep->str, "PONG") == 0;
-			if (rep)
-				freeReplyObject(rep);
-			redisFree(c);
-			if (ok)
-				return;
-		}
-		if (now_ms() > deadline)
-			fail_msg("redis on port %u not ready within %u ms", port, ms);
-		pause_ms(10);
-	}
 }
 
 static struct redis *client(struct fixture *f)
@@ -211,11 +124,6 @@ static int setup(void **state)
 	assert_non_null(f->a);
 	assert_non_null(f->b);
 	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static int teardown(void **state)

@@ -36,6 +36,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "redis_harness.h"
 #include "cache/redis.h"
 
 #define MAX_PROCS 8
@@ -47,50 +48,6 @@ struct fixture {
 	struct event_base *base;
 	struct event *tick;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void pause_ms(unsigned ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-static bool have_exe(const char *name)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s", path ? path : "/usr/bin:/bin");
-	for (char *save = NULL, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		char full[4400];
-		snprintf(full, sizeof(full), "%s/%s", d, name);
-		if (access(full, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* A port nothing listens on right now: the kernel's choice for port 0. */
-static uint16_t free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	socklen_t len = sizeof(sa);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-}
 
 static int setup(void **state)
 {
@@ -106,11 +63,6 @@ static int setup(void **state)
 	event_add(f->tick, &tv);
 	*state = f;
 	return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static void kill_proc(struct fixture *f, unsigned i)
@@ -172,42 +124,6 @@ static unsigned start_redis(struct fixture *f, uint16_t port, uint16_t master_po
 	return spawn(f, log, argv);
 }
 
-static redisContext *sync_connect(uint16_t port)
-{
-	struct timeval tv = {0, 200000};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-	if (c && !c->err) {
-		struct timeval ctv = {2, 0};
-		redisSetTimeout(c, ctv);
-		return c;
-	}
-	if (c)
-		redisFree(c);
-	return NULL;
-}
-
-/* Polls PING until the server answers PONG, up to <ms>. */
-static void wait_ping(uint16_t port, unsigned ms)
-{
-	uint64_t deadline = now_ms() + ms;
-	for (;;) {
-		redisContext *c = sync_connect(port);
-		if (c) {
-			redisReply *rep = redisCommand(c, "PING");
-			bool ok = rep && rep->type == REDIS_REPLY_STATUS &&
-			          strcmp(rep->str, "PONG") == 0;
-			if (rep)
-				freeReplyObject(rep);
-			redisFree(c);
-			if (ok)
-				return;
-		}
-		if (now_ms() > deadline)
-			fail_msg("redis on port %u not ready within %u ms", port, ms);
-		pause_ms(10);
-	}
-}
-
 static bool reply_contains(const redisReply *rep, const char *needle)
 {
 	if (rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_STATUS)
@@ -245,18 +161,10 @@ static void wait_reply_contains(uint16_t port, const char *needle, unsigned ms, 
 	}
 }
 
-typedef bool (*cond_fn)(void *ctx);
 
-/* Runs the loop until cond(ctx) holds; false on reaching the deadline. */
 static bool run_until(struct fixture *f, cond_fn cond, void *ctx, unsigned ms)
 {
-	uint64_t deadline = now_ms() + ms;
-	while (!cond(ctx)) {
-		if (now_ms() > deadline)
-			return false;
-		event_base_loop(f->base, EVLOOP_ONCE);
-	}
-	return true;
+	return loop_until(f->base, cond, ctx, ms);
 }
 
 static bool is_available(void *ctx)
