@@ -349,43 +349,42 @@ static int keys_statuses(const char *text, struct lv_statuses *out, char *err, s
 	return LV_OK;
 }
 
-/* "Accept-Language, X-Tenant" -> "accept-language,x-tenant" */
-static int keys_headers(const char *text, char *out, size_t cap, char *err, size_t errsz)
+/* One element character of a list value: false (with err set) rejects it.
+ * <p> points at the character inside its element, <start> at the element. */
+typedef bool (*keys_elem_char)(const char *p, const char *start, char *err, size_t errsz);
+
+static bool keys_header_char(const char *p, const char *start, char *err, size_t errsz)
 {
-	size_t o = 0;
-	const char *p = text;
-	while (*p) {
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
-		if (!*p)
-			break;
-		if (o && o + 1 < cap)
-			out[o++] = ',';
-		size_t start = o;
-		while (*p && *p != ',' && *p != ' ' && *p != '\t') {
-			unsigned char c = (unsigned char)*p++;
-			if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c))) {
-				snprintf(err, errsz, "'%c' cannot appear in a header name", c);
-				return LV_ERR;
-			}
-			if (o + 1 >= cap) {
-				snprintf(err, errsz, "header list too long (max %zu bytes)", cap - 1);
-				return LV_ERR;
-			}
-			out[o++] = (char)tolower(c);
-		}
-		if (o == start) {
-			snprintf(err, errsz, "empty header name");
-			return LV_ERR;
-		}
-	}
-	out[o] = '\0';
-	return LV_OK;
+	unsigned char c = (unsigned char)*p;
+	if (isalnum(c) || strchr("!#$%&'*+-.^_`|~", c))
+		return true;
+	snprintf(err, errsz, "'%c' cannot appear in a header name", c);
+	return false;
 }
 
-/* "users, user-{1}" -> "users,user-{1}"; tags are what Surrogate-Key carries:
- * visible characters without separators, and {N} placeholders. */
-static int keys_tags(const char *text, char *out, size_t cap, char *err, size_t errsz)
+/* Tags are what Surrogate-Key carries: visible characters without
+ * separators, plus {1}..{9} placeholders. */
+static bool keys_tag_char(const char *p, const char *start, char *err, size_t errsz)
+{
+	unsigned char c = (unsigned char)*p;
+	if (c == '{') {
+		if (p[1] < '1' || p[1] > '9' || p[2] != '}') {
+			snprintf(err, errsz, "a placeholder is {1} to {9}");
+			return false;
+		}
+		return true;
+	}
+	if (c == '}' ? p - start < 2 || p[-2] != '{' : (c <= ' ' || c >= 0x7f || c == '"')) {
+		snprintf(err, errsz, "'%c' cannot appear in a tag", c);
+		return false;
+	}
+	return true;
+}
+
+/* "A, b  c" -> "a,b,c" (lowercased when <lower>): elements separated by
+ * commas or blanks, each character checked by <ok>. */
+static int keys_list(const char *text, keys_elem_char ok, bool lower, const char *what, char *out, size_t cap,
+                     char *err, size_t errsz)
 {
 	size_t o = 0;
 	const char *p = text;
@@ -396,22 +395,15 @@ static int keys_tags(const char *text, char *out, size_t cap, char *err, size_t 
 			break;
 		if (o && o + 1 < cap)
 			out[o++] = ',';
+		const char *start = p;
 		while (*p && *p != ',' && *p != ' ' && *p != '\t') {
-			unsigned char c = (unsigned char)*p;
-			if (c == '{') {
-				if (p[1] < '1' || p[1] > '9' || p[2] != '}') {
-					snprintf(err, errsz, "a placeholder is {1} to {9}");
-					return LV_ERR;
-				}
-			} else if (c == '}' ? p < text + 2 || p[-2] != '{' : (c <= ' ' || c >= 0x7f || c == '"')) {
-				snprintf(err, errsz, "'%c' cannot appear in a tag", c);
+			if (!ok(p, start, err, errsz))
 				return LV_ERR;
-			}
 			if (o + 1 >= cap) {
-				snprintf(err, errsz, "tag list too long (max %zu bytes)", cap - 1);
+				snprintf(err, errsz, "%s list too long (max %zu bytes)", what, cap - 1);
 				return LV_ERR;
 			}
-			out[o++] = (char)c;
+			out[o++] = lower ? (char)tolower((unsigned char)*p) : *p;
 			p++;
 		}
 	}
@@ -533,8 +525,9 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 	case KT_HEADERS:
 	case KT_TAGS: {
 		char v[LV_HEADER_LIST_MAX];
-		if ((k->type == KT_TAGS ? keys_tags(text, v, sizeof(v), err, errsz)
-		                        : keys_headers(text, v, sizeof(v), err, errsz)) != LV_OK)
+		bool tags = k->type == KT_TAGS;
+		if (keys_list(text, tags ? keys_tag_char : keys_header_char, !tags, tags ? "tag" : "header", v,
+		              sizeof(v), err, errsz) != LV_OK)
 			return LV_ERR;
 		if (k->size != sizeof(v)) {
 			snprintf(err, errsz, "key table gives the field a wrong size");
