@@ -27,6 +27,11 @@ static const struct keys_section keys_section_table[] = {
 	 "status levee answers when one is exceeded.",
 	 0, 0, 0, 0, 0, 0},
 	{"upstream", false, "The connection from levee to the service it protects.", 0, 0, 0, 0, 0, 0},
+	{"redis", false,
+	 "The shared cache tier (L2) in Redis, used by routes with `cache_ttl` beside the in-process "
+	 "cache. Off unless `address` or `sentinels` is set; set one of them, not both. A Redis that is "
+	 "down or slow never fails a request: levee passes through to the upstream.",
+	 0, 0, 0, 0, 0, 0},
 	{"cache", false, "The in-process cache (L1) that routes with `cache_ttl` use.", 0, 0, 0, 0, 0, 0},
 	{"route", true,
 	 "One section per route, named `[route \"NAME\"]` (1-63 of `A-Z a-z 0-9 _ . -`, unique). "
@@ -65,6 +70,14 @@ static const struct keys_def keys_def_table[] = {
 	{"upstream", "keepalive",        KT_UINT,     P(up.keepalive),                "64",            "0",     "10000",  NULL,                    "connections", true,  0, "Idle upstream connections kept open per worker; 0 closes each after its response."},
 	{"upstream", "keepalive_timeout",KT_DURATION, P(up.keepalive_timeout_ms),     "60s",           "1ms",   "1h",     NULL,                    NULL,          true,  0, "How long an idle upstream connection is kept. Keep it below the upstream's own idle timeout."},
 	{"upstream", "probe_interval",   KT_DURATION, P(up.probe_interval_ms),        "1s",            "100ms", "1h",     NULL,                    NULL,          true,  0, "How often readiness (/readyz) checks that the upstream accepts connections."},
+
+	{"redis",    "address",          KT_HOSTPORT, P(redis.address),               "none",          NULL,    NULL,     "none",                   NULL,          false, 0, "One Redis primary, as a numeric address (levee never resolves names on its event loops)."},
+	{"redis",    "sentinels",        KT_HOSTPORTS,P(redis.sentinels),             "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "Redis Sentinels (`h:p, h:p`, numeric): levee asks them for `master` and follows failovers."},
+	{"redis",    "master",           KT_NAME,     P(redis.master),                "mymaster",      NULL,    NULL,     NULL,                    NULL,          false, 0, "The master name the Sentinels know."},
+	{"redis",    "timeout",          KT_DURATION, P(redis.timeout_ms),            "25ms",          "1ms",   "10s",    NULL,                    NULL,          false, 0, "Per Redis command; a slower answer counts as a failure (the request goes on without L2)."},
+	{"redis",    "connect_timeout",  KT_DURATION, P(redis.connect_timeout_ms),    "200ms",         "1ms",   "10s",    NULL,                    NULL,          false, 0, "Connecting to Redis or a Sentinel."},
+	{"redis",    "lease",            KT_DURATION, P(redis.lease_ms),              "10s",           "100ms", "5m",     NULL,                    NULL,          false, 0, "How long the replica filling a key holds its lease; others wait for its entry meanwhile. Keep it above the upstream's usual response time."},
+	{"redis",    "lease_wait",       KT_DURATION, P(redis.lease_wait_ms),         "1s",            "0",     "1m",     NULL,                    NULL,          false, 0, "How long a miss waits for another replica's fill before it goes upstream itself."},
 
 	{"cache",    "memory",           KT_SIZE,     P(cache.memory),                "64MiB",         "1MiB",  "64GiB",  NULL,                    NULL,          false, 0, "Bytes the in-process cache may hold, all workers together (entries, keys and bookkeeping)."},
 	{"cache",    "max_object",       KT_SIZE,     P(cache.max_object),            "1MiB",          "1KiB",  "1GiB",   NULL,                    NULL,          true,  0, "Largest response body stored; a larger one is passed through (`Cache-Status: levee; fwd=miss; detail=too-large`)."},
@@ -427,6 +440,9 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 		return LV_OK;
 	case KT_HOSTPORT: {
 		struct lv_hostport hp;
+		memset(&hp, 0, sizeof(hp));
+		if (k->words != NULL && strcmp(text, k->words) == 0) /* "none": not set */
+			return keys_store(k, base, &hp, sizeof(hp), err, errsz);
 		if (value_hostport(text, &hp, &why) != LV_OK) {
 			snprintf(err, errsz, "%s", why);
 			return LV_ERR;
@@ -522,6 +538,39 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 			return LV_ERR;
 		return keys_store(k, base, &v, sizeof(v), err, errsz);
 	}
+	case KT_HOSTPORTS: {
+		char v[LV_HEADER_LIST_MAX];
+		size_t o = 0;
+		const char *p = text;
+		while (*p) {
+			while (*p == ' ' || *p == '\t' || *p == ',')
+				p++;
+			if (!*p)
+				break;
+			const char *s = p;
+			while (*p && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			char one[LV_HOST_MAX + 8];
+			struct lv_hostport hp;
+			snprintf(one, sizeof(one), "%.*s", (int)(p - s), s);
+			if (value_hostport(one, &hp, &why) != LV_OK) {
+				snprintf(err, errsz, "%s: %s", one, why);
+				return LV_ERR;
+			}
+			if (o + strlen(one) + 2 > sizeof(v)) {
+				snprintf(err, errsz, "list too long (max %zu bytes)", sizeof(v) - 1);
+				return LV_ERR;
+			}
+			o += (size_t)snprintf(v + o, sizeof(v) - o, "%s%s", o ? "," : "", one);
+		}
+		v[o] = '\0';
+		if (k->size != sizeof(v)) {
+			snprintf(err, errsz, "key table gives the field a wrong size");
+			return LV_ERR;
+		}
+		memcpy(field, v, o + 1);
+		return LV_OK;
+	}
 	case KT_HEADERS:
 	case KT_TAGS: {
 		char v[LV_HEADER_LIST_MAX];
@@ -583,6 +632,7 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b)
 	case KT_PATH:
 	case KT_HEADERS:
 	case KT_TAGS:
+	case KT_HOSTPORTS:
 		return strcmp(fa, fb) == 0;
 	case KT_HOSTPORT: {
 		const struct lv_hostport *ha = (const void *)fa, *hb = (const void *)fb;
@@ -635,6 +685,8 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 		break;
 	case KT_HOSTPORT:
 		fputs("host:port", out);
+		if (k->words)
+			fprintf(out, " or `%s`", k->words);
 		break;
 	case KT_DURATION:
 		fputs("duration", out);
@@ -681,6 +733,9 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 		break;
 	case KT_TAGS:
 		fputs("tag list", out);
+		break;
+	case KT_HOSTPORTS:
+		fputs("host:port list", out);
 		break;
 	}
 }

@@ -647,6 +647,9 @@ static void policy_check(struct policy_parse *st)
 		                "uri_bytes (%" PRIu64 ") must not exceed header_bytes (%" PRIu64 ")",
 		                p->limits.uri_bytes, p->limits.header_bytes);
 
+	if (p->redis.address.host[0] && p->redis.sentinels[0])
+		policy_err_pair(st, "redis", "sentinels", "address", "set address or sentinels, not both");
+
 	if (p->admin.port == p->listen.port &&
 	    (strcmp(p->admin.host, p->listen.host) == 0 || policy_wildcard(p->admin.host) ||
 	     policy_wildcard(p->listen.host)))

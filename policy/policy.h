@@ -119,6 +119,7 @@ struct lv_route {
 	bool cache_set_cookie;            /* store responses with Set-Cookie (without that field) */
 };
 
+struct lv_policy;
 static inline bool route_caches(const struct lv_route *r)
 {
 	return r != NULL && r->cache_ttl_ms != LV_TTL_OFF;
@@ -193,6 +194,12 @@ struct lv_policy {
 	struct lv_limits limits;  /* [limits] */
 	struct lv_upstream_cfg up; /* [upstream] */
 	struct {
+		struct lv_hostport address;          /* host "" when not set */
+		char sentinels[LV_HEADER_LIST_MAX];  /* "h:p,h:p", or "" */
+		char master[LV_NAME_MAX];
+		uint64_t timeout_ms, connect_timeout_ms, lease_ms, lease_wait_ms;
+	} redis;                     /* [redis]: the shared tier (L2); off when neither address nor sentinels */
+	struct {
 		uint64_t memory;     /* [cache] memory: L1 bytes, all workers together */
 		uint64_t max_object; /* [cache] max_object: larger responses are not stored */
 	} cache;
@@ -200,6 +207,11 @@ struct lv_policy {
 	size_t nroutes;
 	struct lv_route *routes;  /* in file order; first match wins */
 };
+
+static inline bool policy_redis_on(const struct lv_policy *p)
+{
+	return p->redis.address.host[0] != '\0' || p->redis.sentinels[0] != '\0';
+}
 
 /* Command-line overrides; NULL fields are not overridden. */
 struct lv_overrides {

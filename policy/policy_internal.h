@@ -24,7 +24,7 @@
 
 enum keys_type {
 	KT_NAME,     /* 1-63 of [A-Za-z0-9_.-], into char[] */
-	KT_HOSTPORT, /* struct lv_hostport */
+	KT_HOSTPORT, /* struct lv_hostport; `words` may name a word meaning "not set" ("none") */
 	KT_DURATION, /* uint64_t milliseconds */
 	KT_SIZE,     /* uint64_t bytes */
 	KT_UINT,     /* uint64_t; `words` may name a word meaning 0 ("auto") */
@@ -39,6 +39,7 @@ enum keys_type {
 	KT_STATUSES, /* struct lv_statuses: comma-separated HTTP statuses 100-599 */
 	KT_HEADERS,  /* char[]: comma-separated header names, stored lowercase "a,b" */
 	KT_TAGS,     /* char[]: comma-separated cache tags, may hold {1}..{9}, stored "a,b" */
+	KT_HOSTPORTS,/* char[]: comma-separated host:port list, stored "h:p,h:p" */
 };
 
 /* A section of the policy file. A named section ([route "users"]) may appear

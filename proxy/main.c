@@ -20,6 +20,7 @@
 
 #include "admin/admin.h"
 #include "cache/cache.h"
+#include "cache/l2.h"
 #include "log.h"
 #include "net/worker.h"
 #include "reload.h"
@@ -229,6 +230,8 @@ int main(int argc, char **argv)
 			die("%s", err);
 		srv.nworkers = i + 1;
 	}
+	if (cache_l2_open(srv.main_base, rt->policy, &srv.redis, &srv.l2, err, sizeof(err)) != LV_OK)
+		die("%s", err);
 	if (admin_start(srv.main_base, &rt->policy->admin, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (probe_start(srv.main_base) != LV_OK || reload_init(srv.main_base) != LV_OK)
@@ -259,6 +262,9 @@ int main(int argc, char **argv)
 	free(srv.workers);
 	admin_stop();
 	probe_stop();
+	l2_free(srv.l2);
+	if (srv.redis)
+		redis_free(srv.redis);
 	reload_stop();
 	if (ev_drain)
 		event_free(ev_drain);

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cache/l2.h"
 #include "net/conn.h"
 #include "net/http1.h"
 #include "net/worker.h"
@@ -88,6 +89,11 @@ struct request {
 	struct l1_entry *stale;      /* a stale stored answer kept for revalidation / stale-if-error */
 	int stale_state;             /* enum fresh_state of `stale` */
 	const char *cache_fwd;       /* Cache-Status fwd= for a forwarded request: "miss", "stale", "request" */
+	bool l2_pending;             /* an L2 operation for this request is in flight */
+	bool l2_lease;               /* holds the L2 fill lease in `lease` */
+	bool l2_waiting;             /* waiting for another replica's fill */
+	uint64_t l2_wait_until;      /* monotonic us */
+	struct l2_lease lease;
 	bool cache_refresh;          /* answered from stale; now refreshing the entry, detached */
 	bool cache_taken;            /* the cache answered the client; the response only refreshes */
 	char cache_cond[320];        /* validators added to the upstream request ("If-None-Match: ...\r\n") */

@@ -29,6 +29,8 @@ struct server {
 	atomic_uint_fast64_t conns; /* open client connections, all workers */
 	atomic_int draining;
 	atomic_int upstream_reachable;
+	struct redis *redis;         /* main thread's Redis tier, for admin purges */
+	struct l2 *l2;
 
 	/* reload bookkeeping, main thread only (read by admin on the same thread) */
 	char policy_path[LV_PATH_MAX];

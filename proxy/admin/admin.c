@@ -212,14 +212,20 @@ static void admin_purge(struct admin_conn *a)
 	const char *svc = rt->policy->service;
 	size_t n;
 	bool ok = true;
+	bool prefix = nlen == 6 && memcmp(q, "prefix", 6) == 0 && vlen && val[0] == '/';
+	if (prefix && srv.l2 && val[vlen - 1] != '/') {
+		runtime_unref(rt);
+		admin_text(a, 400, "with Redis, a prefix purge ends in '/' (a path segment boundary)\n");
+		return;
+	}
 	if (nlen == 3 && memcmp(q, "url", 3) == 0 && vlen && val[0] == '/')
-		n = cache_purge_url(svc, val, vlen);
-	else if (nlen == 6 && memcmp(q, "prefix", 6) == 0 && vlen && val[0] == '/')
-		n = cache_purge_prefix(svc, val, vlen);
+		n = cache_purge_url(srv.l2, svc, val, vlen);
+	else if (prefix)
+		n = cache_purge_prefix(srv.l2, svc, val, vlen);
 	else if (nlen == 3 && memcmp(q, "tag", 3) == 0 && vlen)
-		n = cache_purge_tag(val, vlen);
+		n = cache_purge_tag(srv.l2, svc, val, vlen);
 	else if (nlen == 3 && memcmp(q, "all", 3) == 0)
-		n = cache_purge_all();
+		n = cache_purge_all(srv.l2, svc);
 	else
 		ok = false;
 	runtime_unref(rt);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "cache/cache_internal.h"
 #include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/l1.h"
@@ -38,14 +39,8 @@
 #define VARY_KEY_MAX 4096
 #define MAX_TAGS 32
 
-static struct l1 *cache_l1;
-
-static struct {
-	uint64_t hits, misses, bypasses, stores, store_refused, coalesced, purged_entries, not_modified;
-	uint64_t stale_hits, stale_if_error, revalidated, fill_refused;
-} cstats;
-
-#define CSTAT(f) __atomic_fetch_add(&cstats.f, 1, __ATOMIC_RELAXED)
+struct l1 *cache_l1;
+struct cache_stats cstats;
 
 struct cache_fill {
 	struct cache_fill *next;
@@ -137,7 +132,7 @@ static bool purged_since(uint64_t since, const char *key, size_t klen, const cha
 	return hit;
 }
 
-static uint64_t unix_ms(void)
+uint64_t cache_unix_ms(void)
 {
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
@@ -146,7 +141,7 @@ static uint64_t unix_ms(void)
 
 static uint64_t l1_clock(void *ctx)
 {
-	return unix_ms();
+	return cache_unix_ms();
 }
 
 static uint64_t key_hash(const char *k, size_t n)
@@ -388,7 +383,6 @@ static void cache_release_client(struct request *r)
 	conn_request_done(c);
 }
 
-enum lookup { LK_MISS, LK_HIT, LK_STALE_SERVED };
 
 /* Adds the stored validators to the upstream request, unless the client sent
  * conditionals of its own (then its 304 or 200 is the client's to judge). */
@@ -411,7 +405,7 @@ static void cache_add_validators(struct request *r, const struct record_view *v)
  * client got a stale copy (stale-while-revalidate) and was released; the
  * request should go on as the refresh. LK_MISS: go upstream; r->stale may
  * hold a stale copy for revalidation or stale-if-error. */
-static enum lookup cache_lookup(struct request *r, const char *how)
+enum lookup cache_lookup(struct request *r, const char *how)
 {
 	struct record_view v;
 	struct l1_entry *e = cache_find(r, &v);
@@ -420,7 +414,7 @@ static enum lookup cache_lookup(struct request *r, const char *how)
 	struct cc_directives req_cc;
 	cc_from_request(&req_cc, r->head);
 	struct fresh_stored st;
-	int64_t now = (int64_t)(unix_ms() / 1000);
+	int64_t now = (int64_t)(cache_unix_ms() / 1000);
 	enum fresh_state fs = fresh_state(stored_of(&v, &st), &req_cc, now);
 	if (fs == FRESH_OK) {
 		CSTAT(hits);
@@ -609,7 +603,7 @@ int cache_stage(struct request *r)
 	}
 	if (hd->method == HTTP_GET && fill_claim(r, true) == CLAIM_WAITING)
 		return STAGE_ASYNC; /* cache_wake() continues it */
-	return STAGE_NEXT;
+	return cache_l2_miss(r); /* this process fills the key: ask the shared tier first */
 }
 
 /* ---- the response ------------------------------------------------------ */
@@ -620,7 +614,8 @@ static void cache_invalidate_write(struct request *r, const struct lv_head *resp
 {
 	const char *svc = r->rt->policy->service;
 	const struct lv_head *qh = r->head;
-	size_t n = cache_purge_url(svc, qh->text + qh->target_off, qh->target_len);
+	struct l2 *l2 = r->w->l2;
+	size_t n = cache_purge_url(l2, svc, qh->text + qh->target_off, qh->target_len);
 	static const struct {
 		const char *s;
 		size_t l;
@@ -640,7 +635,7 @@ static void cache_invalidate_write(struct request *r, const struct lv_head *resp
 			len = slash ? len - 7 - alen : 1;
 		}
 		if (len && v[0] == '/')
-			n += cache_purge_url(svc, v, len);
+			n += cache_purge_url(l2, svc, v, len);
 	}
 	if (n)
 		log_debug("cache: write to %.*s purged %zu entries", (int)qh->target_len, qh->text + qh->target_off, n);
@@ -681,7 +676,7 @@ static void cache_refresh_entry(struct request *r, const struct record_view *v, 
 	}
 	struct iovec body = {(void *)v->body, v->body_len};
 	struct record_in in = {
-	    .status = v->status, .flags = v->flags, .request_time = r->cache_req_ms, .response_time = (int64_t)unix_ms(),
+	    .status = v->status, .flags = v->flags, .request_time = r->cache_req_ms, .response_time = (int64_t)cache_unix_ms(),
 	    .initial_age = age, .lifetime = lifetime, .swr = v->swr, .sie = v->sie, .last_modified = v->last_modified,
 	    .etag = v->etag, .vary_names = has_vary ? &vn : NULL, .vary_values = has_vary ? &vv : NULL,
 	    .nvary = has_vary ? 1 : 0, .tags = tags, .ntags = nt, .hdrs = hdrs, .nhdrs = nh, .body = &body, .nbody = 1};
@@ -703,7 +698,7 @@ static void cache_refresh_entry(struct request *r, const struct record_view *v, 
 		return;
 	}
 	int64_t window = v->swr > v->sie ? v->swr : v->sie;
-	uint64_t expires = unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
+	uint64_t expires = cache_unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
 	if (cache_put(r, buf, size, expires, has_vary ? vv.p : NULL, has_vary ? vv.len : 0, tagp, tagl, nt) != 0)
 		log_debug("cache: could not refresh an entry");
 	free(buf);
@@ -718,7 +713,7 @@ void cache_response_takeover(struct request *r, const struct lv_head *resp)
 	const void *val = l1_entry_value(r->stale, &len);
 	if (record_decode(val, len, &v) != RECORD_OK)
 		return;
-	int64_t now = (int64_t)(unix_ms() / 1000);
+	int64_t now = (int64_t)(cache_unix_ms() / 1000);
 	if (resp->status == 304 && r->cache_cond[0]) {
 		/* our own revalidation succeeded: refresh, then answer from the
 		 * refreshed entry */
@@ -760,7 +755,7 @@ bool cache_fail_takeover(struct request *r, enum lv_reason reason)
 		return false;
 	CSTAT(stale_if_error);
 	cache_status_set(r, "hit; detail=stale-if-error");
-	if (cache_write(r, l1_entry_ref(r->stale), &v, (int64_t)(unix_ms() / 1000)))
+	if (cache_write(r, l1_entry_ref(r->stale), &v, (int64_t)(cache_unix_ms() / 1000)))
 		request_finish(r);
 	return true;
 }
@@ -857,7 +852,7 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 {
 	const struct lv_route *rt = r->route;
 	const struct lv_policy *p = r->rt->policy;
-	int64_t resp_ms = (int64_t)unix_ms();
+	int64_t resp_ms = (int64_t)cache_unix_ms();
 	struct fresh_options opt;
 	fresh_options_init(&opt);
 	opt.origin_mode = rt->cache_ttl_ms == LV_TTL_ORIGIN;
@@ -1028,6 +1023,8 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	int64_t grace = (et >= 0 || ev.last_modified >= 0) ? (ev.st.lifetime < 60 ? 60 : ev.st.lifetime > 3600 ? 3600 : ev.st.lifetime) : 0;
 	uint64_t expires = (uint64_t)resp_ms + (uint64_t)((fresh_left > 0 ? fresh_left : 0) + window + grace) * 1000u;
 	int rc = cache_put(r, buf, size, expires, sec, vk == VARY_LIST ? sec_len : 0, tagp, tagl, nt);
+	if (rc == 0)
+		cache_l2_commit(r, buf, size, expires > (uint64_t)resp_ms ? expires - (uint64_t)resp_ms : 1);
 	free(buf);
 	if (rc == 0)
 		CSTAT(stores);
@@ -1046,6 +1043,7 @@ void cache_response_end(struct request *r, const struct lv_head *resp)
 
 void cache_request_end(struct request *r)
 {
+	cache_l2_end(r);
 	if (r->stale) {
 		l1_entry_unref(r->stale);
 		r->stale = NULL;
@@ -1060,8 +1058,9 @@ void cache_request_end(struct request *r)
 
 /* ---- purges ------------------------------------------------------------ */
 
-size_t cache_purge_url(const char *service, const char *target, size_t len)
+size_t cache_purge_url(struct l2 *l2, const char *service, const char *target, size_t len)
 {
+	cache_l2_purge(l2, CACHE_PURGE_URL, service, target, len);
 	char k[KEY_MAX];
 	size_t n = key_path_prefix(service, target, len, k, sizeof(k) - 1);
 	if (!n || !cache_l1)
@@ -1073,8 +1072,9 @@ size_t cache_purge_url(const char *service, const char *target, size_t len)
 	return purged;
 }
 
-size_t cache_purge_prefix(const char *service, const char *path, size_t len)
+size_t cache_purge_prefix(struct l2 *l2, const char *service, const char *path, size_t len)
 {
+	cache_l2_purge(l2, CACHE_PURGE_PREFIX, service, path, len);
 	char k[KEY_MAX];
 	size_t n = key_path_prefix(service, path, len, k, sizeof(k));
 	if (!n || !cache_l1)
@@ -1085,8 +1085,9 @@ size_t cache_purge_prefix(const char *service, const char *path, size_t len)
 	return purged;
 }
 
-size_t cache_purge_tag(const char *tag, size_t len)
+size_t cache_purge_tag(struct l2 *l2, const char *service, const char *tag, size_t len)
 {
+	cache_l2_purge(l2, CACHE_PURGE_TAG, service, tag, len);
 	if (!cache_l1)
 		return 0;
 	purge_log_add(PK_TAG, tag, len);
@@ -1095,8 +1096,9 @@ size_t cache_purge_tag(const char *tag, size_t len)
 	return purged;
 }
 
-size_t cache_purge_all(void)
+size_t cache_purge_all(struct l2 *l2, const char *service)
 {
+	cache_l2_purge(l2, CACHE_PURGE_ALL, service, "/", 1);
 	if (!cache_l1)
 		return 0;
 	purge_log_add(PK_ALL, "", 0);
@@ -1145,6 +1147,14 @@ void cache_render_prometheus(void *file)
 	        "# TYPE levee_cache_fill_refused_total counter\nlevee_cache_fill_refused_total %llu\n"
 	        "# HELP levee_cache_revalidated_total Stale entries refreshed by a 304\n"
 	        "# TYPE levee_cache_revalidated_total counter\nlevee_cache_revalidated_total %llu\n"
+	        "# HELP levee_cache_l2_total Redis tier (L2) operations by result\n# TYPE levee_cache_l2_total counter\n"
+	        "levee_cache_l2_total{result=\"hit\"} %llu\nlevee_cache_l2_total{result=\"miss\"} %llu\n"
+	        "levee_cache_l2_total{result=\"error\"} %llu\nlevee_cache_l2_total{result=\"committed\"} %llu\n"
+	        "levee_cache_l2_total{result=\"commit_refused\"} %llu\n"
+	        "# HELP levee_cache_lease_waits_total Misses that waited for another replica's fill\n"
+	        "# TYPE levee_cache_lease_waits_total counter\nlevee_cache_lease_waits_total %llu\n"
+	        "# HELP levee_cache_lease_wait_timeouts_total Waits for another replica's fill that ran out\n"
+	        "# TYPE levee_cache_lease_wait_timeouts_total counter\nlevee_cache_lease_wait_timeouts_total %llu\n"
 	        "# HELP levee_cache_purged_entries_total Entries removed by purges and writes\n"
 	        "# TYPE levee_cache_purged_entries_total counter\nlevee_cache_purged_entries_total %llu\n"
 	        "# HELP levee_l1_bytes Bytes held by the in-process cache\n# TYPE levee_l1_bytes gauge\nlevee_l1_bytes %llu\n"
@@ -1158,6 +1168,13 @@ void cache_render_prometheus(void *file)
 	        (unsigned long long)__atomic_load_n(&cstats.stale_if_error, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.fill_refused, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.revalidated, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_hits, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_misses, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_errors, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_commits, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_commit_refused, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.lease_waits, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.lease_wait_timeouts, __ATOMIC_RELAXED),
 	        (unsigned long long)c.purged_entries,
 	        (unsigned long long)s.bytes, (unsigned long long)s.max_bytes, (unsigned long long)s.entries,
 	        (unsigned long long)s.evictions);

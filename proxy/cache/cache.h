@@ -51,11 +51,27 @@ void cache_response_end(struct request *r, const struct lv_head *resp);
 /* The request ends, however it ends: release what the cache holds for it. */
 void cache_request_end(struct request *r);
 
-/* Purges; each returns the number of L1 entries removed. */
-size_t cache_purge_url(const char *service, const char *target, size_t len);
-size_t cache_purge_prefix(const char *service, const char *path, size_t len);
-size_t cache_purge_tag(const char *tag, size_t len);
-size_t cache_purge_all(void);
+/* Purges: this process's L1 now, and L2 (when `l2` is not NULL: the calling
+ * thread's connection) by bumping a tag generation. Each returns the number
+ * of L1 entries removed. */
+struct l2;
+size_t cache_purge_url(struct l2 *l2, const char *service, const char *target, size_t len);
+size_t cache_purge_prefix(struct l2 *l2, const char *service, const char *path, size_t len);
+size_t cache_purge_tag(struct l2 *l2, const char *service, const char *tag, size_t len);
+size_t cache_purge_all(struct l2 *l2, const char *service);
+
+enum cache_purge_kind { CACHE_PURGE_URL, CACHE_PURGE_PREFIX, CACHE_PURGE_TAG, CACHE_PURGE_ALL };
+/* The L2 half of a purge; false when it cannot be expressed in L2 (a
+ * prefix that does not end in '/'). */
+bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len);
+
+/* Opens the Redis tier for one event loop (a worker's, or main's for admin
+ * purges) when the policy configures it: LV_OK with *l2 NULL when it does
+ * not. */
+struct redis;
+struct event_base;
+int cache_l2_open(struct event_base *base, const struct lv_policy *p, struct redis **redis, struct l2 **l2,
+                  char *err, size_t errlen) LV_WARN_UNUSED;
 
 /* Prometheus lines for the cache. */
 struct lv_cache_counters {

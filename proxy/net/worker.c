@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
+#include "cache/l2.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/upstream.h"
@@ -234,6 +236,8 @@ int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, 
 		snprintf(err, errlen, "mailbox: %s", strerror(errno));
 		return LV_ERR;
 	}
+	if (cache_l2_open(w->base, rt->policy, &w->redis, &w->l2, err, errlen) != LV_OK)
+		return LV_ERR;
 	int fd = listen_socket(rt, err, errlen);
 	if (fd < 0)
 		return LV_ERR;
@@ -276,6 +280,11 @@ void worker_destroy(struct worker *w)
 	while (w->conns)
 		conn_close(w->conns);
 	upstream_pool_clear(w);
+	l2_free(w->l2); /* pending L2 callbacks run now, with "closed" */
+	w->l2 = NULL;
+	if (w->redis)
+		redis_free(w->redis);
+	w->redis = NULL;
 	/* one more pass runs the deferred frees that closing scheduled */
 	if (w->base)
 		event_base_loop(w->base, EVLOOP_NONBLOCK);

@@ -56,6 +56,9 @@ struct worker {
 
 	uint64_t rng[2];
 	bool draining;
+
+	struct redis *redis;     /* the Redis tier, when [redis] is set */
+	struct l2 *l2;
 };
 
 int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, size_t errlen) LV_WARN_UNUSED;

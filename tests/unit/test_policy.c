@@ -48,6 +48,12 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:3: [route \"u\"] cache_tags: a placeholder is {1} to {9}"}},
 	{"cache_tags brace", "[route \"u\"]\nprefix = /\ncache_tags = a}b\n",
 	 {"p.ini:3: [route \"u\"] cache_tags: '}' cannot appear in a tag"}},
+	{"redis address", "[redis]\naddress = 127.0.0.1:6379\ntimeout = 10ms\n", {NULL}},
+	{"redis sentinels", "[redis]\nsentinels = 127.0.0.1:26379,  127.0.0.1:26380\nmaster = m1\n", {NULL}},
+	{"redis both", "[redis]\naddress = 127.0.0.1:6379\nsentinels = 127.0.0.1:26379\n",
+	 {"p.ini:3: [redis] sentinels: set address or sentinels, not both"}},
+	{"redis bad sentinel", "[redis]\nsentinels = 127.0.0.1\n",
+	 {"p.ini:2: [redis] sentinels: 127.0.0.1: missing :PORT (write HOST:PORT, e.g. 127.0.0.1:8080)"}},
 	{"cache memory bounds", "[cache]\nmemory = 10KiB\n", {"p.ini:2: [cache] memory: must be between 1MiB and 64GiB"}},
 	/* syntax */
 	{"empty file", "", {NULL}},
@@ -384,6 +390,9 @@ static void test_defaults(void **state)
 	assert_string_equal(p->path, "");
 	assert_string_equal(p->checksum, "cbf29ce484222325"); /* FNV-1a 64 of nothing */
 	assert_int_equal(p->cache.memory, 64u << 20);
+	assert_false(policy_redis_on(p));
+	assert_string_equal(p->redis.master, "mymaster");
+	assert_int_equal(p->redis.timeout_ms, 25);
 	assert_int_equal(p->cache.max_object, 1u << 20);
 	policy_unref(p);
 

@@ -1,0 +1,378 @@
+/*
+ * cache_l2.c - the Redis tier in the cache stage.
+ *
+ * On an L1 miss that this process is to fill (cache.c has already joined or
+ * started the in-process fill for the key):
+ *
+ *   l2_lookup ── hit ──▶ store in L1, answer (Cache-Status: hit; detail=l2)
+ *       │ miss
+ *       ▼
+ *   l2_fill_begin ── won ──▶ upstream; the stored response is committed
+ *       │ lost                to L2 under the lease (cache_l2_commit)
+ *       ▼
+ *   poll l2_lookup every L2_POLL_MS until lease_wait ── hit ──▶ answer
+ *       │ still nothing
+ *       ▼
+ *   upstream without a lease (stored in L1 only)
+ *
+ * Redis trouble at any step (timeout, down, breaker open) sends the request
+ * on to the upstream: a cache failure never becomes an error.
+ *
+ * Tags: every entry carries its URL tag (service + target: all hosts and
+ * variants of the URL), one tag per '/'-terminated path prefix (so "/" covers
+ * everything), and the route's cache_tags. They are computed the same way at
+ * begin and at commit, so the generations read at begin line up with them.
+ *
+ * Lifetime: while an L2 operation is in flight (r->l2_pending) the request
+ * outlives its client (request_client_gone detaches it); each callback first
+ * clears l2_pending and, if the client has gone, ends the request.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache.h"
+#include "cache/cache_internal.h"
+#include "cache/key.h"
+#include "cache/l2.h"
+#include "cache/record.h"
+#include "log.h"
+#include "net/worker.h"
+
+#define L2_POLL_MS 20
+#define TAG_BUF (L2_MAX_TAGS * 256)
+
+size_t cache_url_tag(const char *svc, const char *target, size_t len, char *out, size_t cap)
+{
+	if (cap < 4)
+		return 0;
+	size_t kl = key_path_prefix(svc, target, len, out + 2, cap - 3);
+	if (!kl)
+		return 0;
+	memcpy(out, "u:", 2);
+	out[2 + kl] = KEY_SEP;
+	return kl + 3;
+}
+
+/* The tags of r's entry, in a fixed order; returns how many. */
+static unsigned l2_tags_of(const struct request *r, char *buf, struct l2_str *tags)
+{
+	const struct lv_head *hd = r->head;
+	const char *svc = r->rt->policy->service;
+	const char *path = hd->text + hd->target_off;
+	size_t o = 0;
+	unsigned n = 0;
+	/* the URL: "u:" service US target US, covering every host and variant */
+	size_t ul = cache_url_tag(svc, path, hd->target_len, buf + o, TAG_BUF - o);
+	if (ul) {
+		tags[n++] = (struct l2_str){buf + o, ul};
+		o += ul;
+	}
+	size_t lens[16];
+	unsigned np = l2_prefix_lens(path, hd->path_len, lens, 16);
+	for (unsigned i = 0; i < np && n < L2_MAX_TAGS - 8; i++) {
+		size_t tl = l2_tag_prefix(svc, path, lens[i], buf + o, TAG_BUF - o);
+		if (tl) {
+			tags[n++] = (struct l2_str){buf + o, tl};
+			o += tl;
+		}
+	}
+	const char *t = r->route->cache_tags;
+	while (*t && n < L2_MAX_TAGS) {
+		const char *e = strchr(t, ',');
+		size_t tl = e ? (size_t)(e - t) : strlen(t);
+		/* route tags with {N} are expanded by cache.c for L1; in L2 only
+		 * the literal ones are generational tags for now */
+		if (!memchr(t, '{', tl)) {
+			size_t w = l2_tag_key(svc, t, tl, buf + o, TAG_BUF - o);
+			if (w) {
+				tags[n++] = (struct l2_str){buf + o, w};
+				o += w;
+			}
+		}
+		t = e ? e + 1 : t + tl;
+	}
+	return n;
+}
+
+static void l2_resume_upstream(struct request *r)
+{
+	pipeline_resume(r);
+}
+
+/* An L2 callback: the operation is over. False when the request ended
+ * because its client left meanwhile. */
+static bool l2_back(struct request *r)
+{
+	r->l2_pending = false;
+	if (r->conn)
+		return true;
+	request_client_gone(r);
+	return false;
+}
+
+/* Puts an L2 record into L1 (when it is still fresh) and answers from it. */
+static bool l2_answer(struct request *r, const char *rec, size_t len)
+{
+	struct record_view v;
+	if (record_decode(rec, len, &v) != RECORD_OK)
+		return false;
+	int64_t now_s = (int64_t)(cache_unix_ms() / 1000);
+	int64_t left = v.lifetime - (v.initial_age + (now_s - v.response_time / 1000));
+	int64_t window = v.swr > v.sie ? v.swr : v.sie;
+	if (left <= 0)
+		return false; /* stale in L2: let the fill path refresh it */
+	const char *tagp[RECORD_MAX_TAGS];
+	size_t tagl[RECORD_MAX_TAGS];
+	unsigned nt = 0;
+	struct record_cursor c = {0};
+	struct record_str t;
+	while (nt < RECORD_MAX_TAGS && record_next_tag(&v, &c, &t)) {
+		tagp[nt] = t.p;
+		tagl[nt] = t.len;
+		nt++;
+	}
+	uint64_t expires = cache_unix_ms() + (uint64_t)(left + window) * 1000u;
+	if (l1_put(cache_l1, r->key, r->key_len, rec, len, expires, tagp, tagl, nt) != 0)
+		return false;
+	return cache_lookup(r, "hit; detail=l2") == LK_HIT;
+}
+
+static void l2_poll(evutil_socket_t fd, short what, void *arg);
+static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *lease, void *arg);
+
+static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res, const char *rec, size_t len,
+                         void *arg)
+{
+	struct request *r = arg;
+	if (!l2_back(r))
+		return;
+	if (err != L2_ENONE) {
+		CSTAT(l2_errors);
+		l2_resume_upstream(r);
+		return;
+	}
+	if (res == L2_HIT && l2_answer(r, rec, len)) {
+		CSTAT(l2_hits);
+		return;
+	}
+	if (r->l2_waiting) {
+		/* another replica holds the lease: keep looking until lease_wait */
+		if (now_us() >= r->l2_wait_until) {
+			CSTAT(lease_wait_timeouts);
+			l2_resume_upstream(r);
+			return;
+		}
+		r->l2_pending = true;
+		struct timeval tv = {0, L2_POLL_MS * 1000};
+		if (event_base_once(r->w->base, -1, EV_TIMEOUT, l2_poll, r, &tv) < 0) {
+			r->l2_pending = false;
+			l2_resume_upstream(r);
+		}
+		return;
+	}
+	CSTAT(l2_misses);
+	char buf[TAG_BUF];
+	struct l2_str tags[L2_MAX_TAGS];
+	unsigned n = l2_tags_of(r, buf, tags);
+	r->l2_pending = true;
+	if (l2_fill_begin(l2, r->key, r->key_len, tags, n, r->rt->policy->redis.lease_ms, l2_on_begin, r) !=
+	    LV_OK) {
+		r->l2_pending = false;
+		l2_resume_upstream(r);
+	}
+}
+
+static void l2_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct request *r = arg;
+	if (!l2_back(r))
+		return;
+	r->l2_pending = true;
+	if (l2_lookup(r->w->l2, r->key, r->key_len, l2_on_lookup, r) != LV_OK) {
+		r->l2_pending = false;
+		l2_resume_upstream(r);
+	}
+}
+
+static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *lease, void *arg)
+{
+	struct request *r = arg;
+	if (err == L2_ENONE && lease && lease->won) {
+		r->lease = *lease; /* held until commit or cache_l2_end */
+		r->l2_lease = true;
+	}
+	if (!l2_back(r))
+		return;
+	if (err != L2_ENONE) {
+		CSTAT(l2_errors);
+		l2_resume_upstream(r);
+		return;
+	}
+	if (r->l2_lease) {
+		l2_resume_upstream(r);
+		return;
+	}
+	/* lost: wait for the holder's entry */
+	CSTAT(lease_waits);
+	r->l2_waiting = true;
+	r->l2_wait_until = now_us() + r->rt->policy->redis.lease_wait_ms * 1000u;
+	r->l2_pending = true;
+	struct timeval tv = {0, L2_POLL_MS * 1000};
+	if (event_base_once(r->w->base, -1, EV_TIMEOUT, l2_poll, r, &tv) < 0) {
+		r->l2_pending = false;
+		l2_resume_upstream(r);
+	}
+}
+
+int cache_l2_miss(struct request *r)
+{
+	struct l2 *l2 = r->w->l2;
+	if (!l2 || !r->key || r->head->method != HTTP_GET || !redis_available(r->w->redis))
+		return STAGE_NEXT; /* no L2, or it is down: straight upstream */
+	r->l2_pending = true;
+	if (l2_lookup(l2, r->key, r->key_len, l2_on_lookup, r) != LV_OK) {
+		r->l2_pending = false;
+		return STAGE_NEXT;
+	}
+	return STAGE_ASYNC;
+}
+
+/* ---- opening ----------------------------------------------------------- */
+
+int cache_l2_open(struct event_base *base, const struct lv_policy *p, struct redis **redis, struct l2 **l2,
+                  char *err, size_t errlen)
+{
+	*redis = NULL;
+	*l2 = NULL;
+	if (!policy_redis_on(p))
+		return LV_OK;
+	struct redis_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	if (p->redis.address.host[0]) {
+		snprintf(cfg.host, sizeof(cfg.host), "%s", p->redis.address.host);
+		cfg.port = p->redis.address.port;
+	} else {
+		/* "h:p,h:p", each already checked by the policy */
+		const char *s = p->redis.sentinels;
+		while (*s && cfg.nsentinels < REDIS_MAX_SENTINELS) {
+			const char *e = strchr(s, ',');
+			size_t n = e ? (size_t)(e - s) : strlen(s);
+			char one[LV_HOST_MAX + 8];
+			struct lv_hostport hp;
+			const char *why;
+			snprintf(one, sizeof(one), "%.*s", (int)n, s);
+			if (value_hostport(one, &hp, &why) == LV_OK) {
+				snprintf(cfg.sentinels[cfg.nsentinels], LV_HOST_MAX, "%s", hp.host);
+				cfg.sentinel_ports[cfg.nsentinels++] = hp.port;
+			}
+			s = e ? e + 1 : s + n;
+		}
+		snprintf(cfg.master, sizeof(cfg.master), "%s", p->redis.master);
+	}
+	cfg.command_timeout_ms = p->redis.timeout_ms;
+	cfg.connect_timeout_ms = p->redis.connect_timeout_ms;
+	*redis = redis_new(base, &cfg, err, errlen);
+	if (!*redis)
+		return LV_ERR;
+	*l2 = l2_new(*redis);
+	if (!*l2) {
+		redis_free(*redis);
+		*redis = NULL;
+		snprintf(err, errlen, "out of memory");
+		return LV_ERR;
+	}
+	return LV_OK;
+}
+
+/* ---- purges ------------------------------------------------------------ */
+
+static void l2_on_purge(struct l2 *l2, enum l2_err err, long long value, void *arg)
+{
+	if (err != L2_ENONE)
+		log_warn("cache: a purge did not reach Redis (%s); entries there live until their TTL",
+		         l2_strerror(err));
+}
+
+bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len)
+{
+	if (!l2)
+		return true;
+	char tag[L2_TAG_MAX];
+	size_t tl = 0;
+	switch (kind) {
+	case CACHE_PURGE_URL:
+		tl = cache_url_tag(svc, s, len, tag, sizeof(tag));
+		break;
+	case CACHE_PURGE_PREFIX:
+		/* only '/'-terminated prefixes are tags of every entry under them */
+		if (!len || s[len - 1] != '/')
+			return false;
+		tl = l2_tag_prefix(svc, s, len, tag, sizeof(tag));
+		break;
+	case CACHE_PURGE_TAG:
+		tl = l2_tag_key(svc, s, len, tag, sizeof(tag));
+		break;
+	case CACHE_PURGE_ALL:
+		tl = l2_tag_prefix(svc, "/", 1, tag, sizeof(tag));
+		break;
+	}
+	if (!tl || l2_purge_tag(l2, tag, tl, l2_on_purge, NULL) != LV_OK) {
+		log_warn("cache: could not send a purge to Redis");
+		return true;
+	}
+	return true;
+}
+
+/* ---- after the fill ---------------------------------------------------- */
+
+struct l2_after {
+	uint32_t klen;
+	char key[];
+};
+
+static void l2_on_commit(struct l2 *l2, enum l2_err err, enum l2_commit_res res, void *arg)
+{
+	struct l2_after *a = arg;
+	if (err == L2_ENONE && res == L2_COMMIT_STORED) {
+		CSTAT(l2_commits);
+	} else {
+		CSTAT(l2_commit_refused);
+		if (err == L2_ENONE && res == L2_COMMIT_PURGED) {
+			/* another replica purged the key while we filled: what we
+			 * just put in L1 predates that purge */
+			l1_purge_key(cache_l1, a->key, a->klen);
+		}
+	}
+	free(a);
+}
+
+static void l2_on_abort(struct l2 *l2, enum l2_err err, long long value, void *arg)
+{
+}
+
+void cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t ttl_ms)
+{
+	if (!r->l2_lease || !r->w->l2)
+		return;
+	r->l2_lease = false;
+	char buf[TAG_BUF];
+	struct l2_str tags[L2_MAX_TAGS];
+	unsigned n = l2_tags_of(r, buf, tags);
+	struct l2_after *a = malloc(sizeof(*a) + r->key_len);
+	if (!a)
+		return; /* the lease expires by itself */
+	a->klen = r->key_len;
+	memcpy(a->key, r->key, r->key_len);
+	if (l2_fill_commit(r->w->l2, r->key, r->key_len, &r->lease, tags, n, rec, len, ttl_ms ? ttl_ms : 1,
+	                   l2_on_commit, a) != LV_OK)
+		free(a);
+}
+
+void cache_l2_end(struct request *r)
+{
+	if (!r->l2_lease || !r->w->l2)
+		return;
+	r->l2_lease = false;
+	if (l2_fill_abort(r->w->l2, r->key, r->key_len, &r->lease, l2_on_abort, NULL) != LV_OK)
+		log_debug("cache: could not release a lease; it expires by itself");
+}
