@@ -90,6 +90,7 @@ struct request {
 	int stale_state;             /* enum fresh_state of `stale` */
 	const char *cache_fwd;       /* Cache-Status fwd= for a forwarded request: "miss", "stale", "request" */
 	bool l2_pending;             /* an L2 operation for this request is in flight */
+	bool cache_bypass_store;     /* Redis failed: pass through, store nothing */
 	bool l2_lease;               /* holds the L2 fill lease in `lease` */
 	bool l2_waiting;             /* waiting for another replica's fill */
 	uint64_t l2_wait_until;      /* monotonic us */

@@ -770,7 +770,7 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 			cache_invalidate_write(r, resp);
 		return;
 	}
-	if (qh->method != HTTP_GET || !r->key)
+	if (qh->method != HTTP_GET || !r->key || r->cache_bypass_store)
 		return;
 	const struct lv_policy *p = r->rt->policy;
 	char fwd[32];

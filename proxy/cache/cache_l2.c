@@ -148,6 +148,8 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 		return;
 	if (err != L2_ENONE) {
 		CSTAT(l2_errors);
+		r->cache_bypass_store = true;
+		snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; fwd=bypass; detail=redis-error\r\n");
 		l2_resume_upstream(r);
 		return;
 	}
@@ -205,6 +207,8 @@ static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *l
 		return;
 	if (err != L2_ENONE) {
 		CSTAT(l2_errors);
+		r->cache_bypass_store = true;
+		snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; fwd=bypass; detail=redis-error\r\n");
 		l2_resume_upstream(r);
 		return;
 	}
@@ -227,8 +231,16 @@ static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *l
 int cache_l2_miss(struct request *r)
 {
 	struct l2 *l2 = r->w->l2;
-	if (!l2 || !r->key || r->head->method != HTTP_GET || !redis_available(r->w->redis))
-		return STAGE_NEXT; /* no L2, or it is down: straight upstream */
+	if (!l2 || !r->key || r->head->method != HTTP_GET)
+		return STAGE_NEXT;
+	if (!redis_available(r->w->redis)) {
+		/* Redis is down or its breaker is open: pass through, and store
+		 * nothing, since no lease or generation can vouch for a fill */
+		CSTAT(l2_errors);
+		r->cache_bypass_store = true;
+		snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; fwd=bypass; detail=redis-down\r\n");
+		return STAGE_NEXT;
+	}
 	r->l2_pending = true;
 	if (l2_lookup(l2, r->key, r->key_len, l2_on_lookup, r) != LV_OK) {
 		r->l2_pending = false;

@@ -185,6 +185,14 @@ def test_redis_killed_under_load_never_fails_a_request(levee_factory, origin, re
         redis.kill()
         before = served[0]
         wait_until(lambda: served[0] > before + 200, 10, msg="requests keep being served with Redis down")
+        # a miss while Redis is down is passed through, and says so
+        n = [0]
+
+        def bypassed():
+            n[0] += 1
+            r = get(a, "/echo/down/%d" % n[0])
+            return r.status == 200 and (cs(r) or "").startswith("levee; fwd=bypass; detail=redis-")
+        wait_until(bypassed, 5, interval=0.05, msg="Cache-Status: fwd=bypass while Redis is down")
         redis.start()
         # L2 comes back: an entry stored by A is found by B again
         k = [0]
