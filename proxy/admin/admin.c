@@ -96,6 +96,63 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* Sums the workers' Redis snapshots (taken on their ticks). */
+static bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *open)
+{
+	memset(sum, 0, sizeof(*sum));
+	*ready = *open = 0;
+	bool any = false;
+	for (unsigned i = 0; i < srv.nworkers; i++) {
+		struct worker *w = srv.workers[i];
+		if (!w->redis)
+			continue;
+		any = true;
+		pthread_mutex_lock(&w->redis_snap_lock);
+		struct redis_stats s = w->redis_snap;
+		pthread_mutex_unlock(&w->redis_snap_lock);
+		sum->commands += s.commands;
+		sum->errors += s.errors;
+		sum->timeouts += s.timeouts;
+		sum->reconnects += s.reconnects;
+		sum->failovers += s.failovers;
+		sum->latency_us_sum += s.latency_us_sum;
+		sum->latency_count += s.latency_count;
+		*ready += s.state == REDIS_ST_READY;
+		*open += s.breaker != REDIS_BR_CLOSED;
+		if (s.master_addr[0])
+			memcpy(sum->master_addr, s.master_addr, sizeof(sum->master_addr));
+	}
+	return any;
+}
+
+static void admin_redis_metrics(FILE *f)
+{
+	struct redis_stats s;
+	unsigned ready, open;
+	if (!admin_redis_sum(&s, &ready, &open))
+		return;
+	fprintf(f,
+	        "# HELP levee_redis_connections_ready Worker connections to Redis that are ready\n"
+	        "# TYPE levee_redis_connections_ready gauge\nlevee_redis_connections_ready %u\n"
+	        "# HELP levee_redis_breaker_open Worker connections whose Redis breaker is open or half-open\n"
+	        "# TYPE levee_redis_breaker_open gauge\nlevee_redis_breaker_open %u\n"
+	        "# HELP levee_redis_commands_total Redis commands sent\n# TYPE levee_redis_commands_total counter\n"
+	        "levee_redis_commands_total %llu\n"
+	        "# HELP levee_redis_errors_total Redis commands that failed (down, busy, connection lost)\n"
+	        "# TYPE levee_redis_errors_total counter\nlevee_redis_errors_total %llu\n"
+	        "# HELP levee_redis_timeouts_total Redis commands past [redis] timeout\n"
+	        "# TYPE levee_redis_timeouts_total counter\nlevee_redis_timeouts_total %llu\n"
+	        "# HELP levee_redis_reconnects_total Redis connections re-established\n"
+	        "# TYPE levee_redis_reconnects_total counter\nlevee_redis_reconnects_total %llu\n"
+	        "# HELP levee_redis_failovers_total Master changes followed through Sentinel\n"
+	        "# TYPE levee_redis_failovers_total counter\nlevee_redis_failovers_total %llu\n"
+	        "# HELP levee_redis_command_seconds Redis reply latency\n# TYPE levee_redis_command_seconds summary\n"
+	        "levee_redis_command_seconds_sum %.6f\nlevee_redis_command_seconds_count %llu\n",
+	        ready, open, (unsigned long long)s.commands, (unsigned long long)s.errors,
+	        (unsigned long long)s.timeouts, (unsigned long long)s.reconnects, (unsigned long long)s.failovers,
+	        (double)s.latency_us_sum / 1e6, (unsigned long long)s.latency_count);
+}
+
 static void admin_status(FILE *f)
 {
 	struct runtime *rt = server_runtime_acquire();
@@ -124,6 +181,16 @@ static void admin_status(FILE *f)
 	json_str(f, rt->up_text);
 	fprintf(f, ",\"reachable\":%s},\"cache\":", atomic_load(&srv.upstream_reachable) ? "true" : "false");
 	cache_status_json(f);
+	struct redis_stats rs;
+	unsigned rready, ropen;
+	if (admin_redis_sum(&rs, &rready, &ropen)) {
+		fprintf(f, ",\"redis\":{\"connections_ready\":%u,\"breaker_open\":%u,\"master\":", rready, ropen);
+		json_str(f, rs.master_addr);
+		fprintf(f, ",\"errors\":%llu,\"timeouts\":%llu,\"failovers\":%llu}", (unsigned long long)rs.errors,
+		        (unsigned long long)rs.timeouts, (unsigned long long)rs.failovers);
+	} else {
+		fputs(",\"redis\":null", f);
+	}
 	fputs("}\n", f);
 	runtime_unref(rt);
 }
@@ -150,6 +217,7 @@ static void admin_metrics(FILE *f)
 	runtime_unref(rt);
 	stats_render_prometheus(f, stats, n, &g);
 	cache_render_prometheus(f);
+	admin_redis_metrics(f);
 }
 
 /* Decodes %XX in a query value into `out`; false on a bad escape. */

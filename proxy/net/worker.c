@@ -143,6 +143,11 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	alog_flush(w->alog);
 	upstream_pool_reap(w, now_us());
+	if (w->redis) {
+		pthread_mutex_lock(&w->redis_snap_lock);
+		redis_get_stats(w->redis, &w->redis_snap);
+		pthread_mutex_unlock(&w->redis_snap_lock);
+	}
 }
 
 /* ---- mailbox handlers (run on the worker) ------------------------------ */
@@ -199,6 +204,7 @@ void worker_notify_stop(struct worker *w)
 int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, size_t errlen)
 {
 	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&w->redis_snap_lock, NULL);
 	w->id = id;
 	w->mbox.efd = -1;
 	struct event_config *cfg = event_config_new();

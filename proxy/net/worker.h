@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "cache/redis.h"
 #include "log.h"
 #include "net/http1.h"
 #include "net/mailbox.h"
@@ -59,6 +60,10 @@ struct worker {
 
 	struct redis *redis;     /* the Redis tier, when [redis] is set */
 	struct l2 *l2;
+	/* the connection's stats as of the last tick, for the admin thread
+	 * (the client itself may only be asked on this worker's thread) */
+	pthread_mutex_t redis_snap_lock;
+	struct redis_stats redis_snap;
 };
 
 int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, size_t errlen) LV_WARN_UNUSED;

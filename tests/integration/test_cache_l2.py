@@ -100,6 +100,13 @@ def test_replicas_share_entries(levee_factory, origin, redis):
     assert cs(s) == "levee; hit; detail=l2" and s.body == r.body
     assert cs(get(b, "/echo/l2/1")) == "levee; hit"  # now in B's own L1
     assert len(origin.requests(origin.start_mark, path="/echo/l2/1")) == 1
+    m = b.metrics()
+    assert metric_sum(m, "levee_cache_l2_total", result="hit") == 1
+    wait_until(lambda: metric_sum(b.metrics(), "levee_redis_connections_ready") >= 1, 3,
+               msg="levee_redis_connections_ready")
+    assert metric_sum(b.metrics(), "levee_redis_command_seconds_count") > 0
+    st = b.status()
+    assert st["redis"]["master"] == "127.0.0.1:%d" % redis.port
 
 
 def test_cold_key_fetched_once_across_replicas(levee_factory, origin, redis):
@@ -193,6 +200,11 @@ def test_redis_killed_under_load_never_fails_a_request(levee_factory, origin, re
             r = get(a, "/echo/down/%d" % n[0])
             return r.status == 200 and (cs(r) or "").startswith("levee; fwd=bypass; detail=redis-")
         wait_until(bypassed, 5, interval=0.05, msg="Cache-Status: fwd=bypass while Redis is down")
+        wait_until(lambda: metric_sum(a.metrics(), "levee_redis_breaker_open") >= 1, 5,
+                   msg="the Redis breaker opens")
+        # requests that found Redis unusable (not sent at all once the
+        # connection is down, so the redis-level error counters stay put)
+        assert metric_sum(a.metrics(), "levee_cache_l2_total", result="error") > 0
         redis.start()
         # L2 comes back: an entry stored by A is found by B again
         k = [0]
