@@ -221,3 +221,90 @@ def test_redis_killed_under_load_never_fails_a_request(levee_factory, origin, re
         for t in ts:
             t.join()
     assert errors == [], errors[:5]
+
+
+SENTINEL = shutil.which("redis-sentinel")
+
+
+def resp_command(port, *args, timeout=2.0):
+    """One RESP command on a fresh connection; the raw reply bytes."""
+    payload = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(payload)
+        return s.recv(4096)
+
+
+def sentinel_says(port, master_port):
+    """Whether the sentinel on <port> names <master_port> as the master (False
+    while it is not listening yet)."""
+    try:
+        return b"%d" % master_port in resp_command(port, "SENTINEL", "get-master-addr-by-name", "mymaster")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(SENTINEL is None, reason="redis-sentinel is not installed")
+def test_sentinel_failover_under_load(levee_factory, origin, tmp_path):
+    master, replica = Redis(), Redis()
+    sentinel = None
+    try:
+        assert resp_command(replica.port, "REPLICAOF", "127.0.0.1", str(master.port)).startswith(b"+OK")
+        wait_until(lambda: b"master_link_status:up" in resp_command(replica.port, "INFO", "replication"), 10,
+                   msg="the replica syncs")
+        sport = free_port()
+        conf = tmp_path / "sentinel.conf"
+        conf.write_text("port %d\nbind 127.0.0.1\ndir %s\n"
+                        "sentinel monitor mymaster 127.0.0.1 %d 1\n"
+                        "sentinel down-after-milliseconds mymaster 500\n"
+                        "sentinel failover-timeout mymaster 3000\n" % (sport, tmp_path, master.port))
+        sentinel = subprocess.Popen([SENTINEL, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: sentinel_says(sport, master.port), 10, msg="the sentinel knows the master")
+        pol = {"redis": {"sentinels": "127.0.0.1:%d" % sport, "master": "mymaster", "lease_wait": "2s"},
+               'route "c"': {"prefix": "/", "cache_ttl": "60s"}}
+        a, b = levee_factory(pol), levee_factory(pol)
+        wait_until(lambda: metric_sum(a.metrics(), "levee_redis_connections_ready") >= 1, 5, msg="A on Redis")
+
+        errors, stop = [], threading.Event()
+
+        def load(lv, tag):
+            i = 0
+            while not stop.is_set():
+                i += 1
+                try:
+                    r = get(lv, "/echo/sl/%s/%d" % (tag, i % 30))
+                    if r.status >= 500:
+                        errors.append(r.status)
+                except OSError as e:
+                    errors.append(repr(e))
+
+        ts = [threading.Thread(target=load, args=(lv, str(k))) for k, lv in enumerate((a, b))]
+        for t in ts:
+            t.start()
+        try:
+            assert resp_command(sport, "SENTINEL", "FAILOVER", "mymaster").startswith(b"+OK")
+            wait_until(lambda: sentinel_says(sport, replica.port), 15, msg="the sentinel promotes the replica")
+            k = [0]
+
+            def hits_on_new_master():
+                k[0] += 1
+                u = "/echo/after/%d" % k[0]
+                get(a, u)
+                time.sleep(0.05)  # let A's commit land; bounded by wait_until
+                return cs(get(b, u)) == "levee; hit; detail=l2"
+            wait_until(hits_on_new_master, 20, interval=0.2, msg="L2 hits on the new master")
+        finally:
+            stop.set()
+            for t in ts:
+                t.join()
+        assert errors == [], errors[:5]
+        # every worker connection follows (status reads snapshots a tick old)
+        wait_until(lambda: b.status()["redis"]["master"] == "127.0.0.1:%d" % replica.port and
+                   metric_sum(b.metrics(), "levee_redis_connections_ready") >= 1, 5,
+                   msg="/status names the new master")
+        assert metric_sum(b.metrics(), "levee_redis_failovers_total") >= 1
+    finally:
+        if sentinel and sentinel.poll() is None:
+            sentinel.kill()
+            sentinel.wait()
+        master.close()
+        replica.close()
