@@ -193,6 +193,42 @@ static bool cache_make_key(struct request *r)
 	return true;
 }
 
+/* ---- the route's tags ------------------------------------------------- */
+
+unsigned cache_route_tags(const struct request *r, char *buf, size_t cap, struct record_str *out, unsigned max)
+{
+	size_t ro = 0;
+	unsigned n = 0;
+	const char *path = r->head->text + r->head->target_off;
+	for (const char *t = r->route->cache_tags; *t && n < max;) {
+		const char *e = strchr(t, ',');
+		size_t tl = e ? (size_t)(e - t) : strlen(t);
+		size_t start = ro;
+		bool ok = true;
+		for (size_t i = 0; i < tl && ok; i++) {
+			if (t[i] == '{' && i + 2 < tl && t[i + 2] == '}') {
+				int ci = t[i + 1] - '1';
+				ok = ci < r->caps.n && ro + r->caps.c[ci].len < cap;
+				if (ok) {
+					memcpy(buf + ro, path + r->caps.c[ci].off, r->caps.c[ci].len);
+					ro += r->caps.c[ci].len;
+				}
+				i += 2;
+			} else if (ro < cap) {
+				buf[ro++] = t[i];
+			} else {
+				ok = false;
+			}
+		}
+		if (ok && ro > start)
+			out[n++] = (struct record_str){buf + start, (uint32_t)(ro - start)};
+		else
+			ro = start; /* a tag naming a wildcard the path did not fill is left out */
+		t = e ? e + 1 : t + tl;
+	}
+	return n;
+}
+
 /* ---- lookup ------------------------------------------------------------ */
 
 /* The key of one Vary variant: the primary key, KEY_VARY_SEP, and the
@@ -930,40 +966,15 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 			}
 		}
 	}
-	/* the route's own tags, with {N} from the route's wildcards; a tag
-	 * naming a wildcard the path did not fill is left out */
+	/* the route's own tags, with {N} from the route's wildcards */
 	char rtags[LV_HEADER_LIST_MAX * 4];
-	size_t ro = 0;
-	const char *path = r->head->text + r->head->target_off;
-	for (const char *t = rt->cache_tags; *t && nt < MAX_TAGS;) {
-		const char *e = strchr(t, ',');
-		size_t tl = e ? (size_t)(e - t) : strlen(t);
-		size_t start = ro;
-		bool ok = true;
-		for (size_t i = 0; i < tl && ok; i++) {
-			if (t[i] == '{' && i + 2 < tl && t[i + 2] == '}') {
-				int ci = t[i + 1] - '1';
-				ok = ci < r->caps.n && ro + r->caps.c[ci].len < sizeof(rtags);
-				if (ok) {
-					memcpy(rtags + ro, path + r->caps.c[ci].off, r->caps.c[ci].len);
-					ro += r->caps.c[ci].len;
-				}
-				i += 2;
-			} else if (ro < sizeof(rtags)) {
-				rtags[ro++] = t[i];
-			} else {
-				ok = false;
-			}
-		}
-		if (ok && ro > start) {
-			tags[nt] = (struct record_str){rtags + start, (uint32_t)(ro - start)};
-			tagp[nt] = rtags + start;
-			tagl[nt] = ro - start;
-			nt++;
-		} else {
-			ro = start;
-		}
-		t = e ? e + 1 : t + tl;
+	struct record_str rt_tags[MAX_TAGS];
+	unsigned nr = cache_route_tags(r, rtags, sizeof(rtags), rt_tags, MAX_TAGS - nt);
+	for (unsigned i = 0; i < nr; i++) {
+		tags[nt] = rt_tags[i];
+		tagp[nt] = rt_tags[i].p;
+		tagl[nt] = rt_tags[i].len;
+		nt++;
 	}
 	struct evbuffer_iovec body[64];
 	int nb = evbuffer_peek(r->capture, -1, NULL, body, 64);

@@ -26,6 +26,11 @@ enum lookup cache_lookup(struct request *r, const char *how);
 
 uint64_t cache_unix_ms(void);
 
+#include "cache/record.h"
+/* The route's cache_tags for r, {N} filled from its wildcards, written into
+ * buf; returns how many (at most max). */
+unsigned cache_route_tags(const struct request *r, char *buf, size_t cap, struct record_str *out, unsigned max);
+
 size_t cache_url_tag(const char *svc, const char *target, size_t len, char *out, size_t cap);
 
 /* cache_l2.c: the L2 steps. Each returns a stage result when it took the

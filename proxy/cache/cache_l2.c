@@ -76,20 +76,15 @@ static unsigned l2_tags_of(const struct request *r, char *buf, struct l2_str *ta
 			o += tl;
 		}
 	}
-	const char *t = r->route->cache_tags;
-	while (*t && n < L2_MAX_TAGS) {
-		const char *e = strchr(t, ',');
-		size_t tl = e ? (size_t)(e - t) : strlen(t);
-		/* route tags with {N} are expanded by cache.c for L1; in L2 only
-		 * the literal ones are generational tags for now */
-		if (!memchr(t, '{', tl)) {
-			size_t w = l2_tag_key(svc, t, tl, buf + o, TAG_BUF - o);
-			if (w) {
-				tags[n++] = (struct l2_str){buf + o, w};
-				o += w;
-			}
+	char rbuf[LV_HEADER_LIST_MAX * 4];
+	struct record_str rt_tags[L2_MAX_TAGS];
+	unsigned nr = cache_route_tags(r, rbuf, sizeof(rbuf), rt_tags, L2_MAX_TAGS - n);
+	for (unsigned i = 0; i < nr; i++) {
+		size_t w = l2_tag_key(svc, rt_tags[i].p, rt_tags[i].len, buf + o, TAG_BUF - o);
+		if (w) {
+			tags[n++] = (struct l2_str){buf + o, w};
+			o += w;
 		}
-		t = e ? e + 1 : t + tl;
 	}
 	return n;
 }
@@ -161,6 +156,10 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 		/* another replica holds the lease: keep looking until lease_wait */
 		if (now_us() >= r->l2_wait_until) {
 			CSTAT(lease_wait_timeouts);
+			/* the other replica's fill is late: a stale copy where the
+			 * route or origin allows one, else go upstream ourselves */
+			if (cache_fail_takeover(r, R_UP_TIMEOUT))
+				return;
 			l2_resume_upstream(r);
 			return;
 		}

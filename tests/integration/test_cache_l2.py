@@ -308,3 +308,16 @@ def test_sentinel_failover_under_load(levee_factory, origin, tmp_path):
             sentinel.wait()
         master.close()
         replica.close()
+
+
+def test_route_tag_purge_reaches_redis(levee_factory, origin, redis):
+    pol = {"redis": {"address": "127.0.0.1:%d" % redis.port},
+           'route "u"': {"match": "/echo/u/*", "cache_ttl": "60s", "cache_tags": "user-{1}"}}
+    a, b, c = (levee_factory(pol) for _ in range(3))
+    get(a, "/echo/u/7")
+    get(a, "/echo/u/8")
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") == 2, 3,
+               msg="two entries in Redis")
+    assert purge(b, "tag=user-7")[0] == 200
+    assert cs(get(c, "/echo/u/7")).startswith("levee; fwd=miss")
+    assert cs(get(c, "/echo/u/8")) == "levee; hit; detail=l2"
