@@ -53,8 +53,9 @@ size_t cache_url_tag(const char *svc, const char *target, size_t len, char *out,
 	return kl + 3;
 }
 
-/* The tags of r's entry, in a fixed order; returns how many. */
-static unsigned l2_tags_of(const struct request *r, char *buf, struct l2_str *tags)
+/* The tags of r's entry, in a fixed order; returns how many, and the bytes
+ * of `buf` used in *used. */
+static unsigned l2_tags_of(const struct request *r, char *buf, struct l2_str *tags, size_t *used)
 {
 	const struct lv_head *hd = r->head;
 	const char *svc = r->rt->policy->service;
@@ -86,6 +87,7 @@ static unsigned l2_tags_of(const struct request *r, char *buf, struct l2_str *ta
 			o += w;
 		}
 	}
+	*used = o;
 	return n;
 }
 
@@ -174,7 +176,8 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 	CSTAT(l2_misses);
 	char buf[TAG_BUF];
 	struct l2_str tags[L2_MAX_TAGS];
-	unsigned n = l2_tags_of(r, buf, tags);
+	size_t used;
+	unsigned n = l2_tags_of(r, buf, tags, &used);
 	r->l2_pending = true;
 	if (l2_fill_begin(l2, r->key, r->key_len, tags, n, r->rt->policy->redis.lease_ms, l2_on_begin, r) !=
 	    LV_OK) {
@@ -368,7 +371,23 @@ void cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t tt
 	r->l2_lease = false;
 	char buf[TAG_BUF];
 	struct l2_str tags[L2_MAX_TAGS];
-	unsigned n = l2_tags_of(r, buf, tags);
+	size_t o;
+	unsigned n = l2_tags_of(r, buf, tags, &o);
+	/* late tags: the record's own (Surrogate-Key, route), after the ones
+	 * the lease's generations were read for */
+	struct record_view v;
+	if (record_decode(rec, len, &v) == RECORD_OK) {
+		struct record_cursor c = {0};
+		struct record_str t;
+		const char *svc = r->rt->policy->service;
+		while (n < L2_MAX_TAGS && record_next_tag(&v, &c, &t)) {
+			size_t w = l2_tag_key(svc, t.p, t.len, buf + o, TAG_BUF - o);
+			if (w) {
+				tags[n++] = (struct l2_str){buf + o, w};
+				o += w;
+			}
+		}
+	}
 	struct l2_after *a = malloc(sizeof(*a) + r->key_len);
 	if (!a)
 		return; /* the lease expires by itself */

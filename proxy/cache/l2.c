@@ -64,21 +64,28 @@ static const char LUA_BEGIN[] =
         "return out\n";
 
 /* Fill commit. KEYS[1] = entry, KEYS[2] = lease, KEYS[3..] = generation
- * keys; ARGV[1] = token, ARGV[2] = entry TTL in ms, ARGV[3] = record,
- * ARGV[4..] = the generations read at begin. Returns 1 stored; 0 the lease
- * is not ours (nothing touched); -1 a generation moved (our lease released,
- * nothing stored). This check is what closes the fill/purge race. */
+ * keys: first the tags given to begin, then late tags (learnt from the
+ * response); ARGV[1] = token, ARGV[2] = entry TTL in ms, ARGV[3] = record,
+ * ARGV[4..] = the generations read at begin, one per begin tag. Returns 1
+ * stored; 0 the lease is not ours (nothing touched); -1 a begin tag's
+ * generation moved (our lease released, nothing stored). This check is
+ * what closes the fill/purge race. Late tags are stored with their current
+ * generation, so purges of them apply from the commit on. */
 static const char LUA_COMMIT[] =
         "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end\n"
         "local n = #KEYS - 2\n"
+        "local m = #ARGV - 3\n"
+        "local gens = {}\n"
         "for i = 1, n do\n"
-        "  if (redis.call('GET', KEYS[2 + i]) or '0') ~= ARGV[3 + i] then\n"
+        "  local cur = redis.call('GET', KEYS[2 + i]) or '0'\n"
+        "  if i <= m and cur ~= ARGV[3 + i] then\n"
         "    redis.call('DEL', KEYS[2]) return -1\n"
         "  end\n"
+        "  gens[i] = cur\n"
         "end\n"
         "local parts = {'LVE1', string.char(n)}\n"
         "for i = 1, n do\n"
-        "  local k, g = KEYS[2 + i], ARGV[3 + i]\n"
+        "  local k, g = KEYS[2 + i], gens[i]\n"
         "  parts[#parts + 1] = string.char(math.floor(#k / 256), #k % 256)\n"
         "  parts[#parts + 1] = k\n"
         "  parts[#parts + 1] = string.char(#g)\n"
@@ -551,13 +558,12 @@ int l2_fill_commit(struct l2 *l2, const char *key, size_t keylen, const struct l
                    uint64_t ttl_ms, l2_commit_cb cb, void *arg)
 {
 	size_t bytes = 0;
-	if (!key_ok(l2, key, keylen) || !cb || !lease || !lease->won || lease->ngens != ntags ||
+	if (!key_ok(l2, key, keylen) || !cb || !lease || !lease->won || lease->ngens > ntags ||
 	    lease->token_len == 0 || lease->token_len > L2_TOKEN_MAX || ttl_ms == 0 ||
 	    (reclen && !rec) || reclen > L2_RECORD_MAX || !tags_ok(tags, ntags, &bytes))
 		return LV_ERR;
-	int cap =
-	        8 +
-	        2 * (int)ntags; /* 2 slots, numkeys, entry, lease, gens, token, ttl, record, gens */
+	int cap = 8 + (int)ntags + (int)lease->ngens; /* 2 slots, numkeys, entry, lease, gen keys, token, ttl,
+	                                              * record, begin gens */
 	char num[24], ttl[24];
 	int nlen = snprintf(num, sizeof(num), "%u", 2 + ntags);
 	int ttlen = snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);
@@ -577,7 +583,7 @@ int l2_fill_commit(struct l2 *l2, const char *key, size_t keylen, const struct l
 	op_arg(op, lease->token, lease->token_len);
 	op_arg(op, ttl, (size_t)ttlen);
 	op_arg(op, rec, reclen);
-	for (unsigned i = 0; i < ntags; i++) {
+	for (unsigned i = 0; i < lease->ngens; i++) {
 		char g[24];
 		int glen = snprintf(g, sizeof(g), "%llu", (unsigned long long)lease->gens[i]);
 		op_arg(op, g, (size_t)glen);

@@ -38,10 +38,11 @@
  * later lookup miss. Purges need not touch leases.
  *
  * Limits and requirements:
- *  - Tags must be known at fill_begin: a tag first learnt from the response
- *    (Surrogate-Key) may be passed to commit only if it was also passed to
- *    begin; the caller adds late tags by starting the fill with them, or
- *    accepts that a purge of such a tag during the fill is not seen.
+ *  - Tags known at fill_begin are checked at commit. Late tags (learnt from
+ *    the response, e.g. Surrogate-Key) may follow them in the commit's tag
+ *    list: they are stored with their generation at commit time, so a purge
+ *    of one applies from the commit on; a purge that lands between the
+ *    origin's answer and the commit is not seen for that tag.
  *  - Generation keys have no TTL and must never be evicted: an evicted
  *    generation reads as 0 again and could revive an entry stored at 0. Run
  *    Redis with maxmemory-policy noeviction or volatile-* (entries and leases

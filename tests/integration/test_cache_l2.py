@@ -321,3 +321,16 @@ def test_route_tag_purge_reaches_redis(levee_factory, origin, redis):
     assert purge(b, "tag=user-7")[0] == 200
     assert cs(get(c, "/echo/u/7")).startswith("levee; fwd=miss")
     assert cs(get(c, "/echo/u/8")) == "levee; hit; detail=l2"
+
+
+def test_surrogate_key_purge_reaches_redis(levee_factory, origin, redis):
+    a, b, c = replicas(levee_factory, redis, n=3)
+    u = "/headers?" + urllib.parse.urlencode({"Surrogate-Key": "team-9 misc"})
+    get(a, u)
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") == 1, 3,
+               msg="the entry in Redis")
+    assert cs(get(c, u)) == "levee; hit; detail=l2"
+    assert purge(b, "tag=team-9")[0] == 200
+    d = levee_factory({"redis": {"address": "127.0.0.1:%d" % redis.port},
+                       'route "c"': {"prefix": "/", "cache_ttl": "60s"}})
+    assert cs(get(d, u)).startswith("levee; fwd=miss")  # L2 no longer answers with it
