@@ -39,12 +39,23 @@ MiB = 1024 * 1024
 # --------------------------------------------------------------------------
 # small utilities
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port nothing listens on now. The probe socket is closed
+    before the port is used, so the kernel may offer the same port to the
+    next call: a port is never handed out twice in one test run (two picks
+    for one levee's listen and admin once collided in CI)."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh loopback port after 100 tries")
 
 
 def wait_until(pred, timeout, interval=0.02, msg="condition"):

@@ -48,16 +48,31 @@ static bool have_exe(const char *name)
 }
 
 /* A port nothing listens on right now: the kernel's choice for port 0. */
+/* The probe socket is closed before the port is used, so the kernel may
+ * offer the same port to the next call: never hand one out twice. */
 static uint16_t free_port(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	socklen_t len = sizeof(sa);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
+	static uint16_t handed[256];
+	static unsigned nhanded;
+	for (int tries = 0; tries < 100; tries++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fd >= 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		socklen_t len = sizeof(sa);
+		assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+		close(fd);
+		uint16_t port = ntohs(sa.sin_port);
+		bool seen = false;
+		for (unsigned i = 0; i < nhanded && !seen; i++)
+			seen = handed[i] == port;
+		if (!seen) {
+			handed[nhanded++ % 256] = port;
+			return port;
+		}
+	}
+	fail_msg("no fresh loopback port after 100 tries");
+	return 0;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
