@@ -1,0 +1,98 @@
+/*
+ * cache_stats.c - the cache's counters as Prometheus lines and as the
+ * `cache` object of /status. The counters themselves live in cache.c
+ * (struct cache_stats, relaxed atomics bumped on the request path).
+ */
+#include <stdio.h>
+
+#include "cache/cache.h"
+#include "cache/cache_internal.h"
+#include "cache/l1.h"
+
+void cache_counters(struct lv_cache_counters *o)
+{
+	o->hits = __atomic_load_n(&cstats.hits, __ATOMIC_RELAXED);
+	o->misses = __atomic_load_n(&cstats.misses, __ATOMIC_RELAXED);
+	o->bypasses = __atomic_load_n(&cstats.bypasses, __ATOMIC_RELAXED);
+	o->stores = __atomic_load_n(&cstats.stores, __ATOMIC_RELAXED);
+	o->store_refused = __atomic_load_n(&cstats.store_refused, __ATOMIC_RELAXED);
+	o->coalesced = __atomic_load_n(&cstats.coalesced, __ATOMIC_RELAXED);
+	o->purged_entries = __atomic_load_n(&cstats.purged_entries, __ATOMIC_RELAXED);
+	o->not_modified = __atomic_load_n(&cstats.not_modified, __ATOMIC_RELAXED);
+}
+
+void cache_render_prometheus(void *file)
+{
+	FILE *f = file;
+	struct lv_cache_counters c;
+	cache_counters(&c);
+	struct l1_stats s = {0};
+	if (cache_l1)
+		l1_stats(cache_l1, &s);
+	fprintf(f,
+	        "# HELP levee_cache_lookups_total Cache lookups by result\n# TYPE levee_cache_lookups_total counter\n"
+	        "levee_cache_lookups_total{result=\"hit\"} %llu\nlevee_cache_lookups_total{result=\"miss\"} %llu\n"
+	        "levee_cache_lookups_total{result=\"bypass\"} %llu\n"
+	        "# HELP levee_cache_stores_total Responses stored\n# TYPE levee_cache_stores_total counter\n"
+	        "levee_cache_stores_total %llu\n"
+	        "# HELP levee_cache_store_refused_total Responses not stored (not storable, too large, or refused)\n"
+	        "# TYPE levee_cache_store_refused_total counter\nlevee_cache_store_refused_total %llu\n"
+	        "# HELP levee_cache_coalesced_total Requests answered by another request's fill\n"
+	        "# TYPE levee_cache_coalesced_total counter\nlevee_cache_coalesced_total %llu\n"
+	        "# HELP levee_cache_not_modified_total 304 answers from the cache\n"
+	        "# TYPE levee_cache_not_modified_total counter\nlevee_cache_not_modified_total %llu\n"
+	        "# HELP levee_cache_stale_total Stale answers, by why\n# TYPE levee_cache_stale_total counter\n"
+	        "levee_cache_stale_total{why=\"while-revalidate\"} %llu\nlevee_cache_stale_total{why=\"if-error\"} %llu\n"
+	        "# HELP levee_cache_fill_refused_total Fills not stored because a purge landed while they were in flight\n"
+	        "# TYPE levee_cache_fill_refused_total counter\nlevee_cache_fill_refused_total %llu\n"
+	        "# HELP levee_cache_revalidated_total Stale entries refreshed by a 304\n"
+	        "# TYPE levee_cache_revalidated_total counter\nlevee_cache_revalidated_total %llu\n"
+	        "# HELP levee_cache_l2_total Redis tier (L2) operations by result\n# TYPE levee_cache_l2_total counter\n"
+	        "levee_cache_l2_total{result=\"hit\"} %llu\nlevee_cache_l2_total{result=\"miss\"} %llu\n"
+	        "levee_cache_l2_total{result=\"error\"} %llu\nlevee_cache_l2_total{result=\"committed\"} %llu\n"
+	        "levee_cache_l2_total{result=\"commit_refused\"} %llu\n"
+	        "# HELP levee_cache_lease_waits_total Misses that waited for another replica's fill\n"
+	        "# TYPE levee_cache_lease_waits_total counter\nlevee_cache_lease_waits_total %llu\n"
+	        "# HELP levee_cache_lease_wait_timeouts_total Waits for another replica's fill that ran out\n"
+	        "# TYPE levee_cache_lease_wait_timeouts_total counter\nlevee_cache_lease_wait_timeouts_total %llu\n"
+	        "# HELP levee_cache_purged_entries_total Entries removed by purges and writes\n"
+	        "# TYPE levee_cache_purged_entries_total counter\nlevee_cache_purged_entries_total %llu\n"
+	        "# HELP levee_l1_bytes Bytes held by the in-process cache\n# TYPE levee_l1_bytes gauge\nlevee_l1_bytes %llu\n"
+	        "# HELP levee_l1_max_bytes Bound of the in-process cache\n# TYPE levee_l1_max_bytes gauge\nlevee_l1_max_bytes %llu\n"
+	        "# HELP levee_l1_entries Entries in the in-process cache\n# TYPE levee_l1_entries gauge\nlevee_l1_entries %llu\n"
+	        "# HELP levee_l1_evictions_total Entries evicted to make room\n# TYPE levee_l1_evictions_total counter\n"
+	        "levee_l1_evictions_total %llu\n",
+	        (unsigned long long)c.hits, (unsigned long long)c.misses, (unsigned long long)c.bypasses,
+	        (unsigned long long)c.stores, (unsigned long long)c.store_refused, (unsigned long long)c.coalesced,
+	        (unsigned long long)c.not_modified, (unsigned long long)__atomic_load_n(&cstats.stale_hits, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.stale_if_error, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.fill_refused, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.revalidated, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_hits, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_misses, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_errors, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_commits, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_commit_refused, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.lease_waits, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.lease_wait_timeouts, __ATOMIC_RELAXED),
+	        (unsigned long long)c.purged_entries,
+	        (unsigned long long)s.bytes, (unsigned long long)s.max_bytes, (unsigned long long)s.entries,
+	        (unsigned long long)s.evictions);
+}
+
+void cache_status_json(void *file)
+{
+	FILE *f = file;
+	struct lv_cache_counters c;
+	cache_counters(&c);
+	struct l1_stats s = {0};
+	if (cache_l1)
+		l1_stats(cache_l1, &s);
+	fprintf(f,
+	        "{\"hits\":%llu,\"misses\":%llu,\"bypasses\":%llu,\"stores\":%llu,\"store_refused\":%llu,"
+	        "\"coalesced\":%llu,\"l1\":{\"entries\":%llu,\"bytes\":%llu,\"max_bytes\":%llu,\"evictions\":%llu}}",
+	        (unsigned long long)c.hits, (unsigned long long)c.misses, (unsigned long long)c.bypasses,
+	        (unsigned long long)c.stores, (unsigned long long)c.store_refused, (unsigned long long)c.coalesced,
+	        (unsigned long long)s.entries, (unsigned long long)s.bytes, (unsigned long long)s.max_bytes,
+	        (unsigned long long)s.evictions);
+}
