@@ -91,6 +91,16 @@ static unsigned l2_tags_of(const struct request *r, char *buf, struct l2_str *ta
 	return n;
 }
 
+/* Looks r's key up with the tags r's entry would have. */
+static int l2_lookup_req(struct request *r, l2_lookup_cb cb)
+{
+	char buf[TAG_BUF];
+	struct l2_str tags[L2_MAX_TAGS];
+	size_t used;
+	unsigned n = l2_tags_of(r, buf, tags, &used);
+	return l2_lookup_tags(r->w->l2, r->key, r->key_len, tags, n, cb, r);
+}
+
 static void l2_resume_upstream(struct request *r)
 {
 	pipeline_resume(r);
@@ -192,7 +202,7 @@ static void l2_poll(evutil_socket_t fd, short what, void *arg)
 	if (!l2_back(r))
 		return;
 	r->l2_pending = true;
-	if (l2_lookup(r->w->l2, r->key, r->key_len, l2_on_lookup, r) != LV_OK) {
+	if (l2_lookup_req(r, l2_on_lookup) != LV_OK) {
 		r->l2_pending = false;
 		l2_resume_upstream(r);
 	}
@@ -244,7 +254,7 @@ int cache_l2_miss(struct request *r)
 		return STAGE_NEXT;
 	}
 	r->l2_pending = true;
-	if (l2_lookup(l2, r->key, r->key_len, l2_on_lookup, r) != LV_OK) {
+	if (l2_lookup_req(r, l2_on_lookup) != LV_OK) {
 		r->l2_pending = false;
 		return STAGE_NEXT;
 	}

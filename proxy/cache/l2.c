@@ -109,7 +109,7 @@ static const char *const script_body[S_COUNT] = {LUA_LOOKUP, LUA_BEGIN, LUA_COMM
 
 /* ---- state -------------------------------------------------------------- */
 
-enum op_kind { OP_LOAD, OP_LOOKUP, OP_BEGIN, OP_COMMIT, OP_ABORT, OP_PURGE };
+enum op_kind { OP_LOAD, OP_LOOKUP, OP_MLOOKUP, OP_BEGIN, OP_COMMIT, OP_ABORT, OP_PURGE };
 
 struct l2_op {
 	struct l2 *l2; /* NULL once detached by l2_free(): the reply only frees */
@@ -293,6 +293,7 @@ static void op_fail(struct l2 *l2, struct l2_op *op, enum l2_err e)
 	case OP_LOAD:
 		break;
 	case OP_LOOKUP:
+	case OP_MLOOKUP:
 		op->cb.lookup(l2, e, L2_MISS, NULL, 0, op->arg);
 		break;
 	case OP_BEGIN:
@@ -331,11 +332,79 @@ static bool is_bulk(const redisReply *x)
 	return x->type == REDIS_REPLY_STRING;
 }
 
+/* OP_MLOOKUP: `MGET entry gen...` answered. The envelope's generations are
+ * compared here with the ones the same MGET read (one command: one
+ * snapshot). An envelope naming a tag this request could not name (a late
+ * tag, from Surrogate-Key) goes to the script lookup instead. */
+static void mlookup_deliver(struct l2 *l2, struct l2_op *op, const redisReply *rep)
+{
+	unsigned ntags = (unsigned)op->argc - 2;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1 + (size_t)ntags) {
+		op_fail(l2, op, L2_EPROTO);
+		return;
+	}
+	const redisReply *e = rep->element[0];
+	if (e->type == REDIS_REPLY_NIL) {
+		op->cb.lookup(l2, L2_ENONE, L2_MISS, NULL, 0, op->arg);
+		return;
+	}
+	if (!is_bulk(e)) {
+		op_fail(l2, op, L2_EPROTO);
+		return;
+	}
+	const unsigned char *v = (const unsigned char *)e->str;
+	size_t len = e->len, p = 5;
+	bool ok = len >= 5 && memcmp(v, "LVE1", 4) == 0, late = false;
+	unsigned n = ok ? v[4] : 0;
+	for (unsigned i = 0; ok && i < n; i++) {
+		if (p + 2 > len) {
+			ok = false;
+			break;
+		}
+		size_t kl = (size_t)v[p] << 8 | v[p + 1];
+		const unsigned char *k = v + p + 2;
+		p += 2 + kl;
+		if (p + 1 > len || p + 1 + v[p] > len) {
+			ok = false;
+			break;
+		}
+		size_t gl = v[p];
+		const unsigned char *g = v + p + 1;
+		p += 1 + gl;
+		unsigned j = 0;
+		while (j < ntags && !(op->argvlen[2 + j] == kl && memcmp(op->argv[2 + j], k, kl) == 0))
+			j++;
+		if (j == ntags) {
+			late = true;
+			continue;
+		}
+		const redisReply *cur = rep->element[1 + j];
+		const char *cs = is_bulk(cur) ? cur->str : "0";
+		size_t cl = is_bulk(cur) ? cur->len : 1;
+		if (cl != gl || memcmp(cs, g, gl) != 0)
+			ok = false; /* a purge moved this generation */
+	}
+	if (!ok) {
+		op->cb.lookup(l2, L2_ENONE, L2_STALE, NULL, 0, op->arg);
+		return;
+	}
+	if (late) {
+		/* "levee:{<key>}:e" -> <key> */
+		if (l2_lookup(l2, op->argv[1] + 7, op->argvlen[1] - 10, op->cb.lookup, op->arg) != LV_OK)
+			op->cb.lookup(l2, L2_EREDIS, L2_MISS, NULL, 0, op->arg);
+		return;
+	}
+	op->cb.lookup(l2, L2_ENONE, L2_HIT, (const char *)v + p, len - p, op->arg);
+}
+
 /* Delivers a reply of a script or command to op's callback. */
 static void op_deliver(struct l2 *l2, struct l2_op *op, const redisReply *rep)
 {
 	switch (op->kind) {
 	case OP_LOAD:
+		break;
+	case OP_MLOOKUP:
+		mlookup_deliver(l2, op, rep);
 		break;
 	case OP_LOOKUP:
 		if (is_bulk(rep))
@@ -518,6 +587,24 @@ int l2_lookup(struct l2 *l2, const char *key, size_t keylen, l2_lookup_cb cb, vo
 	op_script_slots(op);
 	op_arg(op, "1", 1);
 	arg_entry_key(op, key, keylen, 'e');
+	return op_start(l2, op);
+}
+
+int l2_lookup_tags(struct l2 *l2, const char *key, size_t keylen, const struct l2_str *tags, unsigned ntags,
+                   l2_lookup_cb cb, void *arg)
+{
+	size_t bytes = 0;
+	if (!key_ok(l2, key, keylen) || !cb || !tags_ok(tags, ntags, &bytes))
+		return LV_ERR;
+	struct l2_op *op = op_new(l2, OP_MLOOKUP, -1, 2 + (int)ntags, 4 + keylen + 10 + bytes);
+	if (!op)
+		return LV_ERR;
+	op->cb.lookup = cb;
+	op->arg = arg;
+	op_arg(op, "MGET", 4);
+	arg_entry_key(op, key, keylen, 'e');
+	for (unsigned i = 0; i < ntags; i++)
+		arg_gen_key(op, &tags[i]);
 	return op_start(l2, op);
 }
 

@@ -142,6 +142,12 @@ int l2_lookup(struct l2 *l2, const char *key, size_t keylen, l2_lookup_cb cb,
 
 /* Takes the lease for <key> for lease_ttl_ms if nobody holds it, and reads
  * the generations of <tags> (at most L2_MAX_TAGS) in the same atomic step. */
+/* The same lookup without a script: one MGET of the entry and of the
+ * generations of `tags` (the tags the caller knows the entry has), compared
+ * in levee. Cheaper for Redis; an entry with tags beyond `tags` (late tags)
+ * is looked up again with the script. Stale entries are left to their TTL. */
+int l2_lookup_tags(struct l2 *l2, const char *key, size_t keylen, const struct l2_str *tags, unsigned ntags,
+                   l2_lookup_cb cb, void *arg) LV_WARN_UNUSED;
 int l2_fill_begin(struct l2 *l2, const char *key, size_t keylen, const struct l2_str *tags,
                   unsigned ntags, uint64_t lease_ttl_ms, l2_begin_cb cb, void *arg) LV_WARN_UNUSED;
 

@@ -427,6 +427,43 @@ static void test_fill_and_share(void **state)
 	free(rec);
 }
 
+static struct outcome lookup_tags(struct fixture *f, struct l2 *l2, const struct req *q, unsigned ntags)
+{
+	struct outcome o = {0};
+	assert_int_equal(l2_lookup_tags(l2, q->key, q->keylen, q->tags, ntags, on_lookup, &o), LV_OK);
+	wait_outcome(f, &o);
+	return o;
+}
+
+/* The MGET lookup agrees with the script lookup: hits while every
+ * generation holds, stale once any moved, and an entry with tags the caller
+ * did not name is checked by the script. */
+static void test_lookup_without_script(void **state)
+{
+	struct fixture *f = *state;
+	REQUIRE_REDIS(f);
+	struct req q;
+	make_req(&q, "/api/users/8", "example.com", NULL, "user-8");
+	assert_true(q.ntags >= 3);
+	struct outcome o = lookup_tags(f, f->b, &q, q.ntags);
+	assert_int_equal(o.res, L2_MISS);
+	fill(f, f->a, &q, REC, sizeof(REC));
+	o = lookup_tags(f, f->b, &q, q.ntags);
+	assert_int_equal(o.res, L2_HIT);
+	assert_int_equal(o.len, sizeof(REC));
+	assert_memory_equal(o.rec, REC, sizeof(REC));
+	free(o.rec);
+	o = lookup_tags(f, f->b, &q, 1); /* names only the URL tag: the rest via the script */
+	assert_int_equal(o.res, L2_HIT);
+	free(o.rec);
+	assert_true(purge(f, f->a, &q.tags[q.ntags - 1]) >= 1);
+	o = lookup_tags(f, f->b, &q, q.ntags);
+	assert_int_equal(o.res, L2_STALE);
+	o = lookup_tags(f, f->b, &q, 1); /* the moved tag is one it did not name */
+	assert_int_not_equal(o.res, L2_HIT);
+	free(o.rec);
+}
+
 static void test_purges(void **state)
 {
 	struct fixture *f = *state;
@@ -669,6 +706,7 @@ int main(void)
 	        cmocka_unit_test(test_tags),
 	        cmocka_unit_test_setup_teardown(test_fill_and_share, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_purges, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_lookup_without_script, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_race, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_abort_is_compare_and_delete, setup, teardown),
