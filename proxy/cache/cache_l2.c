@@ -145,6 +145,27 @@ static bool l2_answer(struct request *r, const char *rec, size_t len)
 }
 
 static void l2_poll(evutil_socket_t fd, short what, void *arg);
+
+/* Redis failed this request: pass through, and store nothing, since no
+ * lease or generation can vouch for a fill made without it. */
+static void l2_bypass(struct request *r, const char *why)
+{
+	CSTAT(l2_errors);
+	r->cache_bypass_store = true;
+	snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; fwd=bypass; detail=%s\r\n", why);
+}
+
+/* Looks again in L2_POLL_MS for another replica's fill. */
+static void l2_schedule_poll(struct request *r)
+{
+	r->l2_pending = true;
+	struct timeval tv = {0, L2_POLL_MS * 1000};
+	if (event_base_once(r->w->base, -1, EV_TIMEOUT, l2_poll, r, &tv) < 0) {
+		r->l2_pending = false;
+		l2_resume_upstream(r);
+	}
+}
+
 static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *lease, void *arg);
 
 static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res, const char *rec, size_t len,
@@ -154,9 +175,7 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 	if (!l2_back(r))
 		return;
 	if (err != L2_ENONE) {
-		CSTAT(l2_errors);
-		r->cache_bypass_store = true;
-		snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; fwd=bypass; detail=redis-error\r\n");
+		l2_bypass(r, "redis-error");
 		l2_resume_upstream(r);
 		return;
 	}
@@ -175,12 +194,7 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 			l2_resume_upstream(r);
 			return;
 		}
-		r->l2_pending = true;
-		struct timeval tv = {0, L2_POLL_MS * 1000};
-		if (event_base_once(r->w->base, -1, EV_TIMEOUT, l2_poll, r, &tv) < 0) {
-			r->l2_pending = false;
-			l2_resume_upstream(r);
-		}
+		l2_schedule_poll(r);
 		return;
 	}
 	CSTAT(l2_misses);
@@ -218,9 +232,7 @@ static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *l
 	if (!l2_back(r))
 		return;
 	if (err != L2_ENONE) {
-		CSTAT(l2_errors);
-		r->cache_bypass_store = true;
-		snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; fwd=bypass; detail=redis-error\r\n");
+		l2_bypass(r, "redis-error");
 		l2_resume_upstream(r);
 		return;
 	}
@@ -232,12 +244,7 @@ static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *l
 	CSTAT(lease_waits);
 	r->l2_waiting = true;
 	r->l2_wait_until = now_us() + r->rt->policy->redis.lease_wait_ms * 1000u;
-	r->l2_pending = true;
-	struct timeval tv = {0, L2_POLL_MS * 1000};
-	if (event_base_once(r->w->base, -1, EV_TIMEOUT, l2_poll, r, &tv) < 0) {
-		r->l2_pending = false;
-		l2_resume_upstream(r);
-	}
+	l2_schedule_poll(r);
 }
 
 int cache_l2_miss(struct request *r)
@@ -246,11 +253,7 @@ int cache_l2_miss(struct request *r)
 	if (!l2 || !r->key || r->head->method != HTTP_GET)
 		return STAGE_NEXT;
 	if (!redis_available(r->w->redis)) {
-		/* Redis is down or its breaker is open: pass through, and store
-		 * nothing, since no lease or generation can vouch for a fill */
-		CSTAT(l2_errors);
-		r->cache_bypass_store = true;
-		snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; fwd=bypass; detail=redis-down\r\n");
+		l2_bypass(r, "redis-down");
 		return STAGE_NEXT;
 	}
 	r->l2_pending = true;

@@ -90,6 +90,35 @@ def cs(r):
     return r.header("Cache-Status")
 
 
+class Load:
+    """GET load on levees from one thread each, over `keys` URLs per levee,
+    until stop(); `errors` collects 5xx statuses and connection errors."""
+
+    def __init__(self, levees, prefix, keys):
+        self.errors, self.served, self._stop = [], 0, threading.Event()
+        self._ts = [threading.Thread(target=self._run, args=(lv, "%s/%d" % (prefix, k), keys))
+                    for k, lv in enumerate(levees)]
+        for t in self._ts:
+            t.start()
+
+    def _run(self, lv, path, keys):
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            try:
+                r = get(lv, "%s/%d" % (path, i % keys))
+                if r.status >= 500:
+                    self.errors.append(r.status)
+                self.served += 1
+            except OSError as e:
+                self.errors.append(repr(e))
+
+    def stop(self):
+        self._stop.set()
+        for t in self._ts:
+            t.join()
+
+
 def test_replicas_share_entries(levee_factory, origin, redis):
     a, b = replicas(levee_factory, redis)
     r = get(a, "/echo/l2/1")
@@ -169,29 +198,12 @@ def test_fill_racing_a_purge_on_another_replica_is_refused(levee_factory, origin
 
 def test_redis_killed_under_load_never_fails_a_request(levee_factory, origin, redis):
     a, b = replicas(levee_factory, redis)
-    errors, served = [], [0]
-    stop = threading.Event()
-
-    def load(lv, tag):
-        i = 0
-        while not stop.is_set():
-            i += 1
-            try:
-                r = get(lv, "/echo/load/%s/%d" % (tag, i % 20))
-                if r.status >= 500:
-                    errors.append(r.status)
-                served[0] += 1
-            except OSError as e:
-                errors.append(repr(e))
-
-    ts = [threading.Thread(target=load, args=(lv, str(k))) for k, lv in enumerate((a, b))]
-    for t in ts:
-        t.start()
+    load = Load((a, b), "/echo/load", 20)
     try:
-        wait_until(lambda: served[0] > 50, 5, msg="load running")
+        wait_until(lambda: load.served > 50, 5, msg="load running")
         redis.kill()
-        before = served[0]
-        wait_until(lambda: served[0] > before + 200, 10, msg="requests keep being served with Redis down")
+        before = load.served
+        wait_until(lambda: load.served > before + 200, 10, msg="requests keep being served with Redis down")
         # a miss while Redis is down is passed through, and says so
         n = [0]
 
@@ -217,10 +229,8 @@ def test_redis_killed_under_load_never_fails_a_request(levee_factory, origin, re
             return cs(get(b, u)) == "levee; hit; detail=l2"
         wait_until(l2_back, 15, interval=0.2, msg="L2 hits resume after Redis restarts")
     finally:
-        stop.set()
-        for t in ts:
-            t.join()
-    assert errors == [], errors[:5]
+        load.stop()
+    assert load.errors == [], load.errors[:5]
 
 
 SENTINEL = shutil.which("redis-sentinel")
@@ -264,22 +274,7 @@ def test_sentinel_failover_under_load(levee_factory, origin, tmp_path):
         a, b = levee_factory(pol), levee_factory(pol)
         wait_until(lambda: metric_sum(a.metrics(), "levee_redis_connections_ready") >= 1, 5, msg="A on Redis")
 
-        errors, stop = [], threading.Event()
-
-        def load(lv, tag):
-            i = 0
-            while not stop.is_set():
-                i += 1
-                try:
-                    r = get(lv, "/echo/sl/%s/%d" % (tag, i % 30))
-                    if r.status >= 500:
-                        errors.append(r.status)
-                except OSError as e:
-                    errors.append(repr(e))
-
-        ts = [threading.Thread(target=load, args=(lv, str(k))) for k, lv in enumerate((a, b))]
-        for t in ts:
-            t.start()
+        load = Load((a, b), "/echo/sl", 30)
         try:
             assert resp_command(sport, "SENTINEL", "FAILOVER", "mymaster").startswith(b"+OK")
             wait_until(lambda: sentinel_says(sport, replica.port), 15, msg="the sentinel promotes the replica")
@@ -293,10 +288,8 @@ def test_sentinel_failover_under_load(levee_factory, origin, tmp_path):
                 return cs(get(b, u)) == "levee; hit; detail=l2"
             wait_until(hits_on_new_master, 20, interval=0.2, msg="L2 hits on the new master")
         finally:
-            stop.set()
-            for t in ts:
-                t.join()
-        assert errors == [], errors[:5]
+            load.stop()
+        assert load.errors == [], load.errors[:5]
         # every worker connection follows (status reads snapshots a tick old)
         wait_until(lambda: b.status()["redis"]["master"] == "127.0.0.1:%d" % replica.port and
                    metric_sum(b.metrics(), "levee_redis_connections_ready") >= 1, 5,
