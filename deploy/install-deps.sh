@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs what levee needs to build and test, from Debian 12 packages only.
+# Installs what levee needs to build and test, from Debian 12 packages, plus
+# a Kafka broker's jars from Maven Central (deploy/install-kafka.sh).
 #
 #   deploy/install-deps.sh            build + test dependencies
+#   deploy/install-deps.sh --build    build dependencies only (deploy/demo.sh)
+#   deploy/install-deps.sh --no-kafka build and unit-test dependencies, no Kafka broker (deploy/Dockerfile)
 #   deploy/install-deps.sh --bench    also the benchmark peers (nginx, HAProxy, Varnish, wrk)
 #
-# Idempotent: when every package is already installed it does nothing, so
+# Idempotent: when everything is already installed it does nothing, so
 # tests/run and deploy/demo.sh call it on every run. Uses sudo only when not root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -20,23 +23,19 @@ build_packages=(
 test_packages=(
 	libcmocka-dev redis-server redis-sentinel python3 python3-pytest curl procps
 )
+# The integration tests' Kafka: a JRE to run the broker, Maven to fetch it
+# (install-kafka.sh) and kcat as the tests' Kafka client.
+kafka_packages=(default-jre-headless maven kcat)
 # Benchmarks only: the peers that ../shared/bench/peers.sh runs levee against.
 bench_packages=(nginx-light haproxy varnish wrk)
 
 usage() {
-	sed -n '2,8s/^# \{0,1\}//p' "$0"
+	sed -n '2,11s/^# \{0,1\}//p' "$0"
 }
 
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		echo "install-deps: need root or sudo to run: $*" >&2
-		exit 1
-	fi
-}
+SCRIPT=install-deps
+# shellcheck source=deploy/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Prints the packages of "$@" that are not fully installed ("ii" in dpkg).
 missing_packages() {
@@ -67,18 +66,28 @@ install_debian_packages() {
 }
 
 main() {
-	local bench=0 arg
+	local bench=0 build_only=0 kafka=1 arg
 	for arg in "$@"; do
 		case "$arg" in
 		--bench) bench=1 ;;
+		--build) build_only=1 ;;
+		--no-kafka) kafka=0 ;;
 		-h | --help) usage; exit 0 ;;
 		*) echo "install-deps: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
 		esac
 	done
 
+	if [ "$build_only" -eq 1 ]; then
+		install_debian_packages "${build_packages[@]}"
+		return
+	fi
 	local pkgs=("${build_packages[@]}" "${test_packages[@]}")
+	[ "$kafka" -eq 1 ] && pkgs+=("${kafka_packages[@]}")
 	[ "$bench" -eq 1 ] && pkgs+=("${bench_packages[@]}")
 	install_debian_packages "${pkgs[@]}"
+	# The integration tests' Kafka broker (Maven Central, cached in the
+	# user's ~/.cache; does nothing when already there).
+	[ "$kafka" -eq 0 ] || bash "$(dirname "${BASH_SOURCE[0]}")/install-kafka.sh"
 }
 
 main "$@"

@@ -32,6 +32,11 @@ static const struct keys_section keys_section_table[] = {
 	 "cache. Off unless `address` or `sentinels` is set; set one of them, not both. A Redis that is "
 	 "down or slow never fails a request: levee passes through to the upstream.",
 	 0, 0, 0, 0, 0, 0},
+	{"kafka", false,
+	 "Invalidation broadcast over Kafka: every successful write is published to `topic`, and every "
+	 "replica applies every invalidation to its L1 and to Redis. Off unless `brokers` is set. "
+	 "docs/invalidation.md explains the design; docs/invalidation-message.md is the message contract.",
+	 0, 0, 0, 0, 0, 0},
 	{"cache", false, "The in-process cache (L1) that routes with `cache_ttl` use.", 0, 0, 0, 0, 0, 0},
 	{"route", true,
 	 "One section per route, named `[route \"NAME\"]` (1-63 of `A-Z a-z 0-9 _ . -`, unique). "
@@ -79,6 +84,18 @@ static const struct keys_def keys_def_table[] = {
 	{"redis",    "lease",            KT_DURATION, P(redis.lease_ms),              "10s",           "100ms", "5m",     NULL,                    NULL,          false, 0, "How long the replica filling a key holds its lease; others wait for its entry meanwhile. Keep it above the upstream's usual response time."},
 	{"redis",    "lease_wait",       KT_DURATION, P(redis.lease_wait_ms),         "1s",            "0",     "1m",     NULL,                    NULL,          false, 0, "How long a miss waits for another replica's fill before it goes upstream itself."},
 
+	{"kafka",    "brokers",          KT_HOSTPORTS,P(kafka.brokers),               "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "Bootstrap brokers (`h:p, h:p`; names are resolved by librdkafka on its own threads). Empty: no Kafka, invalidations stay local to this replica and Redis."},
+	{"kafka",    "topic",            KT_TOPIC,    P(kafka.topic),                 "levee.invalidations", NULL, NULL,   NULL,                    NULL,          false, 0, "The invalidation topic, shared by every service; messages name their service. Partition it (keys spread by the invalidated item)."},
+	{"kafka",    "instance",         KT_NAME,     P(kafka.instance),              "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "This replica's name, in messages (`origin`) and in the default group id. Empty: `$POD_NAME`, else `$HOSTNAME`, else the host name. Two levees on one host need distinct names."},
+	{"kafka",    "group_id",         KT_NAME,     P(kafka.group_id),              "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "Consumer group. Empty: `levee.<service>.<instance>`, one group per replica, because every replica must see every event. Never share one group between replicas."},
+	{"kafka",    "start_from",       KT_ENUM,     P(kafka.start_from),            "latest",        NULL,    NULL,     "latest|earliest",       NULL,          false, 0, "Where a new group starts reading: `latest` (the L1 starts empty, so older events cannot concern it) or `earliest` (replays the topic's retention into Redis). A known group resumes where it stopped."},
+	{"kafka",    "outbox",           KT_PATH,     P(kafka.outbox),                "/var/lib/levee/outbox", NULL, NULL,  NULL,                    NULL,          false, 0, "Directory of the durable outbox, where events Kafka could not take wait to be replayed. One levee per directory (it is locked)."},
+	{"kafka",    "outbox_max",       KT_SIZE,     P(kafka.outbox_max),            "64MiB",         "1MiB",  "64GiB",  NULL,                    NULL,          false, 0, "Bytes of undelivered events the outbox may hold. At the bound levee records one purge-everything event for the service in reserved space and stops caching until the outbox drains (docs/invalidation.md)."},
+	{"kafka",    "outbox_fsync",     KT_ENUM,     P(kafka.outbox_fsync),          "batch",         NULL,    NULL,     "always|batch|never",    NULL,          false, 0, "When outbox writes reach the disk: `always` after each event, `batch` once per batch of events (one loop turn), `never` left to the kernel (survives a levee crash, not a machine crash)."},
+	{"kafka",    "delivery_timeout", KT_DURATION, P(kafka.delivery_timeout_ms),   "5s",            "100ms", "5m",     NULL,                    NULL,          false, 0, "How long an event may wait for Kafka's acknowledgement before it goes to the outbox (librdkafka `message.timeout.ms`)."},
+	{"kafka",    "lag_budget",       KT_DURATION, P(kafka.lag_budget_ms),         "5s",            "100ms", "1h",     NULL,                    NULL,          false, 0, "How long this replica may be behind the topic (lag, or no broker) before its L1 is no longer trusted: lookups then skip the L1 until the consumer has caught up, and the L1 is emptied on recovery."},
+	{"kafka",    "dedup_window",     KT_UINT,     P(kafka.dedup_window),          "100000",        "1",     "10000000", NULL,                  "events",      false, 0, "How many recent event ids are remembered to drop duplicates."},
+
 	{"cache",    "memory",           KT_SIZE,     P(cache.memory),                "64MiB",         "1MiB",  "64GiB",  NULL,                    NULL,          false, 0, "Bytes the in-process cache may hold, all workers together (entries, keys and bookkeeping)."},
 	{"cache",    "max_object",       KT_SIZE,     P(cache.max_object),            "1MiB",          "1KiB",  "1GiB",   NULL,                    NULL,          true,  0, "Largest response body stored; a larger one is passed through (`Cache-Status: levee; fwd=miss; detail=too-large`)."},
 
@@ -95,6 +112,7 @@ static const struct keys_def keys_def_table[] = {
 	{"route",    "cache_cookies",    KT_BOOL,     R(cache_cookies),               "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Let requests that carry Cookie use the cache. Off: they bypass it. The cookie is not part of the key unless listed in `cache_key_headers`."},
 	{"route",    "cache_authorization", KT_BOOL,  R(cache_authorization),         "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store answers to requests with Authorization. Off: only when the origin allows it (RFC 9111 §3.5: `public`, `s-maxage`, `must-revalidate`)."},
 	{"route",    "cache_set_cookie", KT_BOOL,     R(cache_set_cookie),            "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store responses that carry Set-Cookie, without the Set-Cookie field. Off: they are never stored."},
+	{"route",    "invalidate",       KT_INVALIDATIONS, R(invalidate),             "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "What a successful write (POST, PUT, PATCH, DELETE answered 2xx or 3xx) purges besides its own target, everywhere: `/api/users/{1}` a URL, `/api/users/*` every URL under a prefix, `tag:user-{1}` a tag; `{1}`..`{9}` are the route's `match` wildcards."},
 };
 /* clang-format on */
 
@@ -394,6 +412,37 @@ static bool keys_tag_char(const char *p, const char *start, char *err, size_t er
 	return true;
 }
 
+/* One item of a route's `invalidate`: "/path" with {N} placeholders and an
+ * optional final '*' (a prefix), or "tag:" and a tag. */
+static bool keys_inval_char(const char *p, const char *start, char *err, size_t errsz)
+{
+	size_t at = (size_t)(p - start);
+	bool tag = strncmp(start, "tag:", 4) == 0;
+	if (at == 0 && *p != '/' && !tag) {
+		snprintf(err, errsz, "an invalidation is /path, /prefix* or tag:name");
+		return false;
+	}
+	if (tag && at == 3 && (p[1] == ',' || p[1] == ' ' || p[1] == '\t' || p[1] == '\0')) {
+		snprintf(err, errsz, "tag: needs a name");
+		return false;
+	}
+	if (tag && at < 4)
+		return true;
+	if (*p == '*') {
+		bool last = p[1] == '\0' || p[1] == ',' || p[1] == ' ' || p[1] == '\t';
+		if (tag || !last) {
+			snprintf(err, errsz, "'*' may only end a path (a prefix)");
+			return false;
+		}
+		return true;
+	}
+	if (*p == '?' || *p == '#') {
+		snprintf(err, errsz, "'%c' cannot appear in an invalidation path", *p);
+		return false;
+	}
+	return keys_tag_char(p, start, err, errsz);
+}
+
 /* "A, b  c" -> "a,b,c" (lowercased when <lower>): elements separated by
  * commas or blanks, each character checked by <ok>. */
 static int keys_list(const char *text, keys_elem_char ok, bool lower, const char *what, char *out, size_t cap,
@@ -424,6 +473,21 @@ static int keys_list(const char *text, keys_elem_char ok, bool lower, const char
 	return LV_OK;
 }
 
+/* A list value into its char[] field, whose size bounds it. */
+static int keys_set_list(const struct keys_def *k, char *field, const char *text, keys_elem_char ok, bool lower,
+                         const char *what, char *err, size_t errsz)
+{
+	char v[LV_INVALIDATE_MAX];
+	if (k->size > sizeof(v)) {
+		snprintf(err, errsz, "key table gives the field a wrong size");
+		return LV_ERR;
+	}
+	if (keys_list(text, ok, lower, what, v, k->size, err, errsz) != LV_OK)
+		return LV_ERR;
+	memcpy(field, v, strlen(v) + 1);
+	return LV_OK;
+}
+
 int keys_set(const struct keys_def *k, void *base, const char *text, char *err, size_t errsz)
 {
 	const char *why = NULL;
@@ -432,12 +496,18 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 
 	switch (k->type) {
 	case KT_NAME:
-		if (!keys_name_ok(text, k->size)) {
-			snprintf(err, errsz, "must be 1-%zu characters of A-Z a-z 0-9 _ . -", k->size - 1);
+	case KT_TOPIC: {
+		/* a name whose default is "" may be left empty: "work it out" */
+		size_t max = k->type == KT_TOPIC ? 250 : k->size;
+		bool empty_ok = k->def != NULL && k->def[0] == '\0' && text[0] == '\0';
+		if (!empty_ok && !keys_name_ok(text, max < k->size ? max : k->size)) {
+			snprintf(err, errsz, "must be 1-%zu characters of A-Z a-z 0-9 _ . -",
+			         (max < k->size ? max : k->size) - 1);
 			return LV_ERR;
 		}
 		memcpy(field, text, strlen(text) + 1);
 		return LV_OK;
+	}
 	case KT_HOSTPORT: {
 		struct lv_hostport hp;
 		memset(&hp, 0, sizeof(hp));
@@ -499,6 +569,10 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 			for (const char *p = text; *p; p++)
 				ctl |= (unsigned char)*p < ' ' || *p == 0x7f;
 			if (text[0] != '/' || ctl) {
+				if (k->words == NULL) {
+					snprintf(err, errsz, "must be an absolute path");
+					return LV_ERR;
+				}
 				keys_words_list(k->words, ", ", list, sizeof(list));
 				snprintf(err, errsz, "must be %s, or an absolute path", list);
 				return LV_ERR;
@@ -571,20 +645,12 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 		memcpy(field, v, o + 1);
 		return LV_OK;
 	}
+	case KT_INVALIDATIONS:
+		return keys_set_list(k, field, text, keys_inval_char, false, "invalidation", err, errsz);
 	case KT_HEADERS:
-	case KT_TAGS: {
-		char v[LV_HEADER_LIST_MAX];
-		bool tags = k->type == KT_TAGS;
-		if (keys_list(text, tags ? keys_tag_char : keys_header_char, !tags, tags ? "tag" : "header", v,
-		              sizeof(v), err, errsz) != LV_OK)
-			return LV_ERR;
-		if (k->size != sizeof(v)) {
-			snprintf(err, errsz, "key table gives the field a wrong size");
-			return LV_ERR;
-		}
-		memcpy(field, v, strlen(v) + 1);
-		return LV_OK;
-	}
+		return keys_set_list(k, field, text, keys_header_char, true, "header", err, errsz);
+	case KT_TAGS:
+		return keys_set_list(k, field, text, keys_tag_char, false, "tag", err, errsz);
 	case KT_GLOB:
 	case KT_PREFIX: {
 		/* The pattern, its length and its kind are one value: `base` is a route. */
@@ -633,6 +699,8 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b)
 	case KT_HEADERS:
 	case KT_TAGS:
 	case KT_HOSTPORTS:
+	case KT_TOPIC:
+	case KT_INVALIDATIONS:
 		return strcmp(fa, fb) == 0;
 	case KT_HOSTPORT: {
 		const struct lv_hostport *ha = (const void *)fa, *hb = (const void *)fb;
@@ -710,6 +778,10 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 		fprintf(out, "one of `%s`", list);
 		break;
 	case KT_PATH:
+		if (k->words == NULL) {
+			fputs("absolute path", out);
+			break;
+		}
 		keys_words_list(k->words, "`, `", list, sizeof(list));
 		fprintf(out, "`%s` or absolute path", list);
 		break;
@@ -736,6 +808,12 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 		break;
 	case KT_HOSTPORTS:
 		fputs("host:port list", out);
+		break;
+	case KT_TOPIC:
+		fputs("topic name", out);
+		break;
+	case KT_INVALIDATIONS:
+		fputs("invalidation list", out);
 		break;
 	}
 }

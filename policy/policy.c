@@ -201,6 +201,29 @@ static size_t policy_key_index(const struct keys_def *k)
 	return (size_t)(k - keys_table(&n));
 }
 
+/* A placeholder the route's pattern cannot fill would silently drop an
+ * invalidation at run time, so it is refused here. */
+static void policy_route_end(struct policy_parse *st, const struct lv_route *r)
+{
+	int wildcards = 0;
+	for (const char *seg = r->pattern; r->kind == LV_MATCH_GLOB && *seg;) {
+		const char *end = strchr(seg, '/');
+		size_t len = end ? (size_t)(end - seg) : strlen(seg);
+		wildcards += memchr(seg, '*', len) != NULL;
+		seg += len + (end != NULL);
+	}
+	const struct keys_def *k = keys_find("route", "invalidate");
+	for (const char *p = strchr(r->invalidate, '{'); p; p = strchr(p + 1, '{')) {
+		int n = p[1] - '0';
+		if (n > wildcards) {
+			policy_err_key(st, st->seen[policy_key_index(k)], "invalidate",
+			               "{%d} names a wildcard the route's pattern does not have (it has %d)", n,
+			               wildcards);
+			return;
+		}
+	}
+}
+
 /* Checks the end of the current section: each one_of group set exactly once
  * (e.g. a route needs one of match and prefix). Conflicts are reported when
  * seen, so only the "none" case is left here. */
@@ -231,6 +254,8 @@ static void policy_section_end(struct policy_parse *st)
 		if (first && !any)
 			policy_err_section(st, "needs %s", names);
 	}
+	if (strcmp(st->sec->name, "route") == 0)
+		policy_route_end(st, st->base);
 out:
 	st->sec = NULL;
 	st->base = NULL;

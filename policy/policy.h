@@ -98,6 +98,7 @@ struct lv_statuses {
 };
 
 #define LV_HEADER_LIST_MAX 256
+#define LV_INVALIDATE_MAX 512
 
 struct lv_route {
 	char name[LV_NAME_MAX];
@@ -117,6 +118,9 @@ struct lv_route {
 	bool cache_cookies;               /* requests with Cookie may use the cache */
 	bool cache_authorization;         /* store answers to requests with Authorization */
 	bool cache_set_cookie;            /* store responses with Set-Cookie (without that field) */
+	/* what a successful write on the route purges besides its target:
+	 * "/path{1}" (a URL), "/prefix*" (a prefix), "tag:name", ',' separated */
+	char invalidate[LV_INVALIDATE_MAX];
 };
 
 struct lv_policy;
@@ -200,6 +204,17 @@ struct lv_policy {
 		uint64_t timeout_ms, connect_timeout_ms, lease_ms, lease_wait_ms;
 	} redis;                     /* [redis]: the shared tier (L2); off when neither address nor sentinels */
 	struct {
+		char brokers[LV_HEADER_LIST_MAX];    /* "h:p,h:p"; "" = Kafka off */
+		char topic[LV_NAME_MAX * 4];
+		char instance[LV_NAME_MAX];          /* "" = $POD_NAME, $HOSTNAME or the host name */
+		char group_id[LV_NAME_MAX * 2];      /* "" = levee.<service>.<instance> */
+		char outbox[LV_PATH_MAX];
+		uint64_t outbox_max;
+		int outbox_fsync;                    /* enum lv_outbox_fsync */
+		uint64_t delivery_timeout_ms, lag_budget_ms, dedup_window;
+		int start_from;                      /* enum lv_start_from */
+	} kafka;                     /* [kafka]: invalidation broadcast; off when brokers is empty */
+	struct {
 		uint64_t memory;     /* [cache] memory: L1 bytes, all workers together */
 		uint64_t max_object; /* [cache] max_object: larger responses are not stored */
 	} cache;
@@ -207,6 +222,14 @@ struct lv_policy {
 	size_t nroutes;
 	struct lv_route *routes;  /* in file order; first match wins */
 };
+
+enum lv_outbox_fsync { LV_FSYNC_ALWAYS, LV_FSYNC_BATCH, LV_FSYNC_NEVER };
+enum lv_start_from { LV_START_LATEST, LV_START_EARLIEST };
+
+static inline bool policy_kafka_on(const struct lv_policy *p)
+{
+	return p->kafka.brokers[0] != '\0';
+}
 
 static inline bool policy_redis_on(const struct lv_policy *p)
 {

@@ -40,6 +40,8 @@ enum keys_type {
 	KT_HEADERS,  /* char[]: comma-separated header names, stored lowercase "a,b" */
 	KT_TAGS,     /* char[]: comma-separated cache tags, may hold {1}..{9}, stored "a,b" */
 	KT_HOSTPORTS,/* char[]: comma-separated host:port list, stored "h:p,h:p" */
+	KT_TOPIC,    /* char[]: a Kafka topic name, 1-249 of [A-Za-z0-9._-] */
+	KT_INVALIDATIONS, /* char[]: "/path{N}", "/prefix*" or "tag:name{N}", stored "a,b" */
 };
 
 /* A section of the policy file. A named section ([route "users"]) may appear

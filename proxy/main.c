@@ -21,6 +21,7 @@
 #include "admin/admin.h"
 #include "cache/cache.h"
 #include "cache/l2.h"
+#include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/worker.h"
 #include "reload.h"
@@ -232,6 +233,8 @@ int main(int argc, char **argv)
 	}
 	if (cache_l2_open(srv.main_base, rt->policy, &srv.redis, &srv.l2, err, sizeof(err)) != LV_OK)
 		die("%s", err);
+	if (invalidate_start(rt->policy, err, sizeof(err)) != LV_OK)
+		die("%s", err);
 	if (admin_start(srv.main_base, &rt->policy->admin, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (probe_start(srv.main_base) != LV_OK || reload_init(srv.main_base) != LV_OK)
@@ -255,6 +258,12 @@ int main(int argc, char **argv)
 		worker_notify_stop(srv.workers[i]);
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		worker_join(srv.workers[i]);
+	/* after the workers: every write they answered has handed over its
+	 * invalidations; Kafka gets a few seconds, the outbox the rest */
+	uint64_t flush_ms = srv.current->policy->kafka.delivery_timeout_ms;
+	if (flush_ms > 3000)
+		flush_ms = 3000;
+	invalidate_stop((int)flush_ms);
 	for (unsigned i = 0; i < srv.nworkers; i++) {
 		worker_destroy(srv.workers[i]);
 		free(srv.workers[i]);

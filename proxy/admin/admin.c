@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/http1.h"
 #include "net/worker.h"
@@ -191,6 +192,8 @@ static void admin_status(FILE *f)
 	} else {
 		fputs(",\"redis\":null", f);
 	}
+	fputc(',', f);
+	invalidate_status_json(f);
 	fputs("}\n", f);
 	runtime_unref(rt);
 }
@@ -218,6 +221,7 @@ static void admin_metrics(FILE *f)
 	stats_render_prometheus(f, stats, n, &g);
 	cache_render_prometheus(f);
 	admin_redis_metrics(f);
+	invalidate_render_prometheus(f);
 }
 
 /* Decodes %XX in a query value into `out`; false on a bad escape. */
@@ -286,17 +290,21 @@ static void admin_purge(struct admin_conn *a)
 		admin_text(a, 400, "with Redis, a prefix purge ends in '/' (a path segment boundary)\n");
 		return;
 	}
+	struct inval_item it = {INVAL_ALL, val, vlen};
 	if (nlen == 3 && memcmp(q, "url", 3) == 0 && vlen && val[0] == '/')
-		n = cache_purge_url(srv.l2, svc, val, vlen);
+		it.kind = INVAL_KEY, n = cache_purge_url(srv.l2, svc, val, vlen);
 	else if (prefix)
-		n = cache_purge_prefix(srv.l2, svc, val, vlen);
+		it.kind = INVAL_PREFIX, n = cache_purge_prefix(srv.l2, svc, val, vlen);
 	else if (nlen == 3 && memcmp(q, "tag", 3) == 0 && vlen)
-		n = cache_purge_tag(srv.l2, svc, val, vlen);
+		it.kind = INVAL_TAG, n = cache_purge_tag(srv.l2, svc, val, vlen);
 	else if (nlen == 3 && memcmp(q, "all", 3) == 0)
-		n = cache_purge_all(srv.l2, svc);
+		it.len = 0, n = cache_purge_all(srv.l2, svc);
 	else
 		ok = false;
 	runtime_unref(rt);
+	/* and on every other replica, when Kafka is configured */
+	if (ok)
+		invalidate_publish(&it, 1);
 	if (!ok) {
 		admin_text(a, 400, "give one of url=/path, prefix=/path, tag=T, all=1\n");
 		return;

@@ -15,6 +15,7 @@
  *    L1 entry's body and holds a reference on the entry until it is sent.
  */
 #include "cache/cache.h"
+#include "invalidate/invalidate.h"
 
 #include <event2/buffer.h>
 #include <pthread.h>
@@ -195,35 +196,42 @@ static bool cache_make_key(struct request *r)
 
 /* ---- the route's tags ------------------------------------------------- */
 
+/* Writes template `t` (tl bytes) with {N} replaced by the route's wildcard
+ * N into buf; its length, or 0 when it names a wildcard the path did not
+ * fill or does not fit. */
+static size_t cache_expand(const struct request *r, const char *t, size_t tl, char *buf, size_t cap)
+{
+	const char *path = r->head->text + r->head->target_off;
+	size_t o = 0;
+	for (size_t i = 0; i < tl; i++) {
+		if (t[i] == '{' && i + 2 < tl && t[i + 2] == '}') {
+			int ci = t[i + 1] - '1';
+			if (ci < 0 || ci >= r->caps.n || o + r->caps.c[ci].len >= cap)
+				return 0;
+			memcpy(buf + o, path + r->caps.c[ci].off, r->caps.c[ci].len);
+			o += r->caps.c[ci].len;
+			i += 2;
+		} else if (o < cap) {
+			buf[o++] = t[i];
+		} else {
+			return 0;
+		}
+	}
+	return o;
+}
+
 unsigned cache_route_tags(const struct request *r, char *buf, size_t cap, struct record_str *out, unsigned max)
 {
 	size_t ro = 0;
 	unsigned n = 0;
-	const char *path = r->head->text + r->head->target_off;
 	for (const char *t = r->route->cache_tags; *t && n < max;) {
 		const char *e = strchr(t, ',');
 		size_t tl = e ? (size_t)(e - t) : strlen(t);
-		size_t start = ro;
-		bool ok = true;
-		for (size_t i = 0; i < tl && ok; i++) {
-			if (t[i] == '{' && i + 2 < tl && t[i + 2] == '}') {
-				int ci = t[i + 1] - '1';
-				ok = ci < r->caps.n && ro + r->caps.c[ci].len < cap;
-				if (ok) {
-					memcpy(buf + ro, path + r->caps.c[ci].off, r->caps.c[ci].len);
-					ro += r->caps.c[ci].len;
-				}
-				i += 2;
-			} else if (ro < cap) {
-				buf[ro++] = t[i];
-			} else {
-				ok = false;
-			}
-		}
-		if (ok && ro > start)
-			out[n++] = (struct record_str){buf + start, (uint32_t)(ro - start)};
-		else
-			ro = start; /* a tag naming a wildcard the path did not fill is left out */
+		/* a tag naming a wildcard the path did not fill is left out */
+		size_t w = cache_expand(r, t, tl, buf + ro, cap - ro);
+		if (w)
+			out[n++] = (struct record_str){buf + ro, (uint32_t)w};
+		ro += w;
 		t = e ? e + 1 : t + tl;
 	}
 	return n;
@@ -611,7 +619,17 @@ int cache_stage(struct request *r)
 		cache_status_set(r, "fwd=bypass");
 		return STAGE_NEXT;
 	}
-	enum lookup lk = cache_lookup(r, "hit");
+	enum inval_cache_mode mode = invalidate_cache_mode();
+	if (mode == INVAL_CACHE_OFF) {
+		/* the outbox is full: invalidations are not reaching the other
+		 * replicas, so nothing is served or stored until it drains */
+		CSTAT(bypasses);
+		cache_status_set(r, "fwd=bypass; detail=outbox-full");
+		r->cache_bypass_store = true;
+		return STAGE_NEXT;
+	}
+	/* behind on invalidations: the L1 may hold what others purged */
+	enum lookup lk = mode == INVAL_CACHE_SKIP_L1 ? LK_MISS : cache_lookup(r, "hit");
 	if (lk == LK_HIT)
 		return STAGE_DONE;
 	if (lk == LK_STALE_SERVED) {
@@ -644,14 +662,60 @@ int cache_stage(struct request *r)
 
 /* ---- the response ------------------------------------------------------ */
 
-/* Purges what a successful write changed: the target and the same-origin
- * Location and Content-Location (RFC 9111 §4.4). */
+#define INVAL_ITEMS_MAX 64
+#define INVAL_TEXT_MAX 16384
+
+/* What one write invalidates, gathered before it is purged and published. */
+struct write_inval {
+	unsigned n;
+	size_t used;
+	struct inval_item items[INVAL_ITEMS_MAX];
+	char text[INVAL_TEXT_MAX];
+};
+
+static void inval_add(struct write_inval *w, enum inval_kind kind, const char *p, size_t len)
+{
+	if (!len || w->n == INVAL_ITEMS_MAX || w->used + len > sizeof(w->text)) {
+		log_warn("cache: a write invalidates more than levee tracks (%u items); the rest is not purged",
+		         INVAL_ITEMS_MAX);
+		return;
+	}
+	for (unsigned i = 0; i < w->n; i++)
+		if (w->items[i].kind == kind && w->items[i].len == len && memcmp(w->items[i].p, p, len) == 0)
+			return;
+	memcpy(w->text + w->used, p, len);
+	w->items[w->n++] = (struct inval_item){kind, w->text + w->used, len};
+	w->used += len;
+}
+
+/* A same-origin Location or Content-Location as a path, or NULL. */
+static const char *same_origin_path(const struct lv_head *qh, const char *v, size_t *len)
+{
+	if (*len > 7 && strncasecmp(v, "http://", 7) == 0) {
+		const char *a = v + 7, *slash = memchr(a, '/', *len - 7);
+		size_t alen = slash ? (size_t)(slash - a) : *len - 7;
+		if (alen != qh->authority_len || strncasecmp(a, qh->text + qh->authority_off, alen) != 0)
+			return NULL; /* another origin: not ours to purge */
+		*len = slash ? *len - 7 - alen : 1;
+		return slash ? slash : "/";
+	}
+	return *len && v[0] == '/' ? v : NULL;
+}
+
+/* Purges what a successful write changed, here and in Redis, before the
+ * client sees the answer; then hands the same items to the invalidate
+ * thread, which broadcasts them to every replica:
+ *  - the target, and same-origin Location and Content-Location (RFC 9111 §4.4);
+ *  - the route's `invalidate` list, with {N} from its wildcards;
+ *  - every tag the origin names in Surrogate-Key. */
 static void cache_invalidate_write(struct request *r, const struct lv_head *resp)
 {
+	static __thread struct write_inval w;
 	const char *svc = r->rt->policy->service;
 	const struct lv_head *qh = r->head;
-	struct l2 *l2 = r->w->l2;
-	size_t n = cache_purge_url(l2, svc, qh->text + qh->target_off, qh->target_len);
+	w.n = 0;
+	w.used = 0;
+	inval_add(&w, INVAL_KEY, qh->text + qh->target_off, qh->target_len);
 	static const struct {
 		const char *s;
 		size_t l;
@@ -660,19 +724,43 @@ static void cache_invalidate_write(struct request *r, const struct lv_head *resp
 		int i = head_find(resp, fields[k].s, fields[k].l, 0);
 		if (i < 0)
 			continue;
-		const char *v = resp->text + resp->h[i].value;
 		size_t len = resp->h[i].value_len;
-		if (len > 7 && strncasecmp(v, "http://", 7) == 0) {
-			const char *a = v + 7, *slash = memchr(a, '/', len - 7);
-			size_t alen = slash ? (size_t)(slash - a) : len - 7;
-			if (alen != qh->authority_len || strncasecmp(a, qh->text + qh->authority_off, alen) != 0)
-				continue; /* another origin: not ours to purge */
-			v = slash ? slash : "/";
-			len = slash ? len - 7 - alen : 1;
-		}
-		if (len && v[0] == '/')
-			n += cache_purge_url(l2, svc, v, len);
+		const char *v = same_origin_path(qh, resp->text + resp->h[i].value, &len);
+		if (v)
+			inval_add(&w, INVAL_KEY, v, len);
 	}
+	for (const char *t = r->route ? r->route->invalidate : ""; *t;) {
+		const char *e = strchr(t, ',');
+		size_t tl = e ? (size_t)(e - t) : strlen(t);
+		char buf[LV_INVALIDATE_MAX + 2048];
+		bool tag = tl > 4 && memcmp(t, "tag:", 4) == 0;
+		bool prefix = !tag && t[tl - 1] == '*';
+		size_t n = tag ? cache_expand(r, t + 4, tl - 4, buf, sizeof(buf))
+		               : cache_expand(r, t, tl - prefix, buf, sizeof(buf));
+		if (n)
+			inval_add(&w, tag ? INVAL_TAG : prefix ? INVAL_PREFIX : INVAL_KEY, buf, n);
+		t = e ? e + 1 : t + tl;
+	}
+	int sk = head_find(resp, LIT("surrogate-key"), 0);
+	if (sk >= 0) {
+		const char *s = resp->text + resp->h[sk].value, *end = s + resp->h[sk].value_len;
+		while (s < end) {
+			while (s < end && (*s == ' ' || *s == '\t'))
+				s++;
+			const char *t = s;
+			while (s < end && *s != ' ' && *s != '\t')
+				s++;
+			if (s > t)
+				inval_add(&w, INVAL_TAG, t, (size_t)(s - t));
+		}
+	}
+	static const enum cache_purge_kind kinds[] = {
+	    [INVAL_KEY] = CACHE_PURGE_URL, [INVAL_PREFIX] = CACHE_PURGE_PREFIX,
+	    [INVAL_TAG] = CACHE_PURGE_TAG, [INVAL_ALL] = CACHE_PURGE_ALL};
+	size_t n = 0;
+	for (unsigned i = 0; i < w.n; i++)
+		n += cache_purge(r->w->l2, kinds[w.items[i].kind], svc, w.items[i].p, w.items[i].len, NULL, NULL, NULL);
+	invalidate_publish(w.items, w.n);
 	if (n)
 		log_debug("cache: write to %.*s purged %zu entries", (int)qh->target_len, qh->text + qh->target_off, n);
 }
@@ -798,14 +886,15 @@ bool cache_fail_takeover(struct request *r, enum lv_reason reason)
 
 void cache_response_head(struct request *r, const struct lv_head *resp)
 {
-	if (!r->cache_on || r->cache_taken)
-		return;
-	const struct lv_head *qh = r->head;
 	if (request_is_unsafe(r)) {
-		if (resp->status >= 200 && resp->status < 400)
+		/* on every route: the target may be cached by another one */
+		if (resp->status >= 200 && resp->status < 400 && !r->cache_taken)
 			cache_invalidate_write(r, resp);
 		return;
 	}
+	if (!r->cache_on || r->cache_taken)
+		return;
+	const struct lv_head *qh = r->head;
 	if (qh->method != HTTP_GET || !r->key || r->cache_bypass_store)
 		return;
 	const struct lv_policy *p = r->rt->policy;
@@ -1069,51 +1158,61 @@ void cache_request_end(struct request *r)
 
 /* ---- purges ------------------------------------------------------------ */
 
-size_t cache_purge_url(struct l2 *l2, const char *service, const char *target, size_t len)
+size_t cache_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len,
+                   cache_purge_cb cb, void *arg, bool *pending)
 {
-	cache_l2_purge(l2, CACHE_PURGE_URL, service, target, len);
-	char k[KEY_MAX];
-	size_t n = key_path_prefix(service, target, len, k, sizeof(k) - 1);
-	if (!n || !cache_l1)
+	bool sent = cache_l2_purge(l2, kind, svc, s, len, cb, arg);
+	if (pending)
+		*pending = sent;
+	if (!cache_l1)
 		return 0;
-	k[n++] = KEY_SEP; /* the whole target, and only it: every host and variant */
-	purge_log_add(PK_PREFIX, k, n);
-	size_t purged = l1_purge_prefix(cache_l1, k, n);
+	char k[KEY_MAX];
+	size_t n = 0, purged = 0;
+	switch (kind) {
+	case CACHE_PURGE_URL:
+		n = key_path_prefix(svc, s, len, k, sizeof(k) - 1);
+		if (!n)
+			return 0;
+		k[n++] = KEY_SEP; /* the whole target, and only it: every host and variant */
+		purge_log_add(PK_PREFIX, k, n);
+		purged = l1_purge_prefix(cache_l1, k, n);
+		break;
+	case CACHE_PURGE_PREFIX:
+		n = key_path_prefix(svc, s, len, k, sizeof(k));
+		if (!n)
+			return 0;
+		purge_log_add(PK_PREFIX, k, n);
+		purged = l1_purge_prefix(cache_l1, k, n);
+		break;
+	case CACHE_PURGE_TAG:
+		purge_log_add(PK_TAG, s, len);
+		purged = l1_purge_tag(cache_l1, s, len);
+		break;
+	case CACHE_PURGE_ALL:
+		purge_log_add(PK_ALL, "", 0);
+		purged = l1_purge_all(cache_l1);
+		break;
+	}
 	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
 	return purged;
+}
+
+size_t cache_purge_url(struct l2 *l2, const char *service, const char *target, size_t len)
+{
+	return cache_purge(l2, CACHE_PURGE_URL, service, target, len, NULL, NULL, NULL);
 }
 
 size_t cache_purge_prefix(struct l2 *l2, const char *service, const char *path, size_t len)
 {
-	cache_l2_purge(l2, CACHE_PURGE_PREFIX, service, path, len);
-	char k[KEY_MAX];
-	size_t n = key_path_prefix(service, path, len, k, sizeof(k));
-	if (!n || !cache_l1)
-		return 0;
-	purge_log_add(PK_PREFIX, k, n);
-	size_t purged = l1_purge_prefix(cache_l1, k, n);
-	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
-	return purged;
+	return cache_purge(l2, CACHE_PURGE_PREFIX, service, path, len, NULL, NULL, NULL);
 }
 
 size_t cache_purge_tag(struct l2 *l2, const char *service, const char *tag, size_t len)
 {
-	cache_l2_purge(l2, CACHE_PURGE_TAG, service, tag, len);
-	if (!cache_l1)
-		return 0;
-	purge_log_add(PK_TAG, tag, len);
-	size_t purged = l1_purge_tag(cache_l1, tag, len);
-	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
-	return purged;
+	return cache_purge(l2, CACHE_PURGE_TAG, service, tag, len, NULL, NULL, NULL);
 }
 
 size_t cache_purge_all(struct l2 *l2, const char *service)
 {
-	cache_l2_purge(l2, CACHE_PURGE_ALL, service, "/", 1);
-	if (!cache_l1)
-		return 0;
-	purge_log_add(PK_ALL, "", 0);
-	size_t purged = l1_purge_all(cache_l1);
-	__atomic_fetch_add(&cstats.purged_entries, purged, __ATOMIC_RELAXED);
-	return purged;
+	return cache_purge(l2, CACHE_PURGE_ALL, service, "/", 1, NULL, NULL, NULL);
 }

@@ -61,9 +61,16 @@ size_t cache_purge_tag(struct l2 *l2, const char *service, const char *tag, size
 size_t cache_purge_all(struct l2 *l2, const char *service);
 
 enum cache_purge_kind { CACHE_PURGE_URL, CACHE_PURGE_PREFIX, CACHE_PURGE_TAG, CACHE_PURGE_ALL };
-/* The L2 half of a purge; false when it cannot be expressed in L2 (a
- * prefix that does not end in '/'). */
-bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len);
+/* Called once Redis answered a purge: ok false when it did not reach it. */
+typedef void (*cache_purge_cb)(void *arg, bool ok);
+/* Any purge, with a completion: L2 first (when `l2` is set), then the L1.
+ * Returns the number of L1 entries removed; *pending says whether `cb`
+ * will be called (false: nothing was sent to Redis, `cb` is not called). */
+size_t cache_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len,
+                   cache_purge_cb cb, void *arg, bool *pending);
+/* The L2 half of a purge: true when `cb` will be called. */
+bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len,
+                    cache_purge_cb cb, void *arg);
 
 /* Opens the Redis tier for one event loop (a worker's, or main's for admin
  * purges) when the policy configures it: LV_OK with *l2 NULL when it does

@@ -313,17 +313,28 @@ int cache_l2_open(struct event_base *base, const struct lv_policy *p, struct red
 
 /* ---- purges ------------------------------------------------------------ */
 
+struct l2_purge_done {
+	cache_purge_cb cb;
+	void *arg;
+};
+
 static void l2_on_purge(struct l2 *l2, enum l2_err err, long long value, void *arg)
 {
 	if (err != L2_ENONE)
 		log_warn("cache: a purge did not reach Redis (%s); entries there live until their TTL",
 		         l2_strerror(err));
+	struct l2_purge_done *d = arg;
+	if (d) {
+		d->cb(d->arg, err == L2_ENONE);
+		free(d);
+	}
 }
 
-bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len)
+bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len,
+                    cache_purge_cb cb, void *arg)
 {
 	if (!l2)
-		return true;
+		return false;
 	char tag[L2_TAG_MAX];
 	size_t tl = 0;
 	switch (kind) {
@@ -343,11 +354,17 @@ bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, 
 		tl = l2_tag_prefix(svc, "/", 1, tag, sizeof(tag));
 		break;
 	}
-	if (!tl || l2_purge_tag(l2, tag, tl, l2_on_purge, NULL) != LV_OK) {
+	struct l2_purge_done *d = NULL;
+	if (cb && !(d = malloc(sizeof(*d))))
+		return false;
+	if (d)
+		*d = (struct l2_purge_done){cb, arg};
+	if (!tl || l2_purge_tag(l2, tag, tl, l2_on_purge, d) != LV_OK) {
 		log_warn("cache: could not send a purge to Redis");
-		return true;
+		free(d);
+		return false;
 	}
-	return true;
+	return d != NULL;
 }
 
 /* ---- after the fill ---------------------------------------------------- */

@@ -30,6 +30,11 @@ static void mailbox_drain(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void mailbox_flush(struct mailbox *mb)
+{
+	mailbox_drain(mb->efd, EV_READ, mb);
+}
+
 int mailbox_init(struct mailbox *mb, struct event_base *base)
 {
 	pthread_mutex_init(&mb->lock, NULL);

@@ -30,5 +30,8 @@ int mailbox_init(struct mailbox *mb, struct event_base *base) LV_WARN_UNUSED;
 void mailbox_destroy(struct mailbox *mb);
 /* Thread-safe. Returns LV_ERR only when out of memory. */
 int mailbox_post(struct mailbox *mb, mailbox_fn fn, void *arg) LV_WARN_UNUSED;
+/* Runs what is queued now, on the owning thread, without waiting for the
+ * loop (at shutdown). */
+void mailbox_flush(struct mailbox *mb);
 
 #endif

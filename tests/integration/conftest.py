@@ -6,6 +6,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Levee, Origin  # noqa: E402
+from kafka import kafka_broker  # noqa: E402,F401  (a session fixture)
+from redis_server import Redis  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +54,11 @@ def levee_factory(tmp_path, origin):
 @pytest.fixture
 def levee(levee_factory):
     return levee_factory()
+
+
+@pytest.fixture
+def redis():
+    """A fresh redis-server for one test, killed at its end."""
+    r = Redis()
+    yield r
+    r.close()

@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -16,50 +15,9 @@ import urllib.parse
 import pytest
 
 from harness import HttpConn, free_port, metric_sum, wait_until
+from redis_server import REDIS, Redis
 
-REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
-
-
-class Redis:
-    """One redis-server on a free loopback port, killed by PID at the end."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="levee-redis-")
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: self.ping(), 5, msg="redis-server answers PING")
-
-    def ping(self):
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.3) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def close(self):
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def redis():
-    r = Redis()
-    yield r
-    r.close()
 
 
 def replicas(levee_factory, redis, n=2, **route):

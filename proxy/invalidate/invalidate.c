@@ -1,0 +1,860 @@
+/*
+ * invalidate.c - the invalidate thread: publishing writes' invalidations,
+ * spooling and replaying them, and applying everyone's (invalidate.h).
+ *
+ * Producing. Each item of a write becomes one message (message.h), keyed
+ * "<service>|<kind>|<value>" so that Kafka keeps per-item order. Two modes:
+ *   DIRECT  the outbox is empty: messages go to librdkafka; one that fails
+ *           (delivery timeout, queue full, fatal producer error, shutdown)
+ *           is appended to the outbox and the mode becomes SPOOL;
+ *   SPOOL   new messages are appended to the outbox behind the backlog, so
+ *           they keep their order; the replay sends the outbox from its
+ *           cursor with a window of REPLAY_WINDOW in flight and acks the
+ *           delivered prefix. A failure stops the window; once it is empty
+ *           the replay restarts from the cursor after a backoff (what was
+ *           delivered after the failure is sent again: consumers drop
+ *           duplicates by id). An empty outbox with nothing in flight goes
+ *           back to DIRECT.
+ * At the outbox bound one "all" message (purge everything of the service)
+ * is appended in the reserved space and later events are dropped as
+ * superseded by it, counted; caching stops on this replica until the
+ * outbox is empty again (INVAL_CACHE_OFF).
+ *
+ * Consuming. A message is applied to the L1 and, through this thread's own
+ * Redis connection, to L2. Its offset is stored only when Redis answered
+ * every purge of it (or there is no Redis), and in consumption order: a
+ * FIFO of messages holds later offsets back behind earlier ones still
+ * waiting for Redis. Malformed messages, other services' and duplicates are
+ * complete at once, so they never stall a partition.
+ *
+ * Trusting the L1. The statistics (kafka.c) give, every second, whether a
+ * broker is up and each assigned partition's position and high watermark.
+ * The consumer is "behind" while it has no assignment, no broker, unknown
+ * positions, or has not yet reached the high watermarks it saw when it
+ * first fell behind. Behind for longer than lag_budget (or from start-up
+ * until the first time it is caught up) the L1 is skipped
+ * (INVAL_CACHE_SKIP_L1); when it catches up again the whole L1 is purged,
+ * since events it missed may be still in some producer's outbox.
+ */
+#include "invalidate/invalidate.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cache/cache.h"
+#include "cache/l2.h"
+#include "cache/redis.h"
+#include "invalidate/dedup.h"
+#include "invalidate/kafka.h"
+#include "invalidate/message.h"
+#include "invalidate/outbox.h"
+#include "log.h"
+#include "net/mailbox.h"
+
+#define REPLAY_WINDOW 1024u
+#define APPLY_FIFO 4096u
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 10000
+#define OUTBOX_RESERVE 4096u
+#define TICK_MS 100
+
+/* ---- metrics ----------------------------------------------------------- */
+
+#define INVAL_COUNTERS(X)                                                                               \
+	X(produced, "levee_kafka_events_produced_total", "Events handed to Kafka (new and replayed)")       \
+	X(delivered, "levee_kafka_events_delivered_total", "Events Kafka acknowledged")                      \
+	X(failed, "levee_kafka_events_failed_total", "Events Kafka did not take (then spooled)")             \
+	X(spooled, "levee_kafka_events_spooled_total", "Events appended to the outbox")                     \
+	X(replayed, "levee_kafka_outbox_replayed_total", "Outbox events Kafka acknowledged")                \
+	X(superseded, "levee_kafka_events_superseded_total",                                                \
+	  "Events not recorded because the outbox was full; a purge-everything event covers them")          \
+	X(overflows, "levee_kafka_outbox_overflows_total", "Times the outbox reached outbox_max")            \
+	X(lost, "levee_kafka_events_lost_total", "Events that could be neither sent nor spooled (I/O error)") \
+	X(consumed, "levee_kafka_events_consumed_total", "Messages read from the topic")                    \
+	X(applied, "levee_kafka_events_applied_total", "Events applied to the L1 and Redis")                \
+	X(ignored, "levee_kafka_events_ignored_total", "Events for other services")                         \
+	X(duplicates, "levee_kafka_duplicates_total", "Events dropped as already applied (same id)")       \
+	X(redis_failed, "levee_kafka_redis_apply_failed_total", "Purges of consumed events Redis did not take") \
+	X(l1_resets, "levee_kafka_l1_resets_total", "Times the L1 was emptied after the consumer caught up")
+
+static const double hist_le_ms[] = {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+#define HIST_N (sizeof(hist_le_ms) / sizeof(hist_le_ms[0]))
+
+static struct {
+#define X(f, n, h) atomic_uint_fast64_t f;
+	INVAL_COUNTERS(X)
+#undef X
+	atomic_uint_fast64_t malformed[MSG_E_COUNT];
+	atomic_uint_fast64_t hist[HIST_N + 1];
+	atomic_uint_fast64_t hist_sum_us, hist_count;
+	atomic_int_fast64_t lag, behind_ms;
+	atomic_int assigned, broker_up, spooling, overflowed;
+} st;
+
+#define STAT(f) atomic_fetch_add_explicit(&st.f, 1, memory_order_relaxed)
+
+/* ---- state ------------------------------------------------------------- */
+
+enum mode { MODE_DIRECT, MODE_SPOOL };
+
+struct replay_slot {
+	uint64_t next; /* outbox position after the record */
+	bool done, ok;
+};
+
+struct apply_slot {
+	int32_t partition;
+	int64_t offset;
+	unsigned pending; /* Redis purges not yet answered */
+	bool reading;     /* still being applied: no completion may finish it */
+};
+
+static struct inval {
+	bool on;
+	pthread_t thread;
+	struct event_base *base;
+	struct mailbox mb;
+	struct event *ev_tick, *ev_sync, *ev_stop;
+	struct lv_policy *policy;
+	char service[LV_NAME_MAX], instance[LV_NAME_MAX], group[LV_NAME_MAX * 2 + 16];
+	char boot[17];
+	uint64_t seq;
+	int stop_timeout_ms;
+
+	struct redis *redis;
+	struct l2 *l2;
+	struct kafka *k;
+	struct outbox *ob;
+	struct dedup *dd;
+
+	/* producing */
+	enum mode mode;
+	uint64_t replay_pos;
+	struct replay_slot ring[REPLAY_WINDOW];
+	unsigned ring_head, ring_n; /* in flight, oldest at ring_head */
+	bool replay_failed, ack_blocked;
+	uint64_t retry_at_ms, backoff_ms;
+	bool overflowed;
+
+	/* consuming */
+	struct apply_slot fifo[APPLY_FIFO];
+	unsigned fifo_head, fifo_n;
+	bool paused;
+	bool assigned, synced_once, behind;
+	uint64_t behind_since_ms, last_stats_ms;
+	unsigned ntarget;
+	int32_t target_part[KAFKA_MAX_PARTITIONS];
+	int64_t target_hi[KAFKA_MAX_PARTITIONS];
+	bool malformed_logged[MSG_E_COUNT];
+} inv;
+
+static _Atomic int cache_mode = INVAL_CACHE_ON;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int64_t unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void mode_update(void)
+{
+	int m = inv.overflowed                                   ? INVAL_CACHE_OFF
+	        : !inv.synced_once                               ? INVAL_CACHE_SKIP_L1
+	        : inv.behind && now_ms() - inv.behind_since_ms >
+	                            inv.policy->kafka.lag_budget_ms ? INVAL_CACHE_SKIP_L1
+	                                                         : INVAL_CACHE_ON;
+	int old = atomic_exchange(&cache_mode, m);
+	if (old != m)
+		log_info("invalidate: cache mode %s",
+		         m == INVAL_CACHE_ON ? "normal" : m == INVAL_CACHE_SKIP_L1 ? "skip-l1 (consumer behind)"
+		                                                                   : "off (outbox full)");
+	atomic_store(&st.overflowed, inv.overflowed);
+	atomic_store(&st.spooling, inv.mode == MODE_SPOOL);
+}
+
+enum inval_cache_mode invalidate_cache_mode(void)
+{
+	return atomic_load_explicit(&cache_mode, memory_order_relaxed);
+}
+
+/* ---- producing --------------------------------------------------------- */
+
+static void spool_sync_soon(void)
+{
+	if (inv.policy->kafka.outbox_fsync == LV_FSYNC_BATCH)
+		event_active(inv.ev_sync, EV_TIMEOUT, 0);
+}
+
+static void on_sync(evutil_socket_t fd, short what, void *arg)
+{
+	if (inv.ob && outbox_sync(inv.ob) != LV_OK)
+		log_error("invalidate: %s", outbox_error(inv.ob));
+}
+
+/* Encodes one event; its Kafka key goes to key, the JSON to val. */
+static bool event_build(enum inval_kind kind, const char *p, size_t len, char *key, size_t kcap, size_t *klen,
+                        char *val, size_t vcap, size_t *vlen)
+{
+	static __thread struct inval_msg m;
+	char id[MSG_ID_MAX + 1];
+	snprintf(id, sizeof(id), "%s.%s.%" PRIu64, inv.instance, inv.boot, ++inv.seq);
+	memset(&m, 0, offsetof(struct inval_msg, items));
+	m.id = (struct msg_str){id, strlen(id)};
+	m.service = (struct msg_str){inv.service, strlen(inv.service)};
+	m.origin = (struct msg_str){inv.instance, strlen(inv.instance)};
+	m.ts = unix_ms();
+	static const char *const names[] = {"key", "prefix", "tag", "all"};
+	if (kind == INVAL_ALL) {
+		m.all = true;
+	} else {
+		m.nitems = 1;
+		m.items[0].kind = kind == INVAL_KEY ? MSG_KEY : kind == INVAL_PREFIX ? MSG_PREFIX : MSG_TAG;
+		m.items[0].s = (struct msg_str){p, len};
+	}
+	int n = snprintf(key, kcap, "%s|%s|%.*s", inv.service, names[kind], (int)len, p);
+	if (n < 0 || (size_t)n >= kcap)
+		return false;
+	*klen = (size_t)n;
+	*vlen = msg_encode(&m, val, vcap);
+	return *vlen != 0;
+}
+
+static void spool(const void *key, size_t klen, const void *val, size_t vlen)
+{
+	int rc = outbox_append(inv.ob, key, klen, val, vlen, false);
+	if (rc == OUTBOX_FULL) {
+		if (!inv.overflowed) {
+			char k[256], v[512];
+			size_t kl, vl;
+			STAT(overflows);
+			if (event_build(INVAL_ALL, "", 0, k, sizeof(k), &kl, v, sizeof(v), &vl) &&
+			    outbox_append(inv.ob, k, kl, v, vl, true) == LV_OK) {
+				inv.overflowed = true;
+				log_error("invalidate: the outbox is full (outbox_max); recorded one purge of everything "
+				          "for service %s and stopped caching until it drains",
+				          inv.service);
+			} else {
+				log_error("invalidate: the outbox is full and even its reserve failed: %s",
+				          outbox_error(inv.ob));
+			}
+		}
+		if (inv.overflowed) {
+			STAT(superseded);
+		} else {
+			STAT(lost);
+		}
+	} else if (rc != LV_OK) {
+		STAT(lost);
+		log_error("invalidate: an invalidation could be neither sent nor spooled: %s", outbox_error(inv.ob));
+	} else {
+		STAT(spooled);
+	}
+	if (inv.mode != MODE_SPOOL) {
+		inv.mode = MODE_SPOOL;
+		inv.replay_pos = outbox_start(inv.ob);
+		log_warn("invalidate: Kafka is not taking invalidations; spooling them to the outbox");
+	}
+	spool_sync_soon();
+	mode_update();
+}
+
+static void publish_one(enum inval_kind kind, const char *p, size_t len)
+{
+	char key[LV_NAME_MAX + 16 + MSG_TARGET_MAX], val[MSG_TARGET_MAX * 2 + 1024];
+	size_t klen, vlen;
+	if (!event_build(kind, p, len, key, sizeof(key), &klen, val, sizeof(val), &vlen)) {
+		log_warn("invalidate: cannot encode an invalidation of %.*s (too long or not a valid item)", (int)len, p);
+		return;
+	}
+	if (inv.mode == MODE_DIRECT && inv.k) {
+		char err[256];
+		if (kafka_produce(inv.k, key, klen, val, vlen, inv.service, NULL, err, sizeof(err)) == LV_OK) {
+			STAT(produced);
+			return;
+		}
+		STAT(failed);
+		log_debug("invalidate: Kafka refused an event (%s); spooling it", err);
+	}
+	spool(key, klen, val, vlen);
+}
+
+struct pub {
+	unsigned n;
+	struct {
+		enum inval_kind kind;
+		size_t off, len;
+	} it[];
+};
+
+static void on_publish(void *arg)
+{
+	struct pub *pb = arg;
+	const char *text = (const char *)&pb->it[pb->n];
+	for (unsigned i = 0; i < pb->n; i++)
+		publish_one(pb->it[i].kind, text + pb->it[i].off, pb->it[i].len);
+	free(pb);
+}
+
+void invalidate_publish(const struct inval_item *items, unsigned n)
+{
+	if (!inv.on || !n)
+		return;
+	size_t text = 0;
+	for (unsigned i = 0; i < n; i++)
+		text += items[i].len;
+	struct pub *pb = malloc(sizeof(*pb) + n * sizeof(pb->it[0]) + text);
+	if (!pb) {
+		STAT(lost);
+		log_error("invalidate: out of memory; an invalidation was not broadcast");
+		return;
+	}
+	pb->n = n;
+	char *o = (char *)&pb->it[n];
+	size_t off = 0;
+	for (unsigned i = 0; i < n; i++) {
+		pb->it[i].kind = items[i].kind;
+		pb->it[i].off = off;
+		pb->it[i].len = items[i].len;
+		memcpy(o + off, items[i].p, items[i].len);
+		off += items[i].len;
+	}
+	if (mailbox_post(&inv.mb, on_publish, pb) != LV_OK) {
+		STAT(lost);
+		log_error("invalidate: out of memory; an invalidation was not broadcast");
+		free(pb);
+	}
+}
+
+/* Replay: sends outbox records while the window has room. */
+static void replay_pump(void)
+{
+	if (inv.mode != MODE_SPOOL || !inv.k)
+		return;
+	if (inv.replay_failed) {
+		if (inv.ring_n || now_ms() < inv.retry_at_ms)
+			return;
+		inv.replay_failed = false;
+		inv.ack_blocked = false;
+		inv.replay_pos = outbox_start(inv.ob);
+	}
+	while (inv.ring_n < REPLAY_WINDOW) {
+		struct outbox_rec rec;
+		int rc = outbox_next(inv.ob, &inv.replay_pos, &rec);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			log_error("invalidate: cannot read the outbox: %s", outbox_error(inv.ob));
+			inv.replay_failed = true;
+			inv.retry_at_ms = now_ms() + BACKOFF_MAX_MS;
+			return;
+		}
+		unsigned slot = (inv.ring_head + inv.ring_n) % REPLAY_WINDOW;
+		char err[256];
+		if (kafka_produce(inv.k, rec.key, rec.klen, rec.val, rec.vlen, inv.service,
+		                  (void *)(uintptr_t)(slot + 1), err, sizeof(err)) != LV_OK) {
+			inv.replay_failed = true;
+			inv.retry_at_ms = now_ms() + inv.backoff_ms;
+			log_debug("invalidate: replay paused: %s", err);
+			return;
+		}
+		STAT(produced);
+		inv.ring[slot] = (struct replay_slot){rec.next, false, false};
+		inv.ring_n++;
+	}
+	if (inv.ring_n == 0 && outbox_start(inv.ob) == outbox_end(inv.ob)) {
+		inv.mode = MODE_DIRECT;
+		inv.overflowed = false;
+		log_info("invalidate: the outbox has drained; publishing directly again");
+		mode_update();
+	}
+}
+
+static void on_delivered(void *ctx, void *opaque, int err, const char *errstr, const void *key, size_t klen,
+                         const void *val, size_t vlen)
+{
+	uintptr_t tag = (uintptr_t)opaque;
+	if (tag == 0) { /* a direct message */
+		if (!err) {
+			STAT(delivered);
+			return;
+		}
+		STAT(failed);
+		log_debug("invalidate: delivery failed (%s); spooling", errstr);
+		spool(key, klen, val, vlen);
+		return;
+	}
+	unsigned slot = (unsigned)(tag - 1);
+	inv.ring[slot].done = true;
+	inv.ring[slot].ok = !err;
+	if (err) {
+		STAT(failed);
+		if (!inv.replay_failed) {
+			log_warn("invalidate: outbox replay failed (%s); retrying in %" PRIu64 " ms", errstr, inv.backoff_ms);
+			inv.replay_failed = true;
+			inv.retry_at_ms = now_ms() + inv.backoff_ms;
+			inv.backoff_ms = inv.backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : inv.backoff_ms * 2;
+		}
+	} else {
+		STAT(delivered);
+		STAT(replayed);
+		inv.backoff_ms = BACKOFF_MIN_MS;
+	}
+	/* ack the delivered prefix; past a failed record nothing is acked: the
+	 * retry sends everything from the cursor again */
+	uint64_t ack = 0;
+	while (inv.ring_n && inv.ring[inv.ring_head].done) {
+		if (!inv.ring[inv.ring_head].ok)
+			inv.ack_blocked = true;
+		else if (!inv.ack_blocked)
+			ack = inv.ring[inv.ring_head].next;
+		inv.ring_head = (inv.ring_head + 1) % REPLAY_WINDOW;
+		inv.ring_n--;
+	}
+	if (ack && outbox_ack(inv.ob, ack) != LV_OK)
+		log_error("invalidate: %s", outbox_error(inv.ob));
+	spool_sync_soon();
+	replay_pump();
+}
+
+static void on_producer_reset(void *ctx)
+{
+	/* every message in flight came back failed (and was spooled or marked
+	 * for retry): nothing else to do */
+	log_info("invalidate: producer replaced; %u replay(s) in flight", inv.ring_n);
+}
+
+/* ---- consuming --------------------------------------------------------- */
+
+/* Stores the offsets of the finished messages at the head of the FIFO. */
+static void fifo_advance(void)
+{
+	while (inv.fifo_n) {
+		struct apply_slot *a = &inv.fifo[inv.fifo_head];
+		if (a->pending || a->reading)
+			break;
+		kafka_store_offset(inv.k, a->partition, a->offset);
+		inv.fifo_head = (inv.fifo_head + 1) % APPLY_FIFO;
+		inv.fifo_n--;
+	}
+	if (inv.paused && inv.fifo_n < APPLY_FIFO / 2) {
+		inv.paused = false;
+		kafka_consume_pause(inv.k, false);
+	}
+}
+
+static void on_redis_applied(void *arg, bool ok)
+{
+	struct apply_slot *a = arg;
+	if (!ok)
+		STAT(redis_failed);
+	if (a->pending)
+		a->pending--;
+	fifo_advance();
+}
+
+static void apply(struct apply_slot *a, const struct inval_msg *m)
+{
+	static const enum cache_purge_kind kinds[] = {
+	    [MSG_KEY] = CACHE_PURGE_URL, [MSG_PREFIX] = CACHE_PURGE_PREFIX, [MSG_TAG] = CACHE_PURGE_TAG};
+	bool pending;
+	if (m->all) {
+		cache_purge(inv.l2, CACHE_PURGE_ALL, inv.service, "/", 1, on_redis_applied, a, &pending);
+		a->pending += pending;
+	}
+	for (size_t i = 0; i < m->nitems; i++) {
+		const struct msg_item *it = &m->items[i];
+		cache_purge(inv.l2, kinds[it->kind], inv.service, it->s.p, it->s.len, on_redis_applied, a, &pending);
+		a->pending += pending;
+	}
+}
+
+static void observe_latency(int64_t ts)
+{
+	if (ts < 0)
+		return;
+	int64_t d = unix_ms() - ts;
+	if (d < 0)
+		d = 0;
+	unsigned b = 0;
+	while (b < HIST_N && (double)d > hist_le_ms[b])
+		b++;
+	atomic_fetch_add_explicit(&st.hist[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st.hist_sum_us, (uint64_t)d * 1000u, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st.hist_count, 1, memory_order_relaxed);
+}
+
+static void malformed(int code, const struct msg_error *e, const struct kafka_msg *km)
+{
+	atomic_fetch_add_explicit(&st.malformed[code], 1, memory_order_relaxed);
+	if (inv.malformed_logged[code])
+		return;
+	inv.malformed_logged[code] = true;
+	log_warn("invalidate: skipped a malformed message (%s: %s) at partition %d offset %" PRId64
+	         "; further ones of this kind are only counted (levee_kafka_malformed_total)",
+	         msg_strerror(code), e->detail ? e->detail : "", km->partition, km->offset);
+}
+
+static void on_message(void *ctx, const struct kafka_msg *km)
+{
+	static char scratch[MSG_MAX_BYTES];
+	static struct inval_msg m;
+	STAT(consumed);
+	struct apply_slot *a = &inv.fifo[(inv.fifo_head + inv.fifo_n) % APPLY_FIFO];
+	*a = (struct apply_slot){km->partition, km->offset, 0, true};
+	inv.fifo_n++;
+	if (inv.fifo_n == APPLY_FIFO) {
+		inv.paused = true;
+		kafka_consume_pause(inv.k, true);
+	}
+	size_t slen = strlen(inv.service);
+	if (km->service_hdr && (km->service_hdr_len != slen || memcmp(km->service_hdr, inv.service, slen) != 0)) {
+		STAT(ignored); /* another service's: not even parsed */
+		goto done;
+	}
+	struct msg_error e = {0};
+	int rc = msg_decode(km->value, km->vlen, scratch, sizeof(scratch), &m, &e);
+	if (rc != MSG_OK) {
+		malformed(rc, &e, km);
+		goto done;
+	}
+	if (m.service.len != slen || memcmp(m.service.p, inv.service, slen) != 0) {
+		STAT(ignored);
+		goto done;
+	}
+	if (dedup_check_and_add(inv.dd, m.id.p, m.id.len)) {
+		STAT(duplicates);
+		goto done;
+	}
+	apply(a, &m);
+	STAT(applied);
+	observe_latency(m.ts >= 0 ? m.ts : km->timestamp_ms);
+done:
+	a->reading = false;
+	fifo_advance();
+}
+
+static void on_assigned(void *ctx, unsigned n)
+{
+	inv.assigned = n > 0;
+	atomic_store(&st.assigned, (int)n);
+	if (!inv.assigned && !inv.behind) {
+		inv.behind = true;
+		inv.behind_since_ms = now_ms();
+	}
+}
+
+static void caught_up(void)
+{
+	bool was_trusted = invalidate_cache_mode() == INVAL_CACHE_ON;
+	inv.behind = false;
+	if (!inv.synced_once || !was_trusted) {
+		/* the L1 may hold entries that missed purges still waiting in some
+		 * producer's outbox, or published before this consumer's start
+		 * position: start it afresh */
+		size_t n = cache_purge(NULL, CACHE_PURGE_ALL, inv.service, "/", 1, NULL, NULL, NULL);
+		STAT(l1_resets);
+		log_info("invalidate: consumer %s; L1 emptied (%zu entries) and trusted again",
+		         inv.synced_once ? "caught up" : "in sync", n);
+	}
+	inv.synced_once = true;
+}
+
+static void set_targets(const struct kafka_lag *l)
+{
+	inv.ntarget = l->nparts;
+	memcpy(inv.target_part, l->part, l->nparts * sizeof(l->part[0]));
+	memcpy(inv.target_hi, l->hi, l->nparts * sizeof(l->hi[0]));
+}
+
+static bool targets_reached(const struct kafka_lag *l)
+{
+	for (unsigned i = 0; i < inv.ntarget; i++)
+		for (unsigned j = 0; j < l->nparts; j++)
+			if (l->part[j] == inv.target_part[i] && l->pos[j] < inv.target_hi[i])
+				return false;
+	return true;
+}
+
+/* Behind means: some event now in the topic may not be applied here yet.
+ * Caught up means: every position reached the high watermark seen when
+ * the lag was noticed (not "lag is 0", which steady traffic never shows). */
+static void on_lag(void *ctx, const struct kafka_lag *l)
+{
+	uint64_t now = now_ms();
+	atomic_store(&st.lag, l->lag);
+	if (atomic_exchange(&st.broker_up, l->broker_up) != l->broker_up || !inv.last_stats_ms) {
+		if (l->broker_up)
+			log_info("invalidate: Kafka broker reachable");
+		else
+			log_warn("invalidate: no Kafka broker reachable (%s); invalidations are spooled to the outbox",
+			         inv.policy->kafka.brokers);
+	}
+	inv.last_stats_ms = now;
+	bool usable = inv.assigned && l->broker_up && l->nparts > 0 && l->nknown == l->nparts;
+	if (!usable) {
+		if (!inv.behind) {
+			inv.behind = true;
+			inv.behind_since_ms = now;
+		}
+		inv.ntarget = 0;
+	} else {
+		if (!inv.behind && l->lag > 0) {
+			inv.behind = true;
+			inv.behind_since_ms = now;
+			set_targets(l);
+		} else if (inv.behind && inv.ntarget == 0) {
+			set_targets(l); /* back from an outage, or starting */
+		}
+		if (inv.behind && targets_reached(l)) {
+			inv.ntarget = 0;
+			caught_up();
+		}
+	}
+	atomic_store(&st.behind_ms, inv.behind ? (int64_t)(now - inv.behind_since_ms) : 0);
+	mode_update();
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t now = now_ms();
+	/* statistics stopped coming: librdkafka itself is stuck */
+	if (inv.last_stats_ms && now - inv.last_stats_ms > 3000 && !inv.behind) {
+		inv.behind = true;
+		inv.behind_since_ms = inv.last_stats_ms;
+	}
+	atomic_store(&st.behind_ms, inv.behind ? (int64_t)(now - inv.behind_since_ms) : 0);
+	replay_pump();
+	mode_update();
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	mailbox_flush(&inv.mb); /* the workers have stopped: publish what they handed over */
+	if (inv.k) {
+		unsigned before = kafka_in_flight(inv.k);
+		kafka_close(inv.k, inv.stop_timeout_ms); /* what is left is spooled by on_delivered */
+		log_info("invalidate: stopped; %u event(s) were in flight, outbox holds %" PRIu64 " byte(s)", before,
+		         outbox_end(inv.ob) - outbox_start(inv.ob));
+	}
+	if (inv.ob && outbox_sync(inv.ob) != LV_OK)
+		log_error("invalidate: %s", outbox_error(inv.ob));
+	event_base_loopbreak(inv.base);
+}
+
+static void *inval_main(void *arg)
+{
+	event_base_dispatch(inv.base);
+	return NULL;
+}
+
+static void instance_name(const struct lv_policy *p, char *out, size_t cap)
+{
+	const char *v = p->kafka.instance[0] ? p->kafka.instance : getenv("POD_NAME");
+	if (!v || !*v)
+		v = getenv("HOSTNAME");
+	char host[256];
+	if ((!v || !*v) && gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		v = host;
+	}
+	size_t o = 0;
+	for (const char *s = v ? v : "levee"; *s && o + 1 < cap; s++) /* message ids are printable ASCII */
+		out[o++] = (*s > ' ' && *s < 0x7f && *s != '|') ? *s : '_';
+	out[o] = '\0';
+}
+
+int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
+{
+	if (!policy_kafka_on(p))
+		return LV_OK;
+	inv.policy = (struct lv_policy *)p;
+	policy_ref(inv.policy);
+	snprintf(inv.service, sizeof(inv.service), "%s", p->service);
+	instance_name(p, inv.instance, sizeof(inv.instance));
+	if (p->kafka.group_id[0])
+		snprintf(inv.group, sizeof(inv.group), "%s", p->kafka.group_id);
+	else
+		snprintf(inv.group, sizeof(inv.group), "levee.%s.%s", inv.service, inv.instance);
+	uint64_t rnd;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (uint64_t)unix_ms() ^ ((uint64_t)getpid() << 32);
+	snprintf(inv.boot, sizeof(inv.boot), "%016" PRIx64, rnd);
+	inv.backoff_ms = BACKOFF_MIN_MS;
+	inv.behind = true;
+	inv.behind_since_ms = now_ms();
+
+	static const enum outbox_sync syncs[] = {[LV_FSYNC_ALWAYS] = OUTBOX_SYNC_ALWAYS,
+	                                         [LV_FSYNC_BATCH] = OUTBOX_SYNC_BATCH,
+	                                         [LV_FSYNC_NEVER] = OUTBOX_SYNC_NEVER};
+	struct outbox_cfg oc = {p->kafka.outbox, p->kafka.outbox_max, OUTBOX_RESERVE, syncs[p->kafka.outbox_fsync]};
+	struct outbox_recovery rep;
+	if (outbox_open(&oc, &inv.ob, &rep, err, errlen) != LV_OK)
+		return LV_ERR;
+	if (rep.pending_records) {
+		inv.mode = MODE_SPOOL;
+		inv.replay_pos = outbox_start(inv.ob);
+		log_info("invalidate: the outbox holds %" PRIu64 " event(s) from before; replaying them",
+		         rep.pending_records);
+	}
+	if (!(inv.dd = dedup_new((uint32_t)p->kafka.dedup_window))) {
+		snprintf(err, errlen, "invalidate: out of memory for the dedup window");
+		return LV_ERR;
+	}
+	inv.base = event_base_new();
+	if (!inv.base || mailbox_init(&inv.mb, inv.base) != LV_OK) {
+		snprintf(err, errlen, "invalidate: cannot create its event loop");
+		return LV_ERR;
+	}
+	if (cache_l2_open(inv.base, p, &inv.redis, &inv.l2, err, errlen) != LV_OK)
+		return LV_ERR;
+	struct kafka_config kc = {p->kafka.brokers, p->kafka.topic, inv.group, inv.instance,
+	                          p->kafka.start_from == LV_START_EARLIEST, p->kafka.delivery_timeout_ms};
+	static const struct kafka_handlers h = {on_delivered, on_message, on_lag, on_assigned, on_producer_reset};
+	if (!(inv.k = kafka_new(inv.base, &kc, &h, NULL, err, errlen)))
+		return LV_ERR;
+	inv.ev_tick = event_new(inv.base, -1, EV_PERSIST, on_tick, NULL);
+	inv.ev_sync = event_new(inv.base, -1, 0, on_sync, NULL);
+	inv.ev_stop = event_new(inv.base, -1, 0, on_stop, NULL);
+	struct timeval tv = {0, TICK_MS * 1000};
+	if (!inv.ev_tick || !inv.ev_sync || !inv.ev_stop || event_add(inv.ev_tick, &tv) < 0) {
+		snprintf(err, errlen, "invalidate: cannot register events");
+		return LV_ERR;
+	}
+	mode_update();
+	if (pthread_create(&inv.thread, NULL, inval_main, NULL) != 0) {
+		snprintf(err, errlen, "invalidate: cannot start its thread");
+		return LV_ERR;
+	}
+	inv.on = true;
+	log_info("invalidate: Kafka %s, topic %s, group %s, instance %s, outbox %s", p->kafka.brokers,
+	         p->kafka.topic, inv.group, inv.instance, p->kafka.outbox);
+	return LV_OK;
+}
+
+void invalidate_stop(int timeout_ms)
+{
+	if (!inv.on)
+		return;
+	inv.stop_timeout_ms = timeout_ms;
+	event_active(inv.ev_stop, EV_TIMEOUT, 0);
+	pthread_join(inv.thread, NULL);
+	inv.on = false;
+	mailbox_destroy(&inv.mb);
+	/* Redis first: its callbacks (ECLOSED) still store offsets */
+	l2_free(inv.l2);
+	if (inv.redis)
+		redis_free(inv.redis);
+	kafka_free(inv.k);
+	inv.k = NULL;
+	event_free(inv.ev_tick);
+	event_free(inv.ev_sync);
+	event_free(inv.ev_stop);
+	outbox_close(inv.ob);
+	inv.ob = NULL;
+	dedup_free(inv.dd);
+	event_base_free(inv.base);
+	policy_unref(inv.policy);
+}
+
+/* ---- metrics and status ------------------------------------------------ */
+
+void invalidate_render_prometheus(void *file)
+{
+	FILE *f = file;
+	if (!inv.policy)
+		return;
+#define X(fld, n, h)                                                                                           \
+	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", n, h, n, n,                                     \
+	        (unsigned long long)atomic_load_explicit(&st.fld, memory_order_relaxed));
+	INVAL_COUNTERS(X)
+#undef X
+	fputs("# HELP levee_kafka_malformed_total Messages skipped as malformed, by kind\n"
+	      "# TYPE levee_kafka_malformed_total counter\n",
+	      f);
+	for (int i = 1; i < MSG_E_COUNT; i++)
+		fprintf(f, "levee_kafka_malformed_total{kind=\"%s\"} %llu\n", msg_strerror(i),
+		        (unsigned long long)atomic_load(&st.malformed[i]));
+	struct outbox_stats os = {0};
+	if (inv.ob)
+		outbox_stats(inv.ob, &os);
+	fprintf(f,
+	        "# HELP levee_kafka_outbox_events Events waiting in the outbox\n# TYPE levee_kafka_outbox_events gauge\n"
+	        "levee_kafka_outbox_events %llu\n"
+	        "# HELP levee_kafka_outbox_bytes Bytes waiting in the outbox\n# TYPE levee_kafka_outbox_bytes gauge\n"
+	        "levee_kafka_outbox_bytes %llu\n"
+	        "# HELP levee_kafka_outbox_max_bytes The outbox bound\n# TYPE levee_kafka_outbox_max_bytes gauge\n"
+	        "levee_kafka_outbox_max_bytes %llu\n"
+	        "# HELP levee_kafka_consumer_lag Messages of the topic not yet consumed (all assigned partitions)\n"
+	        "# TYPE levee_kafka_consumer_lag gauge\nlevee_kafka_consumer_lag %lld\n"
+	        "# HELP levee_kafka_behind_seconds How long the consumer has been behind (0 when caught up)\n"
+	        "# TYPE levee_kafka_behind_seconds gauge\nlevee_kafka_behind_seconds %.3f\n"
+	        "# HELP levee_kafka_l1_trusted 1 when the L1 is used, 0 while it is skipped or caching is off\n"
+	        "# TYPE levee_kafka_l1_trusted gauge\nlevee_kafka_l1_trusted %d\n"
+	        "# HELP levee_kafka_assigned_partitions Partitions of the topic assigned to this replica\n"
+	        "# TYPE levee_kafka_assigned_partitions gauge\nlevee_kafka_assigned_partitions %d\n",
+	        (unsigned long long)os.pending_records, (unsigned long long)os.pending_bytes,
+	        (unsigned long long)os.max_bytes, (long long)atomic_load(&st.lag),
+	        (double)atomic_load(&st.behind_ms) / 1000.0, invalidate_cache_mode() == INVAL_CACHE_ON,
+	        atomic_load(&st.assigned));
+	fputs("# HELP levee_kafka_apply_latency_seconds From an event's timestamp to its application here\n"
+	      "# TYPE levee_kafka_apply_latency_seconds histogram\n",
+	      f);
+	uint64_t cum = 0;
+	for (unsigned b = 0; b <= HIST_N; b++) {
+		cum += atomic_load(&st.hist[b]);
+		if (b < HIST_N)
+			fprintf(f, "levee_kafka_apply_latency_seconds_bucket{le=\"%g\"} %llu\n", hist_le_ms[b] / 1000.0,
+			        (unsigned long long)cum);
+		else
+			fprintf(f, "levee_kafka_apply_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+	}
+	fprintf(f, "levee_kafka_apply_latency_seconds_sum %.6f\nlevee_kafka_apply_latency_seconds_count %llu\n",
+	        (double)atomic_load(&st.hist_sum_us) / 1e6, (unsigned long long)atomic_load(&st.hist_count));
+}
+
+void invalidate_status_json(void *file)
+{
+	FILE *f = file;
+	if (!inv.policy) {
+		fputs("\"kafka\":{\"enabled\":false}", f);
+		return;
+	}
+	struct outbox_stats os = {0};
+	if (inv.ob)
+		outbox_stats(inv.ob, &os);
+	int m = invalidate_cache_mode();
+	int64_t behind = atomic_load(&st.behind_ms);
+	fprintf(f,
+	        "\"kafka\":{\"enabled\":true,\"topic\":\"%s\",\"group\":\"%s\",\"instance\":\"%s\","
+	        "\"broker_up\":%s,\"assigned_partitions\":%d,\"publishing\":\"%s\",\"outbox\":{\"events\":%llu,"
+	        "\"bytes\":%llu,\"max_bytes\":%llu,\"overflowed\":%s},\"consumer_lag\":%lld,\"behind_ms\":%lld,"
+	        "\"lag_budget_ms\":%llu,\"over_budget\":%s,\"cache\":\"%s\"}",
+	        inv.policy->kafka.topic, inv.group, inv.instance, atomic_load(&st.broker_up) ? "true" : "false",
+	        atomic_load(&st.assigned), atomic_load(&st.spooling) ? "outbox" : "direct",
+	        (unsigned long long)os.pending_records, (unsigned long long)os.pending_bytes,
+	        (unsigned long long)os.max_bytes, atomic_load(&st.overflowed) ? "true" : "false",
+	        (long long)atomic_load(&st.lag), (long long)behind,
+	        (unsigned long long)inv.policy->kafka.lag_budget_ms,
+	        behind > (int64_t)inv.policy->kafka.lag_budget_ms ? "true" : "false",
+	        m == INVAL_CACHE_ON ? "normal" : m == INVAL_CACHE_SKIP_L1 ? "skip-l1" : "off");
+}

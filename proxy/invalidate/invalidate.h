@@ -1,0 +1,60 @@
+/*
+ * invalidate.h - invalidation across replicas: what a write publishes, what
+ * every replica applies, and whether this replica's L1 can be trusted.
+ *
+ * A worker that saw a successful write purges its own L1 and Redis first
+ * (cache.c), then hands the invalidated items to invalidate_publish(). The
+ * invalidate thread, one per process with its own event loop, Redis
+ * connection and librdkafka handles (kafka.c), publishes one message per
+ * item, spools what Kafka does not take to the outbox (outbox.c) and
+ * replays it, and consumes the topic: each event from any producer is
+ * de-duplicated by id (dedup.c), applied to the L1 and to Redis, and only
+ * then has its offset stored. docs/invalidation.md explains the design.
+ *
+ * Threads: invalidate_publish() and the invalidate_cache_mode() check are
+ * called by workers; the rest by the main thread.
+ */
+#ifndef LEVEE_INVALIDATE_H
+#define LEVEE_INVALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+enum inval_kind { INVAL_KEY, INVAL_PREFIX, INVAL_TAG, INVAL_ALL };
+
+struct inval_item {
+	enum inval_kind kind;
+	const char *p; /* a request target, a path prefix, a tag; "" for INVAL_ALL */
+	size_t len;
+};
+
+/* Start-up, after the L1 exists: opens the outbox (replaying what it holds
+ * as soon as Kafka answers) and starts the thread. LV_OK without doing
+ * anything when the policy has no [kafka] brokers. */
+int invalidate_start(const struct lv_policy *p, char *err, size_t errlen) LV_WARN_UNUSED;
+
+/* Shutdown (SIGTERM, after the drain): waits up to timeout_ms for Kafka to
+ * take what is in flight, spools the rest to the outbox, commits offsets,
+ * stops the thread. */
+void invalidate_stop(int timeout_ms);
+
+/* A worker's write succeeded and it purged locally: broadcast the items.
+ * Copies them; never blocks. */
+void invalidate_publish(const struct inval_item *items, unsigned n);
+
+/* What the cache may do now. */
+enum inval_cache_mode {
+	INVAL_CACHE_ON,      /* normal */
+	INVAL_CACHE_SKIP_L1, /* the consumer is behind beyond lag_budget: L1 lookups skipped */
+	INVAL_CACHE_OFF,     /* the outbox hit its bound: no caching until it drains */
+};
+enum inval_cache_mode invalidate_cache_mode(void);
+
+/* /metrics and /status. */
+void invalidate_render_prometheus(void *file);
+void invalidate_status_json(void *file);
+
+#endif
