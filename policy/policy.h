@@ -211,7 +211,7 @@ struct lv_policy {
 		char outbox[LV_PATH_MAX];
 		uint64_t outbox_max;
 		int outbox_fsync;                    /* enum lv_outbox_fsync */
-		uint64_t delivery_timeout_ms, lag_budget_ms, dedup_window;
+		uint64_t delivery_timeout_ms, linger_ms, lag_budget_ms, dedup_window;
 		int start_from;                      /* enum lv_start_from */
 	} kafka;                     /* [kafka]: invalidation broadcast; off when brokers is empty */
 	struct {

@@ -470,18 +470,28 @@ static void on_redis_applied(void *arg, bool ok)
 	fifo_advance();
 }
 
-static void apply(struct apply_slot *a, const struct inval_msg *m)
+/* An event this replica published itself was applied to its L1 before the
+ * write was answered: only Redis is purged again (in case it was away). */
+static void apply(struct apply_slot *a, const struct inval_msg *m, bool own)
 {
 	static const enum cache_purge_kind kinds[] = {
 	    [MSG_KEY] = CACHE_PURGE_URL, [MSG_PREFIX] = CACHE_PURGE_PREFIX, [MSG_TAG] = CACHE_PURGE_TAG};
 	bool pending;
 	if (m->all) {
-		cache_purge(inv.l2, CACHE_PURGE_ALL, inv.service, "/", 1, on_redis_applied, a, &pending);
+		if (own)
+			pending = cache_l2_purge(inv.l2, CACHE_PURGE_ALL, inv.service, "/", 1, on_redis_applied, a);
+		else
+			cache_purge(inv.l2, CACHE_PURGE_ALL, inv.service, "/", 1, on_redis_applied, a, &pending);
 		a->pending += pending;
 	}
 	for (size_t i = 0; i < m->nitems; i++) {
 		const struct msg_item *it = &m->items[i];
-		cache_purge(inv.l2, kinds[it->kind], inv.service, it->s.p, it->s.len, on_redis_applied, a, &pending);
+		if (own)
+			pending = cache_l2_purge(inv.l2, kinds[it->kind], inv.service, it->s.p, it->s.len,
+			                         on_redis_applied, a);
+		else
+			cache_purge(inv.l2, kinds[it->kind], inv.service, it->s.p, it->s.len, on_redis_applied, a,
+			            &pending);
 		a->pending += pending;
 	}
 }
@@ -543,7 +553,12 @@ static void on_message(void *ctx, const struct kafka_msg *km)
 		STAT(duplicates);
 		goto done;
 	}
-	apply(a, &m);
+	/* own: the same origin and the same boot (a restarted replica's old
+	 * events are applied in full: its L1 is new) */
+	bool own = m.origin.p && m.origin.len == strlen(inv.instance) &&
+	           memcmp(m.origin.p, inv.instance, m.origin.len) == 0 && m.id.len > m.origin.len + 17 &&
+	           memcmp(m.id.p + m.origin.len + 1, inv.boot, 16) == 0;
+	apply(a, &m, own);
 	STAT(applied);
 	observe_latency(m.ts >= 0 ? m.ts : km->timestamp_ms);
 done:
@@ -728,7 +743,8 @@ int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
 	if (cache_l2_open(inv.base, p, &inv.redis, &inv.l2, err, errlen) != LV_OK)
 		return LV_ERR;
 	struct kafka_config kc = {p->kafka.brokers, p->kafka.topic, inv.group, inv.instance,
-	                          p->kafka.start_from == LV_START_EARLIEST, p->kafka.delivery_timeout_ms};
+	                          p->kafka.start_from == LV_START_EARLIEST, p->kafka.delivery_timeout_ms,
+	                          p->kafka.linger_ms};
 	static const struct kafka_handlers h = {on_delivered, on_message, on_lag, on_assigned, on_producer_reset};
 	if (!(inv.k = kafka_new(inv.base, &kc, &h, NULL, err, errlen)))
 		return LV_ERR;

@@ -65,7 +65,7 @@ struct kafka_handlers {
 struct kafka_config {
 	const char *brokers, *topic, *group_id, *client_id;
 	bool from_earliest;
-	uint64_t delivery_timeout_ms;
+	uint64_t delivery_timeout_ms, linger_ms;
 };
 
 struct kafka *kafka_new(struct event_base *base, const struct kafka_config *cfg, const struct kafka_handlers *h,
