@@ -237,6 +237,16 @@ static bool event_build(enum inval_kind kind, const char *p, size_t len, char *k
 	return *vlen != 0;
 }
 
+/* From now on new events go to the outbox, behind whatever is there. */
+static void enter_spool(const char *why)
+{
+	if (inv.mode == MODE_SPOOL)
+		return;
+	inv.mode = MODE_SPOOL;
+	inv.replay_pos = outbox_start(inv.ob);
+	log_warn("invalidate: %s; spooling invalidations to the outbox", why);
+}
+
 static void spool(const void *key, size_t klen, const void *val, size_t vlen)
 {
 	int rc = outbox_append(inv.ob, key, klen, val, vlen, false);
@@ -267,11 +277,7 @@ static void spool(const void *key, size_t klen, const void *val, size_t vlen)
 	} else {
 		STAT(spooled);
 	}
-	if (inv.mode != MODE_SPOOL) {
-		inv.mode = MODE_SPOOL;
-		inv.replay_pos = outbox_start(inv.ob);
-		log_warn("invalidate: Kafka is not taking invalidations; spooling them to the outbox");
-	}
+	enter_spool("Kafka is not taking invalidations");
 	spool_sync_soon();
 	mode_update();
 }
@@ -619,9 +625,13 @@ static void on_lag(void *ctx, const struct kafka_lag *l)
 		if (l->broker_up)
 			log_info("invalidate: Kafka broker reachable");
 		else
-			log_warn("invalidate: no Kafka broker reachable (%s); invalidations are spooled to the outbox",
-			         inv.policy->kafka.brokers);
+			log_warn("invalidate: no Kafka broker reachable (%s)", inv.policy->kafka.brokers);
 	}
+	/* Without a broker, an event handed to librdkafka would wait in its
+	 * memory for delivery_timeout before it fails and is spooled, and a
+	 * crash meanwhile would lose it: write new ones to disk at once. */
+	if (!l->broker_up && inv.k)
+		enter_spool("no Kafka broker is reachable");
 	inv.last_stats_ms = now;
 	bool usable = inv.assigned && l->broker_up && l->nparts > 0 && l->nknown == l->nparts;
 	if (!usable) {

@@ -77,6 +77,12 @@ class Cluster:
         self.kafka = kafka or {}
         self.n = 0
 
+    @classmethod
+    def on_new_topic(cls, levee_factory, tmp_path, broker, **kw):
+        t = topic_name()
+        broker.create_topic(t, partitions=3)
+        return cls(levee_factory, tmp_path, broker, t, **kw)
+
     def sections(self, name, **kafka):
         k = {"brokers": self.broker.bootstrap, "topic": self.topic, "instance": name,
              "outbox": str(self.tmp / ("outbox-" + name)), "delivery_timeout": "1s", "lag_budget": "2s"}
@@ -309,9 +315,7 @@ def writer_and_reader(levee_factory, tmp_path, origin, broker, urls):
     """A writes; B holds every url's "old" body in its L1 and never stops
     trusting it (lag budget 1 h), so only the events themselves can make
     it fresh. Returns (cluster, a, b)."""
-    t = topic_name()
-    broker.create_topic(t, partitions=3)
-    cl = Cluster(levee_factory, tmp_path, broker, t)
+    cl = Cluster.on_new_topic(levee_factory, tmp_path, broker)
     a = cl.levee("a")
     b = cl.levee("b", lag_budget="1h")
     bulk_put(origin, urls, b"old")
@@ -375,9 +379,7 @@ def test_levee_restarted_while_kafka_is_down_replays_its_outbox(levee_factory, o
 
 def test_consumer_beyond_its_lag_budget_skips_its_l1(levee_factory, origin, tmp_path):
     with new_broker() as broker:
-        t = topic_name()
-        broker.create_topic(t, partitions=3)
-        cl = Cluster(levee_factory, tmp_path, broker, t)
+        cl = Cluster.on_new_topic(levee_factory, tmp_path, broker)
         b = cl.levee("b", lag_budget="1s")
         cached(b, "/echo/lag")
         resets = metric_sum(b.metrics(), "levee_kafka_l1_resets_total")
@@ -394,9 +396,7 @@ def test_consumer_beyond_its_lag_budget_skips_its_l1(levee_factory, origin, tmp_
 
 def test_full_outbox_stops_caching_and_purges_everything_on_replay(levee_factory, origin, tmp_path):
     with new_broker() as broker:
-        t = topic_name()
-        broker.create_topic(t, partitions=3)
-        cl = Cluster(levee_factory, tmp_path, broker, t)
+        cl = Cluster.on_new_topic(levee_factory, tmp_path, broker)
         b = cl.levee("b", lag_budget="1h")
         cached(b, "/echo/full")
         a = cl.levee("a", outbox_max="1MiB")
