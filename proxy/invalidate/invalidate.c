@@ -56,12 +56,13 @@
 #include "cache/redis.h"
 #include "invalidate/dedup.h"
 #include "invalidate/kafka.h"
+#include "invalidate/lag.h"
 #include "invalidate/message.h"
 #include "invalidate/outbox.h"
+#include "invalidate/replay.h"
 #include "log.h"
 #include "net/mailbox.h"
 
-#define REPLAY_WINDOW 1024u
 #define APPLY_FIFO 4096u
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
@@ -107,11 +108,6 @@ static struct {
 
 enum mode { MODE_DIRECT, MODE_SPOOL };
 
-struct replay_slot {
-	uint64_t next; /* outbox position after the record */
-	bool done, ok;
-};
-
 struct apply_slot {
 	int32_t partition;
 	int64_t offset;
@@ -140,9 +136,8 @@ static struct inval {
 	/* producing */
 	enum mode mode;
 	uint64_t replay_pos;
-	struct replay_slot ring[REPLAY_WINDOW];
-	unsigned ring_head, ring_n; /* in flight, oldest at ring_head */
-	bool replay_failed, ack_blocked;
+	struct replay_window win;
+	bool replay_failed;
 	uint64_t retry_at_ms, backoff_ms;
 	bool overflowed;
 
@@ -150,11 +145,7 @@ static struct inval {
 	struct apply_slot fifo[APPLY_FIFO];
 	unsigned fifo_head, fifo_n;
 	bool paused;
-	bool assigned, synced_once, behind;
-	uint64_t behind_since_ms, last_stats_ms;
-	unsigned ntarget;
-	int32_t target_part[KAFKA_MAX_PARTITIONS];
-	int64_t target_hi[KAFKA_MAX_PARTITIONS];
+	struct lag_watch lag;
 	bool malformed_logged[MSG_E_COUNT];
 } inv;
 
@@ -176,11 +167,7 @@ static int64_t unix_ms(void)
 
 static void mode_update(void)
 {
-	int m = inv.overflowed                                   ? INVAL_CACHE_OFF
-	        : !inv.synced_once                               ? INVAL_CACHE_SKIP_L1
-	        : inv.behind && now_ms() - inv.behind_since_ms >
-	                            inv.policy->kafka.lag_budget_ms ? INVAL_CACHE_SKIP_L1
-	                                                         : INVAL_CACHE_ON;
+	int m = inv.overflowed ? INVAL_CACHE_OFF : lag_trusted(&inv.lag, now_ms()) ? INVAL_CACHE_ON : INVAL_CACHE_SKIP_L1;
 	int old = atomic_exchange(&cache_mode, m);
 	if (old != m)
 		log_info("invalidate: cache mode %s",
@@ -188,6 +175,7 @@ static void mode_update(void)
 		                                                                   : "off (outbox full)");
 	atomic_store(&st.overflowed, inv.overflowed);
 	atomic_store(&st.spooling, inv.mode == MODE_SPOOL);
+	atomic_store(&st.behind_ms, (int64_t)lag_behind_ms(&inv.lag, now_ms()));
 }
 
 enum inval_cache_mode invalidate_cache_mode(void)
@@ -355,13 +343,13 @@ static void replay_pump(void)
 	if (inv.mode != MODE_SPOOL || !inv.k)
 		return;
 	if (inv.replay_failed) {
-		if (inv.ring_n || now_ms() < inv.retry_at_ms)
+		if (inv.win.n || now_ms() < inv.retry_at_ms)
 			return;
 		inv.replay_failed = false;
-		inv.ack_blocked = false;
+		replay_restart(&inv.win);
 		inv.replay_pos = outbox_start(inv.ob);
 	}
-	while (inv.ring_n < REPLAY_WINDOW) {
+	while (!replay_full(&inv.win)) {
 		struct outbox_rec rec;
 		int rc = outbox_next(inv.ob, &inv.replay_pos, &rec);
 		if (rc == 0)
@@ -372,7 +360,7 @@ static void replay_pump(void)
 			inv.retry_at_ms = now_ms() + BACKOFF_MAX_MS;
 			return;
 		}
-		unsigned slot = (inv.ring_head + inv.ring_n) % REPLAY_WINDOW;
+		unsigned slot = replay_next_slot(&inv.win);
 		char err[256];
 		if (kafka_produce(inv.k, rec.key, rec.klen, rec.val, rec.vlen, inv.service,
 		                  (void *)(uintptr_t)(slot + 1), err, sizeof(err)) != LV_OK) {
@@ -382,10 +370,9 @@ static void replay_pump(void)
 			return;
 		}
 		STAT(produced);
-		inv.ring[slot] = (struct replay_slot){rec.next, false, false};
-		inv.ring_n++;
+		replay_push(&inv.win, rec.next);
 	}
-	if (inv.ring_n == 0 && outbox_start(inv.ob) == outbox_end(inv.ob)) {
+	if (inv.win.n == 0 && outbox_start(inv.ob) == outbox_end(inv.ob)) {
 		inv.mode = MODE_DIRECT;
 		inv.overflowed = false;
 		log_info("invalidate: the outbox has drained; publishing directly again");
@@ -408,8 +395,6 @@ static void on_delivered(void *ctx, void *opaque, int err, const char *errstr, c
 		return;
 	}
 	unsigned slot = (unsigned)(tag - 1);
-	inv.ring[slot].done = true;
-	inv.ring[slot].ok = !err;
 	if (err) {
 		STAT(failed);
 		if (!inv.replay_failed) {
@@ -423,17 +408,7 @@ static void on_delivered(void *ctx, void *opaque, int err, const char *errstr, c
 		STAT(replayed);
 		inv.backoff_ms = BACKOFF_MIN_MS;
 	}
-	/* ack the delivered prefix; past a failed record nothing is acked: the
-	 * retry sends everything from the cursor again */
-	uint64_t ack = 0;
-	while (inv.ring_n && inv.ring[inv.ring_head].done) {
-		if (!inv.ring[inv.ring_head].ok)
-			inv.ack_blocked = true;
-		else if (!inv.ack_blocked)
-			ack = inv.ring[inv.ring_head].next;
-		inv.ring_head = (inv.ring_head + 1) % REPLAY_WINDOW;
-		inv.ring_n--;
-	}
+	uint64_t ack = replay_done(&inv.win, slot, !err);
 	if (ack && outbox_ack(inv.ob, ack) != LV_OK)
 		log_error("invalidate: %s", outbox_error(inv.ob));
 	spool_sync_soon();
@@ -444,7 +419,7 @@ static void on_producer_reset(void *ctx)
 {
 	/* every message in flight came back failed (and was spooled or marked
 	 * for retry): nothing else to do */
-	log_info("invalidate: producer replaced; %u replay(s) in flight", inv.ring_n);
+	log_info("invalidate: producer replaced; %u replay(s) in flight", inv.win.n);
 }
 
 /* ---- consuming --------------------------------------------------------- */
@@ -574,54 +549,15 @@ done:
 
 static void on_assigned(void *ctx, unsigned n)
 {
-	inv.assigned = n > 0;
 	atomic_store(&st.assigned, (int)n);
-	if (!inv.assigned && !inv.behind) {
-		inv.behind = true;
-		inv.behind_since_ms = now_ms();
-	}
+	lag_assigned(&inv.lag, n, now_ms());
+	mode_update();
 }
 
-static void caught_up(void)
-{
-	bool was_trusted = invalidate_cache_mode() == INVAL_CACHE_ON;
-	inv.behind = false;
-	if (!inv.synced_once || !was_trusted) {
-		/* the L1 may hold entries that missed purges still waiting in some
-		 * producer's outbox, or published before this consumer's start
-		 * position: start it afresh */
-		size_t n = cache_purge(NULL, CACHE_PURGE_ALL, inv.service, "/", 1, NULL, NULL, NULL);
-		STAT(l1_resets);
-		log_info("invalidate: consumer %s; L1 emptied (%zu entries) and trusted again",
-		         inv.synced_once ? "caught up" : "in sync", n);
-	}
-	inv.synced_once = true;
-}
-
-static void set_targets(const struct kafka_lag *l)
-{
-	inv.ntarget = l->nparts;
-	memcpy(inv.target_part, l->part, l->nparts * sizeof(l->part[0]));
-	memcpy(inv.target_hi, l->hi, l->nparts * sizeof(l->hi[0]));
-}
-
-static bool targets_reached(const struct kafka_lag *l)
-{
-	for (unsigned i = 0; i < inv.ntarget; i++)
-		for (unsigned j = 0; j < l->nparts; j++)
-			if (l->part[j] == inv.target_part[i] && l->pos[j] < inv.target_hi[i])
-				return false;
-	return true;
-}
-
-/* Behind means: some event now in the topic may not be applied here yet.
- * Caught up means: every position reached the high watermark seen when
- * the lag was noticed (not "lag is 0", which steady traffic never shows). */
 static void on_lag(void *ctx, const struct kafka_lag *l)
 {
-	uint64_t now = now_ms();
 	atomic_store(&st.lag, l->lag);
-	if (atomic_exchange(&st.broker_up, l->broker_up) != l->broker_up || !inv.last_stats_ms) {
+	if (atomic_exchange(&st.broker_up, l->broker_up) != l->broker_up || !inv.lag.last_stats_ms) {
 		if (l->broker_up)
 			log_info("invalidate: Kafka broker reachable");
 		else
@@ -632,28 +568,16 @@ static void on_lag(void *ctx, const struct kafka_lag *l)
 	 * crash meanwhile would lose it: write new ones to disk at once. */
 	if (!l->broker_up && inv.k)
 		enter_spool("no Kafka broker is reachable");
-	inv.last_stats_ms = now;
-	bool usable = inv.assigned && l->broker_up && l->nparts > 0 && l->nknown == l->nparts;
-	if (!usable) {
-		if (!inv.behind) {
-			inv.behind = true;
-			inv.behind_since_ms = now;
-		}
-		inv.ntarget = 0;
-	} else {
-		if (!inv.behind && l->lag > 0) {
-			inv.behind = true;
-			inv.behind_since_ms = now;
-			set_targets(l);
-		} else if (inv.behind && inv.ntarget == 0) {
-			set_targets(l); /* back from an outage, or starting */
-		}
-		if (inv.behind && targets_reached(l)) {
-			inv.ntarget = 0;
-			caught_up();
-		}
+	bool first = !inv.lag.synced_once;
+	if (lag_stats(&inv.lag, l, now_ms()) == LAG_CAUGHT_UP_RESET) {
+		/* the L1 may hold entries that missed purges still waiting in some
+		 * producer's outbox, or published before this consumer's start
+		 * position: start it afresh */
+		size_t n = cache_purge(NULL, CACHE_PURGE_ALL, inv.service, "/", 1, NULL, NULL, NULL);
+		STAT(l1_resets);
+		log_info("invalidate: consumer %s; L1 emptied (%zu entries) and trusted again",
+		         first ? "in sync" : "caught up", n);
 	}
-	atomic_store(&st.behind_ms, inv.behind ? (int64_t)(now - inv.behind_since_ms) : 0);
 	mode_update();
 }
 
@@ -661,13 +585,7 @@ static void on_lag(void *ctx, const struct kafka_lag *l)
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t now = now_ms();
-	/* statistics stopped coming: librdkafka itself is stuck */
-	if (inv.last_stats_ms && now - inv.last_stats_ms > 3000 && !inv.behind) {
-		inv.behind = true;
-		inv.behind_since_ms = inv.last_stats_ms;
-	}
-	atomic_store(&st.behind_ms, inv.behind ? (int64_t)(now - inv.behind_since_ms) : 0);
+	lag_tick(&inv.lag, now_ms());
 	replay_pump();
 	mode_update();
 }
@@ -725,8 +643,7 @@ int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
 		rnd = (uint64_t)unix_ms() ^ ((uint64_t)getpid() << 32);
 	snprintf(inv.boot, sizeof(inv.boot), "%016" PRIx64, rnd);
 	inv.backoff_ms = BACKOFF_MIN_MS;
-	inv.behind = true;
-	inv.behind_since_ms = now_ms();
+	lag_init(&inv.lag, p->kafka.lag_budget_ms, now_ms());
 
 	static const enum outbox_sync syncs[] = {[LV_FSYNC_ALWAYS] = OUTBOX_SYNC_ALWAYS,
 	                                         [LV_FSYNC_BATCH] = OUTBOX_SYNC_BATCH,
