@@ -157,7 +157,10 @@ int cache_init(const struct lv_policy *p)
 {
 	for (int i = 0; i < FILL_SHARDS; i++)
 		pthread_mutex_init(&fills[i].lock, NULL);
-	struct l1_config cfg = {.max_bytes = p->cache.memory, .now_ms = l1_clock};
+	/* every host and variant of one URL (service, target) in one shard:
+	 * the purge a write makes visits one shard, not all */
+	struct l1_config cfg = {.max_bytes = p->cache.memory, .now_ms = l1_clock, .group_fields = 2,
+	                        .group_sep = KEY_SEP};
 	cache_l1 = l1_new(&cfg);
 	return cache_l1 ? LV_OK : LV_ERR;
 }
@@ -1175,7 +1178,7 @@ size_t cache_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, c
 			return 0;
 		k[n++] = KEY_SEP; /* the whole target, and only it: every host and variant */
 		purge_log_add(PK_PREFIX, k, n);
-		purged = l1_purge_prefix(cache_l1, k, n);
+		purged = l1_purge_group(cache_l1, k, n);
 		break;
 	case CACHE_PURGE_PREFIX:
 		n = key_path_prefix(svc, s, len, k, sizeof(k));

@@ -79,6 +79,8 @@ struct l1 {
 	uint64_t (*now_ms)(void *ctx);
 	void *clock_ctx;
 	uint64_t k0, k1; /* hash key, random per cache */
+	unsigned group_fields; /* see struct l1_config */
+	char group_sep;
 };
 
 /* ---- hashing ----------------------------------------------------------- */
@@ -144,6 +146,31 @@ static uint64_t l1_hash(const struct l1 *c, const char *key, size_t len)
 static inline struct l1_shard *l1_shard_of(struct l1 *c, uint64_t h)
 {
 	return &c->shards[((h >> 32) * c->nshards) >> 32];
+}
+
+/* Length of the group of <key>: its first group_fields fields, without the
+ * separator after them; the whole key when it has fewer fields. */
+static size_t l1_group_len(const struct l1 *c, const char *key, size_t klen)
+{
+	const char *p = key, *end = key + klen;
+	for (unsigned f = 0; f < c->group_fields; f++) {
+		const char *sep = memchr(p, c->group_sep, (size_t)(end - p));
+		if (!sep)
+			return klen;
+		if (f + 1 == c->group_fields)
+			return (size_t)(sep - key);
+		p = sep + 1;
+	}
+	return klen;
+}
+
+/* The shard of <key>, whose own hash is <h>. */
+static inline struct l1_shard *l1_shard_for(struct l1 *c, const char *key, size_t klen, uint64_t h)
+{
+	if (!c->group_fields)
+		return l1_shard_of(c, h);
+	size_t g = l1_group_len(c, key, klen);
+	return l1_shard_of(c, g == klen ? h : l1_hash(c, key, g));
 }
 
 /* ---- entries ----------------------------------------------------------- */
@@ -396,6 +423,8 @@ struct l1 *l1_new(const struct l1_config *cfg)
 	c->budget = cfg->max_bytes / n;
 	c->now_ms = cfg->now_ms ? cfg->now_ms : l1_monotonic_ms;
 	c->clock_ctx = cfg->clock_ctx;
+	c->group_fields = cfg->group_fields;
+	c->group_sep = cfg->group_sep;
 	uint64_t key[2];
 	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
 		/* no entropy source: a fixed key still hashes well, it is only
@@ -457,7 +486,7 @@ int l1_put(struct l1 *c, const char *key, size_t klen, const void *val, size_t v
 
 	uint64_t now = c->now_ms(c->clock_ctx);
 	uint64_t h = l1_hash(c, key, klen);
-	struct l1_shard *s = l1_shard_of(c, h);
+	struct l1_shard *s = l1_shard_for(c, key, klen, h);
 	struct l1_entry *victims = NULL;
 
 	if (expires_ms <= now) {
@@ -523,7 +552,7 @@ struct l1_entry *l1_get(struct l1 *c, const char *key, size_t klen)
 {
 	uint64_t now = c->now_ms(c->clock_ctx);
 	uint64_t h = l1_hash(c, key, klen);
-	struct l1_shard *s = l1_shard_of(c, h);
+	struct l1_shard *s = l1_shard_for(c, key, klen, h);
 	struct l1_entry *e = NULL, *victims = NULL;
 
 	pthread_mutex_lock(&s->lock);
@@ -553,7 +582,7 @@ struct l1_entry *l1_get(struct l1 *c, const char *key, size_t klen)
 size_t l1_purge_key(struct l1 *c, const char *key, size_t klen)
 {
 	uint64_t h = l1_hash(c, key, klen);
-	struct l1_shard *s = l1_shard_of(c, h);
+	struct l1_shard *s = l1_shard_for(c, key, klen, h);
 	struct l1_entry *victims = NULL;
 
 	pthread_mutex_lock(&s->lock);
@@ -578,33 +607,43 @@ static bool l1_match_all(const struct l1_entry *e, const char *arg, size_t alen)
 	return true;
 }
 
-/* Walks every shard's ring, one lock at a time, removing what <match>
- * accepts. Each entry present when the shard is locked is visited once:
- * removals only unlink entries already visited. */
+/* Walks one shard's ring under its lock, removing what <match> accepts.
+ * Each entry present when the shard is locked is visited once: removals
+ * only unlink entries already visited. */
+static size_t l1_purge_shard(struct l1_shard *s, l1_match_fn match, const char *arg, size_t alen)
+{
+	struct l1_entry *victims = NULL;
+	pthread_mutex_lock(&s->lock);
+	struct l1_entry *e = s->hand;
+	size_t n = s->n, removed = 0;
+	for (size_t j = 0; j < n; j++) {
+		struct l1_entry *next = e->next;
+		if (match(e, arg, alen)) {
+			l1_remove(s, l1_find_entry(s, e), &victims);
+			removed++;
+		}
+		e = next;
+	}
+	s->purged += removed;
+	pthread_mutex_unlock(&s->lock);
+	return l1_release(victims);
+}
+
+/* Every shard, one lock at a time. */
 static size_t l1_purge_walk(struct l1 *c, l1_match_fn match, const char *arg, size_t alen)
 {
 	size_t total = 0;
-
-	for (unsigned k = 0; k < c->nshards; k++) {
-		struct l1_shard *s = &c->shards[k];
-		struct l1_entry *victims = NULL;
-
-		pthread_mutex_lock(&s->lock);
-		struct l1_entry *e = s->hand;
-		size_t n = s->n, removed = 0;
-		for (size_t j = 0; j < n; j++) {
-			struct l1_entry *next = e->next;
-			if (match(e, arg, alen)) {
-				l1_remove(s, l1_find_entry(s, e), &victims);
-				removed++;
-			}
-			e = next;
-		}
-		s->purged += removed;
-		pthread_mutex_unlock(&s->lock);
-		total += l1_release(victims);
-	}
+	for (unsigned k = 0; k < c->nshards; k++)
+		total += l1_purge_shard(&c->shards[k], match, arg, alen);
 	return total;
+}
+
+size_t l1_purge_group(struct l1 *c, const char *prefix, size_t plen)
+{
+	if (!c->group_fields || !plen || prefix[plen - 1] != c->group_sep ||
+	    l1_group_len(c, prefix, plen) != plen - 1)
+		return l1_purge_prefix(c, prefix, plen); /* not exactly one group */
+	return l1_purge_shard(l1_shard_of(c, l1_hash(c, prefix, plen - 1)), l1_match_prefix, prefix, plen);
 }
 
 size_t l1_purge_prefix(struct l1 *c, const char *prefix, size_t plen)

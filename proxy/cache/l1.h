@@ -8,8 +8,11 @@
  *
  * Concurrency: the cache is split into a power-of-two number of shards, each
  * with its own mutex, hash table, CLOCK ring and byte budget (max_bytes /
- * shards). A key's shard comes from the high bits of its hash and its bucket
- * from the low bits, so the two choices are independent. No operation holds
+ * shards). A key's shard comes from the high bits of a hash and its bucket
+ * from the low bits of its own hash, so the two choices are independent.
+ * The shard hash is that of the key, or, with groups configured, of the
+ * key's group (its leading fields): the cache groups every host and variant
+ * of one URL, so a URL purge visits one shard. No operation holds
  * more than one shard lock, and the walks (prefix, tag, all, stats) release
  * each shard's lock before taking the next.
  *
@@ -57,6 +60,11 @@ struct l1_config {
 	 * outside any lock. */
 	uint64_t (*now_ms)(void *ctx);
 	void *clock_ctx;
+	/* Group keys by their first `group_fields` fields, separated by the
+	 * byte `group_sep`: every key of a group lives in one shard, so
+	 * l1_purge_group() visits one shard instead of all. 0: no groups. */
+	unsigned group_fields;
+	char group_sep;
 };
 
 /* Sums over shards, each read under its own lock (so the sum is not one
@@ -118,6 +126,9 @@ uint64_t l1_entry_expires(const struct l1_entry *e);
  * every shard, one shard lock at a time. An empty prefix matches all. */
 size_t l1_purge_key(struct l1 *c, const char *key, size_t klen);
 size_t l1_purge_prefix(struct l1 *c, const char *prefix, size_t plen);
+/* Same, for a prefix that is exactly one group (its fields and the
+ * separator after them): walks only that group's shard. */
+size_t l1_purge_group(struct l1 *c, const char *prefix, size_t plen);
 size_t l1_purge_tag(struct l1 *c, const char *tag, size_t tlen);
 size_t l1_purge_all(struct l1 *c);
 

@@ -815,9 +815,51 @@ static void test_threads(void **state)
 	l1_free(c);
 }
 
+/* Groups: every key of a group shares a shard, and l1_purge_group removes
+ * exactly the keys that start with the group and its separator, the same as
+ * l1_purge_prefix would, with and without groups configured. */
+static void test_purge_group(void **state)
+{
+	static const char *const keys[] = {
+	    "s\x1f/a\x1fh1",          "s\x1f/a\x1fh2\x1fx=1", "s\x1f/a\x1fh1\x1evary", "s\x1f/ab\x1fh1",
+	    "s\x1f/b\x1fh1",          "t\x1f/a\x1fh1",        "s\x1f/a",                "s",
+	};
+	const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
+	for (int grouped = 0; grouped < 2; grouped++) {
+		struct test_clock clk = {1000};
+		struct l1_config cfg = {.max_bytes = 1 << 20, .now_ms = test_now, .clock_ctx = &clk,
+		                        .group_fields = grouped ? 2 : 0, .group_sep = 0x1f};
+		struct l1 *c = l1_new(&cfg);
+		assert_non_null(c);
+		for (size_t i = 0; i < nkeys; i++)
+			put_str(c, keys[i], "v", 1000000);
+		for (size_t i = 0; i < nkeys; i++) {
+			struct l1_entry *e = l1_get(c, keys[i], strlen(keys[i]));
+			assert_non_null(e);
+			l1_entry_unref(e);
+		}
+		/* the group s/a: three keys, not /ab, not /b, not service t, not the
+		 * short keys that have no complete group */
+		assert_int_equal(l1_purge_group(c, "s\x1f/a\x1f", 5), 3);
+		assert_null(l1_get(c, keys[0], strlen(keys[0])));
+		assert_null(l1_get(c, keys[1], strlen(keys[1])));
+		assert_null(l1_get(c, keys[2], strlen(keys[2])));
+		for (size_t i = 3; i < nkeys; i++) {
+			struct l1_entry *e = l1_get(c, keys[i], strlen(keys[i]));
+			assert_non_null(e);
+			l1_entry_unref(e);
+		}
+		/* a prefix that is not exactly one group falls back to the walk */
+		assert_int_equal(l1_purge_group(c, "s\x1f/a", 4), 2); /* "s/ab..." and "s/a" */
+		assert_int_equal(l1_purge_group(c, "t\x1f", 2), 1);
+		l1_free(c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_purge_group),
 	        cmocka_unit_test(test_config),
 	        cmocka_unit_test(test_default_clock),
 	        cmocka_unit_test(test_put_get_replace),
