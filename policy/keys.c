@@ -86,6 +86,11 @@ static const struct keys_def keys_def_table[] = {
 
 	{"kafka",    "brokers",          KT_HOSTPORTS,P(kafka.brokers),               "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "Bootstrap brokers (`h:p, h:p`; names are resolved by librdkafka on its own threads). Empty: no Kafka, invalidations stay local to this replica and Redis."},
 	{"kafka",    "topic",            KT_TOPIC,    P(kafka.topic),                 "levee.invalidations", NULL, NULL,   NULL,                    NULL,          false, 0, "The invalidation topic, shared by every service; messages name their service. Partition it (keys spread by the invalidated item)."},
+	{"kafka",    "security_protocol",KT_ENUM,     P(kafka.security_protocol),     "plaintext",     NULL,    NULL,     "plaintext|ssl|sasl_plaintext|sasl_ssl", NULL,  false, 0, "How levee talks to the brokers (librdkafka `security.protocol`)."},
+	{"kafka",    "sasl_mechanism",   KT_ENUM,     P(kafka.sasl_mechanism),        "PLAIN",         NULL,    NULL,     "PLAIN|SCRAM-SHA-256|SCRAM-SHA-512", NULL,      false, 0, "SASL mechanism, with `sasl_plaintext` or `sasl_ssl`."},
+	{"kafka",    "sasl_username",    KT_TEXT,     P(kafka.sasl_username),         "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "SASL user name."},
+	{"kafka",    "sasl_password",    KT_TEXT,     P(kafka.sasl_password),         "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "SASL password. Keep it out of the file: `${KAFKA_PASSWORD}` takes it from the environment (a Kubernetes Secret)."},
+	{"kafka",    "ssl_ca",           KT_PATH,     P(kafka.ssl_ca),                "system",        NULL,    NULL,     "system",                NULL,          false, 0, "CA certificates (PEM file) that verify the brokers, with `ssl` or `sasl_ssl`; `system`: the system's store."},
 	{"kafka",    "instance",         KT_NAME,     P(kafka.instance),              "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "This replica's name, in messages (`origin`) and in the default group id. Empty: `$POD_NAME`, else `$HOSTNAME`, else the host name. Two levees on one host need distinct names."},
 	{"kafka",    "group_id",         KT_NAME,     P(kafka.group_id),              "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "Consumer group. Empty: `levee.<service>.<instance>`, one group per replica, because every replica must see every event. Never share one group between replicas."},
 	{"kafka",    "start_from",       KT_ENUM,     P(kafka.start_from),            "latest",        NULL,    NULL,     "latest|earliest",       NULL,          false, 0, "Where a new group starts reading: `latest` (the L1 starts empty, so older events cannot concern it) or `earliest` (replays the topic's retention into Redis). A known group resumes where it stopped."},
@@ -648,6 +653,20 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 	}
 	case KT_INVALIDATIONS:
 		return keys_set_list(k, field, text, keys_inval_char, false, "invalidation", err, errsz);
+	case KT_TEXT: {
+		size_t n = strlen(text);
+		for (const char *q = text; *q; q++)
+			if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f) {
+				snprintf(err, errsz, "only printable ASCII without blanks");
+				return LV_ERR;
+			}
+		if (n >= k->size) {
+			snprintf(err, errsz, "too long (max %zu bytes)", k->size - 1);
+			return LV_ERR;
+		}
+		memcpy(field, text, n + 1);
+		return LV_OK;
+	}
 	case KT_HEADERS:
 		return keys_set_list(k, field, text, keys_header_char, true, "header", err, errsz);
 	case KT_TAGS:
@@ -702,6 +721,7 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b)
 	case KT_HOSTPORTS:
 	case KT_TOPIC:
 	case KT_INVALIDATIONS:
+	case KT_TEXT:
 		return strcmp(fa, fb) == 0;
 	case KT_HOSTPORT: {
 		const struct lv_hostport *ha = (const void *)fa, *hb = (const void *)fb;
@@ -815,6 +835,9 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 		break;
 	case KT_INVALIDATIONS:
 		fputs("invalidation list", out);
+		break;
+	case KT_TEXT:
+		fputs("text", out);
 		break;
 	}
 }

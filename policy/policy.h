@@ -213,6 +213,9 @@ struct lv_policy {
 		int outbox_fsync;                    /* enum lv_outbox_fsync */
 		uint64_t delivery_timeout_ms, linger_ms, lag_budget_ms, dedup_window;
 		int start_from;                      /* enum lv_start_from */
+		int security_protocol, sasl_mechanism; /* indexes into their keys' words */
+		char sasl_username[256], sasl_password[256];
+		char ssl_ca[LV_PATH_MAX];            /* "system", or a PEM file */
 	} kafka;                     /* [kafka]: invalidation broadcast; off when brokers is empty */
 	struct {
 		uint64_t memory;     /* [cache] memory: L1 bytes, all workers together */

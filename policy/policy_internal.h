@@ -42,6 +42,7 @@ enum keys_type {
 	KT_HOSTPORTS,/* char[]: comma-separated host:port list, stored "h:p,h:p" */
 	KT_TOPIC,    /* char[]: a Kafka topic name, 1-249 of [A-Za-z0-9._-] */
 	KT_INVALIDATIONS, /* char[]: "/path{N}", "/prefix*" or "tag:name{N}", stored "a,b" */
+	KT_TEXT,     /* char[]: printable ASCII without blanks (a user name, a password); may be "" */
 };
 
 /* A section of the policy file. A named section ([route "users"]) may appear

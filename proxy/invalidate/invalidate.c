@@ -676,9 +676,23 @@ int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
 	}
 	if (cache_l2_open(inv.base, p, &inv.redis, &inv.l2, err, errlen) != LV_OK)
 		return LV_ERR;
-	struct kafka_config kc = {p->kafka.brokers, p->kafka.topic, inv.group, inv.instance,
-	                          p->kafka.start_from == LV_START_EARLIEST, p->kafka.delivery_timeout_ms,
-	                          p->kafka.linger_ms};
+	static const char *const protocols[] = {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"};
+	static const char *const mechanisms[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"};
+	bool sasl = p->kafka.security_protocol >= 2;
+	struct kafka_config kc = {
+	    .brokers = p->kafka.brokers,
+	    .topic = p->kafka.topic,
+	    .group_id = inv.group,
+	    .client_id = inv.instance,
+	    .security_protocol = protocols[p->kafka.security_protocol],
+	    .sasl_mechanism = sasl ? mechanisms[p->kafka.sasl_mechanism] : NULL,
+	    .sasl_username = sasl ? p->kafka.sasl_username : NULL,
+	    .sasl_password = sasl ? p->kafka.sasl_password : NULL,
+	    .ssl_ca = strcmp(p->kafka.ssl_ca, "system") != 0 ? p->kafka.ssl_ca : NULL,
+	    .from_earliest = p->kafka.start_from == LV_START_EARLIEST,
+	    .delivery_timeout_ms = p->kafka.delivery_timeout_ms,
+	    .linger_ms = p->kafka.linger_ms,
+	};
 	static const struct kafka_handlers h = {on_delivered, on_message, on_lag, on_assigned, on_producer_reset};
 	if (!(inv.k = kafka_new(inv.base, &kc, &h, NULL, err, errlen)))
 		return LV_ERR;

@@ -180,6 +180,19 @@ static rd_kafka_conf_t *kafka_conf_common(struct kafka *k, char *err, size_t err
 		rd_kafka_conf_destroy(c);
 		return NULL;
 	}
+	const struct {
+		const char *name, *value;
+	} sec[] = {
+	    {"security.protocol", k->cfg.security_protocol}, {"sasl.mechanisms", k->cfg.sasl_mechanism},
+	    {"sasl.username", k->cfg.sasl_username},         {"sasl.password", k->cfg.sasl_password},
+	    {"ssl.ca.location", k->cfg.ssl_ca},
+	};
+	for (size_t i = 0; i < sizeof(sec) / sizeof(sec[0]); i++) {
+		if (sec[i].value && *sec[i].value && kafka_set(c, sec[i].name, sec[i].value, err, errlen) != LV_OK) {
+			rd_kafka_conf_destroy(c);
+			return NULL;
+		}
+	}
 	rd_kafka_conf_set_opaque(c, k);
 	rd_kafka_conf_set_log_cb(c, kafka_log_cb);
 	rd_kafka_conf_set_error_cb(c, kafka_error_cb);

@@ -64,6 +64,10 @@ struct kafka_handlers {
 
 struct kafka_config {
 	const char *brokers, *topic, *group_id, *client_id;
+	/* librdkafka's names ("sasl_ssl", "SCRAM-SHA-512"); NULL or "" leave
+	 * librdkafka's defaults. These strings are not copied: they must
+	 * outlive the struct kafka (levee's live in the policy it holds). */
+	const char *security_protocol, *sasl_mechanism, *sasl_username, *sasl_password, *ssl_ca;
 	bool from_earliest;
 	uint64_t delivery_timeout_ms, linger_ms;
 };

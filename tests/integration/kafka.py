@@ -178,8 +178,13 @@ class KafkaBroker:
     directory when None). The data directory is formatted once; start() after
     stop() or kill() reuses it and the same ports."""
 
-    def __init__(self, workdir=None):
+    def __init__(self, workdir=None, sasl_users=None):
         self.libs = _libs()
+        # {user: password}: a second listener, SASL_PLAINTEXT with PLAIN, on
+        # `sasl_port` (`sasl_bootstrap`); the PLAINTEXT one stays for the
+        # harness's own tools (kcat, create_topic).
+        self.sasl_users = dict(sasl_users or {})
+        self.sasl_port = free_port() if self.sasl_users else None
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="levee-kafka-")
         os.makedirs(self.workdir, exist_ok=True)
@@ -201,6 +206,10 @@ class KafkaBroker:
     @property
     def bootstrap(self):
         return "127.0.0.1:%d" % self.port
+
+    @property
+    def sasl_bootstrap(self):
+        return "127.0.0.1:%d" % self.sasl_port
 
     def _write_config(self):
         props = {
@@ -245,6 +254,14 @@ class KafkaBroker:
             # dedupe buffer on the heap at startup: 128 MiB by default.
             "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
         }
+        if self.sasl_users:
+            props["listeners"] += ",SASL_PLAINTEXT://127.0.0.1:%d" % self.sasl_port
+            props["advertised.listeners"] += ",SASL_PLAINTEXT://127.0.0.1:%d" % self.sasl_port
+            props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            props["sasl.enabled.mechanisms"] = "PLAIN"
+            users = " ".join('user_%s="%s"' % (u, pw) for u, pw in self.sasl_users.items())
+            props["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required %s;" % users)
         with open(self.config_path, "w") as f:
             f.write("# written by tests/integration/kafka.py\n")
             for k, v in props.items():
@@ -611,10 +628,10 @@ class KafkaBroker:
 
 # ------------------------------------------------------------ for pytest
 
-def new_broker(workdir=None):
+def new_broker(workdir=None, sasl_users=None):
     """A started broker of the caller's own, for tests that kill or restart
     it. Close it (or use `with`); one left open is killed at exit."""
-    b = KafkaBroker(workdir)
+    b = KafkaBroker(workdir, sasl_users=sasl_users)
     try:
         return b.start()
     except BaseException:
