@@ -94,6 +94,7 @@ struct request {
 	bool l2_lease;               /* holds the L2 fill lease in `lease` */
 	bool l2_waiting;             /* waiting for another replica's fill */
 	uint64_t l2_wait_until;      /* monotonic us */
+	uint64_t l2_fence_floor;     /* oldest unacknowledged purge when the L2 lookup was sent */
 	struct l2_lease lease;
 	bool cache_refresh;          /* answered from stale; now refreshing the entry, detached */
 	bool cache_taken;            /* the cache answered the client; the response only refreshes */

@@ -82,7 +82,7 @@ static struct {
 	} ring[PURGE_LOG];
 } plog = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void purge_log_add(enum purge_kind kind, const char *key, size_t len)
+static uint64_t purge_log_add(enum purge_kind kind, const char *key, size_t len)
 {
 	pthread_mutex_lock(&plog.lock);
 	uint64_t e = ++plog.epoch;
@@ -92,6 +92,7 @@ static void purge_log_add(enum purge_kind kind, const char *key, size_t len)
 	plog.ring[i].len = (uint16_t)(len < PURGE_KEY_MAX ? len : PURGE_KEY_MAX);
 	memcpy(plog.ring[i].key, key, plog.ring[i].len);
 	pthread_mutex_unlock(&plog.lock);
+	return e;
 }
 
 static uint64_t purge_epoch(void)
@@ -131,6 +132,87 @@ static bool purged_since(uint64_t since, const char *key, size_t klen, const cha
 	}
 	pthread_mutex_unlock(&plog.lock);
 	return hit;
+}
+
+/* ---- purges Redis has not acknowledged yet ------------------------------
+ *
+ * A purge's generation bump goes to Redis on the purging thread's own
+ * connection and is not waited for. Until Redis has applied it, another
+ * worker's lookup on another connection may still read the old entry, and
+ * a client that wrote through this levee could read its old data right
+ * back. So each purge stays "pending" here, by its purge-log epoch, until
+ * Redis answers (or fails, or times out: [redis] timeout); an L2 hit that a
+ * purge covers which was pending when the lookup was sent, or is still
+ * pending when its answer arrives, is not served (cache_l2_fenced). Both
+ * ends matter: Redis may run the lookup before the purge and answer the
+ * purge first, on another thread. */
+#define PENDING_MAX 4096
+
+static struct {
+	pthread_mutex_t lock;
+	unsigned n;
+	bool overflow; /* more than PENDING_MAX at once: everything is fenced */
+	uint64_t epoch[PENDING_MAX];
+} pend = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void pending_add(uint64_t e)
+{
+	pthread_mutex_lock(&pend.lock);
+	if (pend.n < PENDING_MAX)
+		pend.epoch[pend.n++] = e;
+	else
+		pend.overflow = true;
+	pthread_mutex_unlock(&pend.lock);
+}
+
+static void pending_done(uint64_t e)
+{
+	pthread_mutex_lock(&pend.lock);
+	for (unsigned i = 0; i < pend.n; i++) {
+		if (pend.epoch[i] == e) {
+			pend.epoch[i] = pend.epoch[--pend.n];
+			break;
+		}
+	}
+	if (pend.n == 0)
+		pend.overflow = false;
+	pthread_mutex_unlock(&pend.lock);
+}
+
+uint64_t cache_l2_fence_floor(void)
+{
+	pthread_mutex_lock(&pend.lock);
+	uint64_t oldest = pend.overflow ? 1 : UINT64_MAX;
+	for (unsigned i = 0; i < pend.n; i++)
+		if (pend.epoch[i] < oldest)
+			oldest = pend.epoch[i];
+	pthread_mutex_unlock(&pend.lock);
+	return oldest;
+}
+
+bool cache_l2_fenced(uint64_t floor, const char *key, size_t klen, const char *const *tags, const size_t *tlen,
+                     unsigned ntags)
+{
+	uint64_t now = cache_l2_fence_floor();
+	uint64_t oldest = now < floor ? now : floor;
+	if (oldest == UINT64_MAX)
+		return false; /* nothing pending, then or now: the common case, no purge log scan */
+	return purged_since(oldest - 1, key, klen, tags, tlen, ntags);
+}
+
+struct pending_purge {
+	uint64_t epoch;
+	cache_purge_cb cb;
+	void *arg;
+};
+
+static void pending_purge_done(void *arg, bool ok)
+{
+	struct pending_purge *p = arg;
+	pending_done(p->epoch);
+	if (p->cb)
+		p->cb(p->arg, ok);
+	free(p);
 }
 
 uint64_t cache_unix_ms(void)
@@ -1161,38 +1243,67 @@ void cache_request_end(struct request *r)
 
 /* ---- purges ------------------------------------------------------------ */
 
+/* The purge's L2 half, fenced (see above) until Redis answers it. */
+static bool cache_purge_l2(struct l2 *l2, uint64_t epoch, enum cache_purge_kind kind, const char *svc,
+                           const char *s, size_t len, cache_purge_cb cb, void *arg)
+{
+	struct pending_purge *p = l2 && epoch ? malloc(sizeof(*p)) : NULL;
+	if (!p)
+		return cache_l2_purge(l2, kind, svc, s, len, cb, arg);
+	*p = (struct pending_purge){epoch, cb, arg};
+	pending_add(epoch);
+	if (cache_l2_purge(l2, kind, svc, s, len, pending_purge_done, p))
+		return cb != NULL;
+	pending_done(epoch);
+	free(p);
+	return false;
+}
+
 size_t cache_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len,
                    cache_purge_cb cb, void *arg, bool *pending)
 {
-	bool sent = cache_l2_purge(l2, kind, svc, s, len, cb, arg);
+	/* the purge log first: fills that began before it refuse to store, and
+	 * L2 hits it covers are fenced until Redis has the new generation */
+	char k[KEY_MAX];
+	size_t n = 0;
+	uint64_t epoch = 0;
+	switch (kind) {
+	case CACHE_PURGE_URL:
+		n = key_path_prefix(svc, s, len, k, sizeof(k) - 1);
+		if (n) {
+			k[n++] = KEY_SEP; /* the whole target, and only it: every host and variant */
+			epoch = purge_log_add(PK_PREFIX, k, n);
+		}
+		break;
+	case CACHE_PURGE_PREFIX:
+		n = key_path_prefix(svc, s, len, k, sizeof(k));
+		if (n)
+			epoch = purge_log_add(PK_PREFIX, k, n);
+		break;
+	case CACHE_PURGE_TAG:
+		epoch = purge_log_add(PK_TAG, s, len);
+		break;
+	case CACHE_PURGE_ALL:
+		epoch = purge_log_add(PK_ALL, "", 0);
+		break;
+	}
+	bool sent = cache_purge_l2(l2, epoch, kind, svc, s, len, cb, arg);
 	if (pending)
 		*pending = sent;
 	if (!cache_l1)
 		return 0;
-	char k[KEY_MAX];
-	size_t n = 0, purged = 0;
+	size_t purged = 0;
 	switch (kind) {
 	case CACHE_PURGE_URL:
-		n = key_path_prefix(svc, s, len, k, sizeof(k) - 1);
-		if (!n)
-			return 0;
-		k[n++] = KEY_SEP; /* the whole target, and only it: every host and variant */
-		purge_log_add(PK_PREFIX, k, n);
-		purged = l1_purge_group(cache_l1, k, n);
+		purged = n ? l1_purge_group(cache_l1, k, n) : 0;
 		break;
 	case CACHE_PURGE_PREFIX:
-		n = key_path_prefix(svc, s, len, k, sizeof(k));
-		if (!n)
-			return 0;
-		purge_log_add(PK_PREFIX, k, n);
-		purged = l1_purge_prefix(cache_l1, k, n);
+		purged = n ? l1_purge_prefix(cache_l1, k, n) : 0;
 		break;
 	case CACHE_PURGE_TAG:
-		purge_log_add(PK_TAG, s, len);
 		purged = l1_purge_tag(cache_l1, s, len);
 		break;
 	case CACHE_PURGE_ALL:
-		purge_log_add(PK_ALL, "", 0);
 		purged = l1_purge_all(cache_l1);
 		break;
 	}

@@ -16,6 +16,7 @@ struct cache_stats {
 	uint64_t hits, misses, bypasses, stores, store_refused, coalesced, purged_entries, not_modified;
 	uint64_t stale_hits, stale_if_error, revalidated, fill_refused;
 	uint64_t l2_hits, l2_misses, l2_errors, l2_commits, l2_commit_refused, lease_waits, lease_wait_timeouts;
+	uint64_t l2_fenced;
 };
 extern struct cache_stats cstats;
 #define CSTAT(f) __atomic_fetch_add(&cstats.f, 1, __ATOMIC_RELAXED)
@@ -25,6 +26,16 @@ enum lookup { LK_MISS, LK_HIT, LK_STALE_SERVED };
 enum lookup cache_lookup(struct request *r, const char *how);
 
 uint64_t cache_unix_ms(void);
+
+/* The oldest purge Redis has not acknowledged yet (its purge-log epoch), or
+ * UINT64_MAX: taken when an L2 lookup is sent. */
+uint64_t cache_l2_fence_floor(void);
+/* Whether a purge that Redis had not acknowledged when the lookup was sent
+ * (from `floor` on), or has not now, covers this key or one of its tags: the
+ * L2 hit may predate it and must not be served (cache.c, "purges Redis has
+ * not acknowledged yet"). */
+bool cache_l2_fenced(uint64_t floor, const char *key, size_t klen, const char *const *tags, const size_t *tlen,
+                     unsigned ntags);
 
 #include "cache/record.h"
 /* The route's cache_tags for r, {N} filled from its wildcards, written into

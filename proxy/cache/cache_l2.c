@@ -98,6 +98,9 @@ static int l2_lookup_req(struct request *r, l2_lookup_cb cb)
 	struct l2_str tags[L2_MAX_TAGS];
 	size_t used;
 	unsigned n = l2_tags_of(r, buf, tags, &used);
+	/* a purge pending now may land after this lookup is answered: the
+	 * answer is checked against it too (cache_l2_fenced) */
+	r->l2_fence_floor = cache_l2_fence_floor();
 	return l2_lookup_tags(r->w->l2, r->key, r->key_len, tags, n, cb, r);
 }
 
@@ -137,6 +140,12 @@ static bool l2_answer(struct request *r, const char *rec, size_t len)
 		tagp[nt] = t.p;
 		tagl[nt] = t.len;
 		nt++;
+	}
+	/* a purge from this process may not have reached Redis yet: this
+	 * entry may be what it removed */
+	if (cache_l2_fenced(r->l2_fence_floor, r->key, r->key_len, tagp, tagl, nt)) {
+		CSTAT(l2_fenced);
+		return false;
 	}
 	uint64_t expires = cache_unix_ms() + (uint64_t)(left + window) * 1000u;
 	if (l1_put(cache_l1, r->key, r->key_len, rec, len, expires, tagp, tagl, nt) != 0)

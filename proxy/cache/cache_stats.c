@@ -51,6 +51,7 @@ void cache_render_prometheus(void *file)
 	        "levee_cache_l2_total{result=\"hit\"} %llu\nlevee_cache_l2_total{result=\"miss\"} %llu\n"
 	        "levee_cache_l2_total{result=\"error\"} %llu\nlevee_cache_l2_total{result=\"committed\"} %llu\n"
 	        "levee_cache_l2_total{result=\"commit_refused\"} %llu\n"
+	        "levee_cache_l2_total{result=\"fenced\"} %llu\n"
 	        "# HELP levee_cache_lease_waits_total Misses that waited for another replica's fill\n"
 	        "# TYPE levee_cache_lease_waits_total counter\nlevee_cache_lease_waits_total %llu\n"
 	        "# HELP levee_cache_lease_wait_timeouts_total Waits for another replica's fill that ran out\n"
@@ -73,6 +74,7 @@ void cache_render_prometheus(void *file)
 	        (unsigned long long)__atomic_load_n(&cstats.l2_errors, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.l2_commits, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.l2_commit_refused, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.l2_fenced, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.lease_waits, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.lease_wait_timeouts, __ATOMIC_RELAXED),
 	        (unsigned long long)c.purged_entries,

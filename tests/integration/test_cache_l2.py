@@ -285,3 +285,19 @@ def test_surrogate_key_purge_reaches_redis(levee_factory, origin, redis):
     d = levee_factory({"redis": {"address": "127.0.0.1:%d" % redis.port},
                        'route "c"': {"prefix": "/", "cache_ttl": "60s"}})
     assert cs(get(d, u)).startswith("levee; fwd=miss")  # L2 no longer answers with it
+
+
+def test_read_your_writes_across_workers(levee_factory, origin, redis):
+    """A write answered by one worker, then a read that another worker takes
+    (a new connection each time): the write's generation bump may still be
+    on its way to Redis on the first worker's connection, so the second
+    must not serve the entry it removes (the pending-purge fence)."""
+    [lv] = replicas(levee_factory, redis, n=1)
+    u = "/store/ryw"
+    for i in range(300):
+        assert get(lv, u).status in (200, 404)  # fills L1 and Redis with the current body
+        c = HttpConn(lv.port, timeout=10)
+        assert c.request("PUT", u, body=b"v%d" % i).status == 201
+        c.close()
+        r = get(lv, u)
+        assert r.body == b"v%d" % i, "read %r right after writing v%d" % (r.body, i)
