@@ -160,43 +160,65 @@ static void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka
 	}
 }
 
-static rd_kafka_conf_t *kafka_conf_common(struct kafka *k, char *err, size_t errlen)
+struct kafka_prop {
+	const char *name, *value; /* a NULL or empty value leaves librdkafka's default */
+};
+
+static int kafka_set_all(rd_kafka_conf_t *c, const struct kafka_prop *p, size_t n, char *err, size_t errlen)
 {
-	rd_kafka_conf_t *c = rd_kafka_conf_new();
-	if (kafka_set(c, "bootstrap.servers", k->brokers, err, errlen) != LV_OK ||
-	    kafka_set(c, "client.id", k->client, err, errlen) != LV_OK ||
+	for (size_t i = 0; i < n; i++)
+		if (p[i].value && *p[i].value && kafka_set(c, p[i].name, p[i].value, err, errlen) != LV_OK)
+			return LV_ERR;
+	return LV_OK;
+}
+
+/* A configuration: what every handle shares, then `props`. */
+static rd_kafka_conf_t *kafka_conf(struct kafka *k, const struct kafka_prop *props, size_t n, char *err,
+                                   size_t errlen)
+{
+	const struct kafka_prop common[] = {
+	    {"bootstrap.servers", k->brokers},
+	    {"client.id", k->client},
 	    /* a broker that vanished is noticed in seconds, not minutes */
-	    kafka_set(c, "socket.keepalive.enable", "true", err, errlen) != LV_OK ||
-	    kafka_set(c, "reconnect.backoff.max.ms", "1000", err, errlen) != LV_OK ||
+	    {"socket.keepalive.enable", "true"},
+	    {"reconnect.backoff.max.ms", "1000"},
 	    /* logs through the handle's queue too, so they run on our loop */
-	    kafka_set(c, "log.queue", "true", err, errlen) != LV_OK) {
-		rd_kafka_conf_destroy(c);
-		return NULL;
-	}
-	/* LEVEE_RDKAFKA_DEBUG=broker,cgrp,... turns on librdkafka's own debug
-	 * contexts (logged at levee's debug level) */
-	const char *dbg = getenv("LEVEE_RDKAFKA_DEBUG");
-	if (dbg && *dbg && kafka_set(c, "debug", dbg, err, errlen) != LV_OK) {
-		rd_kafka_conf_destroy(c);
-		return NULL;
-	}
-	const struct {
-		const char *name, *value;
-	} sec[] = {
-	    {"security.protocol", k->cfg.security_protocol}, {"sasl.mechanisms", k->cfg.sasl_mechanism},
-	    {"sasl.username", k->cfg.sasl_username},         {"sasl.password", k->cfg.sasl_password},
+	    {"log.queue", "true"},
+	    /* LEVEE_RDKAFKA_DEBUG=broker,cgrp,... turns on librdkafka's own
+	     * debug contexts (logged at levee's debug level) */
+	    {"debug", getenv("LEVEE_RDKAFKA_DEBUG")},
+	    {"security.protocol", k->cfg.security_protocol},
+	    {"sasl.mechanisms", k->cfg.sasl_mechanism},
+	    {"sasl.username", k->cfg.sasl_username},
+	    {"sasl.password", k->cfg.sasl_password},
 	    {"ssl.ca.location", k->cfg.ssl_ca},
 	};
-	for (size_t i = 0; i < sizeof(sec) / sizeof(sec[0]); i++) {
-		if (sec[i].value && *sec[i].value && kafka_set(c, sec[i].name, sec[i].value, err, errlen) != LV_OK) {
-			rd_kafka_conf_destroy(c);
-			return NULL;
-		}
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	if (kafka_set_all(c, common, sizeof(common) / sizeof(common[0]), err, errlen) != LV_OK ||
+	    kafka_set_all(c, props, n, err, errlen) != LV_OK) {
+		rd_kafka_conf_destroy(c);
+		return NULL;
 	}
 	rd_kafka_conf_set_opaque(c, k);
 	rd_kafka_conf_set_log_cb(c, kafka_log_cb);
 	rd_kafka_conf_set_error_cb(c, kafka_error_cb);
 	return c;
+}
+
+/* rd_kafka_new(), which owns `c` on success; on failure `c` is destroyed. */
+static rd_kafka_t *kafka_handle(rd_kafka_type_t type, rd_kafka_conf_t *c, char *err, size_t errlen)
+{
+	char why[512];
+	rd_kafka_t *rk = rd_kafka_new(type, c, why, sizeof(why));
+	if (!rk) {
+		rd_kafka_conf_destroy(c);
+		snprintf(err, errlen, "kafka: cannot create the %s: %s",
+		         type == RD_KAFKA_PRODUCER ? "producer" : "consumer", why);
+		return NULL;
+	}
+	/* logs to the main queue, which the caller forwards */
+	rd_kafka_set_log_queue(rk, NULL);
+	return rk;
 }
 
 /* Forwards `q` to the pipe: librdkafka writes a byte when it goes from
@@ -209,29 +231,21 @@ static void kafka_forward(struct kafka *k, rd_kafka_queue_t *q)
 
 static rd_kafka_t *kafka_producer_new(struct kafka *k, char *err, size_t errlen)
 {
-	rd_kafka_conf_t *c = kafka_conf_common(k, err, errlen);
-	if (!c)
-		return NULL;
 	char tmo[32], linger[32];
 	snprintf(tmo, sizeof(tmo), "%" PRIu64, k->cfg.delivery_timeout_ms);
 	snprintf(linger, sizeof(linger), "%" PRIu64, k->cfg.linger_ms);
-	if (kafka_set(c, "enable.idempotence", "true", err, errlen) != LV_OK ||
-	    kafka_set(c, "acks", "all", err, errlen) != LV_OK ||
-	    kafka_set(c, "message.timeout.ms", tmo, err, errlen) != LV_OK ||
-	    kafka_set(c, "linger.ms", linger, err, errlen) != LV_OK ||
-	    kafka_set(c, "queue.buffering.max.messages", "100000", err, errlen) != LV_OK) {
-		rd_kafka_conf_destroy(c);
+	const struct kafka_prop props[] = {
+	    {"enable.idempotence", "true"}, {"acks", "all"},
+	    {"message.timeout.ms", tmo},    {"linger.ms", linger},
+	    {"queue.buffering.max.messages", "100000"},
+	};
+	rd_kafka_conf_t *c = kafka_conf(k, props, sizeof(props) / sizeof(props[0]), err, errlen);
+	if (!c)
 		return NULL;
-	}
 	rd_kafka_conf_set_dr_msg_cb(c, kafka_dr_cb);
-	char why[512];
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, why, sizeof(why));
-	if (!rk) {
-		rd_kafka_conf_destroy(c);
-		snprintf(err, errlen, "kafka: cannot create the producer: %s", why);
+	rd_kafka_t *rk = kafka_handle(RD_KAFKA_PRODUCER, c, err, errlen);
+	if (!rk)
 		return NULL;
-	}
-	rd_kafka_set_log_queue(rk, NULL);
 	kafka_forward(k, rd_kafka_queue_get_main(rk));
 	k->prod_topic = rd_kafka_topic_new(rk, k->topic, NULL);
 	return rk;
@@ -239,36 +253,30 @@ static rd_kafka_t *kafka_producer_new(struct kafka *k, char *err, size_t errlen)
 
 static rd_kafka_t *kafka_consumer_new(struct kafka *k, char *err, size_t errlen)
 {
-	rd_kafka_conf_t *c = kafka_conf_common(k, err, errlen);
-	if (!c)
-		return NULL;
-	if (kafka_set(c, "group.id", k->group, err, errlen) != LV_OK ||
-	    kafka_set(c, "enable.auto.commit", "true", err, errlen) != LV_OK ||
-	    kafka_set(c, "auto.commit.interval.ms", "1000", err, errlen) != LV_OK ||
-	    kafka_set(c, "enable.auto.offset.store", "false", err, errlen) != LV_OK ||
-	    kafka_set(c, "auto.offset.reset", k->cfg.from_earliest ? "earliest" : "latest", err, errlen) != LV_OK ||
-	    kafka_set(c, "statistics.interval.ms", "1000", err, errlen) != LV_OK ||
+	const struct kafka_prop props[] = {
+	    {"group.id", k->group},
+	    {"enable.auto.commit", "true"},
+	    {"auto.commit.interval.ms", "1000"},
+	    {"enable.auto.offset.store", "false"},
+	    {"auto.offset.reset", k->cfg.from_earliest ? "earliest" : "latest"},
+	    {"statistics.interval.ms", "1000"},
 	    /* a restarted replica rejoins its own group: let the old member
 	     * time out quickly */
-	    kafka_set(c, "session.timeout.ms", "10000", err, errlen) != LV_OK ||
-	    kafka_set(c, "heartbeat.interval.ms", "1000", err, errlen) != LV_OK ||
+	    {"session.timeout.ms", "10000"},
+	    {"heartbeat.interval.ms", "1000"},
 	    /* hand messages over as soon as they exist */
-	    kafka_set(c, "fetch.wait.max.ms", "100", err, errlen) != LV_OK ||
-	    kafka_set(c, "topic.metadata.refresh.interval.ms", "10000", err, errlen) != LV_OK) {
-		rd_kafka_conf_destroy(c);
+	    {"fetch.wait.max.ms", "100"},
+	    {"topic.metadata.refresh.interval.ms", "10000"},
+	};
+	rd_kafka_conf_t *c = kafka_conf(k, props, sizeof(props) / sizeof(props[0]), err, errlen);
+	if (!c)
 		return NULL;
-	}
 	rd_kafka_conf_set_stats_cb(c, kafka_stats_cb);
 	rd_kafka_conf_set_rebalance_cb(c, kafka_rebalance_cb);
-	char why[512];
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, why, sizeof(why));
-	if (!rk) {
-		rd_kafka_conf_destroy(c);
-		snprintf(err, errlen, "kafka: cannot create the consumer: %s", why);
+	rd_kafka_t *rk = kafka_handle(RD_KAFKA_CONSUMER, c, err, errlen);
+	if (!rk)
 		return NULL;
-	}
 	/* one queue for messages, rebalances, errors, logs and statistics */
-	rd_kafka_set_log_queue(rk, NULL);
 	rd_kafka_poll_set_consumer(rk);
 	rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(t, k->topic, RD_KAFKA_PARTITION_UA);
