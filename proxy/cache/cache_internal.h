@@ -27,6 +27,12 @@ enum lookup cache_lookup(struct request *r, const char *how);
 
 uint64_t cache_unix_ms(void);
 
+/* The purge log (purge.c): the epoch of the newest purge, and whether a
+ * purge after epoch `since` covers `key` or one of its tags. */
+uint64_t purge_epoch(void);
+bool purged_since(uint64_t since, const char *key, size_t klen, const char *const *tags, const size_t *tlen,
+                  unsigned ntags);
+
 /* The oldest purge Redis has not acknowledged yet (its purge-log epoch), or
  * UINT64_MAX: taken when an L2 lookup is sent. */
 uint64_t cache_l2_fence_floor(void);
