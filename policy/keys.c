@@ -479,6 +479,19 @@ static int keys_list(const char *text, keys_elem_char ok, bool lower, const char
 	return LV_OK;
 }
 
+/* A string value into its char[] field, whose size bounds it. */
+static int keys_store_str(const struct keys_def *k, char *field, const char *text, const char *too_long, char *err,
+                          size_t errsz)
+{
+	size_t n = strlen(text);
+	if (n >= k->size) {
+		snprintf(err, errsz, "%s (max %zu bytes)", too_long, k->size - 1);
+		return LV_ERR;
+	}
+	memcpy(field, text, n + 1);
+	return LV_OK;
+}
+
 /* A list value into its char[] field, whose size bounds it. */
 static int keys_set_list(const struct keys_def *k, char *field, const char *text, keys_elem_char ok, bool lower,
                          const char *what, char *err, size_t errsz)
@@ -569,7 +582,6 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 		return keys_store(k, base, &v, sizeof(v), err, errsz);
 	}
 	case KT_PATH: {
-		size_t n = strlen(text);
 		if (keys_word(k->words, text) < 0) {
 			bool ctl = false;
 			for (const char *p = text; *p; p++)
@@ -584,12 +596,7 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 				return LV_ERR;
 			}
 		}
-		if (n >= k->size) {
-			snprintf(err, errsz, "path too long (max %zu bytes)", k->size - 1);
-			return LV_ERR;
-		}
-		memcpy(field, text, n + 1);
-		return LV_OK;
+		return keys_store_str(k, field, text, "path too long", err, errsz);
 	}
 	case KT_METHODS: {
 		unsigned v;
@@ -653,20 +660,13 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 	}
 	case KT_INVALIDATIONS:
 		return keys_set_list(k, field, text, keys_inval_char, false, "invalidation", err, errsz);
-	case KT_TEXT: {
-		size_t n = strlen(text);
+	case KT_TEXT:
 		for (const char *q = text; *q; q++)
 			if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f) {
 				snprintf(err, errsz, "only printable ASCII without blanks");
 				return LV_ERR;
 			}
-		if (n >= k->size) {
-			snprintf(err, errsz, "too long (max %zu bytes)", k->size - 1);
-			return LV_ERR;
-		}
-		memcpy(field, text, n + 1);
-		return LV_OK;
-	}
+		return keys_store_str(k, field, text, "too long", err, errsz);
 	case KT_HEADERS:
 		return keys_set_list(k, field, text, keys_header_char, true, "header", err, errsz);
 	case KT_TAGS:
