@@ -24,8 +24,9 @@
 
 /* Lookup. KEYS[1] = entry. Returns the record (bulk) when every generation
  * stored in the envelope is current; 0 when there is no entry; 1 when the
- * entry is dead or malformed, after deleting it. The generation keys come
- * from the envelope (see the Cluster note in l2.h). */
+ * entry is dead or malformed, after deleting it. An absent generation is
+ * never current (a purge deletes it). The generation keys come from the
+ * envelope (see the Cluster note in l2.h). */
 static const char LUA_LOOKUP[] = "local v = redis.call('GET', KEYS[1])\n"
                                  "if not v then return 0 end\n"
                                  "local len = #v\n"
@@ -43,44 +44,64 @@ static const char LUA_LOOKUP[] = "local v = redis.call('GET', KEYS[1])\n"
                                  "  local gl = string.byte(v, p)\n"
                                  "  local g = string.sub(v, p + 1, p + gl)\n"
                                  "  p = p + 1 + gl\n"
-                                 "  if p - 1 > len or (redis.call('GET', k) or '0') ~= g then\n"
+                                 "  if p - 1 > len or redis.call('GET', k) ~= g then\n"
                                  "    redis.call('DEL', KEYS[1]) return 1\n"
                                  "  end\n"
                                  "end\n"
                                  "return string.sub(v, p)\n";
 
 /* Fill begin. KEYS[1] = lease, KEYS[2..] = generation keys; ARGV[1] = our
- * token, ARGV[2] = lease TTL in ms. Returns {won (1|0), holder's token,
- * generation of each tag ("0" when absent)}: the lease and the generations
- * are taken in one atomic step. */
+ * token, ARGV[2] = lease TTL in ms, ARGV[3..] = a fresh generation for each
+ * generation key. Returns {won (1|0), holder's token, generation of each
+ * tag}: the lease and the generations are taken in one atomic step. A winner
+ * creates the generations that are absent, with its fresh values and the
+ * lease's TTL (the commit extends them to the entry's); a loser reads absent
+ * ones as "0", which it never uses. */
 static const char LUA_BEGIN[] =
         "local out = {}\n"
-        "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+        "local won = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])\n"
+        "if won then\n"
         "  out[1] = 1 out[2] = ARGV[1]\n"
         "else\n"
         "  out[1] = 0 out[2] = redis.call('GET', KEYS[1]) or ''\n"
         "end\n"
-        "for i = 2, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) or '0' end\n"
+        "for i = 2, #KEYS do\n"
+        "  local g = redis.call('GET', KEYS[i])\n"
+        "  if not g and won then\n"
+        "    g = ARGV[1 + i]\n"
+        "    redis.call('SET', KEYS[i], g, 'PX', ARGV[2])\n"
+        "  end\n"
+        "  out[#out + 1] = g or '0'\n"
+        "end\n"
         "return out\n";
 
 /* Fill commit. KEYS[1] = entry, KEYS[2] = lease, KEYS[3..] = generation
- * keys: first the tags given to begin, then late tags (learnt from the
+ * keys: first the m tags given to begin, then late tags (learnt from the
  * response); ARGV[1] = token, ARGV[2] = entry TTL in ms, ARGV[3] = record,
- * ARGV[4..] = the generations read at begin, one per begin tag. Returns 1
- * stored; 0 the lease is not ours (nothing touched); -1 a begin tag's
- * generation moved (our lease released, nothing stored). This check is
- * what closes the fill/purge race. Late tags are stored with their current
- * generation, so purges of them apply from the commit on. */
+ * ARGV[4] = m, ARGV[5..4+m] = the generations read at begin, then a fresh
+ * generation for each late tag. Returns 1 stored; 0 the lease is not ours
+ * (nothing touched); -1 a begin tag's generation moved or is gone (our lease
+ * released, nothing stored). This check is what closes the fill/purge race.
+ * Late tags are stored with their current generation (created when absent),
+ * so purges of them apply from the commit on. Every generation the entry
+ * names lives at least as long as the entry. */
 static const char LUA_COMMIT[] =
         "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end\n"
         "local n = #KEYS - 2\n"
-        "local m = #ARGV - 3\n"
+        "local m = tonumber(ARGV[4])\n"
+        "local ttl = tonumber(ARGV[2])\n"
         "local gens = {}\n"
         "for i = 1, n do\n"
-        "  local cur = redis.call('GET', KEYS[2 + i]) or '0'\n"
-        "  if i <= m and cur ~= ARGV[3 + i] then\n"
-        "    redis.call('DEL', KEYS[2]) return -1\n"
+        "  local k = KEYS[2 + i]\n"
+        "  local cur = redis.call('GET', k)\n"
+        "  if i <= m then\n"
+        "    if cur ~= ARGV[4 + i] then redis.call('DEL', KEYS[2]) return -1 end\n"
+        "  elseif not cur then\n"
+        "    cur = ARGV[4 + i]\n"
+        "    redis.call('SET', k, cur, 'PX', ttl)\n"
         "  end\n"
+        "  local t = redis.call('PTTL', k)\n"
+        "  if t >= 0 and t < ttl then redis.call('PEXPIRE', k, ttl) end\n"
         "  gens[i] = cur\n"
         "end\n"
         "local parts = {'LVE1', string.char(n)}\n"
@@ -103,13 +124,23 @@ static const char LUA_ABORT[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n
                                 "end\n"
                                 "return 0\n";
 
-enum { S_LOOKUP, S_BEGIN, S_COMMIT, S_ABORT, S_COUNT };
+/* Hit-for-miss. KEYS[1] = lease; ARGV[1] = our token ("" without a lease),
+ * ARGV[2] = TTL in ms. Puts the marker in place of our lease, of no lease or
+ * of an older marker, never in place of another replica's lease: 1 when it
+ * was set. */
+static const char LUA_PASS[] = "local v = redis.call('GET', KEYS[1])\n"
+                               "if not v or v == ARGV[1] or v == '" L2_PASS_MARK "' then\n"
+                               "  redis.call('SET', KEYS[1], '" L2_PASS_MARK "', 'PX', ARGV[2]) return 1\n"
+                               "end\n"
+                               "return 0\n";
 
-static const char *const script_body[S_COUNT] = {LUA_LOOKUP, LUA_BEGIN, LUA_COMMIT, LUA_ABORT};
+enum { S_LOOKUP, S_BEGIN, S_COMMIT, S_ABORT, S_PASS, S_COUNT };
+
+static const char *const script_body[S_COUNT] = {LUA_LOOKUP, LUA_BEGIN, LUA_COMMIT, LUA_ABORT, LUA_PASS};
 
 /* ---- state -------------------------------------------------------------- */
 
-enum op_kind { OP_LOAD, OP_LOOKUP, OP_MLOOKUP, OP_BEGIN, OP_COMMIT, OP_ABORT, OP_PURGE };
+enum op_kind { OP_LOAD, OP_LOOKUP, OP_MLOOKUP, OP_BEGIN, OP_COMMIT, OP_ABORT, OP_PURGE, OP_PASS };
 
 struct l2_op {
 	struct l2 *l2; /* NULL once detached by l2_free(): the reply only frees */
@@ -143,6 +174,7 @@ struct l2 {
 	struct l2_script scripts[S_COUNT];
 	bool closing;
 	char seed[17]; /* hex; a token is seed "." counter */
+	uint64_t seedv;
 	uint64_t counter;
 };
 
@@ -304,6 +336,7 @@ static void op_fail(struct l2 *l2, struct l2_op *op, enum l2_err e)
 		break;
 	case OP_ABORT:
 	case OP_PURGE:
+	case OP_PASS:
 		op->cb.integer(l2, e, 0, op->arg);
 		break;
 	}
@@ -332,20 +365,24 @@ static bool is_bulk(const redisReply *x)
 	return x->type == REDIS_REPLY_STRING;
 }
 
-/* OP_MLOOKUP: `MGET entry gen...` answered. The envelope's generations are
- * compared here with the ones the same MGET read (one command: one
- * snapshot). An envelope naming a tag this request could not name (a late
- * tag, from Surrogate-Key) goes to the script lookup instead. */
+/* OP_MLOOKUP: `MGET entry lease gen...` answered. The envelope's
+ * generations are compared here with the ones the same MGET read (one
+ * command: one snapshot); an absent one is never current. An envelope naming
+ * a tag this request could not name (a late tag, from Surrogate-Key) goes to
+ * the script lookup instead. No entry and the hit-for-miss marker in the
+ * lease is L2_PASS. */
 static void mlookup_deliver(struct l2 *l2, struct l2_op *op, const redisReply *rep)
 {
-	unsigned ntags = (unsigned)op->argc - 2;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1 + (size_t)ntags) {
+	unsigned ntags = (unsigned)op->argc - 3;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 + (size_t)ntags) {
 		op_fail(l2, op, L2_EPROTO);
 		return;
 	}
 	const redisReply *e = rep->element[0];
 	if (e->type == REDIS_REPLY_NIL) {
-		op->cb.lookup(l2, L2_ENONE, L2_MISS, NULL, 0, op->arg);
+		const redisReply *ls = rep->element[1];
+		bool pass = is_bulk(ls) && ls->len == sizeof(L2_PASS_MARK) - 1 && memcmp(ls->str, L2_PASS_MARK, ls->len) == 0;
+		op->cb.lookup(l2, L2_ENONE, pass ? L2_PASS : L2_MISS, NULL, 0, op->arg);
 		return;
 	}
 	if (!is_bulk(e)) {
@@ -372,17 +409,15 @@ static void mlookup_deliver(struct l2 *l2, struct l2_op *op, const redisReply *r
 		const unsigned char *g = v + p + 1;
 		p += 1 + gl;
 		unsigned j = 0;
-		while (j < ntags && !(op->argvlen[2 + j] == kl && memcmp(op->argv[2 + j], k, kl) == 0))
+		while (j < ntags && !(op->argvlen[3 + j] == kl && memcmp(op->argv[3 + j], k, kl) == 0))
 			j++;
 		if (j == ntags) {
 			late = true;
 			continue;
 		}
-		const redisReply *cur = rep->element[1 + j];
-		const char *cs = is_bulk(cur) ? cur->str : "0";
-		size_t cl = is_bulk(cur) ? cur->len : 1;
-		if (cl != gl || memcmp(cs, g, gl) != 0)
-			ok = false; /* a purge moved this generation */
+		const redisReply *cur = rep->element[2 + j];
+		if (!is_bulk(cur) || cur->len != gl || memcmp(cur->str, g, gl) != 0)
+			ok = false; /* a purge moved or deleted this generation */
 	}
 	if (!ok) {
 		op->cb.lookup(l2, L2_ENONE, L2_STALE, NULL, 0, op->arg);
@@ -436,6 +471,8 @@ static void op_deliver(struct l2 *l2, struct l2_op *op, const redisReply *rep)
 			memcpy(ls->token, rep->element[1]->str, rep->element[1]->len);
 			ls->token[rep->element[1]->len] = '\0';
 			ls->token_len = rep->element[1]->len;
+			ls->pass = ls->token_len == sizeof(L2_PASS_MARK) - 1 &&
+			           memcmp(ls->token, L2_PASS_MARK, ls->token_len) == 0;
 		}
 		op->cb.begin(l2, L2_ENONE, ls, op->arg);
 		break;
@@ -452,6 +489,7 @@ static void op_deliver(struct l2 *l2, struct l2_op *op, const redisReply *rep)
 		break;
 	case OP_ABORT:
 	case OP_PURGE:
+	case OP_PASS:
 		if (rep->type != REDIS_REPLY_INTEGER)
 			op_fail(l2, op, L2_EPROTO);
 		else
@@ -520,6 +558,7 @@ struct l2 *l2_new(struct redis *r)
 		       ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)l2;
 	}
 	snprintf(l2->seed, sizeof(l2->seed), "%016llx", (unsigned long long)seed);
+	l2->seedv = seed;
 	for (int s = 0; s < S_COUNT; s++)
 		script_load(l2, s);
 	return l2;
@@ -537,6 +576,19 @@ void l2_free(struct l2 *l2)
 		op_fail(l2, op, L2_ECLOSED);
 	}
 	free(l2);
+}
+
+/* A fresh generation value: 63 random-looking bits, never 0, so that a
+ * generation deleted by a purge and created again never takes a value an
+ * entry still names (and an older levee's INCR of it still works). */
+static size_t fresh_gen(struct l2 *l2, char out[24])
+{
+	uint64_t z = l2->seedv + 0x9e3779b97f4a7c15ull * ++l2->counter;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	z &= INT64_MAX;
+	return (size_t)snprintf(out, 24, "%llu", (unsigned long long)(z ? z : 1));
 }
 
 static bool tags_ok(const struct l2_str *tags, unsigned ntags, size_t *bytes)
@@ -575,18 +627,30 @@ static void arg_gen_key(struct l2_op *op, const struct l2_str *tag)
 	d[9 + tag->len] = '}';
 }
 
+/* A script op on one key of <key> ("levee:{<key>}:<suffix>"), with room for
+ * <nargs> more arguments of <bytes> bytes; its callback is the caller's to
+ * set. */
+static struct l2_op *op_key_script(struct l2 *l2, enum op_kind kind, int script, const char *key, size_t keylen,
+                                   char suffix, int nargs, size_t bytes)
+{
+	struct l2_op *op = op_new(l2, kind, script, 4 + nargs, 1 + keylen + 10 + bytes);
+	if (!op)
+		return NULL;
+	op_script_slots(op);
+	op_arg(op, "1", 1);
+	arg_entry_key(op, key, keylen, suffix);
+	return op;
+}
+
 int l2_lookup(struct l2 *l2, const char *key, size_t keylen, l2_lookup_cb cb, void *arg)
 {
 	if (!key_ok(l2, key, keylen) || !cb)
 		return LV_ERR;
-	struct l2_op *op = op_new(l2, OP_LOOKUP, S_LOOKUP, 4, 1 + keylen + 10);
+	struct l2_op *op = op_key_script(l2, OP_LOOKUP, S_LOOKUP, key, keylen, 'e', 0, 0);
 	if (!op)
 		return LV_ERR;
 	op->cb.lookup = cb;
 	op->arg = arg;
-	op_script_slots(op);
-	op_arg(op, "1", 1);
-	arg_entry_key(op, key, keylen, 'e');
 	return op_start(l2, op);
 }
 
@@ -596,13 +660,14 @@ int l2_lookup_tags(struct l2 *l2, const char *key, size_t keylen, const struct l
 	size_t bytes = 0;
 	if (!key_ok(l2, key, keylen) || !cb || !tags_ok(tags, ntags, &bytes))
 		return LV_ERR;
-	struct l2_op *op = op_new(l2, OP_MLOOKUP, -1, 2 + (int)ntags, 4 + keylen + 10 + bytes);
+	struct l2_op *op = op_new(l2, OP_MLOOKUP, -1, 3 + (int)ntags, 4 + 2 * (keylen + 10) + bytes);
 	if (!op)
 		return LV_ERR;
 	op->cb.lookup = cb;
 	op->arg = arg;
 	op_arg(op, "MGET", 4);
 	arg_entry_key(op, key, keylen, 'e');
+	arg_entry_key(op, key, keylen, 'l');
 	for (unsigned i = 0; i < ntags; i++)
 		arg_gen_key(op, &tags[i]);
 	return op_start(l2, op);
@@ -614,7 +679,7 @@ int l2_fill_begin(struct l2 *l2, const char *key, size_t keylen, const struct l2
 	size_t bytes = 0;
 	if (!key_ok(l2, key, keylen) || !cb || lease_ttl_ms == 0 || !tags_ok(tags, ntags, &bytes))
 		return LV_ERR;
-	int cap = 6 + (int)ntags; /* 2 slots, numkeys, lease, gens, token, ttl */
+	int cap = 6 + 2 * (int)ntags; /* 2 slots, numkeys, lease, gens, token, ttl, fresh gens */
 	char token[L2_TOKEN_MAX + 1], num[24], ttl[24];
 	int tlen = snprintf(token, sizeof(token), "%s.%llx", l2->seed,
 	                    (unsigned long long)++l2->counter);
@@ -622,7 +687,7 @@ int l2_fill_begin(struct l2 *l2, const char *key, size_t keylen, const struct l2
 	int ttlen = snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)lease_ttl_ms);
 	struct l2_op *op =
 	        op_new(l2, OP_BEGIN, S_BEGIN, cap,
-	               bytes + (size_t)nlen + keylen + 10 + (size_t)tlen + (size_t)ttlen);
+	               bytes + (size_t)nlen + keylen + 10 + (size_t)tlen + (size_t)ttlen + (size_t)ntags * 24);
 	if (!op)
 		return LV_ERR;
 	op->cb.begin = cb;
@@ -637,6 +702,11 @@ int l2_fill_begin(struct l2 *l2, const char *key, size_t keylen, const struct l2
 		arg_gen_key(op, &tags[i]);
 	op_arg(op, token, (size_t)tlen);
 	op_arg(op, ttl, (size_t)ttlen);
+	for (unsigned i = 0; i < ntags; i++) {
+		char g[24];
+		size_t gl = fresh_gen(l2, g);
+		op_arg(op, g, gl);
+	}
 	return op_start(l2, op);
 }
 
@@ -649,13 +719,15 @@ int l2_fill_commit(struct l2 *l2, const char *key, size_t keylen, const struct l
 	    lease->token_len == 0 || lease->token_len > L2_TOKEN_MAX || ttl_ms == 0 ||
 	    (reclen && !rec) || reclen > L2_RECORD_MAX || !tags_ok(tags, ntags, &bytes))
 		return LV_ERR;
-	int cap = 8 + (int)ntags + (int)lease->ngens; /* 2 slots, numkeys, entry, lease, gen keys, token, ttl,
-	                                              * record, begin gens */
-	char num[24], ttl[24];
+	/* 2 slots, numkeys, entry, lease, gen keys, token, ttl, record, m, begin
+	 * gens, fresh gens for late tags */
+	int cap = 9 + 2 * (int)ntags;
+	char num[24], ttl[24], m[24];
 	int nlen = snprintf(num, sizeof(num), "%u", 2 + ntags);
 	int ttlen = snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);
-	bytes += (size_t)nlen + 2 * (keylen + 10) + lease->token_len + (size_t)ttlen + reclen +
-	         (size_t)ntags * 21;
+	int mlen = snprintf(m, sizeof(m), "%u", lease->ngens);
+	bytes += (size_t)nlen + 2 * (keylen + 10) + lease->token_len + (size_t)ttlen + reclen + (size_t)mlen +
+	         (size_t)ntags * 24;
 	struct l2_op *op = op_new(l2, OP_COMMIT, S_COMMIT, cap, bytes);
 	if (!op)
 		return LV_ERR;
@@ -670,10 +742,12 @@ int l2_fill_commit(struct l2 *l2, const char *key, size_t keylen, const struct l
 	op_arg(op, lease->token, lease->token_len);
 	op_arg(op, ttl, (size_t)ttlen);
 	op_arg(op, rec, reclen);
-	for (unsigned i = 0; i < lease->ngens; i++) {
+	op_arg(op, m, (size_t)mlen);
+	for (unsigned i = 0; i < ntags; i++) {
 		char g[24];
-		int glen = snprintf(g, sizeof(g), "%llu", (unsigned long long)lease->gens[i]);
-		op_arg(op, g, (size_t)glen);
+		size_t glen = i < lease->ngens ? (size_t)snprintf(g, sizeof(g), "%llu", (unsigned long long)lease->gens[i])
+		                               : fresh_gen(l2, g);
+		op_arg(op, g, glen);
 	}
 	return op_start(l2, op);
 }
@@ -684,14 +758,11 @@ int l2_fill_abort(struct l2 *l2, const char *key, size_t keylen, const struct l2
 	if (!key_ok(l2, key, keylen) || !cb || !lease || lease->token_len == 0 ||
 	    lease->token_len > L2_TOKEN_MAX)
 		return LV_ERR;
-	struct l2_op *op = op_new(l2, OP_ABORT, S_ABORT, 5, 1 + keylen + 10 + lease->token_len);
+	struct l2_op *op = op_key_script(l2, OP_ABORT, S_ABORT, key, keylen, 'l', 1, lease->token_len);
 	if (!op)
 		return LV_ERR;
 	op->cb.integer = cb;
 	op->arg = arg;
-	op_script_slots(op);
-	op_arg(op, "1", 1);
-	arg_entry_key(op, key, keylen, 'l');
 	op_arg(op, lease->token, lease->token_len);
 	return op_start(l2, op);
 }
@@ -702,14 +773,42 @@ int l2_purge_tag(struct l2 *l2, const char *tag, size_t taglen, l2_int_cb cb, vo
 	size_t bytes = 0;
 	if (l2->closing || !cb || !tags_ok(&t, 1, &bytes))
 		return LV_ERR;
-	struct l2_op *op = op_new(l2, OP_PURGE, -1, 2, 4 + bytes);
+	struct l2_op *op = op_new(l2, OP_PURGE, -1, 2, 3 + bytes);
 	if (!op)
 		return LV_ERR;
 	op->cb.integer = cb;
 	op->arg = arg;
-	op_arg(op, "INCR", 4);
+	/* DEL, not a new value: Redis takes a DEL even at maxmemory with
+	 * noeviction, when it refuses every command that adds data */
+	op_arg(op, "DEL", 3);
 	arg_gen_key(op, &t);
 	return op_start(l2, op);
+}
+
+int l2_fill_pass(struct l2 *l2, const char *key, size_t keylen, const struct l2_lease *lease, uint64_t ttl_ms,
+                 l2_int_cb cb, void *arg)
+{
+	const char *tok = lease && lease->won ? lease->token : "";
+	size_t toklen = lease && lease->won ? lease->token_len : 0;
+	if (!key_ok(l2, key, keylen) || !cb || ttl_ms == 0 || toklen > L2_TOKEN_MAX)
+		return LV_ERR;
+	char ttl[24];
+	int ttlen = snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);
+	struct l2_op *op = op_key_script(l2, OP_PASS, S_PASS, key, keylen, 'l', 2, toklen + (size_t)ttlen);
+	if (!op)
+		return LV_ERR;
+	op->cb.integer = cb;
+	op->arg = arg;
+	op_arg(op, tok, toklen);
+	op_arg(op, ttl, (size_t)ttlen);
+	return op_start(l2, op);
+}
+
+int l2_pass_clear(struct l2 *l2, const char *key, size_t keylen, l2_int_cb cb, void *arg)
+{
+	struct l2_lease mark = {.token_len = sizeof(L2_PASS_MARK) - 1};
+	memcpy(mark.token, L2_PASS_MARK, sizeof(L2_PASS_MARK));
+	return l2_fill_abort(l2, key, keylen, &mark, cb, arg);
 }
 
 /* ---- tags --------------------------------------------------------------- */

@@ -8,8 +8,13 @@
  *
  *   levee:{<key>}:e    the entry: an envelope (below), SET with PX ttl
  *   levee:{<key>}:l    the fill lease: a random token, SET NX PX lease_ttl
- *   levee:g:{<tag>}    a tag's generation: a decimal integer changed only by
- *                      INCR; absent reads as "0". No TTL, ever.
+ *   levee:{<key>}:l    or the hit-for-miss marker L2_PASS_MARK, SET PX
+ *                      uncacheable_ttl: the key's last answer was not
+ *                      storable, so nobody waits for a fill of it
+ *   levee:g:{<tag>}    a tag's generation: a random decimal below 2^63,
+ *                      created by the first fill that needs it, deleted by a
+ *                      purge. Absent is never current. Its TTL is at least
+ *                      that of every entry naming it.
  *
  * Tags (the l2_tag_* helpers; S = service, US = 0x1f):
  *   "u:" <service US target US host>  the URL identity: the first three
@@ -24,9 +29,12 @@
  *   as decimal), then the record bytes (record.h), untouched, to the end.
  *
  * Generations instead of scans. A lookup returns the record only if every
- * generation stored in its envelope still equals the current one; a purge
- * is one INCR (O(1): no SCAN, no DEL of keys it cannot list). A dead entry
- * is deleted by the lookup that finds it, or by its own TTL.
+ * generation stored in its envelope still exists and equals the current one;
+ * a purge is one DEL of a generation (O(1): no SCAN, no DEL of entries it
+ * cannot list). A purge is a DEL because Redis takes a DEL when it refuses
+ * writes for memory (maxmemory with noeviction): a purge then still lands,
+ * while new entries do not. A dead entry is deleted by the lookup that finds
+ * it, or by its own TTL.
  *
  * Why the fill/purge race is closed. fill_begin reads the generations of the
  * entry's tags atomically with taking the lease (one script). Every
@@ -43,11 +51,13 @@
  *    list: they are stored with their generation at commit time, so a purge
  *    of one applies from the commit on; a purge that lands between the
  *    origin's answer and the commit is not seen for that tag.
- *  - Generation keys have no TTL and must never be evicted: an evicted
- *    generation reads as 0 again and could revive an entry stored at 0. Run
- *    Redis with maxmemory-policy noeviction or volatile-* (entries and leases
- *    carry TTLs, generations do not). Their number grows with distinct
- *    purged tags, not with fills.
+ *  - Any maxmemory-policy is safe: an evicted or expired generation only
+ *    makes the entries naming it miss, and a new one never takes an old
+ *    value. Their number follows the tags of live entries.
+ *  - During a rollout from a levee that INCRs generations and reads absent
+ *    ones as "0": its purges still move the new generations, but its lookups
+ *    may serve an entry it stored at "0" after a new levee's purge deleted
+ *    that generation, until the entry's TTL.
  *  - Redis Cluster: entry and lease share the hash tag {<key>}, so begin,
  *    commit and abort stay in one slot per key. Generation keys live in other
  *    slots; the scripts declare them in KEYS where they are known (begin,
@@ -75,6 +85,8 @@
 #define L2_KEY_MAX 32768u          /* bytes of one cache key */
 #define L2_RECORD_MAX (256u << 20) /* bytes of one record */
 #define L2_TOKEN_MAX 40u           /* bytes of a lease token */
+/* The hit-for-miss marker, in place of a lease (tokens always hold a '.'). */
+#define L2_PASS_MARK "hfm"
 
 struct l2;
 
@@ -97,6 +109,7 @@ enum l2_lookup_res {
 	L2_MISS,  /* no entry */
 	L2_STALE, /* an entry whose generations moved on (now deleted) */
 	L2_HIT,
+	L2_PASS, /* no entry, and the hit-for-miss marker: go upstream, don't wait */
 };
 
 enum l2_commit_res {
@@ -109,6 +122,7 @@ enum l2_commit_res {
  * When not, token is the holder's (for logs) and the caller polls lookup. */
 struct l2_lease {
 	bool won;
+	bool pass; /* not won, and the holder is the hit-for-miss marker */
 	char token[L2_TOKEN_MAX + 1];
 	size_t token_len;
 	unsigned ngens;
@@ -161,10 +175,19 @@ int l2_fill_commit(struct l2 *l2, const char *key, size_t keylen, const struct l
 int l2_fill_abort(struct l2 *l2, const char *key, size_t keylen, const struct l2_lease *lease,
                   l2_int_cb cb, void *arg) LV_WARN_UNUSED;
 
-/* Bumps the generation of one tag: every entry carrying it dies, and every
- * fill that read it refuses to commit. */
+/* Deletes the generation of one tag: every entry carrying it dies, and every
+ * fill that read it refuses to commit. value: 1 when a generation existed. */
 int l2_purge_tag(struct l2 *l2, const char *tag, size_t taglen, l2_int_cb cb,
                  void *arg) LV_WARN_UNUSED;
+
+/* Hit-for-miss: the key's answer could not be stored. Puts the marker in
+ * place of <lease> (when won; else only where no replica holds a lease) for
+ * ttl_ms, so that other replicas' misses go upstream at once instead of
+ * waiting for a fill that will store nothing. value: 1 when it was set. */
+int l2_fill_pass(struct l2 *l2, const char *key, size_t keylen, const struct l2_lease *lease, uint64_t ttl_ms,
+                 l2_int_cb cb, void *arg) LV_WARN_UNUSED;
+/* Removes the marker (the key's answers can be stored again). */
+int l2_pass_clear(struct l2 *l2, const char *key, size_t keylen, l2_int_cb cb, void *arg) LV_WARN_UNUSED;
 
 /* Tag builders: write the tag into out and return its length, or 0 when it
  * does not fit in min(cap, L2_TAG_MAX) or the input is malformed. */
