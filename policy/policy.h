@@ -220,6 +220,7 @@ struct lv_policy {
 	struct {
 		uint64_t memory;     /* [cache] memory: L1 bytes, all workers together */
 		uint64_t max_object; /* [cache] max_object: larger responses are not stored */
+		uint64_t uncacheable_ttl_ms; /* [cache] uncacheable_ttl: hit-for-miss duration */
 	} cache;
 
 	size_t nroutes;

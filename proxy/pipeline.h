@@ -78,6 +78,8 @@ struct request {
 	bool cache_on;               /* the route caches: the answer carries Cache-Status */
 	bool cache_store;            /* the response is being captured to be stored */
 	bool cache_waiting;          /* parked behind another request's fill */
+	uint8_t wait_outcome;        /* enum fill_outcome, set by the filler before the wake-up */
+	bool cache_pass;             /* hit-for-miss: going upstream without coalescing */
 	bool cache_no_coalesce;      /* woken waiter: go upstream directly */
 	char cache_status[96];       /* "Cache-Status: ...\r\n" for the response head */
 	char *key;                   /* primary cache key, in the head arena's spare text */

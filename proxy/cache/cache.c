@@ -1,16 +1,16 @@
 /*
- * cache.c - the cache stage: lookup, hits, fills, coalescing, purges.
+ * cache.c - the cache stage: keys, lookup, hits, revalidation answers, and
+ * the purges a write makes. Coalescing and hit-for-miss are in fill.c, the
+ * store of a fill's response in store.c, the Redis tier's steps in
+ * cache_l2.c.
  *
  * Invariants:
  *  - Only GET responses are stored; HEAD and conditional GETs are answered
  *    from them.
- *  - A response is stored only when it arrived complete: the capture is
- *    dropped on any truncation, abort or size overflow.
  *  - A stored entry is never served past what fresh_state() allows.
- *  - At most one fill per key is in flight in this process; the requests
- *    that wait for it are always woken, whether the fill stored something,
- *    stored nothing, or failed, because every request ends through
- *    cache_request_end().
+ *  - Every request that touched the cache ends through cache_request_end(),
+ *    which releases what it holds (a stale copy, a capture, its fill, its
+ *    lease).
  *  - Hits are written zero-copy: the client's output buffer references the
  *    L1 entry's body and holds a reference on the entry until it is sent.
  */
@@ -35,27 +35,9 @@
 #include "net/wbuf.h"
 #include "pipeline.h"
 
-#define FILL_SHARDS 64
-#define VARY_NAMES_MAX 512
-#define VARY_KEY_MAX 4096
-#define MAX_TAGS 32
 
 struct l1 *cache_l1;
 struct cache_stats cstats;
-
-struct cache_fill {
-	struct cache_fill *next;
-	uint64_t hash;
-	struct request *waiters;
-	uint32_t nwaiters;
-	uint32_t klen;
-	char key[];
-};
-
-static struct {
-	pthread_mutex_t lock;
-	struct cache_fill *head;
-} fills[FILL_SHARDS];
 
 uint64_t cache_unix_ms(void)
 {
@@ -69,18 +51,9 @@ static uint64_t l1_clock(void *ctx)
 	return cache_unix_ms();
 }
 
-static uint64_t key_hash(const char *k, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)k[i]) * 0x100000001b3ull;
-	return h;
-}
-
 int cache_init(const struct lv_policy *p)
 {
-	for (int i = 0; i < FILL_SHARDS; i++)
-		pthread_mutex_init(&fills[i].lock, NULL);
+	fill_init();
 	/* every host and variant of one URL (service, target) in one shard:
 	 * the purge a write makes visits one shard, not all */
 	struct l1_config cfg = {.max_bytes = p->cache.memory, .now_ms = l1_clock, .group_fields = 2,
@@ -97,7 +70,7 @@ void cache_shutdown(void)
 
 /* ---- Cache-Status (RFC 9211) ------------------------------------------- */
 
-static void cache_status_set(struct request *r, const char *params)
+void cache_status_set(struct request *r, const char *params)
 {
 	snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; %s\r\n", params);
 }
@@ -122,6 +95,25 @@ static bool cache_make_key(struct request *r)
 }
 
 /* ---- the route's tags ------------------------------------------------- */
+
+unsigned cache_surrogate_keys(const struct lv_head *resp, struct record_str *out, unsigned max)
+{
+	unsigned n = 0;
+	int sk = head_find(resp, LIT("surrogate-key"), 0);
+	if (sk < 0)
+		return 0;
+	const char *s = resp->text + resp->h[sk].value, *end = s + resp->h[sk].value_len;
+	while (s < end && n < max) {
+		while (s < end && (*s == ' ' || *s == '\t'))
+			s++;
+		const char *t = s;
+		while (s < end && *s != ' ' && *s != '\t')
+			s++;
+		if (s > t)
+			out[n++] = (struct record_str){t, (uint32_t)(s - t)};
+	}
+	return n;
+}
 
 /* Writes template `t` (tl bytes) with {N} replaced by the route's wildcard
  * N into buf; its length, or 0 when it names a wildcard the path did not
@@ -166,29 +158,19 @@ unsigned cache_route_tags(const struct request *r, char *buf, size_t cap, struct
 
 /* ---- lookup ------------------------------------------------------------ */
 
-/* The key of one Vary variant: the primary key, KEY_VARY_SEP, and the
- * request's values for the Vary fields. 0 if it does not fit. */
-static size_t variant_key(const struct request *r, const char *sec, size_t sl, char *out)
+/* Whether a decoded record answers r's Vary values; with *sec the request's
+ * own values for the record's Vary names (*sl 0 when they do not fit). */
+static bool vary_matches(const struct request *r, const struct record_view *v, char *sec, size_t *sl)
 {
-	if (!sl || r->key_len + 1 + sl > KEY_MAX)
-		return 0;
-	memcpy(out, r->key, r->key_len);
-	out[r->key_len] = KEY_VARY_SEP;
-	memcpy(out + r->key_len + 1, sec, sl);
-	return r->key_len + 1 + sl;
-}
-
-/* Stores an encoded record under the primary key and, for a Vary
- * response, under its variant key too. */
-static int cache_put(const struct request *r, const void *buf, size_t size, uint64_t expires, const char *sec,
-                     size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt)
-{
-	int rc = l1_put(cache_l1, r->key, r->key_len, buf, size, expires, tagp, tagl, nt);
-	char k2[KEY_MAX];
-	size_t n2 = sl ? variant_key(r, sec, sl, k2) : 0;
-	if (rc == 0 && n2)
-		rc = l1_put(cache_l1, k2, n2, buf, size, expires, tagp, tagl, nt);
-	return rc;
+	*sl = 0;
+	if (v->nvary == 0)
+		return true;
+	struct record_cursor cur = {0};
+	struct record_str names, values;
+	if (!record_next_vary(v, &cur, &names, &values))
+		return false;
+	*sl = vary_secondary_key(r->head, names.p, names.len, sec, VARY_KEY_MAX);
+	return *sl && *sl == values.len && memcmp(sec, values.p, *sl) == 0;
 }
 
 /* Returns a referenced entry whose record matches the request's Vary
@@ -203,22 +185,14 @@ static struct l1_entry *cache_find(struct request *r, struct record_view *v)
 			l1_entry_unref(e);
 			return NULL;
 		}
-		if (v->nvary == 0)
-			return e;
-		struct record_cursor cur = {0};
-		struct record_str names, values;
-		if (!record_next_vary(v, &cur, &names, &values)) {
-			l1_entry_unref(e);
-			return NULL;
-		}
 		char sec[VARY_KEY_MAX];
-		size_t sl = vary_secondary_key(r->head, names.p, names.len, sec, sizeof(sec));
-		if (sl && sl == values.len && memcmp(sec, values.p, sl) == 0)
+		size_t sl;
+		if (vary_matches(r, v, sec, &sl))
 			return e;
 		l1_entry_unref(e);
 		e = NULL;
 		char k2[KEY_MAX];
-		size_t n2 = round == 0 ? variant_key(r, sec, sl, k2) : 0;
+		size_t n2 = round == 0 ? cache_variant_key(r, sec, sl, k2) : 0;
 		if (n2)
 			e = l1_get(cache_l1, k2, n2);
 	}
@@ -372,32 +346,26 @@ static void cache_add_validators(struct request *r, const struct record_view *v)
 	}
 }
 
-/* Looks the request up. LK_HIT: answered and ended. LK_STALE_SERVED: the
- * client got a stale copy (stale-while-revalidate) and was released; the
- * request should go on as the refresh. LK_MISS: go upstream; r->stale may
- * hold a stale copy for revalidation or stale-if-error. */
-enum lookup cache_lookup(struct request *r, const char *how)
+/* Answers r from entry <e> (referenced, decoded as <v>); see cache_lookup. */
+static enum lookup cache_answer_view(struct request *r, struct l1_entry *e, const struct record_view *v,
+                                     const char *how)
 {
-	struct record_view v;
-	struct l1_entry *e = cache_find(r, &v);
-	if (!e)
-		return LK_MISS;
 	struct cc_directives req_cc;
 	cc_from_request(&req_cc, r->head);
 	struct fresh_stored st;
 	int64_t now = (int64_t)(cache_unix_ms() / 1000);
-	enum fresh_state fs = fresh_state(stored_of(&v, &st), &req_cc, now);
+	enum fresh_state fs = fresh_state(stored_of(v, &st), &req_cc, now);
 	if (fs == FRESH_OK) {
 		CSTAT(hits);
 		cache_status_set(r, how);
-		cache_serve(r, e, &v, now);
+		cache_serve(r, e, v, now);
 		return LK_HIT;
 	}
 	if (fs == FRESH_STALE_SWR && r->conn) {
 		CSTAT(hits);
 		CSTAT(stale_hits);
 		cache_status_set(r, "hit; detail=stale");
-		if (!cache_write(r, e, &v, now))
+		if (!cache_write(r, e, v, now))
 			return LK_HIT; /* the request has ended */
 		cache_release_client(r);
 		r->resp_head = r->resp_started = false;
@@ -409,107 +377,39 @@ enum lookup cache_lookup(struct request *r, const char *how)
 	 * RFC 9211 tells apart a stored response that is stale from one the
 	 * request's own directives (no-cache, max-age) would not accept. */
 	r->cache_fwd = fresh_state(&st, NULL, now) == FRESH_OK ? "request" : "stale";
-	cache_add_validators(r, &v);
+	cache_add_validators(r, v);
+	if (r->stale)
+		l1_entry_unref(r->stale);
 	r->stale = e;
 	r->stale_state = fs;
 	return LK_MISS;
 }
 
-/* ---- coalescing -------------------------------------------------------- */
-
-static unsigned fill_shard(uint64_t h)
+/* Looks the request up. LK_HIT: answered and ended. LK_STALE_SERVED: the
+ * client got a stale copy (stale-while-revalidate) and was released; the
+ * request should go on as the refresh. LK_MISS: go upstream; r->stale may
+ * hold a stale copy for revalidation or stale-if-error. */
+enum lookup cache_lookup(struct request *r, const char *how)
 {
-	return (unsigned)(h >> 58) & (FILL_SHARDS - 1);
+	struct record_view v;
+	struct l1_entry *e = cache_find(r, &v);
+	if (!e)
+		return LK_MISS;
+	return cache_answer_view(r, e, &v, how);
 }
 
-enum claim { CLAIM_OWNER, CLAIM_WAITING, CLAIM_BUSY };
-
-/* Registers r as the filler of its key, or, when a fill is already in
- * flight, queues r behind it (`wait`) or reports it busy. */
-static enum claim fill_claim(struct request *r, bool wait)
+enum lookup cache_answer(struct request *r, struct l1_entry *e, const char *how)
 {
-	uint64_t h = key_hash(r->key, r->key_len);
-	unsigned s = fill_shard(h);
-	enum claim rc = CLAIM_OWNER;
-	pthread_mutex_lock(&fills[s].lock);
-	for (struct cache_fill *f = fills[s].head; f; f = f->next) {
-		if (f->hash == h && f->klen == r->key_len && memcmp(f->key, r->key, r->key_len) == 0) {
-			if (wait) {
-				r->wait_next = f->waiters;
-				r->wait_w = r->w;
-				r->cache_waiting = true;
-				f->waiters = r;
-				f->nwaiters++;
-			}
-			pthread_mutex_unlock(&fills[s].lock);
-			return wait ? CLAIM_WAITING : CLAIM_BUSY;
-		}
+	struct record_view v;
+	size_t len;
+	const void *val = l1_entry_value(e, &len);
+	char sec[VARY_KEY_MAX];
+	size_t sl;
+	if (record_decode(val, len, &v) != RECORD_OK || !vary_matches(r, &v, sec, &sl)) {
+		l1_entry_unref(e);
+		return LK_MISS;
 	}
-	struct cache_fill *f = malloc(sizeof(*f) + r->key_len);
-	if (f) {
-		f->hash = h;
-		f->klen = r->key_len;
-		f->waiters = NULL;
-		f->nwaiters = 0;
-		memcpy(f->key, r->key, r->key_len);
-		f->next = fills[s].head;
-		fills[s].head = f;
-		r->fill = f;
-	} else if (!wait) {
-		rc = CLAIM_BUSY; /* out of memory: do without a refresh */
-	}
-	pthread_mutex_unlock(&fills[s].lock);
-	return rc;
-}
-
-static void cache_wake(void *arg)
-{
-	struct request *r = arg;
-	r->cache_waiting = false;
-	if (!r->conn) { /* the client left while it waited */
-		request_client_gone(r);
-		return;
-	}
-	enum lookup lk = cache_lookup(r, "hit; detail=coalesced");
-	if (lk == LK_HIT) {
-		CSTAT(coalesced);
-		return;
-	}
-	if (lk == LK_STALE_SERVED) { /* the fill stored nothing fresh; don't refresh again */
-		request_finish(r);
-		return;
-	}
-	/* nothing usable was stored: go upstream, without queueing again */
-	r->cache_no_coalesce = true;
-	cache_status_set(r, "fwd=miss");
-	pipeline_resume(r);
-}
-
-/* The filler is done, however it ended: wake every waiter on its own worker. */
-static void fill_finish(struct request *r)
-{
-	struct cache_fill *f = r->fill;
-	if (!f)
-		return;
-	r->fill = NULL;
-	unsigned s = fill_shard(f->hash);
-	pthread_mutex_lock(&fills[s].lock);
-	for (struct cache_fill **pp = &fills[s].head; *pp; pp = &(*pp)->next) {
-		if (*pp == f) {
-			*pp = f->next;
-			break;
-		}
-	}
-	struct request *w = f->waiters;
-	pthread_mutex_unlock(&fills[s].lock);
-	free(f);
-	while (w) {
-		struct request *next = w->wait_next;
-		w->wait_next = NULL;
-		if (mailbox_post(&w->wait_w->mbox, cache_wake, w) != LV_OK)
-			log_error("cache: cannot wake a waiting request (out of memory)");
-		w = next;
-	}
+	return cache_answer_view(r, e, &v, how);
 }
 
 /* ---- the stage --------------------------------------------------------- */
@@ -582,6 +482,13 @@ int cache_stage(struct request *r)
 		request_fail(r, R_NOT_CACHED);
 		return STAGE_DONE;
 	}
+	if (pass_marked(r->key, r->key_len)) {
+		/* hit-for-miss: the key's last answer could not be stored, so
+		 * nobody waits for anybody; a storable answer ends it */
+		r->cache_pass = true;
+		CSTAT(pass_hits);
+		return STAGE_NEXT;
+	}
 	if (hd->method == HTTP_GET && fill_claim(r, true) == CLAIM_WAITING)
 		return STAGE_ASYNC; /* cache_wake() continues it */
 	return cache_l2_miss(r); /* this process fills the key: ask the shared tier first */
@@ -635,7 +542,7 @@ static const char *same_origin_path(const struct lv_head *qh, const char *v, siz
  *  - the target, and same-origin Location and Content-Location (RFC 9111 §4.4);
  *  - the route's `invalidate` list, with {N} from its wildcards;
  *  - every tag the origin names in Surrogate-Key. */
-static void cache_invalidate_write(struct request *r, const struct lv_head *resp)
+void cache_invalidate_write(struct request *r, const struct lv_head *resp)
 {
 	static __thread struct write_inval w;
 	const char *svc = r->rt->policy->service;
@@ -668,19 +575,10 @@ static void cache_invalidate_write(struct request *r, const struct lv_head *resp
 			inval_add(&w, tag ? INVAL_TAG : prefix ? INVAL_PREFIX : INVAL_KEY, buf, n);
 		t = e ? e + 1 : t + tl;
 	}
-	int sk = head_find(resp, LIT("surrogate-key"), 0);
-	if (sk >= 0) {
-		const char *s = resp->text + resp->h[sk].value, *end = s + resp->h[sk].value_len;
-		while (s < end) {
-			while (s < end && (*s == ' ' || *s == '\t'))
-				s++;
-			const char *t = s;
-			while (s < end && *s != ' ' && *s != '\t')
-				s++;
-			if (s > t)
-				inval_add(&w, INVAL_TAG, t, (size_t)(s - t));
-		}
-	}
+	struct record_str tags[INVAL_ITEMS_MAX];
+	unsigned nt = cache_surrogate_keys(resp, tags, INVAL_ITEMS_MAX);
+	for (unsigned i = 0; i < nt; i++)
+		inval_add(&w, INVAL_TAG, tags[i].p, tags[i].len);
 	static const enum cache_purge_kind kinds[] = {
 	    [INVAL_KEY] = CACHE_PURGE_URL, [INVAL_PREFIX] = CACHE_PURGE_PREFIX,
 	    [INVAL_TAG] = CACHE_PURGE_TAG, [INVAL_ALL] = CACHE_PURGE_ALL};
@@ -690,69 +588,6 @@ static void cache_invalidate_write(struct request *r, const struct lv_head *resp
 	invalidate_publish(w.items, w.n);
 	if (n)
 		log_debug("cache: write to %.*s purged %zu entries", (int)qh->target_len, qh->text + qh->target_off, n);
-}
-
-/* Re-stores the stale copy with the times of a 304 that revalidated it
- * (RFC 9111 §4.3.4). The stored header fields are kept as they were. */
-static void cache_refresh_entry(struct request *r, const struct record_view *v, const struct lv_head *resp)
-{
-	static __thread struct record_hdr hdrs[RECORD_MAX_HDRS];
-	static __thread struct record_str tags[RECORD_MAX_TAGS];
-	const struct lv_route *rt = r->route;
-	struct record_cursor cur = {0};
-	uint32_t nh = 0, nt = 0;
-	while (nh < RECORD_MAX_HDRS && record_next_hdr(v, &cur, &hdrs[nh]))
-		nh++;
-	struct record_cursor tc = {0};
-	while (nt < RECORD_MAX_TAGS && record_next_tag(v, &tc, &tags[nt]))
-		nt++;
-	struct record_str vn = {"", 0}, vv = {"", 0};
-	struct record_cursor vc = {0};
-	bool has_vary = v->nvary && record_next_vary(v, &vc, &vn, &vv);
-	struct cc_directives cc;
-	cc_from_head(&cc, resp);
-	int64_t lifetime = v->lifetime;
-	if (rt->cache_ttl_ms != LV_TTL_ORIGIN)
-		lifetime = (int64_t)(rt->cache_ttl_ms / 1000);
-	else if (cc.s_maxage != CC_ABSENT)
-		lifetime = cc.s_maxage;
-	else if (cc.max_age != CC_ABSENT)
-		lifetime = cc.max_age;
-	int64_t age = 0;
-	int ai = head_find(resp, LIT("age"), 0);
-	if (ai >= 0) {
-		const char *a = resp->text + resp->h[ai].value;
-		for (uint32_t k = 0; k < resp->h[ai].value_len && a[k] >= '0' && a[k] <= '9' && age < CC_DELTA_MAX; k++)
-			age = age * 10 + (a[k] - '0');
-	}
-	struct iovec body = {(void *)v->body, v->body_len};
-	struct record_in in = {
-	    .status = v->status, .flags = v->flags, .request_time = r->cache_req_ms, .response_time = (int64_t)cache_unix_ms(),
-	    .initial_age = age, .lifetime = lifetime, .swr = v->swr, .sie = v->sie, .last_modified = v->last_modified,
-	    .etag = v->etag, .vary_names = has_vary ? &vn : NULL, .vary_values = has_vary ? &vv : NULL,
-	    .nvary = has_vary ? 1 : 0, .tags = tags, .ntags = nt, .hdrs = hdrs, .nhdrs = nh, .body = &body, .nbody = 1};
-	size_t size = record_size(&in);
-	void *buf = size ? malloc(size) : NULL;
-	if (!buf || record_encode(&in, buf, size) != RECORD_OK) {
-		free(buf);
-		return;
-	}
-	const char *tagp[RECORD_MAX_TAGS];
-	size_t tagl[RECORD_MAX_TAGS];
-	for (uint32_t i = 0; i < nt; i++) {
-		tagp[i] = tags[i].p;
-		tagl[i] = tags[i].len;
-	}
-	if (purged_since(r->cache_epoch, r->key, r->key_len, tagp, tagl, nt)) {
-		free(buf); /* purged while revalidating: answer once, keep nothing */
-		CSTAT(fill_refused);
-		return;
-	}
-	int64_t window = v->swr > v->sie ? v->swr : v->sie;
-	uint64_t expires = cache_unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
-	if (cache_put(r, buf, size, expires, has_vary ? vv.p : NULL, has_vary ? vv.len : 0, tagp, tagl, nt) != 0)
-		log_debug("cache: could not refresh an entry");
-	free(buf);
 }
 
 void cache_response_takeover(struct request *r, const struct lv_head *resp)
@@ -811,263 +646,6 @@ bool cache_fail_takeover(struct request *r, enum lv_reason reason)
 	return true;
 }
 
-void cache_response_head(struct request *r, const struct lv_head *resp)
-{
-	if (request_is_unsafe(r)) {
-		/* on every route: the target may be cached by another one */
-		if (resp->status >= 200 && resp->status < 400 && !r->cache_taken)
-			cache_invalidate_write(r, resp);
-		return;
-	}
-	if (!r->cache_on || r->cache_taken)
-		return;
-	const struct lv_head *qh = r->head;
-	if (qh->method != HTTP_GET || !r->key || r->cache_bypass_store)
-		return;
-	const struct lv_policy *p = r->rt->policy;
-	char fwd[32];
-	snprintf(fwd, sizeof(fwd), "fwd=%s", r->stale ? r->cache_fwd : "miss");
-	if ((resp->flags & H1F_HAS_CL) && resp->content_length > p->cache.max_object) {
-		char st[64];
-		snprintf(st, sizeof(st), "%s; detail=too-large", fwd);
-		cache_status_set(r, st);
-		CSTAT(store_refused);
-		return;
-	}
-	r->cache_store = true;
-	r->capture = evbuffer_new();
-	if (!r->capture) {
-		r->cache_store = false;
-		return;
-	}
-	/* "stored" only when nothing can still stop it: a known length */
-	if (resp->flags & H1F_HAS_CL) {
-		char st[48];
-		snprintf(st, sizeof(st), "%s; stored", fwd);
-		cache_status_set(r, st);
-	}
-}
-
-void cache_response_body(struct request *r, struct evbuffer *src, size_t n)
-{
-	if (!r->cache_store)
-		return;
-	if (evbuffer_get_length(r->capture) + n > r->rt->policy->cache.max_object) {
-		r->cache_store = false;
-		return;
-	}
-	struct evbuffer_ptr pos;
-	evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET);
-	struct evbuffer_iovec v[16];
-	size_t left = n;
-	while (left) {
-		int nv = evbuffer_peek(src, (ev_ssize_t)left, &pos, v, 16);
-		if (nv <= 0)
-			break;
-		for (int i = 0; i < nv && i < 16 && left; i++) {
-			size_t take = v[i].iov_len < left ? v[i].iov_len : left;
-			evbuffer_add(r->capture, v[i].iov_base, take);
-			left -= take;
-			evbuffer_ptr_set(src, &pos, take, EVBUFFER_PTR_ADD);
-		}
-	}
-}
-
-void cache_response_body_bytes(struct request *r, const char *data, size_t n)
-{
-	if (!r->cache_store)
-		return;
-	if (evbuffer_get_length(r->capture) + n > r->rt->policy->cache.max_object) {
-		r->cache_store = false;
-		return;
-	}
-	evbuffer_add(r->capture, data, n);
-}
-
-/* Fields not worth storing: hop-by-hop ones, framing (set when served),
- * Age (recomputed), per-request ones, and Set-Cookie, which is never
- * replayed to another client. */
-static bool field_stored(const struct lv_head *hd, int i)
-{
-	static const struct {
-		const char *s;
-		size_t l;
-	} skip[] = {{LIT("content-length")}, {LIT("age")}, {LIT("x-request-id")}, {LIT("set-cookie")},
-	            {LIT("via")}};
-	for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
-		if (head_name_is(hd, i, skip[k].s, skip[k].l))
-			return false;
-	return !headers_is_hop_by_hop(hd, i);
-}
-
-static void cache_store(struct request *r, const struct lv_head *resp)
-{
-	const struct lv_route *rt = r->route;
-	const struct lv_policy *p = r->rt->policy;
-	int64_t resp_ms = (int64_t)cache_unix_ms();
-	struct fresh_options opt;
-	fresh_options_init(&opt);
-	opt.origin_mode = rt->cache_ttl_ms == LV_TTL_ORIGIN;
-	opt.fixed_ttl = opt.origin_mode ? 0 : (int64_t)(rt->cache_ttl_ms / 1000);
-	opt.allow_authorization = rt->cache_authorization;
-	opt.allow_set_cookie = rt->cache_set_cookie;
-	opt.route_swr = (int64_t)(rt->swr_ms / 1000);
-	opt.route_sie = (int64_t)(rt->sie_ms / 1000);
-	struct fresh_eval ev;
-	fresh_evaluate(r->head, resp, r->cache_req_ms / 1000, resp_ms / 1000, &opt, &ev);
-
-	/* Negative caching: the listed statuses live negative_ttl, unless the
-	 * origin (in origin mode) said how long itself. */
-	bool negative = statuses_has(&rt->negative_status, resp->status);
-	if (negative && (!opt.origin_mode || ev.why_not == fresh_why_no_freshness)) {
-		if (!rt->negative_ttl_ms || (ev.why_not && ev.why_not != fresh_why_no_freshness &&
-		                             ev.why_not != fresh_why_status)) {
-			CSTAT(store_refused);
-			return;
-		}
-		ev.storable = true;
-		ev.why_not = NULL;
-		ev.st.lifetime = (int64_t)(rt->negative_ttl_ms / 1000);
-		if (!ev.st.lifetime)
-			ev.st.lifetime = 1;
-		ev.st.initial_age = 0;
-	}
-	if (!ev.storable) {
-		CSTAT(store_refused);
-		return;
-	}
-	char names[VARY_NAMES_MAX], sec[VARY_KEY_MAX];
-	size_t names_len = 0, sec_len = 0;
-	enum vary_kind vk = vary_names(resp, names, sizeof(names), &names_len);
-	if (vk == VARY_STAR || vk == VARY_TOO_LONG) {
-		CSTAT(store_refused);
-		return;
-	}
-	if (vk == VARY_LIST) {
-		sec_len = vary_secondary_key(r->head, names, names_len, sec, sizeof(sec));
-		if (!sec_len) {
-			CSTAT(store_refused);
-			return;
-		}
-	}
-
-	struct record_hdr hdrs[RECORD_MAX_HDRS];
-	uint32_t nh = 0;
-	for (uint32_t i = 0; i < resp->n && nh < RECORD_MAX_HDRS; i++) {
-		if (!field_stored(resp, (int)i))
-			continue;
-		hdrs[nh].name = (struct record_str){resp->text + resp->h[i].name, resp->h[i].name_len};
-		hdrs[nh].value = (struct record_str){resp->text + resp->h[i].value, resp->h[i].value_len};
-		nh++;
-	}
-	/* Surrogate-Key: space-separated tags for purges by tag */
-	struct record_str tags[MAX_TAGS];
-	const char *tagp[MAX_TAGS];
-	size_t tagl[MAX_TAGS];
-	uint32_t nt = 0;
-	int sk = head_find(resp, LIT("surrogate-key"), 0);
-	if (sk >= 0) {
-		const char *s = resp->text + resp->h[sk].value, *end = s + resp->h[sk].value_len;
-		while (s < end && nt < MAX_TAGS) {
-			while (s < end && (*s == ' ' || *s == '\t'))
-				s++;
-			const char *t = s;
-			while (s < end && *s != ' ' && *s != '\t')
-				s++;
-			if (s > t) {
-				tags[nt] = (struct record_str){t, (uint32_t)(s - t)};
-				tagp[nt] = t;
-				tagl[nt] = (size_t)(s - t);
-				nt++;
-			}
-		}
-	}
-	/* the route's own tags, with {N} from the route's wildcards */
-	char rtags[LV_HEADER_LIST_MAX * 4];
-	struct record_str rt_tags[MAX_TAGS];
-	unsigned nr = cache_route_tags(r, rtags, sizeof(rtags), rt_tags, MAX_TAGS - nt);
-	for (unsigned i = 0; i < nr; i++) {
-		tags[nt] = rt_tags[i];
-		tagp[nt] = rt_tags[i].p;
-		tagl[nt] = rt_tags[i].len;
-		nt++;
-	}
-	struct evbuffer_iovec body[64];
-	int nb = evbuffer_peek(r->capture, -1, NULL, body, 64);
-	if (nb > 64) {
-		evbuffer_pullup(r->capture, -1);
-		nb = evbuffer_peek(r->capture, -1, NULL, body, 64);
-	}
-	struct iovec biov[64];
-	for (int i = 0; i < nb && i < 64; i++) {
-		biov[i].iov_base = body[i].iov_base;
-		biov[i].iov_len = body[i].iov_len;
-	}
-	int et = head_find(resp, LIT("etag"), 0);
-	struct record_str vn = {names, (uint32_t)names_len}, vv = {sec, (uint32_t)sec_len};
-	struct record_in in = {
-	    .status = resp->status,
-	    .flags = (uint16_t)((negative ? RECORD_F_NEGATIVE : 0) | (ev.heuristic ? RECORD_F_HEURISTIC : 0) |
-	                        (ev.st.must_revalidate ? RECORD_F_MUST_REVALIDATE : 0) |
-	                        (ev.st.no_cache ? RECORD_F_NO_CACHE : 0)),
-	    .request_time = r->cache_req_ms,
-	    .response_time = resp_ms,
-	    .initial_age = ev.st.initial_age,
-	    .lifetime = ev.st.lifetime,
-	    .swr = ev.st.swr,
-	    .sie = ev.st.sie,
-	    .last_modified = ev.last_modified,
-	    .etag = et >= 0 ? (struct record_str){resp->text + resp->h[et].value, resp->h[et].value_len}
-	                    : (struct record_str){"", 0},
-	    .vary_names = vk == VARY_LIST ? &vn : NULL,
-	    .vary_values = vk == VARY_LIST ? &vv : NULL,
-	    .nvary = vk == VARY_LIST ? 1 : 0,
-	    .tags = tags,
-	    .ntags = nt,
-	    .hdrs = hdrs,
-	    .nhdrs = nh,
-	    .body = biov,
-	    .nbody = (uint32_t)(nb > 0 ? nb : 0),
-	};
-	if (purged_since(r->cache_epoch, r->key, r->key_len, tagp, tagl, nt)) {
-		/* a write landed while this response was on its way: it may be
-		 * older than the write, so it must not outlive the purge */
-		CSTAT(store_refused);
-		CSTAT(fill_refused);
-		return;
-	}
-	size_t size = record_size(&in);
-	void *buf = size ? malloc(size) : NULL;
-	if (!buf || record_encode(&in, buf, size) != RECORD_OK) {
-		free(buf);
-		CSTAT(store_refused);
-		return;
-	}
-	int64_t window = ev.st.swr > ev.st.sie ? ev.st.swr : ev.st.sie;
-	int64_t fresh_left = ev.st.lifetime - ev.st.initial_age;
-	/* an entry with validators stays a while past its windows, so a
-	 * revalidation can refresh it with a 304 instead of a full body */
-	int64_t grace = (et >= 0 || ev.last_modified >= 0) ? (ev.st.lifetime < 60 ? 60 : ev.st.lifetime > 3600 ? 3600 : ev.st.lifetime) : 0;
-	uint64_t expires = (uint64_t)resp_ms + (uint64_t)((fresh_left > 0 ? fresh_left : 0) + window + grace) * 1000u;
-	int rc = cache_put(r, buf, size, expires, sec, vk == VARY_LIST ? sec_len : 0, tagp, tagl, nt);
-	if (rc == 0)
-		cache_l2_commit(r, buf, size, expires > (uint64_t)resp_ms ? expires - (uint64_t)resp_ms : 1);
-	free(buf);
-	if (rc == 0)
-		CSTAT(stores);
-	else
-		CSTAT(store_refused);
-	(void)p;
-}
-
-void cache_response_end(struct request *r, const struct lv_head *resp)
-{
-	if (r->cache_store && resp)
-		cache_store(r, resp);
-	r->cache_store = false;
-	fill_finish(r);
-}
-
 void cache_request_end(struct request *r)
 {
 	cache_l2_end(r);
@@ -1079,6 +657,8 @@ void cache_request_end(struct request *r)
 		evbuffer_free(r->capture);
 		r->capture = NULL;
 	}
+	if (r->cache_store)
+		cache_refused(RF_INCOMPLETE); /* it ended before its response did */
 	r->cache_store = false;
-	fill_finish(r);
+	fill_finish(r, FILL_FAILED);
 }

@@ -5,18 +5,53 @@
 #ifndef LEVEE_CACHE_INTERNAL_H
 #define LEVEE_CACHE_INTERNAL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cache/l1.h"
+#include "cache/record.h"
 #include "pipeline.h"
 
 extern struct l1 *cache_l1;
 
+#define VARY_KEY_MAX 4096 /* bytes of the request's values for the Vary fields */
+
+/* Why a response was not stored: the `reason` label of
+ * levee_cache_store_refused_total and the Cache-Status detail. */
+#define CACHE_REFUSALS(X)                                                                                     \
+	X(METHOD, "method")               /* not a GET */                                                      \
+	X(STATUS, "status")               /* a status that is not stored (5xx, 304, unknown...) */             \
+	X(PARTIAL, "partial")             /* 206 */                                                            \
+	X(NO_STORE, "no-store")                                                                                \
+	X(PRIVATE, "private")                                                                                  \
+	X(SET_COOKIE, "set-cookie")                                                                            \
+	X(AUTHORIZATION, "authorization") /* the request had credentials, the answer did not allow sharing */  \
+	X(VARY_STAR, "vary-star")                                                                              \
+	X(VARY, "vary")                   /* Vary names or values too long to key */                           \
+	X(NO_FRESHNESS, "no-freshness")   /* origin mode, and nothing says it may be reused */                 \
+	X(TOO_LARGE, "too-large")         /* over max_object, or over an L1 shard with no Redis to take it */  \
+	X(PURGED, "purged")               /* a purge landed while the fill was in flight */                    \
+	X(NO_ROOM, "no-room")             /* no tier took it after all */                                      \
+	X(INCOMPLETE, "incomplete")       /* the response ended early: cut upstream, or its request ended */                              \
+	X(ERROR, "error")                 /* out of memory */
+
+enum cache_refusal {
+	RF_NONE = -1,
+#define X(id, name) RF_##id,
+	CACHE_REFUSALS(X)
+#undef X
+	RF_COUNT
+};
+extern const char *const cache_refusal_names[RF_COUNT];
+void cache_refused(enum cache_refusal why);
+
 struct cache_stats {
-	uint64_t hits, misses, bypasses, stores, store_refused, coalesced, purged_entries, not_modified;
-	uint64_t stale_hits, stale_if_error, revalidated, fill_refused;
+	uint64_t hits, misses, bypasses, stores, stores_l2_only, coalesced, purged_entries, not_modified;
+	uint64_t stale_hits, stale_if_error, revalidated, fill_refused, pass_hits;
 	uint64_t l2_hits, l2_misses, l2_errors, l2_commits, l2_commit_refused, lease_waits, lease_wait_timeouts;
 	uint64_t l2_fenced;
+	uint64_t refused[RF_COUNT];
 };
 extern struct cache_stats cstats;
 #define CSTAT(f) __atomic_fetch_add(&cstats.f, 1, __ATOMIC_RELAXED)
@@ -24,8 +59,44 @@ extern struct cache_stats cstats;
 enum lookup { LK_MISS, LK_HIT, LK_STALE_SERVED };
 /* L1 lookup and answer (cache.c); see there. */
 enum lookup cache_lookup(struct request *r, const char *how);
+/* Answers r from a referenced entry <e> (taken over) under the request's
+ * own directives, like an L1 hit; LK_MISS (e released) when it may not be
+ * served as it is. */
+enum lookup cache_answer(struct request *r, struct l1_entry *e, const char *how);
+void cache_status_set(struct request *r, const char *params);
 
 uint64_t cache_unix_ms(void);
+
+/* ---- fills and hit-for-miss (fill.c) ---- */
+enum claim { CLAIM_OWNER, CLAIM_WAITING, CLAIM_BUSY };
+/* What a fill's waiters are told when they are woken. */
+enum fill_outcome { FILL_FAILED, FILL_STORED, FILL_STORED_L2, FILL_UNCACHEABLE };
+void fill_init(void);
+/* Registers r as the filler of its key, or, when a fill is already in
+ * flight, queues r behind it (`wait`) or reports it busy. */
+enum claim fill_claim(struct request *r, bool wait);
+/* The filler is done: wake every waiter, on its own worker, with <o>. */
+void fill_finish(struct request *r, enum fill_outcome o);
+/* Takes r's fill away from it, for a completion that outlives r. */
+struct cache_fill *fill_detach(struct request *r);
+void fill_finish_detached(struct cache_fill *f, enum fill_outcome o);
+void pass_mark(const char *key, size_t klen, uint64_t ttl_ms);
+bool pass_marked(const char *key, size_t klen);
+bool pass_clear(const char *key, size_t klen);
+
+/* ---- the store (store.c) ---- */
+enum put_rc { PUT_OK, PUT_TOO_BIG, PUT_PURGED, PUT_ERROR };
+/* Puts a record under r's key (and its Vary variant key, when sl), then
+ * takes it back if a purge after <epoch> covers it (PUT_PURGED). */
+enum put_rc cache_put(const struct request *r, uint64_t epoch, const void *buf, size_t size, uint64_t expires,
+                      const char *sec, size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt);
+size_t cache_variant_key(const struct request *r, const char *sec, size_t sl, char *out);
+/* Re-stores the stale copy with the times of a 304 that revalidated it
+ * (RFC 9111 §4.3.4). */
+void cache_refresh_entry(struct request *r, const struct record_view *v, const struct lv_head *resp);
+/* cache.c: purges what a successful write changed, here, in Redis and on
+ * every replica. */
+void cache_invalidate_write(struct request *r, const struct lv_head *resp);
 
 /* The purge log (purge.c): the epoch of the newest purge, and whether a
  * purge after epoch `since` covers `key` or one of its tags. */
@@ -43,19 +114,26 @@ uint64_t cache_l2_fence_floor(void);
 bool cache_l2_fenced(uint64_t floor, const char *key, size_t klen, const char *const *tags, const size_t *tlen,
                      unsigned ntags);
 
-#include "cache/record.h"
 /* The route's cache_tags for r, {N} filled from its wildcards, written into
  * buf; returns how many (at most max). */
 unsigned cache_route_tags(const struct request *r, char *buf, size_t cap, struct record_str *out, unsigned max);
+
+/* The space-separated tags of the response's Surrogate-Key, at most max. */
+unsigned cache_surrogate_keys(const struct lv_head *resp, struct record_str *out, unsigned max);
 
 size_t cache_url_tag(const char *svc, const char *target, size_t len, char *out, size_t cap);
 
 /* cache_l2.c: the L2 steps. Each returns a stage result when it took the
  * request over (STAGE_ASYNC), or STAGE_NEXT to go on without L2. */
 int cache_l2_miss(struct request *r);
-/* A complete, storable response was just put in L1: offer it to L2 under
- * the lease this request holds (nothing happens without one). */
-void cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t ttl_ms);
+/* A complete, storable response: offer it to L2 under the lease this
+ * request holds (nothing happens without one; false then). Takes over <f>
+ * (may be NULL): its waiters are woken when Redis has answered, or at once
+ * when nothing was sent. */
+bool cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t ttl_ms, struct cache_fill *f);
+/* Hit-for-miss in Redis: the marker in place of r's lease (or of none). */
+void cache_l2_pass(struct request *r);
+void cache_l2_pass_clear(struct request *r);
 /* The request ends: give back a lease it still holds. */
 void cache_l2_end(struct request *r);
 

@@ -120,7 +120,8 @@ static bool l2_back(struct request *r)
 	return false;
 }
 
-/* Puts an L2 record into L1 (when it is still fresh) and answers from it. */
+/* Puts an L2 record into L1 (when it is still fresh) and answers from it;
+ * a record no L1 shard can hold is answered from a copy of its own. */
 static bool l2_answer(struct request *r, const char *rec, size_t len)
 {
 	struct record_view v;
@@ -148,9 +149,28 @@ static bool l2_answer(struct request *r, const char *rec, size_t len)
 		return false;
 	}
 	uint64_t expires = cache_unix_ms() + (uint64_t)(left + window) * 1000u;
-	if (l1_put(cache_l1, r->key, r->key_len, rec, len, expires, tagp, tagl, nt) != 0)
-		return false;
-	return cache_lookup(r, "hit; detail=l2") == LK_HIT;
+	switch (cache_put(r, r->cache_epoch, rec, len, expires, NULL, 0, tagp, tagl, nt)) {
+	case PUT_OK:
+		fill_finish(r, FILL_STORED); /* this process's waiters find it in the L1 */
+		return cache_lookup(r, "hit; detail=l2") == LK_HIT;
+	case PUT_PURGED:
+		return false; /* a purge landed since the miss: this may be what it removed */
+	case PUT_TOO_BIG:
+	case PUT_ERROR:
+		break;
+	}
+	struct l1_entry *e = l1_entry_detached(rec, len);
+	return e && cache_answer(r, e, "hit; detail=l2") == LK_HIT;
+}
+
+/* Hit-for-miss learnt from Redis: another replica's fill of this key could
+ * not be stored. Go upstream now, and let this replica's misses do the same. */
+static void l2_pass(struct request *r)
+{
+	CSTAT(pass_hits);
+	r->cache_pass = true;
+	pass_mark(r->key, r->key_len, r->rt->policy->cache.uncacheable_ttl_ms);
+	l2_resume_upstream(r);
 }
 
 static void l2_poll(evutil_socket_t fd, short what, void *arg);
@@ -190,6 +210,10 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 	}
 	if (res == L2_HIT && l2_answer(r, rec, len)) {
 		CSTAT(l2_hits);
+		return;
+	}
+	if (res == L2_PASS) {
+		l2_pass(r);
 		return;
 	}
 	if (r->l2_waiting) {
@@ -247,6 +271,10 @@ static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *l
 	}
 	if (r->l2_lease) {
 		l2_resume_upstream(r);
+		return;
+	}
+	if (lease->pass) {
+		l2_pass(r);
 		return;
 	}
 	/* lost: wait for the holder's entry */
@@ -379,6 +407,7 @@ bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, 
 /* ---- after the fill ---------------------------------------------------- */
 
 struct l2_after {
+	struct cache_fill *fill; /* waiters to wake once Redis answered (an L2-only store) */
 	uint32_t klen;
 	char key[];
 };
@@ -386,7 +415,8 @@ struct l2_after {
 static void l2_on_commit(struct l2 *l2, enum l2_err err, enum l2_commit_res res, void *arg)
 {
 	struct l2_after *a = arg;
-	if (err == L2_ENONE && res == L2_COMMIT_STORED) {
+	bool stored = err == L2_ENONE && res == L2_COMMIT_STORED;
+	if (stored) {
 		CSTAT(l2_commits);
 	} else {
 		CSTAT(l2_commit_refused);
@@ -396,6 +426,7 @@ static void l2_on_commit(struct l2 *l2, enum l2_err err, enum l2_commit_res res,
 			l1_purge_key(cache_l1, a->key, a->klen);
 		}
 	}
+	fill_finish_detached(a->fill, stored ? FILL_STORED_L2 : FILL_FAILED);
 	free(a);
 }
 
@@ -403,10 +434,12 @@ static void l2_on_abort(struct l2 *l2, enum l2_err err, long long value, void *a
 {
 }
 
-void cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t ttl_ms)
+bool cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t ttl_ms, struct cache_fill *f)
 {
-	if (!r->l2_lease || !r->w->l2)
-		return;
+	if (!r->l2_lease || !r->w->l2) {
+		fill_finish_detached(f, FILL_FAILED);
+		return false;
+	}
 	r->l2_lease = false;
 	char buf[TAG_BUF];
 	struct l2_str tags[L2_MAX_TAGS];
@@ -428,13 +461,47 @@ void cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t tt
 		}
 	}
 	struct l2_after *a = malloc(sizeof(*a) + r->key_len);
-	if (!a)
-		return; /* the lease expires by itself */
+	if (!a) {
+		fill_finish_detached(f, FILL_FAILED);
+		return false; /* the lease expires by itself */
+	}
+	a->fill = f;
 	a->klen = r->key_len;
 	memcpy(a->key, r->key, r->key_len);
 	if (l2_fill_commit(r->w->l2, r->key, r->key_len, &r->lease, tags, n, rec, len, ttl_ms ? ttl_ms : 1,
-	                   l2_on_commit, a) != LV_OK)
+	                   l2_on_commit, a) != LV_OK) {
+		fill_finish_detached(f, FILL_FAILED);
 		free(a);
+		return false;
+	}
+	return true;
+}
+
+static void l2_on_pass(struct l2 *l2, enum l2_err err, long long value, void *arg)
+{
+}
+
+void cache_l2_pass(struct request *r)
+{
+	uint64_t ttl = r->rt->policy->cache.uncacheable_ttl_ms;
+	struct l2 *l2 = r->w->l2;
+	if (!l2 || !r->key || r->cache_bypass_store)
+		return;
+	if (!ttl) {
+		cache_l2_end(r); /* no marker: just give the lease back */
+		return;
+	}
+	/* the marker replaces our lease, or takes the place of none: either
+	 * way the lease is no longer ours to release */
+	if (l2_fill_pass(l2, r->key, r->key_len, r->l2_lease ? &r->lease : NULL, ttl, l2_on_pass, NULL) != LV_OK)
+		log_debug("cache: could not set a hit-for-miss marker");
+	r->l2_lease = false;
+}
+
+void cache_l2_pass_clear(struct request *r)
+{
+	if (r->w->l2 && r->key && l2_pass_clear(r->w->l2, r->key, r->key_len, l2_on_pass, NULL) != LV_OK)
+		log_debug("cache: could not clear a hit-for-miss marker");
 }
 
 void cache_l2_end(struct request *r)

@@ -15,7 +15,10 @@ void cache_counters(struct lv_cache_counters *o)
 	o->misses = __atomic_load_n(&cstats.misses, __ATOMIC_RELAXED);
 	o->bypasses = __atomic_load_n(&cstats.bypasses, __ATOMIC_RELAXED);
 	o->stores = __atomic_load_n(&cstats.stores, __ATOMIC_RELAXED);
-	o->store_refused = __atomic_load_n(&cstats.store_refused, __ATOMIC_RELAXED);
+	o->stores += __atomic_load_n(&cstats.stores_l2_only, __ATOMIC_RELAXED);
+	o->store_refused = 0;
+	for (int i = 0; i < RF_COUNT; i++)
+		o->store_refused += __atomic_load_n(&cstats.refused[i], __ATOMIC_RELAXED);
 	o->coalesced = __atomic_load_n(&cstats.coalesced, __ATOMIC_RELAXED);
 	o->purged_entries = __atomic_load_n(&cstats.purged_entries, __ATOMIC_RELAXED);
 	o->not_modified = __atomic_load_n(&cstats.not_modified, __ATOMIC_RELAXED);
@@ -33,10 +36,11 @@ void cache_render_prometheus(void *file)
 	        "# HELP levee_cache_lookups_total Cache lookups by result\n# TYPE levee_cache_lookups_total counter\n"
 	        "levee_cache_lookups_total{result=\"hit\"} %llu\nlevee_cache_lookups_total{result=\"miss\"} %llu\n"
 	        "levee_cache_lookups_total{result=\"bypass\"} %llu\n"
-	        "# HELP levee_cache_stores_total Responses stored\n# TYPE levee_cache_stores_total counter\n"
-	        "levee_cache_stores_total %llu\n"
-	        "# HELP levee_cache_store_refused_total Responses not stored (not storable, too large, or refused)\n"
-	        "# TYPE levee_cache_store_refused_total counter\nlevee_cache_store_refused_total %llu\n"
+	        "# HELP levee_cache_stores_total Responses stored, by the tier that took them (l2 alone: too large for the L1)\n"
+	        "# TYPE levee_cache_stores_total counter\n"
+	        "levee_cache_stores_total{tier=\"l1\"} %llu\nlevee_cache_stores_total{tier=\"l2\"} %llu\n"
+	        "# HELP levee_cache_pass_total Misses sent upstream without coalescing, as hit-for-miss\n"
+	        "# TYPE levee_cache_pass_total counter\nlevee_cache_pass_total %llu\n"
 	        "# HELP levee_cache_coalesced_total Requests answered by another request's fill\n"
 	        "# TYPE levee_cache_coalesced_total counter\nlevee_cache_coalesced_total %llu\n"
 	        "# HELP levee_cache_not_modified_total 304 answers from the cache\n"
@@ -64,7 +68,9 @@ void cache_render_prometheus(void *file)
 	        "# HELP levee_l1_evictions_total Entries evicted to make room\n# TYPE levee_l1_evictions_total counter\n"
 	        "levee_l1_evictions_total %llu\n",
 	        (unsigned long long)c.hits, (unsigned long long)c.misses, (unsigned long long)c.bypasses,
-	        (unsigned long long)c.stores, (unsigned long long)c.store_refused, (unsigned long long)c.coalesced,
+	        (unsigned long long)__atomic_load_n(&cstats.stores, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.stores_l2_only, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&cstats.pass_hits, __ATOMIC_RELAXED), (unsigned long long)c.coalesced,
 	        (unsigned long long)c.not_modified, (unsigned long long)__atomic_load_n(&cstats.stale_hits, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.stale_if_error, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&cstats.fill_refused, __ATOMIC_RELAXED),
@@ -80,6 +86,11 @@ void cache_render_prometheus(void *file)
 	        (unsigned long long)c.purged_entries,
 	        (unsigned long long)s.bytes, (unsigned long long)s.max_bytes, (unsigned long long)s.entries,
 	        (unsigned long long)s.evictions);
+	fprintf(f, "# HELP levee_cache_store_refused_total Responses not stored, by reason\n"
+	           "# TYPE levee_cache_store_refused_total counter\n");
+	for (int i = 0; i < RF_COUNT; i++)
+		fprintf(f, "levee_cache_store_refused_total{reason=\"%s\"} %llu\n", cache_refusal_names[i],
+		        (unsigned long long)__atomic_load_n(&cstats.refused[i], __ATOMIC_RELAXED));
 }
 
 void cache_status_json(void *file)

@@ -459,7 +459,17 @@ void l1_free(struct l1 *c)
 int l1_put(struct l1 *c, const char *key, size_t klen, const void *val, size_t vlen,
            uint64_t expires_ms, const char *const *tags, const size_t *tag_lens, unsigned ntags)
 {
+	return l1_put_entry(c, key, klen, val, vlen, expires_ms, tags, tag_lens, ntags, NULL);
+}
+
+int l1_put_entry(struct l1 *c, const char *key, size_t klen, const void *val, size_t vlen,
+                 uint64_t expires_ms, const char *const *tags, const size_t *tag_lens, unsigned ntags,
+                 struct l1_entry **out)
+{
 	size_t size, tag_bytes = 0;
+
+	if (out)
+		*out = NULL;
 
 	for (unsigned i = 0; i < ntags; i++) {
 		if (tag_lens[i] > UINT32_MAX) {
@@ -539,6 +549,8 @@ int l1_put(struct l1 *c, const char *key, size_t klen, const void *val, size_t v
 	l1_make_room(s, c->budget, charge, now, &victims);
 	l1_link(s, e);
 	s->inserts++;
+	if (out)
+		*out = l1_entry_ref(e);
 	pthread_mutex_unlock(&s->lock);
 	l1_release(victims);
 	return LV_OK;
@@ -593,6 +605,40 @@ size_t l1_purge_key(struct l1 *c, const char *key, size_t klen)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return l1_release(victims);
+}
+
+bool l1_purge_entry(struct l1 *c, struct l1_entry *e)
+{
+	struct l1_shard *s = l1_shard_for(c, (const char *)l1_ekey(e), e->klen, e->hash);
+	struct l1_entry *victims = NULL;
+	bool removed = false;
+
+	pthread_mutex_lock(&s->lock);
+	size_t i = l1_find(s, e->hash, (const char *)l1_ekey(e), e->klen);
+	if (i != SIZE_MAX && s->slots[i].e == e) {
+		l1_remove(s, i, &victims);
+		s->purged++;
+		removed = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	l1_release(victims);
+	return removed;
+}
+
+struct l1_entry *l1_entry_detached(const void *val, size_t vlen)
+{
+	size_t size;
+	if (__builtin_add_overflow(vlen, offsetof(struct l1_entry, data), &size))
+		return NULL;
+	struct l1_entry *e = malloc(size);
+	if (!e)
+		return NULL;
+	memset(e, 0, offsetof(struct l1_entry, data));
+	atomic_init(&e->refs, 1);
+	e->vlen = vlen;
+	if (vlen)
+		memcpy(e->data, val, vlen);
+	return e;
 }
 
 typedef bool (*l1_match_fn)(const struct l1_entry *e, const char *arg, size_t alen);
@@ -659,6 +705,13 @@ size_t l1_purge_tag(struct l1 *c, const char *tag, size_t tlen)
 size_t l1_purge_all(struct l1 *c)
 {
 	return l1_purge_walk(c, l1_match_all, NULL, 0);
+}
+
+size_t l1_max_entry(const struct l1 *c)
+{
+	size_t overhead = offsetof(struct l1_entry, data) + L1_MALLOC_HEADER + L1_MALLOC_GRANULE +
+	                  L1_SLOTS_CHARGED * sizeof(struct l1_slot);
+	return c->budget > overhead ? c->budget - overhead : 0;
 }
 
 void l1_stats(struct l1 *c, struct l1_stats *out)

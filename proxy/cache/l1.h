@@ -41,6 +41,7 @@
 #ifndef LEVEE_L1_H
 #define LEVEE_L1_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -105,6 +106,20 @@ int l1_put(struct l1 *c, const char *key, size_t klen, const void *val, size_t v
            uint64_t expires_ms, const char *const *tags, const size_t *tag_lens,
            unsigned ntags) LV_WARN_UNUSED;
 
+/* l1_put, and on success *out gets a new reference to the stored entry (NULL
+ * when nothing was stored because <expires_ms> had passed): with
+ * l1_purge_entry() a caller can undo exactly its own put, never a newer one. */
+int l1_put_entry(struct l1 *c, const char *key, size_t klen, const void *val, size_t vlen,
+                 uint64_t expires_ms, const char *const *tags, const size_t *tag_lens,
+                 unsigned ntags, struct l1_entry **out) LV_WARN_UNUSED;
+/* Removes <e> if it is still the entry under its key; true when it was. */
+bool l1_purge_entry(struct l1 *c, struct l1_entry *e);
+
+/* An entry that belongs to no cache (one reference, the caller's): a value
+ * served like a cached one, e.g. a record too large for any shard. NULL when
+ * out of memory. */
+struct l1_entry *l1_entry_detached(const void *val, size_t vlen) LV_WARN_UNUSED;
+
 /* A new reference to the entry under <key>, or NULL if there is none or it
  * is past its expiry (an expired entry is removed on the way). Never
  * allocates. */
@@ -131,6 +146,10 @@ size_t l1_purge_prefix(struct l1 *c, const char *prefix, size_t plen);
 size_t l1_purge_group(struct l1 *c, const char *prefix, size_t plen);
 size_t l1_purge_tag(struct l1 *c, const char *tag, size_t tlen);
 size_t l1_purge_all(struct l1 *c);
+
+/* The largest key + value + tags one entry can have: a shard's budget less
+ * the entry's bookkeeping. */
+size_t l1_max_entry(const struct l1 *c);
 
 void l1_stats(struct l1 *c, struct l1_stats *out);
 

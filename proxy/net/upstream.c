@@ -637,7 +637,9 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 			return; /* the response completed */
 	}
 	r->up_close = true;
-	if (r->resp == BODY_EOF && r->resp_head) {
+	if (r->resp == BODY_EOF && r->resp_head && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		/* only a FIN ends a close-delimited body: a reset or any other
+		 * error leaves it truncated (RFC 9112 §6.3, item 8) */
 		response_end(r);
 		return;
 	}
