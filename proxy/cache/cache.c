@@ -64,6 +64,7 @@ int cache_init(const struct lv_policy *p)
 
 void cache_shutdown(void)
 {
+	cache_purge_retry_clear();
 	l1_free(cache_l1);
 	cache_l1 = NULL;
 }

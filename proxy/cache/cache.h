@@ -72,6 +72,18 @@ size_t cache_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, c
 bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len,
                     cache_purge_cb cb, void *arg);
 
+/* Purges Redis refused or never answered stay fenced and are sent again:
+ * each worker's tick calls this with its own connection. */
+void cache_purge_retry(struct l2 *l2);
+struct cache_purge_retry_stats {
+	uint64_t waiting; /* purges Redis has not taken yet */
+	uint64_t retried, applied, folded;
+	bool fenced;      /* some L2 keys are not served until Redis takes a purge */
+};
+void cache_purge_retry_stats(struct cache_purge_retry_stats *out);
+/* At shutdown: what still waits is dropped (the Kafka events remain). */
+void cache_purge_retry_clear(void);
+
 /* Opens the Redis tier for one event loop (a worker's, or main's for admin
  * purges) when the policy configures it: LV_OK with *l2 NULL when it does
  * not. */

@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
 #include "cache/l1.h"
+#include "cache/l2.h"
 #include "cache/record.h"
 #include "pipeline.h"
 
@@ -131,6 +133,10 @@ int cache_l2_miss(struct request *r);
  * (may be NULL): its waiters are woken when Redis has answered, or at once
  * when nothing was sent. */
 bool cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t ttl_ms, struct cache_fill *f);
+/* The generation tag a purge deletes in Redis, written into tag; 0 when it
+ * has none (a prefix not ending in '/', or too long): the L1 only, then. */
+size_t cache_l2_purge_tag(enum cache_purge_kind kind, const char *svc, const char *s, size_t len, char *tag,
+                          size_t cap);
 /* Hit-for-miss in Redis: the marker in place of r's lease (or of none). */
 void cache_l2_pass(struct request *r);
 void cache_l2_pass_clear(struct request *r);

@@ -358,13 +358,31 @@ struct l2_purge_done {
 static void l2_on_purge(struct l2 *l2, enum l2_err err, long long value, void *arg)
 {
 	if (err != L2_ENONE)
-		log_warn("cache: a purge did not reach Redis (%s); entries there live until their TTL",
-		         l2_strerror(err));
+		log_debug("cache: a purge did not reach Redis (%s)", l2_strerror(err));
 	struct l2_purge_done *d = arg;
 	if (d) {
 		d->cb(d->arg, err == L2_ENONE);
 		free(d);
 	}
+}
+
+size_t cache_l2_purge_tag(enum cache_purge_kind kind, const char *svc, const char *s, size_t len, char *tag,
+                          size_t cap)
+{
+	switch (kind) {
+	case CACHE_PURGE_URL:
+		return cache_url_tag(svc, s, len, tag, cap);
+	case CACHE_PURGE_PREFIX:
+		/* only '/'-terminated prefixes are tags of every entry under them */
+		if (!len || s[len - 1] != '/')
+			return 0;
+		return l2_tag_prefix(svc, s, len, tag, cap);
+	case CACHE_PURGE_TAG:
+		return l2_tag_key(svc, s, len, tag, cap);
+	case CACHE_PURGE_ALL:
+		return l2_tag_prefix(svc, "/", 1, tag, cap);
+	}
+	return 0;
 }
 
 bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len,
@@ -373,31 +391,16 @@ bool cache_l2_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, 
 	if (!l2)
 		return false;
 	char tag[L2_TAG_MAX];
-	size_t tl = 0;
-	switch (kind) {
-	case CACHE_PURGE_URL:
-		tl = cache_url_tag(svc, s, len, tag, sizeof(tag));
-		break;
-	case CACHE_PURGE_PREFIX:
-		/* only '/'-terminated prefixes are tags of every entry under them */
-		if (!len || s[len - 1] != '/')
-			return false;
-		tl = l2_tag_prefix(svc, s, len, tag, sizeof(tag));
-		break;
-	case CACHE_PURGE_TAG:
-		tl = l2_tag_key(svc, s, len, tag, sizeof(tag));
-		break;
-	case CACHE_PURGE_ALL:
-		tl = l2_tag_prefix(svc, "/", 1, tag, sizeof(tag));
-		break;
-	}
+	size_t tl = cache_l2_purge_tag(kind, svc, s, len, tag, sizeof(tag));
+	if (!tl)
+		return false;
 	struct l2_purge_done *d = NULL;
 	if (cb && !(d = malloc(sizeof(*d))))
 		return false;
 	if (d)
 		*d = (struct l2_purge_done){cb, arg};
-	if (!tl || l2_purge_tag(l2, tag, tl, l2_on_purge, d) != LV_OK) {
-		log_warn("cache: could not send a purge to Redis");
+	if (l2_purge_tag(l2, tag, tl, l2_on_purge, d) != LV_OK) {
+		log_debug("cache: could not send a purge to Redis");
 		free(d);
 		return false;
 	}

@@ -86,6 +86,22 @@ void cache_render_prometheus(void *file)
 	        (unsigned long long)c.purged_entries,
 	        (unsigned long long)s.bytes, (unsigned long long)s.max_bytes, (unsigned long long)s.entries,
 	        (unsigned long long)s.evictions);
+	struct cache_purge_retry_stats pr;
+	cache_purge_retry_stats(&pr);
+	fprintf(f,
+	        "# HELP levee_cache_purges_waiting Purges Redis refused or did not answer, waiting to be sent again "
+	        "(their keys are not served from Redis meanwhile)\n# TYPE levee_cache_purges_waiting gauge\n"
+	        "levee_cache_purges_waiting %llu\n"
+	        "# HELP levee_cache_purge_retries_total Purges sent to Redis again\n"
+	        "# TYPE levee_cache_purge_retries_total counter\nlevee_cache_purge_retries_total %llu\n"
+	        "# HELP levee_cache_purges_applied_late_total Purges Redis took on a retry\n"
+	        "# TYPE levee_cache_purges_applied_late_total counter\nlevee_cache_purges_applied_late_total %llu\n"
+	        "# HELP levee_cache_purges_folded_total Waiting purges folded into one purge of everything\n"
+	        "# TYPE levee_cache_purges_folded_total counter\nlevee_cache_purges_folded_total %llu\n"
+	        "# HELP levee_cache_l2_fenced Whether some keys are not served from Redis until a purge is taken\n"
+	        "# TYPE levee_cache_l2_fenced gauge\nlevee_cache_l2_fenced %d\n",
+	        (unsigned long long)pr.waiting, (unsigned long long)pr.retried, (unsigned long long)pr.applied,
+	        (unsigned long long)pr.folded, pr.fenced ? 1 : 0);
 	fprintf(f, "# HELP levee_cache_store_refused_total Responses not stored, by reason\n"
 	           "# TYPE levee_cache_store_refused_total counter\n");
 	for (int i = 0; i < RF_COUNT; i++)
@@ -101,11 +117,18 @@ void cache_status_json(void *file)
 	struct l1_stats s = {0};
 	if (cache_l1)
 		l1_stats(cache_l1, &s);
+	struct cache_purge_retry_stats pr;
+	cache_purge_retry_stats(&pr);
 	fprintf(f,
 	        "{\"hits\":%llu,\"misses\":%llu,\"bypasses\":%llu,\"stores\":%llu,\"store_refused\":%llu,"
-	        "\"coalesced\":%llu,\"l1\":{\"entries\":%llu,\"bytes\":%llu,\"max_bytes\":%llu,\"evictions\":%llu}}",
+	        "\"coalesced\":%llu,\"l1\":{\"entries\":%llu,\"bytes\":%llu,\"max_bytes\":%llu,\"evictions\":%llu,"
+	        "\"max_entry_bytes\":%llu},"
+	        "\"purges\":{\"waiting\":%llu,\"retried\":%llu,\"applied_late\":%llu,\"folded\":%llu,"
+	        "\"l2_fenced\":%s}}",
 	        (unsigned long long)c.hits, (unsigned long long)c.misses, (unsigned long long)c.bypasses,
 	        (unsigned long long)c.stores, (unsigned long long)c.store_refused, (unsigned long long)c.coalesced,
 	        (unsigned long long)s.entries, (unsigned long long)s.bytes, (unsigned long long)s.max_bytes,
-	        (unsigned long long)s.evictions);
+	        (unsigned long long)s.evictions, (unsigned long long)(cache_l1 ? l1_max_entry(cache_l1) : 0),
+	        (unsigned long long)pr.waiting, (unsigned long long)pr.retried, (unsigned long long)pr.applied,
+	        (unsigned long long)pr.folded, pr.fenced ? "true" : "false");
 }

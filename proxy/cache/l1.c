@@ -709,9 +709,13 @@ size_t l1_purge_all(struct l1 *c)
 
 size_t l1_max_entry(const struct l1 *c)
 {
-	size_t overhead = offsetof(struct l1_entry, data) + L1_MALLOC_HEADER + L1_MALLOC_GRANULE +
-	                  L1_SLOTS_CHARGED * sizeof(struct l1_slot);
-	return c->budget > overhead ? c->budget - overhead : 0;
+	/* the inverse of l1_put's charge: round16(size + header) + slots */
+	size_t slots = L1_SLOTS_CHARGED * sizeof(struct l1_slot);
+	if (c->budget < slots + L1_MALLOC_MIN)
+		return 0;
+	size_t chunk = (c->budget - slots) & ~(size_t)(L1_MALLOC_GRANULE - 1);
+	size_t fixed = L1_MALLOC_HEADER + offsetof(struct l1_entry, data);
+	return chunk > fixed ? (chunk - fixed) & ~(size_t)3 : 0;
 }
 
 void l1_stats(struct l1 *c, struct l1_stats *out)

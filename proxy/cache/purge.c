@@ -6,20 +6,26 @@
  *  - the purge log: fills that began before a purge refuse to store
  *    (purged_since(), used by cache.c at store time);
  *  - the pending purges: L2 hits a purge covers are not served until Redis
- *    has acknowledged it (cache_l2_fenced(), used by cache_l2.c).
+ *    has acknowledged it (cache_l2_fenced(), used by cache_l2.c);
+ *  - the unapplied purges: one Redis refused or never answered stays
+ *    pending, so its keys stay fenced, and is sent again by the workers'
+ *    ticks (cache_purge_retry()) until Redis takes it.
  *
  * Threads: any (workers, admin, the invalidate thread); the log and the
  * pending set are each under one mutex.
  */
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cache/cache.h"
 #include "cache/cache_internal.h"
 #include "cache/key.h"
 #include "cache/l1.h"
+#include "log.h"
 
 /* ---- the purge log ------------------------------------------------------
  *
@@ -172,16 +178,116 @@ bool cache_l2_fenced(uint64_t floor, const char *key, size_t klen, const char *c
 	return purged_since(oldest - 1, key, klen, tags, tlen, ntags);
 }
 
+/* ---- purges Redis did not take -----------------------------------------
+ *
+ * A purge that Redis refused (a replica that turned read-only, a write
+ * refused for want of replicas...), or that timed out or lost its
+ * connection, keeps its epoch pending: every L2 hit it covers stays fenced.
+ * It waits here and is sent again, with backoff, by whichever worker's tick
+ * comes first, until Redis acknowledges it; only then is the fence lifted.
+ * At RETRY_MAX waiting purges the newest ones are folded into one purge of
+ * everything of the service, which covers them (its epoch fences every key
+ * meanwhile). What waits here is lost if levee stops; the Kafka events of
+ * the same writes are applied to Redis by every replica. */
+#define RETRY_MAX 1024
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 5000
+
+struct retry {
+	struct retry *next;
+	uint64_t epoch;
+	uint64_t due_us;
+	unsigned attempts;
+	bool in_flight;
+	enum cache_purge_kind kind;
+	size_t len;
+	char svc[LV_NAME_MAX + 1];
+	char s[];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct retry *head;
+	unsigned n;
+	uint64_t retried, applied, folded;
+	bool logged; /* the episode's first failure was logged */
+} retries = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t retry_delay_us(unsigned attempts)
+{
+	uint64_t ms = RETRY_FIRST_MS;
+	while (attempts-- > 1 && ms < RETRY_MAX_MS)
+		ms *= 2;
+	return (ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS) * 1000u;
+}
+
+static struct retry *retry_new(uint64_t epoch, enum cache_purge_kind kind, const char *svc, const char *str,
+                               size_t len)
+{
+	struct retry *t = calloc(1, sizeof(*t) + len);
+	if (!t)
+		return NULL;
+	t->epoch = epoch;
+	t->kind = kind;
+	t->len = len;
+	snprintf(t->svc, sizeof(t->svc), "%s", svc);
+	memcpy(t->s, str, len);
+	return t;
+}
+
+/* Queues a purge Redis did not take (lock held); false when out of memory. */
+static bool retry_queue_locked(struct retry *t)
+{
+	if (!t)
+		return false;
+	t->attempts++;
+	t->in_flight = false;
+	t->due_us = mono_us() + retry_delay_us(t->attempts);
+	t->next = retries.head;
+	retries.head = t;
+	retries.n++;
+	return true;
+}
+
+static void retry_queue(struct retry *t, const char *why)
+{
+	pthread_mutex_lock(&retries.lock);
+	bool first = !retries.logged;
+	retries.logged = true;
+	bool ok = retry_queue_locked(t);
+	unsigned n = retries.n;
+	pthread_mutex_unlock(&retries.lock);
+	if (first)
+		log_warn("cache: a purge did not reach Redis (%s); the keys it covers are not served from Redis "
+		         "until it is applied, and it is retried", why);
+	if (!ok)
+		log_error("cache: cannot keep a purge Redis did not take (out of memory); its keys stay fenced");
+	(void)n;
+}
+
 struct pending_purge {
 	uint64_t epoch;
 	cache_purge_cb cb;
 	void *arg;
+	struct retry *retry; /* the purge again, in case Redis does not take it */
 };
 
 static void pending_purge_done(void *arg, bool ok)
 {
 	struct pending_purge *p = arg;
-	pending_done(p->epoch);
+	if (ok) {
+		pending_done(p->epoch);
+		free(p->retry);
+	} else {
+		retry_queue(p->retry, "refused or unanswered");
+	}
 	if (p->cb)
 		p->cb(p->arg, ok);
 	free(p);
@@ -189,20 +295,136 @@ static void pending_purge_done(void *arg, bool ok)
 
 /* ---- purges ------------------------------------------------------------ */
 
-/* The purge's L2 half, fenced (see above) until Redis answers it. */
+/* The purge's L2 half, fenced (see above) until Redis has taken it. */
 static bool cache_purge_l2(struct l2 *l2, uint64_t epoch, enum cache_purge_kind kind, const char *svc,
                            const char *s, size_t len, cache_purge_cb cb, void *arg)
 {
-	struct pending_purge *p = l2 && epoch ? malloc(sizeof(*p)) : NULL;
-	if (!p)
+	char tag[L2_TAG_MAX];
+	bool sendable = cache_l2_purge_tag(kind, svc, s, len, tag, sizeof(tag)) > 0;
+	struct pending_purge *p = l2 && epoch && sendable ? malloc(sizeof(*p)) : NULL;
+	if (p)
+		p->retry = retry_new(epoch, kind, svc, s, len);
+	if (!p || !p->retry) {
+		free(p);
 		return cache_l2_purge(l2, kind, svc, s, len, cb, arg);
-	*p = (struct pending_purge){epoch, cb, arg};
+	}
+	p->epoch = epoch;
+	p->cb = cb;
+	p->arg = arg;
 	pending_add(epoch);
 	if (cache_l2_purge(l2, kind, svc, s, len, pending_purge_done, p))
 		return cb != NULL;
-	pending_done(epoch);
+	/* not even sent (no connection): it waits with the others */
+	retry_queue(p->retry, "not sent");
 	free(p);
 	return false;
+}
+
+static void retry_done(void *arg, bool ok)
+{
+	struct retry *t = arg;
+	if (ok) {
+		pending_done(t->epoch);
+		pthread_mutex_lock(&retries.lock);
+		retries.applied++;
+		bool drained = retries.n == 0;
+		if (drained)
+			retries.logged = false;
+		pthread_mutex_unlock(&retries.lock);
+		if (drained)
+			log_info("cache: every purge Redis had not taken is applied now");
+		free(t);
+		return;
+	}
+	pthread_mutex_lock(&retries.lock);
+	retry_queue_locked(t);
+	pthread_mutex_unlock(&retries.lock);
+}
+
+/* Folds waiting purges past RETRY_MAX into one purge of everything (lock
+ * held): the fence of that purge's epoch covers every key they covered. */
+static void retry_fold_locked(void)
+{
+	if (retries.n <= RETRY_MAX)
+		return;
+	struct retry *keep = NULL, *t = retries.head;
+	char svc[LV_NAME_MAX + 1] = "";
+	unsigned n = 0;
+	while (t) {
+		struct retry *next = t->next;
+		if (t->in_flight || n < RETRY_MAX / 2) {
+			t->next = keep;
+			keep = t;
+			n++;
+		} else {
+			snprintf(svc, sizeof(svc), "%s", t->svc);
+			pending_done(t->epoch);
+			retries.folded++;
+			free(t);
+		}
+		t = next;
+	}
+	retries.head = keep;
+	retries.n = n;
+	/* the fold's own epoch is in the purge log (fills refuse) and pending
+	 * (L2 hits are fenced) until Redis takes it */
+	uint64_t e = purge_log_add(PK_ALL, "", 0);
+	pending_add(e);
+	struct retry *all = retry_new(e, CACHE_PURGE_ALL, svc, "/", 1);
+	if (!retry_queue_locked(all))
+		log_error("cache: cannot fold waiting purges (out of memory); their keys stay fenced");
+}
+
+void cache_purge_retry(struct l2 *l2)
+{
+	if (!l2 || !__atomic_load_n(&retries.n, __ATOMIC_RELAXED))
+		return;
+	uint64_t now = mono_us();
+	struct retry *due[16];
+	unsigned nd = 0;
+	pthread_mutex_lock(&retries.lock);
+	retry_fold_locked();
+	for (struct retry **pp = &retries.head; *pp && nd < 16;) {
+		struct retry *t = *pp;
+		if (!t->in_flight && t->due_us <= now) {
+			*pp = t->next;
+			retries.n--;
+			t->in_flight = true;
+			retries.retried++;
+			due[nd++] = t;
+		} else {
+			pp = &t->next;
+		}
+	}
+	pthread_mutex_unlock(&retries.lock);
+	for (unsigned i = 0; i < nd; i++) {
+		struct retry *t = due[i];
+		if (!cache_l2_purge(l2, t->kind, t->svc, t->s, t->len, retry_done, t))
+			retry_done(t, false);
+	}
+}
+
+void cache_purge_retry_stats(struct cache_purge_retry_stats *out)
+{
+	pthread_mutex_lock(&retries.lock);
+	out->waiting = retries.n;
+	out->retried = retries.retried;
+	out->applied = retries.applied;
+	out->folded = retries.folded;
+	pthread_mutex_unlock(&retries.lock);
+	out->fenced = cache_l2_fence_floor() != UINT64_MAX;
+}
+
+void cache_purge_retry_clear(void)
+{
+	pthread_mutex_lock(&retries.lock);
+	while (retries.head) {
+		struct retry *t = retries.head;
+		retries.head = t->next;
+		free(t);
+	}
+	retries.n = 0;
+	pthread_mutex_unlock(&retries.lock);
 }
 
 size_t cache_purge(struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s, size_t len,

@@ -143,6 +143,7 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	alog_flush(w->alog);
 	upstream_pool_reap(w, now_us());
+	cache_purge_retry(w->l2);
 	if (w->redis) {
 		pthread_mutex_lock(&w->redis_snap_lock);
 		redis_get_stats(w->redis, &w->redis_snap);

@@ -30,8 +30,11 @@ Behaviours by path (query parameters in brackets):
                         mode=cl (default) | chunked | close; chunked=1 = mode chunked
   /sink                 reads the body, 200 JSON {len, sha256, framing}
   /slow[head_ms,body_ms,n]  head after head_ms, body (n bytes) after body_ms
-  /drop[after,cl,chunked,before]  head (CL cl or chunked), `after` body bytes,
-                        then close; before=1 closes without any response byte
+  /drop[after,cl,chunked,before,eof,rst]  head (CL cl, or chunked, or eof=1:
+                        no framing, the body ends at the close), `after` body
+                        bytes, then close; before=1 closes without any
+                        response byte; rst=1 resets the connection instead of
+                        closing it (SO_LINGER 0), rst_ms after the last byte
   /status/NNN           status NNN (204/304: no body)
   /close                200 with Connection: close, then close
   /hang                 never responds (logs "aborted" when the peer leaves)
@@ -39,6 +42,9 @@ Behaviours by path (query parameters in brackets):
   /count                200, body = number of requests seen so far
   /interim              103 Early Hints, then 200 "final"
   /garbage[kind]        an unparseable or ambiguous response, then close
+On /bytes, /slow, /drop and /status: h.NAME=VALUE adds a response header.
+/flaky/<name> modes (set by /__fail): ok, 503, drop, nostore (200 with
+Cache-Control: no-store).
 Any path: _close_after_ms=N closes the connection N ms after the response,
 without announcing it (a stale pooled connection).
 HEAD gets the same head as GET and no body.
@@ -49,6 +55,8 @@ import hashlib
 import json
 import os
 import re
+import socket
+import struct
 import sys
 import urllib.parse
 
@@ -284,7 +292,13 @@ class Conn:
     def __init__(self, peer):
         self.peer = peer
         self.close = False
+        self.reset = False  # close with an RST instead of a FIN
         self.sent = 0
+
+
+def extra_headers(qpairs):
+    """Response headers asked for with h.NAME=VALUE query parameters."""
+    return [(k[2:], v) for k, v in qpairs if k.startswith("h.")]
 
 
 async def send(c, data, target):
@@ -330,7 +344,7 @@ async def handle_request(c, req, body):
     elif path == "/bytes":
         n = int(q.get("n", "0"))
         mode = q.get("mode", "chunked" if q.get("chunked") == "1" else "cl")
-        hdrs = [("Content-Type", "application/octet-stream")]
+        hdrs = [("Content-Type", "application/octet-stream")] + extra_headers(qpairs)
         if mode == "cl":
             hdrs.append(("Content-Length", str(n)))
         elif mode == "chunked":
@@ -360,7 +374,7 @@ async def handle_request(c, req, body):
             log({"event": "aborted", "conn": peer.conn, "target": target, "phase": "head"})
             c.close = True
             return
-        hdrs = [("Content-Type", "text/plain"), ("Content-Length", str(n))]
+        hdrs = [("Content-Type", "text/plain"), ("Content-Length", str(n))] + extra_headers(qpairs)
         if c.close:
             hdrs.append(("Connection", "close"))
         await send(c, build_head(200, hdrs), target)
@@ -376,17 +390,23 @@ async def handle_request(c, req, body):
             c.close = True
             return
         after = int(q.get("after", "0"))
+        extra = extra_headers(qpairs)
         if q.get("chunked") == "1":
-            hdrs = [("Transfer-Encoding", "chunked")]
+            hdrs = [("Transfer-Encoding", "chunked")] + extra
             data = build_head(200, hdrs) + (b"%x\r\n" % after + pattern_chunk(0, after) + b"\r\n" if after else b"")
+        elif q.get("eof") == "1":
+            data = build_head(200, extra) + pattern_chunk(0, after)
         else:
             cl = int(q.get("cl", str(after * 2 + 1)))
-            data = build_head(200, [("Content-Length", str(cl))]) + pattern_chunk(0, after)
+            data = build_head(200, [("Content-Length", str(cl))] + extra) + pattern_chunk(0, after)
         await send(c, data, target)
+        if q.get("rst") == "1":
+            await asyncio.sleep(int(q.get("rst_ms", "100")) / 1000)
+            c.reset = True
         c.close = True
     elif path.startswith("/status/"):
         code = int(path.split("/")[2])
-        extra = [("ETag", '"v1"')] if code == 304 else []
+        extra = ([("ETag", '"v1"')] if code == 304 else []) + extra_headers(qpairs)
         await respond_simple(c, req, code, b"status %d\n" % code, extra=extra)
     elif path == "/close":
         c.close = True
@@ -409,6 +429,9 @@ async def handle_request(c, req, body):
         etag = '"v%d"' % st["version"]
         if st["mode"] == "503":
             await respond_simple(c, req, 503, b"down")
+        elif st["mode"] == "nostore":
+            await respond_simple(c, req, 200, ("v%d" % st["version"]).encode(),
+                                 extra=[("Cache-Control", "no-store")])
         elif st["mode"] == "drop":
             log({"event": "dropped", "conn": peer.conn, "target": target})
             c.close = True
@@ -535,6 +558,10 @@ async def serve(reader, writer):
                 await handle_request(c, req, body)
             except (ConnectionError, OSError):
                 break
+            if c.reset:
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             if c.close:
                 break
     except Exception as e:  # never let one connection kill the origin

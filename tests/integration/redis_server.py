@@ -9,6 +9,31 @@ from harness import free_port, wait_until
 REDIS = shutil.which("redis-server")
 
 
+class RedisError(Exception):
+    pass
+
+
+def _read_reply(f):
+    line = f.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise RedisError("unexpected reply %r" % line)
+
+
 class Redis:
     """One redis-server on a free loopback port, killed by PID at the end."""
 
@@ -32,6 +57,17 @@ class Redis:
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+    def command(self, *args):
+        """One command; returns the reply (str, int, bytes, list or None), or
+        raises RedisError for an error reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            return _read_reply(s.makefile("rb"))
 
     def kill(self):
         if self.proc and self.proc.poll() is None:

@@ -301,3 +301,71 @@ def test_read_your_writes_across_workers(levee_factory, origin, redis):
         c.close()
         r = get(lv, u)
         assert r.body == b"v%d" % i, "read %r right after writing v%d" % (r.body, i)
+
+
+def put(lv, target, body):
+    c = HttpConn(lv.port, timeout=10)
+    try:
+        return c.request("PUT", target, body=body)
+    finally:
+        c.close()
+
+
+def test_write_while_redis_refuses_writes_for_memory(levee_factory, origin, redis):
+    """maxmemory reached with noeviction: Redis refuses every write that adds
+    data, but takes the purge (a DEL), so no replica serves the old entry
+    after the write is acknowledged."""
+    a, b = replicas(levee_factory, redis)
+    u = "/store/oom"
+    assert put(a, u, b"v1").status == 201
+    assert get(a, u).body == b"v1"
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") >= 1, 3,
+               msg="v1 in Redis")
+    used = int(dict(line.split(":", 1) for line in redis.command("INFO", "memory").decode().split("\r\n")
+                    if ":" in line)["used_memory"])
+    redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    redis.command("CONFIG", "SET", "maxmemory", str(max(used // 2, 1)))
+    with pytest.raises(Exception, match="OOM"):
+        redis.command("SET", "probe", "x")  # Redis really refuses writes now
+    assert put(a, u, b"v2").status == 201
+    for lv in (a, b):  # A's own next read, and B's first
+        r = get(lv, u)
+        assert r.body == b"v2", (cs(r), r.body)
+        assert cs(r) != "levee; hit; detail=l2"
+    # a purge by hand is applied too
+    assert purge(b, "url=" + u)[0] == 200
+    assert metric_sum(a.metrics(), "levee_cache_purges_waiting") == 0
+
+
+def test_purge_redis_refuses_is_fenced_and_retried(levee_factory, origin, redis):
+    """A Redis that refuses every write (here: min-replicas-to-write with no
+    replica), even the purge's DEL: the write's keys are never served from
+    Redis by the replica that wrote, the purge waits, visible in /status and
+    the metrics, and lands once Redis takes writes again."""
+    [a] = replicas(levee_factory, redis, n=1)
+    u = "/store/noreplicas"
+    assert put(a, u, b"v1").status == 201
+    assert get(a, u).body == b"v1"
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") >= 1, 3,
+               msg="v1 in Redis")
+    redis.command("CONFIG", "SET", "min-replicas-to-write", "1")
+    with pytest.raises(Exception, match="NOREPLICAS"):
+        redis.command("DEL", "probe")
+    assert put(a, u, b"v2").status == 201
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_purges_waiting") >= 1, 3,
+               msg="the refused purge waits")
+    st = a.status()
+    assert st["cache"]["purges"]["waiting"] >= 1 and st["cache"]["purges"]["l2_fenced"] is True
+    for _ in range(3):
+        r = get(a, u)
+        assert r.body == b"v2" and cs(r) != "levee; hit; detail=l2", (cs(r), r.body)
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_purge_retries_total") >= 2, 5,
+               msg="the purge is retried")
+    redis.command("CONFIG", "SET", "min-replicas-to-write", "0")
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_purges_waiting") == 0, 10,
+               msg="the purge lands once Redis takes writes")
+    assert a.status()["cache"]["purges"]["l2_fenced"] is False
+    assert metric_sum(a.metrics(), "levee_cache_purges_applied_late_total") >= 1
+    # Redis has the purge: a fresh replica does not get v1 from it
+    [b] = replicas(levee_factory, redis, n=1)
+    assert get(b, u).body == b"v2"

@@ -856,10 +856,57 @@ static void test_purge_group(void **state)
 	}
 }
 
+/* l1_put_entry hands back the stored entry; l1_purge_entry removes exactly
+ * it, never a newer entry under the same key; a detached entry serves a
+ * value without a cache. */
+static void test_put_entry_purge_entry(void **state)
+{
+	struct test_clock clk = {1000};
+	struct l1_config cfg = {.max_bytes = 1 << 20, .now_ms = test_now, .clock_ctx = &clk};
+	struct l1 *c = l1_new(&cfg);
+	assert_non_null(c);
+	struct l1_entry *old = NULL, *cur = NULL;
+	assert_int_equal(l1_put_entry(c, "k", 1, "v1", 2, 100000, NULL, NULL, 0, &old), LV_OK);
+	assert_non_null(old);
+	assert_int_equal(l1_put_entry(c, "k", 1, "v2", 2, 100000, NULL, NULL, 0, &cur), LV_OK);
+	assert_false(l1_purge_entry(c, old)); /* replaced: the newer one stays */
+	struct l1_entry *e = l1_get(c, "k", 1);
+	assert_ptr_equal(e, cur);
+	l1_entry_unref(e);
+	assert_true(l1_purge_entry(c, cur));
+	assert_null(l1_get(c, "k", 1));
+	assert_false(l1_purge_entry(c, cur));
+	l1_entry_unref(old);
+	l1_entry_unref(cur);
+
+	/* expired at the put: nothing stored, no entry handed back */
+	struct l1_entry *none = (struct l1_entry *)1;
+	assert_int_equal(l1_put_entry(c, "k", 1, "v", 1, 999, NULL, NULL, 0, &none), LV_OK);
+	assert_null(none);
+	/* too large for a shard: E2BIG, no entry */
+	size_t big = l1_max_entry(c) + 1;
+	char *buf = calloc(1, big);
+	assert_int_equal(l1_put_entry(c, "", 0, buf, big, 100000, NULL, NULL, 0, &none), LV_ERR);
+	assert_int_equal(errno, E2BIG);
+	assert_null(none);
+	/* the largest that fits does fit */
+	assert_int_equal(l1_put_entry(c, "", 0, buf, big - 1, 100000, NULL, NULL, 0, &none), LV_OK);
+	l1_entry_unref(none);
+	struct l1_entry *d = l1_entry_detached(buf, big);
+	assert_non_null(d);
+	size_t len;
+	assert_ptr_not_equal(l1_entry_value(d, &len), buf);
+	assert_int_equal(len, big);
+	l1_entry_unref(d);
+	free(buf);
+	l1_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_purge_group),
+	    cmocka_unit_test(test_put_entry_purge_entry),
 	        cmocka_unit_test(test_config),
 	        cmocka_unit_test(test_default_clock),
 	        cmocka_unit_test(test_put_get_replace),

@@ -623,6 +623,108 @@ static void script_flush(struct fixture *f)
 	redisFree(c);
 }
 
+/* Runs one command on a plain connection; returns its reply type. */
+static int sync_cmd(struct fixture *f, const char *fmt, const char *arg)
+{
+	redisContext *c = sync_connect(f->port);
+	assert_non_null(c);
+	redisReply *rep = arg ? redisCommand(c, fmt, arg) : redisCommand(c, fmt);
+	assert_non_null(rep);
+	int type = rep->type;
+	freeReplyObject(rep);
+	redisFree(c);
+	return type;
+}
+
+/* Redis at maxmemory with noeviction refuses what adds data (a fill), but
+ * takes the purge: after it, no lookup returns the entry. */
+static void test_purge_at_maxmemory(void **state)
+{
+	struct fixture *f = *state;
+	REQUIRE_REDIS(f);
+	struct req q;
+	make_req(&q, "/api/users/7", "example.com", NULL, "user-7");
+	fill(f, f->a, &q, REC, sizeof(REC));
+	expect_hit(f, f->b, &q, REC, sizeof(REC));
+	assert_int_equal(sync_cmd(f, "CONFIG SET maxmemory-policy noeviction", NULL), REDIS_REPLY_STATUS);
+	assert_int_equal(sync_cmd(f, "CONFIG SET maxmemory 1", NULL), REDIS_REPLY_STATUS);
+	assert_int_equal(sync_cmd(f, "SET probe %s", "x"), REDIS_REPLY_ERROR); /* really refusing */
+
+	assert_int_equal(purge(f, f->a, &q.tags[0]), 1);
+	expect_miss(f, f->b, &q);
+	assert_int_not_equal(lookup_tags(f, f->b, &q, q.ntags).res, L2_HIT);
+	/* a fill is refused while Redis is full */
+	struct outcome o = {0};
+	assert_int_equal(l2_fill_begin(f->b, q.key, q.keylen, q.tags, q.ntags, 5000, on_begin, &o), LV_OK);
+	assert_true(run_until(f, has_outcome, &o, WAIT_MS));
+	assert_int_not_equal(o.err, L2_ENONE);
+	assert_int_equal(sync_cmd(f, "CONFIG SET maxmemory 0", NULL), REDIS_REPLY_STATUS);
+}
+
+/* A generation that is gone (evicted, expired, or deleted by hand) is never
+ * current: the entries naming it miss, and the next fill makes a new one. */
+static void test_absent_generation_is_never_current(void **state)
+{
+	struct fixture *f = *state;
+	REQUIRE_REDIS(f);
+	struct req q;
+	make_req(&q, "/api/users/7", "example.com", NULL, "user-7");
+	fill(f, f->a, &q, REC, sizeof(REC));
+	expect_hit(f, f->b, &q, REC, sizeof(REC));
+	char gk[L2_TAG_MAX + 16];
+	snprintf(gk, sizeof(gk), "levee:g:{%.*s}", (int)q.tags[1].len, q.tags[1].p);
+	assert_int_equal(sync_cmd(f, "DEL %s", gk), REDIS_REPLY_INTEGER);
+	assert_int_not_equal(lookup_tags(f, f->b, &q, q.ntags).res, L2_HIT);
+	expect_miss(f, f->b, &q);
+	/* every generation an entry names lives at least as long as it */
+	fill(f, f->a, &q, REC, sizeof(REC));
+	redisContext *c = sync_connect(f->port);
+	for (unsigned i = 0; i < q.ntags; i++) {
+		snprintf(gk, sizeof(gk), "levee:g:{%.*s}", (int)q.tags[i].len, q.tags[i].p);
+		redisReply *rep = redisCommand(c, "PTTL %s", gk);
+		assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+		assert_true(rep->integer >= 59000); /* commit() stores for 60 s */
+		freeReplyObject(rep);
+	}
+	redisFree(c);
+}
+
+/* Hit-for-miss: the marker in place of the lease makes other replicas'
+ * lookups and begins say "pass", never touches another's lease, and can be
+ * cleared. */
+static void test_pass_marker(void **state)
+{
+	struct fixture *f = *state;
+	REQUIRE_REDIS(f);
+	struct req q;
+	make_req(&q, "/api/users/7", "example.com", NULL, "user-7");
+	struct l2_lease la = begin(f, f->a, &q, 5000);
+	assert_true(la.won);
+	/* b has no lease and a holds one: b's marker is refused */
+	struct outcome o = {0};
+	assert_int_equal(l2_fill_pass(f->b, q.key, q.keylen, NULL, 10000, on_int, &o), LV_OK);
+	wait_outcome(f, &o);
+	assert_int_equal(o.value, 0);
+	/* a's own marker replaces its lease */
+	o = (struct outcome){0};
+	assert_int_equal(l2_fill_pass(f->a, q.key, q.keylen, &la, 10000, on_int, &o), LV_OK);
+	wait_outcome(f, &o);
+	assert_int_equal(o.value, 1);
+	assert_int_equal(lookup_tags(f, f->b, &q, q.ntags).res, L2_PASS);
+	struct l2_lease lb = begin(f, f->b, &q, 5000);
+	assert_false(lb.won);
+	assert_true(lb.pass);
+	/* cleared: a fill can win again */
+	o = (struct outcome){0};
+	assert_int_equal(l2_pass_clear(f->b, q.key, q.keylen, on_int, &o), LV_OK);
+	wait_outcome(f, &o);
+	assert_int_equal(o.value, 1);
+	assert_int_equal(lookup_tags(f, f->b, &q, q.ntags).res, L2_MISS);
+	struct l2_lease again = begin(f, f->b, &q, 5000);
+	assert_true(again.won);
+	assert_false(again.pass);
+}
+
 static void test_noscript(void **state)
 {
 	struct fixture *f = *state;
@@ -713,6 +815,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_abort_is_compare_and_delete, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_noscript, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_purge_at_maxmemory, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_absent_generation_is_never_current, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_pass_marker, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_free_in_flight, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
 	};
