@@ -100,6 +100,9 @@ struct lv_statuses {
 #define LV_HEADER_LIST_MAX 256
 #define LV_INVALIDATE_MAX 512
 
+enum lv_unkeyed { LV_UNKEYED_STRIP, LV_UNKEYED_BYPASS, LV_UNKEYED_FORWARD };
+enum lv_get_body { LV_GET_BODY_STRIP, LV_GET_BODY_BYPASS };
+
 struct lv_route {
 	char name[LV_NAME_MAX];
 	enum lv_match_kind kind;
@@ -115,6 +118,8 @@ struct lv_route {
 	uint64_t swr_ms, sie_ms;          /* stale-while-revalidate, stale-if-error windows */
 	char cache_key_headers[LV_HEADER_LIST_MAX]; /* lowercase names, ',' separated */
 	char cache_tags[LV_HEADER_LIST_MAX];        /* tags for stored entries, ',' separated; {N} = capture N */
+	int unkeyed_headers;              /* enum lv_unkeyed: what a cacheable request does with unkeyed risky headers */
+	int get_body;                     /* enum lv_get_body: a cacheable GET/HEAD that has a body */
 	bool cache_cookies;               /* requests with Cookie may use the cache */
 	bool cache_authorization;         /* store answers to requests with Authorization */
 	bool cache_set_cookie;            /* store responses with Set-Cookie (without that field) */

@@ -58,6 +58,7 @@ struct request {
 	enum body_kind body;
 	uint64_t body_left, body_bytes;
 	bool body_done;
+	bool body_discard;           /* read and dropped, never forwarded (a cacheable GET's body) */
 	bool sent_continue;
 
 	/* upstream exchange */
@@ -80,6 +81,7 @@ struct request {
 	bool cache_waiting;          /* parked behind another request's fill */
 	uint8_t wait_outcome;        /* enum fill_outcome, set by the filler before the wake-up */
 	bool cache_pass;             /* hit-for-miss: going upstream without coalescing */
+	bool cache_strip;            /* cacheable: unkeyed risky fields are not forwarded */
 	bool cache_no_coalesce;      /* woken waiter: go upstream directly */
 	char cache_status[96];       /* "Cache-Status: ...\r\n" for the response head */
 	char *key;                   /* primary cache key, in the head arena's spare text */

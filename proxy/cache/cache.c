@@ -86,7 +86,12 @@ static bool cache_make_key(struct request *r)
 	if (hd->cap - hd->len < 64)
 		return false;
 	char *out = hd->text + hd->len;
-	size_t n = key_build(r->rt->policy->service, hd, r->route->cache_key_headers, out, hd->cap - hd->len);
+	const struct lv_policy *p = r->rt->policy;
+	size_t n = key_build(p->service, hd, r->route->cache_key_headers, out, hd->cap - hd->len);
+	/* a trusted hop's X-Forwarded-Proto goes upstream (http and https
+	 * answers may differ: absolute links, redirects), so it is keyed */
+	if (n && p->trust_forwarded && !strstr(r->route->cache_key_headers, "x-forwarded-proto"))
+		n = key_add_field(hd, LIT("x-forwarded-proto"), out, n, hd->cap - hd->len);
 	if (!n)
 		return false;
 	r->key = out;
@@ -248,7 +253,8 @@ static bool cache_write(struct request *r, struct l1_entry *e, const struct reco
 	bool close = c->close_after || (qh->flags & H1F_CONN_CLOSE) || c->w->draining || !r->body_done;
 	struct evbuffer *out = conn_output(c);
 	struct wb w;
-	if (!wb_begin(&w, out, v->size + 512)) {
+	/* the head: the stored fields (the record less its body) and ours */
+	if (!wb_begin(&w, out, v->size - v->body_len + 1024)) {
 		l1_entry_unref(e);
 		request_fail(r, R_INTERNAL);
 		return false;
@@ -420,6 +426,29 @@ static bool has_field(const struct lv_head *hd, const char *n, size_t l)
 	return head_find(hd, n, l, 0) >= 0;
 }
 
+/* Applies the route's unkeyed_headers and get_body to a cacheable request:
+ * NULL when it may use the cache (r->cache_strip and r->body_discard set as
+ * needed), else the detail of its bypass. */
+static const char *cache_unkeyed(struct request *r)
+{
+	const struct lv_route *rt = r->route;
+	const struct lv_head *hd = r->head;
+	if (r->body != BODY_NONE) {
+		if (rt->get_body == LV_GET_BODY_BYPASS)
+			return "request-body";
+		r->body_discard = true; /* read and dropped: it never reaches the origin */
+	}
+	if (rt->unkeyed_headers == LV_UNKEYED_FORWARD)
+		return NULL;
+	if (rt->unkeyed_headers == LV_UNKEYED_BYPASS) {
+		for (uint32_t i = 0; i < hd->n; i++)
+			if (headers_unkeyed_risk(hd, (int)i) && !headers_listed(hd, (int)i, rt->cache_key_headers))
+				return "unkeyed-header";
+	}
+	r->cache_strip = true;
+	return NULL;
+}
+
 int cache_stage(struct request *r)
 {
 	const struct lv_route *rt = r->route;
@@ -442,9 +471,19 @@ int cache_stage(struct request *r)
 	cc_from_request(&req_cc, hd);
 	if ((!rt->cache_cookies && has_field(hd, LIT("cookie"))) ||
 	    has_field(hd, LIT("x-http-method-override")) || has_field(hd, LIT("x-http-method")) ||
-	    has_field(hd, LIT("x-method-override")) || (req_cc.flags & CC_NO_STORE) || !cache_make_key(r)) {
+	    has_field(hd, LIT("x-method-override")) || (req_cc.flags & CC_NO_STORE)) {
 		CSTAT(bypasses);
 		cache_status_set(r, "fwd=bypass");
+		return STAGE_NEXT;
+	}
+	/* What is not in the key must not reach the origin: fields that can
+	 * change its answer (poisoning), and a GET's body. */
+	const char *why = cache_unkeyed(r);
+	if (why || !cache_make_key(r)) {
+		CSTAT(bypasses);
+		char st[64];
+		snprintf(st, sizeof(st), "fwd=bypass%s%s", why ? "; detail=" : "", why ? why : "");
+		cache_status_set(r, st);
 		return STAGE_NEXT;
 	}
 	enum inval_cache_mode mode = invalidate_cache_mode();

@@ -69,6 +69,13 @@ size_t key_build(const char *service, const struct lv_head *hd, const char *extr
 	return w.overflow ? 0 : (size_t)(w.p - out);
 }
 
+size_t key_add_field(const struct lv_head *hd, const char *name, size_t nlen, char *out, size_t len, size_t cap)
+{
+	struct kw w = {out + len, out + cap, false};
+	kw_field(&w, hd, name, nlen);
+	return w.overflow ? 0 : (size_t)(w.p - out);
+}
+
 size_t key_path_prefix(const char *service, const char *path, size_t plen, char *out, size_t cap)
 {
 	struct kw w = {out, out + cap, false};

@@ -35,6 +35,10 @@
  * ("a,b", lowercase). */
 size_t key_build(const char *service, const struct lv_head *hd, const char *extra, char *out, size_t cap);
 
+/* Appends field `name` (lowercase) to a key of `len` bytes in `out`, as
+ * key_build does for `extra`; the new length, or 0 when it does not fit. */
+size_t key_add_field(const struct lv_head *hd, const char *name, size_t nlen, char *out, size_t len, size_t cap);
+
 /* The key prefix that a purge of path prefix `path` covers. */
 size_t key_path_prefix(const char *service, const char *path, size_t plen, char *out, size_t cap);
 

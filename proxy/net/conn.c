@@ -11,6 +11,12 @@
  * Writes go out at once with evbuffer_write (one syscall, no epoll change);
  * only output the socket does not take right away enables the bufferevent's
  * write event, which then applies send_timeout and backpressure.
+ *
+ * Output is bounded per client: the next pipelined request is not read
+ * while more than CONN_OUT_HIGH bytes wait to be sent (out_blocked), and
+ * reading resumes when the client has taken the output down to
+ * CONN_WRITE_LOW. Meanwhile send_timeout runs from the last byte the client
+ * took, so a client that never reads is closed after it.
  */
 #include "net/conn.h"
 
@@ -32,6 +38,10 @@
 
 #define CONN_READ_HIGH (64 * 1024) /* input buffered before reading stops */
 #define CONN_WRITE_LOW (64 * 1024) /* output level that resumes a paused upstream */
+/* Unsent output past which the next pipelined request waits: a client that
+ * pipelines and never reads cannot make levee buffer without bound (cached
+ * answers cost no upstream time, so nothing else would slow it down). */
+#define CONN_OUT_HIGH (256 * 1024)
 #define LINGER_MS 2000
 
 enum { C_DEAD = C_CLOSING + 1 };
@@ -281,6 +291,29 @@ static bool conn_read_head(struct conn *c)
 	return false;
 }
 
+/* Reading is on unless a request body waits for the upstream
+ * (reading_paused) or the output waits for the client (out_blocked). */
+static void conn_reading_update(struct conn *c)
+{
+	if (c->reading_paused || c->out_blocked)
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+/* True when the client's unsent output is past CONN_OUT_HIGH: the next
+ * pipelined request waits until conn_writecb sees it drain. */
+static bool conn_output_full(struct conn *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= CONN_OUT_HIGH)
+		return false;
+	if (!c->out_blocked) {
+		c->out_blocked = true;
+		conn_reading_update(c);
+	}
+	return true;
+}
+
 static void conn_process(struct conn *c)
 {
 	if (c->in_read)
@@ -299,7 +332,7 @@ static void conn_process(struct conn *c)
 				upstream_pump_body(c->req);
 			break; /* pipelined bytes wait until the response is done */
 		}
-		if (!evbuffer_get_length(in))
+		if (!evbuffer_get_length(in) || conn_output_full(c))
 			break;
 		if (!conn_read_head(c))
 			break;
@@ -317,7 +350,7 @@ void conn_body_resume(struct conn *c)
 {
 	if (c->reading_paused) {
 		c->reading_paused = false;
-		bufferevent_enable(c->bev, EV_READ);
+		conn_reading_update(c);
 	}
 	conn_process(c);
 }
@@ -337,6 +370,11 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
 	}
 	if (c->req)
 		upstream_resume_response(c->req);
+	else if (c->out_blocked && evbuffer_get_length(out) <= CONN_WRITE_LOW) {
+		c->out_blocked = false;
+		conn_reading_update(c);
+		conn_process(c);
+	}
 }
 
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
@@ -386,7 +424,7 @@ void conn_request_done(struct conn *c)
 	c->state = C_IDLE;
 	if (c->reading_paused) {
 		c->reading_paused = false;
-		bufferevent_enable(c->bev, EV_READ);
+		conn_reading_update(c);
 	}
 	conn_arm(c, conn_policy(c)->limits.idle_timeout_ms);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))

@@ -33,7 +33,8 @@ struct conn {
 	struct event *timer;      /* header / idle timeout */
 	char peer[INET6_ADDRSTRLEN];
 	bool close_after;         /* close once the current response is written */
-	bool reading_paused;      /* stopped reading for backpressure */
+	bool reading_paused;      /* stopped reading: a request body waits for the upstream */
+	bool out_blocked;         /* stopped reading: too much output waits for the client */
 	bool in_read;             /* re-entrancy guard for conn_process */
 };
 

@@ -39,6 +39,43 @@ bool headers_is_hop_by_hop(const struct lv_head *hd, int i)
 	return name_in_connection(hd, hd->text + e->name, e->name_len);
 }
 
+bool headers_unkeyed_risk(const struct lv_head *hd, int i)
+{
+	static const struct {
+		const char *n;
+		size_t l;
+	} risky[] = {
+	    /* where the request came to, and how: origins build absolute links
+	     * and redirects from them */
+	    {LIT("forwarded")}, {LIT("x-forwarded-host")}, {LIT("x-forwarded-server")}, {LIT("x-forwarded-port")},
+	    {LIT("x-forwarded-prefix")}, {LIT("x-forwarded-scheme")}, {LIT("x-forwarded-ssl")}, {LIT("x-url-scheme")},
+	    {LIT("front-end-https")}, {LIT("x-host")}, {LIT("x-original-host")}, {LIT("x-http-host-override")},
+	    /* who the client is, as an earlier hop claims */
+	    {LIT("x-real-ip")}, {LIT("true-client-ip")}, {LIT("x-client-ip")}, {LIT("x-cluster-client-ip")},
+	    {LIT("x-originating-ip")},
+	    /* which resource: frameworks that route on these serve another URL's
+	     * answer under this one's key */
+	    {LIT("x-original-url")}, {LIT("x-rewrite-url")}, {LIT("x-original-uri")}, {LIT("x-forwarded-uri")},
+	    {LIT("x-forwarded-path")}, {LIT("x-override-url")},
+	};
+	for (size_t k = 0; k < sizeof(risky) / sizeof(risky[0]); k++)
+		if (head_name_is(hd, i, risky[k].n, risky[k].l))
+			return true;
+	return false;
+}
+
+bool headers_listed(const struct lv_head *hd, int i, const char *list)
+{
+	for (const char *t = list; t && *t;) {
+		const char *e = strchr(t, ',');
+		size_t tl = e ? (size_t)(e - t) : strlen(t);
+		if (tl && head_name_is(hd, i, t, tl))
+			return true;
+		t = e ? e + 1 : t + tl;
+	}
+	return false;
+}
+
 bool headers_request_id_ok(const char *v, size_t n)
 {
 	if (n == 0 || n > 128)
@@ -89,10 +126,13 @@ int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a
 		    headers_is_hop_by_hop(hd, i))
 			continue;
 		if (head_name_is(hd, i, LIT("x-forwarded-for"))) {
-			if (xff_first < 0)
+			/* on a cacheable request only a trusted hop's list is kept */
+			if (xff_first < 0 && (!a->strip_unkeyed || a->trust_forwarded))
 				xff_first = i;
 			continue;
 		}
+		if (a->strip_unkeyed && headers_unkeyed_risk(hd, i) && !headers_listed(hd, i, a->keyed))
+			continue;
 		if (head_name_is(hd, i, LIT("x-forwarded-proto"))) {
 			if (!a->trust_forwarded || have_proto)
 				continue;

@@ -23,7 +23,22 @@ struct reqhead_args {
 	int framing;              /* 0 none, 1 Content-Length, 2 chunked */
 	uint64_t content_length;
 	const char *extra;        /* more complete "Name: value\r\n" lines (validators), or NULL */
+	/* a cacheable request: leave out the fields headers_unkeyed_risk()
+	 * names, but those listed in `keyed` ("a,b", lowercase: they are in
+	 * the key), and the client's own X-Forwarded-For unless trusted */
+	bool strip_unkeyed;
+	const char *keyed;
 };
+
+/* Whether field `i` is one that can change an origin's answer while not
+ * being part of a cache key: the forwarding family (X-Forwarded-Host,
+ * Forwarded, X-Real-IP...) and the URL-rewrite family (X-Original-URL,
+ * X-Rewrite-URL...), the headers web cache poisoning research uses
+ * (docs/caching.md lists them). X-Forwarded-For and X-Forwarded-Proto are
+ * not in it: levee writes those itself. */
+bool headers_unkeyed_risk(const struct lv_head *hd, int i);
+/* Whether the lowercase ',' list `list` names field `i`. */
+bool headers_listed(const struct lv_head *hd, int i, const char *list);
 
 /* Appends the upstream request head to `out`. Returns bytes written or -1. */
 int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a, struct evbuffer *out);

@@ -33,7 +33,11 @@ static inline bool bev_write_now(struct bufferevent *bev, size_t *written)
 		return false;
 	if (n > 0)
 		*written = (size_t)n;
-	if (evbuffer_get_length(out))
+	/* Enabling the write event (re)starts its timeout: do it when it is
+	 * off, or when this write made progress, so that the send timeout
+	 * measures the time since the peer last took a byte, not since levee
+	 * last had something to say. */
+	if (evbuffer_get_length(out) && (n > 0 || !(bufferevent_get_enabled(bev) & EV_WRITE)))
 		bufferevent_enable(bev, EV_WRITE);
 	return true;
 }

@@ -184,8 +184,10 @@ static int send_head(struct request *r)
 	    .extra = r->cache_cond[0] ? r->cache_cond : NULL,
 	    .default_host = r->rt->up_text,
 	    .trust_forwarded = r->rt->policy->trust_forwarded,
-	    .framing = r->body == BODY_LENGTH ? 1 : r->body == BODY_CHUNKED ? 2 : 0,
+	    .framing = r->body_discard ? 0 : r->body == BODY_LENGTH ? 1 : r->body == BODY_CHUNKED ? 2 : 0,
 	    .content_length = r->head->content_length,
+	    .strip_unkeyed = r->cache_strip,
+	    .keyed = r->route ? r->route->cache_key_headers : "",
 	};
 	/* An explicit "Content-Length: 0" (e.g. an empty POST) is kept. */
 	if (r->body == BODY_NONE && (r->head->flags & H1F_HAS_CL))
@@ -228,7 +230,7 @@ static int body_chunk(void *arg, const char *data, size_t len)
 		return -1;
 	}
 	r->body_bytes += len;
-	if (!len)
+	if (!len || r->body_discard)
 		return 0;
 	struct evbuffer *out = bufferevent_get_output(r->uc->bev);
 	evbuffer_add_printf(out, "%zx\r\n", len);
@@ -318,7 +320,10 @@ void upstream_pump_body(struct request *r)
 			break;
 		if (r->body == BODY_LENGTH) {
 			size_t n = avail < r->body_left ? avail : (size_t)r->body_left;
-			evbuffer_remove_buffer(in, out, n);
+			if (r->body_discard)
+				evbuffer_drain(in, n);
+			else
+				evbuffer_remove_buffer(in, out, n);
 			r->body_left -= n;
 			r->body_bytes += n;
 			r->bytes_in += n;
@@ -336,7 +341,8 @@ void upstream_pump_body(struct request *r)
 			return;
 		}
 		if (rc == H1_MSG_DONE) {
-			evbuffer_add(out, "0\r\n\r\n", 5);
+			if (!r->body_discard)
+				evbuffer_add(out, "0\r\n\r\n", 5);
 			body_finished(r);
 		}
 	}

@@ -290,3 +290,115 @@ def test_storable_answer_ends_hit_for_miss(levee_factory, origin):
     r = get(lv, "/flaky/hfm")  # hit-for-miss: straight upstream; storable now
     assert cs(r) == "levee; fwd=miss; stored"
     assert cs(get(lv, "/flaky/hfm")) == "levee; hit"
+
+
+# ---- what is not in the key never reaches the origin (cache poisoning) ----
+
+RISKY = ["X-Forwarded-Host", "Forwarded", "X-Host", "X-Original-Host", "X-Forwarded-Server",
+         "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme", "X-Original-URL", "X-Rewrite-URL",
+         "X-Real-IP", "True-Client-IP"]
+
+
+def seen_headers(r):
+    import json
+    return {n.lower(): v for n, v in json.loads(r.body)["headers"]}
+
+
+def get_body(lv, target, headers=()):
+    c = HttpConn(lv.port, timeout=10)
+    try:
+        return c.request("GET", target, headers=headers)
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("name", RISKY)
+def test_unkeyed_request_header_is_stripped(levee_factory, origin, name):
+    lv = levee_factory(cache_policy())
+    r = get_body(lv, "/echo/poison", headers=[(name, "evil.example")])
+    assert cs(r) == "levee; fwd=miss; stored"
+    assert name.lower() not in seen_headers(r)
+    clean = get_body(lv, "/echo/poison")
+    assert cs(clean) == "levee; hit" and b"evil.example" not in clean.body
+
+
+def test_unkeyed_forwarded_for_from_client_is_dropped(levee_factory, origin):
+    lv = levee_factory(cache_policy())
+    r = get_body(lv, "/echo/xff", headers=[("X-Forwarded-For", "6.6.6.6")])
+    assert seen_headers(r)["x-forwarded-for"] == "127.0.0.1"
+    # not on a route that does not cache
+    r = get_body(levee_factory(), "/echo/xff", headers=[("X-Forwarded-For", "6.6.6.6")])
+    assert seen_headers(r)["x-forwarded-for"] == "6.6.6.6, 127.0.0.1"
+
+
+def test_keyed_header_is_forwarded_and_keyed(levee_factory, origin):
+    pol = cache_policy()
+    pol['route "c"']["cache_key_headers"] = "X-Forwarded-Host"
+    lv = levee_factory(pol)
+    a = get_body(lv, "/echo/keyed", headers=[("X-Forwarded-Host", "a.example")])
+    assert seen_headers(a)["x-forwarded-host"] == "a.example"
+    b = get_body(lv, "/echo/keyed", headers=[("X-Forwarded-Host", "b.example")])
+    assert cs(b) == "levee; fwd=miss; stored" and seen_headers(b)["x-forwarded-host"] == "b.example"
+    assert cs(get_body(lv, "/echo/keyed", headers=[("X-Forwarded-Host", "a.example")])) == "levee; hit"
+
+
+def test_unkeyed_headers_bypass_and_forward(levee_factory, origin):
+    pol = cache_policy()
+    pol['route "c"']["unkeyed_headers"] = "bypass"
+    lv = levee_factory(pol)
+    r = get_body(lv, "/echo/bp", headers=[("X-Forwarded-Host", "evil.example")])
+    assert cs(r) == "levee; fwd=bypass; detail=unkeyed-header"
+    assert seen_headers(r)["x-forwarded-host"] == "evil.example"
+    assert cs(get_body(lv, "/echo/bp")) == "levee; fwd=miss; stored"  # nothing was stored before
+    pol['route "c"']["unkeyed_headers"] = "forward"
+    lv = levee_factory(pol)
+    r = get_body(lv, "/echo/fw", headers=[("X-Forwarded-Host", "evil.example")])
+    assert cs(r) == "levee; fwd=miss; stored" and seen_headers(r)["x-forwarded-host"] == "evil.example"
+
+
+def test_trusted_forwarded_proto_is_keyed(levee_factory, origin):
+    pol = cache_policy()
+    pol["levee"] = {"trust_forwarded": "true"}
+    lv = levee_factory(pol)
+    s = get_body(lv, "/echo/proto", headers=[("X-Forwarded-Proto", "https")])
+    assert seen_headers(s)["x-forwarded-proto"] == "https"
+    h = get_body(lv, "/echo/proto", headers=[("X-Forwarded-Proto", "http")])
+    assert cs(h) == "levee; fwd=miss; stored" and seen_headers(h)["x-forwarded-proto"] == "http"
+    assert cs(get_body(lv, "/echo/proto", headers=[("X-Forwarded-Proto", "https")])) == "levee; hit"
+
+
+@pytest.mark.parametrize("framing", ["cl", "chunked"])
+def test_fat_get_body_never_reaches_the_origin(levee_factory, origin, framing):
+    lv = levee_factory(cache_policy())
+    c = HttpConn(lv.port, timeout=10)
+    try:
+        if framing == "cl":
+            c.send(b"GET /echo/fat HTTP/1.1\r\nHost: test.local\r\nContent-Length: 11\r\n\r\nhello world")
+        else:
+            c.send(b"GET /echo/fat HTTP/1.1\r\nHost: test.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and cs(r) == "levee; fwd=miss; stored"
+        import json
+        seen = json.loads(r.body)
+        assert seen["body_len"] == 0 and seen["framing"] == "none"
+        # the connection is still in step: the next request on it works
+        r2 = c.request("GET", "/echo/fat")
+        assert r2.status == 200 and cs(r2) == "levee; hit"
+    finally:
+        c.close()
+
+
+def test_fat_get_bypass(levee_factory, origin):
+    pol = cache_policy()
+    pol['route "c"']["get_body"] = "bypass"
+    lv = levee_factory(pol)
+    c = HttpConn(lv.port, timeout=10)
+    try:
+        c.send(b"GET /echo/fatb HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+        r = c.read_response()
+        assert cs(r) == "levee; fwd=bypass; detail=request-body"
+        import json
+        assert json.loads(r.body)["body_len"] == 5
+    finally:
+        c.close()

@@ -20,10 +20,12 @@ from redis_server import REDIS, Redis
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
 
 
-def replicas(levee_factory, redis, n=2, **route):
+def replicas(levee_factory, redis, n=2, redis_timeout=None, **route):
     route.setdefault("prefix", "/")
     route.setdefault("cache_ttl", "60s")
     pol = {"redis": {"address": "127.0.0.1:%d" % redis.port, "lease_wait": "3s"}, 'route "c"': route}
+    if redis_timeout:
+        pol["redis"]["timeout"] = redis_timeout
     return [levee_factory(pol) for _ in range(n)]
 
 
@@ -97,7 +99,10 @@ def test_replicas_share_entries(levee_factory, origin, redis):
 
 
 def test_cold_key_fetched_once_across_replicas(levee_factory, origin, redis):
-    a, b = replicas(levee_factory, redis)
+    # 200 clients at once on two cores: a Redis command may take longer than
+    # the default 25 ms, and a fill whose Redis step timed out stores
+    # nothing (by design), which would send every waiter upstream
+    a, b = replicas(levee_factory, redis, redis_timeout="500ms")
     n = 100
     results = [None] * (2 * n)
     barrier = threading.Barrier(2 * n)

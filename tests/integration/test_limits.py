@@ -253,3 +253,41 @@ def test_send_timeout_client_not_reading(levee_factory, origin):
     assert r is not None and r.status == 200
     assert not r.complete, "levee delivered the whole body to a client that stalled past send_timeout"
     assert c.eof
+
+
+def test_pipelining_client_that_never_reads_cached_route(levee_factory, origin):
+    """A client pipelines GETs of a cached 900 KB object and reads nothing:
+    levee stops serving the next request while the output waits, keeps its
+    memory flat, and closes the client after send_timeout."""
+    from harness import RssSampler
+    lv = levee_factory({"limits": {"send_timeout": "2s"}, 'route "c"': {"prefix": "/", "cache_ttl": "60s"},
+                        "cache": {"memory": "64MiB", "max_object": "1MiB"}})
+    u = "/bytes?n=900000"
+    assert lv.get(u).status == 200  # now cached
+    base = lv.rss_kib()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", lv.port))
+    s.setblocking(False)
+    req = build_request("GET", u)
+    sampler = RssSampler(lv)
+    sampler.start()
+    sent, t0 = 0, time.monotonic()
+    try:
+        while time.monotonic() - t0 < 6:  # send while levee reads; it must stop reading
+            try:
+                sent += s.send(req * 64)
+            except BlockingIOError:
+                time.sleep(0.05)
+            except OSError:
+                break  # levee closed us: the send timeout fired
+        peak = sampler.stop()
+        assert peak - base < 40 * 1024, "RSS grew by %d KiB for one client that does not read" % (peak - base)
+        wait_until(lambda: lv.metric("levee_connections_active") == 0, 10,
+                   msg="levee to close the client that never reads")
+        # what the kernel buffers is not levee's: levee itself read little
+        got = lv.metric("levee_client_bytes_received_total")
+        assert got < 1024 * 1024, "levee read %d bytes of requests it could not answer" % got
+    finally:
+        s.close()
+    assert lv.get("/echo").status == 200  # and it serves others
