@@ -3,11 +3,18 @@
  *
  * llhttp (built with LLHTTP_STRICT_MODE=1) rejects bare LF, CL with TE,
  * duplicate Content-Length, bad chunk syntax and invalid tokens. It does not
- * reject obs-fold (it hands the folded part over as a second value span),
- * HTTP/2.0 request lines, fragments, Host problems, unknown transfer codings
- * until later, or 204/304 bodies once we pause at the head. Those are checked
- * here, so that anything that could be read two ways is refused before a
- * single byte goes upstream.
+ * reject obs-fold (it joins the folded line to the value, and after an empty
+ * value nothing in its callbacks even shows the fold), HTTP/2.0 request
+ * lines, fragments, Host problems, unknown transfer codings until later, or
+ * 204/304 bodies once we pause at the head. Those are checked here, so that
+ * anything that could be read two ways is refused before a single byte goes
+ * upstream.
+ *
+ * obs-fold is found on the bytes themselves, not on llhttp's spans: in a
+ * head and in a trailer section a LF is always the end of a line, so a SP or
+ * HTAB right after one starts a folded line (or, after the start line,
+ * whitespace RFC 9112 §2.2 says to reject). Chunk data may hold any bytes and
+ * is never scanned.
  */
 #include "net/http1.h"
 
@@ -66,7 +73,7 @@ void http1_reset(struct http1 *h)
 	h->head_bytes = 0;
 	h->status = 0;
 	h->reason = R_NONE;
-	h->in_body = h->span_cut = false;
+	h->in_body = h->in_trailers = h->line_start = false;
 	h->hstate = H1S_NONE;
 	http1_set_head(h, h->head);
 }
@@ -80,6 +87,7 @@ void http1_set_body_cb(struct http1 *h, h1_body_cb cb, void *arg)
 void http1_start_body(struct http1 *h)
 {
 	h->in_body = true;
+	h->line_start = false;
 	llhttp_resume(&h->p);
 }
 
@@ -167,8 +175,14 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
 	struct lv_head *hd = h->head;
-	if (h->in_body)
+	if (h->in_body) {
+		if (!h->in_trailers) {
+			/* the first trailer field starts a line: scan from here */
+			h->in_trailers = true;
+			h->scan_from = at;
+		}
 		return h1_trailer_bytes(h, n);
+	}
 	if (h->hstate != H1S_FIELD) {
 		/* a new field starts */
 		if (hd->n >= hd->max || hd->n >= h->lim.headers)
@@ -191,15 +205,11 @@ static int cb_header_value(llhttp_t *p, const char *at, size_t n)
 	if (h->hstate != H1S_VALUE) {
 		h->hstate = H1S_VALUE;
 		h->cur_value = h->head->len;
-	} else if (!h->span_cut) {
-		/* A second span of one value that did not start at a buffer
-		 * boundary: llhttp has just skipped a line break, so this is an
-		 * obs-fold continuation line (RFC 9112 §5.2). */
-		return h1_fail(h, 400, R_BAD_REQUEST);
 	}
+	/* a value in several spans was cut by buffer boundaries; a fold
+	 * would also continue it, but h1_scan_lines() refuses those */
 	if (h1_append(h, at, n))
 		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
-	h->span_cut = (at + n == h->exec_end);
 	return 0;
 }
 
@@ -219,7 +229,6 @@ static int cb_header_value_complete(llhttp_t *p)
 	e->value = h->cur_value;
 	e->value_len = hd->len - h->cur_value;
 	h->hstate = H1S_NONE;
-	h->span_cut = false;
 	return 0;
 }
 
@@ -293,37 +302,51 @@ static int h1_errno_status(struct http1 *h, llhttp_errno_t e)
 	}
 }
 
+/* Refuses a folded line in [h->scan_from, end): a SP or HTAB right after a
+ * LF (see the top of this file). h->line_start carries the last byte over to
+ * the next buffer, so a fold is found wherever the reads were cut. */
+static bool h1_scan_lines(struct http1 *h, const char *end)
+{
+	const char *p = h->scan_from;
+	if (!p)
+		return true;
+	while (p < end) {
+		if (h->line_start && (*p == ' ' || *p == '\t')) {
+			h1_fail(h, 400, R_BAD_REQUEST);
+			return false;
+		}
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+		h->line_start = lf != NULL;
+		p = lf ? lf + 1 : end;
+	}
+	return true;
+}
+
 enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t *consumed)
 {
 	h->exec_start = data;
-	h->exec_end = data + len;
 	h->exec_base = h->head_bytes;
+	/* a head is scanned whole, a body from its trailer section on */
+	h->scan_from = h->in_body && !h->in_trailers ? NULL : data;
 	llhttp_errno_t e = llhttp_execute(&h->p, data, len);
-	if (e == HPE_OK) {
-		*consumed = len;
-		if (!h->in_body) {
-			h->head_bytes += len;
-			if (h->head_bytes > h->lim.header_bytes) {
-				h1_fail(h, 431, R_HEADERS_TOO_LARGE);
-				return H1_ERROR;
-			}
-		}
-		return H1_MORE;
+	if (e != HPE_OK && e != HPE_PAUSED) {
+		*consumed = 0;
+		h1_errno_status(h, e);
+		return H1_ERROR;
 	}
-	if (e == HPE_PAUSED) {
-		*consumed = (size_t)(llhttp_get_error_pos(&h->p) - data);
-		if (h->in_body)
-			return H1_MSG_DONE;
+	*consumed = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&h->p) - data);
+	if (!h1_scan_lines(h, data + *consumed))
+		return H1_ERROR;
+	if (!h->in_body) {
 		h->head_bytes += *consumed;
 		if (h->head_bytes > h->lim.header_bytes) {
 			h1_fail(h, 431, R_HEADERS_TOO_LARGE);
 			return H1_ERROR;
 		}
-		return H1_HEAD_DONE;
 	}
-	*consumed = 0;
-	h1_errno_status(h, e);
-	return H1_ERROR;
+	if (e == HPE_OK)
+		return H1_MORE;
+	return h->in_body ? H1_MSG_DONE : H1_HEAD_DONE;
 }
 
 enum h1_result http1_feed_evbuffer(struct http1 *h, struct evbuffer *in, size_t *used)

@@ -91,9 +91,11 @@ struct http1 {
 	int status;            /* error status to answer (4xx/5xx), 0 if none */
 	enum lv_reason reason; /* error reason */
 	bool in_body;
+	bool in_trailers;      /* (body mode) the trailer section has begun */
+	bool line_start;       /* the last line-scanned byte was a LF */
 	enum { H1S_NONE, H1S_FIELD, H1S_VALUE } hstate; /* which header span is open */
-	bool span_cut;         /* the last value span ended at the end of its input */
-	const char *exec_start, *exec_end; /* the buffer being executed */
+	const char *exec_start; /* the buffer being executed */
+	const char *scan_from; /* where line scanning starts in it, NULL for none */
 	uint64_t exec_base;    /* head bytes fed before exec_start */
 	uint64_t line_mark;    /* request line: where the next element must start */
 	uint32_t cur_name, cur_name_len, cur_value;

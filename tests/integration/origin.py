@@ -451,6 +451,17 @@ async def handle_request(c, req, body):
             "nul": b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\nContent-Length: 2\r\n\r\nok",
             "cl_te": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                      b"5\r\nhello\r\n0\r\n\r\n",
+            # obs-fold in the head: after a value, after an empty one, and
+            # on the first header line
+            "fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+            "fold_empty": b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            "fold_empty_tab": b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\t2\r\n\r\nok",
+            "fold_first": b"HTTP/1.1 200 OK\r\n X-A: a\r\nContent-Length: 2\r\n\r\nok",
+            # obs-fold in the trailers, after the body has been streamed
+            "trailer_fold": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                            b"X-T: a\r\n b\r\n\r\n",
+            "trailer_fold_empty": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                                  b"X-T:\r\n\tb\r\n\r\n",
         }[kind]
         await send(c, raw, target)
         c.close = True

@@ -41,6 +41,12 @@ CASES = [
     ("cl-overflow", req("cl-overflow", ["Content-Length: 99999999999999999999999"], b"hello"), BAD, False),
     ("obs-fold", req("obs-fold", ["X-A: a", " folded", "Content-Length: 0"], method="GET"), BAD, False),
     ("obs-fold-tab", req("obs-fold-tab", ["X-A: a", "\tfolded"], method="GET"), BAD, False),
+    ("obs-fold-after-empty", req("obs-fold-after-empty", ["Transfer-Encoding:", " chunked"], b"0\r\n\r\n"), BAD, False),
+    ("obs-fold-tab-after-empty", req("obs-fold-tab-after-empty", ["Transfer-Encoding:", "\tchunked"], b"0\r\n\r\n"), BAD, False),
+    ("obs-fold-cl-after-empty", req("obs-fold-cl-after-empty", ["Content-Length:", " 5"], b"hello"), BAD, False),
+    ("obs-fold-host-after-empty", req("obs-fold-host-after-empty", ["Host:", " test.local"], method="GET", host=False), BAD, False),
+    ("obs-fold-first-line", req("obs-fold-first-line", [], method="GET").replace(b"\r\nHost:", b"\r\n X-A: a\r\nHost:", 1), BAD, False),
+    ("obs-fold-first-line-tab", req("obs-fold-first-line-tab", [], method="GET").replace(b"\r\nHost:", b"\r\n\tX-A: a\r\nHost:", 1), BAD, False),
     ("bare-lf", req("bare-lf", ["X-A: a"], method="GET", eol=b"\n"), BAD, False),
     ("bare-lf-one-line", req("bare-lf-one-line", [b"X-A: a\nX-B: b"], method="GET"), BAD, False),
     ("bare-cr-line-end", req("bare-cr-line-end", [b"X-A: a\rX-B: b"], method="GET"), BAD, False),
@@ -84,6 +90,9 @@ CASES = [
     ("chunk-bare-lf", req("chunk-bare-lf", ["Transfer-Encoding: chunked"], b"5\nhello\n0\n\n"), BAD, True),
     ("chunk-data-too-long", req("chunk-data-too-long", ["Transfer-Encoding: chunked"], b"3\r\nhello\r\n0\r\n\r\n"), BAD, True),
     ("chunk-second-bad", req("chunk-second-bad", ["Transfer-Encoding: chunked"], b"5\r\nhello\r\nq\r\nworld\r\n0\r\n\r\n"), BAD, True),
+    ("trailer-fold", req("trailer-fold", ["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n"), BAD, True),
+    ("trailer-fold-after-empty", req("trailer-fold-after-empty", ["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\nX-T:\r\n\tb\r\n\r\n"), BAD, True),
+    ("trailer-first-line-space", req("trailer-first-line-space", ["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\n X-T: a\r\n\r\n"), BAD, True),
 ]
 
 

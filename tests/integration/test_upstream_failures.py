@@ -125,10 +125,28 @@ def test_upstream_closes_before_response(levee):
     assert_levee_error(r, 502, "upstream-bad-response")
 
 
-@pytest.mark.parametrize("kind", ["junk", "badstatus", "badcl", "dupcl", "nul"])
+@pytest.mark.parametrize("kind", ["junk", "badstatus", "badcl", "dupcl", "nul",
+                                  "fold", "fold_empty", "fold_empty_tab", "fold_first"])
 def test_upstream_bad_response(levee, kind):
     r = levee.get("/garbage?kind=%s" % kind)
     assert_levee_error(r, 502, "upstream-bad-response")
+
+
+@pytest.mark.parametrize("kind", ["trailer_fold", "trailer_fold_empty"])
+def test_upstream_trailer_fold_cuts_the_response(levee, kind):
+    """A fold in the upstream's trailers is found after the response began:
+    the only honest answer left is a response that never ends (or, when
+    none of it reached the socket yet, none at all)."""
+    base = levee.metric("levee_rejected_requests_total", reason="upstream-bad-response")
+    c = levee.conn()
+    c.send(build_request("GET", "/garbage?kind=%s" % kind))
+    r = c.read_response(timeout=5)
+    if r is not None:
+        assert r.status == 200 and r.framing == "chunked", r
+        assert not r.complete, "levee ended a response whose trailers were folded: %r" % r
+    assert c.eof
+    wait_until(lambda: levee.metric("levee_rejected_requests_total", reason="upstream-bad-response") > base, 3,
+               msg="the cut response counted as upstream-bad-response")
 
 
 def test_upstream_response_with_content_length_and_chunked(levee):
