@@ -70,7 +70,7 @@ void http1_reset(struct http1 *h)
 {
 	llhttp_reset(&h->p);
 	h->p.data = h;
-	h->head_bytes = 0;
+	h->fed = 0;
 	h->status = 0;
 	h->reason = R_NONE;
 	h->in_body = h->in_trailers = h->line_start = false;
@@ -87,6 +87,7 @@ void http1_set_body_cb(struct http1 *h, h1_body_cb cb, void *arg)
 void http1_start_body(struct http1 *h)
 {
 	h->in_body = true;
+	h->fed = h->frame_mark = 0;
 	h->line_start = false;
 	llhttp_resume(&h->p);
 }
@@ -161,13 +162,12 @@ static int cb_status(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
-/* Trailers are read (llhttp must parse them to find the end of the message)
- * but never stored or forwarded; they are bounded by the same byte limit. */
-static int h1_trailer_bytes(struct http1 *h, size_t n)
+/* Body mode: the chunk framing that ends at `pos` (where data or the
+ * trailers begin, or where the input stops) is within its bound. */
+static int h1_framing_ok(struct http1 *h, uint64_t pos)
 {
-	h->head_bytes += n;
-	if (h->head_bytes > h->lim.header_bytes)
-		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+	if (pos - h->frame_mark > H1_CHUNK_FRAMING_MAX)
+		return h1_fail(h, 400, R_BAD_REQUEST);
 	return 0;
 }
 
@@ -176,12 +176,16 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t n)
 	struct http1 *h = H1(p);
 	struct lv_head *hd = h->head;
 	if (h->in_body) {
-		if (!h->in_trailers) {
-			/* the first trailer field starts a line: scan from here */
-			h->in_trailers = true;
-			h->scan_from = at;
-		}
-		return h1_trailer_bytes(h, n);
+		/* Trailers are read (llhttp must parse them to find the end of
+		 * the message) but never stored or forwarded; http1_feed()
+		 * bounds the section. Its first field starts a line: scan from
+		 * there. */
+		if (h->in_trailers)
+			return 0;
+		h->in_trailers = true;
+		h->trailer_start = h1_pos(h, at);
+		h->scan_from = at;
+		return h1_framing_ok(h, h->trailer_start);
 	}
 	if (h->hstate != H1S_FIELD) {
 		/* a new field starts */
@@ -201,7 +205,7 @@ static int cb_header_value(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
 	if (h->in_body)
-		return h1_trailer_bytes(h, n);
+		return 0;
 	if (h->hstate != H1S_VALUE) {
 		h->hstate = H1S_VALUE;
 		h->cur_value = h->head->len;
@@ -248,6 +252,10 @@ static int cb_headers_complete(llhttp_t *p)
 static int cb_body(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
+	uint64_t pos = h1_pos(h, at);
+	if (h1_framing_ok(h, pos))
+		return HPE_USER;
+	h->frame_mark = pos + n;
 	if (h->on_body && h->on_body(h->arg, at, n))
 		return h1_fail(h, 500, R_INTERNAL);
 	return 0;
@@ -325,7 +333,7 @@ static bool h1_scan_lines(struct http1 *h, const char *end)
 enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t *consumed)
 {
 	h->exec_start = data;
-	h->exec_base = h->head_bytes;
+	h->exec_base = h->fed;
 	/* a head is scanned whole, a body from its trailer section on */
 	h->scan_from = h->in_body && !h->in_trailers ? NULL : data;
 	llhttp_errno_t e = llhttp_execute(&h->p, data, len);
@@ -335,14 +343,18 @@ enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t 
 		return H1_ERROR;
 	}
 	*consumed = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&h->p) - data);
+	h->fed += *consumed;
 	if (!h1_scan_lines(h, data + *consumed))
 		return H1_ERROR;
-	if (!h->in_body) {
-		h->head_bytes += *consumed;
-		if (h->head_bytes > h->lim.header_bytes) {
-			h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+	/* Bounds are checked where the input stops as well, so that no part of
+	 * a message grows without limit however it is spread over reads: the
+	 * head, the framing between chunks, the trailer section. */
+	if (h->in_body && !h->in_trailers) {
+		if (h1_framing_ok(h, h->fed))
 			return H1_ERROR;
-		}
+	} else if (h->fed - (h->in_trailers ? h->trailer_start : 0) > h->lim.header_bytes) {
+		h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+		return H1_ERROR;
 	}
 	if (e == HPE_OK)
 		return H1_MORE;

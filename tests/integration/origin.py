@@ -39,6 +39,8 @@ Behaviours by path (query parameters in brackets):
   /count                200, body = number of requests seen so far
   /interim              103 Early Hints, then 200 "final"
   /garbage[kind]        an unparseable or ambiguous response, then close
+  /chunkext[n,piece]    chunked 200 whose first chunk-size line carries an
+                        extension of n bytes, written `piece` bytes at a time
 Any path: _close_after_ms=N closes the connection N ms after the response,
 without announcing it (a stale pooled connection).
 HEAD gets the same head as GET and no body.
@@ -441,6 +443,16 @@ async def handle_request(c, req, body):
     elif path == "/interim":
         await send(c, build_head(103, [("Link", "</a.css>; rel=preload")]), target)
         await respond_simple(c, req, 200, b"final")
+    elif path == "/chunkext":
+        n = int(q.get("n", "0"))
+        piece = int(q.get("piece", "65536"))
+        await send(c, build_head(200, [("Transfer-Encoding", "chunked")]) + b"5;x=", target)
+        filler = b"a" * piece
+        left = n
+        while left > 0:
+            await send(c, filler[:min(piece, left)], target)
+            left -= piece
+        await send(c, b"\r\nhello\r\n0\r\n\r\n", target)
     elif path == "/garbage":
         kind = q.get("kind", "junk")
         raw = {

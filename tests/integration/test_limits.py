@@ -1,10 +1,11 @@
 """Request limits and client-side timeouts (docs/http.md, "Errors levee
 produces itself" and "Timeouts")."""
 import json
+import select
 import socket
 import time
 
-from harness import HttpConn, build_request, chunked, wait_until
+from harness import MiB, HttpConn, build_request, chunked, tokens, wait_until
 
 
 def assert_rejected(r, status, token):
@@ -100,6 +101,72 @@ def test_body_bytes_chunked_single_huge_chunk(levee_factory, origin):
     assert r is not None and (r.status, r.reason_token) == (413, "body-too-large"), r
     assert c.wait_closed(2)
     assert not [e for e in origin_saw(origin, mark, "bb-huge") if e["event"] == "request"]
+
+
+def send_until_answered(c, pieces):
+    """Sends `pieces` one write at a time until levee has something to say
+    (or has closed); returns how many bytes went out."""
+    sent = 0
+    for p in pieces:
+        if select.select([c.sock], [], [], 0)[0]:
+            break
+        try:
+            c.send(p)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sent += len(p)
+    return sent
+
+
+def test_chunk_extension_bounded_in_requests(levee, origin):
+    """A chunk-size line may not grow without end: levee answers 400 once
+    its extensions pass 4 KiB, while the line is still arriving in small
+    writes."""
+    mark = origin.mark()
+    c = levee.conn()
+    c.send(build_request("POST", "/sink?chunk-ext", [("Transfer-Encoding", "chunked")]) + b"5;x=")
+    total = 10 * MiB
+    sent = send_until_answered(c, (b"a" * 512 for _ in range(total // 512)))
+    if sent == total:  # not answered: end the chunk, the request is complete
+        c.send(b"\r\nhello\r\n0\r\n\r\n")
+    r = c.read_response(timeout=5)
+    assert r is not None and (r.status, r.reason_token) == (400, "bad-request"), r
+    assert "close" in tokens(r.headers, "connection")
+    assert c.wait_closed(2)
+    assert sent < total
+    time.sleep(0.15)  # absence window for anything levee might still forward
+    assert not [e for e in origin_saw(origin, mark, "chunk-ext") if e["event"] == "request"]
+
+
+def test_chunk_extension_bounded_in_responses(levee, origin):
+    """The same bound on the upstream's chunk-size lines: the response has
+    begun, so levee cuts it, and stops reading the upstream at once (the
+    origin cannot finish writing its 32 MiB line)."""
+    mark = origin.mark()
+    c = levee.conn()
+    c.send(build_request("GET", "/chunkext?n=%d" % (32 * MiB)))
+    r = c.read_response(timeout=10)
+    if r is not None:  # the head may or may not have reached the socket
+        assert r.status == 200 and not r.complete, r
+    assert c.eof
+    ev = origin.wait_event(lambda e: e["event"] in ("done", "write_failed") and e["target"].startswith("/chunkext"),
+                           since=mark, timeout=10, msg="the origin to finish or fail writing")
+    assert ev["event"] == "write_failed", "levee read the whole 32 MiB chunk-size line: %r" % ev
+
+
+def test_trailer_section_bounded(levee_factory, origin):
+    """Trailers count against header_bytes, whitespace included (it reaches
+    no parser callback)."""
+    lv = levee_factory({"limits": {"header_bytes": "4KiB", "uri_bytes": "1KiB"}})
+    head = build_request("POST", "/sink?trailers", [("Transfer-Encoding", "chunked")])
+    r = lv.raw(head + b"5\r\nhello\r\n0\r\nX-T:" + b" " * 3000 + b"v\r\n\r\n")
+    assert r.status == 200, r
+    mark = origin.mark()
+    r = lv.raw(head.replace(b"trailers", b"trailers-over") + b"5\r\nhello\r\n0\r\nX-T:" + b" " * 5000 + b"v\r\n\r\n",
+               close_wait=2)
+    assert_rejected(r, 431, "headers-too-large")
+    time.sleep(0.15)  # absence window
+    assert not [e for e in origin_saw(origin, mark, "trailers-over") if e["event"] == "request"]
 
 
 # ---------------------------------------------------------------- connections

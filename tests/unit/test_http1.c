@@ -268,11 +268,97 @@ static void test_messages_whole_and_split(void **state)
 	assert_int_equal(fails, 0);
 }
 
+/* A message of `pre`, `n` copies of `fill`, then `post`, in a buffer the
+ * caller frees. */
+static char *build(const char *pre, char fill, size_t n, const char *post, size_t *len)
+{
+	size_t a = strlen(pre), b = strlen(post);
+	char *s = malloc(a + n + b + 1);
+	memcpy(s, pre, a);
+	memset(s + a, fill, n);
+	memcpy(s + a + n, post, b + 1);
+	*len = a + n + b;
+	return s;
+}
+
+/* Chunk framing and trailer sections are bounded on both sides, however the
+ * reads are cut: a chunk-size line split into single bytes must not slip by.
+ * (The fixture's header_bytes is 32 KiB.) */
+static void test_chunk_framing_and_trailer_bounds(void **state)
+{
+	struct size_case {
+		const char *name, *pre;
+		char fill;
+		size_t n;
+		const char *post;
+		int req_status; /* the response's is 502 whenever this is not 0 */
+	} sizes[] = {
+	    {"extension under the bound", "5;x=", 'a', 4000, "\r\nhello\r\n0\r\n\r\n", 0},
+	    {"extension over the bound", "5;x=", 'a', 5000, "\r\nhello\r\n0\r\n\r\n", 400},
+	    {"second chunk's extension over", "1\r\na\r\n5;x=", 'a', 4100, "\r\nhello\r\n0\r\n\r\n", 400},
+	    {"last chunk's extension over", "5\r\nhello\r\n0;x=", 'a', 4100, "\r\n\r\n", 400},
+	    {"last chunk's extension over, trailers", "0;x=", 'a', 4100, "\r\nX: 1\r\n\r\n", 400},
+	    {"many extensions", "5", 'a', 0, "\r\nhello\r\n0\r\n\r\n", 0}, /* filled in below */
+	    {"leading zeros over the bound", "", '0', 5000, "5\r\nhello\r\n0\r\n\r\n", 400},
+	    {"leading zeros under the bound", "", '0', 4000, "5\r\nhello\r\n0\r\n\r\n", 0},
+	    {"endless size line", "5;x=", 'a', 100000, "", 400},
+	    {"trailer under the bound", "0\r\nX: ", 'v', 30000, "\r\n\r\n", 0},
+	    {"trailer over the bound", "0\r\nX: ", 'v', 33000, "\r\n\r\n", 431},
+	    /* whitespace before a value reaches no callback at all */
+	    {"trailer of leading whitespace", "0\r\nX:", ' ', 33000, "v\r\n\r\n", 431},
+	    {"endless trailer", "0\r\nX: ", 'v', 100000, "", 431},
+	};
+	/* 2000 ";e": 4000 bytes of extensions in small pieces (llhttp 8.1
+	 * refuses another extension after one with a value) */
+	char many[4100] = "5";
+	for (int i = 0; i < 2000; i++)
+		strcat(many, ";e");
+	sizes[5].pre = many;
+
+	static const size_t steps[] = {0, 1, 2, 3, 7, 100, 1000, 4096, 5000};
+	struct h1_fixture *f = calloc(1, sizeof(*f));
+	int fails = 0;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		const struct size_case *c = &sizes[i];
+		for (int resp = 0; resp < 2; resp++) {
+			char pre[8192];
+			snprintf(pre, sizeof(pre), "%s%s", resp ? RESP_CHUNKED : REQ_CHUNKED, c->pre);
+			size_t len;
+			char *raw = build(pre, c->fill, c->n, c->post, &len);
+			int want = c->req_status && resp ? 502 : c->req_status;
+			for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+				enum lv_reason reason;
+				int st = h1_parse_message(f, resp ? HTTP_RESPONSE : HTTP_REQUEST, raw, len, steps[k], &reason);
+				if (st != want) {
+					print_error("case '%s' (%s) step %zu: status %d, want %d\n", c->name,
+					            resp ? "response" : "request", steps[k], st, want);
+					fails++;
+					break;
+				}
+			}
+			free(raw);
+		}
+	}
+	/* the head and the trailers have a budget each */
+	size_t len;
+	char *raw = build("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Big: ", 'h', 30000,
+	                  "\r\n\r\n0\r\nX-T: 1\r\n\r\n", &len);
+	enum lv_reason reason;
+	if (h1_parse_message(f, HTTP_REQUEST, raw, len, 0, &reason) != 0) {
+		print_error("a 30 KB head with a small trailer section was refused\n");
+		fails++;
+	}
+	free(raw);
+	free(f);
+	assert_int_equal(fails, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cases_whole_and_split),
 	    cmocka_unit_test(test_messages_whole_and_split),
+	    cmocka_unit_test(test_chunk_framing_and_trailer_bounds),
 	    cmocka_unit_test(test_derived_fields),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_tokens_and_hop_by_hop_helpers),
