@@ -434,6 +434,24 @@ void head_each_token(const char *v, size_t len, void (*cb)(const char *tok, size
 
 /* ---- request and response checks --------------------------------------- */
 
+/* RFC 3986 allows any run of digits as a port, none included. levee takes
+ * only a port a connection could be made to, written one way: 1-65535,
+ * without leading zeros. The rest is read differently by different
+ * software: an empty port as the default one or as an error, 99999 as
+ * 34463 once truncated to 16 bits, 080 as 80 or as octal. */
+static bool port_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 5 || s[0] < '1' || s[0] > '9')
+		return false;
+	uint32_t port = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		port = port * 10 + (uint32_t)(s[i] - '0');
+	}
+	return port <= 65535;
+}
+
 /* RFC 3986 reg-name / IPv4 / IP-literal, with an optional port. */
 static bool authority_ok(const char *s, size_t n)
 {
@@ -463,12 +481,7 @@ static bool authority_ok(const char *s, size_t n)
 	if (i < n) {
 		if (s[i] != ':')
 			return false;
-		size_t digits = 0;
-		for (i++; i < n; i++, digits++)
-			if (s[i] < '0' || s[i] > '9')
-				return false;
-		if (digits > 5)
-			return false;
+		return port_ok(s + i + 1, n - i - 1);
 	}
 	return true;
 }

@@ -60,6 +60,14 @@ CASES = [
     ("host-space", req("host-space", ["X-Pad: 1"], method="GET", host=False).replace(b"X-Pad: 1", b"Host: a b"), BAD, False),
     ("host-slash", req("host-slash", ["Host: a/b"], method="GET", host=False), BAD, False),
     ("host-at", req("host-at", ["Host: user@a"], method="GET", host=False), BAD, False),
+    ("host-port-over-65535", req("host-port-over-65535", ["Host: t:99999"], method="GET", host=False), BAD, False),
+    ("host-port-65536", req("host-port-65536", ["Host: t:65536"], method="GET", host=False), BAD, False),
+    ("host-port-zero", req("host-port-zero", ["Host: t:0"], method="GET", host=False), BAD, False),
+    ("host-port-leading-zero", req("host-port-leading-zero", ["Host: t:080"], method="GET", host=False), BAD, False),
+    ("host-port-empty", req("host-port-empty", ["Host: t:"], method="GET", host=False), BAD, False),
+    ("host-port-sign", req("host-port-sign", ["Host: t:+80"], method="GET", host=False), BAD, False),
+    ("absolute-port-over-65535", req("absolute-port-over-65535", [], method="GET", target="http://t:99999/echo?c=absolute-port-over-65535"), BAD, False),
+    ("absolute-port-empty", req("absolute-port-empty", [], method="GET", target="http://t:/echo?c=absolute-port-empty"), BAD, False),
     ("fragment", req("fragment", [], method="GET", target="/echo?c=fragment#frag"), BAD, False),
     ("nul-in-value", req("nul-in-value", [b"X-A: a\x00b"], method="GET"), BAD, False),
     ("cr-in-value", req("cr-in-value", [b"X-A: a\rb"], method="GET"), BAD, False),
@@ -133,9 +141,10 @@ def test_case_table_is_big_enough():
     b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /echo HTTP/1.0\r\n\r\n",
     b"GET /echo?a=b%20c HTTP/1.1\r\nHost: x:1\r\nX-Empty:\r\nX-Tab:\tv\t\r\n\r\n",
+    b"GET http://x:65535/echo HTTP/1.1\r\nHost: y\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 000005\r\n\r\nhello",
     b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\n\r\n",
-], ids=["plain", "http10-no-host", "odd-but-valid", "cl-leading-zeros", "te-case"])
+], ids=["plain", "http10-no-host", "odd-but-valid", "absolute-top-port", "cl-leading-zeros", "te-case"])
 def test_valid_edge_cases_accepted(levee, origin, data):
     """The strictness above must not reject valid requests."""
     r = levee.raw(data)

@@ -224,6 +224,58 @@ static void test_response_heads(void **state)
 	free(f);
 }
 
+/* Authorities, as a Host header and as an absolute-form target: the same
+ * rules, and a port is 1-65535 written without leading zeros. */
+static void test_authorities(void **state)
+{
+	static const struct {
+		const char *authority;
+		bool ok;
+	} hosts[] = {
+	    {"a", true},
+	    {"a:80", true},
+	    {"a:1", true},
+	    {"a:65535", true},
+	    {"example.com:8080", true},
+	    {"127.0.0.1:8080", true},
+	    {"[::1]", true},
+	    {"[::1]:443", true},
+	    {"a:", false},
+	    {"a:0", false},
+	    {"a:00", false},
+	    {"a:080", false},
+	    {"a:65536", false},
+	    {"a:99999", false},
+	    {"a:100000", false},
+	    {"a:4294967376", false},         /* 80 once truncated to 32 bits */
+	    {"a:18446744073709551696", false}, /* 80 once truncated to 64 bits */
+	    {"a:8x", false},
+	    {"a:-1", false},
+	    {"a:+80", false},
+	    {"a:80:80", false},
+	    {"a: 80", false},
+	    {"[::1]:", false},
+	    {"[::1]:0", false},
+	    {"[::1]:65536", false},
+	    {"[::1]80", false},
+	    {":80", false},
+	};
+	struct h1_fixture *f = calloc(1, sizeof(*f));
+	int fails = 0;
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		char raw[2][256];
+		snprintf(raw[0], sizeof(raw[0]), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", hosts[i].authority);
+		snprintf(raw[1], sizeof(raw[1]), "GET http://%s/x HTTP/1.1\r\nHost: a\r\n\r\n", hosts[i].authority);
+		for (int form = 0; form < 2; form++) {
+			struct h1_case c = {hosts[i].authority, raw[form], hosts[i].ok ? 0 : 400,
+			                    hosts[i].ok ? R_NONE : R_BAD_REQUEST};
+			fails += check_splits(f, &c, HTTP_REQUEST, false);
+		}
+	}
+	free(f);
+	assert_int_equal(fails, 0);
+}
+
 /* Whole messages, head and chunked body, requests and upstream responses:
  * what a fold or a bad trailer costs on each side. */
 struct h1_msg_case {
@@ -359,6 +411,7 @@ int main(void)
 	    cmocka_unit_test(test_cases_whole_and_split),
 	    cmocka_unit_test(test_messages_whole_and_split),
 	    cmocka_unit_test(test_chunk_framing_and_trailer_bounds),
+	    cmocka_unit_test(test_authorities),
 	    cmocka_unit_test(test_derived_fields),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_tokens_and_hop_by_hop_helpers),
