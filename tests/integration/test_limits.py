@@ -195,6 +195,48 @@ def test_max_connections(levee_factory, origin):
     wait_until(admitted, 3, interval=0.05, msg="a new connection admitted after one closed")
 
 
+def test_fd_exhaustion_pauses_accepting(levee_factory, origin):
+    """Out of file descriptors, levee stops accepting for a while instead of
+    spinning on accept() and logging every failure (it once burnt 1.6 cores
+    and wrote 80 MB of log in 3 s); once descriptors are free it serves
+    again. Admin connections during the shortage are refused the same way."""
+    lv = levee_factory({"levee": {"workers": "2", "log_level": "info"}}, nofile=128)
+    log_before = len(lv.stderr())
+    held = []
+    try:
+        for _ in range(200):  # more than levee has descriptors: the rest wait in the backlog
+            held.append(socket.create_connection(("127.0.0.1", lv.port), timeout=5))
+        for _ in range(5):
+            held.append(socket.create_connection(("127.0.0.1", lv.admin_port), timeout=5))
+        wait_until(lambda: lv.fd_count() >= 125, 5, msg="levee to run out of descriptors")
+        cpu_before = lv.cpu_seconds()
+        time.sleep(2.0)  # the window measured: levee must stay close to idle through it
+        cpu = lv.cpu_seconds() - cpu_before
+        logged = lv.stderr()[log_before:]
+        assert cpu < 0.3, "levee used %.2f s of CPU in 2 s, out of descriptors" % cpu
+        assert len(logged) < 4096, "levee logged %d bytes in 2 s, out of descriptors:\n%s" % (
+            len(logged), logged[:1000])
+    finally:
+        for s in held:
+            s.close()
+
+    def serving():
+        try:
+            r = lv.get("/echo?after-exhaustion", close_wait=0, timeout=2)
+        except (OSError, TimeoutError):
+            return False
+        return r is not None and r.status == 200
+    wait_until(serving, 5, interval=0.05, msg="levee to serve again once descriptors are free")
+    assert lv.metric("levee_accept_pauses_total") >= 1
+    assert lv.metric("levee_accept_errors_total") >= 1
+    # one line when a listener's shortage starts and one when it ends
+    wait_until(lambda: "accepting again" in lv.stderr()[log_before:], 5, msg="the end of the shortage logged")
+    lines = lv.stderr()[log_before:].splitlines()
+    starts = [ln for ln in lines if "not accepting" in ln]
+    ends = [ln for ln in lines if "accepting again" in ln]
+    assert 1 <= len(starts) <= 3 and len(ends) <= len(starts), lines  # two workers and the admin listener
+
+
 # ---------------------------------------------------------------- timeouts
 
 def _slowloris(port, prefix, interval, limit):
