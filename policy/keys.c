@@ -61,7 +61,7 @@ static const struct keys_def keys_def_table[] = {
 	{"levee",    "log_level",        KT_ENUM,     P(log_level),                   "info",          NULL,    NULL,     "debug|info|warn|error", NULL,          true,  0, "Least severe message written to stderr."},
 	{"levee",    "trust_forwarded",  KT_BOOL,     P(trust_forwarded),             "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Keep an incoming X-Forwarded-Proto instead of replacing it. Enable only behind a proxy that sets it."},
 
-	{"limits",   "header_bytes",     KT_SIZE,     P(limits.header_bytes),         "32KiB",         "1KiB",  "1MiB",   NULL,                    NULL,          true,  0, "Request line plus all header fields. Must be at least `uri_bytes`."},
+	{"limits",   "header_bytes",     KT_SIZE,     P(limits.header_bytes),         "32KiB",         "1KiB",  "1MiB",   NULL,                    NULL,          true,  0, "Request line plus all header fields. Also bounds each upstream response head and each trailer section. Must be at least `uri_bytes`."},
 	{"limits",   "headers",          KT_UINT,     P(limits.headers),              "100",           "1",     "1000",   NULL,                    "fields",      true,  0, "Header fields in one request."},
 	{"limits",   "uri_bytes",        KT_SIZE,     P(limits.uri_bytes),            "8KiB",          "256",   "1MiB",   NULL,                    NULL,          true,  0, "Request target (path and query)."},
 	{"limits",   "body_bytes",       KT_SIZE,     P(limits.body_bytes),           "1GiB",          "1",     "1TiB",   NULL,                    NULL,          true,  0, "Request body; a larger declared or streamed body gets 413."},

@@ -108,7 +108,7 @@ void pipeline_start(struct conn *c, struct arena *head_arena)
 	struct request *r = request_alloc(w);
 	if (!r) {
 		arena_put(w, head_arena);
-		conn_send_error(c, R_INTERNAL, NULL, true);
+		conn_send_error(c, R_INTERNAL, NULL, CONN_CLOSE);
 		return;
 	}
 	r->w = w;
@@ -259,13 +259,16 @@ void request_fail(struct request *r, enum lv_reason reason)
 			return;
 		request_detach(r);
 		r->status = lv_reasons[reason].status;
-		/* A request-side error, or a body still on the wire, ends the
-		 * connection; an upstream failure on a complete request does not. */
-		bool close = r->status < 500 || !r->body_done;
+		/* A request-side error ends the connection; an upstream failure
+		 * does not, unless the connection could not go on anyway (the
+		 * client asked to close, the body is still on the wire), and
+		 * then the answer must say so (RFC 9112 §9.6). */
+		bool close = r->status < 500 || !conn_can_continue(c, r->head, r->body_done);
 		c->close_after = c->close_after || close;
 		if (close)
 			http1_set_body_cb(&c->parser, NULL, NULL);
-		conn_send_error(c, reason, r->id, close);
+		enum conn_end end = close ? CONN_CLOSE : r->head->minor == 0 ? CONN_KEEP_10 : CONN_KEEP;
+		conn_send_error(c, reason, r->id, end);
 		request_end(r, c);
 		return;
 	}

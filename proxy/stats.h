@@ -19,6 +19,8 @@
 #define LV_COUNTERS(X)                                                                              \
 	X(conn_accepted, "levee_connections_accepted_total", "Client connections accepted")          \
 	X(conn_rejected, "levee_connections_rejected_total", "Client connections refused at max_connections") \
+	X(accept_errors, "levee_accept_errors_total", "accept() calls that failed, most often for want of file descriptors") \
+	X(accept_pauses, "levee_accept_pauses_total", "100 ms pauses in accepting, after accept() ran out of descriptors or memory") \
 	X(client_aborts, "levee_client_aborts_total", "Requests whose client went away before the response ended") \
 	X(bytes_in, "levee_client_bytes_received_total", "Bytes received from clients")              \
 	X(bytes_out, "levee_client_bytes_sent_total", "Bytes sent to clients")                       \

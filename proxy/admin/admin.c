@@ -19,6 +19,7 @@
 #include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/http1.h"
+#include "net/listener.h"
 #include "net/worker.h"
 #include "reload.h"
 #include "server.h"
@@ -36,7 +37,10 @@ struct admin_conn {
 	bool done;
 };
 
-static struct evconnlistener *admin_listener;
+static struct listener admin_listener;
+/* The main thread's counters: only its accept errors and pauses, summed with
+ * the workers' like theirs. */
+static struct lv_stats admin_stats;
 
 bool admin_ready(const char **why)
 {
@@ -200,10 +204,11 @@ static void admin_status(FILE *f)
 
 static void admin_metrics(FILE *f)
 {
-	struct lv_stats *stats[256];
+	struct lv_stats *stats[257];
 	unsigned n = srv.nworkers < 256 ? srv.nworkers : 256;
 	for (unsigned i = 0; i < n; i++)
 		stats[i] = srv.workers[i]->stats;
+	stats[n++] = &admin_stats;
 	const char *why;
 	struct lv_gauges g = {
 	    .conns_active = atomic_load(&srv.conns),
@@ -443,10 +448,16 @@ int admin_start(struct event_base *base, const struct lv_hostport *addr, char *e
 	socklen_t len;
 	if (resolve_hostport(addr, &ss, &len, err, errlen) != LV_OK)
 		return LV_ERR;
-	admin_listener = evconnlistener_new_bind(base, admin_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-	                                         128, (struct sockaddr *)&ss, (int)len);
-	if (!admin_listener) {
+	struct evconnlistener *lev = evconnlistener_new_bind(base, NULL, NULL,
+	                                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
+	                                                     (struct sockaddr *)&ss, (int)len);
+	if (!lev) {
 		snprintf(err, errlen, "admin listen on %s:%u: %s", addr->host, addr->port, strerror(errno));
+		return LV_ERR;
+	}
+	if (listener_init(&admin_listener, lev, admin_accept, NULL, "admin", &admin_stats.accept_errors,
+	                  &admin_stats.accept_pauses) != LV_OK) {
+		snprintf(err, errlen, "admin listener: out of memory");
 		return LV_ERR;
 	}
 	return LV_OK;
@@ -454,7 +465,5 @@ int admin_start(struct event_base *base, const struct lv_hostport *addr, char *e
 
 void admin_stop(void)
 {
-	if (admin_listener)
-		evconnlistener_free(admin_listener);
-	admin_listener = NULL;
+	listener_close(&admin_listener);
 }

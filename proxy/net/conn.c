@@ -134,8 +134,13 @@ static void conn_close_after_flush(struct conn *c)
 }
 
 /* Formats one of levee's own answers; returns its length. */
-static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, bool close)
+static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, enum conn_end end)
 {
+	static const char *const connection[] = {
+	    [CONN_KEEP] = "",
+	    [CONN_KEEP_10] = "Connection: keep-alive\r\n",
+	    [CONN_CLOSE] = "Connection: close\r\n",
+	};
 	const struct lv_reason_info *ri = &lv_reasons[reason];
 	size_t body = strlen(ri->message) + 1;
 	return snprintf(buf, size,
@@ -143,17 +148,16 @@ static int error_response(char *buf, size_t size, enum lv_reason reason, const c
 	                "X-Levee-Reason: %s\r\n%s%s%s%s%s\r\n%s\n",
 	                ri->status, http_status_phrase(ri->status), body, ri->token, request_id ? "X-Request-Id: " : "",
 	                request_id ? request_id : "", request_id ? "\r\n" : "",
-	                ri->status == 503 ? "Retry-After: 1\r\n" : "", close ? "Connection: close\r\n" : "",
-	                ri->message);
+	                ri->status == 503 ? "Retry-After: 1\r\n" : "", connection[end], ri->message);
 }
 
-void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_id, bool close)
+void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_id, enum conn_end end)
 {
 	char buf[512];
-	int n = error_response(buf, sizeof(buf), reason, request_id, close);
+	int n = error_response(buf, sizeof(buf), reason, request_id, end);
 	stat_inc(c->w->stats->rejected[reason]);
 	evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
-	if (close) {
+	if (end == CONN_CLOSE) {
 		if (c->timer)
 			event_del(c->timer);
 		c->close_after = true;
@@ -183,7 +187,7 @@ void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int 
 	uint64_t n = atomic_fetch_add_explicit(&srv.conns, 1, memory_order_relaxed);
 	if (w->draining || n >= p->max_connections) {
 		char buf[512];
-		int len = error_response(buf, sizeof(buf), w->draining ? R_DRAINING : R_MAXCONN, NULL, true);
+		int len = error_response(buf, sizeof(buf), w->draining ? R_DRAINING : R_MAXCONN, NULL, CONN_CLOSE);
 		/* best effort: the socket is fresh, its buffer is empty */
 		ssize_t sent = send(fd, buf, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)sent;
@@ -256,7 +260,7 @@ static bool conn_read_head(struct conn *c)
 	if (c->state == C_IDLE) {
 		c->arena = arena_get(c->w);
 		if (!c->arena) {
-			conn_send_error(c, R_INTERNAL, NULL, true);
+			conn_send_error(c, R_INTERNAL, NULL, CONN_CLOSE);
 			return false;
 		}
 		struct h1_limits lim = conn_limits(p);
@@ -272,14 +276,14 @@ static bool conn_read_head(struct conn *c)
 		if (rc == H1_MORE)
 			return false;
 		if (rc == H1_ERROR) {
-			conn_send_error(c, http1_error_reason(&c->parser), NULL, true);
+			conn_send_error(c, http1_error_reason(&c->parser), NULL, CONN_CLOSE);
 			return false;
 		}
 		/* H1_HEAD_DONE */
 		event_del(c->timer);
 		enum lv_reason reason;
 		if (http1_check_request(&c->arena->head, &reason) != 0) {
-			conn_send_error(c, reason, NULL, true);
+			conn_send_error(c, reason, NULL, CONN_CLOSE);
 			return false;
 		}
 		struct arena *a = c->arena;
@@ -395,7 +399,7 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	switch (c->state) {
 	case C_HEAD:
-		conn_send_error(c, R_HEADER_TIMEOUT, NULL, true);
+		conn_send_error(c, R_HEADER_TIMEOUT, NULL, CONN_CLOSE);
 		break;
 	case C_IDLE:
 	case C_CLOSING:
@@ -407,6 +411,11 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- request boundaries ------------------------------------------------ */
+
+bool conn_can_continue(const struct conn *c, const struct lv_head *req, bool body_done)
+{
+	return !c->close_after && !(req->flags & H1F_CONN_CLOSE) && !c->w->draining && body_done;
+}
 
 void conn_request_done(struct conn *c)
 {

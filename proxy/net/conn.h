@@ -38,11 +38,23 @@ struct conn {
 	bool in_read;             /* re-entrancy guard for conn_process */
 };
 
+/* How one of levee's own answers leaves the connection. */
+enum conn_end {
+	CONN_KEEP,    /* open for the next request */
+	CONN_KEEP_10, /* open, and an HTTP/1.0 client must be told so */
+	CONN_CLOSE,   /* "Connection: close", and closed once the answer is out */
+};
+
 void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int socklen);
 
-/* Answers with one of levee's own errors and, for request-side errors,
- * closes the connection afterwards. */
-void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_id, bool close);
+/* Answers with one of levee's own errors, then leaves the connection as
+ * `end` says. */
+void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_id, enum conn_end end);
+/* Whether the connection may carry another request once `req` is answered:
+ * not if the client asked to close (an HTTP/1.0 client does unless it asks
+ * for keep-alive, RFC 9112 §9.3), the request body is still on the wire, or
+ * levee is draining. */
+bool conn_can_continue(const struct conn *c, const struct lv_head *req, bool body_done);
 /* Writes and sends what is in the output buffer now; false if the socket is
  * dead. */
 bool conn_flush(struct conn *c);

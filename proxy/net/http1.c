@@ -3,11 +3,18 @@
  *
  * llhttp (built with LLHTTP_STRICT_MODE=1) rejects bare LF, CL with TE,
  * duplicate Content-Length, bad chunk syntax and invalid tokens. It does not
- * reject obs-fold (it hands the folded part over as a second value span),
- * HTTP/2.0 request lines, fragments, Host problems, unknown transfer codings
- * until later, or 204/304 bodies once we pause at the head. Those are checked
- * here, so that anything that could be read two ways is refused before a
- * single byte goes upstream.
+ * reject obs-fold (it joins the folded line to the value, and after an empty
+ * value nothing in its callbacks even shows the fold), HTTP/2.0 request
+ * lines, fragments, Host problems, unknown transfer codings until later, or
+ * 204/304 bodies once we pause at the head. Those are checked here, so that
+ * anything that could be read two ways is refused before a single byte goes
+ * upstream.
+ *
+ * obs-fold is found on the bytes themselves, not on llhttp's spans: in a
+ * head and in a trailer section a LF is always the end of a line, so a SP or
+ * HTAB right after one starts a folded line (or, after the start line,
+ * whitespace RFC 9112 §2.2 says to reject). Chunk data may hold any bytes and
+ * is never scanned.
  */
 #include "net/http1.h"
 
@@ -63,10 +70,10 @@ void http1_reset(struct http1 *h)
 {
 	llhttp_reset(&h->p);
 	h->p.data = h;
-	h->head_bytes = 0;
+	h->fed = 0;
 	h->status = 0;
 	h->reason = R_NONE;
-	h->in_body = h->span_cut = false;
+	h->in_body = h->in_trailers = h->line_start = false;
 	h->hstate = H1S_NONE;
 	http1_set_head(h, h->head);
 }
@@ -80,6 +87,8 @@ void http1_set_body_cb(struct http1 *h, h1_body_cb cb, void *arg)
 void http1_start_body(struct http1 *h)
 {
 	h->in_body = true;
+	h->fed = h->frame_mark = 0;
+	h->line_start = false;
 	llhttp_resume(&h->p);
 }
 
@@ -153,13 +162,12 @@ static int cb_status(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
-/* Trailers are read (llhttp must parse them to find the end of the message)
- * but never stored or forwarded; they are bounded by the same byte limit. */
-static int h1_trailer_bytes(struct http1 *h, size_t n)
+/* Body mode: the chunk framing that ends at `pos` (where data or the
+ * trailers begin, or where the input stops) is within its bound. */
+static int h1_framing_ok(struct http1 *h, uint64_t pos)
 {
-	h->head_bytes += n;
-	if (h->head_bytes > h->lim.header_bytes)
-		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+	if (pos - h->frame_mark > H1_CHUNK_FRAMING_MAX)
+		return h1_fail(h, 400, R_BAD_REQUEST);
 	return 0;
 }
 
@@ -167,8 +175,18 @@ static int cb_header_field(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
 	struct lv_head *hd = h->head;
-	if (h->in_body)
-		return h1_trailer_bytes(h, n);
+	if (h->in_body) {
+		/* Trailers are read (llhttp must parse them to find the end of
+		 * the message) but never stored or forwarded; http1_feed()
+		 * bounds the section. Its first field starts a line: scan from
+		 * there. */
+		if (h->in_trailers)
+			return 0;
+		h->in_trailers = true;
+		h->trailer_start = h1_pos(h, at);
+		h->scan_from = at;
+		return h1_framing_ok(h, h->trailer_start);
+	}
 	if (h->hstate != H1S_FIELD) {
 		/* a new field starts */
 		if (hd->n >= hd->max || hd->n >= h->lim.headers)
@@ -187,19 +205,15 @@ static int cb_header_value(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
 	if (h->in_body)
-		return h1_trailer_bytes(h, n);
+		return 0;
 	if (h->hstate != H1S_VALUE) {
 		h->hstate = H1S_VALUE;
 		h->cur_value = h->head->len;
-	} else if (!h->span_cut) {
-		/* A second span of one value that did not start at a buffer
-		 * boundary: llhttp has just skipped a line break, so this is an
-		 * obs-fold continuation line (RFC 9112 §5.2). */
-		return h1_fail(h, 400, R_BAD_REQUEST);
 	}
+	/* a value in several spans was cut by buffer boundaries; a fold
+	 * would also continue it, but h1_scan_lines() refuses those */
 	if (h1_append(h, at, n))
 		return h1_fail(h, 431, R_HEADERS_TOO_LARGE);
-	h->span_cut = (at + n == h->exec_end);
 	return 0;
 }
 
@@ -219,7 +233,6 @@ static int cb_header_value_complete(llhttp_t *p)
 	e->value = h->cur_value;
 	e->value_len = hd->len - h->cur_value;
 	h->hstate = H1S_NONE;
-	h->span_cut = false;
 	return 0;
 }
 
@@ -239,6 +252,10 @@ static int cb_headers_complete(llhttp_t *p)
 static int cb_body(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
+	uint64_t pos = h1_pos(h, at);
+	if (h1_framing_ok(h, pos))
+		return HPE_USER;
+	h->frame_mark = pos + n;
 	if (h->on_body && h->on_body(h->arg, at, n))
 		return h1_fail(h, 500, R_INTERNAL);
 	return 0;
@@ -293,37 +310,55 @@ static int h1_errno_status(struct http1 *h, llhttp_errno_t e)
 	}
 }
 
+/* Refuses a folded line in [h->scan_from, end): a SP or HTAB right after a
+ * LF (see the top of this file). h->line_start carries the last byte over to
+ * the next buffer, so a fold is found wherever the reads were cut. */
+static bool h1_scan_lines(struct http1 *h, const char *end)
+{
+	const char *p = h->scan_from;
+	if (!p)
+		return true;
+	while (p < end) {
+		if (h->line_start && (*p == ' ' || *p == '\t')) {
+			h1_fail(h, 400, R_BAD_REQUEST);
+			return false;
+		}
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+		h->line_start = lf != NULL;
+		p = lf ? lf + 1 : end;
+	}
+	return true;
+}
+
 enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t *consumed)
 {
 	h->exec_start = data;
-	h->exec_end = data + len;
-	h->exec_base = h->head_bytes;
+	h->exec_base = h->fed;
+	/* a head is scanned whole, a body from its trailer section on */
+	h->scan_from = h->in_body && !h->in_trailers ? NULL : data;
 	llhttp_errno_t e = llhttp_execute(&h->p, data, len);
-	if (e == HPE_OK) {
-		*consumed = len;
-		if (!h->in_body) {
-			h->head_bytes += len;
-			if (h->head_bytes > h->lim.header_bytes) {
-				h1_fail(h, 431, R_HEADERS_TOO_LARGE);
-				return H1_ERROR;
-			}
-		}
-		return H1_MORE;
+	if (e != HPE_OK && e != HPE_PAUSED) {
+		*consumed = 0;
+		h1_errno_status(h, e);
+		return H1_ERROR;
 	}
-	if (e == HPE_PAUSED) {
-		*consumed = (size_t)(llhttp_get_error_pos(&h->p) - data);
-		if (h->in_body)
-			return H1_MSG_DONE;
-		h->head_bytes += *consumed;
-		if (h->head_bytes > h->lim.header_bytes) {
-			h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+	*consumed = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&h->p) - data);
+	h->fed += *consumed;
+	if (!h1_scan_lines(h, data + *consumed))
+		return H1_ERROR;
+	/* Bounds are checked where the input stops as well, so that no part of
+	 * a message grows without limit however it is spread over reads: the
+	 * head, the framing between chunks, the trailer section. */
+	if (h->in_body && !h->in_trailers) {
+		if (h1_framing_ok(h, h->fed))
 			return H1_ERROR;
-		}
-		return H1_HEAD_DONE;
+	} else if (h->fed - (h->in_trailers ? h->trailer_start : 0) > h->lim.header_bytes) {
+		h1_fail(h, 431, R_HEADERS_TOO_LARGE);
+		return H1_ERROR;
 	}
-	*consumed = 0;
-	h1_errno_status(h, e);
-	return H1_ERROR;
+	if (e == HPE_OK)
+		return H1_MORE;
+	return h->in_body ? H1_MSG_DONE : H1_HEAD_DONE;
 }
 
 enum h1_result http1_feed_evbuffer(struct http1 *h, struct evbuffer *in, size_t *used)
@@ -399,6 +434,24 @@ void head_each_token(const char *v, size_t len, void (*cb)(const char *tok, size
 
 /* ---- request and response checks --------------------------------------- */
 
+/* RFC 3986 allows any run of digits as a port, none included. levee takes
+ * only a port a connection could be made to, written one way: 1-65535,
+ * without leading zeros. The rest is read differently by different
+ * software: an empty port as the default one or as an error, 99999 as
+ * 34463 once truncated to 16 bits, 080 as 80 or as octal. */
+static bool port_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 5 || s[0] < '1' || s[0] > '9')
+		return false;
+	uint32_t port = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		port = port * 10 + (uint32_t)(s[i] - '0');
+	}
+	return port <= 65535;
+}
+
 /* RFC 3986 reg-name / IPv4 / IP-literal, with an optional port. */
 static bool authority_ok(const char *s, size_t n)
 {
@@ -428,12 +481,7 @@ static bool authority_ok(const char *s, size_t n)
 	if (i < n) {
 		if (s[i] != ':')
 			return false;
-		size_t digits = 0;
-		for (i++; i < n; i++, digits++)
-			if (s[i] < '0' || s[i] > '9')
-				return false;
-		if (digits > 5)
-			return false;
+		return port_ok(s + i + 1, n - i - 1);
 	}
 	return true;
 }

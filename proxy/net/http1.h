@@ -14,7 +14,9 @@
  *
  * Invariants: the parser never allocates; every byte of head text is bounded
  * by the arena size (the header_bytes limit); all lengths are checked before
- * any copy.
+ * any copy. In a chunked body, what is not chunk data is bounded too: at most
+ * H1_CHUNK_FRAMING_MAX bytes between two chunks' data (a chunk-size line
+ * with its extensions), and header_bytes of trailer section.
  */
 #ifndef LEVEE_HTTP1_H
 #define LEVEE_HTTP1_H
@@ -77,6 +79,12 @@ enum h1_result {
 struct http1;
 typedef int (*h1_body_cb)(void *arg, const char *data, size_t len);
 
+/* The bytes allowed between the data of two chunks: the CRLF that ends one,
+ * the next chunk-size line with its extensions, and its CRLF. Extensions
+ * carry nothing levee uses (they are not forwarded); the bound only keeps a
+ * peer from streaming an endless line. */
+#define H1_CHUNK_FRAMING_MAX 4096
+
 struct h1_limits {
 	uint32_t header_bytes, headers, uri_bytes;
 };
@@ -87,15 +95,19 @@ struct http1 {
 	struct h1_limits lim;
 	h1_body_cb on_body;
 	void *arg;
-	uint64_t head_bytes;   /* bytes fed while in the head */
+	uint64_t fed;          /* bytes of the head, or in body mode of the body */
 	int status;            /* error status to answer (4xx/5xx), 0 if none */
 	enum lv_reason reason; /* error reason */
 	bool in_body;
+	bool in_trailers;      /* (body mode) the trailer section has begun */
+	bool line_start;       /* the last line-scanned byte was a LF */
 	enum { H1S_NONE, H1S_FIELD, H1S_VALUE } hstate; /* which header span is open */
-	bool span_cut;         /* the last value span ended at the end of its input */
-	const char *exec_start, *exec_end; /* the buffer being executed */
-	uint64_t exec_base;    /* head bytes fed before exec_start */
+	const char *exec_start; /* the buffer being executed */
+	const char *scan_from; /* where line scanning starts in it, NULL for none */
+	uint64_t exec_base;    /* `fed` before exec_start */
 	uint64_t line_mark;    /* request line: where the next element must start */
+	uint64_t frame_mark;   /* (body mode) where the framing after the last chunk's data began */
+	uint64_t trailer_start; /* (body mode) where the trailer section began */
 	uint32_t cur_name, cur_name_len, cur_value;
 };
 

@@ -400,7 +400,7 @@ static bool response_begin(struct request *r, struct lv_head *rh)
 		return true;
 	const struct lv_head *qh = r->head;
 	bool client_10 = qh->minor == 0;
-	bool close = c->close_after || (qh->flags & H1F_CONN_CLOSE) || c->w->draining || !r->body_done;
+	bool close = !conn_can_continue(c, qh, r->body_done);
 	struct resphead_args a = {.request_id = r->id, .content_length = rh->content_length};
 	switch (r->resp) {
 	case BODY_NONE:

@@ -105,14 +105,6 @@ static void worker_on_accept(struct evconnlistener *l, evutil_socket_t fd, struc
 	conn_accept(arg, fd, sa, socklen);
 }
 
-static void worker_on_accept_error(struct evconnlistener *l, void *arg)
-{
-	int err = EVUTIL_SOCKET_ERROR();
-	/* EMFILE and friends: keep the listener; the connections already open
-	 * will free descriptors as they finish. */
-	log_error("worker %u: accept: %s", ((struct worker *)arg)->id, evutil_socket_error_to_string(err));
-}
-
 static int listen_socket(const struct runtime *rt, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
@@ -166,10 +158,7 @@ static void worker_begin_drain(void *arg)
 {
 	struct worker *w = arg;
 	w->draining = true;
-	if (w->listener) {
-		evconnlistener_free(w->listener);
-		w->listener = NULL;
-	}
+	listener_close(&w->listener);
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = c->next;
 		conn_drain(c);
@@ -248,13 +237,19 @@ int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, 
 	int fd = listen_socket(rt, err, errlen);
 	if (fd < 0)
 		return LV_ERR;
-	w->listener = evconnlistener_new(w->base, worker_on_accept, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (!w->listener) {
+	struct evconnlistener *lev = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!lev) {
 		close(fd);
 		snprintf(err, errlen, "evconnlistener_new failed");
 		return LV_ERR;
 	}
-	evconnlistener_set_error_cb(w->listener, worker_on_accept_error);
+	char name[32];
+	snprintf(name, sizeof(name), "worker %u", id);
+	if (listener_init(&w->listener, lev, worker_on_accept, w, name, &w->stats->accept_errors,
+	                  &w->stats->accept_pauses) != LV_OK) {
+		snprintf(err, errlen, "out of memory");
+		return LV_ERR;
+	}
 	w->tick = event_new(w->base, -1, EV_PERSIST, worker_tick, w);
 	struct timeval tv = {0, WORKER_TICK_MS * 1000};
 	if (!w->tick || event_add(w->tick, &tv) < 0) {
@@ -295,8 +290,7 @@ void worker_destroy(struct worker *w)
 	/* one more pass runs the deferred frees that closing scheduled */
 	if (w->base)
 		event_base_loop(w->base, EVLOOP_NONBLOCK);
-	if (w->listener)
-		evconnlistener_free(w->listener);
+	listener_close(&w->listener);
 	if (w->tick)
 		event_free(w->tick);
 	mailbox_destroy(&w->mbox);

@@ -16,6 +16,7 @@
 #include "cache/redis.h"
 #include "log.h"
 #include "net/http1.h"
+#include "net/listener.h"
 #include "net/mailbox.h"
 #include "runtime.h"
 #include "stats.h"
@@ -37,7 +38,7 @@ struct worker {
 	unsigned id;
 	pthread_t thread;
 	struct event_base *base;
-	struct evconnlistener *listener;
+	struct listener listener;
 	struct runtime *rt; /* the newest runtime this worker has seen (ref held) */
 	struct mailbox mbox;
 	struct event *tick;

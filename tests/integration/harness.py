@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import select
 import signal
 import socket
@@ -609,8 +610,11 @@ class Levee:
     points levee at `origin` on free loopback ports."""
 
     def __init__(self, workdir, upstream, sections=None, policy_text=None, args=None,
-                 wait="readyz", env=None, use_policy=True, start=True, policy_path=None):
+                 wait="readyz", env=None, use_policy=True, start=True, policy_path=None, nofile=None):
+        """nofile: RLIMIT_NOFILE for the process (soft and hard), to run it
+        out of file descriptors."""
         self.workdir = workdir
+        self.nofile = nofile
         self.port = free_port()
         self.admin_port = free_port()
         self.upstream = upstream
@@ -662,8 +666,14 @@ class Levee:
         out = open(self.stdout_path, "ab")
         err = open(self.stderr_path, "ab")
         self.started_at = time.time()
+        nofile = self.nofile
+
+        def preexec():
+            _die_with_parent()
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(self.args, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                     env=self.env, cwd=self.workdir, preexec_fn=_die_with_parent)
+                                     env=self.env, cwd=self.workdir, preexec_fn=preexec)
         out.close()
         err.close()
         self.pid = self.proc.pid
@@ -719,6 +729,15 @@ class Levee:
         st, hd, body = self.admin_get("/status")
         assert st == 200, "/status answered %s" % st
         return json.loads(body)
+
+    def cpu_seconds(self):
+        """User plus system CPU time the process has used so far."""
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.pid))
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.pid) as f:

@@ -42,6 +42,8 @@ Behaviours by path (query parameters in brackets):
   /count                200, body = number of requests seen so far
   /interim              103 Early Hints, then 200 "final"
   /garbage[kind]        an unparseable or ambiguous response, then close
+  /chunkext[n,piece]    chunked 200 whose first chunk-size line carries an
+                        extension of n bytes, written `piece` bytes at a time
 On /bytes, /slow, /drop and /status: h.NAME=VALUE adds a response header.
 /flaky/<name> modes (set by /__fail): ok, 503, drop, nostore (200 with
 Cache-Control: no-store).
@@ -464,6 +466,16 @@ async def handle_request(c, req, body):
     elif path == "/interim":
         await send(c, build_head(103, [("Link", "</a.css>; rel=preload")]), target)
         await respond_simple(c, req, 200, b"final")
+    elif path == "/chunkext":
+        n = int(q.get("n", "0"))
+        piece = int(q.get("piece", "65536"))
+        await send(c, build_head(200, [("Transfer-Encoding", "chunked")]) + b"5;x=", target)
+        filler = b"a" * piece
+        left = n
+        while left > 0:
+            await send(c, filler[:min(piece, left)], target)
+            left -= piece
+        await send(c, b"\r\nhello\r\n0\r\n\r\n", target)
     elif path == "/garbage":
         kind = q.get("kind", "junk")
         raw = {
@@ -474,6 +486,17 @@ async def handle_request(c, req, body):
             "nul": b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\nContent-Length: 2\r\n\r\nok",
             "cl_te": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                      b"5\r\nhello\r\n0\r\n\r\n",
+            # obs-fold in the head: after a value, after an empty one, and
+            # on the first header line
+            "fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+            "fold_empty": b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            "fold_empty_tab": b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\t2\r\n\r\nok",
+            "fold_first": b"HTTP/1.1 200 OK\r\n X-A: a\r\nContent-Length: 2\r\n\r\nok",
+            # obs-fold in the trailers, after the body has been streamed
+            "trailer_fold": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                            b"X-T: a\r\n b\r\n\r\n",
+            "trailer_fold_empty": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                                  b"X-T:\r\n\tb\r\n\r\n",
         }[kind]
         await send(c, raw, target)
         c.close = True

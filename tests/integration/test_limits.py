@@ -1,10 +1,11 @@
 """Request limits and client-side timeouts (docs/http.md, "Errors levee
 produces itself" and "Timeouts")."""
 import json
+import select
 import socket
 import time
 
-from harness import HttpConn, build_request, chunked, wait_until
+from harness import MiB, HttpConn, build_request, chunked, tokens, wait_until
 
 
 def assert_rejected(r, status, token):
@@ -102,6 +103,72 @@ def test_body_bytes_chunked_single_huge_chunk(levee_factory, origin):
     assert not [e for e in origin_saw(origin, mark, "bb-huge") if e["event"] == "request"]
 
 
+def send_until_answered(c, pieces):
+    """Sends `pieces` one write at a time until levee has something to say
+    (or has closed); returns how many bytes went out."""
+    sent = 0
+    for p in pieces:
+        if select.select([c.sock], [], [], 0)[0]:
+            break
+        try:
+            c.send(p)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sent += len(p)
+    return sent
+
+
+def test_chunk_extension_bounded_in_requests(levee, origin):
+    """A chunk-size line may not grow without end: levee answers 400 once
+    its extensions pass 4 KiB, while the line is still arriving in small
+    writes."""
+    mark = origin.mark()
+    c = levee.conn()
+    c.send(build_request("POST", "/sink?chunk-ext", [("Transfer-Encoding", "chunked")]) + b"5;x=")
+    total = 10 * MiB
+    sent = send_until_answered(c, (b"a" * 512 for _ in range(total // 512)))
+    if sent == total:  # not answered: end the chunk, the request is complete
+        c.send(b"\r\nhello\r\n0\r\n\r\n")
+    r = c.read_response(timeout=5)
+    assert r is not None and (r.status, r.reason_token) == (400, "bad-request"), r
+    assert "close" in tokens(r.headers, "connection")
+    assert c.wait_closed(2)
+    assert sent < total
+    time.sleep(0.15)  # absence window for anything levee might still forward
+    assert not [e for e in origin_saw(origin, mark, "chunk-ext") if e["event"] == "request"]
+
+
+def test_chunk_extension_bounded_in_responses(levee, origin):
+    """The same bound on the upstream's chunk-size lines: the response has
+    begun, so levee cuts it, and stops reading the upstream at once (the
+    origin cannot finish writing its 32 MiB line)."""
+    mark = origin.mark()
+    c = levee.conn()
+    c.send(build_request("GET", "/chunkext?n=%d" % (32 * MiB)))
+    r = c.read_response(timeout=10)
+    if r is not None:  # the head may or may not have reached the socket
+        assert r.status == 200 and not r.complete, r
+    assert c.eof
+    ev = origin.wait_event(lambda e: e["event"] in ("done", "write_failed") and e["target"].startswith("/chunkext"),
+                           since=mark, timeout=10, msg="the origin to finish or fail writing")
+    assert ev["event"] == "write_failed", "levee read the whole 32 MiB chunk-size line: %r" % ev
+
+
+def test_trailer_section_bounded(levee_factory, origin):
+    """Trailers count against header_bytes, whitespace included (it reaches
+    no parser callback)."""
+    lv = levee_factory({"limits": {"header_bytes": "4KiB", "uri_bytes": "1KiB"}})
+    head = build_request("POST", "/sink?trailers", [("Transfer-Encoding", "chunked")])
+    r = lv.raw(head + b"5\r\nhello\r\n0\r\nX-T:" + b" " * 3000 + b"v\r\n\r\n")
+    assert r.status == 200, r
+    mark = origin.mark()
+    r = lv.raw(head.replace(b"trailers", b"trailers-over") + b"5\r\nhello\r\n0\r\nX-T:" + b" " * 5000 + b"v\r\n\r\n",
+               close_wait=2)
+    assert_rejected(r, 431, "headers-too-large")
+    time.sleep(0.15)  # absence window
+    assert not [e for e in origin_saw(origin, mark, "trailers-over") if e["event"] == "request"]
+
+
 # ---------------------------------------------------------------- connections
 
 def test_max_connections(levee_factory, origin):
@@ -126,6 +193,48 @@ def test_max_connections(levee_factory, origin):
         r = lv.get("/echo?after-free")
         return r is not None and r.status == 200
     wait_until(admitted, 3, interval=0.05, msg="a new connection admitted after one closed")
+
+
+def test_fd_exhaustion_pauses_accepting(levee_factory, origin):
+    """Out of file descriptors, levee stops accepting for a while instead of
+    spinning on accept() and logging every failure (it once burnt 1.6 cores
+    and wrote 80 MB of log in 3 s); once descriptors are free it serves
+    again. Admin connections during the shortage are refused the same way."""
+    lv = levee_factory({"levee": {"workers": "2", "log_level": "info"}}, nofile=128)
+    log_before = len(lv.stderr())
+    held = []
+    try:
+        for _ in range(200):  # more than levee has descriptors: the rest wait in the backlog
+            held.append(socket.create_connection(("127.0.0.1", lv.port), timeout=5))
+        for _ in range(5):
+            held.append(socket.create_connection(("127.0.0.1", lv.admin_port), timeout=5))
+        wait_until(lambda: lv.fd_count() >= 125, 5, msg="levee to run out of descriptors")
+        cpu_before = lv.cpu_seconds()
+        time.sleep(2.0)  # the window measured: levee must stay close to idle through it
+        cpu = lv.cpu_seconds() - cpu_before
+        logged = lv.stderr()[log_before:]
+        assert cpu < 0.3, "levee used %.2f s of CPU in 2 s, out of descriptors" % cpu
+        assert len(logged) < 4096, "levee logged %d bytes in 2 s, out of descriptors:\n%s" % (
+            len(logged), logged[:1000])
+    finally:
+        for s in held:
+            s.close()
+
+    def serving():
+        try:
+            r = lv.get("/echo?after-exhaustion", close_wait=0, timeout=2)
+        except (OSError, TimeoutError):
+            return False
+        return r is not None and r.status == 200
+    wait_until(serving, 5, interval=0.05, msg="levee to serve again once descriptors are free")
+    assert lv.metric("levee_accept_pauses_total") >= 1
+    assert lv.metric("levee_accept_errors_total") >= 1
+    # one line when a listener's shortage starts and one when it ends
+    wait_until(lambda: "accepting again" in lv.stderr()[log_before:], 5, msg="the end of the shortage logged")
+    lines = lv.stderr()[log_before:].splitlines()
+    starts = [ln for ln in lines if "not accepting" in ln]
+    ends = [ln for ln in lines if "accepting again" in ln]
+    assert 1 <= len(starts) <= 3 and len(ends) <= len(starts), lines  # two workers and the admin listener
 
 
 # ---------------------------------------------------------------- timeouts

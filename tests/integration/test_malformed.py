@@ -41,6 +41,12 @@ CASES = [
     ("cl-overflow", req("cl-overflow", ["Content-Length: 99999999999999999999999"], b"hello"), BAD, False),
     ("obs-fold", req("obs-fold", ["X-A: a", " folded", "Content-Length: 0"], method="GET"), BAD, False),
     ("obs-fold-tab", req("obs-fold-tab", ["X-A: a", "\tfolded"], method="GET"), BAD, False),
+    ("obs-fold-after-empty", req("obs-fold-after-empty", ["Transfer-Encoding:", " chunked"], b"0\r\n\r\n"), BAD, False),
+    ("obs-fold-tab-after-empty", req("obs-fold-tab-after-empty", ["Transfer-Encoding:", "\tchunked"], b"0\r\n\r\n"), BAD, False),
+    ("obs-fold-cl-after-empty", req("obs-fold-cl-after-empty", ["Content-Length:", " 5"], b"hello"), BAD, False),
+    ("obs-fold-host-after-empty", req("obs-fold-host-after-empty", ["Host:", " test.local"], method="GET", host=False), BAD, False),
+    ("obs-fold-first-line", req("obs-fold-first-line", [], method="GET").replace(b"\r\nHost:", b"\r\n X-A: a\r\nHost:", 1), BAD, False),
+    ("obs-fold-first-line-tab", req("obs-fold-first-line-tab", [], method="GET").replace(b"\r\nHost:", b"\r\n\tX-A: a\r\nHost:", 1), BAD, False),
     ("bare-lf", req("bare-lf", ["X-A: a"], method="GET", eol=b"\n"), BAD, False),
     ("bare-lf-one-line", req("bare-lf-one-line", [b"X-A: a\nX-B: b"], method="GET"), BAD, False),
     ("bare-cr-line-end", req("bare-cr-line-end", [b"X-A: a\rX-B: b"], method="GET"), BAD, False),
@@ -54,6 +60,14 @@ CASES = [
     ("host-space", req("host-space", ["X-Pad: 1"], method="GET", host=False).replace(b"X-Pad: 1", b"Host: a b"), BAD, False),
     ("host-slash", req("host-slash", ["Host: a/b"], method="GET", host=False), BAD, False),
     ("host-at", req("host-at", ["Host: user@a"], method="GET", host=False), BAD, False),
+    ("host-port-over-65535", req("host-port-over-65535", ["Host: t:99999"], method="GET", host=False), BAD, False),
+    ("host-port-65536", req("host-port-65536", ["Host: t:65536"], method="GET", host=False), BAD, False),
+    ("host-port-zero", req("host-port-zero", ["Host: t:0"], method="GET", host=False), BAD, False),
+    ("host-port-leading-zero", req("host-port-leading-zero", ["Host: t:080"], method="GET", host=False), BAD, False),
+    ("host-port-empty", req("host-port-empty", ["Host: t:"], method="GET", host=False), BAD, False),
+    ("host-port-sign", req("host-port-sign", ["Host: t:+80"], method="GET", host=False), BAD, False),
+    ("absolute-port-over-65535", req("absolute-port-over-65535", [], method="GET", target="http://t:99999/echo?c=absolute-port-over-65535"), BAD, False),
+    ("absolute-port-empty", req("absolute-port-empty", [], method="GET", target="http://t:/echo?c=absolute-port-empty"), BAD, False),
     ("fragment", req("fragment", [], method="GET", target="/echo?c=fragment#frag"), BAD, False),
     ("nul-in-value", req("nul-in-value", [b"X-A: a\x00b"], method="GET"), BAD, False),
     ("cr-in-value", req("cr-in-value", [b"X-A: a\rb"], method="GET"), BAD, False),
@@ -84,6 +98,9 @@ CASES = [
     ("chunk-bare-lf", req("chunk-bare-lf", ["Transfer-Encoding: chunked"], b"5\nhello\n0\n\n"), BAD, True),
     ("chunk-data-too-long", req("chunk-data-too-long", ["Transfer-Encoding: chunked"], b"3\r\nhello\r\n0\r\n\r\n"), BAD, True),
     ("chunk-second-bad", req("chunk-second-bad", ["Transfer-Encoding: chunked"], b"5\r\nhello\r\nq\r\nworld\r\n0\r\n\r\n"), BAD, True),
+    ("trailer-fold", req("trailer-fold", ["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n"), BAD, True),
+    ("trailer-fold-after-empty", req("trailer-fold-after-empty", ["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\nX-T:\r\n\tb\r\n\r\n"), BAD, True),
+    ("trailer-first-line-space", req("trailer-first-line-space", ["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\n X-T: a\r\n\r\n"), BAD, True),
 ]
 
 
@@ -124,9 +141,10 @@ def test_case_table_is_big_enough():
     b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /echo HTTP/1.0\r\n\r\n",
     b"GET /echo?a=b%20c HTTP/1.1\r\nHost: x:1\r\nX-Empty:\r\nX-Tab:\tv\t\r\n\r\n",
+    b"GET http://x:65535/echo HTTP/1.1\r\nHost: y\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 000005\r\n\r\nhello",
     b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\n\r\n",
-], ids=["plain", "http10-no-host", "odd-but-valid", "cl-leading-zeros", "te-case"])
+], ids=["plain", "http10-no-host", "odd-but-valid", "absolute-top-port", "cl-leading-zeros", "te-case"])
 def test_valid_edge_cases_accepted(levee, origin, data):
     """The strictness above must not reject valid requests."""
     r = levee.raw(data)

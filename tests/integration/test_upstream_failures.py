@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from harness import HttpConn, build_request, free_port, wait_until
+from harness import HttpConn, build_request, free_port, tokens, wait_until
 
 
 def assert_levee_error(r, status, token):
@@ -125,10 +125,66 @@ def test_upstream_closes_before_response(levee):
     assert_levee_error(r, 502, "upstream-bad-response")
 
 
-@pytest.mark.parametrize("kind", ["junk", "badstatus", "badcl", "dupcl", "nul"])
+@pytest.mark.parametrize("kind", ["junk", "badstatus", "badcl", "dupcl", "nul",
+                                  "fold", "fold_empty", "fold_empty_tab", "fold_first"])
 def test_upstream_bad_response(levee, kind):
     r = levee.get("/garbage?kind=%s" % kind)
     assert_levee_error(r, 502, "upstream-bad-response")
+
+
+@pytest.mark.parametrize("kind", ["trailer_fold", "trailer_fold_empty"])
+def test_upstream_trailer_fold_cuts_the_response(levee, kind):
+    """A fold in the upstream's trailers is found after the response began:
+    the only honest answer left is a response that never ends (or, when
+    none of it reached the socket yet, none at all)."""
+    base = levee.metric("levee_rejected_requests_total", reason="upstream-bad-response")
+    c = levee.conn()
+    c.send(build_request("GET", "/garbage?kind=%s" % kind))
+    r = c.read_response(timeout=5)
+    if r is not None:
+        assert r.status == 200 and r.framing == "chunked", r
+        assert not r.complete, "levee ended a response whose trailers were folded: %r" % r
+    assert c.eof
+    wait_until(lambda: levee.metric("levee_rejected_requests_total", reason="upstream-bad-response") > base, 3,
+               msg="the cut response counted as upstream-bad-response")
+
+
+# (id, request version, Connection header, whether the connection must end)
+CONNECTION_CASES = [
+    ("1.1-close", "HTTP/1.1", "close", True),
+    ("1.0", "HTTP/1.0", None, True),
+    ("1.0-keep-alive", "HTTP/1.0", "keep-alive", False),
+    ("1.1", "HTTP/1.1", None, False),
+]
+
+
+@pytest.mark.parametrize("failure", ["502", "504"])
+@pytest.mark.parametrize("version,connection,closes", [c[1:] for c in CONNECTION_CASES],
+                         ids=[c[0] for c in CONNECTION_CASES])
+def test_own_5xx_keeps_or_closes_as_the_client_asked(levee_factory, failure, version, connection, closes):
+    """levee's own 502 and 504 close the connection when the client asked
+    for that (RFC 9112 §9.6), say so, and close at once rather than at
+    idle_timeout; otherwise the connection stays usable, and an HTTP/1.0
+    keep-alive client is told it does."""
+    if failure == "502":
+        lv = levee_factory(upstream="127.0.0.1:%d" % free_port(), wait="healthz")
+        path, want = "/echo", (502, "upstream-connect")
+    else:
+        lv = levee_factory({"upstream": {"response_timeout": "300ms"}})
+        path, want = "/hang", (504, "upstream-timeout")
+    c = lv.conn()
+    hdrs = [("Connection", connection)] if connection else []
+    for attempt in range(1 if closes else 2):
+        r = c.request("GET", path + "?attempt=%d" % attempt, hdrs, version=version)
+        assert r is not None and (r.status, r.reason_token) == want, r
+        conn_tokens = tokens(r.headers, "connection")
+        if closes:
+            assert conn_tokens == ["close"], r.headers
+            assert c.wait_closed(1.0), "the connection stayed open after a %d with Connection: close" % r.status
+        else:
+            assert "close" not in conn_tokens, r.headers
+            assert conn_tokens == (["keep-alive"] if version == "HTTP/1.0" else []), r.headers
+            # the second attempt, on the same connection, shows it is still open
 
 
 def test_upstream_response_with_content_length_and_chunked(levee):

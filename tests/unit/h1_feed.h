@@ -15,6 +15,7 @@ struct h1_fixture {
 	char text[32768];
 	struct http1 parser;
 	uint32_t max_headers; /* 0 = 100, levee's default limit */
+	size_t body_len;      /* decoded chunked body bytes (h1_parse_message) */
 };
 
 static inline void h1_fixture_init(struct h1_fixture *f, llhttp_type_t type)
@@ -58,6 +59,60 @@ static inline int h1_parse_request(struct h1_fixture *f, const char *data, size_
 	}
 	*consumed = off;
 	return -1; /* incomplete */
+}
+
+static inline int h1_count_body(void *arg, const char *p, size_t n)
+{
+	((struct h1_fixture *)arg)->body_len += n;
+	return 0;
+}
+
+/* A whole message as the proxy reads it: the head, levee's checks, then a
+ * chunked body to its end, fed in pieces of `step` bytes (0 = all at once).
+ * Returns 0 when it is accepted, -1 when the input ends first, else the
+ * status levee answers with: for a response, any failure is the 502 the
+ * client gets. */
+static inline int h1_parse_message(struct h1_fixture *f, llhttp_type_t type, const char *data, size_t len,
+                                   size_t step, enum lv_reason *reason)
+{
+	h1_fixture_init(f, type);
+	f->body_len = 0;
+	*reason = R_NONE;
+	for (size_t off = 0; off < len;) {
+		size_t n = step ? (len - off < step ? len - off : step) : len - off;
+		char *piece = malloc(n);
+		memcpy(piece, data + off, n);
+		enum h1_result rc = H1_MORE;
+		for (size_t pos = 0; pos < n && rc != H1_ERROR;) {
+			size_t used = 0;
+			rc = http1_feed(&f->parser, piece + pos, n - pos, &used);
+			pos += used;
+			if (rc == H1_HEAD_DONE) {
+				int st = type == HTTP_REQUEST ? http1_check_request(&f->head, reason)
+				                              : http1_check_response(&f->head, reason);
+				if (st || !(f->head.flags & H1F_CHUNKED)) {
+					free(piece);
+					return st && type == HTTP_RESPONSE ? 502 : st;
+				}
+				http1_set_body_cb(&f->parser, h1_count_body, f);
+				http1_start_body(&f->parser);
+			} else if (rc == H1_MSG_DONE) {
+				free(piece);
+				return 0;
+			}
+		}
+		free(piece);
+		if (rc == H1_ERROR) {
+			if (type == HTTP_RESPONSE) {
+				*reason = R_UP_BAD;
+				return 502;
+			}
+			*reason = http1_error_reason(&f->parser);
+			return http1_error_status(&f->parser);
+		}
+		off += n;
+	}
+	return -1;
 }
 
 #endif

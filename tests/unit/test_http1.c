@@ -35,6 +35,19 @@ static const struct h1_case cases[] = {
     {"cl list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", 400, R_BAD_REQUEST},
     {"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400, R_BAD_REQUEST},
     {"obs-fold tab", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n", 400, R_BAD_REQUEST},
+    /* a fold after an empty value leaves no trace in llhttp's spans */
+    {"obs-fold after empty value", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n", 400, R_BAD_REQUEST},
+    {"obs-fold tab after empty value", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n", 400, R_BAD_REQUEST},
+    {"obs-fold after blank value", "GET / HTTP/1.1\r\nHost: a\r\nX: \t\r\n b\r\n\r\n", 400, R_BAD_REQUEST},
+    {"obs-fold into empty host", "GET / HTTP/1.1\r\nHost:\r\n a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"obs-fold into empty content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n 5\r\n\r\n", 400, R_BAD_REQUEST},
+    {"obs-fold blank continuation", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n \r\n\r\n", 400, R_BAD_REQUEST},
+    {"obs-fold twice", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n c\r\n\r\n", 400, R_BAD_REQUEST},
+    {"obs-fold last line", "GET / HTTP/1.1\r\nX: a\r\nHost: a\r\n b\r\n\r\n", 400, R_BAD_REQUEST},
+    {"space before first header", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"tab before first header", "GET / HTTP/1.1\r\n\tHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"blank line of spaces before headers", "GET / HTTP/1.1\r\n \r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"space in value kept", "GET / HTTP/1.1\r\nHost: a\r\nX: a  b\t c\r\n\r\n", 0, R_NONE},
     {"bare lf", "GET / HTTP/1.1\nHost: a\n\n", 400, R_BAD_REQUEST},
     {"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400, R_BAD_REQUEST},
     {"missing host", "GET / HTTP/1.1\r\n\r\n", 400, R_BAD_REQUEST},
@@ -64,31 +77,48 @@ static const struct h1_case cases[] = {
     {"empty header name and value", "GET / HTTP/1.1\r\nHost: a\r\n:\r\n\r\n", 400, R_BAD_REQUEST},
     {"two spaces before target", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
     {"two spaces before version", "GET /  HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    /* the request-line checks work on span positions: every split below
+     * moves a read boundary across each element */
+    {"three spaces before target", "GET   /a HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"two spaces before absolute target", "GET  http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"two spaces after long target", "GET /aaaaaaaaaaaaaaaa?b=c  HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"tab before target", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"tab before version", "GET /\tHTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"space before method", " GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"space after leading empty line", "\r\n GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"long method and target", "PROPFIND /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"two leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
     {"leading empty line", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
     {"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
 };
+
+/* `c->raw` whole (step 0), then at every split size, which moves a read
+ * boundary across every byte: the checks that work on llhttp's span
+ * positions, and the line scan, must give the same answer for all. A head
+ * only (`message` false) or a whole message. Returns 1 on a mismatch. */
+static int check_splits(struct h1_fixture *f, const struct h1_case *c, llhttp_type_t type, bool message)
+{
+	size_t len = strlen(c->raw);
+	for (size_t step = 0; step <= len; step++) {
+		enum lv_reason reason;
+		size_t used;
+		int st = message ? h1_parse_message(f, type, c->raw, len, step, &reason)
+		                 : h1_parse_request(f, c->raw, len, step, &reason, &used);
+		if (st != c->status || (c->status && reason != c->reason)) {
+			print_error("case '%s' step %zu: status %d reason %d, want %d reason %d\n", c->name, step, st,
+			            reason, c->status, c->reason);
+			return 1;
+		}
+	}
+	return 0;
+}
 
 static void test_cases_whole_and_split(void **state)
 {
 	int fails = 0;
 	struct h1_fixture *f = calloc(1, sizeof(*f));
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const struct h1_case *c = &cases[i];
-		size_t len = strlen(c->raw);
-		/* 0 = whole; then every split size, which moves every boundary
-		 * across every byte (obs-fold detection depends on boundaries) */
-		for (size_t step = 0; step <= len; step++) {
-			enum lv_reason reason;
-			size_t used;
-			int st = h1_parse_request(f, c->raw, len, step, &reason, &used);
-			if (st != c->status || (c->status && reason != c->reason)) {
-				print_error("case '%s' step %zu: status %d reason %d, want %d reason %d\n", c->name, step,
-				            st, reason, c->status, c->reason);
-				fails++;
-				break;
-			}
-		}
-	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		fails += check_splits(f, &cases[i], HTTP_REQUEST, false);
 	free(f);
 	assert_int_equal(fails, 0);
 }
@@ -194,10 +224,194 @@ static void test_response_heads(void **state)
 	free(f);
 }
 
+/* Authorities, as a Host header and as an absolute-form target: the same
+ * rules, and a port is 1-65535 written without leading zeros. */
+static void test_authorities(void **state)
+{
+	static const struct {
+		const char *authority;
+		bool ok;
+	} hosts[] = {
+	    {"a", true},
+	    {"a:80", true},
+	    {"a:1", true},
+	    {"a:65535", true},
+	    {"example.com:8080", true},
+	    {"127.0.0.1:8080", true},
+	    {"[::1]", true},
+	    {"[::1]:443", true},
+	    {"a:", false},
+	    {"a:0", false},
+	    {"a:00", false},
+	    {"a:080", false},
+	    {"a:65536", false},
+	    {"a:99999", false},
+	    {"a:100000", false},
+	    {"a:4294967376", false},         /* 80 once truncated to 32 bits */
+	    {"a:18446744073709551696", false}, /* 80 once truncated to 64 bits */
+	    {"a:8x", false},
+	    {"a:-1", false},
+	    {"a:+80", false},
+	    {"a:80:80", false},
+	    {"a: 80", false},
+	    {"[::1]:", false},
+	    {"[::1]:0", false},
+	    {"[::1]:65536", false},
+	    {"[::1]80", false},
+	    {":80", false},
+	};
+	struct h1_fixture *f = calloc(1, sizeof(*f));
+	int fails = 0;
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		char raw[2][256];
+		snprintf(raw[0], sizeof(raw[0]), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", hosts[i].authority);
+		snprintf(raw[1], sizeof(raw[1]), "GET http://%s/x HTTP/1.1\r\nHost: a\r\n\r\n", hosts[i].authority);
+		for (int form = 0; form < 2; form++) {
+			struct h1_case c = {hosts[i].authority, raw[form], hosts[i].ok ? 0 : 400,
+			                    hosts[i].ok ? R_NONE : R_BAD_REQUEST};
+			fails += check_splits(f, &c, HTTP_REQUEST, false);
+		}
+	}
+	free(f);
+	assert_int_equal(fails, 0);
+}
+
+/* Whole messages, head and chunked body, requests and upstream responses:
+ * what a fold or a bad trailer costs on each side. */
+struct h1_msg_case {
+	llhttp_type_t type;
+	struct h1_case c;
+};
+
+#define REQ_CHUNKED "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+#define RESP_CHUNKED "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+static const struct h1_msg_case msg_cases[] = {
+    {HTTP_REQUEST, {"request chunked", REQ_CHUNKED "5\r\nhello\r\n0\r\n\r\n", 0, R_NONE}},
+    {HTTP_REQUEST, {"request trailer", REQ_CHUNKED "5\r\nhello\r\n0\r\nX-T: v\r\nY: w\r\n\r\n", 0, R_NONE}},
+    /* chunk data may hold anything, a LF then a SP included */
+    {HTTP_REQUEST, {"request data like a fold", REQ_CHUNKED "6\r\na\r\n b\n\r\n4\r\n\n\t\n \r\n0\r\n\r\n", 0, R_NONE}},
+    {HTTP_REQUEST, {"request trailer fold", REQ_CHUNKED "5\r\nhello\r\n0\r\nX-T: v\r\n w\r\n\r\n", 400, R_BAD_REQUEST}},
+    {HTTP_REQUEST, {"request trailer fold tab", REQ_CHUNKED "5\r\nhello\r\n0\r\nX-T: v\r\n\tw\r\n\r\n", 400, R_BAD_REQUEST}},
+    {HTTP_REQUEST, {"request trailer fold after empty", REQ_CHUNKED "5\r\nhello\r\n0\r\nX-T:\r\n w\r\n\r\n", 400, R_BAD_REQUEST}},
+    {HTTP_REQUEST, {"request trailer fold second field", REQ_CHUNKED "0\r\nA: 1\r\nB:\r\n\t2\r\n\r\n", 400, R_BAD_REQUEST}},
+    {HTTP_REQUEST, {"request trailer first line space", REQ_CHUNKED "5\r\nhello\r\n0\r\n X-T: v\r\n\r\n", 400, R_BAD_REQUEST}},
+    {HTTP_RESPONSE, {"response chunked", RESP_CHUNKED "5\r\nhello\r\n0\r\n\r\n", 0, R_NONE}},
+    {HTTP_RESPONSE, {"response trailer", RESP_CHUNKED "5\r\nhello\r\n0\r\nX-T: v\r\n\r\n", 0, R_NONE}},
+    {HTTP_RESPONSE, {"response data like a fold", RESP_CHUNKED "3\r\n\n \t\r\n0\r\n\r\n", 0, R_NONE}},
+    {HTTP_RESPONSE, {"response head fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n", 502, R_UP_BAD}},
+    {HTTP_RESPONSE, {"response head fold after empty", "HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 502, R_UP_BAD}},
+    {HTTP_RESPONSE, {"response head fold tab after empty", "HTTP/1.1 200 OK\r\nContent-Length:\r\n\t0\r\n\r\n", 502, R_UP_BAD}},
+    {HTTP_RESPONSE, {"response first header line space", "HTTP/1.1 200 OK\r\n X: a\r\nContent-Length: 0\r\n\r\n", 502, R_UP_BAD}},
+    {HTTP_RESPONSE, {"response first header line tab", "HTTP/1.1 200 OK\r\n\tX: a\r\nContent-Length: 0\r\n\r\n", 502, R_UP_BAD}},
+    {HTTP_RESPONSE, {"response two spaces before status", "HTTP/1.1  200 OK\r\nContent-Length: 0\r\n\r\n", 502, R_UP_BAD}},
+    {HTTP_RESPONSE, {"response trailer fold", RESP_CHUNKED "5\r\nhello\r\n0\r\nX-T: v\r\n w\r\n\r\n", 502, R_UP_BAD}},
+    {HTTP_RESPONSE, {"response trailer fold after empty", RESP_CHUNKED "5\r\nhello\r\n0\r\nX-T:\r\n\tw\r\n\r\n", 502, R_UP_BAD}},
+    {HTTP_RESPONSE, {"response trailer first line space", RESP_CHUNKED "0\r\n X-T: v\r\n\r\n", 502, R_UP_BAD}},
+};
+
+static void test_messages_whole_and_split(void **state)
+{
+	int fails = 0;
+	struct h1_fixture *f = calloc(1, sizeof(*f));
+	for (size_t i = 0; i < sizeof(msg_cases) / sizeof(msg_cases[0]); i++)
+		fails += check_splits(f, &msg_cases[i].c, msg_cases[i].type, true);
+	free(f);
+	assert_int_equal(fails, 0);
+}
+
+/* A message of `pre`, `n` copies of `fill`, then `post`, in a buffer the
+ * caller frees. */
+static char *build(const char *pre, char fill, size_t n, const char *post, size_t *len)
+{
+	size_t a = strlen(pre), b = strlen(post);
+	char *s = malloc(a + n + b + 1);
+	memcpy(s, pre, a);
+	memset(s + a, fill, n);
+	memcpy(s + a + n, post, b + 1);
+	*len = a + n + b;
+	return s;
+}
+
+/* Chunk framing and trailer sections are bounded on both sides, however the
+ * reads are cut: a chunk-size line split into single bytes must not slip by.
+ * (The fixture's header_bytes is 32 KiB.) */
+static void test_chunk_framing_and_trailer_bounds(void **state)
+{
+	struct size_case {
+		const char *name, *pre;
+		char fill;
+		size_t n;
+		const char *post;
+		int req_status; /* the response's is 502 whenever this is not 0 */
+	} sizes[] = {
+	    {"extension under the bound", "5;x=", 'a', 4000, "\r\nhello\r\n0\r\n\r\n", 0},
+	    {"extension over the bound", "5;x=", 'a', 5000, "\r\nhello\r\n0\r\n\r\n", 400},
+	    {"second chunk's extension over", "1\r\na\r\n5;x=", 'a', 4100, "\r\nhello\r\n0\r\n\r\n", 400},
+	    {"last chunk's extension over", "5\r\nhello\r\n0;x=", 'a', 4100, "\r\n\r\n", 400},
+	    {"last chunk's extension over, trailers", "0;x=", 'a', 4100, "\r\nX: 1\r\n\r\n", 400},
+	    {"many extensions", "5", 'a', 0, "\r\nhello\r\n0\r\n\r\n", 0}, /* filled in below */
+	    {"leading zeros over the bound", "", '0', 5000, "5\r\nhello\r\n0\r\n\r\n", 400},
+	    {"leading zeros under the bound", "", '0', 4000, "5\r\nhello\r\n0\r\n\r\n", 0},
+	    {"endless size line", "5;x=", 'a', 100000, "", 400},
+	    {"trailer under the bound", "0\r\nX: ", 'v', 30000, "\r\n\r\n", 0},
+	    {"trailer over the bound", "0\r\nX: ", 'v', 33000, "\r\n\r\n", 431},
+	    /* whitespace before a value reaches no callback at all */
+	    {"trailer of leading whitespace", "0\r\nX:", ' ', 33000, "v\r\n\r\n", 431},
+	    {"endless trailer", "0\r\nX: ", 'v', 100000, "", 431},
+	};
+	/* 2000 ";e": 4000 bytes of extensions in small pieces (llhttp 8.1
+	 * refuses another extension after one with a value) */
+	char many[4100] = "5";
+	for (int i = 0; i < 2000; i++)
+		strcat(many, ";e");
+	sizes[5].pre = many;
+
+	static const size_t steps[] = {0, 1, 2, 3, 7, 100, 1000, 4096, 5000};
+	struct h1_fixture *f = calloc(1, sizeof(*f));
+	int fails = 0;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		const struct size_case *c = &sizes[i];
+		for (int resp = 0; resp < 2; resp++) {
+			char pre[8192];
+			snprintf(pre, sizeof(pre), "%s%s", resp ? RESP_CHUNKED : REQ_CHUNKED, c->pre);
+			size_t len;
+			char *raw = build(pre, c->fill, c->n, c->post, &len);
+			int want = c->req_status && resp ? 502 : c->req_status;
+			for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+				enum lv_reason reason;
+				int st = h1_parse_message(f, resp ? HTTP_RESPONSE : HTTP_REQUEST, raw, len, steps[k], &reason);
+				if (st != want) {
+					print_error("case '%s' (%s) step %zu: status %d, want %d\n", c->name,
+					            resp ? "response" : "request", steps[k], st, want);
+					fails++;
+					break;
+				}
+			}
+			free(raw);
+		}
+	}
+	/* the head and the trailers have a budget each */
+	size_t len;
+	char *raw = build("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Big: ", 'h', 30000,
+	                  "\r\n\r\n0\r\nX-T: 1\r\n\r\n", &len);
+	enum lv_reason reason;
+	if (h1_parse_message(f, HTTP_REQUEST, raw, len, 0, &reason) != 0) {
+		print_error("a 30 KB head with a small trailer section was refused\n");
+		fails++;
+	}
+	free(raw);
+	free(f);
+	assert_int_equal(fails, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cases_whole_and_split),
+	    cmocka_unit_test(test_messages_whole_and_split),
+	    cmocka_unit_test(test_chunk_framing_and_trailer_bounds),
+	    cmocka_unit_test(test_authorities),
 	    cmocka_unit_test(test_derived_fields),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_tokens_and_hop_by_hop_helpers),
