@@ -250,7 +250,7 @@ static bool cache_write(struct request *r, struct l1_entry *e, const struct reco
 	int status = not_modified ? 304 : v->status;
 	bool body = !not_modified && qh->method != HTTP_HEAD && v->body_len;
 	bool client_10 = qh->minor == 0;
-	bool close = c->close_after || (qh->flags & H1F_CONN_CLOSE) || c->w->draining || !r->body_done;
+	bool close = !conn_can_continue(c, qh, r->body_done);
 	struct evbuffer *out = conn_output(c);
 	struct wb w;
 	/* the head: the stored fields (the record less its body) and ours */

@@ -198,7 +198,6 @@ struct retry {
 	uint64_t epoch;
 	uint64_t due_us;
 	unsigned attempts;
-	bool in_flight;
 	enum cache_purge_kind kind;
 	size_t len;
 	char svc[LV_NAME_MAX + 1];
@@ -208,7 +207,8 @@ struct retry {
 static struct {
 	pthread_mutex_t lock;
 	struct retry *head;
-	unsigned n;
+	unsigned n;        /* in the list; read without the lock by the ticks (atomic) */
+	unsigned inflight; /* taken from the list, sent again, not answered yet */
 	uint64_t retried, applied, folded;
 	bool logged; /* the episode's first failure was logged */
 } retries = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -248,11 +248,10 @@ static bool retry_queue_locked(struct retry *t)
 	if (!t)
 		return false;
 	t->attempts++;
-	t->in_flight = false;
 	t->due_us = mono_us() + retry_delay_us(t->attempts);
 	t->next = retries.head;
 	retries.head = t;
-	retries.n++;
+	__atomic_store_n(&retries.n, retries.n + 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -262,14 +261,12 @@ static void retry_queue(struct retry *t, const char *why)
 	bool first = !retries.logged;
 	retries.logged = true;
 	bool ok = retry_queue_locked(t);
-	unsigned n = retries.n;
 	pthread_mutex_unlock(&retries.lock);
 	if (first)
 		log_warn("cache: a purge did not reach Redis (%s); the keys it covers are not served from Redis "
 		         "until it is applied, and it is retried", why);
 	if (!ok)
 		log_error("cache: cannot keep a purge Redis did not take (out of memory); its keys stay fenced");
-	(void)n;
 }
 
 struct pending_purge {
@@ -327,7 +324,8 @@ static void retry_done(void *arg, bool ok)
 		pending_done(t->epoch);
 		pthread_mutex_lock(&retries.lock);
 		retries.applied++;
-		bool drained = retries.n == 0;
+		retries.inflight--;
+		bool drained = retries.n == 0 && retries.inflight == 0;
 		if (drained)
 			retries.logged = false;
 		pthread_mutex_unlock(&retries.lock);
@@ -337,6 +335,7 @@ static void retry_done(void *arg, bool ok)
 		return;
 	}
 	pthread_mutex_lock(&retries.lock);
+	retries.inflight--;
 	retry_queue_locked(t);
 	pthread_mutex_unlock(&retries.lock);
 }
@@ -352,7 +351,7 @@ static void retry_fold_locked(void)
 	unsigned n = 0;
 	while (t) {
 		struct retry *next = t->next;
-		if (t->in_flight || n < RETRY_MAX / 2) {
+		if (n < RETRY_MAX / 2) {
 			t->next = keep;
 			keep = t;
 			n++;
@@ -365,7 +364,7 @@ static void retry_fold_locked(void)
 		t = next;
 	}
 	retries.head = keep;
-	retries.n = n;
+	__atomic_store_n(&retries.n, n, __ATOMIC_RELAXED);
 	/* the fold's own epoch is in the purge log (fills refuse) and pending
 	 * (L2 hits are fenced) until Redis takes it */
 	uint64_t e = purge_log_add(PK_ALL, "", 0);
@@ -386,10 +385,10 @@ void cache_purge_retry(struct l2 *l2)
 	retry_fold_locked();
 	for (struct retry **pp = &retries.head; *pp && nd < 16;) {
 		struct retry *t = *pp;
-		if (!t->in_flight && t->due_us <= now) {
+		if (t->due_us <= now) {
 			*pp = t->next;
-			retries.n--;
-			t->in_flight = true;
+			__atomic_store_n(&retries.n, retries.n - 1, __ATOMIC_RELAXED);
+			retries.inflight++;
 			retries.retried++;
 			due[nd++] = t;
 		} else {
@@ -407,7 +406,7 @@ void cache_purge_retry(struct l2 *l2)
 void cache_purge_retry_stats(struct cache_purge_retry_stats *out)
 {
 	pthread_mutex_lock(&retries.lock);
-	out->waiting = retries.n;
+	out->waiting = retries.n + retries.inflight;
 	out->retried = retries.retried;
 	out->applied = retries.applied;
 	out->folded = retries.folded;
@@ -423,7 +422,7 @@ void cache_purge_retry_clear(void)
 		retries.head = t->next;
 		free(t);
 	}
-	retries.n = 0;
+	__atomic_store_n(&retries.n, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&retries.lock);
 }
 
