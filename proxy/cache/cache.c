@@ -478,11 +478,11 @@ int cache_stage(struct request *r)
 	}
 	/* What is not in the key must not reach the origin: fields that can
 	 * change its answer (poisoning), and a GET's body. */
-	const char *why = cache_unkeyed(r);
-	if (why || !cache_make_key(r)) {
+	const char *why = cache_make_key(r) ? cache_unkeyed(r) : "key-too-long";
+	if (why) {
 		CSTAT(bypasses);
 		char st[64];
-		snprintf(st, sizeof(st), "fwd=bypass%s%s", why ? "; detail=" : "", why ? why : "");
+		snprintf(st, sizeof(st), "fwd=bypass; detail=%s", why);
 		cache_status_set(r, st);
 		return STAGE_NEXT;
 	}
