@@ -611,6 +611,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(inv.base);
 }
 
+/* Posted by invalidate_stop() from the main thread. */
+static void on_stop_posted(void *arg)
+{
+	on_stop(-1, 0, arg);
+}
+
 static void *inval_main(void *arg)
 {
 	event_base_dispatch(inv.base);
@@ -720,7 +726,12 @@ void invalidate_stop(int timeout_ms)
 	if (!inv.on)
 		return;
 	inv.stop_timeout_ms = timeout_ms;
-	event_active(inv.ev_stop, EV_TIMEOUT, 0);
+	/* Through the mailbox, not event_active() on inv.base: libevent runs
+	 * without locks here, so another thread must not touch a base's events
+	 * while its thread runs it. Out of memory, the event is the lesser evil:
+	 * the thread sees it at its next tick. */
+	if (mailbox_post(&inv.mb, on_stop_posted, NULL) != LV_OK)
+		event_active(inv.ev_stop, EV_TIMEOUT, 0);
 	pthread_join(inv.thread, NULL);
 	inv.on = false;
 	mailbox_destroy(&inv.mb);

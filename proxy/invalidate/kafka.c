@@ -533,9 +533,18 @@ void kafka_free(struct kafka *k)
 	if (!k)
 		return;
 	/* A consumer whose close timed out is left to the process exit, which
-	 * follows: rd_kafka_destroy() would wait for the same coordinator. */
-	if (k->cons && !k->cons_abandoned)
+	 * follows: rd_kafka_destroy() would wait for the same coordinator.
+	 * Its threads still run, so it must stop writing to the pipe before
+	 * the pipe is closed below and its number reused by another file. */
+	if (k->cons && !k->cons_abandoned) {
 		rd_kafka_destroy(k->cons);
+	} else if (k->cons) {
+		rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(k->cons);
+		if (q) {
+			rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+			rd_kafka_queue_destroy(q);
+		}
+	}
 	if (k->prod_topic)
 		rd_kafka_topic_destroy(k->prod_topic);
 	if (k->prod)

@@ -5,9 +5,25 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Levee, Origin  # noqa: E402
+from harness import SANITIZER, Levee, Origin  # noqa: E402
 from kafka import kafka_broker  # noqa: E402,F401  (a session fixture)
 from redis_server import Redis  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "no_sanitizer(why): skipped when LEVEE_SANITIZER is set, because the test measures "
+        "what a sanitizer changes (RSS, speed); `why` says which")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not SANITIZER:
+        return
+    for item in items:
+        m = item.get_closest_marker("no_sanitizer")
+        if m:
+            why = m.args[0] if m.args else "measures what a sanitizer changes"
+            item.add_marker(pytest.mark.skip(reason="LEVEE_SANITIZER=%s: %s" % (SANITIZER, why)))
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,20 @@ def _die_with_parent():
 
 LEVEE_BIN = os.environ.get("LEVEE_BIN", os.path.join(REPO, "build", "levee"))
 PYTHON = sys.executable
+
+# The sanitizer LEVEE_BIN was built with: "asan" (ASan + UBSan), "tsan" or
+# "" (none). tests/run sets it with LEVEE_BIN; conftest.py skips the tests
+# marked no_sanitizer under one.
+SANITIZER = os.environ.get("LEVEE_SANITIZER", "")
+# Start-up and exit are slower under a sanitizer (TSan most), so waits for
+# levee to get ready or to exit are this many times longer. Only waits: what
+# the tests assert about levee's own timers is unchanged.
+WAIT_SCALE = {"": 1, "asan": 3, "tsan": 6}.get(SANITIZER, 6)
+# LEVEE_TEST_WORKERS=N: the worker threads of every levee whose test does
+# not choose (the policy's default is one per CPU), so that a run under TSan
+# has several on any machine.
+TEST_WORKERS = os.environ.get("LEVEE_TEST_WORKERS", "")
+
 CRLF = b"\r\n"
 MiB = 1024 * 1024
 
@@ -567,6 +581,30 @@ class Origin:
 # --------------------------------------------------------------------------
 # levee
 
+# The first line of any sanitizer report in a process's output (UBSan's
+# is "file:line:col: runtime error: ...").
+_SANITIZER_REPORT = re.compile(r"^.*(ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|"
+                               r"runtime error: |ERROR: ThreadSanitizer).*$", re.M)
+
+
+def sanitizer_report(text, tail=6000):
+    """The sanitizer report(s) in `text` (a process's stderr), from the
+    first report line on and at most `tail` characters; None if none."""
+    m = _SANITIZER_REPORT.search(text)
+    return text[m.start():m.start() + tail] if m else None
+
+
+def run_levee(args, timeout=10, **kw):
+    """Run `levee ARGS` to completion (check, --version...): returns
+    (exit code, stdout + stderr). Fails on a sanitizer report in its output,
+    whatever the exit code."""
+    p = subprocess.run([LEVEE_BIN] + list(args), capture_output=True, timeout=timeout * WAIT_SCALE, **kw)
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    report = sanitizer_report(out)
+    assert report is None, "sanitizer report from levee %s:\n%s" % (" ".join(args), report)
+    return p.returncode, out
+
+
 DEFAULT_SECTIONS = ("levee", "limits", "upstream")
 
 
@@ -629,6 +667,8 @@ class Levee:
                       "drain_timeout": "2s",
                       "access_log": "stdout"},
         }
+        if TEST_WORKERS:
+            base["levee"]["workers"] = TEST_WORKERS
         for sec, kv in (sections or {}).items():
             base.setdefault(sec, {}).update(kv)
         self.sections = base
@@ -680,7 +720,7 @@ class Levee:
         if wait:
             self.wait_ready(wait)
 
-    def wait_ready(self, path="readyz", timeout=10.0):
+    def wait_ready(self, path="readyz", timeout=10.0 * WAIT_SCALE):
         def ok():
             if self.proc.poll() is not None:
                 raise AssertionError("levee exited with %s during start-up; stderr:\n%s"
@@ -765,7 +805,9 @@ class Levee:
 
     def stop(self):
         """Close our client sockets, SIGTERM, SIGKILL only if needed.
-        Returns an error message if levee had died on its own."""
+        Returns an error message if levee had died on its own, did not exit
+        0 on SIGTERM (LeakSanitizer makes a leak at exit a non-zero exit),
+        or wrote a sanitizer report."""
         for c in self.conns:
             c.close()
         if self.proc is None:
@@ -777,12 +819,18 @@ class Levee:
                 rc, self.stderr()[-2000:])
         if rc is None:
             self.proc.send_signal(signal.SIGTERM)
+            limit = 10 * WAIT_SCALE
             try:
-                self.proc.wait(10)
+                rc = self.proc.wait(limit)
+                if rc != 0:
+                    problem = "levee exited with %s on SIGTERM; stderr tail:\n%s" % (rc, self.stderr()[-2000:])
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-                problem = "levee did not exit within 10s of SIGTERM (killed)"
+                problem = "levee did not exit within %ds of SIGTERM (killed)" % limit
+        report = sanitizer_report(self.stderr())
+        if report:  # says more than the exit code or the stderr tail
+            problem = "levee (exit %s) wrote a sanitizer report to %s:\n%s" % (rc, self.stderr_path, report)
         return problem
 
 

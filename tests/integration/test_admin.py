@@ -3,10 +3,9 @@ with the outside world"), and the access log."""
 import json
 import math
 import os
-import subprocess
 import time
 
-from harness import LEVEE_BIN, Origin, fnv1a64_hex, free_port, parse_metrics, wait_until
+from harness import Origin, fnv1a64_hex, free_port, parse_metrics, run_levee, wait_until
 
 
 def test_healthz_and_readyz(levee):
@@ -120,8 +119,7 @@ def test_status_json(levee):
     doc = json.loads(body)
     for k in ("version", "policy", "workers"):
         assert k in doc, "/status lacks %r: %r" % (k, doc)
-    out = subprocess.run([LEVEE_BIN, "--version"], capture_output=True, timeout=5)
-    assert str(doc["version"]) in (out.stdout + out.stderr).decode()
+    assert str(doc["version"]) in run_levee(["--version"])[1]
     pol = doc["policy"]
     for k in ("checksum", "loaded_at", "path"):
         assert k in pol, "/status policy lacks %r: %r" % (k, pol)

@@ -1,14 +1,8 @@
 """Command line (BRIEF, "Contract with the outside world": CLI, policy values)."""
 import os
 import re
-import subprocess
 
-from harness import LEVEE_BIN, fnv1a64_hex, free_port, render_policy, wait_until
-
-
-def run(args, **kw):
-    p = subprocess.run([LEVEE_BIN] + args, capture_output=True, timeout=10, **kw)
-    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+from harness import LEVEE_BIN, fnv1a64_hex, free_port, render_policy, run_levee as run, wait_until
 
 
 def test_version():
