@@ -480,6 +480,8 @@ int cache_stage(struct request *r)
 	 * change its answer (poisoning), and a GET's body. */
 	const char *why = cache_make_key(r) ? cache_unkeyed(r) : "key-too-long";
 	if (why) {
+		r->key = NULL; /* a bypass stores nothing */
+		r->key_len = 0;
 		CSTAT(bypasses);
 		char st[64];
 		snprintf(st, sizeof(st), "fwd=bypass; detail=%s", why);
