@@ -27,7 +27,7 @@
 #define LV_MAX_ROUTES 256
 #define LV_MAX_CAPTURES 9 /* {1}..{9} */
 
-enum lv_status { LV_OK = 0, LV_ERR = -1 };
+enum lv_status { LV_OK = 0, LV_ERR = -1, LV_EFULL = -2, LV_ECLOSED = -3 };
 
 /* ---- diagnostics ------------------------------------------------------- */
 

@@ -258,6 +258,15 @@ int main(int argc, char **argv)
 		worker_notify_stop(srv.workers[i]);
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		worker_join(srv.workers[i]);
+	/* Every worker has stopped: no request moves any more. Forget the fills
+	 * first, so that no teardown wakes a waiter on a worker torn down
+	 * before it, then run what the mailboxes still hold (parked requests
+	 * end at once now) and refuse further posts. */
+	for (unsigned i = 0; i < srv.nworkers; i++)
+		srv.workers[i]->closing = true;
+	fill_shutdown();
+	for (unsigned i = 0; i < srv.nworkers; i++)
+		mailbox_close(&srv.workers[i]->mbox);
 	/* after the workers: every write they answered has handed over its
 	 * invalidations; Kafka gets a few seconds, the outbox the rest */
 	uint64_t flush_ms = srv.current->policy->kafka.delivery_timeout_ms;

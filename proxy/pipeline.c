@@ -282,7 +282,7 @@ void request_fail(struct request *r, enum lv_reason reason)
 void request_client_gone(struct request *r)
 {
 	request_detach(r);
-	if (r->cache_waiting || r->l2_pending)
+	if (r->l2_pending || (r->cache_waiting && !r->w->closing))
 		return; /* its fill or L2 callback will come, on this worker; it ends then */
 	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc)
 		return; /* let the upstream finish what it was asked to do */

@@ -104,6 +104,7 @@ struct request {
 	bool cache_taken;            /* the cache answered the client; the response only refreshes */
 	char cache_cond[320];        /* validators added to the upstream request ("If-None-Match: ...\r\n") */
 	struct request *wait_next;   /* in a fill's waiter list */
+	struct mb_item wake_item;    /* the waiter's wake-up, posted to wait_w */
 	struct worker *wait_w;
 
 	int status;                  /* status sent (or 499 for a client abort) */

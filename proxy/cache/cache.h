@@ -84,6 +84,11 @@ void cache_purge_retry_stats(struct cache_purge_retry_stats *out);
 /* At shutdown: what still waits is dropped (the Kafka events remain). */
 void cache_purge_retry_clear(void);
 
+/* At shutdown, once every worker has stopped: forget every fill in flight
+ * and its waiters, so that tearing the workers down in any order never
+ * wakes a request another worker already freed. */
+void fill_shutdown(void);
+
 /* Opens the Redis tier for one event loop (a worker's, or main's for admin
  * purges) when the policy configures it: LV_OK with *l2 NULL when it does
  * not. */

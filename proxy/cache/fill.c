@@ -31,6 +31,7 @@
 
 struct cache_fill {
 	struct cache_fill *next;
+	struct request *owner; /* the filler; its r->fill points back here */
 	uint64_t hash;
 	struct request *waiters;
 	uint32_t nwaiters;
@@ -133,6 +134,7 @@ enum claim fill_claim(struct request *r, bool wait)
 	}
 	struct cache_fill *f = malloc(sizeof(*f) + r->key_len);
 	if (f) {
+		f->owner = r;
 		f->hash = h;
 		f->klen = r->key_len;
 		f->waiters = NULL;
@@ -148,11 +150,11 @@ enum claim fill_claim(struct request *r, bool wait)
 	return rc;
 }
 
-static void cache_wake(void *arg)
+static void cache_wake(struct mb_item *it)
 {
-	struct request *r = arg;
+	struct request *r = mb_container(it, struct request, wake_item);
 	r->cache_waiting = false;
-	if (!r->conn) { /* the client left while it waited */
+	if (!r->conn || r->w->closing) { /* the client left while it waited, or levee is stopping */
 		request_client_gone(r);
 		return;
 	}
@@ -196,8 +198,12 @@ static void fill_release(struct cache_fill *f, enum fill_outcome o)
 		struct request *next = w->wait_next;
 		w->wait_next = NULL;
 		w->wait_outcome = (uint8_t)o;
-		if (mailbox_post(&w->wait_w->mbox, cache_wake, w) != LV_OK)
-			log_error("cache: cannot wake a waiting request (out of memory)");
+		/* allocates nothing, so it fails only when the waiter's worker
+		 * has stopped for good: its own teardown ends the request then */
+		if (mailbox_post(&w->wait_w->mbox, &w->wake_item, cache_wake) != LV_OK) {
+			w->cache_waiting = false;
+			log_debug("cache: a waiter's worker has stopped; its request ends with it");
+		}
 		w = next;
 	}
 }
@@ -215,11 +221,37 @@ struct cache_fill *fill_detach(struct request *r)
 {
 	struct cache_fill *f = r->fill;
 	r->fill = NULL;
+	if (f)
+		f->owner = NULL;
 	return f;
 }
 
 void fill_finish_detached(struct cache_fill *f, enum fill_outcome o)
 {
-	if (f)
+	if (f) {
+		f->owner = NULL;
 		fill_release(f, o);
+	}
+}
+
+void fill_shutdown(void)
+{
+	for (int s = 0; s < FILL_SHARDS; s++) {
+		pthread_mutex_lock(&fills[s].lock);
+		struct cache_fill *f = fills[s].head;
+		fills[s].head = NULL;
+		pthread_mutex_unlock(&fills[s].lock);
+		while (f) {
+			struct cache_fill *next = f->next;
+			for (struct request *w = f->waiters, *wn; w; w = wn) {
+				wn = w->wait_next;
+				w->wait_next = NULL;
+				w->cache_waiting = false; /* ended by its worker's teardown */
+			}
+			if (f->owner)
+				f->owner->fill = NULL;
+			free(f);
+			f = next;
+		}
+	}
 }

@@ -291,6 +291,7 @@ static void publish_one(enum inval_kind kind, const char *p, size_t len)
 }
 
 struct pub {
+	struct mb_item mb;
 	unsigned n;
 	struct {
 		enum inval_kind kind;
@@ -298,9 +299,9 @@ struct pub {
 	} it[];
 };
 
-static void on_publish(void *arg)
+static void on_publish(struct mb_item *it)
 {
-	struct pub *pb = arg;
+	struct pub *pb = mb_container(it, struct pub, mb);
 	const char *text = (const char *)&pb->it[pb->n];
 	for (unsigned i = 0; i < pb->n; i++)
 		publish_one(pb->it[i].kind, text + pb->it[i].off, pb->it[i].len);
@@ -330,9 +331,10 @@ void invalidate_publish(const struct inval_item *items, unsigned n)
 		memcpy(o + off, items[i].p, items[i].len);
 		off += items[i].len;
 	}
-	if (mailbox_post(&inv.mb, on_publish, pb) != LV_OK) {
+	pb->mb.queued = false;
+	if (mailbox_post(&inv.mb, &pb->mb, on_publish) != LV_OK) {
 		STAT(lost);
-		log_error("invalidate: out of memory; an invalidation was not broadcast");
+		log_error("invalidate: the invalidate thread has stopped; an invalidation was not broadcast");
 		free(pb);
 	}
 }
@@ -612,9 +614,9 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Posted by invalidate_stop() from the main thread. */
-static void on_stop_posted(void *arg)
+static void on_stop_posted(struct mb_item *it)
 {
-	on_stop(-1, 0, arg);
+	on_stop(-1, 0, NULL);
 }
 
 static void *inval_main(void *arg)
@@ -676,7 +678,9 @@ int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
 		return LV_ERR;
 	}
 	inv.base = event_base_new();
-	if (!inv.base || mailbox_init(&inv.mb, inv.base) != LV_OK) {
+	/* no bound but the events' own: a write's events are never dropped,
+	 * and Kafka's trouble goes to the outbox, not here */
+	if (!inv.base || mailbox_init(&inv.mb, inv.base, 0) != LV_OK) {
 		snprintf(err, errlen, "invalidate: cannot create its event loop");
 		return LV_ERR;
 	}
@@ -728,9 +732,11 @@ void invalidate_stop(int timeout_ms)
 	inv.stop_timeout_ms = timeout_ms;
 	/* Through the mailbox, not event_active() on inv.base: libevent runs
 	 * without locks here, so another thread must not touch a base's events
-	 * while its thread runs it. Out of memory, the event is the lesser evil:
-	 * the thread sees it at its next tick. */
-	if (mailbox_post(&inv.mb, on_stop_posted, NULL) != LV_OK)
+	 * while its thread runs it. The post cannot fail (it allocates nothing,
+	 * and the mailbox is open until below); if it ever did, the event is
+	 * the lesser evil: the thread sees it at its next tick. */
+	static struct mb_item stop_item;
+	if (mailbox_post(&inv.mb, &stop_item, on_stop_posted) != LV_OK)
 		event_active(inv.ev_stop, EV_TIMEOUT, 0);
 	pthread_join(inv.thread, NULL);
 	inv.on = false;

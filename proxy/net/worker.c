@@ -145,18 +145,21 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- mailbox handlers (run on the worker) ------------------------------ */
 
-static void worker_take_policy(void *arg)
+/* Each control message is an item embedded in the worker: a post allocates
+ * nothing, and two posts of one message before it ran coalesce, which is
+ * right for all three (the newest policy, drain, stop). */
+static void worker_take_policy(struct mb_item *it)
 {
-	struct worker *w = arg;
+	struct worker *w = mb_container(it, struct worker, mb_policy);
 	struct runtime *rt = server_runtime_acquire();
 	struct runtime *old = w->rt;
 	w->rt = rt;
 	runtime_unref(old);
 }
 
-static void worker_begin_drain(void *arg)
+static void worker_begin_drain(struct mb_item *it)
 {
-	struct worker *w = arg;
+	struct worker *w = mb_container(it, struct worker, mb_drain);
 	w->draining = true;
 	listener_close(&w->listener);
 	for (struct conn *c = w->conns, *next; c; c = next) {
@@ -165,28 +168,28 @@ static void worker_begin_drain(void *arg)
 	}
 }
 
-static void worker_stop(void *arg)
+static void worker_stop(struct mb_item *it)
 {
-	struct worker *w = arg;
+	struct worker *w = mb_container(it, struct worker, mb_stop);
 	event_base_loopbreak(w->base);
 }
 
 void worker_notify_policy(struct worker *w)
 {
-	if (mailbox_post(&w->mbox, worker_take_policy, w) != LV_OK)
-		log_error("worker %u: cannot deliver the new policy (out of memory)", w->id);
+	if (mailbox_post(&w->mbox, &w->mb_policy, worker_take_policy) != LV_OK)
+		log_error("worker %u: cannot deliver the new policy (the worker has stopped)", w->id);
 }
 
 void worker_notify_drain(struct worker *w)
 {
-	if (mailbox_post(&w->mbox, worker_begin_drain, w) != LV_OK)
-		log_error("worker %u: cannot deliver drain (out of memory)", w->id);
+	if (mailbox_post(&w->mbox, &w->mb_drain, worker_begin_drain) != LV_OK)
+		log_error("worker %u: cannot deliver drain (the worker has stopped)", w->id);
 }
 
 void worker_notify_stop(struct worker *w)
 {
-	if (mailbox_post(&w->mbox, worker_stop, w) != LV_OK)
-		log_error("worker %u: cannot deliver stop (out of memory)", w->id);
+	if (mailbox_post(&w->mbox, &w->mb_stop, worker_stop) != LV_OK)
+		log_error("worker %u: cannot deliver stop (the worker has stopped)", w->id);
 }
 
 /* ---- life cycle -------------------------------------------------------- */
@@ -228,7 +231,9 @@ int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, 
 	}
 	w->rng[0] = seed[0] | 1;
 	w->rng[1] = seed[1];
-	if (mailbox_init(&w->mbox, w->base) != LV_OK) {
+	/* no bound but the objects': every item is a request's or the
+	 * worker's own, and requests are bounded by max_connections */
+	if (mailbox_init(&w->mbox, w->base, 0) != LV_OK) {
 		snprintf(err, errlen, "mailbox: %s", strerror(errno));
 		return LV_ERR;
 	}

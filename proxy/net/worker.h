@@ -41,6 +41,8 @@ struct worker {
 	struct listener listener;
 	struct runtime *rt; /* the newest runtime this worker has seen (ref held) */
 	struct mailbox mbox;
+	struct mb_item mb_policy, mb_drain, mb_stop; /* its control messages */
+	bool closing;       /* stopped for good: parked requests end at once */
 	struct event *tick;
 	struct lv_stats *stats;
 	struct alog_buf *alog;

@@ -132,3 +132,29 @@ def test_drain_delay_keeps_serving_while_not_ready(levee_factory, origin):
                msg="new connections refused once drain_delay has passed")
     assert time.monotonic() - t0 >= 1.4, "levee stopped accepting before drain_delay"
     assert lv.wait_exit(5) == 0
+
+
+def test_drain_timeout_with_parked_coalescing_waiters(levee_factory, origin):
+    """Drain runs out while requests on every worker wait behind one slow
+    fill: levee tears the workers down with waiters parked on them and must
+    exit cleanly. It used to free worker 0 with waiters parked on it, then
+    wake them from worker 1's fill through the freed mailbox (under ASan, a
+    reported use-after-free). Which worker gets the fill is up to the
+    kernel's SO_REUSEPORT spread, so the scenario runs several times: the old
+    code failed about one run in four."""
+    for run in range(8):
+        lv = levee_factory({"levee": {"workers": "2", "drain_timeout": "300ms"},
+                            'route "c"': {"prefix": "/", "cache_ttl": "60s"}})
+        conns = []
+        for _ in range(16):  # spread over both workers
+            c = HttpConn(lv.port, timeout=10)
+            c.send(build_request("GET", "/slow?head_ms=3000&n=5&parked=%d" % run))
+            conns.append(c)
+        wait_until(lambda: lv.metric("levee_cache_lookups_total", result="miss") == 16, 5,
+                   msg="every request parked behind the fill")
+        lv.expected_exit = True
+        lv.signal(signal.SIGTERM)
+        rc = lv.wait_exit(10)
+        assert rc == 0, "run %d: rc=%s: %s" % (run, rc, lv.stderr()[-2000:])
+        for c in conns:
+            c.close()
