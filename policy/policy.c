@@ -202,7 +202,8 @@ static size_t policy_key_index(const struct keys_def *k)
 }
 
 /* A placeholder the route's pattern cannot fill would silently drop an
- * invalidation at run time, so it is refused here. */
+ * invalidation, or tag every entry with the same literal "{3}", at run
+ * time, so it is refused here in both keys that take placeholders. */
 static void policy_route_end(struct policy_parse *st, const struct lv_route *r)
 {
 	int wildcards = 0;
@@ -212,14 +213,18 @@ static void policy_route_end(struct policy_parse *st, const struct lv_route *r)
 		wildcards += memchr(seg, '*', len) != NULL;
 		seg += len + (end != NULL);
 	}
-	const struct keys_def *k = keys_find("route", "invalidate");
-	for (const char *p = strchr(r->invalidate, '{'); p; p = strchr(p + 1, '{')) {
-		int n = p[1] - '0';
-		if (n > wildcards) {
-			policy_err_key(st, st->seen[policy_key_index(k)], "invalidate",
-			               "{%d} names a wildcard the route's pattern does not have (it has %d)", n,
-			               wildcards);
-			return;
+	static const char *const keys[] = {"invalidate", "cache_tags"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct keys_def *k = keys_find("route", keys[i]);
+		const char *list = (const char *)r + k->off;
+		for (const char *p = strchr(list, '{'); p; p = strchr(p + 1, '{')) {
+			int n = p[1] - '0';
+			if (n > wildcards) {
+				policy_err_key(st, st->seen[policy_key_index(k)], keys[i],
+				               "{%d} names a wildcard the route's pattern does not have (it has %d)", n,
+				               wildcards);
+				break;
+			}
 		}
 	}
 }
