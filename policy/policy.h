@@ -31,15 +31,24 @@ enum lv_status { LV_OK = 0, LV_ERR = -1 };
 
 /* ---- diagnostics ------------------------------------------------------- */
 
-/* A list of human-readable error lines, each already formatted as
- * "file:line: [section] key: reason". Owned by the caller; free with
- * diag_free(). */
+/* Human-readable lines about a policy, owned by the caller; free with
+ * diag_free().
+ *
+ * `lines` are errors, each formatted as "file:line: [section] key: reason".
+ * `warnings` never make a load fail; each is formatted as
+ * "file:line: [section] warning: reason". A load reports warnings only when
+ * it has no errors, since a half-read file would give false ones. */
 struct lv_diag {
 	char **lines;
 	size_t n, cap;
+	char **warnings;
+	size_t nwarn, capwarn;
 };
 
 void diag_add(struct lv_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_warn(struct lv_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees the warnings past the first `keep`. */
+void diag_drop_warnings(struct lv_diag *d, size_t keep);
 void diag_free(struct lv_diag *d);
 
 /* ---- values ------------------------------------------------------------ */

@@ -109,4 +109,12 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b);
 int route_pattern_check(enum lv_match_kind kind, const char *pat, size_t len,
                         const char **why) LV_WARN_UNUSED;
 
+/* True when every path that <b>'s pattern matches, <a>'s matches too
+ * (methods aside). Only sure answers: false may also mean "cannot tell". */
+bool route_covers(const struct lv_route *a, const struct lv_route *b);
+
+/* The first byte of the route's pattern that no request path can carry
+ * (strict HTTP parsing refuses bytes above 0x7f in a request target), or -1. */
+int route_unmatchable_byte(const struct lv_route *r);
+
 #endif

@@ -54,6 +54,8 @@ static void print_diag(const struct lv_diag *d)
 {
 	for (size_t i = 0; i < d->n; i++)
 		fprintf(stderr, "%s\n", d->lines[i]);
+	for (size_t i = 0; i < d->nwarn; i++)
+		fprintf(stderr, "%s\n", d->warnings[i]);
 }
 
 static int cmd_check(const char *path)
@@ -65,7 +67,10 @@ static int cmd_check(const char *path)
 		diag_free(&d);
 		return 1;
 	}
-	printf("%s: ok (%zu route%s, checksum %s)\n", path, p->nroutes, p->nroutes == 1 ? "" : "s", p->checksum);
+	/* warnings do not fail the check: the file would load as it is */
+	print_diag(&d);
+	printf("%s: ok (%zu route%s, %zu warning%s, checksum %s)\n", path, p->nroutes, p->nroutes == 1 ? "" : "s",
+	       d.nwarn, d.nwarn == 1 ? "" : "s", p->checksum);
 	policy_unref(p);
 	diag_free(&d);
 	return 0;
@@ -196,8 +201,10 @@ int main(int argc, char **argv)
 		diag_free(&d);
 		return 1;
 	}
-	diag_free(&d);
 	log_set_level(p->log_level);
+	for (size_t i = 0; i < d.nwarn; i++)
+		log_warn("policy: %s", d.warnings[i]);
+	diag_free(&d);
 	if (accesslog_open(p->access_log) != LV_OK)
 		return 1;
 	if (policy_path)

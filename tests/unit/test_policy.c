@@ -175,6 +175,12 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:3: [route \"a\"] methods: unknown method \"FETCH\" (use GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, or any; names are case-sensitive)",
 	  "p.ini:6: [route \"b\"] methods: expected a comma-separated list of methods, e.g. GET, HEAD"}},
 
+	/* a file with errors reports no warnings: they could be false */
+	{"no warnings beside errors", "[route \"a\"]\nprefix = /\n[route \"b\"]\nprefix = /x\nmethods = FETCH\n",
+	 {"p.ini:5: [route \"b\"] methods: unknown method \"FETCH\" (use GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, "
+	  "TRACE, or any; names are case-sensitive)"}},
+
+
 	/* checks across keys */
 	{"uri_bytes over header_bytes (set)", "[limits]\nuri_bytes = 64KiB\n",
 	 {"p.ini:2: [limits] uri_bytes: uri_bytes (65536) must not exceed header_bytes (32768)"}},
@@ -197,43 +203,131 @@ static const struct load_case load_cases[] = {
 	  "p.ini:7: [levey]: unknown section (did you mean \"levee\"?)"}},
 };
 
-static void expect_errors(const char *what, int rc, const struct lv_diag *d, const char *const *want)
+/* Files that load, and the warnings levee check prints for each: routes
+ * their own file makes useless. */
+struct warn_case {
+	const char *what;
+	const char *text;
+	const char *warnings[MAX_ERRS];
+};
+
+static const struct warn_case warn_cases[] = {
+	{"shadowed by a prefix", "[route \"api\"]\nprefix = /api/\n[route \"users\"]\nmatch = /api/users/*\n",
+	 {"p.ini:4: [route \"users\"] warning: never chosen: route \"api\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it"}},
+	{"specific first is fine", "[route \"users\"]\nmatch = /api/users/*\n[route \"api\"]\nprefix = /api/\n", {NULL}},
+	{"earlier route takes other methods only",
+	 "[route \"w\"]\nprefix = /api/\nmethods = POST, PUT\n[route \"r\"]\nmatch = /api/**\nmethods = GET, HEAD\n",
+	 {NULL}},
+	{"shadowed method by method",
+	 "[route \"r\"]\nmatch = /api/**\nmethods = GET\n[route \"w\"]\nmatch = /api/*/x\nmethods = POST\n"
+	 "[route \"both\"]\nmatch = /api/u*/x\nmethods = GET, POST\n",
+	 {"p.ini:8: [route \"both\"] warning: never chosen: routes \"r\" (line 1), \"w\" (line 4) come first and "
+	  "between them match every request this one does (each for some of its methods); move this route above them, "
+	  "or narrow them"}},
+	{"partly shadowed is not reported",
+	 "[route \"r\"]\nmatch = /api/**\nmethods = GET\n[route \"any\"]\nmatch = /api/users\n", {NULL}},
+	{"same pattern twice", "[route \"a\"]\nmatch = /x/*.png\n[route \"b\"]\nmethods = GET\nmatch = /x/*.png\n",
+	 {"p.ini:5: [route \"b\"] warning: never chosen: route \"a\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it"}},
+	{"prefix under a globstar", "[route \"all\"]\nmatch = /*/**\n[route \"v1\"]\nprefix = /v1/users\n",
+	 {"p.ini:4: [route \"v1\"] warning: never chosen: route \"all\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it"}},
+	{"prefix shorter than the globstar's head", "[route \"all\"]\nmatch = /*/**\n[route \"v\"]\nprefix = /v\n",
+	 {NULL}},
+	{"non-ASCII pattern", "[route \"cafe\"]\nmatch = /caf\xc3\xa9/*\n",
+	 {"p.ini:2: [route \"cafe\"] warning: this route can never match: its match has byte 0xC3, which no request "
+	  "path carries (clients send it %-encoded, as %C3, and levee compares bytes without decoding)"}},
+	{"non-ASCII prefix", "[route \"cafe\"]\nprefix = /\xe2\x82\xac\n",
+	 {"p.ini:2: [route \"cafe\"] warning: this route can never match: its prefix has byte 0xE2, which no request "
+	  "path carries (clients send it %-encoded, as %E2, and levee compares bytes without decoding)"}},
+	{"match /*", "[route \"all\"]\nmatch = /*\ncache_ttl = 60s\n",
+	 {"p.ini:2: [route \"all\"] warning: match /* takes one-segment paths only (/a, not / or /a/b); for every "
+	  "path write /**"}},
+	{"warnings in file order",
+	 "[route \"a\"]\nprefix = /\n[route \"b\"]\nmatch = /*\n[route \"c\"]\nprefix = /x\n",
+	 {"p.ini:4: [route \"b\"] warning: match /* takes one-segment paths only (/a, not / or /a/b); for every "
+	  "path write /**",
+	  "p.ini:4: [route \"b\"] warning: never chosen: route \"a\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it",
+	  "p.ini:6: [route \"c\"] warning: never chosen: route \"a\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it"}},
+};
+
+static bool same_lines(char *const *got, size_t ngot, const char *const *want, size_t nwant)
 {
-	size_t nwant = 0;
-	while (nwant < MAX_ERRS && want[nwant] != NULL)
-		nwant++;
-	bool same = d->n == nwant && (rc == LV_OK) == (nwant == 0);
+	bool same = ngot == nwant;
 	for (size_t i = 0; same && i < nwant; i++)
-		same = strcmp(d->lines[i], want[i]) == 0;
-	if (same)
+		same = strcmp(got[i], want[i]) == 0;
+	return same;
+}
+
+static size_t count_lines(const char *const *want)
+{
+	size_t n = 0;
+	while (n < MAX_ERRS && want[n] != NULL)
+		n++;
+	return n;
+}
+
+/* The errors, and when given the warnings, are exactly <want> and <warn>. */
+static void expect_diag(const char *what, int rc, const struct lv_diag *d, const char *const *want,
+                        const char *const *warn)
+{
+	size_t nwant = count_lines(want), nwarn = warn ? count_lines(warn) : d->nwarn;
+	if ((rc == LV_OK) == (nwant == 0) && same_lines(d->lines, d->n, want, nwant) &&
+	    (warn == NULL || same_lines(d->warnings, d->nwarn, warn, nwarn)))
 		return;
 	print_error("case \"%s\": rc %d\n  got:\n", what, rc);
 	for (size_t i = 0; i < d->n; i++)
 		print_error("    %s\n", d->lines[i]);
+	for (size_t i = 0; i < d->nwarn; i++)
+		print_error("    %s\n", d->warnings[i]);
 	print_error("  want:\n");
 	for (size_t i = 0; i < nwant; i++)
 		print_error("    %s\n", want[i]);
+	for (size_t i = 0; warn && i < nwarn; i++)
+		print_error("    %s\n", warn[i]);
 	fail();
 }
+
+static void expect_errors(const char *what, int rc, const struct lv_diag *d, const char *const *want)
+{
+	expect_diag(what, rc, d, want, NULL);
+}
+
+/* Loads <text> as p.ini: exactly the errors <errors> and warnings <warnings>,
+ * and a snapshot exactly when there are no errors. */
+static void load_case_run(const char *what, const char *text, const char *const *errors,
+                          const char *const *warnings)
+{
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	int rc = policy_load_string("p.ini", text, NULL, &p, &d);
+	expect_diag(what, rc, &d, errors, warnings);
+	if (rc == LV_OK)
+		assert_non_null(p);
+	else
+		assert_null(p);
+	policy_unref(p);
+	diag_free(&d);
+}
+
+static const char *const no_lines[] = {NULL};
 
 static void test_load_table(void **state)
 {
 	(void)state;
 	unsetenv("LV_TP_UNSET");
-	for (size_t i = 0; i < N(load_cases); i++) {
-		const struct load_case *c = &load_cases[i];
-		struct lv_policy *p = NULL;
-		struct lv_diag d = {0};
-		int rc = policy_load_string("p.ini", c->text, NULL, &p, &d);
-		expect_errors(c->what, rc, &d, c->errors);
-		if (rc == LV_OK) {
-			assert_non_null(p);
-			policy_unref(p);
-		} else {
-			assert_null(p);
-		}
-		diag_free(&d);
-	}
+	for (size_t i = 0; i < N(load_cases); i++)
+		load_case_run(load_cases[i].what, load_cases[i].text, load_cases[i].errors, no_lines);
+}
+
+static void test_warn_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < N(warn_cases); i++)
+		load_case_run(warn_cases[i].what, warn_cases[i].text, no_lines, warn_cases[i].warnings);
 }
 
 /* The loader's own limits, with generated texts. */
@@ -801,6 +895,7 @@ int main(int argc, char **argv)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load_table),
+		cmocka_unit_test(test_warn_table),
 		cmocka_unit_test(test_load_limits),
 		cmocka_unit_test(test_load_values),
 		cmocka_unit_test(test_defaults),
