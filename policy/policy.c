@@ -304,6 +304,24 @@ static void policy_route_warn(struct policy_parse *st, const struct lv_route *r)
 		            names);
 }
 
+/* An `invalidate` path whose globs a purge cannot express purges more than
+ * it says (route_purge_shape()): say how much, and how to say just that.
+ * Policies written when a final '*' meant "prefix" land here too, and keep
+ * purging at least what they did. */
+static void policy_invalidate_warn(struct policy_parse *st, const struct lv_route *r)
+{
+	int line = st->seen[policy_key_index(keys_find("route", "invalidate"))];
+	for (const char *e = r->invalidate; *e;) {
+		size_t len = strcspn(e, ","), keep;
+		if (strncmp(e, "tag:", 4) != 0 && route_purge_shape(e, len, &keep) == LV_PURGE_WIDER)
+			policy_warn(st, line,
+			            "invalidate %.*s: '*' matches within one segment, which a purge cannot take (it takes "
+			            "a URL or a prefix), so this purges every URL under %.*s (write %.*s** to say so)",
+			            (int)len, e, (int)keep, e, (int)keep, e);
+		e += len + (e[len] == ',');
+	}
+}
+
 /* Checks the end of the current section: each one_of group set exactly once
  * (e.g. a route needs one of match and prefix). Conflicts are reported when
  * seen, so only the "none" case is left here. */
@@ -337,6 +355,7 @@ static void policy_section_end(struct policy_parse *st)
 	if (strcmp(st->sec->name, "route") == 0) {
 		policy_route_end(st, st->base);
 		policy_route_warn(st, st->base);
+		policy_invalidate_warn(st, st->base);
 	}
 out:
 	st->sec = NULL;

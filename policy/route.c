@@ -19,6 +19,10 @@
  *             included, possibly empty.
  * The path is compared byte for byte: no decoding, no case folding, and a
  * trailing '/' is a segment of its own, empty, which '*' does not match.
+ *
+ * Purges (a route's `invalidate`, the admin API's url=) use the same globs,
+ * but a purge removes one URL or every URL under a prefix: route_purge_shape()
+ * says which, widening what neither can express.
  */
 #include <string.h>
 
@@ -75,6 +79,27 @@ int route_pattern_check(enum lv_match_kind kind, const char *pat, size_t len, co
 		seg = i + 1;
 	}
 	return LV_OK;
+}
+
+enum lv_purge_shape route_purge_shape(const char *pat, size_t len, size_t *keep)
+{
+	const char *star = memchr(pat, '*', len);
+	size_t at = star ? (size_t)(star - pat) : len;
+	if (star == NULL) {
+		*keep = len;
+		return LV_PURGE_URL;
+	}
+	/* the one wildcard is a final "**" segment: exactly the paths under the prefix */
+	if (at + 2 == len && star[1] == '*') {
+		*keep = at;
+		return LV_PURGE_PREFIX;
+	}
+	/* Back to the segment boundary: Redis tracks prefixes only there, and
+	 * a prefix ending mid-segment would leave its entries in Redis. */
+	while (at > 0 && pat[at - 1] != '/')
+		at--;
+	*keep = at;
+	return LV_PURGE_WIDER;
 }
 
 static bool route_glob(const char *pat, size_t plen, const char *path, size_t len,

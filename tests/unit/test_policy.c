@@ -57,15 +57,23 @@ static const struct load_case load_cases[] = {
 	  "p.ini:4: [route \"u\"] cache_tags: {2} names a wildcard the route's pattern does not have (it has 1)"}},
 	{"cache_tags of a later route", "[route \"a\"]\nmatch = /a/*/*\ncache_tags = a-{2}\n[route \"b\"]\nmatch = /b\ncache_tags = b-{1}\n",
 	 {"p.ini:6: [route \"b\"] cache_tags: {1} names a wildcard the route's pattern does not have (it has 0)"}},
-	{"invalidate", "[route \"u\"]\nmatch = /u/*/x/*\ninvalidate = /u/{1}, /u/*, tag:u-{2} /list\n", {NULL}},
+	{"invalidate", "[route \"u\"]\nmatch = /u/*/x/*\ninvalidate = /u/{1}, /u/**, tag:u-{2} /list /u/{1}/x/**\n", {NULL}},
 	{"invalidate wildcard", "[route \"u\"]\nmatch = /u/*\ninvalidate = /u/{1}, tag:v-{2}\n",
 	 {"p.ini:3: [route \"u\"] invalidate: {2} names a wildcard the route's pattern does not have (it has 1)"}},
 	{"invalidate prefix route", "[route \"u\"]\nprefix = /u/\ninvalidate = /u/{1}\n",
 	 {"p.ini:3: [route \"u\"] invalidate: {1} names a wildcard the route's pattern does not have (it has 0)"}},
-	{"invalidate star", "[route \"u\"]\nprefix = /\ninvalidate = /a*b\n",
-	 {"p.ini:3: [route \"u\"] invalidate: '*' may only end a path (a prefix)"}},
+	{"invalidate globstar inside", "[route \"u\"]\nprefix = /\ninvalidate = /a, /a/**/b\n",
+	 {"p.ini:3: [route \"u\"] invalidate: /a/**/b: '**' is only allowed as the last segment (e.g. /static/**)"}},
+	{"invalidate two stars in a segment", "[route \"u\"]\nprefix = /\ninvalidate = /a*b*\n",
+	 {"p.ini:3: [route \"u\"] invalidate: /a*b*: at most one '*' per segment, and '**' only as a whole segment"}},
+	{"invalidate tag glob", "[route \"u\"]\nprefix = /\ninvalidate = tag:user-*\n",
+	 {"p.ini:3: [route \"u\"] invalidate: '*' cannot appear in a tag: a tag is an exact name ({1}..{9} insert "
+	  "the route's wildcards)"}},
+	{"cache_tags glob", "[route \"u\"]\nmatch = /u/*\ncache_tags = user-*\n",
+	 {"p.ini:3: [route \"u\"] cache_tags: '*' cannot appear in a tag: a tag is an exact name ({1}..{9} insert "
+	  "the route's wildcards)"}},
 	{"invalidate relative", "[route \"u\"]\nprefix = /\ninvalidate = users\n",
-	 {"p.ini:3: [route \"u\"] invalidate: an invalidation is /path, /prefix* or tag:name"}},
+	 {"p.ini:3: [route \"u\"] invalidate: an invalidation is /path, /path/** or tag:name"}},
 	{"invalidate empty tag", "[route \"u\"]\nprefix = /\ninvalidate = tag:\n",
 	 {"p.ini:3: [route \"u\"] invalidate: tag: needs a name"}},
 	{"invalidate query", "[route \"u\"]\nprefix = /\ninvalidate = /a?b=1\n",
@@ -244,6 +252,15 @@ static const struct warn_case warn_cases[] = {
 	{"match /*", "[route \"all\"]\nmatch = /*\ncache_ttl = 60s\n",
 	 {"p.ini:2: [route \"all\"] warning: match /* takes one-segment paths only (/a, not / or /a/b); for every "
 	  "path write /**"}},
+	{"invalidate with one-segment globs",
+	 "[route \"u\"]\nmatch = /u/*\ninvalidate = /api/users/*, /api/users*, /u/{1}/*.json, /u/{1}/**\n",
+	 {"p.ini:3: [route \"u\"] warning: invalidate /api/users/*: '*' matches within one segment, which a purge "
+	  "cannot take (it takes a URL or a prefix), so this purges every URL under /api/users/ (write /api/users/** to "
+	  "say so)",
+	  "p.ini:3: [route \"u\"] warning: invalidate /api/users*: '*' matches within one segment, which a purge "
+	  "cannot take (it takes a URL or a prefix), so this purges every URL under /api/ (write /api/** to say so)",
+	  "p.ini:3: [route \"u\"] warning: invalidate /u/{1}/*.json: '*' matches within one segment, which a purge "
+	  "cannot take (it takes a URL or a prefix), so this purges every URL under /u/{1}/ (write /u/{1}/** to say so)"}},
 	{"warnings in file order",
 	 "[route \"a\"]\nprefix = /\n[route \"b\"]\nmatch = /*\n[route \"c\"]\nprefix = /x\n",
 	 {"p.ini:4: [route \"b\"] warning: match /* takes one-segment paths only (/a, not / or /a/b); for every "

@@ -291,6 +291,48 @@ static void test_covers(void **state)
 	}
 }
 
+/* What a purge of a glob removes: never less than the glob matches. */
+static void test_purge_shape(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *pattern;
+		enum lv_purge_shape shape;
+		const char *keep;
+	} cases[] = {
+		{"/api/users/7", LV_PURGE_URL, "/api/users/7"},
+		{"/", LV_PURGE_URL, "/"},
+		{"/u/{1}", LV_PURGE_URL, "/u/{1}"},
+		{"/api/users/**", LV_PURGE_PREFIX, "/api/users/"},
+		{"/**", LV_PURGE_PREFIX, "/"},
+		{"/u/{1}/**", LV_PURGE_PREFIX, "/u/{1}/"},
+		/* widened to the segment boundary before the first wildcard */
+		{"/api/users/*", LV_PURGE_WIDER, "/api/users/"},
+		{"/api/users*", LV_PURGE_WIDER, "/api/"},
+		{"/api/*/posts", LV_PURGE_WIDER, "/api/"},
+		{"/files/*.png", LV_PURGE_WIDER, "/files/"},
+		{"/*", LV_PURGE_WIDER, "/"},
+		{"/v*", LV_PURGE_WIDER, "/"},
+		{"/a/*/**", LV_PURGE_WIDER, "/a/"},
+		{"/u/{1}/*.json", LV_PURGE_WIDER, "/u/{1}/"},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		const char *why, *pat = cases[i].pattern;
+		size_t keep = 0;
+		assert_int_equal(route_pattern_check(LV_MATCH_GLOB, pat, strlen(pat), &why), LV_OK);
+		enum lv_purge_shape shape = route_purge_shape(pat, strlen(pat), &keep);
+		if (shape != cases[i].shape || keep != strlen(cases[i].keep) || memcmp(pat, cases[i].keep, keep) != 0)
+			fail_msg("\"%s\": shape %d keep \"%.*s\", want %d \"%s\"", pat, shape, (int)keep, pat,
+			         cases[i].shape, cases[i].keep);
+		/* the purge covers what the glob matches: as a prefix route, it
+		 * covers the glob as a match route */
+		struct lv_route prefix, glob;
+		route_init(&glob, LV_MATCH_GLOB, pat, ANY);
+		route_init(&prefix, shape == LV_PURGE_URL ? LV_MATCH_GLOB : LV_MATCH_PREFIX, cases[i].keep, ANY);
+		assert_true(route_covers(&prefix, &glob));
+	}
+}
+
 static void test_unmatchable_byte(void **state)
 {
 	(void)state;
@@ -338,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_pattern_check),
 		cmocka_unit_test(test_covers),
 		cmocka_unit_test(test_unmatchable_byte),
+		cmocka_unit_test(test_purge_shape),
 		cmocka_unit_test(test_policy_route_match),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
