@@ -101,6 +101,15 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* ,"NAME":V, or null for a V of 0 (not measured). */
+static void json_count(FILE *f, const char *name, unsigned v)
+{
+	if (v)
+		fprintf(f, ",\"%s\":%u", name, v);
+	else
+		fprintf(f, ",\"%s\":null", name);
+}
+
 /* Sums the workers' Redis snapshots (taken on their ticks). */
 static bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *open)
 {
@@ -169,6 +178,15 @@ static void admin_status(FILE *f)
 	fprintf(f, ",\"ready\":%s,\"draining\":%s,\"workers\":%u,\"connections\":%llu,", ready ? "true" : "false",
 	        atomic_load(&srv.draining) ? "true" : "false", srv.nworkers,
 	        (unsigned long long)atomic_load(&srv.conns));
+	/* what sized the workers: the policy, or workers = auto's measures (0: none) */
+	fprintf(f, "\"workers_sizing\":{\"decided_by\":\"%s\"", cpus_source_name(srv.cpus.source));
+	json_count(f, "affinity_cpus", srv.cpus.affinity);
+	json_count(f, "cgroup_cpus", srv.cpus.cgroup.cpus);
+	fputs(",\"cgroup_file\":", f);
+	json_str(f, srv.cpus.cgroup.file);
+	fputs(",\"cgroup_note\":", f);
+	json_str(f, srv.cpus.cgroup.why);
+	fputs("},", f);
 	fputs("\"policy\":{\"path\":", f);
 	json_str(f, p->path);
 	fprintf(f, ",\"checksum\":\"%s\",\"loaded_at\":%lld,\"reloads_ok\":%llu,\"reloads_failed\":%llu,"
