@@ -53,7 +53,7 @@ static const struct keys_def keys_def_table[] = {
 	{"levee",    "listen",           KT_HOSTPORT, P(listen),                      "0.0.0.0:15001", NULL,    NULL,     NULL,                    NULL,          false, 0, "Address for client traffic. Overridden by `--listen`."},
 	{"levee",    "upstream",         KT_HOSTPORT, P(upstream),                    "127.0.0.1:8080",NULL,    NULL,     NULL,                    NULL,          true,  0, "The service levee protects. Overridden by `--upstream`."},
 	{"levee",    "admin",            KT_HOSTPORT, P(admin),                       "127.0.0.1:15000",NULL,   NULL,     NULL,                    NULL,          false, 0, "Admin listener: /healthz, /readyz, /metrics, /status, purge. Keep it on loopback. Overridden by `--admin`."},
-	{"levee",    "workers",          KT_UINT,     P(workers),                     "auto",          "0",     "256",    "auto",                  "threads",     false, 0, "Worker threads, each with its own event loop; `auto` (or 0) is one per CPU."},
+	{"levee",    "workers",          KT_UINT,     P(workers),                     "auto",          "0",     "256",    "auto",                  "threads",     false, 0, "Worker threads, each with its own event loop; `auto` (or 0) is one per CPU the process may use: the CPUs of its affinity mask or its cgroup v2 CPU quota (`cpu.max`, rounded up), whichever is fewer (docs/operations.md)."},
 	{"levee",    "max_connections",  KT_UINT,     P(max_connections),             "10000",         "1",     "1000000", NULL,                   "connections", true,  0, "Open client connections, all workers together; a connection past it gets 503 and is closed."},
 	{"levee",    "drain_timeout",    KT_DURATION, P(drain_timeout_ms),            "25s",           "0",     "1h",     NULL,                    NULL,          true,  0, "On SIGTERM, longest wait for requests in flight to finish. Keep it below the pod's terminationGracePeriodSeconds."},
 	{"levee",    "drain_delay",      KT_DURATION, P(drain_delay_ms),              "0",             "0",     "1h",     NULL,                    NULL,          true,  0, "On SIGTERM, /readyz fails at once but levee goes on accepting and serving this long before it drains, so that load balancers (Kubernetes endpoints) stop sending first. drain_delay plus drain_timeout should stay below terminationGracePeriodSeconds."},
@@ -106,7 +106,7 @@ static const struct keys_def keys_def_table[] = {
 	{"cache",    "max_object",       KT_SIZE,     P(cache.max_object),            "1MiB",          "1KiB",  "1GiB",   NULL,                    NULL,          true,  0, "Largest response body stored; a larger one is passed through (`Cache-Status: levee; fwd=miss; detail=too-large`). An entry larger than an L1 shard (`memory`/64) is kept in Redis only."},
 	{"cache",    "uncacheable_ttl",  KT_DURATION, P(cache.uncacheable_ttl_ms),    "10s",           "0",     "1h",     NULL,                    NULL,          true,  0, "Hit-for-miss: after a URL's answer could not be stored (`no-store`, `private`, `Set-Cookie`, `Vary: *`, too large...), its misses go straight upstream this long, on this replica and, through a marker in Redis, on the others, instead of waiting for each other's fills. A storable answer ends it early. 0: off."},
 
-	{"route",    "match",            KT_GLOB,     R(pattern),                     NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "Glob over the path: `*` is one segment (or part of one, `*.png`), a final `**` is the rest; at most 9 wildcards."},
+	{"route",    "match",            KT_GLOB,     R(pattern),                     NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "Glob over the path: `*` is exactly one segment (or part of one, `*.png`), a final `**` any number of segments, the rest of the path; at most 9 wildcards. `invalidate` and the admin purge API take the same globs."},
 	{"route",    "prefix",           KT_PREFIX,   R(pattern),                     NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "Literal path prefix, e.g. `/static/`."},
 	{"route",    "methods",          KT_METHODS,  R(methods),                     "any",           NULL,    NULL,     NULL,                    NULL,          true,  0, "Comma-separated methods the route applies to (`GET, HEAD`), or `any`."},
 	{"route",    "cache_ttl",        KT_TTL,      R(cache_ttl_ms),                "off",           "1s",    "8760h",   NULL,                    NULL,          true,  0, "Cache GET answers: `off`; a fixed lifetime such as `60s` for origins that send no caching headers (`no-store`, `private` and `Set-Cookie` are still obeyed); or `origin`, to obey Cache-Control and Expires as an RFC 9111 shared cache."},
@@ -115,13 +115,13 @@ static const struct keys_def keys_def_table[] = {
 	{"route",    "stale_while_revalidate", KT_DURATION, R(swr_ms),                "0",             "0",     "24h",     NULL,                    NULL,          true,  0, "After an entry goes stale, serve it this long while one background request refreshes it."},
 	{"route",    "stale_if_error",   KT_DURATION, R(sie_ms),                      "0",             "0",     "24h",     NULL,                    NULL,          true,  0, "After an entry goes stale, serve it this long when the upstream fails, times out or answers 5xx."},
 	{"route",    "cache_key_headers",KT_HEADERS,  R(cache_key_headers),           "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Request headers whose values become part of the cache key, besides those the origin names in Vary (e.g. `Accept-Language`)."},
-	{"route",    "cache_tags",       KT_TAGS,     R(cache_tags),                  "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Tags given to every entry the route stores, for purges by tag, besides the origin's Surrogate-Key; `{1}`..`{9}` are the route's `match` wildcards (`user-{1}`)."},
+	{"route",    "cache_tags",       KT_TAGS,     R(cache_tags),                  "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Tags given to every entry the route stores, for purges by tag, besides the origin's Surrogate-Key; exact names, where `{1}`..`{9}` are the route's `match` wildcards (`user-{1}`)."},
 	{"route",    "unkeyed_headers",  KT_ENUM,     R(unkeyed_headers),             "strip",         NULL,    NULL,     "strip|bypass|forward",  NULL,          true,  0, "What a cacheable request does with request headers that can change the origin's answer but are not in the key (the forwarding and URL-rewrite families: `X-Forwarded-Host`, `Forwarded`, `X-Original-URL`..., listed in docs/caching.md): `strip` them before the request goes upstream, `bypass` the cache for requests that carry one, or `forward` them unkeyed (unsafe: a client can poison the cache). A header listed in `cache_key_headers` is keyed, and forwarded."},
 	{"route",    "get_body",         KT_ENUM,     R(get_body),                    "strip",         NULL,    NULL,     "strip|bypass",          NULL,          true,  0, "What a cacheable GET or HEAD with a body does: `strip` reads and drops the body, so it never reaches the origin, and caches as usual; `bypass` forwards it with its body and does not use the cache."},
 	{"route",    "cache_cookies",    KT_BOOL,     R(cache_cookies),               "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Let requests that carry Cookie use the cache. Off: they bypass it. The cookie is not part of the key unless listed in `cache_key_headers`."},
 	{"route",    "cache_authorization", KT_BOOL,  R(cache_authorization),         "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store answers to requests with Authorization. Off: only when the origin allows it (RFC 9111 §3.5: `public`, `s-maxage`, `must-revalidate`)."},
 	{"route",    "cache_set_cookie", KT_BOOL,     R(cache_set_cookie),            "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store responses that carry Set-Cookie, without the Set-Cookie field. Off: they are never stored."},
-	{"route",    "invalidate",       KT_INVALIDATIONS, R(invalidate),             "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "What a successful write (POST, PUT, PATCH, DELETE answered 2xx or 3xx) purges besides its own target, everywhere: `/api/users/{1}` a URL, `/api/users/*` every URL under a prefix, `tag:user-{1}` a tag; `{1}`..`{9}` are the route's `match` wildcards."},
+	{"route",    "invalidate",       KT_INVALIDATIONS, R(invalidate),             "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "What a successful write (POST, PUT, PATCH, DELETE answered 2xx or 3xx) purges besides its own target, everywhere: `/api/users/{1}` a URL, `/api/users/**` every URL under `/api/users/`, `tag:user-{1}` a tag; `{1}`..`{9}` are the route's `match` wildcards. Paths take the globs of `match`; one with another wildcard purges every URL under its part before the first wildcard's segment (`/api/*/posts`: all of `/api/`), with a warning."},
 };
 /* clang-format on */
 
@@ -392,6 +392,9 @@ static int keys_statuses(const char *text, struct lv_statuses *out, char *err, s
 /* One element character of a list value: false (with err set) rejects it.
  * <p> points at the character inside its element, <start> at the element. */
 typedef bool (*keys_elem_char)(const char *p, const char *start, char *err, size_t errsz);
+/* One whole element of a list value, <len> bytes at <e>: false (with err
+ * set) rejects it. */
+typedef bool (*keys_elem_whole)(const char *e, size_t len, char *err, size_t errsz);
 
 static bool keys_header_char(const char *p, const char *start, char *err, size_t errsz)
 {
@@ -403,10 +406,17 @@ static bool keys_header_char(const char *p, const char *start, char *err, size_t
 }
 
 /* Tags are what Surrogate-Key carries: visible characters without
- * separators, plus {1}..{9} placeholders. */
+ * separators, plus {1}..{9} placeholders. A tag is an exact name: '*', which
+ * is a glob everywhere else in a policy, is refused rather than taken
+ * literally. */
 static bool keys_tag_char(const char *p, const char *start, char *err, size_t errsz)
 {
 	unsigned char c = (unsigned char)*p;
+	if (c == '*') {
+		snprintf(err, errsz, "'*' cannot appear in a tag: a tag is an exact name ({1}..{9} insert the route's "
+		                     "wildcards)");
+		return false;
+	}
 	if (c == '{') {
 		if (p[1] < '1' || p[1] > '9' || p[2] != '}') {
 			snprintf(err, errsz, "a placeholder is {1} to {9}");
@@ -421,14 +431,15 @@ static bool keys_tag_char(const char *p, const char *start, char *err, size_t er
 	return true;
 }
 
-/* One item of a route's `invalidate`: "/path" with {N} placeholders and an
- * optional final '*' (a prefix), or "tag:" and a tag. */
+/* One character of an item of a route's `invalidate`: "/path" with {N}
+ * placeholders and globs (the whole item is checked by keys_inval_item()),
+ * or "tag:" and a tag. */
 static bool keys_inval_char(const char *p, const char *start, char *err, size_t errsz)
 {
 	size_t at = (size_t)(p - start);
 	bool tag = strncmp(start, "tag:", 4) == 0;
 	if (at == 0 && *p != '/' && !tag) {
-		snprintf(err, errsz, "an invalidation is /path, /prefix* or tag:name");
+		snprintf(err, errsz, "an invalidation is /path, /path/** or tag:name");
 		return false;
 	}
 	if (tag && at == 3 && (p[1] == ',' || p[1] == ' ' || p[1] == '\t' || p[1] == '\0')) {
@@ -437,19 +448,23 @@ static bool keys_inval_char(const char *p, const char *start, char *err, size_t 
 	}
 	if (tag && at < 4)
 		return true;
-	if (*p == '*') {
-		bool last = p[1] == '\0' || p[1] == ',' || p[1] == ' ' || p[1] == '\t';
-		if (tag || !last) {
-			snprintf(err, errsz, "'*' may only end a path (a prefix)");
-			return false;
-		}
+	if (*p == '*' && !tag)
 		return true;
-	}
 	if (*p == '?' || *p == '#') {
 		snprintf(err, errsz, "'%c' cannot appear in an invalidation path", *p);
 		return false;
 	}
 	return keys_tag_char(p, start, err, errsz);
+}
+
+/* A path of `invalidate` takes the globs of `match`, by the same rules. */
+static bool keys_inval_item(const char *e, size_t len, char *err, size_t errsz)
+{
+	const char *why;
+	if (strncmp(e, "tag:", 4) == 0 || route_pattern_check(LV_MATCH_GLOB, e, len, &why) == LV_OK)
+		return true;
+	snprintf(err, errsz, "%.*s: %s", (int)len, e, why);
+	return false;
 }
 
 /* "A, b  c" -> "a,b,c" (lowercased when <lower>): elements separated by
@@ -495,9 +510,10 @@ static int keys_store_str(const struct keys_def *k, char *field, const char *tex
 	return LV_OK;
 }
 
-/* A list value into its char[] field, whose size bounds it. */
-static int keys_set_list(const struct keys_def *k, char *field, const char *text, keys_elem_char ok, bool lower,
-                         const char *what, char *err, size_t errsz)
+/* A list value into its char[] field, whose size bounds it: each character
+ * checked by <ok>, then each whole element by <item> unless NULL. */
+static int keys_set_list(const struct keys_def *k, char *field, const char *text, keys_elem_char ok,
+                         keys_elem_whole item, bool lower, const char *what, char *err, size_t errsz)
 {
 	char v[LV_INVALIDATE_MAX];
 	if (k->size > sizeof(v)) {
@@ -506,6 +522,12 @@ static int keys_set_list(const struct keys_def *k, char *field, const char *text
 	}
 	if (keys_list(text, ok, lower, what, v, k->size, err, errsz) != LV_OK)
 		return LV_ERR;
+	for (const char *e = v; item != NULL && *e;) {
+		size_t len = strcspn(e, ",");
+		if (!item(e, len, err, errsz))
+			return LV_ERR;
+		e += len + (e[len] == ',');
+	}
 	memcpy(field, v, strlen(v) + 1);
 	return LV_OK;
 }
@@ -662,7 +684,7 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 		return LV_OK;
 	}
 	case KT_INVALIDATIONS:
-		return keys_set_list(k, field, text, keys_inval_char, false, "invalidation", err, errsz);
+		return keys_set_list(k, field, text, keys_inval_char, keys_inval_item, false, "invalidation", err, errsz);
 	case KT_TEXT:
 		for (const char *q = text; *q; q++)
 			if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f) {
@@ -671,9 +693,9 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 			}
 		return keys_store_str(k, field, text, "too long", err, errsz);
 	case KT_HEADERS:
-		return keys_set_list(k, field, text, keys_header_char, true, "header", err, errsz);
+		return keys_set_list(k, field, text, keys_header_char, NULL, true, "header", err, errsz);
 	case KT_TAGS:
-		return keys_set_list(k, field, text, keys_tag_char, false, "tag", err, errsz);
+		return keys_set_list(k, field, text, keys_tag_char, NULL, false, "tag", err, errsz);
 	case KT_GLOB:
 	case KT_PREFIX: {
 		/* The pattern, its length and its kind are one value: `base` is a route. */

@@ -20,7 +20,10 @@
  *
  * Every problem is reported, not just the first; a snapshot is returned only
  * when there were none. The error format is part of levee's interface
- * (`levee check`): "FILE:LINE: [SECTION] KEY: REASON".
+ * (`levee check`): "FILE:LINE: [SECTION] KEY: REASON". A file that loads may
+ * still get warnings, "FILE:LINE: [SECTION] warning: REASON", about what it
+ * makes useless (a route never chosen); they go to diag->warnings and never
+ * fail a load.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -37,6 +40,16 @@
 /* More errors than this means the wrong file, not a typo; stop listing. */
 #define POLICY_ERRORS_MAX 100
 #define POLICY_MSG_MAX 2048
+
+/* The lines one load added to a list of its lv_diag (errors or warnings),
+ * with the file line of each (0: none), so that they can be listed in file
+ * order at the end. */
+struct policy_order {
+	size_t first; /* index in the list of this load's first line */
+	int *at;
+	size_t cap;
+	bool unsortable; /* an allocation failed: the lines stay as found */
+};
 
 struct policy_parse {
 	const char *file; /* name used in messages */
@@ -66,64 +79,65 @@ struct policy_parse {
 	void *scratch;    /* takes the keys of a rejected section so that they are still checked */
 	const char *overridden[3]; /* keys set from the command line */
 
-	/* Line of each error added to `diag` by this load (0: none), so that
-	 * they can be listed in file order at the end. */
-	size_t diag_first;
-	int *err_lines;
-	size_t err_cap;
-	bool sortable;
+	struct policy_order errs;  /* of diag->lines */
+	struct policy_order warns; /* of diag->warnings */
 };
 
 /* ---- errors ------------------------------------------------------------ */
 
-/* Adds one finished error line to `diag`, remembering its file line for
- * policy_sort_errors(). Should either allocation fail, the lines stay in the
- * order they were found. */
-static void policy_add(struct policy_parse *st, int line, const char *text)
+/* Remembers that the line at index <i> of a list has file line <line>. */
+static void policy_order_note(struct policy_order *o, size_t i, int line)
 {
-	size_t at = st->diag->n;
-	diag_add(st->diag, "%s", text);
-	if (st->diag->n != at + 1 || !st->sortable)
+	if (o->unsortable)
 		return;
-	size_t i = at - st->diag_first;
-	if (i >= st->err_cap) {
-		size_t cap = st->err_cap ? st->err_cap * 2 : 16;
-		int *grown = realloc(st->err_lines, cap * sizeof(*grown));
+	i -= o->first;
+	if (i >= o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 16;
+		int *grown = realloc(o->at, cap * sizeof(*grown));
 		if (grown == NULL) {
-			st->sortable = false;
+			o->unsortable = true;
 			return;
 		}
-		st->err_lines = grown;
-		st->err_cap = cap;
+		o->at = grown;
+		o->cap = cap;
 	}
-	st->err_lines[i] = line;
+	o->at[i] = line;
 }
 
-/* Sorts this load's errors by line, stably, so that `levee check` lists them
- * in file order although some are found late (at the end of a section, or
- * in the checks across keys). Errors without a line go last. Insertion
- * sort: the list is short and nearly sorted. */
-static void policy_sort_errors(struct policy_parse *st)
+/* Sorts this load's part of a list by file line, stably, so that `levee
+ * check` lists it in file order although some lines are found late (at the
+ * end of a section, or in the checks across keys). Lines without a file
+ * line go last. Insertion sort: the list is short and nearly sorted. */
+static void policy_order_sort(struct policy_order *o, char **list, size_t nlist)
 {
-	char **lines = st->diag->lines + st->diag_first;
-	size_t n = st->diag->n - st->diag_first;
-	if (!st->sortable)
+	char **lines = list + o->first;
+	size_t n = nlist - o->first;
+	if (o->unsortable)
 		return;
 	for (size_t i = 1; i < n; i++) {
-		int line = st->err_lines[i];
+		int line = o->at[i];
 		char *text = lines[i];
 		unsigned key = line > 0 ? (unsigned)line : UINT_MAX;
 		size_t j = i;
 		for (; j > 0; j--) {
-			int prev = st->err_lines[j - 1];
+			int prev = o->at[j - 1];
 			if ((prev > 0 ? (unsigned)prev : UINT_MAX) <= key)
 				break;
-			st->err_lines[j] = prev;
+			o->at[j] = prev;
 			lines[j] = lines[j - 1];
 		}
-		st->err_lines[j] = line;
+		o->at[j] = line;
 		lines[j] = text;
 	}
+}
+
+/* Adds one finished error line to `diag`. */
+static void policy_add(struct policy_parse *st, int line, const char *text)
+{
+	size_t at = st->diag->n;
+	diag_add(st->diag, "%s", text);
+	if (st->diag->n == at + 1)
+		policy_order_note(&st->errs, at, line);
 }
 
 /* Adds "FILE:LINE: WHAT: REASON". LINE is left out when 0, WHAT when NULL,
@@ -193,6 +207,23 @@ __attribute__((format(printf, 4, 5))) static void policy_err_key(struct policy_p
 	va_end(ap);
 }
 
+/* "FILE:LINE: [SECTION] warning: REASON" for the current section. */
+__attribute__((format(printf, 3, 4))) static void policy_warn(struct policy_parse *st, int line,
+                                                              const char *fmt, ...)
+{
+	char text[POLICY_MSG_MAX];
+	int o = snprintf(text, sizeof(text), "%s:%d: %s warning: ", st->file, line, st->label);
+	va_list ap;
+	va_start(ap, fmt);
+	if (o > 0 && (size_t)o < sizeof(text))
+		vsnprintf(text + o, sizeof(text) - (size_t)o, fmt, ap);
+	va_end(ap);
+	size_t at = st->diag->nwarn;
+	diag_warn(st->diag, "%s", text);
+	if (st->diag->nwarn == at + 1)
+		policy_order_note(&st->warns, at, line);
+}
+
 /* ---- sections ---------------------------------------------------------- */
 
 static size_t policy_key_index(const struct keys_def *k)
@@ -202,7 +233,8 @@ static size_t policy_key_index(const struct keys_def *k)
 }
 
 /* A placeholder the route's pattern cannot fill would silently drop an
- * invalidation at run time, so it is refused here. */
+ * invalidation, or tag every entry with the same literal "{3}", at run
+ * time, so it is refused here in both keys that take placeholders. */
 static void policy_route_end(struct policy_parse *st, const struct lv_route *r)
 {
 	int wildcards = 0;
@@ -212,15 +244,81 @@ static void policy_route_end(struct policy_parse *st, const struct lv_route *r)
 		wildcards += memchr(seg, '*', len) != NULL;
 		seg += len + (end != NULL);
 	}
-	const struct keys_def *k = keys_find("route", "invalidate");
-	for (const char *p = strchr(r->invalidate, '{'); p; p = strchr(p + 1, '{')) {
-		int n = p[1] - '0';
-		if (n > wildcards) {
-			policy_err_key(st, st->seen[policy_key_index(k)], "invalidate",
-			               "{%d} names a wildcard the route's pattern does not have (it has %d)", n,
-			               wildcards);
-			return;
+	static const char *const keys[] = {"invalidate", "cache_tags"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct keys_def *k = keys_find("route", keys[i]);
+		const char *list = (const char *)r + k->off;
+		for (const char *p = strchr(list, '{'); p; p = strchr(p + 1, '{')) {
+			int n = p[1] - '0';
+			if (n > wildcards) {
+				policy_err_key(st, st->seen[policy_key_index(k)], keys[i],
+				               "{%d} names a wildcard the route's pattern does not have (it has %d)", n,
+				               wildcards);
+				break;
+			}
 		}
+	}
+}
+
+/* Warnings about a route that its own file makes useless: a pattern no
+ * request can match, or earlier routes that take every request it could
+ * get (first match wins). Only sure cases are reported: a warning that can
+ * be wrong would teach operators to ignore them. */
+static void policy_route_warn(struct policy_parse *st, const struct lv_route *r)
+{
+	const struct keys_def *k = keys_find("route", r->kind == LV_MATCH_GLOB ? "match" : "prefix");
+	int line = st->seen[policy_key_index(k)];
+	int bad = route_unmatchable_byte(r);
+	if (bad >= 0) {
+		policy_warn(st, line,
+		            "this route can never match: its %s has byte 0x%02X, which no request path carries "
+		            "(clients send it %%-encoded, as %%%02X, and levee compares bytes without decoding)",
+		            k->name, (unsigned)bad, (unsigned)bad);
+		return;
+	}
+	if (r->kind == LV_MATCH_GLOB && strcmp(r->pattern, "/*") == 0)
+		policy_warn(st, line, "match /* takes one-segment paths only (/a, not / or /a/b); "
+		                      "for every path write /**");
+
+	char names[POLICY_MSG_MAX / 2];
+	size_t o = 0, nearlier = 0;
+	unsigned left = r->methods;
+	for (const struct lv_route *e = st->p->routes; e < r && left != 0; e++) {
+		if ((e->methods & left) == 0 || !route_covers(e, r))
+			continue;
+		left &= ~e->methods;
+		int w = snprintf(names + o, sizeof(names) - o, "%s\"%s\" (line %d)", o ? ", " : "", e->name, e->line);
+		if (w > 0 && (size_t)w < sizeof(names) - o)
+			o += (size_t)w;
+		nearlier++;
+	}
+	if (left == 0 && nearlier == 1)
+		policy_warn(st, line,
+		            "never chosen: route %s comes first and matches every request this one does; "
+		            "move this route above it, or narrow it",
+		            names);
+	else if (left == 0)
+		policy_warn(st, line,
+		            "never chosen: routes %s come first and between them match every request this one "
+		            "does (each for some of its methods); move this route above them, or narrow them",
+		            names);
+}
+
+/* An `invalidate` path whose globs a purge cannot express purges more than
+ * it says (route_purge_shape()): say how much, and how to say just that.
+ * Policies written when a final '*' meant "prefix" land here too, and keep
+ * purging at least what they did. */
+static void policy_invalidate_warn(struct policy_parse *st, const struct lv_route *r)
+{
+	int line = st->seen[policy_key_index(keys_find("route", "invalidate"))];
+	for (const char *e = r->invalidate; *e;) {
+		size_t len = strcspn(e, ","), keep;
+		if (strncmp(e, "tag:", 4) != 0 && route_purge_shape(e, len, &keep) == LV_PURGE_WIDER)
+			policy_warn(st, line,
+			            "invalidate %.*s: '*' matches within one segment, which a purge cannot take (it takes "
+			            "a URL or a prefix), so this purges every URL under %.*s (write %.*s** to say so)",
+			            (int)len, e, (int)keep, e, (int)keep, e);
+		e += len + (e[len] == ',');
 	}
 }
 
@@ -254,8 +352,11 @@ static void policy_section_end(struct policy_parse *st)
 		if (first && !any)
 			policy_err_section(st, "needs %s", names);
 	}
-	if (strcmp(st->sec->name, "route") == 0)
+	if (strcmp(st->sec->name, "route") == 0) {
 		policy_route_end(st, st->base);
+		policy_route_warn(st, st->base);
+		policy_invalidate_warn(st, st->base);
+	}
 out:
 	st->sec = NULL;
 	st->base = NULL;
@@ -745,8 +846,8 @@ static int policy_load(const char *file, const char *path, const char *text, siz
 		.pos = text,
 		.end = text ? text + len : NULL,
 		.diag = diag,
-		.diag_first = diag->n,
-		.sortable = true,
+		.errs = {.first = diag->n},
+		.warns = {.first = diag->nwarn},
 	};
 	int rc = LV_ERR;
 
@@ -784,9 +885,11 @@ static int policy_load(const char *file, const char *path, const char *text, siz
 	policy_overrides(&st, ov);
 	policy_check(&st);
 	if (st.errors > 0) {
-		policy_sort_errors(&st);
+		policy_order_sort(&st.errs, diag->lines, diag->n);
+		diag_drop_warnings(diag, st.warns.first);
 		goto done;
 	}
+	policy_order_sort(&st.warns, diag->warnings, diag->nwarn);
 
 	policy_checksum(text ? text : "", text ? len : 0, st.p->checksum);
 	st.p->loaded_at = time(NULL);
@@ -799,7 +902,8 @@ done:
 	free(st.seen_elem);
 	free(st.sec_line);
 	free(st.scratch);
-	free(st.err_lines);
+	free(st.errs.at);
+	free(st.warns.at);
 	return rc;
 }
 

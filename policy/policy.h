@@ -31,15 +31,24 @@ enum lv_status { LV_OK = 0, LV_ERR = -1, LV_EFULL = -2, LV_ECLOSED = -3 };
 
 /* ---- diagnostics ------------------------------------------------------- */
 
-/* A list of human-readable error lines, each already formatted as
- * "file:line: [section] key: reason". Owned by the caller; free with
- * diag_free(). */
+/* Human-readable lines about a policy, owned by the caller; free with
+ * diag_free().
+ *
+ * `lines` are errors, each formatted as "file:line: [section] key: reason".
+ * `warnings` never make a load fail; each is formatted as
+ * "file:line: [section] warning: reason". A load reports warnings only when
+ * it has no errors, since a half-read file would give false ones. */
 struct lv_diag {
 	char **lines;
 	size_t n, cap;
+	char **warnings;
+	size_t nwarn, capwarn;
 };
 
 void diag_add(struct lv_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_warn(struct lv_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees the warnings past the first `keep`. */
+void diag_drop_warnings(struct lv_diag *d, size_t keep);
 void diag_free(struct lv_diag *d);
 
 /* ---- values ------------------------------------------------------------ */
@@ -123,8 +132,9 @@ struct lv_route {
 	bool cache_cookies;               /* requests with Cookie may use the cache */
 	bool cache_authorization;         /* store answers to requests with Authorization */
 	bool cache_set_cookie;            /* store responses with Set-Cookie (without that field) */
-	/* what a successful write on the route purges besides its target:
-	 * "/path{1}" (a URL), "/prefix*" (a prefix), "tag:name", ',' separated */
+	/* what a successful write on the route purges besides its target, ','
+	 * separated: "tag:name", or a path that may hold {1}..{9} and the globs
+	 * of `match` (what it purges: route_purge_shape()) */
 	char invalidate[LV_INVALIDATE_MAX];
 };
 
@@ -155,6 +165,28 @@ struct lv_captures {
  * NULL. */
 bool route_matches(const struct lv_route *r, const char *path, size_t len, unsigned method_bit,
                    struct lv_captures *caps);
+
+/* Checks that a pattern is one route_matches() handles: starts with '/', no
+ * whitespace, control bytes, '?' or '#'; for globs, at most one '*' per
+ * segment, '**' only as the whole final segment, at most LV_MAX_CAPTURES
+ * wildcards; for prefixes, no '*' at all. Also checks the paths of purges,
+ * which take the same globs. */
+int route_pattern_check(enum lv_match_kind kind, const char *pat, size_t len,
+                        const char **why) LV_WARN_UNUSED;
+
+/* What a purge of the paths a glob matches removes. A purge takes one URL
+ * or every URL under a prefix (docs/invalidation-message.md), so:
+ *   no wildcard        the URL itself;
+ *   a final "**"       (a whole segment) the prefix before it: exactly the
+ *                      paths it matches;
+ *   any other '*'      every URL under the pattern's bytes up to the '/'
+ *                      before its first '*': more than it matches, never less
+ *                      (a purge too wide costs misses; one too narrow serves
+ *                      stale answers).
+ * <pat> passed route_pattern_check(LV_MATCH_GLOB); *keep is the length of
+ * the URL or prefix at its start. */
+enum lv_purge_shape { LV_PURGE_URL, LV_PURGE_PREFIX, LV_PURGE_WIDER };
+enum lv_purge_shape route_purge_shape(const char *pat, size_t len, size_t *keep);
 
 /* ---- the snapshot ------------------------------------------------------ */
 

@@ -102,11 +102,12 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b);
 
 /* ---- route.c ----------------------------------------------------------- */
 
-/* Checks that a pattern is one route_matches() handles: starts with '/', no
- * whitespace, control bytes, '?' or '#'; for globs, at most one '*' per
- * segment, '**' only as the whole final segment, at most LV_MAX_CAPTURES
- * wildcards; for prefixes, no '*' at all. */
-int route_pattern_check(enum lv_match_kind kind, const char *pat, size_t len,
-                        const char **why) LV_WARN_UNUSED;
+/* True when every path that <b>'s pattern matches, <a>'s matches too
+ * (methods aside). Only sure answers: false may also mean "cannot tell". */
+bool route_covers(const struct lv_route *a, const struct lv_route *b);
+
+/* The first byte of the route's pattern that no request path can carry
+ * (strict HTTP parsing refuses bytes above 0x7f in a request target), or -1. */
+int route_unmatchable_byte(const struct lv_route *r);
 
 #endif

@@ -19,6 +19,10 @@
  *             included, possibly empty.
  * The path is compared byte for byte: no decoding, no case folding, and a
  * trailing '/' is a segment of its own, empty, which '*' does not match.
+ *
+ * Purges (a route's `invalidate`, the admin API's url=) use the same globs,
+ * but a purge removes one URL or every URL under a prefix: route_purge_shape()
+ * says which, widening what neither can express.
  */
 #include <string.h>
 
@@ -75,6 +79,27 @@ int route_pattern_check(enum lv_match_kind kind, const char *pat, size_t len, co
 		seg = i + 1;
 	}
 	return LV_OK;
+}
+
+enum lv_purge_shape route_purge_shape(const char *pat, size_t len, size_t *keep)
+{
+	const char *star = memchr(pat, '*', len);
+	size_t at = star ? (size_t)(star - pat) : len;
+	if (star == NULL) {
+		*keep = len;
+		return LV_PURGE_URL;
+	}
+	/* the one wildcard is a final "**" segment: exactly the paths under the prefix */
+	if (at + 2 == len && star[1] == '*') {
+		*keep = at;
+		return LV_PURGE_PREFIX;
+	}
+	/* Back to the segment boundary: Redis tracks prefixes only there, and
+	 * a prefix ending mid-segment would leave its entries in Redis. */
+	while (at > 0 && pat[at - 1] != '/')
+		at--;
+	*keep = at;
+	return LV_PURGE_WIDER;
 }
 
 static bool route_glob(const char *pat, size_t plen, const char *path, size_t len,
@@ -144,4 +169,80 @@ bool route_matches(const struct lv_route *r, const char *path, size_t len, unsig
 		return true;
 	}
 	return route_glob(r->pattern, r->pattern_len, path, len, caps);
+}
+
+/* ---- what one pattern says about another (levee check's warnings) ------ */
+
+/* Does every string segment <b> can match also match segment <a>? Neither
+ * is "**". A lone '*' takes any non-empty segment; "p*s" takes those that
+ * start with p and end with s, apart; a literal, only itself. */
+static bool route_seg_covers(const char *a, size_t al, const char *b, size_t bl)
+{
+	const char *as = memchr(a, '*', al), *bs = memchr(b, '*', bl);
+	if (as == NULL)
+		return bs == NULL && al == bl && memcmp(a, b, al) == 0;
+	if (al == 1)
+		return bl > 0;
+	/* What every string of <b> starts and ends with: the bytes around its
+	 * '*', or for a literal the whole of it (then also long enough). */
+	size_t pre = (size_t)(as - a), suf = al - pre - 1;
+	size_t head = bs ? (size_t)(bs - b) : bl, tail = bs ? bl - head - 1 : bl;
+	return head >= pre && tail >= suf && (bs != NULL || bl >= pre + suf) && memcmp(b, a, pre) == 0 &&
+	       memcmp(b + bl - suf, as + 1, suf) == 0;
+}
+
+/* Glob <a> against glob <b>, segment by segment; both start with '/'. */
+static bool route_glob_covers(const char *a, size_t al, const char *b, size_t bl)
+{
+	size_t ai = 1, bi = 1;
+	for (;;) {
+		const char *ae = memchr(a + ai, '/', al - ai), *be = memchr(b + bi, '/', bl - bi);
+		size_t an = ae ? (size_t)(ae - a) - ai : al - ai, bn = be ? (size_t)(be - b) - bi : bl - bi;
+		if (an == 2 && a[ai] == '*' && a[ai + 1] == '*')
+			return true; /* the rest of whatever <b> has here, '/' included */
+		if (bn == 2 && b[bi] == '*' && b[bi + 1] == '*')
+			return false; /* any depth, which <a> has not */
+		if (!route_seg_covers(a + ai, an, b + bi, bn))
+			return false;
+		if (ae == NULL || be == NULL)
+			return ae == NULL && be == NULL;
+		ai += an + 1;
+		bi += bn + 1;
+	}
+}
+
+bool route_covers(const struct lv_route *a, const struct lv_route *b)
+{
+	if (a->pattern_len == 0 || b->pattern_len == 0)
+		return false; /* a route whose pattern was refused */
+	if (b->kind == LV_MATCH_PREFIX) {
+		if (a->kind == LV_MATCH_PREFIX)
+			return b->pattern_len >= a->pattern_len && memcmp(b->pattern, a->pattern, a->pattern_len) == 0;
+		/* Paths under a prefix go on without bound: only a final "**" takes
+		 * them all, when the prefix holds a path its head matches. */
+		size_t head = a->pattern_len - 2;
+		if (a->pattern_len < 3 || memcmp(a->pattern + head, "**", 2) != 0)
+			return false;
+		size_t slashes = 0, end = 0;
+		for (size_t i = 0; i < head; i++)
+			slashes += a->pattern[i] == '/';
+		for (; end < b->pattern_len && slashes > 0; end++)
+			slashes -= b->pattern[end] == '/';
+		return slashes == 0 && route_glob(a->pattern, head, b->pattern, end, NULL);
+	}
+	if (a->kind == LV_MATCH_PREFIX) {
+		/* every path of <b> starts with its bytes before the first '*' */
+		const char *star = memchr(b->pattern, '*', b->pattern_len);
+		size_t lit = star ? (size_t)(star - b->pattern) : b->pattern_len;
+		return lit >= a->pattern_len && memcmp(b->pattern, a->pattern, a->pattern_len) == 0;
+	}
+	return route_glob_covers(a->pattern, a->pattern_len, b->pattern, b->pattern_len);
+}
+
+int route_unmatchable_byte(const struct lv_route *r)
+{
+	for (size_t i = 0; i < r->pattern_len; i++)
+		if ((unsigned char)r->pattern[i] >= 0x80)
+			return (unsigned char)r->pattern[i];
+	return -1;
 }

@@ -18,29 +18,52 @@
 
 /* ---- diagnostics ------------------------------------------------------- */
 
+/* Appends one formatted line to a list of `d`. On out of memory the line is
+ * lost, the caller's status is not. */
+static void diag_vpush(char ***lines, size_t *n, size_t *cap, const char *fmt, va_list ap)
+{
+	va_list again;
+	va_copy(again, ap);
+	int len = vsnprintf(NULL, 0, fmt, ap);
+	if (len < 0)
+		goto out;
+	if (*n == *cap) {
+		size_t grown_cap = *cap ? *cap * 2 : 8;
+		char **grown = realloc(*lines, grown_cap * sizeof(*grown));
+		if (grown == NULL)
+			goto out;
+		*lines = grown;
+		*cap = grown_cap;
+	}
+	char *line = malloc((size_t)len + 1);
+	if (line == NULL)
+		goto out;
+	vsnprintf(line, (size_t)len + 1, fmt, again);
+	(*lines)[(*n)++] = line;
+out:
+	va_end(again);
+}
+
 void diag_add(struct lv_diag *d, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	diag_vpush(&d->lines, &d->n, &d->cap, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 8;
-		char **lines = realloc(d->lines, cap * sizeof(*lines));
-		if (lines == NULL)
-			return; /* out of memory: the line is lost, the caller's status is not */
-		d->lines = lines;
-		d->cap = cap;
-	}
-	char *line = malloc((size_t)n + 1);
-	if (line == NULL)
-		return;
+}
+
+void diag_warn(struct lv_diag *d, const char *fmt, ...)
+{
+	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, (size_t)n + 1, fmt, ap);
+	diag_vpush(&d->warnings, &d->nwarn, &d->capwarn, fmt, ap);
 	va_end(ap);
-	d->lines[d->n++] = line;
+}
+
+void diag_drop_warnings(struct lv_diag *d, size_t keep)
+{
+	while (d->nwarn > keep)
+		free(d->warnings[--d->nwarn]);
 }
 
 void diag_free(struct lv_diag *d)
@@ -50,6 +73,10 @@ void diag_free(struct lv_diag *d)
 	free(d->lines);
 	d->lines = NULL;
 	d->n = d->cap = 0;
+	diag_drop_warnings(d, 0);
+	free(d->warnings);
+	d->warnings = NULL;
+	d->capwarn = 0;
 }
 
 /* ---- methods ----------------------------------------------------------- */

@@ -54,6 +54,8 @@ static void print_diag(const struct lv_diag *d)
 {
 	for (size_t i = 0; i < d->n; i++)
 		fprintf(stderr, "%s\n", d->lines[i]);
+	for (size_t i = 0; i < d->nwarn; i++)
+		fprintf(stderr, "%s\n", d->warnings[i]);
 }
 
 static int cmd_check(const char *path)
@@ -65,7 +67,10 @@ static int cmd_check(const char *path)
 		diag_free(&d);
 		return 1;
 	}
-	printf("%s: ok (%zu route%s, checksum %s)\n", path, p->nroutes, p->nroutes == 1 ? "" : "s", p->checksum);
+	/* warnings do not fail the check: the file would load as it is */
+	print_diag(&d);
+	printf("%s: ok (%zu route%s, %zu warning%s, checksum %s)\n", path, p->nroutes, p->nroutes == 1 ? "" : "s",
+	       d.nwarn, d.nwarn == 1 ? "" : "s", p->checksum);
 	policy_unref(p);
 	diag_free(&d);
 	return 0;
@@ -196,8 +201,10 @@ int main(int argc, char **argv)
 		diag_free(&d);
 		return 1;
 	}
-	diag_free(&d);
 	log_set_level(p->log_level);
+	for (size_t i = 0; i < d.nwarn; i++)
+		log_warn("policy: %s", d.warnings[i]);
+	diag_free(&d);
 	if (accesslog_open(p->access_log) != LV_OK)
 		return 1;
 	if (policy_path)
@@ -217,11 +224,12 @@ int main(int argc, char **argv)
 	if (!srv.main_base)
 		die("%s", "event_base_new failed");
 
-	unsigned n = (unsigned)rt->policy->workers;
-	if (n == 0) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		n = cpus > 0 ? (unsigned)cpus : 1;
-	}
+	/* LEVEE_CGROUP_ROOT stands for the cgroup2 mount (tests, odd layouts) */
+	struct cgroup_paths cg = {.root = getenv("LEVEE_CGROUP_ROOT")};
+	srv.cpus = (struct cpus){.n = (unsigned)rt->policy->workers, .source = CPUS_POLICY};
+	if (srv.cpus.n == 0)
+		cpus_budget(&cg, &srv.cpus);
+	unsigned n = srv.cpus.n;
 	srv.workers = calloc(n, sizeof(*srv.workers));
 	if (!srv.workers)
 		die("%s", "out of memory");
@@ -248,8 +256,10 @@ int main(int argc, char **argv)
 			die("%s", "cannot start worker thread");
 
 	const struct lv_policy *cp = rt->policy;
-	log_info("levee %s: listening on %s:%u, upstream %s, admin %s:%u, %u worker%s, policy %s", LEVEE_VERSION,
-	         cp->listen.host, cp->listen.port, rt->up_text, cp->admin.host, cp->admin.port, n, n == 1 ? "" : "s",
+	char sizing[2 * CGROUP_PATH_MAX];
+	cpus_describe(&srv.cpus, sizing, sizeof(sizing));
+	log_info("levee %s: listening on %s:%u, upstream %s, admin %s:%u, workers %s, policy %s", LEVEE_VERSION,
+	         cp->listen.host, cp->listen.port, rt->up_text, cp->admin.host, cp->admin.port, sizing,
 	         cp->path[0] ? cp->path : "(built-in defaults)");
 
 	event_base_dispatch(srv.main_base);

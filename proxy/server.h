@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "cpus.h"
 #include "policy.h"
 #include "runtime.h"
 
@@ -24,6 +25,7 @@ struct server {
 
 	struct worker **workers;
 	unsigned nworkers;
+	struct cpus cpus; /* what sized the workers, main thread at start-up only */
 	struct event_base *main_base;
 
 	atomic_uint_fast64_t conns; /* open client connections, all workers */

@@ -101,6 +101,15 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* ,"NAME":V, or null for a V of 0 (not measured). */
+static void json_count(FILE *f, const char *name, unsigned v)
+{
+	if (v)
+		fprintf(f, ",\"%s\":%u", name, v);
+	else
+		fprintf(f, ",\"%s\":null", name);
+}
+
 /* Sums the workers' Redis snapshots (taken on their ticks). */
 static bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *open)
 {
@@ -169,6 +178,15 @@ static void admin_status(FILE *f)
 	fprintf(f, ",\"ready\":%s,\"draining\":%s,\"workers\":%u,\"connections\":%llu,", ready ? "true" : "false",
 	        atomic_load(&srv.draining) ? "true" : "false", srv.nworkers,
 	        (unsigned long long)atomic_load(&srv.conns));
+	/* what sized the workers: the policy, or workers = auto's measures (0: none) */
+	fprintf(f, "\"workers_sizing\":{\"decided_by\":\"%s\"", cpus_source_name(srv.cpus.source));
+	json_count(f, "affinity_cpus", srv.cpus.affinity);
+	json_count(f, "cgroup_cpus", srv.cpus.cgroup.cpus);
+	fputs(",\"cgroup_file\":", f);
+	json_str(f, srv.cpus.cgroup.file);
+	fputs(",\"cgroup_note\":", f);
+	json_str(f, srv.cpus.cgroup.why);
+	fputs("},", f);
 	fputs("\"policy\":{\"path\":", f);
 	json_str(f, p->path);
 	fprintf(f, ",\"checksum\":\"%s\",\"loaded_at\":%lld,\"reloads_ok\":%llu,\"reloads_failed\":%llu,"
@@ -257,7 +275,21 @@ static bool url_decode(const char *s, size_t n, char *out, size_t cap, size_t *l
 	return true;
 }
 
-/* POST /purge?url=/path | prefix=/path/ | tag=T | all=1 */
+/* url= takes the globs of a policy's `match` in its path, and a purge
+ * removes one URL or every URL under a prefix: the glob in <val> becomes the
+ * prefix route_purge_shape() says, *len bytes long. NULL, or why not. */
+static const char *admin_purge_glob(const char *val, size_t *len)
+{
+	const char *why = NULL;
+	if (strcspn(val, "?") != *len)
+		return "a glob matches paths only: drop the query";
+	if (route_pattern_check(LV_MATCH_GLOB, val, *len, &why) != LV_OK)
+		return why;
+	route_purge_shape(val, *len, len);
+	return NULL;
+}
+
+/* POST /purge?url=/path[?query] | url=GLOB | prefix=/path/ | tag=T | all=1 */
 static void admin_purge(struct admin_conn *a)
 {
 	const struct lv_head *hd = &a->head;
@@ -290,13 +322,26 @@ static void admin_purge(struct admin_conn *a)
 	size_t n;
 	bool ok = true;
 	bool prefix = nlen == 6 && memcmp(q, "prefix", 6) == 0 && vlen && val[0] == '/';
-	if (prefix && srv.l2 && val[vlen - 1] != '/') {
+	bool url = nlen == 3 && memcmp(q, "url", 3) == 0 && vlen && val[0] == '/';
+	bool glob = url && memchr(val, '*', strcspn(val, "?")) != NULL;
+	const char *refused = glob ? admin_purge_glob(val, &vlen) : NULL;
+	if (glob)
+		prefix = true;
+	else if (prefix && memchr(val, '*', vlen))
+		refused = "a prefix is literal: for a glob give url=/path/**";
+	else if (nlen == 3 && memcmp(q, "tag", 3) == 0 && memchr(val, '*', vlen))
+		refused = "a tag is an exact name: '*' is no wildcard in tags";
+	if (!refused && prefix && srv.l2 && val[vlen - 1] != '/')
+		refused = "with Redis, a prefix purge ends in '/' (a path segment boundary)";
+	if (refused) {
 		runtime_unref(rt);
-		admin_text(a, 400, "with Redis, a prefix purge ends in '/' (a path segment boundary)\n");
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s\n", refused);
+		admin_text(a, 400, msg);
 		return;
 	}
 	struct inval_item it = {INVAL_ALL, val, vlen};
-	if (nlen == 3 && memcmp(q, "url", 3) == 0 && vlen && val[0] == '/')
+	if (url && !prefix)
 		it.kind = INVAL_KEY, n = cache_purge_url(srv.l2, svc, val, vlen);
 	else if (prefix)
 		it.kind = INVAL_PREFIX, n = cache_purge_prefix(srv.l2, svc, val, vlen);
@@ -314,9 +359,16 @@ static void admin_purge(struct admin_conn *a)
 		admin_text(a, 400, "give one of url=/path, prefix=/path, tag=T, all=1\n");
 		return;
 	}
-	char msg[64];
-	snprintf(msg, sizeof(msg), "{\"purged\":%zu}\n", n);
-	admin_reply(a, 200, "application/json", msg, strlen(msg));
+	/* a glob says which prefix it purged, which may be wider than the glob */
+	char msg[64 + sizeof(val) * 6];
+	size_t o = (size_t)snprintf(msg, sizeof(msg), "{\"purged\":%zu", n);
+	if (glob) {
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ",\"prefix\":\"");
+		o += json_escape(msg + o, val, vlen);
+		msg[o++] = '"';
+	}
+	o += (size_t)snprintf(msg + o, sizeof(msg) - o, "}\n");
+	admin_reply(a, 200, "application/json", msg, o);
 }
 
 static void admin_route(struct admin_conn *a)

@@ -610,9 +610,10 @@ void cache_invalidate_write(struct request *r, const struct lv_head *resp)
 		size_t tl = e ? (size_t)(e - t) : strlen(t);
 		char buf[LV_INVALIDATE_MAX + 2048];
 		bool tag = tl > 4 && memcmp(t, "tag:", 4) == 0;
-		bool prefix = !tag && t[tl - 1] == '*';
+		size_t keep = tl;
+		bool prefix = !tag && route_purge_shape(t, tl, &keep) != LV_PURGE_URL;
 		size_t n = tag ? cache_expand(r, t + 4, tl - 4, buf, sizeof(buf))
-		               : cache_expand(r, t, tl - prefix, buf, sizeof(buf));
+		               : cache_expand(r, t, keep, buf, sizeof(buf));
 		if (n)
 			inval_add(&w, tag ? INVAL_TAG : prefix ? INVAL_PREFIX : INVAL_KEY, buf, n);
 		t = e ? e + 1 : t + tl;

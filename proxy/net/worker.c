@@ -105,11 +105,47 @@ static void worker_on_accept(struct evconnlistener *l, evutil_socket_t fd, struc
 	conn_accept(arg, fd, sa, socklen);
 }
 
-static int listen_socket(const struct runtime *rt, char *err, size_t errlen)
+/* The workers share the listen address through SO_REUSEPORT, which would
+ * just as gladly let a second levee (same user, same --listen) join them,
+ * and the kernel would then split the traffic between two processes running
+ * different policies. So before the first worker binds, a probe socket binds
+ * the address without SO_REUSEPORT: that fails while any socket listens on
+ * the address or overlaps it (0.0.0.0 and 127.0.0.1 on one port), and
+ * SO_REUSEADDR lets it pass connections a previous levee left in TIME_WAIT,
+ * so that a restart is not refused. Two levees started at the same instant
+ * could both pass before either listens. */
+static int listen_probe(const struct lv_hostport *hp, const struct sockaddr_storage *ss, socklen_t len, char *err,
+                        size_t errlen)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return LV_ERR;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	int rc = bind(fd, (const struct sockaddr *)ss, len);
+	int e = errno;
+	close(fd);
+	if (rc == 0)
+		return LV_OK;
+	if (e == EADDRINUSE)
+		snprintf(err, errlen,
+		         "listen on %s:%u: the address is in use by another process (another levee with the same "
+		         "--listen?); levee does not share its traffic port",
+		         hp->host, hp->port);
+	else
+		snprintf(err, errlen, "listen on %s:%u: %s", hp->host, hp->port, strerror(e));
+	return LV_ERR;
+}
+
+static int listen_socket(const struct runtime *rt, bool first, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	if (resolve_hostport(&rt->policy->listen, &ss, &len, err, errlen) != LV_OK)
+		return -1;
+	if (first && listen_probe(&rt->policy->listen, &ss, len, err, errlen) != LV_OK)
 		return -1;
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -239,7 +275,7 @@ int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, 
 	}
 	if (cache_l2_open(w->base, rt->policy, &w->redis, &w->l2, err, errlen) != LV_OK)
 		return LV_ERR;
-	int fd = listen_socket(rt, err, errlen);
+	int fd = listen_socket(rt, id == 0, err, errlen);
 	if (fd < 0)
 		return LV_ERR;
 	struct evconnlistener *lev = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, -1, fd);

@@ -353,7 +353,7 @@ def test_fill_racing_a_purge_is_not_stored(levee_factory, origin):
 
 def test_route_tags_with_captures(levee_factory, origin):
     lv = levee_factory({'route "u"': {"match": "/echo/users/*", "cache_ttl": "60s",
-                                      "cache_tags": "users, user-{1}, team-{2}"}})
+                                      "cache_tags": "users, user-{1}"}})
     get(lv, "/echo/users/7")
     get(lv, "/echo/users/8")
 
@@ -363,7 +363,6 @@ def test_route_tags_with_captures(levee_factory, origin):
         c.close()
         return json.loads(r.body)["purged"]
 
-    assert purge("tag=team-") == 0  # {2} names no wildcard: that tag is left out
     assert purge("tag=user-7") == 1
     assert cache_status(get(lv, "/echo/users/7")).startswith("levee; fwd=miss")
     assert cache_status(get(lv, "/echo/users/8")) == "levee; hit"

@@ -50,6 +50,18 @@ def test_check_bad_file_reports_every_error(tmp_path):
     assert re.search(r"bad\.ini:%d: \[upstream\] response_timeout: \S" % l2, out), out
 
 
+def test_check_warnings_do_not_fail(tmp_path):
+    p = tmp_path / "shadow.ini"
+    p.write_text(GOOD + '\n[route "users"]\nmatch = /api/users/*\n')
+    line = p.read_text().splitlines().index("match = /api/users/*") + 1
+    proc = subprocess.run([LEVEE_BIN, "check", str(p)], capture_output=True, timeout=10)
+    err, out = proc.stderr.decode(), proc.stdout.decode()
+    assert proc.returncode == 0, (err, out)
+    assert re.search(r'^%s:%d: \[route "users"\] warning: never chosen: route "api" \(line \d+\) comes first'
+                     % (re.escape(str(p)), line), err, re.M), err
+    assert "ok (2 routes, 1 warning," in out, out
+
+
 def test_check_missing_file(tmp_path):
     rc, out = run(["check", str(tmp_path / "nope.ini")])
     assert rc != 0 and "nope.ini" in out, (rc, out)

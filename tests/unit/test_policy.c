@@ -48,15 +48,32 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:3: [route \"u\"] cache_tags: a placeholder is {1} to {9}"}},
 	{"cache_tags brace", "[route \"u\"]\nprefix = /\ncache_tags = a}b\n",
 	 {"p.ini:3: [route \"u\"] cache_tags: '}' cannot appear in a tag"}},
-	{"invalidate", "[route \"u\"]\nmatch = /u/*/x/*\ninvalidate = /u/{1}, /u/*, tag:u-{2} /list\n", {NULL}},
+	{"cache_tags wildcard", "[route \"u\"]\nmatch = /u/*\ncache_tags = t-{3}\n",
+	 {"p.ini:3: [route \"u\"] cache_tags: {3} names a wildcard the route's pattern does not have (it has 1)"}},
+	{"cache_tags prefix route", "[route \"u\"]\nprefix = /u/\ncache_tags = u, user-{1}\n",
+	 {"p.ini:3: [route \"u\"] cache_tags: {1} names a wildcard the route's pattern does not have (it has 0)"}},
+	{"cache_tags and invalidate both wrong", "[route \"u\"]\nmatch = /u/**\ninvalidate = /u/{2}\ncache_tags = t-{2}\n",
+	 {"p.ini:3: [route \"u\"] invalidate: {2} names a wildcard the route's pattern does not have (it has 1)",
+	  "p.ini:4: [route \"u\"] cache_tags: {2} names a wildcard the route's pattern does not have (it has 1)"}},
+	{"cache_tags of a later route", "[route \"a\"]\nmatch = /a/*/*\ncache_tags = a-{2}\n[route \"b\"]\nmatch = /b\ncache_tags = b-{1}\n",
+	 {"p.ini:6: [route \"b\"] cache_tags: {1} names a wildcard the route's pattern does not have (it has 0)"}},
+	{"invalidate", "[route \"u\"]\nmatch = /u/*/x/*\ninvalidate = /u/{1}, /u/**, tag:u-{2} /list /u/{1}/x/**\n", {NULL}},
 	{"invalidate wildcard", "[route \"u\"]\nmatch = /u/*\ninvalidate = /u/{1}, tag:v-{2}\n",
 	 {"p.ini:3: [route \"u\"] invalidate: {2} names a wildcard the route's pattern does not have (it has 1)"}},
 	{"invalidate prefix route", "[route \"u\"]\nprefix = /u/\ninvalidate = /u/{1}\n",
 	 {"p.ini:3: [route \"u\"] invalidate: {1} names a wildcard the route's pattern does not have (it has 0)"}},
-	{"invalidate star", "[route \"u\"]\nprefix = /\ninvalidate = /a*b\n",
-	 {"p.ini:3: [route \"u\"] invalidate: '*' may only end a path (a prefix)"}},
+	{"invalidate globstar inside", "[route \"u\"]\nprefix = /\ninvalidate = /a, /a/**/b\n",
+	 {"p.ini:3: [route \"u\"] invalidate: /a/**/b: '**' is only allowed as the last segment (e.g. /static/**)"}},
+	{"invalidate two stars in a segment", "[route \"u\"]\nprefix = /\ninvalidate = /a*b*\n",
+	 {"p.ini:3: [route \"u\"] invalidate: /a*b*: at most one '*' per segment, and '**' only as a whole segment"}},
+	{"invalidate tag glob", "[route \"u\"]\nprefix = /\ninvalidate = tag:user-*\n",
+	 {"p.ini:3: [route \"u\"] invalidate: '*' cannot appear in a tag: a tag is an exact name ({1}..{9} insert "
+	  "the route's wildcards)"}},
+	{"cache_tags glob", "[route \"u\"]\nmatch = /u/*\ncache_tags = user-*\n",
+	 {"p.ini:3: [route \"u\"] cache_tags: '*' cannot appear in a tag: a tag is an exact name ({1}..{9} insert "
+	  "the route's wildcards)"}},
 	{"invalidate relative", "[route \"u\"]\nprefix = /\ninvalidate = users\n",
-	 {"p.ini:3: [route \"u\"] invalidate: an invalidation is /path, /prefix* or tag:name"}},
+	 {"p.ini:3: [route \"u\"] invalidate: an invalidation is /path, /path/** or tag:name"}},
 	{"invalidate empty tag", "[route \"u\"]\nprefix = /\ninvalidate = tag:\n",
 	 {"p.ini:3: [route \"u\"] invalidate: tag: needs a name"}},
 	{"invalidate query", "[route \"u\"]\nprefix = /\ninvalidate = /a?b=1\n",
@@ -166,6 +183,12 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:3: [route \"a\"] methods: unknown method \"FETCH\" (use GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, or any; names are case-sensitive)",
 	  "p.ini:6: [route \"b\"] methods: expected a comma-separated list of methods, e.g. GET, HEAD"}},
 
+	/* a file with errors reports no warnings: they could be false */
+	{"no warnings beside errors", "[route \"a\"]\nprefix = /\n[route \"b\"]\nprefix = /x\nmethods = FETCH\n",
+	 {"p.ini:5: [route \"b\"] methods: unknown method \"FETCH\" (use GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, "
+	  "TRACE, or any; names are case-sensitive)"}},
+
+
 	/* checks across keys */
 	{"uri_bytes over header_bytes (set)", "[limits]\nuri_bytes = 64KiB\n",
 	 {"p.ini:2: [limits] uri_bytes: uri_bytes (65536) must not exceed header_bytes (32768)"}},
@@ -188,43 +211,140 @@ static const struct load_case load_cases[] = {
 	  "p.ini:7: [levey]: unknown section (did you mean \"levee\"?)"}},
 };
 
-static void expect_errors(const char *what, int rc, const struct lv_diag *d, const char *const *want)
+/* Files that load, and the warnings levee check prints for each: routes
+ * their own file makes useless. */
+struct warn_case {
+	const char *what;
+	const char *text;
+	const char *warnings[MAX_ERRS];
+};
+
+static const struct warn_case warn_cases[] = {
+	{"shadowed by a prefix", "[route \"api\"]\nprefix = /api/\n[route \"users\"]\nmatch = /api/users/*\n",
+	 {"p.ini:4: [route \"users\"] warning: never chosen: route \"api\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it"}},
+	{"specific first is fine", "[route \"users\"]\nmatch = /api/users/*\n[route \"api\"]\nprefix = /api/\n", {NULL}},
+	{"earlier route takes other methods only",
+	 "[route \"w\"]\nprefix = /api/\nmethods = POST, PUT\n[route \"r\"]\nmatch = /api/**\nmethods = GET, HEAD\n",
+	 {NULL}},
+	{"shadowed method by method",
+	 "[route \"r\"]\nmatch = /api/**\nmethods = GET\n[route \"w\"]\nmatch = /api/*/x\nmethods = POST\n"
+	 "[route \"both\"]\nmatch = /api/u*/x\nmethods = GET, POST\n",
+	 {"p.ini:8: [route \"both\"] warning: never chosen: routes \"r\" (line 1), \"w\" (line 4) come first and "
+	  "between them match every request this one does (each for some of its methods); move this route above them, "
+	  "or narrow them"}},
+	{"partly shadowed is not reported",
+	 "[route \"r\"]\nmatch = /api/**\nmethods = GET\n[route \"any\"]\nmatch = /api/users\n", {NULL}},
+	{"same pattern twice", "[route \"a\"]\nmatch = /x/*.png\n[route \"b\"]\nmethods = GET\nmatch = /x/*.png\n",
+	 {"p.ini:5: [route \"b\"] warning: never chosen: route \"a\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it"}},
+	{"prefix under a globstar", "[route \"all\"]\nmatch = /*/**\n[route \"v1\"]\nprefix = /v1/users\n",
+	 {"p.ini:4: [route \"v1\"] warning: never chosen: route \"all\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it"}},
+	{"prefix shorter than the globstar's head", "[route \"all\"]\nmatch = /*/**\n[route \"v\"]\nprefix = /v\n",
+	 {NULL}},
+	{"non-ASCII pattern", "[route \"cafe\"]\nmatch = /caf\xc3\xa9/*\n",
+	 {"p.ini:2: [route \"cafe\"] warning: this route can never match: its match has byte 0xC3, which no request "
+	  "path carries (clients send it %-encoded, as %C3, and levee compares bytes without decoding)"}},
+	{"non-ASCII prefix", "[route \"cafe\"]\nprefix = /\xe2\x82\xac\n",
+	 {"p.ini:2: [route \"cafe\"] warning: this route can never match: its prefix has byte 0xE2, which no request "
+	  "path carries (clients send it %-encoded, as %E2, and levee compares bytes without decoding)"}},
+	{"match /*", "[route \"all\"]\nmatch = /*\ncache_ttl = 60s\n",
+	 {"p.ini:2: [route \"all\"] warning: match /* takes one-segment paths only (/a, not / or /a/b); for every "
+	  "path write /**"}},
+	{"invalidate with one-segment globs",
+	 "[route \"u\"]\nmatch = /u/*\ninvalidate = /api/users/*, /api/users*, /u/{1}/*.json, /u/{1}/**\n",
+	 {"p.ini:3: [route \"u\"] warning: invalidate /api/users/*: '*' matches within one segment, which a purge "
+	  "cannot take (it takes a URL or a prefix), so this purges every URL under /api/users/ (write /api/users/** to "
+	  "say so)",
+	  "p.ini:3: [route \"u\"] warning: invalidate /api/users*: '*' matches within one segment, which a purge "
+	  "cannot take (it takes a URL or a prefix), so this purges every URL under /api/ (write /api/** to say so)",
+	  "p.ini:3: [route \"u\"] warning: invalidate /u/{1}/*.json: '*' matches within one segment, which a purge "
+	  "cannot take (it takes a URL or a prefix), so this purges every URL under /u/{1}/ (write /u/{1}/** to say so)"}},
+	{"warnings in file order",
+	 "[route \"a\"]\nprefix = /\n[route \"b\"]\nmatch = /*\n[route \"c\"]\nprefix = /x\n",
+	 {"p.ini:4: [route \"b\"] warning: match /* takes one-segment paths only (/a, not / or /a/b); for every "
+	  "path write /**",
+	  "p.ini:4: [route \"b\"] warning: never chosen: route \"a\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it",
+	  "p.ini:6: [route \"c\"] warning: never chosen: route \"a\" (line 1) comes first and matches every "
+	  "request this one does; move this route above it, or narrow it"}},
+};
+
+static bool same_lines(char *const *got, size_t ngot, const char *const *want, size_t nwant)
 {
-	size_t nwant = 0;
-	while (nwant < MAX_ERRS && want[nwant] != NULL)
-		nwant++;
-	bool same = d->n == nwant && (rc == LV_OK) == (nwant == 0);
+	bool same = ngot == nwant;
 	for (size_t i = 0; same && i < nwant; i++)
-		same = strcmp(d->lines[i], want[i]) == 0;
-	if (same)
+		same = strcmp(got[i], want[i]) == 0;
+	return same;
+}
+
+static size_t count_lines(const char *const *want)
+{
+	size_t n = 0;
+	while (n < MAX_ERRS && want[n] != NULL)
+		n++;
+	return n;
+}
+
+/* The errors, and when given the warnings, are exactly <want> and <warn>. */
+static void expect_diag(const char *what, int rc, const struct lv_diag *d, const char *const *want,
+                        const char *const *warn)
+{
+	size_t nwant = count_lines(want), nwarn = warn ? count_lines(warn) : d->nwarn;
+	if ((rc == LV_OK) == (nwant == 0) && same_lines(d->lines, d->n, want, nwant) &&
+	    (warn == NULL || same_lines(d->warnings, d->nwarn, warn, nwarn)))
 		return;
 	print_error("case \"%s\": rc %d\n  got:\n", what, rc);
 	for (size_t i = 0; i < d->n; i++)
 		print_error("    %s\n", d->lines[i]);
+	for (size_t i = 0; i < d->nwarn; i++)
+		print_error("    %s\n", d->warnings[i]);
 	print_error("  want:\n");
 	for (size_t i = 0; i < nwant; i++)
 		print_error("    %s\n", want[i]);
+	for (size_t i = 0; warn && i < nwarn; i++)
+		print_error("    %s\n", warn[i]);
 	fail();
 }
+
+static void expect_errors(const char *what, int rc, const struct lv_diag *d, const char *const *want)
+{
+	expect_diag(what, rc, d, want, NULL);
+}
+
+/* Loads <text> as p.ini: exactly the errors <errors> and warnings <warnings>,
+ * and a snapshot exactly when there are no errors. */
+static void load_case_run(const char *what, const char *text, const char *const *errors,
+                          const char *const *warnings)
+{
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	int rc = policy_load_string("p.ini", text, NULL, &p, &d);
+	expect_diag(what, rc, &d, errors, warnings);
+	if (rc == LV_OK)
+		assert_non_null(p);
+	else
+		assert_null(p);
+	policy_unref(p);
+	diag_free(&d);
+}
+
+static const char *const no_lines[] = {NULL};
 
 static void test_load_table(void **state)
 {
 	(void)state;
 	unsetenv("LV_TP_UNSET");
-	for (size_t i = 0; i < N(load_cases); i++) {
-		const struct load_case *c = &load_cases[i];
-		struct lv_policy *p = NULL;
-		struct lv_diag d = {0};
-		int rc = policy_load_string("p.ini", c->text, NULL, &p, &d);
-		expect_errors(c->what, rc, &d, c->errors);
-		if (rc == LV_OK) {
-			assert_non_null(p);
-			policy_unref(p);
-		} else {
-			assert_null(p);
-		}
-		diag_free(&d);
-	}
+	for (size_t i = 0; i < N(load_cases); i++)
+		load_case_run(load_cases[i].what, load_cases[i].text, load_cases[i].errors, no_lines);
+}
+
+static void test_warn_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < N(warn_cases); i++)
+		load_case_run(warn_cases[i].what, warn_cases[i].text, no_lines, warn_cases[i].warnings);
 }
 
 /* The loader's own limits, with generated texts. */
@@ -792,6 +912,7 @@ int main(int argc, char **argv)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load_table),
+		cmocka_unit_test(test_warn_table),
 		cmocka_unit_test(test_load_limits),
 		cmocka_unit_test(test_load_values),
 		cmocka_unit_test(test_defaults),

@@ -216,6 +216,133 @@ static void test_pattern_check(void **state)
 	}
 }
 
+/* route_covers(a, b): does <a> match every path <b> matches? It must never
+ * say yes wrongly (levee check would call a useful route useless). */
+static void test_covers(void **state)
+{
+	(void)state;
+	static const struct {
+		enum lv_match_kind ak;
+		const char *a;
+		enum lv_match_kind bk;
+		const char *b;
+		bool covers;
+	} cases[] = {
+		/* one segment against one segment */
+		{G, "/a/*", G, "/a/b", true},
+		{G, "/a/*", G, "/a/*", true},
+		{G, "/a/*", G, "/a/*.png", true},
+		{G, "/a/*", G, "/a/", false},   /* '*' is never empty */
+		{G, "/a/*", G, "/a/**", false}, /* any depth */
+		{G, "/a/*", G, "/a/b/c", false},
+		{G, "/a/*.png", G, "/a/x*.png", true},
+		{G, "/a/*.png", G, "/a/*.png", true},
+		{G, "/a/*.png", G, "/a/.png", true},
+		{G, "/a/*.png", G, "/a/*png", false},
+		{G, "/a/*.png", G, "/a/png", false},
+		{G, "/a/*.png", G, "/a/*", false},
+		{G, "/x-*-y", G, "/x-y", false}, /* head and tail may not overlap */
+		{G, "/x-*-y", G, "/x--y", true},
+		{G, "/x-*-y", G, "/x-a*-y", true},
+		{G, "/x-*-y", G, "/x*-y", false},
+		{G, "/a", G, "/a", true},
+		{G, "/a", G, "/a/", false},
+		{G, "/a/", G, "/a", false},
+		{G, "/a/*/c", G, "/a/b/c", true},
+		{G, "/a/*/c", G, "/a/b/d", false},
+		/* the rest */
+		{G, "/**", G, "/a/b/**", true},
+		{G, "/**", G, "/", true},
+		{G, "/**", P, "/", true},
+		{G, "/a/**", G, "/a/", true},
+		{G, "/a/**", G, "/a", false},
+		{G, "/a/**", G, "/a/*/c/**", true},
+		{G, "/a/*/**", G, "/a/**", false},
+		{G, "/a/**", P, "/a/", true},
+		{G, "/a/**", P, "/a/b", true},
+		{G, "/a/**", P, "/a", false}, /* "/a" itself, and "/ab" */
+		{G, "/*/**", P, "/v1/", true},
+		{G, "/*/**", P, "/v1", false},
+		{G, "/*/x/**", P, "/a/x/y", true},
+		{G, "/*/x/**", P, "/a/y/", false},
+		{G, "/a/*", P, "/a/", false},
+		/* prefixes */
+		{P, "/api/", G, "/api/users/*", true},
+		{P, "/api/", G, "/api/*", true},
+		{P, "/api/", G, "/api/**", true},
+		{P, "/api/", G, "/ap*/x", false},
+		{P, "/api/", G, "/api", false},
+		{P, "/api", G, "/api*", true},
+		{P, "/api", G, "/api", true},
+		{P, "/api/", P, "/api/v1", true},
+		{P, "/api/", P, "/ap", false},
+		{P, "/", P, "/", true},
+		/* a route whose pattern was refused covers and is covered by nothing */
+		{G, "", G, "/a", false},
+		{P, "/", P, "", false},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		struct lv_route a, b;
+		route_init(&a, cases[i].ak, cases[i].a, ANY);
+		route_init(&b, cases[i].bk, cases[i].b, ANY);
+		if (route_covers(&a, &b) != cases[i].covers)
+			fail_msg("%s \"%s\" covers %s \"%s\": want %d", cases[i].ak == G ? "match" : "prefix", cases[i].a,
+			         cases[i].bk == G ? "match" : "prefix", cases[i].b, cases[i].covers);
+	}
+}
+
+/* What a purge of a glob removes: never less than the glob matches. */
+static void test_purge_shape(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *pattern;
+		enum lv_purge_shape shape;
+		const char *keep;
+	} cases[] = {
+		{"/api/users/7", LV_PURGE_URL, "/api/users/7"},
+		{"/", LV_PURGE_URL, "/"},
+		{"/u/{1}", LV_PURGE_URL, "/u/{1}"},
+		{"/api/users/**", LV_PURGE_PREFIX, "/api/users/"},
+		{"/**", LV_PURGE_PREFIX, "/"},
+		{"/u/{1}/**", LV_PURGE_PREFIX, "/u/{1}/"},
+		/* widened to the segment boundary before the first wildcard */
+		{"/api/users/*", LV_PURGE_WIDER, "/api/users/"},
+		{"/api/users*", LV_PURGE_WIDER, "/api/"},
+		{"/api/*/posts", LV_PURGE_WIDER, "/api/"},
+		{"/files/*.png", LV_PURGE_WIDER, "/files/"},
+		{"/*", LV_PURGE_WIDER, "/"},
+		{"/v*", LV_PURGE_WIDER, "/"},
+		{"/a/*/**", LV_PURGE_WIDER, "/a/"},
+		{"/u/{1}/*.json", LV_PURGE_WIDER, "/u/{1}/"},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		const char *why, *pat = cases[i].pattern;
+		size_t keep = 0;
+		assert_int_equal(route_pattern_check(LV_MATCH_GLOB, pat, strlen(pat), &why), LV_OK);
+		enum lv_purge_shape shape = route_purge_shape(pat, strlen(pat), &keep);
+		if (shape != cases[i].shape || keep != strlen(cases[i].keep) || memcmp(pat, cases[i].keep, keep) != 0)
+			fail_msg("\"%s\": shape %d keep \"%.*s\", want %d \"%s\"", pat, shape, (int)keep, pat,
+			         cases[i].shape, cases[i].keep);
+		/* the purge covers what the glob matches: as a prefix route, it
+		 * covers the glob as a match route */
+		struct lv_route prefix, glob;
+		route_init(&glob, LV_MATCH_GLOB, pat, ANY);
+		route_init(&prefix, shape == LV_PURGE_URL ? LV_MATCH_GLOB : LV_MATCH_PREFIX, cases[i].keep, ANY);
+		assert_true(route_covers(&prefix, &glob));
+	}
+}
+
+static void test_unmatchable_byte(void **state)
+{
+	(void)state;
+	struct lv_route r;
+	route_init(&r, LV_MATCH_GLOB, "/caf\xc3\xa9/*", ANY);
+	assert_int_equal(route_unmatchable_byte(&r), 0xc3);
+	route_init(&r, LV_MATCH_PREFIX, "/a%C3%A9~!$&'()*+,;=:@{}|^`\\\"<>", ANY);
+	assert_int_equal(route_unmatchable_byte(&r), -1);
+}
+
 /* The first route in file order wins, and methods take part in the choice. */
 static void test_policy_route_match(void **state)
 {
@@ -251,6 +378,9 @@ int main(void)
 		cmocka_unit_test(test_match_table),
 		cmocka_unit_test(test_match_length),
 		cmocka_unit_test(test_pattern_check),
+		cmocka_unit_test(test_covers),
+		cmocka_unit_test(test_unmatchable_byte),
+		cmocka_unit_test(test_purge_shape),
 		cmocka_unit_test(test_policy_route_match),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
