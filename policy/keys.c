@@ -743,18 +743,18 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b)
 
 /* ---- uses of the table ------------------------------------------------- */
 
-void policy_static_changes(const struct lv_policy *old, const struct lv_policy *new,
-                           void (*cb)(const char *section, const char *key, void *arg), void *arg)
+void policy_keep_static(struct lv_policy *next, const struct lv_policy *running,
+                        void (*cb)(const char *section, const char *key, void *arg), void *arg)
 {
 	for (size_t i = 0; i < KEYS_N; i++) {
 		const struct keys_def *k = &keys_def_table[i];
 		const struct keys_section *s = keys_section_find(k->section);
 		/* Keys of named sections are all reloadable (the unit tests check it):
 		 * their instances come and go with the file. */
-		if (k->reload || s == NULL || s->named)
+		if (k->reload || s == NULL || s->named || keys_equal(k, running, next))
 			continue;
-		if (!keys_equal(k, old, new))
-			cb(k->section, k->name, arg);
+		cb(k->section, k->name, arg);
+		memcpy((char *)next + k->off, (const char *)running + k->off, k->size);
 	}
 }
 

@@ -209,7 +209,6 @@ int main(int argc, char **argv)
 	if (runtime_build(p, &rt, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	srv.current = rt;
-	srv.last_reload_ok = 1;
 	if (cache_init(rt->policy) != LV_OK)
 		die("%s", "cannot allocate the cache");
 

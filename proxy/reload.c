@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/time.h>
@@ -18,86 +19,112 @@
 static struct event *ev_hup, *ev_inotify, *ev_debounce;
 static int inotify_fd = -1;
 
-static void warn_static(const char *section, const char *key, void *arg)
+static const char *const reload_trigger_names[] = {"SIGHUP", "POST /reload", "file change"};
+
+struct reload_keys {
+	char list[RELOAD_KEYS_MAX];
+	size_t len;
+};
+
+static void reload_static_key(const char *section, const char *key, void *arg)
 {
-	log_warn("policy: [%s] %s changed but cannot change on reload; restart levee to apply it", section, key);
+	struct reload_keys *k = arg;
+	log_warn("policy: [%s] %s changed but takes a restart; the running value stays until then", section, key);
+	int n = snprintf(k->list + k->len, sizeof(k->list) - k->len, "%s%s.%s", k->len ? "," : "", section, key);
+	if (n > 0 && (size_t)n < sizeof(k->list) - k->len)
+		k->len += (size_t)n;
 }
 
-int reload_now(struct lv_diag *diag)
+/* Reads the file into a runtime ready to swap in (*out, RELOAD_APPLIED), or
+ * says why not: the file is the running policy's (RELOAD_UNCHANGED), or it
+ * is bad (RELOAD_REFUSED, with its errors in `d`). */
+static enum reload_result reload_build(const struct lv_policy *running, struct lv_diag *d, struct runtime **out,
+                                       struct reload_keys *keys)
 {
-	struct lv_diag local = {0};
-	struct lv_diag *d = diag ? diag : &local;
-	struct timeval now;
-	gettimeofday(&now, NULL);
-	if (!srv.policy_path[0]) {
-		diag_add(d, "levee runs on built-in defaults (no --policy FILE): nothing to reload");
-		diag_free(&local);
-		return LV_ERR;
-	}
-	size_t before = d->n;
 	struct lv_policy *p = NULL;
-	struct runtime *rt = NULL;
-	char err[512] = "";
-	int rc = policy_load_file(srv.policy_path, &srv.ov, &p, d);
-	if (rc == LV_OK) {
-		struct runtime *cur = server_runtime_acquire();
-		bool same = strcmp(cur->policy->checksum, p->checksum) == 0;
-		runtime_unref(cur);
-		if (same) {
-			log_debug("policy %s unchanged", srv.policy_path);
-			policy_unref(p);
-			diag_free(&local);
-			return LV_OK;
-		}
-		rc = runtime_build(p, &rt, err, sizeof(err));
-		if (rc != LV_OK)
-			diag_add(d, "%s: %s", srv.policy_path, err);
+	char err[512];
+	if (policy_load_file(srv.policy_path, &srv.ov, &p, d) != LV_OK)
+		return RELOAD_REFUSED;
+	if (strcmp(running->checksum, p->checksum) == 0) {
+		policy_unref(p);
+		return RELOAD_UNCHANGED;
 	}
-	srv.last_reload_ts = (double)now.tv_sec + (double)now.tv_usec / 1e6;
-	if (rc != LV_OK) {
-		srv.reloads_failed++;
-		srv.last_reload_ok = 0;
-		srv.last_error[0] = '\0';
-		size_t off = 0;
-		for (size_t i = before; i < d->n; i++) {
-			log_error("policy reload failed, keeping the running policy: %s", d->lines[i]);
-			if (off < sizeof(srv.last_error))
-				off += (size_t)snprintf(srv.last_error + off, sizeof(srv.last_error) - off, "%s%s",
-				                        off ? "\n" : "", d->lines[i]);
-		}
-		diag_free(&local);
-		return LV_ERR;
+	if (runtime_build(p, out, err, sizeof(err)) != LV_OK) {
+		diag_add(d, "%s: %s", srv.policy_path, err);
+		return RELOAD_REFUSED;
 	}
-	struct runtime *old;
+	/* last, so that a refused file warns of nothing; no thread has it yet */
+	policy_keep_static((*out)->policy, running, reload_static_key, keys);
+	return RELOAD_APPLIED;
+}
+
+static void reload_swap(struct runtime *rt)
+{
 	pthread_mutex_lock(&srv.lock);
-	old = srv.current;
-	policy_static_changes(old->policy, rt->policy, warn_static, NULL);
+	struct runtime *old = srv.current;
 	srv.current = rt;
 	pthread_mutex_unlock(&srv.lock);
 	log_set_level(rt->policy->log_level);
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		worker_notify_policy(srv.workers[i]);
 	runtime_unref(old);
-	srv.reloads_ok++;
-	srv.last_reload_ok = 1;
-	srv.last_error[0] = '\0';
-	log_info("policy reloaded from %s (checksum %s)", srv.policy_path, rt->policy->checksum);
 	probe_kick();
+}
+
+enum reload_result reload_now(enum reload_trigger by, struct lv_diag *diag)
+{
+	struct lv_diag local = {0};
+	struct lv_diag *d = diag ? diag : &local;
+	const char *how = reload_trigger_names[by];
+	if (!srv.policy_path[0]) {
+		/* not an attempt: there is no file whose status could be reported */
+		log_info("policy reload (%s): levee runs on built-in defaults, nothing to reload", how);
+		diag_add(d, "levee runs on built-in defaults (no --policy FILE): nothing to reload");
+		diag_free(&local);
+		return RELOAD_REFUSED;
+	}
+	size_t before = d->n;
+	struct reload_keys keys = {"", 0};
+	struct runtime *rt = NULL;
+	struct runtime *cur = server_runtime_acquire();
+	enum reload_result r = reload_build(cur->policy, d, &rt, &keys);
+	char running[sizeof(cur->policy->checksum)];
+	memcpy(running, cur->policy->checksum, sizeof(running));
+	runtime_unref(cur);
+
+	switch (r) {
+	case RELOAD_APPLIED:
+		reload_swap(rt);
+		log_info("policy reload (%s): applied %s (checksum %s)%s", how, srv.policy_path, rt->policy->checksum,
+		         keys.len ? "; some keys take a restart" : "");
+		break;
+	case RELOAD_UNCHANGED:
+		/* the watch sees every change in the directory, most of them to other files */
+		log_msg(by == RELOAD_BY_WATCH ? LV_LOG_DEBUG : LV_LOG_INFO,
+		        "policy reload (%s): %s unchanged (checksum %s)", how, srv.policy_path, running);
+		break;
+	default:
+		for (size_t i = before; i < d->n; i++)
+			log_error("policy reload failed, keeping the running policy: %s", d->lines[i]);
+		log_warn("policy reload (%s): refused %s with %zu error(s); still running checksum %s", how,
+		         srv.policy_path, d->n - before, running);
+		break;
+	}
+	struct timeval now;
+	gettimeofday(&now, NULL);
+	reload_status_record(&srv.reload, r, keys.list, d, before, (double)now.tv_sec + (double)now.tv_usec / 1e6);
 	diag_free(&local);
-	return LV_OK;
+	return r;
 }
 
 static void reload_signal(evutil_socket_t sig, short what, void *arg)
 {
-	log_info("SIGHUP: reloading the policy");
-	if (reload_now(NULL) != LV_OK)
-		return; /* already logged and counted */
+	reload_now(RELOAD_BY_SIGHUP, NULL);
 }
 
 static void reload_debounced(evutil_socket_t fd, short what, void *arg)
 {
-	if (reload_now(NULL) != LV_OK)
-		return; /* already logged and counted */
+	reload_now(RELOAD_BY_WATCH, NULL);
 }
 
 /* Any change in the directory: editors replace files by rename, and the
@@ -114,6 +141,7 @@ static void reload_inotify(evutil_socket_t fd, short what, void *arg)
 
 int reload_init(struct event_base *base)
 {
+	memcpy(srv.reload.started_checksum, srv.current->policy->checksum, sizeof(srv.reload.started_checksum));
 	ev_hup = evsignal_new(base, SIGHUP, reload_signal, NULL);
 	if (!ev_hup || event_add(ev_hup, NULL) < 0)
 		return LV_ERR;

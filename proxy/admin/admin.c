@@ -72,6 +72,7 @@ static void admin_reply(struct admin_conn *a, int status, const char *ctype, con
 	                     : status == 400 ? "Bad Request"
 	                     : status == 404 ? "Not Found"
 	                     : status == 405 ? "Method Not Allowed"
+	                     : status == 422 ? "Unprocessable Content"
 	                                     : "Service Unavailable";
 	struct evbuffer *out = bufferevent_get_output(a->bev);
 	evbuffer_add_printf(out,
@@ -158,6 +159,47 @@ static void admin_redis_metrics(FILE *f)
 	        (double)s.latency_us_sum / 1e6, (unsigned long long)s.latency_count);
 }
 
+/* A ',' separated list as a JSON array of strings. */
+static void json_list(FILE *f, const char *list)
+{
+	fputc('[', f);
+	for (const char *p = list; *p;) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		char item[LV_NAME_MAX * 2];
+		snprintf(item, sizeof(item), "%.*s", (int)n, p);
+		if (p != list)
+			fputc(',', f);
+		json_str(f, item);
+		p += n + (end != NULL);
+	}
+	fputc(']', f);
+}
+
+/* The running policy's file and the reload state, inside /status's "policy".
+ * `checksum` is the file the running policy was read from; the keys in
+ * `restart_keys` still have the values of the file levee started with. */
+static void admin_reload_json(FILE *f, const struct lv_policy *p)
+{
+	const struct reload_status *r = &srv.reload;
+	uint64_t attempts = r->count[RELOAD_APPLIED] + r->count[RELOAD_UNCHANGED] + r->count[RELOAD_REFUSED];
+	fprintf(f,
+	        ",\"checksum\":\"%s\",\"started_checksum\":\"%s\",\"loaded_at\":%lld,\"reloads_ok\":%llu,"
+	        "\"reloads_unchanged\":%llu,\"reloads_failed\":%llu,\"last_reload\":",
+	        p->checksum, r->started_checksum, (long long)p->loaded_at,
+	        (unsigned long long)r->count[RELOAD_APPLIED], (unsigned long long)r->count[RELOAD_UNCHANGED],
+	        (unsigned long long)r->count[RELOAD_REFUSED]);
+	if (attempts)
+		fprintf(f, "\"%s\",\"last_reload_at\":%.3f", reload_result_name(r->last), r->last_ts);
+	else
+		fputs("null,\"last_reload_at\":null", f);
+	fprintf(f, ",\"last_reload_ok\":%s,\"last_error\":", reload_status_ok(r) ? "true" : "false");
+	json_str(f, r->error);
+	fprintf(f, ",\"restart_pending\":%s,\"restart_keys\":",
+	        reload_status_restart_pending(r) ? "true" : "false");
+	json_list(f, r->restart_keys);
+}
+
 static void admin_status(FILE *f)
 {
 	struct runtime *rt = server_runtime_acquire();
@@ -171,11 +213,7 @@ static void admin_status(FILE *f)
 	        (unsigned long long)atomic_load(&srv.conns));
 	fputs("\"policy\":{\"path\":", f);
 	json_str(f, p->path);
-	fprintf(f, ",\"checksum\":\"%s\",\"loaded_at\":%lld,\"reloads_ok\":%llu,\"reloads_failed\":%llu,"
-	           "\"last_reload_ok\":%s,\"last_error\":",
-	        p->checksum, (long long)p->loaded_at, (unsigned long long)srv.reloads_ok,
-	        (unsigned long long)srv.reloads_failed, srv.last_reload_ok ? "true" : "false");
-	json_str(f, srv.last_error);
+	admin_reload_json(f, p);
 	fputs(",\"routes\":[", f);
 	for (size_t i = 0; i < p->nroutes; i++) {
 		if (i)
@@ -213,9 +251,11 @@ static void admin_metrics(FILE *f)
 	struct lv_gauges g = {
 	    .conns_active = atomic_load(&srv.conns),
 	    .workers = srv.nworkers,
-	    .reloads_ok = srv.reloads_ok,
-	    .reloads_failed = srv.reloads_failed,
-	    .last_reload_ok = srv.last_reload_ok,
+	    .reloads_ok = srv.reload.count[RELOAD_APPLIED],
+	    .reloads_unchanged = srv.reload.count[RELOAD_UNCHANGED],
+	    .reloads_failed = srv.reload.count[RELOAD_REFUSED],
+	    .last_reload_ok = reload_status_ok(&srv.reload),
+	    .restart_pending = reload_status_restart_pending(&srv.reload),
 	    .ready = admin_ready(&why),
 	    .draining = atomic_load(&srv.draining),
 	    .upstream_reachable = atomic_load(&srv.upstream_reachable),
@@ -319,6 +359,47 @@ static void admin_purge(struct admin_conn *a)
 	admin_reply(a, 200, "application/json", msg, strlen(msg));
 }
 
+/* POST /reload: always JSON, one answer per outcome. A refusal is 422: the
+ * request was fine, the file it names cannot be applied, and asking again
+ * changes nothing until the file does. */
+static void admin_reload(struct admin_conn *a)
+{
+	if (a->head.method != HTTP_POST) {
+		admin_text(a, 405, "use POST\n");
+		return;
+	}
+	struct lv_diag d = {0};
+	enum reload_result r = reload_now(RELOAD_BY_ADMIN, &d);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		diag_free(&d);
+		admin_text(a, 503, "out of memory\n");
+		return;
+	}
+	fprintf(f, "{\"result\":\"%s\"", reload_result_name(r));
+	if (r == RELOAD_REFUSED) {
+		fputs(",\"errors\":[", f);
+		for (size_t i = 0; i < d.n; i++) {
+			if (i)
+				fputc(',', f);
+			json_str(f, d.lines[i]);
+		}
+		fputc(']', f);
+	} else {
+		struct runtime *rt = server_runtime_acquire();
+		fprintf(f, ",\"checksum\":\"%s\",\"restart_keys\":", rt->policy->checksum);
+		runtime_unref(rt);
+		json_list(f, srv.reload.restart_keys);
+	}
+	fputs("}\n", f);
+	fclose(f);
+	admin_reply(a, r == RELOAD_REFUSED ? 422 : 200, "application/json", buf, len);
+	free(buf);
+	diag_free(&d);
+}
+
 static void admin_route(struct admin_conn *a)
 {
 	const struct lv_head *hd = &a->head;
@@ -357,28 +438,7 @@ static void admin_route(struct admin_conn *a)
 	} else if (PATH_IS("/purge")) {
 		admin_purge(a);
 	} else if (PATH_IS("/reload")) {
-		if (hd->method != HTTP_POST) {
-			admin_text(a, 405, "use POST\n");
-			return;
-		}
-		struct lv_diag d = {0};
-		if (reload_now(&d) == LV_OK) {
-			admin_text(a, 200, "reloaded\n");
-		} else {
-			char *buf = NULL;
-			size_t len = 0;
-			FILE *f = open_memstream(&buf, &len);
-			if (f) {
-				for (size_t i = 0; i < d.n; i++)
-					fprintf(f, "%s\n", d.lines[i]);
-				fclose(f);
-				admin_reply(a, 400, "text/plain; charset=utf-8", buf, len);
-				free(buf);
-			} else {
-				admin_text(a, 400, "reload failed\n");
-			}
-		}
-		diag_free(&d);
+		admin_reload(a);
 	} else {
 		admin_text(a, 404, "not found; try /healthz /readyz /metrics /status, POST /reload\n");
 	}

@@ -510,14 +510,14 @@ static void on_change(const char *section, const char *key, void *arg)
 	snprintf(c->seen + o, sizeof(c->seen) - o, "%s%s.%s", o ? " " : "", section, key);
 }
 
-static void test_static_changes(void **state)
+static void test_keep_static(void **state)
 {
 	(void)state;
 	struct lv_policy *a = NULL, *b = NULL;
 	struct lv_diag d = {0};
 	assert_int_equal(policy_load_string("a.ini", "[levee]\nupstream = 10.0.0.1:80\n", NULL, &a, &d), LV_OK);
 
-	/* Only reloadable keys change: nothing to report. */
+	/* Only reloadable keys change: nothing to report, and they keep the file's values. */
 	assert_int_equal(policy_load_string("b.ini",
 	                                    "[levee]\nupstream = 10.0.0.2:80\nlog_level = warn\n"
 	                                    "max_connections = 5\n[limits]\nheaders = 7\n"
@@ -525,26 +525,38 @@ static void test_static_changes(void **state)
 	                                    NULL, &b, &d),
 	                 LV_OK);
 	struct changes c = {""};
-	policy_static_changes(a, b, on_change, &c);
+	policy_keep_static(b, a, on_change, &c);
 	assert_string_equal(c.seen, "");
+	assert_string_equal(b->upstream.host, "10.0.0.2");
+	assert_int_equal(b->max_connections, 5);
+	assert_int_equal(b->nroutes, 1);
 	policy_unref(b);
 
-	/* Every key that needs a restart, in table order. */
+	/* Every key that needs a restart, in table order; each keeps the running value. */
 	assert_int_equal(policy_load_string("b.ini",
 	                                    "[levee]\nservice = other\nlisten = 0.0.0.0:9\n"
 	                                    "upstream = 10.0.0.2:80\nadmin = [::1]:15000\nworkers = 3\n"
 	                                    "access_log = off\n",
 	                                    NULL, &b, &d),
 	                 LV_OK);
-	policy_static_changes(a, b, on_change, &c);
+	policy_keep_static(b, a, on_change, &c);
 	assert_string_equal(c.seen, "levee.service levee.listen levee.admin levee.workers levee.access_log");
+	assert_string_equal(b->service, a->service);
+	assert_int_equal(b->listen.port, a->listen.port);
+	assert_string_equal(b->admin.host, a->admin.host);
+	assert_int_equal(b->workers, a->workers);
+	assert_string_equal(b->access_log, a->access_log);
+	assert_string_equal(b->upstream.host, "10.0.0.2");
+	/* and a second look finds nothing left to keep */
+	c.seen[0] = '\0';
+	policy_keep_static(b, a, on_change, &c);
+	assert_string_equal(c.seen, "");
 
 	/* Same values written differently are no change. */
 	policy_unref(b);
 	assert_int_equal(policy_load_string("b.ini", "[levee]\nworkers = 0\nlisten = 0.0.0.0:15001\n", NULL, &b, &d),
 	                 LV_OK);
-	c.seen[0] = '\0';
-	policy_static_changes(a, b, on_change, &c);
+	policy_keep_static(b, a, on_change, &c);
 	assert_string_equal(c.seen, "");
 	policy_unref(a);
 	policy_unref(b);
@@ -796,7 +808,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_load_values),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_overrides),
-		cmocka_unit_test(test_static_changes),
+		cmocka_unit_test(test_keep_static),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_failure_contract),
 		cmocka_unit_test(test_load_file),
