@@ -1,3 +1,16 @@
+/*
+ * reload.c - when to reload (SIGHUP, a change in the policy file's
+ * directory) and how (reload_now(): read, compare, build, swap, record).
+ *
+ * The directory, not the file, is watched: editors replace a file by rename
+ * and the kubelet swaps a "..data" symlink, and a watch on the file would
+ * follow the old inode. The watch itself ends when the directory goes away
+ * (removed, moved, its volume unmounted): the kernel then sends
+ * IN_DELETE_SELF, IN_MOVE_SELF or IN_UNMOUNT and finally IN_IGNORED. levee
+ * drops that watch, looks for the directory every RELOAD_REARM_MS, and once
+ * it is back watches it again and reloads. Invariant: `watch_wd` is the live
+ * watch, or -1 while `ev_rearm` is pending.
+ */
 #include "reload.h"
 
 #include <errno.h>
@@ -15,9 +28,17 @@
 #include "server.h"
 
 #define RELOAD_DEBOUNCE_MS 50
+#define RELOAD_REARM_MS 500
+/* what ends a watch; IN_IGNORED (always last) and IN_UNMOUNT come unasked */
+#define RELOAD_WATCH_GONE (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED)
+#define RELOAD_WATCH_MASK                                                                                  \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB | IN_DELETE_SELF | \
+	 IN_MOVE_SELF | IN_ONLYDIR)
 
-static struct event *ev_hup, *ev_inotify, *ev_debounce;
+static struct event *ev_hup, *ev_inotify, *ev_debounce, *ev_rearm;
 static int inotify_fd = -1;
+static int watch_wd = -1;
+static char watch_dir[LV_PATH_MAX];
 
 static const char *const reload_trigger_names[] = {"SIGHUP", "POST /reload", "file change"};
 
@@ -127,16 +148,58 @@ static void reload_debounced(evutil_socket_t fd, short what, void *arg)
 	reload_now(RELOAD_BY_WATCH, NULL);
 }
 
-/* Any change in the directory: editors replace files by rename, and the
- * kubelet swaps the "..data" symlink. Wait for the burst to settle, then
- * reload; an unchanged checksum makes that a no-op. */
+static void reload_soon(void)
+{
+	struct timeval tv = {0, RELOAD_DEBOUNCE_MS * 1000};
+	event_add(ev_debounce, &tv);
+}
+
+static void reload_rearm_later(void)
+{
+	struct timeval tv;
+	tv_ms(&tv, RELOAD_REARM_MS);
+	event_add(ev_rearm, &tv);
+}
+
+static void reload_rearm(evutil_socket_t fd, short what, void *arg)
+{
+	watch_wd = inotify_add_watch(inotify_fd, watch_dir, RELOAD_WATCH_MASK);
+	if (watch_wd < 0) {
+		reload_rearm_later();
+		return;
+	}
+	log_info("policy directory %s is back; watching it again", watch_dir);
+	reload_soon(); /* whatever it holds now may differ from what runs */
+}
+
+static void reload_watch_lost(void)
+{
+	/* after IN_IGNORED the kernel has dropped it already (EINVAL); after
+	 * IN_MOVE_SELF it would go on watching the directory at its new place */
+	inotify_rm_watch(inotify_fd, watch_wd);
+	watch_wd = -1;
+	log_warn("policy directory %s is gone (removed, moved or unmounted); looking for it every %d ms", watch_dir,
+	         RELOAD_REARM_MS);
+	reload_rearm_later();
+}
+
+/* Any change in the directory: wait for the burst to settle, then reload;
+ * an unchanged checksum makes that a no-op. */
 static void reload_inotify(evutil_socket_t fd, short what, void *arg)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	struct timeval tv = {0, RELOAD_DEBOUNCE_MS * 1000};
-	event_add(ev_debounce, &tv);
+	bool lost = false;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (const char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+			lost |= ev->wd == watch_wd && (ev->mask & RELOAD_WATCH_GONE);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (lost)
+		reload_watch_lost();
+	reload_soon();
 }
 
 int reload_init(struct event_base *base)
@@ -148,14 +211,16 @@ int reload_init(struct event_base *base)
 	if (!srv.policy_path[0])
 		return LV_OK;
 	ev_debounce = evtimer_new(base, reload_debounced, NULL);
-	if (!ev_debounce)
+	ev_rearm = evtimer_new(base, reload_rearm, NULL);
+	if (!ev_debounce || !ev_rearm)
 		return LV_ERR;
-	char dir[LV_PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", srv.policy_path);
+	char path[LV_PATH_MAX];
+	snprintf(path, sizeof(path), "%s", srv.policy_path);
+	snprintf(watch_dir, sizeof(watch_dir), "%s", dirname(path));
 	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (inotify_fd < 0 ||
-	    inotify_add_watch(inotify_fd, dirname(dir),
-	                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB) < 0) {
+	if (inotify_fd >= 0)
+		watch_wd = inotify_add_watch(inotify_fd, watch_dir, RELOAD_WATCH_MASK);
+	if (watch_wd < 0) {
 		log_warn("cannot watch %s for changes (%s); reload with SIGHUP", srv.policy_path, strerror(errno));
 		return LV_OK;
 	}
@@ -173,8 +238,10 @@ void reload_stop(void)
 		event_free(ev_inotify);
 	if (ev_debounce)
 		event_free(ev_debounce);
+	if (ev_rearm)
+		event_free(ev_rearm);
 	if (inotify_fd >= 0)
 		close(inotify_fd);
-	ev_hup = ev_inotify = ev_debounce = NULL;
-	inotify_fd = -1;
+	ev_hup = ev_inotify = ev_debounce = ev_rearm = NULL;
+	inotify_fd = watch_wd = -1;
 }

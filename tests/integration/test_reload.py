@@ -7,6 +7,8 @@ import re
 import shutil
 import signal
 
+import pytest
+
 from harness import fnv1a64_hex, render_policy, wait_until
 
 RELOAD_DEADLINE = 6.0  # seconds for levee to notice a file change
@@ -268,3 +270,43 @@ def test_restart_only_key_shows_a_pending_restart(levee_factory):
     st = policy_status(lv)
     assert st["restart_pending"] is False and st["restart_keys"] == [], st
     assert lv.metric("levee_policy_restart_pending") == 0
+
+
+@pytest.mark.parametrize("away", ["removed", "moved"])
+def test_watch_comes_back_with_the_directory(levee_factory, away):
+    """The policy's directory removed (or moved away) and created again (a
+    volume remount, config management): levee notices, watches the new
+    directory, and reloads from it without a signal."""
+    def in_conf_dir(lv):
+        conf = os.path.join(lv.workdir, "conf")
+        os.mkdir(conf)
+        path = os.path.join(conf, "policy.ini")
+        os.replace(lv.policy_path, path)
+        lv.policy_path = path
+        lv.args = [lv.args[0], "--policy", path]
+
+    lv = levee_factory({"limits": {"header_bytes": "8KiB", "uri_bytes": "1KiB"}}, prepare=in_conf_dir)
+    conf = os.path.dirname(lv.policy_path)
+    if away == "removed":
+        shutil.rmtree(conf)
+    else:
+        os.rename(conf, conf + ".old")
+    # the reload the removal sets off finds no file; once it is done, only a
+    # new watch can see the directory come back
+    wait_until(lambda: policy_status(lv)["last_reload"] == "refused", RELOAD_DEADLINE,
+               msg="a reload to find the file gone")
+    wait_until(lambda: re.search(r"policy directory \S*conf is gone", lv.stderr()), RELOAD_DEADLINE,
+               msg="levee to notice that the directory went away")
+    assert lv.admin_get("/readyz")[0] == 200, "the running policy must stay"
+    os.mkdir(conf)
+    data = lv.write_policy(sections=with_limits(lv, header_bytes="4KiB"))
+    wait_until(lambda: checksum_is(lv, data), RELOAD_DEADLINE, interval=0.05,
+               msg="the policy in the recreated directory to apply")
+    assert re.search(r"policy directory \S*conf is back; watching it again", lv.stderr())
+    assert big_header_status(lv) == 431
+    assert policy_status(lv)["last_reload_ok"] is True
+    # and the new watch sees later edits
+    data = lv.write_policy(sections=with_limits(lv, header_bytes="16KiB"), atomic=True)
+    wait_until(lambda: checksum_is(lv, data), RELOAD_DEADLINE, interval=0.05,
+               msg="an edit in the recreated directory to apply")
+    assert big_header_status(lv) == 200
