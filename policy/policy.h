@@ -192,6 +192,8 @@ struct lv_policy {
 	struct lv_hostport listen;
 	struct lv_hostport upstream;
 	struct lv_hostport admin;
+	char admin_token_env[LV_NAME_MAX]; /* names the variable with the admin token */
+	bool admin_insecure;      /* no token on a non-loopback admin address: open, not 403 */
 	uint64_t workers;         /* 0 = auto (one per CPU) */
 	uint64_t max_connections;
 	uint64_t drain_timeout_ms;

@@ -234,7 +234,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (invalidate_start(rt->policy, err, sizeof(err)) != LV_OK)
 		die("%s", err);
-	if (admin_start(srv.main_base, &rt->policy->admin, err, sizeof(err)) != LV_OK)
+	if (admin_start(srv.main_base, rt->policy, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (probe_start(srv.main_base) != LV_OK || reload_init(srv.main_base) != LV_OK)
 		die("%s", "event setup failed");
