@@ -192,6 +192,7 @@ struct lv_policy {
 	struct lv_hostport listen;
 	struct lv_hostport upstream;
 	struct lv_hostport admin;
+	struct lv_hostport probe; /* read-only probe listener; host "" when off */
 	char admin_token_env[LV_NAME_MAX]; /* names the variable with the admin token */
 	bool admin_insecure;      /* no token on a non-loopback admin address: open, not 403 */
 	uint64_t workers;         /* 0 = auto (one per CPU) */
@@ -252,6 +253,7 @@ struct lv_overrides {
 	const char *listen;
 	const char *upstream;
 	const char *admin;
+	const char *probe;
 };
 
 /* Parse and validate a policy file. On success *out holds a snapshot with one

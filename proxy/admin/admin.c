@@ -39,10 +39,16 @@ struct admin_conn {
 	struct lv_hdr slots[ADMIN_HEADERS];
 	char text[ADMIN_HEAD_BYTES];
 	char peer[64]; /* the client's address, for the log */
+	bool probe;    /* came in on the probe listener */
 	bool done;
 };
 
-static struct listener admin_listener;
+/* The admin listener serves every endpoint; the probe listener only those
+ * marked EP_PROBE, which change nothing and need no token, so that it can
+ * face the kubelet and Prometheus while the admin listener stays on
+ * loopback. Both run the same code below; `probe_listener.lev` is NULL when
+ * [levee] probe is none. */
+static struct listener admin_listener, probe_listener;
 /* The main thread's counters: only its accept errors and pauses, summed with
  * the workers' like theirs. */
 static struct lv_stats admin_stats;
@@ -264,6 +270,11 @@ static void admin_status(FILE *f)
 	}
 	fprintf(f, ",\"admin\":{\"auth\":\"%s\",\"token_env\":", auth_mode_name(admin_auth.mode));
 	json_str(f, admin_token_env);
+	fputs(",\"probe\":", f);
+	if (p->probe.host[0])
+		fprintf(f, strchr(p->probe.host, ':') ? "\"[%s]:%u\"" : "\"%s:%u\"", p->probe.host, p->probe.port);
+	else
+		fputs("null", f);
 	fputs("},", f);
 	invalidate_status_json(f);
 	fputs("}\n", f);
@@ -474,6 +485,7 @@ static void admin_serve_status(struct admin_conn *a)
 
 enum admin_ep_flags {
 	EP_CHANGES = 1u << 0, /* changes state: POST only */
+	EP_PROBE = 1u << 1,   /* served on the probe listener too */
 };
 
 static const struct admin_endpoint {
@@ -481,9 +493,9 @@ static const struct admin_endpoint {
 	unsigned flags;
 	void (*serve)(struct admin_conn *a);
 } admin_endpoints[] = {
-	{"/healthz", 0, admin_healthz},
-	{"/readyz", 0, admin_readyz},
-	{"/metrics", 0, admin_serve_metrics},
+	{"/healthz", EP_PROBE, admin_healthz},
+	{"/readyz", EP_PROBE, admin_readyz},
+	{"/metrics", EP_PROBE, admin_serve_metrics},
 	{"/status", 0, admin_serve_status},
 	{"/purge", EP_CHANGES, admin_purge},
 	{"/reload", EP_CHANGES, admin_reload},
@@ -531,12 +543,14 @@ static void admin_route(struct admin_conn *a)
 	const char *path = hd->text + hd->target_off;
 	bool safe = hd->method == HTTP_GET || hd->method == HTTP_HEAD;
 	/* before routing: an unknown path or method changes nothing, but
-	 * neither should it tell an anonymous client what exists */
-	if (!safe && !admin_authorized(a))
+	 * neither should it tell an anonymous client what exists; the probe
+	 * listener serves nothing that could change state */
+	if (!safe && !a->probe && !admin_authorized(a))
 		return;
 	for (size_t i = 0; i < sizeof(admin_endpoints) / sizeof(admin_endpoints[0]); i++) {
 		const struct admin_endpoint *ep = &admin_endpoints[i];
-		if (strlen(ep->path) != hd->path_len || memcmp(path, ep->path, hd->path_len) != 0)
+		if (strlen(ep->path) != hd->path_len || memcmp(path, ep->path, hd->path_len) != 0 ||
+		    (a->probe && !(ep->flags & EP_PROBE)))
 			continue;
 		if (ep->flags & EP_CHANGES ? hd->method != HTTP_POST : !safe)
 			admin_text(a, 405, ep->flags & EP_CHANGES ? "use POST\n" : "use GET\n");
@@ -544,7 +558,8 @@ static void admin_route(struct admin_conn *a)
 			ep->serve(a);
 		return;
 	}
-	admin_text(a, 404, "not found; try /healthz /readyz /metrics /status, POST /purge, POST /reload\n");
+	admin_text(a, 404, a->probe ? "not found; the probe listener serves GET /healthz /readyz /metrics\n"
+	                            : "not found; try /healthz /readyz /metrics /status, POST /purge, POST /reload\n");
 }
 
 static void admin_readcb(struct bufferevent *bev, void *arg)
@@ -594,6 +609,7 @@ static void admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
 	}
 	if (getnameinfo(sa, (socklen_t)socklen, a->peer, sizeof(a->peer), NULL, 0, NI_NUMERICHOST) != 0)
 		snprintf(a->peer, sizeof(a->peer), "?");
+	a->probe = arg == &probe_listener;
 	a->head.h = a->slots;
 	a->head.max = ADMIN_HEADERS;
 	a->head.text = a->text;
@@ -606,8 +622,8 @@ static void admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
 	bufferevent_enable(a->bev, EV_READ);
 }
 
-/* Binds `addr` into `l`, serving accepts with `cb`; *loopback says whether
- * the address is a loopback one. */
+/* Binds `addr` into `l`, serving accepts with `cb` (given `l`); *loopback
+ * says whether the address is a loopback one. */
 static int admin_listen(struct event_base *base, struct listener *l, const char *name, const struct lv_hostport *addr,
                         evconnlistener_cb cb, bool *loopback, char *err, size_t errlen)
 {
@@ -622,7 +638,7 @@ static int admin_listen(struct event_base *base, struct listener *l, const char 
 		snprintf(err, errlen, "%s listen on %s:%u: %s", name, addr->host, addr->port, strerror(errno));
 		return LV_ERR;
 	}
-	if (listener_init(l, lev, cb, NULL, name, &admin_stats.accept_errors, &admin_stats.accept_pauses) != LV_OK) {
+	if (listener_init(l, lev, cb, l, name, &admin_stats.accept_errors, &admin_stats.accept_pauses) != LV_OK) {
 		snprintf(err, errlen, "%s listener: out of memory", name);
 		return LV_ERR;
 	}
@@ -667,10 +683,16 @@ int admin_start(struct event_base *base, const struct lv_policy *p, char *err, s
 		return LV_ERR;
 	}
 	admin_log_auth(&p->admin);
+	if (!p->probe.host[0])
+		return LV_OK;
+	if (admin_listen(base, &probe_listener, "probe", &p->probe, admin_accept, &loopback, err, errlen) != LV_OK)
+		return LV_ERR;
+	log_info("probe listener on %s:%u: GET /healthz /readyz /metrics", p->probe.host, p->probe.port);
 	return LV_OK;
 }
 
 void admin_stop(void)
 {
 	listener_close(&admin_listener);
+	listener_close(&probe_listener);
 }

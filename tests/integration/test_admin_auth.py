@@ -4,7 +4,7 @@ authorization"; SECURITY.md)."""
 import json
 import re
 
-from harness import wait_until
+from harness import free_port, wait_until
 
 TOKEN = "t0ken-for-the-tests-0123456789"
 READ_ONLY = ("/healthz", "/readyz", "/metrics", "/status")
@@ -58,7 +58,7 @@ def test_token_guards_every_change(levee_factory):
     assert lv.admin_request("PUT", "/reload", bearer()).status == 405
 
     assert refused(lv, "missing") >= 10 and refused(lv, "wrong") >= 16, lv.metrics()
-    assert lv.status()["admin"] == {"auth": "token", "token_env": "LEVEE_ADMIN_TOKEN"}
+    assert lv.status()["admin"] == {"auth": "token", "token_env": "LEVEE_ADMIN_TOKEN", "probe": None}
     # the token is never written anywhere
     for where in (lv.stderr(), lv.stdout(), lv.admin_get("/status")[2].decode(), lv.admin_get("/metrics")[2].decode()):
         assert TOKEN not in where
@@ -133,3 +133,36 @@ def test_purge_all_takes_1_or_true(levee_factory):
         assert not cached()
         assert lv.get("/echo/c/1").status == 200
         wait_until(cached, 3, msg="the entry to be cached again")
+
+
+def test_probe_listener_serves_only_probes_and_metrics(levee_factory):
+    probe = free_port()
+    lv = levee_factory({"levee": {"probe": "127.0.0.1:%d" % probe}}, env={"LEVEE_ADMIN_TOKEN": TOKEN})
+    wait_until(lambda: lv.admin_request("GET", "/readyz", port=probe).status == 200, 5,
+               msg="/readyz on the probe listener")
+    assert lv.admin_request("GET", "/healthz", port=probe).body == b"ok\n"
+    r = lv.admin_request("GET", "/metrics", port=probe)
+    assert r.status == 200 and b"levee_ready 1" in r.body, r
+    assert lv.admin_request("HEAD", "/metrics", port=probe).status == 200
+    # nothing else, with or without the token
+    for method, path in (("GET", "/status"), ("POST", "/reload"), ("POST", "/purge?all=1"), ("GET", "/purge"),
+                         ("GET", "/nothing")):
+        for creds in ((), bearer()):
+            r = lv.admin_request(method, path, creds, port=probe)
+            assert r.status == 404 and b"probe listener serves GET /healthz /readyz /metrics" in r.body, \
+                (method, path, r)
+    assert lv.admin_request("POST", "/healthz", bearer(), port=probe).status == 405
+    assert refused(lv, "missing") == 0, "the probe listener asked for a token"
+    assert lv.status()["admin"]["probe"] == "127.0.0.1:%d" % probe
+    assert "probe listener on 127.0.0.1:%d: GET /healthz /readyz /metrics" % probe in lv.stderr()
+
+
+def test_probe_listener_from_the_command_line(levee_factory):
+    probe = free_port()
+    lv = levee_factory(args=["--probe", "127.0.0.1:%d" % probe])
+    assert lv.admin_request("GET", "/healthz", port=probe).status == 200
+    assert lv.status()["admin"]["probe"] == "127.0.0.1:%d" % probe
+
+
+def test_probe_listener_is_off_by_default(levee):
+    assert levee.status()["admin"]["probe"] is None

@@ -175,6 +175,12 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:2: [levee] admin: admin (0.0.0.0:15001) and listen (0.0.0.0:15001) overlap"}},
 	{"listen on admin", "[levee]\nlisten = 127.0.0.1:15000\n",
 	 {"p.ini:2: [levee] listen: admin (127.0.0.1:15000) and listen (127.0.0.1:15000) overlap"}},
+	{"probe on listen", "[levee]\nprobe = 0.0.0.0:15001\n",
+	 {"p.ini:2: [levee] probe: probe (0.0.0.0:15001) and listen (0.0.0.0:15001) overlap"}},
+	{"probe on admin", "[levee]\nadmin = 127.0.0.1:9\nprobe = 0.0.0.0:9\n",
+	 {"p.ini:3: [levee] probe: probe (0.0.0.0:9) and admin (127.0.0.1:9) overlap"}},
+	{"probe beside admin", "[levee]\nprobe = 0.0.0.0:15002\n", {NULL}},
+	{"probe off", "[levee]\nprobe = none\n", {NULL}},
 	{"upstream loop", "[levee]\nupstream = 127.0.0.1:15001\n",
 	 {"p.ini:2: [levee] upstream: upstream is levee's own listen address (0.0.0.0:15001); requests would loop"}},
 	{"upstream elsewhere on the same port", "[levee]\nupstream = 10.0.0.5:15001\n", {NULL}},
@@ -460,13 +466,20 @@ static void test_overrides(void **state)
 	policy_unref(p);
 
 	/* A flag wins over the file. */
-	ov = (struct lv_overrides){.listen = "127.0.0.1:7000", .upstream = "[::1]:7001", .admin = "127.0.0.1:7002"};
-	assert_int_equal(policy_load_string("o.ini", "[levee]\nupstream = 1.1.1.1:1\nlisten = 1.1.1.1:2\n",
+	ov = (struct lv_overrides){
+		.listen = "127.0.0.1:7000", .upstream = "[::1]:7001", .admin = "127.0.0.1:7002", .probe = "0.0.0.0:7003"};
+	assert_int_equal(policy_load_string("o.ini", "[levee]\nupstream = 1.1.1.1:1\nlisten = 1.1.1.1:2\nprobe = none\n",
 	                                    &ov, &p, &d),
 	                 LV_OK);
 	assert_int_equal(p->listen.port, 7000);
 	assert_string_equal(p->upstream.host, "::1");
 	assert_int_equal(p->admin.port, 7002);
+	assert_string_equal(p->probe.host, "0.0.0.0");
+	assert_int_equal(p->probe.port, 7003);
+	policy_unref(p);
+	/* probe is off unless asked for */
+	assert_int_equal(policy_load_defaults(NULL, &p, &d), LV_OK);
+	assert_string_equal(p->probe.host, "");
 	policy_unref(p);
 
 	static const struct {
@@ -479,6 +492,8 @@ static void test_overrides(void **state)
 		 {"--listen: port must be a number from 1 to 65535",
 		  "--admin: missing host (write 0.0.0.0:PORT for every address)"}},
 		{{.admin = "0.0.0.0:15001"}, NULL, {"--admin: admin (0.0.0.0:15001) and listen (0.0.0.0:15001) overlap"}},
+		{{.probe = "127.0.0.1:15000"}, NULL, {"--probe: probe (127.0.0.1:15000) and admin (127.0.0.1:15000) overlap"}},
+		{{.probe = "nope"}, NULL, {"--probe: missing :PORT (write HOST:PORT, e.g. 127.0.0.1:8080)"}},
 		{{.listen = "127.0.0.1:8080"}, NULL,
 		 {"--listen: upstream is levee's own listen address (127.0.0.1:8080); requests would loop"}},
 		{{.upstream = "127.0.0.1:9"}, "[levee]\nlisten = 127.0.0.1:9\n",
