@@ -1,15 +1,16 @@
 /*
- * admin.c - the admin listener. One request per connection, answered and
- * closed: scrapers and probes reconnect cheaply, and the admin port must
- * never hold state that could matter during an incident.
+ * admin.c - the admin listener, and the probe listener that serves part of
+ * it. One request per connection, answered and closed: scrapers and probes
+ * reconnect cheaply, and the admin port must never hold state that could
+ * matter during an incident.
  */
 #include "admin/admin.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,7 +504,8 @@ static const struct admin_endpoint {
 
 /* Answers 401 or 403 and returns false when the request may not change
  * anything (auth.h). Refusals are counted by kind and logged, at most one
- * line per ADMIN_REFUSED_LOG_GAP_US, never with what the client sent. */
+ * line per ADMIN_REFUSED_LOG_GAP_US, with the method and path but never the
+ * credentials or the query. */
 static bool admin_authorized(struct admin_conn *a)
 {
 	const struct lv_head *hd = &a->head;
