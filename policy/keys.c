@@ -52,7 +52,10 @@ static const struct keys_def keys_def_table[] = {
 	{"levee",    "service",          KT_NAME,     P(service),                     "demo",          NULL,    NULL,     NULL,                    NULL,          false, 0, "Name of the protected service; it prefixes cache keys and names the sender of invalidation messages, so every replica of one service must agree."},
 	{"levee",    "listen",           KT_HOSTPORT, P(listen),                      "0.0.0.0:15001", NULL,    NULL,     NULL,                    NULL,          false, 0, "Address for client traffic. Overridden by `--listen`."},
 	{"levee",    "upstream",         KT_HOSTPORT, P(upstream),                    "127.0.0.1:8080",NULL,    NULL,     NULL,                    NULL,          true,  0, "The service levee protects. Overridden by `--upstream`."},
-	{"levee",    "admin",            KT_HOSTPORT, P(admin),                       "127.0.0.1:15000",NULL,   NULL,     NULL,                    NULL,          false, 0, "Admin listener: /healthz, /readyz, /metrics, /status, purge. Keep it on loopback. Overridden by `--admin`."},
+	{"levee",    "admin",            KT_HOSTPORT, P(admin),                       "127.0.0.1:15000",NULL,   NULL,     NULL,                    NULL,          false, 0, "Admin listener: /healthz, /readyz, /metrics, /status, POST /purge, POST /reload. Keep it on loopback; serve probes from `probe`. Overridden by `--admin`."},
+	{"levee",    "probe",            KT_HOSTPORT, P(probe),                       "none",          NULL,    NULL,     "none",                  NULL,          false, 0, "Probe listener: only GET /healthz, /readyz and /metrics, for the kubelet and Prometheus from outside the pod while `admin` stays on loopback. `none`: off. Overridden by `--probe`."},
+	{"levee",    "admin_token_env",  KT_NAME,     P(admin_token_env),             "LEVEE_ADMIN_TOKEN", NULL, NULL,    NULL,                    NULL,          false, 0, "Environment variable holding the admin token (16-255 visible ASCII bytes). When it is set, POST /purge, POST /reload and every other admin request but GET and HEAD need `Authorization: Bearer TOKEN`. Read once at start, never logged; the token itself never goes in this file."},
+	{"levee",    "admin_insecure",   KT_BOOL,     P(admin_insecure),              "false",         NULL,    NULL,     NULL,                    NULL,          false, 0, "Let admin requests that change state through without a token on an `admin` address that is not loopback. Off: without a token they answer 403 there (on loopback they stay open)."},
 	{"levee",    "workers",          KT_UINT,     P(workers),                     "auto",          "0",     "256",    "auto",                  "threads",     false, 0, "Worker threads, each with its own event loop; `auto` (or 0) is one per CPU the process may use: the CPUs of its affinity mask or its cgroup v2 CPU quota (`cpu.max`, rounded up), whichever is fewer (docs/operations.md)."},
 	{"levee",    "max_connections",  KT_UINT,     P(max_connections),             "10000",         "1",     "1000000", NULL,                   "connections", true,  0, "Open client connections, all workers together; a connection past it gets 503 and is closed."},
 	{"levee",    "drain_timeout",    KT_DURATION, P(drain_timeout_ms),            "25s",           "0",     "1h",     NULL,                    NULL,          true,  0, "On SIGTERM, longest wait for requests in flight to finish. Keep it below the pod's terminationGracePeriodSeconds."},
@@ -765,18 +768,18 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b)
 
 /* ---- uses of the table ------------------------------------------------- */
 
-void policy_static_changes(const struct lv_policy *old, const struct lv_policy *new,
-                           void (*cb)(const char *section, const char *key, void *arg), void *arg)
+void policy_keep_static(struct lv_policy *next, const struct lv_policy *running,
+                        void (*cb)(const char *section, const char *key, void *arg), void *arg)
 {
 	for (size_t i = 0; i < KEYS_N; i++) {
 		const struct keys_def *k = &keys_def_table[i];
 		const struct keys_section *s = keys_section_find(k->section);
 		/* Keys of named sections are all reloadable (the unit tests check it):
 		 * their instances come and go with the file. */
-		if (k->reload || s == NULL || s->named)
+		if (k->reload || s == NULL || s->named || keys_equal(k, running, next))
 			continue;
-		if (!keys_equal(k, old, new))
-			cb(k->section, k->name, arg);
+		cb(k->section, k->name, arg);
+		memcpy((char *)next + k->off, (const char *)running + k->off, k->size);
 	}
 }
 

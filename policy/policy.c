@@ -77,7 +77,7 @@ struct policy_parse {
 	int *seen_elem;   /* `seen` for the current instance of a named section */
 	int *sec_line;    /* per section: line of its header, for those that appear once */
 	void *scratch;    /* takes the keys of a rejected section so that they are still checked */
-	const char *overridden[3]; /* keys set from the command line */
+	const char *overridden[4]; /* keys set from the command line */
 
 	struct policy_order errs;  /* of diag->lines */
 	struct policy_order warns; /* of diag->warnings */
@@ -758,6 +758,13 @@ static bool policy_wildcard(const char *host)
 	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
 }
 
+/* Whether two listening addresses would take the same port. */
+static bool policy_overlap(const struct lv_hostport *a, const struct lv_hostport *b)
+{
+	return a->port == b->port &&
+	       (strcmp(a->host, b->host) == 0 || policy_wildcard(a->host) || policy_wildcard(b->host));
+}
+
 static bool policy_loopback(const char *host)
 {
 	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
@@ -776,11 +783,16 @@ static void policy_check(struct policy_parse *st)
 	if (p->redis.address.host[0] && p->redis.sentinels[0])
 		policy_err_pair(st, "redis", "sentinels", "address", "set address or sentinels, not both");
 
-	if (p->admin.port == p->listen.port &&
-	    (strcmp(p->admin.host, p->listen.host) == 0 || policy_wildcard(p->admin.host) ||
-	     policy_wildcard(p->listen.host)))
+	if (policy_overlap(&p->admin, &p->listen))
 		policy_err_pair(st, "levee", "admin", "listen", "admin (%s:%u) and listen (%s:%u) overlap",
 		                p->admin.host, p->admin.port, p->listen.host, p->listen.port);
+	for (int i = 0; i < 2 && p->probe.host[0]; i++) {
+		const char *other = i ? "admin" : "listen";
+		const struct lv_hostport *hp = i ? &p->admin : &p->listen;
+		if (policy_overlap(&p->probe, hp))
+			policy_err_pair(st, "levee", "probe", other, "probe (%s:%u) and %s (%s:%u) overlap",
+			                p->probe.host, p->probe.port, other, hp->host, hp->port);
+	}
 
 	/* Only a sure loop is an error: the upstream may be another machine that
 	 * happens to use the same port. */
@@ -799,7 +811,9 @@ static void policy_overrides(struct policy_parse *st, const struct lv_overrides 
 		return;
 	const struct {
 		const char *key, *value;
-	} flags[] = {{"listen", ov->listen}, {"upstream", ov->upstream}, {"admin", ov->admin}};
+	} flags[] = {{"listen", ov->listen}, {"upstream", ov->upstream}, {"admin", ov->admin}, {"probe", ov->probe}};
+	_Static_assert(sizeof(flags) / sizeof(flags[0]) == sizeof(st->overridden) / sizeof(st->overridden[0]),
+	               "one slot of `overridden` per flag");
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		if (flags[i].value == NULL)

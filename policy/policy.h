@@ -224,6 +224,9 @@ struct lv_policy {
 	struct lv_hostport listen;
 	struct lv_hostport upstream;
 	struct lv_hostport admin;
+	struct lv_hostport probe; /* read-only probe listener; host "" when off */
+	char admin_token_env[LV_NAME_MAX]; /* names the variable with the admin token */
+	bool admin_insecure;      /* no token on a non-loopback admin address: open, not 403 */
 	uint64_t workers;         /* 0 = auto (one per CPU) */
 	uint64_t max_connections;
 	uint64_t drain_timeout_ms;
@@ -282,6 +285,7 @@ struct lv_overrides {
 	const char *listen;
 	const char *upstream;
 	const char *admin;
+	const char *probe;
 };
 
 /* Parse and validate a policy file. On success *out holds a snapshot with one
@@ -306,11 +310,13 @@ void policy_unref(struct lv_policy *p);
 const struct lv_route *policy_route_match(const struct lv_policy *p, const char *path, size_t len,
                                           unsigned method_bit, struct lv_captures *caps);
 
-/* Calls `cb` once for every key whose value differs between `old` and `new`
- * but which cannot change on reload (the running process keeps the old value
- * until restart). */
-void policy_static_changes(const struct lv_policy *old, const struct lv_policy *new,
-                           void (*cb)(const char *section, const char *key, void *arg), void *arg);
+/* Gives `next` the running value of every key that cannot change on reload,
+ * calling `cb` for each whose value in `next` was different: the file asks
+ * for it, but it takes a restart. So a snapshot always says what runs, and
+ * the list of such keys is always against the process as it started. `next`
+ * must not be shared yet. */
+void policy_keep_static(struct lv_policy *next, const struct lv_policy *running,
+                        void (*cb)(const char *section, const char *key, void *arg), void *arg);
 
 /* Writes the documentation of every key (from the key table) as Markdown. */
 void policy_keys_markdown(FILE *out);

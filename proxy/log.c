@@ -92,6 +92,40 @@ void log_msg(enum lv_log_level level, const char *fmt, ...)
 	write_all(2, line, len);
 }
 
+bool log_limit_allow(struct log_limit *l, uint64_t now_us, uint64_t gap_us, uint64_t *skipped)
+{
+	if (l->any && now_us - l->last_us < gap_us) {
+		l->skipped++;
+		return false;
+	}
+	*skipped = l->skipped;
+	l->any = true;
+	l->last_us = now_us;
+	l->skipped = 0;
+	return true;
+}
+
+bool log_state_set(struct log_state *s, int state, uint64_t now_us, uint64_t gap_us, unsigned *changes)
+{
+	uint64_t skipped;
+	if (s->logged < 0) {
+		/* the first line is no change: it leaves the gap to the first one */
+		s->logged = s->state = state;
+		*changes = 0;
+		return true;
+	}
+	if (state != s->state) {
+		s->state = state;
+		s->changes++;
+	}
+	if (state == s->logged || !log_limit_allow(&s->limit, now_us, gap_us, &skipped))
+		return false;
+	s->logged = state;
+	*changes = s->changes;
+	s->changes = 0;
+	return true;
+}
+
 int accesslog_open(const char *spec)
 {
 	if (strcmp(spec, "stdout") == 0) {

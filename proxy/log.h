@@ -10,6 +10,7 @@
 #ifndef LEVEE_LOG_H
 #define LEVEE_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,37 @@ void log_msg(enum lv_log_level level, const char *fmt, ...) __attribute__((forma
 #define log_info(...) log_msg(LV_LOG_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LV_LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LV_LOG_ERROR, __VA_ARGS__)
+
+/* A line about something that may happen often (refused requests, a peer
+ * that flaps): at most one per gap. Time is the caller's (microseconds, any
+ * monotonic origin), so the rules are tested without a clock. */
+struct log_limit {
+	bool any;         /* a line was allowed before */
+	uint64_t last_us; /* when */
+	uint64_t skipped; /* lines held back since */
+};
+
+/* Whether to log now; if so, *skipped is how many were held back since the
+ * last line. */
+bool log_limit_allow(struct log_limit *l, uint64_t now_us, uint64_t gap_us, uint64_t *skipped);
+
+/* A two-valued state (reachable or not) whose changes are logged once each,
+ * at most one line per gap; the first value seen is logged at once. Changes
+ * within a gap are counted and held back; the state then is logged when the
+ * gap ends, unless it is the one the log already says. */
+struct log_state {
+	struct log_limit limit;
+	int logged;       /* the state the log says; -1 before the first line */
+	int state;        /* the state seen last */
+	unsigned changes; /* since the last line */
+};
+
+#define LOG_STATE_INIT {.logged = -1, .state = -1}
+
+/* Records `state` (0 or 1); whether to log it now. If so, *changes is the
+ * number of changes the line covers: 0 for the first line, 1 for a plain
+ * change, more when some were held back. */
+bool log_state_set(struct log_state *s, int state, uint64_t now_us, uint64_t gap_us, unsigned *changes);
 
 /* Opens the access log: "stdout", "off" or a file path (appended to).
  * Start-up only. */

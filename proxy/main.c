@@ -1,8 +1,8 @@
 /*
  * main.c - command line, start-up, signals, drain and shutdown.
  *
- *   levee --policy FILE [--listen H:P] [--upstream H:P] [--admin H:P]
- *   levee --upstream H:P [--listen H:P] [--admin H:P]     built-in defaults
+ *   levee --policy FILE [--listen H:P] [--upstream H:P] [--admin H:P] [--probe H:P]
+ *   levee --upstream H:P [--listen H:P] [--admin H:P] [--probe H:P]   built-in defaults
  *   levee check FILE                                      validate, exit 0/1
  *   levee keys                                            document every key
  *   levee --version
@@ -43,7 +43,8 @@ struct runtime *server_runtime_acquire(void)
 static void usage(FILE *f)
 {
 	fputs("usage: levee --policy FILE [--listen HOST:PORT] [--upstream HOST:PORT] [--admin HOST:PORT]\n"
-	      "       levee --upstream HOST:PORT [--listen HOST:PORT] [--admin HOST:PORT]\n"
+	      "                          [--probe HOST:PORT]\n"
+	      "       levee --upstream HOST:PORT [--listen HOST:PORT] [--admin HOST:PORT] [--probe HOST:PORT]\n"
 	      "       levee check FILE\n"
 	      "       levee keys\n"
 	      "       levee --version\n",
@@ -176,6 +177,8 @@ int main(int argc, char **argv)
 			slot = &ov.upstream;
 		} else if (strcmp(a, "--admin") == 0) {
 			slot = &ov.admin;
+		} else if (strcmp(a, "--probe") == 0) {
+			slot = &ov.probe;
 		} else {
 			fprintf(stderr, "levee: unknown argument %s\n", a);
 			usage(stderr);
@@ -216,7 +219,6 @@ int main(int argc, char **argv)
 	if (runtime_build(p, &rt, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	srv.current = rt;
-	srv.last_reload_ok = 1;
 	if (cache_init(rt->policy) != LV_OK)
 		die("%s", "cannot allocate the cache");
 
@@ -243,7 +245,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (invalidate_start(rt->policy, err, sizeof(err)) != LV_OK)
 		die("%s", err);
-	if (admin_start(srv.main_base, &rt->policy->admin, err, sizeof(err)) != LV_OK)
+	if (admin_start(srv.main_base, rt->policy, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (probe_start(srv.main_base) != LV_OK || reload_init(srv.main_base) != LV_OK)
 		die("%s", "event setup failed");

@@ -15,6 +15,7 @@
 
 #include "cpus.h"
 #include "policy.h"
+#include "reload_status.h"
 #include "runtime.h"
 
 struct worker;
@@ -37,10 +38,7 @@ struct server {
 	/* reload bookkeeping, main thread only (read by admin on the same thread) */
 	char policy_path[LV_PATH_MAX];
 	struct lv_overrides ov;
-	uint64_t reloads_ok, reloads_failed;
-	int last_reload_ok;
-	double last_reload_ts;
-	char last_error[1024];
+	struct reload_status reload;
 };
 
 extern struct server srv;

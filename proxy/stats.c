@@ -133,9 +133,12 @@ void stats_render_prometheus(FILE *out, struct lv_stats *const *w, unsigned n, c
 	        "# HELP levee_policy_reloads_total Policy reload attempts, by result\n"
 	        "# TYPE levee_policy_reloads_total counter\n"
 	        "levee_policy_reloads_total{result=\"ok\"} %llu\n"
+	        "levee_policy_reloads_total{result=\"unchanged\"} %llu\n"
 	        "levee_policy_reloads_total{result=\"error\"} %llu\n"
-	        "# HELP levee_policy_last_reload_success Whether the last reload attempt succeeded\n"
+	        "# HELP levee_policy_last_reload_success Whether the last reload attempt succeeded (applied or unchanged)\n"
 	        "# TYPE levee_policy_last_reload_success gauge\nlevee_policy_last_reload_success %d\n"
+	        "# HELP levee_policy_restart_pending Whether the running policy's file changes keys that take a restart\n"
+	        "# TYPE levee_policy_restart_pending gauge\nlevee_policy_restart_pending %d\n"
 	        "# HELP levee_policy_loaded_timestamp_seconds When the running policy was loaded\n"
 	        "# TYPE levee_policy_loaded_timestamp_seconds gauge\nlevee_policy_loaded_timestamp_seconds %.3f\n"
 	        "# HELP levee_ready Whether /readyz answers 200\n# TYPE levee_ready gauge\nlevee_ready %d\n"
@@ -143,6 +146,6 @@ void stats_render_prometheus(FILE *out, struct lv_stats *const *w, unsigned n, c
 	        "# HELP levee_upstream_reachable Whether the last upstream probe connected\n"
 	        "# TYPE levee_upstream_reachable gauge\nlevee_upstream_reachable %d\n",
 	        (unsigned long long)g->conns_active, (unsigned long long)g->workers,
-	        (unsigned long long)g->reloads_ok, (unsigned long long)g->reloads_failed, g->last_reload_ok,
-	        g->last_reload_ts, g->ready, g->draining, g->upstream_reachable);
+	        (unsigned long long)g->reloads_ok, (unsigned long long)g->reloads_unchanged,
+	        (unsigned long long)g->reloads_failed, g->last_reload_ok, g->restart_pending, g->last_reload_ts, g->ready, g->draining, g->upstream_reachable);
 }

@@ -73,9 +73,10 @@ unsigned stats_route_index(const char *name);
 struct lv_gauges {
 	uint64_t conns_active;
 	uint64_t workers;
-	uint64_t reloads_ok, reloads_failed;
+	uint64_t reloads_ok, reloads_unchanged, reloads_failed; /* applied, equal to the running policy, refused */
 	double last_reload_ts;
 	int last_reload_ok;
+	int restart_pending; /* the applied file changes keys that take a restart */
 	int ready, draining, upstream_reachable;
 };
 

@@ -1,7 +1,8 @@
 /*
- * admin.c - the admin listener. One request per connection, answered and
- * closed: scrapers and probes reconnect cheaply, and the admin port must
- * never hold state that could matter during an incident.
+ * admin.c - the admin listener, and the probe listener that serves part of
+ * it. One request per connection, answered and closed: scrapers and probes
+ * reconnect cheaply, and the admin port must never hold state that could
+ * matter during an incident.
  */
 #include "admin/admin.h"
 
@@ -9,12 +10,14 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admin/auth.h"
 #include "cache/cache.h"
 #include "invalidate/invalidate.h"
 #include "log.h"
@@ -27,6 +30,8 @@
 #define ADMIN_HEAD_BYTES 8192
 #define ADMIN_HEADERS 64
 #define ADMIN_TIMEOUT_S 10
+/* refusals are logged, but a scanner must not fill the log */
+#define ADMIN_REFUSED_LOG_GAP_US (10 * 1000 * 1000)
 
 struct admin_conn {
 	struct bufferevent *bev;
@@ -34,13 +39,24 @@ struct admin_conn {
 	struct lv_head head;
 	struct lv_hdr slots[ADMIN_HEADERS];
 	char text[ADMIN_HEAD_BYTES];
+	char peer[64]; /* the client's address, for the log */
+	bool probe;    /* came in on the probe listener */
 	bool done;
 };
 
-static struct listener admin_listener;
+/* The admin listener serves every endpoint; the probe listener only those
+ * marked EP_PROBE, which change nothing and need no token, so that it can
+ * face the kubelet and Prometheus while the admin listener stays on
+ * loopback. Both run the same code below; `probe_listener.lev` is NULL when
+ * [levee] probe is none. */
+static struct listener admin_listener, probe_listener;
 /* The main thread's counters: only its accept errors and pauses, summed with
  * the workers' like theirs. */
 static struct lv_stats admin_stats;
+static struct auth admin_auth;
+static char admin_token_env[LV_NAME_MAX];
+static uint64_t admin_refused[AUTH__COUNT]; /* by verdict; main thread only */
+static struct log_limit admin_refused_log;
 
 bool admin_ready(const char **why)
 {
@@ -66,19 +82,39 @@ static void admin_free(struct admin_conn *a)
 	free(a);
 }
 
-static void admin_reply(struct admin_conn *a, int status, const char *ctype, const char *body, size_t len)
+static const char *admin_phrase(int status)
 {
-	const char *phrase = status == 200   ? "OK"
-	                     : status == 400 ? "Bad Request"
-	                     : status == 404 ? "Not Found"
-	                     : status == 405 ? "Method Not Allowed"
-	                                     : "Service Unavailable";
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 422:
+		return "Unprocessable Content";
+	default:
+		return "Service Unavailable";
+	}
+}
+
+/* `extra`: more complete "Name: value\r\n" lines, or NULL. */
+static void admin_reply(struct admin_conn *a, int status, const char *ctype, const char *body, size_t len,
+                        const char *extra)
+{
 	struct evbuffer *out = bufferevent_get_output(a->bev);
 	evbuffer_add_printf(out,
 	                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-	                    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-	                    status, phrase, ctype, len);
-	evbuffer_add(out, body, len);
+	                    "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+	                    status, admin_phrase(status), ctype, len, extra ? extra : "");
+	if (a->head.method != HTTP_HEAD)
+		evbuffer_add(out, body, len);
 	a->done = true;
 	bufferevent_disable(a->bev, EV_READ);
 	bufferevent_enable(a->bev, EV_WRITE);
@@ -86,7 +122,7 @@ static void admin_reply(struct admin_conn *a, int status, const char *ctype, con
 
 static void admin_text(struct admin_conn *a, int status, const char *text)
 {
-	admin_reply(a, status, "text/plain; charset=utf-8", text, strlen(text));
+	admin_reply(a, status, "text/plain; charset=utf-8", text, strlen(text), NULL);
 }
 
 /* JSON string body for a C string. */
@@ -167,6 +203,47 @@ static void admin_redis_metrics(FILE *f)
 	        (double)s.latency_us_sum / 1e6, (unsigned long long)s.latency_count);
 }
 
+/* A ',' separated list as a JSON array of strings. */
+static void json_list(FILE *f, const char *list)
+{
+	fputc('[', f);
+	for (const char *p = list; *p;) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		char item[LV_NAME_MAX * 2];
+		snprintf(item, sizeof(item), "%.*s", (int)n, p);
+		if (p != list)
+			fputc(',', f);
+		json_str(f, item);
+		p += n + (end != NULL);
+	}
+	fputc(']', f);
+}
+
+/* The running policy's file and the reload state, inside /status's "policy".
+ * `checksum` is the file the running policy was read from; the keys in
+ * `restart_keys` still have the values of the file levee started with. */
+static void admin_reload_json(FILE *f, const struct lv_policy *p)
+{
+	const struct reload_status *r = &srv.reload;
+	uint64_t attempts = r->count[RELOAD_APPLIED] + r->count[RELOAD_UNCHANGED] + r->count[RELOAD_REFUSED];
+	fprintf(f,
+	        ",\"checksum\":\"%s\",\"started_checksum\":\"%s\",\"loaded_at\":%lld,\"reloads_ok\":%llu,"
+	        "\"reloads_unchanged\":%llu,\"reloads_failed\":%llu,\"last_reload\":",
+	        p->checksum, r->started_checksum, (long long)p->loaded_at,
+	        (unsigned long long)r->count[RELOAD_APPLIED], (unsigned long long)r->count[RELOAD_UNCHANGED],
+	        (unsigned long long)r->count[RELOAD_REFUSED]);
+	if (attempts)
+		fprintf(f, "\"%s\",\"last_reload_at\":%.3f", reload_result_name(r->last), r->last_ts);
+	else
+		fputs("null,\"last_reload_at\":null", f);
+	fprintf(f, ",\"last_reload_ok\":%s,\"last_error\":", reload_status_ok(r) ? "true" : "false");
+	json_str(f, r->error);
+	fprintf(f, ",\"restart_pending\":%s,\"restart_keys\":",
+	        reload_status_restart_pending(r) ? "true" : "false");
+	json_list(f, r->restart_keys);
+}
+
 static void admin_status(FILE *f)
 {
 	struct runtime *rt = server_runtime_acquire();
@@ -189,11 +266,7 @@ static void admin_status(FILE *f)
 	fputs("},", f);
 	fputs("\"policy\":{\"path\":", f);
 	json_str(f, p->path);
-	fprintf(f, ",\"checksum\":\"%s\",\"loaded_at\":%lld,\"reloads_ok\":%llu,\"reloads_failed\":%llu,"
-	           "\"last_reload_ok\":%s,\"last_error\":",
-	        p->checksum, (long long)p->loaded_at, (unsigned long long)srv.reloads_ok,
-	        (unsigned long long)srv.reloads_failed, srv.last_reload_ok ? "true" : "false");
-	json_str(f, srv.last_error);
+	admin_reload_json(f, p);
 	fputs(",\"routes\":[", f);
 	for (size_t i = 0; i < p->nroutes; i++) {
 		if (i)
@@ -214,7 +287,14 @@ static void admin_status(FILE *f)
 	} else {
 		fputs(",\"redis\":null", f);
 	}
-	fputc(',', f);
+	fprintf(f, ",\"admin\":{\"auth\":\"%s\",\"token_env\":", auth_mode_name(admin_auth.mode));
+	json_str(f, admin_token_env);
+	fputs(",\"probe\":", f);
+	if (p->probe.host[0])
+		fprintf(f, strchr(p->probe.host, ':') ? "\"[%s]:%u\"" : "\"%s:%u\"", p->probe.host, p->probe.port);
+	else
+		fputs("null", f);
+	fputs("},", f);
 	invalidate_status_json(f);
 	fputs("}\n", f);
 	runtime_unref(rt);
@@ -231,9 +311,11 @@ static void admin_metrics(FILE *f)
 	struct lv_gauges g = {
 	    .conns_active = atomic_load(&srv.conns),
 	    .workers = srv.nworkers,
-	    .reloads_ok = srv.reloads_ok,
-	    .reloads_failed = srv.reloads_failed,
-	    .last_reload_ok = srv.last_reload_ok,
+	    .reloads_ok = srv.reload.count[RELOAD_APPLIED],
+	    .reloads_unchanged = srv.reload.count[RELOAD_UNCHANGED],
+	    .reloads_failed = srv.reload.count[RELOAD_REFUSED],
+	    .last_reload_ok = reload_status_ok(&srv.reload),
+	    .restart_pending = reload_status_restart_pending(&srv.reload),
 	    .ready = admin_ready(&why),
 	    .draining = atomic_load(&srv.draining),
 	    .upstream_reachable = atomic_load(&srv.upstream_reachable),
@@ -245,6 +327,12 @@ static void admin_metrics(FILE *f)
 	cache_render_prometheus(f);
 	admin_redis_metrics(f);
 	invalidate_render_prometheus(f);
+	fputs("# HELP levee_admin_refused_total Admin requests refused for want of authorization: no bearer token, "
+	      "a wrong one, or none configured off loopback\n# TYPE levee_admin_refused_total counter\n",
+	      f);
+	for (int v = AUTH_MISSING; v < AUTH__COUNT; v++)
+		fprintf(f, "levee_admin_refused_total{reason=\"%s\"} %llu\n", auth_verdict_name(v),
+		        (unsigned long long)admin_refused[v]);
 }
 
 /* Decodes %XX in a query value into `out`; false on a bad escape. */
@@ -289,14 +377,12 @@ static const char *admin_purge_glob(const char *val, size_t *len)
 	return NULL;
 }
 
-/* POST /purge?url=/path[?query] | url=GLOB | prefix=/path/ | tag=T | all=1 */
+/* POST /purge?url=/path[?query] | url=GLOB | prefix=/path/ | tag=T | all=1
+ * (or true: anything else is a mistake, and emptying every replica's cache
+ * is not its remedy) */
 static void admin_purge(struct admin_conn *a)
 {
 	const struct lv_head *hd = &a->head;
-	if (hd->method != HTTP_POST) {
-		admin_text(a, 405, "use POST\n");
-		return;
-	}
 	const char *q = hd->text + hd->target_off + hd->path_len;
 	size_t qlen = hd->target_len - hd->path_len;
 	if (qlen < 2) {
@@ -347,7 +433,7 @@ static void admin_purge(struct admin_conn *a)
 		it.kind = INVAL_PREFIX, n = cache_purge_prefix(srv.l2, svc, val, vlen);
 	else if (nlen == 3 && memcmp(q, "tag", 3) == 0 && vlen)
 		it.kind = INVAL_TAG, n = cache_purge_tag(srv.l2, svc, val, vlen);
-	else if (nlen == 3 && memcmp(q, "all", 3) == 0)
+	else if (nlen == 3 && memcmp(q, "all", 3) == 0 && (strcmp(val, "1") == 0 || strcmp(val, "true") == 0))
 		it.len = 0, n = cache_purge_all(srv.l2, svc);
 	else
 		ok = false;
@@ -356,7 +442,7 @@ static void admin_purge(struct admin_conn *a)
 	if (ok)
 		invalidate_publish(&it, 1);
 	if (!ok) {
-		admin_text(a, 400, "give one of url=/path, prefix=/path, tag=T, all=1\n");
+		admin_text(a, 400, "give one of url=/path, prefix=/path, tag=T, all=1 (or all=true)\n");
 		return;
 	}
 	/* a glob says which prefix it purged, which may be wider than the glob */
@@ -368,73 +454,167 @@ static void admin_purge(struct admin_conn *a)
 		msg[o++] = '"';
 	}
 	o += (size_t)snprintf(msg + o, sizeof(msg) - o, "}\n");
-	admin_reply(a, 200, "application/json", msg, o);
+	admin_reply(a, 200, "application/json", msg, o, NULL);
+}
+
+/* POST /reload: always JSON, one answer per outcome. A refusal is 422: the
+ * request was fine, the file it names cannot be applied, and asking again
+ * changes nothing until the file does. */
+static void admin_reload(struct admin_conn *a)
+{
+	struct lv_diag d = {0};
+	enum reload_result r = reload_now(RELOAD_BY_ADMIN, &d);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		diag_free(&d);
+		admin_text(a, 503, "out of memory\n");
+		return;
+	}
+	fprintf(f, "{\"result\":\"%s\"", reload_result_name(r));
+	if (r == RELOAD_REFUSED) {
+		fputs(",\"errors\":[", f);
+		for (size_t i = 0; i < d.n; i++) {
+			if (i)
+				fputc(',', f);
+			json_str(f, d.lines[i]);
+		}
+		fputc(']', f);
+	} else {
+		struct runtime *rt = server_runtime_acquire();
+		fprintf(f, ",\"checksum\":\"%s\",\"restart_keys\":", rt->policy->checksum);
+		runtime_unref(rt);
+		json_list(f, srv.reload.restart_keys);
+	}
+	fputs("}\n", f);
+	fclose(f);
+	admin_reply(a, r == RELOAD_REFUSED ? 422 : 200, "application/json", buf, len, NULL);
+	free(buf);
+	diag_free(&d);
+}
+
+static void admin_healthz(struct admin_conn *a)
+{
+	admin_text(a, 200, "ok\n");
+}
+
+static void admin_readyz(struct admin_conn *a)
+{
+	const char *why;
+	char msg[128];
+	if (admin_ready(&why)) {
+		admin_text(a, 200, "ready\n");
+		return;
+	}
+	snprintf(msg, sizeof(msg), "not ready: %s\n", why);
+	admin_text(a, 503, msg);
+}
+
+/* Answers 200 with what `write` puts in a buffer. */
+static void admin_document(struct admin_conn *a, const char *ctype, void (*write)(FILE *f))
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		admin_text(a, 503, "out of memory\n");
+		return;
+	}
+	write(f);
+	fclose(f);
+	admin_reply(a, 200, ctype, buf, len, NULL);
+	free(buf);
+}
+
+static void admin_serve_metrics(struct admin_conn *a)
+{
+	admin_document(a, "text/plain; version=0.0.4; charset=utf-8", admin_metrics);
+}
+
+static void admin_serve_status(struct admin_conn *a)
+{
+	admin_document(a, "application/json", admin_status);
+}
+
+enum admin_ep_flags {
+	EP_CHANGES = 1u << 0, /* changes state: POST only */
+	EP_PROBE = 1u << 1,   /* served on the probe listener too */
+};
+
+static const struct admin_endpoint {
+	const char *path;
+	unsigned flags;
+	void (*serve)(struct admin_conn *a);
+} admin_endpoints[] = {
+	{"/healthz", EP_PROBE, admin_healthz},
+	{"/readyz", EP_PROBE, admin_readyz},
+	{"/metrics", EP_PROBE, admin_serve_metrics},
+	{"/status", 0, admin_serve_status},
+	{"/purge", EP_CHANGES, admin_purge},
+	{"/reload", EP_CHANGES, admin_reload},
+};
+
+/* Answers 401 or 403 and returns false when the request may not change
+ * anything (auth.h). Refusals are counted by kind and logged, at most one
+ * line per ADMIN_REFUSED_LOG_GAP_US, with the method and path but never the
+ * credentials or the query. */
+static bool admin_authorized(struct admin_conn *a)
+{
+	const struct lv_head *hd = &a->head;
+	int i = head_find(hd, LIT("authorization"), 0);
+	enum auth_verdict v = auth_check(&admin_auth, i >= 0 ? hd->text + hd->h[i].value : NULL,
+	                                 i >= 0 ? hd->h[i].value_len : 0);
+	/* with two Authorization fields, which one counts would be a guess */
+	if (v == AUTH_OK && admin_auth.mode == AUTH_TOKEN && head_find(hd, LIT("authorization"), i + 1) >= 0)
+		v = AUTH_WRONG;
+	if (v == AUTH_OK)
+		return true;
+	admin_refused[v]++;
+	uint64_t skipped;
+	if (log_limit_allow(&admin_refused_log, now_us(), ADMIN_REFUSED_LOG_GAP_US, &skipped))
+		log_warn("admin: refused %.*s %.*s from %s: %s (%llu more refusals since the last such line)",
+		         (int)hd->method_len, hd->text + hd->method_off, (int)hd->path_len, hd->text + hd->target_off,
+		         a->peer, auth_verdict_name(v), (unsigned long long)skipped);
+	if (v == AUTH_FORBIDDEN) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+		         "refused: the admin listener is not on loopback and $%s holds no token; set one, or "
+		         "[levee] admin_insecure = true\n",
+		         admin_token_env);
+		admin_text(a, 403, msg);
+		return false;
+	}
+	const char *text = v == AUTH_MISSING ? "this needs Authorization: Bearer TOKEN\n" : "wrong bearer token\n";
+	admin_reply(a, 401, "text/plain; charset=utf-8", text, strlen(text),
+	            v == AUTH_MISSING ? "WWW-Authenticate: Bearer realm=\"levee-admin\"\r\n"
+	                              : "WWW-Authenticate: Bearer realm=\"levee-admin\", error=\"invalid_token\"\r\n");
+	return false;
 }
 
 static void admin_route(struct admin_conn *a)
 {
 	const struct lv_head *hd = &a->head;
 	const char *path = hd->text + hd->target_off;
-	size_t plen = hd->path_len;
-	bool get = hd->method == HTTP_GET || hd->method == HTTP_HEAD;
-#define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
-	if (PATH_IS("/healthz")) {
-		admin_text(a, get ? 200 : 405, get ? "ok\n" : "use GET\n");
-	} else if (PATH_IS("/readyz")) {
-		const char *why;
-		char msg[128];
-		if (admin_ready(&why)) {
-			admin_text(a, 200, "ready\n");
-		} else {
-			snprintf(msg, sizeof(msg), "not ready: %s\n", why);
-			admin_text(a, 503, msg);
-		}
-	} else if (PATH_IS("/metrics") || PATH_IS("/status")) {
-		char *buf = NULL;
-		size_t len = 0;
-		FILE *f = open_memstream(&buf, &len);
-		if (!f) {
-			admin_text(a, 503, "out of memory\n");
-			return;
-		}
-		bool metrics = PATH_IS("/metrics");
-		if (metrics)
-			admin_metrics(f);
+	bool safe = hd->method == HTTP_GET || hd->method == HTTP_HEAD;
+	/* before routing: an unknown path or method changes nothing, but
+	 * neither should it tell an anonymous client what exists; the probe
+	 * listener serves nothing that could change state */
+	if (!safe && !a->probe && !admin_authorized(a))
+		return;
+	for (size_t i = 0; i < sizeof(admin_endpoints) / sizeof(admin_endpoints[0]); i++) {
+		const struct admin_endpoint *ep = &admin_endpoints[i];
+		if (strlen(ep->path) != hd->path_len || memcmp(path, ep->path, hd->path_len) != 0 ||
+		    (a->probe && !(ep->flags & EP_PROBE)))
+			continue;
+		if (ep->flags & EP_CHANGES ? hd->method != HTTP_POST : !safe)
+			admin_text(a, 405, ep->flags & EP_CHANGES ? "use POST\n" : "use GET\n");
 		else
-			admin_status(f);
-		fclose(f);
-		admin_reply(a, 200, metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json", buf,
-		            len);
-		free(buf);
-	} else if (PATH_IS("/purge")) {
-		admin_purge(a);
-	} else if (PATH_IS("/reload")) {
-		if (hd->method != HTTP_POST) {
-			admin_text(a, 405, "use POST\n");
-			return;
-		}
-		struct lv_diag d = {0};
-		if (reload_now(&d) == LV_OK) {
-			admin_text(a, 200, "reloaded\n");
-		} else {
-			char *buf = NULL;
-			size_t len = 0;
-			FILE *f = open_memstream(&buf, &len);
-			if (f) {
-				for (size_t i = 0; i < d.n; i++)
-					fprintf(f, "%s\n", d.lines[i]);
-				fclose(f);
-				admin_reply(a, 400, "text/plain; charset=utf-8", buf, len);
-				free(buf);
-			} else {
-				admin_text(a, 400, "reload failed\n");
-			}
-		}
-		diag_free(&d);
-	} else {
-		admin_text(a, 404, "not found; try /healthz /readyz /metrics /status, POST /reload\n");
+			ep->serve(a);
+		return;
 	}
-#undef PATH_IS
+	admin_text(a, 404, a->probe ? "not found; the probe listener serves GET /healthz /readyz /metrics\n"
+	                            : "not found; try /healthz /readyz /metrics /status, POST /purge, POST /reload\n");
 }
 
 static void admin_readcb(struct bufferevent *bev, void *arg)
@@ -482,6 +662,9 @@ static void admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
 		free(a);
 		return;
 	}
+	if (getnameinfo(sa, (socklen_t)socklen, a->peer, sizeof(a->peer), NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(a->peer, sizeof(a->peer), "?");
+	a->probe = arg == &probe_listener;
 	a->head.h = a->slots;
 	a->head.max = ADMIN_HEADERS;
 	a->head.text = a->text;
@@ -494,7 +677,10 @@ static void admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
 	bufferevent_enable(a->bev, EV_READ);
 }
 
-int admin_start(struct event_base *base, const struct lv_hostport *addr, char *err, size_t errlen)
+/* Binds `addr` into `l`, serving accepts with `cb` (given `l`); *loopback
+ * says whether the address is a loopback one. */
+static int admin_listen(struct event_base *base, struct listener *l, const char *name, const struct lv_hostport *addr,
+                        evconnlistener_cb cb, bool *loopback, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -504,18 +690,64 @@ int admin_start(struct event_base *base, const struct lv_hostport *addr, char *e
 	                                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
 	                                                     (struct sockaddr *)&ss, (int)len);
 	if (!lev) {
-		snprintf(err, errlen, "admin listen on %s:%u: %s", addr->host, addr->port, strerror(errno));
+		snprintf(err, errlen, "%s listen on %s:%u: %s", name, addr->host, addr->port, strerror(errno));
 		return LV_ERR;
 	}
-	if (listener_init(&admin_listener, lev, admin_accept, NULL, "admin", &admin_stats.accept_errors,
-	                  &admin_stats.accept_pauses) != LV_OK) {
-		snprintf(err, errlen, "admin listener: out of memory");
+	if (listener_init(l, lev, cb, l, name, &admin_stats.accept_errors, &admin_stats.accept_pauses) != LV_OK) {
+		snprintf(err, errlen, "%s listener: out of memory", name);
 		return LV_ERR;
 	}
+	*loopback = auth_loopback((const struct sockaddr *)&ss);
+	return LV_OK;
+}
+
+/* Says at start who may change what through the admin listener. */
+static void admin_log_auth(const struct lv_hostport *addr)
+{
+	switch (admin_auth.mode) {
+	case AUTH_TOKEN:
+		log_info("admin: purge, reload and other changes need the bearer token in $%s", admin_token_env);
+		break;
+	case AUTH_LOOPBACK:
+		log_info("admin: no token in $%s; changes are open to clients on this host (the listener is on "
+		         "loopback)",
+		         admin_token_env);
+		break;
+	case AUTH_LOCKED:
+		log_warn("admin: %s:%u is not loopback and $%s holds no token: purge, reload and other changes "
+		         "answer 403 (set a token, or [levee] admin_insecure = true)",
+		         addr->host, addr->port, admin_token_env);
+		break;
+	case AUTH_INSECURE:
+		log_warn("admin: %s:%u is not loopback, $%s holds no token and admin_insecure = true: whoever "
+		         "reaches it can purge and reload",
+		         addr->host, addr->port, admin_token_env);
+		break;
+	}
+}
+
+int admin_start(struct event_base *base, const struct lv_policy *p, char *err, size_t errlen)
+{
+	bool loopback;
+	char why[160];
+	snprintf(admin_token_env, sizeof(admin_token_env), "%s", p->admin_token_env);
+	if (admin_listen(base, &admin_listener, "admin", &p->admin, admin_accept, &loopback, err, errlen) != LV_OK)
+		return LV_ERR;
+	if (auth_init(&admin_auth, getenv(admin_token_env), loopback, p->admin_insecure, why, sizeof(why)) != LV_OK) {
+		snprintf(err, errlen, "admin token in $%s: %s", admin_token_env, why);
+		return LV_ERR;
+	}
+	admin_log_auth(&p->admin);
+	if (!p->probe.host[0])
+		return LV_OK;
+	if (admin_listen(base, &probe_listener, "probe", &p->probe, admin_accept, &loopback, err, errlen) != LV_OK)
+		return LV_ERR;
+	log_info("probe listener on %s:%u: GET /healthz /readyz /metrics", p->probe.host, p->probe.port);
 	return LV_OK;
 }
 
 void admin_stop(void)
 {
 	listener_close(&admin_listener);
+	listener_close(&probe_listener);
 }

@@ -1,6 +1,8 @@
 /*
  * admin.h - the admin listener (127.0.0.1 by default), on the main thread:
- * /healthz, /readyz, /metrics, /status, POST /reload.
+ * /healthz, /readyz, /metrics, /status, POST /purge, POST /reload. Requests
+ * that change state are authorized as auth.h says. The probe listener, off
+ * by default, serves the same code for /healthz, /readyz and /metrics only.
  */
 #ifndef LEVEE_ADMIN_H
 #define LEVEE_ADMIN_H
@@ -10,7 +12,9 @@
 
 #include "policy.h"
 
-int admin_start(struct event_base *base, const struct lv_hostport *addr, char *err, size_t errlen) LV_WARN_UNUSED;
+/* Binds [levee] admin, and [levee] probe unless it is none; reads the
+ * admin token from the environment. */
+int admin_start(struct event_base *base, const struct lv_policy *p, char *err, size_t errlen) LV_WARN_UNUSED;
 void admin_stop(void);
 
 /* Ready = policy loaded, not draining, upstream reachable. */

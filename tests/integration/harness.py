@@ -747,13 +747,19 @@ class Levee:
         return self.raw(build_request("GET", target, headers), **kw)
 
     def admin_get(self, path, timeout=3.0):
-        c = HttpConn(self.admin_port, timeout=timeout)
+        r = self.admin_request("GET", path, timeout=timeout)
+        return r.status, r.headers, r.body
+
+    def admin_request(self, method, path, headers=(), port=None, timeout=3.0):
+        """One request to the admin listener (or another levee port, such as
+        the probe listener); returns the Response."""
+        c = HttpConn(port or self.admin_port, timeout=timeout)
         try:
-            c.send(("GET %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n" % path).encode())
-            r = c.read_response()
+            c.send(build_request(method, path, list(headers) + [("Connection", "close")], host="admin"))
+            r = c.read_response(method)
             if r is None:
-                raise ProtocolError("admin closed without a response to %s" % path)
-            return r.status, r.headers, r.body
+                raise ProtocolError("admin closed without a response to %s %s" % (method, path))
+            return r
         finally:
             c.close()
 

@@ -42,6 +42,30 @@ def test_readyz_follows_upstream_reachability(levee_factory, tmp_path):
                msg="/readyz 503 again after the upstream went away")
 
 
+def test_upstream_reachability_is_logged(levee_factory, tmp_path):
+    """An upstream down at start-up is logged at once, with the reason;
+    then each change once, at most one line per 5 s (a change within the
+    gap is logged when it ends)."""
+    port = free_port()
+    addr = "127.0.0.1:%d" % port
+    lv = levee_factory({"upstream": {"probe_interval": "100ms"}}, upstream=addr, wait="healthz")
+
+    def logged(text):
+        return lv.stderr().count(text)
+
+    down = "upstream %s is not reachable" % addr
+    wait_until(lambda: logged(down + " (at start-up): Connection refused"), 3, msg="the start-up line")
+    o = Origin(str(tmp_path), port=port)
+    try:
+        wait_until(lambda: logged("upstream %s is reachable" % addr), 5, interval=0.05, msg="the change to reachable")
+    finally:
+        o.stop()
+    wait_until(lambda: logged(down + ": Connection refused"), 10, interval=0.1,
+               msg="the change back, once the 5 s gap has passed")
+    # every probe (10 a second) saw the state, but each change is one line
+    assert logged(down) == 2 and logged("upstream %s is reachable" % addr) == 1, lv.stderr()[-3000:]
+
+
 def _families(text):
     types = {}
     for ln in text.splitlines():

@@ -1,10 +1,13 @@
 """Policy reload: SIGHUP, file change without a signal, Kubernetes ConfigMap
 symlink swaps; a bad file keeps the old policy (BRIEF, "Who uses it")."""
 import copy
+import json
 import os
 import re
 import shutil
 import signal
+
+import pytest
 
 from harness import fnv1a64_hex, render_policy, wait_until
 
@@ -149,4 +152,161 @@ def test_configmap_symlink_swap(levee_factory):
     data = swap("v3", "16KiB", "..2026_v2")
     wait_until(lambda: checksum_is(lv, data), RELOAD_DEADLINE, interval=0.05,
                msg="a second ConfigMap swap to be noticed")
+    assert big_header_status(lv) == 200
+
+
+def policy_status(lv):
+    return lv.status()["policy"]
+
+
+def test_restoring_the_good_file_clears_the_failure(levee_factory):
+    """A bad edit, then the last good file put back: the file equals the
+    running policy, so nothing is swapped, but the attempt succeeds and the
+    failure (an alert on levee_policy_last_reload_success) clears."""
+    lv = levee_factory({"limits": {"header_bytes": "8KiB", "uri_bytes": "1KiB"}})
+    with open(lv.policy_path, "rb") as f:
+        good = f.read()
+    for how in ("file change", "SIGHUP"):
+        err0, same0 = reloads(lv, "error"), reloads(lv, "unchanged")
+        lv.write_policy(render_policy(with_limits(lv, header_bytes="banana")), atomic=True)
+        if how == "SIGHUP":
+            lv.signal(signal.SIGHUP)
+        wait_until(lambda: reloads(lv, "error") > err0, RELOAD_DEADLINE, msg="the bad file to be refused (%s)" % how)
+        st = policy_status(lv)
+        assert st["last_reload_ok"] is False and st["last_reload"] == "refused", st
+        assert "header_bytes" in st["last_error"], st
+        assert lv.metric("levee_policy_last_reload_success") == 0
+        lv.write_policy(good.decode(), atomic=True)
+        if how == "SIGHUP":
+            lv.signal(signal.SIGHUP)
+        wait_until(lambda: policy_status(lv)["last_reload_ok"], RELOAD_DEADLINE,
+                   msg="the restored file to clear the failure (%s)" % how)
+        st = policy_status(lv)
+        assert st["last_reload"] == "unchanged" and st["last_error"] == "", st
+        assert checksum_is(lv, good)
+        assert lv.metric("levee_policy_last_reload_success") == 1
+        assert reloads(lv, "unchanged") > same0
+
+
+def test_sighup_logs_its_outcome(levee_factory):
+    lv = levee_factory({"limits": {"header_bytes": "8KiB", "uri_bytes": "1KiB"}})
+
+    def sighup_then_log(pattern):
+        lv.signal(signal.SIGHUP)
+        return wait_until(lambda: re.search(pattern, lv.stderr()), RELOAD_DEADLINE, msg="a log line %r" % pattern)
+
+    sighup_then_log(r"policy reload \(SIGHUP\): \S*policy\.ini unchanged \(checksum [0-9a-f]{16}\)")
+    data = lv.write_policy(sections=with_limits(lv, header_bytes="4KiB"), atomic=True)
+    # the file watch may apply it first; then SIGHUP finds it unchanged
+    sighup_then_log(r"policy reload \((SIGHUP|file change)\): applied \S*policy\.ini \(checksum %s\)"
+                    % fnv1a64_hex(data))
+    lv.write_policy(render_policy(with_limits(lv, header_bytes="banana")), atomic=True)
+    sighup_then_log(r"policy reload \((SIGHUP|file change)\): refused \S*policy\.ini with 1 error\(s\); "
+                    r"still running checksum %s" % fnv1a64_hex(data))
+
+
+def symlinked_policy(lv):
+    """prepare= for levee_factory: the policy path is a symlink into another
+    directory, which levee does not watch, so that only SIGHUP or POST
+    /reload can apply a change to it. Returns where the real file is."""
+    real = os.path.join(lv.workdir, "elsewhere", "real.ini")
+    os.mkdir(os.path.dirname(real))
+    os.replace(lv.policy_path, real)
+    os.symlink(real, lv.policy_path)
+    lv.real_policy = real
+
+
+def test_post_reload_answers_each_outcome(levee_factory):
+    lv = levee_factory({"limits": {"header_bytes": "8KiB", "uri_bytes": "1KiB"}}, prepare=symlinked_policy)
+
+    def post_reload():
+        r = lv.admin_request("POST", "/reload")
+        assert r.header("Content-Type") == "application/json", r
+        return r.status, json.loads(r.body)
+
+    with open(lv.real_policy, "rb") as f:
+        first = f.read()
+    assert post_reload() == (200, {"result": "unchanged", "checksum": fnv1a64_hex(first), "restart_keys": []})
+
+    text = render_policy(with_limits(lv, header_bytes="4KiB"))
+    with open(lv.real_policy, "w") as f:
+        f.write(text)
+    assert big_header_status(lv) == 200, "the unwatched file was applied before POST /reload"
+    assert post_reload() == (200, {"result": "applied", "checksum": fnv1a64_hex(text.encode()), "restart_keys": []})
+    assert big_header_status(lv) == 431
+
+    bad = render_policy(with_limits(lv, header_bytes="banana"))
+    with open(lv.real_policy, "w") as f:
+        f.write(bad)
+    status, doc = post_reload()
+    line = bad.splitlines().index("header_bytes = banana") + 1
+    assert status == 422 and doc["result"] == "refused", (status, doc)
+    assert len(doc["errors"]) == 1 and re.match(r"\S*policy\.ini:%d: \[limits\] header_bytes: \S" % line,
+                                                doc["errors"][0]), doc
+    assert big_header_status(lv) == 431, "a refused file changed the running policy"
+    assert policy_status(lv)["last_reload_ok"] is False
+
+
+def test_restart_only_key_shows_a_pending_restart(levee_factory):
+    lv = levee_factory({"levee": {"workers": "1"}})
+    started = fnv1a64_hex(open(lv.policy_path, "rb").read())
+    s = copy.deepcopy(lv.sections)
+    s["levee"]["workers"] = "2"
+    s.setdefault("limits", {})["headers"] = "50"
+    data = lv.write_policy(sections=s, atomic=True)
+    wait_until(lambda: checksum_is(lv, data), RELOAD_DEADLINE, msg="the file with workers = 2 to apply")
+    doc = lv.status()
+    st = doc["policy"]
+    assert doc["workers"] == 1, "workers changed without a restart"
+    assert st["restart_pending"] is True and st["restart_keys"] == ["levee.workers"], st
+    assert st["started_checksum"] == started and st["checksum"] == fnv1a64_hex(data), st
+    assert st["last_reload"] == "applied" and st["last_reload_ok"] is True, st
+    assert lv.metric("levee_policy_restart_pending") == 1
+    assert re.search(r"\[levee\] workers changed but takes a restart", lv.stderr())
+
+    s["levee"]["workers"] = "1"  # back to the running value
+    data = lv.write_policy(sections=s, atomic=True)
+    wait_until(lambda: checksum_is(lv, data), RELOAD_DEADLINE, msg="the file with workers = 1 to apply")
+    st = policy_status(lv)
+    assert st["restart_pending"] is False and st["restart_keys"] == [], st
+    assert lv.metric("levee_policy_restart_pending") == 0
+
+
+@pytest.mark.parametrize("away", ["removed", "moved"])
+def test_watch_comes_back_with_the_directory(levee_factory, away):
+    """The policy's directory removed (or moved away) and created again (a
+    volume remount, config management): levee notices, watches the new
+    directory, and reloads from it without a signal."""
+    def in_conf_dir(lv):
+        conf = os.path.join(lv.workdir, "conf")
+        os.mkdir(conf)
+        path = os.path.join(conf, "policy.ini")
+        os.replace(lv.policy_path, path)
+        lv.policy_path = path
+        lv.args = [lv.args[0], "--policy", path]
+
+    lv = levee_factory({"limits": {"header_bytes": "8KiB", "uri_bytes": "1KiB"}}, prepare=in_conf_dir)
+    conf = os.path.dirname(lv.policy_path)
+    if away == "removed":
+        shutil.rmtree(conf)
+    else:
+        os.rename(conf, conf + ".old")
+    # the reload the removal sets off finds no file; once it is done, only a
+    # new watch can see the directory come back
+    wait_until(lambda: policy_status(lv)["last_reload"] == "refused", RELOAD_DEADLINE,
+               msg="a reload to find the file gone")
+    wait_until(lambda: re.search(r"policy directory \S*conf is gone", lv.stderr()), RELOAD_DEADLINE,
+               msg="levee to notice that the directory went away")
+    assert lv.admin_get("/readyz")[0] == 200, "the running policy must stay"
+    os.mkdir(conf)
+    data = lv.write_policy(sections=with_limits(lv, header_bytes="4KiB"))
+    wait_until(lambda: checksum_is(lv, data), RELOAD_DEADLINE, interval=0.05,
+               msg="the policy in the recreated directory to apply")
+    assert re.search(r"policy directory \S*conf is back; watching it again", lv.stderr())
+    assert big_header_status(lv) == 431
+    assert policy_status(lv)["last_reload_ok"] is True
+    # and the new watch sees later edits
+    data = lv.write_policy(sections=with_limits(lv, header_bytes="16KiB"), atomic=True)
+    wait_until(lambda: checksum_is(lv, data), RELOAD_DEADLINE, interval=0.05,
+               msg="an edit in the recreated directory to apply")
     assert big_header_status(lv) == 200

@@ -198,6 +198,12 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:2: [levee] admin: admin (0.0.0.0:15001) and listen (0.0.0.0:15001) overlap"}},
 	{"listen on admin", "[levee]\nlisten = 127.0.0.1:15000\n",
 	 {"p.ini:2: [levee] listen: admin (127.0.0.1:15000) and listen (127.0.0.1:15000) overlap"}},
+	{"probe on listen", "[levee]\nprobe = 0.0.0.0:15001\n",
+	 {"p.ini:2: [levee] probe: probe (0.0.0.0:15001) and listen (0.0.0.0:15001) overlap"}},
+	{"probe on admin", "[levee]\nadmin = 127.0.0.1:9\nprobe = 0.0.0.0:9\n",
+	 {"p.ini:3: [levee] probe: probe (0.0.0.0:9) and admin (127.0.0.1:9) overlap"}},
+	{"probe beside admin", "[levee]\nprobe = 0.0.0.0:15002\n", {NULL}},
+	{"probe off", "[levee]\nprobe = none\n", {NULL}},
 	{"upstream loop", "[levee]\nupstream = 127.0.0.1:15001\n",
 	 {"p.ini:2: [levee] upstream: upstream is levee's own listen address (0.0.0.0:15001); requests would loop"}},
 	{"upstream elsewhere on the same port", "[levee]\nupstream = 10.0.0.5:15001\n", {NULL}},
@@ -580,13 +586,20 @@ static void test_overrides(void **state)
 	policy_unref(p);
 
 	/* A flag wins over the file. */
-	ov = (struct lv_overrides){.listen = "127.0.0.1:7000", .upstream = "[::1]:7001", .admin = "127.0.0.1:7002"};
-	assert_int_equal(policy_load_string("o.ini", "[levee]\nupstream = 1.1.1.1:1\nlisten = 1.1.1.1:2\n",
+	ov = (struct lv_overrides){
+		.listen = "127.0.0.1:7000", .upstream = "[::1]:7001", .admin = "127.0.0.1:7002", .probe = "0.0.0.0:7003"};
+	assert_int_equal(policy_load_string("o.ini", "[levee]\nupstream = 1.1.1.1:1\nlisten = 1.1.1.1:2\nprobe = none\n",
 	                                    &ov, &p, &d),
 	                 LV_OK);
 	assert_int_equal(p->listen.port, 7000);
 	assert_string_equal(p->upstream.host, "::1");
 	assert_int_equal(p->admin.port, 7002);
+	assert_string_equal(p->probe.host, "0.0.0.0");
+	assert_int_equal(p->probe.port, 7003);
+	policy_unref(p);
+	/* probe is off unless asked for */
+	assert_int_equal(policy_load_defaults(NULL, &p, &d), LV_OK);
+	assert_string_equal(p->probe.host, "");
 	policy_unref(p);
 
 	static const struct {
@@ -599,6 +612,8 @@ static void test_overrides(void **state)
 		 {"--listen: port must be a number from 1 to 65535",
 		  "--admin: missing host (write 0.0.0.0:PORT for every address)"}},
 		{{.admin = "0.0.0.0:15001"}, NULL, {"--admin: admin (0.0.0.0:15001) and listen (0.0.0.0:15001) overlap"}},
+		{{.probe = "127.0.0.1:15000"}, NULL, {"--probe: probe (127.0.0.1:15000) and admin (127.0.0.1:15000) overlap"}},
+		{{.probe = "nope"}, NULL, {"--probe: missing :PORT (write HOST:PORT, e.g. 127.0.0.1:8080)"}},
 		{{.listen = "127.0.0.1:8080"}, NULL,
 		 {"--listen: upstream is levee's own listen address (127.0.0.1:8080); requests would loop"}},
 		{{.upstream = "127.0.0.1:9"}, "[levee]\nlisten = 127.0.0.1:9\n",
@@ -630,14 +645,14 @@ static void on_change(const char *section, const char *key, void *arg)
 	snprintf(c->seen + o, sizeof(c->seen) - o, "%s%s.%s", o ? " " : "", section, key);
 }
 
-static void test_static_changes(void **state)
+static void test_keep_static(void **state)
 {
 	(void)state;
 	struct lv_policy *a = NULL, *b = NULL;
 	struct lv_diag d = {0};
 	assert_int_equal(policy_load_string("a.ini", "[levee]\nupstream = 10.0.0.1:80\n", NULL, &a, &d), LV_OK);
 
-	/* Only reloadable keys change: nothing to report. */
+	/* Only reloadable keys change: nothing to report, and they keep the file's values. */
 	assert_int_equal(policy_load_string("b.ini",
 	                                    "[levee]\nupstream = 10.0.0.2:80\nlog_level = warn\n"
 	                                    "max_connections = 5\n[limits]\nheaders = 7\n"
@@ -645,26 +660,38 @@ static void test_static_changes(void **state)
 	                                    NULL, &b, &d),
 	                 LV_OK);
 	struct changes c = {""};
-	policy_static_changes(a, b, on_change, &c);
+	policy_keep_static(b, a, on_change, &c);
 	assert_string_equal(c.seen, "");
+	assert_string_equal(b->upstream.host, "10.0.0.2");
+	assert_int_equal(b->max_connections, 5);
+	assert_int_equal(b->nroutes, 1);
 	policy_unref(b);
 
-	/* Every key that needs a restart, in table order. */
+	/* Every key that needs a restart, in table order; each keeps the running value. */
 	assert_int_equal(policy_load_string("b.ini",
 	                                    "[levee]\nservice = other\nlisten = 0.0.0.0:9\n"
 	                                    "upstream = 10.0.0.2:80\nadmin = [::1]:15000\nworkers = 3\n"
 	                                    "access_log = off\n",
 	                                    NULL, &b, &d),
 	                 LV_OK);
-	policy_static_changes(a, b, on_change, &c);
+	policy_keep_static(b, a, on_change, &c);
 	assert_string_equal(c.seen, "levee.service levee.listen levee.admin levee.workers levee.access_log");
+	assert_string_equal(b->service, a->service);
+	assert_int_equal(b->listen.port, a->listen.port);
+	assert_string_equal(b->admin.host, a->admin.host);
+	assert_int_equal(b->workers, a->workers);
+	assert_string_equal(b->access_log, a->access_log);
+	assert_string_equal(b->upstream.host, "10.0.0.2");
+	/* and a second look finds nothing left to keep */
+	c.seen[0] = '\0';
+	policy_keep_static(b, a, on_change, &c);
+	assert_string_equal(c.seen, "");
 
 	/* Same values written differently are no change. */
 	policy_unref(b);
 	assert_int_equal(policy_load_string("b.ini", "[levee]\nworkers = 0\nlisten = 0.0.0.0:15001\n", NULL, &b, &d),
 	                 LV_OK);
-	c.seen[0] = '\0';
-	policy_static_changes(a, b, on_change, &c);
+	policy_keep_static(b, a, on_change, &c);
 	assert_string_equal(c.seen, "");
 	policy_unref(a);
 	policy_unref(b);
@@ -917,7 +944,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_load_values),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_overrides),
-		cmocka_unit_test(test_static_changes),
+		cmocka_unit_test(test_keep_static),
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_failure_contract),
 		cmocka_unit_test(test_load_file),
