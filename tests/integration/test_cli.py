@@ -54,11 +54,10 @@ def test_check_warnings_do_not_fail(tmp_path):
     p = tmp_path / "shadow.ini"
     p.write_text(GOOD + '\n[route "users"]\nmatch = /api/users/*\n')
     line = p.read_text().splitlines().index("match = /api/users/*") + 1
-    proc = subprocess.run([LEVEE_BIN, "check", str(p)], capture_output=True, timeout=10)
-    err, out = proc.stderr.decode(), proc.stdout.decode()
-    assert proc.returncode == 0, (err, out)
+    rc, out = run(["check", str(p)])
+    assert rc == 0, out
     assert re.search(r'^%s:%d: \[route "users"\] warning: never chosen: route "api" \(line \d+\) comes first'
-                     % (re.escape(str(p)), line), err, re.M), err
+                     % (re.escape(str(p)), line), out, re.M), out
     assert "ok (2 routes, 1 warning," in out, out
 
 
