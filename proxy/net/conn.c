@@ -436,8 +436,15 @@ void conn_request_done(struct conn *c)
 		conn_reading_update(c);
 	}
 	conn_arm(c, conn_policy(c)->limits.idle_timeout_ms);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-		conn_process(c);
+	if (!evbuffer_get_length(bufferevent_get_input(c->bev)))
+		return;
+	if (c->in_read)
+		return; /* conn_process's own loop goes on to the next request */
+	/* Called from the end of a response, deep in the upstream's (or the
+	 * cache's) callbacks: the next pipelined request starts from the event
+	 * loop instead, once this stack has unwound, so no request begins
+	 * inside the previous one's callback. */
+	bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 void conn_drain(struct conn *c)
