@@ -139,6 +139,7 @@ struct lv_route {
 };
 
 struct lv_policy;
+struct route_index;
 static inline bool route_caches(const struct lv_route *r)
 {
 	return r != NULL && r->cache_ttl_ms != LV_TTL_OFF;
@@ -265,6 +266,7 @@ struct lv_policy {
 
 	size_t nroutes;
 	struct lv_route *routes;  /* in file order; first match wins */
+	struct route_index *route_index; /* over `routes`, for policy_route_match() */
 };
 
 enum lv_outbox_fsync { LV_FSYNC_ALWAYS, LV_FSYNC_BATCH, LV_FSYNC_NEVER };
@@ -306,7 +308,9 @@ int policy_load_defaults(const struct lv_overrides *ov, struct lv_policy **out,
 void policy_ref(struct lv_policy *p);
 void policy_unref(struct lv_policy *p);
 
-/* First route, in file order, that matches; NULL when none does. */
+/* First route, in file order, that matches; NULL when none does. The cost
+ * does not grow with the number of routes, only with those whose literal
+ * start the path begins with (policy/route_index.c). */
 const struct lv_route *policy_route_match(const struct lv_policy *p, const char *path, size_t len,
                                           unsigned method_bit, struct lv_captures *caps);
 

@@ -110,4 +110,16 @@ bool route_covers(const struct lv_route *a, const struct lv_route *b);
  * (strict HTTP parsing refuses bytes above 0x7f in a request target), or -1. */
 int route_unmatchable_byte(const struct lv_route *r);
 
+/* ---- route_index.c ----------------------------------------------------- */
+
+/* The index of a snapshot's routes (struct lv_policy): read-only once built,
+ * and valid while `routes` is, whose patterns it points into. */
+int route_index_build(const struct lv_route *routes, size_t n, struct route_index **out) LV_WARN_UNUSED;
+void route_index_free(struct route_index *ix);
+
+/* What a scan of the routes in order with route_matches() would return,
+ * captures included; `caps` is left alone when no route matches. */
+const struct lv_route *route_index_match(const struct route_index *ix, const char *path, size_t len,
+                                         unsigned method_bit, struct lv_captures *caps);
+
 #endif

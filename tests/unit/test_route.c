@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -372,6 +373,235 @@ static void test_policy_route_match(void **state)
 	diag_free(&d);
 }
 
+/* ---- the index against the linear scan -------------------------------- */
+
+/* splitmix64: the same sequence on every run and machine. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static size_t rng_below(uint64_t *s, size_t n)
+{
+	return (size_t)(rng_next(s) % n);
+}
+
+/* Few, overlapping segment texts, so that routes share literal starts and
+ * paths hit several candidates. "\xc3" is a byte the trie must order as
+ * unsigned. */
+static const char *const seg_words[] = {"a", "b", "ab", "abc", "v1", "x.png", "users", "\xc3", "%2F"};
+static const char *const seg_globs[] = {"*", "a*", "*b", "a*b", "v*", "*.png"};
+static const unsigned route_methods[] = {ANY, LV_M_GET, LV_M_POST, LV_M_GET | LV_M_HEAD, LV_M_DELETE};
+static const unsigned path_methods[] = {LV_M_GET, LV_M_HEAD, LV_M_POST, LV_M_DELETE, LV_M_OTHER};
+
+static void route_set(struct lv_route *r, enum lv_match_kind kind, const char *pattern, unsigned methods)
+{
+	const char *why;
+	route_init(r, kind, pattern, methods);
+	if (route_pattern_check(kind, pattern, strlen(pattern), &why) != LV_OK)
+		fail_msg("generated pattern \"%s\" rejected: %s", pattern, why);
+}
+
+/* A random route: a glob of 0-4 segments, literal or wildcard, maybe ending
+ * in "**" or '/', or a prefix that may stop inside a segment. */
+static void gen_random(uint64_t *s, struct lv_route *r, size_t i, size_t n)
+{
+	(void)i;
+	(void)n;
+	char pat[128] = "";
+	size_t o = 0, nseg = rng_below(s, 5);
+	bool prefix = rng_below(s, 4) == 0;
+	int wild = 0;
+	for (size_t k = 0; k < nseg; k++) {
+		bool glob = !prefix && wild < LV_MAX_CAPTURES && rng_below(s, 3) == 0;
+		const char *w = glob ? seg_globs[rng_below(s, N(seg_globs))] : seg_words[rng_below(s, N(seg_words))];
+		wild += glob;
+		o += (size_t)snprintf(pat + o, sizeof(pat) - o, "/%s", w);
+	}
+	if (!prefix && rng_below(s, 4) == 0)
+		o += (size_t)snprintf(pat + o, sizeof(pat) - o, "/**");
+	else if (o == 0 || rng_below(s, 5) == 0)
+		o += (size_t)snprintf(pat + o, sizeof(pat) - o, "/");
+	if (prefix && o > 2 && rng_below(s, 3) == 0)
+		pat[o - 1] = '\0'; /* a prefix that ends inside a segment */
+	route_set(r, prefix ? LV_MATCH_PREFIX : LV_MATCH_GLOB, pat, route_methods[rng_below(s, N(route_methods))]);
+}
+
+/* Every literal is "/": all routes are candidates for every path. */
+static void gen_slash_star(uint64_t *s, struct lv_route *r, size_t i, size_t n)
+{
+	char pat[64];
+	if (i + 1 == n)
+		snprintf(pat, sizeof(pat), "/**");
+	else
+		snprintf(pat, sizeof(pat), "/*/%s%zu", seg_words[rng_below(s, N(seg_words))], i % 7);
+	route_set(r, LV_MATCH_GLOB, pat, route_methods[rng_below(s, N(route_methods))]);
+}
+
+/* Nested literals, in both orders: /a, /a/b, /a/b/a ... and back, so that
+ * a deep candidate may come before or after a shallow one. */
+static void gen_nested(uint64_t *s, struct lv_route *r, size_t i, size_t n)
+{
+	size_t depth = (i < n / 2 ? i : n - 1 - i) % 12;
+	char pat[128] = "";
+	size_t o = 0;
+	for (size_t k = 0; k <= depth; k++)
+		o += (size_t)snprintf(pat + o, sizeof(pat) - o, "/%s", k % 2 ? "b" : "a");
+	switch (rng_below(s, 4)) {
+	case 0:
+		route_set(r, LV_MATCH_PREFIX, pat, route_methods[rng_below(s, N(route_methods))]);
+		return;
+	case 1:
+		snprintf(pat + o, sizeof(pat) - o, "/**");
+		break;
+	case 2:
+		snprintf(pat + o, sizeof(pat) - o, "/*");
+		break;
+	default:
+		snprintf(pat + o, sizeof(pat) - o, "*");
+		break;
+	}
+	route_set(r, LV_MATCH_GLOB, pat, route_methods[rng_below(s, N(route_methods))]);
+}
+
+/* The same few patterns over and over, with different methods: ties in the
+ * trie, broken by file order. */
+static void gen_duplicates(uint64_t *s, struct lv_route *r, size_t i, size_t n)
+{
+	(void)i;
+	(void)n;
+	static const char *const pats[] = {"/a/*", "/a/**", "/a/b", "/a"};
+	size_t k = rng_below(s, N(pats));
+	route_set(r, k == 3 ? LV_MATCH_PREFIX : LV_MATCH_GLOB, pats[k], route_methods[rng_below(s, N(route_methods))]);
+}
+
+/* Many routes fanned out on a literal segment, as a large real policy is;
+ * the last takes what the others leave. */
+static void gen_fanout(uint64_t *s, struct lv_route *r, size_t i, size_t n)
+{
+	char pat[64];
+	if (i + 1 == n) {
+		route_set(r, LV_MATCH_PREFIX, "/", ANY);
+		return;
+	}
+	snprintf(pat, sizeof(pat), "/svc/r%zu/%s", i, rng_below(s, 2) ? "*" : "**");
+	route_set(r, LV_MATCH_GLOB, pat, route_methods[rng_below(s, N(route_methods))]);
+}
+
+/* A path likely to match `r`: its pattern with each wildcard filled in, and
+ * sometimes cut short or extended by a segment. */
+static size_t gen_path_from(uint64_t *s, const struct lv_route *r, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < r->pattern_len && o + 16 < cap; i++) {
+		if (r->pattern[i] != '*') {
+			out[o++] = r->pattern[i];
+			continue;
+		}
+		bool globstar = i + 1 < r->pattern_len && r->pattern[i + 1] == '*';
+		const char *w = seg_words[rng_below(s, N(seg_words))];
+		o += (size_t)snprintf(out + o, cap - o, globstar && rng_below(s, 2) ? "%s/%s" : "%s", w, w);
+		i += globstar;
+	}
+	if (rng_below(s, 4) == 0 && o > 0)
+		o -= rng_below(s, o + 1);
+	else if (rng_below(s, 4) == 0)
+		o += (size_t)snprintf(out + o, cap - o, "/%s", seg_words[rng_below(s, N(seg_words))]);
+	return o;
+}
+
+static size_t gen_path_random(uint64_t *s, char *out, size_t cap)
+{
+	size_t o = 0, nseg = rng_below(s, 6);
+	for (size_t k = 0; k < nseg; k++)
+		o += (size_t)snprintf(out + o, cap - o, "/%s", seg_words[rng_below(s, N(seg_words))]);
+	if (rng_below(s, 5) == 0)
+		o += (size_t)snprintf(out + o, cap - o, "/");
+	return o;
+}
+
+static void caps_expect_equal(const char *shape, const char *path, size_t len, const struct lv_captures *want,
+                              const struct lv_captures *got)
+{
+	bool same = want->n == got->n;
+	for (int k = 0; same && k < want->n; k++)
+		same = want->c[k].off == got->c[k].off && want->c[k].len == got->c[k].len;
+	if (!same)
+		fail_msg("%s: \"%.*s\": the index captures differently from the scan", shape, (int)len, path);
+}
+
+/* One path and method: the index answers what the scan in file order does. */
+static void index_expect_scan(const char *shape, const struct lv_route *routes, size_t n,
+                              const struct route_index *ix, const char *path, size_t len, unsigned method)
+{
+	struct lv_captures want = {0}, got;
+	const struct lv_route *scan = NULL;
+	for (size_t i = 0; i < n && scan == NULL; i++)
+		if (route_matches(&routes[i], path, len, method, &want))
+			scan = &routes[i];
+	memset(&got, 0xee, sizeof(got));
+	const struct lv_route *found = route_index_match(ix, path, len, method, &got);
+	if (found != scan)
+		fail_msg("%s: \"%.*s\" method %#x: index chose route %td (%s), the scan %td (%s)", shape, (int)len, path,
+		         method, found ? found - routes : -1, found ? found->pattern : "none", scan ? scan - routes : -1,
+		         scan ? scan->pattern : "none");
+	if (scan != NULL)
+		caps_expect_equal(shape, path, len, &want, &got);
+	assert_ptr_equal(route_index_match(ix, path, len, method, NULL), scan);
+}
+
+struct index_case {
+	const char *shape;
+	void (*gen)(uint64_t *s, struct lv_route *r, size_t i, size_t n);
+	size_t nroutes;
+	int policies; /* each with its own seed */
+	int paths;    /* per policy, beside one derived from each route */
+};
+
+static const struct index_case index_cases[] = {
+	{"empty", gen_random, 0, 1, 50},
+	{"one random route", gen_random, 1, 300, 20},
+	{"random", gen_random, 12, 300, 100},
+	{"random, large", gen_random, 400, 10, 2000},
+	{"/* then a literal", gen_slash_star, 300, 5, 500},
+	{"nested literals", gen_nested, 60, 50, 200},
+	{"duplicate patterns", gen_duplicates, 40, 50, 200},
+	{"fan-out, the most routes", gen_fanout, LV_MAX_ROUTES, 1, 2000},
+};
+
+static void test_index_matches_scan(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < N(index_cases); c++) {
+		const struct index_case *tc = &index_cases[c];
+		struct lv_route *routes = calloc(tc->nroutes + 1, sizeof(*routes));
+		assert_non_null(routes);
+		for (int pol = 0; pol < tc->policies; pol++) {
+			uint64_t seed = ((uint64_t)c << 32) | (uint64_t)pol;
+			for (size_t i = 0; i < tc->nroutes; i++)
+				tc->gen(&seed, &routes[i], i, tc->nroutes);
+			struct route_index *ix = NULL;
+			assert_int_equal(route_index_build(routes, tc->nroutes, &ix), LV_OK);
+
+			char path[256];
+			for (size_t i = 0; i < tc->nroutes + (size_t)tc->paths; i++) {
+				size_t len = i < tc->nroutes ? gen_path_from(&seed, &routes[i], path, sizeof(path))
+				                             : gen_path_random(&seed, path, sizeof(path));
+				for (size_t m = 0; m < N(path_methods); m++)
+					index_expect_scan(tc->shape, routes, tc->nroutes, ix, path, len, path_methods[m]);
+			}
+			static const char *const edges[] = {"", "/", "//", "/a/", "/a//b", "/svc/", "/svc/r0", "\xc3"};
+			for (size_t e = 0; e < N(edges); e++)
+				index_expect_scan(tc->shape, routes, tc->nroutes, ix, edges[e], strlen(edges[e]), LV_M_GET);
+			route_index_free(ix);
+		}
+		free(routes);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +612,7 @@ int main(void)
 		cmocka_unit_test(test_unmatchable_byte),
 		cmocka_unit_test(test_purge_shape),
 		cmocka_unit_test(test_policy_route_match),
+		cmocka_unit_test(test_index_matches_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
