@@ -41,7 +41,7 @@ static const struct keys_section keys_section_table[] = {
 	{"route", true,
 	 "One section per route, named `[route \"NAME\"]` (1-63 of `A-Z a-z 0-9 _ . -`, unique). "
 	 "A request takes the first route, in file order, whose pattern and methods match. Each "
-	 "route needs exactly one of `match` and `prefix`.",
+	 "route needs exactly one of `match` and `prefix`. At most 4096 routes.",
 	 sizeof(struct lv_route), offsetof(struct lv_policy, routes), offsetof(struct lv_policy, nroutes),
 	 LV_MAX_ROUTES, offsetof(struct lv_route, name), offsetof(struct lv_route, line)},
 };

@@ -24,7 +24,7 @@
 #define LV_NAME_MAX 64  /* section names, service name, route names */
 #define LV_HOST_MAX 256
 #define LV_PATH_MAX 1024
-#define LV_MAX_ROUTES 256
+#define LV_MAX_ROUTES 4096
 #define LV_MAX_CAPTURES 9 /* {1}..{9} */
 
 enum lv_status { LV_OK = 0, LV_ERR = -1, LV_EFULL = -2, LV_ECLOSED = -3 };

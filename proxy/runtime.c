@@ -42,6 +42,12 @@ int runtime_build(struct lv_policy *p, struct runtime **out, char *err, size_t e
 		snprintf(rt->up_text, sizeof(rt->up_text), "[%s]:%u", p->upstream.host, p->upstream.port);
 	else
 		snprintf(rt->up_text, sizeof(rt->up_text), "%s:%u", p->upstream.host, p->upstream.port);
+	rt->route_stat = calloc(p->nroutes ? p->nroutes : 1, sizeof(*rt->route_stat));
+	if (!rt->route_stat) {
+		snprintf(err, errlen, "out of memory");
+		runtime_unref(rt);
+		return LV_ERR;
+	}
 	for (size_t i = 0; i < p->nroutes; i++)
 		rt->route_stat[i] = stats_route_index(p->routes[i].name);
 	*out = rt;
@@ -58,5 +64,6 @@ void runtime_unref(struct runtime *rt)
 	if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	policy_unref(rt->policy);
+	free(rt->route_stat);
 	free(rt);
 }

@@ -22,7 +22,7 @@ struct runtime {
 	struct sockaddr_storage up_addr;
 	socklen_t up_len;
 	char up_text[LV_HOST_MAX + 8]; /* "host:port", for Host on HTTP/1.0 requests */
-	unsigned route_stat[LV_MAX_ROUTES];
+	unsigned *route_stat; /* per route of `policy`: its index in the stats registry */
 };
 
 /* Takes over the caller's reference to `p`. Resolves the upstream (numeric

@@ -1,28 +1,50 @@
 #include "stats.h"
 
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 const double lv_hist_bounds[LV_HIST_BUCKETS - 1] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                     0.1,    0.25,  0.5,    1,     2.5,   5,    10};
 
+/* The registry: names by index, and an open-addressing table from name to
+ * index (0: empty slot) so that registering a policy's thousands of routes
+ * costs one probe each, not a scan of every name. Written under reg_lock;
+ * a name is written before reg_count is published, and read only through
+ * an index the registry returned. */
+#define REG_SLOTS 32768 /* a power of two, at least twice LV_ROUTE_STATS: short probes */
+_Static_assert(REG_SLOTS >= 2 * LV_ROUTE_STATS && (REG_SLOTS & (REG_SLOTS - 1)) == 0, "registry table size");
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static char reg_names[LV_ROUTE_STATS][LV_NAME_MAX] = {"default"};
+static uint16_t reg_slots[REG_SLOTS];
 static unsigned reg_count = 1;
+
+static uint32_t stats_name_hash(const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a 32 */
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h;
+}
 
 unsigned stats_route_index(const char *name)
 {
+	if (strcmp(name, "default") == 0)
+		return 0; /* a route so named shares the requests that matched none */
 	unsigned idx = 0;
 	pthread_mutex_lock(&reg_lock);
-	for (unsigned i = 0; i < reg_count; i++) {
-		if (strcmp(reg_names[i], name) == 0) {
-			idx = i;
+	uint32_t at = stats_name_hash(name) & (REG_SLOTS - 1);
+	for (; reg_slots[at] != 0; at = (at + 1) & (REG_SLOTS - 1)) {
+		if (strcmp(reg_names[reg_slots[at]], name) == 0) {
+			idx = reg_slots[at];
 			goto out;
 		}
 	}
 	if (reg_count < LV_ROUTE_STATS) {
 		snprintf(reg_names[reg_count], LV_NAME_MAX, "%s", name);
 		idx = reg_count;
+		reg_slots[at] = (uint16_t)idx;
 		__atomic_store_n(&reg_count, reg_count + 1, __ATOMIC_RELEASE);
 	}
 out:
@@ -30,9 +52,27 @@ out:
 	return idx;
 }
 
+/* The chunk of route `idx`, allocated on first use; NULL if that fails. The
+ * worker is the only writer, so the lazy allocation needs no lock, and it
+ * happens once per 64 routes in a worker's life. */
+static struct lv_route_stats *stats_route_entry(struct lv_stats *s, unsigned idx)
+{
+	struct lv_route_stats **slot = &s->route_chunks[idx / LV_ROUTE_CHUNK];
+	struct lv_route_stats *c = __atomic_load_n(slot, __ATOMIC_RELAXED);
+	if (c == NULL) {
+		c = calloc(LV_ROUTE_CHUNK, sizeof(*c));
+		if (c == NULL)
+			return NULL;
+		__atomic_store_n(slot, c, __ATOMIC_RELEASE);
+	}
+	return c + idx % LV_ROUTE_CHUNK;
+}
+
 void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us)
 {
-	struct lv_route_stats *r = &s->routes[route_idx < LV_ROUTE_STATS ? route_idx : 0];
+	struct lv_route_stats *r = stats_route_entry(s, route_idx < LV_ROUTE_STATS ? route_idx : 0);
+	if (r == NULL)
+		return;
 	int cls = status / 100 - 1;
 	if (cls < 0 || cls >= LV_CLASSES)
 		cls = LV_CLASSES - 1;
@@ -45,47 +85,80 @@ void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, ui
 	stat_add(&r->sum_us, dur_us);
 }
 
+void stats_free_routes(struct lv_stats *s)
+{
+	for (size_t i = 0; i < sizeof(s->route_chunks) / sizeof(s->route_chunks[0]); i++) {
+		free(s->route_chunks[i]);
+		s->route_chunks[i] = NULL;
+	}
+}
+
 static uint64_t ld(const uint64_t *p)
 {
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n)
+/* Route `idx` summed over `n` workers; a worker that never used its chunk
+ * adds nothing. */
+static void stats_route_sum(struct lv_stats *const *w, unsigned n, unsigned idx, struct lv_route_stats *sum)
 {
-	unsigned count = __atomic_load_n(&reg_count, __ATOMIC_ACQUIRE);
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned i = 0; i < n; i++) {
+		const struct lv_route_stats *c = __atomic_load_n(&w[i]->route_chunks[idx / LV_ROUTE_CHUNK], __ATOMIC_ACQUIRE);
+		if (c == NULL)
+			continue;
+		c += idx % LV_ROUTE_CHUNK;
+		for (int k = 0; k < LV_CLASSES; k++)
+			sum->cls[k] += ld(&c->cls[k]);
+		for (int b = 0; b < LV_HIST_BUCKETS; b++)
+			sum->hist[b] += ld(&c->hist[b]);
+		sum->sum_us += ld(&c->sum_us);
+	}
+}
+
+/* The k-th route to render: "default", then the policy's; 0 past "default"
+ * is a route the full registry folded into it, already rendered. */
+static bool stats_render_index(const unsigned *routes, size_t k, unsigned *idx)
+{
+	*idx = k == 0 ? 0 : routes[k - 1];
+	return k == 0 || *idx != 0;
+}
+
+static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, const unsigned *routes, size_t nroutes)
+{
+	struct lv_route_stats sum;
+	unsigned r;
 	fputs("# HELP levee_requests_total Requests answered, by route and status class\n"
 	      "# TYPE levee_requests_total counter\n",
 	      out);
-	for (unsigned r = 0; r < count; r++) {
-		uint64_t any = 0, cls[LV_CLASSES] = {0};
-		for (unsigned i = 0; i < n; i++)
-			for (int c = 0; c < LV_CLASSES; c++)
-				cls[c] += ld(&w[i]->routes[r].cls[c]);
+	for (size_t k = 0; k <= nroutes; k++) {
+		if (!stats_render_index(routes, k, &r))
+			continue;
+		stats_route_sum(w, n, r, &sum);
+		uint64_t any = 0;
 		for (int c = 0; c < LV_CLASSES; c++)
-			any += cls[c];
+			any += sum.cls[c];
 		if (!any && r != 0)
 			continue;
 		for (int c = 0; c < LV_CLASSES; c++)
 			fprintf(out, "levee_requests_total{route=\"%s\",class=\"%dxx\"} %llu\n", reg_names[r],
-			        c + 1, (unsigned long long)cls[c]);
+			        c + 1, (unsigned long long)sum.cls[c]);
 	}
 	fputs("# HELP levee_request_duration_seconds Time from request head to the end of the response\n"
 	      "# TYPE levee_request_duration_seconds histogram\n",
 	      out);
-	for (unsigned r = 0; r < count; r++) {
-		uint64_t hist[LV_HIST_BUCKETS] = {0}, sum = 0, total = 0;
-		for (unsigned i = 0; i < n; i++) {
-			for (int b = 0; b < LV_HIST_BUCKETS; b++)
-				hist[b] += ld(&w[i]->routes[r].hist[b]);
-			sum += ld(&w[i]->routes[r].sum_us);
-		}
+	for (size_t k = 0; k <= nroutes; k++) {
+		if (!stats_render_index(routes, k, &r))
+			continue;
+		stats_route_sum(w, n, r, &sum);
+		uint64_t total = 0;
 		for (int b = 0; b < LV_HIST_BUCKETS; b++)
-			total += hist[b];
+			total += sum.hist[b];
 		if (!total && r != 0)
 			continue;
 		uint64_t cum = 0;
 		for (int b = 0; b < LV_HIST_BUCKETS; b++) {
-			cum += hist[b];
+			cum += sum.hist[b];
 			if (b < LV_HIST_BUCKETS - 1)
 				fprintf(out, "levee_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
 				        reg_names[r], lv_hist_bounds[b], (unsigned long long)cum);
@@ -94,13 +167,14 @@ static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n)
 				        reg_names[r], (unsigned long long)cum);
 		}
 		fprintf(out, "levee_request_duration_seconds_sum{route=\"%s\"} %.6f\n", reg_names[r],
-		        (double)sum / 1e6);
+		        (double)sum.sum_us / 1e6);
 		fprintf(out, "levee_request_duration_seconds_count{route=\"%s\"} %llu\n", reg_names[r],
 		        (unsigned long long)total);
 	}
 }
 
-void stats_render_prometheus(FILE *out, struct lv_stats *const *w, unsigned n, const struct lv_gauges *g)
+void stats_render_prometheus(FILE *out, struct lv_stats *const *w, unsigned n, const struct lv_gauges *g,
+                             const unsigned *routes, size_t nroutes)
 {
 	fprintf(out, "# HELP levee_build_info Build information\n# TYPE levee_build_info gauge\n"
 	             "levee_build_info{version=\"%s\"} 1\n",
@@ -125,7 +199,7 @@ void stats_render_prometheus(FILE *out, struct lv_stats *const *w, unsigned n, c
 		fprintf(out, "levee_rejected_requests_total{reason=\"%s\"} %llu\n", lv_reasons[r].token,
 		        (unsigned long long)v);
 	}
-	render_routes(out, w, n);
+	render_routes(out, w, n, routes, nroutes);
 	fprintf(out,
 	        "# HELP levee_connections_active Client connections open now\n"
 	        "# TYPE levee_connections_active gauge\nlevee_connections_active %llu\n"

@@ -45,15 +45,24 @@ struct lv_route_stats {
 };
 
 /* Route stats are kept by name across reloads. Index 0 is "default" (no
- * route matched); at most LV_MAX_ROUTES + 1 distinct names ever. */
-#define LV_ROUTE_STATS (LV_MAX_ROUTES + 1)
+ * route matched). The registry holds twice a policy's most routes, so that
+ * reloads can rename routes of a full policy; a name past that counts as
+ * "default". */
+#define LV_ROUTE_STATS (2 * LV_MAX_ROUTES + 1)
+
+/* A worker's route stats come in chunks of LV_ROUTE_CHUNK routes, allocated
+ * by the worker the first time it answers a request on one of them: memory
+ * follows the routes in use, not the most a policy may have (4097 full
+ * entries per worker would be 670 KiB each). */
+#define LV_ROUTE_CHUNK 64
 
 struct lv_stats {
 #define LV_S_FIELD(f, name, help) uint64_t f;
 	LV_COUNTERS(LV_S_FIELD)
 #undef LV_S_FIELD
 	uint64_t rejected[R__COUNT];
-	struct lv_route_stats routes[LV_ROUTE_STATS];
+	/* NULL until used; published with a release store, read with acquire */
+	struct lv_route_stats *route_chunks[(LV_ROUTE_STATS + LV_ROUTE_CHUNK - 1) / LV_ROUTE_CHUNK];
 };
 
 /* Single-writer increment: a plain add, published with a relaxed store. */
@@ -63,7 +72,12 @@ static inline void stat_add(uint64_t *c, uint64_t n)
 }
 #define stat_inc(c) stat_add(&(c), 1)
 
+/* Called by the stats' one writer. A request on a route whose chunk cannot
+ * be allocated is not counted. */
 void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us);
+
+/* Frees the route chunks; `s` itself is the caller's. */
+void stats_free_routes(struct lv_stats *s);
 
 /* Route-name registry: returns a stable index for `name` (registering it on
  * first use), or 0 when the registry is full. Thread-safe. */
@@ -80,8 +94,11 @@ struct lv_gauges {
 	int ready, draining, upstream_reachable;
 };
 
-/* Prometheus text exposition of the sum over `n` workers. */
+/* Prometheus text exposition of the sum over `n` workers. Routes are
+ * rendered for "default" and for the registry indexes in `routes` (the
+ * running policy's), so the series stay bounded by one policy whatever
+ * reloads came before. */
 void stats_render_prometheus(FILE *out, struct lv_stats *const *workers, unsigned n,
-                             const struct lv_gauges *g);
+                             const struct lv_gauges *g, const unsigned *routes, size_t nroutes);
 
 #endif

@@ -322,8 +322,8 @@ static void admin_metrics(FILE *f)
 	};
 	struct runtime *rt = server_runtime_acquire();
 	g.last_reload_ts = (double)rt->policy->loaded_at;
+	stats_render_prometheus(f, stats, n, &g, rt->route_stat, rt->policy->nroutes);
 	runtime_unref(rt);
-	stats_render_prometheus(f, stats, n, &g);
 	cache_render_prometheus(f);
 	admin_redis_metrics(f);
 	invalidate_render_prometheus(f);

@@ -349,6 +349,8 @@ void worker_destroy(struct worker *w)
 	if (w->base)
 		event_base_free(w->base);
 	runtime_unref(w->rt);
+	if (w->stats)
+		stats_free_routes(w->stats);
 	free(w->stats);
 	free(w->alog);
 }

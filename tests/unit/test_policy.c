@@ -375,20 +375,27 @@ static void test_load_limits(void **state)
 	diag_free(&d);
 
 	/* LV_MAX_ROUTES routes load; one more does not. */
-	size_t o = 0;
+	size_t cap = (LV_MAX_ROUTES + 1) * 40, o = 0;
+	char *routes = malloc(cap);
+	assert_non_null(routes);
 	for (int i = 0; i <= LV_MAX_ROUTES; i++)
-		o += (size_t)snprintf(text + o, sizeof(text) - o, "[route \"r%d\"]\nprefix = /%d\n", i, i);
-	assert_int_equal(policy_load_string("p.ini", text, NULL, &p, &d), LV_ERR);
+		o += (size_t)snprintf(routes + o, cap - o, "[route \"r%d\"]\nprefix = /%d\n", i, i);
+	assert_int_equal(policy_load_string("p.ini", routes, NULL, &p, &d), LV_ERR);
 	assert_int_equal(d.n, 1);
-	assert_string_equal(d.lines[0], "p.ini:513: [route \"r256\"]: too many route sections (at most 256)");
+	assert_string_equal(d.lines[0], "p.ini:8193: [route \"r4096\"]: too many route sections (at most 4096)");
 	diag_free(&d);
-	text[o - strlen("[route \"r256\"]\nprefix = /256\n")] = '\0';
-	assert_int_equal(policy_load_string("p.ini", text, NULL, &p, &d), LV_OK);
+	routes[o - strlen("[route \"r4096\"]\nprefix = /4096\n")] = '\0';
+	assert_int_equal(policy_load_string("p.ini", routes, NULL, &p, &d), LV_OK);
 	assert_int_equal(p->nroutes, LV_MAX_ROUTES);
-	assert_string_equal(p->routes[255].name, "r255");
-	assert_string_equal(p->routes[255].pattern, "/255");
-	assert_int_equal(p->routes[255].line, 511);
+	assert_string_equal(p->routes[4095].name, "r4095");
+	assert_string_equal(p->routes[4095].pattern, "/4095");
+	assert_int_equal(p->routes[4095].line, 8191);
+	/* /4, /40, /409 and /4095 all fit /4095/x: the first in the file wins */
+	assert_ptr_equal(policy_route_match(p, "/4095/x", 7, LV_M_GET, NULL), &p->routes[4]);
+	assert_ptr_equal(policy_route_match(p, "/0", 2, LV_M_GET, NULL), &p->routes[0]);
+	assert_null(policy_route_match(p, "/x", 2, LV_M_GET, NULL));
 	policy_unref(p);
+	free(routes);
 
 	/* A wrong file gives a bounded list of errors. */
 	o = 0;
