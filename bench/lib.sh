@@ -18,16 +18,17 @@ bench_prepare() {
 	cmake --build "$root/build-release" --target levee
 }
 
-# bench_run "name|policy file|port" ...: one levee per spec, admin on port+1.
+# bench_run "name|policy file|port[|path]" ...: one levee per spec, admin on
+# port+1, loaded on `path` (default /x).
 bench_run() {
-	local spec name policy port targets=""
+	local spec name policy port path targets=""
 	for spec in "$@"; do
-		IFS='|' read -r name policy port <<<"$spec"
+		IFS='|' read -r name policy port path <<<"$spec"
 		# peers.sh starts each target with `bash -c "exec CMD"`, so quote the paths.
 		local cmd
 		cmd="$(printf '%q' "$root/build-release/levee") --policy $(printf '%q' "$policy")"
 		cmd+=" --upstream 127.0.0.1:17001 --listen 127.0.0.1:$port --admin 127.0.0.1:$((port + 1))"
-		targets+="${targets:+;}$name|$cmd|http://127.0.0.1:$port/x"
+		targets+="${targets:+;}$name|$cmd|http://127.0.0.1:$port${path:-/x}"
 	done
 	export TARGETS="$targets"
 	echo "bench: $(nproc) cores; DUR=${DUR:-8}s CONN=${CONN:-50} BODY=${BODY:-1024}; commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null)"
