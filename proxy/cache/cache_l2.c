@@ -335,6 +335,7 @@ int cache_l2_open(struct event_base *base, const struct lv_policy *p, struct red
 	}
 	cfg.command_timeout_ms = p->redis.timeout_ms;
 	cfg.connect_timeout_ms = p->redis.connect_timeout_ms;
+	cfg.watch = redis_watch_process();
 	*redis = redis_new(base, &cfg, err, errlen);
 	if (!*redis)
 		return LV_ERR;

@@ -42,6 +42,11 @@
  *    is never called from an onConnect/onDisconnect callback (hiredis 0.14
  *    frees the context itself after those), only from timers, reply
  *    callbacks (where hiredis defers the free) and redis_free().
+ *  - Every connection event goes to the watch (cfg.watch) as it happens:
+ *    each attempt, its failure with the reason, readiness, the loss of a
+ *    ready connection, the breaker opening and closing, and the master
+ *    Sentinel names. The watch logs and counts for the whole process; this
+ *    file only says what happened to this client.
  */
 #include "cache/redis.h"
 
@@ -103,7 +108,6 @@ struct redis {
 	enum redis_state state;
 	struct redis_addr master; /* where the data connection goes */
 	bool have_master;
-	bool ever_ready;
 	unsigned attempt; /* consecutive connect failures, for the backoff */
 	struct event *retry_timer;
 	struct event *conn_timer; /* connect + handshake deadline */
@@ -142,6 +146,10 @@ struct redis {
 
 	uint64_t rng;
 	struct redis_stats stats;
+
+	struct redis_watch_member wm;
+	struct event *watch_timer; /* the watch's summary of held-back lines is due */
+	char sq_why[128];          /* the last sentinel's failure, for the log */
 };
 
 static void redis_connect_master(struct redis *r);
@@ -234,6 +242,44 @@ static void redis_set_master(struct redis *r, const char *host, uint16_t port)
 		snprintf(r->stats.master_addr, sizeof(r->stats.master_addr), "%s:%u", h, port);
 }
 
+/* ---- reports to the watch --------------------------------------------- */
+
+static void redis_watch_arm(struct redis *r, uint64_t due_ms)
+{
+	if (!due_ms)
+		return;
+	uint64_t now = redis_now_us() / 1000;
+	redis_timer_ms(r->watch_timer, due_ms > now ? due_ms - now : 0);
+}
+
+static void redis_on_watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis *r = arg;
+	redis_watch_arm(r, redis_watch_flush(r->cfg.watch, redis_now_us() / 1000));
+}
+
+/* <why> is borrowed for the call; <fail> matters for RW_FAILED only. */
+static void redis_report(struct redis *r, enum redis_watch_what what, enum redis_watch_fail fail,
+                         const char *why)
+{
+	if (!r->cfg.watch)
+		return;
+	char where[LV_NAME_MAX + 32];
+	const char *addr = r->stats.master_addr;
+	if (!r->have_master) {
+		snprintf(where, sizeof(where), "master %s (from the sentinels)", r->cfg.master);
+		addr = where;
+	}
+	struct redis_watch_event ev = {what, fail, addr, why, redis_now_us() / 1000};
+	redis_watch_arm(r, redis_watch_report(r->cfg.watch, &r->wm, &ev));
+}
+
+/* A connection attempt begins: a retry, a failover, or the first one. */
+static void redis_attempt_begin(struct redis *r)
+{
+	redis_report(r, RW_ATTEMPT, RW_FAIL_CONNECT, NULL);
+}
+
 /* ---- pending entries --------------------------------------------------- */
 
 static struct redis_pending *redis_pending_get(struct redis *r)
@@ -320,24 +366,28 @@ static void redis_on_done(evutil_socket_t fd, short what, void *arg)
 
 /* ---- breaker ----------------------------------------------------------- */
 
-static void redis_breaker_open(struct redis *r)
+static void redis_breaker_open(struct redis *r, const char *why)
 {
 	r->breaker = REDIS_BR_OPEN;
 	r->probe_inflight = false;
 	redis_timer_ms(r->breaker_timer, r->cfg.breaker_open_ms);
+	redis_report(r, RW_BREAKER_OPEN, RW_FAIL_CONNECT, why);
 }
 
 /* Returns true when this failure opened the breaker. */
 static bool redis_breaker_failure(struct redis *r)
 {
 	switch (r->breaker) {
-	case REDIS_BR_CLOSED:
+	case REDIS_BR_CLOSED: {
 		if (++r->failures < r->cfg.breaker_failures)
 			return false;
-		redis_breaker_open(r);
+		char why[64];
+		snprintf(why, sizeof(why), "%u failures in a row", r->failures);
+		redis_breaker_open(r, why);
 		return true;
+	}
 	case REDIS_BR_HALF_OPEN:
-		redis_breaker_open(r);
+		redis_breaker_open(r, "its probe failed");
 		return true;
 	case REDIS_BR_OPEN:
 		break;
@@ -388,12 +438,14 @@ static void redis_fifo_push(struct redis *r, struct redis_pending *p)
 /* Forgets the data connection: its live user commands go to the done queue
  * with REDIS_EIO, internal and cancelled entries are discarded. <dying>:
  * hiredis is already freeing the context (we are in its disconnect path), so
- * it must not be freed again. */
-static void redis_drop(struct redis *r, bool dying)
+ * it must not be freed again. A ready connection is reported lost, <why>. */
+static void redis_drop(struct redis *r, bool dying, const char *why)
 {
 	redisAsyncContext *ac = r->ac;
 	if (!ac)
 		return;
+	if (r->state == REDIS_ST_READY)
+		redis_report(r, RW_LOST, RW_FAIL_CONNECT, why);
 	r->ac = NULL;
 	ac->data = NULL;
 	evtimer_del(r->cmd_timer);
@@ -423,17 +475,40 @@ static void redis_schedule_retry(struct redis *r)
 		r->attempt++;
 }
 
-/* A connect, handshake or discovery failed, or a ready connection was lost. */
-static void redis_conn_failed(struct redis *r, bool dying)
+/* The data connection failed: lost if it was ready, else its attempt
+ * failed (<fail>); <why> says how, for the log. */
+static void redis_conn_lost(struct redis *r, bool dying, enum redis_watch_fail fail, const char *why)
 {
-	redis_drop(r, dying);
+	bool was_ready = r->state == REDIS_ST_READY;
+	redis_drop(r, dying, why);
+	if (!was_ready)
+		redis_report(r, RW_FAILED, fail, why);
+}
+
+/* A connect, handshake or discovery failed, or a ready connection was lost. */
+static void redis_conn_failed(struct redis *r, bool dying, enum redis_watch_fail fail, const char *why)
+{
+	redis_conn_lost(r, dying, fail, why);
 	redis_breaker_failure(r);
 	redis_schedule_retry(r);
+}
+
+/* hiredis's reason for a context's failure. */
+static const char *redis_ac_why(const redisAsyncContext *ac)
+{
+	return ac->errstr[0] ? ac->errstr : "connection closed";
+}
+
+/* Why a new context <ac> (NULL: not even allocated) cannot be used. */
+static const char *redis_ac_new_why(const redisAsyncContext *ac)
+{
+	return !ac ? "out of memory" : ac->err ? ac->errstr : "cannot watch the socket";
 }
 
 static void redis_on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct redis *r = arg;
+	redis_attempt_begin(r);
 	if (r->sentinel_mode)
 		redis_discover(r);
 	else
@@ -442,7 +517,11 @@ static void redis_on_retry(evutil_socket_t fd, short what, void *arg)
 
 static void redis_on_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
-	redis_conn_failed(arg, false);
+	struct redis *r = arg;
+	char why[96];
+	snprintf(why, sizeof(why), "no answer within connect_timeout (%llu ms)",
+	         (unsigned long long)r->cfg.connect_timeout_ms);
+	redis_conn_failed(r, false, RW_FAIL_TIMEOUT, why);
 }
 
 static void redis_became_ready(struct redis *r)
@@ -450,9 +529,7 @@ static void redis_became_ready(struct redis *r)
 	evtimer_del(r->conn_timer);
 	r->state = REDIS_ST_READY;
 	r->attempt = 0;
-	if (r->ever_ready)
-		r->stats.reconnects++;
-	r->ever_ready = true;
+	redis_report(r, RW_READY, RW_FAIL_CONNECT, NULL);
 	redis_breaker_success(r);
 	if (r->breaker == REDIS_BR_HALF_OPEN)
 		redis_send_probe(r);
@@ -480,6 +557,19 @@ static bool redis_reply_wants_rediscovery(const redisReply *reply)
 	       strncmp(reply->str, "MASTERDOWN", 10) == 0;
 }
 
+/* Why a handshake step's reply is not the one it needs, for the log. */
+static void redis_handshake_why(enum redis_kind kind, const redisReply *reply, char *why, size_t cap)
+{
+	const char *step = kind == RK_HS_OK ? "AUTH or SELECT" : kind == RK_HS_PING ? "PING" : "ROLE";
+	if (reply->type == REDIS_REPLY_ERROR && reply->str)
+		snprintf(why, cap, "%s refused: %.*s", step, (int)(reply->len < 120 ? reply->len : 120),
+		         reply->str);
+	else if (kind == RK_HS_ROLE)
+		snprintf(why, cap, "ROLE: not the master (a replica or a sentinel)");
+	else
+		snprintf(why, cap, "%s: unexpected reply", step);
+}
+
 static void redis_handle_internal(struct redis *r, enum redis_kind kind, const redisReply *reply)
 {
 	bool ok;
@@ -497,17 +587,21 @@ static void redis_handle_internal(struct redis *r, enum redis_kind kind, const r
 		r->probe_inflight = false;
 		if (reply->type == REDIS_REPLY_ERROR) {
 			if (redis_breaker_failure(r))
-				redis_conn_failed(r, false);
+				redis_conn_failed(r, false, RW_FAIL_CONNECT,
+				                  "the breaker's probe got an error reply");
 		} else if (r->breaker == REDIS_BR_HALF_OPEN) {
 			r->breaker = REDIS_BR_CLOSED;
 			r->failures = 0;
+			redis_report(r, RW_BREAKER_CLOSED, RW_FAIL_CONNECT, NULL);
 		}
 		return;
 	default:
 		return;
 	}
 	if (!ok) {
-		redis_conn_failed(r, false);
+		char why[192];
+		redis_handshake_why(kind, reply, why, sizeof(why));
+		redis_conn_failed(r, false, RW_FAIL_CONNECT, why);
 		return;
 	}
 	if (--r->hs_left == 0)
@@ -523,13 +617,13 @@ static void redis_on_reply(redisAsyncContext *ac, void *vreply, void *privdata)
 	if (!reply) {
 		/* hiredis 0.14 passes NULL only while freeing the context after
 		 * an I/O error or EOF: the connection is gone. */
-		redis_conn_failed(r, true);
+		redis_conn_failed(r, true, RW_FAIL_CONNECT, redis_ac_why(ac));
 		return;
 	}
 	struct redis_pending *p = r->head;
 	if (!p) {
 		/* A reply nobody asked for: the stream is out of step. */
-		redis_conn_failed(r, false);
+		redis_conn_failed(r, false, RW_FAIL_CONNECT, "a reply nobody asked for (out of step)");
 		return;
 	}
 	r->head = p->next;
@@ -557,10 +651,15 @@ static void redis_on_reply(redisAsyncContext *ac, void *vreply, void *privdata)
 	r->stats.latency_count++;
 	redis_breaker_success(r);
 	bool rediscover = r->sentinel_mode && redis_reply_wants_rediscovery(reply);
+	char why[96];
+	if (rediscover)
+		snprintf(why, sizeof(why), "the server answered -%.*s: asking the sentinels again",
+		         (int)(reply->len < 40 ? reply->len : 40), reply->str);
 	if (!redis_invoke(r, cb, arg, reply, REDIS_ENONE))
 		return;
 	if (rediscover && r->ac == ac) {
-		redis_drop(r, false);
+		redis_drop(r, false, why);
+		redis_attempt_begin(r);
 		redis_discover(r);
 	}
 }
@@ -593,7 +692,8 @@ static void redis_on_cmd_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (drop || r->ncancelled > REDIS_MAX_CANCELLED) {
 		/* The breaker already counted this failure: drop and retry. */
-		redis_drop(r, false);
+		redis_conn_lost(r, false, RW_FAIL_TIMEOUT,
+		                drop ? "commands or the handshake timed out" : "too many late replies");
 		redis_schedule_retry(r);
 		return;
 	}
@@ -634,7 +734,7 @@ static void redis_send_probe(struct redis *r)
 	if (redis_send_internal(r, RK_PROBE, 1, argv, argvlen))
 		r->probe_inflight = true;
 	else if (redis_breaker_failure(r))
-		redis_conn_failed(r, false);
+		redis_conn_failed(r, false, RW_FAIL_CONNECT, "out of memory");
 }
 
 static void redis_on_connect(const redisAsyncContext *cac, int status)
@@ -643,14 +743,14 @@ static void redis_on_connect(const redisAsyncContext *cac, int status)
 	if (!r || status == REDIS_OK)
 		return; /* readiness is decided by the handshake replies */
 	/* hiredis frees the context when this returns. */
-	redis_conn_failed(r, true);
+	redis_conn_failed(r, true, RW_FAIL_CONNECT, redis_ac_why(cac));
 }
 
 static void redis_on_disconnect(const redisAsyncContext *cac, int status)
 {
 	struct redis *r = cac->data;
 	if (r)
-		redis_conn_failed(r, true);
+		redis_conn_failed(r, true, RW_FAIL_CONNECT, redis_ac_why(cac));
 }
 
 /* Opens the data connection to r->master and queues the handshake, which
@@ -658,15 +758,12 @@ static void redis_on_disconnect(const redisAsyncContext *cac, int status)
 static void redis_connect_master(struct redis *r)
 {
 	redisAsyncContext *ac = redisAsyncConnect(r->master.host, r->master.port);
-	if (!ac || ac->err) {
+	if (!ac || ac->err || redisLibeventAttach(ac, r->base) != REDIS_OK) {
+		char why[128];
+		snprintf(why, sizeof(why), "%s", redis_ac_new_why(ac));
 		if (ac)
 			redisAsyncFree(ac);
-		redis_breaker_failure(r);
-		redis_schedule_retry(r);
-		return;
-	}
-	if (redisLibeventAttach(ac, r->base) != REDIS_OK) {
-		redisAsyncFree(ac);
+		redis_report(r, RW_FAILED, RW_FAIL_CONNECT, why);
 		redis_breaker_failure(r);
 		redis_schedule_retry(r);
 		return;
@@ -706,7 +803,7 @@ static void redis_connect_master(struct redis *r)
 	}
 	r->hs_left += ok;
 	if (!ok)
-		redis_conn_failed(r, false);
+		redis_conn_failed(r, false, RW_FAIL_CONNECT, "out of memory");
 }
 
 /* ---- Sentinel ---------------------------------------------------------- */
@@ -743,27 +840,36 @@ static bool redis_parse_addr(const char *host, size_t hostlen, const char *port,
 	return redis_numeric_host(out->host);
 }
 
-/* The master is at <a>: connect there, counting a failover when it moved. */
+/* The master is at <a>: connect there. The watch counts a failover when
+ * it moved. */
 static void redis_use_master(struct redis *r, const struct redis_addr *a)
 {
-	bool moved = r->have_master &&
-	             (strcmp(r->master.host, a->host) != 0 || r->master.port != a->port);
-	if (moved)
-		r->stats.failovers++;
 	redis_set_master(r, a->host, a->port);
+	redis_report(r, RW_MASTER, RW_FAIL_CONNECT, NULL);
 	redis_connect_master(r);
 }
 
 static void redis_discovery_failed(struct redis *r)
 {
+	char why[sizeof(r->sq_why) + 64];
+	snprintf(why, sizeof(why), "no sentinel named the master (last: %s)", r->sq_why);
+	redis_report(r, RW_FAILED, RW_FAIL_CONNECT, why);
 	redis_breaker_failure(r);
 	redis_schedule_retry(r);
 }
 
 static void redis_sq_next(struct redis *r);
 
-static void redis_sq_failed(struct redis *r, bool dying)
+/* Remembers why the sentinel being asked failed, for the log. */
+static void redis_sq_note(struct redis *r, const char *why)
 {
+	const struct redis_addr *s = &r->sentinels[r->sq_idx];
+	snprintf(r->sq_why, sizeof(r->sq_why), "%s:%u: %s", s->host, s->port, why);
+}
+
+static void redis_sq_failed(struct redis *r, bool dying, const char *why)
+{
+	redis_sq_note(r, why);
 	redisAsyncContext *ac = r->sq_ac;
 	if (ac) {
 		r->sq_ac = NULL;
@@ -783,7 +889,7 @@ static void redis_on_sq_reply(redisAsyncContext *ac, void *vreply, void *privdat
 	if (!r)
 		return;
 	if (!reply) {
-		redis_sq_failed(r, true);
+		redis_sq_failed(r, true, redis_ac_why(ac));
 		return;
 	}
 	struct redis_addr a;
@@ -793,7 +899,7 @@ static void redis_on_sq_reply(redisAsyncContext *ac, void *vreply, void *privdat
 	    !redis_parse_addr(reply->element[0]->str, reply->element[0]->len,
 	                      reply->element[1]->str, reply->element[1]->len, &a)) {
 		/* Nil (unknown master), an error, or a name: ask the next one. */
-		redis_sq_failed(r, false);
+		redis_sq_failed(r, false, "no usable answer to SENTINEL get-master-addr-by-name");
 		return;
 	}
 	/* The client rules: the sentinel that answered goes first next time. */
@@ -811,19 +917,19 @@ static void redis_on_sq_connect(const redisAsyncContext *cac, int status)
 {
 	struct redis *r = cac->data;
 	if (r && status != REDIS_OK)
-		redis_sq_failed(r, true);
+		redis_sq_failed(r, true, redis_ac_why(cac));
 }
 
 static void redis_on_sq_disconnect(const redisAsyncContext *cac, int status)
 {
 	struct redis *r = cac->data;
 	if (r)
-		redis_sq_failed(r, true);
+		redis_sq_failed(r, true, redis_ac_why(cac));
 }
 
 static void redis_on_sq_timer(evutil_socket_t fd, short what, void *arg)
 {
-	redis_sq_failed(arg, false);
+	redis_sq_failed(arg, false, "no answer within connect_timeout");
 }
 
 /* Queries sentinels from r->sq_idx on until one accepts the connection
@@ -833,10 +939,10 @@ static void redis_sq_next(struct redis *r)
 	for (; r->sq_idx < r->nsentinels; r->sq_idx++) {
 		const struct redis_addr *s = &r->sentinels[r->sq_idx];
 		redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
-		if (!ac)
-			continue;
-		if (ac->err || redisLibeventAttach(ac, r->base) != REDIS_OK) {
-			redisAsyncFree(ac);
+		if (!ac || ac->err || redisLibeventAttach(ac, r->base) != REDIS_OK) {
+			redis_sq_note(r, redis_ac_new_why(ac));
+			if (ac)
+				redisAsyncFree(ac);
 			continue;
 		}
 		const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->cfg.master};
@@ -873,8 +979,9 @@ static void redis_switch_master(struct redis *r, const struct redis_addr *a)
 		return;
 	redis_sq_drop(r);
 	evtimer_del(r->retry_timer);
-	redis_drop(r, false);
+	redis_drop(r, false, "Sentinel switched the master");
 	r->attempt = 0;
+	redis_attempt_begin(r);
 	redis_use_master(r, a);
 }
 
@@ -1077,12 +1184,16 @@ struct redis *redis_new(struct event_base *base, const struct redis_config *cfg,
 	r->sq_timer = evtimer_new(base, redis_on_sq_timer, r);
 	r->sub_timer = evtimer_new(base, redis_on_sub_timer, r);
 	r->done_ev = event_new(base, -1, 0, redis_on_done, r);
+	r->watch_timer = evtimer_new(base, redis_on_watch_timer, r);
 	if (!r->retry_timer || !r->conn_timer || !r->cmd_timer || !r->breaker_timer ||
-	    !r->sq_timer || !r->sub_timer || !r->done_ev) {
+	    !r->sq_timer || !r->sub_timer || !r->done_ev || !r->watch_timer) {
 		snprintf(err, errlen, "redis: out of memory");
 		redis_free(r);
 		return NULL;
 	}
+	if (r->cfg.watch)
+		redis_watch_join(r->cfg.watch, &r->wm);
+	redis_attempt_begin(r);
 	if (r->sentinel_mode) {
 		redis_sub_start(r);
 		redis_discover(r);
@@ -1136,8 +1247,10 @@ void redis_free(struct redis *r)
 		free(p);
 	}
 
-	struct event *evs[] = {r->retry_timer, r->conn_timer, r->cmd_timer, r->breaker_timer,
-	                       r->sq_timer,    r->sub_timer,  r->done_ev};
+	if (r->cfg.watch)
+		redis_watch_leave(r->cfg.watch, &r->wm);
+	struct event *evs[] = {r->retry_timer, r->conn_timer, r->cmd_timer,   r->breaker_timer,
+	                       r->sq_timer,    r->sub_timer,  r->done_ev,     r->watch_timer};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);

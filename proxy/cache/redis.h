@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/redis_watch.h"
 #include "policy.h"
 
 #define REDIS_MAX_SENTINELS 8
@@ -59,6 +60,11 @@ struct redis_config {
 
 	char password[128]; /* AUTH when not empty */
 	unsigned db;        /* SELECT when not 0 */
+
+	/* Told of every connection event, when not NULL (borrowed: it must
+	 * outlive the client). The process's one watch logs them and counts
+	 * reconnects and failovers. */
+	struct redis_watch *watch;
 };
 
 enum redis_err {
@@ -111,12 +117,12 @@ int redis_command(struct redis *r, redis_cb cb, void *arg, int argc, const char 
  * pass through: a command would only come back with REDIS_EDOWN. */
 bool redis_available(const struct redis *r);
 
+/* Commands of this client. Connection events (errors, reconnects,
+ * failovers) are counted by the watch, for the whole process. */
 struct redis_stats {
 	uint64_t commands;                      /* accepted by redis_command() */
 	uint64_t errors;                        /* callbacks with EDOWN, EBUSY or EIO */
 	uint64_t timeouts;                      /* callbacks with ETIMEOUT */
-	uint64_t reconnects;                    /* connections that became ready, after the first */
-	uint64_t failovers;                     /* times the master address changed (Sentinel) */
 	uint64_t latency_us_sum, latency_count; /* replies to user commands */
 	enum redis_state state;
 	enum redis_breaker breaker;
