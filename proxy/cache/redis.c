@@ -4,12 +4,21 @@
  *
  * Connection state machine (r->state):
  *
- *   DOWN --retry timer--> DISCOVERING (sentinel mode) --master found--> CONNECTING
- *   DOWN --retry timer--> CONNECTING (direct mode)
+ *   DOWN --retry timer--> DISCOVERING (sentinel mode) --master found--> RESOLVING
+ *   DOWN --retry timer--> RESOLVING (direct mode)
+ *   RESOLVING --the master's name resolved (at once when numeric)--> CONNECTING
  *   CONNECTING --AUTH/SELECT/PING|ROLE all answered--> READY
- *   any failure (connect error or timeout, handshake error, ROLE says
- *   replica, connection lost, no sentinel answered) --> DOWN, retry timer
- *   armed with exponential backoff and jitter.
+ *   any failure (a name that does not resolve, connect error or timeout,
+ *   handshake error, ROLE says replica, connection lost, no sentinel
+ *   answered) --> DOWN, retry timer armed with exponential backoff and
+ *   jitter.
+ *
+ * Names. The master's address, the sentinels' and the master a sentinel
+ * announces may be host names. Each is looked up on the resolver's thread
+ * (resolver.h) before every connection attempt, never from cache, so a
+ * Service that moved is followed at the next reconnect; a name with several
+ * addresses is tried at the next one after a failure. hiredis is only ever
+ * given numeric addresses (it would call getaddrinfo() on the loop).
  *   +switch-master, or -READONLY in sentinel mode, drops the connection and
  *   goes straight to CONNECTING (new address) or DISCOVERING.
  *
@@ -59,6 +68,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "resolver.h"
+
 #define REDIS_DEF_COMMAND_TIMEOUT_MS 25
 #define REDIS_DEF_CONNECT_TIMEOUT_MS 200
 #define REDIS_DEF_BACKOFF_MIN_MS 50
@@ -71,6 +82,9 @@
 #define REDIS_MAX_CANCELLED 256
 /* Free pending entries kept for reuse, so steady traffic does not malloc. */
 #define REDIS_POOL_MAX 1024
+/* A lookup the resolver has not answered by then fails the attempt: glibc
+ * alone may wait 5 s per DNS query and retry it. */
+#define REDIS_RESOLVE_TIMEOUT_MS 10000
 
 enum redis_kind {
 	RK_USER,
@@ -96,7 +110,24 @@ struct redis_addr {
 	uint16_t port;
 };
 
-enum redis_sub_state { SUB_NONE, SUB_WAIT_RETRY, SUB_CONNECTING, SUB_ACTIVE };
+enum redis_sub_state { SUB_NONE, SUB_WAIT_RETRY, SUB_RESOLVING, SUB_CONNECTING, SUB_ACTIVE };
+
+struct redis;
+
+/* <ip> is the numeric address to connect to, valid for the call; NULL when
+ * the lookup failed, with <why>. */
+typedef void (*redis_resolved_fn)(struct redis *r, const char *ip, const char *why);
+
+/* One name lookup of the client: for the master, for a discovery query or
+ * for the +switch-master subscription. */
+struct redis_lookup {
+	struct redis *r;
+	struct resolve_req *rq;  /* in flight */
+	struct event *deadline;
+	unsigned turn;           /* which address, when the name has several */
+	redis_resolved_fn done;
+	char host[LV_HOST_MAX];
+};
 
 struct redis {
 	struct event_base *base;
@@ -107,6 +138,8 @@ struct redis {
 
 	enum redis_state state;
 	struct redis_addr master; /* where the data connection goes */
+	char master_ip[INET6_ADDRSTRLEN]; /* what master.host resolved to, for the log */
+	struct redis_lookup master_lk;
 	bool have_master;
 	unsigned attempt; /* consecutive connect failures, for the backoff */
 	struct event *retry_timer;
@@ -139,7 +172,9 @@ struct redis {
 	redisAsyncContext *sq_ac;
 	unsigned sq_idx;
 	struct event *sq_timer;
+	struct redis_lookup sq_lk;
 	redisAsyncContext *sub_ac;
+	struct redis_lookup sub_lk;
 	enum redis_sub_state sub_state;
 	unsigned sub_idx, sub_attempt;
 	struct event *sub_timer;
@@ -149,7 +184,7 @@ struct redis {
 
 	struct redis_watch_member wm;
 	struct event *watch_timer; /* the watch's summary of held-back lines is due */
-	char sq_why[128];          /* the last sentinel's failure, for the log */
+	char sq_why[LV_HOST_MAX + 192]; /* the last sentinel's failure, for the log */
 };
 
 static void redis_connect_master(struct redis *r);
@@ -222,14 +257,9 @@ static uint64_t redis_backoff_ms(struct redis *r, unsigned attempt)
 	return half + (half ? redis_rand(r) % (half + 1) : 0);
 }
 
-static bool redis_numeric_host(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 static void redis_set_master(struct redis *r, const char *host, uint16_t port)
 {
+	r->master_ip[0] = '\0';
 	size_t n = strnlen(host, sizeof(r->master.host) - 1);
 	memmove(r->master.host, host, n); /* <host> may be r->master.host itself */
 	r->master.host[n] = '\0';
@@ -264,10 +294,13 @@ static void redis_report(struct redis *r, enum redis_watch_what what, enum redis
 {
 	if (!r->cfg.watch)
 		return;
-	char where[LV_NAME_MAX + 32];
+	char where[sizeof(r->stats.master_addr) + INET6_ADDRSTRLEN + LV_NAME_MAX + 32];
 	const char *addr = r->stats.master_addr;
 	if (!r->have_master) {
 		snprintf(where, sizeof(where), "master %s (from the sentinels)", r->cfg.master);
+		addr = where;
+	} else if (r->master_ip[0] && strcmp(r->master_ip, r->master.host) != 0) {
+		snprintf(where, sizeof(where), "%s (%s)", r->stats.master_addr, r->master_ip);
 		addr = where;
 	}
 	struct redis_watch_event ev = {what, fail, addr, why, redis_now_us() / 1000};
@@ -278,6 +311,78 @@ static void redis_report(struct redis *r, enum redis_watch_what what, enum redis
 static void redis_attempt_begin(struct redis *r)
 {
 	redis_report(r, RW_ATTEMPT, RW_FAIL_CONNECT, NULL);
+}
+
+/* ---- name lookups ------------------------------------------------------ */
+
+static void redis_lookup_cancel(struct redis_lookup *lk)
+{
+	if (lk->rq)
+		resolve_cancel(lk->rq);
+	lk->rq = NULL;
+	if (lk->deadline)
+		evtimer_del(lk->deadline);
+}
+
+static void redis_on_resolved(void *arg, const struct resolve_result *res)
+{
+	struct redis_lookup *lk = arg;
+	lk->rq = NULL;
+	evtimer_del(lk->deadline);
+	if (res->status || !res->n)
+		lk->done(lk->r, NULL, res->why);
+	else
+		lk->done(lk->r, res->addrs[lk->turn % res->n], NULL);
+}
+
+static void redis_on_lookup_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis_lookup *lk = arg;
+	redis_lookup_cancel(lk);
+	char why[LV_HOST_MAX + 64];
+	snprintf(why, sizeof(why), "cannot resolve %s: no answer within %d s", lk->host,
+	         REDIS_RESOLVE_TIMEOUT_MS / 1000);
+	lk->done(lk->r, NULL, why);
+}
+
+/* Calls <done> with the address to connect to for <host>: at once when it is
+ * numeric, else once the resolver answered (address <turn>, modulo how many
+ * it found). Replaces a lookup still in flight on <lk>. */
+static void redis_lookup(struct redis *r, struct redis_lookup *lk, const char *host, unsigned turn,
+                         redis_resolved_fn done)
+{
+	redis_lookup_cancel(lk);
+	if (resolve_is_numeric(host)) {
+		done(r, host, NULL);
+		return;
+	}
+	if (!r->cfg.resolver) {
+		done(r, NULL, "a host name, and there is no resolver");
+		return;
+	}
+	snprintf(lk->host, sizeof(lk->host), "%s", host);
+	lk->turn = turn;
+	lk->done = done;
+	lk->rq = resolve_start(r->cfg.resolver, r->base, host, redis_on_resolved, lk);
+	if (!lk->rq) {
+		done(r, NULL, "cannot start a name lookup (out of memory)");
+		return;
+	}
+	redis_timer_ms(lk->deadline, REDIS_RESOLVE_TIMEOUT_MS);
+}
+
+static int redis_lookup_init(struct redis *r, struct redis_lookup *lk)
+{
+	lk->r = r;
+	lk->deadline = evtimer_new(r->base, redis_on_lookup_deadline, lk);
+	return lk->deadline ? LV_OK : LV_ERR;
+}
+
+static void redis_lookup_free(struct redis_lookup *lk)
+{
+	redis_lookup_cancel(lk);
+	if (lk->deadline)
+		event_free(lk->deadline);
 }
 
 /* ---- pending entries --------------------------------------------------- */
@@ -441,6 +546,7 @@ static void redis_fifo_push(struct redis *r, struct redis_pending *p)
  * it must not be freed again. A ready connection is reported lost, <why>. */
 static void redis_drop(struct redis *r, bool dying, const char *why)
 {
+	redis_lookup_cancel(&r->master_lk);
 	redisAsyncContext *ac = r->ac;
 	if (!ac)
 		return;
@@ -499,10 +605,30 @@ static const char *redis_ac_why(const redisAsyncContext *ac)
 	return ac->errstr[0] ? ac->errstr : "connection closed";
 }
 
-/* Why a new context <ac> (NULL: not even allocated) cannot be used. */
-static const char *redis_ac_new_why(const redisAsyncContext *ac)
+/* A context to <ip>:<port> (numeric) on r's loop, attached to r, with its
+ * callbacks set and <argc> > 0 a first command queued. NULL with the reason
+ * copied to <why> when that failed. */
+static redisAsyncContext *redis_open(struct redis *r, const char *ip, uint16_t port,
+                                     redisCallbackFn *reply, int argc, const char **argv,
+                                     const size_t *argvlen, redisConnectCallback *on_connect,
+                                     redisDisconnectCallback *on_disconnect, char *why, size_t cap)
 {
-	return !ac ? "out of memory" : ac->err ? ac->errstr : "cannot watch the socket";
+	redisAsyncContext *ac = redisAsyncConnect(ip, port);
+	const char *fail = !ac ? "out of memory" : ac->err ? ac->errstr : NULL;
+	if (!fail && redisLibeventAttach(ac, r->base) != REDIS_OK)
+		fail = "cannot watch the socket";
+	if (!fail && argc && redisAsyncCommandArgv(ac, reply, NULL, argc, argv, argvlen) != REDIS_OK)
+		fail = "out of memory";
+	if (fail) {
+		snprintf(why, cap, "%s", fail);
+		if (ac)
+			redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = r;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	return ac;
 }
 
 static void redis_on_retry(evutil_socket_t fd, short what, void *arg)
@@ -753,24 +879,26 @@ static void redis_on_disconnect(const redisAsyncContext *cac, int status)
 		redis_conn_failed(r, true, RW_FAIL_CONNECT, redis_ac_why(cac));
 }
 
-/* Opens the data connection to r->master and queues the handshake, which
- * hiredis sends as soon as the TCP connect completes. */
-static void redis_connect_master(struct redis *r)
+/* Opens the data connection to <ip> (r->master's address) and queues the
+ * handshake, which hiredis sends as soon as the TCP connect completes. */
+static void redis_connect_resolved(struct redis *r, const char *ip, const char *why)
 {
-	redisAsyncContext *ac = redisAsyncConnect(r->master.host, r->master.port);
-	if (!ac || ac->err || redisLibeventAttach(ac, r->base) != REDIS_OK) {
-		char why[128];
-		snprintf(why, sizeof(why), "%s", redis_ac_new_why(ac));
-		if (ac)
-			redisAsyncFree(ac);
-		redis_report(r, RW_FAILED, RW_FAIL_CONNECT, why);
+	if (!ip) {
+		redis_report(r, RW_FAILED, RW_FAIL_RESOLVE, why);
 		redis_breaker_failure(r);
 		redis_schedule_retry(r);
 		return;
 	}
-	ac->data = r;
-	redisAsyncSetConnectCallback(ac, redis_on_connect);
-	redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);
+	snprintf(r->master_ip, sizeof(r->master_ip), "%s", ip);
+	char fail[128];
+	redisAsyncContext *ac = redis_open(r, ip, r->master.port, NULL, 0, NULL, NULL, redis_on_connect,
+	                                   redis_on_disconnect, fail, sizeof(fail));
+	if (!ac) {
+		redis_report(r, RW_FAILED, RW_FAIL_CONNECT, fail);
+		redis_breaker_failure(r);
+		redis_schedule_retry(r);
+		return;
+	}
 	redisEnableKeepAlive(&ac->c);
 	r->ac = ac;
 	r->state = REDIS_ST_CONNECTING;
@@ -806,10 +934,19 @@ static void redis_connect_master(struct redis *r)
 		redis_conn_failed(r, false, RW_FAIL_CONNECT, "out of memory");
 }
 
+/* Resolves r->master again (a moved name is followed), then connects. A
+ * name with several addresses starts at the next one after each failure. */
+static void redis_connect_master(struct redis *r)
+{
+	r->state = REDIS_ST_RESOLVING;
+	redis_lookup(r, &r->master_lk, r->master.host, r->attempt, redis_connect_resolved);
+}
+
 /* ---- Sentinel ---------------------------------------------------------- */
 
 static void redis_sq_drop(struct redis *r)
 {
+	redis_lookup_cancel(&r->sq_lk);
 	redisAsyncContext *ac = r->sq_ac;
 	if (!ac)
 		return;
@@ -819,8 +956,15 @@ static void redis_sq_drop(struct redis *r)
 	redisAsyncFree(ac);
 }
 
-/* Parses "ip" and "port" strings; only numeric addresses are accepted,
- * since resolving a name here would block the loop. */
+/* A host the client can use: numeric, or a name (resolved off the loop). */
+static bool redis_host_ok(const char *host)
+{
+	const char *why;
+	return resolve_is_numeric(host) || value_host(host, &why) == LV_OK;
+}
+
+/* Parses "host" and "port" strings from a sentinel: an address, or a name
+ * (sentinels with announce-hostnames). */
 static bool redis_parse_addr(const char *host, size_t hostlen, const char *port, size_t portlen,
                              struct redis_addr *out)
 {
@@ -837,7 +981,7 @@ static bool redis_parse_addr(const char *host, size_t hostlen, const char *port,
 	memcpy(out->host, host, hostlen);
 	out->host[hostlen] = '\0';
 	out->port = (uint16_t)p;
-	return redis_numeric_host(out->host);
+	return redis_host_ok(out->host);
 }
 
 /* The master is at <a>: connect there. The watch counts a failover when
@@ -898,7 +1042,7 @@ static void redis_on_sq_reply(redisAsyncContext *ac, void *vreply, void *privdat
 	    reply->element[1]->type != REDIS_REPLY_STRING ||
 	    !redis_parse_addr(reply->element[0]->str, reply->element[0]->len,
 	                      reply->element[1]->str, reply->element[1]->len, &a)) {
-		/* Nil (unknown master), an error, or a name: ask the next one. */
+		/* Nil (unknown master), or an error: ask the next one. */
 		redis_sq_failed(r, false, "no usable answer to SENTINEL get-master-addr-by-name");
 		return;
 	}
@@ -934,32 +1078,36 @@ static void redis_on_sq_timer(evutil_socket_t fd, short what, void *arg)
 
 /* Queries sentinels from r->sq_idx on until one accepts the connection
  * attempt; the answer (or the failure) arrives asynchronously. */
-static void redis_sq_next(struct redis *r)
+/* Asks the sentinel r->sq_idx, at <ip> once its name resolved; on a failure
+ * known at once, the next one. */
+static void redis_sq_resolved(struct redis *r, const char *ip, const char *why)
 {
-	for (; r->sq_idx < r->nsentinels; r->sq_idx++) {
-		const struct redis_addr *s = &r->sentinels[r->sq_idx];
-		redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
-		if (!ac || ac->err || redisLibeventAttach(ac, r->base) != REDIS_OK) {
-			redis_sq_note(r, redis_ac_new_why(ac));
-			if (ac)
-				redisAsyncFree(ac);
-			continue;
-		}
+	char fail[128];
+	if (ip) {
 		const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->cfg.master};
 		const size_t argvlen[] = {8, 23, strlen(r->cfg.master)};
-		if (redisAsyncCommandArgv(ac, redis_on_sq_reply, NULL, 3, argv, argvlen) !=
-		    REDIS_OK) {
-			redisAsyncFree(ac);
-			continue;
+		r->sq_ac = redis_open(r, ip, r->sentinels[r->sq_idx].port, redis_on_sq_reply, 3, argv,
+		                      argvlen, redis_on_sq_connect, redis_on_sq_disconnect, fail,
+		                      sizeof(fail));
+		if (r->sq_ac) {
+			redis_timer_ms(r->sq_timer, r->cfg.connect_timeout_ms);
+			return;
 		}
-		ac->data = r;
-		redisAsyncSetConnectCallback(ac, redis_on_sq_connect);
-		redisAsyncSetDisconnectCallback(ac, redis_on_sq_disconnect);
-		r->sq_ac = ac;
-		redis_timer_ms(r->sq_timer, r->cfg.connect_timeout_ms);
-		return;
+		why = fail;
 	}
-	redis_discovery_failed(r);
+	redis_sq_note(r, why);
+	r->sq_idx++;
+	redis_sq_next(r);
+}
+
+/* Queries the sentinels from r->sq_idx on, one at a time; the answer (or the
+ * failure) arrives asynchronously. */
+static void redis_sq_next(struct redis *r)
+{
+	if (r->sq_idx < r->nsentinels)
+		redis_lookup(r, &r->sq_lk, r->sentinels[r->sq_idx].host, 0, redis_sq_resolved);
+	else
+		redis_discovery_failed(r);
 }
 
 /* Starts a discovery round from the first (last successful) sentinel. */
@@ -1062,28 +1210,30 @@ static void redis_on_sub_disconnect(const redisAsyncContext *cac, int status)
 		redis_sub_lost(r, true);
 }
 
-static void redis_sub_start(struct redis *r)
+static void redis_sub_resolved(struct redis *r, const char *ip, const char *why)
 {
-	const struct redis_addr *s = &r->sentinels[r->sub_idx % r->nsentinels];
-	redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
-	if (ac && !ac->err && redisLibeventAttach(ac, r->base) == REDIS_OK) {
+	if (ip) {
 		const char *argv[] = {"SUBSCRIBE", "+switch-master"};
 		const size_t argvlen[] = {9, 14};
-		if (redisAsyncCommandArgv(ac, redis_on_sub_reply, NULL, 2, argv, argvlen) ==
-		    REDIS_OK) {
-			ac->data = r;
-			redisAsyncSetConnectCallback(ac, redis_on_sub_connect);
-			redisAsyncSetDisconnectCallback(ac, redis_on_sub_disconnect);
-			r->sub_ac = ac;
+		char fail[128];
+		r->sub_ac = redis_open(r, ip, r->sentinels[r->sub_idx % r->nsentinels].port,
+		                       redis_on_sub_reply, 2, argv, argvlen, redis_on_sub_connect,
+		                       redis_on_sub_disconnect, fail, sizeof(fail));
+		if (r->sub_ac) {
 			r->sub_state = SUB_CONNECTING;
 			redis_timer_ms(r->sub_timer, r->cfg.connect_timeout_ms);
 			return;
 		}
 	}
-	if (ac)
-		redisAsyncFree(ac);
 	r->sub_idx++;
 	redis_sub_schedule(r);
+}
+
+static void redis_sub_start(struct redis *r)
+{
+	r->sub_state = SUB_RESOLVING;
+	redis_lookup(r, &r->sub_lk, r->sentinels[r->sub_idx % r->nsentinels].host, 0,
+	             redis_sub_resolved);
 }
 
 static void redis_sub_schedule(struct redis *r)
@@ -1104,6 +1254,22 @@ static void redis_on_sub_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- public API -------------------------------------------------------- */
+
+/* An address or a name, and a port; a name needs the resolver. */
+static int redis_check_host(const struct redis_config *c, const char *what, const char *host,
+                            uint16_t port, char *err, size_t errlen)
+{
+	if (!redis_host_ok(host) || !port) {
+		snprintf(err, errlen, "redis: %s '%s' is not an address or host name and a port", what,
+		         host);
+		return LV_ERR;
+	}
+	if (!c->resolver && !resolve_is_numeric(host)) {
+		snprintf(err, errlen, "redis: %s '%s' is a name, and there is no resolver", what, host);
+		return LV_ERR;
+	}
+	return LV_OK;
+}
 
 static int redis_check_config(struct redis *r, const struct redis_config *cfg, char *err,
                               size_t errlen)
@@ -1141,12 +1307,9 @@ static int redis_check_config(struct redis *r, const struct redis_config *cfg, c
 		}
 		for (unsigned i = 0; i < c->nsentinels; i++) {
 			c->sentinels[i][LV_HOST_MAX - 1] = '\0';
-			if (!redis_numeric_host(c->sentinels[i]) || !c->sentinel_ports[i]) {
-				snprintf(err, errlen,
-				         "redis: sentinel '%s' is not a numeric address and port",
-				         c->sentinels[i]);
+			if (redis_check_host(c, "sentinel", c->sentinels[i], c->sentinel_ports[i], err,
+			                     errlen) != LV_OK)
 				return LV_ERR;
-			}
 			memcpy(r->sentinels[i].host, c->sentinels[i], sizeof(r->sentinels[i].host));
 			r->sentinels[i].port = c->sentinel_ports[i];
 		}
@@ -1154,11 +1317,7 @@ static int redis_check_config(struct redis *r, const struct redis_config *cfg, c
 		r->sentinel_mode = true;
 		return LV_OK;
 	}
-	if (!redis_numeric_host(c->host) || !c->port) {
-		snprintf(err, errlen, "redis: '%s' is not a numeric address and port", c->host);
-		return LV_ERR;
-	}
-	return LV_OK;
+	return redis_check_host(c, "address", c->host, c->port, err, errlen);
 }
 
 struct redis *redis_new(struct event_base *base, const struct redis_config *cfg, char *err,
@@ -1186,7 +1345,9 @@ struct redis *redis_new(struct event_base *base, const struct redis_config *cfg,
 	r->done_ev = event_new(base, -1, 0, redis_on_done, r);
 	r->watch_timer = evtimer_new(base, redis_on_watch_timer, r);
 	if (!r->retry_timer || !r->conn_timer || !r->cmd_timer || !r->breaker_timer ||
-	    !r->sq_timer || !r->sub_timer || !r->done_ev || !r->watch_timer) {
+	    !r->sq_timer || !r->sub_timer || !r->done_ev || !r->watch_timer ||
+	    redis_lookup_init(r, &r->master_lk) != LV_OK || redis_lookup_init(r, &r->sq_lk) != LV_OK ||
+	    redis_lookup_init(r, &r->sub_lk) != LV_OK) {
 		snprintf(err, errlen, "redis: out of memory");
 		redis_free(r);
 		return NULL;
@@ -1211,6 +1372,11 @@ void redis_free(struct redis *r)
 	r->closing = true;
 	if (r->freed)
 		*r->freed = true;
+
+	/* No lookup may answer from here on. */
+	redis_lookup_free(&r->master_lk);
+	redis_lookup_free(&r->sq_lk);
+	redis_lookup_free(&r->sub_lk);
 
 	/* Detach every context first, so no hiredis callback reaches us, and
 	 * collect what is still owed a callback. */

@@ -12,9 +12,9 @@
  *  - The callback never runs inside redis_command(): failures that are known
  *    at once (down, breaker open, too many in flight) are delivered through
  *    the event loop, so a caller is never re-entered.
- *  - Nothing blocks the event loop: connects are non-blocking, addresses are
- *    numeric (names are resolved by the policy layer, never here), and every
- *    wait has a timer.
+ *  - Nothing blocks the event loop: connects are non-blocking, host names
+ *    are resolved on the resolver's thread (resolver.h) before every
+ *    connection attempt, and every wait has a timer.
  *  - redis_free() may be called at any time, also from inside a callback;
  *    every command still outstanding then gets REDIS_ECLOSED, inside
  *    redis_free(), before it returns.
@@ -36,12 +36,15 @@
 
 #define REDIS_MAX_SENTINELS 8
 
+struct resolver;
+
 struct redis_config {
-	/* Direct mode (nsentinels == 0): a numeric IPv4 or IPv6 address. */
+	/* Direct mode (nsentinels == 0): an IPv4 or IPv6 address or a host
+	 * name. */
 	char host[LV_HOST_MAX];
 	uint16_t port;
 
-	/* Sentinel mode (nsentinels > 0): numeric sentinel addresses, tried in
+	/* Sentinel mode (nsentinels > 0): sentinel addresses or names, tried in
 	 * order, and the name of the master they monitor. */
 	char sentinels[REDIS_MAX_SENTINELS][LV_HOST_MAX];
 	uint16_t sentinel_ports[REDIS_MAX_SENTINELS];
@@ -65,6 +68,9 @@ struct redis_config {
 	 * outlive the client). The process's one watch logs them and counts
 	 * reconnects and failovers. */
 	struct redis_watch *watch;
+	/* Looks host names up (borrowed, like <watch>); needed when a host is
+	 * a name, or a sentinel may announce one. */
+	struct resolver *resolver;
 };
 
 enum redis_err {
@@ -81,6 +87,7 @@ const char *redis_strerror(enum redis_err err);
 enum redis_state {
 	REDIS_ST_DOWN,        /* waiting out a reconnect backoff */
 	REDIS_ST_DISCOVERING, /* asking the sentinels for the master */
+	REDIS_ST_RESOLVING,   /* looking the master's name up */
 	REDIS_ST_CONNECTING,  /* TCP connect and AUTH/SELECT/ROLE in flight */
 	REDIS_ST_READY,
 };
@@ -98,7 +105,7 @@ struct redis;
  * arrives as a reply of type REDIS_REPLY_ERROR with REDIS_ENONE. */
 typedef void (*redis_cb)(struct redis *r, const redisReply *reply, enum redis_err err, void *arg);
 
-/* Validates <cfg> (numeric addresses, bounds) and starts connecting at once.
+/* Validates <cfg> (addresses or names, bounds) and starts connecting at once.
  * Returns NULL with a reason in <err> on a bad config or out of memory. */
 struct redis *redis_new(struct event_base *base, const struct redis_config *cfg, char *err,
                         size_t errlen) LV_WARN_UNUSED;
