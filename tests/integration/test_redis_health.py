@@ -5,7 +5,6 @@ with the rest summed up, and the levee_redis_* counters count what their
 names say. And host names in [redis]: accepted by `levee check` as by
 start-up, resolved off the event loops, not fatal when they do not resolve,
 and looked up again at each reconnect, so a moved name is followed."""
-import json
 import shutil
 import subprocess
 
@@ -20,21 +19,8 @@ WORKERS = 4
 CONNECTIONS = WORKERS + 1  # and the main thread's, for admin purges
 
 
-def log_lines(lv, needle):
-    """The messages of levee's error log (JSON lines) that contain needle."""
-    out = []
-    for line in lv.stderr().splitlines():
-        try:
-            m = json.loads(line)
-        except ValueError:
-            continue
-        if needle in m.get("msg", ""):
-            out.append(m)
-    return out
-
-
 def wait_line(lv, needle, timeout=10):
-    return wait_until(lambda: log_lines(lv, needle), timeout, msg="a log line with %r" % needle)
+    return wait_until(lambda: lv.log_lines(needle), timeout, msg="a log line with %r" % needle)
 
 
 def redis_metric(lv, name, **labels):
@@ -65,11 +51,11 @@ def test_kill_and_restart_are_one_line_each_and_counted(levee_factory, redis):
     assert redis_metric(lv, "levee_redis_reconnect_attempts_total") >= CONNECTIONS
     assert redis_metric(lv, "levee_redis_reconnects_total") == 0
     assert lv.status()["redis"]["state"] == "down"
-    lost = log_lines(lv, "redis: lost the connection to %s" % where)
+    lost = lv.log_lines("redis: lost the connection to %s" % where)
     assert len(lost) == 1, lost
     assert lost[0]["level"] == "warn"
     assert "Server closed the connection" in lost[0]["msg"] or "Connection reset" in lost[0]["msg"], lost
-    opened = log_lines(lv, "redis: breaker open")
+    opened = lv.log_lines("redis: breaker open")
     assert len(opened) == 1, opened
 
     redis.start()
@@ -79,12 +65,12 @@ def test_kill_and_restart_are_one_line_each_and_counted(levee_factory, redis):
     assert len(back) == 1, back
     assert back[0]["level"] == "info"
     wait_until(lambda: lv.status()["redis"]["state"] == "up", 5, msg="/status redis.state up again")
-    wait_until(lambda: log_lines(lv, "redis: breaker closed"), 10, msg="the breaker closes")
-    assert len(log_lines(lv, "redis: breaker closed")) == 1
+    wait_until(lambda: lv.log_lines("redis: breaker closed"), 10, msg="the breaker closes")
+    assert len(lv.log_lines("redis: breaker closed")) == 1
     assert redis_metric(lv, "levee_redis_reconnect_attempts_total") >= \
         redis_metric(lv, "levee_redis_reconnects_total")
     # nothing else about Redis was said: start, loss, breaker, return
-    said = [m["msg"] for m in log_lines(lv, "redis: ")]
+    said = [m["msg"] for m in lv.log_lines("redis: ")]
     assert len(said) == 5, said
 
 
@@ -103,8 +89,8 @@ def test_flapping_is_summed_up_not_flooded(levee_factory, redis):
     summary = wait_line(lv, "not logged (one line of a kind per 10 s at most); now connected to", timeout=15)
     assert len(summary) == 1, summary
     assert redis_metric(lv, "levee_redis_log_lines_held_total") > 0
-    lost = log_lines(lv, "redis: lost the connection")
-    back = log_lines(lv, "redis: reconnected to")
+    lost = lv.log_lines("redis: lost the connection")
+    back = lv.log_lines("redis: reconnected to")
     assert len(lost) < cycles and len(back) < cycles, (lost, back)
     # each loss was CONNECTIONS connections: per-connection lines would be 4x that
     assert redis_metric(lv, "levee_redis_errors_total", kind="lost") == CONNECTIONS * cycles
@@ -167,7 +153,7 @@ def test_a_name_that_does_not_resolve_does_not_stop_start_up(levee_factory, orig
     assert first >= 1
     wait_until(lambda: redis_metric(lv, "levee_redis_errors_total", kind="resolve") > first + CONNECTIONS, 10,
                msg="lookups retried")
-    assert len(log_lines(lv, "redis: cannot connect to")) == 1
+    assert len(lv.log_lines("redis: cannot connect to")) == 1
     assert lv.status()["redis"]["state"] == "down"
 
 
