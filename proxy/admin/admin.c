@@ -56,6 +56,8 @@ bool admin_ready(const char **why)
 		*why = "upstream unreachable";
 		return false;
 	}
+	if (!invalidate_ready(why))
+		return false;
 	*why = NULL;
 	return true;
 }
