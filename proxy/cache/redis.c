@@ -884,6 +884,7 @@ static void redis_on_disconnect(const redisAsyncContext *cac, int status)
 static void redis_connect_resolved(struct redis *r, const char *ip, const char *why)
 {
 	if (!ip) {
+		r->master_ip[0] = '\0'; /* the log must not name an address it no longer has */
 		redis_report(r, RW_FAILED, RW_FAIL_RESOLVE, why);
 		redis_breaker_failure(r);
 		redis_schedule_retry(r);
