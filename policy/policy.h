@@ -85,6 +85,7 @@ int value_percent(const char *s, double *out, const char **why) LV_WARN_UNUSED; 
 int value_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, const char **why) LV_WARN_UNUSED;
 int value_bool(const char *s, bool *out, const char **why) LV_WARN_UNUSED;                /* true/false/yes/no/on/off/1/0 */
 int value_hostport(const char *s, struct lv_hostport *out, const char **why) LV_WARN_UNUSED; /* "host:port", "[v6]:port" */
+int value_host(const char *h, const char **why) LV_WARN_UNUSED; /* a DNS name or an IPv4 address (not IPv6) */
 /* ${VAR} and ${VAR:-default} expansion from the process environment. An
  * unset ${VAR} without default is an error. Output is NUL-terminated. */
 int value_expand_env(const char *in, char *out, size_t outsz, const char **why) LV_WARN_UNUSED;

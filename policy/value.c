@@ -275,10 +275,13 @@ static int value_port(const char *s, uint16_t *out, const char **why)
 
 /* A DNS name or an IPv4 address. Anything made only of digits and dots must
  * be a valid IPv4 address, so that "10.0.0.300" is an error here rather than
- * a DNS lookup failure at start-up. */
-static int value_host(const char *h, const char **why)
+ * a DNS lookup failure at start-up. A name's labels and length are bounded
+ * as DNS bounds them (RFC 1035), since no resolver could ever answer for a
+ * longer one. */
+int value_host(const char *h, const char **why)
 {
 	bool numeric = true;
+	size_t label = 0;
 	for (const char *p = h; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (!isalnum(c) && c != '.' && c != '-' && c != '_') {
@@ -287,9 +290,18 @@ static int value_host(const char *h, const char **why)
 		}
 		if (!isdigit(c) && c != '.')
 			numeric = false;
+		label = c == '.' ? 0 : label + 1;
+		if (label > 63) {
+			*why = "host name label longer than 63 characters";
+			return LV_ERR;
+		}
 	}
 	if (h[0] == '.' || h[0] == '-' || strstr(h, "..") != NULL) {
 		*why = "bad host name";
+		return LV_ERR;
+	}
+	if (strlen(h) > 253) {
+		*why = "host name longer than 253 characters";
 		return LV_ERR;
 	}
 	struct in_addr a4;

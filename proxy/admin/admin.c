@@ -72,6 +72,8 @@ bool admin_ready(const char **why)
 		*why = "upstream unreachable";
 		return false;
 	}
+	if (!invalidate_ready(why))
+		return false;
 	*why = NULL;
 	return true;
 }
@@ -163,8 +165,6 @@ static bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *
 		sum->commands += s.commands;
 		sum->errors += s.errors;
 		sum->timeouts += s.timeouts;
-		sum->reconnects += s.reconnects;
-		sum->failovers += s.failovers;
 		sum->latency_us_sum += s.latency_us_sum;
 		sum->latency_count += s.latency_count;
 		*ready += s.state == REDIS_ST_READY;
@@ -181,6 +181,9 @@ static void admin_redis_metrics(FILE *f)
 	unsigned ready, open;
 	if (!admin_redis_sum(&s, &ready, &open))
 		return;
+	/* connection events, of every Redis client of the process */
+	struct redis_watch_stats w;
+	redis_watch_stats(redis_watch_process(), &w);
 	fprintf(f,
 	        "# HELP levee_redis_connections_ready Worker connections to Redis that are ready\n"
 	        "# TYPE levee_redis_connections_ready gauge\nlevee_redis_connections_ready %u\n"
@@ -188,18 +191,32 @@ static void admin_redis_metrics(FILE *f)
 	        "# TYPE levee_redis_breaker_open gauge\nlevee_redis_breaker_open %u\n"
 	        "# HELP levee_redis_commands_total Redis commands sent\n# TYPE levee_redis_commands_total counter\n"
 	        "levee_redis_commands_total %llu\n"
-	        "# HELP levee_redis_errors_total Redis commands that failed (down, busy, connection lost)\n"
-	        "# TYPE levee_redis_errors_total counter\nlevee_redis_errors_total %llu\n"
-	        "# HELP levee_redis_timeouts_total Redis commands past [redis] timeout\n"
-	        "# TYPE levee_redis_timeouts_total counter\nlevee_redis_timeouts_total %llu\n"
-	        "# HELP levee_redis_reconnects_total Redis connections re-established\n"
+	        "# HELP levee_redis_errors_total Redis failures: commands not answered (down, busy, connection lost), "
+	        "connection attempts that failed, names that did not resolve, ready connections lost\n"
+	        "# TYPE levee_redis_errors_total counter\nlevee_redis_errors_total{kind=\"command\"} %llu\n"
+	        "levee_redis_errors_total{kind=\"connect\"} %llu\nlevee_redis_errors_total{kind=\"resolve\"} %llu\n"
+	        "levee_redis_errors_total{kind=\"lost\"} %llu\n"
+	        "# HELP levee_redis_timeouts_total Redis commands past [redis] timeout, connection attempts past "
+	        "connect_timeout\n# TYPE levee_redis_timeouts_total counter\n"
+	        "levee_redis_timeouts_total{kind=\"command\"} %llu\nlevee_redis_timeouts_total{kind=\"connect\"} %llu\n"
+	        "# HELP levee_redis_reconnect_attempts_total Redis connection attempts after a failure or a loss\n"
+	        "# TYPE levee_redis_reconnect_attempts_total counter\nlevee_redis_reconnect_attempts_total %llu\n"
+	        "# HELP levee_redis_reconnects_total Redis connections re-established after a failure or a loss\n"
 	        "# TYPE levee_redis_reconnects_total counter\nlevee_redis_reconnects_total %llu\n"
-	        "# HELP levee_redis_failovers_total Master changes followed through Sentinel\n"
+	        "# HELP levee_redis_failovers_total Master moves followed through Sentinel, once per process\n"
 	        "# TYPE levee_redis_failovers_total counter\nlevee_redis_failovers_total %llu\n"
+	        "# HELP levee_redis_breaker_opens_total Times a Redis connection's breaker opened\n"
+	        "# TYPE levee_redis_breaker_opens_total counter\nlevee_redis_breaker_opens_total %llu\n"
+	        "# HELP levee_redis_log_lines_held_total Redis log lines the rate limit held back (summed up later)\n"
+	        "# TYPE levee_redis_log_lines_held_total counter\nlevee_redis_log_lines_held_total %llu\n"
 	        "# HELP levee_redis_command_seconds Redis reply latency\n# TYPE levee_redis_command_seconds summary\n"
 	        "levee_redis_command_seconds_sum %.6f\nlevee_redis_command_seconds_count %llu\n",
 	        ready, open, (unsigned long long)s.commands, (unsigned long long)s.errors,
-	        (unsigned long long)s.timeouts, (unsigned long long)s.reconnects, (unsigned long long)s.failovers,
+	        (unsigned long long)w.connect_errors, (unsigned long long)w.resolve_errors,
+	        (unsigned long long)w.losses, (unsigned long long)s.timeouts,
+	        (unsigned long long)w.connect_timeouts, (unsigned long long)w.reconnect_attempts,
+	        (unsigned long long)w.reconnects, (unsigned long long)w.failovers,
+	        (unsigned long long)w.breaker_opens, (unsigned long long)w.lines_held,
 	        (double)s.latency_us_sum / 1e6, (unsigned long long)s.latency_count);
 }
 
@@ -280,10 +297,17 @@ static void admin_status(FILE *f)
 	struct redis_stats rs;
 	unsigned rready, ropen;
 	if (admin_redis_sum(&rs, &rready, &ropen)) {
-		fprintf(f, ",\"redis\":{\"connections_ready\":%u,\"breaker_open\":%u,\"master\":", rready, ropen);
+		struct redis_watch_stats ws;
+		redis_watch_stats(redis_watch_process(), &ws);
+		static const char *const states[] = {[RW_STARTING] = "starting", [RW_UP] = "up", [RW_DOWN] = "down"};
+		fprintf(f, ",\"redis\":{\"state\":\"%s\",\"connections_ready\":%u,\"breaker_open\":%u,\"master\":",
+		        states[ws.state], rready, ropen);
 		json_str(f, rs.master_addr);
-		fprintf(f, ",\"errors\":%llu,\"timeouts\":%llu,\"failovers\":%llu}", (unsigned long long)rs.errors,
-		        (unsigned long long)rs.timeouts, (unsigned long long)rs.failovers);
+		fprintf(f, ",\"errors\":%llu,\"timeouts\":%llu,\"connect_errors\":%llu,\"lost\":%llu,"
+		           "\"reconnects\":%llu,\"failovers\":%llu}",
+		        (unsigned long long)rs.errors, (unsigned long long)rs.timeouts,
+		        (unsigned long long)(ws.connect_errors + ws.resolve_errors), (unsigned long long)ws.losses,
+		        (unsigned long long)ws.reconnects, (unsigned long long)ws.failovers);
 	} else {
 		fputs(",\"redis\":null", f);
 	}

@@ -37,6 +37,7 @@
 #include "cache/record.h"
 #include "log.h"
 #include "net/worker.h"
+#include "resolver.h"
 
 #define L2_POLL_MS 20
 #define TAG_BUF (L2_MAX_TAGS * 256)
@@ -335,6 +336,8 @@ int cache_l2_open(struct event_base *base, const struct lv_policy *p, struct red
 	}
 	cfg.command_timeout_ms = p->redis.timeout_ms;
 	cfg.connect_timeout_ms = p->redis.connect_timeout_ms;
+	cfg.watch = redis_watch_process();
+	cfg.resolver = resolver_process();
 	*redis = redis_new(base, &cfg, err, errlen);
 	if (!*redis)
 		return LV_ERR;

@@ -4,12 +4,21 @@
  *
  * Connection state machine (r->state):
  *
- *   DOWN --retry timer--> DISCOVERING (sentinel mode) --master found--> CONNECTING
- *   DOWN --retry timer--> CONNECTING (direct mode)
+ *   DOWN --retry timer--> DISCOVERING (sentinel mode) --master found--> RESOLVING
+ *   DOWN --retry timer--> RESOLVING (direct mode)
+ *   RESOLVING --the master's name resolved (at once when numeric)--> CONNECTING
  *   CONNECTING --AUTH/SELECT/PING|ROLE all answered--> READY
- *   any failure (connect error or timeout, handshake error, ROLE says
- *   replica, connection lost, no sentinel answered) --> DOWN, retry timer
- *   armed with exponential backoff and jitter.
+ *   any failure (a name that does not resolve, connect error or timeout,
+ *   handshake error, ROLE says replica, connection lost, no sentinel
+ *   answered) --> DOWN, retry timer armed with exponential backoff and
+ *   jitter.
+ *
+ * Names. The master's address, the sentinels' and the master a sentinel
+ * announces may be host names. Each is looked up on the resolver's thread
+ * (resolver.h) before every connection attempt, never from cache, so a
+ * Service that moved is followed at the next reconnect; a name with several
+ * addresses is tried at the next one after a failure. hiredis is only ever
+ * given numeric addresses (it would call getaddrinfo() on the loop).
  *   +switch-master, or -READONLY in sentinel mode, drops the connection and
  *   goes straight to CONNECTING (new address) or DISCOVERING.
  *
@@ -42,6 +51,11 @@
  *    is never called from an onConnect/onDisconnect callback (hiredis 0.14
  *    frees the context itself after those), only from timers, reply
  *    callbacks (where hiredis defers the free) and redis_free().
+ *  - Every connection event goes to the watch (cfg.watch) as it happens:
+ *    each attempt, its failure with the reason, readiness, the loss of a
+ *    ready connection, the breaker opening and closing, and the master
+ *    Sentinel names. The watch logs and counts for the whole process; this
+ *    file only says what happened to this client.
  */
 #include "cache/redis.h"
 
@@ -53,6 +67,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "resolver.h"
 
 #define REDIS_DEF_COMMAND_TIMEOUT_MS 25
 #define REDIS_DEF_CONNECT_TIMEOUT_MS 200
@@ -66,6 +82,9 @@
 #define REDIS_MAX_CANCELLED 256
 /* Free pending entries kept for reuse, so steady traffic does not malloc. */
 #define REDIS_POOL_MAX 1024
+/* A lookup the resolver has not answered by then fails the attempt: glibc
+ * alone may wait 5 s per DNS query and retry it. */
+#define REDIS_RESOLVE_TIMEOUT_MS 10000
 
 enum redis_kind {
 	RK_USER,
@@ -91,7 +110,24 @@ struct redis_addr {
 	uint16_t port;
 };
 
-enum redis_sub_state { SUB_NONE, SUB_WAIT_RETRY, SUB_CONNECTING, SUB_ACTIVE };
+enum redis_sub_state { SUB_NONE, SUB_WAIT_RETRY, SUB_RESOLVING, SUB_CONNECTING, SUB_ACTIVE };
+
+struct redis;
+
+/* <ip> is the numeric address to connect to, valid for the call; NULL when
+ * the lookup failed, with <why>. */
+typedef void (*redis_resolved_fn)(struct redis *r, const char *ip, const char *why);
+
+/* One name lookup of the client: for the master, for a discovery query or
+ * for the +switch-master subscription. */
+struct redis_lookup {
+	struct redis *r;
+	struct resolve_req *rq;  /* in flight */
+	struct event *deadline;
+	unsigned turn;           /* which address, when the name has several */
+	redis_resolved_fn done;
+	char host[LV_HOST_MAX];
+};
 
 struct redis {
 	struct event_base *base;
@@ -102,8 +138,9 @@ struct redis {
 
 	enum redis_state state;
 	struct redis_addr master; /* where the data connection goes */
+	char master_ip[INET6_ADDRSTRLEN]; /* what master.host resolved to, for the log */
+	struct redis_lookup master_lk;
 	bool have_master;
-	bool ever_ready;
 	unsigned attempt; /* consecutive connect failures, for the backoff */
 	struct event *retry_timer;
 	struct event *conn_timer; /* connect + handshake deadline */
@@ -135,13 +172,19 @@ struct redis {
 	redisAsyncContext *sq_ac;
 	unsigned sq_idx;
 	struct event *sq_timer;
+	struct redis_lookup sq_lk;
 	redisAsyncContext *sub_ac;
+	struct redis_lookup sub_lk;
 	enum redis_sub_state sub_state;
 	unsigned sub_idx, sub_attempt;
 	struct event *sub_timer;
 
 	uint64_t rng;
 	struct redis_stats stats;
+
+	struct redis_watch_member wm;
+	struct event *watch_timer; /* the watch's summary of held-back lines is due */
+	char sq_why[LV_HOST_MAX + 192]; /* the last sentinel's failure, for the log */
 };
 
 static void redis_connect_master(struct redis *r);
@@ -214,14 +257,9 @@ static uint64_t redis_backoff_ms(struct redis *r, unsigned attempt)
 	return half + (half ? redis_rand(r) % (half + 1) : 0);
 }
 
-static bool redis_numeric_host(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 static void redis_set_master(struct redis *r, const char *host, uint16_t port)
 {
+	r->master_ip[0] = '\0';
 	size_t n = strnlen(host, sizeof(r->master.host) - 1);
 	memmove(r->master.host, host, n); /* <host> may be r->master.host itself */
 	r->master.host[n] = '\0';
@@ -232,6 +270,119 @@ static void redis_set_master(struct redis *r, const char *host, uint16_t port)
 		snprintf(r->stats.master_addr, sizeof(r->stats.master_addr), "[%s]:%u", h, port);
 	else
 		snprintf(r->stats.master_addr, sizeof(r->stats.master_addr), "%s:%u", h, port);
+}
+
+/* ---- reports to the watch --------------------------------------------- */
+
+static void redis_watch_arm(struct redis *r, uint64_t due_ms)
+{
+	if (!due_ms)
+		return;
+	uint64_t now = redis_now_us() / 1000;
+	redis_timer_ms(r->watch_timer, due_ms > now ? due_ms - now : 0);
+}
+
+static void redis_on_watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis *r = arg;
+	redis_watch_arm(r, redis_watch_flush(r->cfg.watch, redis_now_us() / 1000));
+}
+
+/* <why> is borrowed for the call; <fail> matters for RW_FAILED only. */
+static void redis_report(struct redis *r, enum redis_watch_what what, enum redis_watch_fail fail,
+                         const char *why)
+{
+	if (!r->cfg.watch)
+		return;
+	char where[sizeof(r->stats.master_addr) + INET6_ADDRSTRLEN + LV_NAME_MAX + 32];
+	const char *addr = r->stats.master_addr;
+	if (!r->have_master) {
+		snprintf(where, sizeof(where), "master %s (from the sentinels)", r->cfg.master);
+		addr = where;
+	} else if (r->master_ip[0] && strcmp(r->master_ip, r->master.host) != 0) {
+		snprintf(where, sizeof(where), "%s (%s)", r->stats.master_addr, r->master_ip);
+		addr = where;
+	}
+	struct redis_watch_event ev = {what, fail, addr, why, redis_now_us() / 1000};
+	redis_watch_arm(r, redis_watch_report(r->cfg.watch, &r->wm, &ev));
+}
+
+/* A connection attempt begins: a retry, a failover, or the first one. */
+static void redis_attempt_begin(struct redis *r)
+{
+	redis_report(r, RW_ATTEMPT, RW_FAIL_CONNECT, NULL);
+}
+
+/* ---- name lookups ------------------------------------------------------ */
+
+static void redis_lookup_cancel(struct redis_lookup *lk)
+{
+	if (lk->rq)
+		resolve_cancel(lk->rq);
+	lk->rq = NULL;
+	if (lk->deadline)
+		evtimer_del(lk->deadline);
+}
+
+static void redis_on_resolved(void *arg, const struct resolve_result *res)
+{
+	struct redis_lookup *lk = arg;
+	lk->rq = NULL;
+	evtimer_del(lk->deadline);
+	if (res->status || !res->n)
+		lk->done(lk->r, NULL, res->why);
+	else
+		lk->done(lk->r, res->addrs[lk->turn % res->n], NULL);
+}
+
+static void redis_on_lookup_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis_lookup *lk = arg;
+	redis_lookup_cancel(lk);
+	char why[LV_HOST_MAX + 64];
+	snprintf(why, sizeof(why), "cannot resolve %s: no answer within %d s", lk->host,
+	         REDIS_RESOLVE_TIMEOUT_MS / 1000);
+	lk->done(lk->r, NULL, why);
+}
+
+/* Calls <done> with the address to connect to for <host>: at once when it is
+ * numeric, else once the resolver answered (address <turn>, modulo how many
+ * it found). Replaces a lookup still in flight on <lk>. */
+static void redis_lookup(struct redis *r, struct redis_lookup *lk, const char *host, unsigned turn,
+                         redis_resolved_fn done)
+{
+	redis_lookup_cancel(lk);
+	if (resolve_is_numeric(host)) {
+		done(r, host, NULL);
+		return;
+	}
+	if (!r->cfg.resolver) {
+		done(r, NULL, "a host name, and there is no resolver");
+		return;
+	}
+	snprintf(lk->host, sizeof(lk->host), "%s", host);
+	lk->turn = turn;
+	lk->done = done;
+	lk->rq = resolve_start(r->cfg.resolver, r->base, host, redis_on_resolved, lk);
+	if (!lk->rq) {
+		done(r, NULL, "cannot start a name lookup (out of memory)");
+		return;
+	}
+	redis_timer_ms(lk->deadline, REDIS_RESOLVE_TIMEOUT_MS);
+}
+
+static int redis_lookup_init(struct redis *r, struct redis_lookup *lk)
+{
+	lk->r = r;
+	lk->deadline = evtimer_new(r->base, redis_on_lookup_deadline, lk);
+	return lk->deadline ? LV_OK : LV_ERR;
+}
+
+static void redis_lookup_free(struct redis_lookup *lk)
+{
+	redis_lookup_cancel(lk);
+	if (lk->deadline)
+		event_free(lk->deadline);
 }
 
 /* ---- pending entries --------------------------------------------------- */
@@ -320,24 +471,28 @@ static void redis_on_done(evutil_socket_t fd, short what, void *arg)
 
 /* ---- breaker ----------------------------------------------------------- */
 
-static void redis_breaker_open(struct redis *r)
+static void redis_breaker_open(struct redis *r, const char *why)
 {
 	r->breaker = REDIS_BR_OPEN;
 	r->probe_inflight = false;
 	redis_timer_ms(r->breaker_timer, r->cfg.breaker_open_ms);
+	redis_report(r, RW_BREAKER_OPEN, RW_FAIL_CONNECT, why);
 }
 
 /* Returns true when this failure opened the breaker. */
 static bool redis_breaker_failure(struct redis *r)
 {
 	switch (r->breaker) {
-	case REDIS_BR_CLOSED:
+	case REDIS_BR_CLOSED: {
 		if (++r->failures < r->cfg.breaker_failures)
 			return false;
-		redis_breaker_open(r);
+		char why[64];
+		snprintf(why, sizeof(why), "%u failures in a row", r->failures);
+		redis_breaker_open(r, why);
 		return true;
+	}
 	case REDIS_BR_HALF_OPEN:
-		redis_breaker_open(r);
+		redis_breaker_open(r, "its probe failed");
 		return true;
 	case REDIS_BR_OPEN:
 		break;
@@ -388,12 +543,15 @@ static void redis_fifo_push(struct redis *r, struct redis_pending *p)
 /* Forgets the data connection: its live user commands go to the done queue
  * with REDIS_EIO, internal and cancelled entries are discarded. <dying>:
  * hiredis is already freeing the context (we are in its disconnect path), so
- * it must not be freed again. */
-static void redis_drop(struct redis *r, bool dying)
+ * it must not be freed again. A ready connection is reported lost, <why>. */
+static void redis_drop(struct redis *r, bool dying, const char *why)
 {
+	redis_lookup_cancel(&r->master_lk);
 	redisAsyncContext *ac = r->ac;
 	if (!ac)
 		return;
+	if (r->state == REDIS_ST_READY)
+		redis_report(r, RW_LOST, RW_FAIL_CONNECT, why);
 	r->ac = NULL;
 	ac->data = NULL;
 	evtimer_del(r->cmd_timer);
@@ -423,17 +581,60 @@ static void redis_schedule_retry(struct redis *r)
 		r->attempt++;
 }
 
-/* A connect, handshake or discovery failed, or a ready connection was lost. */
-static void redis_conn_failed(struct redis *r, bool dying)
+/* The data connection failed: lost if it was ready, else its attempt
+ * failed (<fail>); <why> says how, for the log. */
+static void redis_conn_lost(struct redis *r, bool dying, enum redis_watch_fail fail, const char *why)
 {
-	redis_drop(r, dying);
+	bool was_ready = r->state == REDIS_ST_READY;
+	redis_drop(r, dying, why);
+	if (!was_ready)
+		redis_report(r, RW_FAILED, fail, why);
+}
+
+/* A connect, handshake or discovery failed, or a ready connection was lost. */
+static void redis_conn_failed(struct redis *r, bool dying, enum redis_watch_fail fail, const char *why)
+{
+	redis_conn_lost(r, dying, fail, why);
 	redis_breaker_failure(r);
 	redis_schedule_retry(r);
+}
+
+/* hiredis's reason for a context's failure. */
+static const char *redis_ac_why(const redisAsyncContext *ac)
+{
+	return ac->errstr[0] ? ac->errstr : "connection closed";
+}
+
+/* A context to <ip>:<port> (numeric) on r's loop, attached to r, with its
+ * callbacks set and <argc> > 0 a first command queued. NULL with the reason
+ * copied to <why> when that failed. */
+static redisAsyncContext *redis_open(struct redis *r, const char *ip, uint16_t port,
+                                     redisCallbackFn *reply, int argc, const char **argv,
+                                     const size_t *argvlen, redisConnectCallback *on_connect,
+                                     redisDisconnectCallback *on_disconnect, char *why, size_t cap)
+{
+	redisAsyncContext *ac = redisAsyncConnect(ip, port);
+	const char *fail = !ac ? "out of memory" : ac->err ? ac->errstr : NULL;
+	if (!fail && redisLibeventAttach(ac, r->base) != REDIS_OK)
+		fail = "cannot watch the socket";
+	if (!fail && argc && redisAsyncCommandArgv(ac, reply, NULL, argc, argv, argvlen) != REDIS_OK)
+		fail = "out of memory";
+	if (fail) {
+		snprintf(why, cap, "%s", fail);
+		if (ac)
+			redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = r;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	return ac;
 }
 
 static void redis_on_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct redis *r = arg;
+	redis_attempt_begin(r);
 	if (r->sentinel_mode)
 		redis_discover(r);
 	else
@@ -442,7 +643,11 @@ static void redis_on_retry(evutil_socket_t fd, short what, void *arg)
 
 static void redis_on_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
-	redis_conn_failed(arg, false);
+	struct redis *r = arg;
+	char why[96];
+	snprintf(why, sizeof(why), "no answer within connect_timeout (%llu ms)",
+	         (unsigned long long)r->cfg.connect_timeout_ms);
+	redis_conn_failed(r, false, RW_FAIL_TIMEOUT, why);
 }
 
 static void redis_became_ready(struct redis *r)
@@ -450,9 +655,7 @@ static void redis_became_ready(struct redis *r)
 	evtimer_del(r->conn_timer);
 	r->state = REDIS_ST_READY;
 	r->attempt = 0;
-	if (r->ever_ready)
-		r->stats.reconnects++;
-	r->ever_ready = true;
+	redis_report(r, RW_READY, RW_FAIL_CONNECT, NULL);
 	redis_breaker_success(r);
 	if (r->breaker == REDIS_BR_HALF_OPEN)
 		redis_send_probe(r);
@@ -480,6 +683,19 @@ static bool redis_reply_wants_rediscovery(const redisReply *reply)
 	       strncmp(reply->str, "MASTERDOWN", 10) == 0;
 }
 
+/* Why a handshake step's reply is not the one it needs, for the log. */
+static void redis_handshake_why(enum redis_kind kind, const redisReply *reply, char *why, size_t cap)
+{
+	const char *step = kind == RK_HS_OK ? "AUTH or SELECT" : kind == RK_HS_PING ? "PING" : "ROLE";
+	if (reply->type == REDIS_REPLY_ERROR && reply->str)
+		snprintf(why, cap, "%s refused: %.*s", step, (int)(reply->len < 120 ? reply->len : 120),
+		         reply->str);
+	else if (kind == RK_HS_ROLE)
+		snprintf(why, cap, "ROLE: not the master (a replica or a sentinel)");
+	else
+		snprintf(why, cap, "%s: unexpected reply", step);
+}
+
 static void redis_handle_internal(struct redis *r, enum redis_kind kind, const redisReply *reply)
 {
 	bool ok;
@@ -497,17 +713,21 @@ static void redis_handle_internal(struct redis *r, enum redis_kind kind, const r
 		r->probe_inflight = false;
 		if (reply->type == REDIS_REPLY_ERROR) {
 			if (redis_breaker_failure(r))
-				redis_conn_failed(r, false);
+				redis_conn_failed(r, false, RW_FAIL_CONNECT,
+				                  "the breaker's probe got an error reply");
 		} else if (r->breaker == REDIS_BR_HALF_OPEN) {
 			r->breaker = REDIS_BR_CLOSED;
 			r->failures = 0;
+			redis_report(r, RW_BREAKER_CLOSED, RW_FAIL_CONNECT, NULL);
 		}
 		return;
 	default:
 		return;
 	}
 	if (!ok) {
-		redis_conn_failed(r, false);
+		char why[192];
+		redis_handshake_why(kind, reply, why, sizeof(why));
+		redis_conn_failed(r, false, RW_FAIL_CONNECT, why);
 		return;
 	}
 	if (--r->hs_left == 0)
@@ -523,13 +743,13 @@ static void redis_on_reply(redisAsyncContext *ac, void *vreply, void *privdata)
 	if (!reply) {
 		/* hiredis 0.14 passes NULL only while freeing the context after
 		 * an I/O error or EOF: the connection is gone. */
-		redis_conn_failed(r, true);
+		redis_conn_failed(r, true, RW_FAIL_CONNECT, redis_ac_why(ac));
 		return;
 	}
 	struct redis_pending *p = r->head;
 	if (!p) {
 		/* A reply nobody asked for: the stream is out of step. */
-		redis_conn_failed(r, false);
+		redis_conn_failed(r, false, RW_FAIL_CONNECT, "a reply nobody asked for (out of step)");
 		return;
 	}
 	r->head = p->next;
@@ -557,10 +777,15 @@ static void redis_on_reply(redisAsyncContext *ac, void *vreply, void *privdata)
 	r->stats.latency_count++;
 	redis_breaker_success(r);
 	bool rediscover = r->sentinel_mode && redis_reply_wants_rediscovery(reply);
+	char why[96];
+	if (rediscover)
+		snprintf(why, sizeof(why), "the server answered -%.*s: asking the sentinels again",
+		         (int)(reply->len < 40 ? reply->len : 40), reply->str);
 	if (!redis_invoke(r, cb, arg, reply, REDIS_ENONE))
 		return;
 	if (rediscover && r->ac == ac) {
-		redis_drop(r, false);
+		redis_drop(r, false, why);
+		redis_attempt_begin(r);
 		redis_discover(r);
 	}
 }
@@ -593,7 +818,8 @@ static void redis_on_cmd_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (drop || r->ncancelled > REDIS_MAX_CANCELLED) {
 		/* The breaker already counted this failure: drop and retry. */
-		redis_drop(r, false);
+		redis_conn_lost(r, false, RW_FAIL_TIMEOUT,
+		                drop ? "commands or the handshake timed out" : "too many late replies");
 		redis_schedule_retry(r);
 		return;
 	}
@@ -634,7 +860,7 @@ static void redis_send_probe(struct redis *r)
 	if (redis_send_internal(r, RK_PROBE, 1, argv, argvlen))
 		r->probe_inflight = true;
 	else if (redis_breaker_failure(r))
-		redis_conn_failed(r, false);
+		redis_conn_failed(r, false, RW_FAIL_CONNECT, "out of memory");
 }
 
 static void redis_on_connect(const redisAsyncContext *cac, int status)
@@ -643,37 +869,37 @@ static void redis_on_connect(const redisAsyncContext *cac, int status)
 	if (!r || status == REDIS_OK)
 		return; /* readiness is decided by the handshake replies */
 	/* hiredis frees the context when this returns. */
-	redis_conn_failed(r, true);
+	redis_conn_failed(r, true, RW_FAIL_CONNECT, redis_ac_why(cac));
 }
 
 static void redis_on_disconnect(const redisAsyncContext *cac, int status)
 {
 	struct redis *r = cac->data;
 	if (r)
-		redis_conn_failed(r, true);
+		redis_conn_failed(r, true, RW_FAIL_CONNECT, redis_ac_why(cac));
 }
 
-/* Opens the data connection to r->master and queues the handshake, which
- * hiredis sends as soon as the TCP connect completes. */
-static void redis_connect_master(struct redis *r)
+/* Opens the data connection to <ip> (r->master's address) and queues the
+ * handshake, which hiredis sends as soon as the TCP connect completes. */
+static void redis_connect_resolved(struct redis *r, const char *ip, const char *why)
 {
-	redisAsyncContext *ac = redisAsyncConnect(r->master.host, r->master.port);
-	if (!ac || ac->err) {
-		if (ac)
-			redisAsyncFree(ac);
+	if (!ip) {
+		r->master_ip[0] = '\0'; /* the log must not name an address it no longer has */
+		redis_report(r, RW_FAILED, RW_FAIL_RESOLVE, why);
 		redis_breaker_failure(r);
 		redis_schedule_retry(r);
 		return;
 	}
-	if (redisLibeventAttach(ac, r->base) != REDIS_OK) {
-		redisAsyncFree(ac);
+	snprintf(r->master_ip, sizeof(r->master_ip), "%s", ip);
+	char fail[128];
+	redisAsyncContext *ac = redis_open(r, ip, r->master.port, NULL, 0, NULL, NULL, redis_on_connect,
+	                                   redis_on_disconnect, fail, sizeof(fail));
+	if (!ac) {
+		redis_report(r, RW_FAILED, RW_FAIL_CONNECT, fail);
 		redis_breaker_failure(r);
 		redis_schedule_retry(r);
 		return;
 	}
-	ac->data = r;
-	redisAsyncSetConnectCallback(ac, redis_on_connect);
-	redisAsyncSetDisconnectCallback(ac, redis_on_disconnect);
 	redisEnableKeepAlive(&ac->c);
 	r->ac = ac;
 	r->state = REDIS_ST_CONNECTING;
@@ -706,13 +932,22 @@ static void redis_connect_master(struct redis *r)
 	}
 	r->hs_left += ok;
 	if (!ok)
-		redis_conn_failed(r, false);
+		redis_conn_failed(r, false, RW_FAIL_CONNECT, "out of memory");
+}
+
+/* Resolves r->master again (a moved name is followed), then connects. A
+ * name with several addresses starts at the next one after each failure. */
+static void redis_connect_master(struct redis *r)
+{
+	r->state = REDIS_ST_RESOLVING;
+	redis_lookup(r, &r->master_lk, r->master.host, r->attempt, redis_connect_resolved);
 }
 
 /* ---- Sentinel ---------------------------------------------------------- */
 
 static void redis_sq_drop(struct redis *r)
 {
+	redis_lookup_cancel(&r->sq_lk);
 	redisAsyncContext *ac = r->sq_ac;
 	if (!ac)
 		return;
@@ -722,8 +957,15 @@ static void redis_sq_drop(struct redis *r)
 	redisAsyncFree(ac);
 }
 
-/* Parses "ip" and "port" strings; only numeric addresses are accepted,
- * since resolving a name here would block the loop. */
+/* A host the client can use: numeric, or a name (resolved off the loop). */
+static bool redis_host_ok(const char *host)
+{
+	const char *why;
+	return resolve_is_numeric(host) || value_host(host, &why) == LV_OK;
+}
+
+/* Parses "host" and "port" strings from a sentinel: an address, or a name
+ * (sentinels with announce-hostnames). */
 static bool redis_parse_addr(const char *host, size_t hostlen, const char *port, size_t portlen,
                              struct redis_addr *out)
 {
@@ -740,30 +982,39 @@ static bool redis_parse_addr(const char *host, size_t hostlen, const char *port,
 	memcpy(out->host, host, hostlen);
 	out->host[hostlen] = '\0';
 	out->port = (uint16_t)p;
-	return redis_numeric_host(out->host);
+	return redis_host_ok(out->host);
 }
 
-/* The master is at <a>: connect there, counting a failover when it moved. */
+/* The master is at <a>: connect there. The watch counts a failover when
+ * it moved. */
 static void redis_use_master(struct redis *r, const struct redis_addr *a)
 {
-	bool moved = r->have_master &&
-	             (strcmp(r->master.host, a->host) != 0 || r->master.port != a->port);
-	if (moved)
-		r->stats.failovers++;
 	redis_set_master(r, a->host, a->port);
+	redis_report(r, RW_MASTER, RW_FAIL_CONNECT, NULL);
 	redis_connect_master(r);
 }
 
 static void redis_discovery_failed(struct redis *r)
 {
+	char why[sizeof(r->sq_why) + 64];
+	snprintf(why, sizeof(why), "no sentinel named the master (last: %s)", r->sq_why);
+	redis_report(r, RW_FAILED, RW_FAIL_CONNECT, why);
 	redis_breaker_failure(r);
 	redis_schedule_retry(r);
 }
 
 static void redis_sq_next(struct redis *r);
 
-static void redis_sq_failed(struct redis *r, bool dying)
+/* Remembers why the sentinel being asked failed, for the log. */
+static void redis_sq_note(struct redis *r, const char *why)
 {
+	const struct redis_addr *s = &r->sentinels[r->sq_idx];
+	snprintf(r->sq_why, sizeof(r->sq_why), "%s:%u: %s", s->host, s->port, why);
+}
+
+static void redis_sq_failed(struct redis *r, bool dying, const char *why)
+{
+	redis_sq_note(r, why);
 	redisAsyncContext *ac = r->sq_ac;
 	if (ac) {
 		r->sq_ac = NULL;
@@ -783,7 +1034,7 @@ static void redis_on_sq_reply(redisAsyncContext *ac, void *vreply, void *privdat
 	if (!r)
 		return;
 	if (!reply) {
-		redis_sq_failed(r, true);
+		redis_sq_failed(r, true, redis_ac_why(ac));
 		return;
 	}
 	struct redis_addr a;
@@ -792,8 +1043,8 @@ static void redis_on_sq_reply(redisAsyncContext *ac, void *vreply, void *privdat
 	    reply->element[1]->type != REDIS_REPLY_STRING ||
 	    !redis_parse_addr(reply->element[0]->str, reply->element[0]->len,
 	                      reply->element[1]->str, reply->element[1]->len, &a)) {
-		/* Nil (unknown master), an error, or a name: ask the next one. */
-		redis_sq_failed(r, false);
+		/* Nil (unknown master), or an error: ask the next one. */
+		redis_sq_failed(r, false, "no usable answer to SENTINEL get-master-addr-by-name");
 		return;
 	}
 	/* The client rules: the sentinel that answered goes first next time. */
@@ -811,49 +1062,53 @@ static void redis_on_sq_connect(const redisAsyncContext *cac, int status)
 {
 	struct redis *r = cac->data;
 	if (r && status != REDIS_OK)
-		redis_sq_failed(r, true);
+		redis_sq_failed(r, true, redis_ac_why(cac));
 }
 
 static void redis_on_sq_disconnect(const redisAsyncContext *cac, int status)
 {
 	struct redis *r = cac->data;
 	if (r)
-		redis_sq_failed(r, true);
+		redis_sq_failed(r, true, redis_ac_why(cac));
 }
 
 static void redis_on_sq_timer(evutil_socket_t fd, short what, void *arg)
 {
-	redis_sq_failed(arg, false);
+	redis_sq_failed(arg, false, "no answer within connect_timeout");
 }
 
 /* Queries sentinels from r->sq_idx on until one accepts the connection
  * attempt; the answer (or the failure) arrives asynchronously. */
-static void redis_sq_next(struct redis *r)
+/* Asks the sentinel r->sq_idx, at <ip> once its name resolved; on a failure
+ * known at once, the next one. */
+static void redis_sq_resolved(struct redis *r, const char *ip, const char *why)
 {
-	for (; r->sq_idx < r->nsentinels; r->sq_idx++) {
-		const struct redis_addr *s = &r->sentinels[r->sq_idx];
-		redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
-		if (!ac)
-			continue;
-		if (ac->err || redisLibeventAttach(ac, r->base) != REDIS_OK) {
-			redisAsyncFree(ac);
-			continue;
-		}
+	char fail[128];
+	if (ip) {
 		const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->cfg.master};
 		const size_t argvlen[] = {8, 23, strlen(r->cfg.master)};
-		if (redisAsyncCommandArgv(ac, redis_on_sq_reply, NULL, 3, argv, argvlen) !=
-		    REDIS_OK) {
-			redisAsyncFree(ac);
-			continue;
+		r->sq_ac = redis_open(r, ip, r->sentinels[r->sq_idx].port, redis_on_sq_reply, 3, argv,
+		                      argvlen, redis_on_sq_connect, redis_on_sq_disconnect, fail,
+		                      sizeof(fail));
+		if (r->sq_ac) {
+			redis_timer_ms(r->sq_timer, r->cfg.connect_timeout_ms);
+			return;
 		}
-		ac->data = r;
-		redisAsyncSetConnectCallback(ac, redis_on_sq_connect);
-		redisAsyncSetDisconnectCallback(ac, redis_on_sq_disconnect);
-		r->sq_ac = ac;
-		redis_timer_ms(r->sq_timer, r->cfg.connect_timeout_ms);
-		return;
+		why = fail;
 	}
-	redis_discovery_failed(r);
+	redis_sq_note(r, why);
+	r->sq_idx++;
+	redis_sq_next(r);
+}
+
+/* Queries the sentinels from r->sq_idx on, one at a time; the answer (or the
+ * failure) arrives asynchronously. */
+static void redis_sq_next(struct redis *r)
+{
+	if (r->sq_idx < r->nsentinels)
+		redis_lookup(r, &r->sq_lk, r->sentinels[r->sq_idx].host, 0, redis_sq_resolved);
+	else
+		redis_discovery_failed(r);
 }
 
 /* Starts a discovery round from the first (last successful) sentinel. */
@@ -873,8 +1128,9 @@ static void redis_switch_master(struct redis *r, const struct redis_addr *a)
 		return;
 	redis_sq_drop(r);
 	evtimer_del(r->retry_timer);
-	redis_drop(r, false);
+	redis_drop(r, false, "Sentinel switched the master");
 	r->attempt = 0;
+	redis_attempt_begin(r);
 	redis_use_master(r, a);
 }
 
@@ -955,28 +1211,30 @@ static void redis_on_sub_disconnect(const redisAsyncContext *cac, int status)
 		redis_sub_lost(r, true);
 }
 
-static void redis_sub_start(struct redis *r)
+static void redis_sub_resolved(struct redis *r, const char *ip, const char *why)
 {
-	const struct redis_addr *s = &r->sentinels[r->sub_idx % r->nsentinels];
-	redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
-	if (ac && !ac->err && redisLibeventAttach(ac, r->base) == REDIS_OK) {
+	if (ip) {
 		const char *argv[] = {"SUBSCRIBE", "+switch-master"};
 		const size_t argvlen[] = {9, 14};
-		if (redisAsyncCommandArgv(ac, redis_on_sub_reply, NULL, 2, argv, argvlen) ==
-		    REDIS_OK) {
-			ac->data = r;
-			redisAsyncSetConnectCallback(ac, redis_on_sub_connect);
-			redisAsyncSetDisconnectCallback(ac, redis_on_sub_disconnect);
-			r->sub_ac = ac;
+		char fail[128];
+		r->sub_ac = redis_open(r, ip, r->sentinels[r->sub_idx % r->nsentinels].port,
+		                       redis_on_sub_reply, 2, argv, argvlen, redis_on_sub_connect,
+		                       redis_on_sub_disconnect, fail, sizeof(fail));
+		if (r->sub_ac) {
 			r->sub_state = SUB_CONNECTING;
 			redis_timer_ms(r->sub_timer, r->cfg.connect_timeout_ms);
 			return;
 		}
 	}
-	if (ac)
-		redisAsyncFree(ac);
 	r->sub_idx++;
 	redis_sub_schedule(r);
+}
+
+static void redis_sub_start(struct redis *r)
+{
+	r->sub_state = SUB_RESOLVING;
+	redis_lookup(r, &r->sub_lk, r->sentinels[r->sub_idx % r->nsentinels].host, 0,
+	             redis_sub_resolved);
 }
 
 static void redis_sub_schedule(struct redis *r)
@@ -997,6 +1255,22 @@ static void redis_on_sub_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- public API -------------------------------------------------------- */
+
+/* An address or a name, and a port; a name needs the resolver. */
+static int redis_check_host(const struct redis_config *c, const char *what, const char *host,
+                            uint16_t port, char *err, size_t errlen)
+{
+	if (!redis_host_ok(host) || !port) {
+		snprintf(err, errlen, "redis: %s '%s' is not an address or host name and a port", what,
+		         host);
+		return LV_ERR;
+	}
+	if (!c->resolver && !resolve_is_numeric(host)) {
+		snprintf(err, errlen, "redis: %s '%s' is a name, and there is no resolver", what, host);
+		return LV_ERR;
+	}
+	return LV_OK;
+}
 
 static int redis_check_config(struct redis *r, const struct redis_config *cfg, char *err,
                               size_t errlen)
@@ -1034,12 +1308,9 @@ static int redis_check_config(struct redis *r, const struct redis_config *cfg, c
 		}
 		for (unsigned i = 0; i < c->nsentinels; i++) {
 			c->sentinels[i][LV_HOST_MAX - 1] = '\0';
-			if (!redis_numeric_host(c->sentinels[i]) || !c->sentinel_ports[i]) {
-				snprintf(err, errlen,
-				         "redis: sentinel '%s' is not a numeric address and port",
-				         c->sentinels[i]);
+			if (redis_check_host(c, "sentinel", c->sentinels[i], c->sentinel_ports[i], err,
+			                     errlen) != LV_OK)
 				return LV_ERR;
-			}
 			memcpy(r->sentinels[i].host, c->sentinels[i], sizeof(r->sentinels[i].host));
 			r->sentinels[i].port = c->sentinel_ports[i];
 		}
@@ -1047,11 +1318,7 @@ static int redis_check_config(struct redis *r, const struct redis_config *cfg, c
 		r->sentinel_mode = true;
 		return LV_OK;
 	}
-	if (!redis_numeric_host(c->host) || !c->port) {
-		snprintf(err, errlen, "redis: '%s' is not a numeric address and port", c->host);
-		return LV_ERR;
-	}
-	return LV_OK;
+	return redis_check_host(c, "address", c->host, c->port, err, errlen);
 }
 
 struct redis *redis_new(struct event_base *base, const struct redis_config *cfg, char *err,
@@ -1077,12 +1344,18 @@ struct redis *redis_new(struct event_base *base, const struct redis_config *cfg,
 	r->sq_timer = evtimer_new(base, redis_on_sq_timer, r);
 	r->sub_timer = evtimer_new(base, redis_on_sub_timer, r);
 	r->done_ev = event_new(base, -1, 0, redis_on_done, r);
+	r->watch_timer = evtimer_new(base, redis_on_watch_timer, r);
 	if (!r->retry_timer || !r->conn_timer || !r->cmd_timer || !r->breaker_timer ||
-	    !r->sq_timer || !r->sub_timer || !r->done_ev) {
+	    !r->sq_timer || !r->sub_timer || !r->done_ev || !r->watch_timer ||
+	    redis_lookup_init(r, &r->master_lk) != LV_OK || redis_lookup_init(r, &r->sq_lk) != LV_OK ||
+	    redis_lookup_init(r, &r->sub_lk) != LV_OK) {
 		snprintf(err, errlen, "redis: out of memory");
 		redis_free(r);
 		return NULL;
 	}
+	if (r->cfg.watch)
+		redis_watch_join(r->cfg.watch, &r->wm);
+	redis_attempt_begin(r);
 	if (r->sentinel_mode) {
 		redis_sub_start(r);
 		redis_discover(r);
@@ -1100,6 +1373,11 @@ void redis_free(struct redis *r)
 	r->closing = true;
 	if (r->freed)
 		*r->freed = true;
+
+	/* No lookup may answer from here on. */
+	redis_lookup_free(&r->master_lk);
+	redis_lookup_free(&r->sq_lk);
+	redis_lookup_free(&r->sub_lk);
 
 	/* Detach every context first, so no hiredis callback reaches us, and
 	 * collect what is still owed a callback. */
@@ -1136,8 +1414,10 @@ void redis_free(struct redis *r)
 		free(p);
 	}
 
-	struct event *evs[] = {r->retry_timer, r->conn_timer, r->cmd_timer, r->breaker_timer,
-	                       r->sq_timer,    r->sub_timer,  r->done_ev};
+	if (r->cfg.watch)
+		redis_watch_leave(r->cfg.watch, &r->wm);
+	struct event *evs[] = {r->retry_timer, r->conn_timer, r->cmd_timer,   r->breaker_timer,
+	                       r->sq_timer,    r->sub_timer,  r->done_ev,     r->watch_timer};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);

@@ -12,9 +12,9 @@
  *  - The callback never runs inside redis_command(): failures that are known
  *    at once (down, breaker open, too many in flight) are delivered through
  *    the event loop, so a caller is never re-entered.
- *  - Nothing blocks the event loop: connects are non-blocking, addresses are
- *    numeric (names are resolved by the policy layer, never here), and every
- *    wait has a timer.
+ *  - Nothing blocks the event loop: connects are non-blocking, host names
+ *    are resolved on the resolver's thread (resolver.h) before every
+ *    connection attempt, and every wait has a timer.
  *  - redis_free() may be called at any time, also from inside a callback;
  *    every command still outstanding then gets REDIS_ECLOSED, inside
  *    redis_free(), before it returns.
@@ -31,16 +31,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/redis_watch.h"
 #include "policy.h"
 
 #define REDIS_MAX_SENTINELS 8
 
+struct resolver;
+
 struct redis_config {
-	/* Direct mode (nsentinels == 0): a numeric IPv4 or IPv6 address. */
+	/* Direct mode (nsentinels == 0): an IPv4 or IPv6 address or a host
+	 * name. */
 	char host[LV_HOST_MAX];
 	uint16_t port;
 
-	/* Sentinel mode (nsentinels > 0): numeric sentinel addresses, tried in
+	/* Sentinel mode (nsentinels > 0): sentinel addresses or names, tried in
 	 * order, and the name of the master they monitor. */
 	char sentinels[REDIS_MAX_SENTINELS][LV_HOST_MAX];
 	uint16_t sentinel_ports[REDIS_MAX_SENTINELS];
@@ -59,6 +63,14 @@ struct redis_config {
 
 	char password[128]; /* AUTH when not empty */
 	unsigned db;        /* SELECT when not 0 */
+
+	/* Told of every connection event, when not NULL (borrowed: it must
+	 * outlive the client). The process's one watch logs them and counts
+	 * reconnects and failovers. */
+	struct redis_watch *watch;
+	/* Looks host names up (borrowed, like <watch>); needed when a host is
+	 * a name, or a sentinel may announce one. */
+	struct resolver *resolver;
 };
 
 enum redis_err {
@@ -75,6 +87,7 @@ const char *redis_strerror(enum redis_err err);
 enum redis_state {
 	REDIS_ST_DOWN,        /* waiting out a reconnect backoff */
 	REDIS_ST_DISCOVERING, /* asking the sentinels for the master */
+	REDIS_ST_RESOLVING,   /* looking the master's name up */
 	REDIS_ST_CONNECTING,  /* TCP connect and AUTH/SELECT/ROLE in flight */
 	REDIS_ST_READY,
 };
@@ -92,7 +105,7 @@ struct redis;
  * arrives as a reply of type REDIS_REPLY_ERROR with REDIS_ENONE. */
 typedef void (*redis_cb)(struct redis *r, const redisReply *reply, enum redis_err err, void *arg);
 
-/* Validates <cfg> (numeric addresses, bounds) and starts connecting at once.
+/* Validates <cfg> (addresses or names, bounds) and starts connecting at once.
  * Returns NULL with a reason in <err> on a bad config or out of memory. */
 struct redis *redis_new(struct event_base *base, const struct redis_config *cfg, char *err,
                         size_t errlen) LV_WARN_UNUSED;
@@ -111,12 +124,12 @@ int redis_command(struct redis *r, redis_cb cb, void *arg, int argc, const char 
  * pass through: a command would only come back with REDIS_EDOWN. */
 bool redis_available(const struct redis *r);
 
+/* Commands of this client. Connection events (errors, reconnects,
+ * failovers) are counted by the watch, for the whole process. */
 struct redis_stats {
 	uint64_t commands;                      /* accepted by redis_command() */
 	uint64_t errors;                        /* callbacks with EDOWN, EBUSY or EIO */
 	uint64_t timeouts;                      /* callbacks with ETIMEOUT */
-	uint64_t reconnects;                    /* connections that became ready, after the first */
-	uint64_t failovers;                     /* times the master address changed (Sentinel) */
 	uint64_t latency_us_sum, latency_count; /* replies to user commands */
 	enum redis_state state;
 	enum redis_breaker breaker;

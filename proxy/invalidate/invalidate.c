@@ -35,6 +35,17 @@
  * until the first time it is caught up) the L1 is skipped
  * (INVAL_CACHE_SKIP_L1); when it catches up again the whole L1 is purged,
  * since events it missed may be still in some producer's outbox.
+ *
+ * A shared group. The group is this replica's alone, so every assignment
+ * should give it every partition of the topic. Fewer means another
+ * consumer (a levee with the same instance name, or the same group_id)
+ * holds the rest, and each of the two misses the other's share of the
+ * invalidations. That is logged as an error, shown in /status and
+ * /metrics, and fails /readyz until an assignment gives this replica every
+ * partition again. An assignment is the end of a rebalance, so a member
+ * that died (a crash, then a restart under the same name) has been expired
+ * by then and raises no false alarm. Blind spot: with a one-partition
+ * topic, the member that holds the partition cannot tell (the other can).
  */
 #include "invalidate/invalidate.h"
 
@@ -100,6 +111,7 @@ static struct {
 	atomic_uint_fast64_t hist_sum_us, hist_count;
 	atomic_int_fast64_t lag, behind_ms;
 	atomic_int assigned, broker_up, spooling, overflowed;
+	atomic_int topic_partitions, group_shared;
 } st;
 
 #define STAT(f) atomic_fetch_add_explicit(&st.f, 1, memory_order_relaxed)
@@ -551,6 +563,34 @@ done:
 	fifo_advance();
 }
 
+static void on_assignment(void *ctx, const struct kafka_assignment *a)
+{
+	if (!a->partitions)
+		return; /* the metadata did not come: the previous verdict stands */
+	atomic_store(&st.topic_partitions, (int)a->partitions);
+	bool shared = a->assigned < a->partitions;
+	if (atomic_exchange(&st.group_shared, shared) == shared)
+		return;
+	if (shared)
+		log_error("invalidate: group %s is shared: this replica got %u of the %u partitions of %s, "
+		          "another consumer of the group (a levee with the same [kafka] instance %s, or "
+		          "group_id) has the others, and each misses the other's invalidations. Give every "
+		          "replica its own instance (POD_NAME); not ready until then",
+		          inv.group, a->assigned, a->partitions, inv.policy->kafka.topic, inv.instance);
+	else
+		log_info("invalidate: group %s is this replica's alone again (all %u partitions); ready",
+		         inv.group, a->partitions);
+}
+
+bool invalidate_ready(const char **why)
+{
+	if (inv.on && atomic_load(&st.group_shared)) {
+		*why = "another levee consumes this replica's Kafka group (same [kafka] instance)";
+		return false;
+	}
+	return true;
+}
+
 static void on_assigned(void *ctx, unsigned n)
 {
 	atomic_store(&st.assigned, (int)n);
@@ -703,7 +743,8 @@ int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
 	    .delivery_timeout_ms = p->kafka.delivery_timeout_ms,
 	    .linger_ms = p->kafka.linger_ms,
 	};
-	static const struct kafka_handlers h = {on_delivered, on_message, on_lag, on_assigned, on_producer_reset};
+	static const struct kafka_handlers h = {on_delivered, on_message, on_lag, on_assigned, on_producer_reset,
+	                                        on_assignment};
 	if (!(inv.k = kafka_new(inv.base, &kc, &h, NULL, err, errlen)))
 		return LV_ERR;
 	inv.ev_tick = event_new(inv.base, -1, EV_PERSIST, on_tick, NULL);
@@ -792,11 +833,16 @@ void invalidate_render_prometheus(void *file)
 	        "# HELP levee_kafka_l1_trusted 1 when the L1 is used, 0 while it is skipped or caching is off\n"
 	        "# TYPE levee_kafka_l1_trusted gauge\nlevee_kafka_l1_trusted %d\n"
 	        "# HELP levee_kafka_assigned_partitions Partitions of the topic assigned to this replica\n"
-	        "# TYPE levee_kafka_assigned_partitions gauge\nlevee_kafka_assigned_partitions %d\n",
+	        "# TYPE levee_kafka_assigned_partitions gauge\nlevee_kafka_assigned_partitions %d\n"
+	        "# HELP levee_kafka_topic_partitions Partitions of the topic, as of the last assignment\n"
+	        "# TYPE levee_kafka_topic_partitions gauge\nlevee_kafka_topic_partitions %d\n"
+	        "# HELP levee_kafka_group_shared 1 while another consumer shares this replica's group "
+	        "(assigned fewer partitions than the topic has); /readyz fails meanwhile\n"
+	        "# TYPE levee_kafka_group_shared gauge\nlevee_kafka_group_shared %d\n",
 	        (unsigned long long)os.pending_records, (unsigned long long)os.pending_bytes,
 	        (unsigned long long)os.max_bytes, (long long)atomic_load(&st.lag),
 	        (double)atomic_load(&st.behind_ms) / 1000.0, invalidate_cache_mode() == INVAL_CACHE_ON,
-	        atomic_load(&st.assigned));
+	        atomic_load(&st.assigned), atomic_load(&st.topic_partitions), atomic_load(&st.group_shared));
 	fputs("# HELP levee_kafka_apply_latency_seconds From an event's timestamp to its application here\n"
 	      "# TYPE levee_kafka_apply_latency_seconds histogram\n",
 	      f);
@@ -827,11 +873,13 @@ void invalidate_status_json(void *file)
 	int64_t behind = atomic_load(&st.behind_ms);
 	fprintf(f,
 	        "\"kafka\":{\"enabled\":true,\"topic\":\"%s\",\"group\":\"%s\",\"instance\":\"%s\","
-	        "\"broker_up\":%s,\"assigned_partitions\":%d,\"publishing\":\"%s\",\"outbox\":{\"events\":%llu,"
+	        "\"broker_up\":%s,\"assigned_partitions\":%d,\"topic_partitions\":%d,\"group_shared\":%s,"
+	        "\"publishing\":\"%s\",\"outbox\":{\"events\":%llu,"
 	        "\"bytes\":%llu,\"max_bytes\":%llu,\"overflowed\":%s},\"consumer_lag\":%lld,\"behind_ms\":%lld,"
 	        "\"lag_budget_ms\":%llu,\"over_budget\":%s,\"cache\":\"%s\"}",
 	        inv.policy->kafka.topic, inv.group, inv.instance, atomic_load(&st.broker_up) ? "true" : "false",
-	        atomic_load(&st.assigned), atomic_load(&st.spooling) ? "outbox" : "direct",
+	        atomic_load(&st.assigned), atomic_load(&st.topic_partitions),
+	        atomic_load(&st.group_shared) ? "true" : "false", atomic_load(&st.spooling) ? "outbox" : "direct",
 	        (unsigned long long)os.pending_records, (unsigned long long)os.pending_bytes,
 	        (unsigned long long)os.max_bytes, atomic_load(&st.overflowed) ? "true" : "false",
 	        (long long)atomic_load(&st.lag), (long long)behind,

@@ -53,6 +53,10 @@ enum inval_cache_mode {
 };
 enum inval_cache_mode invalidate_cache_mode(void);
 
+/* False, with the reason, while another levee consumes this replica's
+ * group: each of the two would miss the other's invalidations. Any thread. */
+bool invalidate_ready(const char **why);
+
 /* /metrics and /status. */
 void invalidate_render_prometheus(void *file);
 void invalidate_status_json(void *file);

@@ -13,6 +13,14 @@
  * enable.auto.offset.store=false: librdkafka commits only offsets the
  * caller stored after applying a message. Statistics every second give the
  * lag (high watermark - position per partition) and broker state.
+ *
+ * After each assignment one metadata request counts the topic's partitions,
+ * so the caller can tell whether this replica got them all (it is alone in
+ * its group, as it should be). Why not ask the coordinator for the group's
+ * members: librdkafka 2.0.2's DescribeConsumerGroups deadlocked its main
+ * thread (consumption stopped) when a broker lacked the API, seen against
+ * its own mock cluster, and rd_kafka_list_groups() blocks the caller for a
+ * round trip to every broker, every time it is asked.
  */
 #include "invalidate/kafka.h"
 
@@ -145,6 +153,25 @@ static void kafka_pin_start(struct kafka *k, rd_kafka_t *rk, rd_kafka_topic_part
 	rd_kafka_topic_partition_list_destroy(pin);
 }
 
+/* The topic's partition count, from the metadata; 0 when it did not come.
+ * Blocks the invalidate thread for one round trip, on assignment only. */
+static unsigned kafka_topic_partitions(struct kafka *k, rd_kafka_t *rk)
+{
+	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, k->topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	unsigned n = 0;
+	if (t && rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		for (int i = 0; i < md->topic_cnt; i++)
+			if (strcmp(md->topics[i].topic, k->topic) == 0 && !md->topics[i].err)
+				n = (unsigned)md->topics[i].partition_cnt;
+	}
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (t)
+		rd_kafka_topic_destroy(t);
+	return n;
+}
+
 static void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                                void *opaque)
 {
@@ -154,6 +181,8 @@ static void kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka
 		rd_kafka_assign(rk, parts);
 		log_info("kafka: assigned %d partition(s) of %s in group %s", parts->cnt, k->topic, k->group);
 		k->h.assigned(k->ctx, (unsigned)parts->cnt);
+		struct kafka_assignment a = {(unsigned)parts->cnt, kafka_topic_partitions(k, rk)};
+		k->h.assignment(k->ctx, &a);
 	} else {
 		rd_kafka_assign(rk, NULL);
 		k->h.assigned(k->ctx, 0);

@@ -37,6 +37,15 @@ struct kafka_lag {
 	int64_t pos[KAFKA_MAX_PARTITIONS], hi[KAFKA_MAX_PARTITIONS];
 };
 
+/* What one assignment says of this replica's consumer group. The group is
+ * per replica by design (docs/invalidation.md): the coordinator's assignment
+ * gives a lone member every partition of the topic, so fewer means another
+ * consumer in the group holds the rest. */
+struct kafka_assignment {
+	unsigned assigned;   /* partitions assigned to this replica (possibly none) */
+	unsigned partitions; /* partitions of the topic; 0 when the metadata did not say */
+};
+
 /* One consumed message; pointers valid during the callback only. */
 struct kafka_msg {
 	int32_t partition;
@@ -60,6 +69,9 @@ struct kafka_handlers {
 	void (*assigned)(void *ctx, unsigned n);
 	/* The producer hit a fatal error; it has been replaced. */
 	void (*producer_reset)(void *ctx);
+	/* After each assignment (not a revocation), with the topic's
+	 * partition count. */
+	void (*assignment)(void *ctx, const struct kafka_assignment *a);
 };
 
 struct kafka_config {

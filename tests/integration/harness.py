@@ -803,6 +803,19 @@ class Levee:
         with open(self.stderr_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def log_lines(self, needle):
+        """The entries of levee's error log (JSON lines on stderr) whose
+        message contains needle, as dicts (ts, level, msg)."""
+        out = []
+        for line in self.stderr().splitlines():
+            try:
+                m = json.loads(line)
+            except ValueError:
+                continue
+            if needle in m.get("msg", ""):
+                out.append(m)
+        return out
+
     def wait_exit(self, timeout):
         try:
             return self.proc.wait(timeout)

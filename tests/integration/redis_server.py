@@ -35,24 +35,27 @@ def _read_reply(f):
 
 
 class Redis:
-    """One redis-server on a free loopback port, killed by PID at the end."""
+    """One redis-server on a free loopback port, killed by PID at the end.
+    `host` and `port` put it elsewhere on the loopback network (127.0.0.2),
+    e.g. on the port of another one."""
 
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, host="127.0.0.1", port=None):
+        self.host = host
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="levee-redis-")
         self.proc = None
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [REDIS, "--port", str(self.port), "--bind", self.host, "--save", "", "--appendonly", "no",
              "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self.ping(), 5, msg="redis-server answers PING")
 
     def ping(self):
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.3) as s:
+            with socket.create_connection((self.host, self.port), timeout=0.3) as s:
                 s.sendall(b"PING\r\n")
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
@@ -61,7 +64,7 @@ class Redis:
     def command(self, *args):
         """One command; returns the reply (str, int, bytes, list or None), or
         raises RedisError for an error reply."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+        with socket.create_connection((self.host, self.port), timeout=5) as s:
             out = b"*%d\r\n" % len(args)
             for a in args:
                 a = a if isinstance(a, bytes) else str(a).encode()

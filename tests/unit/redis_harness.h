@@ -79,10 +79,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 }
 
-static redisContext *sync_connect(uint16_t port)
+static redisContext *sync_connect_at(const char *ip, uint16_t port)
 {
 	struct timeval tv = {0, 200000};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisContext *c = redisConnectWithTimeout(ip, port, tv);
 	if (c && !c->err) {
 		struct timeval ctv = {2, 0};
 		redisSetTimeout(c, ctv);
@@ -93,12 +93,17 @@ static redisContext *sync_connect(uint16_t port)
 	return NULL;
 }
 
-/* Polls PING until the server answers PONG, up to <ms>. */
-static void wait_ping(uint16_t port, unsigned ms)
+static redisContext *sync_connect(uint16_t port)
+{
+	return sync_connect_at("127.0.0.1", port);
+}
+
+/* Polls PING at <ip> until the server answers PONG, up to <ms>. */
+static void wait_ping_at(const char *ip, uint16_t port, unsigned ms)
 {
 	uint64_t deadline = now_ms() + ms;
 	for (;;) {
-		redisContext *c = sync_connect(port);
+		redisContext *c = sync_connect_at(ip, port);
 		if (c) {
 			redisReply *rep = redisCommand(c, "PING");
 			bool ok = rep && rep->type == REDIS_REPLY_STATUS &&
@@ -110,9 +115,14 @@ static void wait_ping(uint16_t port, unsigned ms)
 				return;
 		}
 		if (now_ms() > deadline)
-			fail_msg("redis on port %u not ready within %u ms", port, ms);
+			fail_msg("redis on %s port %u not ready within %u ms", ip, port, ms);
 		pause_ms(10);
 	}
+}
+
+static void wait_ping(uint16_t port, unsigned ms)
+{
+	wait_ping_at("127.0.0.1", port, ms);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -315,6 +315,9 @@ struct rec {
 	unsigned nassigned, assigned;
 	int64_t t_assigned;
 	unsigned nreset;
+
+	unsigned nassignments;
+	struct kafka_assignment last_assignment;
 };
 
 struct env {
@@ -413,12 +416,20 @@ static void on_producer_reset(void *ctx)
 	r->nreset++;
 }
 
+static void on_assignment(void *ctx, const struct kafka_assignment *a)
+{
+	struct rec *r = ctx;
+	r->nassignments++;
+	r->last_assignment = *a;
+}
+
 static const struct kafka_handlers handlers = {
         .delivered = on_delivered,
         .message = on_message,
         .lag = on_lag,
         .assigned = on_assigned,
         .producer_reset = on_producer_reset,
+        .assignment = on_assignment,
 };
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
@@ -618,6 +629,10 @@ static void test_produce_consume_resume(void **state)
 	assert_true(a->t_lag_ready > 0);
 	assert_true(a->t_lag_ready - a->t_assigned <= 3000);
 	assert_int_equal(a->nreset, 0);
+	/* alone in its group: every partition of the topic */
+	assert_true(a->nassignments >= 1);
+	assert_int_equal(a->last_assignment.assigned, NPARTS);
+	assert_int_equal(a->last_assignment.partitions, NPARTS);
 
 	kafka_consume_pause(a->k, true);
 	produce(e, a, 10);
@@ -641,6 +656,30 @@ static void test_produce_consume_resume(void **state)
 	        "closed in %lld ms; the second instance assigned after %lld ms\n",
 	        (long long)(a->t_assigned - a->t_new), (long long)(a->t_lag_ready - a->t_assigned),
 	        (long long)t_all, (long long)t_close, (long long)(b->t_assigned - b->t_new));
+}
+
+/* Two instances in one group (two levees with one instance name): each
+ * assignment says so, with fewer partitions than the topic has; once one
+ * leaves, the other is given them all again. */
+static void test_shared_group(void **state)
+{
+	struct env *e = *state;
+	struct rec *a = &e->a, *b = &e->b;
+	rec_start(e, a, true, 10000);
+	RUN_UNTIL(e, 15000, a->last_assignment.assigned == NPARTS);
+	assert_int_equal(a->last_assignment.partitions, NPARTS);
+	rec_start(e, b, true, 10000);
+	RUN_UNTIL(e, 20000,
+	          b->nassignments && a->last_assignment.assigned < NPARTS &&
+	                  a->last_assignment.assigned + b->last_assignment.assigned == NPARTS);
+	assert_true(a->last_assignment.assigned < NPARTS);
+	assert_true(b->last_assignment.assigned < NPARTS);
+	assert_int_equal(a->last_assignment.assigned + b->last_assignment.assigned, NPARTS);
+	assert_int_equal(a->last_assignment.partitions, NPARTS);
+	assert_int_equal(b->last_assignment.partitions, NPARTS);
+	rec_close(b, 1000);
+	RUN_UNTIL(e, 20000, a->last_assignment.assigned == NPARTS);
+	assert_int_equal(a->last_assignment.assigned, NPARTS);
 }
 
 /* d: with every broker down, each message fails after the delivery timeout
@@ -809,6 +848,7 @@ int main(void)
 	        cmocka_unit_test(test_stats_logical_coordinator),
 	        cmocka_unit_test_setup_teardown(test_produce_consume_resume, env_setup,
 	                                        env_teardown),
+	        cmocka_unit_test_setup_teardown(test_shared_group, env_setup, env_teardown),
 	        cmocka_unit_test_setup_teardown(test_delivery_failure, env_setup, env_teardown),
 	        cmocka_unit_test_setup_teardown(test_injected_errors, env_setup, env_teardown),
 	        cmocka_unit_test_setup_teardown(test_producer_fatal, env_setup, env_teardown),

@@ -3,7 +3,10 @@
  * redis-sentinel processes, started on free loopback ports in a private
  * directory: round trips, binary values, pipelining order, deferred
  * failures, per-command timeouts, loss and return of the server with the
- * breaker, and a Sentinel failover.
+ * breaker, and a Sentinel failover; host names for the server and the
+ * sentinels, looked up again at each reconnect (through a resolver whose
+ * answers the test sets); and what each of these tells the watch (the log
+ * lines and counters of the process).
  *
  * Every wait polls with a deadline; nothing sleeps a fixed time hoping the
  * other side is ready. Each test kills exactly the PIDs it started, in its
@@ -35,11 +38,49 @@
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 
 #include "redis_harness.h"
 #include "cache/redis.h"
+#include "resolver.h"
 
 #define MAX_PROCS 8
+#define MAX_LINES 256
+#define MAX_NAMES 4
+
+/* The names the test's resolver knows, and what they resolve to now. It
+ * runs on the resolver's thread, hence the lock. */
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char name[64], ip[64];
+} names[MAX_NAMES];
+
+static void set_name(const char *name, const char *ip)
+{
+	pthread_mutex_lock(&names_lock);
+	unsigned i = 0;
+	while (i < MAX_NAMES - 1 && names[i].name[0] && strcmp(names[i].name, name) != 0)
+		i++;
+	snprintf(names[i].name, sizeof(names[i].name), "%s", name);
+	snprintf(names[i].ip, sizeof(names[i].ip), "%s", ip ? ip : "");
+	pthread_mutex_unlock(&names_lock);
+}
+
+static void table_lookup(void *arg, const char *host, struct resolve_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&names_lock);
+	for (unsigned i = 0; i < MAX_NAMES; i++)
+		if (strcmp(names[i].name, host) == 0 && names[i].ip[0]) {
+			snprintf(out->addrs[0], sizeof(out->addrs[0]), "%s", names[i].ip);
+			out->n = 1;
+		}
+	pthread_mutex_unlock(&names_lock);
+	if (!out->n) {
+		out->status = -2;
+		snprintf(out->why, sizeof(out->why), "cannot resolve %s: not in the test's table", host);
+	}
+}
 
 struct fixture {
 	char dir[64];
@@ -47,7 +88,34 @@ struct fixture {
 	unsigned npids;
 	struct event_base *base;
 	struct event *tick;
+	struct redis_watch *watch;
+	struct resolver *resolver;
+	char lines[MAX_LINES][512];
+	unsigned nlines;
 };
+
+static void capture_line(void *arg, enum lv_log_level level, const char *line)
+{
+	struct fixture *f = arg;
+	if (f->nlines < MAX_LINES)
+		snprintf(f->lines[f->nlines++], sizeof(f->lines[0]), "%s", line);
+}
+
+/* How many captured lines contain <needle>. */
+static unsigned lines_with(const struct fixture *f, const char *needle)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < f->nlines; i++)
+		n += strstr(f->lines[i], needle) != NULL;
+	return n;
+}
+
+static struct redis_watch_stats watch_stats(struct fixture *f)
+{
+	struct redis_watch_stats s;
+	redis_watch_stats(f->watch, &s);
+	return s;
+}
 
 static int setup(void **state)
 {
@@ -61,6 +129,12 @@ static int setup(void **state)
 	f->tick = event_new(f->base, -1, EV_PERSIST, on_tick, NULL);
 	struct timeval tv = {0, 5000};
 	event_add(f->tick, &tv);
+	/* no rate limit: every line these tests cause is captured */
+	f->watch = redis_watch_new(0, 60000, capture_line, f);
+	assert_non_null(f->watch);
+	memset(names, 0, sizeof(names));
+	f->resolver = resolver_new(table_lookup, NULL);
+	assert_non_null(f->resolver);
 	*state = f;
 	return 0;
 }
@@ -81,6 +155,8 @@ static int teardown(void **state)
 		kill_proc(f, i);
 	event_free(f->tick);
 	event_base_free(f->base);
+	redis_watch_free(f->watch);
+	resolver_free(f->resolver);
 	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
 	return 0;
@@ -109,19 +185,26 @@ static unsigned spawn(struct fixture *f, const char *log, char *const argv[])
 	return f->npids++;
 }
 
-static unsigned start_redis(struct fixture *f, uint16_t port, uint16_t master_port)
+static unsigned start_redis_at(struct fixture *f, const char *ip, uint16_t port,
+                               uint16_t master_port)
 {
-	char p[8], log[32], db[32], mp[8];
+	char p[8], log[48], db[48], mp[8], bind[32];
 	snprintf(p, sizeof(p), "%u", port);
-	snprintf(log, sizeof(log), "redis-%u.log", port);
-	snprintf(db, sizeof(db), "dump-%u.rdb", port);
+	snprintf(log, sizeof(log), "redis-%s-%u.log", ip, port);
+	snprintf(db, sizeof(db), "dump-%s-%u.rdb", ip, port);
 	snprintf(mp, sizeof(mp), "%u", master_port);
-	char *argv[] = {"redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
+	snprintf(bind, sizeof(bind), "%s", ip);
+	char *argv[] = {"redis-server", "--port", p, "--bind", bind, "--save", "",
 	                "--appendonly", "no", "--dir", f->dir, "--dbfilename", db,
 	                /* full syncs start at once, not after the default 5 s */
 	                "--repl-diskless-sync-delay", "0", master_port ? "--replicaof" : NULL,
 	                "127.0.0.1", mp, NULL};
 	return spawn(f, log, argv);
+}
+
+static unsigned start_redis(struct fixture *f, uint16_t port, uint16_t master_port)
+{
+	return start_redis_at(f, "127.0.0.1", port, master_port);
 }
 
 static bool reply_contains(const redisReply *rep, const char *needle)
@@ -170,6 +253,11 @@ static bool run_until(struct fixture *f, cond_fn cond, void *ctx, unsigned ms)
 static bool is_available(void *ctx)
 {
 	return redis_available(ctx);
+}
+
+static bool is_unavailable(void *ctx)
+{
+	return !redis_available(ctx);
 }
 
 /* One command's outcome, filled by its callback. */
@@ -242,6 +330,8 @@ static void set_ok(struct fixture *f, struct redis *r, const char *key, const ch
 
 static struct redis *client(struct fixture *f, struct redis_config *cfg)
 {
+	cfg->watch = f->watch;
+	cfg->resolver = f->resolver;
 	char err[256] = "";
 	struct redis *r = redis_new(f->base, cfg, err, sizeof(err));
 	if (!r)
@@ -526,6 +616,11 @@ static void test_down_is_deferred(void **state)
 	redis_get_stats(r, &stats);
 	assert_int_equal(stats.state, REDIS_ST_DOWN);
 	assert_int_equal(stats.errors, 1);
+	/* The refused connect is logged with its reason and counted. */
+	assert_int_equal(lines_with(f, "cannot connect to 127.0.0.1:"), 1);
+	assert_int_equal(lines_with(f, "Connection refused"), 1);
+	assert_int_equal(watch_stats(f).connect_errors, 1);
+	assert_int_equal(watch_stats(f).state, RW_DOWN);
 
 	/* A peer that accepts TCP but never answers: the handshake deadline
 	 * (connect_timeout) fails each attempt and the breaker opens. */
@@ -547,15 +642,23 @@ static void test_down_is_deferred(void **state)
 	assert_true(now_ms() - t0 >= 90); /* two 50 ms deadlines, not an instant refusal */
 	redis_get_stats(rm, &stats);
 	assert_int_not_equal(stats.state, REDIS_ST_READY);
+	assert_true(watch_stats(f).connect_timeouts >= 2);
+	assert_true(watch_stats(f).reconnect_attempts >= 1);
+	assert_int_equal(lines_with(f, "breaker open (2 failures in a row)"), 1);
 	redis_free(rm);
 	close(lfd);
 
-	/* Bad configs are refused up front, never resolved or blocked on. */
+	/* Bad configs are refused up front, never resolved or blocked on: a
+	 * name without a resolver to look it up, a host that is no name. */
 	char err[256];
 	struct redis_config bad = direct_cfg(port);
 	snprintf(bad.host, sizeof(bad.host), "localhost");
 	assert_null(redis_new(f->base, &bad, err, sizeof(err)));
-	assert_non_null(strstr(err, "numeric"));
+	assert_non_null(strstr(err, "is a name, and there is no resolver"));
+	snprintf(bad.host, sizeof(bad.host), "no name!");
+	bad.resolver = f->resolver;
+	assert_null(redis_new(f->base, &bad, err, sizeof(err)));
+	assert_non_null(strstr(err, "is not an address or host name"));
 	struct redis_config nomaster = {.nsentinels = 1, .sentinel_ports = {26379}};
 	snprintf(nomaster.sentinels[0], sizeof(nomaster.sentinels[0]), "127.0.0.1");
 	assert_null(redis_new(f->base, &nomaster, err, sizeof(err)));
@@ -678,13 +781,150 @@ static void test_reconnect_breaker(void **state)
 	redis_get_stats(r, &stats);
 	assert_int_equal(stats.breaker, REDIS_BR_CLOSED);
 	assert_int_equal(stats.state, REDIS_ST_READY);
-	assert_true(stats.reconnects >= 1);
 	assert_true(stats.errors >= 6);
+	/* What the process was told: one line each, with the reasons. */
+	struct redis_watch_stats ws = watch_stats(f);
+	assert_int_equal(ws.losses, 1);
+	assert_true(ws.connect_errors >= 2);
+	assert_true(ws.reconnect_attempts >= 3);
+	assert_int_equal(ws.reconnects, 1);
+	assert_true(ws.breaker_opens >= 1);
+	assert_int_equal(ws.state, RW_UP);
+	assert_int_equal(lines_with(f, "redis: connected to 127.0.0.1:"), 1);
+	assert_int_equal(lines_with(f, "lost the connection to 127.0.0.1:"), 1);
+	assert_int_equal(lines_with(f, "breaker open (3 failures in a row)"), 1);
+	assert_int_equal(lines_with(f, "redis: reconnected to 127.0.0.1:"), 1);
+	assert_true(lines_with(f, "breaker closed") >= 1);
 	set_ok(f, r, "k", "again");
 	redis_free(r);
 }
 
+/* ---- host names -------------------------------------------------------- */
+
+static bool get_is(struct fixture *f, const char *ip, uint16_t port, const char *key, const char *want)
+{
+	redisContext *c = sync_connect_at(ip, port);
+	assert_non_null(c);
+	redisReply *rep = redisCommand(c, "GET %s", key);
+	bool ok = rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, want) == 0;
+	if (rep)
+		freeReplyObject(rep);
+	redisFree(c);
+	return ok;
+}
+
+/* A name is looked up again at every reconnect: when it moves (a Service
+ * recreated with another address), the client follows it. */
+static void test_name_is_followed_when_it_moves(void **state)
+{
+	REQUIRE_REDIS();
+	struct fixture *f = *state;
+	uint16_t port = free_port();
+	unsigned old_slot = start_redis_at(f, "127.0.0.1", port, 0);
+	start_redis_at(f, "127.0.0.2", port, 0);
+	wait_ping_at("127.0.0.1", port, 5000);
+	wait_ping_at("127.0.0.2", port, 5000);
+	set_name("redis.test", "127.0.0.1");
+
+	struct redis_config cfg = direct_cfg(port);
+	snprintf(cfg.host, sizeof(cfg.host), "redis.test");
+	cfg.backoff_min_ms = 10;
+	cfg.backoff_max_ms = 50;
+	struct redis *r = client(f, &cfg);
+	assert_true(run_until(f, is_available, r, 3000));
+	set_ok(f, r, "where", "first");
+	assert_true(get_is(f, "127.0.0.1", port, "where", "first"));
+	char line[128];
+	snprintf(line, sizeof(line), "redis: connected to redis.test:%u (127.0.0.1)", port);
+	assert_int_equal(lines_with(f, line), 1);
+
+	set_name("redis.test", "127.0.0.2");
+	kill_proc(f, old_slot);
+	assert_true(run_until(f, is_unavailable, r, 3000));
+	assert_true(run_until(f, is_available, r, 5000));
+	set_ok(f, r, "where", "second");
+	assert_true(get_is(f, "127.0.0.2", port, "where", "second"));
+	snprintf(line, sizeof(line), "redis: reconnected to redis.test:%u (127.0.0.2)", port);
+	assert_int_equal(lines_with(f, line), 1);
+	struct redis_stats st;
+	redis_get_stats(r, &st);
+	snprintf(line, sizeof(line), "redis.test:%u", port);
+	assert_string_equal(st.master_addr, line);
+	redis_free(r);
+}
+
+static bool resolve_failed_twice(void *ctx)
+{
+	return watch_stats(ctx).resolve_errors >= 2;
+}
+
+/* A name that does not resolve yet is no start-up error: the client says so
+ * once, keeps trying, and connects once the name resolves. */
+static void test_name_that_does_not_resolve_yet(void **state)
+{
+	REQUIRE_REDIS();
+	struct fixture *f = *state;
+	uint16_t port = free_port();
+	start_redis(f, port, 0);
+	wait_ping(port, 5000);
+	struct redis_config cfg = direct_cfg(port);
+	snprintf(cfg.host, sizeof(cfg.host), "late.test");
+	cfg.backoff_min_ms = 10;
+	cfg.backoff_max_ms = 20;
+	struct redis *r = client(f, &cfg);
+	assert_true(run_until(f, resolve_failed_twice, f, 3000));
+	assert_false(redis_available(r));
+	struct result res;
+	const char *get[] = {"GET", "x"};
+	cmd(r, &res, 2, get, NULL);
+	assert_true(run_until(f, has_result, &res, 1000));
+	assert_int_equal(res.err, REDIS_EDOWN); /* callers pass through */
+	char line[160];
+	snprintf(line, sizeof(line),
+	         "redis: cannot connect to late.test:%u (cannot resolve late.test: not in the test's table)",
+	         port);
+	assert_int_equal(lines_with(f, line), 1);
+
+	set_name("late.test", "127.0.0.1");
+	assert_true(run_until(f, is_available, r, 3000));
+	set_ok(f, r, "k", "v");
+	snprintf(line, sizeof(line), "redis: connected to late.test:%u (127.0.0.1) after", port);
+	assert_int_equal(lines_with(f, line), 1);
+	assert_int_equal(watch_stats(f).connect_errors, 0);
+	redis_free(r);
+}
+
 /* ---- Sentinel --------------------------------------------------------- */
+
+/* Starts a sentinel on <sport> whose config ends with <monitor> (the
+ * monitor line and its options), and waits for it to answer. */
+static void start_sentinel(struct fixture *f, uint16_t sport, const char *monitor)
+{
+	char conf[128], log[48];
+	snprintf(conf, sizeof(conf), "%s/sentinel-%u.conf", f->dir, sport);
+	snprintf(log, sizeof(log), "sentinel-%u.log", sport);
+	FILE *fp = fopen(conf, "w");
+	assert_non_null(fp);
+	fprintf(fp, "port %u\nbind 127.0.0.1\ndir %s\n%s", sport, f->dir, monitor);
+	fclose(fp);
+	char *argv[] = {"redis-server", conf, "--sentinel", NULL};
+	spawn(f, log, argv);
+	wait_ping(sport, 5000);
+}
+
+/* A client of the sentinel <host>:<sport> for "mymaster". */
+static struct redis *sentinel_client(struct fixture *f, const char *host, uint16_t sport)
+{
+	struct redis_config cfg = {.nsentinels = 1,
+	                           .sentinel_ports = {sport},
+	                           .command_timeout_ms = 1000,
+	                           .connect_timeout_ms = 500,
+	                           .backoff_min_ms = 20,
+	                           .backoff_max_ms = 200};
+	snprintf(cfg.sentinels[0], sizeof(cfg.sentinels[0]), "%s", host);
+	snprintf(cfg.master, sizeof(cfg.master), "mymaster");
+	return client(f, &cfg);
+}
 
 static uint16_t want_port;
 
@@ -694,7 +934,7 @@ static bool followed_failover(void *ctx)
 	redis_get_stats(ctx, &s);
 	char want[32];
 	snprintf(want, sizeof(want), "127.0.0.1:%u", want_port);
-	return s.failovers >= 1 && strcmp(s.master_addr, want) == 0 && redis_available(ctx);
+	return strcmp(s.master_addr, want) == 0 && redis_available(ctx);
 }
 
 static void test_sentinel_failover(void **state)
@@ -708,42 +948,27 @@ static void test_sentinel_failover(void **state)
 	wait_ping(rport, 5000);
 	wait_reply_contains(rport, "master_link_status:up", 5000, "INFO replication");
 
-	char conf[128];
-	snprintf(conf, sizeof(conf), "%s/sentinel.conf", f->dir);
-	FILE *fp = fopen(conf, "w");
-	assert_non_null(fp);
-	fprintf(fp,
-	        "port %u\nbind 127.0.0.1\ndir %s\n"
-	        "sentinel monitor mymaster 127.0.0.1 %u 1\n"
-	        "sentinel down-after-milliseconds mymaster 500\n"
-	        "sentinel failover-timeout mymaster 2000\n"
-	        "sentinel parallel-syncs mymaster 1\n",
-	        sport, f->dir, mport);
-	fclose(fp);
-	char *argv[] = {"redis-server", conf, "--sentinel", NULL};
-	spawn(f, "sentinel.log", argv);
-	wait_ping(sport, 5000);
+	char monitor[256];
+	snprintf(monitor, sizeof(monitor),
+	         "sentinel monitor mymaster 127.0.0.1 %u 1\n"
+	         "sentinel down-after-milliseconds mymaster 500\n"
+	         "sentinel failover-timeout mymaster 2000\n"
+	         "sentinel parallel-syncs mymaster 1\n",
+	         mport);
+	start_sentinel(f, sport, monitor);
 	char rp[16];
 	snprintf(rp, sizeof(rp), "%u", rport);
 	/* The sentinel has learnt of the replica (from the master's INFO). */
 	wait_reply_contains(sport, rp, 5000, "SENTINEL replicas mymaster");
 
-	struct redis_config cfg = {.nsentinels = 1,
-	                           .sentinel_ports = {sport},
-	                           .command_timeout_ms = 1000,
-	                           .connect_timeout_ms = 500,
-	                           .backoff_min_ms = 20,
-	                           .backoff_max_ms = 200};
-	snprintf(cfg.sentinels[0], sizeof(cfg.sentinels[0]), "127.0.0.1");
-	snprintf(cfg.master, sizeof(cfg.master), "mymaster");
-	struct redis *r = client(f, &cfg);
+	struct redis *r = sentinel_client(f, "127.0.0.1", sport);
 	assert_true(run_until(f, is_available, r, 3000));
 	struct redis_stats stats;
 	redis_get_stats(r, &stats);
 	char want[32];
 	snprintf(want, sizeof(want), "127.0.0.1:%u", mport);
 	assert_string_equal(stats.master_addr, want);
-	assert_int_equal(stats.failovers, 0);
+	assert_int_equal(watch_stats(f).failovers, 0);
 	set_ok(f, r, "k", "on-master");
 
 	/* Our +switch-master subscription is in place before we fail over. */
@@ -772,14 +997,52 @@ static void test_sentinel_failover(void **state)
 
 	want_port = rport;
 	assert_true(run_until(f, followed_failover, r, 15000));
-	redis_get_stats(r, &stats);
-	assert_int_equal(stats.failovers, 1);
+	assert_int_equal(watch_stats(f).failovers, 1);
+	char moved[96];
+	snprintf(moved, sizeof(moved), "the master moved from 127.0.0.1:%u to 127.0.0.1:%u", mport, rport);
+	assert_int_equal(lines_with(f, moved), 1);
 	set_ok(f, r, "k", "on-new-master");
 	struct result res;
 	const char *get[] = {"GET", "k"};
 	roundtrip(f, r, &res, 2, get, NULL);
 	assert_int_equal(res.type, REDIS_REPLY_STRING);
 	assert_memory_equal(res.str, "on-new-master", 13);
+	redis_free(r);
+}
+
+/* Sentinels given by name, announcing the master by name (Redis 6.2's
+ * resolve-hostnames and announce-hostnames, as Kubernetes charts set them):
+ * every one of the three lookups (discovery, subscription, master). */
+static void test_sentinel_names(void **state)
+{
+	REQUIRE_REDIS();
+	struct fixture *f = *state;
+	uint16_t mport = free_port(), sport = free_port();
+	start_redis(f, mport, 0);
+	wait_ping(mport, 5000);
+	char monitor[160];
+	snprintf(monitor, sizeof(monitor),
+	         "sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\n"
+	         "sentinel monitor mymaster localhost %u 1\n",
+	         mport);
+	start_sentinel(f, sport, monitor);
+	wait_reply_contains(sport, "localhost", 5000, "SENTINEL get-master-addr-by-name mymaster");
+	set_name("sentinel.test", "127.0.0.1");
+	set_name("localhost", "127.0.0.1");
+
+	struct redis *r = sentinel_client(f, "sentinel.test", sport);
+	assert_true(run_until(f, is_available, r, 5000));
+	set_ok(f, r, "k", "named");
+	struct redis_stats stats;
+	redis_get_stats(r, &stats);
+	char want[64];
+	snprintf(want, sizeof(want), "localhost:%u", mport);
+	assert_string_equal(stats.master_addr, want);
+	char line[96];
+	snprintf(line, sizeof(line), "redis: connected to localhost:%u (127.0.0.1)", mport);
+	assert_int_equal(lines_with(f, line), 1);
+	/* the +switch-master subscription found the sentinel by name too */
+	wait_reply_contains(sport, "cmd=subscribe", 3000, "CLIENT LIST");
 	redis_free(r);
 }
 
@@ -793,6 +1056,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_reconnect_breaker, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_sentinel_failover, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_name_is_followed_when_it_moves, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_name_that_does_not_resolve_yet, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sentinel_names, setup, teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);

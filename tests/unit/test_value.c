@@ -216,13 +216,19 @@ static void test_bool(void **state)
 static void test_hostport(void **state)
 {
 	(void)state;
-	/* LV_HOST_MAX includes the NUL: 255 bytes of host fit, 256 do not. */
-	char longhost[300], maxhost[300], maxname[256];
+	/* LV_HOST_MAX includes the NUL: 256 bytes of host do not fit. DNS
+	 * bounds a name to 253 characters and a label to 63 (RFC 1035). */
+	char longhost[300], maxhost[300], maxname[256], over253[300], label64[80];
 	memset(longhost, 'a', 256);
 	strcpy(longhost + 256, ":80");
-	memset(maxname, 'a', 255);
-	maxname[255] = '\0';
+	memset(maxname, 'a', 253);
+	for (int i = 63; i < 253; i += 64)
+		maxname[i] = '.';
+	maxname[253] = '\0';
 	snprintf(maxhost, sizeof(maxhost), "%s:80", maxname);
+	snprintf(over253, sizeof(over253), "x.%s:80", maxname); /* 255: fits, too long for DNS */
+	memset(label64, 'a', 64);
+	strcpy(label64 + 64, ".svc:80");
 
 	const struct {
 		const char *in;
@@ -266,6 +272,8 @@ static void test_hostport(void **state)
 		{"host/x:80", NULL, 0},
 		{"http://host:80", NULL, 0},
 		{longhost, NULL, 0},
+		{over253, NULL, 0},
+		{label64, NULL, 0},
 	};
 	for (size_t i = 0; i < N(cases); i++) {
 		struct lv_hostport hp = {.host = "untouched", .port = 9};
