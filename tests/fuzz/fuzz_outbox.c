@@ -11,6 +11,7 @@
  * succeeds; records read are within the size limits; after the reopen the
  * records are the recovered ones plus the appended one, in order. */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define HDR OUTBOX_FILE_HEADER_SIZE
-#define MAX_INPUT (1u << 20)
+#define FUZZ_MAX_INPUT (1u << 20)
 
 static char dir[64];
 static char path[128];
@@ -41,6 +42,24 @@ static uint32_t get_le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* The scratch directory goes at exit, whatever files the outbox left in it. */
+static void cleanup(void)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			char f[400];
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(f, sizeof(f), "%s/%s", dir, e->d_name);
+			unlink(f);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
 static void setup(void)
 {
 	if (dir[0])
@@ -50,6 +69,7 @@ static void setup(void)
 	if (!mkdtemp(dir))
 		abort();
 	snprintf(path, sizeof(path), "%s/outbox.lvq", dir);
+	atexit(cleanup);
 }
 
 static void write_file(const uint8_t *body, size_t n)
@@ -126,7 +146,7 @@ static void run(const uint8_t *body, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size > MAX_INPUT)
+	if (size > FUZZ_MAX_INPUT)
 		return 0;
 	setup();
 	run(data, size);
