@@ -110,10 +110,10 @@ static void policy_order_note(struct policy_order *o, size_t i, int line)
  * line go last. Insertion sort: the list is short and nearly sorted. */
 static void policy_order_sort(struct policy_order *o, char **list, size_t nlist)
 {
+	if (o->unsortable || list == NULL || nlist <= o->first)
+		return; /* nothing to sort (and no offset from a NULL list) */
 	char **lines = list + o->first;
 	size_t n = nlist - o->first;
-	if (o->unsortable)
-		return;
 	for (size_t i = 1; i < n; i++) {
 		int line = o->at[i];
 		char *text = lines[i];
