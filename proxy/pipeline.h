@@ -71,6 +71,7 @@ struct request {
 	uint64_t resp_left;
 	bool resp_head;              /* the upstream's final response head was read */
 	bool resp_started;           /* response head written to the client */
+	bool resp_hold;              /* the cache holds the response back until it is complete */
 	bool client_chunked;         /* we chunk the body for the client */
 	bool resp_done;
 	bool up_close;               /* upstream connection not reusable */
@@ -82,6 +83,8 @@ struct request {
 	uint8_t wait_outcome;        /* enum fill_outcome, set by the filler before the wake-up */
 	bool cache_pass;             /* hit-for-miss: going upstream without coalescing */
 	bool cache_strip;            /* cacheable: unkeyed risky fields are not forwarded */
+	bool cache_stored;           /* the fill's response was stored (L1, or Redis alone) */
+	int8_t cache_why;            /* enum cache_refusal of a fill that was not stored */
 	bool cache_no_coalesce;      /* woken waiter: go upstream directly */
 	char cache_status[96];       /* "Cache-Status: ...\r\n" for the response head */
 	char *key;                   /* primary cache key, in the head arena's spare text */

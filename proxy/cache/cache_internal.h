@@ -18,6 +18,9 @@
 extern struct l1 *cache_l1;
 
 #define VARY_KEY_MAX 4096 /* bytes of the request's values for the Vary fields */
+/* Largest body a fill holds back whole before its head goes out, so that
+ * Cache-Status says whether it was stored (store.c). */
+#define CACHE_HOLD_MAX (64 * 1024)
 
 /* Why a response was not stored: the `reason` label of
  * levee_cache_store_refused_total and the Cache-Status detail. */

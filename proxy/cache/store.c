@@ -154,7 +154,8 @@ static void store_refuse(struct request *r, enum cache_refusal why, bool mark)
 {
 	cache_refused(why);
 	r->cache_store = false;
-	if (r->capture) {
+	r->cache_why = (int8_t)why;
+	if (r->capture && !r->resp_hold) { /* a held response still needs its body */
 		evbuffer_free(r->capture);
 		r->capture = NULL;
 	}
@@ -200,9 +201,15 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 		return;
 	}
 	r->cache_store = true;
-	/* "stored" only when the length is known: a streamed body may still
-	 * pass max_object */
-	snprintf(st, sizeof(st), "fwd=%s%s", fwd, (resp->flags & H1F_HAS_CL) ? "; stored" : "");
+	r->cache_why = RF_NONE;
+	/* A small response is held back whole until it has arrived and the
+	 * store is decided, so its Cache-Status tells what happened (a body cut
+	 * short then gets levee's own 502, not a head that said "stored"). A
+	 * larger one streams: "stored" only when its length is known, since a
+	 * streamed body may still pass max_object. */
+	if ((resp->flags & H1F_HAS_CL) && resp->content_length <= CACHE_HOLD_MAX && r->conn)
+		r->resp_hold = true;
+	snprintf(st, sizeof(st), "fwd=%s%s", fwd, (resp->flags & H1F_HAS_CL) && !r->resp_hold ? "; stored" : "");
 	cache_status_set(r, st);
 }
 
@@ -435,6 +442,7 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	free(sp);
 	switch (rc) {
 	case PUT_OK:
+		r->cache_stored = true;
 		CSTAT(stores);
 		cache_l2_commit(r, buf, size, ttl, NULL);
 		fill_finish(r, FILL_STORED);
@@ -443,9 +451,11 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 		/* larger than an L1 shard: Redis alone keeps it, and the waiters
 		 * are woken once it has (or has refused it) */
 		if (cache_l2_commit(r, buf, size, ttl, fill_detach(r))) {
+			r->cache_stored = true;
 			CSTAT(stores_l2_only);
 		} else {
 			cache_refused(RF_NO_ROOM);
+			r->cache_why = RF_NO_ROOM;
 		}
 		break;
 	case PUT_PURGED:
@@ -465,6 +475,17 @@ void cache_response_end(struct request *r, const struct lv_head *resp)
 		cache_store(r, resp);
 	r->cache_store = false;
 	fill_finish(r, FILL_FAILED);
+	if (r->resp_hold) {
+		/* the held response's head goes out now: say what happened */
+		char st[96];
+		const char *fwd = r->stale ? r->cache_fwd : "miss";
+		if (r->cache_stored)
+			snprintf(st, sizeof(st), "fwd=%s; stored", fwd);
+		else
+			snprintf(st, sizeof(st), "fwd=%s; detail=%s", fwd,
+			         r->cache_why > RF_NONE ? cache_refusal_names[r->cache_why] : "error");
+		cache_status_set(r, st);
+	}
 }
 
 /* ---- refresh by a 304 -------------------------------------------------- */

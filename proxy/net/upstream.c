@@ -371,8 +371,12 @@ static int resp_chunk(void *arg, const char *data, size_t len)
 	return 0;
 }
 
-/* Writes the client's response head. Returns false if the head could not be
- * built (an upstream head too large to rewrite). */
+static bool response_write_head(struct request *r, const struct lv_head *rh);
+
+/* Sets up the response's framing and writes the client's head, unless the
+ * cache holds the whole response back until it is complete (r->resp_hold).
+ * Returns false if the head could not be built (an upstream head too large
+ * to rewrite). */
 static bool response_begin(struct request *r, struct lv_head *rh)
 {
 	bool head_req = r->head->method == HTTP_HEAD;
@@ -394,7 +398,15 @@ static bool response_begin(struct request *r, struct lv_head *rh)
 	 * refreshes (or is drained) */
 	cache_response_takeover(r, rh);
 	cache_response_head(r, rh);
+	if (r->resp_hold)
+		return true; /* written whole at its end (response_end) */
+	return response_write_head(r, rh);
+}
 
+/* Writes the client's head for upstream head <rh>: false when it could not
+ * be built. */
+static bool response_write_head(struct request *r, const struct lv_head *rh)
+{
 	struct conn *c = r->conn;
 	if (!c)
 		return true;
@@ -438,6 +450,22 @@ static void response_end(struct request *r)
 {
 	/* complete: the cache may store it (the head is still in rarena) */
 	cache_response_end(r, r->rarena ? &r->rarena->head : NULL);
+	if (r->resp_hold) {
+		/* held back for a Cache-Status that tells what happened: now
+		 * that the store is decided, the head, then the body */
+		r->resp_hold = false;
+		if (r->conn && r->rarena) {
+			if (!response_write_head(r, &r->rarena->head)) {
+				stat_inc(r->w->stats->up_bad_responses);
+				request_fail(r, R_UP_BAD);
+				return;
+			}
+			size_t n = r->capture ? evbuffer_get_length(r->capture) : 0;
+			if (n)
+				evbuffer_add_buffer(conn_output(r->conn), r->capture);
+			r->bytes_out += n;
+		}
+	}
 	struct upconn *uc = r->uc;
 	if (uc && evbuffer_get_length(bufferevent_get_input(uc->bev)))
 		r->up_close = true; /* bytes after the end of the response */
@@ -519,7 +547,8 @@ static void up_process(struct request *r)
 			return;
 		}
 	}
-	struct evbuffer *out = r->conn ? conn_output(r->conn) : NULL;
+	/* a held response is only captured until its end */
+	struct evbuffer *out = r->conn && !r->resp_hold ? conn_output(r->conn) : NULL;
 	while (evbuffer_get_length(in)) {
 		if (out && evbuffer_get_length(out) > BP_HIGH) {
 			/* the client is slower than the upstream */
