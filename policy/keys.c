@@ -19,6 +19,7 @@
 
 #define P(m) offsetof(struct lv_policy, m), sizeof(((struct lv_policy *)0)->m)
 #define R(m) offsetof(struct lv_route, m), sizeof(((struct lv_route *)0)->m)
+#define B(m) offsetof(struct lv_bulkhead, m), sizeof(((struct lv_bulkhead *)0)->m)
 
 static const struct keys_section keys_section_table[] = {
 	{"levee", false, "The process: its addresses, workers and logs.", 0, 0, 0, 0, 0, 0},
@@ -44,6 +45,12 @@ static const struct keys_section keys_section_table[] = {
 	 "route needs exactly one of `match` and `prefix`. At most 4096 routes.",
 	 sizeof(struct lv_route), offsetof(struct lv_policy, routes), offsetof(struct lv_policy, nroutes),
 	 LV_MAX_ROUTES, offsetof(struct lv_route, name), offsetof(struct lv_route, line)},
+	{"bulkhead", true,
+	 "One section per bulkhead, named `[bulkhead \"NAME\"]`: a cap on the upstream exchanges of the "
+	 "routes that name it (`bulkhead = NAME`), shared by every worker of this levee, with a queue in "
+	 "front. docs/protection.md explains slots, the queue and draining. At most 256 bulkheads.",
+	 sizeof(struct lv_bulkhead), offsetof(struct lv_policy, bulkheads), offsetof(struct lv_policy, nbulkheads),
+	 LV_MAX_BULKHEADS, offsetof(struct lv_bulkhead, name), offsetof(struct lv_bulkhead, line)},
 };
 
 /* clang-format off */
@@ -124,7 +131,17 @@ static const struct keys_def keys_def_table[] = {
 	{"route",    "cache_cookies",    KT_BOOL,     R(cache_cookies),               "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Let requests that carry Cookie use the cache. Off: they bypass it. The cookie is not part of the key unless listed in `cache_key_headers`."},
 	{"route",    "cache_authorization", KT_BOOL,  R(cache_authorization),         "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store answers to requests with Authorization. Off: only when the origin allows it (RFC 9111 §3.5: `public`, `s-maxage`, `must-revalidate`)."},
 	{"route",    "cache_set_cookie", KT_BOOL,     R(cache_set_cookie),            "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Store responses that carry Set-Cookie, without the Set-Cookie field. Off: they are never stored."},
+	{"route",    "bulkhead",         KT_NAME,     R(bulkhead),                    "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Names the `[bulkhead]` whose slots the route's upstream exchanges take. Cache hits never take a slot. Several routes may share one bulkhead."},
+	{"route",    "refusal_status",   KT_ENUM,     R(refusal_status),              "503",           NULL,    NULL,     "503|429",               NULL,          true,  0, "Status of levee's own refusals on the route (a full bulkhead, a queue timeout): `503` (Service Unavailable) or `429` (Too Many Requests), both with Retry-After and X-Levee-Reason."},
 	{"route",    "invalidate",       KT_INVALIDATIONS, R(invalidate),             "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "What a successful write (POST, PUT, PATCH, DELETE answered 2xx or 3xx) purges besides its own target, everywhere: `/api/users/{1}` a URL, `/api/users/**` every URL under `/api/users/`, `tag:user-{1}` a tag; `{1}`..`{9}` are the route's `match` wildcards. Paths take the globs of `match`; one with another wildcard purges every URL under its part before the first wildcard's segment (`/api/*/posts`: all of `/api/`), with a warning."},
+
+	{"bulkhead", "isolation",        KT_ENUM,     B(isolation),                   "semaphore",     NULL,    NULL,     "semaphore|thread",      NULL,          true,  0, "`semaphore`: the exchanges run on the listener workers and the bulkhead only counts them. `thread` (own threads and event loops per bulkhead) is not built yet and is refused."},
+	{"bulkhead", "max_concurrent",   KT_UINT,     B(max_concurrent),              "10",            "1",     "100000", NULL,                    "exchanges",   true,  0, "Upstream exchanges at once, all workers together. A slot is held until the exchange really ends (see `abandon_after`). A reload resizes it in place: in-flight exchanges keep their slots."},
+	{"bulkhead", "max_queue",        KT_UINT,     B(max_queue),                   "16",            "0",     "100000", NULL,                    "requests",    true,  0, "Requests waiting for a slot; one that finds the queue full is refused at once (X-Levee-Reason `bulkhead-full`). 0: no queue."},
+	{"bulkhead", "queue_timeout",    KT_DURATION, B(queue_timeout_ms),            "100ms",         "1ms",   "1m",     NULL,                    NULL,          true,  0, "Longest wait in the queue; a request still waiting then is refused (X-Levee-Reason `bulkhead-timeout`)."},
+	{"bulkhead", "queue_order",      KT_ENUM,     B(queue_order),                 "adaptive_lifo", NULL,    NULL,     "adaptive_lifo|fifo",    NULL,          true,  0, "Who gets a freed slot: `fifo`, the oldest waiter; `adaptive_lifo`, the oldest while the queue drains quickly, the newest once the oldest has waited half of `queue_timeout` (a standing queue: the oldest would time out anyway, and serving the newest keeps the answers that do come fast)."},
+	{"bulkhead", "abandon_after",    KT_DURATION, B(abandon_after_ms),            "30s",           "0",     "1h",     NULL,                    NULL,          true,  0, "When levee gives up on an exchange for its client (an upstream timeout, the client leaving), the service is usually still working on it: the connection stays open, the late answer is read and dropped, and the slot stays held until it arrives, or this long. Then the connection is closed and the slot freed. 0: close and free at once (the service's thread stays busy while levee lets another request in)."},
+	{"bulkhead", "retry_after",      KT_DURATION, B(retry_after_ms),              "1s",            "1s",    "1h",     NULL,                    NULL,          true,  0, "Retry-After of the bulkhead's refusals, in whole seconds (rounded up)."},
 };
 /* clang-format on */
 

@@ -175,6 +175,16 @@ __attribute__((format(printf, 3, 4))) static void policy_err(struct policy_parse
 	va_end(ap);
 }
 
+/* "FILE:LINE: WHAT: REASON", outside the section being read. */
+__attribute__((format(printf, 4, 5))) static void policy_verr_at(struct policy_parse *st, int line,
+                                                                 const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	policy_verr(st, st->file, line, what, fmt, ap);
+	va_end(ap);
+}
+
 /* "--FLAG: REASON" for a command-line override. */
 __attribute__((format(printf, 3, 4))) static void policy_flag_err(struct policy_parse *st,
                                                                   const char *flag, const char *fmt, ...)
@@ -368,7 +378,16 @@ static void policy_section_end(struct policy_parse *st)
 		if (first && !any)
 			policy_err_section(st, "needs %s", names);
 	}
+	if (strcmp(st->sec->name, "bulkhead") == 0) {
+		const struct lv_bulkhead *b = st->base;
+		const struct keys_def *k = keys_find("bulkhead", "isolation");
+		if (b->isolation == LV_ISOLATION_THREAD)
+			policy_err_key(st, st->seen[policy_key_index(k)], "isolation",
+			               "thread isolation is not built yet; use semaphore (docs/protection.md)");
+	}
 	if (strcmp(st->sec->name, "route") == 0) {
+		struct lv_route *rt = st->base;
+		rt->bulkhead_line = st->seen[policy_key_index(keys_find("route", "bulkhead"))];
 		policy_route_end(st, st->base);
 		policy_route_warn(st, st->base);
 		policy_invalidate_warn(st, st->base);
@@ -789,7 +808,7 @@ static bool policy_loopback(const char *host)
 
 static void policy_check(struct policy_parse *st)
 {
-	const struct lv_policy *p = st->p;
+	struct lv_policy *p = st->p;
 
 	if (p->limits.uri_bytes > p->limits.header_bytes)
 		policy_err_pair(st, "limits", "uri_bytes", "header_bytes",
@@ -808,6 +827,22 @@ static void policy_check(struct policy_parse *st)
 		if (policy_overlap(&p->probe, hp))
 			policy_err_pair(st, "levee", "probe", other, "probe (%s:%u) and %s (%s:%u) overlap",
 			                p->probe.host, p->probe.port, other, hp->host, hp->port);
+	}
+
+	/* A route's bulkhead may be declared anywhere in the file. */
+	for (size_t i = 0; i < p->nroutes; i++) {
+		struct lv_route *r = &p->routes[i];
+		r->bulkhead_idx = -1;
+		if (!r->bulkhead[0])
+			continue;
+		for (size_t j = 0; j < p->nbulkheads; j++)
+			if (strcmp(p->bulkheads[j].name, r->bulkhead) == 0)
+				r->bulkhead_idx = (int)j;
+		if (r->bulkhead_idx < 0) {
+			char what[LV_NAME_MAX + 32];
+			snprintf(what, sizeof(what), "[route \"%s\"] bulkhead", r->name);
+			policy_verr_at(st, r->bulkhead_line, what, "no [bulkhead \"%s\"] section", r->bulkhead);
+		}
 	}
 
 	/* Only a sure loop is an error: the upstream may be another machine that
@@ -862,6 +897,7 @@ static void policy_free(struct lv_policy *p)
 		return;
 	route_index_free(p->route_index);
 	free(p->routes);
+	free(p->bulkheads);
 	free(p);
 }
 

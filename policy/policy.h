@@ -137,7 +137,32 @@ struct lv_route {
 	 * separated: "tag:name", or a path that may hold {1}..{9} and the globs
 	 * of `match` (what it purges: route_purge_shape()) */
 	char invalidate[LV_INVALIDATE_MAX];
+
+	/* protection (proxy/resilience/) */
+	char bulkhead[LV_NAME_MAX];       /* "" = none; else names a [bulkhead] */
+	int bulkhead_idx;                 /* its index in lv_policy.bulkheads, -1 = none (set at load) */
+	int bulkhead_line;                /* line of the `bulkhead` key, for the check across sections */
+	int refusal_status;               /* enum lv_refusal_status: what levee's own refusals answer */
 };
+
+enum lv_refusal_status { LV_REFUSE_503, LV_REFUSE_429 };
+enum lv_bulkhead_isolation { LV_ISOLATION_SEMAPHORE, LV_ISOLATION_THREAD };
+enum lv_queue_order { LV_QUEUE_ADAPTIVE_LIFO, LV_QUEUE_FIFO };
+
+/* [bulkhead "NAME"]: a cap on the upstream exchanges of the routes that name
+ * it, shared by every worker (proxy/resilience/bulkhead.h). */
+struct lv_bulkhead {
+	char name[LV_NAME_MAX];
+	int line;
+	int isolation;             /* enum lv_bulkhead_isolation */
+	uint64_t max_concurrent;   /* exchanges at once */
+	uint64_t max_queue;        /* requests waiting for a slot */
+	uint64_t queue_timeout_ms; /* longest wait for a slot */
+	int queue_order;           /* enum lv_queue_order */
+	uint64_t abandon_after_ms; /* a slot stays held this long after levee gave up on the exchange */
+	uint64_t retry_after_ms;   /* Retry-After of a refusal, rounded up to seconds */
+};
+#define LV_MAX_BULKHEADS 256
 
 struct lv_policy;
 struct route_index;
@@ -264,6 +289,9 @@ struct lv_policy {
 		uint64_t max_object; /* [cache] max_object: larger responses are not stored */
 		uint64_t uncacheable_ttl_ms; /* [cache] uncacheable_ttl: hit-for-miss duration */
 	} cache;
+
+	size_t nbulkheads;
+	struct lv_bulkhead *bulkheads;
 
 	size_t nroutes;
 	struct lv_route *routes;  /* in file order; first match wins */

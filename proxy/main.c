@@ -26,6 +26,7 @@
 #include "net/worker.h"
 #include "reload.h"
 #include "server.h"
+#include "resilience/bulkhead.h"
 
 #define DRAIN_POLL_MS 50
 
@@ -277,6 +278,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		srv.workers[i]->closing = true;
 	fill_shutdown();
+	bulkhead_shutdown_all(); /* no worker is posted a grant after this */
 	for (unsigned i = 0; i < srv.nworkers; i++)
 		mailbox_close(&srv.workers[i]->mbox);
 	/* after the workers: every write they answered has handed over its

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "net/headers.h"
 #include "net/upstream.h"
+#include "resilience/bulkhead_stage.h"
 #include "server.h"
 
 #define REQ_POOL_MAX 256
@@ -31,13 +32,15 @@ static int stage_route(struct request *r)
 	return STAGE_NEXT;
 }
 
-static const struct stage {
-	const char *name;
-	int (*run)(struct request *r);
-} stages[] = {
-    {"route", stage_route},
-    {"cache", cache_stage},
-    {"upstream", upstream_stage},
+static const struct stage route_stage_def = {.name = "route", .run = stage_route};
+
+/* The request path: a request is turned away as early, and as cheaply, as
+ * it can be; a cache hit never waits behind a bulkhead. */
+static const struct stage *const stages[] = {
+    &route_stage_def,
+    &cache_stage_def,
+    &bulkhead_stage_def,
+    &upstream_stage_def,
 };
 
 #define NSTAGES (sizeof(stages) / sizeof(stages[0]))
@@ -45,7 +48,7 @@ static const struct stage {
 static void pipeline_run(struct request *r)
 {
 	while (r->stage < NSTAGES) {
-		int rc = stages[r->stage++].run(r);
+		int rc = stages[r->stage++]->run(r);
 		if (rc != STAGE_NEXT)
 			return;
 	}
@@ -56,13 +59,54 @@ void pipeline_resume(struct request *r)
 	pipeline_run(r);
 }
 
+/* The outcome of a request nobody recorded one for. */
+static enum request_outcome outcome_of(const struct request *r)
+{
+	switch (r->reason) {
+	case R_NONE:
+		return r->t_upstream ? OUT_UPSTREAM : OUT_CACHE;
+	case R_UP_CONNECT:
+		return OUT_UP_CONNECT;
+	case R_UP_BAD:
+		return OUT_UP_BAD;
+	case R_UP_TIMEOUT:
+		return OUT_UP_TIMEOUT;
+	case R_INTERNAL:
+		return OUT_INTERNAL;
+	case R_MAXCONN:
+	case R_DRAINING:
+	case R_NOT_CACHED:
+	case R_BULKHEAD_FULL:
+	case R_BULKHEAD_TIMEOUT:
+		return OUT_REFUSED;
+	default:
+		return OUT_CLIENT_BAD;
+	}
+}
+
 /* ---- request objects --------------------------------------------------- */
 
-static void response_timeout(evutil_socket_t fd, short what, void *arg)
+static void request_timer_fired(evutil_socket_t fd, short what, void *arg)
 {
 	struct request *r = arg;
-	stat_inc(r->w->stats->up_timeouts);
-	request_fail(r, R_UP_TIMEOUT);
+	void (*fn)(struct request *) = r->timer_fn;
+	r->timer_fn = NULL;
+	if (fn)
+		fn(r);
+}
+
+void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request *r))
+{
+	struct timeval tv;
+	tv_ms(&tv, ms);
+	r->timer_fn = fn;
+	event_add(r->timer, &tv);
+}
+
+void request_timer_stop(struct request *r)
+{
+	event_del(r->timer);
+	r->timer_fn = NULL;
 }
 
 static struct request *request_alloc(struct worker *w)
@@ -79,7 +123,7 @@ static struct request *request_alloc(struct worker *w)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
-	r->timer = evtimer_new(w->base, response_timeout, r);
+	r->timer = evtimer_new(w->base, request_timer_fired, r);
 	if (!r->timer) {
 		free(r);
 		return NULL;
@@ -184,26 +228,123 @@ static void request_log(struct request *r, uint64_t end)
 
 /* ---- the end of a request ---------------------------------------------- */
 
-/* `c` is the client connection still to be told (NULL if gone); it has
- * already been detached from `r`. */
+static void request_end(struct request *r, struct conn *c);
+
+/*
+ * A request ends in two steps, which usually follow each other at once:
+ *
+ *   the client's end   the outcome is final; every entered stage's `end`
+ *                      hook runs; the request is counted and logged; the
+ *                      client connection goes on to its next request.
+ *   the final end      the upstream exchange is over: every `done` hook
+ *                      runs (the upstream connection goes back to the pool
+ *                      or is closed, a bulkhead slot is freed) and the
+ *                      request's memory goes back to the worker.
+ *
+ * Between the two, when an end hook asked for it, the exchange is "kept":
+ * levee gave up on it for its client (a timeout, the client leaving) while
+ * the service is still working on it. The request, detached from any
+ * client, stays on the worker's `kept` list; the late answer is read and
+ * dropped; its end (or the upstream closing, or `abandon_ms`) is the final
+ * end. Worker teardown abandons what is still kept.
+ */
+
+static void kept_link(struct request *r)
+{
+	struct worker *w = r->w;
+	r->drain_next = w->kept;
+	r->drain_prev = &w->kept;
+	if (w->kept)
+		w->kept->drain_prev = &r->drain_next;
+	w->kept = r;
+	w->nkept++;
+}
+
+static void kept_unlink(struct request *r)
+{
+	if (!r->drain_prev)
+		return;
+	*r->drain_prev = r->drain_next;
+	if (r->drain_next)
+		r->drain_next->drain_prev = r->drain_prev;
+	r->drain_prev = NULL;
+	r->drain_next = NULL;
+	r->w->nkept--;
+}
+
+static void kept_abandon(struct request *r)
+{
+	r->drain_end = BH_DRAIN_ABANDONED;
+	r->up_close = true;
+	request_end(r, NULL);
+}
+
+/* Keeps the exchange of a request whose client's end just ran. */
+static void request_keep(struct request *r)
+{
+	r->draining = true;
+	r->observer = NULL; /* nothing more to store or answer */
+	r->resp_hold = false;
+	kept_link(r);
+	if (r->uc)
+		upstream_keep(r); /* its own timeouts off: the abandon timer bounds it */
+	request_timer_arm(r, r->abandon_ms, kept_abandon);
+}
+
+void pipeline_abandon_kept(struct worker *w)
+{
+	while (w->kept)
+		kept_abandon(w->kept);
+}
+
+/* The client's end. `c` is the client connection still to be told (NULL if
+ * gone); it has already been detached from `r`. True: the exchange is kept. */
+static bool request_client_end(struct request *r, struct conn *c, uint64_t end)
+{
+	struct worker *w = r->w;
+	r->client_ended = true;
+	if (r->outcome == OUT_NONE)
+		r->outcome = outcome_of(r);
+	bool keep = false;
+	for (unsigned i = r->stage; i-- > 0;)
+		if (stages[i]->end && stages[i]->end(r))
+			keep = true;
+	/* only an exchange whose request is all sent is worth waiting for: one
+	 * cut in the middle of its body, the service cannot answer */
+	keep = keep && request_exchange_live(r);
+	stats_record_request(w->stats, r->route_stat, r->status, end - r->t_start);
+	stat_inc(w->stats->outcomes[r->outcome]);
+	stat_add(&w->stats->bytes_out, r->bytes_out);
+	stat_add(&w->stats->bytes_in, r->bytes_in);
+	request_log(r, end);
+	if (c && c->parser.head == r->head)
+		c->parser.head = NULL; /* the head arena stays the request's */
+	if (keep)
+		request_keep(r);
+	return keep;
+}
+
 static void request_end(struct request *r, struct conn *c)
 {
 	if (r->finished)
 		return;
-	r->finished = true;
 	struct worker *w = r->w;
-	uint64_t end = now_us();
-	cache_request_end(r);
-	upstream_release(r);
+	bool body_done = r->body_done;
+	if (!r->client_ended && request_client_end(r, c, now_us())) {
+		if (c)
+			conn_request_done(c); /* the exchange goes on without it */
+		return;
+	}
+	r->finished = true;
+	kept_unlink(r);
+	request_timer_stop(r);
+	for (unsigned i = r->stage; i-- > 0;)
+		if (stages[i]->done)
+			stages[i]->done(r);
 	if (r->rarena) {
 		arena_put(w, r->rarena);
 		r->rarena = NULL;
 	}
-	stats_record_request(w->stats, r->route_stat, r->status, end - r->t_start);
-	stat_add(&w->stats->bytes_out, r->bytes_out);
-	stat_add(&w->stats->bytes_in, r->bytes_in);
-	request_log(r, end);
-	bool body_done = r->body_done;
 	if (c && c->parser.head == r->head)
 		c->parser.head = NULL; /* the arena goes back to the pool below */
 	arena_put(w, r->arena);
@@ -236,15 +377,42 @@ static struct conn *request_detach(struct request *r)
 void request_finish(struct request *r)
 {
 	r->resp_done = true;
+	if (r->draining && r->drain_end == BH_DRAIN_BEGIN)
+		r->drain_end = BH_DRAIN_COMPLETE;
 	request_end(r, request_detach(r));
 }
 
-void request_fail(struct request *r, enum lv_reason reason)
+/* Whether the client connection can go on after levee's own answer `status`
+ * to `r`, and the framing of that answer. */
+static enum conn_end refusal_end(struct request *r, struct conn *c, int status)
+{
+	/* A request-side error ends the connection; an upstream failure or a
+	 * refusal does not, unless the connection could not go on anyway (the
+	 * client asked to close, the body is still on the wire), and then the
+	 * answer must say so (RFC 9112 §9.6). */
+	bool close = (status < 500 && status != 429) || !conn_can_continue(c, r->head, r->body_done);
+	c->close_after = c->close_after || close;
+	if (close)
+		http1_set_body_cb(&c->parser, NULL, NULL);
+	return close ? CONN_CLOSE : r->head->minor == 0 ? CONN_KEEP_10 : CONN_KEEP;
+}
+
+static void request_fail_as(struct request *r, enum lv_reason reason, const struct refusal *rf)
 {
 	if (r->finished)
 		return;
+	if (r->client_ended) {
+		/* a kept exchange failed: the upstream closed, reset or stalled */
+		if (r->drain_end == BH_DRAIN_BEGIN)
+			r->drain_end = BH_DRAIN_CLOSED;
+		r->up_close = true;
+		request_end(r, NULL);
+		return;
+	}
 	r->reason = reason;
 	r->up_close = true;
+	if (r->outcome == OUT_NONE)
+		r->outcome = outcome_of(r);
 	struct conn *c = request_detach(r);
 	if (!c) {
 		if (!r->status)
@@ -253,22 +421,20 @@ void request_fail(struct request *r, enum lv_reason reason)
 		return;
 	}
 	if (!r->resp_started) {
-		r->conn = c; /* the cache may still answer it from a stale copy */
+		r->conn = c; /* a stage may still answer it (the cache, from a stale copy) */
 		c->req = r;
-		if (cache_fail_takeover(r, reason))
-			return;
+		for (unsigned i = r->stage; i-- > 0;)
+			if (stages[i]->fail && stages[i]->fail(r, reason))
+				return;
 		request_detach(r);
-		r->status = lv_reasons[reason].status;
-		/* A request-side error ends the connection; an upstream failure
-		 * does not, unless the connection could not go on anyway (the
-		 * client asked to close, the body is still on the wire), and
-		 * then the answer must say so (RFC 9112 §9.6). */
-		bool close = r->status < 500 || !conn_can_continue(c, r->head, r->body_done);
-		c->close_after = c->close_after || close;
-		if (close)
-			http1_set_body_cb(&c->parser, NULL, NULL);
-		enum conn_end end = close ? CONN_CLOSE : r->head->minor == 0 ? CONN_KEEP_10 : CONN_KEEP;
-		conn_send_error(c, reason, r->id, end);
+		struct conn_refusal cr = {.reason = reason, .request_id = r->id};
+		if (rf) {
+			cr.status = rf->status;
+			cr.retry_after = rf->retry_after;
+			cr.detail = rf->detail;
+		}
+		r->status = cr.status ? cr.status : lv_reasons[reason].status;
+		conn_send_refusal(c, &cr, refusal_end(r, c, r->status));
 		request_end(r, c);
 		return;
 	}
@@ -279,15 +445,30 @@ void request_fail(struct request *r, enum lv_reason reason)
 	request_end(r, NULL);
 }
 
+void request_fail(struct request *r, enum lv_reason reason)
+{
+	request_fail_as(r, reason, NULL);
+}
+
+void request_refuse(struct request *r, enum lv_reason reason, const struct refusal *rf)
+{
+	request_outcome(r, OUT_REFUSED);
+	request_fail_as(r, reason, rf);
+}
+
 void request_client_gone(struct request *r)
 {
 	request_detach(r);
 	if (r->l2_pending || (r->cache_waiting && !r->w->closing))
 		return; /* its fill or L2 callback will come, on this worker; it ends then */
+	if (r->bulkhead && !bulkhead_stage_client_gone(r))
+		return; /* its grant is on the way to this worker; it ends then */
 	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc)
 		return; /* let the upstream finish what it was asked to do */
-	if (!r->resp_done)
+	if (!r->resp_done) {
 		r->status = 499;
+		request_outcome(r, OUT_CLIENT_GONE);
+	}
 	r->up_close = true;
 	request_end(r, NULL);
 }

@@ -2,16 +2,35 @@
  * pipeline.h - a request's life: the stages it passes through, in order, and
  * how it ends.
  *
- * Stages run in the order of the table in pipeline.c. A stage either lets
- * the request continue (STAGE_NEXT), finishes it (STAGE_DONE: an answer was
- * produced), or takes it over (STAGE_ASYNC) and later calls pipeline_resume()
- * on the worker that owns the request. A stage that hands the request to
- * another thread (a bulkhead pool) posts the resume through that worker's
- * mailbox, so the request itself never needs a lock.
+ * Stages run in the order of the table in pipeline.c (route, cache,
+ * bulkhead, upstream). A stage's `run` either lets the request continue
+ * (STAGE_NEXT), finishes it (STAGE_DONE: an answer was produced), or takes
+ * it over (STAGE_ASYNC) and later calls pipeline_resume() on the worker that
+ * owns the request. Besides `run`, a stage may have hooks:
+ *   fail   levee is about to answer with its own error, before any response
+ *          byte went out: the stage may answer instead (the cache, from a
+ *          stale copy) and returns true;
+ *   end    the request is over for its client and its outcome is final;
+ *          returns true to keep the upstream exchange running after the
+ *          client's end (a bulkhead drains a late answer: the slot is held
+ *          until the service really finished);
+ *   done   the request object goes away, the exchange with it: release what
+ *          the stage holds.
+ * Hooks run for every stage the request entered, `end` and `done` in reverse
+ * order.
+ *
+ * One outcome per request (enum request_outcome), recorded once by whoever
+ * first knows it and read by every stage's end hook and by the metrics: it
+ * tells "the upstream failed" (and how) from "levee refused", "the client
+ * left" and "answered from the cache".
+ *
+ * The upstream side never calls a stage by name: a stage that watches the
+ * response (the cache) sets r->observer, and the upstream code calls it.
  *
  * A request outlives its client connection when it must: an unsafe request
  * whose body reached the upstream is read to its end even if the client
- * leaves (req->conn becomes NULL), because the upstream has acted on it.
+ * leaves (req->conn becomes NULL), because the upstream has acted on it;
+ * and a request whose end hooks keep its exchange drains the late answer.
  */
 #ifndef LEVEE_PIPELINE_H
 #define LEVEE_PIPELINE_H
@@ -25,16 +44,38 @@
 #include "net/conn.h"
 #include "net/http1.h"
 #include "net/worker.h"
+#include "outcome.h"
 #include "policy.h"
 #include "reason.h"
+#include "resilience/bulkhead.h"
 #include "runtime.h"
 
 enum stage_rc { STAGE_NEXT, STAGE_ASYNC, STAGE_DONE };
+
 
 enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_EOF };
 
 struct upconn;
 struct l1_entry;
+struct request;
+struct evbuffer;
+
+/* What watches the upstream's response (the cache). The upstream side calls
+ * these in order; any may be NULL. */
+struct response_observer {
+	/* the final head, before the client's head is written: may answer the
+	 * client itself (a 304 to levee's own revalidation), hold the response
+	 * back until its end (r->resp_hold) and keep the head (r->resp_keep_head) */
+	void (*head)(struct request *r, const struct lv_head *resp);
+	/* `n` body bytes at the start of `src`, about to move on */
+	void (*body)(struct request *r, struct evbuffer *src, size_t n);
+	/* decoded bytes of a chunked body */
+	void (*body_bytes)(struct request *r, const char *data, size_t n);
+	/* the response is complete; `resp` is its head when kept, else NULL */
+	void (*end)(struct request *r, const struct lv_head *resp);
+	/* a held response's body, written to the client after `end` */
+	struct evbuffer *(*held_body)(struct request *r);
+};
 
 struct request {
 	struct request *next_free;
@@ -48,7 +89,24 @@ struct request {
 	const struct lv_route *route;
 	unsigned route_stat;
 	struct lv_captures caps;
-	unsigned stage;
+	unsigned stage;              /* stages entered: [0, stage) */
+	enum request_outcome outcome;
+	int up_status;               /* the upstream's final status, once its head arrived */
+	const struct response_observer *observer;
+	const char *up_extra;        /* extra request header lines for the upstream ("Name: v\r\n"...) */
+	const char *resp_extra;      /* extra response header lines for the client */
+	bool strip_unkeyed;          /* do not forward the risky unkeyed headers (docs/caching.md) */
+	bool resp_keep_head;         /* keep the upstream's head until the response ends */
+	bool client_ended;           /* the client's side is over (logged, counted); the exchange may go on */
+	bool draining;               /* ... and the exchange goes on: a late answer is drained */
+	struct request *drain_next, **drain_prev; /* in the worker's list of draining exchanges */
+	uint64_t up_sent_unix_ms;    /* when the request went upstream (wall clock) */
+	struct bulkhead *bulkhead;   /* the bulkhead this request queued in or holds a slot of */
+	struct bh_waiter bh_wait;    /* its place in that bulkhead's queue, and its state */
+	struct mb_item bh_wake;      /* the grant of a slot, posted to this worker */
+	uint64_t abandon_ms;         /* set by an end hook that keeps the exchange: how long */
+	int drain_end;               /* enum bh_drain: how a kept exchange ended */
+	void (*timer_fn)(struct request *r); /* what `timer` runs (request_timer_arm) */
 
 	char id[129];
 	char peer[INET6_ADDRSTRLEN]; /* client address, kept for the log after the client leaves */
@@ -63,7 +121,7 @@ struct request {
 
 	/* upstream exchange */
 	struct upconn *uc;
-	struct event *timer;         /* response timeout */
+	struct event *timer;         /* one timer: queue wait, response, or abandon (timer_fn) */
 	bool retried;
 	struct http1 rp;             /* response parser */
 	struct arena *rarena;        /* response head while it is parsed */
@@ -82,14 +140,12 @@ struct request {
 	bool cache_waiting;          /* parked behind another request's fill */
 	uint8_t wait_outcome;        /* enum fill_outcome, set by the filler before the wake-up */
 	bool cache_pass;             /* hit-for-miss: going upstream without coalescing */
-	bool cache_strip;            /* cacheable: unkeyed risky fields are not forwarded */
 	bool cache_stored;           /* the fill's response was stored (L1, or Redis alone) */
 	int8_t cache_why;            /* enum cache_refusal of a fill that was not stored */
 	bool cache_no_coalesce;      /* woken waiter: go upstream directly */
-	char cache_status[96];       /* "Cache-Status: ...\r\n" for the response head */
+	char cache_status[96];       /* "Cache-Status: ...\r\n" for the response head (resp_extra) */
 	char *key;                   /* primary cache key, in the head arena's spare text */
 	uint32_t key_len;
-	int64_t cache_req_ms;        /* when the request went upstream (unix ms) */
 	uint64_t cache_epoch;        /* purge epoch when the fill began */
 	struct evbuffer *capture;    /* body being captured */
 	struct cache_fill *fill;     /* the fill this request owns, if any */
@@ -105,7 +161,7 @@ struct request {
 	struct l2_lease lease;
 	bool cache_refresh;          /* answered from stale; now refreshing the entry, detached */
 	bool cache_taken;            /* the cache answered the client; the response only refreshes */
-	char cache_cond[320];        /* validators added to the upstream request ("If-None-Match: ...\r\n") */
+	char cache_cond[320];        /* validators added to the upstream request ("If-None-Match: ...\r\n"; up_extra) */
 	struct request *wait_next;   /* in a fill's waiter list */
 	struct mb_item wake_item;    /* the waiter's wake-up, posted to wait_w */
 	struct worker *wait_w;
@@ -116,18 +172,59 @@ struct request {
 	bool finished;
 };
 
+/* A stage of the request path (see the top of this file). */
+struct stage {
+	const char *name;
+	int (*run)(struct request *r); /* enum stage_rc */
+	bool (*fail)(struct request *r, enum lv_reason reason);
+	bool (*end)(struct request *r);
+	void (*done)(struct request *r);
+};
+
+/* Arms the request's one timer: `fn` runs in `ms` unless it is re-armed or
+ * stopped first. */
+void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request *r));
+void request_timer_stop(struct request *r);
+
 /* Starts a request whose head was parsed and checked on `c`. */
 void pipeline_start(struct conn *c, struct arena *head_arena);
 /* Continues after a STAGE_ASYNC stage; owner thread only. */
 void pipeline_resume(struct request *r);
 
+/* Records how the request ended; the first call wins, later ones are
+ * ignored (a timeout that then drains a late answer stays a timeout). */
+static inline void request_outcome(struct request *r, enum request_outcome o)
+{
+	if (r->outcome == OUT_NONE)
+		r->outcome = o;
+}
+
 /* Ends a request with one of levee's own answers (before any response byte
  * was sent) or, after, by cutting the client connection. */
 void request_fail(struct request *r, enum lv_reason reason);
+/* The same, with details for the answer: a status instead of the reason's
+ * (429 for 503), Retry-After in seconds (0: the reason's default), and a
+ * parameter for X-Levee-Reason ("bulkhead=users"). */
+struct refusal {
+	int status;
+	unsigned retry_after;
+	const char *detail;
+};
+void request_refuse(struct request *r, enum lv_reason reason, const struct refusal *rf);
 /* Ends a request normally after its response was fully written. */
 void request_finish(struct request *r);
 /* The client connection is going away. */
 void request_client_gone(struct request *r);
+
+/* The upstream exchange is under way: the request is all sent, the
+ * response not all read. */
+static inline bool request_exchange_live(const struct request *r)
+{
+	return r->uc && r->body_done && !r->resp_done;
+}
+
+/* Worker teardown: ends every exchange still kept after its client's end. */
+void pipeline_abandon_kept(struct worker *w);
 
 static inline bool request_is_unsafe(const struct request *r)
 {

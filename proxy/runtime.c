@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "resilience/bulkhead.h"
 #include "stats.h"
 
 int resolve_hostport(const struct lv_hostport *hp, struct sockaddr_storage *ss, socklen_t *len, char *err,
@@ -50,6 +51,18 @@ int runtime_build(struct lv_policy *p, struct runtime **out, char *err, size_t e
 	}
 	for (size_t i = 0; i < p->nroutes; i++)
 		rt->route_stat[i] = stats_route_index(p->routes[i].name);
+	/* last: taking a bulkhead applies this policy's limits to it */
+	rt->bulkheads = calloc(p->nbulkheads ? p->nbulkheads : 1, sizeof(*rt->bulkheads));
+	for (size_t i = 0; rt->bulkheads && i < p->nbulkheads; i++) {
+		rt->bulkheads[i] = bulkhead_get(&p->bulkheads[i]);
+		if (!rt->bulkheads[i])
+			break;
+	}
+	if (!rt->bulkheads || (p->nbulkheads && !rt->bulkheads[p->nbulkheads - 1])) {
+		snprintf(err, errlen, "out of memory");
+		runtime_unref(rt);
+		return LV_ERR;
+	}
 	*out = rt;
 	return LV_OK;
 }
@@ -63,6 +76,9 @@ void runtime_unref(struct runtime *rt)
 {
 	if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	for (size_t i = 0; rt->bulkheads && i < rt->policy->nbulkheads; i++)
+		bulkhead_put(rt->bulkheads[i]);
+	free(rt->bulkheads);
 	policy_unref(rt->policy);
 	free(rt->route_stat);
 	free(rt);

@@ -23,6 +23,7 @@ struct runtime {
 	socklen_t up_len;
 	char up_text[LV_HOST_MAX + 8]; /* "host:port", for Host on HTTP/1.0 requests */
 	unsigned *route_stat; /* per route of `policy`: its index in the stats registry */
+	struct bulkhead **bulkheads; /* per [bulkhead] of `policy`: the process-wide one of that name (ref held) */
 };
 
 /* Takes over the caller's reference to `p`. Resolves the upstream (numeric

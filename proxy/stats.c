@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include <stddef.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -156,20 +157,50 @@ static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, cons
 			total += sum.hist[b];
 		if (!total && r != 0)
 			continue;
-		uint64_t cum = 0;
-		for (int b = 0; b < LV_HIST_BUCKETS; b++) {
-			cum += sum.hist[b];
-			if (b < LV_HIST_BUCKETS - 1)
-				fprintf(out, "levee_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-				        reg_names[r], lv_hist_bounds[b], (unsigned long long)cum);
-			else
-				fprintf(out, "levee_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-				        reg_names[r], (unsigned long long)cum);
-		}
-		fprintf(out, "levee_request_duration_seconds_sum{route=\"%s\"} %.6f\n", reg_names[r],
-		        (double)sum.sum_us / 1e6);
-		fprintf(out, "levee_request_duration_seconds_count{route=\"%s\"} %llu\n", reg_names[r],
-		        (unsigned long long)total);
+		prom_histogram(out, "levee_request_duration_seconds", "route", reg_names[r], lv_hist_bounds,
+		               LV_HIST_BUCKETS, sum.hist, (double)sum.sum_us / 1e6);
+	}
+}
+
+void prom_histogram(FILE *out, const char *metric, const char *label, const char *value, const double *bounds,
+                    unsigned nbuckets, const uint64_t *hist, double sum)
+{
+	uint64_t cum = 0;
+	for (unsigned b = 0; b < nbuckets; b++) {
+		cum += hist[b];
+		if (b < nbuckets - 1)
+			fprintf(out, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", metric, label, value, bounds[b],
+			        (unsigned long long)cum);
+		else
+			fprintf(out, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", metric, label, value,
+			        (unsigned long long)cum);
+	}
+	fprintf(out, "%s_sum{%s=\"%s\"} %.6f\n", metric, label, value, sum);
+	fprintf(out, "%s_count{%s=\"%s\"} %llu\n", metric, label, value, (unsigned long long)cum);
+}
+
+static const char *reason_token(int i)
+{
+	return lv_reasons[i].token;
+}
+
+static const char *outcome_token(int i)
+{
+	return request_outcome_names[i];
+}
+
+/* A counter family with one label: element i (from 1 to n-1) of the array
+ * at `off` in each worker's stats, summed. */
+static void render_labelled(FILE *out, const char *metric, const char *help, const char *label,
+                            const char *(*name)(int), int count, struct lv_stats *const *w, unsigned n,
+                            size_t off)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", metric, help, metric);
+	for (int k = 1; k < count; k++) {
+		uint64_t v = 0;
+		for (unsigned i = 0; i < n; i++)
+			v += ld((const uint64_t *)(const void *)((const char *)w[i] + off) + k);
+		fprintf(out, "%s{%s=\"%s\"} %llu\n", metric, label, name(k), (unsigned long long)v);
 	}
 }
 
@@ -189,16 +220,12 @@ void stats_render_prometheus(FILE *out, struct lv_stats *const *w, unsigned n, c
 	}
 	LV_COUNTERS(LV_S_RENDER)
 #undef LV_S_RENDER
-	fputs("# HELP levee_rejected_requests_total Answers levee produced itself, by reason\n"
-	      "# TYPE levee_rejected_requests_total counter\n",
-	      out);
-	for (int r = 1; r < R__COUNT; r++) {
-		uint64_t v = 0;
-		for (unsigned i = 0; i < n; i++)
-			v += ld(&w[i]->rejected[r]);
-		fprintf(out, "levee_rejected_requests_total{reason=\"%s\"} %llu\n", lv_reasons[r].token,
-		        (unsigned long long)v);
-	}
+	render_labelled(out, "levee_rejected_requests_total", "Answers levee produced itself, by reason", "reason",
+	                reason_token, R__COUNT, w, n, offsetof(struct lv_stats, rejected));
+	render_labelled(out, "levee_request_outcomes_total",
+	                "Requests by how they ended: the upstream's answer or failure, a cache answer, levee's "
+	                "own refusal, the client's fault or departure",
+	                "outcome", outcome_token, OUT__COUNT, w, n, offsetof(struct lv_stats, outcomes));
 	render_routes(out, w, n, routes, nroutes);
 	fprintf(out,
 	        "# HELP levee_connections_active Client connections open now\n"

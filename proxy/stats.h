@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "outcome.h"
 #include "policy.h"
 #include "reason.h"
 
@@ -61,6 +62,7 @@ struct lv_stats {
 	LV_COUNTERS(LV_S_FIELD)
 #undef LV_S_FIELD
 	uint64_t rejected[R__COUNT];
+	uint64_t outcomes[OUT__COUNT];
 	/* NULL until used; published with a release store, read with acquire */
 	struct lv_route_stats *route_chunks[(LV_ROUTE_STATS + LV_ROUTE_CHUNK - 1) / LV_ROUTE_CHUNK];
 };
@@ -75,6 +77,12 @@ static inline void stat_add(uint64_t *c, uint64_t n)
 /* Called by the stats' one writer. A request on a route whose chunk cannot
  * be allocated is not counted. */
 void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us);
+
+/* One Prometheus histogram with one label: `hist` holds per-bucket counts
+ * (not cumulative), the last bucket being +Inf; `bounds` the other upper
+ * bounds; `sum` in the histogram's unit. */
+void prom_histogram(FILE *out, const char *metric, const char *label, const char *value, const double *bounds,
+                    unsigned nbuckets, const uint64_t *hist, double sum);
 
 /* Frees the route chunks; `s` itself is the caller's. */
 void stats_free_routes(struct lv_stats *s);

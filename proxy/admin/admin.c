@@ -26,6 +26,7 @@
 #include "net/worker.h"
 #include "reload.h"
 #include "server.h"
+#include "resilience/bulkhead.h"
 
 #define ADMIN_HEAD_BYTES 8192
 #define ADMIN_HEADERS 64
@@ -294,6 +295,8 @@ static void admin_status(FILE *f)
 	json_str(f, rt->up_text);
 	fprintf(f, ",\"reachable\":%s},\"cache\":", atomic_load(&srv.upstream_reachable) ? "true" : "false");
 	cache_status_json(f);
+	fputs(",\"bulkheads\":", f);
+	bulkhead_status_json(f);
 	struct redis_stats rs;
 	unsigned rready, ropen;
 	if (admin_redis_sum(&rs, &rready, &ropen)) {
@@ -349,6 +352,7 @@ static void admin_metrics(FILE *f)
 	stats_render_prometheus(f, stats, n, &g, rt->route_stat, rt->policy->nroutes);
 	runtime_unref(rt);
 	cache_render_prometheus(f);
+	bulkhead_render_prometheus(f);
 	admin_redis_metrics(f);
 	invalidate_render_prometheus(f);
 	fputs("# HELP levee_admin_refused_total Admin requests refused for want of authorization: no bearer token, "

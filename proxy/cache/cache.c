@@ -351,6 +351,8 @@ static void cache_add_validators(struct request *r, const struct record_view *v)
 		http_date_format(v->last_modified, d);
 		o += (size_t)snprintf(r->cache_cond + o, sizeof(r->cache_cond) - o, "If-Modified-Since: %s\r\n", d);
 	}
+	if (o)
+		r->up_extra = r->cache_cond;
 }
 
 /* Answers r from entry <e> (referenced, decoded as <v>); see cache_lookup. */
@@ -445,13 +447,62 @@ static const char *cache_unkeyed(struct request *r)
 			if (headers_unkeyed_risk(hd, (int)i) && !headers_listed(hd, (int)i, rt->cache_key_headers))
 				return "unkeyed-header";
 	}
-	r->cache_strip = true;
+	r->strip_unkeyed = true;
 	return NULL;
 }
+
+/* ---- the observer and the stage ----------------------------------------- */
+
+/* Cache-Status goes on the upstream's answer on a caching route. */
+static void cache_status_extra(struct request *r)
+{
+	r->resp_extra = r->cache_on && r->cache_status[0] ? r->cache_status : NULL;
+}
+
+static void cache_observe_head(struct request *r, const struct lv_head *resp)
+{
+	/* a 304 to levee's own revalidation, or an error while a stale copy
+	 * may be served: the cache answers the client, this response only
+	 * refreshes (or is drained) */
+	cache_response_takeover(r, resp);
+	cache_response_head(r, resp);
+	r->resp_keep_head = r->cache_on;
+	cache_status_extra(r);
+}
+
+static void cache_observe_end(struct request *r, const struct lv_head *resp)
+{
+	cache_response_end(r, resp);
+	cache_status_extra(r);
+}
+
+static struct evbuffer *cache_held_body(struct request *r)
+{
+	return r->capture;
+}
+
+static const struct response_observer cache_observer = {
+    .head = cache_observe_head,
+    .body = cache_response_body,
+    .body_bytes = cache_response_body_bytes,
+    .end = cache_observe_end,
+    .held_body = cache_held_body,
+};
+
+static bool cache_stage_end(struct request *r)
+{
+	cache_request_end(r);
+	return false;
+}
+
+const struct stage cache_stage_def = {
+    .name = "cache", .run = cache_stage, .fail = cache_fail_takeover, .end = cache_stage_end};
 
 int cache_stage(struct request *r)
 {
 	const struct lv_route *rt = r->route;
+	/* every response is watched: a write on any route purges */
+	r->observer = &cache_observer;
 	if (!route_caches(rt))
 		return STAGE_NEXT;
 	r->cache_on = true;

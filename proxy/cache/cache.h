@@ -34,22 +34,12 @@ struct evbuffer;
 int cache_init(const struct lv_policy *p) LV_WARN_UNUSED;
 void cache_shutdown(void);
 
-/* The pipeline stage (returns enum stage_rc). */
-int cache_stage(struct request *r);
-
-/* Response hooks, called by the upstream side in order: the head (before
- * the client's head is written; may turn capture on and fills
- * r->cache_status), body bytes as they go to the client, then the end. */
-void cache_response_takeover(struct request *r, const struct lv_head *resp);
-void cache_response_head(struct request *r, const struct lv_head *resp);
-/* The request is failing with levee's own error: answer from a stale copy
- * instead when stale-if-error allows (true: answered, the request ended). */
-bool cache_fail_takeover(struct request *r, enum lv_reason reason);
-void cache_response_body(struct request *r, struct evbuffer *src, size_t n);
-void cache_response_body_bytes(struct request *r, const char *data, size_t n);
-void cache_response_end(struct request *r, const struct lv_head *resp);
-/* The request ends, however it ends: release what the cache holds for it. */
-void cache_request_end(struct request *r);
+/* The pipeline stage: run looks the request up and answers a hit; it
+ * watches the response as an observer (capture, store, invalidate on a
+ * write); its fail hook answers from a stale copy when stale-if-error
+ * allows; its end hook releases what the cache holds for the request. */
+struct stage;
+extern const struct stage cache_stage_def;
 
 /* Purges: this process's L1 now, and L2 (when `l2` is not NULL: the calling
  * thread's connection) by bumping a tag generation. Each returns the number

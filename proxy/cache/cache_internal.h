@@ -146,4 +146,21 @@ void cache_l2_pass_clear(struct request *r);
 /* The request ends: give back a lease it still holds. */
 void cache_l2_end(struct request *r);
 
+/* ---- the stage's hooks (cache.c, store.c) ------------------------------ */
+
+int cache_stage(struct request *r);
+/* The response, as the observer sees it, in order: the head (before the
+ * client's head is written; may turn capture on and fills r->cache_status),
+ * body bytes as they go to the client, then the end. */
+void cache_response_takeover(struct request *r, const struct lv_head *resp);
+void cache_response_head(struct request *r, const struct lv_head *resp);
+void cache_response_body(struct request *r, struct evbuffer *src, size_t n);
+void cache_response_body_bytes(struct request *r, const char *data, size_t n);
+void cache_response_end(struct request *r, const struct lv_head *resp);
+/* The request is failing with levee's own error: answer from a stale copy
+ * instead when stale-if-error allows (true: answered, the request ended). */
+bool cache_fail_takeover(struct request *r, enum lv_reason reason);
+/* The request ends, however it ends: release what the cache holds for it. */
+void cache_request_end(struct request *r);
+
 #endif

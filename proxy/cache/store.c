@@ -99,7 +99,7 @@ static enum cache_refusal store_plan(struct request *r, const struct lv_head *re
 	opt.route_swr = (int64_t)(rt->swr_ms / 1000);
 	opt.route_sie = (int64_t)(rt->sie_ms / 1000);
 	struct fresh_eval *ev = &sp->ev;
-	fresh_evaluate(r->head, resp, r->cache_req_ms / 1000, resp_ms / 1000, &opt, ev);
+	fresh_evaluate(r->head, resp, (int64_t)r->up_sent_unix_ms / 1000, resp_ms / 1000, &opt, ev);
 
 	/* Negative caching: the listed statuses live negative_ttl, unless the
 	 * origin (in origin mode) said how long itself. */
@@ -382,7 +382,7 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	    .flags = (uint16_t)((sp->negative ? RECORD_F_NEGATIVE : 0) | (ev->heuristic ? RECORD_F_HEURISTIC : 0) |
 	                        (ev->st.must_revalidate ? RECORD_F_MUST_REVALIDATE : 0) |
 	                        (ev->st.no_cache ? RECORD_F_NO_CACHE : 0)),
-	    .request_time = r->cache_req_ms,
+	    .request_time = (int64_t)r->up_sent_unix_ms,
 	    .response_time = resp_ms,
 	    .initial_age = ev->st.initial_age,
 	    .lifetime = ev->st.lifetime,
@@ -523,7 +523,7 @@ void cache_refresh_entry(struct request *r, const struct record_view *v, const s
 	}
 	struct iovec body = {(void *)v->body, v->body_len};
 	struct record_in in = {
-	    .status = v->status, .flags = v->flags, .request_time = r->cache_req_ms, .response_time = (int64_t)cache_unix_ms(),
+	    .status = v->status, .flags = v->flags, .request_time = (int64_t)r->up_sent_unix_ms, .response_time = (int64_t)cache_unix_ms(),
 	    .initial_age = age, .lifetime = lifetime, .swr = v->swr, .sie = v->sie, .last_modified = v->last_modified,
 	    .etag = v->etag, .vary_names = has_vary ? &vn : NULL, .vary_values = has_vary ? &vv : NULL,
 	    .nvary = has_vary ? 1 : 0, .tags = tags, .ntags = nt, .hdrs = hdrs, .nhdrs = nh, .body = &body, .nbody = 1};

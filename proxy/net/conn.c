@@ -134,28 +134,49 @@ static void conn_close_after_flush(struct conn *c)
 }
 
 /* Formats one of levee's own answers; returns its length. */
-static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, enum conn_end end)
+static int refusal_response(char *buf, size_t size, const struct conn_refusal *rf, enum conn_end end)
 {
 	static const char *const connection[] = {
 	    [CONN_KEEP] = "",
 	    [CONN_KEEP_10] = "Connection: keep-alive\r\n",
 	    [CONN_CLOSE] = "Connection: close\r\n",
 	};
-	const struct lv_reason_info *ri = &lv_reasons[reason];
+	const struct lv_reason_info *ri = &lv_reasons[rf->reason];
+	int status = rf->status ? rf->status : ri->status;
 	size_t body = strlen(ri->message) + 1;
+	char retry[40] = "";
+	if (status == 503 || status == 429)
+		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", rf->retry_after ? rf->retry_after : 1);
+	const char *id = rf->request_id;
 	return snprintf(buf, size,
 	                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-	                "X-Levee-Reason: %s\r\n%s%s%s%s%s\r\n%s\n",
-	                ri->status, http_status_phrase(ri->status), body, ri->token, request_id ? "X-Request-Id: " : "",
-	                request_id ? request_id : "", request_id ? "\r\n" : "",
-	                ri->status == 503 ? "Retry-After: 1\r\n" : "", connection[end], ri->message);
+	                "X-Levee-Reason: %s%s%s\r\n%s%s%s%s%s\r\n%s\n",
+	                status, http_status_phrase(status), body, ri->token, rf->detail ? "; " : "",
+	                rf->detail ? rf->detail : "", id ? "X-Request-Id: " : "", id ? id : "", id ? "\r\n" : "",
+	                retry, connection[end], ri->message);
+}
+
+static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, enum conn_end end)
+{
+	struct conn_refusal rf = {.reason = reason, .request_id = request_id};
+	return refusal_response(buf, size, &rf, end);
 }
 
 void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_id, enum conn_end end)
 {
-	char buf[512];
-	int n = error_response(buf, sizeof(buf), reason, request_id, end);
-	stat_inc(c->w->stats->rejected[reason]);
+	struct conn_refusal rf = {.reason = reason, .request_id = request_id};
+	conn_send_refusal(c, &rf, end);
+}
+
+void conn_send_refusal(struct conn *c, const struct conn_refusal *rf, enum conn_end end)
+{
+	char buf[768];
+	int n = refusal_response(buf, sizeof(buf), rf, end);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		struct conn_refusal plain = {.reason = rf->reason, .status = rf->status, .retry_after = rf->retry_after};
+		n = refusal_response(buf, sizeof(buf), &plain, end); /* a detail too long: without it */
+	}
+	stat_inc(c->w->stats->rejected[rf->reason]);
 	evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
 	if (end == CONN_CLOSE) {
 		if (c->timer)

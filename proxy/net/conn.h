@@ -50,6 +50,17 @@ void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int 
 /* Answers with one of levee's own errors, then leaves the connection as
  * `end` says. */
 void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_id, enum conn_end end);
+/* The same, with details: a status instead of the reason's (0: the
+ * reason's), Retry-After seconds on a 503 or 429 (0: 1), and a parameter
+ * after the X-Levee-Reason token ("bulkhead=users"). */
+struct conn_refusal {
+	enum lv_reason reason;
+	int status;
+	unsigned retry_after;
+	const char *detail;
+	const char *request_id;
+};
+void conn_send_refusal(struct conn *c, const struct conn_refusal *rf, enum conn_end end);
 /* Whether the connection may carry another request once `req` is answered:
  * not if the client asked to close (an HTTP/1.0 client does unless it asks
  * for keep-alive, RFC 9112 §9.3), the request body is still on the wire, or

@@ -24,7 +24,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cache/cache.h"
 #include "log.h"
 #include "net/io.h"
 #include "net/conn.h"
@@ -169,11 +168,15 @@ static bool up_flush(struct upconn *uc)
 
 /* ---- sending the request ----------------------------------------------- */
 
+static void response_timed_out(struct request *r)
+{
+	stat_inc(r->w->stats->up_timeouts);
+	request_fail(r, R_UP_TIMEOUT);
+}
+
 static void response_timer_arm(struct request *r)
 {
-	struct timeval tv;
-	tv_ms(&tv, r->rt->policy->up.response_timeout_ms);
-	event_add(r->timer, &tv);
+	request_timer_arm(r, r->rt->policy->up.response_timeout_ms, response_timed_out);
 }
 
 static int send_head(struct request *r)
@@ -181,12 +184,12 @@ static int send_head(struct request *r)
 	struct reqhead_args a = {
 	    .request_id = r->id,
 	    .client_ip = r->peer,
-	    .extra = r->cache_cond[0] ? r->cache_cond : NULL,
+	    .extra = r->up_extra,
 	    .default_host = r->rt->up_text,
 	    .trust_forwarded = r->rt->policy->trust_forwarded,
 	    .framing = r->body_discard ? 0 : r->body == BODY_LENGTH ? 1 : r->body == BODY_CHUNKED ? 2 : 0,
 	    .content_length = r->head->content_length,
-	    .strip_unkeyed = r->cache_strip,
+	    .strip_unkeyed = r->strip_unkeyed,
 	    .keyed = r->route ? r->route->cache_key_headers : "",
 	};
 	/* An explicit "Content-Length: 0" (e.g. an empty POST) is kept. */
@@ -246,7 +249,7 @@ int upstream_stage(struct request *r)
 		return STAGE_DONE;
 	}
 	r->t_upstream = now_us();
-	r->cache_req_ms = (int64_t)(now_unix_ms());
+	r->up_sent_unix_ms = now_unix_ms();
 	struct conn *c = r->conn;
 	if (!r->body_done) {
 		if ((r->head->flags & H1F_EXPECT_CONTINUE) && c && !r->sent_continue) {
@@ -355,8 +358,8 @@ void upstream_pump_body(struct request *r)
 static int resp_chunk(void *arg, const char *data, size_t len)
 {
 	struct request *r = arg;
-	if (len)
-		cache_response_body_bytes(r, data, len);
+	if (len && r->observer && r->observer->body_bytes)
+		r->observer->body_bytes(r, data, len);
 	if (!len || !r->conn)
 		return 0;
 	struct evbuffer *out = conn_output(r->conn);
@@ -392,12 +395,12 @@ static bool response_begin(struct request *r, struct lv_head *rh)
 	r->resp_left = r->resp == BODY_LENGTH ? rh->content_length : 0;
 	if (r->resp == BODY_EOF || (rh->flags & H1F_CONN_CLOSE))
 		r->up_close = true;
+	r->up_status = rh->status;
+	if (r->client_ended)
+		return true; /* a kept exchange: its late answer is only read */
 	r->status = rh->status;
-	/* a 304 to levee's own revalidation, or an error while a stale copy
-	 * may be served: the cache answers the client, this response only
-	 * refreshes (or is drained) */
-	cache_response_takeover(r, rh);
-	cache_response_head(r, rh);
+	if (r->observer && r->observer->head)
+		r->observer->head(r, rh);
 	if (r->resp_hold)
 		return true; /* written whole at its end (response_end) */
 	return response_write_head(r, rh);
@@ -437,7 +440,7 @@ static bool response_write_head(struct request *r, const struct lv_head *rh)
 		c->close_after = true;
 	a.close = close;
 	a.keepalive_10 = client_10 && !close;
-	a.extra = r->cache_on && r->cache_status[0] ? r->cache_status : NULL;
+	a.extra = r->resp_extra;
 	int n = headers_build_response(rh, &a, conn_output(c));
 	if (n < 0)
 		return false;
@@ -448,8 +451,11 @@ static bool response_write_head(struct request *r, const struct lv_head *rh)
 
 static void response_end(struct request *r)
 {
-	/* complete: the cache may store it (the head is still in rarena) */
-	cache_response_end(r, r->rarena ? &r->rarena->head : NULL);
+	request_outcome(r, OUT_UPSTREAM);
+	/* complete: an observer may store it (the head is still in rarena) */
+	const struct response_observer *ob = r->observer;
+	if (ob && ob->end)
+		ob->end(r, r->rarena ? &r->rarena->head : NULL);
 	if (r->resp_hold) {
 		/* held back for a Cache-Status that tells what happened: now
 		 * that the store is decided, the head, then the body */
@@ -457,12 +463,14 @@ static void response_end(struct request *r)
 		if (r->conn && r->rarena) {
 			if (!response_write_head(r, &r->rarena->head)) {
 				stat_inc(r->w->stats->up_bad_responses);
+				request_outcome(r, OUT_UP_BAD);
 				request_fail(r, R_UP_BAD);
 				return;
 			}
-			size_t n = r->capture ? evbuffer_get_length(r->capture) : 0;
+			struct evbuffer *held = ob && ob->held_body ? ob->held_body(r) : NULL;
+			size_t n = held ? evbuffer_get_length(held) : 0;
 			if (n)
-				evbuffer_add_buffer(conn_output(r->conn), r->capture);
+				evbuffer_add_buffer(conn_output(r->conn), held);
 			r->bytes_out += n;
 		}
 	}
@@ -503,6 +511,7 @@ static bool response_head(struct request *r)
 		struct lv_head *rh = &r->rarena->head;
 		if (rc == H1_ERROR || http1_check_response(rh, &why) != 0 || rh->status == 101) {
 			stat_inc(r->w->stats->up_bad_responses);
+			request_outcome(r, OUT_UP_BAD);
 			request_fail(r, R_UP_BAD);
 			return false;
 		}
@@ -510,12 +519,16 @@ static bool response_head(struct request *r)
 			http1_reset(&r->rp); /* interim response: levee sent its own 100 */
 			continue;
 		}
-		event_del(r->timer);
-		struct timeval rt;
-		tv_ms(&rt, r->rt->policy->up.response_timeout_ms);
-		bufferevent_set_timeouts(uc->bev, &rt, &rt);
+		if (!r->draining) {
+			/* a kept exchange's one bound is its abandon timer */
+			request_timer_stop(r);
+			struct timeval rt;
+			tv_ms(&rt, r->rt->policy->up.response_timeout_ms);
+			bufferevent_set_timeouts(uc->bev, &rt, &rt);
+		}
 		if (!response_begin(r, rh)) {
 			stat_inc(r->w->stats->up_bad_responses);
+			request_outcome(r, OUT_UP_BAD);
 			request_fail(r, R_UP_BAD);
 			return false;
 		}
@@ -523,7 +536,7 @@ static bool response_head(struct request *r)
 		if (r->resp == BODY_CHUNKED) {
 			http1_set_body_cb(&r->rp, resp_chunk, r);
 			http1_start_body(&r->rp);
-		} else if (!r->cache_store && !r->cache_on) {
+		} else if (!r->resp_keep_head) {
 			arena_put(r->w, r->rarena);
 			r->rarena = NULL;
 			r->rp.head = NULL;
@@ -560,7 +573,8 @@ static void up_process(struct request *r)
 			size_t n = avail;
 			if (r->resp == BODY_LENGTH && n > r->resp_left)
 				n = (size_t)r->resp_left;
-			cache_response_body(r, in, n);
+			if (r->observer && r->observer->body)
+				r->observer->body(r, in, n);
 			if (!out) {
 				evbuffer_drain(in, n);
 			} else if (r->client_chunked) {
@@ -585,6 +599,7 @@ static void up_process(struct request *r)
 		enum h1_result rc = http1_feed_evbuffer(&r->rp, in, &used);
 		if (rc == H1_ERROR) {
 			stat_inc(r->w->stats->up_bad_responses);
+			request_outcome(r, OUT_UP_TRUNCATED);
 			request_fail(r, R_UP_BAD);
 			return;
 		}
@@ -678,7 +693,7 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 		response_end(r);
 		return;
 	}
-	if (!r->resp_head && !uc->got_bytes && uc->uses > 1 && request_retryable(r)) {
+	if (!r->resp_head && !uc->got_bytes && uc->uses > 1 && request_retryable(r) && !r->client_ended) {
 		/* A pooled connection the upstream had already closed: the
 		 * request never reached it, so sending it again is safe. */
 		stat_inc(r->w->stats->up_retries);
@@ -686,7 +701,7 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 		r->uc = NULL;
 		upconn_free(uc);
 		r->retried = true;
-		event_del(r->timer);
+		request_timer_stop(r);
 		if (upstream_attach(r) != LV_OK) {
 			request_fail(r, R_UP_CONNECT);
 			return;
@@ -695,11 +710,21 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 		up_flush(r->uc);
 		return;
 	}
-	if (r->resp_head)
+	if (r->resp_head) {
 		stat_inc(r->w->stats->up_truncated);
-	else
+		request_outcome(r, OUT_UP_TRUNCATED);
+	} else {
 		stat_inc(r->w->stats->up_bad_responses);
+		request_outcome(r, uc->got_bytes ? OUT_UP_BAD : OUT_UP_RESET);
+	}
 	request_fail(r, R_UP_BAD);
+}
+
+void upstream_keep(struct request *r)
+{
+	struct upconn *uc = r->uc;
+	bufferevent_set_timeouts(uc->bev, NULL, NULL);
+	bufferevent_enable(uc->bev, EV_READ); /* it may have waited for a slow client */
 }
 
 void upstream_release(struct request *r)
@@ -714,3 +739,5 @@ void upstream_release(struct request *r)
 	else
 		pool_put(r->w, uc);
 }
+
+const struct stage upstream_stage_def = {.name = "upstream", .run = upstream_stage, .done = upstream_release};

@@ -26,8 +26,14 @@ struct upconn {
 	bool got_bytes;               /* any response byte seen for the current request */
 };
 
-/* The pipeline's last stage: send the request upstream. */
+/* The pipeline's last stage: send the request upstream; its `done` hook
+ * releases the connection. */
+struct stage;
+extern const struct stage upstream_stage_def;
 int upstream_stage(struct request *r);
+/* The request's client end kept its exchange: only the abandon timer
+ * bounds it now, and the late answer is read even if the client was slow. */
+void upstream_keep(struct request *r);
 /* Client side has request body bytes (or EOF) for the upstream. */
 void upstream_pump_body(struct request *r);
 /* The client drained its output; resume reading the upstream. */

@@ -322,6 +322,7 @@ void worker_destroy(struct worker *w)
 {
 	while (w->conns)
 		conn_close(w->conns);
+	pipeline_abandon_kept(w); /* exchanges their clients' ends kept */
 	upstream_pool_clear(w);
 	l2_free(w->l2); /* pending L2 callbacks run now, with "closed" */
 	w->l2 = NULL;

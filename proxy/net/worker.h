@@ -57,6 +57,8 @@ struct worker {
 	unsigned narenas;
 	struct request *free_reqs;
 	unsigned nfree_reqs;
+	struct request *kept;    /* exchanges kept after their client's end (a bulkhead drains them) */
+	unsigned nkept;
 
 	uint64_t rng[2];
 	bool draining;

@@ -1,0 +1,362 @@
+/*
+ * bulkhead.c - see bulkhead.h. The queue is an intrusive doubly linked list
+ * of waiters, oldest first, under the bulkhead's mutex; the registry is a
+ * list of bulkheads under its own mutex, taken on reloads and scrapes only.
+ */
+#include "resilience/bulkhead.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "stats.h"
+
+const double bh_wait_bounds[BH_WAIT_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                    0.1,   0.25,   0.5,   1.0,  2.5};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bulkhead *registry;
+
+/* ---- the queue (b->lock held) -------------------------------------------- */
+
+static void wait_note(struct bulkhead *b, const struct bh_waiter *wt, uint64_t now_us)
+{
+	double s = now_us > wt->since_us ? (double)(now_us - wt->since_us) / 1e6 : 0.0;
+	unsigned i = 0;
+	while (i < BH_WAIT_BUCKETS - 1 && s > bh_wait_bounds[i])
+		i++;
+	b->st.wait_hist[i]++;
+	b->st.wait_count++;
+	b->st.wait_sum_s += s;
+}
+
+static void queue_unlink(struct bulkhead *b, struct bh_waiter *wt)
+{
+	if (wt->prev)
+		wt->prev->next = wt->next;
+	else
+		b->head = wt->next;
+	if (wt->next)
+		wt->next->prev = wt->prev;
+	else
+		b->tail = wt->prev;
+	wt->prev = wt->next = NULL;
+	b->queued--;
+}
+
+/* The waiter a freed slot goes to (see queue_order in bulkhead.h), taken off
+ * the queue and marked granted; NULL when none waits. */
+static struct bh_waiter *queue_pick(struct bulkhead *b, uint64_t now_us)
+{
+	struct bh_waiter *wt = b->head;
+	if (!wt || b->closed)
+		return NULL;
+	if (b->cfg.queue_order == LV_QUEUE_ADAPTIVE_LIFO &&
+	    now_us - wt->since_us >= b->cfg.queue_timeout_ms * 1000 / 2)
+		wt = b->tail;
+	queue_unlink(b, wt);
+	wt->state = BH_GRANTED;
+	b->st.acquired++;
+	wait_note(b, wt, now_us);
+	return wt;
+}
+
+/* Tells granted waiter `wt`, with b->lock held on entry and on return. A
+ * waiter that cannot be told is cancelled: false, the slot is still free. */
+static bool grant(struct bulkhead *b, struct bh_waiter *wt)
+{
+	pthread_mutex_unlock(&b->lock);
+	bool told = wt->granted(wt);
+	pthread_mutex_lock(&b->lock);
+	if (!told)
+		wt->state = BH_CANCELLED;
+	return told;
+}
+
+/* ---- the queue (any thread) ---------------------------------------------- */
+
+enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t now_us)
+{
+	enum bh_rc rc;
+	pthread_mutex_lock(&b->lock);
+	if (b->closed) {
+		b->st.rejected_closed++;
+		rc = BH_CLOSED;
+	} else if (b->active < b->cfg.max_concurrent && !b->head) {
+		b->active++;
+		b->st.acquired++;
+		wt->state = BH_HOLDING;
+		rc = BH_ACQUIRED;
+	} else if (b->queued >= b->cfg.max_queue) {
+		b->st.rejected_full++;
+		rc = BH_FULL;
+	} else {
+		wt->since_us = now_us;
+		wt->state = BH_QUEUED;
+		wt->next = NULL;
+		wt->prev = b->tail;
+		if (b->tail)
+			b->tail->next = wt;
+		else
+			b->head = wt;
+		b->tail = wt;
+		b->queued++;
+		b->st.queued_total++;
+		rc = BH_WAITING;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}
+
+bool bulkhead_cancel(struct bulkhead *b, struct bh_waiter *wt, bool timeout, uint64_t now_us)
+{
+	pthread_mutex_lock(&b->lock);
+	bool off = wt->state != BH_GRANTED && wt->state != BH_HOLDING;
+	if (wt->state == BH_QUEUED) {
+		queue_unlink(b, wt);
+		wt->state = BH_CANCELLED;
+		wait_note(b, wt, now_us);
+		if (timeout)
+			b->st.rejected_timeout++;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return off;
+}
+
+void bulkhead_take(struct bulkhead *b, struct bh_waiter *wt)
+{
+	pthread_mutex_lock(&b->lock);
+	if (wt->state == BH_GRANTED)
+		wt->state = BH_HOLDING;
+	pthread_mutex_unlock(&b->lock);
+}
+
+void bulkhead_release(struct bulkhead *b, uint64_t now_us)
+{
+	pthread_mutex_lock(&b->lock);
+	/* the slot passes to a waiter without the count dropping, unless a
+	 * reload shrank the bulkhead below what is in use */
+	while (b->active <= b->cfg.max_concurrent) {
+		struct bh_waiter *wt = queue_pick(b, now_us);
+		if (!wt)
+			break;
+		if (grant(b, wt)) {
+			pthread_mutex_unlock(&b->lock);
+			return;
+		}
+	}
+	b->active--;
+	pthread_mutex_unlock(&b->lock);
+}
+
+void bulkhead_note_drain(struct bulkhead *b, enum bh_drain what)
+{
+	pthread_mutex_lock(&b->lock);
+	switch (what) {
+	case BH_DRAIN_BEGIN:
+		b->st.draining++;
+		break;
+	case BH_DRAIN_COMPLETE:
+		b->st.draining--;
+		b->st.drained_complete++;
+		break;
+	case BH_DRAIN_CLOSED:
+		b->st.draining--;
+		b->st.drained_closed++;
+		break;
+	case BH_DRAIN_ABANDONED:
+		b->st.draining--;
+		b->st.abandoned++;
+		break;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out)
+{
+	pthread_mutex_lock(&b->lock);
+	*out = b->st;
+	out->active = b->active;
+	out->queued = b->queued;
+	out->max_concurrent = b->cfg.max_concurrent;
+	out->max_queue = b->cfg.max_queue;
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* ---- the registry -------------------------------------------------------- */
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg)
+{
+	uint64_t now_us = mono_us();
+	pthread_mutex_lock(&registry_lock);
+	struct bulkhead *b = registry;
+	while (b && strcmp(b->name, cfg->name) != 0)
+		b = b->next;
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b) {
+			pthread_mutex_unlock(&registry_lock);
+			return NULL;
+		}
+		pthread_mutex_init(&b->lock, NULL);
+		snprintf(b->name, sizeof(b->name), "%s", cfg->name);
+		b->next = registry;
+		registry = b;
+	}
+	b->refs++;
+	pthread_mutex_unlock(&registry_lock);
+
+	pthread_mutex_lock(&b->lock);
+	b->cfg = *cfg;
+	/* grown: the new slots go to waiters now, not at the next release */
+	while (b->active < b->cfg.max_concurrent) {
+		struct bh_waiter *wt = queue_pick(b, now_us);
+		if (!wt)
+			break;
+		b->active++;
+		if (!grant(b, wt))
+			b->active--;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return b;
+}
+
+void bulkhead_put(struct bulkhead *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&registry_lock);
+	if (--b->refs > 0) {
+		pthread_mutex_unlock(&registry_lock);
+		return;
+	}
+	for (struct bulkhead **pp = &registry; *pp; pp = &(*pp)->next) {
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+void bulkhead_shutdown_all(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (struct bulkhead *b = registry; b; b = b->next) {
+		pthread_mutex_lock(&b->lock);
+		b->closed = true;
+		while (b->head) {
+			struct bh_waiter *wt = b->head;
+			queue_unlink(b, wt);
+			wt->state = BH_CANCELLED;
+		}
+		pthread_mutex_unlock(&b->lock);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+/* ---- rendering ----------------------------------------------------------- */
+
+#define BH_GAUGES(X)                                                                               \
+	X(active, "levee_bulkhead_active", "Bulkhead slots in use (exchanges running or draining)")  \
+	X(queued, "levee_bulkhead_queued", "Requests waiting for a bulkhead slot")                   \
+	X(draining, "levee_bulkhead_draining", "Exchanges kept after their client's end, holding a slot until the late answer") \
+	X(max_concurrent, "levee_bulkhead_max_concurrent", "The bulkhead's max_concurrent")          \
+	X(max_queue, "levee_bulkhead_max_queue", "The bulkhead's max_queue")
+
+void bulkhead_render_prometheus(FILE *f)
+{
+	pthread_mutex_lock(&registry_lock);
+	size_t n = 0;
+	for (struct bulkhead *b = registry; b; b = b->next)
+		n++;
+	struct bulkhead_stats *st = n ? calloc(n, sizeof(*st)) : NULL;
+	const char **names = n ? calloc(n, sizeof(*names)) : NULL;
+	if (n && (!st || !names)) {
+		pthread_mutex_unlock(&registry_lock);
+		free(st);
+		free(names);
+		return;
+	}
+	size_t i = 0;
+	for (struct bulkhead *b = registry; b; b = b->next, i++) {
+		bulkhead_stats(b, &st[i]);
+		names[i] = b->name;
+	}
+	/* names stay valid: a bulkhead goes only under registry_lock, held here */
+#define BH_G(field, metric, help)                                                                  \
+	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", metric, help, metric);                        \
+	for (i = 0; i < n; i++)                                                                    \
+		fprintf(f, "%s{bulkhead=\"%s\"} %llu\n", metric, names[i], (unsigned long long)st[i].field);
+	BH_GAUGES(BH_G)
+#undef BH_G
+	static const struct {
+		const char *metric, *help, *label, *value[3];
+		size_t off[3];
+	} families[] = {
+	    {"levee_bulkhead_acquired_total", "Bulkhead slots taken, at once or after waiting", NULL, {NULL},
+	     {offsetof(struct bulkhead_stats, acquired)}},
+	    {"levee_bulkhead_rejected_total", "Requests a bulkhead refused, by cause", "cause",
+	     {"full", "timeout", "closed"},
+	     {offsetof(struct bulkhead_stats, rejected_full), offsetof(struct bulkhead_stats, rejected_timeout),
+	      offsetof(struct bulkhead_stats, rejected_closed)}},
+	    {"levee_bulkhead_drained_total", "Exchanges kept after their client's end, by how they ended", "result",
+	     {"complete", "closed", "abandoned"},
+	     {offsetof(struct bulkhead_stats, drained_complete), offsetof(struct bulkhead_stats, drained_closed),
+	      offsetof(struct bulkhead_stats, abandoned)}},
+	};
+	for (size_t k = 0; k < sizeof(families) / sizeof(families[0]); k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", families[k].metric, families[k].help,
+		        families[k].metric);
+		for (i = 0; i < n; i++)
+			for (unsigned j = 0; j < (families[k].label ? 3u : 1u); j++) {
+				uint64_t v;
+				memcpy(&v, (const char *)&st[i] + families[k].off[j], sizeof(v));
+				if (families[k].label)
+					fprintf(f, "%s{bulkhead=\"%s\",%s=\"%s\"} %llu\n", families[k].metric, names[i],
+					        families[k].label, families[k].value[j], (unsigned long long)v);
+				else
+					fprintf(f, "%s{bulkhead=\"%s\"} %llu\n", families[k].metric, names[i],
+					        (unsigned long long)v);
+			}
+	}
+	fprintf(f, "# HELP levee_bulkhead_queue_wait_seconds Time requests spent in a bulkhead's queue\n"
+	           "# TYPE levee_bulkhead_queue_wait_seconds histogram\n");
+	for (i = 0; i < n; i++)
+		prom_histogram(f, "levee_bulkhead_queue_wait_seconds", "bulkhead", names[i], bh_wait_bounds,
+		               BH_WAIT_BUCKETS, st[i].wait_hist, st[i].wait_sum_s);
+	pthread_mutex_unlock(&registry_lock);
+	free(st);
+	free(names);
+}
+
+void bulkhead_status_json(FILE *f)
+{
+	pthread_mutex_lock(&registry_lock);
+	fputc('[', f);
+	for (struct bulkhead *b = registry; b; b = b->next) {
+		struct bulkhead_stats s;
+		bulkhead_stats(b, &s);
+		fprintf(f,
+		        "%s{\"name\":\"%s\",\"isolation\":\"semaphore\",\"active\":%llu,\"queued\":%llu,"
+		        "\"draining\":%llu,\"max_concurrent\":%llu,\"max_queue\":%llu,\"acquired\":%llu,"
+		        "\"rejected_full\":%llu,\"rejected_timeout\":%llu,\"abandoned\":%llu}",
+		        b == registry ? "" : ",", b->name, (unsigned long long)s.active, (unsigned long long)s.queued,
+		        (unsigned long long)s.draining, (unsigned long long)s.max_concurrent,
+		        (unsigned long long)s.max_queue, (unsigned long long)s.acquired,
+		        (unsigned long long)s.rejected_full, (unsigned long long)s.rejected_timeout,
+		        (unsigned long long)s.abandoned);
+	}
+	fputc(']', f);
+	pthread_mutex_unlock(&registry_lock);
+}

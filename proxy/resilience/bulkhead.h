@@ -1,0 +1,122 @@
+/*
+ * bulkhead.h - a cap on a group of routes' upstream exchanges, with a queue.
+ *
+ * One `struct bulkhead` per [bulkhead "NAME"] for the whole process, shared
+ * by every worker (the cap is per levee, not per worker) and kept by name
+ * across reloads: a reload that keeps the name keeps the object, its slots
+ * in use and its queue, and only changes its limits.
+ *
+ * A request takes a slot before its upstream exchange and gives it back when
+ * the exchange has really ended (the response was read to its end, or the
+ * connection was closed), not when levee stopped waiting for it: the
+ * service behind keeps working on a request whose client left.
+ *
+ * Queue: a request that finds every slot taken waits, up to max_queue of
+ * them, each at most queue_timeout. A freed slot goes straight to a waiter
+ * (the count of slots in use does not drop), chosen by queue_order:
+ *   fifo           the oldest;
+ *   adaptive_lifo  the oldest while the oldest has waited less than half of
+ *                  queue_timeout, else the newest. A standing queue means
+ *                  overload: the oldest would time out anyway, and serving
+ *                  the newest keeps the answers that do come fast (the
+ *                  adaptive LIFO of Facebook's and Netflix's servers).
+ *
+ * Threads: everything below takes the bulkhead's mutex, briefly; a waiter's
+ * `granted` runs on the releasing thread, after the mutex is dropped, and
+ * must only post to the waiter's own loop. Times are monotonic microseconds
+ * passed in by the caller, so the unit tests drive the clock.
+ */
+#ifndef LEVEE_BULKHEAD_H
+#define LEVEE_BULKHEAD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "policy.h"
+
+enum bh_wait_state {
+	BH_NONE,      /* not queued, no slot */
+	BH_QUEUED,    /* in the queue */
+	BH_GRANTED,   /* given a slot while queued; `granted` was called */
+	BH_HOLDING,   /* holds a slot (acquired at once, or the grant was taken) */
+	BH_CANCELLED, /* taken off the queue without a slot (timeout, client gone, shutdown) */
+};
+
+struct bh_waiter {
+	struct bh_waiter *prev, *next;
+	uint64_t since_us;
+	int state; /* enum bh_wait_state, under the bulkhead's mutex */
+	/* called once the waiter was given a slot (BH_GRANTED), outside the
+	 * mutex; false: it cannot be told (its loop has stopped), so the slot
+	 * goes to the next waiter and this one is BH_CANCELLED */
+	bool (*granted)(struct bh_waiter *wt);
+};
+
+enum bh_rc {
+	BH_ACQUIRED, /* a slot, at once */
+	BH_WAITING,  /* queued: `granted` will be called, or bulkhead_cancel() takes it off */
+	BH_FULL,     /* every slot taken and the queue full: refuse */
+	BH_CLOSED,   /* shutting down: refuse */
+};
+
+/* Queue-wait histogram buckets, upper bounds in seconds; the last is +Inf. */
+#define BH_WAIT_BUCKETS 12
+extern const double bh_wait_bounds[BH_WAIT_BUCKETS - 1];
+
+struct bulkhead_stats {
+	uint64_t active, queued, max_concurrent, max_queue;
+	uint64_t acquired, queued_total, rejected_full, rejected_timeout, rejected_closed;
+	uint64_t drained_complete, drained_closed, abandoned; /* exchanges kept after their client's end */
+	uint64_t draining;                                    /* such exchanges now */
+	uint64_t wait_hist[BH_WAIT_BUCKETS], wait_count;
+	double wait_sum_s;
+};
+
+struct bulkhead {
+	pthread_mutex_t lock;
+	char name[LV_NAME_MAX];
+	struct lv_bulkhead cfg;    /* the newest policy's; under lock */
+	uint64_t active;           /* slots in use (granted ones included) */
+	uint64_t queued;
+	struct bh_waiter *head, *tail; /* oldest first */
+	bool closed;
+	struct bulkhead_stats st;  /* counters; active/queued/limits copied on read */
+	int refs;                  /* runtimes that name it; under the registry's lock */
+	struct bulkhead *next;     /* in the registry */
+};
+
+/* ---- the queue (any thread) --------------------------------------------- */
+
+enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t now_us);
+/* Takes a queued waiter off the queue. True: it was still queued (now
+ * BH_CANCELLED, counted as a timeout when `timeout`); false: it was already
+ * granted a slot, which it now holds (BH_HOLDING). */
+bool bulkhead_cancel(struct bulkhead *b, struct bh_waiter *wt, bool timeout, uint64_t now_us);
+/* A granted waiter takes its slot (BH_GRANTED -> BH_HOLDING). */
+void bulkhead_take(struct bulkhead *b, struct bh_waiter *wt);
+/* Gives a slot back: to a waiter chosen by queue_order, or to the pool. */
+void bulkhead_release(struct bulkhead *b, uint64_t now_us);
+/* What happened to an exchange kept after its client's end. */
+enum bh_drain { BH_DRAIN_BEGIN, BH_DRAIN_COMPLETE, BH_DRAIN_CLOSED, BH_DRAIN_ABANDONED };
+void bulkhead_note_drain(struct bulkhead *b, enum bh_drain what);
+
+void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out);
+
+/* ---- the registry (main thread; stats readers from any) ----------------- */
+
+/* The bulkhead named cfg->name, created or given `cfg` (a resize: more
+ * slots go to waiters at once; fewer take effect as slots come back), with
+ * one more reference. NULL when out of memory. */
+struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg);
+void bulkhead_put(struct bulkhead *b);
+/* At shutdown, once the workers stopped: every waiter is cancelled and no
+ * slot is granted any more, so no worker is posted to after this. */
+void bulkhead_shutdown_all(void);
+
+/* Prometheus lines and the /status array, over every live bulkhead. */
+void bulkhead_render_prometheus(FILE *f);
+void bulkhead_status_json(FILE *f);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * bulkhead_stage.c - the bulkhead as a stage of the request path.
+ *
+ *   run    a route with `bulkhead = NAME` takes a slot of that bulkhead
+ *          before its upstream exchange, or waits in its queue (the
+ *          request's timer bounds the wait), or is refused at once;
+ *   end    the request is over for its client while its exchange still
+ *          runs (levee timed out, the client left): the slot stays held and
+ *          the exchange is kept, so the late answer is drained, up to
+ *          abandon_after;
+ *   done   the exchange really ended: the slot goes back.
+ *
+ * Ownership: the request, its timer and its wake-up item belong to its
+ * worker. The waiter inside it is shared with the bulkhead's queue, under
+ * the bulkhead's mutex. A grant arrives from whichever thread freed the
+ * slot, as a post to the owner's mailbox; the wake-up item is the request's
+ * own, so the post allocates nothing.
+ */
+#include <stdio.h>
+
+#include "pipeline.h"
+#include "resilience/bulkhead.h"
+#include "resilience/bulkhead_stage.h"
+
+static struct bulkhead *route_bulkhead(const struct request *r)
+{
+	if (!r->route || r->route->bulkhead_idx < 0)
+		return NULL;
+	return r->rt->bulkheads[r->route->bulkhead_idx];
+}
+
+static void bh_refuse(struct request *r, enum lv_reason reason)
+{
+	const struct lv_bulkhead *cfg = &r->rt->policy->bulkheads[r->route->bulkhead_idx];
+	char detail[LV_NAME_MAX + 16];
+	snprintf(detail, sizeof(detail), "bulkhead=%s", cfg->name);
+	struct refusal rf = {
+	    .status = r->route->refusal_status == LV_REFUSE_429 ? 429 : 0,
+	    .retry_after = (unsigned)((cfg->retry_after_ms + 999) / 1000),
+	    .detail = detail,
+	};
+	request_refuse(r, reason, &rf);
+}
+
+/* On the owner: the slot this request waited for is its own now. */
+static void bh_wake(struct mb_item *it)
+{
+	struct request *r = mb_container(it, struct request, bh_wake);
+	bulkhead_take(r->bulkhead, &r->bh_wait);
+	request_timer_stop(r);
+	if (!r->conn) {
+		request_client_gone(r); /* it left while the grant was on its way */
+		return;
+	}
+	pipeline_resume(r);
+}
+
+/* On the thread that freed the slot. */
+static bool bh_granted(struct bh_waiter *wt)
+{
+	struct request *r = (struct request *)(void *)((char *)wt - offsetof(struct request, bh_wait));
+	return mailbox_post(&r->w->mbox, &r->bh_wake, bh_wake) == LV_OK;
+}
+
+static void bh_queue_timeout(struct request *r)
+{
+	if (bulkhead_cancel(r->bulkhead, &r->bh_wait, true, now_us()))
+		bh_refuse(r, R_BULKHEAD_TIMEOUT);
+	/* else the grant is on its way: bh_wake runs next */
+}
+
+static int bh_run(struct request *r)
+{
+	struct bulkhead *b = route_bulkhead(r);
+	if (!b)
+		return STAGE_NEXT;
+	r->bulkhead = b;
+	r->bh_wait.granted = bh_granted;
+	switch (bulkhead_acquire(b, &r->bh_wait, now_us())) {
+	case BH_ACQUIRED:
+		return STAGE_NEXT;
+	case BH_WAITING:
+		request_timer_arm(r, r->rt->policy->bulkheads[r->route->bulkhead_idx].queue_timeout_ms,
+		                  bh_queue_timeout);
+		return STAGE_ASYNC;
+	case BH_FULL:
+		bh_refuse(r, R_BULKHEAD_FULL);
+		return STAGE_DONE;
+	case BH_CLOSED:
+		request_refuse(r, R_DRAINING, NULL);
+		return STAGE_DONE;
+	}
+	return STAGE_DONE;
+}
+
+bool bulkhead_stage_client_gone(struct request *r)
+{
+	if (r->bh_wait.state != BH_QUEUED && r->bh_wait.state != BH_GRANTED)
+		return true;
+	return bulkhead_cancel(r->bulkhead, &r->bh_wait, false, now_us());
+}
+
+static bool bh_end(struct request *r)
+{
+	if (r->bh_wait.state != BH_HOLDING || r->w->closing || !request_exchange_live(r))
+		return false;
+	uint64_t ms = r->rt->policy->bulkheads[r->route->bulkhead_idx].abandon_after_ms;
+	if (!ms)
+		return false;
+	r->abandon_ms = ms;
+	r->drain_end = BH_DRAIN_BEGIN;
+	bulkhead_note_drain(r->bulkhead, BH_DRAIN_BEGIN);
+	return true;
+}
+
+static void bh_done(struct request *r)
+{
+	struct bulkhead *b = r->bulkhead;
+	if (!b)
+		return;
+	if (r->draining)
+		bulkhead_note_drain(b, r->drain_end == BH_DRAIN_BEGIN ? BH_DRAIN_CLOSED : (enum bh_drain)r->drain_end);
+	if (r->bh_wait.state == BH_HOLDING)
+		bulkhead_release(b, now_us());
+	r->bh_wait.state = BH_NONE;
+	r->bulkhead = NULL;
+}
+
+const struct stage bulkhead_stage_def = {.name = "bulkhead", .run = bh_run, .end = bh_end, .done = bh_done};
