@@ -1,6 +1,9 @@
 /*
- * redis.c - hiredis async wrapped in reconnects, per-command deadlines, a
- * breaker and Sentinel discovery. See redis.h for the caller's contract.
+ * redis.c - hiredis async wrapped in reconnects, per-command deadlines and a
+ * breaker: the data connection, its handshake, and the public API. See
+ * redis.h for the caller's contract. Sentinel discovery and the
+ * +switch-master subscription live in redis_sentinel.c; the two share
+ * struct redis through redis_internal.h.
  *
  * Connection state machine (r->state):
  *
@@ -54,8 +57,8 @@
  *  - Every connection event goes to the watch (cfg.watch) as it happens:
  *    each attempt, its failure with the reason, readiness, the loss of a
  *    ready connection, the breaker opening and closing, and the master
- *    Sentinel names. The watch logs and counts for the whole process; this
- *    file only says what happened to this client.
+ *    Sentinel names. The watch logs and counts for the whole process; the
+ *    client only says what happened to it.
  */
 #include "cache/redis.h"
 
@@ -68,6 +71,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache/redis_internal.h"
 #include "resolver.h"
 
 #define REDIS_DEF_COMMAND_TIMEOUT_MS 25
@@ -105,91 +109,6 @@ struct redis_pending {
 	bool cancelled; /* timed out; waits only to absorb its late reply */
 };
 
-struct redis_addr {
-	char host[LV_HOST_MAX];
-	uint16_t port;
-};
-
-enum redis_sub_state { SUB_NONE, SUB_WAIT_RETRY, SUB_RESOLVING, SUB_CONNECTING, SUB_ACTIVE };
-
-struct redis;
-
-/* <ip> is the numeric address to connect to, valid for the call; NULL when
- * the lookup failed, with <why>. */
-typedef void (*redis_resolved_fn)(struct redis *r, const char *ip, const char *why);
-
-/* One name lookup of the client: for the master, for a discovery query or
- * for the +switch-master subscription. */
-struct redis_lookup {
-	struct redis *r;
-	struct resolve_req *rq;  /* in flight */
-	struct event *deadline;
-	unsigned turn;           /* which address, when the name has several */
-	redis_resolved_fn done;
-	char host[LV_HOST_MAX];
-};
-
-struct redis {
-	struct event_base *base;
-	struct redis_config cfg;
-	bool sentinel_mode;
-	bool closing;
-	bool *freed; /* set to true by redis_free(): see the invariants */
-
-	enum redis_state state;
-	struct redis_addr master; /* where the data connection goes */
-	char master_ip[INET6_ADDRSTRLEN]; /* what master.host resolved to, for the log */
-	struct redis_lookup master_lk;
-	bool have_master;
-	unsigned attempt; /* consecutive connect failures, for the backoff */
-	struct event *retry_timer;
-	struct event *conn_timer; /* connect + handshake deadline */
-
-	/* Data connection. */
-	redisAsyncContext *ac;
-	struct redis_pending *head, *tail, *cursor;
-	unsigned npending, ncancelled, hs_left;
-	struct event *cmd_timer;
-	uint64_t timer_deadline_us; /* when cmd_timer fires, if pending */
-
-	/* Errors known without a reply, delivered from the loop (never inline). */
-	struct redis_pending *done_head, *done_tail;
-	struct event *done_ev;
-
-	struct redis_pending *pool;
-	unsigned npool;
-
-	/* Breaker. */
-	enum redis_breaker breaker;
-	unsigned failures;
-	bool probe_inflight;
-	struct event *breaker_timer;
-
-	/* Sentinel: discovery query (one sentinel at a time) and the
-	 * +switch-master subscription (a separate connection). */
-	struct redis_addr sentinels[REDIS_MAX_SENTINELS];
-	unsigned nsentinels;
-	redisAsyncContext *sq_ac;
-	unsigned sq_idx;
-	struct event *sq_timer;
-	struct redis_lookup sq_lk;
-	redisAsyncContext *sub_ac;
-	struct redis_lookup sub_lk;
-	enum redis_sub_state sub_state;
-	unsigned sub_idx, sub_attempt;
-	struct event *sub_timer;
-
-	uint64_t rng;
-	struct redis_stats stats;
-
-	struct redis_watch_member wm;
-	struct event *watch_timer; /* the watch's summary of held-back lines is due */
-	char sq_why[LV_HOST_MAX + 192]; /* the last sentinel's failure, for the log */
-};
-
-static void redis_connect_master(struct redis *r);
-static void redis_discover(struct redis *r);
-static void redis_sub_schedule(struct redis *r);
 static void redis_send_probe(struct redis *r);
 
 const char *redis_strerror(enum redis_err err)
@@ -220,7 +139,7 @@ static uint64_t redis_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void redis_timer_ms(struct event *ev, uint64_t ms)
+void redis_timer_ms(struct event *ev, uint64_t ms)
 {
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
 	                     .tv_usec = (suseconds_t)((ms % 1000) * 1000)};
@@ -246,7 +165,7 @@ static uint64_t redis_rand(struct redis *r)
 /* Exponential backoff with "equal jitter": a delay in [d/2, d], so that
  * every worker of every pod does not reconnect in the same millisecond after
  * a Redis restart, yet no delay collapses to zero. */
-static uint64_t redis_backoff_ms(struct redis *r, unsigned attempt)
+uint64_t redis_backoff_ms(struct redis *r, unsigned attempt)
 {
 	uint64_t d = r->cfg.backoff_min_ms;
 	for (unsigned i = 0; i < attempt && d < r->cfg.backoff_max_ms; i++)
@@ -257,7 +176,7 @@ static uint64_t redis_backoff_ms(struct redis *r, unsigned attempt)
 	return half + (half ? redis_rand(r) % (half + 1) : 0);
 }
 
-static void redis_set_master(struct redis *r, const char *host, uint16_t port)
+void redis_set_master(struct redis *r, const char *host, uint16_t port)
 {
 	r->master_ip[0] = '\0';
 	size_t n = strnlen(host, sizeof(r->master.host) - 1);
@@ -289,8 +208,8 @@ static void redis_on_watch_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* <why> is borrowed for the call; <fail> matters for RW_FAILED only. */
-static void redis_report(struct redis *r, enum redis_watch_what what, enum redis_watch_fail fail,
-                         const char *why)
+void redis_report(struct redis *r, enum redis_watch_what what, enum redis_watch_fail fail,
+                  const char *why)
 {
 	if (!r->cfg.watch)
 		return;
@@ -308,14 +227,21 @@ static void redis_report(struct redis *r, enum redis_watch_what what, enum redis
 }
 
 /* A connection attempt begins: a retry, a failover, or the first one. */
-static void redis_attempt_begin(struct redis *r)
+void redis_attempt_begin(struct redis *r)
 {
 	redis_report(r, RW_ATTEMPT, RW_FAIL_CONNECT, NULL);
 }
 
 /* ---- name lookups ------------------------------------------------------ */
 
-static void redis_lookup_cancel(struct redis_lookup *lk)
+/* A host the client can use: numeric, or a name (resolved off the loop). */
+bool redis_host_ok(const char *host)
+{
+	const char *why;
+	return resolve_is_numeric(host) || value_host(host, &why) == LV_OK;
+}
+
+void redis_lookup_cancel(struct redis_lookup *lk)
 {
 	if (lk->rq)
 		resolve_cancel(lk->rq);
@@ -348,8 +274,8 @@ static void redis_on_lookup_deadline(evutil_socket_t fd, short what, void *arg)
 /* Calls <done> with the address to connect to for <host>: at once when it is
  * numeric, else once the resolver answered (address <turn>, modulo how many
  * it found). Replaces a lookup still in flight on <lk>. */
-static void redis_lookup(struct redis *r, struct redis_lookup *lk, const char *host, unsigned turn,
-                         redis_resolved_fn done)
+void redis_lookup(struct redis *r, struct redis_lookup *lk, const char *host, unsigned turn,
+                  redis_resolved_fn done)
 {
 	redis_lookup_cancel(lk);
 	if (resolve_is_numeric(host)) {
@@ -480,7 +406,7 @@ static void redis_breaker_open(struct redis *r, const char *why)
 }
 
 /* Returns true when this failure opened the breaker. */
-static bool redis_breaker_failure(struct redis *r)
+bool redis_breaker_failure(struct redis *r)
 {
 	switch (r->breaker) {
 	case REDIS_BR_CLOSED: {
@@ -544,7 +470,7 @@ static void redis_fifo_push(struct redis *r, struct redis_pending *p)
  * with REDIS_EIO, internal and cancelled entries are discarded. <dying>:
  * hiredis is already freeing the context (we are in its disconnect path), so
  * it must not be freed again. A ready connection is reported lost, <why>. */
-static void redis_drop(struct redis *r, bool dying, const char *why)
+void redis_drop(struct redis *r, bool dying, const char *why)
 {
 	redis_lookup_cancel(&r->master_lk);
 	redisAsyncContext *ac = r->ac;
@@ -573,7 +499,7 @@ static void redis_drop(struct redis *r, bool dying, const char *why)
 	r->state = REDIS_ST_DOWN;
 }
 
-static void redis_schedule_retry(struct redis *r)
+void redis_schedule_retry(struct redis *r)
 {
 	r->state = REDIS_ST_DOWN;
 	redis_timer_ms(r->retry_timer, redis_backoff_ms(r, r->attempt));
@@ -600,7 +526,7 @@ static void redis_conn_failed(struct redis *r, bool dying, enum redis_watch_fail
 }
 
 /* hiredis's reason for a context's failure. */
-static const char *redis_ac_why(const redisAsyncContext *ac)
+const char *redis_ac_why(const redisAsyncContext *ac)
 {
 	return ac->errstr[0] ? ac->errstr : "connection closed";
 }
@@ -608,10 +534,10 @@ static const char *redis_ac_why(const redisAsyncContext *ac)
 /* A context to <ip>:<port> (numeric) on r's loop, attached to r, with its
  * callbacks set and <argc> > 0 a first command queued. NULL with the reason
  * copied to <why> when that failed. */
-static redisAsyncContext *redis_open(struct redis *r, const char *ip, uint16_t port,
-                                     redisCallbackFn *reply, int argc, const char **argv,
-                                     const size_t *argvlen, redisConnectCallback *on_connect,
-                                     redisDisconnectCallback *on_disconnect, char *why, size_t cap)
+redisAsyncContext *redis_open(struct redis *r, const char *ip, uint16_t port,
+                              redisCallbackFn *reply, int argc, const char **argv,
+                              const size_t *argvlen, redisConnectCallback *on_connect,
+                              redisDisconnectCallback *on_disconnect, char *why, size_t cap)
 {
 	redisAsyncContext *ac = redisAsyncConnect(ip, port);
 	const char *fail = !ac ? "out of memory" : ac->err ? ac->errstr : NULL;
@@ -661,7 +587,7 @@ static void redis_became_ready(struct redis *r)
 		redis_send_probe(r);
 }
 
-static bool redis_reply_is(const redisReply *reply, int type, const char *text)
+bool redis_reply_is(const redisReply *reply, int type, const char *text)
 {
 	return reply->type == type && reply->len == strlen(text) &&
 	       strncasecmp(reply->str, text, reply->len) == 0;
@@ -937,321 +863,10 @@ static void redis_connect_resolved(struct redis *r, const char *ip, const char *
 
 /* Resolves r->master again (a moved name is followed), then connects. A
  * name with several addresses starts at the next one after each failure. */
-static void redis_connect_master(struct redis *r)
+void redis_connect_master(struct redis *r)
 {
 	r->state = REDIS_ST_RESOLVING;
 	redis_lookup(r, &r->master_lk, r->master.host, r->attempt, redis_connect_resolved);
-}
-
-/* ---- Sentinel ---------------------------------------------------------- */
-
-static void redis_sq_drop(struct redis *r)
-{
-	redis_lookup_cancel(&r->sq_lk);
-	redisAsyncContext *ac = r->sq_ac;
-	if (!ac)
-		return;
-	r->sq_ac = NULL;
-	ac->data = NULL;
-	evtimer_del(r->sq_timer);
-	redisAsyncFree(ac);
-}
-
-/* A host the client can use: numeric, or a name (resolved off the loop). */
-static bool redis_host_ok(const char *host)
-{
-	const char *why;
-	return resolve_is_numeric(host) || value_host(host, &why) == LV_OK;
-}
-
-/* Parses "host" and "port" strings from a sentinel: an address, or a name
- * (sentinels with announce-hostnames). */
-static bool redis_parse_addr(const char *host, size_t hostlen, const char *port, size_t portlen,
-                             struct redis_addr *out)
-{
-	if (hostlen == 0 || hostlen >= sizeof(out->host) || portlen == 0 || portlen > 5)
-		return false;
-	unsigned long p = 0;
-	for (size_t i = 0; i < portlen; i++) {
-		if (port[i] < '0' || port[i] > '9')
-			return false;
-		p = p * 10 + (unsigned long)(port[i] - '0');
-	}
-	if (p == 0 || p > 65535)
-		return false;
-	memcpy(out->host, host, hostlen);
-	out->host[hostlen] = '\0';
-	out->port = (uint16_t)p;
-	return redis_host_ok(out->host);
-}
-
-/* The master is at <a>: connect there. The watch counts a failover when
- * it moved. */
-static void redis_use_master(struct redis *r, const struct redis_addr *a)
-{
-	redis_set_master(r, a->host, a->port);
-	redis_report(r, RW_MASTER, RW_FAIL_CONNECT, NULL);
-	redis_connect_master(r);
-}
-
-static void redis_discovery_failed(struct redis *r)
-{
-	char why[sizeof(r->sq_why) + 64];
-	snprintf(why, sizeof(why), "no sentinel named the master (last: %s)", r->sq_why);
-	redis_report(r, RW_FAILED, RW_FAIL_CONNECT, why);
-	redis_breaker_failure(r);
-	redis_schedule_retry(r);
-}
-
-static void redis_sq_next(struct redis *r);
-
-/* Remembers why the sentinel being asked failed, for the log. */
-static void redis_sq_note(struct redis *r, const char *why)
-{
-	const struct redis_addr *s = &r->sentinels[r->sq_idx];
-	snprintf(r->sq_why, sizeof(r->sq_why), "%s:%u: %s", s->host, s->port, why);
-}
-
-static void redis_sq_failed(struct redis *r, bool dying, const char *why)
-{
-	redis_sq_note(r, why);
-	redisAsyncContext *ac = r->sq_ac;
-	if (ac) {
-		r->sq_ac = NULL;
-		ac->data = NULL;
-		evtimer_del(r->sq_timer);
-		if (!dying)
-			redisAsyncFree(ac);
-	}
-	r->sq_idx++;
-	redis_sq_next(r);
-}
-
-static void redis_on_sq_reply(redisAsyncContext *ac, void *vreply, void *privdata)
-{
-	struct redis *r = ac->data;
-	const redisReply *reply = vreply;
-	if (!r)
-		return;
-	if (!reply) {
-		redis_sq_failed(r, true, redis_ac_why(ac));
-		return;
-	}
-	struct redis_addr a;
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-	    reply->element[0]->type != REDIS_REPLY_STRING ||
-	    reply->element[1]->type != REDIS_REPLY_STRING ||
-	    !redis_parse_addr(reply->element[0]->str, reply->element[0]->len,
-	                      reply->element[1]->str, reply->element[1]->len, &a)) {
-		/* Nil (unknown master), or an error: ask the next one. */
-		redis_sq_failed(r, false, "no usable answer to SENTINEL get-master-addr-by-name");
-		return;
-	}
-	/* The client rules: the sentinel that answered goes first next time. */
-	unsigned i = r->sq_idx;
-	if (i > 0) {
-		struct redis_addr s = r->sentinels[i];
-		memmove(&r->sentinels[1], &r->sentinels[0], i * sizeof(r->sentinels[0]));
-		r->sentinels[0] = s;
-	}
-	redis_sq_drop(r);
-	redis_use_master(r, &a);
-}
-
-static void redis_on_sq_connect(const redisAsyncContext *cac, int status)
-{
-	struct redis *r = cac->data;
-	if (r && status != REDIS_OK)
-		redis_sq_failed(r, true, redis_ac_why(cac));
-}
-
-static void redis_on_sq_disconnect(const redisAsyncContext *cac, int status)
-{
-	struct redis *r = cac->data;
-	if (r)
-		redis_sq_failed(r, true, redis_ac_why(cac));
-}
-
-static void redis_on_sq_timer(evutil_socket_t fd, short what, void *arg)
-{
-	redis_sq_failed(arg, false, "no answer within connect_timeout");
-}
-
-/* Queries sentinels from r->sq_idx on until one accepts the connection
- * attempt; the answer (or the failure) arrives asynchronously. */
-/* Asks the sentinel r->sq_idx, at <ip> once its name resolved; on a failure
- * known at once, the next one. */
-static void redis_sq_resolved(struct redis *r, const char *ip, const char *why)
-{
-	char fail[128];
-	if (ip) {
-		const char *argv[] = {"SENTINEL", "get-master-addr-by-name", r->cfg.master};
-		const size_t argvlen[] = {8, 23, strlen(r->cfg.master)};
-		r->sq_ac = redis_open(r, ip, r->sentinels[r->sq_idx].port, redis_on_sq_reply, 3, argv,
-		                      argvlen, redis_on_sq_connect, redis_on_sq_disconnect, fail,
-		                      sizeof(fail));
-		if (r->sq_ac) {
-			redis_timer_ms(r->sq_timer, r->cfg.connect_timeout_ms);
-			return;
-		}
-		why = fail;
-	}
-	redis_sq_note(r, why);
-	r->sq_idx++;
-	redis_sq_next(r);
-}
-
-/* Queries the sentinels from r->sq_idx on, one at a time; the answer (or the
- * failure) arrives asynchronously. */
-static void redis_sq_next(struct redis *r)
-{
-	if (r->sq_idx < r->nsentinels)
-		redis_lookup(r, &r->sq_lk, r->sentinels[r->sq_idx].host, 0, redis_sq_resolved);
-	else
-		redis_discovery_failed(r);
-}
-
-/* Starts a discovery round from the first (last successful) sentinel. */
-static void redis_discover(struct redis *r)
-{
-	redis_sq_drop(r);
-	evtimer_del(r->retry_timer);
-	r->state = REDIS_ST_DISCOVERING;
-	r->sq_idx = 0;
-	redis_sq_next(r);
-}
-
-/* +switch-master told us where the master went: follow it at once. */
-static void redis_switch_master(struct redis *r, const struct redis_addr *a)
-{
-	if (r->have_master && strcmp(r->master.host, a->host) == 0 && r->master.port == a->port)
-		return;
-	redis_sq_drop(r);
-	evtimer_del(r->retry_timer);
-	redis_drop(r, false, "Sentinel switched the master");
-	r->attempt = 0;
-	redis_attempt_begin(r);
-	redis_use_master(r, a);
-}
-
-static void redis_sub_lost(struct redis *r, bool dying)
-{
-	redisAsyncContext *ac = r->sub_ac;
-	if (ac) {
-		r->sub_ac = NULL;
-		ac->data = NULL;
-		if (!dying)
-			redisAsyncFree(ac);
-	}
-	evtimer_del(r->sub_timer);
-	r->sub_idx++;
-	redis_sub_schedule(r);
-}
-
-/* "<master> <old-ip> <old-port> <new-ip> <new-port>" */
-static void redis_on_switch_message(struct redis *r, const char *msg, size_t len)
-{
-	const char *f[5];
-	size_t flen[5];
-	size_t nf = 0, i = 0;
-	while (i < len && nf < 5) {
-		while (i < len && msg[i] == ' ')
-			i++;
-		size_t start = i;
-		while (i < len && msg[i] != ' ')
-			i++;
-		if (i > start) {
-			f[nf] = msg + start;
-			flen[nf++] = i - start;
-		}
-	}
-	if (nf != 5 || flen[0] != strlen(r->cfg.master) ||
-	    memcmp(f[0], r->cfg.master, flen[0]) != 0)
-		return;
-	struct redis_addr a;
-	if (redis_parse_addr(f[3], flen[3], f[4], flen[4], &a))
-		redis_switch_master(r, &a);
-}
-
-static void redis_on_sub_reply(redisAsyncContext *ac, void *vreply, void *privdata)
-{
-	struct redis *r = ac->data;
-	const redisReply *reply = vreply;
-	if (!r)
-		return;
-	if (!reply) {
-		redis_sub_lost(r, true);
-		return;
-	}
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
-	    reply->element[0]->type != REDIS_REPLY_STRING)
-		return;
-	const redisReply *kind = reply->element[0];
-	if (redis_reply_is(kind, REDIS_REPLY_STRING, "subscribe")) {
-		r->sub_state = SUB_ACTIVE;
-		r->sub_attempt = 0;
-		evtimer_del(r->sub_timer);
-	} else if (redis_reply_is(kind, REDIS_REPLY_STRING, "message") &&
-	           reply->element[2]->type == REDIS_REPLY_STRING) {
-		redis_on_switch_message(r, reply->element[2]->str, reply->element[2]->len);
-	}
-}
-
-static void redis_on_sub_connect(const redisAsyncContext *cac, int status)
-{
-	struct redis *r = cac->data;
-	if (r && status != REDIS_OK)
-		redis_sub_lost(r, true);
-}
-
-static void redis_on_sub_disconnect(const redisAsyncContext *cac, int status)
-{
-	struct redis *r = cac->data;
-	if (r)
-		redis_sub_lost(r, true);
-}
-
-static void redis_sub_resolved(struct redis *r, const char *ip, const char *why)
-{
-	if (ip) {
-		const char *argv[] = {"SUBSCRIBE", "+switch-master"};
-		const size_t argvlen[] = {9, 14};
-		char fail[128];
-		r->sub_ac = redis_open(r, ip, r->sentinels[r->sub_idx % r->nsentinels].port,
-		                       redis_on_sub_reply, 2, argv, argvlen, redis_on_sub_connect,
-		                       redis_on_sub_disconnect, fail, sizeof(fail));
-		if (r->sub_ac) {
-			r->sub_state = SUB_CONNECTING;
-			redis_timer_ms(r->sub_timer, r->cfg.connect_timeout_ms);
-			return;
-		}
-	}
-	r->sub_idx++;
-	redis_sub_schedule(r);
-}
-
-static void redis_sub_start(struct redis *r)
-{
-	r->sub_state = SUB_RESOLVING;
-	redis_lookup(r, &r->sub_lk, r->sentinels[r->sub_idx % r->nsentinels].host, 0,
-	             redis_sub_resolved);
-}
-
-static void redis_sub_schedule(struct redis *r)
-{
-	r->sub_state = SUB_WAIT_RETRY;
-	redis_timer_ms(r->sub_timer, redis_backoff_ms(r, r->sub_attempt));
-	if (r->sub_attempt < 32)
-		r->sub_attempt++;
-}
-
-static void redis_on_sub_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct redis *r = arg;
-	if (r->sub_state == SUB_CONNECTING)
-		redis_sub_lost(r, false); /* no subscribe confirmation in time */
-	else if (r->sub_state == SUB_WAIT_RETRY)
-		redis_sub_start(r);
 }
 
 /* ---- public API -------------------------------------------------------- */

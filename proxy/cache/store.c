@@ -51,24 +51,28 @@ void cache_refused(enum cache_refusal why)
 	__atomic_fetch_add(&cstats.refused[why], 1, __ATOMIC_RELAXED);
 }
 
+/* freshness.c's reasons, compared by pointer, and the refusal each counts
+ * as. A reason missing here counts as RF_NO_FRESHNESS. */
+static const struct {
+	const char *why_not;
+	enum cache_refusal refusal;
+} refusal_table[] = {
+    {fresh_why_method, RF_METHOD},
+    {fresh_why_status, RF_STATUS},
+    {fresh_why_partial, RF_PARTIAL},
+    {fresh_why_no_store, RF_NO_STORE},
+    {fresh_why_private, RF_PRIVATE},
+    {fresh_why_set_cookie, RF_SET_COOKIE},
+    {fresh_why_authorization, RF_AUTHORIZATION},
+    {fresh_why_vary_star, RF_VARY_STAR},
+    {fresh_why_no_freshness, RF_NO_FRESHNESS},
+};
+
 static enum cache_refusal refusal_of(const char *why_not)
 {
-	if (why_not == fresh_why_method)
-		return RF_METHOD;
-	if (why_not == fresh_why_status)
-		return RF_STATUS;
-	if (why_not == fresh_why_partial)
-		return RF_PARTIAL;
-	if (why_not == fresh_why_no_store)
-		return RF_NO_STORE;
-	if (why_not == fresh_why_private)
-		return RF_PRIVATE;
-	if (why_not == fresh_why_set_cookie)
-		return RF_SET_COOKIE;
-	if (why_not == fresh_why_authorization)
-		return RF_AUTHORIZATION;
-	if (why_not == fresh_why_vary_star)
-		return RF_VARY_STAR;
+	for (size_t i = 0; i < sizeof(refusal_table) / sizeof(refusal_table[0]); i++)
+		if (refusal_table[i].why_not == why_not)
+			return refusal_table[i].refusal;
 	return RF_NO_FRESHNESS;
 }
 
