@@ -216,9 +216,10 @@ static void request_log(struct request *r, uint64_t end)
 	s += sprintf(s, "\",\"target\":\"");
 	s += json_escape(s, hd->text + hd->target_off, hd->target_len);
 	s += sprintf(s,
-	             "\",\"status\":%d,\"route\":\"%s\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
+	             "\",\"status\":%d,\"route\":\"%s\",\"outcome\":\"%s\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
 	             "\"duration_ms\":%.3f,\"upstream_ms\":%.3f%s%s%s}\n",
-	             r->status, r->route ? r->route->name : "default", (unsigned long long)r->body_bytes,
+	             r->status, r->route ? r->route->name : "default", request_outcome_names[r->outcome],
+	             (unsigned long long)r->body_bytes,
 	             (unsigned long long)r->bytes_out, (double)(end - r->t_start) / 1000.0,
 	             r->t_upstream ? (double)(end - r->t_upstream) / 1000.0 : 0.0,
 	             r->reason ? ",\"reason\":\"" : "", r->reason ? lv_reasons[r->reason].token : "",
@@ -409,8 +410,10 @@ static void request_fail_as(struct request *r, enum lv_reason reason, const stru
 		request_end(r, NULL);
 		return;
 	}
+	/* No r->up_close here: an exchange cut short is never pooled
+	 * (upstream_release wants its response read to the end), and one an
+	 * end hook keeps may still end cleanly and go back to the pool. */
 	r->reason = reason;
-	r->up_close = true;
 	if (r->outcome == OUT_NONE)
 		r->outcome = outcome_of(r);
 	struct conn *c = request_detach(r);
@@ -469,6 +472,5 @@ void request_client_gone(struct request *r)
 		r->status = 499;
 		request_outcome(r, OUT_CLIENT_GONE);
 	}
-	r->up_close = true;
 	request_end(r, NULL);
 }
