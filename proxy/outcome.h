@@ -36,6 +36,11 @@ enum request_outcome {
 };
 extern const char *const request_outcome_names[OUT__COUNT];
 
+/* The outcome of levee's own answer for `reason` (an enum lv_reason):
+ * OUT_NONE for R_NONE. Every reason maps to exactly one outcome; a new
+ * reason that is not listed fails to compile with -Wswitch. */
+enum request_outcome outcome_of_reason(int reason);
+
 /* True for the outcomes that say the upstream failed (a 5xx status is for
  * the reader to judge from r->up_status). */
 static inline bool outcome_upstream_failed(enum request_outcome o)

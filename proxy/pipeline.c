@@ -62,26 +62,9 @@ void pipeline_resume(struct request *r)
 /* The outcome of a request nobody recorded one for. */
 static enum request_outcome outcome_of(const struct request *r)
 {
-	switch (r->reason) {
-	case R_NONE:
+	if (r->reason == R_NONE)
 		return r->t_upstream ? OUT_UPSTREAM : OUT_CACHE;
-	case R_UP_CONNECT:
-		return OUT_UP_CONNECT;
-	case R_UP_BAD:
-		return OUT_UP_BAD;
-	case R_UP_TIMEOUT:
-		return OUT_UP_TIMEOUT;
-	case R_INTERNAL:
-		return OUT_INTERNAL;
-	case R_MAXCONN:
-	case R_DRAINING:
-	case R_NOT_CACHED:
-	case R_BULKHEAD_FULL:
-	case R_BULKHEAD_TIMEOUT:
-		return OUT_REFUSED;
-	default:
-		return OUT_CLIENT_BAD;
-	}
+	return outcome_of_reason(r->reason);
 }
 
 /* ---- request objects --------------------------------------------------- */
