@@ -16,7 +16,6 @@
 #include "log.h"
 #include "net/headers.h"
 #include "net/upstream.h"
-#include "server.h"
 
 #define REQ_POOL_MAX 256
 
