@@ -20,7 +20,6 @@
 
 #include "admin/admin.h"
 #include "cache/cache.h"
-#include "cache/l2.h"
 #include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/worker.h"
@@ -30,16 +29,9 @@
 
 #define DRAIN_POLL_MS 50
 
-struct server srv = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-struct runtime *server_runtime_acquire(void)
-{
-	pthread_mutex_lock(&srv.lock);
-	struct runtime *rt = srv.current;
-	runtime_ref(rt);
-	pthread_mutex_unlock(&srv.lock);
-	return rt;
-}
+/* The one server. Only main() names it; everything else is handed a
+ * pointer (the callbacks below get it as their argument). */
+static struct server server_instance;
 
 static void usage(FILE *f)
 {
@@ -85,13 +77,14 @@ static uint64_t drain_deadline;
 
 static void drain_poll(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t open = atomic_load(&srv.conns);
+	struct server *s = arg;
+	uint64_t open = atomic_load(&s->conns);
 	if (open == 0 || now_us() >= drain_deadline) {
 		if (open)
 			log_warn("drain timeout: closing %llu connection(s) still open", (unsigned long long)open);
 		else
 			log_info("drained");
-		event_base_loopbreak(srv.main_base);
+		event_base_loopbreak(s->main_base);
 		return;
 	}
 	struct timeval tv = {0, DRAIN_POLL_MS * 1000};
@@ -101,40 +94,42 @@ static void drain_poll(evutil_socket_t fd, short what, void *arg)
 /* After drain_delay: stop accepting and let requests in flight finish. */
 static void drain_begin(evutil_socket_t fd, short what, void *arg)
 {
-	struct runtime *rt = server_runtime_acquire();
+	struct server *s = arg;
+	struct runtime *rt = server_runtime_acquire(s);
 	uint64_t grace = rt->policy->drain_timeout_ms;
 	runtime_unref(rt);
 	log_info("draining (up to %llu ms)", (unsigned long long)grace);
 	drain_deadline = now_us() + grace * 1000;
-	for (unsigned i = 0; i < srv.nworkers; i++)
-		worker_notify_drain(srv.workers[i]);
-	ev_drain = evtimer_new(srv.main_base, drain_poll, NULL);
-	drain_poll(-1, 0, NULL);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		worker_notify_drain(s->workers[i]);
+	ev_drain = evtimer_new(s->main_base, drain_poll, s);
+	drain_poll(-1, 0, s);
 }
 
 static void on_terminate(evutil_socket_t sig, short what, void *arg)
 {
-	if (atomic_exchange(&srv.draining, 1)) {
+	struct server *s = arg;
+	if (atomic_exchange(&s->draining, 1)) {
 		log_warn("second signal: exiting now");
-		event_base_loopbreak(srv.main_base);
+		event_base_loopbreak(s->main_base);
 		return;
 	}
-	/* /readyz fails from now on (srv.draining); traffic is still served
+	/* /readyz fails from now on (s->draining); traffic is still served
 	 * until drain_delay has passed, for the endpoints to catch up */
-	struct runtime *rt = server_runtime_acquire();
+	struct runtime *rt = server_runtime_acquire(s);
 	uint64_t delay = rt->policy->drain_delay_ms;
 	runtime_unref(rt);
 	if (!delay) {
 		log_info("signal %d", (int)sig);
-		drain_begin(-1, 0, NULL);
+		drain_begin(-1, 0, s);
 		return;
 	}
 	log_info("signal %d: not ready; serving %llu ms more before draining", (int)sig, (unsigned long long)delay);
-	ev_delay = evtimer_new(srv.main_base, drain_begin, NULL);
+	ev_delay = evtimer_new(s->main_base, drain_begin, s);
 	struct timeval tv;
 	tv_ms(&tv, delay);
 	if (!ev_delay || event_add(ev_delay, &tv) < 0)
-		drain_begin(-1, 0, NULL);
+		drain_begin(-1, 0, s);
 }
 
 static void die(const char *fmt, const char *arg)
@@ -211,92 +206,80 @@ int main(int argc, char **argv)
 	diag_free(&d);
 	if (accesslog_open(p->access_log) != LV_OK)
 		return 1;
+	struct server *s = &server_instance;
+	server_init(s);
 	if (policy_path)
-		snprintf(srv.policy_path, sizeof(srv.policy_path), "%s", policy_path);
-	srv.ov = ov;
+		snprintf(s->policy_path, sizeof(s->policy_path), "%s", policy_path);
+	s->ov = ov;
 
 	char err[512];
 	struct runtime *rt;
 	if (runtime_build(p, &rt, err, sizeof(err)) != LV_OK)
 		die("%s", err);
-	srv.current = rt;
+	/* the server takes over the reference; `rt` is borrowed from here on */
+	runtime_unref(runtime_slot_swap(&s->runtime, rt));
 	if (cache_init(rt->policy) != LV_OK)
 		die("%s", "cannot allocate the cache");
 
-	srv.main_base = event_base_new();
-	if (!srv.main_base)
+	s->main_base = event_base_new();
+	if (!s->main_base)
 		die("%s", "event_base_new failed");
 
 	/* LEVEE_CGROUP_ROOT stands for the cgroup2 mount (tests, odd layouts) */
 	struct cgroup_paths cg = {.root = getenv("LEVEE_CGROUP_ROOT")};
-	srv.cpus = (struct cpus){.n = (unsigned)rt->policy->workers, .source = CPUS_POLICY};
-	if (srv.cpus.n == 0)
-		cpus_budget(&cg, &srv.cpus);
-	unsigned n = srv.cpus.n;
-	srv.workers = calloc(n, sizeof(*srv.workers));
-	if (!srv.workers)
-		die("%s", "out of memory");
-	for (unsigned i = 0; i < n; i++) {
-		srv.workers[i] = malloc(sizeof(struct worker));
-		if (!srv.workers[i] || worker_create(srv.workers[i], i, rt, err, sizeof(err)) != LV_OK)
-			die("%s", err);
-		srv.nworkers = i + 1;
-	}
-	if (cache_l2_open(srv.main_base, rt->policy, &srv.redis, &srv.l2, err, sizeof(err)) != LV_OK)
+	s->cpus = (struct cpus){.n = (unsigned)rt->policy->workers, .source = CPUS_POLICY};
+	if (s->cpus.n == 0)
+		cpus_budget(&cg, &s->cpus);
+	unsigned n = s->cpus.n;
+	if (server_workers_create(s, n, err, sizeof(err)) != LV_OK)
+		die("%s", err);
+	if (cache_l2_open(s->main_base, rt->policy, &s->redis, &s->l2, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (invalidate_start(rt->policy, err, sizeof(err)) != LV_OK)
 		die("%s", err);
-	if (admin_start(srv.main_base, rt->policy, err, sizeof(err)) != LV_OK)
+	if (admin_start(s, rt->policy, err, sizeof(err)) != LV_OK)
 		die("%s", err);
-	if (probe_start(srv.main_base) != LV_OK || reload_init(srv.main_base) != LV_OK)
+	if (probe_start(s) != LV_OK || reload_init(s) != LV_OK)
 		die("%s", "event setup failed");
-	ev_term = evsignal_new(srv.main_base, SIGTERM, on_terminate, NULL);
-	ev_int = evsignal_new(srv.main_base, SIGINT, on_terminate, NULL);
+	ev_term = evsignal_new(s->main_base, SIGTERM, on_terminate, s);
+	ev_int = evsignal_new(s->main_base, SIGINT, on_terminate, s);
 	if (!ev_term || !ev_int || event_add(ev_term, NULL) < 0 || event_add(ev_int, NULL) < 0)
 		die("%s", "signal setup failed");
 	for (unsigned i = 0; i < n; i++)
-		if (worker_start(srv.workers[i]) != LV_OK)
+		if (worker_start(s->workers[i]) != LV_OK)
 			die("%s", "cannot start worker thread");
 
 	const struct lv_policy *cp = rt->policy;
 	char sizing[2 * CGROUP_PATH_MAX];
-	cpus_describe(&srv.cpus, sizing, sizeof(sizing));
+	cpus_describe(&s->cpus, sizing, sizeof(sizing));
 	log_info("levee %s: listening on %s:%u, upstream %s, admin %s:%u, workers %s, policy %s", LEVEE_VERSION,
 	         cp->listen.host, cp->listen.port, rt->up_text, cp->admin.host, cp->admin.port, sizing,
 	         cp->path[0] ? cp->path : "(built-in defaults)");
 
-	event_base_dispatch(srv.main_base);
+	event_base_dispatch(s->main_base);
 
-	for (unsigned i = 0; i < srv.nworkers; i++)
-		worker_notify_stop(srv.workers[i]);
-	for (unsigned i = 0; i < srv.nworkers; i++)
-		worker_join(srv.workers[i]);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		worker_notify_stop(s->workers[i]);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		worker_join(s->workers[i]);
 	/* Every worker has stopped: no request moves any more. Forget the fills
 	 * first, so that no teardown wakes a waiter on a worker torn down
 	 * before it, then run what the mailboxes still hold (parked requests
 	 * end at once now) and refuse further posts. */
-	for (unsigned i = 0; i < srv.nworkers; i++)
-		srv.workers[i]->closing = true;
+	for (unsigned i = 0; i < s->nworkers; i++)
+		s->workers[i]->closing = true;
 	fill_shutdown();
 	bulkhead_shutdown_all(); /* no worker is posted a grant after this */
-	for (unsigned i = 0; i < srv.nworkers; i++)
-		mailbox_close(&srv.workers[i]->mbox);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		mailbox_close(&s->workers[i]->mbox);
 	/* after the workers: every write they answered has handed over its
 	 * invalidations; Kafka gets a few seconds, the outbox the rest */
-	uint64_t flush_ms = srv.current->policy->kafka.delivery_timeout_ms;
+	uint64_t flush_ms = server_runtime(s)->policy->kafka.delivery_timeout_ms;
 	if (flush_ms > 3000)
 		flush_ms = 3000;
 	invalidate_stop((int)flush_ms);
-	for (unsigned i = 0; i < srv.nworkers; i++) {
-		worker_destroy(srv.workers[i]);
-		free(srv.workers[i]);
-	}
-	free(srv.workers);
 	admin_stop();
 	probe_stop();
-	l2_free(srv.l2);
-	if (srv.redis)
-		redis_free(srv.redis);
 	reload_stop();
 	if (ev_drain)
 		event_free(ev_drain);
@@ -304,8 +287,8 @@ int main(int argc, char **argv)
 		event_free(ev_delay);
 	event_free(ev_term);
 	event_free(ev_int);
-	event_base_free(srv.main_base);
-	runtime_unref(srv.current);
+	/* the workers, the main thread's Redis tier, the base, the runtime */
+	server_destroy(s);
 	cache_shutdown();
 	log_info("stopped");
 	return 0;

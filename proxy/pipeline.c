@@ -17,7 +17,6 @@
 #include "net/headers.h"
 #include "net/upstream.h"
 #include "resilience/bulkhead_stage.h"
-#include "server.h"
 
 #define REQ_POOL_MAX 256
 

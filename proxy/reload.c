@@ -35,6 +35,7 @@
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ATTRIB | IN_DELETE_SELF | \
 	 IN_MOVE_SELF | IN_ONLYDIR)
 
+static struct server *reload_srv; /* handed down by reload_init() */
 static struct event *ev_hup, *ev_inotify, *ev_debounce, *ev_rearm;
 static int inotify_fd = -1;
 static int watch_wd = -1;
@@ -62,16 +63,17 @@ static void reload_static_key(const char *section, const char *key, void *arg)
 static enum reload_result reload_build(const struct lv_policy *running, struct lv_diag *d, struct runtime **out,
                                        struct reload_keys *keys)
 {
+	struct server *s = reload_srv;
 	struct lv_policy *p = NULL;
 	char err[512];
-	if (policy_load_file(srv.policy_path, &srv.ov, &p, d) != LV_OK)
+	if (policy_load_file(s->policy_path, &s->ov, &p, d) != LV_OK)
 		return RELOAD_REFUSED;
 	if (strcmp(running->checksum, p->checksum) == 0) {
 		policy_unref(p);
 		return RELOAD_UNCHANGED;
 	}
 	if (runtime_build(p, out, err, sizeof(err)) != LV_OK) {
-		diag_add(d, "%s: %s", srv.policy_path, err);
+		diag_add(d, "%s: %s", s->policy_path, err);
 		return RELOAD_REFUSED;
 	}
 	/* last, so that a refused file warns of nothing; no thread has it yet */
@@ -81,23 +83,21 @@ static enum reload_result reload_build(const struct lv_policy *running, struct l
 
 static void reload_swap(struct runtime *rt)
 {
-	pthread_mutex_lock(&srv.lock);
-	struct runtime *old = srv.current;
-	srv.current = rt;
-	pthread_mutex_unlock(&srv.lock);
+	struct runtime *old = runtime_slot_swap(&reload_srv->runtime, rt);
 	log_set_level(rt->policy->log_level);
-	for (unsigned i = 0; i < srv.nworkers; i++)
-		worker_notify_policy(srv.workers[i]);
+	for (unsigned i = 0; i < reload_srv->nworkers; i++)
+		worker_notify_policy(reload_srv->workers[i]);
 	runtime_unref(old);
 	probe_kick();
 }
 
 enum reload_result reload_now(enum reload_trigger by, struct lv_diag *diag)
 {
+	struct server *s = reload_srv;
 	struct lv_diag local = {0};
 	struct lv_diag *d = diag ? diag : &local;
 	const char *how = reload_trigger_names[by];
-	if (!srv.policy_path[0]) {
+	if (!s->policy_path[0]) {
 		/* not an attempt: there is no file whose status could be reported */
 		log_info("policy reload (%s): levee runs on built-in defaults, nothing to reload", how);
 		diag_add(d, "levee runs on built-in defaults (no --policy FILE): nothing to reload");
@@ -107,7 +107,7 @@ enum reload_result reload_now(enum reload_trigger by, struct lv_diag *diag)
 	size_t before = d->n;
 	struct reload_keys keys = {"", 0};
 	struct runtime *rt = NULL;
-	struct runtime *cur = server_runtime_acquire();
+	struct runtime *cur = server_runtime_acquire(s);
 	enum reload_result r = reload_build(cur->policy, d, &rt, &keys);
 	char running[sizeof(cur->policy->checksum)];
 	memcpy(running, cur->policy->checksum, sizeof(running));
@@ -116,24 +116,24 @@ enum reload_result reload_now(enum reload_trigger by, struct lv_diag *diag)
 	switch (r) {
 	case RELOAD_APPLIED:
 		reload_swap(rt);
-		log_info("policy reload (%s): applied %s (checksum %s)%s", how, srv.policy_path, rt->policy->checksum,
+		log_info("policy reload (%s): applied %s (checksum %s)%s", how, s->policy_path, rt->policy->checksum,
 		         keys.len ? "; some keys take a restart" : "");
 		break;
 	case RELOAD_UNCHANGED:
 		/* the watch sees every change in the directory, most of them to other files */
 		log_msg(by == RELOAD_BY_WATCH ? LV_LOG_DEBUG : LV_LOG_INFO,
-		        "policy reload (%s): %s unchanged (checksum %s)", how, srv.policy_path, running);
+		        "policy reload (%s): %s unchanged (checksum %s)", how, s->policy_path, running);
 		break;
 	default:
 		for (size_t i = before; i < d->n; i++)
 			log_error("policy reload failed, keeping the running policy: %s", d->lines[i]);
 		log_warn("policy reload (%s): refused %s with %zu error(s); still running checksum %s", how,
-		         srv.policy_path, d->n - before, running);
+		         s->policy_path, d->n - before, running);
 		break;
 	}
 	struct timeval now;
 	gettimeofday(&now, NULL);
-	reload_status_record(&srv.reload, r, keys.list, d, before, (double)now.tv_sec + (double)now.tv_usec / 1e6);
+	reload_status_record(&s->reload, r, keys.list, d, before, (double)now.tv_sec + (double)now.tv_usec / 1e6);
 	diag_free(&local);
 	return r;
 }
@@ -202,26 +202,28 @@ static void reload_inotify(evutil_socket_t fd, short what, void *arg)
 	reload_soon();
 }
 
-int reload_init(struct event_base *base)
+int reload_init(struct server *s)
 {
-	memcpy(srv.reload.started_checksum, srv.current->policy->checksum, sizeof(srv.reload.started_checksum));
+	struct event_base *base = s->main_base;
+	reload_srv = s;
+	memcpy(s->reload.started_checksum, server_runtime(s)->policy->checksum, sizeof(s->reload.started_checksum));
 	ev_hup = evsignal_new(base, SIGHUP, reload_signal, NULL);
 	if (!ev_hup || event_add(ev_hup, NULL) < 0)
 		return LV_ERR;
-	if (!srv.policy_path[0])
+	if (!s->policy_path[0])
 		return LV_OK;
 	ev_debounce = evtimer_new(base, reload_debounced, NULL);
 	ev_rearm = evtimer_new(base, reload_rearm, NULL);
 	if (!ev_debounce || !ev_rearm)
 		return LV_ERR;
 	char path[LV_PATH_MAX];
-	snprintf(path, sizeof(path), "%s", srv.policy_path);
+	snprintf(path, sizeof(path), "%s", s->policy_path);
 	snprintf(watch_dir, sizeof(watch_dir), "%s", dirname(path));
 	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (inotify_fd >= 0)
 		watch_wd = inotify_add_watch(inotify_fd, watch_dir, RELOAD_WATCH_MASK);
 	if (watch_wd < 0) {
-		log_warn("cannot watch %s for changes (%s); reload with SIGHUP", srv.policy_path, strerror(errno));
+		log_warn("cannot watch %s for changes (%s); reload with SIGHUP", s->policy_path, strerror(errno));
 		return LV_OK;
 	}
 	ev_inotify = event_new(base, inotify_fd, EV_READ | EV_PERSIST, reload_inotify, NULL);

@@ -19,14 +19,16 @@
 #include "policy.h"
 #include "reload_status.h"
 
+struct server;
+
 /* What asked for a reload, for the log. */
 enum reload_trigger { RELOAD_BY_SIGHUP, RELOAD_BY_ADMIN, RELOAD_BY_WATCH };
 
-int reload_init(struct event_base *base) LV_WARN_UNUSED;
+int reload_init(struct server *s) LV_WARN_UNUSED;
 void reload_stop(void);
 /* Main thread only. Reads the policy file and applies it when it is good and
  * differs from the running policy; logs the outcome and records it in
- * srv.reload. Errors are added to `diag` when it is not NULL. Without a
+ * the server's `reload`. Errors are added to `diag` when it is not NULL. Without a
  * policy file (built-in defaults) nothing is read or recorded, and the
  * answer is RELOAD_REFUSED with the reason in `diag`. Since the outcome is
  * logged and recorded here, only a caller that answers someone needs it. */

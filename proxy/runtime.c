@@ -83,3 +83,34 @@ void runtime_unref(struct runtime *rt)
 	free(rt->route_stat);
 	free(rt);
 }
+
+void runtime_slot_init(struct runtime_slot *s)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	s->current = NULL;
+}
+
+void runtime_slot_destroy(struct runtime_slot *s)
+{
+	runtime_unref(s->current);
+	s->current = NULL;
+	pthread_mutex_destroy(&s->lock);
+}
+
+struct runtime *runtime_slot_acquire(struct runtime_slot *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct runtime *rt = s->current;
+	runtime_ref(rt);
+	pthread_mutex_unlock(&s->lock);
+	return rt;
+}
+
+struct runtime *runtime_slot_swap(struct runtime_slot *s, struct runtime *rt)
+{
+	pthread_mutex_lock(&s->lock);
+	struct runtime *old = s->current;
+	s->current = rt;
+	pthread_mutex_unlock(&s->lock);
+	return old;
+}

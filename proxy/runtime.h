@@ -11,6 +11,7 @@
 #define LEVEE_RUNTIME_H
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -32,6 +33,25 @@ struct runtime {
 int runtime_build(struct lv_policy *p, struct runtime **out, char *err, size_t errlen) LV_WARN_UNUSED;
 void runtime_ref(struct runtime *rt);
 void runtime_unref(struct runtime *rt);
+
+/* Where the newest runtime is published: the server owns one, swaps it on
+ * the main thread, and hands it down to the workers, which take the newest
+ * runtime from it when told one exists. `current` holds a reference; it is
+ * written under `lock` and read under it by any thread other than the
+ * writer's. */
+struct runtime_slot {
+	pthread_mutex_t lock;
+	struct runtime *current;
+};
+
+void runtime_slot_init(struct runtime_slot *s);
+/* Drops the slot's reference. */
+void runtime_slot_destroy(struct runtime_slot *s);
+/* The current runtime, with a reference the caller must drop. */
+struct runtime *runtime_slot_acquire(struct runtime_slot *s);
+/* Publishes `rt`, taking over the caller's reference, and returns the
+ * runtime it replaces with the slot's reference, for the caller to drop. */
+struct runtime *runtime_slot_swap(struct runtime_slot *s, struct runtime *rt);
 
 /* Resolves host:port to a socket address; LV_OK or LV_ERR with `err` set. */
 int resolve_hostport(const struct lv_hostport *hp, struct sockaddr_storage *ss, socklen_t *len, char *err,

@@ -1,16 +1,18 @@
 /*
  * server.h - process-wide state: the current runtime, the workers, and the
- * flags the admin endpoints report. One instance, owned by main.c.
+ * flags the admin endpoints report. main.c owns the one instance and hands
+ * a pointer to it down to admin, probe and reload at their start; workers
+ * get only the parts they need (the runtime slot, the connection counter),
+ * never the server, so net/ does not reach up to this layer.
  *
- * Threads: `current` is swapped by the main thread under `lock` and read by
- * workers under the same lock, only when told a new one exists. Everything
- * else here is an atomic read by any thread.
+ * Threads: `runtime` is swapped by the main thread and read by workers, as
+ * runtime.h says. Everything else here is an atomic read by any thread, or
+ * the main thread's alone where marked.
  */
 #ifndef LEVEE_SERVER_H
 #define LEVEE_SERVER_H
 
 #include <event2/event.h>
-#include <pthread.h>
 #include <stdatomic.h>
 
 #include "cpus.h"
@@ -21,8 +23,7 @@
 struct worker;
 
 struct server {
-	pthread_mutex_t lock;
-	struct runtime *current;
+	struct runtime_slot runtime; /* the current runtime */
 
 	struct worker **workers;
 	unsigned nworkers;
@@ -41,9 +42,23 @@ struct server {
 	struct reload_status reload;
 };
 
-extern struct server srv;
+/* An empty server: no runtime, no workers, no base. */
+void server_init(struct server *s);
+/* Frees what the server holds: its workers (stopped and joined by the
+ * caller), the Redis tier, the main base and its reference to the current
+ * runtime. */
+void server_destroy(struct server *s);
+
+/* Creates `n` workers, not started yet, each handed the server's runtime
+ * slot and connection counter. The current runtime must be set. */
+int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen) LV_WARN_UNUSED;
 
 /* Returns the current runtime with a reference the caller must drop. */
-struct runtime *server_runtime_acquire(void);
+struct runtime *server_runtime_acquire(struct server *s);
+/* The current runtime, borrowed: main thread only, where it is swapped. */
+static inline struct runtime *server_runtime(const struct server *s)
+{
+	return s->runtime.current;
+}
 
 #endif

@@ -51,6 +51,8 @@ struct admin_conn {
  * loopback. Both run the same code below; `probe_listener.lev` is NULL when
  * [levee] probe is none. */
 static struct listener admin_listener, probe_listener;
+/* The server, handed down by admin_start(); main thread only. */
+static struct server *admin_srv;
 /* The main thread's counters: only its accept errors and pauses, summed with
  * the workers' like theirs. */
 static struct lv_stats admin_stats;
@@ -61,15 +63,16 @@ static struct log_limit admin_refused_log;
 
 bool admin_ready(const char **why)
 {
-	if (atomic_load(&srv.draining)) {
+	struct server *s = admin_srv;
+	if (atomic_load(&s->draining)) {
 		*why = "draining";
 		return false;
 	}
-	if (!srv.current) {
+	if (!server_runtime(s)) {
 		*why = "no policy loaded";
 		return false;
 	}
-	if (!atomic_load(&srv.upstream_reachable)) {
+	if (!atomic_load(&s->upstream_reachable)) {
 		*why = "upstream unreachable";
 		return false;
 	}
@@ -155,8 +158,8 @@ static bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *
 	memset(sum, 0, sizeof(*sum));
 	*ready = *open = 0;
 	bool any = false;
-	for (unsigned i = 0; i < srv.nworkers; i++) {
-		struct worker *w = srv.workers[i];
+	for (unsigned i = 0; i < admin_srv->nworkers; i++) {
+		struct worker *w = admin_srv->workers[i];
 		if (!w->redis)
 			continue;
 		any = true;
@@ -243,7 +246,7 @@ static void json_list(FILE *f, const char *list)
  * `restart_keys` still have the values of the file levee started with. */
 static void admin_reload_json(FILE *f, const struct lv_policy *p)
 {
-	const struct reload_status *r = &srv.reload;
+	const struct reload_status *r = &admin_srv->reload;
 	uint64_t attempts = r->count[RELOAD_APPLIED] + r->count[RELOAD_UNCHANGED] + r->count[RELOAD_REFUSED];
 	fprintf(f,
 	        ",\"checksum\":\"%s\",\"started_checksum\":\"%s\",\"loaded_at\":%lld,\"reloads_ok\":%llu,"
@@ -264,23 +267,24 @@ static void admin_reload_json(FILE *f, const struct lv_policy *p)
 
 static void admin_status(FILE *f)
 {
-	struct runtime *rt = server_runtime_acquire();
+	struct server *s = admin_srv;
+	struct runtime *rt = server_runtime_acquire(s);
 	const struct lv_policy *p = rt->policy;
 	const char *why;
 	bool ready = admin_ready(&why);
 	fprintf(f, "{\"version\":\"%s\",\"service\":", LEVEE_VERSION);
 	json_str(f, p->service);
 	fprintf(f, ",\"ready\":%s,\"draining\":%s,\"workers\":%u,\"connections\":%llu,", ready ? "true" : "false",
-	        atomic_load(&srv.draining) ? "true" : "false", srv.nworkers,
-	        (unsigned long long)atomic_load(&srv.conns));
+	        atomic_load(&s->draining) ? "true" : "false", s->nworkers,
+	        (unsigned long long)atomic_load(&s->conns));
 	/* what sized the workers: the policy, or workers = auto's measures (0: none) */
-	fprintf(f, "\"workers_sizing\":{\"decided_by\":\"%s\"", cpus_source_name(srv.cpus.source));
-	json_count(f, "affinity_cpus", srv.cpus.affinity);
-	json_count(f, "cgroup_cpus", srv.cpus.cgroup.cpus);
+	fprintf(f, "\"workers_sizing\":{\"decided_by\":\"%s\"", cpus_source_name(s->cpus.source));
+	json_count(f, "affinity_cpus", s->cpus.affinity);
+	json_count(f, "cgroup_cpus", s->cpus.cgroup.cpus);
 	fputs(",\"cgroup_file\":", f);
-	json_str(f, srv.cpus.cgroup.file);
+	json_str(f, s->cpus.cgroup.file);
 	fputs(",\"cgroup_note\":", f);
-	json_str(f, srv.cpus.cgroup.why);
+	json_str(f, s->cpus.cgroup.why);
 	fputs("},", f);
 	fputs("\"policy\":{\"path\":", f);
 	json_str(f, p->path);
@@ -293,7 +297,7 @@ static void admin_status(FILE *f)
 	}
 	fprintf(f, "]},\"upstream\":{\"address\":");
 	json_str(f, rt->up_text);
-	fprintf(f, ",\"reachable\":%s},\"cache\":", atomic_load(&srv.upstream_reachable) ? "true" : "false");
+	fprintf(f, ",\"reachable\":%s},\"cache\":", atomic_load(&s->upstream_reachable) ? "true" : "false");
 	cache_status_json(f);
 	fputs(",\"bulkheads\":", f);
 	bulkhead_status_json(f);
@@ -329,25 +333,26 @@ static void admin_status(FILE *f)
 
 static void admin_metrics(FILE *f)
 {
+	struct server *s = admin_srv;
 	struct lv_stats *stats[257];
-	unsigned n = srv.nworkers < 256 ? srv.nworkers : 256;
+	unsigned n = s->nworkers < 256 ? s->nworkers : 256;
 	for (unsigned i = 0; i < n; i++)
-		stats[i] = srv.workers[i]->stats;
+		stats[i] = s->workers[i]->stats;
 	stats[n++] = &admin_stats;
 	const char *why;
 	struct lv_gauges g = {
-	    .conns_active = atomic_load(&srv.conns),
-	    .workers = srv.nworkers,
-	    .reloads_ok = srv.reload.count[RELOAD_APPLIED],
-	    .reloads_unchanged = srv.reload.count[RELOAD_UNCHANGED],
-	    .reloads_failed = srv.reload.count[RELOAD_REFUSED],
-	    .last_reload_ok = reload_status_ok(&srv.reload),
-	    .restart_pending = reload_status_restart_pending(&srv.reload),
+	    .conns_active = atomic_load(&s->conns),
+	    .workers = s->nworkers,
+	    .reloads_ok = s->reload.count[RELOAD_APPLIED],
+	    .reloads_unchanged = s->reload.count[RELOAD_UNCHANGED],
+	    .reloads_failed = s->reload.count[RELOAD_REFUSED],
+	    .last_reload_ok = reload_status_ok(&s->reload),
+	    .restart_pending = reload_status_restart_pending(&s->reload),
 	    .ready = admin_ready(&why),
-	    .draining = atomic_load(&srv.draining),
-	    .upstream_reachable = atomic_load(&srv.upstream_reachable),
+	    .draining = atomic_load(&s->draining),
+	    .upstream_reachable = atomic_load(&s->upstream_reachable),
 	};
-	struct runtime *rt = server_runtime_acquire();
+	struct runtime *rt = server_runtime_acquire(s);
 	g.last_reload_ts = (double)rt->policy->loaded_at;
 	stats_render_prometheus(f, stats, n, &g, rt->route_stat, rt->policy->nroutes);
 	runtime_unref(rt);
@@ -431,7 +436,7 @@ static void admin_purge(struct admin_conn *a)
 		admin_text(a, 400, "bad value (one parameter, %-escaped)\n");
 		return;
 	}
-	struct runtime *rt = server_runtime_acquire();
+	struct runtime *rt = server_runtime_acquire(admin_srv);
 	const char *svc = rt->policy->service;
 	size_t n;
 	bool ok = true;
@@ -445,7 +450,7 @@ static void admin_purge(struct admin_conn *a)
 		refused = "a prefix is literal: for a glob give url=/path/**";
 	else if (nlen == 3 && memcmp(q, "tag", 3) == 0 && memchr(val, '*', vlen))
 		refused = "a tag is an exact name: '*' is no wildcard in tags";
-	if (!refused && prefix && srv.l2 && val[vlen - 1] != '/')
+	if (!refused && prefix && admin_srv->l2 && val[vlen - 1] != '/')
 		refused = "with Redis, a prefix purge ends in '/' (a path segment boundary)";
 	if (refused) {
 		runtime_unref(rt);
@@ -456,13 +461,13 @@ static void admin_purge(struct admin_conn *a)
 	}
 	struct inval_item it = {INVAL_ALL, val, vlen};
 	if (url && !prefix)
-		it.kind = INVAL_KEY, n = cache_purge_url(srv.l2, svc, val, vlen);
+		it.kind = INVAL_KEY, n = cache_purge_url(admin_srv->l2, svc, val, vlen);
 	else if (prefix)
-		it.kind = INVAL_PREFIX, n = cache_purge_prefix(srv.l2, svc, val, vlen);
+		it.kind = INVAL_PREFIX, n = cache_purge_prefix(admin_srv->l2, svc, val, vlen);
 	else if (nlen == 3 && memcmp(q, "tag", 3) == 0 && vlen)
-		it.kind = INVAL_TAG, n = cache_purge_tag(srv.l2, svc, val, vlen);
+		it.kind = INVAL_TAG, n = cache_purge_tag(admin_srv->l2, svc, val, vlen);
 	else if (nlen == 3 && memcmp(q, "all", 3) == 0 && (strcmp(val, "1") == 0 || strcmp(val, "true") == 0))
-		it.len = 0, n = cache_purge_all(srv.l2, svc);
+		it.len = 0, n = cache_purge_all(admin_srv->l2, svc);
 	else
 		ok = false;
 	runtime_unref(rt);
@@ -510,10 +515,10 @@ static void admin_reload(struct admin_conn *a)
 		}
 		fputc(']', f);
 	} else {
-		struct runtime *rt = server_runtime_acquire();
+		struct runtime *rt = server_runtime_acquire(admin_srv);
 		fprintf(f, ",\"checksum\":\"%s\",\"restart_keys\":", rt->policy->checksum);
 		runtime_unref(rt);
-		json_list(f, srv.reload.restart_keys);
+		json_list(f, admin_srv->reload.restart_keys);
 	}
 	fputs("}\n", f);
 	fclose(f);
@@ -754,8 +759,10 @@ static void admin_log_auth(const struct lv_hostport *addr)
 	}
 }
 
-int admin_start(struct event_base *base, const struct lv_policy *p, char *err, size_t errlen)
+int admin_start(struct server *s, const struct lv_policy *p, char *err, size_t errlen)
 {
+	struct event_base *base = s->main_base;
+	admin_srv = s;
 	bool loopback;
 	char why[160];
 	snprintf(admin_token_env, sizeof(admin_token_env), "%s", p->admin_token_env);

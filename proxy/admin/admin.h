@@ -12,16 +12,18 @@
 
 #include "policy.h"
 
+struct server;
+
 /* Binds [levee] admin, and [levee] probe unless it is none; reads the
  * admin token from the environment. */
-int admin_start(struct event_base *base, const struct lv_policy *p, char *err, size_t errlen) LV_WARN_UNUSED;
+int admin_start(struct server *s, const struct lv_policy *p, char *err, size_t errlen) LV_WARN_UNUSED;
 void admin_stop(void);
 
 /* Ready = policy loaded, not draining, upstream reachable. */
 bool admin_ready(const char **why);
 
 /* The upstream readiness probe (probe.c). */
-int probe_start(struct event_base *base) LV_WARN_UNUSED;
+int probe_start(struct server *s) LV_WARN_UNUSED;
 void probe_stop(void);
 /* Probe again now (after a reload changed the upstream). */
 void probe_kick(void);

@@ -23,6 +23,7 @@
 
 #define PROBE_LOG_GAP_US (5 * 1000 * 1000)
 
+static struct server *probe_srv; /* handed down by probe_start() */
 static struct event_base *probe_base;
 static struct event *probe_timer;
 static struct event *probe_ev; /* the connect in flight */
@@ -33,7 +34,7 @@ static struct log_state probe_log = LOG_STATE_INIT;
 /* `why` says what failed; NULL when `ok`. */
 static void probe_set(int ok, const char *why)
 {
-	atomic_store(&srv.upstream_reachable, ok);
+	atomic_store(&probe_srv->upstream_reachable, ok);
 	unsigned changes;
 	if (!log_state_set(&probe_log, ok, now_us(), PROBE_LOG_GAP_US, &changes))
 		return;
@@ -43,7 +44,7 @@ static void probe_set(int ok, const char *why)
 	else if (changes > 1)
 		snprintf(more, sizeof(more), " (after %u changes in %d s, the others not logged)", changes,
 		         PROBE_LOG_GAP_US / 1000000);
-	struct runtime *rt = server_runtime_acquire();
+	struct runtime *rt = server_runtime_acquire(probe_srv);
 	if (ok)
 		log_info("upstream %s is reachable%s", rt->up_text, more);
 	else
@@ -83,7 +84,7 @@ static void probe_fire(evutil_socket_t unused, short what, void *arg)
 {
 	if (probe_fd >= 0)
 		return; /* the previous probe is still waiting for its timeout */
-	struct runtime *rt = server_runtime_acquire();
+	struct runtime *rt = server_runtime_acquire(probe_srv);
 	probe_timeout_ms = rt->policy->up.connect_timeout_ms;
 	int fd = socket(rt->up_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -115,7 +116,7 @@ static void probe_fire(evutil_socket_t unused, short what, void *arg)
 
 static void probe_schedule(void)
 {
-	struct runtime *rt = server_runtime_acquire();
+	struct runtime *rt = server_runtime_acquire(probe_srv);
 	struct timeval tv;
 	tv_ms(&tv, rt->policy->up.probe_interval_ms);
 	runtime_unref(rt);
@@ -128,10 +129,11 @@ static void probe_tick(evutil_socket_t fd, short what, void *arg)
 	probe_schedule();
 }
 
-int probe_start(struct event_base *base)
+int probe_start(struct server *s)
 {
-	probe_base = base;
-	probe_timer = evtimer_new(base, probe_tick, NULL);
+	probe_srv = s;
+	probe_base = s->main_base;
+	probe_timer = evtimer_new(probe_base, probe_tick, NULL);
 	if (!probe_timer)
 		return LV_ERR;
 	probe_fire(-1, 0, NULL);
@@ -149,7 +151,7 @@ void probe_kick(void)
 
 void probe_stop(void)
 {
-	probe_done(atomic_load(&srv.upstream_reachable), "levee is stopping");
+	probe_done(atomic_load(&probe_srv->upstream_reachable), "levee is stopping");
 	if (probe_timer)
 		event_free(probe_timer);
 	probe_timer = NULL;

@@ -582,7 +582,7 @@ static const char *safety_why(const struct lv_head *req, const struct lv_head *r
                               const struct cc_directives *rq, const struct cc_directives *rs,
                               const struct fresh_options *opt)
 {
-	if (req->method != HTTP_GET)
+	if (req->method != HEAD_METHOD_GET)
 		return fresh_why_method;
 	const char *why = status_why(resp, opt);
 	if (why)
@@ -909,7 +909,7 @@ static bool inm_match(const char *v, size_t n, const char *tag, size_t tag_len)
 bool cond_not_modified(const struct lv_head *req, const char *etag, size_t etag_len,
                        int64_t last_modified)
 {
-	if (req->method != HTTP_GET && req->method != HTTP_HEAD)
+	if (req->method != HEAD_METHOD_GET && req->method != HEAD_METHOD_HEAD)
 		return false;
 	int i = head_find(req, LIT("if-none-match"), 0);
 	if (i >= 0) {

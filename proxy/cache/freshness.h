@@ -51,7 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "net/http1.h"
+#include "http/head.h"
 
 /* ---- Cache-Control ------------------------------------------------------ */
 

@@ -24,7 +24,7 @@
 
 #include <stddef.h>
 
-#include "net/http1.h"
+#include "http/head.h"
 
 #define KEY_SEP '\x1f'
 #define KEY_VARY_SEP '\x1e'

@@ -34,7 +34,6 @@
 #include "net/io.h"
 #include "net/upstream.h"
 #include "pipeline.h"
-#include "server.h"
 
 #define CONN_READ_HIGH (64 * 1024) /* input buffered before reading stops */
 #define CONN_WRITE_LOW (64 * 1024) /* output level that resumes a paused upstream */
@@ -92,7 +91,7 @@ void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
-	atomic_fetch_sub_explicit(&srv.conns, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(w->open_conns, 1, memory_order_relaxed);
 	/* Callers up the stack may still look at c->state; free it once this
 	 * loop iteration is over. */
 	if (event_base_once(w->base, -1, EV_TIMEOUT, conn_free_deferred, c, NULL) < 0)
@@ -205,7 +204,7 @@ static struct h1_limits conn_limits(const struct lv_policy *p)
 void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int socklen)
 {
 	const struct lv_policy *p = w->rt->policy;
-	uint64_t n = atomic_fetch_add_explicit(&srv.conns, 1, memory_order_relaxed);
+	uint64_t n = atomic_fetch_add_explicit(w->open_conns, 1, memory_order_relaxed);
 	if (w->draining || n >= p->max_connections) {
 		char buf[512];
 		int len = error_response(buf, sizeof(buf), w->draining ? R_DRAINING : R_MAXCONN, NULL, CONN_CLOSE);
@@ -214,7 +213,7 @@ void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int 
 		(void)sent;
 		shutdown(fd, SHUT_WR);
 		close(fd);
-		atomic_fetch_sub_explicit(&srv.conns, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(w->open_conns, 1, memory_order_relaxed);
 		stat_inc(w->stats->conn_rejected);
 		stat_inc(w->stats->rejected[w->draining ? R_DRAINING : R_MAXCONN]);
 		return;
@@ -235,7 +234,7 @@ void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int 
 		if (timer)
 			event_free(timer);
 		free(c);
-		atomic_fetch_sub_explicit(&srv.conns, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(w->open_conns, 1, memory_order_relaxed);
 		return;
 	}
 	c->w = w;

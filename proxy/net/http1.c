@@ -21,6 +21,10 @@
 #include <string.h>
 #include <strings.h>
 
+/* http/head.h names these without llhttp; they must stay llhttp's values. */
+_Static_assert((int)HEAD_METHOD_GET == (int)HTTP_GET, "HEAD_METHOD_GET is llhttp's HTTP_GET");
+_Static_assert((int)HEAD_METHOD_HEAD == (int)HTTP_HEAD, "HEAD_METHOD_HEAD is llhttp's HTTP_HEAD");
+
 static const llhttp_settings_t *h1_settings(void);
 
 static int h1_fail(struct http1 *h, int status, enum lv_reason reason)
@@ -387,49 +391,6 @@ enum h1_result http1_finish(struct http1 *h)
 		return H1_MSG_DONE;
 	h1_errno_status(h, e);
 	return H1_ERROR;
-}
-
-/* ---- header helpers ---------------------------------------------------- */
-
-bool token_eq(const char *a, size_t alen, const char *lit, size_t litlen)
-{
-	return alen == litlen && strncasecmp(a, lit, litlen) == 0;
-}
-
-bool head_name_is(const struct lv_head *hd, int i, const char *name, size_t name_len)
-{
-	const struct lv_hdr *e = &hd->h[i];
-	return token_eq(hd->text + e->name, e->name_len, name, name_len);
-}
-
-int head_find(const struct lv_head *hd, const char *name, size_t name_len, int from)
-{
-	for (uint32_t i = (uint32_t)from; i < hd->n; i++)
-		if (head_name_is(hd, (int)i, name, name_len))
-			return (int)i;
-	return -1;
-}
-
-static bool is_ows(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-void head_each_token(const char *v, size_t len, void (*cb)(const char *tok, size_t n, void *arg), void *arg)
-{
-	size_t i = 0;
-	while (i < len) {
-		while (i < len && (is_ows(v[i]) || v[i] == ','))
-			i++;
-		size_t s = i;
-		while (i < len && v[i] != ',')
-			i++;
-		size_t e = i;
-		while (e > s && is_ows(v[e - 1]))
-			e--;
-		if (e > s)
-			cb(v + s, e - s, arg);
-	}
 }
 
 /* ---- request and response checks --------------------------------------- */

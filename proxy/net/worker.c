@@ -16,7 +16,6 @@
 #include "net/conn.h"
 #include "net/upstream.h"
 #include "pipeline.h"
-#include "server.h"
 
 #define WORKER_TICK_MS 100
 #define ARENA_POOL_MAX 64
@@ -187,7 +186,7 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 static void worker_take_policy(struct mb_item *it)
 {
 	struct worker *w = mb_container(it, struct worker, mb_policy);
-	struct runtime *rt = server_runtime_acquire();
+	struct runtime *rt = runtime_slot_acquire(w->runtimes);
 	struct runtime *old = w->rt;
 	w->rt = rt;
 	runtime_unref(old);
@@ -230,7 +229,8 @@ void worker_notify_stop(struct worker *w)
 
 /* ---- life cycle -------------------------------------------------------- */
 
-int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, size_t errlen)
+int worker_create(struct worker *w, unsigned id, struct runtime_slot *runtimes, atomic_uint_fast64_t *open_conns,
+                  char *err, size_t errlen)
 {
 	memset(w, 0, sizeof(*w));
 	pthread_mutex_init(&w->redis_snap_lock, NULL);
@@ -251,7 +251,9 @@ int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, 
 		snprintf(err, errlen, "event_base_new failed");
 		return LV_ERR;
 	}
-	runtime_ref(rt);
+	w->runtimes = runtimes;
+	w->open_conns = open_conns;
+	struct runtime *rt = runtime_slot_acquire(runtimes);
 	w->rt = rt;
 	w->stats = calloc(1, sizeof(*w->stats));
 	w->alog = malloc(sizeof(*w->alog));

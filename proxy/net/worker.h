@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "cache/redis.h"
@@ -40,6 +41,8 @@ struct worker {
 	struct event_base *base;
 	struct listener listener;
 	struct runtime *rt; /* the newest runtime this worker has seen (ref held) */
+	struct runtime_slot *runtimes;    /* where newer ones are published (the server's) */
+	atomic_uint_fast64_t *open_conns; /* client connections open on all workers (the server's) */
 	struct mailbox mbox;
 	struct mb_item mb_policy, mb_drain, mb_stop; /* its control messages */
 	bool closing;       /* stopped for good: parked requests end at once */
@@ -71,7 +74,10 @@ struct worker {
 	struct redis_stats redis_snap;
 };
 
-int worker_create(struct worker *w, unsigned id, struct runtime *rt, char *err, size_t errlen) LV_WARN_UNUSED;
+/* <runtimes> and <open_conns> are shared by all workers and outlive them;
+ * the worker starts on the runtime <runtimes> holds. */
+int worker_create(struct worker *w, unsigned id, struct runtime_slot *runtimes, atomic_uint_fast64_t *open_conns,
+                  char *err, size_t errlen) LV_WARN_UNUSED;
 int worker_start(struct worker *w) LV_WARN_UNUSED;
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
