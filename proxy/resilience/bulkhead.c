@@ -52,12 +52,13 @@ static struct bh_waiter *queue_pick(struct bulkhead *b, uint64_t now_us)
 	struct bh_waiter *wt = b->head;
 	if (!wt || b->closed)
 		return NULL;
-	if (b->cfg.queue_order == LV_QUEUE_ADAPTIVE_LIFO &&
-	    now_us - wt->since_us >= b->cfg.queue_timeout_ms * 1000 / 2)
+	/* now_us was read before the lock, so a waiter may have queued "later":
+	 * that wait is none, not a wrapped-around huge one */
+	uint64_t waited = now_us > wt->since_us ? now_us - wt->since_us : 0;
+	if (b->cfg.queue_order == LV_QUEUE_ADAPTIVE_LIFO && waited >= b->cfg.queue_timeout_ms * 1000 / 2)
 		wt = b->tail;
 	queue_unlink(b, wt);
 	wt->state = BH_GRANTED;
-	b->st.acquired++;
 	wait_note(b, wt, now_us);
 	return wt;
 }
@@ -69,7 +70,9 @@ static bool grant(struct bulkhead *b, struct bh_waiter *wt)
 	pthread_mutex_unlock(&b->lock);
 	bool told = wt->granted(wt);
 	pthread_mutex_lock(&b->lock);
-	if (!told)
+	if (told)
+		b->st.acquired++; /* counted here, not when picked: a refused grant took no slot */
+	else
 		wt->state = BH_CANCELLED;
 	return told;
 }
