@@ -115,7 +115,7 @@ enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t n
 bool bulkhead_cancel(struct bulkhead *b, struct bh_waiter *wt, bool timeout, uint64_t now_us)
 {
 	pthread_mutex_lock(&b->lock);
-	bool off = wt->state != BH_GRANTED && wt->state != BH_HOLDING;
+	bool off = wt->state != BH_GRANTED;
 	if (wt->state == BH_QUEUED) {
 		queue_unlink(b, wt);
 		wt->state = BH_CANCELLED;
@@ -262,6 +262,7 @@ void bulkhead_shutdown_all(void)
 			struct bh_waiter *wt = b->head;
 			queue_unlink(b, wt);
 			wt->state = BH_CANCELLED;
+			b->st.rejected_closed++;
 		}
 		pthread_mutex_unlock(&b->lock);
 	}

@@ -90,9 +90,12 @@ struct bulkhead {
 /* ---- the queue (any thread) --------------------------------------------- */
 
 enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t now_us);
-/* Takes a queued waiter off the queue. True: it was still queued (now
- * BH_CANCELLED, counted as a timeout when `timeout`); false: it was already
- * granted a slot, which it now holds (BH_HOLDING). */
+/* Takes a queued waiter off the queue. True: no grant is on its way to it
+ * (it was queued and is now BH_CANCELLED, counted as a timeout when
+ * `timeout`; or it was never queued, was cancelled already, or holds its
+ * slot, which it keeps); false: a slot was granted to it and its `granted`
+ * ran or is running: it stays BH_GRANTED until bulkhead_take(), and then
+ * holds that slot. */
 bool bulkhead_cancel(struct bulkhead *b, struct bh_waiter *wt, bool timeout, uint64_t now_us);
 /* A granted waiter takes its slot (BH_GRANTED -> BH_HOLDING). */
 void bulkhead_take(struct bulkhead *b, struct bh_waiter *wt);

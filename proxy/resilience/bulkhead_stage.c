@@ -95,8 +95,9 @@ static int bh_run(struct request *r)
 
 bool bulkhead_stage_client_gone(struct request *r)
 {
-	if (r->bh_wait.state != BH_QUEUED && r->bh_wait.state != BH_GRANTED)
-		return true;
+	/* under the bulkhead's lock: a grant may be setting the state on
+	 * another thread right now. A request holding its slot may end (the
+	 * slot goes back in bh_done, or stays with a kept exchange). */
 	return bulkhead_cancel(r->bulkhead, &r->bh_wait, false, now_us());
 }
 
