@@ -378,13 +378,6 @@ static void policy_section_end(struct policy_parse *st)
 		if (first && !any)
 			policy_err_section(st, "needs %s", names);
 	}
-	if (strcmp(st->sec->name, "bulkhead") == 0) {
-		const struct lv_bulkhead *b = st->base;
-		const struct keys_def *k = keys_find("bulkhead", "isolation");
-		if (b->isolation == LV_ISOLATION_THREAD)
-			policy_err_key(st, st->seen[policy_key_index(k)], "isolation",
-			               "thread isolation is not built yet; use semaphore (docs/protection.md)");
-	}
 	if (strcmp(st->sec->name, "route") == 0) {
 		struct lv_route *rt = st->base;
 		rt->bulkhead_line = st->seen[policy_key_index(keys_find("route", "bulkhead"))];

@@ -161,8 +161,10 @@ struct lv_bulkhead {
 	int queue_order;           /* enum lv_queue_order */
 	uint64_t abandon_after_ms; /* a slot stays held this long after levee gave up on the exchange */
 	uint64_t retry_after_ms;   /* Retry-After of a refusal, rounded up to seconds */
+	uint64_t threads;          /* isolation = thread: the bulkhead's own event loops */
 };
 #define LV_MAX_BULKHEADS 256
+#define LV_MAX_BULKHEAD_THREADS 64
 
 struct lv_policy;
 struct route_index;

@@ -231,7 +231,8 @@ int main(int argc, char **argv)
 	if (s->cpus.n == 0)
 		cpus_budget(&cg, &s->cpus);
 	unsigned n = s->cpus.n;
-	if (server_workers_create(s, n, err, sizeof(err)) != LV_OK)
+	if (server_workers_create(s, n, err, sizeof(err)) != LV_OK ||
+	    server_bulkhead_threads(s, rt, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (cache_l2_open(s->main_base, rt->policy, &s->redis, &s->l2, err, sizeof(err)) != LV_OK)
 		die("%s", err);
@@ -245,9 +246,8 @@ int main(int argc, char **argv)
 	ev_int = evsignal_new(s->main_base, SIGINT, on_terminate, s);
 	if (!ev_term || !ev_int || event_add(ev_term, NULL) < 0 || event_add(ev_int, NULL) < 0)
 		die("%s", "signal setup failed");
-	for (unsigned i = 0; i < n; i++)
-		if (worker_start(s->workers[i]) != LV_OK)
-			die("%s", "cannot start worker thread");
+	if (server_workers_start(s) != LV_OK)
+		die("%s", "cannot start worker thread");
 
 	const struct lv_policy *cp = rt->policy;
 	char sizing[2 * CGROUP_PATH_MAX];

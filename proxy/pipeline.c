@@ -113,11 +113,21 @@ static struct request *request_alloc(struct worker *w)
 	return r;
 }
 
+bool request_rebase(struct request *r, struct worker *w)
+{
+	if (event_base_set(w->base, r->timer) < 0)
+		return false;
+	r->w = w;
+	return true;
+}
+
 static void request_free(struct request *r)
 {
 	struct worker *w = r->w;
 	event_del(r->timer);
-	if (w->nfree_reqs >= REQ_POOL_MAX) {
+	/* a bulkhead's thread never starts a request: a pool there would only
+	 * fill up */
+	if (!w->listens || w->nfree_reqs >= REQ_POOL_MAX) {
 		event_free(r->timer);
 		free(r);
 		return;

@@ -223,6 +223,9 @@ static inline bool request_exchange_live(const struct request *r)
 	return r->uc && r->body_done && !r->resp_done;
 }
 
+/* The request (its timer stopped) now belongs to loop `w` (conn_handoff). */
+bool request_rebase(struct request *r, struct worker *w);
+
 /* Worker teardown: ends every exchange still kept after its client's end. */
 void pipeline_abandon_kept(struct worker *w);
 

@@ -76,6 +76,12 @@ static enum reload_result reload_build(const struct lv_policy *running, struct l
 		diag_add(d, "%s: %s", s->policy_path, err);
 		return RELOAD_REFUSED;
 	}
+	if (server_bulkhead_threads(s, *out, err, sizeof(err)) != LV_OK || server_workers_start(s) != LV_OK) {
+		diag_add(d, "%s: bulkhead threads: %s", s->policy_path, err);
+		runtime_unref(*out);
+		*out = NULL;
+		return RELOAD_REFUSED;
+	}
 	/* last, so that a refused file warns of nothing; no thread has it yet */
 	policy_keep_static((*out)->policy, running, reload_static_key, keys);
 	return RELOAD_APPLIED;

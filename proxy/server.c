@@ -11,6 +11,7 @@
 #include "cache/l2.h"
 #include "cache/redis.h"
 #include "net/worker.h"
+#include "resilience/bulkhead.h"
 
 void server_init(struct server *s)
 {
@@ -31,10 +32,81 @@ int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen
 			snprintf(err, errlen, "out of memory");
 			return LV_ERR;
 		}
-		if (worker_create(s->workers[i], i, &s->runtime, &s->conns, err, errlen) != LV_OK)
+		if (worker_create(s->workers[i], i, NULL, &s->runtime, &s->conns, err, errlen) != LV_OK)
 			return LV_ERR;
 		s->nworkers = i + 1;
 	}
+	s->nlisteners = n;
+	return LV_OK;
+}
+
+static struct bulkhead_threads *server_bh_threads(struct server *s, const char *name)
+{
+	for (unsigned i = 0; i < s->nbh_threads; i++)
+		if (strcmp(s->bh_threads[i].name, name) == 0)
+			return &s->bh_threads[i];
+	struct bulkhead_threads *grown = realloc(s->bh_threads, (s->nbh_threads + 1) * sizeof(*grown));
+	if (!grown)
+		return NULL;
+	s->bh_threads = grown;
+	struct bulkhead_threads *t = &s->bh_threads[s->nbh_threads++];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	return t;
+}
+
+/* One more event loop at the end of s->workers, named `name`. */
+static struct worker *server_loop_add(struct server *s, const char *name, char *err, size_t errlen)
+{
+	struct worker **grown = realloc(s->workers, (s->nworkers + 1) * sizeof(*grown));
+	struct worker *w = grown ? malloc(sizeof(*w)) : NULL;
+	if (grown)
+		s->workers = grown;
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (worker_create(w, s->nworkers, name, &s->runtime, &s->conns, err, errlen) != LV_OK) {
+		worker_destroy(w);
+		free(w);
+		return NULL;
+	}
+	s->workers[s->nworkers++] = w;
+	return w;
+}
+
+int server_bulkhead_threads(struct server *s, struct runtime *rt, char *err, size_t errlen)
+{
+	const struct lv_policy *p = rt->policy;
+	for (size_t i = 0; i < p->nbulkheads; i++) {
+		const struct lv_bulkhead *cfg = &p->bulkheads[i];
+		if (cfg->isolation != LV_ISOLATION_THREAD) {
+			bulkhead_set_loops(rt->bulkheads[i], NULL, 0);
+			continue;
+		}
+		struct bulkhead_threads *t = server_bh_threads(s, cfg->name);
+		if (!t) {
+			snprintf(err, errlen, "out of memory");
+			return LV_ERR;
+		}
+		while (t->n < cfg->threads) {
+			char name[LV_NAME_MAX + 24];
+			snprintf(name, sizeof(name), "bulkhead %s #%u", cfg->name, t->n);
+			struct worker *w = server_loop_add(s, name, err, errlen);
+			if (!w)
+				return LV_ERR;
+			t->loops[t->n++] = w;
+		}
+		bulkhead_set_loops(rt->bulkheads[i], t->loops, (unsigned)cfg->threads);
+	}
+	return LV_OK;
+}
+
+int server_workers_start(struct server *s)
+{
+	for (; s->nstarted < s->nworkers; s->nstarted++)
+		if (worker_start(s->workers[s->nstarted]) != LV_OK)
+			return LV_ERR;
 	return LV_OK;
 }
 
@@ -47,6 +119,9 @@ void server_destroy(struct server *s)
 	free(s->workers);
 	s->workers = NULL;
 	s->nworkers = 0;
+	free(s->bh_threads);
+	s->bh_threads = NULL;
+	s->nbh_threads = 0;
 	l2_free(s->l2);
 	if (s->redis)
 		redis_free(s->redis);

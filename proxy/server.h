@@ -22,11 +22,25 @@
 
 struct worker;
 
+/* The threads of one isolation = thread bulkhead, kept by its name for the
+ * life of the process (a reload that lowers `threads` leaves the extra ones
+ * idle; one that brings the name back reuses them). */
+struct bulkhead_threads {
+	char name[LV_NAME_MAX];
+	struct worker *loops[LV_MAX_BULKHEAD_THREADS];
+	unsigned n;
+};
+
 struct server {
 	struct runtime_slot runtime; /* the current runtime */
 
+	/* every event loop: the listener workers first, [0, nlisteners), then
+	 * the bulkheads' threads; all get policies, drain and stop alike */
 	struct worker **workers;
-	unsigned nworkers;
+	unsigned nworkers, nlisteners;
+	unsigned nstarted;           /* workers[0, nstarted) run their threads */
+	struct bulkhead_threads *bh_threads;
+	unsigned nbh_threads;
 	struct cpus cpus; /* what sized the workers, main thread at start-up only */
 	struct event_base *main_base;
 
@@ -52,6 +66,13 @@ void server_destroy(struct server *s);
 /* Creates `n` workers, not started yet, each handed the server's runtime
  * slot and connection counter. The current runtime must be set. */
 int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen) LV_WARN_UNUSED;
+
+/* Gives every isolation = thread bulkhead of `rt` its threads, creating
+ * those it lacks (not started: server_workers_start). Main thread, before
+ * `rt` is swapped in. */
+int server_bulkhead_threads(struct server *s, struct runtime *rt, char *err, size_t errlen) LV_WARN_UNUSED;
+/* Starts the threads of the workers not started yet. */
+int server_workers_start(struct server *s) LV_WARN_UNUSED;
 
 /* Returns the current runtime with a reference the caller must drop. */
 struct runtime *server_runtime_acquire(struct server *s);

@@ -274,9 +274,9 @@ static void admin_status(FILE *f)
 	bool ready = admin_ready(&why);
 	fprintf(f, "{\"version\":\"%s\",\"service\":", LEVEE_VERSION);
 	json_str(f, p->service);
-	fprintf(f, ",\"ready\":%s,\"draining\":%s,\"workers\":%u,\"connections\":%llu,", ready ? "true" : "false",
-	        atomic_load(&s->draining) ? "true" : "false", s->nworkers,
-	        (unsigned long long)atomic_load(&s->conns));
+	fprintf(f, ",\"ready\":%s,\"draining\":%s,\"workers\":%u,\"bulkhead_threads\":%u,\"connections\":%llu,",
+	        ready ? "true" : "false", atomic_load(&s->draining) ? "true" : "false", s->nlisteners,
+	        s->nworkers - s->nlisteners, (unsigned long long)atomic_load(&s->conns));
 	/* what sized the workers: the policy, or workers = auto's measures (0: none) */
 	fprintf(f, "\"workers_sizing\":{\"decided_by\":\"%s\"", cpus_source_name(s->cpus.source));
 	json_count(f, "affinity_cpus", s->cpus.affinity);
@@ -334,15 +334,18 @@ static void admin_status(FILE *f)
 static void admin_metrics(FILE *f)
 {
 	struct server *s = admin_srv;
-	struct lv_stats *stats[257];
-	unsigned n = s->nworkers < 256 ? s->nworkers : 256;
+	/* every loop's shard: listener workers and bulkhead threads */
+	struct lv_stats **stats = malloc((s->nworkers + 1) * sizeof(*stats));
+	if (!stats)
+		return;
+	unsigned n = s->nworkers;
 	for (unsigned i = 0; i < n; i++)
 		stats[i] = s->workers[i]->stats;
 	stats[n++] = &admin_stats;
 	const char *why;
 	struct lv_gauges g = {
 	    .conns_active = atomic_load(&s->conns),
-	    .workers = s->nworkers,
+	    .workers = s->nlisteners,
 	    .reloads_ok = s->reload.count[RELOAD_APPLIED],
 	    .reloads_unchanged = s->reload.count[RELOAD_UNCHANGED],
 	    .reloads_failed = s->reload.count[RELOAD_REFUSED],
@@ -356,6 +359,7 @@ static void admin_metrics(FILE *f)
 	g.last_reload_ts = (double)rt->policy->loaded_at;
 	stats_render_prometheus(f, stats, n, &g, rt->route_stat, rt->policy->nroutes);
 	runtime_unref(rt);
+	free(stats);
 	cache_render_prometheus(f);
 	bulkhead_render_prometheus(f);
 	admin_redis_metrics(f);

@@ -65,6 +65,30 @@ static void conn_free_deferred(evutil_socket_t fd, short what, void *arg)
 	free(c);
 }
 
+static void conn_unlink(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	w->nconns--;
+}
+
+static void conn_link(struct conn *c)
+{
+	struct worker *w = c->w;
+	c->prev = NULL;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+}
+
 void conn_close(struct conn *c)
 {
 	if (c->state == (enum conn_state)C_DEAD)
@@ -84,13 +108,7 @@ void conn_close(struct conn *c)
 	c->timer = NULL;
 	bufferevent_free(c->bev);
 	c->bev = NULL;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	w->nconns--;
+	conn_unlink(c);
 	atomic_fetch_sub_explicit(w->open_conns, 1, memory_order_relaxed);
 	/* Callers up the stack may still look at c->state; free it once this
 	 * loop iteration is over. */
@@ -346,6 +364,8 @@ static void conn_process(struct conn *c)
 	for (;;) {
 		if (c->state == (enum conn_state)C_DEAD)
 			return; /* freed at the end of the iteration; nothing to reset */
+		if (c->state == C_MOVING)
+			return; /* another loop's now: in_read is that loop's to clear */
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		if (c->state == C_CLOSING) {
 			evbuffer_drain(in, evbuffer_get_length(in));
@@ -414,10 +434,15 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	conn_close(c);
 }
 
+static void conn_move_now(struct conn *c);
+
 static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	switch (c->state) {
+	case C_MOVING:
+		conn_move_now(c);
+		break;
 	case C_HEAD:
 		conn_send_error(c, R_HEADER_TIMEOUT, NULL, CONN_CLOSE);
 		break;
@@ -442,6 +467,12 @@ void conn_request_done(struct conn *c)
 	c->req = NULL;
 	if (c->state == (enum conn_state)C_DEAD || c->state == C_CLOSING)
 		return;
+	if (c->home && c->w != c->home && !c->close_after && !c->w->draining) {
+		/* served on a bulkhead's thread: the next request starts at home,
+		 * where the cache answers without waiting for the bulkhead */
+		conn_handoff(c, c->home);
+		return;
+	}
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	struct timeval wt;
 	tv_ms(&wt, conn_policy(c)->limits.send_timeout_ms);
@@ -473,4 +504,68 @@ void conn_drain(struct conn *c)
 		conn_close(c);
 	else
 		c->close_after = true;
+}
+
+/* ---- hand-off between loops (conn.h) ------------------------------------ */
+
+void conn_handoff(struct conn *c, struct worker *to)
+{
+	if (!c->home)
+		c->home = c->w;
+	c->move_to = to;
+	c->state = C_MOVING;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	event_del(c->timer);
+	/* not from here: this stack may still hold the connection (a stage
+	 * deep in conn_process); a zero timer runs once it has unwound */
+	struct timeval now = {0, 0};
+	event_add(c->timer, &now);
+}
+
+static void conn_arrive(struct mb_item *it);
+
+/* Binds the connection's (and its request's) events to `w`'s base. */
+static bool conn_rebase(struct conn *c, struct worker *w)
+{
+	if (bufferevent_base_set(w->base, c->bev) < 0 || event_base_set(w->base, c->timer) < 0)
+		return false;
+	if (c->req && !request_rebase(c->req, w))
+		return false;
+	c->w = w;
+	return true;
+}
+
+static void conn_move_now(struct conn *c)
+{
+	struct worker *from = c->w, *to = c->move_to;
+	conn_unlink(c);
+	if (conn_rebase(c, to)) {
+		if (mailbox_post(&to->mbox, &c->move_item, conn_arrive) == LV_OK)
+			return;
+		conn_rebase(c, from); /* `to` has stopped: shutting down */
+	}
+	conn_link(c);
+	c->state = c->req ? C_REQ : C_IDLE;
+	conn_close(c);
+}
+
+static void conn_arrive(struct mb_item *it)
+{
+	struct conn *c = mb_container(it, struct conn, move_item);
+	c->move_to = NULL;
+	c->in_read = false;
+	conn_link(c);
+	c->state = c->req ? C_REQ : C_IDLE;
+	if (c->w->closing) {
+		conn_close(c);
+		return;
+	}
+	conn_reading_update(c);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)))
+		bufferevent_enable(c->bev, EV_WRITE);
+	if (c->req) {
+		pipeline_resume(c->req);
+		return;
+	}
+	conn_request_done(c); /* home again: on to the next request */
 }

@@ -19,6 +19,7 @@ enum conn_state {
 	C_IDLE,    /* keep-alive, between requests */
 	C_HEAD,    /* reading a request head */
 	C_REQ,     /* a request is in the pipeline / upstream */
+	C_MOVING,  /* handed to another loop: nothing here touches it until it arrives there */
 	C_CLOSING, /* flushing the last bytes, then close */
 };
 
@@ -36,6 +37,11 @@ struct conn {
 	bool reading_paused;      /* stopped reading: a request body waits for the upstream */
 	bool out_blocked;         /* stopped reading: too much output waits for the client */
 	bool in_read;             /* re-entrancy guard for conn_process */
+
+	/* hand-off to a bulkhead's thread and back (conn_handoff) */
+	struct worker *home;      /* the listener worker that accepted it */
+	struct worker *move_to;   /* C_MOVING: where it goes */
+	struct mb_item move_item; /* its arrival, posted to move_to */
 };
 
 /* How one of levee's own answers leaves the connection. */
@@ -46,6 +52,26 @@ enum conn_end {
 };
 
 void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int socklen);
+
+/*
+ * Hands the connection, with its request (c->req, if any), to loop `to`.
+ *
+ * Ownership: a connection and its request belong to exactly one loop at a
+ * time, and only that loop's thread touches them. conn_handoff() runs on
+ * the owner: it stops every event of the connection and the request and
+ * marks it C_MOVING; once the owner's stack has unwound (a zero timer on the
+ * old loop), the bufferevent and the timers are moved to `to`'s event base
+ * and the connection is posted to `to`'s mailbox (an item embedded in the
+ * connection: nothing allocated, nothing lost). Between that post and its
+ * arrival, no thread touches it. On arrival, `to` owns it: a request goes on
+ * with pipeline_resume(); a connection without one (going home after its
+ * request) goes on to its next request. Backpressure needs nothing across
+ * the hand-off: client and upstream are always served by one loop.
+ *
+ * The caller has stopped the request's timer. If `to` has stopped (shutdown),
+ * the connection is closed where it is.
+ */
+void conn_handoff(struct conn *c, struct worker *to);
 
 /* Answers with one of levee's own errors, then leaves the connection as
  * `end` says. */

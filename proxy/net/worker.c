@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -163,6 +164,25 @@ static int listen_socket(const struct runtime *rt, bool first, char *err, size_t
 	return fd;
 }
 
+static int worker_listen(struct worker *w, const struct runtime *rt, char *err, size_t errlen)
+{
+	int fd = listen_socket(rt, w->id == 0, err, errlen);
+	if (fd < 0)
+		return LV_ERR;
+	struct evconnlistener *lev = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!lev) {
+		close(fd);
+		snprintf(err, errlen, "evconnlistener_new failed");
+		return LV_ERR;
+	}
+	if (listener_init(&w->listener, lev, worker_on_accept, w, w->name, &w->stats->accept_errors,
+	                  &w->stats->accept_pauses) != LV_OK) {
+		snprintf(err, errlen, "out of memory");
+		return LV_ERR;
+	}
+	return LV_OK;
+}
+
 /* ---- periodic work: one timer per worker ------------------------------- */
 
 static void worker_tick(evutil_socket_t fd, short what, void *arg)
@@ -212,29 +232,34 @@ static void worker_stop(struct mb_item *it)
 void worker_notify_policy(struct worker *w)
 {
 	if (mailbox_post(&w->mbox, &w->mb_policy, worker_take_policy) != LV_OK)
-		log_error("worker %u: cannot deliver the new policy (the worker has stopped)", w->id);
+		log_error("%s: cannot deliver the new policy (the thread has stopped)", w->name);
 }
 
 void worker_notify_drain(struct worker *w)
 {
 	if (mailbox_post(&w->mbox, &w->mb_drain, worker_begin_drain) != LV_OK)
-		log_error("worker %u: cannot deliver drain (the worker has stopped)", w->id);
+		log_error("%s: cannot deliver drain (the thread has stopped)", w->name);
 }
 
 void worker_notify_stop(struct worker *w)
 {
 	if (mailbox_post(&w->mbox, &w->mb_stop, worker_stop) != LV_OK)
-		log_error("worker %u: cannot deliver stop (the worker has stopped)", w->id);
+		log_error("%s: cannot deliver stop (the thread has stopped)", w->name);
 }
 
 /* ---- life cycle -------------------------------------------------------- */
 
-int worker_create(struct worker *w, unsigned id, struct runtime_slot *runtimes, atomic_uint_fast64_t *open_conns,
-                  char *err, size_t errlen)
+int worker_create(struct worker *w, unsigned id, const char *loop_name, struct runtime_slot *runtimes,
+                  atomic_uint_fast64_t *open_conns, char *err, size_t errlen)
 {
 	memset(w, 0, sizeof(*w));
 	pthread_mutex_init(&w->redis_snap_lock, NULL);
 	w->id = id;
+	w->listens = loop_name == NULL;
+	if (loop_name)
+		snprintf(w->name, sizeof(w->name), "%s", loop_name);
+	else
+		snprintf(w->name, sizeof(w->name), "worker %u", id);
 	w->mbox.efd = -1;
 	struct event_config *cfg = event_config_new();
 	if (!cfg) {
@@ -277,22 +302,8 @@ int worker_create(struct worker *w, unsigned id, struct runtime_slot *runtimes, 
 	}
 	if (cache_l2_open(w->base, rt->policy, &w->redis, &w->l2, err, errlen) != LV_OK)
 		return LV_ERR;
-	int fd = listen_socket(rt, id == 0, err, errlen);
-	if (fd < 0)
+	if (w->listens && worker_listen(w, rt, err, errlen) != LV_OK)
 		return LV_ERR;
-	struct evconnlistener *lev = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-	if (!lev) {
-		close(fd);
-		snprintf(err, errlen, "evconnlistener_new failed");
-		return LV_ERR;
-	}
-	char name[32];
-	snprintf(name, sizeof(name), "worker %u", id);
-	if (listener_init(&w->listener, lev, worker_on_accept, w, name, &w->stats->accept_errors,
-	                  &w->stats->accept_pauses) != LV_OK) {
-		snprintf(err, errlen, "out of memory");
-		return LV_ERR;
-	}
 	w->tick = event_new(w->base, -1, EV_PERSIST, worker_tick, w);
 	struct timeval tv = {0, WORKER_TICK_MS * 1000};
 	if (!w->tick || event_add(w->tick, &tv) < 0) {

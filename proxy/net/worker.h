@@ -37,6 +37,8 @@ struct arena {
 
 struct worker {
 	unsigned id;
+	char name[80];      /* "worker 0", or "bulkhead users #1" for a bulkhead's thread */
+	bool listens;       /* a listener worker; a bulkhead's thread only gets connections handed to it */
 	pthread_t thread;
 	struct event_base *base;
 	struct listener listener;
@@ -75,9 +77,11 @@ struct worker {
 };
 
 /* <runtimes> and <open_conns> are shared by all workers and outlive them;
- * the worker starts on the runtime <runtimes> holds. */
-int worker_create(struct worker *w, unsigned id, struct runtime_slot *runtimes, atomic_uint_fast64_t *open_conns,
-                  char *err, size_t errlen) LV_WARN_UNUSED;
+ * the worker starts on the runtime <runtimes> holds. <loop_name> NULL: a
+ * listener worker ("worker ID"); else a loop without a listener, which
+ * serves only the connections handed to it (a bulkhead's thread). */
+int worker_create(struct worker *w, unsigned id, const char *loop_name, struct runtime_slot *runtimes,
+                  atomic_uint_fast64_t *open_conns, char *err, size_t errlen) LV_WARN_UNUSED;
 int worker_start(struct worker *w) LV_WARN_UNUSED;
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);

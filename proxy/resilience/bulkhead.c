@@ -176,6 +176,29 @@ void bulkhead_note_drain(struct bulkhead *b, enum bh_drain what)
 	pthread_mutex_unlock(&b->lock);
 }
 
+void bulkhead_set_loops(struct bulkhead *b, struct worker *const *loops, unsigned n)
+{
+	pthread_mutex_lock(&b->lock);
+	if (n > LV_MAX_BULKHEAD_THREADS)
+		n = LV_MAX_BULKHEAD_THREADS;
+	for (unsigned i = 0; i < n; i++)
+		b->loops[i] = loops[i];
+	b->nloops = n;
+	pthread_mutex_unlock(&b->lock);
+}
+
+struct worker *bulkhead_loop(struct bulkhead *b)
+{
+	struct worker *w = NULL;
+	pthread_mutex_lock(&b->lock);
+	if (b->cfg.isolation == LV_ISOLATION_THREAD && b->nloops) {
+		w = b->loops[b->next_loop++ % b->nloops];
+		b->st.handoffs++;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return w;
+}
+
 void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out)
 {
 	pthread_mutex_lock(&b->lock);
@@ -184,6 +207,7 @@ void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out)
 	out->queued = b->queued;
 	out->max_concurrent = b->cfg.max_concurrent;
 	out->max_queue = b->cfg.max_queue;
+	out->threads = b->cfg.isolation == LV_ISOLATION_THREAD ? b->nloops : 0;
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -276,7 +300,8 @@ void bulkhead_shutdown_all(void)
 	X(queued, "levee_bulkhead_queued", "Requests waiting for a bulkhead slot")                   \
 	X(draining, "levee_bulkhead_draining", "Exchanges kept after their client's end, holding a slot until the late answer") \
 	X(max_concurrent, "levee_bulkhead_max_concurrent", "The bulkhead's max_concurrent")          \
-	X(max_queue, "levee_bulkhead_max_queue", "The bulkhead's max_queue")
+	X(max_queue, "levee_bulkhead_max_queue", "The bulkhead's max_queue")                        \
+	X(threads, "levee_bulkhead_threads", "Threads the bulkhead hands its exchanges to (0: semaphore isolation)")
 
 void bulkhead_render_prometheus(FILE *f)
 {
@@ -310,6 +335,8 @@ void bulkhead_render_prometheus(FILE *f)
 	} families[] = {
 	    {"levee_bulkhead_acquired_total", "Bulkhead slots taken, at once or after waiting", NULL, {NULL},
 	     {offsetof(struct bulkhead_stats, acquired)}},
+	    {"levee_bulkhead_handoffs_total", "Exchanges handed to the bulkhead's own threads", NULL, {NULL},
+	     {offsetof(struct bulkhead_stats, handoffs)}},
 	    {"levee_bulkhead_rejected_total", "Requests a bulkhead refused, by cause", "cause",
 	     {"full", "timeout", "closed"},
 	     {offsetof(struct bulkhead_stats, rejected_full), offsetof(struct bulkhead_stats, rejected_timeout),
@@ -352,12 +379,13 @@ void bulkhead_status_json(FILE *f)
 		struct bulkhead_stats s;
 		bulkhead_stats(b, &s);
 		fprintf(f,
-		        "%s{\"name\":\"%s\",\"isolation\":\"semaphore\",\"active\":%llu,\"queued\":%llu,"
+		        "%s{\"name\":\"%s\",\"isolation\":\"%s\",\"threads\":%llu,\"active\":%llu,\"queued\":%llu,"
 		        "\"draining\":%llu,\"max_concurrent\":%llu,\"max_queue\":%llu,\"acquired\":%llu,"
-		        "\"rejected_full\":%llu,\"rejected_timeout\":%llu,\"abandoned\":%llu}",
-		        b == registry ? "" : ",", b->name, (unsigned long long)s.active, (unsigned long long)s.queued,
+		        "\"handoffs\":%llu,\"rejected_full\":%llu,\"rejected_timeout\":%llu,\"abandoned\":%llu}",
+		        b == registry ? "" : ",", b->name, s.threads ? "thread" : "semaphore",
+		        (unsigned long long)s.threads, (unsigned long long)s.active, (unsigned long long)s.queued,
 		        (unsigned long long)s.draining, (unsigned long long)s.max_concurrent,
-		        (unsigned long long)s.max_queue, (unsigned long long)s.acquired,
+		        (unsigned long long)s.max_queue, (unsigned long long)s.acquired, (unsigned long long)s.handoffs,
 		        (unsigned long long)s.rejected_full, (unsigned long long)s.rejected_timeout,
 		        (unsigned long long)s.abandoned);
 	}

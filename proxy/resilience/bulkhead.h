@@ -66,7 +66,8 @@ enum bh_rc {
 extern const double bh_wait_bounds[BH_WAIT_BUCKETS - 1];
 
 struct bulkhead_stats {
-	uint64_t active, queued, max_concurrent, max_queue;
+	uint64_t active, queued, max_concurrent, max_queue, threads;
+	uint64_t handoffs; /* exchanges handed to the bulkhead's threads */
 	uint64_t acquired, queued_total, rejected_full, rejected_timeout, rejected_closed;
 	uint64_t drained_complete, drained_closed, abandoned; /* exchanges kept after their client's end */
 	uint64_t draining;                                    /* such exchanges now */
@@ -83,6 +84,8 @@ struct bulkhead {
 	struct bh_waiter *head, *tail; /* oldest first */
 	bool closed;
 	struct bulkhead_stats st;  /* counters; active/queued/limits copied on read */
+	struct worker *loops[LV_MAX_BULKHEAD_THREADS]; /* isolation = thread: its threads */
+	unsigned nloops, next_loop;
 	int refs;                  /* runtimes that name it; under the registry's lock */
 	struct bulkhead *next;     /* in the registry */
 };
@@ -106,6 +109,14 @@ enum bh_drain { BH_DRAIN_BEGIN, BH_DRAIN_COMPLETE, BH_DRAIN_CLOSED, BH_DRAIN_ABA
 void bulkhead_note_drain(struct bulkhead *b, enum bh_drain what);
 
 void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out);
+
+/* The threads an isolation = thread bulkhead hands its exchanges to (main
+ * thread, at start-up and on reload; they outlive the bulkhead). */
+struct worker;
+void bulkhead_set_loops(struct bulkhead *b, struct worker *const *loops, unsigned n);
+/* The thread the next exchange goes to, in turn; NULL when the bulkhead
+ * runs its exchanges where they are (semaphore, or no threads yet). */
+struct worker *bulkhead_loop(struct bulkhead *b);
 
 /* ---- the registry (main thread; stats readers from any) ----------------- */
 

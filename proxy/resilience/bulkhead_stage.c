@@ -18,6 +18,7 @@
  */
 #include <stdio.h>
 
+#include "net/conn.h"
 #include "pipeline.h"
 #include "resilience/bulkhead.h"
 #include "resilience/bulkhead_stage.h"
@@ -42,6 +43,18 @@ static void bh_refuse(struct request *r, enum lv_reason reason)
 	request_refuse(r, reason, &rf);
 }
 
+/* The request has its slot: on with the exchange, here or on one of the
+ * bulkhead's threads (the connection goes with it; conn_handoff). */
+static int bh_go(struct request *r)
+{
+	struct worker *to = bulkhead_loop(r->bulkhead);
+	if (!to)
+		return STAGE_NEXT;
+	request_timer_stop(r);
+	conn_handoff(r->conn, to);
+	return STAGE_ASYNC;
+}
+
 /* On the owner: the slot this request waited for is its own now. */
 static void bh_wake(struct mb_item *it)
 {
@@ -52,7 +65,8 @@ static void bh_wake(struct mb_item *it)
 		request_client_gone(r); /* it left while the grant was on its way */
 		return;
 	}
-	pipeline_resume(r);
+	if (bh_go(r) == STAGE_NEXT)
+		pipeline_resume(r);
 }
 
 /* On the thread that freed the slot. */
@@ -78,7 +92,7 @@ static int bh_run(struct request *r)
 	r->bh_wait.granted = bh_granted;
 	switch (bulkhead_acquire(b, &r->bh_wait, now_us())) {
 	case BH_ACQUIRED:
-		return STAGE_NEXT;
+		return bh_go(r);
 	case BH_WAITING:
 		request_timer_arm(r, r->rt->policy->bulkheads[r->route->bulkhead_idx].queue_timeout_ms,
 		                  bh_queue_timeout);

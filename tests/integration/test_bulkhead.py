@@ -31,12 +31,47 @@ def policy(**bulkhead):
     }
 
 
+def p99_bound(base):
+    """Within 2x of the route's own baseline p99, with a floor of 20 ms for
+    the scheduling noise of a Python load generator sharing 2 cores with
+    levee and the origin (its own send lag reaches 10-20 ms at p99, and
+    counts in these latencies, measured from each request's scheduled
+    time)."""
+    return max(2 * base.p99_ok, base.p99_ok + 0.020)
+
+
 def bh_metric(lv, name, **labels):
     return metric_sum(lv.metrics(), name, bulkhead="slow", **labels)
 
 
 def bh_status(lv):
     return {b["name"]: b for b in lv.status()["bulkheads"]}["slow"]
+
+
+def reload_with(lv, sections):
+    """Writes `sections` over the levee's own addresses, and reloads."""
+    merged = {k: dict(v) for k, v in lv.sections.items() if k in ("levee",)}
+    for k, v in sections.items():
+        merged.setdefault(k, {}).update(v)
+    lv.write_policy(sections=merged)
+    r = lv.admin_request("POST", "/reload")
+    assert r.status == 200, r.body
+
+
+def terminate_with_queued(lv, conns, queued):
+    """SIGTERM: the `queued` requests are refused at their queue_timeout,
+    the running ones cut at the drain timeout, and levee exits 0 (under
+    ASan: without a leak)."""
+    lv.expected_exit = True
+    lv.signal(signal.SIGTERM)
+    statuses = []
+    for c in conns:
+        try:
+            statuses.append(c.read_response().status)
+        except Exception:
+            statuses.append(None)  # cut at the drain timeout
+    assert statuses.count(503) == queued, statuses
+    assert lv.wait_exit(10 * WAIT_SCALE) == 0
 
 
 def start_slow(lv, n):
@@ -71,9 +106,7 @@ def test_bulkhead_keeps_fast_alive_behind_hung_slow(fragile_factory, levee_facto
     print("origin:", st)
     assert abs(fast.send_rate - FAST_RATE) <= 0.1 * FAST_RATE, fast
     assert fast.success_rate >= 0.99, fast
-    # within 2x of its own baseline, with a floor for a 2-core machine's
-    # scheduling noise at these few-millisecond figures
-    assert fast.p99_ok <= max(2 * base.p99_ok, base.p99_ok + 0.010), (base.p99_ok, fast.p99_ok)
+    assert fast.p99_ok <= p99_bound(base), (base.p99_ok, fast.p99_ok)
     assert st["hung"] == 2, st  # exactly the bulkhead's slots reached the dependency
     assert slow.ok == 0
     refused = slow.status.get(503, 0)
@@ -109,7 +142,7 @@ def test_queue_timeout_and_429(fragile_factory, levee_factory):
     wait_until(lambda: bh_metric(lv, "levee_bulkhead_active") == 1, 5 * WAIT_SCALE, msg="slot taken")
     lats = []  # past queue_timeout: a timeout refusal cannot come before it
     c = lv.conn()
-    for _ in range(50):
+    for _ in range(200):
         t0 = time.monotonic()
         r = c.request("GET", "/slow")
         lats.append(time.monotonic() - t0 - 0.005)
@@ -118,11 +151,11 @@ def test_queue_timeout_and_429(fragile_factory, levee_factory):
         assert hget(r.headers, "retry-after") == "3"
     lats.sort()
     print("queue-timeout refusals, past queue_timeout (5ms): p50 %.2f ms, p99 %.2f ms"
-          % (lats[25] * 1e3, lats[49] * 1e3))
+          % (lats[100] * 1e3, lats[197] * 1e3))
     assert lats[int(0.99 * (len(lats) - 1))] < 0.010 * WAIT_SCALE, lats[-5:]
-    assert bh_metric(lv, "levee_bulkhead_rejected_total", cause="timeout") == 50
+    assert bh_metric(lv, "levee_bulkhead_rejected_total", cause="timeout") == 200
     # the queue-wait histogram saw each of them wait about queue_timeout
-    assert bh_metric(lv, "levee_bulkhead_queue_wait_seconds_count") == 50
+    assert bh_metric(lv, "levee_bulkhead_queue_wait_seconds_count") == 200
 
     # a full queue: two waiters fill it (queue_timeout long enough to hold)
     lv2 = levee_factory(policy(max_concurrent="1", max_queue="2", queue_timeout="10s"), upstream=fo.addr)
@@ -130,14 +163,14 @@ def test_queue_timeout_and_429(fragile_factory, levee_factory):
     wait_until(lambda: bh_metric(lv2, "levee_bulkhead_queued") == 2, 5 * WAIT_SCALE, msg="queue full")
     c2 = lv2.conn()
     lats = []
-    for _ in range(50):
+    for _ in range(200):
         t0 = time.monotonic()
         r = c2.request("GET", "/slow")
         lats.append(time.monotonic() - t0)
         assert r.status == 503 and hget(r.headers, "x-levee-reason") == "bulkhead-full; bulkhead=slow"
         assert hget(r.headers, "retry-after") == "1"
     lats.sort()
-    print("queue-full refusals: p50 %.2f ms, p99 %.2f ms" % (lats[25] * 1e3, lats[49] * 1e3))
+    print("queue-full refusals: p50 %.2f ms, p99 %.2f ms" % (lats[100] * 1e3, lats[197] * 1e3))
     assert lats[int(0.99 * (len(lats) - 1))] < 0.010 * WAIT_SCALE, lats[-5:]
     s = bh_status(lv2)
     assert (s["active"], s["queued"], s["max_concurrent"], s["max_queue"]) == (1, 2, 1, 2), s
@@ -224,14 +257,12 @@ def test_reload_resizes_with_requests_in_flight(fragile_factory, levee_factory):
     conns = start_slow(lv, 4)  # 2 run, 2 wait
     fo.wait_hung(2)
     wait_until(lambda: bh_status(lv)["queued"] == 2, 5 * WAIT_SCALE, msg="2 queued")
-    lv.write_policy(sections=policy(max_concurrent="4", max_queue="4", queue_timeout="20s"))
-    assert lv.admin_request("POST", "/reload").status == 200
+    reload_with(lv, policy(max_concurrent="4", max_queue="4", queue_timeout="20s"))
     fo.wait_hung(4)  # the two waiters got the new slots
     s = bh_status(lv)
     assert (s["active"], s["queued"], s["max_concurrent"]) == (4, 0, 4), s
     # shrink below what is in use: nothing is cut, new requests wait
-    lv.write_policy(sections=policy(max_concurrent="1", max_queue="0", queue_timeout="20s"))
-    assert lv.admin_request("POST", "/reload").status == 200
+    reload_with(lv, policy(max_concurrent="1", max_queue="0", queue_timeout="20s"))
     assert lv.get("/slow").status == 503
     assert bh_status(lv)["active"] == 4
     fo.release()
@@ -255,14 +286,144 @@ def test_drain_with_queued_and_running(fragile_factory, levee_factory):
     conns = start_slow(lv, 5)
     fo.wait_hung(2)
     wait_until(lambda: bh_status(lv)["queued"] == 3, 5 * WAIT_SCALE, msg="3 queued")
-    lv.expected_exit = True
-    lv.signal(signal.SIGTERM)
-    statuses = []
-    for c in conns:
-        try:
-            statuses.append(c.read_response().status)
-        except Exception:
-            statuses.append(None)  # cut at the drain timeout
-    assert statuses.count(503) == 3, statuses
-    assert lv.wait_exit(10 * WAIT_SCALE) == 0
+    terminate_with_queued(lv, conns, 3)
     fo.release()
+
+
+# ---- isolation = thread -------------------------------------------------------
+
+def thread_policy(**bulkhead):
+    sections = policy(isolation="thread", threads="2", **bulkhead)
+    sections["levee"]["workers"] = "1"
+    sections['route "cached"'] = {"prefix": "/fast/cached", "cache_ttl": "60s"}
+    # the cached route must come first: routes match in file order
+    return {k: sections[k] for k in ["levee", "upstream", 'bulkhead "slow"', 'route "cached"', 'route "slow"',
+                                     'route "fast"']}
+
+
+def test_thread_isolation_keeps_the_listener_free(fragile_factory, levee_factory):
+    """The /slow exchanges run on the bulkhead's 2 threads: with its
+    dependency hung and 6 slots stuck, cache hits and /fast on the one
+    listener worker keep their success and latency."""
+    fo = fragile_factory(workers=W)
+    lv = levee_factory(thread_policy(max_concurrent="6"), upstream=fo.addr)
+    assert lv.get("/fast/cached").status == 200  # stored
+    targets = [load.Target(lv.port, "/fast", FAST_RATE), load.Target(lv.port, "/fast/cached", FAST_RATE)]
+    base = load.run(targets, BASELINE_S, timeout=TIMEOUT)
+    assert all(r.success_rate == 1.0 for r in base.values()), base
+
+    fo.reset()
+    fo.hang()
+    res = load.run(targets + [load.Target(lv.port, "/slow", SLOW_RATE)], HANG_S, timeout=TIMEOUT)
+    for name in ("/fast", "/fast/cached"):
+        r, b = res[name], base[name]
+        print("hang:", r.summary(), "baseline p99 %.1f ms" % (b.p99_ok * 1e3))
+        assert r.success_rate >= 0.99, r
+        assert r.p99_ok <= p99_bound(b), (name, b.p99_ok, r.p99_ok)
+    slow = res["/slow"]
+    assert slow.ok == 0 and slow.status.get(503, 0) >= 0.9 * (slow.sent - 6), slow
+    assert fo.stats()["hung"] == 6
+    s = bh_status(lv)
+    assert (s["isolation"], s["threads"], s["active"]) == ("thread", 2, 6), s
+    assert s["handoffs"] == 6, s  # only requests that got a slot leave the listener
+    st = lv.status()
+    assert (st["workers"], st["bulkhead_threads"]) == (1, 2), st
+    fo.release()
+    wait_until(lambda: bh_status(lv)["active"] == 0, 10 * WAIT_SCALE, msg="slots back")
+
+
+def test_thread_isolation_round_trip_on_one_connection(fragile_factory, levee_factory):
+    """A keep-alive connection goes to a bulkhead thread for /slow and comes
+    back for the next request: pipelined requests alternate between the two
+    and their answers come in order."""
+    fo = fragile_factory(workers=W)
+    lv = levee_factory(thread_policy(max_concurrent="4"), upstream=fo.addr)
+    c = lv.conn()
+    for _ in range(3):
+        assert c.request("GET", "/slow").status == 200
+        r = c.request("GET", "/fast/cached")
+        assert r.status == 200
+    assert r.header("Cache-Status").startswith("levee; hit")
+    reqs = b"".join(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % p
+                    for p in [b"/slow", b"/fast/cached", b"/slow", b"/fast", b"/slow"])
+    c.send(reqs)
+    bodies = [c.read_response().body for _ in range(5)]
+    assert bodies[1] == bodies[3] == b"fast\n", bodies
+    assert all(b for b in bodies), bodies
+    assert bh_status(lv)["handoffs"] == 6
+    assert metric_sum(lv.metrics(), "levee_request_outcomes_total", outcome="upstream") >= 7
+
+
+def test_thread_isolation_request_bodies(levee_factory, origin):
+    """Request bodies that arrive before, during and after the hand-off reach
+    the upstream whole, in both framings, across buffer sizes."""
+    lv = levee_factory({
+        "levee": {"workers": "1"},
+        'bulkhead "up"': {"isolation": "thread", "threads": "2", "max_concurrent": "4"},
+        'route "sink"': {"prefix": "/sink", "bulkhead": "up"},
+    })
+    import hashlib
+    from harness import chunked, pattern_bytes
+    c = lv.conn()
+    for n in (0, 1, 8191, 65536, 300000, 1048576):
+        body = pattern_bytes(0, n)
+        for framing in ("cl", "chunked"):
+            if framing == "cl":
+                r = c.request("POST", "/sink", headers=[("Content-Length", str(n))], body=body)
+            else:
+                c.send(b"POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                       chunked(body, size=16384))
+                r = c.read_response()
+            assert r.status == 200, (n, framing, r)
+            got = json.loads(r.body)
+            assert (got["len"], got["sha256"]) == (n, hashlib.sha256(body).hexdigest()), (n, framing, got)
+    assert {b["name"]: b for b in lv.status()["bulkheads"]}["up"]["handoffs"] == 12
+
+
+def test_thread_isolation_client_leaves_and_drain(fragile_factory, levee_factory):
+    """A client that leaves while its exchange runs on a bulkhead thread
+    keeps the slot until the service answers; SIGTERM with exchanges
+    running there and requests queued ends cleanly (exit 0, no leak under
+    ASan)."""
+    fo = fragile_factory(workers=W)
+    sections = thread_policy(max_concurrent="2", max_queue="4", queue_timeout="500ms")
+    sections["levee"]["drain_timeout"] = "1s"
+    lv = levee_factory(sections, upstream=fo.addr)
+    fo.hang()
+    (gone,) = start_slow(lv, 1)
+    fo.wait_hung(1)
+    gone.close()
+    wait_until(lambda: bh_status(lv)["draining"] == 1, 5 * WAIT_SCALE, msg="kept on the thread")
+    conns = start_slow(lv, 4)  # one gets the last slot, three wait
+    fo.wait_hung(2)
+    wait_until(lambda: bh_status(lv)["queued"] == 3, 5 * WAIT_SCALE, msg="queued")
+    terminate_with_queued(lv, conns, 3)
+    fo.release()
+
+
+def test_reload_to_thread_isolation_and_more_threads(fragile_factory, levee_factory):
+    """A reload turns a semaphore bulkhead into a thread one and raises its
+    threads; requests in flight keep their slots throughout."""
+    fo = fragile_factory(workers=W)
+    lv = levee_factory(policy(max_concurrent="3", max_queue="0"), upstream=fo.addr)
+    fo.hang()
+    held = start_slow(lv, 1)
+    fo.wait_hung(1)
+    assert bh_status(lv)["isolation"] == "semaphore"
+    reload_with(lv, thread_policy(max_concurrent="3", max_queue="0"))
+    s = bh_status(lv)
+    assert (s["isolation"], s["threads"], s["active"]) == ("thread", 2, 1), s
+    held += start_slow(lv, 1)
+    fo.wait_hung(2)
+    sections = thread_policy(max_concurrent="3", max_queue="0")
+    sections['bulkhead "slow"']["threads"] = "3"
+    reload_with(lv, sections)
+    assert lv.status()["bulkhead_threads"] == 3
+    held += start_slow(lv, 1)
+    fo.wait_hung(3)
+    assert lv.get("/slow").status == 503
+    fo.release()
+    for c in held:
+        assert c.read_response().status == 200
+    wait_until(lambda: bh_status(lv)["active"] == 0, 5 * WAIT_SCALE, msg="released")
+    assert bh_status(lv)["handoffs"] == 2
