@@ -527,10 +527,10 @@ static void test_stats_and_rendering(void **state)
 	while (json_array_next(&r)) {
 		struct json_str k;
 		char name[LV_NAME_MAX] = "", iso[32] = "";
-		int64_t v[9] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
-		static const char *const keys[9] = {"active",   "queued",        "draining",
-		                                    "max_concurrent", "max_queue", "acquired",
-		                                    "rejected_full",  "rejected_timeout", "abandoned"};
+		int64_t v[11] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+		static const char *const keys[11] = {"active",        "queued",        "draining",  "max_concurrent",
+		                                     "max_queue",     "acquired",      "rejected_full",
+		                                     "rejected_timeout", "abandoned",  "threads", "handoffs"};
 		while (json_object_next(&r, &k)) {
 			size_t n;
 			if (json_str_eq(&k, "name")) {
@@ -542,9 +542,9 @@ static void test_stats_and_rendering(void **state)
 				continue;
 			}
 			size_t j = 0;
-			while (j < 9 && !json_str_eq(&k, keys[j]))
+			while (j < 11 && !json_str_eq(&k, keys[j]))
 				j++;
-			if (j == 9)
+			if (j == 11)
 				fail_msg("unexpected field %.*s in %s", (int)k.len, k.p, js);
 			assert_int_equal(json_read_int64(&r, &v[j]), JSON_OK);
 		}
@@ -552,8 +552,8 @@ static void test_stats_and_rendering(void **state)
 			continue;
 		found = true;
 		assert_string_equal(iso, "semaphore");
-		static const int64_t want[9] = {2, 0, 1, 2, 1, 7, 1, 1, 0};
-		for (int j = 0; j < 9; j++)
+		static const int64_t want[11] = {2, 0, 1, 2, 1, 7, 1, 1, 0, 0, 0};
+		for (int j = 0; j < 11; j++)
 			if (v[j] != want[j])
 				fail_msg("%s is %lld, not %lld, in %s", keys[j], (long long)v[j], (long long)want[j], js);
 	}
@@ -564,6 +564,42 @@ static void test_stats_and_rendering(void **state)
 
 	bulkhead_note_drain(b, BH_DRAIN_ABANDONED);
 	release_and_put(b, 2, 300);
+}
+
+/* ---- thread isolation: the loops --------------------------------------- */
+
+/* Exchanges go to the bulkhead's threads in turn, only with isolation =
+ * thread and once it has threads; a reload that switches isolation or
+ * lowers the count takes effect at the next pick. */
+static void test_loops_in_turn(void **state)
+{
+	struct lv_bulkhead c = cfg_of("loops", 4, 0, 100, LV_QUEUE_FIFO);
+	struct bulkhead *b = bulkhead_get(&c);
+	assert_non_null(b);
+	static int dummy[3];
+	struct worker *loops[3] = {(struct worker *)(void *)&dummy[0], (struct worker *)(void *)&dummy[1],
+	                           (struct worker *)(void *)&dummy[2]};
+	assert_null(bulkhead_loop(b)); /* semaphore */
+	bulkhead_set_loops(b, loops, 3);
+	assert_null(bulkhead_loop(b)); /* still semaphore: the loops wait */
+	c.isolation = LV_ISOLATION_THREAD;
+	struct bulkhead *same = bulkhead_get(&c);
+	assert_ptr_equal(same, b);
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 3; i++)
+			assert_ptr_equal(bulkhead_loop(b), loops[i]);
+	bulkhead_set_loops(b, loops, 2); /* threads lowered */
+	for (int i = 0; i < 4; i++) {
+		struct worker *w = bulkhead_loop(b);
+		assert_true(w == loops[0] || w == loops[1]);
+	}
+	struct bulkhead_stats st = stats_of(b);
+	assert_int_equal(st.handoffs, 10);
+	assert_int_equal(st.threads, 2);
+	bulkhead_set_loops(b, NULL, 0);
+	assert_null(bulkhead_loop(b)); /* thread isolation without threads yet: in place */
+	bulkhead_put(b);
+	bulkhead_put(same);
 }
 
 /* ---- many threads -------------------------------------------------------- */
@@ -747,6 +783,7 @@ int main(void)
 	    cmocka_unit_test(test_resize),
 	    cmocka_unit_test(test_stats_and_rendering),
 	    cmocka_unit_test(test_many_threads),
+	    cmocka_unit_test(test_loops_in_turn),
 	    cmocka_unit_test(test_shutdown_all),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
