@@ -378,6 +378,12 @@ static void policy_section_end(struct policy_parse *st)
 		if (first && !any)
 			policy_err_section(st, "needs %s", names);
 	}
+	if (strcmp(st->sec->name, "bulkhead") == 0) {
+		const struct lv_bulkhead *b = st->base;
+		int line = st->seen[policy_key_index(keys_find("bulkhead", "threads"))];
+		if (line && b->isolation != LV_ISOLATION_THREAD)
+			policy_warn(st, line, "threads has no effect with isolation = semaphore");
+	}
 	if (strcmp(st->sec->name, "route") == 0) {
 		struct lv_route *rt = st->base;
 		rt->bulkhead_line = st->seen[policy_key_index(keys_find("route", "bulkhead"))];

@@ -30,6 +30,22 @@ struct load_case {
 };
 
 static const struct load_case load_cases[] = {
+	/* bulkheads */
+	{"bulkhead", "[route \"u\"]\nprefix = /\nbulkhead = b\nrefusal_status = 429\n[bulkhead \"b\"]\n"
+	             "isolation = thread\nthreads = 3\nmax_concurrent = 4\nmax_queue = 0\nqueue_timeout = 5ms\n"
+	             "queue_order = fifo\nabandon_after = 0\nretry_after = 2s\n", {NULL}},
+	{"bulkhead unknown", "[route \"u\"]\nprefix = /\n\nbulkhead = nope\n",
+	 {"p.ini:4: [route \"u\"] bulkhead: no [bulkhead \"nope\"] section"}},
+	{"bulkhead bounds", "[bulkhead \"b\"]\nmax_concurrent = 0\nthreads = 65\nqueue_timeout = 0\n",
+	 {"p.ini:2: [bulkhead \"b\"] max_concurrent: must be between 1 and 100000",
+	  "p.ini:3: [bulkhead \"b\"] threads: must be between 1 and 64",
+	  "p.ini:4: [bulkhead \"b\"] queue_timeout: must be between 1ms and 1m"}},
+	{"bulkhead words", "[bulkhead \"b\"]\nisolation = process\nqueue_order = lifo\n[route \"u\"]\nprefix = /\n"
+	                   "refusal_status = 500\n",
+	 {"p.ini:2: [bulkhead \"b\"] isolation: must be one of semaphore, thread",
+	  "p.ini:3: [bulkhead \"b\"] queue_order: must be one of adaptive_lifo, fifo",
+	  "p.ini:6: [route \"u\"] refusal_status: must be one of 503, 429"}},
+	{"bulkhead twice", "[bulkhead \"b\"]\n[bulkhead \"b\"]\n", {"p.ini:2: [bulkhead \"b\"]: defined twice (first at line 1)"}},
 	/* caching keys */
 	{"cache keys", "[cache]\nmemory = 8MiB\nmax_object = 64KiB\n[route \"u\"]\nprefix = /\ncache_ttl = origin\n"
 	               "negative_status = 404,410 , 451\ncache_key_headers = Accept-Language,X-T\n", {NULL}},
@@ -226,6 +242,9 @@ struct warn_case {
 };
 
 static const struct warn_case warn_cases[] = {
+	{"bulkhead threads without thread isolation", "[bulkhead \"b\"]\nthreads = 4\n",
+	 {"p.ini:2: [bulkhead \"b\"] warning: threads has no effect with isolation = semaphore"}},
+	{"bulkhead threads with thread isolation", "[bulkhead \"b\"]\nisolation = thread\nthreads = 4\n", {NULL}},
 	{"shadowed by a prefix", "[route \"api\"]\nprefix = /api/\n[route \"users\"]\nmatch = /api/users/*\n",
 	 {"p.ini:4: [route \"users\"] warning: never chosen: route \"api\" (line 1) comes first and matches every "
 	  "request this one does; move this route above it, or narrow it"}},
