@@ -45,7 +45,7 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:2: [bulkhead \"b\"] isolation: must be one of semaphore, thread",
 	  "p.ini:3: [bulkhead \"b\"] queue_order: must be one of adaptive_lifo, fifo",
 	  "p.ini:6: [route \"u\"] refusal_status: must be one of 503, 429"}},
-	{"bulkhead twice", "[bulkhead \"b\"]\n[bulkhead \"b\"]\n", {"p.ini:2: [bulkhead \"b\"]: defined twice (first at line 1)"}},
+	{"bulkhead twice", "[bulkhead \"b\"]\n[bulkhead \"b\"]\n", {"p.ini:2: [bulkhead \"b\"]: duplicate bulkhead name (first on line 1)"}},
 	/* caching keys */
 	{"cache keys", "[cache]\nmemory = 8MiB\nmax_object = 64KiB\n[route \"u\"]\nprefix = /\ncache_ttl = origin\n"
 	               "negative_status = 404,410 , 451\ncache_key_headers = Accept-Language,X-T\n", {NULL}},
