@@ -1,9 +1,10 @@
 /*
- * redis_internal.h - what the two halves of the Redis client share: the
- * client's state (struct redis) and the helpers each half calls in the
- * other. redis.c holds the data connection, its breaker and the public API;
- * redis_sentinel.c holds master discovery and the +switch-master
- * subscription. Not for use outside proxy/cache/redis*.c.
+ * redis_internal.h - the Redis client's state (struct redis) and what
+ * redis_link.c, the data connection under the rest of the client, offers
+ * the files above it: redis_sentinel.c (master discovery and the
+ * +switch-master subscription) and redis.c (the public API). Calls run one
+ * way, down to redis_link.c; it reaches discovery only through r->discover.
+ * Not for use outside proxy/cache/redis*.c.
  *
  * Every function here runs on the thread of r->base, like those of redis.h.
  */
@@ -20,7 +21,7 @@
 #include "cache/redis.h"
 #include "cache/redis_watch.h"
 
-struct redis_pending; /* redis.c's command entries */
+struct redis_pending; /* redis_link.c's command entries */
 struct resolve_req;
 
 struct redis_addr {
@@ -50,7 +51,11 @@ struct redis {
 	struct redis_config cfg;
 	bool sentinel_mode;
 	bool closing;
-	bool *freed; /* set to true by redis_free(): see the invariants in redis.c */
+	bool *freed; /* set to true by redis_free(): see the invariants in redis_link.c */
+	/* Finds the master again, for a retry or a -READONLY: set by
+	 * redis_sentinel_init() in sentinel mode; NULL in direct mode, where
+	 * the configured address is simply connected to again. */
+	void (*discover)(struct redis *r);
 
 	enum redis_state state;
 	struct redis_addr master; /* where the data connection goes */
@@ -82,7 +87,8 @@ struct redis {
 	struct event *breaker_timer;
 
 	/* Sentinel: discovery query (one sentinel at a time) and the
-	 * +switch-master subscription (a separate connection). */
+	 * +switch-master subscription (a separate connection). Owned by
+	 * redis_sentinel.c; redis_link.c never touches them. */
 	struct redis_addr sentinels[REDIS_MAX_SENTINELS];
 	unsigned nsentinels;
 	redisAsyncContext *sq_ac;
@@ -103,7 +109,21 @@ struct redis {
 	char sq_why[LV_HOST_MAX + 192]; /* the last sentinel's failure, for the log */
 };
 
-/* ---- redis.c, for redis_sentinel.c ------------------------------------- */
+/* ---- redis_link.c, for redis_sentinel.c and redis.c ------------------ */
+
+/* Creates the link's timers and the master's lookup, and seeds the jitter.
+ * r->base and r->cfg must be set; a failure (out of memory) leaves what it
+ * made for redis_link_close(). */
+int redis_link_init(struct redis *r) LV_WARN_UNUSED;
+/* Detaches and frees the data connection, calls every command still owed
+ * a callback with REDIS_ECLOSED, and frees the link's timers and entries.
+ * r->closing must be set, and the other contexts detached. */
+void redis_link_close(struct redis *r);
+/* Connected, handshake done, breaker closed. */
+bool redis_link_ready(const struct redis *r);
+/* redis_command() once r->closing is known false: see redis.h. */
+int redis_link_command(struct redis *r, redis_cb cb, void *arg, int argc, const char **argv,
+                       const size_t *argvlen) LV_WARN_UNUSED;
 
 void redis_timer_ms(struct event *ev, uint64_t ms);
 /* A reconnect delay for the <attempt>th failure in a row, jittered. */
@@ -117,9 +137,12 @@ void redis_report(struct redis *r, enum redis_watch_what what, enum redis_watch_
                   const char *why);
 void redis_attempt_begin(struct redis *r);
 
+int redis_lookup_init(struct redis *r, struct redis_lookup *lk) LV_WARN_UNUSED;
 void redis_lookup(struct redis *r, struct redis_lookup *lk, const char *host, unsigned turn,
                   redis_resolved_fn done);
 void redis_lookup_cancel(struct redis_lookup *lk);
+/* Cancels and frees; safe on a lookup redis_lookup_init() never ran on. */
+void redis_lookup_free(struct redis_lookup *lk);
 
 /* Returns true when this failure opened the breaker. */
 bool redis_breaker_failure(struct redis *r);
@@ -127,7 +150,7 @@ bool redis_breaker_failure(struct redis *r);
 void redis_set_master(struct redis *r, const char *host, uint16_t port);
 /* Resolves r->master, then opens the data connection to it. */
 void redis_connect_master(struct redis *r);
-/* Forgets the data connection; see redis.c for <dying>. */
+/* Forgets the data connection; see redis_link.c for <dying>. */
 void redis_drop(struct redis *r, bool dying, const char *why);
 void redis_schedule_retry(struct redis *r);
 
@@ -136,19 +159,5 @@ redisAsyncContext *redis_open(struct redis *r, const char *ip, uint16_t port,
                               redisCallbackFn *reply, int argc, const char **argv,
                               const size_t *argvlen, redisConnectCallback *on_connect,
                               redisDisconnectCallback *on_disconnect, char *why, size_t cap);
-
-/* ---- redis_sentinel.c, for redis.c ------------------------------------- */
-
-/* Starts a discovery round: state DISCOVERING until a sentinel names the
- * master (then it is connected to) or none does (then a retry is armed). */
-void redis_discover(struct redis *r);
-/* Starts the +switch-master subscription; it keeps itself alive from then
- * on, until redis_free(). */
-void redis_sub_start(struct redis *r);
-/* Abandons a discovery query in flight, if any. */
-void redis_sq_drop(struct redis *r);
-/* The callbacks of r->sq_timer and r->sub_timer, for redis_new(). */
-void redis_on_sq_timer(evutil_socket_t fd, short what, void *arg);
-void redis_on_sub_timer(evutil_socket_t fd, short what, void *arg);
 
 #endif

@@ -1,7 +1,9 @@
 /*
- * redis_sentinel.c - how the Redis client finds its master through Sentinel
- * (redis.c holds the data connection it then opens; redis_internal.h, what
- * the two share).
+ * redis_sentinel.c - how the Redis client finds its master through Sentinel.
+ * It sits between redis.c (the public API, which calls the entry points of
+ * redis_sentinel.h) and redis_link.c (the data connection it then opens,
+ * through redis_internal.h), and calls only down. The link asks for a new
+ * discovery round through r->discover, set by redis_sentinel_init().
  *
  * Discovery (state DISCOVERING): SENTINEL get-master-addr-by-name, asked of
  * one sentinel at a time on a short-lived connection (r->sq_ac), each within
@@ -17,16 +19,18 @@
  * sentinel after its own backoff (r->sub_attempt), independent of the data
  * connection's.
  *
- * Invariants (beside those of redis.c, which hold for these contexts too):
+ * Invariants (beside those of redis_link.c, which hold for these contexts too):
  *  - At most one discovery query and one subscription exist at a time; each
  *    context is attached (ac->data == r) exactly while r->sq_ac or r->sub_ac
  *    points at it, and is detached before it is freed.
  *  - <dying> means hiredis is freeing the context itself (a connect or
  *    disconnect callback, or the NULL reply of its teardown): it is then
  *    detached, never freed again.
- *  - Nothing here calls user code: only redis.c's handshake and command
- *    paths do, so r->freed need not be watched.
+ *  - Nothing here calls user code: only redis_link.c's handshake and
+ *    command paths do, so r->freed need not be watched.
  */
+#include "cache/redis_sentinel.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -34,7 +38,8 @@
 
 static void redis_sub_schedule(struct redis *r);
 
-void redis_sq_drop(struct redis *r)
+/* Abandons a discovery query in flight, if any. */
+static void redis_sq_drop(struct redis *r)
 {
 	redis_lookup_cancel(&r->sq_lk);
 	redisAsyncContext *ac = r->sq_ac;
@@ -154,7 +159,7 @@ static void redis_on_sq_disconnect(const redisAsyncContext *cac, int status)
 		redis_sq_failed(r, true, redis_ac_why(cac));
 }
 
-void redis_on_sq_timer(evutil_socket_t fd, short what, void *arg)
+static void redis_on_sq_timer(evutil_socket_t fd, short what, void *arg)
 {
 	redis_sq_failed(arg, false, "no answer within connect_timeout");
 }
@@ -191,8 +196,11 @@ static void redis_sq_next(struct redis *r)
 		redis_discovery_failed(r);
 }
 
-/* Starts a discovery round from the first (last successful) sentinel. */
-void redis_discover(struct redis *r)
+/* Starts a discovery round from the first (last successful) sentinel:
+ * state DISCOVERING until a sentinel names the master (then it is connected
+ * to) or none does (then a retry is armed). The link calls it through
+ * r->discover. */
+static void redis_discover(struct redis *r)
 {
 	redis_sq_drop(r);
 	evtimer_del(r->retry_timer);
@@ -310,7 +318,9 @@ static void redis_sub_resolved(struct redis *r, const char *ip, const char *why)
 	redis_sub_schedule(r);
 }
 
-void redis_sub_start(struct redis *r)
+/* Starts the +switch-master subscription; it keeps itself alive from then
+ * on, until redis_sentinel_close(). */
+static void redis_sub_start(struct redis *r)
 {
 	r->sub_state = SUB_RESOLVING;
 	redis_lookup(r, &r->sub_lk, r->sentinels[r->sub_idx % r->nsentinels].host, 0,
@@ -325,11 +335,48 @@ static void redis_sub_schedule(struct redis *r)
 		r->sub_attempt++;
 }
 
-void redis_on_sub_timer(evutil_socket_t fd, short what, void *arg)
+static void redis_on_sub_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct redis *r = arg;
 	if (r->sub_state == SUB_CONNECTING)
 		redis_sub_lost(r, false); /* no subscribe confirmation in time */
 	else if (r->sub_state == SUB_WAIT_RETRY)
 		redis_sub_start(r);
+}
+
+/* ---- set-up and teardown, for redis.c ---------------------------------- */
+
+int redis_sentinel_init(struct redis *r)
+{
+	r->sq_timer = evtimer_new(r->base, redis_on_sq_timer, r);
+	r->sub_timer = evtimer_new(r->base, redis_on_sub_timer, r);
+	if (!r->sq_timer || !r->sub_timer || redis_lookup_init(r, &r->sq_lk) != LV_OK ||
+	    redis_lookup_init(r, &r->sub_lk) != LV_OK)
+		return LV_ERR;
+	r->discover = redis_discover;
+	return LV_OK;
+}
+
+void redis_sentinel_start(struct redis *r)
+{
+	redis_sub_start(r);
+	redis_discover(r);
+}
+
+void redis_sentinel_close(struct redis *r)
+{
+	/* No lookup may answer from here on. */
+	redis_lookup_free(&r->sq_lk);
+	redis_lookup_free(&r->sub_lk);
+	redis_sq_drop(r);
+	if (r->sub_ac) {
+		r->sub_ac->data = NULL;
+		redisAsyncFree(r->sub_ac);
+		r->sub_ac = NULL;
+	}
+	if (r->sq_timer)
+		event_free(r->sq_timer);
+	if (r->sub_timer)
+		event_free(r->sub_timer);
+	r->sq_timer = r->sub_timer = NULL;
 }
