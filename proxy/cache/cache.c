@@ -15,10 +15,10 @@
  *    L1 entry's body and holds a reference on the entry until it is sent.
  */
 #include "cache/cache.h"
-#include "invalidate/invalidate.h"
 
 #include <event2/buffer.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +70,13 @@ void cache_shutdown(void)
 }
 
 /* ---- Cache-Status (RFC 9211) ------------------------------------------- */
+
+static _Atomic(const struct cache_publisher *) cache_pub;
+
+void cache_set_publisher(const struct cache_publisher *pub)
+{
+	atomic_store_explicit(&cache_pub, pub, memory_order_release);
+}
 
 void cache_status_set(struct request *r, const char *params)
 {
@@ -539,7 +546,8 @@ int cache_stage(struct request *r)
 		cache_status_set(r, st);
 		return STAGE_NEXT;
 	}
-	enum inval_cache_mode mode = invalidate_cache_mode();
+	const struct cache_publisher *pub = atomic_load_explicit(&cache_pub, memory_order_acquire);
+	enum inval_cache_mode mode = pub ? pub->mode() : INVAL_CACHE_ON;
 	if (mode == INVAL_CACHE_OFF) {
 		/* the outbox is full: invalidations are not reaching the other
 		 * replicas, so nothing is served or stored until it drains */
@@ -679,7 +687,9 @@ void cache_invalidate_write(struct request *r, const struct lv_head *resp)
 	size_t n = 0;
 	for (unsigned i = 0; i < w.n; i++)
 		n += cache_purge(r->w->l2, kinds[w.items[i].kind], svc, w.items[i].p, w.items[i].len, NULL, NULL, NULL);
-	invalidate_publish(w.items, w.n);
+	const struct cache_publisher *pub = atomic_load_explicit(&cache_pub, memory_order_acquire);
+	if (pub)
+		pub->publish(w.items, w.n);
 	if (n)
 		log_debug("cache: write to %.*s purged %zu entries", (int)qh->target_len, qh->text + qh->target_off, n);
 }

@@ -41,6 +41,32 @@ void cache_shutdown(void);
 struct stage;
 extern const struct stage cache_stage_def;
 
+/* What a successful write invalidated: the cache purges it here and hands
+ * it to its publisher, which tells the other replicas. */
+enum inval_kind { INVAL_KEY, INVAL_PREFIX, INVAL_TAG, INVAL_ALL };
+
+struct inval_item {
+	enum inval_kind kind;
+	const char *p; /* a request target, a path prefix, a tag; "" for INVAL_ALL */
+	size_t len;
+};
+
+/* How far the cache may trust itself, as its publisher says. */
+enum inval_cache_mode {
+	INVAL_CACHE_ON,      /* normal */
+	INVAL_CACHE_SKIP_L1, /* the consumer is behind beyond lag_budget: L1 lookups skipped */
+	INVAL_CACHE_OFF,     /* the outbox hit its bound: no caching until it drains */
+};
+
+/* The layer above (invalidate/, over Kafka) installs itself at start-up,
+ * before the workers run; without one, writes purge this replica only and
+ * the cache trusts its L1. The cache calls it from any worker. */
+struct cache_publisher {
+	void (*publish)(const struct inval_item *items, unsigned n); /* copies; never blocks */
+	enum inval_cache_mode (*mode)(void);
+};
+void cache_set_publisher(const struct cache_publisher *pub);
+
 /* Purges: this process's L1 now, and L2 (when `l2` is not NULL: the calling
  * thread's connection) by bumping a tag generation. Each returns the number
  * of L1 entries removed. */

@@ -681,6 +681,11 @@ static void instance_name(const struct lv_policy *p, char *out, size_t cap)
 	out[o] = '\0';
 }
 
+static const struct cache_publisher invalidate_publisher = {
+    .publish = invalidate_publish,
+    .mode = invalidate_cache_mode,
+};
+
 int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
 {
 	if (!policy_kafka_on(p))
@@ -761,6 +766,7 @@ int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
 		return LV_ERR;
 	}
 	inv.on = true;
+	cache_set_publisher(&invalidate_publisher);
 	log_info("invalidate: Kafka %s, topic %s, group %s, instance %s, outbox %s", p->kafka.brokers,
 	         p->kafka.topic, inv.group, inv.instance, p->kafka.outbox);
 	return LV_OK;

@@ -21,19 +21,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/cache.h" /* struct inval_item, enum inval_cache_mode: the cache's contract */
 #include "policy.h"
 
-enum inval_kind { INVAL_KEY, INVAL_PREFIX, INVAL_TAG, INVAL_ALL };
-
-struct inval_item {
-	enum inval_kind kind;
-	const char *p; /* a request target, a path prefix, a tag; "" for INVAL_ALL */
-	size_t len;
-};
-
 /* Start-up, after the L1 exists: opens the outbox (replaying what it holds
- * as soon as Kafka answers) and starts the thread. LV_OK without doing
- * anything when the policy has no [kafka] brokers. */
+ * as soon as Kafka answers), starts the thread, and makes itself the
+ * cache's publisher (cache_set_publisher). LV_OK without doing anything
+ * when the policy has no [kafka] brokers. */
 int invalidate_start(const struct lv_policy *p, char *err, size_t errlen) LV_WARN_UNUSED;
 
 /* Shutdown (SIGTERM, after the drain): waits up to timeout_ms for Kafka to
@@ -46,11 +40,6 @@ void invalidate_stop(int timeout_ms);
 void invalidate_publish(const struct inval_item *items, unsigned n);
 
 /* What the cache may do now. */
-enum inval_cache_mode {
-	INVAL_CACHE_ON,      /* normal */
-	INVAL_CACHE_SKIP_L1, /* the consumer is behind beyond lag_budget: L1 lookups skipped */
-	INVAL_CACHE_OFF,     /* the outbox hit its bound: no caching until it drains */
-};
 enum inval_cache_mode invalidate_cache_mode(void);
 
 /* False, with the reason, while another levee consumes this replica's
