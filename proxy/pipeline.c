@@ -8,6 +8,8 @@
  */
 #include "pipeline.h"
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,52 @@ static const struct stage *const stages[] = {
 };
 
 #define NSTAGES (sizeof(stages) / sizeof(stages[0]))
+
+/* ---- the stages' state blocks ------------------------------------------ */
+
+/*
+ * A request is one allocation: struct request, then each stage's state
+ * block at state_off[i], each aligned for any type. The layout depends on
+ * the stage table alone, so it is computed once, before the first request.
+ */
+#define STATE_ALIGN _Alignof(max_align_t)
+
+static size_t state_off[NSTAGES];
+static size_t request_size; /* struct request and every block */
+static pthread_once_t layout_once = PTHREAD_ONCE_INIT;
+
+static size_t state_align(size_t n)
+{
+	return (n + STATE_ALIGN - 1) & ~(STATE_ALIGN - 1);
+}
+
+static void layout_states(void)
+{
+	size_t off = state_align(sizeof(struct request));
+	for (unsigned i = 0; i < NSTAGES; i++) {
+		state_off[i] = off;
+		off = state_align(off + stages[i]->state_size);
+	}
+	request_size = off;
+}
+
+static size_t stage_state_off(const struct stage *s)
+{
+	for (unsigned i = 0; i < NSTAGES; i++)
+		if (stages[i] == s)
+			return state_off[i];
+	abort(); /* not a stage of the table: a programming error */
+}
+
+void *request_state(struct request *r, const struct stage *s)
+{
+	return (char *)r + stage_state_off(s);
+}
+
+struct request *request_of_state(void *state, const struct stage *s)
+{
+	return (struct request *)(void *)((char *)state - stage_state_off(s));
+}
 
 static void pipeline_run(struct request *r)
 {
@@ -98,11 +146,12 @@ static struct request *request_alloc(struct worker *w)
 		w->free_reqs = r->next_free;
 		w->nfree_reqs--;
 		struct event *timer = r->timer;
-		memset(r, 0, sizeof(*r));
+		memset(r, 0, request_size); /* the stages' blocks with it */
 		r->timer = timer;
 		return r;
 	}
-	r = calloc(1, sizeof(*r));
+	pthread_once(&layout_once, layout_states);
+	r = calloc(1, request_size);
 	if (!r)
 		return NULL;
 	r->timer = evtimer_new(w->base, request_timer_fired, r);
@@ -454,10 +503,9 @@ void request_refuse(struct request *r, enum lv_reason reason, const struct refus
 void request_client_gone(struct request *r)
 {
 	request_detach(r);
-	if (r->l2_pending || (r->cache_waiting && !r->w->closing))
-		return; /* its fill or L2 callback will come, on this worker; it ends then */
-	if (r->bulkhead && !bulkhead_stage_client_gone(r))
-		return; /* its grant is on the way to this worker; it ends then */
+	for (unsigned i = 0; i < r->stage; i++)
+		if (stages[i]->client_gone && !stages[i]->client_gone(r))
+			return; /* its callback will come, on this worker; it ends then */
 	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc)
 		return; /* let the upstream finish what it was asked to do */
 	if (!r->resp_done) {

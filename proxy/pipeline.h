@@ -15,9 +15,18 @@
  *          client's end (a bulkhead drains a late answer: the slot is held
  *          until the service really finished);
  *   done   the request object goes away, the exchange with it: release what
- *          the stage holds.
+ *          the stage holds;
+ *   client_gone
+ *          the client left before the request ended: returns false while a
+ *          callback for the request is on its way to its worker (a fill or
+ *          Redis answer, a bulkhead grant), which ends it when it comes.
  * Hooks run for every stage the request entered, `end` and `done` in reverse
- * order.
+ * order, `client_gone` in order until one says to wait.
+ *
+ * A stage keeps its per-request state in a block of its own, of a type only
+ * the stage knows (request_state()): the pipeline lays the blocks out after
+ * struct request once, and a request carries all of them, zeroed, in the
+ * same allocation.
  *
  * One outcome per request (enum request_outcome), recorded once by whoever
  * first knows it and read by every stage's end hook and by the metrics: it
@@ -40,7 +49,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cache/l2.h"
 #include "net/conn.h"
 #include "net/http1.h"
 #include "net/worker.h"
@@ -56,7 +64,6 @@ enum stage_rc { STAGE_NEXT, STAGE_ASYNC, STAGE_DONE };
 enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_EOF };
 
 struct upconn;
-struct l1_entry;
 struct request;
 struct evbuffer;
 
@@ -134,38 +141,6 @@ struct request {
 	bool resp_done;
 	bool up_close;               /* upstream connection not reusable */
 
-	/* caching (proxy/cache/cache.c); all zero when the route does not cache */
-	bool cache_on;               /* the route caches: the answer carries Cache-Status */
-	bool cache_store;            /* the response is being captured to be stored */
-	bool cache_waiting;          /* parked behind another request's fill */
-	uint8_t wait_outcome;        /* enum fill_outcome, set by the filler before the wake-up */
-	bool cache_pass;             /* hit-for-miss: going upstream without coalescing */
-	bool cache_stored;           /* the fill's response was stored (L1, or Redis alone) */
-	int8_t cache_why;            /* enum cache_refusal of a fill that was not stored */
-	bool cache_no_coalesce;      /* woken waiter: go upstream directly */
-	char cache_status[96];       /* "Cache-Status: ...\r\n" for the response head (resp_extra) */
-	char *key;                   /* primary cache key, in the head arena's spare text */
-	uint32_t key_len;
-	uint64_t cache_epoch;        /* purge epoch when the fill began */
-	struct evbuffer *capture;    /* body being captured */
-	struct cache_fill *fill;     /* the fill this request owns, if any */
-	struct l1_entry *stale;      /* a stale stored answer kept for revalidation / stale-if-error */
-	int stale_state;             /* enum fresh_state of `stale` */
-	const char *cache_fwd;       /* Cache-Status fwd= for a forwarded request: "miss", "stale", "request" */
-	bool l2_pending;             /* an L2 operation for this request is in flight */
-	bool cache_bypass_store;     /* Redis failed: pass through, store nothing */
-	bool l2_lease;               /* holds the L2 fill lease in `lease` */
-	bool l2_waiting;             /* waiting for another replica's fill */
-	uint64_t l2_wait_until;      /* monotonic us */
-	uint64_t l2_fence_floor;     /* oldest unacknowledged purge when the L2 lookup was sent */
-	struct l2_lease lease;
-	bool cache_refresh;          /* answered from stale; now refreshing the entry, detached */
-	bool cache_taken;            /* the cache answered the client; the response only refreshes */
-	char cache_cond[320];        /* validators added to the upstream request ("If-None-Match: ...\r\n"; up_extra) */
-	struct request *wait_next;   /* in a fill's waiter list */
-	struct mb_item wake_item;    /* the waiter's wake-up, posted to wait_w */
-	struct worker *wait_w;
-
 	int status;                  /* status sent (or 499 for a client abort) */
 	enum lv_reason reason;       /* levee's own answer, if any */
 	uint64_t bytes_out, bytes_in;
@@ -175,11 +150,20 @@ struct request {
 /* A stage of the request path (see the top of this file). */
 struct stage {
 	const char *name;
+	size_t state_size;             /* bytes of per-request state: request_state() */
 	int (*run)(struct request *r); /* enum stage_rc */
 	bool (*fail)(struct request *r, enum lv_reason reason);
 	bool (*end)(struct request *r);
 	void (*done)(struct request *r);
+	bool (*client_gone)(struct request *r);
 };
+
+/* The block of <s>'s own state in <r>: state_size bytes, aligned for any
+ * type, zero when the request begins. <s> must be in the stage table. */
+void *request_state(struct request *r, const struct stage *s);
+/* The request a stage's state block belongs to (a callback given the block,
+ * or a field of it). */
+struct request *request_of_state(void *state, const struct stage *s);
 
 /* Arms the request's one timer: `fn` runs in `ms` unless it is re-armed or
  * stopped first. */

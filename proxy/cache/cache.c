@@ -80,7 +80,8 @@ void cache_set_publisher(const struct cache_publisher *pub)
 
 void cache_status_set(struct request *r, const char *params)
 {
-	snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; %s\r\n", params);
+	struct cache_req *cr = CR(r);
+	snprintf(cr->status, sizeof(cr->status), "Cache-Status: levee; %s\r\n", params);
 }
 
 /* ---- the key ----------------------------------------------------------- */
@@ -89,6 +90,7 @@ void cache_status_set(struct request *r, const char *params)
  * it allocates nothing. */
 static bool cache_make_key(struct request *r)
 {
+	struct cache_req *cr = CR(r);
 	struct lv_head *hd = r->head;
 	if (hd->cap - hd->len < 64)
 		return false;
@@ -101,8 +103,8 @@ static bool cache_make_key(struct request *r)
 		n = key_add_field(hd, LIT("x-forwarded-proto"), out, n, hd->cap - hd->len);
 	if (!n)
 		return false;
-	r->key = out;
-	r->key_len = (uint32_t)n;
+	cr->key = out;
+	cr->key_len = (uint32_t)n;
 	hd->len += (uint32_t)n;
 	return true;
 }
@@ -190,7 +192,8 @@ static bool vary_matches(const struct request *r, const struct record_view *v, c
  * values, with its decoded view, or NULL. */
 static struct l1_entry *cache_find(struct request *r, struct record_view *v)
 {
-	struct l1_entry *e = l1_get(cache_l1, r->key, r->key_len);
+	struct cache_req *cr = CR(r);
+	struct l1_entry *e = l1_get(cache_l1, cr->key, cr->key_len);
 	for (int round = 0; e && round < 2; round++) {
 		size_t len;
 		const void *val = l1_entry_value(e, &len);
@@ -287,7 +290,7 @@ static bool cache_write(struct request *r, struct l1_entry *e, const struct reco
 	WB_LIT(&w, "\r\nVia: 1.1 levee\r\nX-Request-Id: ");
 	wb_str(&w, r->id);
 	WB_LIT(&w, "\r\n");
-	wb_str(&w, r->cache_status);
+	wb_str(&w, CR(r)->status);
 	if (!not_modified && (v->status >= 200 && v->status != 204)) {
 		WB_LIT(&w, "Content-Length: ");
 		wb_u64(&w, v->body_len);
@@ -347,25 +350,27 @@ static void cache_release_client(struct request *r)
  * conditionals of its own (then its 304 or 200 is the client's to judge). */
 static void cache_add_validators(struct request *r, const struct record_view *v)
 {
+	struct cache_req *cr = CR(r);
 	if (cond_has_conditionals(r->head))
 		return;
 	size_t o = 0;
 	if (v->etag.len && v->etag.len < 200)
-		o += (size_t)snprintf(r->cache_cond + o, sizeof(r->cache_cond) - o, "If-None-Match: %.*s\r\n",
+		o += (size_t)snprintf(cr->cond + o, sizeof(cr->cond) - o, "If-None-Match: %.*s\r\n",
 		                      (int)v->etag.len, v->etag.p);
 	if (v->last_modified >= 0) {
 		char d[32];
 		http_date_format(v->last_modified, d);
-		o += (size_t)snprintf(r->cache_cond + o, sizeof(r->cache_cond) - o, "If-Modified-Since: %s\r\n", d);
+		o += (size_t)snprintf(cr->cond + o, sizeof(cr->cond) - o, "If-Modified-Since: %s\r\n", d);
 	}
 	if (o)
-		r->up_extra = r->cache_cond;
+		r->up_extra = cr->cond;
 }
 
 /* Answers r from entry <e> (referenced, decoded as <v>); see cache_lookup. */
 static enum lookup cache_answer_view(struct request *r, struct l1_entry *e, const struct record_view *v,
                                      const char *how)
 {
+	struct cache_req *cr = CR(r);
 	struct cc_directives req_cc;
 	cc_from_request(&req_cc, r->head);
 	struct fresh_stored st;
@@ -385,25 +390,25 @@ static enum lookup cache_answer_view(struct request *r, struct l1_entry *e, cons
 			return LK_HIT; /* the request has ended */
 		cache_release_client(r);
 		r->resp_head = r->resp_started = false;
-		r->cache_refresh = true;
-		r->cache_epoch = purge_epoch();
+		cr->refresh = true;
+		cr->epoch = purge_epoch();
 		return LK_STALE_SERVED;
 	}
 	/* stale: revalidate upstream; keep the copy for a 304 or for errors.
 	 * RFC 9211 tells apart a stored response that is stale from one the
 	 * request's own directives (no-cache, max-age) would not accept. */
-	r->cache_fwd = fresh_state(&st, NULL, now) == FRESH_OK ? "request" : "stale";
+	cr->fwd = fresh_state(&st, NULL, now) == FRESH_OK ? "request" : "stale";
 	cache_add_validators(r, v);
-	if (r->stale)
-		l1_entry_unref(r->stale);
-	r->stale = e;
-	r->stale_state = fs;
+	if (cr->stale)
+		l1_entry_unref(cr->stale);
+	cr->stale = e;
+	cr->stale_state = fs;
 	return LK_MISS;
 }
 
 /* Looks the request up. LK_HIT: answered and ended. LK_STALE_SERVED: the
  * client got a stale copy (stale-while-revalidate) and was released; the
- * request should go on as the refresh. LK_MISS: go upstream; r->stale may
+ * request should go on as the refresh. LK_MISS: go upstream; CR(r)->stale may
  * hold a stale copy for revalidation or stale-if-error. */
 enum lookup cache_lookup(struct request *r, const char *how)
 {
@@ -436,7 +441,7 @@ static bool has_field(const struct lv_head *hd, const char *n, size_t l)
 }
 
 /* Applies the route's unkeyed_headers and get_body to a cacheable request:
- * NULL when it may use the cache (r->cache_strip and r->body_discard set as
+ * NULL when it may use the cache (r->strip_unkeyed and r->body_discard set as
  * needed), else the detail of its bypass. */
 static const char *cache_unkeyed(struct request *r)
 {
@@ -463,7 +468,8 @@ static const char *cache_unkeyed(struct request *r)
 /* Cache-Status goes on the upstream's answer on a caching route. */
 static void cache_status_extra(struct request *r)
 {
-	r->resp_extra = r->cache_on && r->cache_status[0] ? r->cache_status : NULL;
+	struct cache_req *cr = CR(r);
+	r->resp_extra = cr->on && cr->status[0] ? cr->status : NULL;
 }
 
 static void cache_observe_head(struct request *r, const struct lv_head *resp)
@@ -473,7 +479,7 @@ static void cache_observe_head(struct request *r, const struct lv_head *resp)
 	 * refreshes (or is drained) */
 	cache_response_takeover(r, resp);
 	cache_response_head(r, resp);
-	r->resp_keep_head = r->cache_on;
+	r->resp_keep_head = CR(r)->on;
 	cache_status_extra(r);
 }
 
@@ -485,7 +491,7 @@ static void cache_observe_end(struct request *r, const struct lv_head *resp)
 
 static struct evbuffer *cache_held_body(struct request *r)
 {
-	return r->capture;
+	return CR(r)->capture;
 }
 
 static const struct response_observer cache_observer = {
@@ -502,19 +508,34 @@ static bool cache_stage_end(struct request *r)
 	return false;
 }
 
+/* The client left: a fill or Redis answer still on its way to the request
+ * ends it when it comes (a waiter of a stopping worker is not woken). */
+static bool cache_client_gone(struct request *r)
+{
+	const struct cache_req *cr = CR(r);
+	return !cr->l2_pending && !(cr->waiting && !r->w->closing);
+}
+
 const struct stage cache_stage_def = {
-    .name = "cache", .run = cache_stage, .fail = cache_fail_takeover, .end = cache_stage_end};
+    .name = "cache",
+    .state_size = sizeof(struct cache_req),
+    .run = cache_stage,
+    .fail = cache_fail_takeover,
+    .end = cache_stage_end,
+    .client_gone = cache_client_gone,
+};
 
 int cache_stage(struct request *r)
 {
+	struct cache_req *cr = CR(r);
 	const struct lv_route *rt = r->route;
 	/* every response is watched: a write on any route purges */
 	r->observer = &cache_observer;
 	if (!route_caches(rt))
 		return STAGE_NEXT;
-	r->cache_on = true;
+	cr->on = true;
 	const struct lv_head *hd = r->head;
-	if (r->cache_no_coalesce)
+	if (cr->no_coalesce)
 		return STAGE_NEXT; /* a woken waiter on its way upstream */
 	if (hd->method != HTTP_GET && hd->method != HTTP_HEAD) {
 		cache_status_set(r, "fwd=bypass");
@@ -538,8 +559,8 @@ int cache_stage(struct request *r)
 	 * change its answer (poisoning), and a GET's body. */
 	const char *why = cache_make_key(r) ? cache_unkeyed(r) : "key-too-long";
 	if (why) {
-		r->key = NULL; /* a bypass stores nothing */
-		r->key_len = 0;
+		cr->key = NULL; /* a bypass stores nothing */
+		cr->key_len = 0;
 		CSTAT(bypasses);
 		char st[64];
 		snprintf(st, sizeof(st), "fwd=bypass; detail=%s", why);
@@ -553,7 +574,7 @@ int cache_stage(struct request *r)
 		 * replicas, so nothing is served or stored until it drains */
 		CSTAT(bypasses);
 		cache_status_set(r, "fwd=bypass; detail=outbox-full");
-		r->cache_bypass_store = true;
+		cr->bypass_store = true;
 		return STAGE_NEXT;
 	}
 	/* behind on invalidations: the L1 may hold what others purged */
@@ -570,11 +591,11 @@ int cache_stage(struct request *r)
 		return STAGE_NEXT;
 	}
 	CSTAT(misses);
-	r->cache_epoch = purge_epoch();
+	cr->epoch = purge_epoch();
 	cache_status_set(r, "fwd=miss");
-	if (r->stale) {
+	if (cr->stale) {
 		char st[32];
-		snprintf(st, sizeof(st), "fwd=%s", r->cache_fwd);
+		snprintf(st, sizeof(st), "fwd=%s", cr->fwd);
 		cache_status_set(r, st);
 	}
 	if (cc_only_if_cached(&req_cc)) {
@@ -583,10 +604,10 @@ int cache_stage(struct request *r)
 		request_fail(r, R_NOT_CACHED);
 		return STAGE_DONE;
 	}
-	if (pass_marked(r->key, r->key_len)) {
+	if (pass_marked(cr->key, cr->key_len)) {
 		/* hit-for-miss: the key's last answer could not be stored, so
 		 * nobody waits for anybody; a storable answer ends it */
-		r->cache_pass = true;
+		cr->pass = true;
 		CSTAT(pass_hits);
 		return STAGE_NEXT;
 	}
@@ -696,73 +717,76 @@ void cache_invalidate_write(struct request *r, const struct lv_head *resp)
 
 void cache_response_takeover(struct request *r, const struct lv_head *resp)
 {
-	if (!r->stale || !r->conn)
+	struct cache_req *cr = CR(r);
+	if (!cr->stale || !r->conn)
 		return;
 	struct record_view v;
 	size_t len;
-	const void *val = l1_entry_value(r->stale, &len);
+	const void *val = l1_entry_value(cr->stale, &len);
 	if (record_decode(val, len, &v) != RECORD_OK)
 		return;
 	int64_t now = (int64_t)(cache_unix_ms() / 1000);
-	if (resp->status == 304 && r->cache_cond[0]) {
+	if (resp->status == 304 && cr->cond[0]) {
 		/* our own revalidation succeeded: refresh, then answer from the
 		 * refreshed entry */
 		cache_refresh_entry(r, &v, resp);
 		CSTAT(revalidated);
 		char st[64];
-		snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; stored", r->cache_fwd);
+		snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; stored", cr->fwd);
 		cache_status_set(r, st);
 		struct record_view nv;
 		struct l1_entry *e = cache_find(r, &nv);
 		if (!e) {
-			e = l1_entry_ref(r->stale);
+			e = l1_entry_ref(cr->stale);
 			nv = v;
 		}
-		r->cache_taken = true;
+		cr->taken = true;
 		if (cache_write(r, e, &nv, now))
 			cache_release_client(r);
 		return;
 	}
-	if (resp->status >= 500 && r->stale_state == FRESH_STALE_SIE) {
+	if (resp->status >= 500 && cr->stale_state == FRESH_STALE_SIE) {
 		CSTAT(stale_if_error);
 		cache_status_set(r, "hit; detail=stale-if-error");
-		r->cache_taken = true;
-		if (cache_write(r, l1_entry_ref(r->stale), &v, now))
+		cr->taken = true;
+		if (cache_write(r, l1_entry_ref(cr->stale), &v, now))
 			cache_release_client(r);
 	}
 }
 
 bool cache_fail_takeover(struct request *r, enum lv_reason reason)
 {
-	if (!r->stale || !r->conn || r->resp_started || r->stale_state != FRESH_STALE_SIE)
+	struct cache_req *cr = CR(r);
+	if (!cr->stale || !r->conn || r->resp_started || cr->stale_state != FRESH_STALE_SIE)
 		return false;
 	if (reason != R_UP_CONNECT && reason != R_UP_BAD && reason != R_UP_TIMEOUT)
 		return false;
 	struct record_view v;
 	size_t len;
-	const void *val = l1_entry_value(r->stale, &len);
+	const void *val = l1_entry_value(cr->stale, &len);
 	if (record_decode(val, len, &v) != RECORD_OK)
 		return false;
 	CSTAT(stale_if_error);
 	cache_status_set(r, "hit; detail=stale-if-error");
-	if (cache_write(r, l1_entry_ref(r->stale), &v, (int64_t)(cache_unix_ms() / 1000)))
+	if (cache_write(r, l1_entry_ref(cr->stale), &v, (int64_t)(cache_unix_ms() / 1000)))
 		request_finish(r);
 	return true;
 }
 
 void cache_request_end(struct request *r)
 {
+	struct cache_req *cr = CR(r);
 	cache_l2_end(r);
-	if (r->stale) {
-		l1_entry_unref(r->stale);
-		r->stale = NULL;
+	if (cr->stale) {
+		l1_entry_unref(cr->stale);
+		cr->stale = NULL;
 	}
-	if (r->capture) {
-		evbuffer_free(r->capture);
-		r->capture = NULL;
+	if (cr->capture) {
+		evbuffer_free(cr->capture);
+		cr->capture = NULL;
 	}
-	if (r->cache_store)
+	if (cr->store)
 		cache_refused(RF_INCOMPLETE); /* it ended before its response did */
-	r->cache_store = false;
+	cr->store = false;
 	fill_finish(r, FILL_FAILED);
 }

@@ -13,9 +13,51 @@
 #include "cache/l1.h"
 #include "cache/l2.h"
 #include "cache/record.h"
+#include "net/mailbox.h"
 #include "pipeline.h"
 
 extern struct l1 *cache_l1;
+
+/* The cache's per-request state: its block in the request (request_state()),
+ * zero when the request begins; all zero when the route does not cache. */
+struct cache_req {
+	bool on;                     /* the route caches: the answer carries Cache-Status */
+	bool store;                  /* the response is being captured to be stored */
+	bool waiting;                /* parked behind another request's fill */
+	uint8_t wait_outcome;        /* enum fill_outcome, set by the filler before the wake-up */
+	bool pass;                   /* hit-for-miss: going upstream without coalescing */
+	bool stored;                 /* the fill's response was stored (L1, or Redis alone) */
+	int8_t why;                  /* enum cache_refusal of a fill that was not stored */
+	bool no_coalesce;            /* woken waiter: go upstream directly */
+	char status[96];             /* "Cache-Status: ...\r\n" for the response head (resp_extra) */
+	char *key;                   /* primary cache key, in the head arena's spare text */
+	uint32_t key_len;
+	uint64_t epoch;              /* purge epoch when the fill began */
+	struct evbuffer *capture;    /* body being captured */
+	struct cache_fill *fill;     /* the fill this request owns, if any */
+	struct l1_entry *stale;      /* a stale stored answer, for revalidation / stale-if-error */
+	int stale_state;             /* enum fresh_state of `stale` */
+	const char *fwd;             /* Cache-Status fwd= if forwarded: "miss", "stale", "request" */
+	bool l2_pending;             /* an L2 operation for this request is in flight */
+	bool bypass_store;           /* Redis failed: pass through, store nothing */
+	bool l2_lease;               /* holds the L2 fill lease in `lease` */
+	bool l2_waiting;             /* waiting for another replica's fill */
+	uint64_t l2_wait_until;      /* monotonic us */
+	uint64_t l2_fence_floor;     /* oldest unacknowledged purge when the L2 lookup was sent */
+	struct l2_lease lease;
+	bool refresh;                /* answered from stale; now refreshing the entry, detached */
+	bool taken;                  /* the cache answered the client; the response only refreshes */
+	char cond[320];              /* validators sent upstream ("If-None-Match: ...\r\n"; up_extra) */
+	struct request *wait_next;   /* in a fill's waiter list */
+	struct mb_item wake_item;    /* the waiter's wake-up, posted to wait_w */
+	struct worker *wait_w;
+};
+
+/* The cache's block of <r>. Const or not, the block is the cache's own. */
+static inline struct cache_req *CR(const struct request *r)
+{
+	return request_state((struct request *)r, &cache_stage_def);
+}
 
 #define VARY_KEY_MAX 4096 /* bytes of the request's values for the Vary fields */
 /* Largest body a fill holds back whole before its head goes out, so that
@@ -150,7 +192,7 @@ void cache_l2_end(struct request *r);
 
 int cache_stage(struct request *r);
 /* The response, as the observer sees it, in order: the head (before the
- * client's head is written; may turn capture on and fills r->cache_status),
+ * client's head is written; may turn capture on and fills the block's `status`),
  * body bytes as they go to the client, then the end. */
 void cache_response_takeover(struct request *r, const struct lv_head *resp);
 void cache_response_head(struct request *r, const struct lv_head *resp);

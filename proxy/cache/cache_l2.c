@@ -23,7 +23,7 @@
  * everything), and the route's cache_tags. They are computed the same way at
  * begin and at commit, so the generations read at begin line up with them.
  *
- * Lifetime: while an L2 operation is in flight (r->l2_pending) the request
+ * Lifetime: while an L2 operation is in flight (CR(r)->l2_pending) the request
  * outlives its client (request_client_gone detaches it); each callback first
  * clears l2_pending and, if the client has gone, ends the request.
  */
@@ -95,14 +95,15 @@ static unsigned l2_tags_of(const struct request *r, char *buf, struct l2_str *ta
 /* Looks r's key up with the tags r's entry would have. */
 static int l2_lookup_req(struct request *r, l2_lookup_cb cb)
 {
+	struct cache_req *cr = CR(r);
 	char buf[TAG_BUF];
 	struct l2_str tags[L2_MAX_TAGS];
 	size_t used;
 	unsigned n = l2_tags_of(r, buf, tags, &used);
 	/* a purge pending now may land after this lookup is answered: the
 	 * answer is checked against it too (cache_l2_fenced) */
-	r->l2_fence_floor = cache_l2_fence_floor();
-	return l2_lookup_tags(r->w->l2, r->key, r->key_len, tags, n, cb, r);
+	cr->l2_fence_floor = cache_l2_fence_floor();
+	return l2_lookup_tags(r->w->l2, cr->key, cr->key_len, tags, n, cb, r);
 }
 
 static void l2_resume_upstream(struct request *r)
@@ -114,7 +115,7 @@ static void l2_resume_upstream(struct request *r)
  * because its client left meanwhile. */
 static bool l2_back(struct request *r)
 {
-	r->l2_pending = false;
+	CR(r)->l2_pending = false;
 	if (r->conn)
 		return true;
 	request_client_gone(r);
@@ -125,6 +126,7 @@ static bool l2_back(struct request *r)
  * a record no L1 shard can hold is answered from a copy of its own. */
 static bool l2_answer(struct request *r, const char *rec, size_t len)
 {
+	struct cache_req *cr = CR(r);
 	struct record_view v;
 	if (record_decode(rec, len, &v) != RECORD_OK)
 		return false;
@@ -145,12 +147,12 @@ static bool l2_answer(struct request *r, const char *rec, size_t len)
 	}
 	/* a purge from this process may not have reached Redis yet: this
 	 * entry may be what it removed */
-	if (cache_l2_fenced(r->l2_fence_floor, r->key, r->key_len, tagp, tagl, nt)) {
+	if (cache_l2_fenced(cr->l2_fence_floor, cr->key, cr->key_len, tagp, tagl, nt)) {
 		CSTAT(l2_fenced);
 		return false;
 	}
 	uint64_t expires = cache_unix_ms() + (uint64_t)(left + window) * 1000u;
-	switch (cache_put(r, r->cache_epoch, rec, len, expires, NULL, 0, tagp, tagl, nt)) {
+	switch (cache_put(r, cr->epoch, rec, len, expires, NULL, 0, tagp, tagl, nt)) {
 	case PUT_OK:
 		fill_finish(r, FILL_STORED); /* this process's waiters find it in the L1 */
 		return cache_lookup(r, "hit; detail=l2") == LK_HIT;
@@ -168,9 +170,10 @@ static bool l2_answer(struct request *r, const char *rec, size_t len)
  * not be stored. Go upstream now, and let this replica's misses do the same. */
 static void l2_pass(struct request *r)
 {
+	struct cache_req *cr = CR(r);
 	CSTAT(pass_hits);
-	r->cache_pass = true;
-	pass_mark(r->key, r->key_len, r->rt->policy->cache.uncacheable_ttl_ms);
+	cr->pass = true;
+	pass_mark(cr->key, cr->key_len, r->rt->policy->cache.uncacheable_ttl_ms);
 	l2_resume_upstream(r);
 }
 
@@ -180,18 +183,20 @@ static void l2_poll(evutil_socket_t fd, short what, void *arg);
  * lease or generation can vouch for a fill made without it. */
 static void l2_bypass(struct request *r, const char *why)
 {
+	struct cache_req *cr = CR(r);
 	CSTAT(l2_errors);
-	r->cache_bypass_store = true;
-	snprintf(r->cache_status, sizeof(r->cache_status), "Cache-Status: levee; fwd=bypass; detail=%s\r\n", why);
+	cr->bypass_store = true;
+	snprintf(cr->status, sizeof(cr->status), "Cache-Status: levee; fwd=bypass; detail=%s\r\n", why);
 }
 
 /* Looks again in L2_POLL_MS for another replica's fill. */
 static void l2_schedule_poll(struct request *r)
 {
-	r->l2_pending = true;
+	struct cache_req *cr = CR(r);
+	cr->l2_pending = true;
 	struct timeval tv = {0, L2_POLL_MS * 1000};
 	if (event_base_once(r->w->base, -1, EV_TIMEOUT, l2_poll, r, &tv) < 0) {
-		r->l2_pending = false;
+		cr->l2_pending = false;
 		l2_resume_upstream(r);
 	}
 }
@@ -202,6 +207,7 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
                          void *arg)
 {
 	struct request *r = arg;
+	struct cache_req *cr = CR(r);
 	if (!l2_back(r))
 		return;
 	if (err != L2_ENONE) {
@@ -217,9 +223,9 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 		l2_pass(r);
 		return;
 	}
-	if (r->l2_waiting) {
+	if (cr->l2_waiting) {
 		/* another replica holds the lease: keep looking until lease_wait */
-		if (now_us() >= r->l2_wait_until) {
+		if (now_us() >= cr->l2_wait_until) {
 			CSTAT(lease_wait_timeouts);
 			/* the other replica's fill is late: a stale copy where the
 			 * route or origin allows one, else go upstream ourselves */
@@ -236,10 +242,10 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 	struct l2_str tags[L2_MAX_TAGS];
 	size_t used;
 	unsigned n = l2_tags_of(r, buf, tags, &used);
-	r->l2_pending = true;
-	if (l2_fill_begin(l2, r->key, r->key_len, tags, n, r->rt->policy->redis.lease_ms, l2_on_begin, r) !=
+	cr->l2_pending = true;
+	if (l2_fill_begin(l2, cr->key, cr->key_len, tags, n, r->rt->policy->redis.lease_ms, l2_on_begin, r) !=
 	    LV_OK) {
-		r->l2_pending = false;
+		cr->l2_pending = false;
 		l2_resume_upstream(r);
 	}
 }
@@ -247,11 +253,12 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 static void l2_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct request *r = arg;
+	struct cache_req *cr = CR(r);
 	if (!l2_back(r))
 		return;
-	r->l2_pending = true;
+	cr->l2_pending = true;
 	if (l2_lookup_req(r, l2_on_lookup) != LV_OK) {
-		r->l2_pending = false;
+		cr->l2_pending = false;
 		l2_resume_upstream(r);
 	}
 }
@@ -259,9 +266,10 @@ static void l2_poll(evutil_socket_t fd, short what, void *arg)
 static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *lease, void *arg)
 {
 	struct request *r = arg;
+	struct cache_req *cr = CR(r);
 	if (err == L2_ENONE && lease && lease->won) {
-		r->lease = *lease; /* held until commit or cache_l2_end */
-		r->l2_lease = true;
+		cr->lease = *lease; /* held until commit or cache_l2_end */
+		cr->l2_lease = true;
 	}
 	if (!l2_back(r))
 		return;
@@ -270,7 +278,7 @@ static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *l
 		l2_resume_upstream(r);
 		return;
 	}
-	if (r->l2_lease) {
+	if (cr->l2_lease) {
 		l2_resume_upstream(r);
 		return;
 	}
@@ -280,23 +288,24 @@ static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *l
 	}
 	/* lost: wait for the holder's entry */
 	CSTAT(lease_waits);
-	r->l2_waiting = true;
-	r->l2_wait_until = now_us() + r->rt->policy->redis.lease_wait_ms * 1000u;
+	cr->l2_waiting = true;
+	cr->l2_wait_until = now_us() + r->rt->policy->redis.lease_wait_ms * 1000u;
 	l2_schedule_poll(r);
 }
 
 int cache_l2_miss(struct request *r)
 {
+	struct cache_req *cr = CR(r);
 	struct l2 *l2 = r->w->l2;
-	if (!l2 || !r->key || r->head->method != HTTP_GET)
+	if (!l2 || !cr->key || r->head->method != HTTP_GET)
 		return STAGE_NEXT;
 	if (!redis_available(r->w->redis)) {
 		l2_bypass(r, "redis-down");
 		return STAGE_NEXT;
 	}
-	r->l2_pending = true;
+	cr->l2_pending = true;
 	if (l2_lookup_req(r, l2_on_lookup) != LV_OK) {
-		r->l2_pending = false;
+		cr->l2_pending = false;
 		return STAGE_NEXT;
 	}
 	return STAGE_ASYNC;
@@ -442,11 +451,12 @@ static void l2_on_abort(struct l2 *l2, enum l2_err err, long long value, void *a
 
 bool cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t ttl_ms, struct cache_fill *f)
 {
-	if (!r->l2_lease || !r->w->l2) {
+	struct cache_req *cr = CR(r);
+	if (!cr->l2_lease || !r->w->l2) {
 		fill_finish_detached(f, FILL_FAILED);
 		return false;
 	}
-	r->l2_lease = false;
+	cr->l2_lease = false;
 	char buf[TAG_BUF];
 	struct l2_str tags[L2_MAX_TAGS];
 	size_t o;
@@ -466,15 +476,15 @@ bool cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t tt
 			}
 		}
 	}
-	struct l2_after *a = malloc(sizeof(*a) + r->key_len);
+	struct l2_after *a = malloc(sizeof(*a) + cr->key_len);
 	if (!a) {
 		fill_finish_detached(f, FILL_FAILED);
 		return false; /* the lease expires by itself */
 	}
 	a->fill = f;
-	a->klen = r->key_len;
-	memcpy(a->key, r->key, r->key_len);
-	if (l2_fill_commit(r->w->l2, r->key, r->key_len, &r->lease, tags, n, rec, len, ttl_ms ? ttl_ms : 1,
+	a->klen = cr->key_len;
+	memcpy(a->key, cr->key, cr->key_len);
+	if (l2_fill_commit(r->w->l2, cr->key, cr->key_len, &cr->lease, tags, n, rec, len, ttl_ms ? ttl_ms : 1,
 	                   l2_on_commit, a) != LV_OK) {
 		fill_finish_detached(f, FILL_FAILED);
 		free(a);
@@ -489,9 +499,10 @@ static void l2_on_pass(struct l2 *l2, enum l2_err err, long long value, void *ar
 
 void cache_l2_pass(struct request *r)
 {
+	struct cache_req *cr = CR(r);
 	uint64_t ttl = r->rt->policy->cache.uncacheable_ttl_ms;
 	struct l2 *l2 = r->w->l2;
-	if (!l2 || !r->key || r->cache_bypass_store)
+	if (!l2 || !cr->key || cr->bypass_store)
 		return;
 	if (!ttl) {
 		cache_l2_end(r); /* no marker: just give the lease back */
@@ -499,22 +510,24 @@ void cache_l2_pass(struct request *r)
 	}
 	/* the marker replaces our lease, or takes the place of none: either
 	 * way the lease is no longer ours to release */
-	if (l2_fill_pass(l2, r->key, r->key_len, r->l2_lease ? &r->lease : NULL, ttl, l2_on_pass, NULL) != LV_OK)
+	if (l2_fill_pass(l2, cr->key, cr->key_len, cr->l2_lease ? &cr->lease : NULL, ttl, l2_on_pass, NULL) != LV_OK)
 		log_debug("cache: could not set a hit-for-miss marker");
-	r->l2_lease = false;
+	cr->l2_lease = false;
 }
 
 void cache_l2_pass_clear(struct request *r)
 {
-	if (r->w->l2 && r->key && l2_pass_clear(r->w->l2, r->key, r->key_len, l2_on_pass, NULL) != LV_OK)
+	struct cache_req *cr = CR(r);
+	if (r->w->l2 && cr->key && l2_pass_clear(r->w->l2, cr->key, cr->key_len, l2_on_pass, NULL) != LV_OK)
 		log_debug("cache: could not clear a hit-for-miss marker");
 }
 
 void cache_l2_end(struct request *r)
 {
-	if (!r->l2_lease || !r->w->l2)
+	struct cache_req *cr = CR(r);
+	if (!cr->l2_lease || !r->w->l2)
 		return;
-	r->l2_lease = false;
-	if (l2_fill_abort(r->w->l2, r->key, r->key_len, &r->lease, l2_on_abort, NULL) != LV_OK)
+	cr->l2_lease = false;
+	if (l2_fill_abort(r->w->l2, cr->key, cr->key_len, &cr->lease, l2_on_abort, NULL) != LV_OK)
 		log_debug("cache: could not release a lease; it expires by itself");
 }

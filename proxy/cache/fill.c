@@ -31,7 +31,7 @@
 
 struct cache_fill {
 	struct cache_fill *next;
-	struct request *owner; /* the filler; its r->fill points back here */
+	struct request *owner; /* the filler; its block's `fill` points back here */
 	uint64_t hash;
 	struct request *waiters;
 	uint32_t nwaiters;
@@ -115,16 +115,17 @@ bool pass_clear(const char *key, size_t klen)
 
 enum claim fill_claim(struct request *r, bool wait)
 {
-	uint64_t h = key_hash(r->key, r->key_len);
+	struct cache_req *cr = CR(r);
+	uint64_t h = key_hash(cr->key, cr->key_len);
 	unsigned s = fill_shard(h);
 	enum claim rc = CLAIM_OWNER;
 	pthread_mutex_lock(&fills[s].lock);
 	for (struct cache_fill *f = fills[s].head; f; f = f->next) {
-		if (f->hash == h && f->klen == r->key_len && memcmp(f->key, r->key, r->key_len) == 0) {
+		if (f->hash == h && f->klen == cr->key_len && memcmp(f->key, cr->key, cr->key_len) == 0) {
 			if (wait) {
-				r->wait_next = f->waiters;
-				r->wait_w = r->w;
-				r->cache_waiting = true;
+				cr->wait_next = f->waiters;
+				cr->wait_w = r->w;
+				cr->waiting = true;
 				f->waiters = r;
 				f->nwaiters++;
 			}
@@ -132,17 +133,17 @@ enum claim fill_claim(struct request *r, bool wait)
 			return wait ? CLAIM_WAITING : CLAIM_BUSY;
 		}
 	}
-	struct cache_fill *f = malloc(sizeof(*f) + r->key_len);
+	struct cache_fill *f = malloc(sizeof(*f) + cr->key_len);
 	if (f) {
 		f->owner = r;
 		f->hash = h;
-		f->klen = r->key_len;
+		f->klen = cr->key_len;
 		f->waiters = NULL;
 		f->nwaiters = 0;
-		memcpy(f->key, r->key, r->key_len);
+		memcpy(f->key, cr->key, cr->key_len);
 		f->next = fills[s].head;
 		fills[s].head = f;
-		r->fill = f;
+		cr->fill = f;
 	} else if (!wait) {
 		rc = CLAIM_BUSY; /* out of memory: do without a refresh */
 	}
@@ -152,13 +153,14 @@ enum claim fill_claim(struct request *r, bool wait)
 
 static void cache_wake(struct mb_item *it)
 {
-	struct request *r = mb_container(it, struct request, wake_item);
-	r->cache_waiting = false;
+	struct cache_req *cr = mb_container(it, struct cache_req, wake_item);
+	struct request *r = request_of_state(cr, &cache_stage_def);
+	cr->waiting = false;
 	if (!r->conn || r->w->closing) { /* the client left while it waited, or levee is stopping */
 		request_client_gone(r);
 		return;
 	}
-	enum fill_outcome o = (enum fill_outcome)r->wait_outcome;
+	enum fill_outcome o = (enum fill_outcome)cr->wait_outcome;
 	if (o != FILL_UNCACHEABLE) {
 		enum lookup lk = cache_lookup(r, "hit; detail=coalesced");
 		if (lk == LK_HIT) {
@@ -173,7 +175,7 @@ static void cache_wake(struct mb_item *it)
 	/* Stored in Redis only (too large for the L1): the shared tier has it.
 	 * Otherwise nothing usable was stored: go upstream at once, without
 	 * queueing again. */
-	r->cache_no_coalesce = true;
+	cr->no_coalesce = true;
 	cache_status_set(r, "fwd=miss");
 	if (o == FILL_STORED_L2 && cache_l2_miss(r) == STAGE_ASYNC)
 		return;
@@ -195,13 +197,14 @@ static void fill_release(struct cache_fill *f, enum fill_outcome o)
 	pthread_mutex_unlock(&fills[s].lock);
 	free(f);
 	while (w) {
-		struct request *next = w->wait_next;
-		w->wait_next = NULL;
-		w->wait_outcome = (uint8_t)o;
+		struct cache_req *wc = CR(w);
+		struct request *next = wc->wait_next;
+		wc->wait_next = NULL;
+		wc->wait_outcome = (uint8_t)o;
 		/* allocates nothing, so it fails only when the waiter's worker
 		 * has stopped for good: its own teardown ends the request then */
-		if (mailbox_post(&w->wait_w->mbox, &w->wake_item, cache_wake) != LV_OK) {
-			w->cache_waiting = false;
+		if (mailbox_post(&wc->wait_w->mbox, &wc->wake_item, cache_wake) != LV_OK) {
+			wc->waiting = false;
 			log_debug("cache: a waiter's worker has stopped; its request ends with it");
 		}
 		w = next;
@@ -210,17 +213,19 @@ static void fill_release(struct cache_fill *f, enum fill_outcome o)
 
 void fill_finish(struct request *r, enum fill_outcome o)
 {
-	struct cache_fill *f = r->fill;
+	struct cache_req *cr = CR(r);
+	struct cache_fill *f = cr->fill;
 	if (!f)
 		return;
-	r->fill = NULL;
+	cr->fill = NULL;
 	fill_release(f, o);
 }
 
 struct cache_fill *fill_detach(struct request *r)
 {
-	struct cache_fill *f = r->fill;
-	r->fill = NULL;
+	struct cache_req *cr = CR(r);
+	struct cache_fill *f = cr->fill;
+	cr->fill = NULL;
 	if (f)
 		f->owner = NULL;
 	return f;
@@ -244,12 +249,13 @@ void fill_shutdown(void)
 		while (f) {
 			struct cache_fill *next = f->next;
 			for (struct request *w = f->waiters, *wn; w; w = wn) {
-				wn = w->wait_next;
-				w->wait_next = NULL;
-				w->cache_waiting = false; /* ended by its worker's teardown */
+				struct cache_req *wc = CR(w);
+				wn = wc->wait_next;
+				wc->wait_next = NULL;
+				wc->waiting = false; /* ended by its worker's teardown */
 			}
 			if (f->owner)
-				f->owner->fill = NULL;
+				CR(f->owner)->fill = NULL;
 			free(f);
 			f = next;
 		}

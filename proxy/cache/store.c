@@ -93,6 +93,7 @@ struct store_plan {
 static enum cache_refusal store_plan(struct request *r, const struct lv_head *resp, int64_t resp_ms,
                                      struct store_plan *sp)
 {
+	struct cache_req *cr = CR(r);
 	const struct lv_route *rt = r->route;
 	struct fresh_options opt;
 	fresh_options_init(&opt);
@@ -139,8 +140,8 @@ static enum cache_refusal store_plan(struct request *r, const struct lv_head *re
 			return RF_TOO_LARGE;
 		/* an upper bound of the record: the body, the head's text, the
 		 * key and tags, and the record's own framing */
-		uint64_t est = resp->content_length + resp->len + 8u * resp->n + r->key_len + 4096;
-		if (!r->l2_lease && est > l1_max_entry(cache_l1))
+		uint64_t est = resp->content_length + resp->len + 8u * resp->n + cr->key_len + 4096;
+		if (!cr->l2_lease && est > l1_max_entry(cache_l1))
 			return RF_TOO_LARGE; /* no shard holds it, and no Redis lease to store it */
 	}
 	return RF_NONE;
@@ -156,15 +157,16 @@ static bool refusal_marks(enum cache_refusal why, const struct lv_head *resp)
  * when the reason lasts, and let the requests waiting for it go now. */
 static void store_refuse(struct request *r, enum cache_refusal why, bool mark)
 {
+	struct cache_req *cr = CR(r);
 	cache_refused(why);
-	r->cache_store = false;
-	r->cache_why = (int8_t)why;
-	if (r->capture && !r->resp_hold) { /* a held response still needs its body */
-		evbuffer_free(r->capture);
-		r->capture = NULL;
+	cr->store = false;
+	cr->why = (int8_t)why;
+	if (cr->capture && !r->resp_hold) { /* a held response still needs its body */
+		evbuffer_free(cr->capture);
+		cr->capture = NULL;
 	}
 	if (mark) {
-		pass_mark(r->key, r->key_len, r->rt->policy->cache.uncacheable_ttl_ms);
+		pass_mark(cr->key, cr->key_len, r->rt->policy->cache.uncacheable_ttl_ms);
 		cache_l2_pass(r);
 	}
 	fill_finish(r, mark ? FILL_UNCACHEABLE : FILL_FAILED);
@@ -172,19 +174,20 @@ static void store_refuse(struct request *r, enum cache_refusal why, bool mark)
 
 void cache_response_head(struct request *r, const struct lv_head *resp)
 {
+	struct cache_req *cr = CR(r);
 	if (request_is_unsafe(r)) {
 		/* on every route: the target may be cached by another one */
-		if (resp->status >= 200 && resp->status < 400 && !r->cache_taken)
+		if (resp->status >= 200 && resp->status < 400 && !cr->taken)
 			cache_invalidate_write(r, resp);
 		return;
 	}
-	if (!r->cache_on || r->cache_taken)
+	if (!cr->on || cr->taken)
 		return;
 	const struct lv_head *qh = r->head;
-	if (qh->method != HTTP_GET || !r->key || r->cache_bypass_store)
+	if (qh->method != HTTP_GET || !cr->key || cr->bypass_store)
 		return;
 	char st[96];
-	const char *fwd = r->stale ? r->cache_fwd : "miss";
+	const char *fwd = cr->stale ? cr->fwd : "miss";
 	struct store_plan *sp = malloc(sizeof(*sp));
 	enum cache_refusal why = sp ? store_plan(r, resp, (int64_t)cache_unix_ms(), sp) : RF_ERROR;
 	free(sp);
@@ -194,18 +197,18 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 		store_refuse(r, why, refusal_marks(why, resp));
 		return;
 	}
-	if (r->cache_pass) {
+	if (cr->pass) {
 		/* hit-for-miss, and now the answer can be stored: coalesce again */
-		pass_clear(r->key, r->key_len);
+		pass_clear(cr->key, cr->key_len);
 		cache_l2_pass_clear(r);
 	}
-	r->capture = evbuffer_new();
-	if (!r->capture) {
+	cr->capture = evbuffer_new();
+	if (!cr->capture) {
 		cache_refused(RF_ERROR);
 		return;
 	}
-	r->cache_store = true;
-	r->cache_why = RF_NONE;
+	cr->store = true;
+	cr->why = RF_NONE;
 	/* A small response is held back whole until it has arrived and the
 	 * store is decided, so its Cache-Status tells what happened (a body cut
 	 * short then gets levee's own 502, not a head that said "stored"). A
@@ -221,7 +224,7 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 
 static bool capture_room(struct request *r, size_t n)
 {
-	if (evbuffer_get_length(r->capture) + n <= r->rt->policy->cache.max_object)
+	if (evbuffer_get_length(CR(r)->capture) + n <= r->rt->policy->cache.max_object)
 		return true;
 	/* a streamed body grew past max_object: nothing to wait for */
 	store_refuse(r, RF_TOO_LARGE, true);
@@ -230,7 +233,8 @@ static bool capture_room(struct request *r, size_t n)
 
 void cache_response_body(struct request *r, struct evbuffer *src, size_t n)
 {
-	if (!r->cache_store || !capture_room(r, n))
+	struct cache_req *cr = CR(r);
+	if (!cr->store || !capture_room(r, n))
 		return;
 	struct evbuffer_ptr pos;
 	evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET);
@@ -242,7 +246,7 @@ void cache_response_body(struct request *r, struct evbuffer *src, size_t n)
 			break;
 		for (int i = 0; i < nv && i < 16 && left; i++) {
 			size_t take = v[i].iov_len < left ? v[i].iov_len : left;
-			evbuffer_add(r->capture, v[i].iov_base, take);
+			evbuffer_add(cr->capture, v[i].iov_base, take);
 			left -= take;
 			evbuffer_ptr_set(src, &pos, take, EVBUFFER_PTR_ADD);
 		}
@@ -251,9 +255,10 @@ void cache_response_body(struct request *r, struct evbuffer *src, size_t n)
 
 void cache_response_body_bytes(struct request *r, const char *data, size_t n)
 {
-	if (!r->cache_store || !capture_room(r, n))
+	struct cache_req *cr = CR(r);
+	if (!cr->store || !capture_room(r, n))
 		return;
-	evbuffer_add(r->capture, data, n);
+	evbuffer_add(cr->capture, data, n);
 }
 
 /* ---- putting a record into the L1 -------------------------------------- */
@@ -262,26 +267,28 @@ void cache_response_body_bytes(struct request *r, const char *data, size_t n)
  * request's values for the Vary fields. 0 if it does not fit. */
 size_t cache_variant_key(const struct request *r, const char *sec, size_t sl, char *out)
 {
-	if (!sl || r->key_len + 1 + sl > KEY_MAX)
+	const struct cache_req *cr = CR(r);
+	if (!sl || cr->key_len + 1 + sl > KEY_MAX)
 		return 0;
-	memcpy(out, r->key, r->key_len);
-	out[r->key_len] = KEY_VARY_SEP;
-	memcpy(out + r->key_len + 1, sec, sl);
-	return r->key_len + 1 + sl;
+	memcpy(out, cr->key, cr->key_len);
+	out[cr->key_len] = KEY_VARY_SEP;
+	memcpy(out + cr->key_len + 1, sec, sl);
+	return cr->key_len + 1 + sl;
 }
 
 enum put_rc cache_put(const struct request *r, uint64_t epoch, const void *buf, size_t size, uint64_t expires,
                       const char *sec, size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt)
 {
+	const struct cache_req *cr = CR(r);
 	struct l1_entry *mine[2] = {NULL, NULL};
-	int rc = l1_put_entry(cache_l1, r->key, r->key_len, buf, size, expires, tagp, tagl, nt, &mine[0]);
+	int rc = l1_put_entry(cache_l1, cr->key, cr->key_len, buf, size, expires, tagp, tagl, nt, &mine[0]);
 	char k2[KEY_MAX];
 	size_t n2 = sl ? cache_variant_key(r, sec, sl, k2) : 0;
 	if (rc == LV_OK && n2)
 		rc = l1_put_entry(cache_l1, k2, n2, buf, size, expires, tagp, tagl, nt, &mine[1]);
 	int err = errno;
 	enum put_rc out = rc == LV_OK ? PUT_OK : err == E2BIG ? PUT_TOO_BIG : PUT_ERROR;
-	if (purged_since(epoch, r->key, r->key_len, tagp, tagl, nt)) {
+	if (purged_since(epoch, cr->key, cr->key_len, tagp, tagl, nt)) {
 		out = PUT_PURGED;
 		for (int i = 0; i < 2; i++)
 			if (mine[i])
@@ -333,6 +340,7 @@ static uint32_t store_tags(const struct request *r, const struct lv_head *resp, 
  * outcome (after Redis answered, when only Redis took it). */
 static void cache_store(struct request *r, const struct lv_head *resp)
 {
+	struct cache_req *cr = CR(r);
 	int64_t resp_ms = (int64_t)cache_unix_ms();
 	struct store_plan *sp = malloc(sizeof(*sp));
 	enum cache_refusal why = sp ? store_plan(r, resp, resp_ms, sp) : RF_ERROR;
@@ -359,7 +367,7 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 
 	/* the body as it was captured, every chain of it */
 	struct evbuffer_iovec stack[BODY_IOV_STACK], *body = stack;
-	int nb = evbuffer_peek(r->capture, -1, NULL, NULL, 0);
+	int nb = evbuffer_peek(cr->capture, -1, NULL, NULL, 0);
 	if (nb > BODY_IOV_STACK)
 		body = malloc((size_t)nb * sizeof(*body));
 	struct iovec *biov = body ? malloc((size_t)(nb > 0 ? nb : 1) * sizeof(*biov)) : NULL;
@@ -372,7 +380,7 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 		store_refuse(r, RF_ERROR, false);
 		return;
 	}
-	if (nb > 0 && evbuffer_peek(r->capture, -1, NULL, body, nb) != nb)
+	if (nb > 0 && evbuffer_peek(cr->capture, -1, NULL, body, nb) != nb)
 		nb = -1;
 	for (int i = 0; i < nb; i++) {
 		biov[i].iov_base = body[i].iov_base;
@@ -410,7 +418,7 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	size_t size = 0;
 	if (nb < 0) {
 		outcome = RF_ERROR;
-	} else if (purged_since(r->cache_epoch, r->key, r->key_len, tagp, tagl, nt)) {
+	} else if (purged_since(cr->epoch, cr->key, cr->key_len, tagp, tagl, nt)) {
 		/* a write landed while this response was on its way: it may be
 		 * older than the write, so it must not outlive the purge */
 		outcome = RF_PURGED;
@@ -442,11 +450,11 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	int64_t grace = validators ? (lifetime < 60 ? 60 : lifetime > 3600 ? 3600 : lifetime) : 0;
 	uint64_t expires = (uint64_t)resp_ms + (uint64_t)((fresh_left > 0 ? fresh_left : 0) + window + grace) * 1000u;
 	uint64_t ttl = expires > (uint64_t)resp_ms ? expires - (uint64_t)resp_ms : 1;
-	enum put_rc rc = cache_put(r, r->cache_epoch, buf, size, expires, sp->sec, sec_len, tagp, tagl, nt);
+	enum put_rc rc = cache_put(r, cr->epoch, buf, size, expires, sp->sec, sec_len, tagp, tagl, nt);
 	free(sp);
 	switch (rc) {
 	case PUT_OK:
-		r->cache_stored = true;
+		cr->stored = true;
 		CSTAT(stores);
 		cache_l2_commit(r, buf, size, ttl, NULL);
 		fill_finish(r, FILL_STORED);
@@ -455,11 +463,11 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 		/* larger than an L1 shard: Redis alone keeps it, and the waiters
 		 * are woken once it has (or has refused it) */
 		if (cache_l2_commit(r, buf, size, ttl, fill_detach(r))) {
-			r->cache_stored = true;
+			cr->stored = true;
 			CSTAT(stores_l2_only);
 		} else {
 			cache_refused(RF_NO_ROOM);
-			r->cache_why = RF_NO_ROOM;
+			cr->why = RF_NO_ROOM;
 		}
 		break;
 	case PUT_PURGED:
@@ -475,19 +483,20 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 
 void cache_response_end(struct request *r, const struct lv_head *resp)
 {
-	if (r->cache_store && resp)
+	struct cache_req *cr = CR(r);
+	if (cr->store && resp)
 		cache_store(r, resp);
-	r->cache_store = false;
+	cr->store = false;
 	fill_finish(r, FILL_FAILED);
 	if (r->resp_hold) {
 		/* the held response's head goes out now: say what happened */
 		char st[96];
-		const char *fwd = r->stale ? r->cache_fwd : "miss";
-		if (r->cache_stored)
+		const char *fwd = cr->stale ? cr->fwd : "miss";
+		if (cr->stored)
 			snprintf(st, sizeof(st), "fwd=%s; stored", fwd);
 		else
 			snprintf(st, sizeof(st), "fwd=%s; detail=%s", fwd,
-			         r->cache_why > RF_NONE ? cache_refusal_names[r->cache_why] : "error");
+			         cr->why > RF_NONE ? cache_refusal_names[cr->why] : "error");
 		cache_status_set(r, st);
 	}
 }
@@ -545,7 +554,7 @@ void cache_refresh_entry(struct request *r, const struct record_view *v, const s
 	}
 	int64_t window = v->swr > v->sie ? v->swr : v->sie;
 	uint64_t expires = cache_unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
-	enum put_rc rc = cache_put(r, r->cache_epoch, buf, size, expires, has_vary ? vv.p : NULL,
+	enum put_rc rc = cache_put(r, CR(r)->epoch, buf, size, expires, has_vary ? vv.p : NULL,
 	                           has_vary ? vv.len : 0, tagp, tagl, nt);
 	if (rc == PUT_PURGED)
 		CSTAT(fill_refused); /* purged while revalidating: answer once, keep nothing */

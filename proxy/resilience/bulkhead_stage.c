@@ -8,7 +8,10 @@
  *          runs (levee timed out, the client left): the slot stays held and
  *          the exchange is kept, so the late answer is drained, up to
  *          abandon_after;
- *   done   the exchange really ended: the slot goes back.
+ *   done   the exchange really ended: the slot goes back;
+ *   client_gone
+ *          the client left while its grant is on the way: the request
+ *          ends when the grant arrives.
  *
  * Ownership: the request, its timer and its wake-up item belong to its
  * worker. The waiter inside it is shared with the bulkhead's queue, under
@@ -107,8 +110,12 @@ static int bh_run(struct request *r)
 	return STAGE_DONE;
 }
 
-bool bulkhead_stage_client_gone(struct request *r)
+/* The client left: false while a grant is on its way to the request (it
+ * ends when the grant arrives), true when it may end now. */
+static bool bh_client_gone(struct request *r)
 {
+	if (!r->bulkhead)
+		return true; /* the route has no bulkhead */
 	/* under the bulkhead's lock: a grant may be setting the state on
 	 * another thread right now. A request holding its slot may end (the
 	 * slot goes back in bh_done, or stays with a kept exchange). */
@@ -141,4 +148,10 @@ static void bh_done(struct request *r)
 	r->bulkhead = NULL;
 }
 
-const struct stage bulkhead_stage_def = {.name = "bulkhead", .run = bh_run, .end = bh_end, .done = bh_done};
+const struct stage bulkhead_stage_def = {
+    .name = "bulkhead",
+    .run = bh_run,
+    .end = bh_end,
+    .done = bh_done,
+    .client_gone = bh_client_gone,
+};
