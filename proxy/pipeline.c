@@ -316,7 +316,7 @@ static void kept_unlink(struct request *r)
 
 static void kept_abandon(struct request *r)
 {
-	r->drain_end = BH_DRAIN_ABANDONED;
+	r->kept_end = KEPT_ABANDONED;
 	r->up_close = true;
 	request_end(r, NULL);
 }
@@ -325,6 +325,7 @@ static void kept_abandon(struct request *r)
 static void request_keep(struct request *r)
 {
 	r->draining = true;
+	r->kept_end = KEPT_RUNNING;
 	r->observer = NULL; /* nothing more to store or answer */
 	r->resp_hold = false;
 	kept_link(r);
@@ -419,8 +420,8 @@ static struct conn *request_detach(struct request *r)
 void request_finish(struct request *r)
 {
 	r->resp_done = true;
-	if (r->draining && r->drain_end == BH_DRAIN_BEGIN)
-		r->drain_end = BH_DRAIN_COMPLETE;
+	if (r->draining && r->kept_end == KEPT_RUNNING)
+		r->kept_end = KEPT_COMPLETE;
 	request_end(r, request_detach(r));
 }
 
@@ -445,8 +446,8 @@ static void request_fail_as(struct request *r, enum lv_reason reason, const stru
 		return;
 	if (r->client_ended) {
 		/* a kept exchange failed: the upstream closed, reset or stalled */
-		if (r->drain_end == BH_DRAIN_BEGIN)
-			r->drain_end = BH_DRAIN_CLOSED;
+		if (r->kept_end == KEPT_RUNNING)
+			r->kept_end = KEPT_CLOSED;
 		r->up_close = true;
 		request_end(r, NULL);
 		return;

@@ -55,7 +55,6 @@
 #include "outcome.h"
 #include "policy.h"
 #include "reason.h"
-#include "resilience/bulkhead.h"
 #include "runtime.h"
 
 enum stage_rc { STAGE_NEXT, STAGE_ASYNC, STAGE_DONE };
@@ -108,11 +107,8 @@ struct request {
 	bool draining;               /* ... and the exchange goes on: a late answer is drained */
 	struct request *drain_next, **drain_prev; /* in the worker's list of draining exchanges */
 	uint64_t up_sent_unix_ms;    /* when the request went upstream (wall clock) */
-	struct bulkhead *bulkhead;   /* the bulkhead this request queued in or holds a slot of */
-	struct bh_waiter bh_wait;    /* its place in that bulkhead's queue, and its state */
-	struct mb_item bh_wake;      /* the grant of a slot, posted to this worker */
 	uint64_t abandon_ms;         /* set by an end hook that keeps the exchange: how long */
-	int drain_end;               /* enum bh_drain: how a kept exchange ended */
+	int kept_end;                /* enum kept_end: how a kept exchange ended */
 	void (*timer_fn)(struct request *r); /* what `timer` runs (request_timer_arm) */
 
 	char id[129];
@@ -146,6 +142,10 @@ struct request {
 	uint64_t bytes_out, bytes_in;
 	bool finished;
 };
+
+/* How an exchange kept after its client's end ended (r->kept_end), for
+ * the end hook that kept it. */
+enum kept_end { KEPT_RUNNING, KEPT_COMPLETE, KEPT_CLOSED, KEPT_ABANDONED };
 
 /* A stage of the request path (see the top of this file). */
 struct stage {

@@ -26,6 +26,18 @@
 #include "resilience/bulkhead.h"
 #include "resilience/bulkhead_stage.h"
 
+/* The stage's own state in each request (request_state()). */
+struct bh_req {
+	struct bulkhead *b;   /* the bulkhead it queued in or holds a slot of */
+	struct bh_waiter wait; /* its place in that bulkhead's queue, and its state */
+	struct mb_item wake;  /* the grant of a slot, posted to the request's worker */
+};
+
+static struct bh_req *BH(struct request *r)
+{
+	return request_state(r, &bulkhead_stage_def);
+}
+
 static struct bulkhead *route_bulkhead(const struct request *r)
 {
 	if (!r->route || r->route->bulkhead_idx < 0)
@@ -50,7 +62,7 @@ static void bh_refuse(struct request *r, enum lv_reason reason)
  * bulkhead's threads (the connection goes with it; conn_handoff). */
 static int bh_go(struct request *r)
 {
-	struct worker *to = bulkhead_loop(r->bulkhead);
+	struct worker *to = bulkhead_loop(BH(r)->b);
 	if (!to)
 		return STAGE_NEXT;
 	request_timer_stop(r);
@@ -61,8 +73,9 @@ static int bh_go(struct request *r)
 /* On the owner: the slot this request waited for is its own now. */
 static void bh_wake(struct mb_item *it)
 {
-	struct request *r = mb_container(it, struct request, bh_wake);
-	bulkhead_take(r->bulkhead, &r->bh_wait);
+	struct bh_req *bh = mb_container(it, struct bh_req, wake);
+	struct request *r = request_of_state(bh, &bulkhead_stage_def);
+	bulkhead_take(bh->b, &bh->wait);
 	request_timer_stop(r);
 	if (!r->conn) {
 		request_client_gone(r); /* it left while the grant was on its way */
@@ -75,13 +88,14 @@ static void bh_wake(struct mb_item *it)
 /* On the thread that freed the slot. */
 static bool bh_granted(struct bh_waiter *wt)
 {
-	struct request *r = (struct request *)(void *)((char *)wt - offsetof(struct request, bh_wait));
-	return mailbox_post(&r->w->mbox, &r->bh_wake, bh_wake) == LV_OK;
+	struct bh_req *bh = mb_container(wt, struct bh_req, wait);
+	struct request *r = request_of_state(bh, &bulkhead_stage_def);
+	return mailbox_post(&r->w->mbox, &bh->wake, bh_wake) == LV_OK;
 }
 
 static void bh_queue_timeout(struct request *r)
 {
-	if (bulkhead_cancel(r->bulkhead, &r->bh_wait, true, now_us()))
+	if (bulkhead_cancel(BH(r)->b, &BH(r)->wait, true, now_us()))
 		bh_refuse(r, R_BULKHEAD_TIMEOUT);
 	/* else the grant is on its way: bh_wake runs next */
 }
@@ -91,9 +105,10 @@ static int bh_run(struct request *r)
 	struct bulkhead *b = route_bulkhead(r);
 	if (!b)
 		return STAGE_NEXT;
-	r->bulkhead = b;
-	r->bh_wait.granted = bh_granted;
-	switch (bulkhead_acquire(b, &r->bh_wait, now_us())) {
+	struct bh_req *bh = BH(r);
+	bh->b = b;
+	bh->wait.granted = bh_granted;
+	switch (bulkhead_acquire(b, &bh->wait, now_us())) {
 	case BH_ACQUIRED:
 		return bh_go(r);
 	case BH_WAITING:
@@ -114,42 +129,51 @@ static int bh_run(struct request *r)
  * ends when the grant arrives), true when it may end now. */
 static bool bh_client_gone(struct request *r)
 {
-	if (!r->bulkhead)
+	if (!BH(r)->b)
 		return true; /* the route has no bulkhead */
 	/* under the bulkhead's lock: a grant may be setting the state on
 	 * another thread right now. A request holding its slot may end (the
 	 * slot goes back in bh_done, or stays with a kept exchange). */
-	return bulkhead_cancel(r->bulkhead, &r->bh_wait, false, now_us());
+	return bulkhead_cancel(BH(r)->b, &BH(r)->wait, false, now_us());
 }
 
 static bool bh_end(struct request *r)
 {
-	if (r->bh_wait.state != BH_HOLDING || r->w->closing || !request_exchange_live(r))
+	struct bh_req *bh = BH(r);
+	if (bh->wait.state != BH_HOLDING || r->w->closing || !request_exchange_live(r))
 		return false;
 	uint64_t ms = r->rt->policy->bulkheads[r->route->bulkhead_idx].abandon_after_ms;
 	if (!ms)
 		return false;
 	r->abandon_ms = ms;
-	r->drain_end = BH_DRAIN_BEGIN;
-	bulkhead_note_drain(r->bulkhead, BH_DRAIN_BEGIN);
+	bulkhead_note_drain(bh->b, BH_DRAIN_BEGIN);
 	return true;
 }
 
 static void bh_done(struct request *r)
 {
-	struct bulkhead *b = r->bulkhead;
+	struct bh_req *bh = BH(r);
+	struct bulkhead *b = bh->b;
 	if (!b)
 		return;
-	if (r->draining)
-		bulkhead_note_drain(b, r->drain_end == BH_DRAIN_BEGIN ? BH_DRAIN_CLOSED : (enum bh_drain)r->drain_end);
-	if (r->bh_wait.state == BH_HOLDING)
+	if (r->draining) {
+		static const enum bh_drain how[] = {
+		    [KEPT_RUNNING] = BH_DRAIN_CLOSED, /* cannot be: the final end is after the exchange's */
+		    [KEPT_COMPLETE] = BH_DRAIN_COMPLETE,
+		    [KEPT_CLOSED] = BH_DRAIN_CLOSED,
+		    [KEPT_ABANDONED] = BH_DRAIN_ABANDONED,
+		};
+		bulkhead_note_drain(b, how[r->kept_end]);
+	}
+	if (bh->wait.state == BH_HOLDING)
 		bulkhead_release(b, now_us());
-	r->bh_wait.state = BH_NONE;
-	r->bulkhead = NULL;
+	bh->wait.state = BH_NONE;
+	bh->b = NULL;
 }
 
 const struct stage bulkhead_stage_def = {
     .name = "bulkhead",
+    .state_size = sizeof(struct bh_req),
     .run = bh_run,
     .end = bh_end,
     .done = bh_done,
