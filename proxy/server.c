@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache_loop.h"
 #include "cache/l2.h"
 #include "cache/redis.h"
 #include "net/worker.h"
@@ -32,7 +33,8 @@ int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen
 			snprintf(err, errlen, "out of memory");
 			return LV_ERR;
 		}
-		if (worker_create(s->workers[i], i, NULL, &s->runtime, &s->conns, err, errlen) != LV_OK)
+		if (worker_create(s->workers[i], i, NULL, &s->runtime, &s->conns, err, errlen) != LV_OK ||
+		    cache_loop_open(s->workers[i], server_runtime(s)->policy, err, errlen) != LV_OK)
 			return LV_ERR;
 		s->nworkers = i + 1;
 	}
@@ -66,7 +68,8 @@ static struct worker *server_loop_add(struct server *s, const char *name, char *
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (worker_create(w, s->nworkers, name, &s->runtime, &s->conns, err, errlen) != LV_OK) {
+	if (worker_create(w, s->nworkers, name, &s->runtime, &s->conns, err, errlen) != LV_OK ||
+	    cache_loop_open(w, server_runtime(s)->policy, err, errlen) != LV_OK) {
 		worker_destroy(w);
 		free(w);
 		return NULL;

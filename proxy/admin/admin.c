@@ -19,6 +19,7 @@
 
 #include "admin/auth.h"
 #include "cache/cache.h"
+#include "cache/cache_loop.h"
 #include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/http1.h"
@@ -159,13 +160,10 @@ static bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *
 	*ready = *open = 0;
 	bool any = false;
 	for (unsigned i = 0; i < admin_srv->nworkers; i++) {
-		struct worker *w = admin_srv->workers[i];
-		if (!w->redis)
+		struct redis_stats s;
+		if (!cache_loop_redis_stats(admin_srv->workers[i], &s))
 			continue;
 		any = true;
-		pthread_mutex_lock(&w->redis_snap_lock);
-		struct redis_stats s = w->redis_snap;
-		pthread_mutex_unlock(&w->redis_snap_lock);
 		sum->commands += s.commands;
 		sum->errors += s.errors;
 		sum->timeouts += s.timeouts;

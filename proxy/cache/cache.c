@@ -707,7 +707,7 @@ void cache_invalidate_write(struct request *r, const struct lv_head *resp)
 	    [INVAL_TAG] = CACHE_PURGE_TAG, [INVAL_ALL] = CACHE_PURGE_ALL};
 	size_t n = 0;
 	for (unsigned i = 0; i < w.n; i++)
-		n += cache_purge(r->w->l2, kinds[w.items[i].kind], svc, w.items[i].p, w.items[i].len, NULL, NULL, NULL);
+		n += cache_purge(loop_l2(r->w), kinds[w.items[i].kind], svc, w.items[i].p, w.items[i].len, NULL, NULL, NULL);
 	const struct cache_publisher *pub = atomic_load_explicit(&cache_pub, memory_order_acquire);
 	if (pub)
 		pub->publish(w.items, w.n);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cache/cache.h"
+#include "cache/cache_loop.h"
 #include "cache/l1.h"
 #include "cache/l2.h"
 #include "cache/record.h"

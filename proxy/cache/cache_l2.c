@@ -103,7 +103,7 @@ static int l2_lookup_req(struct request *r, l2_lookup_cb cb)
 	/* a purge pending now may land after this lookup is answered: the
 	 * answer is checked against it too (cache_l2_fenced) */
 	cr->l2_fence_floor = cache_l2_fence_floor();
-	return l2_lookup_tags(r->w->l2, cr->key, cr->key_len, tags, n, cb, r);
+	return l2_lookup_tags(loop_l2(r->w), cr->key, cr->key_len, tags, n, cb, r);
 }
 
 static void l2_resume_upstream(struct request *r)
@@ -296,10 +296,10 @@ static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *l
 int cache_l2_miss(struct request *r)
 {
 	struct cache_req *cr = CR(r);
-	struct l2 *l2 = r->w->l2;
+	struct l2 *l2 = loop_l2(r->w);
 	if (!l2 || !cr->key || r->head->method != HTTP_GET)
 		return STAGE_NEXT;
-	if (!redis_available(r->w->redis)) {
+	if (!redis_available(loop_redis(r->w))) {
 		l2_bypass(r, "redis-down");
 		return STAGE_NEXT;
 	}
@@ -452,7 +452,7 @@ static void l2_on_abort(struct l2 *l2, enum l2_err err, long long value, void *a
 bool cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t ttl_ms, struct cache_fill *f)
 {
 	struct cache_req *cr = CR(r);
-	if (!cr->l2_lease || !r->w->l2) {
+	if (!cr->l2_lease || !loop_l2(r->w)) {
 		fill_finish_detached(f, FILL_FAILED);
 		return false;
 	}
@@ -484,7 +484,7 @@ bool cache_l2_commit(struct request *r, const void *rec, size_t len, uint64_t tt
 	a->fill = f;
 	a->klen = cr->key_len;
 	memcpy(a->key, cr->key, cr->key_len);
-	if (l2_fill_commit(r->w->l2, cr->key, cr->key_len, &cr->lease, tags, n, rec, len, ttl_ms ? ttl_ms : 1,
+	if (l2_fill_commit(loop_l2(r->w), cr->key, cr->key_len, &cr->lease, tags, n, rec, len, ttl_ms ? ttl_ms : 1,
 	                   l2_on_commit, a) != LV_OK) {
 		fill_finish_detached(f, FILL_FAILED);
 		free(a);
@@ -501,7 +501,7 @@ void cache_l2_pass(struct request *r)
 {
 	struct cache_req *cr = CR(r);
 	uint64_t ttl = r->rt->policy->cache.uncacheable_ttl_ms;
-	struct l2 *l2 = r->w->l2;
+	struct l2 *l2 = loop_l2(r->w);
 	if (!l2 || !cr->key || cr->bypass_store)
 		return;
 	if (!ttl) {
@@ -518,16 +518,16 @@ void cache_l2_pass(struct request *r)
 void cache_l2_pass_clear(struct request *r)
 {
 	struct cache_req *cr = CR(r);
-	if (r->w->l2 && cr->key && l2_pass_clear(r->w->l2, cr->key, cr->key_len, l2_on_pass, NULL) != LV_OK)
+	if (loop_l2(r->w) && cr->key && l2_pass_clear(loop_l2(r->w), cr->key, cr->key_len, l2_on_pass, NULL) != LV_OK)
 		log_debug("cache: could not clear a hit-for-miss marker");
 }
 
 void cache_l2_end(struct request *r)
 {
 	struct cache_req *cr = CR(r);
-	if (!cr->l2_lease || !r->w->l2)
+	if (!cr->l2_lease || !loop_l2(r->w))
 		return;
 	cr->l2_lease = false;
-	if (l2_fill_abort(r->w->l2, cr->key, cr->key_len, &cr->lease, l2_on_abort, NULL) != LV_OK)
+	if (l2_fill_abort(loop_l2(r->w), cr->key, cr->key_len, &cr->lease, l2_on_abort, NULL) != LV_OK)
 		log_debug("cache: could not release a lease; it expires by itself");
 }

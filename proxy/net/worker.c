@@ -11,8 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cache/cache.h"
-#include "cache/l2.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/upstream.h"
@@ -190,12 +188,8 @@ static void worker_tick(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	alog_flush(w->alog);
 	upstream_pool_reap(w, now_us());
-	cache_purge_retry(w->l2);
-	if (w->redis) {
-		pthread_mutex_lock(&w->redis_snap_lock);
-		redis_get_stats(w->redis, &w->redis_snap);
-		pthread_mutex_unlock(&w->redis_snap_lock);
-	}
+	if (w->ext && w->ext->tick)
+		w->ext->tick(w);
 }
 
 /* ---- mailbox handlers (run on the worker) ------------------------------ */
@@ -253,7 +247,6 @@ int worker_create(struct worker *w, unsigned id, const char *loop_name, struct r
                   atomic_uint_fast64_t *open_conns, char *err, size_t errlen)
 {
 	memset(w, 0, sizeof(*w));
-	pthread_mutex_init(&w->redis_snap_lock, NULL);
 	w->id = id;
 	w->listens = loop_name == NULL;
 	if (loop_name)
@@ -300,8 +293,6 @@ int worker_create(struct worker *w, unsigned id, const char *loop_name, struct r
 		snprintf(err, errlen, "mailbox: %s", strerror(errno));
 		return LV_ERR;
 	}
-	if (cache_l2_open(w->base, rt->policy, &w->redis, &w->l2, err, errlen) != LV_OK)
-		return LV_ERR;
 	if (w->listens && worker_listen(w, rt, err, errlen) != LV_OK)
 		return LV_ERR;
 	w->tick = event_new(w->base, -1, EV_PERSIST, worker_tick, w);
@@ -337,11 +328,8 @@ void worker_destroy(struct worker *w)
 		conn_close(w->conns);
 	pipeline_abandon_kept(w); /* exchanges their clients' ends kept */
 	upstream_pool_clear(w);
-	l2_free(w->l2); /* pending L2 callbacks run now, with "closed" */
-	w->l2 = NULL;
-	if (w->redis)
-		redis_free(w->redis);
-	w->redis = NULL;
+	if (w->ext && w->ext->close)
+		w->ext->close(w); /* the cache's Redis tier: pending callbacks run now, with "closed" */
 	/* one more pass runs the deferred frees that closing scheduled */
 	if (w->base)
 		event_base_loop(w->base, EVLOOP_NONBLOCK);

@@ -14,7 +14,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "cache/redis.h"
 #include "log.h"
 #include "net/http1.h"
 #include "net/listener.h"
@@ -25,6 +24,15 @@
 struct conn;
 struct request;
 struct upconn;
+struct cache_loop;
+struct worker;
+
+/* What a layer above keeps per loop: the loop ticks it (every 100 ms) and
+ * closes it at its end, once its connections are closed. */
+struct loop_ext {
+	void (*tick)(struct worker *w);
+	void (*close)(struct worker *w);
+};
 
 /* Head arenas: request and response heads are parsed into these. Pooled per
  * worker so a steady request stream does not call malloc. */
@@ -68,12 +76,10 @@ struct worker {
 	uint64_t rng[2];
 	bool draining;
 
-	struct redis *redis;     /* the Redis tier, when [redis] is set */
-	struct l2 *l2;
-	/* the connection's stats as of the last tick, for the admin thread
-	 * (the client itself may only be asked on this worker's thread) */
-	pthread_mutex_t redis_snap_lock;
-	struct redis_stats redis_snap;
+	/* the cache's per-loop part (its Redis tier; cache/cache_loop.h),
+	 * opened by whoever creates the loop, ticked and closed by the loop */
+	struct cache_loop *cache;
+	const struct loop_ext *ext;
 };
 
 /* <runtimes> and <open_conns> are shared by all workers and outlive them;
