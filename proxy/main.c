@@ -23,9 +23,10 @@
 #include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/worker.h"
+#include "pipeline.h"
 #include "reload.h"
-#include "server.h"
 #include "resilience/bulkhead.h"
+#include "server.h"
 
 #define DRAIN_POLL_MS 50
 
@@ -218,6 +219,7 @@ int main(int argc, char **argv)
 		die("%s", err);
 	/* the server takes over the reference; `rt` is borrowed from here on */
 	runtime_unref(runtime_slot_swap(&s->runtime, rt));
+	pipeline_init();
 	if (cache_init(rt->policy) != LV_OK)
 		die("%s", "cannot allocate the cache");
 

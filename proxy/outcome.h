@@ -1,7 +1,7 @@
 /*
  * outcome.h - how a request ended, one value per request, declared once.
  *
- * Recorded once per request (pipeline.h: request_outcome()), read by every
+ * Recorded once per request (net/request.h: request_outcome()), read by every
  * stage's end hook, the access log and the metrics. A breaker counts the
  * upstream failures; levee's own refusals, cache answers and clients that
  * left count neither way.

@@ -33,7 +33,7 @@
 #include "net/conn.h"
 #include "net/headers.h"
 #include "net/wbuf.h"
-#include "pipeline.h"
+#include "net/request.h"
 
 
 struct l1 *cache_l1;

@@ -15,7 +15,7 @@
 #include "cache/l2.h"
 #include "cache/record.h"
 #include "net/mailbox.h"
-#include "pipeline.h"
+#include "net/request.h"
 
 extern struct l1 *cache_l1;
 

@@ -108,7 +108,7 @@ static int l2_lookup_req(struct request *r, l2_lookup_cb cb)
 
 static void l2_resume_upstream(struct request *r)
 {
-	pipeline_resume(r);
+	request_resume(r);
 }
 
 /* An L2 callback: the operation is over. False when the request ended

@@ -179,7 +179,7 @@ static void cache_wake(struct mb_item *it)
 	cache_status_set(r, "fwd=miss");
 	if (o == FILL_STORED_L2 && cache_l2_miss(r) == STAGE_ASYNC)
 		return;
-	pipeline_resume(r);
+	request_resume(r);
 }
 
 /* Unlinks <f> from the table and wakes its waiters with <o>; frees it. */

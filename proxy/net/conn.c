@@ -33,7 +33,7 @@
 #include "log.h"
 #include "net/io.h"
 #include "net/upstream.h"
-#include "pipeline.h"
+#include "net/request.h"
 
 #define CONN_READ_HIGH (64 * 1024) /* input buffered before reading stops */
 #define CONN_WRITE_LOW (64 * 1024) /* output level that resumes a paused upstream */
@@ -327,7 +327,7 @@ static bool conn_read_head(struct conn *c)
 		struct arena *a = c->arena;
 		c->arena = NULL;
 		c->state = C_REQ;
-		pipeline_start(c, a);
+		request_start(c, a);
 		return true;
 	}
 	return false;
@@ -564,7 +564,7 @@ static void conn_arrive(struct mb_item *it)
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)))
 		bufferevent_enable(c->bev, EV_WRITE);
 	if (c->req) {
-		pipeline_resume(c->req);
+		request_resume(c->req);
 		return;
 	}
 	conn_request_done(c); /* home again: on to the next request */

@@ -64,7 +64,7 @@ void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int 
  * and the connection is posted to `to`'s mailbox (an item embedded in the
  * connection: nothing allocated, nothing lost). Between that post and its
  * arrival, no thread touches it. On arrival, `to` owns it: a request goes on
- * with pipeline_resume(); a connection without one (going home after its
+ * with request_resume(); a connection without one (going home after its
  * request) goes on to its next request. Backpressure needs nothing across
  * the hand-off: client and upstream are always served by one loop.
  *

@@ -28,7 +28,7 @@
 #include "net/io.h"
 #include "net/conn.h"
 #include "net/headers.h"
-#include "pipeline.h"
+#include "net/request.h"
 
 #define BP_HIGH (256 * 1024) /* output level that pauses the other side */
 #define BP_LOW (64 * 1024)

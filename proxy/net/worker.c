@@ -14,7 +14,7 @@
 #include "log.h"
 #include "net/conn.h"
 #include "net/upstream.h"
-#include "pipeline.h"
+#include "net/request.h"
 
 #define WORKER_TICK_MS 100
 #define ARENA_POOL_MAX 64
@@ -326,7 +326,7 @@ void worker_destroy(struct worker *w)
 {
 	while (w->conns)
 		conn_close(w->conns);
-	pipeline_abandon_kept(w); /* exchanges their clients' ends kept */
+	request_abandon_kept(w); /* exchanges their clients' ends kept */
 	upstream_pool_clear(w);
 	if (w->ext && w->ext->close)
 		w->ext->close(w); /* the cache's Redis tier: pending callbacks run now, with "closed" */

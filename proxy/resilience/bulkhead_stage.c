@@ -22,7 +22,7 @@
 #include <stdio.h>
 
 #include "net/conn.h"
-#include "pipeline.h"
+#include "net/request.h"
 #include "resilience/bulkhead.h"
 #include "resilience/bulkhead_stage.h"
 
@@ -82,7 +82,7 @@ static void bh_wake(struct mb_item *it)
 		return;
 	}
 	if (bh_go(r) == STAGE_NEXT)
-		pipeline_resume(r);
+		request_resume(r);
 }
 
 /* On the thread that freed the slot. */

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "outcome.h"
-#include "pipeline.h"
+#include "net/request.h"
 #include "reason.h"
 
 static void test_names_are_unique_tokens(void **state)

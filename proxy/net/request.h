@@ -1,0 +1,226 @@
+/*
+ * request.h - a request's life: the stages it passes through, in order, and
+ * how it ends.
+ *
+ * Stages run in the order of the path that pipeline.c sets at start-up
+ * (route, cache, bulkhead, upstream; request_path_set()). A stage's `run`
+ * either lets the request continue (STAGE_NEXT), finishes it (STAGE_DONE:
+ * an answer was produced), or takes it over (STAGE_ASYNC) and later calls
+ * request_resume() on the worker that owns the request. Besides `run`, a stage may have hooks:
+ *   fail   levee is about to answer with its own error, before any response
+ *          byte went out: the stage may answer instead (the cache, from a
+ *          stale copy) and returns true;
+ *   end    the request is over for its client and its outcome is final;
+ *          returns true to keep the upstream exchange running after the
+ *          client's end (a bulkhead drains a late answer: the slot is held
+ *          until the service really finished);
+ *   done   the request object goes away, the exchange with it: release what
+ *          the stage holds;
+ *   client_gone
+ *          the client left before the request ended: returns false while a
+ *          callback for the request is on its way to its worker (a fill or
+ *          Redis answer, a bulkhead grant), which ends it when it comes.
+ * Hooks run for every stage the request entered, `end` and `done` in reverse
+ * order, `client_gone` in order until one says to wait.
+ *
+ * A stage keeps its per-request state in a block of its own, of a type only
+ * the stage knows (request_state()): request.c lays the blocks out after
+ * struct request once, and a request carries all of them, zeroed, in the
+ * same allocation.
+ *
+ * One outcome per request (enum request_outcome), recorded once by whoever
+ * first knows it and read by every stage's end hook and by the metrics: it
+ * tells "the upstream failed" (and how) from "levee refused", "the client
+ * left" and "answered from the cache".
+ *
+ * The upstream side never calls a stage by name: a stage that watches the
+ * response (the cache) sets r->observer, and the upstream code calls it.
+ *
+ * A request outlives its client connection when it must: an unsafe request
+ * whose body reached the upstream is read to its end even if the client
+ * leaves (req->conn becomes NULL), because the upstream has acted on it;
+ * and a request whose end hooks keep its exchange drains the late answer.
+ */
+#ifndef LEVEE_REQUEST_H
+#define LEVEE_REQUEST_H
+
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "net/conn.h"
+#include "net/http1.h"
+#include "net/worker.h"
+#include "outcome.h"
+#include "policy.h"
+#include "reason.h"
+#include "runtime.h"
+
+enum stage_rc { STAGE_NEXT, STAGE_ASYNC, STAGE_DONE };
+
+
+enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_EOF };
+
+struct upconn;
+struct request;
+struct evbuffer;
+
+/* What watches the upstream's response (the cache). The upstream side calls
+ * these in order; any may be NULL. */
+struct response_observer {
+	/* the final head, before the client's head is written: may answer the
+	 * client itself (a 304 to levee's own revalidation), hold the response
+	 * back until its end (r->resp_hold) and keep the head (r->resp_keep_head) */
+	void (*head)(struct request *r, const struct lv_head *resp);
+	/* `n` body bytes at the start of `src`, about to move on */
+	void (*body)(struct request *r, struct evbuffer *src, size_t n);
+	/* decoded bytes of a chunked body */
+	void (*body_bytes)(struct request *r, const char *data, size_t n);
+	/* the response is complete; `resp` is its head when kept, else NULL */
+	void (*end)(struct request *r, const struct lv_head *resp);
+	/* a held response's body, written to the client after `end` */
+	struct evbuffer *(*held_body)(struct request *r);
+};
+
+struct request {
+	struct request *next_free;
+	struct worker *w;
+	struct conn *conn;           /* NULL once the client has gone */
+	struct runtime *rt;          /* the snapshot this request runs under (ref held) */
+	struct arena *arena;         /* request head (owned) */
+	struct lv_head *head;
+	unsigned method_bit;
+
+	const struct lv_route *route;
+	unsigned route_stat;
+	struct lv_captures caps;
+	unsigned stage;              /* stages entered: [0, stage) */
+	enum request_outcome outcome;
+	int up_status;               /* the upstream's final status, once its head arrived */
+	const struct response_observer *observer;
+	const char *up_extra;        /* extra request header lines for the upstream ("Name: v\r\n"...) */
+	const char *resp_extra;      /* extra response header lines for the client */
+	bool strip_unkeyed;          /* do not forward the risky unkeyed headers (docs/caching.md) */
+	bool resp_keep_head;         /* keep the upstream's head until the response ends */
+	bool client_ended;           /* the client's side is over (logged, counted); the exchange may go on */
+	bool draining;               /* ... and the exchange goes on: a late answer is drained */
+	struct request *drain_next, **drain_prev; /* in the worker's list of draining exchanges */
+	uint64_t up_sent_unix_ms;    /* when the request went upstream (wall clock) */
+	uint64_t abandon_ms;         /* set by an end hook that keeps the exchange: how long */
+	int kept_end;                /* enum kept_end: how a kept exchange ended */
+	void (*timer_fn)(struct request *r); /* what `timer` runs (request_timer_arm) */
+
+	char id[129];
+	char peer[INET6_ADDRSTRLEN]; /* client address, kept for the log after the client leaves */
+	uint64_t t_start, t_upstream;
+
+	/* request body, client → upstream */
+	enum body_kind body;
+	uint64_t body_left, body_bytes;
+	bool body_done;
+	bool body_discard;           /* read and dropped, never forwarded (a cacheable GET's body) */
+	bool sent_continue;
+
+	/* upstream exchange */
+	struct upconn *uc;
+	struct event *timer;         /* one timer: queue wait, response, or abandon (timer_fn) */
+	bool retried;
+	struct http1 rp;             /* response parser */
+	struct arena *rarena;        /* response head while it is parsed */
+	enum body_kind resp;
+	uint64_t resp_left;
+	bool resp_head;              /* the upstream's final response head was read */
+	bool resp_started;           /* response head written to the client */
+	bool resp_hold;              /* the cache holds the response back until it is complete */
+	bool client_chunked;         /* we chunk the body for the client */
+	bool resp_done;
+	bool up_close;               /* upstream connection not reusable */
+
+	int status;                  /* status sent (or 499 for a client abort) */
+	enum lv_reason reason;       /* levee's own answer, if any */
+	uint64_t bytes_out, bytes_in;
+	bool finished;
+};
+
+/* How an exchange kept after its client's end ended (r->kept_end), for
+ * the end hook that kept it. */
+enum kept_end { KEPT_RUNNING, KEPT_COMPLETE, KEPT_CLOSED, KEPT_ABANDONED };
+
+/* A stage of the request path (see the top of this file). */
+struct stage {
+	const char *name;
+	size_t state_size;             /* bytes of per-request state: request_state() */
+	int (*run)(struct request *r); /* enum stage_rc */
+	bool (*fail)(struct request *r, enum lv_reason reason);
+	bool (*end)(struct request *r);
+	void (*done)(struct request *r);
+	bool (*client_gone)(struct request *r);
+};
+
+/* The block of <s>'s own state in <r>: state_size bytes, aligned for any
+ * type, zero when the request begins. <s> must be in the stage table. */
+void *request_state(struct request *r, const struct stage *s);
+/* The request a stage's state block belongs to (a callback given the block,
+ * or a field of it). */
+struct request *request_of_state(void *state, const struct stage *s);
+
+/* The path, set once at start-up before any request (pipeline.c): the
+ * stages in order; each stage's state block is laid out from it. */
+#define REQUEST_PATH_MAX 16
+void request_path_set(const struct stage *const *path, unsigned n);
+
+/* Arms the request's one timer: `fn` runs in `ms` unless it is re-armed or
+ * stopped first. */
+void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request *r));
+void request_timer_stop(struct request *r);
+
+/* Starts a request whose head was parsed and checked on `c`. */
+void request_start(struct conn *c, struct arena *head_arena);
+/* Continues after a STAGE_ASYNC stage; owner thread only. */
+void request_resume(struct request *r);
+
+/* Records how the request ended; the first call wins, later ones are
+ * ignored (a timeout that then drains a late answer stays a timeout). */
+static inline void request_outcome(struct request *r, enum request_outcome o)
+{
+	if (r->outcome == OUT_NONE)
+		r->outcome = o;
+}
+
+/* Ends a request with one of levee's own answers (before any response byte
+ * was sent) or, after, by cutting the client connection. */
+void request_fail(struct request *r, enum lv_reason reason);
+/* The same, with details for the answer: a status instead of the reason's
+ * (429 for 503), Retry-After in seconds (0: the reason's default), and a
+ * parameter for X-Levee-Reason ("bulkhead=users"). */
+struct refusal {
+	int status;
+	unsigned retry_after;
+	const char *detail;
+};
+void request_refuse(struct request *r, enum lv_reason reason, const struct refusal *rf);
+/* Ends a request normally after its response was fully written. */
+void request_finish(struct request *r);
+/* The client connection is going away. */
+void request_client_gone(struct request *r);
+
+/* The upstream exchange is under way: the request is all sent, the
+ * response not all read. */
+static inline bool request_exchange_live(const struct request *r)
+{
+	return r->uc && r->body_done && !r->resp_done;
+}
+
+/* The request (its timer stopped) now belongs to loop `w` (conn_handoff). */
+bool request_rebase(struct request *r, struct worker *w);
+
+/* Worker teardown: ends every exchange still kept after its client's end. */
+void request_abandon_kept(struct worker *w);
+
+static inline bool request_is_unsafe(const struct request *r)
+{
+	return r->method_bit & (LV_M_POST | LV_M_PUT | LV_M_PATCH | LV_M_DELETE);
+}
+
+#endif
