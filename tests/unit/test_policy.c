@@ -934,6 +934,9 @@ static void test_examples(void **state)
 
 		rc = policy_load_file(complete, NULL, &p, &d);
 		expect_errors(complete, rc, &d, none);
+		/* the examples are what people copy: not a warning in them */
+		for (size_t w = 0; w < d.nwarn; w++)
+			fail_msg("%s warns: %s", complete, d.warnings[w]);
 		assert_string_equal(p->service, pass ? "shop" : "demo");
 		assert_int_equal(p->upstream.port, pass ? 9999 : 8080);
 		assert_int_equal(p->nroutes, 2);
@@ -942,6 +945,7 @@ static void test_examples(void **state)
 		setenv("SERVICE_NAME", "shop", 1);
 		setenv("UPSTREAM", "10.0.0.9:9999", 1);
 	}
+	diag_free(&d);
 	unsetenv("SERVICE_NAME");
 	unsetenv("UPSTREAM");
 
