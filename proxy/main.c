@@ -262,7 +262,7 @@ int main(int argc, char **argv)
 
 	for (unsigned i = 0; i < s->nworkers; i++)
 		worker_notify_stop(s->workers[i]);
-	for (unsigned i = 0; i < s->nworkers; i++)
+	for (unsigned i = 0; i < s->nstarted; i++) /* a thread a failed reload did not start has none */
 		worker_join(s->workers[i]);
 	/* Every worker has stopped: no request moves any more. Forget the fills
 	 * first, so that no teardown wakes a waiter on a worker torn down

@@ -100,6 +100,11 @@ int server_bulkhead_threads(struct server *s, struct runtime *rt, char *err, siz
 				return LV_ERR;
 			t->loops[t->n++] = w;
 		}
+		/* running already (a reload): its threads run before it may use them */
+		if (s->nstarted && server_workers_start(s) != LV_OK) {
+			snprintf(err, errlen, "cannot start the threads of bulkhead %s", cfg->name);
+			return LV_ERR;
+		}
 		bulkhead_set_loops(rt->bulkheads[i], t->loops, (unsigned)cfg->threads);
 	}
 	return LV_OK;

@@ -319,7 +319,9 @@ static bool cache_write(struct request *r, struct l1_entry *e, const struct reco
 	if (not_modified)
 		CSTAT(not_modified);
 	r->status = status;
-	r->resp_head = r->resp_started = true;
+	/* the client's answer has started; r->resp_head stays the upstream's
+	 * (a stale answer while the upstream still owes its head) */
+	r->resp_started = true;
 	if (!conn_flush(c)) {
 		request_client_gone(r);
 		return false;
@@ -342,6 +344,7 @@ static void cache_release_client(struct request *r)
 		return;
 	c->req = NULL;
 	r->conn = NULL;
+	r->background = true; /* answered; a refresh goes on without the client */
 	conn_request_done(c);
 }
 
@@ -389,7 +392,7 @@ static enum lookup cache_answer_view(struct request *r, struct l1_entry *e, cons
 		if (!cache_write(r, e, v, now))
 			return LK_HIT; /* the request has ended */
 		cache_release_client(r);
-		r->resp_head = r->resp_started = false;
+		r->resp_started = false;
 		cr->refresh = true;
 		cr->epoch = purge_epoch();
 		return LK_STALE_SERVED;

@@ -11,21 +11,25 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* Runs every item taken off the queue; each item's `queued` is cleared
- * before its function runs, so the function may post it again. */
+/* Runs every item taken off the queue. An item stays `queued` until just
+ * before its function runs: a post of it from another thread meanwhile
+ * coalesces, and never touches `next` of an item still in the batch. Its
+ * function may post it again. */
 static void mailbox_run(struct mailbox *mb)
 {
 	pthread_mutex_lock(&mb->lock);
 	struct mb_item *it = mb->head;
 	mb->head = mb->tail = NULL;
 	mb->n = 0;
-	for (struct mb_item *i = it; i; i = i->next)
-		i->queued = false;
 	pthread_mutex_unlock(&mb->lock);
 	while (it) {
+		pthread_mutex_lock(&mb->lock);
 		struct mb_item *next = it->next;
+		mailbox_fn fn = it->fn;
 		it->next = NULL;
-		it->fn(it);
+		it->queued = false;
+		pthread_mutex_unlock(&mb->lock);
+		fn(it);
 		it = next;
 	}
 }

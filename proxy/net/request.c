@@ -487,7 +487,7 @@ void request_client_gone(struct request *r)
 	for (unsigned i = 0; i < r->stage; i++)
 		if (stages[i]->client_gone && !stages[i]->client_gone(r))
 			return; /* its callback will come, on this worker; it ends then */
-	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc)
+	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc && !r->w->closing)
 		return; /* let the upstream finish what it was asked to do */
 	if (!r->resp_done) {
 		r->status = 499;

@@ -134,7 +134,10 @@ struct request {
 	bool resp_started;           /* response head written to the client */
 	bool resp_hold;              /* the cache holds the response back until it is complete */
 	bool client_chunked;         /* we chunk the body for the client */
-	bool resp_done;
+	bool resp_done;              /* the client's answer is complete (from the upstream, or a stage's) */
+	bool up_done;                /* the upstream's response was read to its end */
+	bool up_close_asked;         /* the response's own framing closes the connection (EOF, Connection: close) */
+	bool background;             /* the client was answered by a stage; the request goes on without it (a refresh) */
 	bool up_close;               /* upstream connection not reusable */
 
 	int status;                  /* status sent (or 499 for a client abort) */
@@ -205,12 +208,9 @@ void request_finish(struct request *r);
 /* The client connection is going away. */
 void request_client_gone(struct request *r);
 
-/* The upstream exchange is under way: the request is all sent, the
- * response not all read. */
-static inline bool request_exchange_live(const struct request *r)
-{
-	return r->uc && r->body_done && !r->resp_done;
-}
+/* The upstream exchange is under way: connected, the request all sent, the
+ * response not all read (upstream.c). */
+bool request_exchange_live(const struct request *r);
 
 /* The request (its timer stopped) now belongs to loop `w` (conn_handoff). */
 bool request_rebase(struct request *r, struct worker *w);

@@ -31,6 +31,13 @@
 #include "net/request.h"
 
 #define BP_HIGH (256 * 1024) /* output level that pauses the other side */
+/* An upstream failure counter: not for a kept exchange, which was counted
+ * when its client was answered. */
+#define UP_STAT(r, f)                                                                              \
+	do {                                                                                       \
+		if (!(r)->client_ended)                                                            \
+			stat_inc((r)->w->stats->f);                                                \
+	} while (0)
 #define BP_LOW (64 * 1024)
 
 static void up_readcb(struct bufferevent *bev, void *arg);
@@ -170,7 +177,7 @@ static bool up_flush(struct upconn *uc)
 
 static void response_timed_out(struct request *r)
 {
-	stat_inc(r->w->stats->up_timeouts);
+	UP_STAT(r, up_timeouts);
 	request_fail(r, R_UP_TIMEOUT);
 }
 
@@ -394,7 +401,7 @@ static bool response_begin(struct request *r, struct lv_head *rh)
 		r->resp = BODY_EOF;
 	r->resp_left = r->resp == BODY_LENGTH ? rh->content_length : 0;
 	if (r->resp == BODY_EOF || (rh->flags & H1F_CONN_CLOSE))
-		r->up_close = true;
+		r->up_close = r->up_close_asked = true;
 	r->up_status = rh->status;
 	if (r->client_ended)
 		return true; /* a kept exchange: its late answer is only read */
@@ -452,6 +459,7 @@ static bool response_write_head(struct request *r, const struct lv_head *rh)
 static void response_end(struct request *r)
 {
 	request_outcome(r, OUT_UPSTREAM);
+	r->up_done = true;
 	/* complete: an observer may store it (the head is still in rarena) */
 	const struct response_observer *ob = r->observer;
 	if (ob && ob->end)
@@ -462,7 +470,7 @@ static void response_end(struct request *r)
 		r->resp_hold = false;
 		if (r->conn && r->rarena) {
 			if (!response_write_head(r, &r->rarena->head)) {
-				stat_inc(r->w->stats->up_bad_responses);
+				UP_STAT(r, up_bad_responses);
 				request_outcome(r, OUT_UP_BAD);
 				request_fail(r, R_UP_BAD);
 				return;
@@ -510,7 +518,7 @@ static bool response_head(struct request *r)
 		enum lv_reason why;
 		struct lv_head *rh = &r->rarena->head;
 		if (rc == H1_ERROR || http1_check_response(rh, &why) != 0 || rh->status == 101) {
-			stat_inc(r->w->stats->up_bad_responses);
+			UP_STAT(r, up_bad_responses);
 			request_outcome(r, OUT_UP_BAD);
 			request_fail(r, R_UP_BAD);
 			return false;
@@ -527,7 +535,7 @@ static bool response_head(struct request *r)
 			bufferevent_set_timeouts(uc->bev, &rt, &rt);
 		}
 		if (!response_begin(r, rh)) {
-			stat_inc(r->w->stats->up_bad_responses);
+			UP_STAT(r, up_bad_responses);
 			request_outcome(r, OUT_UP_BAD);
 			request_fail(r, R_UP_BAD);
 			return false;
@@ -598,7 +606,7 @@ static void up_process(struct request *r)
 		size_t used;
 		enum h1_result rc = http1_feed_evbuffer(&r->rp, in, &used);
 		if (rc == H1_ERROR) {
-			stat_inc(r->w->stats->up_bad_responses);
+			UP_STAT(r, up_bad_responses);
 			request_outcome(r, OUT_UP_TRUNCATED);
 			request_fail(r, R_UP_BAD);
 			return;
@@ -669,13 +677,13 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (!uc->connected) {
-		stat_inc(r->w->stats->up_connect_errors);
+		UP_STAT(r, up_connect_errors);
 		r->up_close = true;
 		request_fail(r, R_UP_CONNECT);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		stat_inc(r->w->stats->up_timeouts);
+		UP_STAT(r, up_timeouts);
 		request_fail(r, R_UP_TIMEOUT);
 		return;
 	}
@@ -711,20 +719,29 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (r->resp_head) {
-		stat_inc(r->w->stats->up_truncated);
+		UP_STAT(r, up_truncated);
 		request_outcome(r, OUT_UP_TRUNCATED);
 	} else {
-		stat_inc(r->w->stats->up_bad_responses);
+		UP_STAT(r, up_bad_responses);
 		request_outcome(r, uc->got_bytes ? OUT_UP_BAD : OUT_UP_RESET);
 	}
 	request_fail(r, R_UP_BAD);
 }
 
+bool request_exchange_live(const struct request *r)
+{
+	return r->uc && r->uc->connected && r->body_done && !r->up_done;
+}
+
 void upstream_keep(struct request *r)
 {
 	struct upconn *uc = r->uc;
+	r->up_close = r->up_close_asked; /* a failure's close no longer applies: the answer may yet end cleanly */
 	bufferevent_set_timeouts(uc->bev, NULL, NULL);
 	bufferevent_enable(uc->bev, EV_READ); /* it may have waited for a slow client */
+	/* what is already buffered (read before a slow client paused it) is
+	 * read from the loop, not from inside this request's end */
+	bufferevent_trigger(uc->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 void upstream_release(struct request *r)
@@ -734,7 +751,10 @@ void upstream_release(struct request *r)
 		return;
 	r->uc = NULL;
 	uc->req = NULL;
-	if (r->up_close || !r->body_done || !r->resp_done || !uc->connected)
+	/* pooled only when its response was read to the end: a client answered
+	 * otherwise (a stale copy, levee's own error) leaves the service's
+	 * answer on the wire */
+	if (r->up_close || !r->body_done || !r->up_done || !uc->connected)
 		upconn_free(uc);
 	else
 		pool_put(r->w, uc);

@@ -324,6 +324,8 @@ void worker_join(struct worker *w)
 
 void worker_destroy(struct worker *w)
 {
+	/* first: the last loop pass below must not accept a connection */
+	listener_close(&w->listener);
 	while (w->conns)
 		conn_close(w->conns);
 	request_abandon_kept(w); /* exchanges their clients' ends kept */
@@ -333,7 +335,6 @@ void worker_destroy(struct worker *w)
 	/* one more pass runs the deferred frees that closing scheduled */
 	if (w->base)
 		event_base_loop(w->base, EVLOOP_NONBLOCK);
-	listener_close(&w->listener);
 	if (w->tick)
 		event_free(w->tick);
 	mailbox_destroy(&w->mbox);

@@ -62,6 +62,10 @@ static void bh_refuse(struct request *r, enum lv_reason reason)
  * bulkhead's threads (the connection goes with it; conn_handoff). */
 static int bh_go(struct request *r)
 {
+	/* a background refresh (its client answered from a stale copy) has no
+	 * connection to hand over: it runs where it is, in its slot */
+	if (!r->conn)
+		return STAGE_NEXT;
 	struct worker *to = bulkhead_loop(BH(r)->b);
 	if (!to)
 		return STAGE_NEXT;
@@ -77,8 +81,10 @@ static void bh_wake(struct mb_item *it)
 	struct request *r = request_of_state(bh, &bulkhead_stage_def);
 	bulkhead_take(bh->b, &bh->wait);
 	request_timer_stop(r);
-	if (!r->conn) {
-		request_client_gone(r); /* it left while the grant was on its way */
+	if ((!r->conn && !r->background) || r->w->closing) {
+		/* it left while the grant was on its way, or levee is stopping
+		 * (this runs from the mailbox's close): end it, upstream unasked */
+		request_client_gone(r);
 		return;
 	}
 	if (bh_go(r) == STAGE_NEXT)

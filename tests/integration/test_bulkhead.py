@@ -427,3 +427,70 @@ def test_reload_to_thread_isolation_and_more_threads(fragile_factory, levee_fact
         assert c.read_response().status == 200
     wait_until(lambda: bh_status(lv)["active"] == 0, 5 * WAIT_SCALE, msg="released")
     assert bh_status(lv)["handoffs"] == 2
+
+
+# ---- the cache in front of a bulkhead ------------------------------------------
+
+def cached_policy(isolation="semaphore"):
+    sections = policy(max_concurrent="2", isolation=isolation)
+    if isolation == "thread":
+        sections['bulkhead "slow"']["threads"] = "1"
+    sections["levee"]["workers"] = "1"
+    sections["upstream"]["response_timeout"] = "300ms"
+    return sections
+
+
+def test_stale_while_revalidate_refresh_through_a_thread_bulkhead(fragile_factory, levee_factory):
+    """The refresh behind a stale answer has no client connection to hand
+    over: it runs in its slot on the listener worker (this crashed levee)."""
+    fo = fragile_factory(workers=W)
+    sections = cached_policy("thread")
+    sections['route "slow"'].update({"cache_ttl": "1s", "stale_while_revalidate": "30s"})
+    lv = levee_factory(sections, upstream=fo.addr)
+    assert lv.get("/slow").status == 200
+    served = fo.stats()["served"]["slow"]
+    time.sleep(1.1)  # the entry's lifetime is 1 s; nothing to poll for but time itself
+    r = lv.get("/slow")
+    assert r.status == 200 and r.header("Cache-Status") == "levee; hit; detail=stale", r.header("Cache-Status")
+    wait_until(lambda: fo.stats()["served"]["slow"] == served + 1, 5 * WAIT_SCALE, msg="refreshed")
+    wait_until(lambda: bh_status(lv)["active"] == 0, 5 * WAIT_SCALE, msg="slot back")
+    assert lv.get("/slow").header("Cache-Status").startswith("levee; hit")
+    assert lv.get("/fast").status == 200  # and levee is alive
+
+
+def test_stale_if_error_keeps_the_busy_connection_out_of_the_pool(fragile_factory, levee_factory):
+    """A stale answer after an upstream timeout: the client is served, but
+    the service still works on the request. The slot stays held, and the
+    connection, whose late answer is still to come, is not pooled: the next
+    request must not read it as its own."""
+    fo = fragile_factory(workers=W)
+    sections = cached_policy()
+    sections['route "slow"'].update({"cache_ttl": "1s", "stale_if_error": "60s"})
+    lv = levee_factory(sections, upstream=fo.addr)
+    assert lv.get("/slow").status == 200
+    fo.hang()
+    time.sleep(1.1)  # the entry's lifetime is 1 s; nothing to poll for but time itself
+    r = lv.get("/slow", timeout=5)
+    assert r.status == 200 and r.header("Cache-Status") == "levee; hit; detail=stale-if-error"
+    s = bh_status(lv)
+    assert (s["active"], s["draining"]) == (1, 1), s
+    c = lv.conn()
+    assert c.request("GET", "/fast").body == b"fast\n"
+    fo.release()
+    wait_until(lambda: bh_status(lv)["active"] == 0, 5 * WAIT_SCALE, msg="late answer drained")
+    for _ in range(3):
+        assert c.request("GET", "/fast").body == b"fast\n"
+    assert bh_metric(lv, "levee_bulkhead_drained_total", result="complete") == 1
+
+
+def test_connect_failure_is_not_kept(levee_factory):
+    """Nothing listens upstream: the 502 frees the slot at once (a connect
+    that failed has no service working on it)."""
+    from harness import free_port
+    sections = policy(max_concurrent="1", max_queue="0")
+    lv = levee_factory(sections, upstream="127.0.0.1:%d" % free_port(), wait="healthz")
+    for _ in range(3):
+        assert lv.get("/slow").status == 502
+    s = bh_status(lv)
+    assert (s["active"], s["draining"], s["rejected_full"]) == (0, 0, 0), s
+    assert metric_sum(lv.metrics(), "levee_upstream_connect_errors_total") == 3

@@ -60,6 +60,42 @@ static void test_fifo_and_coalescing(void **state)
 	event_base_free(base);
 }
 
+/* An item of the batch being run is posted again before its turn (another
+ * thread's post; here, an earlier item's function): the post coalesces,
+ * every item of the batch runs once and in order, nothing after it is
+ * lost. Before the fix the post rewrote the pending item's `next`, and the
+ * rest of the batch was dropped. */
+static struct mailbox *repost_mb;
+static struct msg repost[4];
+
+static void repost_later(struct mb_item *it)
+{
+	record(it);
+	assert_int_equal(mailbox_post(repost_mb, &repost[2].mb, record), LV_OK);
+}
+
+static void test_post_while_its_batch_runs(void **state)
+{
+	(void)state;
+	struct event_base *base = event_base_new();
+	struct mailbox mb;
+	assert_int_equal(mailbox_init(&mb, base, 0), LV_OK);
+	repost_mb = &mb;
+	norder = 0;
+	for (int i = 0; i < 4; i++) {
+		repost[i] = (struct msg){.id = i};
+		assert_int_equal(mailbox_post(&mb, &repost[i].mb, i == 0 ? repost_later : record), LV_OK);
+	}
+	mailbox_flush(&mb);
+	assert_int_equal(norder, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(order[i], i);
+		assert_int_equal(repost[i].runs, 1);
+	}
+	mailbox_destroy(&mb);
+	event_base_free(base);
+}
+
 static void test_bound(void **state)
 {
 	(void)state;
@@ -179,6 +215,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fifo_and_coalescing),
+	    cmocka_unit_test(test_post_while_its_batch_runs),
 	    cmocka_unit_test(test_bound),
 	    cmocka_unit_test(test_close),
 	    cmocka_unit_test(test_many_producers_nothing_lost),
