@@ -448,7 +448,7 @@ def test_stale_while_revalidate_refresh_through_a_thread_bulkhead(fragile_factor
     sections['route "slow"'].update({"cache_ttl": "1s", "stale_while_revalidate": "30s"})
     lv = levee_factory(sections, upstream=fo.addr)
     assert lv.get("/slow").status == 200
-    served = fo.stats()["served"]["slow"]
+    served = fo.wait_stats(lambda s: s["served"]["slow"] == 1, msg="the fill counted")["served"]["slow"]
     time.sleep(1.1)  # the entry's lifetime is 1 s; nothing to poll for but time itself
     r = lv.get("/slow")
     assert r.status == 200 and r.header("Cache-Status") == "levee; hit; detail=stale", r.header("Cache-Status")
