@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from harness import HttpConn, free_port, metric_sum, wait_until
+from harness import WAIT_SCALE, HttpConn, free_port, metric_sum, wait_until
 from redis_server import REDIS, Redis
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -93,7 +93,11 @@ def test_replicas_share_entries(levee_factory, origin, redis):
     assert metric_sum(m, "levee_cache_l2_total", result="hit") == 1
     wait_until(lambda: metric_sum(b.metrics(), "levee_redis_connections_ready") >= 1, 3,
                msg="levee_redis_connections_ready")
-    assert metric_sum(b.metrics(), "levee_redis_command_seconds_count") > 0
+    # each loop's Redis figures reach /metrics at its next tick (100 ms; more
+    # under TSan), and the loop that ran the commands may not be the one
+    # that made "ready" true
+    wait_until(lambda: metric_sum(b.metrics(), "levee_redis_command_seconds_count") > 0, 3 * WAIT_SCALE,
+               msg="levee_redis_command_seconds_count")
     st = b.status()
     assert st["redis"]["master"] == "127.0.0.1:%d" % redis.port
 
