@@ -51,7 +51,7 @@ int runtime_build(struct lv_policy *p, struct runtime **out, char *err, size_t e
 	}
 	for (size_t i = 0; i < p->nroutes; i++)
 		rt->route_stat[i] = stats_route_index(p->routes[i].name);
-	/* last: taking a bulkhead applies this policy's limits to it */
+	/* the bulkheads by name; their limits change when this runtime is applied */
 	rt->bulkheads = calloc(p->nbulkheads ? p->nbulkheads : 1, sizeof(*rt->bulkheads));
 	for (size_t i = 0; rt->bulkheads && i < p->nbulkheads; i++) {
 		rt->bulkheads[i] = bulkhead_get(&p->bulkheads[i]);

@@ -42,11 +42,19 @@ int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen
 	return LV_OK;
 }
 
-static struct bulkhead_threads *server_bh_threads(struct server *s, const char *name)
+static struct bulkhead_threads *server_bh_threads_find(struct server *s, const char *name)
 {
 	for (unsigned i = 0; i < s->nbh_threads; i++)
 		if (strcmp(s->bh_threads[i].name, name) == 0)
 			return &s->bh_threads[i];
+	return NULL;
+}
+
+static struct bulkhead_threads *server_bh_threads(struct server *s, const char *name)
+{
+	struct bulkhead_threads *found = server_bh_threads_find(s, name);
+	if (found)
+		return found;
 	struct bulkhead_threads *grown = realloc(s->bh_threads, (s->nbh_threads + 1) * sizeof(*grown));
 	if (!grown)
 		return NULL;
@@ -83,10 +91,8 @@ int server_bulkhead_threads(struct server *s, struct runtime *rt, char *err, siz
 	const struct lv_policy *p = rt->policy;
 	for (size_t i = 0; i < p->nbulkheads; i++) {
 		const struct lv_bulkhead *cfg = &p->bulkheads[i];
-		if (cfg->isolation != LV_ISOLATION_THREAD) {
-			bulkhead_set_loops(rt->bulkheads[i], NULL, 0);
+		if (cfg->isolation != LV_ISOLATION_THREAD)
 			continue;
-		}
 		struct bulkhead_threads *t = server_bh_threads(s, cfg->name);
 		if (!t) {
 			snprintf(err, errlen, "out of memory");
@@ -105,9 +111,20 @@ int server_bulkhead_threads(struct server *s, struct runtime *rt, char *err, siz
 			snprintf(err, errlen, "cannot start the threads of bulkhead %s", cfg->name);
 			return LV_ERR;
 		}
-		bulkhead_set_loops(rt->bulkheads[i], t->loops, (unsigned)cfg->threads);
 	}
 	return LV_OK;
+}
+
+void server_bulkheads_apply(struct server *s, struct runtime *rt)
+{
+	const struct lv_policy *p = rt->policy;
+	for (size_t i = 0; i < p->nbulkheads; i++) {
+		const struct lv_bulkhead *cfg = &p->bulkheads[i];
+		struct bulkhead_threads *t =
+		    cfg->isolation == LV_ISOLATION_THREAD ? server_bh_threads_find(s, cfg->name) : NULL;
+		/* server_bulkhead_threads() made them: t->n >= cfg->threads */
+		bulkhead_apply(rt->bulkheads[i], cfg, t ? t->loops : NULL, t ? (unsigned)cfg->threads : 0);
+	}
 }
 
 int server_workers_start(struct server *s)

@@ -67,10 +67,13 @@ void server_destroy(struct server *s);
  * slot and connection counter. The current runtime must be set. */
 int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen) LV_WARN_UNUSED;
 
-/* Gives every isolation = thread bulkhead of `rt` its threads, creating
- * those it lacks (not started: server_workers_start). Main thread, before
- * `rt` is swapped in. */
+/* Makes the threads every isolation = thread bulkhead of `rt` lacks, and
+ * starts them when levee runs already (else server_workers_start). Main
+ * thread, before `rt` is swapped in; nothing uses them yet. */
 int server_bulkhead_threads(struct server *s, struct runtime *rt, char *err, size_t errlen) LV_WARN_UNUSED;
+/* `rt` takes effect for its bulkheads: their limits and their threads
+ * (bulkhead_apply). Main thread, once nothing can refuse `rt` any more. */
+void server_bulkheads_apply(struct server *s, struct runtime *rt);
 /* Starts the threads of the workers not started yet. */
 int server_workers_start(struct server *s) LV_WARN_UNUSED;
 

@@ -45,6 +45,16 @@ static void queue_unlink(struct bulkhead *b, struct bh_waiter *wt)
 	b->queued--;
 }
 
+/* The thread a waiter given a slot runs its exchange on (see bh_waiter). */
+static void slot_given(struct bulkhead *b, struct bh_waiter *wt)
+{
+	wt->loop = NULL;
+	if (wt->movable && b->cfg.isolation == LV_ISOLATION_THREAD && b->nloops) {
+		wt->loop = b->loops[b->next_loop++ % b->nloops];
+		b->st.handoffs++;
+	}
+}
+
 /* The waiter a freed slot goes to (see queue_order in bulkhead.h), taken off
  * the queue and marked granted; NULL when none waits. */
 static struct bh_waiter *queue_pick(struct bulkhead *b, uint64_t now_us)
@@ -59,6 +69,7 @@ static struct bh_waiter *queue_pick(struct bulkhead *b, uint64_t now_us)
 		wt = b->tail;
 	queue_unlink(b, wt);
 	wt->state = BH_GRANTED;
+	slot_given(b, wt);
 	wait_note(b, wt, now_us);
 	return wt;
 }
@@ -70,10 +81,13 @@ static bool grant(struct bulkhead *b, struct bh_waiter *wt)
 	pthread_mutex_unlock(&b->lock);
 	bool told = wt->granted(wt);
 	pthread_mutex_lock(&b->lock);
-	if (told)
+	if (told) {
 		b->st.acquired++; /* counted here, not when picked: a refused grant took no slot */
-	else
+	} else {
 		wt->state = BH_CANCELLED;
+		if (wt->loop)
+			b->st.handoffs--;
+	}
 	return told;
 }
 
@@ -90,6 +104,7 @@ enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t n
 		b->active++;
 		b->st.acquired++;
 		wt->state = BH_HOLDING;
+		slot_given(b, wt);
 		rc = BH_ACQUIRED;
 	} else if (b->queued >= b->cfg.max_queue) {
 		b->st.rejected_full++;
@@ -176,29 +191,6 @@ void bulkhead_note_drain(struct bulkhead *b, enum bh_drain what)
 	pthread_mutex_unlock(&b->lock);
 }
 
-void bulkhead_set_loops(struct bulkhead *b, struct worker *const *loops, unsigned n)
-{
-	pthread_mutex_lock(&b->lock);
-	if (n > LV_MAX_BULKHEAD_THREADS)
-		n = LV_MAX_BULKHEAD_THREADS;
-	for (unsigned i = 0; i < n; i++)
-		b->loops[i] = loops[i];
-	b->nloops = n;
-	pthread_mutex_unlock(&b->lock);
-}
-
-struct worker *bulkhead_loop(struct bulkhead *b)
-{
-	struct worker *w = NULL;
-	pthread_mutex_lock(&b->lock);
-	if (b->cfg.isolation == LV_ISOLATION_THREAD && b->nloops) {
-		w = b->loops[b->next_loop++ % b->nloops];
-		b->st.handoffs++;
-	}
-	pthread_mutex_unlock(&b->lock);
-	return w;
-}
-
 void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out)
 {
 	pthread_mutex_lock(&b->lock);
@@ -222,7 +214,6 @@ static uint64_t mono_us(void)
 
 struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg)
 {
-	uint64_t now_us = mono_us();
 	pthread_mutex_lock(&registry_lock);
 	struct bulkhead *b = registry;
 	while (b && strcmp(b->name, cfg->name) != 0)
@@ -235,14 +226,25 @@ struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg)
 		}
 		pthread_mutex_init(&b->lock, NULL);
 		snprintf(b->name, sizeof(b->name), "%s", cfg->name);
+		b->cfg = *cfg; /* nobody uses it yet: no grant to make */
 		b->next = registry;
 		registry = b;
 	}
 	b->refs++;
 	pthread_mutex_unlock(&registry_lock);
+	return b;
+}
 
+void bulkhead_apply(struct bulkhead *b, const struct lv_bulkhead *cfg, struct worker *const *loops, unsigned n)
+{
+	uint64_t now_us = mono_us();
 	pthread_mutex_lock(&b->lock);
 	b->cfg = *cfg;
+	if (n > LV_MAX_BULKHEAD_THREADS)
+		n = LV_MAX_BULKHEAD_THREADS;
+	for (unsigned i = 0; i < n; i++)
+		b->loops[i] = loops[i];
+	b->nloops = n;
 	/* grown: the new slots go to waiters now, not at the next release */
 	while (b->active < b->cfg.max_concurrent) {
 		struct bh_waiter *wt = queue_pick(b, now_us);
@@ -253,7 +255,6 @@ struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg)
 			b->active--;
 	}
 	pthread_mutex_unlock(&b->lock);
-	return b;
 }
 
 void bulkhead_put(struct bulkhead *b)

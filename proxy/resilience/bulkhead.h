@@ -44,10 +44,19 @@ enum bh_wait_state {
 	BH_CANCELLED, /* taken off the queue without a slot (timeout, client gone, shutdown) */
 };
 
+struct worker;
+
 struct bh_waiter {
 	struct bh_waiter *prev, *next;
 	uint64_t since_us;
 	int state; /* enum bh_wait_state, under the bulkhead's mutex */
+	/* set by the caller: the exchange may move to one of the bulkhead's
+	 * threads (false for one with no connection to move) */
+	bool movable;
+	/* set with the slot, under the mutex: the thread its exchange goes to,
+	 * in turn, or NULL to run it where it is (semaphore isolation, no
+	 * threads yet, or not movable) */
+	struct worker *loop;
 	/* called once the waiter was given a slot (BH_GRANTED), outside the
 	 * mutex; false: it cannot be told (its loop has stopped), so the slot
 	 * goes to the next waiter and this one is BH_CANCELLED */
@@ -110,20 +119,18 @@ void bulkhead_note_drain(struct bulkhead *b, enum bh_drain what);
 
 void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out);
 
-/* The threads an isolation = thread bulkhead hands its exchanges to (main
- * thread, at start-up and on reload; they outlive the bulkhead). */
-struct worker;
-void bulkhead_set_loops(struct bulkhead *b, struct worker *const *loops, unsigned n);
-/* The thread the next exchange goes to, in turn; NULL when the bulkhead
- * runs its exchanges where they are (semaphore, or no threads yet). */
-struct worker *bulkhead_loop(struct bulkhead *b);
-
 /* ---- the registry (main thread; stats readers from any) ----------------- */
 
-/* The bulkhead named cfg->name, created or given `cfg` (a resize: more
- * slots go to waiters at once; fewer take effect as slots come back), with
- * one more reference. NULL when out of memory. */
+/* The bulkhead named cfg->name, with one more reference; NULL when out of
+ * memory. A new one starts with cfg's limits; one that exists keeps its own
+ * until bulkhead_apply(), so a policy that is built and then refused
+ * changes nothing. */
 struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg);
+/* A policy taking effect: its limits (more slots go to waiters at once;
+ * fewer take effect as slots come back) and the threads an isolation =
+ * thread bulkhead hands its exchanges to (NULL, 0: none). The threads
+ * outlive the bulkhead; a lowered count leaves the others idle. */
+void bulkhead_apply(struct bulkhead *b, const struct lv_bulkhead *cfg, struct worker *const *loops, unsigned n);
 void bulkhead_put(struct bulkhead *b);
 /* At shutdown, once the workers stopped: every waiter is cancelled and no
  * slot is granted any more, so no worker is posted to after this. */

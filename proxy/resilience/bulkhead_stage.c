@@ -62,12 +62,8 @@ static void bh_refuse(struct request *r, enum lv_reason reason)
  * bulkhead's threads (the connection goes with it; conn_handoff). */
 static int bh_go(struct request *r)
 {
-	/* a background refresh (its client answered from a stale copy) has no
-	 * connection to hand over: it runs where it is, in its slot */
-	if (!r->conn)
-		return STAGE_NEXT;
-	struct worker *to = bulkhead_loop(BH(r)->b);
-	if (!to)
+	struct worker *to = BH(r)->wait.loop;
+	if (!to || !r->conn)
 		return STAGE_NEXT;
 	request_timer_stop(r);
 	conn_handoff(r->conn, to);
@@ -114,6 +110,9 @@ static int bh_run(struct request *r)
 	struct bh_req *bh = BH(r);
 	bh->b = b;
 	bh->wait.granted = bh_granted;
+	/* a background refresh (its client answered from a stale copy) has no
+	 * connection to hand over: it runs where it is, in its slot */
+	bh->wait.movable = r->conn != NULL;
 	switch (bulkhead_acquire(b, &bh->wait, now_us())) {
 	case BH_ACQUIRED:
 		return bh_go(r);

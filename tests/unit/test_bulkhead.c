@@ -379,10 +379,17 @@ static void test_resize(void **state)
 	for (int i = 1; i <= 3; i++)
 		assert_int_equal(bulkhead_acquire(b, &t[i].w, 0), BH_WAITING);
 
-	/* grown to 3 by a reload: two waiters get the new slots at once */
+	/* a reload builds a runtime naming it with other limits: taking the
+	 * reference changes nothing (that reload may still be refused) */
 	c.max_concurrent = 3;
 	struct bulkhead *b2 = bulkhead_get(&c);
 	assert_ptr_equal(b2, b);
+	assert_int_equal(stats_of(b).max_concurrent, 1);
+	assert_int_equal(norder, 0);
+	expect_load(b, 1, 3);
+
+	/* applied: grown to 3, two waiters get the new slots at once */
+	bulkhead_apply(b, &c, NULL, 0);
 	expect_granted(b, &t[1]);
 	expect_granted(b, &t[2]);
 	assert_int_equal(t[3].w.state, BH_QUEUED);
@@ -393,6 +400,7 @@ static void test_resize(void **state)
 	c.max_concurrent = 1;
 	struct bulkhead *b3 = bulkhead_get(&c);
 	assert_ptr_equal(b3, b);
+	bulkhead_apply(b, &c, NULL, 0);
 	assert_int_equal(stats_of(b).active, 3);
 	bulkhead_release(b, 10);
 	expect_load(b, 2, 1);
@@ -410,6 +418,7 @@ static void test_resize(void **state)
 	c.max_concurrent = 2;
 	struct bulkhead *b4 = bulkhead_get(&c);
 	assert_ptr_equal(b4, b);
+	bulkhead_apply(b, &c, NULL, 0);
 	assert_int_equal(t[4].w.state, BH_CANCELLED);
 	expect_granted(b, &t[5]);
 	expect_load(b, 2, 0);
@@ -441,12 +450,16 @@ static void test_resize(void **state)
 	free(prom);
 	bulkhead_put(NULL); /* allowed */
 
-	/* the name again, after the last put: a new bulkhead */
+	/* the name again, after the last put: a new bulkhead, with the limits
+	 * it is first named with */
+	c.max_concurrent = 7;
 	b = bulkhead_get(&c);
 	assert_non_null(b);
 	assert_int_equal(stats_of(b).acquired, 0);
+	assert_int_equal(stats_of(b).max_concurrent, 7);
 	release_and_put(b, 0, 0);
 }
+
 
 /* ---- counters and rendering ---------------------------------------------- */
 
@@ -568,38 +581,66 @@ static void test_stats_and_rendering(void **state)
 
 /* ---- thread isolation: the loops --------------------------------------- */
 
-/* Exchanges go to the bulkhead's threads in turn, only with isolation =
- * thread and once it has threads; a reload that switches isolation or
- * lowers the count takes effect at the next pick. */
+/* A slot given to a movable waiter comes with one of the bulkhead's
+ * threads, in turn, only with isolation = thread and once it has threads;
+ * a reload that switches isolation or lowers the count takes effect at the
+ * next slot given. */
+static struct worker *slot_loop(struct bulkhead *b, struct tw *t, bool movable)
+{
+	t->w.movable = movable;
+	assert_int_equal(bulkhead_acquire(b, &t->w, 0), BH_ACQUIRED);
+	struct worker *w = t->w.loop;
+	bulkhead_release(b, 0);
+	return w;
+}
+
 static void test_loops_in_turn(void **state)
 {
-	struct lv_bulkhead c = cfg_of("loops", 4, 0, 100, LV_QUEUE_FIFO);
+	(void)state;
+	struct lv_bulkhead c = cfg_of("loops", 1, 2, 100, LV_QUEUE_FIFO);
 	struct bulkhead *b = bulkhead_get(&c);
 	assert_non_null(b);
+	static struct tw t[3];
+	tw_init(t, 3);
 	static int dummy[3];
 	struct worker *loops[3] = {(struct worker *)(void *)&dummy[0], (struct worker *)(void *)&dummy[1],
 	                           (struct worker *)(void *)&dummy[2]};
-	assert_null(bulkhead_loop(b)); /* semaphore */
-	bulkhead_set_loops(b, loops, 3);
-	assert_null(bulkhead_loop(b)); /* still semaphore: the loops wait */
+	assert_null(slot_loop(b, &t[0], true)); /* semaphore */
+	bulkhead_apply(b, &c, loops, 3);
+	assert_null(slot_loop(b, &t[0], true)); /* still semaphore: the loops wait */
 	c.isolation = LV_ISOLATION_THREAD;
-	struct bulkhead *same = bulkhead_get(&c);
-	assert_ptr_equal(same, b);
+	bulkhead_apply(b, &c, loops, 3);
 	for (int round = 0; round < 2; round++)
 		for (int i = 0; i < 3; i++)
-			assert_ptr_equal(bulkhead_loop(b), loops[i]);
-	bulkhead_set_loops(b, loops, 2); /* threads lowered */
+			assert_ptr_equal(slot_loop(b, &t[0], true), loops[i]);
+	assert_null(slot_loop(b, &t[0], false)); /* nothing to move: in place, no turn used */
+	assert_ptr_equal(slot_loop(b, &t[0], true), loops[0]);
+
+	/* a waiter's thread comes with its grant */
+	t[0].w.movable = t[1].w.movable = t[2].w.movable = true;
+	assert_int_equal(bulkhead_acquire(b, &t[0].w, 0), BH_ACQUIRED);
+	assert_ptr_equal(t[0].w.loop, loops[1]);
+	assert_int_equal(bulkhead_acquire(b, &t[1].w, 0), BH_WAITING);
+	assert_null(t[1].w.loop);
+	t[1].refuse = true; /* its loop stopped: the turn goes to the next waiter */
+	assert_int_equal(bulkhead_acquire(b, &t[2].w, 0), BH_WAITING);
+	bulkhead_release(b, 0);
+	assert_int_equal(t[1].w.state, BH_CANCELLED);
+	expect_granted(b, &t[2]);
+	assert_ptr_equal(t[2].w.loop, loops[0]);
+	bulkhead_release(b, 0);
+
+	bulkhead_apply(b, &c, loops, 2); /* threads lowered */
 	for (int i = 0; i < 4; i++) {
-		struct worker *w = bulkhead_loop(b);
+		struct worker *w = slot_loop(b, &t[0], true);
 		assert_true(w == loops[0] || w == loops[1]);
 	}
 	struct bulkhead_stats st = stats_of(b);
-	assert_int_equal(st.handoffs, 10);
+	assert_int_equal(st.handoffs, 13); /* the refused grant's turn is not counted */
 	assert_int_equal(st.threads, 2);
-	bulkhead_set_loops(b, NULL, 0);
-	assert_null(bulkhead_loop(b)); /* thread isolation without threads yet: in place */
+	bulkhead_apply(b, &c, NULL, 0);
+	assert_null(slot_loop(b, &t[0], true)); /* thread isolation without threads yet: in place */
 	bulkhead_put(b);
-	bulkhead_put(same);
 }
 
 /* ---- many threads -------------------------------------------------------- */
@@ -762,6 +803,7 @@ static void test_shutdown_all(void **state)
 	struct lv_bulkhead c = cfg_of("shut", 5, 3, 100, LV_QUEUE_FIFO);
 	struct bulkhead *b2 = bulkhead_get(&c);
 	assert_ptr_equal(b2, b);
+	bulkhead_apply(b, &c, NULL, 0);
 	assert_int_equal(bulkhead_acquire(b, &late.w, 40), BH_CLOSED);
 	assert_int_equal(norder, 0);
 	bulkhead_put(b2);
