@@ -21,6 +21,7 @@ import time
 
 import pytest
 
+import load
 from harness import HERE, PYTHON, HttpConn, _die_with_parent, wait_until
 
 
@@ -160,3 +161,36 @@ def fragile_factory(tmp_path):
     yield make
     for fo in made:
         fo.stop()
+
+
+# ---- the scenario the bulkhead tests share ------------------------------
+
+# The fragile origin's pool, and the load: open loop, requests per second,
+# seconds, and the client's per-request timeout.
+W = 8
+FAST_RATE, SLOW_RATE = 100, 50
+BASELINE_S, HANG_S = 2.0, 4.0
+TIMEOUT = 2.0
+
+
+def hang_scenario(fo, port):
+    """/fast alone through the proxy at `port` (the baseline), then /slow
+    and /fast together with /slow's dependency hanging. Returns (base,
+    fast, slow, origin stats); load.Result each, stats at the end of the
+    hang. The generator must have kept its rate, so a collapse is the
+    proxy's and the origin's doing."""
+    base = load.run([load.Target(port, "/fast", FAST_RATE)], BASELINE_S, timeout=TIMEOUT)["/fast"]
+    assert base.success_rate == 1.0, base
+    fo.reset()
+    fo.hang()
+    res = load.run([load.Target(port, "/slow", SLOW_RATE), load.Target(port, "/fast", FAST_RATE)],
+                   HANG_S, timeout=TIMEOUT)
+    fast, slow = res["/fast"], res["/slow"]
+    st = fo.stats()
+    print("baseline:", base.summary())
+    print("hang:", fast.summary())
+    print("hang:", slow.summary())
+    print("origin:", st)
+    assert abs(fast.send_rate - FAST_RATE) <= 0.1 * FAST_RATE, fast
+    assert slow.ok == 0, slow
+    return base, fast, slow, st

@@ -477,6 +477,16 @@ def chunked(body, size=None, ext=b"", trailers=b""):
     return bytes(out)
 
 
+def once(port, method, target, headers=(), body=None, timeout=10.0, **kw):
+    """One request on a connection of its own, closed after the response;
+    returns the Response (kw: HttpConn.request's, such as hash_body)."""
+    c = HttpConn(port, timeout=timeout)
+    try:
+        return c.request(method, target, headers=headers, body=body, **kw)
+    finally:
+        c.close()
+
+
 def raw(port, req, method=None, timeout=5.0, close_wait=0.3, **kw):
     """Send `req` bytes on a new connection, read one response, then wait up
     to `close_wait` seconds to see whether levee closes the connection.

@@ -10,13 +10,9 @@ import signal
 import time
 
 import load
+from fragile import BASELINE_S, FAST_RATE, HANG_S, SLOW_RATE, TIMEOUT, W, hang_scenario
 from fragile import fragile_factory  # noqa: F401  (fixture)
 from harness import WAIT_SCALE, hget, metric_sum, wait_until
-
-W = 8
-FAST_RATE, SLOW_RATE = 100, 50
-BASELINE_S, HANG_S = 2.0, 4.0
-TIMEOUT = 2.0
 
 
 def policy(**bulkhead):
@@ -91,24 +87,10 @@ def test_bulkhead_keeps_fast_alive_behind_hung_slow(fragile_factory, levee_facto
     fo = fragile_factory(workers=W)
     lv = levee_factory(policy(), upstream=fo.addr)
 
-    base = load.run([load.Target(lv.port, "/fast", FAST_RATE)], BASELINE_S, timeout=TIMEOUT)["/fast"]
-    assert base.success_rate == 1.0, base
-
-    fo.reset()
-    fo.hang()
-    res = load.run([load.Target(lv.port, "/slow", SLOW_RATE), load.Target(lv.port, "/fast", FAST_RATE)],
-                   HANG_S, timeout=TIMEOUT)
-    fast, slow = res["/fast"], res["/slow"]
-    st = fo.stats()
-    print("baseline:", base.summary())
-    print("hang:", fast.summary())
-    print("hang:", slow.summary())
-    print("origin:", st)
-    assert abs(fast.send_rate - FAST_RATE) <= 0.1 * FAST_RATE, fast
+    base, fast, slow, st = hang_scenario(fo, lv.port)
     assert fast.success_rate >= 0.99, fast
     assert fast.p99_ok <= p99_bound(base), (base.p99_ok, fast.p99_ok)
     assert st["hung"] == 2, st  # exactly the bulkhead's slots reached the dependency
-    assert slow.ok == 0
     refused = slow.status.get(503, 0)
     assert refused >= 0.9 * (slow.sent - 2), slow
     for s in slow.samples:

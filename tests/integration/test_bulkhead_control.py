@@ -10,12 +10,7 @@ same run; the bulkhead test repeats this scenario with one and asserts the
 opposite.
 """
 import load
-from fragile import fragile_factory  # noqa: F401  (fixture)
-
-W = 8
-FAST_RATE, SLOW_RATE = 100, 50   # requests per second, open loop
-BASELINE_S, HANG_S = 2.0, 4.0
-TIMEOUT = 2.0                    # per request, at the client
+from fragile import FAST_RATE, TIMEOUT, W, fragile_factory, hang_scenario  # noqa: F401  (fixture)
 
 # What the control run measured on a 2-core machine (see README.md,
 # "Bulkhead tools"): /fast 100% ok with p99 a few ms alone, then ~1-5% ok
@@ -42,23 +37,8 @@ def test_control_no_bulkhead_fast_collapses(fragile_factory, levee_factory):
     fo = fragile_factory(workers=W)
     lv = levee_factory(policy(), upstream=fo.addr)
 
-    base = load.run([load.Target(lv.port, "/fast", FAST_RATE)], BASELINE_S, timeout=TIMEOUT)["/fast"]
-    print("baseline:", base.summary())
-    assert base.success_rate == 1.0, base
+    base, fast, slow, st = hang_scenario(fo, lv.port)
     assert base.p99_ok < 0.5, base
-
-    fo.reset()
-    fo.hang()
-    res = load.run([load.Target(lv.port, "/slow", SLOW_RATE), load.Target(lv.port, "/fast", FAST_RATE)],
-                   HANG_S, timeout=TIMEOUT)
-    fast, slow = res["/fast"], res["/slow"]
-    st = fo.stats()
-    print("hang: ", slow.summary())
-    print("hang: ", fast.summary())
-    print("origin:", st)
-    # the generator kept its rate, so the collapse is levee's and the origin's
-    assert abs(fast.send_rate - FAST_RATE) <= 0.1 * FAST_RATE, fast
-    assert slow.ok == 0, slow
     assert st["max_busy"] == W and st["hung"] == W, st
     assert fast.success_rate < COLLAPSED_BELOW, fast
     assert fast.timeouts > 0.5 * fast.sent, fast

@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from harness import HttpConn, metric_sum, wait_until
+from harness import HttpConn, metric_sum, once, wait_until
 
 
 def route(**keys):
@@ -22,11 +22,7 @@ def route(**keys):
 
 
 def get(lv, target, headers=(), method="GET"):
-    c = HttpConn(lv.port)
-    try:
-        return c.request(method, target, headers=headers)
-    finally:
-        c.close()
+    return once(lv.port, method, target, headers)
 
 
 def headers_url(**fields):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness import HttpConn, metric_sum, pattern_sha256, wait_until
+from harness import HttpConn, metric_sum, once, pattern_sha256, wait_until
 from redis_server import REDIS, Redis
 
 CHAIN = 8144  # the payload of one 8 KiB evbuffer chain (the bug stored 64 of them)
@@ -33,11 +33,7 @@ def cache_policy(**cache):
 
 
 def get(lv, target, headers=(), timeout=10):
-    c = HttpConn(lv.port, timeout=timeout)
-    try:
-        return c.request("GET", target, headers=headers, hash_body=True, store=False)
-    finally:
-        c.close()
+    return once(lv.port, "GET", target, headers, timeout=timeout, hash_body=True, store=False)
 
 
 def cs(r):
@@ -309,11 +305,7 @@ def seen_headers(r):
 
 
 def get_body(lv, target, headers=()):
-    c = HttpConn(lv.port, timeout=10)
-    try:
-        return c.request("GET", target, headers=headers)
-    finally:
-        c.close()
+    return once(lv.port, "GET", target, headers)
 
 
 @pytest.mark.parametrize("name", RISKY)

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from harness import WAIT_SCALE, HttpConn, free_port, metric_sum, wait_until
+from harness import HttpConn, WAIT_SCALE, free_port, metric_sum, once, wait_until
 from redis_server import REDIS, Redis
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -30,11 +30,7 @@ def replicas(levee_factory, redis, n=2, redis_timeout=None, **route):
 
 
 def get(lv, target, headers=()):
-    c = HttpConn(lv.port, timeout=10)
-    try:
-        return c.request("GET", target, headers=headers)
-    finally:
-        c.close()
+    return once(lv.port, "GET", target, headers)
 
 
 def purge(lv, q):

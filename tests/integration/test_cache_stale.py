@@ -4,15 +4,11 @@ entry). The origin's /flaky/<name> and /etag/<name> send max-age=1 and an
 ETag; /__fail?name=..&mode=503|drop|ok&bump=1 changes them."""
 import time
 
-from harness import HttpConn, metric_sum, wait_until
+from harness import metric_sum, once, wait_until
 
 
 def get(lv, target, headers=()):
-    c = HttpConn(lv.port)
-    try:
-        return c.request("GET", target, headers=headers)
-    finally:
-        c.close()
+    return once(lv.port, "GET", target, headers)
 
 
 def set_origin(origin, name, mode="ok", bump=False):

@@ -8,16 +8,12 @@ import urllib.parse
 
 import pytest
 
-from harness import HttpConn, metric_sum, wait_until
+from harness import HttpConn, metric_sum, once, wait_until
 from redis_server import REDIS
 
 
 def get(lv, target, method="GET"):
-    c = HttpConn(lv.port)
-    try:
-        return c.request(method, target, body=b"x" if method != "GET" else None)
-    finally:
-        c.close()
+    return once(lv.port, method, target, body=b"x" if method != "GET" else None)
 
 
 def hit(lv, target):

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from harness import HttpConn, metric_sum, wait_until
+from harness import HttpConn, metric_sum, once, wait_until
 from kafka import new_broker
 
 SERVICE = "demo"
@@ -28,11 +28,7 @@ def cs(r):
 
 
 def request(lv, method, target, body=None, headers=()):
-    c = HttpConn(lv.port, timeout=10)
-    try:
-        return c.request(method, target, headers=headers, body=body)
-    finally:
-        c.close()
+    return once(lv.port, method, target, headers, body)
 
 
 def get(lv, target):

@@ -7,7 +7,7 @@ import json
 import socket
 import time
 
-from harness import HttpConn, build_request, free_port, metric_sum, wait_until
+from harness import HttpConn, build_request, free_port, metric_sum, once, wait_until
 
 WAIT = 5
 
@@ -32,11 +32,7 @@ def one(lv, target):
 
 
 def get(lv, target, headers=()):
-    c = HttpConn(lv.port)
-    try:
-        return c.request("GET", target, headers=headers)
-    finally:
-        c.close()
+    return once(lv.port, "GET", target, headers)
 
 
 def test_each_outcome_once(levee_factory, origin):

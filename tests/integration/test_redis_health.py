@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from harness import LEVEE_BIN, HttpConn, metric_sum, render_policy, wait_until
+from harness import LEVEE_BIN, metric_sum, once, render_policy, wait_until
 from redis_server import REDIS, Redis
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -109,11 +109,7 @@ def check(tmp_path, redis_section):
 
 
 def get(lv, target):
-    c = HttpConn(lv.port, timeout=10)
-    try:
-        return c.request("GET", target)
-    finally:
-        c.close()
+    return once(lv.port, "GET", target)
 
 
 def test_check_accepts_the_names_start_up_accepts(tmp_path):
