@@ -15,8 +15,7 @@
 const double bh_wait_bounds[BH_WAIT_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                     0.1,   0.25,   0.5,   1.0,  2.5};
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct bulkhead *registry;
+static struct registry bulkheads = REGISTRY_INIT;
 
 /* ---- the queue (b->lock held) -------------------------------------------- */
 
@@ -212,27 +211,20 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static struct named *bulkhead_make(const void *arg)
+{
+	struct bulkhead *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	pthread_mutex_init(&b->lock, NULL);
+	b->cfg = *(const struct lv_bulkhead *)arg; /* nobody uses it yet: no grant to make */
+	return &b->named;
+}
+
 struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg)
 {
-	pthread_mutex_lock(&registry_lock);
-	struct bulkhead *b = registry;
-	while (b && strcmp(b->name, cfg->name) != 0)
-		b = b->next;
-	if (!b) {
-		b = calloc(1, sizeof(*b));
-		if (!b) {
-			pthread_mutex_unlock(&registry_lock);
-			return NULL;
-		}
-		pthread_mutex_init(&b->lock, NULL);
-		snprintf(b->name, sizeof(b->name), "%s", cfg->name);
-		b->cfg = *cfg; /* nobody uses it yet: no grant to make */
-		b->next = registry;
-		registry = b;
-	}
-	b->refs++;
-	pthread_mutex_unlock(&registry_lock);
-	return b;
+	struct named *n = registry_get(&bulkheads, cfg->name, bulkhead_make, cfg);
+	return n ? registry_of(n, struct bulkhead, named) : NULL;
 }
 
 void bulkhead_apply(struct bulkhead *b, const struct lv_bulkhead *cfg, struct worker *const *loops, unsigned n)
@@ -259,28 +251,16 @@ void bulkhead_apply(struct bulkhead *b, const struct lv_bulkhead *cfg, struct wo
 
 void bulkhead_put(struct bulkhead *b)
 {
-	if (!b)
+	if (!b || !registry_put(&bulkheads, &b->named))
 		return;
-	pthread_mutex_lock(&registry_lock);
-	if (--b->refs > 0) {
-		pthread_mutex_unlock(&registry_lock);
-		return;
-	}
-	for (struct bulkhead **pp = &registry; *pp; pp = &(*pp)->next) {
-		if (*pp == b) {
-			*pp = b->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&registry_lock);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
 }
 
 void bulkhead_shutdown_all(void)
 {
-	pthread_mutex_lock(&registry_lock);
-	for (struct bulkhead *b = registry; b; b = b->next) {
+	pthread_mutex_lock(&bulkheads.lock);
+	REGISTRY_EACH(&bulkheads, struct bulkhead, named, b) {
 		pthread_mutex_lock(&b->lock);
 		b->closed = true;
 		while (b->head) {
@@ -291,7 +271,7 @@ void bulkhead_shutdown_all(void)
 		}
 		pthread_mutex_unlock(&b->lock);
 	}
-	pthread_mutex_unlock(&registry_lock);
+	pthread_mutex_unlock(&bulkheads.lock);
 }
 
 /* ---- rendering ----------------------------------------------------------- */
@@ -306,24 +286,24 @@ void bulkhead_shutdown_all(void)
 
 void bulkhead_render_prometheus(FILE *f)
 {
-	pthread_mutex_lock(&registry_lock);
+	pthread_mutex_lock(&bulkheads.lock);
 	size_t n = 0;
-	for (struct bulkhead *b = registry; b; b = b->next)
+	REGISTRY_EACH(&bulkheads, struct bulkhead, named, b)
 		n++;
 	struct bulkhead_stats *st = n ? calloc(n, sizeof(*st)) : NULL;
 	const char **names = n ? calloc(n, sizeof(*names)) : NULL;
 	if (n && (!st || !names)) {
-		pthread_mutex_unlock(&registry_lock);
+		pthread_mutex_unlock(&bulkheads.lock);
 		free(st);
 		free(names);
 		return;
 	}
 	size_t i = 0;
-	for (struct bulkhead *b = registry; b; b = b->next, i++) {
+	REGISTRY_EACH(&bulkheads, struct bulkhead, named, b) {
 		bulkhead_stats(b, &st[i]);
-		names[i] = b->name;
+		names[i++] = b->named.name;
 	}
-	/* names stay valid: a bulkhead goes only under registry_lock, held here */
+	/* names stay valid: a bulkhead goes only under the registry's lock, held here */
 #define BH_G(field, metric, help)                                                                  \
 	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", metric, help, metric);                        \
 	for (i = 0; i < n; i++)                                                                    \
@@ -367,23 +347,23 @@ void bulkhead_render_prometheus(FILE *f)
 	for (i = 0; i < n; i++)
 		prom_histogram(f, "levee_bulkhead_queue_wait_seconds", "bulkhead", names[i], bh_wait_bounds,
 		               BH_WAIT_BUCKETS, st[i].wait_hist, st[i].wait_sum_s);
-	pthread_mutex_unlock(&registry_lock);
+	pthread_mutex_unlock(&bulkheads.lock);
 	free(st);
 	free(names);
 }
 
 void bulkhead_status_json(FILE *f)
 {
-	pthread_mutex_lock(&registry_lock);
+	pthread_mutex_lock(&bulkheads.lock);
 	fputc('[', f);
-	for (struct bulkhead *b = registry; b; b = b->next) {
+	REGISTRY_EACH(&bulkheads, struct bulkhead, named, b) {
 		struct bulkhead_stats s;
 		bulkhead_stats(b, &s);
 		fprintf(f,
 		        "%s{\"name\":\"%s\",\"isolation\":\"%s\",\"threads\":%llu,\"active\":%llu,\"queued\":%llu,"
 		        "\"draining\":%llu,\"max_concurrent\":%llu,\"max_queue\":%llu,\"acquired\":%llu,"
 		        "\"handoffs\":%llu,\"rejected_full\":%llu,\"rejected_timeout\":%llu,\"abandoned\":%llu}",
-		        b == registry ? "" : ",", b->name, s.threads ? "thread" : "semaphore",
+		        &b->named == bulkheads.head ? "" : ",", b->named.name, s.threads ? "thread" : "semaphore",
 		        (unsigned long long)s.threads, (unsigned long long)s.active, (unsigned long long)s.queued,
 		        (unsigned long long)s.draining, (unsigned long long)s.max_concurrent,
 		        (unsigned long long)s.max_queue, (unsigned long long)s.acquired, (unsigned long long)s.handoffs,
@@ -391,5 +371,5 @@ void bulkhead_status_json(FILE *f)
 		        (unsigned long long)s.abandoned);
 	}
 	fputc(']', f);
-	pthread_mutex_unlock(&registry_lock);
+	pthread_mutex_unlock(&bulkheads.lock);
 }

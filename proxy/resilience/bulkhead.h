@@ -35,6 +35,7 @@
 #include <stdio.h>
 
 #include "policy.h"
+#include "resilience/registry.h"
 
 enum bh_wait_state {
 	BH_NONE,      /* not queued, no slot */
@@ -85,8 +86,8 @@ struct bulkhead_stats {
 };
 
 struct bulkhead {
+	struct named named;        /* its name, in the bulkheads' registry */
 	pthread_mutex_t lock;
-	char name[LV_NAME_MAX];
 	struct lv_bulkhead cfg;    /* the newest policy's; under lock */
 	uint64_t active;           /* slots in use (granted ones included) */
 	uint64_t queued;
@@ -95,8 +96,6 @@ struct bulkhead {
 	struct bulkhead_stats st;  /* counters; active/queued/limits copied on read */
 	struct worker *loops[LV_MAX_BULKHEAD_THREADS]; /* isolation = thread: its threads */
 	unsigned nloops, next_loop;
-	int refs;                  /* runtimes that name it; under the registry's lock */
-	struct bulkhead *next;     /* in the registry */
 };
 
 /* ---- the queue (any thread) --------------------------------------------- */
