@@ -20,6 +20,7 @@
 #define P(m) offsetof(struct lv_policy, m), sizeof(((struct lv_policy *)0)->m)
 #define R(m) offsetof(struct lv_route, m), sizeof(((struct lv_route *)0)->m)
 #define B(m) offsetof(struct lv_bulkhead, m), sizeof(((struct lv_bulkhead *)0)->m)
+#define K(m) offsetof(struct lv_breaker, m), sizeof(((struct lv_breaker *)0)->m)
 
 static const struct keys_section keys_section_table[] = {
 	{"levee", false, "The process: its addresses, workers and logs.", 0, 0, 0, 0, 0, 0},
@@ -51,6 +52,15 @@ static const struct keys_section keys_section_table[] = {
 	 "front. docs/protection.md explains slots, the queue and draining. At most 256 bulkheads.",
 	 sizeof(struct lv_bulkhead), offsetof(struct lv_policy, bulkheads), offsetof(struct lv_policy, nbulkheads),
 	 LV_MAX_BULKHEADS, offsetof(struct lv_bulkhead, name), offsetof(struct lv_bulkhead, line)},
+	{"breaker", true,
+	 "One section per circuit breaker, named `[breaker \"NAME\"]`, over the upstream exchanges of the "
+	 "routes that name it (`breaker = NAME`), shared by every worker of this levee. It counts their "
+	 "outcomes in a window; past a threshold it opens and levee answers those routes without asking "
+	 "the upstream, then lets a few probes through, then ramps traffic back up. Levee's own refusals, "
+	 "cache answers and clients that leave count neither way. docs/protection.md explains the states. "
+	 "At most 256 breakers.",
+	 sizeof(struct lv_breaker), offsetof(struct lv_policy, breakers), offsetof(struct lv_policy, nbreakers),
+	 LV_MAX_BREAKERS, offsetof(struct lv_breaker, name), offsetof(struct lv_breaker, line)},
 };
 
 /* clang-format off */
@@ -142,6 +152,18 @@ static const struct keys_def keys_def_table[] = {
 	{"bulkhead", "queue_timeout",    KT_DURATION, B(queue_timeout_ms),            "100ms",         "1ms",   "1m",     NULL,                    NULL,          true,  0, "Longest wait in the queue; a request still waiting then is refused (X-Levee-Reason `bulkhead-timeout`)."},
 	{"bulkhead", "queue_order",      KT_ENUM,     B(queue_order),                 "adaptive_lifo", NULL,    NULL,     "adaptive_lifo|fifo",    NULL,          true,  0, "Who gets a freed slot: `fifo`, the oldest waiter; `adaptive_lifo`, the oldest while the queue drains quickly, the newest once the oldest has waited half of `queue_timeout` (a standing queue: the oldest would time out anyway, and serving the newest keeps the answers that do come fast)."},
 	{"bulkhead", "abandon_after",    KT_DURATION, B(abandon_after_ms),            "30s",           "0",     "1h",     NULL,                    NULL,          true,  0, "When levee gives up on an exchange for its client (an upstream timeout, the client leaving), the service is usually still working on it: the connection stays open, the late answer is read and dropped, and the slot stays held until it arrives, or this long. Then the connection is closed and the slot freed. 0: close and free at once (the service's thread stays busy while levee lets another request in)."},
+	{"route",    "breaker",          KT_NAME,     R(breaker),                     "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Names the `[breaker]` that counts the route's upstream outcomes and, while open, answers the route without asking the upstream (503 with X-Levee-Reason `breaker-open`). Several routes may share one breaker."},
+	{"breaker",  "window",           KT_WINDOW,   K(window),                      "10s",           "1s",    "1h",     NULL,                    NULL,          true,  0, "The calls the rates are computed over: a duration (`10s`: the calls of the last 10 seconds, in 10 buckets of a tenth each) or a count (`100 calls`: the last 100). A reload that changes it keeps the state and the figures (a count window keeps the newest calls; a duration window carries its totals into the current bucket)."},
+	{"breaker",  "min_requests",     KT_UINT,     K(min_requests),                "20",            "1",     "100000", NULL,                    "calls",       true,  0, "Calls the window must hold before the breaker may open: a few failures of a quiet route do not trip it."},
+	{"breaker",  "failure_rate",     KT_PERCENT,  K(failure_rate),                "50%",           "1%",    "100%",   NULL,                    NULL,          true,  0, "Share of the window's calls that failed (see `failure_statuses` and `failure_on`) at which the breaker opens."},
+	{"breaker",  "slow_call",        KT_DURATION, K(slow_call_ms),                "0",             "0",     "1h",     NULL,                    NULL,          true,  0, "A call that takes at least this long (from sending the request to the end of the response) is slow, failed or not. 0: no call is slow."},
+	{"breaker",  "slow_call_rate",   KT_PERCENT,  K(slow_call_rate),              "50%",           "1%",    "100%",   NULL,                    NULL,          true,  0, "Share of slow calls at which the breaker opens (with `slow_call` set), whether or not they failed: a service that answers in 20 s is down for its callers."},
+	{"breaker",  "failure_statuses", KT_STATUS_SET, K(failure_statuses),          "500, 502-599",  NULL,    NULL,     NULL,                    NULL,          true,  0, "Response statuses that count as failures: statuses, ranges (`502-504`) and classes (`5xx`), comma-separated, or `none`. The default is every 5xx but 501 (Not Implemented is an answer, not an outage)."},
+	{"breaker",  "failure_on",       KT_FLAGS,    K(failure_on),                  "timeout, connect, reset, truncated, bad", NULL, NULL, "timeout|connect|reset|truncated|bad", NULL, true, 0, "Exchanges without a usable answer that count as failures: `timeout` (none in time), `connect` (no connection), `reset` (closed before the response head), `truncated` (cut in the body), `bad` (an unparseable response); comma-separated, or `none`."},
+	{"breaker",  "open_for",         KT_DURATION, K(open_for_ms),                 "5s",            "10ms",  "1h",     NULL,                    NULL,          true,  0, "How long the breaker stays open after it trips before it lets probes through."},
+	{"breaker",  "open_for_max",     KT_DURATION, K(open_for_max_ms),             "0",             "0",     "24h",    NULL,                    NULL,          true,  0, "Each trip that follows another without a full recovery between them doubles `open_for`, up to this. 0 (or at most `open_for`): no doubling."},
+	{"breaker",  "half_open_probes", KT_UINT,     K(half_open_probes),            "3",             "1",     "1000",   NULL,                    "calls",       true,  0, "Calls let through once `open_for` has passed, at most this many at once and in all; one failed or slow probe opens the breaker again, all of them passing starts the ramp."},
+	{"breaker",  "ramp",             KT_DURATION, K(ramp_ms),                     "10s",           "0",     "1h",     NULL,                    NULL,          true,  0, "After the probes pass, the share of calls let through grows from a tenth to all over this time (like a slow start), the others answered as while open; a failure during the ramp opens the breaker again. 0: straight to closed."},
 	{"bulkhead", "retry_after",      KT_DURATION, B(retry_after_ms),              "1s",            "1s",    "1h",     NULL,                    NULL,          true,  0, "Retry-After of the bulkhead's refusals, in whole seconds (rounded up)."},
 };
 /* clang-format on */
@@ -410,6 +432,138 @@ static int keys_statuses(const char *text, struct lv_statuses *out, char *err, s
 	return LV_OK;
 }
 
+/* Calls `fn` for each element of a list separated by commas and blanks;
+ * "none" is the empty list, and a list with no element is an error (it
+ * says "write none for no <what>"). */
+typedef bool (*keys_item_fn)(const char *e, size_t len, void *arg, char *err, size_t errsz);
+static int keys_items(const char *text, keys_item_fn fn, void *arg, const char *what, char *err, size_t errsz)
+{
+	if (strcmp(text, "none") == 0)
+		return LV_OK;
+	bool any = false;
+	for (const char *p = text; *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		const char *e = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		if (!fn(e, (size_t)(p - e), arg, err, errsz))
+			return LV_ERR;
+		any = true;
+	}
+	if (!any) {
+		snprintf(err, errsz, "empty: write none for no %s", what);
+		return LV_ERR;
+	}
+	return LV_OK;
+}
+
+/* One element of a status set: "500", "502-599" or "5xx". */
+static bool keys_status_item(const char *e, size_t len, void *arg, char *err, size_t errsz)
+{
+	struct lv_status_set *out = arg;
+	unsigned lo = 0, hi = 0;
+	bool ok = false;
+	if (len == 3 && e[1] == 'x' && e[2] == 'x' && e[0] >= '1' && e[0] <= '5') {
+		lo = (unsigned)(e[0] - '0') * 100;
+		hi = lo + 99;
+		ok = true;
+	} else if (len == 3 || len == 7) {
+		ok = isdigit((unsigned char)e[0]) && isdigit((unsigned char)e[1]) && isdigit((unsigned char)e[2]);
+		lo = hi = ok ? (unsigned)((e[0] - '0') * 100 + (e[1] - '0') * 10 + (e[2] - '0')) : 0;
+		if (ok && len == 7) {
+			ok = e[3] == '-' && isdigit((unsigned char)e[4]) && isdigit((unsigned char)e[5]) &&
+			     isdigit((unsigned char)e[6]);
+			hi = ok ? (unsigned)((e[4] - '0') * 100 + (e[5] - '0') * 10 + (e[6] - '0')) : 0;
+		}
+	}
+	if (!ok || lo < 100 || hi > 599 || hi < lo) {
+		snprintf(err, errsz, "expected HTTP statuses (100-599), ranges such as 502-504 or classes such as 5xx, "
+		                     "separated by commas, or none");
+		return false;
+	}
+	for (unsigned st = lo; st <= hi; st++)
+		out->bits[st / 64] |= (uint64_t)1 << (st % 64);
+	return true;
+}
+
+/* "500, 502-599, 4xx": statuses, ranges and classes; "none" is the empty set. */
+static int keys_status_set(const char *text, struct lv_status_set *out, char *err, size_t errsz)
+{
+	memset(out, 0, sizeof(*out));
+	return keys_items(text, keys_status_item, out, "status", err, errsz);
+}
+
+struct keys_flags_arg {
+	const char *words;
+	unsigned bits;
+};
+
+static bool keys_flag_item(const char *e, size_t len, void *arg, char *err, size_t errsz)
+{
+	struct keys_flags_arg *f = arg;
+	char one[32];
+	int i = len < sizeof(one) ? (snprintf(one, sizeof(one), "%.*s", (int)len, e), keys_word(f->words, one)) : -1;
+	if (i < 0) {
+		char list[128];
+		keys_words_list(f->words, ", ", list, sizeof(list));
+		snprintf(err, errsz, "'%.*s' is not one of %s (or none)", (int)len, e, list);
+		return false;
+	}
+	f->bits |= 1u << i;
+	return true;
+}
+
+/* "a, c" of words "a|b|c" as bits 0 and 2; "none" is 0. */
+static int keys_flags(const char *words, const char *text, unsigned *out, char *err, size_t errsz)
+{
+	struct keys_flags_arg f = {words, 0};
+	int rc = keys_items(text, keys_flag_item, &f, "kind", err, errsz);
+	*out = f.bits;
+	return rc;
+}
+
+/* "10s" or "100 calls". */
+static int keys_window(const struct keys_def *k, const char *text, struct lv_window *out, char *err, size_t errsz)
+{
+	const char *why;
+	memset(out, 0, sizeof(*out));
+	const char *sp = strchr(text, ' ');
+	if (sp != NULL) {
+		const char *unit = sp;
+		while (*unit == ' ')
+			unit++;
+		char num[24];
+		if ((strcmp(unit, "calls") != 0 && strcmp(unit, "call") != 0) || (size_t)(sp - text) >= sizeof(num)) {
+			snprintf(err, errsz, "expected a duration (10s) or a number of calls (100 calls)");
+			return LV_ERR;
+		}
+		snprintf(num, sizeof(num), "%.*s", (int)(sp - text), text);
+		if (value_uint(num, 1, LV_WINDOW_MAX_CALLS, &out->calls, &why) != LV_OK) {
+			snprintf(err, errsz, "must be between 1 and %d calls (or a duration)", LV_WINDOW_MAX_CALLS);
+			return LV_ERR;
+		}
+		return LV_OK;
+	}
+	uint64_t lo = 0, hi = UINT64_MAX;
+	if (value_duration_ms(text, &out->ms, &why) != LV_OK) {
+		snprintf(err, errsz, "%s; or a number of calls (100 calls)", why);
+		return LV_ERR;
+	}
+	if ((k->min && value_duration_ms(k->min, &lo, &why) != LV_OK) ||
+	    (k->max && value_duration_ms(k->max, &hi, &why) != LV_OK)) {
+		snprintf(err, errsz, "bad bound in the key table: %s", why);
+		return LV_ERR;
+	}
+	if (out->ms < lo || out->ms > hi) {
+		snprintf(err, errsz, "must be between %s and %s (or a number of calls)", k->min, k->max);
+		return LV_ERR;
+	}
+	return LV_OK;
+}
+
 /* One element character of a list value: false (with err set) rejects it.
  * <p> points at the character inside its element, <start> at the element. */
 typedef bool (*keys_elem_char)(const char *p, const char *start, char *err, size_t errsz);
@@ -671,6 +825,24 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 			return LV_ERR;
 		return keys_store(k, base, &v, sizeof(v), err, errsz);
 	}
+	case KT_STATUS_SET: {
+		struct lv_status_set v;
+		if (keys_status_set(text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_FLAGS: {
+		unsigned v;
+		if (keys_flags(k->words, text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_WINDOW: {
+		struct lv_window v;
+		if (keys_window(k, text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
 	case KT_HOSTPORTS: {
 		char v[LV_HEADER_LIST_MAX];
 		size_t o = 0;
@@ -867,6 +1039,16 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 	case KT_STATUSES:
 		fputs("status list", out);
 		break;
+	case KT_STATUS_SET:
+		fputs("status set", out);
+		break;
+	case KT_FLAGS:
+		keys_words_list(k->words, "`, `", list, sizeof(list));
+		fprintf(out, "list of `%s`, or `none`", list);
+		break;
+	case KT_WINDOW:
+		fputs("duration or `N calls`", out);
+		break;
 	case KT_HEADERS:
 		fputs("header name list", out);
 		break;
@@ -895,6 +1077,7 @@ static const char *keys_md_unit(const struct keys_def *k)
 	switch (k->type) {
 	case KT_DURATION:
 	case KT_TTL:
+	case KT_WINDOW:
 		return "ms, s, m, h";
 	case KT_SIZE:
 		return "B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)";

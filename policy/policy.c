@@ -384,9 +384,22 @@ static void policy_section_end(struct policy_parse *st)
 		if (line && b->isolation != LV_ISOLATION_THREAD)
 			policy_warn(st, line, "threads has no effect with isolation = semaphore");
 	}
+	if (strcmp(st->sec->name, "breaker") == 0) {
+		const struct lv_breaker *b = st->base;
+		int rate = st->seen[policy_key_index(keys_find("breaker", "slow_call_rate"))];
+		int max = st->seen[policy_key_index(keys_find("breaker", "open_for_max"))];
+		if (rate && !b->slow_call_ms)
+			policy_warn(st, rate, "slow_call_rate has no effect without slow_call");
+		if (max && b->open_for_max_ms && b->open_for_max_ms <= b->open_for_ms)
+			policy_warn(st, max, "open_for_max is not above open_for: repeated trips are not doubled");
+		if (b->window.calls && b->min_requests > b->window.calls)
+			policy_err_section(st, "min_requests (%llu) is more than the window holds (%llu calls): it could never open",
+			                   (unsigned long long)b->min_requests, (unsigned long long)b->window.calls);
+	}
 	if (strcmp(st->sec->name, "route") == 0) {
 		struct lv_route *rt = st->base;
 		rt->bulkhead_line = st->seen[policy_key_index(keys_find("route", "bulkhead"))];
+		rt->breaker_line = st->seen[policy_key_index(keys_find("route", "breaker"))];
 		policy_route_end(st, st->base);
 		policy_route_warn(st, st->base);
 		policy_invalidate_warn(st, st->base);
@@ -395,6 +408,23 @@ out:
 	st->sec = NULL;
 	st->base = NULL;
 	st->rejected = false;
+}
+
+/* The index of the element of a named section (each starts with its name)
+ * that route key `key` names, -1 for none; an error at the key's line when
+ * no section has that name. */
+static int policy_section_ref(struct policy_parse *st, const struct lv_route *r, const char *key, const char *name,
+                              int line, const void *elems, size_t n, size_t stride)
+{
+	if (!name[0])
+		return -1;
+	for (size_t j = 0; j < n; j++)
+		if (strcmp((const char *)elems + j * stride, name) == 0)
+			return (int)j;
+	char what[LV_NAME_MAX + 32];
+	snprintf(what, sizeof(what), "[route \"%s\"] %s", r->name, key);
+	policy_verr_at(st, line, what, "no [%s \"%s\"] section", key, name);
+	return -1;
 }
 
 static void *policy_scratch(struct policy_parse *st)
@@ -828,20 +858,13 @@ static void policy_check(struct policy_parse *st)
 			                p->probe.host, p->probe.port, other, hp->host, hp->port);
 	}
 
-	/* A route's bulkhead may be declared anywhere in the file. */
+	/* A route's bulkhead and breaker may be declared anywhere in the file. */
 	for (size_t i = 0; i < p->nroutes; i++) {
 		struct lv_route *r = &p->routes[i];
-		r->bulkhead_idx = -1;
-		if (!r->bulkhead[0])
-			continue;
-		for (size_t j = 0; j < p->nbulkheads; j++)
-			if (strcmp(p->bulkheads[j].name, r->bulkhead) == 0)
-				r->bulkhead_idx = (int)j;
-		if (r->bulkhead_idx < 0) {
-			char what[LV_NAME_MAX + 32];
-			snprintf(what, sizeof(what), "[route \"%s\"] bulkhead", r->name);
-			policy_verr_at(st, r->bulkhead_line, what, "no [bulkhead \"%s\"] section", r->bulkhead);
-		}
+		r->bulkhead_idx = policy_section_ref(st, r, "bulkhead", r->bulkhead, r->bulkhead_line, p->bulkheads,
+		                                     p->nbulkheads, sizeof(*p->bulkheads));
+		r->breaker_idx = policy_section_ref(st, r, "breaker", r->breaker, r->breaker_line, p->breakers,
+		                                    p->nbreakers, sizeof(*p->breakers));
 	}
 
 	/* Only a sure loop is an error: the upstream may be another machine that
@@ -897,6 +920,7 @@ static void policy_free(struct lv_policy *p)
 	route_index_free(p->route_index);
 	free(p->routes);
 	free(p->bulkheads);
+	free(p->breakers);
 	free(p);
 }
 

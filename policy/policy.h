@@ -143,6 +143,9 @@ struct lv_route {
 	int bulkhead_idx;                 /* its index in lv_policy.bulkheads, -1 = none (set at load) */
 	int bulkhead_line;                /* line of the `bulkhead` key, for the check across sections */
 	int refusal_status;               /* enum lv_refusal_status: what levee's own refusals answer */
+	char breaker[LV_NAME_MAX];        /* "" = none; else names a [breaker] */
+	int breaker_idx;                  /* its index in lv_policy.breakers, -1 = none (set at load) */
+	int breaker_line;                 /* line of the `breaker` key */
 };
 
 enum lv_refusal_status { LV_REFUSE_503, LV_REFUSE_429 };
@@ -165,6 +168,51 @@ struct lv_bulkhead {
 };
 #define LV_MAX_BULKHEADS 256
 #define LV_MAX_BULKHEAD_THREADS 64
+
+/* A breaker's window: the calls of the last `ms` milliseconds, or the last
+ * `calls` calls; exactly one is set. */
+struct lv_window {
+	uint64_t ms, calls;
+};
+#define LV_WINDOW_MAX_CALLS 100000
+
+/* A set of HTTP statuses 100-599. */
+struct lv_status_set {
+	uint64_t bits[10];
+};
+static inline bool status_set_has(const struct lv_status_set *s, unsigned status)
+{
+	return status < 640 && ((s->bits[status / 64] >> (status % 64)) & 1u);
+}
+
+/* What, besides the statuses, a breaker counts as a failure: the bits of
+ * `failure_on`, in the order of its words. */
+enum lv_breaker_failure {
+	LV_BF_TIMEOUT = 1u << 0,   /* no answer, or it stalled, in time */
+	LV_BF_CONNECT = 1u << 1,   /* no connection */
+	LV_BF_RESET = 1u << 2,     /* closed or reset before the response head */
+	LV_BF_TRUNCATED = 1u << 3, /* cut in the middle of the body */
+	LV_BF_BAD = 1u << 4,       /* an unparseable response */
+};
+
+/* [breaker "NAME"]: a circuit breaker over the upstream exchanges of the
+ * routes that name it, shared by every worker (proxy/resilience/breaker.h). */
+struct lv_breaker {
+	char name[LV_NAME_MAX];
+	int line;
+	struct lv_window window;
+	uint64_t min_requests;     /* calls in the window before it may trip */
+	double failure_rate;       /* percent of the window's calls that trips it */
+	uint64_t slow_call_ms;     /* a call at least this long is slow; 0: none is */
+	double slow_call_rate;     /* percent of slow calls that trips it */
+	struct lv_status_set failure_statuses;
+	unsigned failure_on;       /* enum lv_breaker_failure bits */
+	uint64_t open_for_ms;      /* how long it stays open after a trip */
+	uint64_t open_for_max_ms;  /* repeated trips double open_for up to this; 0: no doubling */
+	uint64_t half_open_probes; /* calls let through to test the service */
+	uint64_t ramp_ms;          /* after the probes pass, traffic grows to all over this */
+};
+#define LV_MAX_BREAKERS 256
 
 struct lv_policy;
 struct route_index;
@@ -294,6 +342,8 @@ struct lv_policy {
 
 	size_t nbulkheads;
 	struct lv_bulkhead *bulkheads;
+	size_t nbreakers;
+	struct lv_breaker *breakers;
 
 	size_t nroutes;
 	struct lv_route *routes;  /* in file order; first match wins */

@@ -43,6 +43,9 @@ enum keys_type {
 	KT_TOPIC,    /* char[]: a Kafka topic name, 1-249 of [A-Za-z0-9._-] */
 	KT_INVALIDATIONS, /* char[]: "/path{N}", "/prefix*" or "tag:name{N}", stored "a,b" */
 	KT_TEXT,     /* char[]: printable ASCII without blanks (a user name, a password); may be "" */
+	KT_WINDOW,   /* struct lv_window: a duration, or "N calls" */
+	KT_STATUS_SET, /* struct lv_status_set: statuses, ranges (502-599) and classes (5xx), comma-separated */
+	KT_FLAGS,    /* unsigned: a comma-separated subset of `words` (bit i = word i), or "none" */
 };
 
 /* A section of the policy file. A named section ([route "users"]) may appear

@@ -236,7 +236,7 @@ int main(int argc, char **argv)
 	if (server_workers_create(s, n, err, sizeof(err)) != LV_OK ||
 	    server_bulkhead_threads(s, rt, err, sizeof(err)) != LV_OK)
 		die("%s", err);
-	server_bulkheads_apply(s, rt);
+	server_protection_apply(s, rt);
 	if (cache_l2_open(s->main_base, rt->policy, &s->redis, &s->l2, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (invalidate_start(rt->policy, err, sizeof(err)) != LV_OK)

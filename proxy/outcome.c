@@ -29,6 +29,7 @@ enum request_outcome outcome_of_reason(int reason)
 	case R_NOT_CACHED:
 	case R_BULKHEAD_FULL:
 	case R_BULKHEAD_TIMEOUT:
+	case R_BREAKER_OPEN:
 		return OUT_REFUSED;
 	case R_BAD_REQUEST:
 	case R_METHOD:

@@ -3,9 +3,10 @@
  *
  * A request is turned away as early, and as cheaply, as it can be: the
  * route first (what the request is), then the cache (a hit costs no
- * upstream and never waits behind a bulkhead), then the bulkhead (a slot,
- * a queue, or a refusal), then the upstream exchange. Later issues add a
- * tier check before the cache and a breaker after the bulkhead.
+ * upstream and never waits behind a bulkhead), then the breaker (an open
+ * one answers at once, before the request waits for a bulkhead slot it
+ * would not use), then the bulkhead (a slot, a queue, or a refusal), then
+ * the upstream exchange. A later issue adds a tier check before the cache.
  *
  * This file is the top of the data path: it names the stages, and nothing
  * below it names this file.
@@ -15,6 +16,7 @@
 #include "cache/cache.h"
 #include "net/request.h"
 #include "net/upstream.h"
+#include "resilience/breaker_stage.h"
 #include "resilience/bulkhead_stage.h"
 
 static int stage_route(struct request *r)
@@ -31,6 +33,7 @@ static const struct stage route_stage_def = {.name = "route", .run = stage_route
 static const struct stage *const path[] = {
     &route_stage_def,
     &cache_stage_def,
+    &breaker_stage_def,
     &bulkhead_stage_def,
     &upstream_stage_def,
 };

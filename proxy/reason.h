@@ -26,6 +26,7 @@
 	X(R_DRAINING, "draining", 503, "shutting down")                                            \
 	X(R_BULKHEAD_FULL, "bulkhead-full", 503, "every slot of the bulkhead is taken and its queue is full") \
 	X(R_BULKHEAD_TIMEOUT, "bulkhead-timeout", 503, "no bulkhead slot came free in time")       \
+	X(R_BREAKER_OPEN, "breaker-open", 503, "the circuit breaker is open: the upstream was not asked") \
 	X(R_UP_TIMEOUT, "upstream-timeout", 504, "the upstream did not answer in time")            \
 	X(R_NOT_CACHED, "only-if-cached", 504, "not in the cache (only-if-cached)")                 \
 	X(R_VERSION, "http-version", 505, "HTTP version not supported")

@@ -89,7 +89,7 @@ static enum reload_result reload_build(const struct lv_policy *running, struct l
 
 static void reload_swap(struct runtime *rt)
 {
-	server_bulkheads_apply(reload_srv, rt);
+	server_protection_apply(reload_srv, rt);
 	struct runtime *old = runtime_slot_swap(&reload_srv->runtime, rt);
 	log_set_level(rt->policy->log_level);
 	for (unsigned i = 0; i < reload_srv->nworkers; i++)

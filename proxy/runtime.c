@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "resilience/breaker.h"
 #include "resilience/bulkhead.h"
 #include "stats.h"
 
@@ -58,7 +59,14 @@ int runtime_build(struct lv_policy *p, struct runtime **out, char *err, size_t e
 		if (!rt->bulkheads[i])
 			break;
 	}
-	if (!rt->bulkheads || (p->nbulkheads && !rt->bulkheads[p->nbulkheads - 1])) {
+	rt->breakers = calloc(p->nbreakers ? p->nbreakers : 1, sizeof(*rt->breakers));
+	for (size_t i = 0; rt->breakers && i < p->nbreakers; i++) {
+		rt->breakers[i] = breaker_get(&p->breakers[i]);
+		if (!rt->breakers[i])
+			break;
+	}
+	if (!rt->bulkheads || (p->nbulkheads && !rt->bulkheads[p->nbulkheads - 1]) || !rt->breakers ||
+	    (p->nbreakers && !rt->breakers[p->nbreakers - 1])) {
 		snprintf(err, errlen, "out of memory");
 		runtime_unref(rt);
 		return LV_ERR;
@@ -79,6 +87,9 @@ void runtime_unref(struct runtime *rt)
 	for (size_t i = 0; rt->bulkheads && i < rt->policy->nbulkheads; i++)
 		bulkhead_put(rt->bulkheads[i]);
 	free(rt->bulkheads);
+	for (size_t i = 0; rt->breakers && i < rt->policy->nbreakers; i++)
+		breaker_put(rt->breakers[i]);
+	free(rt->breakers);
 	policy_unref(rt->policy);
 	free(rt->route_stat);
 	free(rt);

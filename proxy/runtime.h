@@ -25,6 +25,7 @@ struct runtime {
 	char up_text[LV_HOST_MAX + 8]; /* "host:port", for Host on HTTP/1.0 requests */
 	unsigned *route_stat; /* per route of `policy`: its index in the stats registry */
 	struct bulkhead **bulkheads; /* per [bulkhead] of `policy`: the process-wide one of that name (ref held) */
+	struct breaker **breakers;   /* per [breaker] of `policy`, the same way */
 };
 
 /* Takes over the caller's reference to `p`. Resolves the upstream (numeric

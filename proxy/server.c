@@ -12,6 +12,7 @@
 #include "cache/l2.h"
 #include "cache/redis.h"
 #include "net/worker.h"
+#include "resilience/breaker.h"
 #include "resilience/bulkhead.h"
 
 void server_init(struct server *s)
@@ -115,7 +116,7 @@ int server_bulkhead_threads(struct server *s, struct runtime *rt, char *err, siz
 	return LV_OK;
 }
 
-void server_bulkheads_apply(struct server *s, struct runtime *rt)
+void server_protection_apply(struct server *s, struct runtime *rt)
 {
 	const struct lv_policy *p = rt->policy;
 	for (size_t i = 0; i < p->nbulkheads; i++) {
@@ -125,6 +126,8 @@ void server_bulkheads_apply(struct server *s, struct runtime *rt)
 		/* server_bulkhead_threads() made them: t->n >= cfg->threads */
 		bulkhead_apply(rt->bulkheads[i], cfg, t ? t->loops : NULL, t ? (unsigned)cfg->threads : 0);
 	}
+	for (size_t i = 0; i < p->nbreakers; i++)
+		breaker_apply(rt->breakers[i], &p->breakers[i], now_us() / 1000);
 }
 
 int server_workers_start(struct server *s)

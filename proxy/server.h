@@ -71,9 +71,10 @@ int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen
  * starts them when levee runs already (else server_workers_start). Main
  * thread, before `rt` is swapped in; nothing uses them yet. */
 int server_bulkhead_threads(struct server *s, struct runtime *rt, char *err, size_t errlen) LV_WARN_UNUSED;
-/* `rt` takes effect for its bulkheads: their limits and their threads
- * (bulkhead_apply). Main thread, once nothing can refuse `rt` any more. */
-void server_bulkheads_apply(struct server *s, struct runtime *rt);
+/* `rt` takes effect for its bulkheads (their limits and their threads:
+ * bulkhead_apply) and its breakers (their thresholds: breaker_apply). Main
+ * thread, once nothing can refuse `rt` any more. */
+void server_protection_apply(struct server *s, struct runtime *rt);
 /* Starts the threads of the workers not started yet. */
 int server_workers_start(struct server *s) LV_WARN_UNUSED;
 

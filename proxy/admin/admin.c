@@ -27,6 +27,7 @@
 #include "net/worker.h"
 #include "reload.h"
 #include "server.h"
+#include "resilience/breaker.h"
 #include "resilience/bulkhead.h"
 
 #define ADMIN_HEAD_BYTES 8192
@@ -299,6 +300,8 @@ static void admin_status(FILE *f)
 	cache_status_json(f);
 	fputs(",\"bulkheads\":", f);
 	bulkhead_status_json(f);
+	fputs(",\"breakers\":", f);
+	breaker_status_json(f, now_us() / 1000);
 	struct redis_stats rs;
 	unsigned rready, ropen;
 	if (admin_redis_sum(&rs, &rready, &ropen)) {
@@ -360,6 +363,7 @@ static void admin_metrics(FILE *f)
 	free(stats);
 	cache_render_prometheus(f);
 	bulkhead_render_prometheus(f);
+	breaker_render_prometheus(f, now_us() / 1000);
 	admin_redis_metrics(f);
 	invalidate_render_prometheus(f);
 	fputs("# HELP levee_admin_refused_total Admin requests refused for want of authorization: no bearer token, "
@@ -492,6 +496,78 @@ static void admin_purge(struct admin_conn *a)
 	admin_reply(a, 200, "application/json", msg, o, NULL);
 }
 
+/* The value of parameter `name` in query `q` (without its '?'), decoded;
+ * false when it is absent, empty or badly escaped. */
+static bool query_param(const char *q, size_t qlen, const char *name, char *out, size_t cap)
+{
+	size_t nlen = strlen(name);
+	for (const char *p = q, *end = q + qlen; p < end;) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		if ((size_t)(stop - p) > nlen && memcmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			size_t len;
+			return url_decode(p + nlen + 1, (size_t)(stop - p) - nlen - 1, out, cap, &len) && len > 0;
+		}
+		p = stop + 1;
+	}
+	return false;
+}
+
+/* POST /breaker?name=NAME&force=open|closed|clear[&for=DURATION]: holds a
+ * breaker open or closed by hand for a while (default 10m, at most 24h),
+ * or lets it go (breaker.h). Answers the breaker's state after it. */
+static void admin_breaker(struct admin_conn *a)
+{
+	const struct lv_head *hd = &a->head;
+	const char *q = hd->text + hd->target_off + hd->path_len;
+	size_t qlen = hd->target_len - hd->path_len;
+	char name[LV_NAME_MAX], force[16], dur[32];
+	if (qlen < 2 || !query_param(q + 1, qlen - 1, "name", name, sizeof(name)) ||
+	    !query_param(q + 1, qlen - 1, "force", force, sizeof(force))) {
+		admin_text(a, 400, "give name=BREAKER and force=open|closed|clear (and for=DURATION, default 10m)\n");
+		return;
+	}
+	enum brk_force f;
+	if (strcmp(force, "open") == 0)
+		f = BRK_FORCE_OPEN;
+	else if (strcmp(force, "closed") == 0)
+		f = BRK_FORCE_CLOSED;
+	else if (strcmp(force, "clear") == 0)
+		f = BRK_FORCE_NONE;
+	else {
+		admin_text(a, 400, "force is one of open, closed, clear\n");
+		return;
+	}
+	uint64_t for_ms = 600000;
+	const char *why = NULL;
+	if (query_param(q + 1, qlen - 1, "for", dur, sizeof(dur)) &&
+	    (value_duration_ms(dur, &for_ms, &why) != LV_OK || for_ms == 0 || for_ms > 86400000)) {
+		admin_text(a, 400, "for is a duration from 1ms to 24h, such as 90s or 10m\n");
+		return;
+	}
+	struct runtime *rt = server_runtime_acquire(admin_srv);
+	struct breaker *b = NULL;
+	for (size_t i = 0; i < rt->policy->nbreakers && !b; i++)
+		if (strcmp(rt->policy->breakers[i].name, name) == 0)
+			b = rt->breakers[i];
+	if (!b) {
+		runtime_unref(rt);
+		admin_text(a, 404, "no breaker of that name in the running policy\n");
+		return;
+	}
+	uint64_t now_ms = now_us() / 1000;
+	breaker_force(b, f, for_ms, now_ms);
+	struct breaker_stats st;
+	breaker_stats(b, now_ms, &st);
+	static const char *const forced[] = {"", "open", "closed"};
+	char msg[256];
+	int n = snprintf(msg, sizeof(msg), "{\"breaker\":\"%s\",\"state\":\"%s\",\"forced\":\"%s\",\"forced_left_ms\":%llu}\n",
+	                 b->named.name, breaker_state_names[st.state], forced[st.forced],
+	                 (unsigned long long)st.forced_left_ms);
+	runtime_unref(rt);
+	admin_reply(a, 200, "application/json", msg, (size_t)n, NULL);
+}
+
 /* POST /reload: always JSON, one answer per outcome. A refusal is 422: the
  * request was fine, the file it names cannot be applied, and asking again
  * changes nothing until the file does. */
@@ -588,6 +664,7 @@ static const struct admin_endpoint {
 	{"/status", 0, admin_serve_status},
 	{"/purge", EP_CHANGES, admin_purge},
 	{"/reload", EP_CHANGES, admin_reload},
+	{"/breaker", EP_CHANGES, admin_breaker},
 };
 
 /* Answers 401 or 403 and returns false when the request may not change
@@ -649,7 +726,7 @@ static void admin_route(struct admin_conn *a)
 		return;
 	}
 	admin_text(a, 404, a->probe ? "not found; the probe listener serves GET /healthz /readyz /metrics\n"
-	                            : "not found; try /healthz /readyz /metrics /status, POST /purge, POST /reload\n");
+	                            : "not found; try /healthz /readyz /metrics /status, POST /purge, POST /reload, POST /breaker\n");
 }
 
 static void admin_readcb(struct bufferevent *bev, void *arg)

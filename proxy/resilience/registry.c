@@ -6,13 +6,19 @@
 #include <stdio.h>
 #include <string.h>
 
+static struct named *registry_lookup(struct registry *rg, const char *name)
+{
+	struct named *n = rg->head;
+	while (n && strcmp(n->name, name) != 0)
+		n = n->next;
+	return n;
+}
+
 struct named *registry_get(struct registry *rg, const char *name, struct named *(*make)(const void *arg),
                            const void *arg)
 {
 	pthread_mutex_lock(&rg->lock);
-	struct named *n = rg->head;
-	while (n && strcmp(n->name, name) != 0)
-		n = n->next;
+	struct named *n = registry_lookup(rg, name);
 	if (!n) {
 		n = make(arg);
 		if (!n) {

@@ -45,6 +45,29 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:2: [bulkhead \"b\"] isolation: must be one of semaphore, thread",
 	  "p.ini:3: [bulkhead \"b\"] queue_order: must be one of adaptive_lifo, fifo",
 	  "p.ini:6: [route \"u\"] refusal_status: must be one of 503, 429"}},
+	/* breakers */
+	{"breaker", "[route \"u\"]\nprefix = /\nbreaker = k\n[breaker \"k\"]\nwindow = 100 calls\nmin_requests = 10\n"
+	            "failure_rate = 25%\nslow_call = 2s\nslow_call_rate = 80%\nfailure_statuses = 5xx, 429\n"
+	            "failure_on = connect, timeout\nopen_for = 1s\nopen_for_max = 1m\nhalf_open_probes = 5\nramp = 0\n",
+	 {NULL}},
+	{"breaker unknown", "[route \"u\"]\nprefix = /\nbreaker = nope\n",
+	 {"p.ini:3: [route \"u\"] breaker: no [breaker \"nope\"] section"}},
+	{"breaker windows", "[breaker \"a\"]\nwindow = 0 calls\n[breaker \"b\"]\nwindow = 500ms\n[breaker \"c\"]\n"
+	                    "window = 5 minutes\n[breaker \"d\"]\nwindow = 100001 calls\n",
+	 {"p.ini:2: [breaker \"a\"] window: must be between 1 and 100000 calls (or a duration)",
+	  "p.ini:4: [breaker \"b\"] window: must be between 1s and 1h (or a number of calls)",
+	  "p.ini:6: [breaker \"c\"] window: expected a duration (10s) or a number of calls (100 calls)",
+	  "p.ini:8: [breaker \"d\"] window: must be between 1 and 100000 calls (or a duration)"}},
+	{"breaker statuses", "[breaker \"a\"]\nfailure_statuses = 6xx\n[breaker \"b\"]\nfailure_statuses = 504-502\n"
+	                     "[breaker \"c\"]\nfailure_statuses = ,\n[breaker \"d\"]\nfailure_statuses = 50x\n",
+	 {"p.ini:2: [breaker \"a\"] failure_statuses: expected HTTP statuses (100-599), ranges such as 502-504 or classes such as 5xx, separated by commas, or none",
+	  "p.ini:4: [breaker \"b\"] failure_statuses: expected HTTP statuses (100-599), ranges such as 502-504 or classes such as 5xx, separated by commas, or none",
+	  "p.ini:6: [breaker \"c\"] failure_statuses: empty: write none for no status",
+	  "p.ini:8: [breaker \"d\"] failure_statuses: expected HTTP statuses (100-599), ranges such as 502-504 or classes such as 5xx, separated by commas, or none"}},
+	{"breaker failure_on", "[breaker \"a\"]\nfailure_on = timeout, slow\n",
+	 {"p.ini:2: [breaker \"a\"] failure_on: 'slow' is not one of timeout, connect, reset, truncated, bad (or none)"}},
+	{"breaker min_requests over a count window", "[breaker \"a\"]\nwindow = 10 calls\nmin_requests = 11\n",
+	 {"p.ini:1: [breaker \"a\"]: min_requests (11) is more than the window holds (10 calls): it could never open"}},
 	{"bulkhead twice", "[bulkhead \"b\"]\n[bulkhead \"b\"]\n", {"p.ini:2: [bulkhead \"b\"]: duplicate bulkhead name (first on line 1)"}},
 	/* caching keys */
 	{"cache keys", "[cache]\nmemory = 8MiB\nmax_object = 64KiB\n[route \"u\"]\nprefix = /\ncache_ttl = origin\n"
@@ -244,6 +267,10 @@ struct warn_case {
 static const struct warn_case warn_cases[] = {
 	{"bulkhead threads without thread isolation", "[bulkhead \"b\"]\nthreads = 4\n",
 	 {"p.ini:2: [bulkhead \"b\"] warning: threads has no effect with isolation = semaphore"}},
+	{"breaker slow_call_rate without slow_call", "[breaker \"k\"]\nslow_call_rate = 10%\n",
+	 {"p.ini:2: [breaker \"k\"] warning: slow_call_rate has no effect without slow_call"}},
+	{"breaker open_for_max not above open_for", "[breaker \"k\"]\nopen_for = 10s\nopen_for_max = 5s\n",
+	 {"p.ini:3: [breaker \"k\"] warning: open_for_max is not above open_for: repeated trips are not doubled"}},
 	{"bulkhead threads with thread isolation", "[bulkhead \"b\"]\nisolation = thread\nthreads = 4\n", {NULL}},
 	{"shadowed by a prefix", "[route \"api\"]\nprefix = /api/\n[route \"users\"]\nmatch = /api/users/*\n",
 	 {"p.ini:4: [route \"users\"] warning: never chosen: route \"api\" (line 1) comes first and matches every "
@@ -544,6 +571,57 @@ static void assert_defaults(const struct lv_policy *p)
 	assert_int_equal(p->up.probe_interval_ms, 1000);
 	assert_int_equal(p->nroutes, 0);
 	assert_null(p->routes);
+}
+
+/* A breaker's window, status set and failure kinds, and their defaults. */
+static void test_breaker_values(void **state)
+{
+	(void)state;
+	static const char text[] = "[breaker \"a\"]\n"
+	                           "window = 250 calls\n"
+	                           "failure_statuses = 429, 502-504, 4xx\n"
+	                           "failure_on = reset,bad\n"
+	                           "[breaker \"b\"]\n"
+	                           "failure_statuses = none\n"
+	                           "failure_on = none\n";
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	int rc = policy_load_string("v.ini", text, NULL, &p, &d);
+	const char *none[] = {NULL};
+	expect_errors("breaker values", rc, &d, none);
+	assert_int_equal(p->nbreakers, 2);
+	const struct lv_breaker *a = &p->breakers[0], *b = &p->breakers[1];
+	assert_int_equal(a->window.calls, 250);
+	assert_int_equal(a->window.ms, 0);
+	static const unsigned in[] = {400, 429, 499, 502, 503, 504}, out[] = {399, 500, 501, 505, 599, 200};
+	for (size_t i = 0; i < N(in); i++) {
+		assert_true(status_set_has(&a->failure_statuses, in[i]));
+		assert_false(status_set_has(&a->failure_statuses, out[i]));
+	}
+	assert_int_equal(a->failure_on, LV_BF_RESET | LV_BF_BAD);
+	assert_int_equal(b->failure_on, 0);
+	for (unsigned st = 100; st < 600; st++)
+		assert_false(status_set_has(&b->failure_statuses, st));
+	policy_unref(p);
+	diag_free(&d);
+
+	/* the defaults: 10 s, every 5xx but 501, every kind of failure */
+	assert_int_equal(policy_load_string("v.ini", "[breaker \"c\"]\n", NULL, &p, &d), LV_OK);
+	const struct lv_breaker *c = &p->breakers[0];
+	assert_int_equal(c->window.ms, 10000);
+	assert_int_equal(c->window.calls, 0);
+	assert_true(status_set_has(&c->failure_statuses, 500));
+	assert_false(status_set_has(&c->failure_statuses, 501));
+	assert_true(status_set_has(&c->failure_statuses, 502));
+	assert_true(status_set_has(&c->failure_statuses, 599));
+	assert_false(status_set_has(&c->failure_statuses, 404));
+	assert_int_equal(c->failure_on, LV_BF_TIMEOUT | LV_BF_CONNECT | LV_BF_RESET | LV_BF_TRUNCATED | LV_BF_BAD);
+	assert_int_equal(c->min_requests, 20);
+	assert_int_equal(c->open_for_ms, 5000);
+	assert_int_equal(c->half_open_probes, 3);
+	assert_int_equal(c->ramp_ms, 10000);
+	policy_unref(p);
+	diag_free(&d);
 }
 
 static void test_defaults(void **state)
@@ -972,6 +1050,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_warn_table),
 		cmocka_unit_test(test_load_limits),
 		cmocka_unit_test(test_load_values),
+		cmocka_unit_test(test_breaker_values),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_keep_static),
