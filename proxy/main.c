@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
-#include "cache/cache.h"
+#include "cache/cache_ctx.h"
+#include "cache/cache_loop.h"
 #include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/worker.h"
@@ -220,8 +221,8 @@ int main(int argc, char **argv)
 	/* the server takes over the reference; `rt` is borrowed from here on */
 	runtime_unref(runtime_slot_swap(&s->runtime, rt));
 	pipeline_init();
-	if (cache_init(rt->policy) != LV_OK)
-		die("%s", "cannot allocate the cache");
+	if (server_cache_create(s, err, sizeof(err)) != LV_OK)
+		die("%s", err);
 
 	s->main_base = event_base_new();
 	if (!s->main_base)
@@ -239,7 +240,7 @@ int main(int argc, char **argv)
 	server_protection_apply(s, rt);
 	if (cache_l2_open(s->main_base, rt->policy, &s->redis, &s->l2, err, sizeof(err)) != LV_OK)
 		die("%s", err);
-	if (invalidate_start(rt->policy, err, sizeof(err)) != LV_OK)
+	if (invalidate_start(rt->policy, s->cache, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (admin_start(s, rt->policy, err, sizeof(err)) != LV_OK)
 		die("%s", err);
@@ -271,7 +272,7 @@ int main(int argc, char **argv)
 	 * end at once now) and refuse further posts. */
 	for (unsigned i = 0; i < s->nworkers; i++)
 		s->workers[i]->closing = true;
-	fill_shutdown();
+	cache_fills_shutdown(s->cache);
 	bulkhead_shutdown_all(); /* no worker is posted a grant after this */
 	for (unsigned i = 0; i < s->nworkers; i++)
 		mailbox_close(&s->workers[i]->mbox);
@@ -290,9 +291,9 @@ int main(int argc, char **argv)
 		event_free(ev_delay);
 	event_free(ev_term);
 	event_free(ev_int);
-	/* the workers, the main thread's Redis tier, the base, the runtime */
+	/* the workers, the main thread's Redis tier, the cache, the base, the
+	 * runtime */
 	server_destroy(s);
-	cache_shutdown();
 	log_info("stopped");
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
 #include "cache/l2.h"
 #include "cache/redis.h"
@@ -19,6 +20,16 @@ void server_init(struct server *s)
 {
 	memset(s, 0, sizeof(*s));
 	runtime_slot_init(&s->runtime);
+}
+
+int server_cache_create(struct server *s, char *err, size_t errlen)
+{
+	s->cache = cache_new(server_runtime(s)->policy);
+	if (!s->cache) {
+		snprintf(err, errlen, "cannot allocate the cache");
+		return LV_ERR;
+	}
+	return LV_OK;
 }
 
 int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen)
@@ -35,7 +46,7 @@ int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen
 			return LV_ERR;
 		}
 		if (worker_create(s->workers[i], i, NULL, &s->runtime, &s->conns, err, errlen) != LV_OK ||
-		    cache_loop_open(s->workers[i], server_runtime(s)->policy, err, errlen) != LV_OK)
+		    cache_loop_open(s->workers[i], s->cache, server_runtime(s)->policy, err, errlen) != LV_OK)
 			return LV_ERR;
 		s->nworkers = i + 1;
 	}
@@ -78,7 +89,7 @@ static struct worker *server_loop_add(struct server *s, const char *name, char *
 		return NULL;
 	}
 	if (worker_create(w, s->nworkers, name, &s->runtime, &s->conns, err, errlen) != LV_OK ||
-	    cache_loop_open(w, server_runtime(s)->policy, err, errlen) != LV_OK) {
+	    cache_loop_open(w, s->cache, server_runtime(s)->policy, err, errlen) != LV_OK) {
 		worker_destroy(w);
 		free(w);
 		return NULL;
@@ -155,6 +166,10 @@ void server_destroy(struct server *s)
 		redis_free(s->redis);
 	s->l2 = NULL;
 	s->redis = NULL;
+	/* last of the cache's users: the loops' and main's Redis callbacks
+	 * (purges they still owed) have run */
+	cache_free(s->cache);
+	s->cache = NULL;
 	if (s->main_base)
 		event_base_free(s->main_base);
 	s->main_base = NULL;

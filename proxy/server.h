@@ -20,6 +20,7 @@
 #include "reload_status.h"
 #include "runtime.h"
 
+struct cache;
 struct worker;
 
 /* The threads of one isolation = thread bulkhead, kept by its name for the
@@ -47,6 +48,7 @@ struct server {
 	atomic_uint_fast64_t conns; /* open client connections, all workers */
 	atomic_int draining;
 	atomic_int upstream_reachable;
+	struct cache *cache;         /* the process's cache: every loop's, admin's, invalidate's */
 	struct redis *redis;         /* main thread's Redis tier, for admin purges */
 	struct l2 *l2;
 
@@ -59,12 +61,16 @@ struct server {
 /* An empty server: no runtime, no workers, no base. */
 void server_init(struct server *s);
 /* Frees what the server holds: its workers (stopped and joined by the
- * caller), the Redis tier, the main base and its reference to the current
- * runtime. */
+ * caller), the Redis tier, the cache, the main base and its reference to
+ * the current runtime. */
 void server_destroy(struct server *s);
 
+/* Creates the process's cache (struct cache, cache/cache_ctx.h), sized by
+ * the current runtime's policy; before any worker. */
+int server_cache_create(struct server *s, char *err, size_t errlen) LV_WARN_UNUSED;
+
 /* Creates `n` workers, not started yet, each handed the server's runtime
- * slot and connection counter. The current runtime must be set. */
+ * slot, connection counter and cache. The current runtime must be set. */
 int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen) LV_WARN_UNUSED;
 
 /* Makes the threads every isolation = thread bulkhead of `rt` lacks, and

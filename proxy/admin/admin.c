@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "admin/auth.h"
-#include "cache/cache.h"
+#include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
 #include "invalidate/invalidate.h"
 #include "log.h"
@@ -297,7 +297,7 @@ static void admin_status(FILE *f)
 	fprintf(f, "]},\"upstream\":{\"address\":");
 	json_str(f, rt->up_text);
 	fprintf(f, ",\"reachable\":%s},\"cache\":", atomic_load(&s->upstream_reachable) ? "true" : "false");
-	cache_status_json(f);
+	cache_status_json(admin_srv->cache, f);
 	fputs(",\"bulkheads\":", f);
 	bulkhead_status_json(f);
 	fputs(",\"breakers\":", f);
@@ -361,7 +361,7 @@ static void admin_metrics(FILE *f)
 	stats_render_prometheus(f, stats, n, &g, rt->route_stat, rt->policy->nroutes);
 	runtime_unref(rt);
 	free(stats);
-	cache_render_prometheus(f);
+	cache_render_prometheus(admin_srv->cache, f);
 	bulkhead_render_prometheus(f);
 	breaker_render_prometheus(f, now_us() / 1000);
 	admin_redis_metrics(f);
@@ -467,13 +467,13 @@ static void admin_purge(struct admin_conn *a)
 	}
 	struct inval_item it = {INVAL_ALL, val, vlen};
 	if (url && !prefix)
-		it.kind = INVAL_KEY, n = cache_purge_url(admin_srv->l2, svc, val, vlen);
+		it.kind = INVAL_KEY, n = cache_purge_url(admin_srv->cache, admin_srv->l2, svc, val, vlen);
 	else if (prefix)
-		it.kind = INVAL_PREFIX, n = cache_purge_prefix(admin_srv->l2, svc, val, vlen);
+		it.kind = INVAL_PREFIX, n = cache_purge_prefix(admin_srv->cache, admin_srv->l2, svc, val, vlen);
 	else if (nlen == 3 && memcmp(q, "tag", 3) == 0 && vlen)
-		it.kind = INVAL_TAG, n = cache_purge_tag(admin_srv->l2, svc, val, vlen);
+		it.kind = INVAL_TAG, n = cache_purge_tag(admin_srv->cache, admin_srv->l2, svc, val, vlen);
 	else if (nlen == 3 && memcmp(q, "all", 3) == 0 && (strcmp(val, "1") == 0 || strcmp(val, "true") == 0))
-		it.len = 0, n = cache_purge_all(admin_srv->l2, svc);
+		it.len = 0, n = cache_purge_all(admin_srv->cache, admin_srv->l2, svc);
 	else
 		ok = false;
 	runtime_unref(rt);

@@ -1,87 +1,49 @@
 /*
- * cache.c - the cache stage: keys, lookup, hits, revalidation answers, and
- * the purges a write makes. Coalescing and hit-for-miss are in fill.c, the
- * store of a fill's response in store.c, the Redis tier's steps in
- * cache_l2.c.
+ * cache.c - the cache stage, at the top of proxy/cache/: keys, the run of
+ * the stage (bypasses, lookup, coalescing, the L2 miss), the observer of the
+ * response, the wake-up of coalesced waiters, the purges a write makes, and
+ * the end of a request's cache work. It is the only file that finds the
+ * cache's block of a request (CR()); the files below it are handed the
+ * block: serve.c (lookup and answers), cache_l2.c (the Redis tier),
+ * store.c (the store of a fill's response).
  *
  * Invariants:
  *  - Only GET responses are stored; HEAD and conditional GETs are answered
  *    from them.
- *  - A stored entry is never served past what fresh_state() allows.
  *  - Every request that touched the cache ends through cache_request_end(),
  *    which releases what it holds (a stale copy, a capture, its fill, its
  *    lease).
- *  - Hits are written zero-copy: the client's output buffer references the
- *    L1 entry's body and holds a reference on the entry until it is sent.
  */
 #include "cache/cache.h"
 
 #include <event2/buffer.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
-#include "cache/cache_internal.h"
+#include "cache/cache_ctx.h"
+#include "cache/cache_l2.h"
+#include "cache/cache_loop.h"
+#include "cache/cache_req.h"
+#include "cache/fill.h"
 #include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/l1.h"
 #include "cache/record.h"
+#include "cache/serve.h"
+#include "cache/store.h"
+#include "cache/tags.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/headers.h"
-#include "net/wbuf.h"
 #include "net/request.h"
+#include "net/worker.h"
 
-
-struct l1 *cache_l1;
-struct cache_stats cstats;
-
-uint64_t cache_unix_ms(void)
+/* The cache's block of <r>: the only place that needs the stage's
+ * definition; what it calls below gets the block. */
+static inline struct cache_req *CR(struct request *r)
 {
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
-static uint64_t l1_clock(void *ctx)
-{
-	return cache_unix_ms();
-}
-
-int cache_init(const struct lv_policy *p)
-{
-	fill_init();
-	/* every host and variant of one URL (service, target) in one shard:
-	 * the purge a write makes visits one shard, not all */
-	struct l1_config cfg = {.max_bytes = p->cache.memory, .now_ms = l1_clock, .group_fields = 2,
-	                        .group_sep = KEY_SEP};
-	cache_l1 = l1_new(&cfg);
-	return cache_l1 ? LV_OK : LV_ERR;
-}
-
-void cache_shutdown(void)
-{
-	cache_purge_retry_clear();
-	l1_free(cache_l1);
-	cache_l1 = NULL;
-}
-
-/* ---- Cache-Status (RFC 9211) ------------------------------------------- */
-
-static _Atomic(const struct cache_publisher *) cache_pub;
-
-void cache_set_publisher(const struct cache_publisher *pub)
-{
-	atomic_store_explicit(&cache_pub, pub, memory_order_release);
-}
-
-void cache_status_set(struct request *r, const char *params)
-{
-	struct cache_req *cr = CR(r);
-	snprintf(cr->status, sizeof(cr->status), "Cache-Status: levee; %s\r\n", params);
+	return request_state(r, &cache_stage_def);
 }
 
 /* ---- the key ----------------------------------------------------------- */
@@ -107,333 +69,6 @@ static bool cache_make_key(struct request *r)
 	cr->key_len = (uint32_t)n;
 	hd->len += (uint32_t)n;
 	return true;
-}
-
-/* ---- the route's tags ------------------------------------------------- */
-
-unsigned cache_surrogate_keys(const struct lv_head *resp, struct record_str *out, unsigned max)
-{
-	unsigned n = 0;
-	int sk = head_find(resp, LIT("surrogate-key"), 0);
-	if (sk < 0)
-		return 0;
-	const char *s = resp->text + resp->h[sk].value, *end = s + resp->h[sk].value_len;
-	while (s < end && n < max) {
-		while (s < end && (*s == ' ' || *s == '\t'))
-			s++;
-		const char *t = s;
-		while (s < end && *s != ' ' && *s != '\t')
-			s++;
-		if (s > t)
-			out[n++] = (struct record_str){t, (uint32_t)(s - t)};
-	}
-	return n;
-}
-
-/* Writes template `t` (tl bytes) with {N} replaced by the route's wildcard
- * N into buf; its length, or 0 when it names a wildcard the path did not
- * fill or does not fit. */
-static size_t cache_expand(const struct request *r, const char *t, size_t tl, char *buf, size_t cap)
-{
-	const char *path = r->head->text + r->head->target_off;
-	size_t o = 0;
-	for (size_t i = 0; i < tl; i++) {
-		if (t[i] == '{' && i + 2 < tl && t[i + 2] == '}') {
-			int ci = t[i + 1] - '1';
-			if (ci < 0 || ci >= r->caps.n || o + r->caps.c[ci].len >= cap)
-				return 0;
-			memcpy(buf + o, path + r->caps.c[ci].off, r->caps.c[ci].len);
-			o += r->caps.c[ci].len;
-			i += 2;
-		} else if (o < cap) {
-			buf[o++] = t[i];
-		} else {
-			return 0;
-		}
-	}
-	return o;
-}
-
-unsigned cache_route_tags(const struct request *r, char *buf, size_t cap, struct record_str *out, unsigned max)
-{
-	size_t ro = 0;
-	unsigned n = 0;
-	for (const char *t = r->route->cache_tags; *t && n < max;) {
-		const char *e = strchr(t, ',');
-		size_t tl = e ? (size_t)(e - t) : strlen(t);
-		/* a tag naming a wildcard the path did not fill is left out */
-		size_t w = cache_expand(r, t, tl, buf + ro, cap - ro);
-		if (w)
-			out[n++] = (struct record_str){buf + ro, (uint32_t)w};
-		ro += w;
-		t = e ? e + 1 : t + tl;
-	}
-	return n;
-}
-
-/* ---- lookup ------------------------------------------------------------ */
-
-/* Whether a decoded record answers r's Vary values; with *sec the request's
- * own values for the record's Vary names (*sl 0 when they do not fit). */
-static bool vary_matches(const struct request *r, const struct record_view *v, char *sec, size_t *sl)
-{
-	*sl = 0;
-	if (v->nvary == 0)
-		return true;
-	struct record_cursor cur = {0};
-	struct record_str names, values;
-	if (!record_next_vary(v, &cur, &names, &values))
-		return false;
-	*sl = vary_secondary_key(r->head, names.p, names.len, sec, VARY_KEY_MAX);
-	return *sl && *sl == values.len && memcmp(sec, values.p, *sl) == 0;
-}
-
-/* Returns a referenced entry whose record matches the request's Vary
- * values, with its decoded view, or NULL. */
-static struct l1_entry *cache_find(struct request *r, struct record_view *v)
-{
-	struct cache_req *cr = CR(r);
-	struct l1_entry *e = l1_get(cache_l1, cr->key, cr->key_len);
-	for (int round = 0; e && round < 2; round++) {
-		size_t len;
-		const void *val = l1_entry_value(e, &len);
-		if (record_decode(val, len, v) != RECORD_OK) {
-			l1_entry_unref(e);
-			return NULL;
-		}
-		char sec[VARY_KEY_MAX];
-		size_t sl;
-		if (vary_matches(r, v, sec, &sl))
-			return e;
-		l1_entry_unref(e);
-		e = NULL;
-		char k2[KEY_MAX];
-		size_t n2 = round == 0 ? cache_variant_key(r, sec, sl, k2) : 0;
-		if (n2)
-			e = l1_get(cache_l1, k2, n2);
-	}
-	if (e)
-		l1_entry_unref(e);
-	return NULL;
-}
-
-static const struct fresh_stored *stored_of(const struct record_view *v, struct fresh_stored *st)
-{
-	st->response_time = v->response_time / 1000;
-	st->initial_age = v->initial_age;
-	st->lifetime = v->lifetime;
-	st->swr = v->swr;
-	st->sie = v->sie;
-	st->must_revalidate = v->flags & RECORD_F_MUST_REVALIDATE;
-	st->no_cache = v->flags & RECORD_F_NO_CACHE;
-	return st;
-}
-
-/* Fields a 304 carries (RFC 9110 §15.4.5). */
-static bool field_in_304(const struct record_str *n)
-{
-	static const struct {
-		const char *s;
-		size_t l;
-	} keep[] = {{LIT("cache-control")}, {LIT("content-location")}, {LIT("date")}, {LIT("etag")},
-	            {LIT("expires")},       {LIT("vary")},             {LIT("last-modified")}};
-	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-		if (token_eq(n->p, n->len, keep[i].s, keep[i].l))
-			return true;
-	return false;
-}
-
-static void entry_unref_cb(const void *data, size_t len, void *arg)
-{
-	l1_entry_unref(arg);
-}
-
-/* Writes a stored response to r's client. Takes over the reference on `e`.
- * Returns false when the request already ended (client gone, or levee's own
- * error sent instead). */
-static bool cache_write(struct request *r, struct l1_entry *e, const struct record_view *v, int64_t now)
-{
-	struct conn *c = r->conn;
-	const struct lv_head *qh = r->head;
-	bool not_modified = cond_has_conditionals(qh) &&
-	                    cond_not_modified(qh, v->etag.p, v->etag.len, v->last_modified);
-	int status = not_modified ? 304 : v->status;
-	bool body = !not_modified && qh->method != HTTP_HEAD && v->body_len;
-	bool client_10 = qh->minor == 0;
-	bool close = !conn_can_continue(c, qh, r->body_done);
-	struct evbuffer *out = conn_output(c);
-	struct wb w;
-	/* the head: the stored fields (the record less its body) and ours */
-	if (!wb_begin(&w, out, v->size - v->body_len + 1024)) {
-		l1_entry_unref(e);
-		request_fail(r, R_INTERNAL);
-		return false;
-	}
-	WB_LIT(&w, "HTTP/1.1 ");
-	wb_u64(&w, (uint64_t)status);
-	WB_LIT(&w, " ");
-	wb_str(&w, http_status_phrase(status));
-	WB_LIT(&w, "\r\n");
-	struct record_cursor cur = {0};
-	struct record_hdr h;
-	while (record_next_hdr(v, &cur, &h)) {
-		if (not_modified && !field_in_304(&h.name))
-			continue;
-		wb_put(&w, h.name.p, h.name.len);
-		WB_LIT(&w, ": ");
-		wb_put(&w, h.value.p, h.value.len);
-		WB_LIT(&w, "\r\n");
-	}
-	WB_LIT(&w, "Age: ");
-	int64_t age = fresh_current_age(v->initial_age, v->response_time / 1000, now);
-	wb_u64(&w, (uint64_t)(age > 0 ? age : 0));
-	WB_LIT(&w, "\r\nVia: 1.1 levee\r\nX-Request-Id: ");
-	wb_str(&w, r->id);
-	WB_LIT(&w, "\r\n");
-	wb_str(&w, CR(r)->status);
-	if (!not_modified && (v->status >= 200 && v->status != 204)) {
-		WB_LIT(&w, "Content-Length: ");
-		wb_u64(&w, v->body_len);
-		WB_LIT(&w, "\r\n");
-	}
-	if (close)
-		WB_LIT(&w, "Connection: close\r\n");
-	else if (client_10)
-		WB_LIT(&w, "Connection: keep-alive\r\n");
-	WB_LIT(&w, "\r\n");
-	int n = wb_end(&w);
-	if (n < 0) {
-		l1_entry_unref(e);
-		request_fail(r, R_INTERNAL);
-		return false;
-	}
-	if (close)
-		c->close_after = true;
-	r->bytes_out += (uint64_t)n;
-	if (body && evbuffer_add_reference(out, v->body, v->body_len, entry_unref_cb, e) == 0) {
-		r->bytes_out += v->body_len;
-		e = NULL; /* the buffer holds the reference now */
-	}
-	if (e)
-		l1_entry_unref(e);
-	if (not_modified)
-		CSTAT(not_modified);
-	r->status = status;
-	/* the client's answer has started; r->resp_head stays the upstream's
-	 * (a stale answer while the upstream still owes its head) */
-	r->resp_started = true;
-	if (!conn_flush(c)) {
-		request_client_gone(r);
-		return false;
-	}
-	return true;
-}
-
-static void cache_serve(struct request *r, struct l1_entry *e, const struct record_view *v, int64_t now)
-{
-	if (cache_write(r, e, v, now))
-		request_finish(r);
-}
-
-/* The client has its answer (from the cache); the request goes on without
- * it, to refresh or drain what the upstream sends. */
-static void cache_release_client(struct request *r)
-{
-	struct conn *c = r->conn;
-	if (!c)
-		return;
-	c->req = NULL;
-	r->conn = NULL;
-	r->background = true; /* answered; a refresh goes on without the client */
-	conn_request_done(c);
-}
-
-
-/* Adds the stored validators to the upstream request, unless the client sent
- * conditionals of its own (then its 304 or 200 is the client's to judge). */
-static void cache_add_validators(struct request *r, const struct record_view *v)
-{
-	struct cache_req *cr = CR(r);
-	if (cond_has_conditionals(r->head))
-		return;
-	size_t o = 0;
-	if (v->etag.len && v->etag.len < 200)
-		o += (size_t)snprintf(cr->cond + o, sizeof(cr->cond) - o, "If-None-Match: %.*s\r\n",
-		                      (int)v->etag.len, v->etag.p);
-	if (v->last_modified >= 0) {
-		char d[32];
-		http_date_format(v->last_modified, d);
-		o += (size_t)snprintf(cr->cond + o, sizeof(cr->cond) - o, "If-Modified-Since: %s\r\n", d);
-	}
-	if (o)
-		r->up_extra = cr->cond;
-}
-
-/* Answers r from entry <e> (referenced, decoded as <v>); see cache_lookup. */
-static enum lookup cache_answer_view(struct request *r, struct l1_entry *e, const struct record_view *v,
-                                     const char *how)
-{
-	struct cache_req *cr = CR(r);
-	struct cc_directives req_cc;
-	cc_from_request(&req_cc, r->head);
-	struct fresh_stored st;
-	int64_t now = (int64_t)(cache_unix_ms() / 1000);
-	enum fresh_state fs = fresh_state(stored_of(v, &st), &req_cc, now);
-	if (fs == FRESH_OK) {
-		CSTAT(hits);
-		cache_status_set(r, how);
-		cache_serve(r, e, v, now);
-		return LK_HIT;
-	}
-	if (fs == FRESH_STALE_SWR && r->conn) {
-		CSTAT(hits);
-		CSTAT(stale_hits);
-		cache_status_set(r, "hit; detail=stale");
-		if (!cache_write(r, e, v, now))
-			return LK_HIT; /* the request has ended */
-		cache_release_client(r);
-		r->resp_started = false;
-		cr->refresh = true;
-		cr->epoch = purge_epoch();
-		return LK_STALE_SERVED;
-	}
-	/* stale: revalidate upstream; keep the copy for a 304 or for errors.
-	 * RFC 9211 tells apart a stored response that is stale from one the
-	 * request's own directives (no-cache, max-age) would not accept. */
-	cr->fwd = fresh_state(&st, NULL, now) == FRESH_OK ? "request" : "stale";
-	cache_add_validators(r, v);
-	if (cr->stale)
-		l1_entry_unref(cr->stale);
-	cr->stale = e;
-	cr->stale_state = fs;
-	return LK_MISS;
-}
-
-/* Looks the request up. LK_HIT: answered and ended. LK_STALE_SERVED: the
- * client got a stale copy (stale-while-revalidate) and was released; the
- * request should go on as the refresh. LK_MISS: go upstream; CR(r)->stale may
- * hold a stale copy for revalidation or stale-if-error. */
-enum lookup cache_lookup(struct request *r, const char *how)
-{
-	struct record_view v;
-	struct l1_entry *e = cache_find(r, &v);
-	if (!e)
-		return LK_MISS;
-	return cache_answer_view(r, e, &v, how);
-}
-
-enum lookup cache_answer(struct request *r, struct l1_entry *e, const char *how)
-{
-	struct record_view v;
-	size_t len;
-	const void *val = l1_entry_value(e, &len);
-	char sec[VARY_KEY_MAX];
-	size_t sl;
-	if (record_decode(val, len, &v) != RECORD_OK || !vary_matches(r, &v, sec, &sl)) {
-		l1_entry_unref(e);
-		return LK_MISS;
-	}
-	return cache_answer_view(r, e, &v, how);
 }
 
 /* ---- the stage --------------------------------------------------------- */
@@ -466,30 +101,95 @@ static const char *cache_unkeyed(struct request *r)
 	return NULL;
 }
 
+/* ---- waiters ----------------------------------------------------------- */
+
+/* A request parked behind another's fill is woken here, on its own worker,
+ * with the fill's outcome (fill.c posts it). */
+static void cache_wake(struct mb_item *it)
+{
+	struct fill_waiter *wt = mb_container(it, struct fill_waiter, item);
+	struct cache_req *cr = mb_container(wt, struct cache_req, wait);
+	struct request *r = cr->req;
+	wt->waiting = false;
+	if (!r->conn || r->w->closing) { /* the client left while it waited, or levee is stopping */
+		request_client_gone(r);
+		return;
+	}
+	enum fill_outcome o = (enum fill_outcome)wt->outcome;
+	if (o != FILL_UNCACHEABLE) {
+		enum lookup_rc lk = cache_lookup(cr, "hit; detail=coalesced");
+		if (lk == LK_HIT) {
+			CSTAT(cr->cache, coalesced);
+			return;
+		}
+		if (lk == LK_STALE_SERVED) { /* the fill stored nothing fresh; don't refresh again */
+			request_finish(r);
+			return;
+		}
+	}
+	/* Stored in Redis only (too large for the L1): the shared tier has it.
+	 * Otherwise nothing usable was stored: go upstream at once, without
+	 * queueing again. */
+	cr->no_coalesce = true;
+	cache_status_set(cr, "fwd=miss");
+	if (o == FILL_STORED_L2 && cache_l2_miss(cr) == STAGE_ASYNC)
+		return;
+	request_resume(r);
+}
+
+/* Makes r the filler of its key, or queues it behind the fill in flight
+ * (`wait`), or says it is busy. */
+static enum claim cache_claim(struct cache_req *cr, bool wait)
+{
+	cr->wait.w = cr->req->w;
+	cr->wait.wake = cache_wake;
+	return fill_claim(&cr->cache->fills, cr->key, cr->key_len, &cr->fill, wait ? &cr->wait : NULL);
+}
+
 /* ---- the observer and the stage ----------------------------------------- */
 
 /* Cache-Status goes on the upstream's answer on a caching route. */
-static void cache_status_extra(struct request *r)
+static void cache_status_extra(struct request *r, const struct cache_req *cr)
 {
-	struct cache_req *cr = CR(r);
 	r->resp_extra = cr->on && cr->status[0] ? cr->status : NULL;
 }
 
+static void cache_response_takeover(struct cache_req *cr, const struct lv_head *resp);
+static void cache_invalidate_write(struct cache_req *cr, const struct lv_head *resp);
+
 static void cache_observe_head(struct request *r, const struct lv_head *resp)
 {
+	struct cache_req *cr = CR(r);
 	/* a 304 to levee's own revalidation, or an error while a stale copy
 	 * may be served: the cache answers the client, this response only
 	 * refreshes (or is drained) */
-	cache_response_takeover(r, resp);
-	cache_response_head(r, resp);
-	r->resp_keep_head = CR(r)->on;
-	cache_status_extra(r);
+	cache_response_takeover(cr, resp);
+	if (request_is_unsafe(r)) {
+		/* on every route: the target may be cached by another one */
+		if (resp->status >= 200 && resp->status < 400 && !cr->taken)
+			cache_invalidate_write(cr, resp);
+	} else {
+		cache_response_head(cr, resp);
+	}
+	r->resp_keep_head = cr->on;
+	cache_status_extra(r, cr);
+}
+
+static void cache_observe_body(struct request *r, struct evbuffer *src, size_t n)
+{
+	cache_response_body(CR(r), src, n);
+}
+
+static void cache_observe_body_bytes(struct request *r, const char *data, size_t n)
+{
+	cache_response_body_bytes(CR(r), data, n);
 }
 
 static void cache_observe_end(struct request *r, const struct lv_head *resp)
 {
-	cache_response_end(r, resp);
-	cache_status_extra(r);
+	struct cache_req *cr = CR(r);
+	cache_response_end(cr, resp);
+	cache_status_extra(r, cr);
 }
 
 static struct evbuffer *cache_held_body(struct request *r)
@@ -499,15 +199,22 @@ static struct evbuffer *cache_held_body(struct request *r)
 
 static const struct response_observer cache_observer = {
     .head = cache_observe_head,
-    .body = cache_response_body,
-    .body_bytes = cache_response_body_bytes,
+    .body = cache_observe_body,
+    .body_bytes = cache_observe_body_bytes,
     .end = cache_observe_end,
     .held_body = cache_held_body,
 };
 
+static bool cache_stage_fail(struct request *r, enum lv_reason reason)
+{
+	return cache_fail_takeover(CR(r), reason);
+}
+
+static void cache_request_end(struct cache_req *cr);
+
 static bool cache_stage_end(struct request *r)
 {
-	cache_request_end(r);
+	cache_request_end(CR(r));
 	return false;
 }
 
@@ -516,21 +223,28 @@ static bool cache_stage_end(struct request *r)
 static bool cache_client_gone(struct request *r)
 {
 	const struct cache_req *cr = CR(r);
-	return !cr->l2_pending && !(cr->waiting && !r->w->closing);
+	return !cr->l2_pending && !(cr->wait.waiting && !r->w->closing);
 }
+
+static int cache_stage(struct request *r);
 
 const struct stage cache_stage_def = {
     .name = "cache",
     .state_size = sizeof(struct cache_req),
     .run = cache_stage,
-    .fail = cache_fail_takeover,
+    .fail = cache_stage_fail,
     .end = cache_stage_end,
     .client_gone = cache_client_gone,
 };
 
-int cache_stage(struct request *r)
+static int cache_stage(struct request *r)
 {
 	struct cache_req *cr = CR(r);
+	cr->req = r;
+	cr->cache = loop_cache(r->w);
+	if (!cr->cache)
+		return STAGE_NEXT; /* a loop without a cache (tests): nothing to do */
+	struct cache *c = cr->cache;
 	const struct lv_route *rt = r->route;
 	/* every response is watched: a write on any route purges */
 	r->observer = &cache_observer;
@@ -541,7 +255,7 @@ int cache_stage(struct request *r)
 	if (cr->no_coalesce)
 		return STAGE_NEXT; /* a woken waiter on its way upstream */
 	if (hd->method != HTTP_GET && hd->method != HTTP_HEAD) {
-		cache_status_set(r, "fwd=bypass");
+		cache_status_set(cr, "fwd=bypass");
 		return STAGE_NEXT;
 	}
 	/* Requests the cache must not answer: cookies (unless the route
@@ -554,8 +268,8 @@ int cache_stage(struct request *r)
 	if ((!rt->cache_cookies && has_field(hd, LIT("cookie"))) ||
 	    has_field(hd, LIT("x-http-method-override")) || has_field(hd, LIT("x-http-method")) ||
 	    has_field(hd, LIT("x-method-override")) || (req_cc.flags & CC_NO_STORE)) {
-		CSTAT(bypasses);
-		cache_status_set(r, "fwd=bypass");
+		CSTAT(c, bypasses);
+		cache_status_set(cr, "fwd=bypass");
 		return STAGE_NEXT;
 	}
 	/* What is not in the key must not reach the origin: fields that can
@@ -564,42 +278,42 @@ int cache_stage(struct request *r)
 	if (why) {
 		cr->key = NULL; /* a bypass stores nothing */
 		cr->key_len = 0;
-		CSTAT(bypasses);
+		CSTAT(c, bypasses);
 		char st[64];
 		snprintf(st, sizeof(st), "fwd=bypass; detail=%s", why);
-		cache_status_set(r, st);
+		cache_status_set(cr, st);
 		return STAGE_NEXT;
 	}
-	const struct cache_publisher *pub = atomic_load_explicit(&cache_pub, memory_order_acquire);
+	const struct cache_publisher *pub = cache_publisher(c);
 	enum inval_cache_mode mode = pub ? pub->mode() : INVAL_CACHE_ON;
 	if (mode == INVAL_CACHE_OFF) {
 		/* the outbox is full: invalidations are not reaching the other
 		 * replicas, so nothing is served or stored until it drains */
-		CSTAT(bypasses);
-		cache_status_set(r, "fwd=bypass; detail=outbox-full");
+		CSTAT(c, bypasses);
+		cache_status_set(cr, "fwd=bypass; detail=outbox-full");
 		cr->bypass_store = true;
 		return STAGE_NEXT;
 	}
 	/* behind on invalidations: the L1 may hold what others purged */
-	enum lookup lk = mode == INVAL_CACHE_SKIP_L1 ? LK_MISS : cache_lookup(r, "hit");
+	enum lookup_rc lk = mode == INVAL_CACHE_SKIP_L1 ? LK_MISS : cache_lookup(cr, "hit");
 	if (lk == LK_HIT)
 		return STAGE_DONE;
 	if (lk == LK_STALE_SERVED) {
 		/* one refresh per key: if another request is already filling it,
 		 * this one is not needed */
-		if (fill_claim(r, false) == CLAIM_BUSY) {
+		if (cache_claim(cr, false) == CLAIM_BUSY) {
 			request_finish(r);
 			return STAGE_DONE;
 		}
 		return STAGE_NEXT;
 	}
-	CSTAT(misses);
-	cr->epoch = purge_epoch();
-	cache_status_set(r, "fwd=miss");
+	CSTAT(c, misses);
+	cr->epoch = purge_epoch(&c->purges);
+	cache_status_set(cr, "fwd=miss");
 	if (cr->stale) {
 		char st[32];
 		snprintf(st, sizeof(st), "fwd=%s", cr->fwd);
-		cache_status_set(r, st);
+		cache_status_set(cr, st);
 	}
 	if (cc_only_if_cached(&req_cc)) {
 		/* RFC 9111 §5.2.1.7: nothing stored is usable, and the client
@@ -607,16 +321,16 @@ int cache_stage(struct request *r)
 		request_fail(r, R_NOT_CACHED);
 		return STAGE_DONE;
 	}
-	if (pass_marked(cr->key, cr->key_len)) {
+	if (pass_marked(&c->fills, cr->key, cr->key_len)) {
 		/* hit-for-miss: the key's last answer could not be stored, so
 		 * nobody waits for anybody; a storable answer ends it */
 		cr->pass = true;
-		CSTAT(pass_hits);
+		CSTAT(c, pass_hits);
 		return STAGE_NEXT;
 	}
-	if (hd->method == HTTP_GET && fill_claim(r, true) == CLAIM_WAITING)
+	if (hd->method == HTTP_GET && cache_claim(cr, true) == CLAIM_WAITING)
 		return STAGE_ASYNC; /* cache_wake() continues it */
-	return cache_l2_miss(r); /* this process fills the key: ask the shared tier first */
+	return cache_l2_miss(cr); /* this process fills the key: ask the shared tier first */
 }
 
 /* ---- the response ------------------------------------------------------ */
@@ -667,8 +381,10 @@ static const char *same_origin_path(const struct lv_head *qh, const char *v, siz
  *  - the target, and same-origin Location and Content-Location (RFC 9111 §4.4);
  *  - the route's `invalidate` list, with {N} from its wildcards;
  *  - every tag the origin names in Surrogate-Key. */
-void cache_invalidate_write(struct request *r, const struct lv_head *resp)
+static void cache_invalidate_write(struct cache_req *cr, const struct lv_head *resp)
 {
+	struct request *r = cr->req;
+	struct cache *c = cr->cache;
 	static __thread struct write_inval w;
 	const char *svc = r->rt->policy->service;
 	const struct lv_head *qh = r->head;
@@ -710,17 +426,17 @@ void cache_invalidate_write(struct request *r, const struct lv_head *resp)
 	    [INVAL_TAG] = CACHE_PURGE_TAG, [INVAL_ALL] = CACHE_PURGE_ALL};
 	size_t n = 0;
 	for (unsigned i = 0; i < w.n; i++)
-		n += cache_purge(loop_l2(r->w), kinds[w.items[i].kind], svc, w.items[i].p, w.items[i].len, NULL, NULL, NULL);
-	const struct cache_publisher *pub = atomic_load_explicit(&cache_pub, memory_order_acquire);
+		n += cache_purge(c, loop_l2(r->w), kinds[w.items[i].kind], svc, w.items[i].p, w.items[i].len, NULL, NULL, NULL);
+	const struct cache_publisher *pub = cache_publisher(c);
 	if (pub)
 		pub->publish(w.items, w.n);
 	if (n)
 		log_debug("cache: write to %.*s purged %zu entries", (int)qh->target_len, qh->text + qh->target_off, n);
 }
 
-void cache_response_takeover(struct request *r, const struct lv_head *resp)
+static void cache_response_takeover(struct cache_req *cr, const struct lv_head *resp)
 {
-	struct cache_req *cr = CR(r);
+	struct request *r = cr->req;
 	if (!cr->stale || !r->conn)
 		return;
 	struct record_view v;
@@ -728,58 +444,40 @@ void cache_response_takeover(struct request *r, const struct lv_head *resp)
 	const void *val = l1_entry_value(cr->stale, &len);
 	if (record_decode(val, len, &v) != RECORD_OK)
 		return;
-	int64_t now = (int64_t)(cache_unix_ms() / 1000);
+	int64_t now = (int64_t)(now_unix_ms() / 1000);
 	if (resp->status == 304 && cr->cond[0]) {
 		/* our own revalidation succeeded: refresh, then answer from the
 		 * refreshed entry */
-		cache_refresh_entry(r, &v, resp);
-		CSTAT(revalidated);
+		cache_refresh_entry(cr, &v, resp);
+		CSTAT(cr->cache, revalidated);
 		char st[64];
 		snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; stored", cr->fwd);
-		cache_status_set(r, st);
+		cache_status_set(cr, st);
 		struct record_view nv;
-		struct l1_entry *e = cache_find(r, &nv);
+		struct l1_entry *e = cache_find(cr, &nv);
 		if (!e) {
 			e = l1_entry_ref(cr->stale);
 			nv = v;
 		}
 		cr->taken = true;
-		if (cache_write(r, e, &nv, now))
-			cache_release_client(r);
+		if (cache_write(cr, e, &nv, now))
+			cache_release_client(cr);
 		return;
 	}
 	if (resp->status >= 500 && cr->stale_state == FRESH_STALE_SIE) {
-		CSTAT(stale_if_error);
-		cache_status_set(r, "hit; detail=stale-if-error");
+		CSTAT(cr->cache, stale_if_error);
+		cache_status_set(cr, "hit; detail=stale-if-error");
 		cr->taken = true;
-		if (cache_write(r, l1_entry_ref(cr->stale), &v, now))
-			cache_release_client(r);
+		if (cache_write(cr, l1_entry_ref(cr->stale), &v, now))
+			cache_release_client(cr);
 	}
 }
 
-bool cache_fail_takeover(struct request *r, enum lv_reason reason)
+static void cache_request_end(struct cache_req *cr)
 {
-	struct cache_req *cr = CR(r);
-	if (!cr->stale || !r->conn || r->resp_started || cr->stale_state != FRESH_STALE_SIE)
-		return false;
-	if (reason != R_UP_CONNECT && reason != R_UP_BAD && reason != R_UP_TIMEOUT)
-		return false;
-	struct record_view v;
-	size_t len;
-	const void *val = l1_entry_value(cr->stale, &len);
-	if (record_decode(val, len, &v) != RECORD_OK)
-		return false;
-	CSTAT(stale_if_error);
-	cache_status_set(r, "hit; detail=stale-if-error");
-	if (cache_write(r, l1_entry_ref(cr->stale), &v, (int64_t)(cache_unix_ms() / 1000)))
-		request_finish(r);
-	return true;
-}
-
-void cache_request_end(struct request *r)
-{
-	struct cache_req *cr = CR(r);
-	cache_l2_end(r);
+	if (!cr->cache)
+		return;
+	cache_l2_end(cr);
 	if (cr->stale) {
 		l1_entry_unref(cr->stale);
 		cr->stale = NULL;
@@ -789,7 +487,7 @@ void cache_request_end(struct request *r)
 		cr->capture = NULL;
 	}
 	if (cr->store)
-		cache_refused(RF_INCOMPLETE); /* it ended before its response did */
+		cache_refused(cr->cache, RF_INCOMPLETE); /* it ended before its response did */
 	cr->store = false;
-	fill_finish(r, FILL_FAILED);
+	fill_finish(&cr->fill, FILL_FAILED);
 }

@@ -1,7 +1,8 @@
 /*
- * cache_loop.h - what the cache keeps per event loop: the loop's own Redis
- * connection and the L2 on it, and a snapshot of the connection's figures
- * for the admin thread.
+ * cache_loop.h - what the cache keeps per event loop: the process's cache
+ * (struct cache, cache_ctx.h) it serves, the loop's own Redis connection
+ * and the L2 on it, and a snapshot of the connection's figures for the
+ * admin thread.
  *
  * The loop (net/worker) knows it only as an opaque pointer with a tick and
  * a close (struct loop_ext): whoever creates a loop opens this on the loop's
@@ -20,18 +21,34 @@
 #include "net/worker.h"
 #include "policy.h"
 
+struct cache;
 struct l2;
 
 struct cache_loop {
+	struct cache *cache;  /* borrowed: the server's, outlives every loop */
 	struct redis *redis; /* NULL when the policy has no [redis] */
 	struct l2 *l2;
 	pthread_mutex_t snap_lock;
 	struct redis_stats snap; /* as of the loop's last tick */
 };
 
-/* Opens the cache's part of loop `w` (its Redis tier when the policy has
- * one) and makes the loop tick and close it. */
-int cache_loop_open(struct worker *w, const struct lv_policy *p, char *err, size_t errlen) LV_WARN_UNUSED;
+/* Opens the cache's part of loop `w` for cache `c` (its Redis tier when
+ * the policy has one) and makes the loop tick and close it. */
+int cache_loop_open(struct worker *w, struct cache *c, const struct lv_policy *p, char *err,
+                    size_t errlen) LV_WARN_UNUSED;
+
+/* Opens the Redis tier for one event loop (a worker's, main's for admin
+ * purges, the invalidate thread's) when the policy configures it: LV_OK
+ * with *l2 NULL when it does not. */
+struct event_base;
+int cache_l2_open(struct event_base *base, const struct lv_policy *p, struct redis **redis, struct l2 **l2,
+                  char *err, size_t errlen) LV_WARN_UNUSED;
+
+/* The cache loop `w` serves, NULL when it has no cache part. */
+static inline struct cache *loop_cache(const struct worker *w)
+{
+	return w->cache ? w->cache->cache : NULL;
+}
 
 /* The loop's Redis tier, NULL when there is none. */
 static inline struct l2 *loop_l2(const struct worker *w)

@@ -1,5 +1,6 @@
 /*
- * store.c - what the cache does with a fill's response: decide at its head
+ * store.c - what the cache does with a fill's response (below the stage,
+ * cache.c; over cache_l2.c and serve.c): decide at its head
  * whether it can be stored, capture its body while it streams to the client,
  * and store it when it ends complete.
  *
@@ -27,29 +28,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache/cache.h"
-#include "cache/cache_internal.h"
+#include "cache/store.h"
+
+#include "cache/cache_ctx.h"
+#include "cache/cache_l2.h"
+#include "cache/fill.h"
 #include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/l1.h"
 #include "cache/record.h"
 #include "log.h"
 #include "net/headers.h"
+#include "net/request.h"
+#include "net/worker.h"
+#include "cache/serve.h"
+#include "cache/tags.h"
 
 #define VARY_NAMES_MAX 512
 #define MAX_TAGS 32
 #define BODY_IOV_STACK 64
-
-const char *const cache_refusal_names[RF_COUNT] = {
-#define X(id, name) [RF_##id] = name,
-    CACHE_REFUSALS(X)
-#undef X
-};
-
-void cache_refused(enum cache_refusal why)
-{
-	__atomic_fetch_add(&cstats.refused[why], 1, __ATOMIC_RELAXED);
-}
 
 /* freshness.c's reasons, compared by pointer, and the refusal each counts
  * as. A reason missing here counts as RF_NO_FRESHNESS. */
@@ -90,10 +87,10 @@ struct store_plan {
 /* Whether r's response (head <resp>, received at resp_ms) may be stored:
  * RF_NONE and <sp> filled, or why not. Deterministic: the head and the end
  * of a response get the same answer. */
-static enum cache_refusal store_plan(struct request *r, const struct lv_head *resp, int64_t resp_ms,
+static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head *resp, int64_t resp_ms,
                                      struct store_plan *sp)
 {
-	struct cache_req *cr = CR(r);
+	struct request *r = cr->req;
 	const struct lv_route *rt = r->route;
 	struct fresh_options opt;
 	fresh_options_init(&opt);
@@ -141,7 +138,7 @@ static enum cache_refusal store_plan(struct request *r, const struct lv_head *re
 		/* an upper bound of the record: the body, the head's text, the
 		 * key and tags, and the record's own framing */
 		uint64_t est = resp->content_length + resp->len + 8u * resp->n + cr->key_len + 4096;
-		if (!cr->l2_lease && est > l1_max_entry(cache_l1))
+		if (!cr->l2_lease && est > l1_max_entry(cr->cache->l1))
 			return RF_TOO_LARGE; /* no shard holds it, and no Redis lease to store it */
 	}
 	return RF_NONE;
@@ -155,10 +152,10 @@ static bool refusal_marks(enum cache_refusal why, const struct lv_head *resp)
 
 /* The fill's answer will not be stored: count it, make the key hit-for-miss
  * when the reason lasts, and let the requests waiting for it go now. */
-static void store_refuse(struct request *r, enum cache_refusal why, bool mark)
+static void store_refuse(struct cache_req *cr, enum cache_refusal why, bool mark)
 {
-	struct cache_req *cr = CR(r);
-	cache_refused(why);
+	struct request *r = cr->req;
+	cache_refused(cr->cache, why);
 	cr->store = false;
 	cr->why = (int8_t)why;
 	if (cr->capture && !r->resp_hold) { /* a held response still needs its body */
@@ -166,21 +163,15 @@ static void store_refuse(struct request *r, enum cache_refusal why, bool mark)
 		cr->capture = NULL;
 	}
 	if (mark) {
-		pass_mark(cr->key, cr->key_len, r->rt->policy->cache.uncacheable_ttl_ms);
-		cache_l2_pass(r);
+		pass_mark(&cr->cache->fills, cr->key, cr->key_len, r->rt->policy->cache.uncacheable_ttl_ms);
+		cache_l2_pass(cr);
 	}
-	fill_finish(r, mark ? FILL_UNCACHEABLE : FILL_FAILED);
+	fill_finish(&cr->fill, mark ? FILL_UNCACHEABLE : FILL_FAILED);
 }
 
-void cache_response_head(struct request *r, const struct lv_head *resp)
+void cache_response_head(struct cache_req *cr, const struct lv_head *resp)
 {
-	struct cache_req *cr = CR(r);
-	if (request_is_unsafe(r)) {
-		/* on every route: the target may be cached by another one */
-		if (resp->status >= 200 && resp->status < 400 && !cr->taken)
-			cache_invalidate_write(r, resp);
-		return;
-	}
+	struct request *r = cr->req;
 	if (!cr->on || cr->taken)
 		return;
 	const struct lv_head *qh = r->head;
@@ -189,22 +180,22 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 	char st[96];
 	const char *fwd = cr->stale ? cr->fwd : "miss";
 	struct store_plan *sp = malloc(sizeof(*sp));
-	enum cache_refusal why = sp ? store_plan(r, resp, (int64_t)cache_unix_ms(), sp) : RF_ERROR;
+	enum cache_refusal why = sp ? store_plan(cr, resp, (int64_t)now_unix_ms(), sp) : RF_ERROR;
 	free(sp);
 	if (why != RF_NONE) {
 		snprintf(st, sizeof(st), "fwd=%s; detail=%s", fwd, cache_refusal_names[why]);
-		cache_status_set(r, st);
-		store_refuse(r, why, refusal_marks(why, resp));
+		cache_status_set(cr, st);
+		store_refuse(cr, why, refusal_marks(why, resp));
 		return;
 	}
 	if (cr->pass) {
 		/* hit-for-miss, and now the answer can be stored: coalesce again */
-		pass_clear(cr->key, cr->key_len);
-		cache_l2_pass_clear(r);
+		pass_clear(&cr->cache->fills, cr->key, cr->key_len);
+		cache_l2_pass_clear(cr);
 	}
 	cr->capture = evbuffer_new();
 	if (!cr->capture) {
-		cache_refused(RF_ERROR);
+		cache_refused(cr->cache, RF_ERROR);
 		return;
 	}
 	cr->store = true;
@@ -217,24 +208,23 @@ void cache_response_head(struct request *r, const struct lv_head *resp)
 	if ((resp->flags & H1F_HAS_CL) && resp->content_length <= CACHE_HOLD_MAX && r->conn)
 		r->resp_hold = true;
 	snprintf(st, sizeof(st), "fwd=%s%s", fwd, (resp->flags & H1F_HAS_CL) && !r->resp_hold ? "; stored" : "");
-	cache_status_set(r, st);
+	cache_status_set(cr, st);
 }
 
 /* ---- capture ----------------------------------------------------------- */
 
-static bool capture_room(struct request *r, size_t n)
+static bool capture_room(struct cache_req *cr, size_t n)
 {
-	if (evbuffer_get_length(CR(r)->capture) + n <= r->rt->policy->cache.max_object)
+	if (evbuffer_get_length(cr->capture) + n <= cr->req->rt->policy->cache.max_object)
 		return true;
 	/* a streamed body grew past max_object: nothing to wait for */
-	store_refuse(r, RF_TOO_LARGE, true);
+	store_refuse(cr, RF_TOO_LARGE, true);
 	return false;
 }
 
-void cache_response_body(struct request *r, struct evbuffer *src, size_t n)
+void cache_response_body(struct cache_req *cr, struct evbuffer *src, size_t n)
 {
-	struct cache_req *cr = CR(r);
-	if (!cr->store || !capture_room(r, n))
+	if (!cr->store || !capture_room(cr, n))
 		return;
 	struct evbuffer_ptr pos;
 	evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET);
@@ -253,52 +243,11 @@ void cache_response_body(struct request *r, struct evbuffer *src, size_t n)
 	}
 }
 
-void cache_response_body_bytes(struct request *r, const char *data, size_t n)
+void cache_response_body_bytes(struct cache_req *cr, const char *data, size_t n)
 {
-	struct cache_req *cr = CR(r);
-	if (!cr->store || !capture_room(r, n))
+	if (!cr->store || !capture_room(cr, n))
 		return;
 	evbuffer_add(cr->capture, data, n);
-}
-
-/* ---- putting a record into the L1 -------------------------------------- */
-
-/* The key of one Vary variant: the primary key, KEY_VARY_SEP, and the
- * request's values for the Vary fields. 0 if it does not fit. */
-size_t cache_variant_key(const struct request *r, const char *sec, size_t sl, char *out)
-{
-	const struct cache_req *cr = CR(r);
-	if (!sl || cr->key_len + 1 + sl > KEY_MAX)
-		return 0;
-	memcpy(out, cr->key, cr->key_len);
-	out[cr->key_len] = KEY_VARY_SEP;
-	memcpy(out + cr->key_len + 1, sec, sl);
-	return cr->key_len + 1 + sl;
-}
-
-enum put_rc cache_put(const struct request *r, uint64_t epoch, const void *buf, size_t size, uint64_t expires,
-                      const char *sec, size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt)
-{
-	const struct cache_req *cr = CR(r);
-	struct l1_entry *mine[2] = {NULL, NULL};
-	int rc = l1_put_entry(cache_l1, cr->key, cr->key_len, buf, size, expires, tagp, tagl, nt, &mine[0]);
-	char k2[KEY_MAX];
-	size_t n2 = sl ? cache_variant_key(r, sec, sl, k2) : 0;
-	if (rc == LV_OK && n2)
-		rc = l1_put_entry(cache_l1, k2, n2, buf, size, expires, tagp, tagl, nt, &mine[1]);
-	int err = errno;
-	enum put_rc out = rc == LV_OK ? PUT_OK : err == E2BIG ? PUT_TOO_BIG : PUT_ERROR;
-	if (purged_since(epoch, cr->key, cr->key_len, tagp, tagl, nt)) {
-		out = PUT_PURGED;
-		for (int i = 0; i < 2; i++)
-			if (mine[i])
-				l1_purge_entry(cache_l1, mine[i]);
-	} else if (rc != LV_OK && mine[0]) {
-		l1_purge_entry(cache_l1, mine[0]); /* half a Vary pair is worse than none */
-	}
-	l1_entry_unref(mine[0]);
-	l1_entry_unref(mine[1]);
-	return out;
 }
 
 /* ---- the store --------------------------------------------------------- */
@@ -338,15 +287,15 @@ static uint32_t store_tags(const struct request *r, const struct lv_head *resp, 
 
 /* Stores r's complete response; its fill's waiters are woken with the
  * outcome (after Redis answered, when only Redis took it). */
-static void cache_store(struct request *r, const struct lv_head *resp)
+static void cache_store(struct cache_req *cr, const struct lv_head *resp)
 {
-	struct cache_req *cr = CR(r);
-	int64_t resp_ms = (int64_t)cache_unix_ms();
+	struct request *r = cr->req;
+	int64_t resp_ms = (int64_t)now_unix_ms();
 	struct store_plan *sp = malloc(sizeof(*sp));
-	enum cache_refusal why = sp ? store_plan(r, resp, resp_ms, sp) : RF_ERROR;
+	enum cache_refusal why = sp ? store_plan(cr, resp, resp_ms, sp) : RF_ERROR;
 	if (why != RF_NONE) { /* the head said yes: only running out of memory gets here */
 		free(sp);
-		store_refuse(r, why, false);
+		store_refuse(cr, why, false);
 		return;
 	}
 	struct fresh_eval *ev = &sp->ev;
@@ -377,7 +326,7 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 			free(body);
 		free(biov);
 		free(sp);
-		store_refuse(r, RF_ERROR, false);
+		store_refuse(cr, RF_ERROR, false);
 		return;
 	}
 	if (nb > 0 && evbuffer_peek(cr->capture, -1, NULL, body, nb) != nb)
@@ -418,7 +367,7 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	size_t size = 0;
 	if (nb < 0) {
 		outcome = RF_ERROR;
-	} else if (purged_since(cr->epoch, cr->key, cr->key_len, tagp, tagl, nt)) {
+	} else if (purged_since(&cr->cache->purges, cr->epoch, cr->key, cr->key_len, tagp, tagl, nt)) {
 		/* a write landed while this response was on its way: it may be
 		 * older than the write, so it must not outlive the purge */
 		outcome = RF_PURGED;
@@ -441,8 +390,8 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 		free(buf);
 		free(sp);
 		if (outcome == RF_PURGED)
-			CSTAT(fill_refused);
-		store_refuse(r, outcome, false);
+			CSTAT(cr->cache, fill_refused);
+		store_refuse(cr, outcome, false);
 		return;
 	}
 	/* an entry with validators stays a while past its windows, so a
@@ -450,44 +399,44 @@ static void cache_store(struct request *r, const struct lv_head *resp)
 	int64_t grace = validators ? (lifetime < 60 ? 60 : lifetime > 3600 ? 3600 : lifetime) : 0;
 	uint64_t expires = (uint64_t)resp_ms + (uint64_t)((fresh_left > 0 ? fresh_left : 0) + window + grace) * 1000u;
 	uint64_t ttl = expires > (uint64_t)resp_ms ? expires - (uint64_t)resp_ms : 1;
-	enum put_rc rc = cache_put(r, cr->epoch, buf, size, expires, sp->sec, sec_len, tagp, tagl, nt);
+	enum put_rc rc = cache_put(cr, cr->epoch, buf, size, expires, sp->sec, sec_len, tagp, tagl, nt);
 	free(sp);
 	switch (rc) {
 	case PUT_OK:
 		cr->stored = true;
-		CSTAT(stores);
-		cache_l2_commit(r, buf, size, ttl, NULL);
-		fill_finish(r, FILL_STORED);
+		CSTAT(cr->cache, stores);
+		cache_l2_commit(cr, buf, size, ttl, NULL);
+		fill_finish(&cr->fill, FILL_STORED);
 		break;
 	case PUT_TOO_BIG:
 		/* larger than an L1 shard: Redis alone keeps it, and the waiters
 		 * are woken once it has (or has refused it) */
-		if (cache_l2_commit(r, buf, size, ttl, fill_detach(r))) {
+		if (cache_l2_commit(cr, buf, size, ttl, fill_detach(&cr->fill))) {
 			cr->stored = true;
-			CSTAT(stores_l2_only);
+			CSTAT(cr->cache, stores_l2_only);
 		} else {
-			cache_refused(RF_NO_ROOM);
+			cache_refused(cr->cache, RF_NO_ROOM);
 			cr->why = RF_NO_ROOM;
 		}
 		break;
 	case PUT_PURGED:
-		CSTAT(fill_refused);
-		store_refuse(r, RF_PURGED, false);
+		CSTAT(cr->cache, fill_refused);
+		store_refuse(cr, RF_PURGED, false);
 		break;
 	case PUT_ERROR:
-		store_refuse(r, RF_ERROR, false);
+		store_refuse(cr, RF_ERROR, false);
 		break;
 	}
 	free(buf);
 }
 
-void cache_response_end(struct request *r, const struct lv_head *resp)
+void cache_response_end(struct cache_req *cr, const struct lv_head *resp)
 {
-	struct cache_req *cr = CR(r);
+	struct request *r = cr->req;
 	if (cr->store && resp)
-		cache_store(r, resp);
+		cache_store(cr, resp);
 	cr->store = false;
-	fill_finish(r, FILL_FAILED);
+	fill_finish(&cr->fill, FILL_FAILED);
 	if (r->resp_hold) {
 		/* the held response's head goes out now: say what happened */
 		char st[96];
@@ -497,16 +446,17 @@ void cache_response_end(struct request *r, const struct lv_head *resp)
 		else
 			snprintf(st, sizeof(st), "fwd=%s; detail=%s", fwd,
 			         cr->why > RF_NONE ? cache_refusal_names[cr->why] : "error");
-		cache_status_set(r, st);
+		cache_status_set(cr, st);
 	}
 }
 
 /* ---- refresh by a 304 -------------------------------------------------- */
 
-void cache_refresh_entry(struct request *r, const struct record_view *v, const struct lv_head *resp)
+void cache_refresh_entry(struct cache_req *cr, const struct record_view *v, const struct lv_head *resp)
 {
 	static __thread struct record_hdr hdrs[RECORD_MAX_HDRS];
 	static __thread struct record_str tags[RECORD_MAX_TAGS];
+	struct request *r = cr->req;
 	const struct lv_route *rt = r->route;
 	struct record_cursor cur = {0};
 	uint32_t nh = 0, nt = 0;
@@ -536,7 +486,7 @@ void cache_refresh_entry(struct request *r, const struct record_view *v, const s
 	}
 	struct iovec body = {(void *)v->body, v->body_len};
 	struct record_in in = {
-	    .status = v->status, .flags = v->flags, .request_time = (int64_t)r->up_sent_unix_ms, .response_time = (int64_t)cache_unix_ms(),
+	    .status = v->status, .flags = v->flags, .request_time = (int64_t)r->up_sent_unix_ms, .response_time = (int64_t)now_unix_ms(),
 	    .initial_age = age, .lifetime = lifetime, .swr = v->swr, .sie = v->sie, .last_modified = v->last_modified,
 	    .etag = v->etag, .vary_names = has_vary ? &vn : NULL, .vary_values = has_vary ? &vv : NULL,
 	    .nvary = has_vary ? 1 : 0, .tags = tags, .ntags = nt, .hdrs = hdrs, .nhdrs = nh, .body = &body, .nbody = 1};
@@ -553,11 +503,11 @@ void cache_refresh_entry(struct request *r, const struct record_view *v, const s
 		tagl[i] = tags[i].len;
 	}
 	int64_t window = v->swr > v->sie ? v->swr : v->sie;
-	uint64_t expires = cache_unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
-	enum put_rc rc = cache_put(r, CR(r)->epoch, buf, size, expires, has_vary ? vv.p : NULL,
+	uint64_t expires = now_unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
+	enum put_rc rc = cache_put(cr, cr->epoch, buf, size, expires, has_vary ? vv.p : NULL,
 	                           has_vary ? vv.len : 0, tagp, tagl, nt);
 	if (rc == PUT_PURGED)
-		CSTAT(fill_refused); /* purged while revalidating: answer once, keep nothing */
+		CSTAT(cr->cache, fill_refused); /* purged while revalidating: answer once, keep nothing */
 	else if (rc != PUT_OK)
 		log_debug("cache: could not refresh an entry");
 	free(buf);

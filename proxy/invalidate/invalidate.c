@@ -62,7 +62,8 @@
 
 #include <event2/event.h>
 
-#include "cache/cache.h"
+#include "cache/cache_ctx.h"
+#include "cache/cache_loop.h"
 #include "cache/l2.h"
 #include "cache/redis.h"
 #include "invalidate/dedup.h"
@@ -129,6 +130,7 @@ struct apply_slot {
 
 static struct inval {
 	bool on;
+	struct cache *cache; /* the server's; purges apply to it */
 	pthread_t thread;
 	struct event_base *base;
 	struct mailbox mb;
@@ -478,7 +480,7 @@ static void apply(struct apply_slot *a, const struct inval_msg *m, bool own)
 		if (own)
 			pending = cache_l2_purge(inv.l2, CACHE_PURGE_ALL, inv.service, "/", 1, on_redis_applied, a);
 		else
-			cache_purge(inv.l2, CACHE_PURGE_ALL, inv.service, "/", 1, on_redis_applied, a, &pending);
+			cache_purge(inv.cache, inv.l2, CACHE_PURGE_ALL, inv.service, "/", 1, on_redis_applied, a, &pending);
 		a->pending += pending;
 	}
 	for (size_t i = 0; i < m->nitems; i++) {
@@ -487,7 +489,7 @@ static void apply(struct apply_slot *a, const struct inval_msg *m, bool own)
 			pending = cache_l2_purge(inv.l2, kinds[it->kind], inv.service, it->s.p, it->s.len,
 			                         on_redis_applied, a);
 		else
-			cache_purge(inv.l2, kinds[it->kind], inv.service, it->s.p, it->s.len, on_redis_applied, a,
+			cache_purge(inv.cache, inv.l2, kinds[it->kind], inv.service, it->s.p, it->s.len, on_redis_applied, a,
 			            &pending);
 		a->pending += pending;
 	}
@@ -622,7 +624,7 @@ static void on_lag(void *ctx, const struct kafka_lag *l)
 		/* the L1 may hold entries that missed purges still waiting in some
 		 * producer's outbox, or published before this consumer's start
 		 * position: start it afresh */
-		size_t n = cache_purge(NULL, CACHE_PURGE_ALL, inv.service, "/", 1, NULL, NULL, NULL);
+		size_t n = cache_purge(inv.cache, NULL, CACHE_PURGE_ALL, inv.service, "/", 1, NULL, NULL, NULL);
 		STAT(l1_resets);
 		log_info("invalidate: consumer %s; L1 emptied (%zu entries) and trusted again",
 		         first ? "in sync" : "caught up", n);
@@ -686,10 +688,11 @@ static const struct cache_publisher invalidate_publisher = {
     .mode = invalidate_cache_mode,
 };
 
-int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
+int invalidate_start(const struct lv_policy *p, struct cache *c, char *err, size_t errlen)
 {
 	if (!policy_kafka_on(p))
 		return LV_OK;
+	inv.cache = c;
 	inv.policy = (struct lv_policy *)p;
 	policy_ref(inv.policy);
 	snprintf(inv.service, sizeof(inv.service), "%s", p->service);
@@ -766,7 +769,7 @@ int invalidate_start(const struct lv_policy *p, char *err, size_t errlen)
 		return LV_ERR;
 	}
 	inv.on = true;
-	cache_set_publisher(&invalidate_publisher);
+	cache_set_publisher(inv.cache, &invalidate_publisher);
 	log_info("invalidate: Kafka %s, topic %s, group %s, instance %s, outbox %s", p->kafka.brokers,
 	         p->kafka.topic, inv.group, inv.instance, p->kafka.outbox);
 	return LV_OK;

@@ -21,14 +21,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cache/cache.h" /* struct inval_item, enum inval_cache_mode: the cache's contract */
+#include "cache/cache_ctx.h" /* struct inval_item, enum inval_cache_mode: the cache's contract */
 #include "policy.h"
 
-/* Start-up, after the L1 exists: opens the outbox (replaying what it holds
- * as soon as Kafka answers), starts the thread, and makes itself the
- * cache's publisher (cache_set_publisher). LV_OK without doing anything
- * when the policy has no [kafka] brokers. */
-int invalidate_start(const struct lv_policy *p, char *err, size_t errlen) LV_WARN_UNUSED;
+/* Start-up, after the cache exists: opens the outbox (replaying what it
+ * holds as soon as Kafka answers), starts the thread, and makes itself the
+ * publisher of cache `c` (cache_set_publisher), whose L1 and Redis the
+ * events it consumes purge; `c` outlives invalidate_stop(). LV_OK without
+ * doing anything when the policy has no [kafka] brokers. */
+int invalidate_start(const struct lv_policy *p, struct cache *c, char *err, size_t errlen) LV_WARN_UNUSED;
 
 /* Shutdown (SIGTERM, after the drain): waits up to timeout_ms for Kafka to
  * take what is in flight, spools the rest to the outbox, commits offsets,

@@ -1,0 +1,61 @@
+/*
+ * cache_req.h - the cache stage's block of a request's state. Not for use
+ * outside proxy/cache/.
+ *
+ * The stage (cache.c) finds the block of a request (request_state()) and
+ * hands it down: serve.c, cache_l2.c and store.c take a struct cache_req
+ * and never need the stage's definition, so they sit below it.
+ */
+#ifndef LEVEE_CACHE_REQ_H
+#define LEVEE_CACHE_REQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/fill.h"
+#include "cache/l2.h"
+
+struct cache;
+struct evbuffer;
+struct l1_entry;
+struct request;
+
+#define VARY_KEY_MAX 4096 /* bytes of the request's values for the Vary fields */
+
+/* The cache's per-request state: its block in the request (request_state()),
+ * zero when the request begins; all zero when the route does not cache but
+ * `req` and `cache`, set when the stage runs. The cache's files below the
+ * stage are handed this block, and reach the request through `req`. */
+struct cache_req {
+	struct request *req;         /* the request this block is in */
+	struct cache *cache;         /* the process's cache (its worker's, cache_loop.h) */
+	bool on;                     /* the route caches: the answer carries Cache-Status */
+	bool store;                  /* the response is being captured to be stored */
+	bool pass;                   /* hit-for-miss: going upstream without coalescing */
+	bool stored;                 /* the fill's response was stored (L1, or Redis alone) */
+	int8_t why;                  /* enum cache_refusal of a fill that was not stored */
+	bool no_coalesce;            /* woken waiter: go upstream directly */
+	char status[96];             /* "Cache-Status: ...\r\n" for the response head (resp_extra) */
+	char *key;                   /* primary cache key, in the head arena's spare text */
+	uint32_t key_len;
+	uint64_t epoch;              /* purge epoch when the fill began */
+	struct evbuffer *capture;    /* body being captured */
+	struct cache_fill *fill;     /* the fill this request owns, if any */
+	struct l1_entry *stale;      /* a stale stored answer, for revalidation / stale-if-error */
+	int stale_state;             /* enum fresh_state of `stale` */
+	const char *fwd;             /* Cache-Status fwd= if forwarded: "miss", "stale", "request" */
+	bool l2_pending;             /* an L2 operation for this request is in flight */
+	bool bypass_store;           /* Redis failed: pass through, store nothing */
+	bool l2_lease;               /* holds the L2 fill lease in `lease` */
+	bool l2_waiting;             /* waiting for another replica's fill */
+	uint64_t l2_wait_until;      /* monotonic us */
+	uint64_t l2_fence_floor;     /* oldest unacknowledged purge when the L2 lookup was sent */
+	struct l2_lease lease;
+	bool refresh;                /* answered from stale; now refreshing the entry, detached */
+	bool taken;                  /* the cache answered the client; the response only refreshes */
+	char cond[320];              /* validators sent upstream ("If-None-Match: ...\r\n"; up_extra) */
+	struct fill_waiter wait;     /* parked behind another request's fill (wait.waiting) */
+};
+
+#endif

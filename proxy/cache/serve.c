@@ -1,0 +1,360 @@
+/*
+ * serve.c - the L1 side of the cache stage: finding a request's entry (its
+ * Vary variant too), answering from a stored entry under the request's own
+ * directives (fresh, stale-while-revalidate, 304 to a conditional), the
+ * stale copy kept for revalidation and stale-if-error, and putting a
+ * record under the request's keys. Used by the stage (cache.c), the L2
+ * tier (cache_l2.c) and the store (store.c), which sit above it.
+ *
+ * Invariants:
+ *  - A stored entry is never served past what fresh_state() allows.
+ *  - Hits are written zero-copy: the client's output buffer references the
+ *    L1 entry's body and holds a reference on the entry until it is sent.
+ */
+#include "cache/serve.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache_ctx.h"
+#include "cache/freshness.h"
+#include "cache/key.h"
+#include "cache/l1.h"
+#include "cache/record.h"
+#include "net/conn.h"
+#include "net/request.h"
+#include "net/wbuf.h"
+#include "net/worker.h"
+
+void cache_status_set(struct cache_req *cr, const char *params)
+{
+	snprintf(cr->status, sizeof(cr->status), "Cache-Status: levee; %s\r\n", params);
+}
+
+/* ---- lookup ------------------------------------------------------------ */
+
+/* Whether a decoded record answers r's Vary values; with *sec the request's
+ * own values for the record's Vary names (*sl 0 when they do not fit). */
+static bool vary_matches(const struct request *r, const struct record_view *v, char *sec, size_t *sl)
+{
+	*sl = 0;
+	if (v->nvary == 0)
+		return true;
+	struct record_cursor cur = {0};
+	struct record_str names, values;
+	if (!record_next_vary(v, &cur, &names, &values))
+		return false;
+	*sl = vary_secondary_key(r->head, names.p, names.len, sec, VARY_KEY_MAX);
+	return *sl && *sl == values.len && memcmp(sec, values.p, *sl) == 0;
+}
+
+/* Returns a referenced entry whose record matches the request's Vary
+ * values, with its decoded view, or NULL. */
+struct l1_entry *cache_find(struct cache_req *cr, struct record_view *v)
+{
+	struct request *r = cr->req;
+	struct l1_entry *e = l1_get(cr->cache->l1, cr->key, cr->key_len);
+	for (int round = 0; e && round < 2; round++) {
+		size_t len;
+		const void *val = l1_entry_value(e, &len);
+		if (record_decode(val, len, v) != RECORD_OK) {
+			l1_entry_unref(e);
+			return NULL;
+		}
+		char sec[VARY_KEY_MAX];
+		size_t sl;
+		if (vary_matches(r, v, sec, &sl))
+			return e;
+		l1_entry_unref(e);
+		e = NULL;
+		char k2[KEY_MAX];
+		size_t n2 = round == 0 ? cache_variant_key(cr, sec, sl, k2) : 0;
+		if (n2)
+			e = l1_get(cr->cache->l1, k2, n2);
+	}
+	if (e)
+		l1_entry_unref(e);
+	return NULL;
+}
+
+static const struct fresh_stored *stored_of(const struct record_view *v, struct fresh_stored *st)
+{
+	st->response_time = v->response_time / 1000;
+	st->initial_age = v->initial_age;
+	st->lifetime = v->lifetime;
+	st->swr = v->swr;
+	st->sie = v->sie;
+	st->must_revalidate = v->flags & RECORD_F_MUST_REVALIDATE;
+	st->no_cache = v->flags & RECORD_F_NO_CACHE;
+	return st;
+}
+
+/* Fields a 304 carries (RFC 9110 §15.4.5). */
+static bool field_in_304(const struct record_str *n)
+{
+	static const struct {
+		const char *s;
+		size_t l;
+	} keep[] = {{LIT("cache-control")}, {LIT("content-location")}, {LIT("date")}, {LIT("etag")},
+	            {LIT("expires")},       {LIT("vary")},             {LIT("last-modified")}};
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (token_eq(n->p, n->len, keep[i].s, keep[i].l))
+			return true;
+	return false;
+}
+
+static void entry_unref_cb(const void *data, size_t len, void *arg)
+{
+	l1_entry_unref(arg);
+}
+
+/* Writes a stored response to r's client. Takes over the reference on `e`.
+ * Returns false when the request already ended (client gone, or levee's own
+ * error sent instead). */
+bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_view *v, int64_t now)
+{
+	struct request *r = cr->req;
+	struct conn *c = r->conn;
+	const struct lv_head *qh = r->head;
+	bool not_modified = cond_has_conditionals(qh) &&
+	                    cond_not_modified(qh, v->etag.p, v->etag.len, v->last_modified);
+	int status = not_modified ? 304 : v->status;
+	bool body = !not_modified && qh->method != HTTP_HEAD && v->body_len;
+	bool client_10 = qh->minor == 0;
+	bool close = !conn_can_continue(c, qh, r->body_done);
+	struct evbuffer *out = conn_output(c);
+	struct wb w;
+	/* the head: the stored fields (the record less its body) and ours */
+	if (!wb_begin(&w, out, v->size - v->body_len + 1024)) {
+		l1_entry_unref(e);
+		request_fail(r, R_INTERNAL);
+		return false;
+	}
+	WB_LIT(&w, "HTTP/1.1 ");
+	wb_u64(&w, (uint64_t)status);
+	WB_LIT(&w, " ");
+	wb_str(&w, http_status_phrase(status));
+	WB_LIT(&w, "\r\n");
+	struct record_cursor cur = {0};
+	struct record_hdr h;
+	while (record_next_hdr(v, &cur, &h)) {
+		if (not_modified && !field_in_304(&h.name))
+			continue;
+		wb_put(&w, h.name.p, h.name.len);
+		WB_LIT(&w, ": ");
+		wb_put(&w, h.value.p, h.value.len);
+		WB_LIT(&w, "\r\n");
+	}
+	WB_LIT(&w, "Age: ");
+	int64_t age = fresh_current_age(v->initial_age, v->response_time / 1000, now);
+	wb_u64(&w, (uint64_t)(age > 0 ? age : 0));
+	WB_LIT(&w, "\r\nVia: 1.1 levee\r\nX-Request-Id: ");
+	wb_str(&w, r->id);
+	WB_LIT(&w, "\r\n");
+	wb_str(&w, cr->status);
+	if (!not_modified && (v->status >= 200 && v->status != 204)) {
+		WB_LIT(&w, "Content-Length: ");
+		wb_u64(&w, v->body_len);
+		WB_LIT(&w, "\r\n");
+	}
+	if (close)
+		WB_LIT(&w, "Connection: close\r\n");
+	else if (client_10)
+		WB_LIT(&w, "Connection: keep-alive\r\n");
+	WB_LIT(&w, "\r\n");
+	int n = wb_end(&w);
+	if (n < 0) {
+		l1_entry_unref(e);
+		request_fail(r, R_INTERNAL);
+		return false;
+	}
+	if (close)
+		c->close_after = true;
+	r->bytes_out += (uint64_t)n;
+	if (body && evbuffer_add_reference(out, v->body, v->body_len, entry_unref_cb, e) == 0) {
+		r->bytes_out += v->body_len;
+		e = NULL; /* the buffer holds the reference now */
+	}
+	if (e)
+		l1_entry_unref(e);
+	if (not_modified)
+		CSTAT(cr->cache, not_modified);
+	r->status = status;
+	/* the client's answer has started; r->resp_head stays the upstream's
+	 * (a stale answer while the upstream still owes its head) */
+	r->resp_started = true;
+	if (!conn_flush(c)) {
+		request_client_gone(r);
+		return false;
+	}
+	return true;
+}
+
+static void cache_serve(struct cache_req *cr, struct l1_entry *e, const struct record_view *v, int64_t now)
+{
+	struct request *r = cr->req;
+	if (cache_write(cr, e, v, now))
+		request_finish(r);
+}
+
+/* The client has its answer (from the cache); the request goes on without
+ * it, to refresh or drain what the upstream sends. */
+void cache_release_client(struct cache_req *cr)
+{
+	struct request *r = cr->req;
+	struct conn *c = r->conn;
+	if (!c)
+		return;
+	c->req = NULL;
+	r->conn = NULL;
+	r->background = true; /* answered; a refresh goes on without the client */
+	conn_request_done(c);
+}
+
+
+/* Adds the stored validators to the upstream request, unless the client sent
+ * conditionals of its own (then its 304 or 200 is the client's to judge). */
+static void cache_add_validators(struct cache_req *cr, const struct record_view *v)
+{
+	struct request *r = cr->req;
+	if (cond_has_conditionals(r->head))
+		return;
+	size_t o = 0;
+	if (v->etag.len && v->etag.len < 200)
+		o += (size_t)snprintf(cr->cond + o, sizeof(cr->cond) - o, "If-None-Match: %.*s\r\n",
+		                      (int)v->etag.len, v->etag.p);
+	if (v->last_modified >= 0) {
+		char d[32];
+		http_date_format(v->last_modified, d);
+		o += (size_t)snprintf(cr->cond + o, sizeof(cr->cond) - o, "If-Modified-Since: %s\r\n", d);
+	}
+	if (o)
+		r->up_extra = cr->cond;
+}
+
+/* Answers r from entry <e> (referenced, decoded as <v>); see cache_lookup. */
+static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e, const struct record_view *v,
+                                     const char *how)
+{
+	struct request *r = cr->req;
+	struct cc_directives req_cc;
+	cc_from_request(&req_cc, r->head);
+	struct fresh_stored st;
+	int64_t now = (int64_t)(now_unix_ms() / 1000);
+	enum fresh_state fs = fresh_state(stored_of(v, &st), &req_cc, now);
+	if (fs == FRESH_OK) {
+		CSTAT(cr->cache, hits);
+		cache_status_set(cr, how);
+		cache_serve(cr, e, v, now);
+		return LK_HIT;
+	}
+	if (fs == FRESH_STALE_SWR && r->conn) {
+		CSTAT(cr->cache, hits);
+		CSTAT(cr->cache, stale_hits);
+		cache_status_set(cr, "hit; detail=stale");
+		if (!cache_write(cr, e, v, now))
+			return LK_HIT; /* the request has ended */
+		cache_release_client(cr);
+		r->resp_started = false;
+		cr->refresh = true;
+		cr->epoch = purge_epoch(&cr->cache->purges);
+		return LK_STALE_SERVED;
+	}
+	/* stale: revalidate upstream; keep the copy for a 304 or for errors.
+	 * RFC 9211 tells apart a stored response that is stale from one the
+	 * request's own directives (no-cache, max-age) would not accept. */
+	cr->fwd = fresh_state(&st, NULL, now) == FRESH_OK ? "request" : "stale";
+	cache_add_validators(cr, v);
+	if (cr->stale)
+		l1_entry_unref(cr->stale);
+	cr->stale = e;
+	cr->stale_state = fs;
+	return LK_MISS;
+}
+
+/* Looks the request up. LK_HIT: answered and ended. LK_STALE_SERVED: the
+ * client got a stale copy (stale-while-revalidate) and was released; the
+ * request should go on as the refresh. LK_MISS: go upstream; cr->stale may
+ * hold a stale copy for revalidation or stale-if-error. */
+enum lookup_rc cache_lookup(struct cache_req *cr, const char *how)
+{
+	struct record_view v;
+	struct l1_entry *e = cache_find(cr, &v);
+	if (!e)
+		return LK_MISS;
+	return cache_answer_view(cr, e, &v, how);
+}
+
+enum lookup_rc cache_answer(struct cache_req *cr, struct l1_entry *e, const char *how)
+{
+	struct record_view v;
+	size_t len;
+	const void *val = l1_entry_value(e, &len);
+	char sec[VARY_KEY_MAX];
+	size_t sl;
+	if (record_decode(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
+		l1_entry_unref(e);
+		return LK_MISS;
+	}
+	return cache_answer_view(cr, e, &v, how);
+}
+
+bool cache_fail_takeover(struct cache_req *cr, enum lv_reason reason)
+{
+	struct request *r = cr->req;
+	if (!cr->stale || !r->conn || r->resp_started || cr->stale_state != FRESH_STALE_SIE)
+		return false;
+	if (reason != R_UP_CONNECT && reason != R_UP_BAD && reason != R_UP_TIMEOUT)
+		return false;
+	struct record_view v;
+	size_t len;
+	const void *val = l1_entry_value(cr->stale, &len);
+	if (record_decode(val, len, &v) != RECORD_OK)
+		return false;
+	CSTAT(cr->cache, stale_if_error);
+	cache_status_set(cr, "hit; detail=stale-if-error");
+	if (cache_write(cr, l1_entry_ref(cr->stale), &v, (int64_t)(now_unix_ms() / 1000)))
+		request_finish(r);
+	return true;
+}
+
+/* ---- putting a record into the L1 -------------------------------------- */
+
+/* The key of one Vary variant: the primary key, KEY_VARY_SEP, and the
+ * request's values for the Vary fields. 0 if it does not fit. */
+size_t cache_variant_key(const struct cache_req *cr, const char *sec, size_t sl, char *out)
+{
+	if (!sl || cr->key_len + 1 + sl > KEY_MAX)
+		return 0;
+	memcpy(out, cr->key, cr->key_len);
+	out[cr->key_len] = KEY_VARY_SEP;
+	memcpy(out + cr->key_len + 1, sec, sl);
+	return cr->key_len + 1 + sl;
+}
+
+enum put_rc cache_put(const struct cache_req *cr, uint64_t epoch, const void *buf, size_t size, uint64_t expires,
+                      const char *sec, size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt)
+{
+	struct l1_entry *mine[2] = {NULL, NULL};
+	int rc = l1_put_entry(cr->cache->l1, cr->key, cr->key_len, buf, size, expires, tagp, tagl, nt, &mine[0]);
+	char k2[KEY_MAX];
+	size_t n2 = sl ? cache_variant_key(cr, sec, sl, k2) : 0;
+	if (rc == LV_OK && n2)
+		rc = l1_put_entry(cr->cache->l1, k2, n2, buf, size, expires, tagp, tagl, nt, &mine[1]);
+	int err = errno;
+	enum put_rc out = rc == LV_OK ? PUT_OK : err == E2BIG ? PUT_TOO_BIG : PUT_ERROR;
+	if (purged_since(&cr->cache->purges, epoch, cr->key, cr->key_len, tagp, tagl, nt)) {
+		out = PUT_PURGED;
+		for (int i = 0; i < 2; i++)
+			if (mine[i])
+				l1_purge_entry(cr->cache->l1, mine[i]);
+	} else if (rc != LV_OK && mine[0]) {
+		l1_purge_entry(cr->cache->l1, mine[0]); /* half a Vary pair is worse than none */
+	}
+	l1_entry_unref(mine[0]);
+	l1_entry_unref(mine[1]);
+	return out;
+}

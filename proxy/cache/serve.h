@@ -1,0 +1,55 @@
+/*
+ * serve.h - the L1 side of the cache stage (serve.c): lookup, answers from
+ * a stored entry, stale-if-error, and putting a record. Not for use outside
+ * proxy/cache/.
+ */
+#ifndef LEVEE_CACHE_SERVE_H
+#define LEVEE_CACHE_SERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache_req.h"
+#include "reason.h"
+
+struct l1_entry;
+
+/* "Cache-Status: levee; <params>" for the answer (the block's `status`). */
+void cache_status_set(struct cache_req *cr, const char *params);
+
+enum lookup_rc { LK_MISS, LK_HIT, LK_STALE_SERVED };
+/* Looks the request up. LK_HIT: answered and ended. LK_STALE_SERVED: the
+ * client got a stale copy (stale-while-revalidate) and was released; the
+ * request should go on as the refresh. LK_MISS: go upstream; cr->stale may
+ * hold a stale copy for revalidation or stale-if-error. `how` is the
+ * Cache-Status of a hit. */
+enum lookup_rc cache_lookup(struct cache_req *cr, const char *how);
+/* Answers the request from a referenced entry <e> (taken over) under its
+ * own directives, like an L1 hit; LK_MISS (e released) when it may not be
+ * served as it is. */
+enum lookup_rc cache_answer(struct cache_req *cr, struct l1_entry *e, const char *how);
+/* Writes entry <e> (referenced, taken over; decoded as <v>) to the client.
+ * False when the request already ended (client gone, levee's own error). */
+struct record_view;
+bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_view *v, int64_t now);
+/* The client has its answer from the cache; the request goes on without it,
+ * to refresh or drain what the upstream sends. */
+void cache_release_client(struct cache_req *cr);
+/* The request is failing with levee's own error: answer from the stale copy
+ * instead when stale-if-error allows (true: answered, the request ended). */
+bool cache_fail_takeover(struct cache_req *cr, enum lv_reason reason);
+/* A referenced entry for the request's keys whose record matches its Vary
+ * values, decoded into <v>, or NULL. */
+struct l1_entry *cache_find(struct cache_req *cr, struct record_view *v);
+
+enum put_rc { PUT_OK, PUT_TOO_BIG, PUT_PURGED, PUT_ERROR };
+/* Puts a record under the request's key (and its Vary variant key, when sl),
+ * then takes it back if a purge after <epoch> covers it (PUT_PURGED). */
+enum put_rc cache_put(const struct cache_req *cr, uint64_t epoch, const void *buf, size_t size, uint64_t expires,
+                      const char *sec, size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt);
+/* The key of one Vary variant: the primary key, KEY_VARY_SEP, and the
+ * request's values for the Vary fields. 0 if it does not fit. */
+size_t cache_variant_key(const struct cache_req *cr, const char *sec, size_t sl, char *out);
+
+#endif
