@@ -46,7 +46,8 @@ Behaviours by path (query parameters in brackets):
                         extension of n bytes, written `piece` bytes at a time
 On /bytes, /slow, /drop and /status: h.NAME=VALUE adds a response header.
 /flaky/<name> modes (set by /__fail): ok, 503, drop, nostore (200 with
-Cache-Control: no-store).
+Cache-Control: no-store), slow (the ok answer after `ms` ms), hang (no
+answer at all).
 Any path: _close_after_ms=N closes the connection N ms after the response,
 without announcing it (a stale pooled connection).
 HEAD gets the same head as GET and no body.
@@ -429,6 +430,10 @@ async def handle_request(c, req, body):
         name = path.split("/", 2)[2]
         st = FLAKY.setdefault(name, {"mode": "ok", "version": 1})
         etag = '"v%d"' % st["version"]
+        if st["mode"] == "slow":
+            await asyncio.sleep(st.get("ms", 0) / 1000.0)
+        if st["mode"] == "hang":
+            await asyncio.sleep(3600)
         if st["mode"] == "503":
             await respond_simple(c, req, 503, b"down")
         elif st["mode"] == "nostore":
@@ -520,6 +525,7 @@ async def handle_admin(peer, target):
     elif url.path == "/__fail":
         st = FLAKY.setdefault(q["name"], {"mode": "ok", "version": 1})
         st["mode"] = q.get("mode", "ok")
+        st["ms"] = int(q.get("ms", "0"))
         if "bump" in q:
             st["version"] += 1
         body = json.dumps(st).encode()
