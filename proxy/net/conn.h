@@ -13,7 +13,7 @@
 #include <stdbool.h>
 
 #include "net/http1.h"
-#include "net/worker.h"
+#include "net/loop.h"
 
 enum conn_state {
 	C_IDLE,    /* keep-alive, between requests */

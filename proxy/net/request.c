@@ -192,7 +192,7 @@ void request_start(struct conn *c, struct arena *head_arena)
 		memcpy(r->id, hd->text + hd->h[idx].value, hd->h[idx].value_len);
 		r->id[hd->h[idx].value_len] = '\0';
 	} else {
-		worker_request_id(w, r->id);
+		loop_request_id(w, r->id);
 	}
 
 	if (hd->flags & H1F_CHUNKED) {

@@ -51,7 +51,7 @@
 
 #include "net/conn.h"
 #include "net/http1.h"
-#include "net/worker.h"
+#include "net/loop.h"
 #include "outcome.h"
 #include "policy.h"
 #include "reason.h"

@@ -9,7 +9,7 @@
 #include <event2/bufferevent.h>
 #include <stdbool.h>
 
-#include "net/worker.h"
+#include "net/loop.h"
 
 struct request;
 
