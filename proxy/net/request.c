@@ -5,6 +5,11 @@
  *
  * The path itself, which stages in which order, is the layer above's
  * (pipeline.c), given once at start-up: nothing here knows a stage by name.
+ *
+ * Nor does it know its neighbours in net/: the client connection is reached
+ * through r->client (its ops, conn.c's), the upstream exchange through
+ * r->exchange (upstream.c's), so that conn.c and upstream.c sit above this
+ * file and call it, never the other way (docs/architecture.md, "Layers").
  */
 #include "net/request.h"
 
@@ -15,7 +20,6 @@
 
 #include "log.h"
 #include "net/headers.h"
-#include "net/upstream.h"
 
 #define REQ_POOL_MAX 256
 
@@ -166,25 +170,22 @@ static void request_free(struct request *r)
 	w->nfree_reqs++;
 }
 
-void request_start(struct conn *c, struct arena *head_arena)
+struct request *request_new(struct worker *w, struct conn *c, const struct request_client_ops *ops,
+                            struct arena *head_arena, const char *peer)
 {
-	struct worker *w = c->w;
 	struct lv_head *hd = &head_arena->head;
 	struct request *r = request_alloc(w);
-	if (!r) {
-		arena_put(w, head_arena);
-		conn_send_error(c, R_INTERNAL, NULL, CONN_CLOSE);
-		return;
-	}
+	if (!r)
+		return NULL;
 	r->w = w;
 	r->conn = c;
-	c->req = r;
+	r->client = ops;
 	r->rt = w->rt;
 	runtime_ref(r->rt);
 	r->arena = head_arena;
 	r->head = hd;
 	r->t_start = now_us();
-	memcpy(r->peer, c->peer, sizeof(r->peer));
+	snprintf(r->peer, sizeof(r->peer), "%s", peer);
 	r->method_bit = policy_method_bit(hd->text + hd->method_off, hd->method_len);
 
 	int idx = head_find(hd, LIT("x-request-id"), 0);
@@ -204,11 +205,12 @@ void request_start(struct conn *c, struct arena *head_arena)
 		r->body = BODY_NONE;
 	}
 	r->body_done = r->body == BODY_NONE;
-	if (r->body_done) {
-		c->parser.head = NULL;
-		http1_reset(&c->parser);
-	}
-	if (r->body == BODY_LENGTH && hd->content_length > r->rt->policy->limits.body_bytes) {
+	return r;
+}
+
+void request_start(struct request *r)
+{
+	if (r->body == BODY_LENGTH && r->head->content_length > r->rt->policy->limits.body_bytes) {
 		/* refused before a byte of the body is read (and before 100 Continue) */
 		request_fail(r, R_BODY_TOO_LARGE);
 		return;
@@ -309,8 +311,7 @@ static void request_keep(struct request *r)
 	r->observer = NULL; /* nothing more to store or answer */
 	r->resp_hold = false;
 	kept_link(r);
-	if (r->uc)
-		upstream_keep(r); /* its own timeouts off: the abandon timer bounds it */
+	r->exchange->keep(r); /* its own timeouts off: the abandon timer bounds it */
 	request_timer_arm(r, r->abandon_ms, kept_abandon);
 }
 
@@ -340,8 +341,6 @@ static bool request_client_end(struct request *r, struct conn *c, uint64_t end)
 	stat_add(&w->stats->bytes_out, r->bytes_out);
 	stat_add(&w->stats->bytes_in, r->bytes_in);
 	request_log(r, end);
-	if (c && c->parser.head == r->head)
-		c->parser.head = NULL; /* the head arena stays the request's */
 	if (keep)
 		request_keep(r);
 	return keep;
@@ -353,9 +352,11 @@ static void request_end(struct request *r, struct conn *c)
 		return;
 	struct worker *w = r->w;
 	bool body_done = r->body_done;
+	const struct request_client_ops *client = r->client;
+	const struct lv_head *head = r->head;
 	if (!r->client_ended && request_client_end(r, c, now_us())) {
 		if (c)
-			conn_request_done(c); /* the exchange goes on without it */
+			client->done(c, head, body_done); /* the exchange goes on without it */
 		return;
 	}
 	r->finished = true;
@@ -368,30 +369,21 @@ static void request_end(struct request *r, struct conn *c)
 		arena_put(w, r->rarena);
 		r->rarena = NULL;
 	}
-	if (c && c->parser.head == r->head)
-		c->parser.head = NULL; /* the arena goes back to the pool below */
-	arena_put(w, r->arena);
+	arena_put(w, r->arena); /* the connection no longer parses into it: client->done below */
 	r->arena = NULL;
 	r->head = NULL;
 	runtime_unref(r->rt);
 	r->rt = NULL;
 	request_free(r);
-	if (c) {
-		if (!body_done) {
-			/* the rest of the request body is still on the wire: the
-			 * connection cannot carry another request */
-			c->close_after = true;
-			http1_set_body_cb(&c->parser, NULL, NULL);
-		}
-		conn_request_done(c);
-	}
+	if (c)
+		client->done(c, head, body_done);
 }
 
 static struct conn *request_detach(struct request *r)
 {
 	struct conn *c = r->conn;
 	if (c) {
-		c->req = NULL;
+		r->client->bind(c, NULL);
 		r->conn = NULL;
 	}
 	return c;
@@ -403,21 +395,6 @@ void request_finish(struct request *r)
 	if (r->draining && r->kept_end == KEPT_RUNNING)
 		r->kept_end = KEPT_COMPLETE;
 	request_end(r, request_detach(r));
-}
-
-/* Whether the client connection can go on after levee's own answer `status`
- * to `r`, and the framing of that answer. */
-static enum conn_end refusal_end(struct request *r, struct conn *c, int status)
-{
-	/* A request-side error ends the connection; an upstream failure or a
-	 * refusal does not, unless the connection could not go on anyway (the
-	 * client asked to close, the body is still on the wire), and then the
-	 * answer must say so (RFC 9112 §9.6). */
-	bool close = (status < 500 && status != 429) || !conn_can_continue(c, r->head, r->body_done);
-	c->close_after = c->close_after || close;
-	if (close)
-		http1_set_body_cb(&c->parser, NULL, NULL);
-	return close ? CONN_CLOSE : r->head->minor == 0 ? CONN_KEEP_10 : CONN_KEEP;
 }
 
 static void request_fail_as(struct request *r, enum lv_reason reason, const struct refusal *rf)
@@ -447,26 +424,20 @@ static void request_fail_as(struct request *r, enum lv_reason reason, const stru
 	}
 	if (!r->resp_started) {
 		r->conn = c; /* a stage may still answer it (the cache, from a stale copy) */
-		c->req = r;
+		r->client->bind(c, r);
 		for (unsigned i = r->stage; i-- > 0;)
 			if (stages[i]->fail && stages[i]->fail(r, reason))
 				return;
 		request_detach(r);
-		struct conn_refusal cr = {.reason = reason, .request_id = r->id};
-		if (rf) {
-			cr.status = rf->status;
-			cr.retry_after = rf->retry_after;
-			cr.detail = rf->detail;
-		}
-		r->status = cr.status ? cr.status : lv_reasons[reason].status;
-		conn_send_refusal(c, &cr, refusal_end(r, c, r->status));
+		r->status = rf && rf->status ? rf->status : lv_reasons[reason].status;
+		r->client->refuse(c, r, reason, rf);
 		request_end(r, c);
 		return;
 	}
 	/* Part of the response is out: the only honest thing left is to cut
 	 * the connection, so the client sees a truncated message. */
 	stat_inc(r->w->stats->rejected[reason]);
-	conn_close(c);
+	r->client->close(c);
 	request_end(r, NULL);
 }
 
@@ -494,4 +465,21 @@ void request_client_gone(struct request *r)
 		request_outcome(r, OUT_CLIENT_GONE);
 	}
 	request_end(r, NULL);
+}
+
+bool request_exchange_live(const struct request *r)
+{
+	return r->exchange && r->exchange->live(r);
+}
+
+void request_pump_body(struct request *r)
+{
+	if (r->exchange)
+		r->exchange->pump_body(r);
+}
+
+void request_resume_response(struct request *r)
+{
+	if (r->exchange)
+		r->exchange->resume_response(r);
 }
