@@ -298,7 +298,7 @@ static void kept_unlink(struct request *r)
 
 static void kept_abandon(struct request *r)
 {
-	r->kept_end = KEPT_ABANDONED;
+	r->kept = KEPT_ABANDONED;
 	r->up_close = true;
 	request_end(r, NULL);
 }
@@ -306,8 +306,7 @@ static void kept_abandon(struct request *r)
 /* Keeps the exchange of a request whose client's end just ran. */
 static void request_keep(struct request *r)
 {
-	r->draining = true;
-	r->kept_end = KEPT_RUNNING;
+	r->kept = KEPT_RUNNING;
 	r->observer = NULL; /* nothing more to store or answer */
 	r->resp_hold = false;
 	kept_link(r);
@@ -392,8 +391,8 @@ static struct conn *request_detach(struct request *r)
 void request_finish(struct request *r)
 {
 	r->resp_done = true;
-	if (r->draining && r->kept_end == KEPT_RUNNING)
-		r->kept_end = KEPT_COMPLETE;
+	if (r->kept == KEPT_RUNNING)
+		r->kept = KEPT_COMPLETE;
 	request_end(r, request_detach(r));
 }
 
@@ -403,8 +402,8 @@ static void request_fail_as(struct request *r, enum lv_reason reason, const stru
 		return;
 	if (r->client_ended) {
 		/* a kept exchange failed: the upstream closed, reset or stalled */
-		if (r->kept_end == KEPT_RUNNING)
-			r->kept_end = KEPT_CLOSED;
+		if (r->kept == KEPT_RUNNING)
+			r->kept = KEPT_CLOSED;
 		r->up_close = true;
 		request_end(r, NULL);
 		return;

@@ -169,11 +169,10 @@ struct request {
 	bool strip_unkeyed;          /* do not forward the risky unkeyed headers (docs/caching.md) */
 	bool resp_keep_head;         /* keep the upstream's head until the response ends */
 	bool client_ended;           /* the client's side is over (logged, counted); the exchange may go on */
-	bool draining;               /* ... and the exchange goes on: a late answer is drained */
-	struct request *drain_next, **drain_prev; /* in the worker's list of draining exchanges */
+	int kept;                    /* enum kept: whether the exchange goes on after that, and how it ended */
+	struct request *drain_next, **drain_prev; /* in the worker's list of kept exchanges */
 	uint64_t up_sent_unix_ms;    /* when the request went upstream (wall clock) */
 	uint64_t abandon_ms;         /* set by an end hook that keeps the exchange: how long */
-	int kept_end;                /* enum kept_end: how a kept exchange ended */
 	void (*timer_fn)(struct request *r); /* what `timer` runs (request_timer_arm) */
 
 	char id[129];
@@ -211,9 +210,10 @@ struct request {
 	bool finished;
 };
 
-/* How an exchange kept after its client's end ended (r->kept_end), for
- * the end hook that kept it. */
-enum kept_end { KEPT_RUNNING, KEPT_COMPLETE, KEPT_CLOSED, KEPT_ABANDONED };
+/* Whether the exchange was kept after its client's end (r->kept), and how
+ * it ended then, for the end hook that kept it: one state, since "kept" and
+ * "how it ended" only mean something together. KEPT_NO: not kept (yet). */
+enum kept { KEPT_NO, KEPT_RUNNING, KEPT_COMPLETE, KEPT_CLOSED, KEPT_ABANDONED };
 
 /* A stage of the request path (see the top of this file). */
 struct stage {

@@ -514,7 +514,7 @@ static bool response_head(struct request *r)
 			http1_reset(&r->rp); /* interim response: levee sent its own 100 */
 			continue;
 		}
-		if (!r->draining) {
+		if (r->kept == KEPT_NO) {
 			/* a kept exchange's one bound is its abandon timer */
 			request_timer_stop(r);
 			struct timeval rt;
