@@ -32,17 +32,58 @@ static unsigned nstages;
 
 /*
  * A request is one allocation: struct request, then each stage's state
- * block at state_off[i], each aligned for any type. The layout depends on
- * the path alone, so it is computed once, when the path is set.
+ * block, each aligned for any type. The layout depends on the path alone,
+ * so it is computed once, when the path is set.
  */
 #define STATE_ALIGN _Alignof(max_align_t)
 
-static size_t state_off[REQUEST_PATH_MAX];
 static size_t request_size = sizeof(struct request); /* struct request and every block */
 
 static size_t state_align(size_t n)
 {
 	return (n + STATE_ALIGN - 1) & ~(STATE_ALIGN - 1);
+}
+
+/*
+ * Where a stage's block is, in O(1): request_state() is called on every
+ * step of a stage, and a stage def is const (its module's), so request.c
+ * cannot store the offset in it. Instead a small table, open addressing on
+ * the def's address, twice as large as the longest path: one slot read, a
+ * second only on a collision.
+ */
+#define PLACE_BITS 5
+#define PLACE_SLOTS (1u << PLACE_BITS)
+_Static_assert(PLACE_SLOTS >= 2 * REQUEST_PATH_MAX, "the stage table must stay at most half full");
+static struct {
+	const struct stage *s;
+	size_t off;
+} place[PLACE_SLOTS];
+
+static unsigned place_slot(const struct stage *s)
+{
+	/* Fibonacci hashing: the top bits of the product mix every bit of
+	 * the address */
+	uint64_t h = (uint64_t)(uintptr_t)s * 0x9e3779b97f4a7c15ull;
+	return (unsigned)(h >> (64 - PLACE_BITS));
+}
+
+static void place_set(const struct stage *s, size_t off)
+{
+	unsigned i = place_slot(s);
+	while (place[i].s && place[i].s != s)
+		i = (i + 1) % PLACE_SLOTS;
+	place[i].s = s;
+	place[i].off = off;
+}
+
+static size_t stage_state_off(const struct stage *s)
+{
+	for (unsigned i = place_slot(s);; i = (i + 1) % PLACE_SLOTS) {
+		if (place[i].s == s)
+			return place[i].off;
+		if (!place[i].s)
+			abort(); /* not a stage of the path: a programming error */
+	}
 }
 
 void request_path_set(const struct stage *const *path, unsigned n)
@@ -51,20 +92,13 @@ void request_path_set(const struct stage *const *path, unsigned n)
 		abort(); /* a programming error: raise REQUEST_PATH_MAX */
 	stages = path;
 	nstages = n;
+	memset(place, 0, sizeof(place));
 	size_t off = state_align(sizeof(struct request));
 	for (unsigned i = 0; i < n; i++) {
-		state_off[i] = off;
+		place_set(stages[i], off);
 		off = state_align(off + stages[i]->state_size);
 	}
 	request_size = off;
-}
-
-static size_t stage_state_off(const struct stage *s)
-{
-	for (unsigned i = 0; i < nstages; i++)
-		if (stages[i] == s)
-			return state_off[i];
-	abort(); /* not a stage of the path: a programming error */
 }
 
 void *request_state(struct request *r, const struct stage *s)
