@@ -550,6 +550,8 @@ static void conn_move_now(struct conn *c)
 		conn_rebase(c, from); /* `to` has stopped: shutting down */
 	}
 	conn_link(c);
+	if (c->req)
+		request_arrive(c->req);
 	c->state = c->req ? C_REQ : C_IDLE;
 	conn_close(c);
 }
@@ -560,6 +562,8 @@ static void conn_arrive(struct mb_item *it)
 	c->move_to = NULL;
 	c->in_read = false;
 	conn_link(c);
+	if (c->req)
+		request_arrive(c->req);
 	c->state = c->req ? C_REQ : C_IDLE;
 	if (c->w->closing) {
 		conn_close(c);

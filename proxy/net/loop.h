@@ -77,6 +77,8 @@ struct worker {
 	unsigned narenas;
 	struct request *free_reqs;
 	unsigned nfree_reqs;
+	struct request *reqs;    /* every live request of this loop (request.c), so teardown reaches each */
+	unsigned nreqs;
 	struct request *kept;    /* exchanges kept after their client's end (a bulkhead drains them) */
 	unsigned nkept;
 

@@ -158,6 +158,46 @@ void request_timer_stop(struct request *r)
 	r->timer_fn = NULL;
 }
 
+/* The loop's lists of requests: <off> is where the request_link is. */
+#define LINK(r, off) ((struct request_link *)(void *)((char *)(r) + (off)))
+
+static void link_in(struct request **head, unsigned *n, struct request *r, size_t off)
+{
+	struct request_link *l = LINK(r, off);
+	l->next = *head;
+	l->prev = head;
+	if (*head)
+		LINK(*head, off)->prev = &l->next;
+	*head = r;
+	(*n)++;
+}
+
+static void link_out(struct request *r, unsigned *n, size_t off)
+{
+	struct request_link *l = LINK(r, off);
+	if (!l->prev)
+		return;
+	*l->prev = l->next;
+	if (l->next)
+		LINK(l->next, off)->prev = l->prev;
+	l->prev = NULL;
+	l->next = NULL;
+	(*n)--;
+}
+
+/* Every live request is on its loop's list, from its start to its final
+ * end, whether a connection, a kept exchange or nothing else holds it, so
+ * that teardown reaches each (request_loop_close). */
+static void live_link(struct request *r)
+{
+	link_in(&r->w->reqs, &r->w->nreqs, r, offsetof(struct request, live));
+}
+
+static void live_unlink(struct request *r)
+{
+	link_out(r, &r->w->nreqs, offsetof(struct request, live));
+}
+
 static struct request *request_alloc(struct worker *w)
 {
 	struct request *r = w->free_reqs;
@@ -180,17 +220,38 @@ static struct request *request_alloc(struct worker *w)
 	return r;
 }
 
+void request_pool_clear(struct worker *w)
+{
+	while (w->free_reqs) {
+		struct request *r = w->free_reqs;
+		w->free_reqs = r->next_free;
+		event_free(r->timer);
+		free(r);
+	}
+	w->nfree_reqs = 0;
+}
+
 bool request_rebase(struct request *r, struct worker *w)
 {
 	if (event_base_set(w->base, r->timer) < 0)
 		return false;
+	/* only a request with its client moves, so it is on no kept list; it
+	 * joins the new loop's list there (request_arrive) */
+	live_unlink(r); /* if it is on the list */
 	r->w = w;
 	return true;
+}
+
+void request_arrive(struct request *r)
+{
+	if (!r->live.prev)
+		live_link(r);
 }
 
 static void request_free(struct request *r)
 {
 	struct worker *w = r->w;
+	live_unlink(r); /* if it is on the list */
 	event_del(r->timer);
 	/* a bulkhead's thread never starts a request: a pool there would only
 	 * fill up */
@@ -212,6 +273,7 @@ struct request *request_new(struct worker *w, struct conn *c, const struct reque
 	if (!r)
 		return NULL;
 	r->w = w;
+	live_link(r);
 	r->conn = c;
 	r->client = ops;
 	r->rt = w->rt;
@@ -309,25 +371,12 @@ static void request_end(struct request *r, struct conn *c);
 
 static void kept_link(struct request *r)
 {
-	struct worker *w = r->w;
-	r->drain_next = w->kept;
-	r->drain_prev = &w->kept;
-	if (w->kept)
-		w->kept->drain_prev = &r->drain_next;
-	w->kept = r;
-	w->nkept++;
+	link_in(&r->w->kept, &r->w->nkept, r, offsetof(struct request, kept_in));
 }
 
 static void kept_unlink(struct request *r)
 {
-	if (!r->drain_prev)
-		return;
-	*r->drain_prev = r->drain_next;
-	if (r->drain_next)
-		r->drain_next->drain_prev = r->drain_prev;
-	r->drain_prev = NULL;
-	r->drain_next = NULL;
-	r->w->nkept--;
+	link_out(r, &r->w->nkept, offsetof(struct request, kept_in));
 }
 
 static void kept_abandon(struct request *r)
@@ -348,8 +397,28 @@ static void request_keep(struct request *r)
 	request_timer_arm(r, r->abandon_ms, kept_abandon);
 }
 
-void request_abandon_kept(struct worker *w)
+/* A request its client left (an unsafe one the upstream acts on) or that
+ * left its client (a background refresh), not offered its end yet. */
+static struct request *orphan_first(struct worker *w)
 {
+	for (struct request *r = w->reqs; r; r = r->live.next)
+		if (!r->conn && !r->client_ended && !r->close_told)
+			return r;
+	return NULL;
+}
+
+void request_loop_close(struct worker *w)
+{
+	/* Each orphan goes as if its client had just left, on a loop that is
+	 * closing: a stage waiting on a callback says so (the callback ends
+	 * it, when the layer above closes its loop part), the rest end now.
+	 * From the top each time: one request's end may end others. */
+	struct request *r;
+	while ((r = orphan_first(w))) {
+		r->close_told = true;
+		request_client_gone(r);
+	}
+	/* what an end hook kept, and what was kept before */
 	while (w->kept)
 		kept_abandon(w->kept);
 }
@@ -492,7 +561,7 @@ void request_client_gone(struct request *r)
 		if (stages[i]->client_gone && !stages[i]->client_gone(r))
 			return; /* its callback will come, on this worker; it ends then */
 	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc && !r->w->closing)
-		return; /* let the upstream finish what it was asked to do */
+		return; /* let the upstream finish what it was asked to do (on w->reqs until then) */
 	if (!r->resp_done) {
 		r->status = 499;
 		request_outcome(r, OUT_CLIENT_GONE);

@@ -146,8 +146,14 @@ struct response_observer {
 	struct evbuffer *(*held_body)(struct request *r);
 };
 
+/* A request's place in one of its loop's lists (prev NULL: on none). */
+struct request_link {
+	struct request *next, **prev;
+};
+
 struct request {
 	struct request *next_free;
+	struct request_link live;    /* in the loop's list of live requests (w->reqs) */
 	struct worker *w;
 	struct conn *conn;           /* NULL once the client has gone */
 	const struct request_client_ops *client; /* conn's ops */
@@ -170,7 +176,7 @@ struct request {
 	bool resp_keep_head;         /* keep the upstream's head until the response ends */
 	bool client_ended;           /* the client's side is over (logged, counted); the exchange may go on */
 	int kept;                    /* enum kept: whether the exchange goes on after that, and how it ended */
-	struct request *drain_next, **drain_prev; /* in the worker's list of kept exchanges */
+	struct request_link kept_in; /* in the loop's list of kept exchanges (w->kept) */
 	uint64_t up_sent_unix_ms;    /* when the request went upstream (wall clock) */
 	uint64_t abandon_ms;         /* set by an end hook that keeps the exchange: how long */
 	void (*timer_fn)(struct request *r); /* what `timer` runs (request_timer_arm) */
@@ -208,6 +214,7 @@ struct request {
 	enum lv_reason reason;       /* levee's own answer, if any */
 	uint64_t bytes_out, bytes_in;
 	bool finished;
+	bool close_told;             /* offered its end at its loop's close (request_loop_close) */
 };
 
 /* Whether the exchange was kept after its client's end (r->kept), and how
@@ -287,11 +294,21 @@ void request_pump_body(struct request *r);
 /* The client drained its output: the exchange may read the upstream again. */
 void request_resume_response(struct request *r);
 
-/* The request (its timer stopped) now belongs to loop `w` (conn_handoff). */
+/* The request (its timer stopped) now belongs to loop `w` (conn_handoff):
+ * on the old loop's thread, before the post; request_arrive() on `w`'s, once
+ * it is there (or back on the old loop's, if the post failed). */
 bool request_rebase(struct request *r, struct worker *w);
+void request_arrive(struct request *r);
 
-/* Worker teardown: ends every exchange still kept after its client's end. */
-void request_abandon_kept(struct worker *w);
+/* Loop teardown, once its connections are closed, on a closing loop:
+ * ends every request that still runs without a client (kept after its
+ * client's end, or left by its client: an unsafe request the upstream acts
+ * on, a background refresh). One that waits on a callback of the layer
+ * above (client_gone says so) is ended by that callback when that layer
+ * closes its loop part (struct loop_ext). */
+void request_loop_close(struct worker *w);
+/* Frees the pooled request objects (the loop's end). */
+void request_pool_clear(struct worker *w);
 
 static inline bool request_is_unsafe(const struct request *r)
 {

@@ -244,11 +244,14 @@ void worker_join(struct worker *w)
 
 void worker_destroy(struct worker *w)
 {
+	/* what waits ends at once from now on (the server set it already
+	 * when it stopped the loops) */
+	w->closing = true;
 	/* first: the last loop pass below must not accept a connection */
 	listener_close(&w->listener);
 	while (w->conns)
 		conn_close(w->conns);
-	request_abandon_kept(w); /* exchanges their clients' ends kept */
+	request_loop_close(w); /* exchanges without a client: kept ones, orphans */
 	upstream_pool_clear(w);
 	if (w->ext && w->ext->close)
 		w->ext->close(w); /* the cache's Redis tier: pending callbacks run now, with "closed" */
@@ -259,12 +262,7 @@ void worker_destroy(struct worker *w)
 		event_free(w->tick);
 	mailbox_destroy(&w->mbox);
 	arena_pool_clear(w);
-	while (w->free_reqs) {
-		struct request *r = w->free_reqs;
-		w->free_reqs = r->next_free;
-		event_free(r->timer);
-		free(r);
-	}
+	request_pool_clear(w);
 	if (w->base)
 		event_base_free(w->base);
 	runtime_unref(w->rt);
