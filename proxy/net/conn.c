@@ -17,6 +17,11 @@
  * reading resumes when the client has taken the output down to
  * CONN_WRITE_LOW. Meanwhile send_timeout runs from the last byte the client
  * took, so a client that never reads is closed after it.
+ *
+ * Above request.c: a connection starts its requests and tells them of its
+ * events; its request reaches it back only through conn_client (struct
+ * request_client_ops), and the upstream exchange is reached through the
+ * request (request_pump_body, request_resume_response), never by name.
  */
 #include "net/conn.h"
 
@@ -32,7 +37,6 @@
 
 #include "log.h"
 #include "net/io.h"
-#include "net/upstream.h"
 #include "net/request.h"
 
 #define CONN_READ_HIGH (64 * 1024) /* input buffered before reading stops */
@@ -208,6 +212,7 @@ void conn_send_refusal(struct conn *c, const struct conn_refusal *rf, enum conn_
 /* ---- accept ------------------------------------------------------------ */
 
 static void conn_readcb(struct bufferevent *bev, void *arg);
+static const struct request_client_ops conn_client;
 static void conn_writecb(struct bufferevent *bev, void *arg);
 static void conn_eventcb(struct bufferevent *bev, short what, void *arg);
 static void conn_timeout(evutil_socket_t fd, short what, void *arg);
@@ -268,11 +273,7 @@ void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int 
 	struct h1_limits lim = conn_limits(p);
 	http1_init(&c->parser, HTTP_REQUEST, NULL, &lim);
 
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
-	w->nconns++;
+	conn_link(c);
 
 	bufferevent_setcb(bev, conn_readcb, conn_writecb, conn_eventcb, c);
 	bufferevent_setwatermark(bev, EV_READ, 0, CONN_READ_HIGH);
@@ -327,7 +328,19 @@ static bool conn_read_head(struct conn *c)
 		struct arena *a = c->arena;
 		c->arena = NULL;
 		c->state = C_REQ;
-		request_start(c, a);
+		struct request *r = request_new(c->w, c, &conn_client, a, c->peer);
+		if (!r) {
+			arena_put(c->w, a);
+			conn_send_error(c, R_INTERNAL, NULL, CONN_CLOSE);
+			return true;
+		}
+		c->req = r;
+		if (r->body_done) {
+			/* no body: the parser is free for the next request */
+			c->parser.head = NULL;
+			http1_reset(&c->parser);
+		}
+		request_start(r);
 		return true;
 	}
 	return false;
@@ -373,7 +386,7 @@ static void conn_process(struct conn *c)
 		}
 		if (c->state == C_REQ) {
 			if (c->req && !c->req->body_done)
-				upstream_pump_body(c->req);
+				request_pump_body(c->req);
 			break; /* pipelined bytes wait until the response is done */
 		}
 		if (!evbuffer_get_length(in) || conn_output_full(c))
@@ -390,14 +403,6 @@ static void conn_readcb(struct bufferevent *bev, void *arg)
 	conn_process(arg);
 }
 
-void conn_body_resume(struct conn *c)
-{
-	if (c->reading_paused) {
-		c->reading_paused = false;
-		conn_reading_update(c);
-	}
-	conn_process(c);
-}
 
 /* ---- writing and events ------------------------------------------------ */
 
@@ -413,7 +418,7 @@ static void conn_writecb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (c->req)
-		upstream_resume_response(c->req);
+		request_resume_response(c->req);
 	else if (c->out_blocked && evbuffer_get_length(out) <= CONN_WRITE_LOW) {
 		c->out_blocked = false;
 		conn_reading_update(c);
@@ -545,6 +550,8 @@ static void conn_move_now(struct conn *c)
 		conn_rebase(c, from); /* `to` has stopped: shutting down */
 	}
 	conn_link(c);
+	if (c->req)
+		request_arrive(c->req);
 	c->state = c->req ? C_REQ : C_IDLE;
 	conn_close(c);
 }
@@ -555,6 +562,8 @@ static void conn_arrive(struct mb_item *it)
 	c->move_to = NULL;
 	c->in_read = false;
 	conn_link(c);
+	if (c->req)
+		request_arrive(c->req);
 	c->state = c->req ? C_REQ : C_IDLE;
 	if (c->w->closing) {
 		conn_close(c);
@@ -569,3 +578,116 @@ static void conn_arrive(struct mb_item *it)
 	}
 	conn_request_done(c); /* home again: on to the next request */
 }
+
+/* ---- the request's view of its client (struct request_client_ops) ------- */
+
+static void client_bind(struct conn *c, struct request *r)
+{
+	c->req = r;
+}
+
+static void client_close_after(struct conn *c)
+{
+	c->close_after = true;
+}
+
+/* Levee's own answer r->status to <r>: a request-side error ends the
+ * connection; an upstream failure or a refusal does not, unless the
+ * connection could not go on anyway (the client asked to close, the body is
+ * still on the wire), and then the answer must say so (RFC 9112 §9.6). */
+static void client_refuse(struct conn *c, const struct request *r, enum lv_reason reason, const struct refusal *rf)
+{
+	struct conn_refusal cr = {.reason = reason, .request_id = r->id};
+	if (rf) {
+		cr.status = rf->status;
+		cr.retry_after = rf->retry_after;
+		cr.detail = rf->detail;
+	}
+	bool close = (r->status < 500 && r->status != 429) || !conn_can_continue(c, r->head, r->body_done);
+	c->close_after = c->close_after || close;
+	if (close)
+		http1_set_body_cb(&c->parser, NULL, NULL);
+	conn_send_refusal(c, &cr, close ? CONN_CLOSE : r->head->minor == 0 ? CONN_KEEP_10 : CONN_KEEP);
+}
+
+static void client_done(struct conn *c, const struct lv_head *head, bool body_done)
+{
+	if (c->parser.head == head)
+		c->parser.head = NULL; /* the head arena is the request's */
+	if (!body_done) {
+		/* the rest of the request body is still on the wire: the
+		 * connection cannot carry another request */
+		c->close_after = true;
+		http1_set_body_cb(&c->parser, NULL, NULL);
+	}
+	conn_request_done(c);
+}
+
+static struct evbuffer *client_input(struct conn *c)
+{
+	return bufferevent_get_input(c->bev);
+}
+
+static void client_body_begin(struct conn *c, h1_body_cb chunk, void *arg, uint64_t read_ms, uint64_t write_ms)
+{
+	if (chunk) {
+		http1_set_body_cb(&c->parser, chunk, arg);
+		http1_start_body(&c->parser);
+	}
+	struct timeval rt, wt;
+	tv_ms(&rt, read_ms);
+	tv_ms(&wt, write_ms);
+	bufferevent_set_timeouts(c->bev, &rt, &wt);
+}
+
+static enum h1_result client_body_feed(struct conn *c, size_t *used, enum lv_reason *why)
+{
+	enum h1_result rc = http1_feed_evbuffer(&c->parser, bufferevent_get_input(c->bev), used);
+	if (rc == H1_ERROR)
+		*why = http1_error_reason(&c->parser);
+	return rc;
+}
+
+static void client_body_pause(struct conn *c)
+{
+	if (!c->reading_paused) {
+		c->reading_paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+static void client_body_resume(struct conn *c)
+{
+	if (!c->reading_paused)
+		return;
+	c->reading_paused = false;
+	conn_reading_update(c);
+	conn_process(c);
+}
+
+static void client_body_end(struct conn *c, uint64_t write_ms)
+{
+	c->parser.head = NULL;
+	http1_set_body_cb(&c->parser, NULL, NULL);
+	http1_reset(&c->parser);
+	struct timeval wt;
+	tv_ms(&wt, write_ms);
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+}
+
+static const struct request_client_ops conn_client = {
+    .bind = client_bind,
+    .output = conn_output,
+    .flush = conn_flush,
+    .can_continue = conn_can_continue,
+    .close_after = client_close_after,
+    .close = conn_close,
+    .refuse = client_refuse,
+    .done = client_done,
+    .input = client_input,
+    .body_begin = client_body_begin,
+    .body_feed = client_body_feed,
+    .body_pause = client_body_pause,
+    .body_resume = client_body_resume,
+    .body_end = client_body_end,
+};

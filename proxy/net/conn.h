@@ -4,6 +4,11 @@
  *
  * One request at a time: the next pipelined request is parsed only after the
  * current response has been written, so responses are always in order.
+ *
+ * Its request and the upstream stage reach it through the ops it gives
+ * each request (struct request_client_ops, net/request.h), not these
+ * functions: conn.c is above request.c and upstream.c. The layers above net/
+ * (the cache answering, a bulkhead handing off) call these.
  */
 #ifndef LEVEE_CONN_H
 #define LEVEE_CONN_H
@@ -13,7 +18,7 @@
 #include <stdbool.h>
 
 #include "net/http1.h"
-#include "net/worker.h"
+#include "net/loop.h"
 
 enum conn_state {
 	C_IDLE,    /* keep-alive, between requests */
@@ -98,8 +103,6 @@ bool conn_flush(struct conn *c);
 /* The request finished (response fully written, or failed): next request,
  * or close. */
 void conn_request_done(struct conn *c);
-/* Request body plumbing used by the upstream side. */
-void conn_body_resume(struct conn *c);
 /* Called when the response for the current request begins to be written to
  * the client; from then on levee cannot answer with its own error. */
 struct evbuffer *conn_output(struct conn *c);

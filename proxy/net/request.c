@@ -5,6 +5,11 @@
  *
  * The path itself, which stages in which order, is the layer above's
  * (pipeline.c), given once at start-up: nothing here knows a stage by name.
+ *
+ * Nor does it know its neighbours in net/: the client connection is reached
+ * through r->client (its ops, conn.c's), the upstream exchange through
+ * r->exchange (upstream.c's), so that conn.c and upstream.c sit above this
+ * file and call it, never the other way (docs/architecture.md, "Layers").
  */
 #include "net/request.h"
 
@@ -15,7 +20,6 @@
 
 #include "log.h"
 #include "net/headers.h"
-#include "net/upstream.h"
 
 #define REQ_POOL_MAX 256
 
@@ -28,17 +32,58 @@ static unsigned nstages;
 
 /*
  * A request is one allocation: struct request, then each stage's state
- * block at state_off[i], each aligned for any type. The layout depends on
- * the path alone, so it is computed once, when the path is set.
+ * block, each aligned for any type. The layout depends on the path alone,
+ * so it is computed once, when the path is set.
  */
 #define STATE_ALIGN _Alignof(max_align_t)
 
-static size_t state_off[REQUEST_PATH_MAX];
 static size_t request_size = sizeof(struct request); /* struct request and every block */
 
 static size_t state_align(size_t n)
 {
 	return (n + STATE_ALIGN - 1) & ~(STATE_ALIGN - 1);
+}
+
+/*
+ * Where a stage's block is, in O(1): request_state() is called on every
+ * step of a stage, and a stage def is const (its module's), so request.c
+ * cannot store the offset in it. Instead a small table, open addressing on
+ * the def's address, twice as large as the longest path: one slot read, a
+ * second only on a collision.
+ */
+#define PLACE_BITS 5
+#define PLACE_SLOTS (1u << PLACE_BITS)
+_Static_assert(PLACE_SLOTS >= 2 * REQUEST_PATH_MAX, "the stage table must stay at most half full");
+static struct {
+	const struct stage *s;
+	size_t off;
+} place[PLACE_SLOTS];
+
+static unsigned place_slot(const struct stage *s)
+{
+	/* Fibonacci hashing: the top bits of the product mix every bit of
+	 * the address */
+	uint64_t h = (uint64_t)(uintptr_t)s * 0x9e3779b97f4a7c15ull;
+	return (unsigned)(h >> (64 - PLACE_BITS));
+}
+
+static void place_set(const struct stage *s, size_t off)
+{
+	unsigned i = place_slot(s);
+	while (place[i].s && place[i].s != s)
+		i = (i + 1) % PLACE_SLOTS;
+	place[i].s = s;
+	place[i].off = off;
+}
+
+static size_t stage_state_off(const struct stage *s)
+{
+	for (unsigned i = place_slot(s);; i = (i + 1) % PLACE_SLOTS) {
+		if (place[i].s == s)
+			return place[i].off;
+		if (!place[i].s)
+			abort(); /* not a stage of the path: a programming error */
+	}
 }
 
 void request_path_set(const struct stage *const *path, unsigned n)
@@ -47,20 +92,13 @@ void request_path_set(const struct stage *const *path, unsigned n)
 		abort(); /* a programming error: raise REQUEST_PATH_MAX */
 	stages = path;
 	nstages = n;
+	memset(place, 0, sizeof(place));
 	size_t off = state_align(sizeof(struct request));
 	for (unsigned i = 0; i < n; i++) {
-		state_off[i] = off;
+		place_set(stages[i], off);
 		off = state_align(off + stages[i]->state_size);
 	}
 	request_size = off;
-}
-
-static size_t stage_state_off(const struct stage *s)
-{
-	for (unsigned i = 0; i < nstages; i++)
-		if (stages[i] == s)
-			return state_off[i];
-	abort(); /* not a stage of the path: a programming error */
 }
 
 void *request_state(struct request *r, const struct stage *s)
@@ -120,6 +158,46 @@ void request_timer_stop(struct request *r)
 	r->timer_fn = NULL;
 }
 
+/* The loop's lists of requests: <off> is where the request_link is. */
+#define LINK(r, off) ((struct request_link *)(void *)((char *)(r) + (off)))
+
+static void link_in(struct request **head, unsigned *n, struct request *r, size_t off)
+{
+	struct request_link *l = LINK(r, off);
+	l->next = *head;
+	l->prev = head;
+	if (*head)
+		LINK(*head, off)->prev = &l->next;
+	*head = r;
+	(*n)++;
+}
+
+static void link_out(struct request *r, unsigned *n, size_t off)
+{
+	struct request_link *l = LINK(r, off);
+	if (!l->prev)
+		return;
+	*l->prev = l->next;
+	if (l->next)
+		LINK(l->next, off)->prev = l->prev;
+	l->prev = NULL;
+	l->next = NULL;
+	(*n)--;
+}
+
+/* Every live request is on its loop's list, from its start to its final
+ * end, whether a connection, a kept exchange or nothing else holds it, so
+ * that teardown reaches each (request_loop_close). */
+static void live_link(struct request *r)
+{
+	link_in(&r->w->reqs, &r->w->nreqs, r, offsetof(struct request, live));
+}
+
+static void live_unlink(struct request *r)
+{
+	link_out(r, &r->w->nreqs, offsetof(struct request, live));
+}
+
 static struct request *request_alloc(struct worker *w)
 {
 	struct request *r = w->free_reqs;
@@ -142,17 +220,38 @@ static struct request *request_alloc(struct worker *w)
 	return r;
 }
 
+void request_pool_clear(struct worker *w)
+{
+	while (w->free_reqs) {
+		struct request *r = w->free_reqs;
+		w->free_reqs = r->next_free;
+		event_free(r->timer);
+		free(r);
+	}
+	w->nfree_reqs = 0;
+}
+
 bool request_rebase(struct request *r, struct worker *w)
 {
 	if (event_base_set(w->base, r->timer) < 0)
 		return false;
+	/* only a request with its client moves, so it is on no kept list; it
+	 * joins the new loop's list there (request_arrive) */
+	live_unlink(r); /* if it is on the list */
 	r->w = w;
 	return true;
+}
+
+void request_arrive(struct request *r)
+{
+	if (!r->live.prev)
+		live_link(r);
 }
 
 static void request_free(struct request *r)
 {
 	struct worker *w = r->w;
+	live_unlink(r); /* if it is on the list */
 	event_del(r->timer);
 	/* a bulkhead's thread never starts a request: a pool there would only
 	 * fill up */
@@ -166,25 +265,23 @@ static void request_free(struct request *r)
 	w->nfree_reqs++;
 }
 
-void request_start(struct conn *c, struct arena *head_arena)
+struct request *request_new(struct worker *w, struct conn *c, const struct request_client_ops *ops,
+                            struct arena *head_arena, const char *peer)
 {
-	struct worker *w = c->w;
 	struct lv_head *hd = &head_arena->head;
 	struct request *r = request_alloc(w);
-	if (!r) {
-		arena_put(w, head_arena);
-		conn_send_error(c, R_INTERNAL, NULL, CONN_CLOSE);
-		return;
-	}
+	if (!r)
+		return NULL;
 	r->w = w;
+	live_link(r);
 	r->conn = c;
-	c->req = r;
+	r->client = ops;
 	r->rt = w->rt;
 	runtime_ref(r->rt);
 	r->arena = head_arena;
 	r->head = hd;
 	r->t_start = now_us();
-	memcpy(r->peer, c->peer, sizeof(r->peer));
+	snprintf(r->peer, sizeof(r->peer), "%s", peer);
 	r->method_bit = policy_method_bit(hd->text + hd->method_off, hd->method_len);
 
 	int idx = head_find(hd, LIT("x-request-id"), 0);
@@ -192,7 +289,7 @@ void request_start(struct conn *c, struct arena *head_arena)
 		memcpy(r->id, hd->text + hd->h[idx].value, hd->h[idx].value_len);
 		r->id[hd->h[idx].value_len] = '\0';
 	} else {
-		worker_request_id(w, r->id);
+		loop_request_id(w, r->id);
 	}
 
 	if (hd->flags & H1F_CHUNKED) {
@@ -204,11 +301,12 @@ void request_start(struct conn *c, struct arena *head_arena)
 		r->body = BODY_NONE;
 	}
 	r->body_done = r->body == BODY_NONE;
-	if (r->body_done) {
-		c->parser.head = NULL;
-		http1_reset(&c->parser);
-	}
-	if (r->body == BODY_LENGTH && hd->content_length > r->rt->policy->limits.body_bytes) {
+	return r;
+}
+
+void request_start(struct request *r)
+{
+	if (r->body == BODY_LENGTH && r->head->content_length > r->rt->policy->limits.body_bytes) {
 		/* refused before a byte of the body is read (and before 100 Continue) */
 		request_fail(r, R_BODY_TOO_LARGE);
 		return;
@@ -273,30 +371,17 @@ static void request_end(struct request *r, struct conn *c);
 
 static void kept_link(struct request *r)
 {
-	struct worker *w = r->w;
-	r->drain_next = w->kept;
-	r->drain_prev = &w->kept;
-	if (w->kept)
-		w->kept->drain_prev = &r->drain_next;
-	w->kept = r;
-	w->nkept++;
+	link_in(&r->w->kept, &r->w->nkept, r, offsetof(struct request, kept_in));
 }
 
 static void kept_unlink(struct request *r)
 {
-	if (!r->drain_prev)
-		return;
-	*r->drain_prev = r->drain_next;
-	if (r->drain_next)
-		r->drain_next->drain_prev = r->drain_prev;
-	r->drain_prev = NULL;
-	r->drain_next = NULL;
-	r->w->nkept--;
+	link_out(r, &r->w->nkept, offsetof(struct request, kept_in));
 }
 
 static void kept_abandon(struct request *r)
 {
-	r->kept_end = KEPT_ABANDONED;
+	r->kept = KEPT_ABANDONED;
 	r->up_close = true;
 	request_end(r, NULL);
 }
@@ -304,18 +389,36 @@ static void kept_abandon(struct request *r)
 /* Keeps the exchange of a request whose client's end just ran. */
 static void request_keep(struct request *r)
 {
-	r->draining = true;
-	r->kept_end = KEPT_RUNNING;
+	r->kept = KEPT_RUNNING;
 	r->observer = NULL; /* nothing more to store or answer */
 	r->resp_hold = false;
 	kept_link(r);
-	if (r->uc)
-		upstream_keep(r); /* its own timeouts off: the abandon timer bounds it */
+	r->exchange->keep(r); /* its own timeouts off: the abandon timer bounds it */
 	request_timer_arm(r, r->abandon_ms, kept_abandon);
 }
 
-void request_abandon_kept(struct worker *w)
+/* A request its client left (an unsafe one the upstream acts on) or that
+ * left its client (a background refresh), not offered its end yet. */
+static struct request *orphan_first(struct worker *w)
 {
+	for (struct request *r = w->reqs; r; r = r->live.next)
+		if (!r->conn && !r->client_ended && !r->close_told)
+			return r;
+	return NULL;
+}
+
+void request_loop_close(struct worker *w)
+{
+	/* Each orphan goes as if its client had just left, on a loop that is
+	 * closing: a stage waiting on a callback says so (the callback ends
+	 * it, when the layer above closes its loop part), the rest end now.
+	 * From the top each time: one request's end may end others. */
+	struct request *r;
+	while ((r = orphan_first(w))) {
+		r->close_told = true;
+		request_client_gone(r);
+	}
+	/* what an end hook kept, and what was kept before */
 	while (w->kept)
 		kept_abandon(w->kept);
 }
@@ -340,8 +443,6 @@ static bool request_client_end(struct request *r, struct conn *c, uint64_t end)
 	stat_add(&w->stats->bytes_out, r->bytes_out);
 	stat_add(&w->stats->bytes_in, r->bytes_in);
 	request_log(r, end);
-	if (c && c->parser.head == r->head)
-		c->parser.head = NULL; /* the head arena stays the request's */
 	if (keep)
 		request_keep(r);
 	return keep;
@@ -353,9 +454,11 @@ static void request_end(struct request *r, struct conn *c)
 		return;
 	struct worker *w = r->w;
 	bool body_done = r->body_done;
+	const struct request_client_ops *client = r->client;
+	const struct lv_head *head = r->head;
 	if (!r->client_ended && request_client_end(r, c, now_us())) {
 		if (c)
-			conn_request_done(c); /* the exchange goes on without it */
+			client->done(c, head, body_done); /* the exchange goes on without it */
 		return;
 	}
 	r->finished = true;
@@ -368,30 +471,21 @@ static void request_end(struct request *r, struct conn *c)
 		arena_put(w, r->rarena);
 		r->rarena = NULL;
 	}
-	if (c && c->parser.head == r->head)
-		c->parser.head = NULL; /* the arena goes back to the pool below */
-	arena_put(w, r->arena);
+	arena_put(w, r->arena); /* the connection no longer parses into it: client->done below */
 	r->arena = NULL;
 	r->head = NULL;
 	runtime_unref(r->rt);
 	r->rt = NULL;
 	request_free(r);
-	if (c) {
-		if (!body_done) {
-			/* the rest of the request body is still on the wire: the
-			 * connection cannot carry another request */
-			c->close_after = true;
-			http1_set_body_cb(&c->parser, NULL, NULL);
-		}
-		conn_request_done(c);
-	}
+	if (c)
+		client->done(c, head, body_done);
 }
 
 static struct conn *request_detach(struct request *r)
 {
 	struct conn *c = r->conn;
 	if (c) {
-		c->req = NULL;
+		r->client->bind(c, NULL);
 		r->conn = NULL;
 	}
 	return c;
@@ -400,24 +494,9 @@ static struct conn *request_detach(struct request *r)
 void request_finish(struct request *r)
 {
 	r->resp_done = true;
-	if (r->draining && r->kept_end == KEPT_RUNNING)
-		r->kept_end = KEPT_COMPLETE;
+	if (r->kept == KEPT_RUNNING)
+		r->kept = KEPT_COMPLETE;
 	request_end(r, request_detach(r));
-}
-
-/* Whether the client connection can go on after levee's own answer `status`
- * to `r`, and the framing of that answer. */
-static enum conn_end refusal_end(struct request *r, struct conn *c, int status)
-{
-	/* A request-side error ends the connection; an upstream failure or a
-	 * refusal does not, unless the connection could not go on anyway (the
-	 * client asked to close, the body is still on the wire), and then the
-	 * answer must say so (RFC 9112 §9.6). */
-	bool close = (status < 500 && status != 429) || !conn_can_continue(c, r->head, r->body_done);
-	c->close_after = c->close_after || close;
-	if (close)
-		http1_set_body_cb(&c->parser, NULL, NULL);
-	return close ? CONN_CLOSE : r->head->minor == 0 ? CONN_KEEP_10 : CONN_KEEP;
 }
 
 static void request_fail_as(struct request *r, enum lv_reason reason, const struct refusal *rf)
@@ -426,8 +505,8 @@ static void request_fail_as(struct request *r, enum lv_reason reason, const stru
 		return;
 	if (r->client_ended) {
 		/* a kept exchange failed: the upstream closed, reset or stalled */
-		if (r->kept_end == KEPT_RUNNING)
-			r->kept_end = KEPT_CLOSED;
+		if (r->kept == KEPT_RUNNING)
+			r->kept = KEPT_CLOSED;
 		r->up_close = true;
 		request_end(r, NULL);
 		return;
@@ -447,26 +526,20 @@ static void request_fail_as(struct request *r, enum lv_reason reason, const stru
 	}
 	if (!r->resp_started) {
 		r->conn = c; /* a stage may still answer it (the cache, from a stale copy) */
-		c->req = r;
+		r->client->bind(c, r);
 		for (unsigned i = r->stage; i-- > 0;)
 			if (stages[i]->fail && stages[i]->fail(r, reason))
 				return;
 		request_detach(r);
-		struct conn_refusal cr = {.reason = reason, .request_id = r->id};
-		if (rf) {
-			cr.status = rf->status;
-			cr.retry_after = rf->retry_after;
-			cr.detail = rf->detail;
-		}
-		r->status = cr.status ? cr.status : lv_reasons[reason].status;
-		conn_send_refusal(c, &cr, refusal_end(r, c, r->status));
+		r->status = rf && rf->status ? rf->status : lv_reasons[reason].status;
+		r->client->refuse(c, r, reason, rf);
 		request_end(r, c);
 		return;
 	}
 	/* Part of the response is out: the only honest thing left is to cut
 	 * the connection, so the client sees a truncated message. */
 	stat_inc(r->w->stats->rejected[reason]);
-	conn_close(c);
+	r->client->close(c);
 	request_end(r, NULL);
 }
 
@@ -488,10 +561,27 @@ void request_client_gone(struct request *r)
 		if (stages[i]->client_gone && !stages[i]->client_gone(r))
 			return; /* its callback will come, on this worker; it ends then */
 	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc && !r->w->closing)
-		return; /* let the upstream finish what it was asked to do */
+		return; /* let the upstream finish what it was asked to do (on w->reqs until then) */
 	if (!r->resp_done) {
 		r->status = 499;
 		request_outcome(r, OUT_CLIENT_GONE);
 	}
 	request_end(r, NULL);
+}
+
+bool request_exchange_live(const struct request *r)
+{
+	return r->exchange && r->exchange->live(r);
+}
+
+void request_pump_body(struct request *r)
+{
+	if (r->exchange)
+		r->exchange->pump_body(r);
+}
+
+void request_resume_response(struct request *r)
+{
+	if (r->exchange)
+		r->exchange->resume_response(r);
 }

@@ -36,6 +36,14 @@
  * The upstream side never calls a stage by name: a stage that watches the
  * response (the cache) sets r->observer, and the upstream code calls it.
  *
+ * Below the connection and the exchange: request.c names neither conn.c nor
+ * upstream.c. It reaches the client through the ops its connection gave it
+ * (r->client, struct request_client_ops; conn.c's), and the upstream
+ * exchange through the ops of the stage that runs it (r->exchange, struct
+ * request_exchange_ops; upstream.c's). The upstream side reaches the client
+ * through r->client too; the connection reaches the exchange through
+ * request_pump_body() and request_resume_response().
+ *
  * A request outlives its client connection when it must: an unsafe request
  * whose body reached the upstream is read to its end even if the client
  * leaves (req->conn becomes NULL), because the upstream has acted on it;
@@ -49,9 +57,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "net/conn.h"
 #include "net/http1.h"
-#include "net/worker.h"
+#include "net/loop.h"
 #include "outcome.h"
 #include "policy.h"
 #include "reason.h"
@@ -62,9 +69,65 @@ enum stage_rc { STAGE_NEXT, STAGE_ASYNC, STAGE_DONE };
 
 enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_EOF };
 
+struct conn;
 struct upconn;
 struct request;
 struct evbuffer;
+struct refusal;
+
+/* The client side of a request, as the connection that carries it gives it
+ * (conn.c; request_new()). <c> is the request's connection, never NULL:
+ * callers check r->conn. */
+struct request_client_ops {
+	/* <c>'s current request is now <r> (NULL: none) */
+	void (*bind)(struct conn *c, struct request *r);
+	struct evbuffer *(*output)(struct conn *c);
+	/* writes what the output holds now; false if the socket is dead */
+	bool (*flush)(struct conn *c);
+	/* whether <c> may carry another request once <req> is answered */
+	bool (*can_continue)(const struct conn *c, const struct lv_head *req, bool body_done);
+	/* close once the current answer is out */
+	void (*close_after)(struct conn *c);
+	/* tear down now; the request is detached already */
+	void (*close)(struct conn *c);
+	/* levee's own answer to <r> (r->status, r->head, r->body_done, r->id),
+	 * and the connection left as that answer says */
+	void (*refuse)(struct conn *c, const struct request *r, enum lv_reason reason, const struct refusal *rf);
+	/* the request is over for its client (detached already): <head> is
+	 * its head, no longer the connection's to parse into; the connection
+	 * goes on to its next request, or closes if the body (<body_done>
+	 * false) is still on the wire */
+	void (*done)(struct conn *c, const struct lv_head *head, bool body_done);
+
+	/* the request body, read from the client: */
+	struct evbuffer *(*input)(struct conn *c);
+	/* the body goes to the upstream now: <chunk> gets a chunked body's
+	 * decoded bytes (NULL: a Content-Length body); the client's read and
+	 * write timeouts become <read_ms> and <write_ms> */
+	void (*body_begin)(struct conn *c, h1_body_cb chunk, void *arg, uint64_t read_ms, uint64_t write_ms);
+	/* feeds the input to the chunked body's decoder; <why> on H1_ERROR */
+	enum h1_result (*body_feed)(struct conn *c, size_t *used, enum lv_reason *why);
+	/* stop reading: the upstream is slower than the client */
+	void (*body_pause)(struct conn *c);
+	/* reading again if body_pause stopped it */
+	void (*body_resume)(struct conn *c);
+	/* the body is all read: the parser is free for the next request, and
+	 * the client's write timeout is <write_ms> (no read timeout) */
+	void (*body_end)(struct conn *c, uint64_t write_ms);
+};
+
+/* The upstream exchange, as the stage that runs it gives it (r->exchange,
+ * set when it starts one; NULL before: no exchange to wait for). */
+struct request_exchange_ops {
+	/* connected, the request all sent, the response not all read */
+	bool (*live)(const struct request *r);
+	/* the client's end kept the exchange: only the abandon timer bounds it */
+	void (*keep)(struct request *r);
+	/* the client has request body bytes (or EOF) for the upstream */
+	void (*pump_body)(struct request *r);
+	/* the client drained its output: read the upstream again */
+	void (*resume_response)(struct request *r);
+};
 
 /* What watches the upstream's response (the cache). The upstream side calls
  * these in order; any may be NULL. */
@@ -83,10 +146,18 @@ struct response_observer {
 	struct evbuffer *(*held_body)(struct request *r);
 };
 
+/* A request's place in one of its loop's lists (prev NULL: on none). */
+struct request_link {
+	struct request *next, **prev;
+};
+
 struct request {
 	struct request *next_free;
+	struct request_link live;    /* in the loop's list of live requests (w->reqs) */
 	struct worker *w;
 	struct conn *conn;           /* NULL once the client has gone */
+	const struct request_client_ops *client; /* conn's ops */
+	const struct request_exchange_ops *exchange; /* the upstream exchange's ops, once it began */
 	struct runtime *rt;          /* the snapshot this request runs under (ref held) */
 	struct arena *arena;         /* request head (owned) */
 	struct lv_head *head;
@@ -104,11 +175,10 @@ struct request {
 	bool strip_unkeyed;          /* do not forward the risky unkeyed headers (docs/caching.md) */
 	bool resp_keep_head;         /* keep the upstream's head until the response ends */
 	bool client_ended;           /* the client's side is over (logged, counted); the exchange may go on */
-	bool draining;               /* ... and the exchange goes on: a late answer is drained */
-	struct request *drain_next, **drain_prev; /* in the worker's list of draining exchanges */
+	int kept;                    /* enum kept: whether the exchange goes on after that, and how it ended */
+	struct request_link kept_in; /* in the loop's list of kept exchanges (w->kept) */
 	uint64_t up_sent_unix_ms;    /* when the request went upstream (wall clock) */
 	uint64_t abandon_ms;         /* set by an end hook that keeps the exchange: how long */
-	int kept_end;                /* enum kept_end: how a kept exchange ended */
 	void (*timer_fn)(struct request *r); /* what `timer` runs (request_timer_arm) */
 
 	char id[129];
@@ -144,11 +214,13 @@ struct request {
 	enum lv_reason reason;       /* levee's own answer, if any */
 	uint64_t bytes_out, bytes_in;
 	bool finished;
+	bool close_told;             /* offered its end at its loop's close (request_loop_close) */
 };
 
-/* How an exchange kept after its client's end ended (r->kept_end), for
- * the end hook that kept it. */
-enum kept_end { KEPT_RUNNING, KEPT_COMPLETE, KEPT_CLOSED, KEPT_ABANDONED };
+/* Whether the exchange was kept after its client's end (r->kept), and how
+ * it ended then, for the end hook that kept it: one state, since "kept" and
+ * "how it ended" only mean something together. KEPT_NO: not kept (yet). */
+enum kept { KEPT_NO, KEPT_RUNNING, KEPT_COMPLETE, KEPT_CLOSED, KEPT_ABANDONED };
 
 /* A stage of the request path (see the top of this file). */
 struct stage {
@@ -178,8 +250,14 @@ void request_path_set(const struct stage *const *path, unsigned n);
 void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request *r));
 void request_timer_stop(struct request *r);
 
-/* Starts a request whose head was parsed and checked on `c`. */
-void request_start(struct conn *c, struct arena *head_arena);
+/* A request for the head parsed and checked on <c> (in <head_arena>, which
+ * it then owns), from the client <peer>, on loop <w>, reached through <ops>;
+ * NULL when out of memory (the arena is still the caller's). The caller
+ * binds it to <c>, then runs it with request_start(). */
+struct request *request_new(struct worker *w, struct conn *c, const struct request_client_ops *ops,
+                            struct arena *head_arena, const char *peer);
+/* Runs a new request through the path. */
+void request_start(struct request *r);
 /* Continues after a STAGE_ASYNC stage; owner thread only. */
 void request_resume(struct request *r);
 
@@ -209,14 +287,28 @@ void request_finish(struct request *r);
 void request_client_gone(struct request *r);
 
 /* The upstream exchange is under way: connected, the request all sent, the
- * response not all read (upstream.c). */
+ * response not all read. */
 bool request_exchange_live(const struct request *r);
+/* The client has request body bytes (or EOF) for the exchange. */
+void request_pump_body(struct request *r);
+/* The client drained its output: the exchange may read the upstream again. */
+void request_resume_response(struct request *r);
 
-/* The request (its timer stopped) now belongs to loop `w` (conn_handoff). */
+/* The request (its timer stopped) now belongs to loop `w` (conn_handoff):
+ * on the old loop's thread, before the post; request_arrive() on `w`'s, once
+ * it is there (or back on the old loop's, if the post failed). */
 bool request_rebase(struct request *r, struct worker *w);
+void request_arrive(struct request *r);
 
-/* Worker teardown: ends every exchange still kept after its client's end. */
-void request_abandon_kept(struct worker *w);
+/* Loop teardown, once its connections are closed, on a closing loop:
+ * ends every request that still runs without a client (kept after its
+ * client's end, or left by its client: an unsafe request the upstream acts
+ * on, a background refresh). One that waits on a callback of the layer
+ * above (client_gone says so) is ended by that callback when that layer
+ * closes its loop part (struct loop_ext). */
+void request_loop_close(struct worker *w);
+/* Frees the pooled request objects (the loop's end). */
+void request_pool_clear(struct worker *w);
 
 static inline bool request_is_unsafe(const struct request *r)
 {

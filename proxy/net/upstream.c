@@ -12,6 +12,11 @@
  *  - The client never sees a falsely complete response: if the upstream
  *    stops early, the client connection is cut (no final chunk, short
  *    Content-Length).
+ *
+ * Above request.c, below conn.c: the client is reached through the request
+ * (r->client, the ops its connection gave it), never by name; the request
+ * and the connection reach this exchange through r->exchange, which the
+ * stage sets when it begins.
  */
 #include "net/upstream.h"
 
@@ -26,7 +31,6 @@
 
 #include "log.h"
 #include "net/io.h"
-#include "net/conn.h"
 #include "net/headers.h"
 #include "net/request.h"
 
@@ -44,6 +48,8 @@ static void up_readcb(struct bufferevent *bev, void *arg);
 static void up_writecb(struct bufferevent *bev, void *arg);
 static void up_eventcb(struct bufferevent *bev, short what, void *arg);
 static void up_process(struct request *r);
+static void upstream_pump_body(struct request *r);
+static const struct request_exchange_ops upstream_exchange;
 
 static void upconn_free_deferred(evutil_socket_t fd, short what, void *arg)
 {
@@ -249,8 +255,9 @@ static int body_chunk(void *arg, const char *data, size_t len)
 	return 0;
 }
 
-int upstream_stage(struct request *r)
+static int upstream_stage(struct request *r)
 {
+	r->exchange = &upstream_exchange;
 	if (upstream_attach(r) != LV_OK) {
 		request_fail(r, R_UP_CONNECT);
 		return STAGE_DONE;
@@ -261,25 +268,16 @@ int upstream_stage(struct request *r)
 	if (!r->body_done) {
 		if ((r->head->flags & H1F_EXPECT_CONTINUE) && c && !r->sent_continue) {
 			/* We are ready for the body: say so ourselves (Expect is not forwarded). */
-			evbuffer_add(conn_output(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			evbuffer_add(r->client->output(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 			r->sent_continue = true;
-			if (!conn_flush(c)) {
+			if (!r->client->flush(c)) {
 				request_client_gone(r);
 				return STAGE_ASYNC;
 			}
 		}
-		if (r->body == BODY_CHUNKED && c) {
-			http1_set_body_cb(&c->parser, body_chunk, r);
-			http1_start_body(&c->parser);
-		}
-		if (c) {
-			struct timeval rt;
-			tv_ms(&rt, r->rt->policy->limits.body_timeout_ms);
-			bufferevent_set_timeouts(c->bev, &rt, NULL);
-			struct timeval wt;
-			tv_ms(&wt, r->rt->policy->limits.send_timeout_ms);
-			bufferevent_set_timeouts(c->bev, &rt, &wt);
-		}
+		if (c)
+			r->client->body_begin(c, r->body == BODY_CHUNKED ? body_chunk : NULL, r,
+			                      r->rt->policy->limits.body_timeout_ms, r->rt->policy->limits.send_timeout_ms);
 		upstream_pump_body(r);
 	} else {
 		if (!up_flush(r->uc)) {
@@ -294,35 +292,24 @@ int upstream_stage(struct request *r)
 static void body_finished(struct request *r)
 {
 	r->body_done = true;
-	struct conn *c = r->conn;
-	if (c) {
-		/* the request parser is free for the next pipelined request */
-		c->parser.head = NULL;
-		http1_set_body_cb(&c->parser, NULL, NULL);
-		http1_reset(&c->parser);
-		struct timeval wt;
-		tv_ms(&wt, r->rt->policy->limits.send_timeout_ms);
-		bufferevent_set_timeouts(c->bev, NULL, &wt);
-	}
+	if (r->conn) /* its parser is free for the next pipelined request */
+		r->client->body_end(r->conn, r->rt->policy->limits.send_timeout_ms);
 	if (!r->resp_head)
 		response_timer_arm(r);
 }
 
-void upstream_pump_body(struct request *r)
+static void upstream_pump_body(struct request *r)
 {
 	struct conn *c = r->conn;
 	if (!c || r->body_done || !r->uc)
 		return;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = r->client->input(c);
 	struct evbuffer *out = bufferevent_get_output(r->uc->bev);
 	while (!r->body_done) {
 		if (evbuffer_get_length(out) > BP_HIGH) {
 			/* the upstream is slower than the client: stop reading the
 			 * client until up_writecb sees the output drain */
-			if (!c->reading_paused) {
-				c->reading_paused = true;
-				bufferevent_disable(c->bev, EV_READ);
-			}
+			r->client->body_pause(c);
 			break;
 		}
 		size_t avail = evbuffer_get_length(in);
@@ -343,11 +330,11 @@ void upstream_pump_body(struct request *r)
 		}
 		/* chunked: llhttp decodes, body_chunk re-chunks */
 		size_t used;
-		enum h1_result rc = http1_feed_evbuffer(&c->parser, in, &used);
+		enum lv_reason why = R_NONE;
+		enum h1_result rc = r->client->body_feed(c, &used, &why);
 		r->bytes_in += used;
 		if (rc == H1_ERROR) {
-			enum lv_reason why = r->reason == R_BODY_TOO_LARGE ? R_BODY_TOO_LARGE : http1_error_reason(&c->parser);
-			request_fail(r, why);
+			request_fail(r, r->reason == R_BODY_TOO_LARGE ? R_BODY_TOO_LARGE : why);
 			return;
 		}
 		if (rc == H1_MSG_DONE) {
@@ -369,7 +356,7 @@ static int resp_chunk(void *arg, const char *data, size_t len)
 		r->observer->body_bytes(r, data, len);
 	if (!len || !r->conn)
 		return 0;
-	struct evbuffer *out = conn_output(r->conn);
+	struct evbuffer *out = r->client->output(r->conn);
 	if (r->client_chunked) {
 		evbuffer_add_printf(out, "%zx\r\n", len);
 		evbuffer_add(out, data, len);
@@ -422,7 +409,7 @@ static bool response_write_head(struct request *r, const struct lv_head *rh)
 		return true;
 	const struct lv_head *qh = r->head;
 	bool client_10 = qh->minor == 0;
-	bool close = !conn_can_continue(c, qh, r->body_done);
+	bool close = !r->client->can_continue(c, qh, r->body_done);
 	struct resphead_args a = {.request_id = r->id, .content_length = rh->content_length};
 	switch (r->resp) {
 	case BODY_NONE:
@@ -444,11 +431,11 @@ static bool response_write_head(struct request *r, const struct lv_head *rh)
 		break;
 	}
 	if (close)
-		c->close_after = true;
+		r->client->close_after(c);
 	a.close = close;
 	a.keepalive_10 = client_10 && !close;
 	a.extra = r->resp_extra;
-	int n = headers_build_response(rh, &a, conn_output(c));
+	int n = headers_build_response(rh, &a, r->client->output(c));
 	if (n < 0)
 		return false;
 	r->bytes_out += (uint64_t)n;
@@ -478,7 +465,7 @@ static void response_end(struct request *r)
 			struct evbuffer *held = ob && ob->held_body ? ob->held_body(r) : NULL;
 			size_t n = held ? evbuffer_get_length(held) : 0;
 			if (n)
-				evbuffer_add_buffer(conn_output(r->conn), held);
+				evbuffer_add_buffer(r->client->output(r->conn), held);
 			r->bytes_out += n;
 		}
 	}
@@ -487,8 +474,8 @@ static void response_end(struct request *r)
 		r->up_close = true; /* bytes after the end of the response */
 	if (r->conn) {
 		if (r->client_chunked)
-			evbuffer_add(conn_output(r->conn), "0\r\n\r\n", 5);
-		if (!conn_flush(r->conn)) {
+			evbuffer_add(r->client->output(r->conn), "0\r\n\r\n", 5);
+		if (!r->client->flush(r->conn)) {
 			request_client_gone(r);
 			return;
 		}
@@ -527,7 +514,7 @@ static bool response_head(struct request *r)
 			http1_reset(&r->rp); /* interim response: levee sent its own 100 */
 			continue;
 		}
-		if (!r->draining) {
+		if (r->kept == KEPT_NO) {
 			/* a kept exchange's one bound is its abandon timer */
 			request_timer_stop(r);
 			struct timeval rt;
@@ -569,7 +556,7 @@ static void up_process(struct request *r)
 		}
 	}
 	/* a held response is only captured until its end */
-	struct evbuffer *out = r->conn && !r->resp_hold ? conn_output(r->conn) : NULL;
+	struct evbuffer *out = r->conn && !r->resp_hold ? r->client->output(r->conn) : NULL;
 	while (evbuffer_get_length(in)) {
 		if (out && evbuffer_get_length(out) > BP_HIGH) {
 			/* the client is slower than the upstream */
@@ -616,11 +603,11 @@ static void up_process(struct request *r)
 			return;
 		}
 	}
-	if (r->conn && !conn_flush(r->conn))
+	if (r->conn && !r->client->flush(r->conn))
 		request_client_gone(r);
 }
 
-void upstream_resume_response(struct request *r)
+static void upstream_resume_response(struct request *r)
 {
 	if (!r->uc || !r->resp_head)
 		return;
@@ -646,8 +633,8 @@ static void up_writecb(struct bufferevent *bev, void *arg)
 	if (!evbuffer_get_length(bufferevent_get_output(bev)))
 		bufferevent_disable(bev, EV_WRITE);
 	struct request *r = uc->req;
-	if (r && r->conn && !r->body_done && r->conn->reading_paused)
-		conn_body_resume(r->conn);
+	if (r && r->conn && !r->body_done)
+		r->client->body_resume(r->conn); /* if the body waited for this upstream */
 }
 
 static bool request_retryable(const struct request *r)
@@ -728,12 +715,12 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 	request_fail(r, R_UP_BAD);
 }
 
-bool request_exchange_live(const struct request *r)
+static bool upstream_live(const struct request *r)
 {
 	return r->uc && r->uc->connected && r->body_done && !r->up_done;
 }
 
-void upstream_keep(struct request *r)
+static void upstream_keep(struct request *r)
 {
 	struct upconn *uc = r->uc;
 	r->up_close = r->up_close_asked; /* a failure's close no longer applies: the answer may yet end cleanly */
@@ -744,7 +731,7 @@ void upstream_keep(struct request *r)
 	bufferevent_trigger(uc->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-void upstream_release(struct request *r)
+static void upstream_release(struct request *r)
 {
 	struct upconn *uc = r->uc;
 	if (!uc)
@@ -759,5 +746,12 @@ void upstream_release(struct request *r)
 	else
 		pool_put(r->w, uc);
 }
+
+static const struct request_exchange_ops upstream_exchange = {
+    .live = upstream_live,
+    .keep = upstream_keep,
+    .pump_body = upstream_pump_body,
+    .resume_response = upstream_resume_response,
+};
 
 const struct stage upstream_stage_def = {.name = "upstream", .run = upstream_stage, .done = upstream_release};

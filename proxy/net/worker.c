@@ -1,3 +1,8 @@
+/*
+ * worker.c - the threads that run loops: a listener worker's socket and
+ * accept, the control messages (policy, drain, stop), the loop's one
+ * periodic timer, and its life cycle (net/worker.h).
+ */
 #include "net/worker.h"
 
 #include <errno.h>
@@ -6,9 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -17,83 +20,6 @@
 #include "net/request.h"
 
 #define WORKER_TICK_MS 100
-#define ARENA_POOL_MAX 64
-
-uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t now_unix_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* xorshift128+: request ids need to be unique, not secret. */
-static uint64_t worker_rand(struct worker *w)
-{
-	uint64_t s1 = w->rng[0];
-	const uint64_t s0 = w->rng[1];
-	w->rng[0] = s0;
-	s1 ^= s1 << 23;
-	w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-	return w->rng[1] + s0;
-}
-
-void worker_request_id(struct worker *w, char out[33])
-{
-	static const char hex[] = "0123456789abcdef";
-	uint64_t a = worker_rand(w), b = worker_rand(w);
-	for (int i = 0; i < 16; i++) {
-		out[i] = hex[(a >> (i * 4)) & 15];
-		out[16 + i] = hex[(b >> (i * 4)) & 15];
-	}
-	out[32] = '\0';
-}
-
-/* ---- head arenas ------------------------------------------------------- */
-
-struct arena *arena_get(struct worker *w)
-{
-	const struct lv_policy *p = w->rt->policy;
-	uint32_t text = (uint32_t)p->limits.header_bytes, hdrs = (uint32_t)p->limits.headers;
-	while (w->arenas) {
-		struct arena *a = w->arenas;
-		w->arenas = a->next;
-		w->narenas--;
-		if (a->text_cap == text && a->max_headers == hdrs)
-			return a;
-		free(a); /* sized for an older policy */
-	}
-	struct arena *a = malloc(sizeof(*a) + (size_t)hdrs * sizeof(struct lv_hdr) + text);
-	if (!a)
-		return NULL;
-	a->next = NULL;
-	a->text_cap = text;
-	a->max_headers = hdrs;
-	a->head.h = (struct lv_hdr *)(a + 1);
-	a->head.max = hdrs;
-	a->head.text = (char *)(a->head.h + hdrs);
-	a->head.cap = text;
-	return a;
-}
-
-void arena_put(struct worker *w, struct arena *a)
-{
-	if (!a)
-		return;
-	if (w->narenas >= ARENA_POOL_MAX) {
-		free(a);
-		return;
-	}
-	a->next = w->arenas;
-	w->arenas = a;
-	w->narenas++;
-}
 
 /* ---- listener ---------------------------------------------------------- */
 
@@ -280,13 +206,7 @@ int worker_create(struct worker *w, unsigned id, const char *loop_name, struct r
 		return LV_ERR;
 	}
 	w->alog->len = 0;
-	uint64_t seed[2];
-	if (getrandom(seed, sizeof(seed), 0) != sizeof(seed)) {
-		seed[0] = now_us() ^ ((uint64_t)id << 32);
-		seed[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
-	}
-	w->rng[0] = seed[0] | 1;
-	w->rng[1] = seed[1];
+	loop_seed(w);
 	/* no bound but the objects': every item is a request's or the
 	 * worker's own, and requests are bounded by max_connections */
 	if (mailbox_init(&w->mbox, w->base, 0) != LV_OK) {
@@ -324,11 +244,14 @@ void worker_join(struct worker *w)
 
 void worker_destroy(struct worker *w)
 {
+	/* what waits ends at once from now on (the server set it already
+	 * when it stopped the loops) */
+	w->closing = true;
 	/* first: the last loop pass below must not accept a connection */
 	listener_close(&w->listener);
 	while (w->conns)
 		conn_close(w->conns);
-	request_abandon_kept(w); /* exchanges their clients' ends kept */
+	request_loop_close(w); /* exchanges without a client: kept ones, orphans */
 	upstream_pool_clear(w);
 	if (w->ext && w->ext->close)
 		w->ext->close(w); /* the cache's Redis tier: pending callbacks run now, with "closed" */
@@ -338,17 +261,8 @@ void worker_destroy(struct worker *w)
 	if (w->tick)
 		event_free(w->tick);
 	mailbox_destroy(&w->mbox);
-	while (w->arenas) {
-		struct arena *a = w->arenas;
-		w->arenas = a->next;
-		free(a);
-	}
-	while (w->free_reqs) {
-		struct request *r = w->free_reqs;
-		w->free_reqs = r->next_free;
-		event_free(r->timer);
-		free(r);
-	}
+	arena_pool_clear(w);
+	request_pool_clear(w);
 	if (w->base)
 		event_base_free(w->base);
 	runtime_unref(w->rt);

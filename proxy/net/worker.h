@@ -1,6 +1,8 @@
 /*
- * worker.h - one worker thread: its own event_base, its own SO_REUSEPORT
- * listener, its connections, its upstream pool, its counters.
+ * worker.h - one worker thread: it runs one loop (struct worker, net/loop.h)
+ * with its own SO_REUSEPORT listener, or, for a bulkhead's thread, without
+ * one; it accepts, drains, stops, and tears the loop down. The top of net/:
+ * it calls the connection, request and upstream modules, none calls it.
  *
  * Nothing in a worker is touched by another thread except through its
  * mailbox and the relaxed reads of its counters by the admin thread.
@@ -8,79 +10,10 @@
 #ifndef LEVEE_WORKER_H
 #define LEVEE_WORKER_H
 
-#include <event2/event.h>
-#include <event2/listener.h>
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 
-#include "log.h"
-#include "net/http1.h"
-#include "net/listener.h"
-#include "net/mailbox.h"
+#include "net/loop.h"
 #include "runtime.h"
-#include "stats.h"
-
-struct conn;
-struct request;
-struct upconn;
-struct cache_loop;
-struct worker;
-
-/* What a layer above keeps per loop: the loop ticks it (every 100 ms) and
- * closes it at its end, once its connections are closed. */
-struct loop_ext {
-	void (*tick)(struct worker *w);
-	void (*close)(struct worker *w);
-};
-
-/* Head arenas: request and response heads are parsed into these. Pooled per
- * worker so a steady request stream does not call malloc. */
-struct arena {
-	struct arena *next;
-	struct lv_head head;
-	uint32_t text_cap, max_headers;
-	/* struct lv_hdr slots then text follow */
-};
-
-struct worker {
-	unsigned id;
-	char name[80];      /* "worker 0", or "bulkhead users #1" for a bulkhead's thread */
-	bool listens;       /* a listener worker; a bulkhead's thread only gets connections handed to it */
-	pthread_t thread;
-	struct event_base *base;
-	struct listener listener;
-	struct runtime *rt; /* the newest runtime this worker has seen (ref held) */
-	struct runtime_slot *runtimes;    /* where newer ones are published (the server's) */
-	atomic_uint_fast64_t *open_conns; /* client connections open on all workers (the server's) */
-	struct mailbox mbox;
-	struct mb_item mb_policy, mb_drain, mb_stop; /* its control messages */
-	bool closing;       /* stopped for good: parked requests end at once */
-	struct event *tick;
-	struct lv_stats *stats;
-	struct alog_buf *alog;
-
-	struct conn *conns; /* all client connections of this worker */
-	unsigned nconns;
-
-	struct upconn *idle;     /* pooled upstream connections, most recent first */
-	unsigned nidle;
-
-	struct arena *arenas;    /* free head arenas */
-	unsigned narenas;
-	struct request *free_reqs;
-	unsigned nfree_reqs;
-	struct request *kept;    /* exchanges kept after their client's end (a bulkhead drains them) */
-	unsigned nkept;
-
-	uint64_t rng[2];
-	bool draining;
-
-	/* the cache's per-loop part (its Redis tier; cache/cache_loop.h),
-	 * opened by whoever creates the loop, ticked and closed by the loop */
-	struct cache_loop *cache;
-	const struct loop_ext *ext;
-};
 
 /* <runtimes> and <open_conns> are shared by all workers and outlive them;
  * the worker starts on the runtime <runtimes> holds. <loop_name> NULL: a
@@ -96,22 +29,5 @@ void worker_destroy(struct worker *w);
 void worker_notify_policy(struct worker *w);
 void worker_notify_drain(struct worker *w);
 void worker_notify_stop(struct worker *w);
-
-struct arena *arena_get(struct worker *w);
-void arena_put(struct worker *w, struct arena *a);
-
-/* 32 lowercase hex digits from the worker's generator. */
-void worker_request_id(struct worker *w, char out[33]);
-
-/* Monotonic microseconds. */
-uint64_t now_us(void);
-/* Wall clock, unix milliseconds (cache records are shared across processes). */
-uint64_t now_unix_ms(void);
-
-static inline void tv_ms(struct timeval *tv, uint64_t ms)
-{
-	tv->tv_sec = (time_t)(ms / 1000);
-	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
-}
 
 #endif

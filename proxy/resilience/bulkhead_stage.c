@@ -161,14 +161,14 @@ static void bh_done(struct request *r)
 	struct bulkhead *b = bh->b;
 	if (!b)
 		return;
-	if (r->draining) {
+	if (r->kept != KEPT_NO) {
 		static const enum bh_drain how[] = {
 		    [KEPT_RUNNING] = BH_DRAIN_CLOSED, /* cannot be: the final end is after the exchange's */
 		    [KEPT_COMPLETE] = BH_DRAIN_COMPLETE,
 		    [KEPT_CLOSED] = BH_DRAIN_CLOSED,
 		    [KEPT_ABANDONED] = BH_DRAIN_ABANDONED,
 		};
-		bulkhead_note_drain(b, how[r->kept_end]);
+		bulkhead_note_drain(b, how[r->kept]);
 	}
 	if (bh->wait.state == BH_HOLDING)
 		bulkhead_release(b, now_us());

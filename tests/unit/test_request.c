@@ -7,7 +7,9 @@
  *     as request.h says;
  *   - one outcome, recorded once, is what every `end` hook sees;
  *   - each stage's state block is its own, aligned, and zeroed for the
- *     next request on the same connection.
+ *     next request on the same connection;
+ *   - a request that goes on without its client is still ended, hooks and
+ *     all, when its loop is torn down.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,7 +34,7 @@
 static char trace[512];
 static enum request_outcome seen_outcome[3];
 static int mode; /* what stage B does */
-enum { B_REFUSE, B_PARK, B_ANSWER_IN_FAIL };
+enum { B_REFUSE, B_PARK, B_ANSWER_IN_FAIL, B_ORPHAN };
 static struct request *parked;
 
 static void note(const char *what)
@@ -95,6 +97,21 @@ static int b_run(struct request *r)
 	assert_true((char *)s >= (char *)(as + 1) || (char *)(s + 1) <= (char *)as); /* apart */
 	memset(s->bytes, 0x5a, sizeof(s->bytes));
 	if (mode == B_PARK) {
+		parked = r;
+		return STAGE_ASYNC;
+	}
+	if (mode == B_ORPHAN) {
+		/* answers, lets the client go, and goes on without it (as the
+		 * cache's background refresh does) */
+		struct conn *c = r->conn;
+		evbuffer_add_printf(conn_output(c), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+		assert_true(conn_flush(c));
+		r->status = 200;
+		r->resp_done = true;
+		c->req = NULL;
+		r->conn = NULL;
+		r->background = true;
+		conn_request_done(c);
 		parked = r;
 		return STAGE_ASYNC;
 	}
@@ -167,6 +184,7 @@ struct env {
 	atomic_uint_fast64_t open;
 	struct worker w;
 	int client; /* the test's end of the socketpair */
+	bool destroyed; /* the test tore the loop down itself */
 };
 
 static int setup(void **state)
@@ -198,9 +216,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct env *e = *state;
-	close(e->client);
-	e->w.closing = true;
-	worker_destroy(&e->w);
+	if (!e->destroyed) {
+		close(e->client);
+		e->w.closing = true;
+		worker_destroy(&e->w);
+	}
 	runtime_slot_destroy(&e->slot);
 	return 0;
 }
@@ -273,24 +293,50 @@ static void test_fail_hook_takes_over(void **state)
 	assert_int_equal(seen_outcome[0], OUT_REFUSED);
 }
 
+/* Sends a request that stage B takes over as <m> says, with <want> bytes of
+ * answer in <buf>; the trace is cleared for what comes next. */
+static void park(struct env *e, int m, char *buf, size_t cap, size_t want)
+{
+	mode = m;
+	parked = NULL;
+	roundtrip(e, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", buf, cap, want);
+	spin(e, 5);
+	assert_non_null(parked);
+	assert_string_equal(trace, "a.run b.run");
+	trace[0] = '\0';
+}
+
 /* A client that leaves a parked request: client_gone in path order for the
  * stages entered, then end and done last first; outcome client-gone. */
 static void test_client_gone(void **state)
 {
 	struct env *e = *state;
-	mode = B_PARK;
-	parked = NULL;
 	char buf[64];
-	roundtrip(e, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf), 0);
-	spin(e, 5);
-	assert_non_null(parked);
-	assert_string_equal(trace, "a.run b.run");
-	trace[0] = '\0';
+	park(e, B_PARK, buf, sizeof(buf), 0);
 	shutdown(e->client, SHUT_RDWR);
 	spin(e, 20);
 	assert_string_equal(trace, "a.gone b.gone b.end a.end b.done a.done");
 	assert_int_equal(seen_outcome[0], OUT_CLIENT_GONE);
 	assert_int_equal(e->w.stats->outcomes[OUT_CLIENT_GONE], 1);
+}
+
+/* A request that left its client (answered, and going on in the background)
+ * is on no connection and not kept: the loop's teardown still ends it, as
+ * if its client had left, with every hook (LeakSanitizer checks that its
+ * memory went back, under ASan). */
+static void test_orphan_ends_at_teardown(void **state)
+{
+	struct env *e = *state;
+	char buf[256];
+	park(e, B_ORPHAN, buf, sizeof(buf), 40);
+	assert_true(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	assert_int_equal(e->w.nreqs, 1);
+	close(e->client);
+	e->w.closing = true;
+	worker_destroy(&e->w);
+	e->destroyed = true;
+	assert_string_equal(trace, "a.gone b.gone b.end a.end b.done a.done");
+	assert_int_equal(e->w.nreqs, 0);
 }
 
 int main(void)
@@ -299,6 +345,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refusal_hooks_and_outcome, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_hook_takes_over, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_gone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_orphan_ends_at_teardown, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
