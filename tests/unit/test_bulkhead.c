@@ -754,6 +754,7 @@ static atomic_uint_fast64_t th_clock; /* the injected clock: a tick per read */
 static atomic_int th_holding;         /* threads between holding and releasing */
 static atomic_int th_errors;
 static atomic_int th_running;
+static bool th_adaptive; /* max_concurrent = auto: each release is a sample */
 
 static uint64_t th_now(void)
 {
@@ -799,17 +800,27 @@ static void *th_main(void *arg)
 				atomic_fetch_add(&th_errors, 1);
 		}
 		atomic_fetch_sub(&th_holding, 1);
-		bulkhead_release(t->b, th_now());
+		if (th_adaptive) /* latencies that swing, so the limit moves up and down */
+			bulkhead_release_sample(t->b, th_now(), (uint64_t)(1000 + (i / 256 % 4) * 4000));
+		else
+			bulkhead_release(t->b, th_now());
 	}
 	atomic_fetch_sub(&th_running, 1);
 	return NULL;
 }
 
-static void test_many_threads(void **state)
+static void many_threads(bool adaptive)
 {
-	(void)state;
 	/* queue_timeout 1 ms = 1000 ticks: adaptive_lifo switches between both */
-	struct bulkhead *b = bh_new("threads", TH_CAP, TH_THREADS, 1, LV_QUEUE_ADAPTIVE_LIFO);
+	struct lv_bulkhead c = cfg_of(adaptive ? "threads-auto" : "threads", adaptive ? 0 : TH_CAP, TH_THREADS, 1,
+	                              LV_QUEUE_ADAPTIVE_LIFO);
+	c.adaptive_min = 1;
+	c.adaptive_max = TH_CAP;
+	c.adaptive_smoothing = 100;
+	c.adaptive_window_ms = 0; /* a window every 8 samples */
+	struct bulkhead *b = bulkhead_get(&c);
+	assert_non_null(b);
+	th_adaptive = adaptive;
 	static struct th th[TH_THREADS];
 	pthread_t tid[TH_THREADS];
 	atomic_store(&th_clock, 0);
@@ -830,7 +841,7 @@ static void test_many_threads(void **state)
 	while (atomic_load(&th_running) > 0) {
 		struct bulkhead_stats s;
 		bulkhead_stats(b, &s);
-		if (s.active > TH_CAP || s.queued > TH_THREADS - TH_CAP)
+		if (s.active > TH_CAP || s.queued > TH_THREADS - (adaptive ? 1 : TH_CAP))
 			atomic_fetch_add(&th_errors, 1);
 		samples++;
 		sched_yield(); /* leave the CPUs to the workers */
@@ -846,12 +857,31 @@ static void test_many_threads(void **state)
 	assert_int_equal(s.rejected_full + s.rejected_timeout + s.rejected_closed, 0);
 	assert_int_equal(s.wait_count, s.queued_total);
 	assert_true(s.queued_total > 0); /* the hand-off path ran, not only free slots */
+	if (adaptive) {
+		/* all but those a probe passed over (ended above its min) */
+		assert_true(s.samples > TH_THREADS * TH_ROUNDS * 9 / 10 && s.samples <= TH_THREADS * TH_ROUNDS);
+		assert_true(s.windows > 100);
+	}
 	for (int i = 0; i < TH_THREADS; i++) {
 		assert_int_equal(th[i].w.state, BH_HOLDING); /* the last slot it held */
 		pthread_cond_destroy(&th[i].c);
 		pthread_mutex_destroy(&th[i].m);
 	}
 	bulkhead_put(b);
+}
+
+static void test_many_threads(void **state)
+{
+	(void)state;
+	many_threads(false);
+}
+
+/* The same with max_concurrent = auto, its limit moving between 1 and the
+ * cap while the threads take and give back slots. */
+static void test_many_threads_adaptive(void **state)
+{
+	(void)state;
+	many_threads(true);
 }
 
 /* ---- shutdown (last: it closes every live bulkhead) ---------------------- */
@@ -919,6 +949,7 @@ int main(void)
 	    cmocka_unit_test(test_adaptive_limit),
 	    cmocka_unit_test(test_stats_and_rendering),
 	    cmocka_unit_test(test_many_threads),
+	    cmocka_unit_test(test_many_threads_adaptive),
 	    cmocka_unit_test(test_loops_in_turn),
 	    cmocka_unit_test(test_shutdown_all),
 	};
