@@ -229,6 +229,7 @@ void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out)
 		out->long_rtt_s = b->ad.long_rtt_us / 1e6;
 		out->short_rtt_s = b->ad.short_rtt_us / 1e6;
 		out->gradient = b->ad.gradient;
+		out->probing = b->ad.probing;
 		out->samples = b->ad.samples;
 		out->windows = b->ad.windows;
 		out->adaptive_min = b->ad.cfg.min;
@@ -465,10 +466,10 @@ void bulkhead_status_json(FILE *f)
 		if (s.adaptive)
 			fprintf(f,
 			        ",\"adaptive\":{\"limit\":%.3f,\"min\":%llu,\"max\":%llu,\"long_rtt_ms\":%.3f,"
-			        "\"short_rtt_ms\":%.3f,\"gradient\":%.3f,\"samples\":%llu,\"windows\":%llu}}",
+			        "\"short_rtt_ms\":%.3f,\"gradient\":%.3f,\"samples\":%llu,\"windows\":%llu,\"probing\":%s}}",
 			        s.limit, (unsigned long long)s.adaptive_min, (unsigned long long)s.adaptive_max,
 			        s.long_rtt_s * 1e3, s.short_rtt_s * 1e3, s.gradient, (unsigned long long)s.samples,
-			        (unsigned long long)s.windows);
+			        (unsigned long long)s.windows, s.probing ? "true" : "false");
 		else
 			fputc('}', f); /* a fixed limit: no adaptive object */
 	}

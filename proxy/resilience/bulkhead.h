@@ -91,7 +91,7 @@ struct bulkhead_stats {
 	double wait_sum_s;
 	/* max_concurrent = auto: the limit's state (max_concurrent is its
 	 * whole part); zero for a fixed limit */
-	bool adaptive;
+	bool adaptive, probing;
 	double limit, long_rtt_s, short_rtt_s, gradient;
 	uint64_t samples, windows, adaptive_min, adaptive_max;
 };

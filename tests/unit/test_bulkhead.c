@@ -528,7 +528,7 @@ static void test_adaptive_limit(void **state)
 	char *js = capture(bulkhead_status_json, NULL);
 	if (!strstr(js, "\"max_concurrent\":3,") ||
 	    !strstr(js, ",\"adaptive\":{\"limit\":3.414,\"min\":2,\"max\":10,\"long_rtt_ms\":1.000,"
-	                "\"short_rtt_ms\":1.000,\"gradient\":1.000,\"samples\":8,\"windows\":1}}"))
+	                "\"short_rtt_ms\":1.000,\"gradient\":1.000,\"samples\":8,\"windows\":1,\"probing\":false}}"))
 		fail_msg("no adaptive object in %s", js);
 	free(js);
 
