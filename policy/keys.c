@@ -147,7 +147,11 @@ static const struct keys_def keys_def_table[] = {
 
 	{"bulkhead", "isolation",        KT_ENUM,     B(isolation),                   "semaphore",     NULL,    NULL,     "semaphore|thread",      NULL,          true,  0, "`semaphore`: the exchanges run on the listener workers and the bulkhead only counts them. `thread`: once it has its slot, a request (its client connection with it) is handed to one of the bulkhead's own threads, each with its own event loop and upstream connections, and handed back to its listener worker when its answer is out; cache hits never leave the listener workers (docs/protection.md)."},
 	{"bulkhead", "threads",          KT_UINT,     B(threads),                     "2",             "1",     "64",     NULL,                    "threads",     true,  0, "With `isolation = thread`: the bulkhead's threads, each an event loop serving many exchanges. A reload may raise it (threads start at once) or lower it (the extra threads stop taking new exchanges and stay idle until a restart)."},
-	{"bulkhead", "max_concurrent",   KT_UINT,     B(max_concurrent),              "10",            "1",     "100000", NULL,                    "exchanges",   true,  0, "Upstream exchanges at once, all workers together. A slot is held until the exchange really ends (see `abandon_after`). A reload resizes it in place: in-flight exchanges keep their slots."},
+	{"bulkhead", "max_concurrent",   KT_UINT,     B(max_concurrent),              "10",            "1",     "100000", "auto",                  "exchanges",   true,  0, "Upstream exchanges at once, all workers together. A slot is held until the exchange really ends (see `abandon_after`). A reload resizes it in place: in-flight exchanges keep their slots. `auto`: the limit adapts to the service's latency, between `adaptive_min` and `adaptive_max`, rising while latency stays near its baseline and falling when it grows (docs/protection.md, \"Adaptive concurrency\")."},
+	{"bulkhead", "adaptive_min",     KT_UINT,     B(adaptive_min),                "2",             "1",     "100000", NULL,                    "exchanges",   true,  0, "With `max_concurrent = auto`: the lowest the limit goes, however slow the service. A reload that keeps the bulkhead keeps its measurements and clamps the limit to the new bounds."},
+	{"bulkhead", "adaptive_max",     KT_UINT,     B(adaptive_max),                "200",           "1",     "100000", NULL,                    "exchanges",   true,  0, "With `max_concurrent = auto`: the highest the limit goes, however fast the service; at least `adaptive_min`."},
+	{"bulkhead", "adaptive_smoothing", KT_PERCENT, B(adaptive_smoothing),         "20%",           "1%",    "100%",   NULL,                    NULL,          true,  0, "With `max_concurrent = auto`: how far the limit moves toward each window's target (100%: all the way). Lower is steadier and slower to react."},
+	{"bulkhead", "adaptive_window",  KT_DURATION, B(adaptive_window_ms),          "250ms",         "10ms",  "1m",     NULL,                    NULL,          true,  0, "With `max_concurrent = auto`: the shortest time over which latency samples are averaged before the limit is recomputed; a window also needs 8 samples, so at low traffic it is longer."},
 	{"bulkhead", "max_queue",        KT_UINT,     B(max_queue),                   "16",            "0",     "100000", NULL,                    "requests",    true,  0, "Requests waiting for a slot; one that finds the queue full is refused at once (X-Levee-Reason `bulkhead-full`). 0: no queue."},
 	{"bulkhead", "queue_timeout",    KT_DURATION, B(queue_timeout_ms),            "100ms",         "1ms",   "1m",     NULL,                    NULL,          true,  0, "Longest wait in the queue; a request still waiting then is refused (X-Levee-Reason `bulkhead-timeout`)."},
 	{"bulkhead", "queue_order",      KT_ENUM,     B(queue_order),                 "adaptive_lifo", NULL,    NULL,     "adaptive_lifo|fifo",    NULL,          true,  0, "Who gets a freed slot: `fifo`, the oldest waiter; `adaptive_lifo`, the oldest while the queue drains quickly, the newest once the oldest has waited half of `queue_timeout` (a standing queue: the oldest would time out anyway, and serving the newest keeps the answers that do come fast)."},
@@ -319,6 +323,10 @@ static int keys_bounded(const struct keys_def *k, const char *s, uint64_t *out, 
 	    !isdigit((unsigned char)*s)) {
 		snprintf(err, errsz, "expected a whole number or %s", k->words);
 		return LV_ERR;
+	}
+	if (k->type == KT_UINT && k->words != NULL && strcmp(s, k->words) == 0) {
+		*out = 0; /* the word stands for 0, whatever the bounds of the numbers */
+		return LV_OK;
 	}
 	if (keys_number(k, s, &v, &why) != LV_OK) {
 		snprintf(err, errsz, "%s", why);

@@ -383,6 +383,16 @@ static void policy_section_end(struct policy_parse *st)
 		int line = st->seen[policy_key_index(keys_find("bulkhead", "threads"))];
 		if (line && b->isolation != LV_ISOLATION_THREAD)
 			policy_warn(st, line, "threads has no effect with isolation = semaphore");
+		static const char *const adaptive_keys[] = {"adaptive_min", "adaptive_max", "adaptive_smoothing",
+		                                            "adaptive_window"};
+		for (size_t i = 0; b->max_concurrent && i < sizeof(adaptive_keys) / sizeof(adaptive_keys[0]); i++) {
+			line = st->seen[policy_key_index(keys_find("bulkhead", adaptive_keys[i]))];
+			if (line)
+				policy_warn(st, line, "%s has no effect without max_concurrent = auto", adaptive_keys[i]);
+		}
+		if (!b->max_concurrent && b->adaptive_min > b->adaptive_max)
+			policy_err_section(st, "adaptive_min (%llu) is above adaptive_max (%llu)",
+			                   (unsigned long long)b->adaptive_min, (unsigned long long)b->adaptive_max);
 	}
 	if (strcmp(st->sec->name, "breaker") == 0) {
 		const struct lv_breaker *b = st->base;

@@ -158,13 +158,18 @@ struct lv_bulkhead {
 	char name[LV_NAME_MAX];
 	int line;
 	int isolation;             /* enum lv_bulkhead_isolation */
-	uint64_t max_concurrent;   /* exchanges at once */
+	uint64_t max_concurrent;   /* exchanges at once; 0: `auto`, adaptive (resilience/adaptive.h) */
 	uint64_t max_queue;        /* requests waiting for a slot */
 	uint64_t queue_timeout_ms; /* longest wait for a slot */
 	int queue_order;           /* enum lv_queue_order */
 	uint64_t abandon_after_ms; /* a slot stays held this long after levee gave up on the exchange */
 	uint64_t retry_after_ms;   /* Retry-After of a refusal, rounded up to seconds */
 	uint64_t threads;          /* isolation = thread: the bulkhead's own event loops */
+	/* max_concurrent = auto: the bounds of the limit, the share of each
+	 * window's target taken (a percentage), the shortest window */
+	uint64_t adaptive_min, adaptive_max;
+	double adaptive_smoothing;
+	uint64_t adaptive_window_ms;
 };
 #define LV_MAX_BULKHEADS 256
 #define LV_MAX_BULKHEAD_THREADS 64

@@ -99,7 +99,7 @@ enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t n
 	if (b->closed) {
 		b->st.rejected_closed++;
 		rc = BH_CLOSED;
-	} else if (b->active < b->cfg.max_concurrent && !b->head) {
+	} else if (b->active < b->limit && !b->head) {
 		b->active++;
 		b->st.acquired++;
 		wt->state = BH_HOLDING;
@@ -149,22 +149,48 @@ void bulkhead_take(struct bulkhead *b, struct bh_waiter *wt)
 	pthread_mutex_unlock(&b->lock);
 }
 
-void bulkhead_release(struct bulkhead *b, uint64_t now_us)
+/* Slots free under the limit go to waiters now, not at the next release:
+ * after a reload grew the bulkhead, or its adaptive limit rose. */
+static void grow(struct bulkhead *b, uint64_t now_us)
 {
-	pthread_mutex_lock(&b->lock);
-	/* the slot passes to a waiter without the count dropping, unless a
-	 * reload shrank the bulkhead below what is in use */
-	while (b->active <= b->cfg.max_concurrent) {
+	while (b->active < b->limit) {
 		struct bh_waiter *wt = queue_pick(b, now_us);
 		if (!wt)
 			break;
-		if (grant(b, wt)) {
-			pthread_mutex_unlock(&b->lock);
-			return;
-		}
+		b->active++;
+		if (!grant(b, wt))
+			b->active--;
 	}
-	b->active--;
+}
+
+static void release(struct bulkhead *b, uint64_t now_us, bool sample, uint64_t rtt_us)
+{
+	pthread_mutex_lock(&b->lock);
+	if (sample && !b->cfg.max_concurrent && adaptive_sample(&b->ad, rtt_us, b->active, b->queued, now_us))
+		b->limit = adaptive_limit(&b->ad);
+	/* the slot passes to a waiter without the count dropping, unless the
+	 * limit fell below what is in use */
+	bool passed = false;
+	while (!passed && b->active <= b->limit) {
+		struct bh_waiter *wt = queue_pick(b, now_us);
+		if (!wt)
+			break;
+		passed = grant(b, wt);
+	}
+	if (!passed)
+		b->active--;
+	grow(b, now_us);
 	pthread_mutex_unlock(&b->lock);
+}
+
+void bulkhead_release(struct bulkhead *b, uint64_t now_us)
+{
+	release(b, now_us, false, 0);
+}
+
+void bulkhead_release_sample(struct bulkhead *b, uint64_t now_us, uint64_t rtt_us)
+{
+	release(b, now_us, true, rtt_us);
 }
 
 void bulkhead_note_drain(struct bulkhead *b, enum bh_drain what)
@@ -196,7 +222,19 @@ void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out)
 	*out = b->st;
 	out->active = b->active;
 	out->queued = b->queued;
-	out->max_concurrent = b->cfg.max_concurrent;
+	out->max_concurrent = b->limit;
+	out->adaptive = !b->cfg.max_concurrent;
+	if (out->adaptive) {
+		out->limit = b->ad.limit;
+		out->long_rtt_s = b->ad.long_rtt_us / 1e6;
+		out->short_rtt_s = b->ad.short_rtt_us / 1e6;
+		out->gradient = b->ad.gradient;
+		out->probing = b->ad.probing;
+		out->samples = b->ad.samples;
+		out->windows = b->ad.windows;
+		out->adaptive_min = b->ad.cfg.min;
+		out->adaptive_max = b->ad.cfg.max;
+	}
 	out->max_queue = b->cfg.max_queue;
 	out->threads = b->cfg.isolation == LV_ISOLATION_THREAD ? b->nloops : 0;
 	pthread_mutex_unlock(&b->lock);
@@ -211,13 +249,37 @@ static uint64_t mono_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* b->cfg and b->limit for `cfg`. An adaptive limit keeps its measurements
+ * when it was adaptive already; one that was fixed (or a new bulkhead, whose
+ * limit is 0) starts from the limit in force, within the adaptive bounds. */
+static void limit_configure(struct bulkhead *b, const struct lv_bulkhead *cfg)
+{
+	bool was_adaptive = b->limit && !b->cfg.max_concurrent;
+	b->cfg = *cfg;
+	if (cfg->max_concurrent) {
+		b->limit = cfg->max_concurrent;
+		return;
+	}
+	struct adaptive_cfg ac = {
+	    .min = cfg->adaptive_min ? cfg->adaptive_min : 1,
+	    .smoothing = cfg->adaptive_smoothing > 0 ? cfg->adaptive_smoothing / 100.0 : 1.0,
+	    .window_us = cfg->adaptive_window_ms * 1000,
+	};
+	ac.max = cfg->adaptive_max > ac.min ? cfg->adaptive_max : ac.min;
+	if (was_adaptive)
+		adaptive_configure(&b->ad, &ac);
+	else
+		adaptive_init(&b->ad, &ac, b->limit);
+	b->limit = adaptive_limit(&b->ad);
+}
+
 static struct named *bulkhead_make(const void *arg)
 {
 	struct bulkhead *b = calloc(1, sizeof(*b));
 	if (!b)
 		return NULL;
 	pthread_mutex_init(&b->lock, NULL);
-	b->cfg = *(const struct lv_bulkhead *)arg; /* nobody uses it yet: no grant to make */
+	limit_configure(b, arg); /* nobody uses it yet: no grant to make */
 	return &b->named;
 }
 
@@ -231,21 +293,13 @@ void bulkhead_apply(struct bulkhead *b, const struct lv_bulkhead *cfg, struct wo
 {
 	uint64_t now_us = mono_us();
 	pthread_mutex_lock(&b->lock);
-	b->cfg = *cfg;
+	limit_configure(b, cfg);
 	if (n > LV_MAX_BULKHEAD_THREADS)
 		n = LV_MAX_BULKHEAD_THREADS;
 	for (unsigned i = 0; i < n; i++)
 		b->loops[i] = loops[i];
 	b->nloops = n;
-	/* grown: the new slots go to waiters now, not at the next release */
-	while (b->active < b->cfg.max_concurrent) {
-		struct bh_waiter *wt = queue_pick(b, now_us);
-		if (!wt)
-			break;
-		b->active++;
-		if (!grant(b, wt))
-			b->active--;
-	}
+	grow(b, now_us);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -280,9 +334,48 @@ void bulkhead_shutdown_all(void)
 	X(active, "levee_bulkhead_active", "Bulkhead slots in use (exchanges running or draining)")  \
 	X(queued, "levee_bulkhead_queued", "Requests waiting for a bulkhead slot")                   \
 	X(draining, "levee_bulkhead_draining", "Exchanges kept after their client's end, holding a slot until the late answer") \
-	X(max_concurrent, "levee_bulkhead_max_concurrent", "The bulkhead's max_concurrent")          \
+	X(max_concurrent, "levee_bulkhead_max_concurrent", "The bulkhead's limit in force: max_concurrent, or with auto the adaptive limit's whole part") \
 	X(max_queue, "levee_bulkhead_max_queue", "The bulkhead's max_queue")                        \
 	X(threads, "levee_bulkhead_threads", "Threads the bulkhead hands its exchanges to (0: semaphore isolation)")
+
+/* The adaptive limits' inputs, for the bulkheads with max_concurrent = auto. */
+static void bulkhead_render_adaptive(FILE *f, const struct bulkhead_stats *st, const char *const *names, size_t n)
+{
+	static const struct {
+		const char *metric, *type, *help;
+		size_t off;
+	} gauges[] = {
+	    {"levee_bulkhead_adaptive_limit", "gauge", "The adaptive limit, before rounding down to whole slots",
+	     offsetof(struct bulkhead_stats, limit)},
+	    {"levee_bulkhead_adaptive_gradient", "gauge",
+	     "The last window's gradient: 1.5 x long RTT / short RTT, within 0.5..1 (1: no sign of congestion)",
+	     offsetof(struct bulkhead_stats, gradient)},
+	};
+	for (size_t k = 0; k < sizeof(gauges) / sizeof(gauges[0]); k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", gauges[k].metric, gauges[k].help, gauges[k].metric,
+		        gauges[k].type);
+		for (size_t i = 0; i < n; i++) {
+			double v;
+			memcpy(&v, (const char *)&st[i] + gauges[k].off, sizeof(v));
+			if (st[i].adaptive)
+				fprintf(f, "%s{bulkhead=\"%s\"} %.6g\n", gauges[k].metric, names[i], v);
+		}
+	}
+	fprintf(f, "# HELP levee_bulkhead_rtt_seconds The adaptive limit's latency inputs: the baseline (long) and the "
+	           "last window's mean (short)\n# TYPE levee_bulkhead_rtt_seconds gauge\n");
+	for (size_t i = 0; i < n; i++)
+		if (st[i].adaptive)
+			fprintf(f,
+			        "levee_bulkhead_rtt_seconds{bulkhead=\"%s\",kind=\"long\"} %.6f\n"
+			        "levee_bulkhead_rtt_seconds{bulkhead=\"%s\",kind=\"short\"} %.6f\n",
+			        names[i], st[i].long_rtt_s, names[i], st[i].short_rtt_s);
+	fprintf(f, "# HELP levee_bulkhead_adaptive_samples_total Latency samples taken by the adaptive limit\n"
+	           "# TYPE levee_bulkhead_adaptive_samples_total counter\n");
+	for (size_t i = 0; i < n; i++)
+		if (st[i].adaptive)
+			fprintf(f, "levee_bulkhead_adaptive_samples_total{bulkhead=\"%s\"} %llu\n", names[i],
+			        (unsigned long long)st[i].samples);
+}
 
 void bulkhead_render_prometheus(FILE *f)
 {
@@ -310,6 +403,7 @@ void bulkhead_render_prometheus(FILE *f)
 		fprintf(f, "%s{bulkhead=\"%s\"} %llu\n", metric, names[i], (unsigned long long)st[i].field);
 	BH_GAUGES(BH_G)
 #undef BH_G
+	bulkhead_render_adaptive(f, st, names, n);
 	static const struct {
 		const char *metric, *help, *label, *value[3];
 		size_t off[3];
@@ -362,13 +456,22 @@ void bulkhead_status_json(FILE *f)
 		fprintf(f,
 		        "%s{\"name\":\"%s\",\"isolation\":\"%s\",\"threads\":%llu,\"active\":%llu,\"queued\":%llu,"
 		        "\"draining\":%llu,\"max_concurrent\":%llu,\"max_queue\":%llu,\"acquired\":%llu,"
-		        "\"handoffs\":%llu,\"rejected_full\":%llu,\"rejected_timeout\":%llu,\"abandoned\":%llu}",
+		        "\"handoffs\":%llu,\"rejected_full\":%llu,\"rejected_timeout\":%llu,\"abandoned\":%llu",
 		        &b->named == bulkheads.head ? "" : ",", b->named.name, s.threads ? "thread" : "semaphore",
 		        (unsigned long long)s.threads, (unsigned long long)s.active, (unsigned long long)s.queued,
 		        (unsigned long long)s.draining, (unsigned long long)s.max_concurrent,
 		        (unsigned long long)s.max_queue, (unsigned long long)s.acquired, (unsigned long long)s.handoffs,
 		        (unsigned long long)s.rejected_full, (unsigned long long)s.rejected_timeout,
 		        (unsigned long long)s.abandoned);
+		if (s.adaptive)
+			fprintf(f,
+			        ",\"adaptive\":{\"limit\":%.3f,\"min\":%llu,\"max\":%llu,\"long_rtt_ms\":%.3f,"
+			        "\"short_rtt_ms\":%.3f,\"gradient\":%.3f,\"samples\":%llu,\"windows\":%llu,\"probing\":%s}}",
+			        s.limit, (unsigned long long)s.adaptive_min, (unsigned long long)s.adaptive_max,
+			        s.long_rtt_s * 1e3, s.short_rtt_s * 1e3, s.gradient, (unsigned long long)s.samples,
+			        (unsigned long long)s.windows, s.probing ? "true" : "false");
+		else
+			fputc('}', f); /* a fixed limit: no adaptive object */
 	}
 	fputc(']', f);
 	pthread_mutex_unlock(&bulkheads.lock);

@@ -21,6 +21,11 @@
  *                  the newest keeps the answers that do come fast (the
  *                  adaptive LIFO of Facebook's and Netflix's servers).
  *
+ * Adaptive limit (max_concurrent = auto, resilience/adaptive.h): each
+ * released slot whose exchange gave a latency sample feeds the bulkhead's
+ * limit, under its mutex; a limit that rises grants queued waiters at once,
+ * one that falls cuts nothing in flight (as a reload's resize does).
+ *
  * Threads: everything below takes the bulkhead's mutex, briefly; a waiter's
  * `granted` runs on the releasing thread, after the mutex is dropped, and
  * must only post to the waiter's own loop. Times are monotonic microseconds
@@ -35,6 +40,7 @@
 #include <stdio.h>
 
 #include "policy.h"
+#include "resilience/adaptive.h"
 #include "resilience/registry.h"
 
 enum bh_wait_state {
@@ -83,12 +89,19 @@ struct bulkhead_stats {
 	uint64_t draining;                                    /* such exchanges now */
 	uint64_t wait_hist[BH_WAIT_BUCKETS], wait_count;
 	double wait_sum_s;
+	/* max_concurrent = auto: the limit's state (max_concurrent is its
+	 * whole part); zero for a fixed limit */
+	bool adaptive, probing;
+	double limit, long_rtt_s, short_rtt_s, gradient;
+	uint64_t samples, windows, adaptive_min, adaptive_max;
 };
 
 struct bulkhead {
 	struct named named;        /* its name, in the bulkheads' registry */
 	pthread_mutex_t lock;
 	struct lv_bulkhead cfg;    /* the newest policy's; under lock */
+	uint64_t limit;            /* the max_concurrent in force: cfg's, or the adaptive one */
+	struct adaptive ad;        /* cfg.max_concurrent = auto: the limit's state */
 	uint64_t active;           /* slots in use (granted ones included) */
 	uint64_t queued;
 	struct bh_waiter *head, *tail; /* oldest first */
@@ -112,6 +125,9 @@ bool bulkhead_cancel(struct bulkhead *b, struct bh_waiter *wt, bool timeout, uin
 void bulkhead_take(struct bulkhead *b, struct bh_waiter *wt);
 /* Gives a slot back: to a waiter chosen by queue_order, or to the pool. */
 void bulkhead_release(struct bulkhead *b, uint64_t now_us);
+/* The same, for an exchange that held its slot rtt_us and is a latency
+ * sample of the service (with max_concurrent = auto, it moves the limit). */
+void bulkhead_release_sample(struct bulkhead *b, uint64_t now_us, uint64_t rtt_us);
 /* What happened to an exchange kept after its client's end. */
 enum bh_drain { BH_DRAIN_BEGIN, BH_DRAIN_COMPLETE, BH_DRAIN_CLOSED, BH_DRAIN_ABANDONED };
 void bulkhead_note_drain(struct bulkhead *b, enum bh_drain what);

@@ -8,7 +8,9 @@
  *          runs (levee timed out, the client left): the slot stays held and
  *          the exchange is kept, so the late answer is drained, up to
  *          abandon_after;
- *   done   the exchange really ended: the slot goes back;
+ *   done   the exchange really ended: the slot goes back, with the time it
+ *          was held as a latency sample when the exchange tells of the
+ *          service (sample_of below; max_concurrent = auto feeds on it);
  *   client_gone
  *          the client left while its grant is on the way: the request
  *          ends when the grant arrives.
@@ -31,6 +33,7 @@ struct bh_req {
 	struct bulkhead *b;   /* the bulkhead it queued in or holds a slot of */
 	struct bh_waiter wait; /* its place in that bulkhead's queue, and its state */
 	struct mb_item wake;  /* the grant of a slot, posted to the request's worker */
+	uint64_t held_us;     /* when it took its slot */
 };
 
 static struct bh_req *BH(struct request *r)
@@ -76,6 +79,7 @@ static void bh_wake(struct mb_item *it)
 	struct bh_req *bh = mb_container(it, struct bh_req, wake);
 	struct request *r = request_of_state(bh, &bulkhead_stage_def);
 	bulkhead_take(bh->b, &bh->wait);
+	bh->held_us = now_us();
 	request_timer_stop(r);
 	if ((!r->conn && !r->background) || r->w->closing) {
 		/* it left while the grant was on its way, or levee is stopping
@@ -115,6 +119,7 @@ static int bh_run(struct request *r)
 	bh->wait.movable = r->conn != NULL;
 	switch (bulkhead_acquire(b, &bh->wait, now_us())) {
 	case BH_ACQUIRED:
+		bh->held_us = now_us();
 		return bh_go(r);
 	case BH_WAITING:
 		request_timer_arm(r, r->rt->policy->bulkheads[r->route->bulkhead_idx].queue_timeout_ms,
@@ -155,6 +160,29 @@ static bool bh_end(struct request *r)
 	return true;
 }
 
+/* Whether the time a slot was held is a sample of the service's latency:
+ * the exchange reached the service and ended there, answered or failed
+ * (a timeout is a long sample, the very signal of a slow service). Not one:
+ * no connection (the service never saw it), an exchange cut when its
+ * client left (it ended early, a short sample the service did not give),
+ * anything that never went upstream. A kept exchange ended at the service's
+ * own pace, however its client fared. */
+static bool sample_of(const struct request *r)
+{
+	if (r->draining)
+		return r->kept_end != KEPT_RUNNING;
+	switch (r->outcome) {
+	case OUT_UPSTREAM:
+	case OUT_UP_TIMEOUT:
+	case OUT_UP_RESET:
+	case OUT_UP_TRUNCATED:
+	case OUT_UP_BAD:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void bh_done(struct request *r)
 {
 	struct bh_req *bh = BH(r);
@@ -170,8 +198,13 @@ static void bh_done(struct request *r)
 		};
 		bulkhead_note_drain(b, how[r->kept]);
 	}
-	if (bh->wait.state == BH_HOLDING)
-		bulkhead_release(b, now_us());
+	if (bh->wait.state == BH_HOLDING) {
+		uint64_t now = now_us();
+		if (sample_of(r))
+			bulkhead_release_sample(b, now, now > bh->held_us ? now - bh->held_us : 0);
+		else
+			bulkhead_release(b, now);
+	}
 	bh->wait.state = BH_NONE;
 	bh->b = NULL;
 }

@@ -136,6 +136,16 @@ static char *capture(void (*render)(FILE *f), size_t *len)
 	return buf;
 }
 
+/* Each of `lines` is in the Prometheus output. */
+static void expect_prometheus(const char *const *lines, size_t n)
+{
+	char *prom = capture(bulkhead_render_prometheus, NULL);
+	for (size_t i = 0; i < n; i++)
+		if (!strstr(prom, lines[i]))
+			fail_msg("missing from the Prometheus output: %s\n%s", lines[i], prom);
+	free(prom);
+}
+
 /* ---- slots and the queue ------------------------------------------------- */
 
 static void test_acquire_queue_full(void **state)
@@ -460,6 +470,93 @@ static void test_resize(void **state)
 	release_and_put(b, 0, 0);
 }
 
+/* max_concurrent = auto: released slots' samples move the limit; one that
+ * rises grants waiters at once; a reload keeps the measurements while the
+ * bulkhead stays adaptive, and a switch from a fixed limit starts from it;
+ * the limit and its inputs show in /metrics and /status. */
+static void test_adaptive_limit(void **state)
+{
+	(void)state;
+	struct lv_bulkhead c = cfg_of("auto", 0, 16, 100, LV_QUEUE_FIFO);
+	c.adaptive_min = 2;
+	c.adaptive_max = 10;
+	c.adaptive_smoothing = 100;
+	c.adaptive_window_ms = 1;
+	struct bulkhead *b = bulkhead_get(&c);
+	assert_non_null(b);
+	assert_int_equal(stats_of(b).max_concurrent, 2); /* a new one starts at min */
+	static struct tw t[12];
+	tw_init(t, 12);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(bulkhead_acquire(b, &t[i].w, 0), BH_ACQUIRED);
+	for (int i = 2; i < 12; i++)
+		assert_int_equal(bulkhead_acquire(b, &t[i].w, 0), BH_WAITING);
+	/* 7 samples: no window yet, each slot passes to the next waiter */
+	for (int i = 0; i < 7; i++) {
+		bulkhead_release_sample(b, 500, 1000);
+		expect_granted(b, &t[2 + i]);
+	}
+	expect_load(b, 2, 3);
+	/* not a sample: it counts nowhere */
+	bulkhead_release(b, 600);
+	expect_granted(b, &t[9]);
+	assert_int_equal(stats_of(b).samples, 7);
+	/* the 8th, after the window: 2 x 1 + sqrt(2) = 3.41, so 3 slots, and the
+	 * new one goes to a waiter at once, with the released one */
+	bulkhead_release_sample(b, 2000, 1000);
+	expect_granted(b, &t[10]);
+	expect_granted(b, &t[11]);
+	struct bulkhead_stats s = stats_of(b);
+	expect_load(b, 3, 0);
+	assert_true(s.adaptive);
+	assert_int_equal(s.max_concurrent, 3);
+	assert_true(s.limit > 3.41 && s.limit < 3.42);
+	assert_true(s.long_rtt_s > 0.000999 && s.long_rtt_s < 0.001001);
+	assert_true(s.gradient == 1.0);
+	assert_int_equal(s.samples, 8);
+	assert_int_equal(s.windows, 1);
+
+	static const char *const lines[] = {
+	    "\nlevee_bulkhead_max_concurrent{bulkhead=\"auto\"} 3\n",
+	    "\nlevee_bulkhead_adaptive_limit{bulkhead=\"auto\"} 3.41421\n",
+	    "\nlevee_bulkhead_adaptive_gradient{bulkhead=\"auto\"} 1\n",
+	    "\nlevee_bulkhead_rtt_seconds{bulkhead=\"auto\",kind=\"long\"} 0.001000\n",
+	    "\nlevee_bulkhead_rtt_seconds{bulkhead=\"auto\",kind=\"short\"} 0.001000\n",
+	    "\nlevee_bulkhead_adaptive_samples_total{bulkhead=\"auto\"} 8\n",
+	};
+	expect_prometheus(lines, sizeof(lines) / sizeof(lines[0]));
+	char *js = capture(bulkhead_status_json, NULL);
+	if (!strstr(js, "\"max_concurrent\":3,") ||
+	    !strstr(js, ",\"adaptive\":{\"limit\":3.414,\"min\":2,\"max\":10,\"long_rtt_ms\":1.000,"
+	                "\"short_rtt_ms\":1.000,\"gradient\":1.000,\"samples\":8,\"windows\":1,\"probing\":false}}"))
+		fail_msg("no adaptive object in %s", js);
+	free(js);
+
+	/* a reload with other bounds keeps the measurements, clamps the limit */
+	c.adaptive_min = 4;
+	struct bulkhead *b2 = bulkhead_get(&c);
+	assert_ptr_equal(b2, b);
+	assert_int_equal(stats_of(b).max_concurrent, 3); /* not yet applied */
+	bulkhead_apply(b, &c, NULL, 0);
+	s = stats_of(b);
+	assert_int_equal(s.max_concurrent, 4);
+	assert_int_equal(s.samples, 8);
+	bulkhead_put(b2);
+
+	/* fixed, then auto again: it starts over from the fixed limit */
+	c.max_concurrent = 7;
+	bulkhead_apply(b, &c, NULL, 0);
+	s = stats_of(b);
+	assert_false(s.adaptive);
+	assert_int_equal(s.max_concurrent, 7);
+	c.max_concurrent = 0;
+	bulkhead_apply(b, &c, NULL, 0);
+	s = stats_of(b);
+	assert_true(s.adaptive);
+	assert_int_equal(s.max_concurrent, 7);
+	assert_int_equal(s.samples, 0);
+	release_and_put(b, 3, 3000);
+}
 
 /* ---- counters and rendering ---------------------------------------------- */
 
@@ -502,7 +599,6 @@ static void test_stats_and_rendering(void **state)
 		assert_int_equal(s.wait_hist[i], hist[i]);
 	assert_true(s.wait_sum_s > 3.007001 && s.wait_sum_s < 3.007003);
 
-	char *prom = capture(bulkhead_render_prometheus, NULL);
 	static const char *const lines[] = {
 	    "# TYPE levee_bulkhead_active gauge\n",
 	    "\nlevee_bulkhead_active{bulkhead=\"st\"} 2\n",
@@ -526,10 +622,7 @@ static void test_stats_and_rendering(void **state)
 	    "\nlevee_bulkhead_queue_wait_seconds_sum{bulkhead=\"st\"} 3.007002\n",
 	    "\nlevee_bulkhead_queue_wait_seconds_count{bulkhead=\"st\"} 6\n",
 	};
-	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-		if (!strstr(prom, lines[i]))
-			fail_msg("missing from the Prometheus output: %s\n%s", lines[i], prom);
-	free(prom);
+	expect_prometheus(lines, sizeof(lines) / sizeof(lines[0]));
 
 	/* /status: one well-formed array, with this bulkhead's object in it */
 	size_t len;
@@ -661,6 +754,7 @@ static atomic_uint_fast64_t th_clock; /* the injected clock: a tick per read */
 static atomic_int th_holding;         /* threads between holding and releasing */
 static atomic_int th_errors;
 static atomic_int th_running;
+static bool th_adaptive; /* max_concurrent = auto: each release is a sample */
 
 static uint64_t th_now(void)
 {
@@ -706,17 +800,27 @@ static void *th_main(void *arg)
 				atomic_fetch_add(&th_errors, 1);
 		}
 		atomic_fetch_sub(&th_holding, 1);
-		bulkhead_release(t->b, th_now());
+		if (th_adaptive) /* latencies that swing, so the limit moves up and down */
+			bulkhead_release_sample(t->b, th_now(), (uint64_t)(1000 + (i / 256 % 4) * 4000));
+		else
+			bulkhead_release(t->b, th_now());
 	}
 	atomic_fetch_sub(&th_running, 1);
 	return NULL;
 }
 
-static void test_many_threads(void **state)
+static void many_threads(bool adaptive)
 {
-	(void)state;
 	/* queue_timeout 1 ms = 1000 ticks: adaptive_lifo switches between both */
-	struct bulkhead *b = bh_new("threads", TH_CAP, TH_THREADS, 1, LV_QUEUE_ADAPTIVE_LIFO);
+	struct lv_bulkhead c = cfg_of(adaptive ? "threads-auto" : "threads", adaptive ? 0 : TH_CAP, TH_THREADS, 1,
+	                              LV_QUEUE_ADAPTIVE_LIFO);
+	c.adaptive_min = 1;
+	c.adaptive_max = TH_CAP;
+	c.adaptive_smoothing = 100;
+	c.adaptive_window_ms = 0; /* a window every 8 samples */
+	struct bulkhead *b = bulkhead_get(&c);
+	assert_non_null(b);
+	th_adaptive = adaptive;
 	static struct th th[TH_THREADS];
 	pthread_t tid[TH_THREADS];
 	atomic_store(&th_clock, 0);
@@ -737,7 +841,7 @@ static void test_many_threads(void **state)
 	while (atomic_load(&th_running) > 0) {
 		struct bulkhead_stats s;
 		bulkhead_stats(b, &s);
-		if (s.active > TH_CAP || s.queued > TH_THREADS - TH_CAP)
+		if (s.active > TH_CAP || s.queued > TH_THREADS - (adaptive ? 1 : TH_CAP))
 			atomic_fetch_add(&th_errors, 1);
 		samples++;
 		sched_yield(); /* leave the CPUs to the workers */
@@ -753,12 +857,31 @@ static void test_many_threads(void **state)
 	assert_int_equal(s.rejected_full + s.rejected_timeout + s.rejected_closed, 0);
 	assert_int_equal(s.wait_count, s.queued_total);
 	assert_true(s.queued_total > 0); /* the hand-off path ran, not only free slots */
+	if (adaptive) {
+		/* all but those a probe passed over (ended above its min) */
+		assert_true(s.samples > TH_THREADS * TH_ROUNDS * 9 / 10 && s.samples <= TH_THREADS * TH_ROUNDS);
+		assert_true(s.windows > 100);
+	}
 	for (int i = 0; i < TH_THREADS; i++) {
 		assert_int_equal(th[i].w.state, BH_HOLDING); /* the last slot it held */
 		pthread_cond_destroy(&th[i].c);
 		pthread_mutex_destroy(&th[i].m);
 	}
 	bulkhead_put(b);
+}
+
+static void test_many_threads(void **state)
+{
+	(void)state;
+	many_threads(false);
+}
+
+/* The same with max_concurrent = auto, its limit moving between 1 and the
+ * cap while the threads take and give back slots. */
+static void test_many_threads_adaptive(void **state)
+{
+	(void)state;
+	many_threads(true);
 }
 
 /* ---- shutdown (last: it closes every live bulkhead) ---------------------- */
@@ -823,8 +946,10 @@ int main(void)
 	    cmocka_unit_test(test_cancel),
 	    cmocka_unit_test(test_refused_grant),
 	    cmocka_unit_test(test_resize),
+	    cmocka_unit_test(test_adaptive_limit),
 	    cmocka_unit_test(test_stats_and_rendering),
 	    cmocka_unit_test(test_many_threads),
+	    cmocka_unit_test(test_many_threads_adaptive),
 	    cmocka_unit_test(test_loops_in_turn),
 	    cmocka_unit_test(test_shutdown_all),
 	};

@@ -34,6 +34,17 @@ static const struct load_case load_cases[] = {
 	{"bulkhead", "[route \"u\"]\nprefix = /\nbulkhead = b\nrefusal_status = 429\n[bulkhead \"b\"]\n"
 	             "isolation = thread\nthreads = 3\nmax_concurrent = 4\nmax_queue = 0\nqueue_timeout = 5ms\n"
 	             "queue_order = fifo\nabandon_after = 0\nretry_after = 2s\n", {NULL}},
+	{"bulkhead auto", "[bulkhead \"b\"]\nmax_concurrent = auto\nadaptive_min = 1\nadaptive_max = 100000\n"
+	                  "adaptive_smoothing = 100%\nadaptive_window = 10ms\n", {NULL}},
+	{"bulkhead auto bounds", "[bulkhead \"b\"]\nmax_concurrent = automatic\nadaptive_min = 0\nadaptive_max = 100001\n"
+	                         "adaptive_smoothing = 0%\nadaptive_window = 5ms\n",
+	 {"p.ini:2: [bulkhead \"b\"] max_concurrent: expected a whole number or auto",
+	  "p.ini:3: [bulkhead \"b\"] adaptive_min: must be between 1 and 100000",
+	  "p.ini:4: [bulkhead \"b\"] adaptive_max: must be between 1 and 100000",
+	  "p.ini:5: [bulkhead \"b\"] adaptive_smoothing: must be between 1% and 100%",
+	  "p.ini:6: [bulkhead \"b\"] adaptive_window: must be between 10ms and 1m"}},
+	{"bulkhead auto min above max", "[bulkhead \"b\"]\nmax_concurrent = auto\nadaptive_min = 50\nadaptive_max = 40\n",
+	 {"p.ini:1: [bulkhead \"b\"]: adaptive_min (50) is above adaptive_max (40)"}},
 	{"bulkhead unknown", "[route \"u\"]\nprefix = /\n\nbulkhead = nope\n",
 	 {"p.ini:4: [route \"u\"] bulkhead: no [bulkhead \"nope\"] section"}},
 	{"bulkhead bounds", "[bulkhead \"b\"]\nmax_concurrent = 0\nthreads = 65\nqueue_timeout = 0\n",
@@ -271,6 +282,10 @@ static const struct warn_case warn_cases[] = {
 	 {"p.ini:2: [breaker \"k\"] warning: slow_call_rate has no effect without slow_call"}},
 	{"breaker open_for_max not above open_for", "[breaker \"k\"]\nopen_for = 10s\nopen_for_max = 5s\n",
 	 {"p.ini:3: [breaker \"k\"] warning: open_for_max is not above open_for: repeated trips are not doubled"}},
+	{"bulkhead adaptive keys without auto", "[bulkhead \"b\"]\nmax_concurrent = 4\nadaptive_min = 3\nadaptive_window = 1s\n",
+	 {"p.ini:3: [bulkhead \"b\"] warning: adaptive_min has no effect without max_concurrent = auto",
+	  "p.ini:4: [bulkhead \"b\"] warning: adaptive_window has no effect without max_concurrent = auto"}},
+	{"bulkhead adaptive keys with auto", "[bulkhead \"b\"]\nmax_concurrent = auto\nadaptive_max = 30\n", {NULL}},
 	{"bulkhead threads with thread isolation", "[bulkhead \"b\"]\nisolation = thread\nthreads = 4\n", {NULL}},
 	{"shadowed by a prefix", "[route \"api\"]\nprefix = /api/\n[route \"users\"]\nmatch = /api/users/*\n",
 	 {"p.ini:4: [route \"users\"] warning: never chosen: route \"api\" (line 1) comes first and matches every "
@@ -574,6 +589,38 @@ static void assert_defaults(const struct lv_policy *p)
 }
 
 /* A breaker's window, status set and failure kinds, and their defaults. */
+static void test_bulkhead_auto_values(void **state)
+{
+	(void)state;
+	static const char text[] = "[bulkhead \"a\"]\n"
+	                           "max_concurrent = auto\n"
+	                           "adaptive_min = 3\n"
+	                           "adaptive_max = 30\n"
+	                           "adaptive_smoothing = 12.5%\n"
+	                           "adaptive_window = 1s\n"
+	                           "[bulkhead \"b\"]\n";
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	int rc = policy_load_string("v.ini", text, NULL, &p, &d);
+	const char *none[] = {NULL};
+	expect_errors("bulkhead auto values", rc, &d, none);
+	assert_int_equal(p->nbulkheads, 2);
+	const struct lv_bulkhead *a = &p->bulkheads[0], *b = &p->bulkheads[1];
+	assert_int_equal(a->max_concurrent, 0); /* auto */
+	assert_int_equal(a->adaptive_min, 3);
+	assert_int_equal(a->adaptive_max, 30);
+	assert_true(a->adaptive_smoothing > 12.49 && a->adaptive_smoothing < 12.51);
+	assert_int_equal(a->adaptive_window_ms, 1000);
+	/* the defaults */
+	assert_int_equal(b->max_concurrent, 10);
+	assert_int_equal(b->adaptive_min, 2);
+	assert_int_equal(b->adaptive_max, 200);
+	assert_true(b->adaptive_smoothing > 19.99 && b->adaptive_smoothing < 20.01);
+	assert_int_equal(b->adaptive_window_ms, 250);
+	policy_unref(p);
+	diag_free(&d);
+}
+
 static void test_breaker_values(void **state)
 {
 	(void)state;
@@ -1050,6 +1097,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_warn_table),
 		cmocka_unit_test(test_load_limits),
 		cmocka_unit_test(test_load_values),
+		cmocka_unit_test(test_bulkhead_auto_values),
 		cmocka_unit_test(test_breaker_values),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_overrides),
