@@ -160,17 +160,19 @@ static int refusal_response(char *buf, size_t size, const struct conn_refusal *r
 	};
 	const struct lv_reason_info *ri = &lv_reasons[rf->reason];
 	int status = rf->status ? rf->status : ri->status;
-	size_t body = strlen(ri->message) + 1;
+	/* a body of the refusal's own is added after this head (conn_send_refusal) */
+	size_t body = rf->body ? rf->body_len : strlen(ri->message) + 1;
 	char retry[40] = "";
 	if (status == 503 || status == 429)
 		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", rf->retry_after ? rf->retry_after : 1);
 	const char *id = rf->request_id;
 	return snprintf(buf, size,
-	                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-	                "X-Levee-Reason: %s%s%s\r\n%s%s%s%s%s\r\n%s\n",
-	                status, http_status_phrase(status), body, ri->token, rf->detail ? "; " : "",
-	                rf->detail ? rf->detail : "", id ? "X-Request-Id: " : "", id ? id : "", id ? "\r\n" : "",
-	                retry, connection[end], ri->message);
+	                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	                "X-Levee-Reason: %s%s%s\r\n%s%s%s%s%s\r\n%s%s",
+	                status, http_status_phrase(status),
+	                rf->body && rf->content_type ? rf->content_type : "text/plain; charset=utf-8", body, ri->token,
+	                rf->detail ? "; " : "", rf->detail ? rf->detail : "", id ? "X-Request-Id: " : "", id ? id : "",
+	                id ? "\r\n" : "", retry, connection[end], rf->body ? "" : ri->message, rf->body ? "" : "\n");
 }
 
 static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, enum conn_end end)
@@ -190,11 +192,14 @@ void conn_send_refusal(struct conn *c, const struct conn_refusal *rf, enum conn_
 	char buf[768];
 	int n = refusal_response(buf, sizeof(buf), rf, end);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		struct conn_refusal plain = {.reason = rf->reason, .status = rf->status, .retry_after = rf->retry_after};
+		struct conn_refusal plain = {.reason = rf->reason, .status = rf->status, .retry_after = rf->retry_after,
+		                             .content_type = rf->content_type, .body = rf->body, .body_len = rf->body_len};
 		n = refusal_response(buf, sizeof(buf), &plain, end); /* a detail too long: without it */
 	}
 	stat_inc(c->w->stats->rejected[rf->reason]);
 	evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
+	if (rf->body && rf->body_len)
+		evbuffer_add(bufferevent_get_output(c->bev), rf->body, rf->body_len);
 	if (end == CONN_CLOSE) {
 		if (c->timer)
 			event_del(c->timer);

@@ -238,13 +238,14 @@ static void request_log(struct request *r, uint64_t end)
 	s += json_escape(s, hd->text + hd->target_off, hd->target_len);
 	s += sprintf(s,
 	             "\",\"status\":%d,\"route\":\"%s\",\"outcome\":\"%s\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
-	             "\"duration_ms\":%.3f,\"upstream_ms\":%.3f%s%s%s}\n",
+	             "\"duration_ms\":%.3f,\"upstream_ms\":%.3f%s%s%s%s%s%s}\n",
 	             r->status, r->route ? r->route->name : "default", request_outcome_names[r->outcome],
 	             (unsigned long long)r->body_bytes,
 	             (unsigned long long)r->bytes_out, (double)(end - r->t_start) / 1000.0,
 	             r->t_upstream ? (double)(end - r->t_upstream) / 1000.0 : 0.0,
 	             r->reason ? ",\"reason\":\"" : "", r->reason ? lv_reasons[r->reason].token : "",
-	             r->reason ? "\"" : "");
+	             r->reason ? "\"" : "", r->fallback ? ",\"fallback\":\"" : "", r->fallback ? r->fallback : "",
+	             r->fallback ? "\"" : "");
 	alog_commit(r->w->alog, (size_t)(s - p));
 }
 
@@ -409,11 +410,11 @@ void request_finish(struct request *r)
  * to `r`, and the framing of that answer. */
 static enum conn_end refusal_end(struct request *r, struct conn *c, int status)
 {
-	/* A request-side error ends the connection; an upstream failure or a
-	 * refusal does not, unless the connection could not go on anyway (the
+	/* A request-side error ends the connection; an upstream failure, a
+	 * refusal or a fallback's answer (a 200 page) does not, unless the connection could not go on anyway (the
 	 * client asked to close, the body is still on the wire), and then the
 	 * answer must say so (RFC 9112 §9.6). */
-	bool close = (status < 500 && status != 429) || !conn_can_continue(c, r->head, r->body_done);
+	bool close = (status >= 400 && status < 500 && status != 429) || !conn_can_continue(c, r->head, r->body_done);
 	c->close_after = c->close_after || close;
 	if (close)
 		http1_set_body_cb(&c->parser, NULL, NULL);
@@ -448,16 +449,14 @@ static void request_fail_as(struct request *r, enum lv_reason reason, const stru
 	if (!r->resp_started) {
 		r->conn = c; /* a stage may still answer it (the cache, from a stale copy) */
 		c->req = r;
+		struct refusal ans = rf ? *rf : (struct refusal){0}; /* a fail hook may amend it */
 		for (unsigned i = r->stage; i-- > 0;)
-			if (stages[i]->fail && stages[i]->fail(r, reason))
+			if (stages[i]->fail && stages[i]->fail(r, reason, &ans))
 				return;
 		request_detach(r);
-		struct conn_refusal cr = {.reason = reason, .request_id = r->id};
-		if (rf) {
-			cr.status = rf->status;
-			cr.retry_after = rf->retry_after;
-			cr.detail = rf->detail;
-		}
+		struct conn_refusal cr = {.reason = reason, .request_id = r->id, .status = ans.status,
+		                          .retry_after = ans.retry_after, .detail = ans.detail,
+		                          .content_type = ans.content_type, .body = ans.body, .body_len = ans.body_len};
 		r->status = cr.status ? cr.status : lv_reasons[reason].status;
 		conn_send_refusal(c, &cr, refusal_end(r, c, r->status));
 		request_end(r, c);

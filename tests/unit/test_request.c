@@ -32,7 +32,7 @@
 static char trace[512];
 static enum request_outcome seen_outcome[3];
 static int mode; /* what stage B does */
-enum { B_REFUSE, B_PARK, B_ANSWER_IN_FAIL };
+enum { B_REFUSE, B_PARK, B_ANSWER_IN_FAIL, B_AMEND_IN_FAIL };
 static struct request *parked;
 
 static void note(const char *what)
@@ -63,9 +63,11 @@ static int a_run(struct request *r)
 	return STAGE_NEXT;
 }
 
-static bool a_fail(struct request *r, enum lv_reason reason)
+static bool a_fail(struct request *r, enum lv_reason reason, struct refusal *rf)
 {
 	note("a.fail");
+	if (mode == B_AMEND_IN_FAIL) /* b amended it first (last stage first) */
+		assert_int_equal(rf->status, 200);
 	return false;
 }
 
@@ -103,10 +105,20 @@ static int b_run(struct request *r)
 	return STAGE_DONE;
 }
 
-static bool b_fail(struct request *r, enum lv_reason reason)
+static bool b_fail(struct request *r, enum lv_reason reason, struct refusal *rf)
 {
 	note("b.fail");
 	assert_int_equal(reason, R_BULKHEAD_FULL);
+	if (mode == B_AMEND_IN_FAIL) {
+		/* a stage that turns levee's answer into its own (a fallback) */
+		assert_string_equal(rf->detail, "fake=b");
+		rf->status = 200;
+		rf->detail = "fake=b; amended";
+		rf->content_type = "application/json";
+		rf->body = "{\"ok\":0}";
+		rf->body_len = 8;
+		return false;
+	}
 	if (mode != B_ANSWER_IN_FAIL)
 		return false;
 	/* a stage that answers instead (as the cache does from a stale copy) */
@@ -273,6 +285,24 @@ static void test_fail_hook_takes_over(void **state)
 	assert_int_equal(seen_outcome[0], OUT_REFUSED);
 }
 
+/* A fail hook that amends the refusal: the stages before it still run,
+ * then levee writes the amended answer, body and all. */
+static void test_fail_hook_amends(void **state)
+{
+	struct env *e = *state;
+	mode = B_AMEND_IN_FAIL;
+	char buf[2048];
+	roundtrip(e, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf), 150);
+	spin(e, 5);
+	assert_string_equal(trace, "a.run b.run b.fail a.fail b.end a.end b.done a.done");
+	assert_true(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	assert_non_null(strstr(buf, "\r\nContent-Type: application/json\r\nContent-Length: 8\r\n"));
+	assert_non_null(strstr(buf, "\r\nX-Levee-Reason: bulkhead-full; fake=b; amended\r\n"));
+	assert_null(strstr(buf, "Retry-After"));
+	assert_non_null(strstr(buf, "\r\n\r\n{\"ok\":0}"));
+	assert_int_equal(seen_outcome[0], OUT_REFUSED);
+}
+
 /* A client that leaves a parked request: client_gone in path order for the
  * stages entered, then end and done last first; outcome client-gone. */
 static void test_client_gone(void **state)
@@ -298,6 +328,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_refusal_hooks_and_outcome, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_hook_takes_over, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fail_hook_amends, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_gone, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
