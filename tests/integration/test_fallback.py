@@ -9,14 +9,12 @@ cause and kind.
 The origin's /flaky/NAME answers "v<N>" with max-age=1 and an ETag, or
 hangs, as /__fail says; each test uses its own NAME.
 """
-import json
-import threading
 import time
 
 import pytest
 
-from harness import HttpConn, WAIT_SCALE, free_port, metric_sum, once, wait_until
-from redis_server import REDIS, Redis
+from harness import HttpConn, WAIT_SCALE, access_lines, free_port, metric_sum, once, wait_until
+from redis_server import REDIS
 
 WAIT = 5 * WAIT_SCALE
 BODY = '{"error":"unavailable"}'
@@ -58,18 +56,9 @@ def fallbacks(lv, **labels):
     return metric_sum(lv.metrics(), "levee_fallbacks_total", **labels) or 0
 
 
-def access(lv, target):
-    out = []
-    for ln in lv.stdout().splitlines():
-        if ln.startswith("{") and '"target"' in ln:
-            d = json.loads(ln)
-            if d["target"] == target:
-                out.append(d)
-    return out
-
-
 def logged(lv, target, n=1):
-    return wait_until(lambda: len(access(lv, target)) >= n and access(lv, target), WAIT,
+    """The access log lines for `target`, once there are `n`."""
+    return wait_until(lambda: len(access_lines(lv, target)) >= n and access_lines(lv, target), WAIT,
                       msg="access log for " + target)
 
 
