@@ -56,6 +56,13 @@ def fallbacks(lv, **labels):
     return metric_sum(lv.metrics(), "levee_fallbacks_total", **labels) or 0
 
 
+def counted(lv, n, **labels):
+    """levee_fallbacks_total{labels} reaches n: a stale answer is counted
+    just after the client has it, so a test may read /metrics first."""
+    wait_until(lambda: fallbacks(lv, **labels) >= n, WAIT, msg="levee_fallbacks_total%r >= %d" % (labels, n))
+    assert fallbacks(lv, **labels) == n, (labels, fallbacks(lv, **labels))
+
+
 def logged(lv, target, n=1):
     """The access log lines for `target`, once there are `n`."""
     return wait_until(lambda: len(access_lines(lv, target)) >= n and access_lines(lv, target), WAIT,
@@ -85,8 +92,8 @@ def test_stale_from_l1_when_the_breaker_is_open_then_static(levee_factory, origi
     assert r.body == BODY.encode(), r.body
     assert int(r.header("Retry-After")) >= 1, r.headers  # the breaker's own (when it will probe)
     assert origin.requests(mark, path="/flaky/" + name) == []  # the upstream was not asked
-    assert fallbacks(lv, route="flaky", cause="breaker-open", kind="stale") == 1
-    assert fallbacks(lv, route="flaky", cause="breaker-open", kind="static") == 1
+    counted(lv, 1, route="flaky", cause="breaker-open", kind="stale")
+    counted(lv, 1, route="flaky", cause="breaker-open", kind="static")
     # the outcome stays levee's refusal; the log names the fallback
     line = logged(lv, "/flaky/" + name, 2)[-1]
     assert (line["status"], line["outcome"], line["reason"], line["fallback"]) == (
@@ -112,10 +119,13 @@ def test_stale_when_the_upstream_times_out_and_the_breaker_counts_it(levee_facto
     finally:
         set_origin(origin, name, "ok")
         set_origin(origin, name + "-none", "ok")
-    assert fallbacks(lv, route="flaky", cause="upstream-timeout", kind="stale") == 1
-    # the breaker counted two timeouts, not a cache answer
-    st = {b["name"]: b for b in lv.status()["breakers"]}["b"]
-    assert st["window"]["failures"] == 2, st
+    counted(lv, 1, route="flaky", cause="upstream-timeout", kind="stale")
+    # the breaker counted two timeouts, not a cache answer (at the
+    # request's end, just after its client had the answer)
+    def window():
+        return {b["name"]: b for b in lv.status()["breakers"]}["b"]["window"]
+    wait_until(lambda: window()["failures"] >= 2, WAIT, msg="the breaker counts both timeouts")
+    assert window()["failures"] == 2 and window()["calls"] == 3, window()  # the fill, then two timeouts
     line = logged(lv, "/flaky/" + name, 2)[-1]
     assert (line["outcome"], line["fallback"]) == ("upstream-timeout", "stale"), line
 
@@ -133,7 +143,7 @@ def test_stale_when_the_upstream_refuses_connections(levee_factory, origin):
     assert r.status == 200, r.body
     r = once(lv.port, "GET", "/flaky/" + name)
     assert is_stale_fallback(r, "upstream-connect; fallback=stale"), r
-    assert fallbacks(lv, route="flaky", cause="upstream-connect", kind="stale") == 1
+    counted(lv, 1, route="flaky", cause="upstream-connect", kind="stale")
 
 
 @pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -150,7 +160,7 @@ def test_stale_from_l2_on_a_replica_that_never_stored_it(levee_factory, origin, 
     r = wait_until(lambda: (lambda r: r if r.status == 200 else None)(once(b.port, "GET", "/flaky/" + name)),
                    WAIT, msg="replica B falls back on the L2 record")
     assert is_stale_fallback(r, "upstream-connect; fallback=stale"), r
-    assert fallbacks(b, route="flaky", cause="upstream-connect", kind="stale") >= 1
+    wait_until(lambda: fallbacks(b, route="flaky", cause="upstream-connect", kind="stale") >= 1, WAIT, msg="fallback counted")
     # a key Redis does not have: static
     r = once(b.port, "GET", "/flaky/%s-none" % name)
     assert r.status == 503 and r.header("X-Levee-Reason") == "upstream-connect; fallback=static", r
@@ -159,11 +169,12 @@ def test_stale_from_l2_on_a_replica_that_never_stored_it(levee_factory, origin, 
 
 def test_status_when_the_bulkhead_is_full(levee_factory, origin):
     name = "fb-bh-%d" % origin.start_mark
-    lv = levee_factory(policy(route(fallback="status", cache_ttl="off", bulkhead="one", refusal_status="429",
-                                    fallback_content_type=None, fallback_body=None),
-                              {'bulkhead "one"': {"max_concurrent": "1", "max_queue": "0",
-                                                  "retry_after": "3s"}}))
-    set_origin(origin, name, "slow", ms=int(1500 * WAIT_SCALE))
+    sections = policy(route(fallback="status", cache_ttl="off", bulkhead="one", refusal_status="429",
+                            fallback_content_type=None, fallback_body=None),
+                      {'bulkhead "one"': {"max_concurrent": "1", "max_queue": "0", "retry_after": "3s"}})
+    sections["upstream"]["response_timeout"] = "30s"  # the slow one holds the slot, and answers
+    lv = levee_factory(sections)
+    set_origin(origin, name, "slow", ms=1500)
     try:
         slow = lv.conn(timeout=10 * WAIT_SCALE)
         slow.send(b"GET /flaky/" + name.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -181,7 +192,7 @@ def test_status_when_the_bulkhead_is_full(levee_factory, origin):
         assert slow.read_response().status == 200
     finally:
         set_origin(origin, name, "ok")
-    assert fallbacks(lv, route="flaky", cause="bulkhead-full", kind="status") == 2
+    counted(lv, 2, route="flaky", cause="bulkhead-full", kind="status")
 
 
 def test_static_from_a_file_with_its_own_status_keeps_the_connection(levee_factory, origin, tmp_path):
@@ -202,7 +213,7 @@ def test_static_from_a_file_with_its_own_status_keeps_the_connection(levee_facto
         assert r.header("Retry-After") is None, r.headers
         assert r.header("Connection") is None, r.headers
     c.close()
-    assert fallbacks(lv, route="flaky", cause="breaker-open", kind="static") == 2
+    counted(lv, 2, route="flaky", cause="breaker-open", kind="static")
 
 
 def test_a_bad_upstream_answer_is_not_replaced(levee_factory, origin):
