@@ -63,6 +63,12 @@ static const struct keys_section keys_section_table[] = {
 	 LV_MAX_BREAKERS, offsetof(struct lv_breaker, name), offsetof(struct lv_breaker, line)},
 };
 
+const char *const lv_fallback_kind_names[LV_FB__COUNT] = {
+#define LV_FB_NAME(e, word) [e] = word,
+	LV_FALLBACK_KINDS(LV_FB_NAME)
+#undef LV_FB_NAME
+};
+
 /* clang-format off */
 static const struct keys_def keys_def_table[] = {
 /*	 section     key                 type         field                           default          min      max       words                    unit           reload one_of doc */
@@ -157,6 +163,12 @@ static const struct keys_def keys_def_table[] = {
 	{"bulkhead", "queue_order",      KT_ENUM,     B(queue_order),                 "adaptive_lifo", NULL,    NULL,     "adaptive_lifo|fifo",    NULL,          true,  0, "Who gets a freed slot: `fifo`, the oldest waiter; `adaptive_lifo`, the oldest while the queue drains quickly, the newest once the oldest has waited half of `queue_timeout` (a standing queue: the oldest would time out anyway, and serving the newest keeps the answers that do come fast)."},
 	{"bulkhead", "abandon_after",    KT_DURATION, B(abandon_after_ms),            "30s",           "0",     "1h",     NULL,                    NULL,          true,  0, "When levee gives up on an exchange for its client (an upstream timeout, the client leaving), the service is usually still working on it: the connection stays open, the late answer is read and dropped, and the slot stays held until it arrives, or this long. Then the connection is closed and the slot freed. 0: close and free at once (the service's thread stays busy while levee lets another request in)."},
 	{"route",    "breaker",          KT_NAME,     R(breaker),                     "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Names the `[breaker]` that counts the route's upstream outcomes and, while open, answers the route without asking the upstream (503 with X-Levee-Reason `breaker-open`). Several routes may share one breaker."},
+	{"route",    "fallback",         KT_CHAIN,    R(fallback),                    "none",          NULL,    NULL,     "stale|static|status",   NULL,          true,  0, "What answers instead of levee's own error when the route's breaker is open, its bulkhead refuses, or the upstream times out or cannot be connected to: kinds tried in order, comma-separated, each at most once, or `none`. `stale`: the stored copy however old (up to `stale_fallback_max`), if there is one; `static`: `fallback_status` with `fallback_body` or `fallback_file`; `status`: levee's own refusal as `refusal_status` with Retry-After. Each answer carries X-Levee-Reason `CAUSE; fallback=KIND` (docs/protection.md)."},
+	{"route",    "stale_fallback_max", KT_DURATION, R(stale_fallback_max_ms),     "1h",            "1s",    "168h",   NULL,                    NULL,          true,  0, "With `stale` in `fallback`: how long after it went stale a stored copy may still answer as a fallback. The route's entries are kept this much longer, in the L1 and in Redis."},
+	{"route",    "fallback_status",  KT_UINT,     R(fallback_status),             "503",           "200",   "599",    NULL,                    "status",      true,  0, "Status of a `static` fallback answer (Retry-After is added to a 503 or 429)."},
+	{"route",    "fallback_content_type", KT_LINE, R(fallback_content_type),      "text/plain; charset=utf-8", NULL, NULL, NULL,                NULL,          true,  0, "Content-Type of a `static` fallback answer."},
+	{"route",    "fallback_body",    KT_LINE,     R(fallback_body),               "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Body of a `static` fallback answer: one line of text, sent as written (no newline added). Use `fallback_file` for more."},
+	{"route",    "fallback_file",    KT_PATH,     R(fallback_file),               "none",          NULL,    NULL,     "none",                  NULL,          true,  0, "Body of a `static` fallback answer, read from this file (at most 64 KiB) when the policy is loaded or reloaded; a missing or unreadable file fails the load. `none`: use `fallback_body`."},
 	{"breaker",  "window",           KT_WINDOW,   K(window),                      "10s",           "1s",    "1h",     NULL,                    NULL,          true,  0, "The calls the rates are computed over: a duration (`10s`: the calls of the last 10 seconds, in 10 buckets of a tenth each) or a count (`100 calls`: the last 100). A reload that changes it keeps the state and the figures (a count window keeps the newest calls; a duration window carries its totals into the current bucket)."},
 	{"breaker",  "min_requests",     KT_UINT,     K(min_requests),                "20",            "1",     "100000", NULL,                    "calls",       true,  0, "Calls the window must hold before the breaker may open: a few failures of a quiet route do not trip it."},
 	{"breaker",  "failure_rate",     KT_PERCENT,  K(failure_rate),                "50%",           "1%",    "100%",   NULL,                    NULL,          true,  0, "Share of the window's calls that failed (see `failure_statuses` and `failure_on`) at which the breaker opens."},
@@ -533,6 +545,40 @@ static int keys_flags(const char *words, const char *text, unsigned *out, char *
 	return rc;
 }
 
+struct keys_chain_arg {
+	const char *words;
+	struct lv_fallback_chain *out;
+};
+
+static bool keys_chain_item(const char *e, size_t len, void *arg, char *err, size_t errsz)
+{
+	struct keys_chain_arg *c = arg;
+	struct keys_flags_arg f = {c->words, 0};
+	if (!keys_flag_item(e, len, &f, err, errsz))
+		return false;
+	uint8_t kind = (uint8_t)__builtin_ctz(f.bits);
+	for (unsigned i = 0; i < c->out->n; i++)
+		if (c->out->kind[i] == kind) {
+			snprintf(err, errsz, "'%.*s' is listed twice", (int)len, e);
+			return false;
+		}
+	if (c->out->n >= sizeof(c->out->kind)) {
+		snprintf(err, errsz, "too many kinds");
+		return false;
+	}
+	c->out->kind[c->out->n++] = kind;
+	return true;
+}
+
+/* "stale, static" of words "stale|static|status" as {2, {0, 1}}: the
+ * order is kept, each word at most once; "none" is the empty chain. */
+static int keys_chain(const char *words, const char *text, struct lv_fallback_chain *out, char *err, size_t errsz)
+{
+	memset(out, 0, sizeof(*out));
+	struct keys_chain_arg c = {words, out};
+	return keys_items(text, keys_chain_item, &c, "fallback", err, errsz);
+}
+
 /* "10s" or "100 calls". */
 static int keys_window(const struct keys_def *k, const char *text, struct lv_window *out, char *err, size_t errsz)
 {
@@ -845,6 +891,19 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 			return LV_ERR;
 		return keys_store(k, base, &v, sizeof(v), err, errsz);
 	}
+	case KT_CHAIN: {
+		struct lv_fallback_chain v;
+		if (keys_chain(k->words, text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_LINE:
+		for (const char *q = text; *q; q++)
+			if ((unsigned char)*q < ' ' || *q == 0x7f) {
+				snprintf(err, errsz, "no control characters");
+				return LV_ERR;
+			}
+		return keys_store_str(k, field, text, "too long", err, errsz);
 	case KT_WINDOW: {
 		struct lv_window v;
 		if (keys_window(k, text, &v, err, errsz) != LV_OK)
@@ -948,6 +1007,7 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b)
 	case KT_TOPIC:
 	case KT_INVALIDATIONS:
 	case KT_TEXT:
+	case KT_LINE:
 		return strcmp(fa, fb) == 0;
 	case KT_HOSTPORT: {
 		const struct lv_hostport *ha = (const void *)fa, *hb = (const void *)fb;
@@ -1053,6 +1113,13 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 	case KT_FLAGS:
 		keys_words_list(k->words, "`, `", list, sizeof(list));
 		fprintf(out, "list of `%s`, or `none`", list);
+		break;
+	case KT_CHAIN:
+		keys_words_list(k->words, "`, `", list, sizeof(list));
+		fprintf(out, "ordered list of `%s`, or `none`", list);
+		break;
+	case KT_LINE:
+		fputs("text line", out);
 		break;
 	case KT_WINDOW:
 		fputs("duration or `N calls`", out);

@@ -348,6 +348,75 @@ static void policy_invalidate_warn(struct policy_parse *st, const struct lv_rout
 	}
 }
 
+/* The line where the current section set route key `key`, 0 if it did not. */
+static int policy_route_key_line(struct policy_parse *st, const char *key)
+{
+	return st->seen[policy_key_index(keys_find("route", key))];
+}
+
+/* Reads a route's fallback_file into the snapshot: a file levee cannot read
+ * now would fail every fallback later, so it fails the load instead. */
+static void policy_fallback_file(struct policy_parse *st, struct lv_route *r, int line)
+{
+	FILE *f = fopen(r->fallback_file, "rb");
+	if (f == NULL) {
+		policy_err_key(st, line, "fallback_file", "cannot open %s: %s", r->fallback_file, strerror(errno));
+		return;
+	}
+	char *buf = malloc(LV_FALLBACK_FILE_MAX + 1);
+	size_t n = buf ? fread(buf, 1, LV_FALLBACK_FILE_MAX + 1, f) : 0;
+	bool bad = buf == NULL || ferror(f);
+	fclose(f);
+	if (bad)
+		policy_err_key(st, line, "fallback_file", "cannot read %s", r->fallback_file);
+	else if (n > LV_FALLBACK_FILE_MAX)
+		policy_err_key(st, line, "fallback_file", "%s is larger than %d KiB", r->fallback_file,
+		               LV_FALLBACK_FILE_MAX / 1024);
+	if (bad || n > LV_FALLBACK_FILE_MAX) {
+		free(buf);
+		return;
+	}
+	r->fallback_file_data = buf;
+	r->fallback_file_len = n;
+}
+
+/* The fallback keys of a route, together: a chain that cannot answer is an
+ * error, keys the chain never uses are warnings. */
+static void policy_fallback_end(struct policy_parse *st, struct lv_route *r)
+{
+	int chain = policy_route_key_line(st, "fallback");
+	int file = policy_route_key_line(st, "fallback_file");
+	int body = policy_route_key_line(st, "fallback_body");
+	bool has_file = strcmp(r->fallback_file, "none") != 0;
+	if (file && body && has_file)
+		policy_err_key(st, file, "fallback_file", "conflicts with fallback_body on line %d (use only one)", body);
+	else if (has_file)
+		policy_fallback_file(st, r, file);
+	if (route_fallback_has(r, LV_FB_STATIC) && !has_file && !body)
+		policy_err_key(st, chain, "fallback", "static needs fallback_body or fallback_file");
+	if (route_fallback_has(r, LV_FB_STALE) && !route_caches(r))
+		policy_err_key(st, chain, "fallback", "stale needs cache_ttl: the route stores nothing to fall back on");
+	if ((r->fallback_status == 204 || r->fallback_status == 304) && (has_file || body))
+		policy_err_key(st, policy_route_key_line(st, "fallback_status"), "fallback_status",
+		               "a %llu carries no body", (unsigned long long)r->fallback_status);
+	for (unsigned i = 0; i + 1 < r->fallback.n; i++)
+		if (r->fallback.kind[i] != LV_FB_STALE) {
+			policy_warn(st, chain, "fallback: %s always answers, so what follows it is never tried",
+			            lv_fallback_kind_names[r->fallback.kind[i]]);
+			break;
+		}
+	static const char *const static_keys[] = {"fallback_status", "fallback_content_type", "fallback_body",
+	                                          "fallback_file"};
+	for (size_t i = 0; i < sizeof(static_keys) / sizeof(static_keys[0]); i++) {
+		int line = policy_route_key_line(st, static_keys[i]);
+		if (line && !route_fallback_has(r, LV_FB_STATIC))
+			policy_warn(st, line, "%s has no effect without static in fallback", static_keys[i]);
+	}
+	int max = policy_route_key_line(st, "stale_fallback_max");
+	if (max && !route_fallback_has(r, LV_FB_STALE))
+		policy_warn(st, max, "stale_fallback_max has no effect without stale in fallback");
+}
+
 /* Checks the end of the current section: each one_of group set exactly once
  * (e.g. a route needs one of match and prefix). Conflicts are reported when
  * seen, so only the "none" case is left here. */
@@ -411,6 +480,7 @@ static void policy_section_end(struct policy_parse *st)
 		rt->bulkhead_line = st->seen[policy_key_index(keys_find("route", "bulkhead"))];
 		rt->breaker_line = st->seen[policy_key_index(keys_find("route", "breaker"))];
 		policy_route_end(st, st->base);
+		policy_fallback_end(st, st->base);
 		policy_route_warn(st, st->base);
 		policy_invalidate_warn(st, st->base);
 	}
@@ -928,6 +998,8 @@ static void policy_free(struct lv_policy *p)
 	if (p == NULL)
 		return;
 	route_index_free(p->route_index);
+	for (size_t i = 0; i < p->nroutes; i++)
+		free(p->routes[i].fallback_file_data);
 	free(p->routes);
 	free(p->bulkheads);
 	free(p->breakers);

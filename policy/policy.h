@@ -111,6 +111,31 @@ struct lv_statuses {
 #define LV_INVALIDATE_MAX 512
 
 enum lv_unkeyed { LV_UNKEYED_STRIP, LV_UNKEYED_BYPASS, LV_UNKEYED_FORWARD };
+
+/* What a route's `fallback` chain may answer with instead of levee's own
+ * error, one row each: the enum, the word in the policy, in X-Levee-Reason
+ * (`fallback=stale`) and in the metrics. The key's words follow this order
+ * (tests/unit/test_policy.c checks it). */
+#define LV_FALLBACK_KINDS(X)                                                                        \
+	X(LV_FB_STALE, "stale")   /* the stored copy, however old (up to stale_fallback_max) */   \
+	X(LV_FB_STATIC, "static") /* fallback_status, fallback_content_type, fallback_body|file */ \
+	X(LV_FB_STATUS, "status") /* levee's own refusal: refusal_status with Retry-After */
+
+enum lv_fallback_kind {
+#define LV_FB_ENUM(e, word) e,
+	LV_FALLBACK_KINDS(LV_FB_ENUM)
+#undef LV_FB_ENUM
+	LV_FB__COUNT
+};
+extern const char *const lv_fallback_kind_names[LV_FB__COUNT];
+
+/* An ordered chain of distinct fallback kinds; n == 0: none. */
+struct lv_fallback_chain {
+	uint8_t n;
+	uint8_t kind[LV_FB__COUNT]; /* enum lv_fallback_kind, in the order tried */
+};
+#define LV_FALLBACK_FILE_MAX (64 * 1024) /* bytes of a fallback_file */
+#define LV_FALLBACK_TEXT_MAX 200         /* a fallback_body or fallback_content_type line */
 enum lv_get_body { LV_GET_BODY_STRIP, LV_GET_BODY_BYPASS };
 
 struct lv_route {
@@ -146,7 +171,27 @@ struct lv_route {
 	char breaker[LV_NAME_MAX];        /* "" = none; else names a [breaker] */
 	int breaker_idx;                  /* its index in lv_policy.breakers, -1 = none (set at load) */
 	int breaker_line;                 /* line of the `breaker` key */
+
+	/* fallbacks (proxy/resilience/fallback_stage.c): what answers instead
+	 * of levee's own error when the breaker is open, the bulkhead refuses
+	 * or the upstream times out or cannot be reached */
+	struct lv_fallback_chain fallback;
+	uint64_t stale_fallback_max_ms;   /* how long past its freshness a stored copy may serve */
+	uint64_t fallback_status;         /* of a `static` answer */
+	char fallback_content_type[LV_FALLBACK_TEXT_MAX];
+	char fallback_body[LV_FALLBACK_TEXT_MAX];
+	char fallback_file[LV_PATH_MAX];  /* "none", or read at load into fallback_file_data */
+	char *fallback_file_data;         /* owned by the snapshot; NULL: no file */
+	size_t fallback_file_len;
 };
+
+static inline bool route_fallback_has(const struct lv_route *r, enum lv_fallback_kind k)
+{
+	for (unsigned i = 0; r != NULL && i < r->fallback.n; i++)
+		if (r->fallback.kind[i] == k)
+			return true;
+	return false;
+}
 
 enum lv_refusal_status { LV_REFUSE_503, LV_REFUSE_429 };
 enum lv_bulkhead_isolation { LV_ISOLATION_SEMAPHORE, LV_ISOLATION_THREAD };

@@ -46,6 +46,8 @@ enum keys_type {
 	KT_WINDOW,   /* struct lv_window: a duration, or "N calls" */
 	KT_STATUS_SET, /* struct lv_status_set: statuses, ranges (502-599) and classes (5xx), comma-separated */
 	KT_FLAGS,    /* unsigned: a comma-separated subset of `words` (bit i = word i), or "none" */
+	KT_CHAIN,    /* struct lv_fallback_chain: distinct `words` in the order given, or "none" */
+	KT_LINE,     /* char[]: one line of printable text, blanks included; may be "" */
 };
 
 /* A section of the policy file. A named section ([route "users"]) may appear

@@ -8,6 +8,11 @@
  * would not use), then the bulkhead (a slot, a queue, or a refusal), then
  * the upstream exchange. A later issue adds a tier check before the cache.
  *
+ * The route's fallbacks come right after the route: a stage's fail hook
+ * runs after those of the stages behind it, so the cache's stale-if-error
+ * (what the origin allows) is tried first, and the fallbacks, the last
+ * word before levee's own error, run for a failure anywhere on the path.
+ *
  * This file is the top of the data path: it names the stages, and nothing
  * below it names this file.
  */
@@ -18,6 +23,7 @@
 #include "net/upstream.h"
 #include "resilience/breaker_stage.h"
 #include "resilience/bulkhead_stage.h"
+#include "resilience/fallback_stage.h"
 
 static int stage_route(struct request *r)
 {
@@ -32,6 +38,7 @@ static const struct stage route_stage_def = {.name = "route", .run = stage_route
 
 static const struct stage *const path[] = {
     &route_stage_def,
+    &fallback_stage_def,
     &cache_stage_def,
     &breaker_stage_def,
     &bulkhead_stage_def,

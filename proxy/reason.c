@@ -35,3 +35,17 @@ const struct lv_reason_info lv_reasons[R__COUNT] = {
 	LV_REASONS(LV_R_INFO)
 #undef LV_R_INFO
 };
+
+const enum lv_reason lv_fallback_causes[LV_FALLBACK_CAUSES_N] = {
+#define LV_FC_ROW(e) e,
+	LV_FALLBACK_CAUSES(LV_FC_ROW)
+#undef LV_FC_ROW
+};
+
+int reason_fallback_cause(enum lv_reason reason)
+{
+	for (int i = 0; i < LV_FALLBACK_CAUSES_N; i++)
+		if (lv_fallback_causes[i] == reason)
+			return i;
+	return -1;
+}

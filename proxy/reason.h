@@ -46,6 +46,28 @@ struct lv_reason_info {
 
 extern const struct lv_reason_info lv_reasons[R__COUNT];
 
+/* The failures a route's `fallback` chain may answer instead of levee's own
+ * error, one line each: anything else (a bad request, a bad upstream
+ * answer, only-if-cached...) is no fallback material. Their order is that
+ * of the fallback metrics' `cause` label. R_DEADLINE (a request past its
+ * deadline) joins here when it exists. */
+#define LV_FALLBACK_CAUSES(X)                                                                      \
+	X(R_BREAKER_OPEN)                                                                          \
+	X(R_BULKHEAD_FULL)                                                                         \
+	X(R_BULKHEAD_TIMEOUT)                                                                      \
+	X(R_UP_TIMEOUT)                                                                            \
+	X(R_UP_CONNECT)
+
+enum {
+#define LV_FC_COUNT(e) +1
+	LV_FALLBACK_CAUSES_N = 0 LV_FALLBACK_CAUSES(LV_FC_COUNT)
+#undef LV_FC_COUNT
+};
+extern const enum lv_reason lv_fallback_causes[LV_FALLBACK_CAUSES_N];
+/* The index of <reason> in LV_FALLBACK_CAUSES, or -1 when no fallback may
+ * answer it. */
+int reason_fallback_cause(enum lv_reason reason);
+
 /* The reason phrase for a status levee writes itself. */
 const char *http_status_phrase(int status);
 

@@ -86,6 +86,13 @@ void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, ui
 	stat_add(&r->sum_us, dur_us);
 }
 
+void stats_record_fallback(struct lv_stats *s, unsigned route_idx, int cause, enum lv_fallback_kind kind)
+{
+	struct lv_route_stats *r = stats_route_entry(s, route_idx < LV_ROUTE_STATS ? route_idx : 0);
+	if (r != NULL && cause >= 0 && cause < LV_FALLBACK_CAUSES_N && kind < LV_FB__COUNT)
+		stat_inc(r->fallbacks[cause][kind]);
+}
+
 void stats_free_routes(struct lv_stats *s)
 {
 	for (size_t i = 0; i < sizeof(s->route_chunks) / sizeof(s->route_chunks[0]); i++) {
@@ -114,6 +121,9 @@ static void stats_route_sum(struct lv_stats *const *w, unsigned n, unsigned idx,
 		for (int b = 0; b < LV_HIST_BUCKETS; b++)
 			sum->hist[b] += ld(&c->hist[b]);
 		sum->sum_us += ld(&c->sum_us);
+		for (int k = 0; k < LV_FALLBACK_CAUSES_N; k++)
+			for (int f = 0; f < LV_FB__COUNT; f++)
+				sum->fallbacks[k][f] += ld(&c->fallbacks[k][f]);
 	}
 }
 
@@ -159,6 +169,22 @@ static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, cons
 			continue;
 		prom_histogram(out, "levee_request_duration_seconds", "route", reg_names[r], lv_hist_bounds,
 		               LV_HIST_BUCKETS, sum.hist, (double)sum.sum_us / 1e6);
+	}
+	/* only the series that happened: routes times causes times kinds
+	 * would be mostly zeros */
+	fputs("# HELP levee_fallbacks_total Answers a route's fallback gave instead of levee's own error, by route, "
+	      "cause and kind\n# TYPE levee_fallbacks_total counter\n",
+	      out);
+	for (size_t k = 0; k <= nroutes; k++) {
+		if (!stats_render_index(routes, k, &r))
+			continue;
+		stats_route_sum(w, n, r, &sum);
+		for (int c = 0; c < LV_FALLBACK_CAUSES_N; c++)
+			for (int f = 0; f < LV_FB__COUNT; f++)
+				if (sum.fallbacks[c][f])
+					fprintf(out, "levee_fallbacks_total{route=\"%s\",cause=\"%s\",kind=\"%s\"} %llu\n",
+					        reg_names[r], lv_reasons[lv_fallback_causes[c]].token,
+					        lv_fallback_kind_names[f], (unsigned long long)sum.fallbacks[c][f]);
 	}
 }
 

@@ -43,6 +43,7 @@ struct lv_route_stats {
 	uint64_t cls[LV_CLASSES];
 	uint64_t hist[LV_HIST_BUCKETS];
 	uint64_t sum_us;
+	uint64_t fallbacks[LV_FALLBACK_CAUSES_N][LV_FB__COUNT]; /* by cause (reason.h), kind */
 };
 
 /* Route stats are kept by name across reloads. Index 0 is "default" (no
@@ -77,6 +78,10 @@ static inline void stat_add(uint64_t *c, uint64_t n)
 /* Called by the stats' one writer. A request on a route whose chunk cannot
  * be allocated is not counted. */
 void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us);
+
+/* A fallback of <kind> answered a failure of fallback cause <cause> (its
+ * index in LV_FALLBACK_CAUSES) on route <route_idx>. Same writer. */
+void stats_record_fallback(struct lv_stats *s, unsigned route_idx, int cause, enum lv_fallback_kind kind);
 
 /* One Prometheus histogram with one label: `hist` holds per-bucket counts
  * (not cumulative), the last bucket being +Inf; `bounds` the other upper

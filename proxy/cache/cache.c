@@ -205,9 +205,15 @@ static const struct response_observer cache_observer = {
     .held_body = cache_held_body,
 };
 
-static bool cache_stage_fail(struct request *r, enum lv_reason reason)
+static bool cache_stage_fail(struct request *r, enum lv_reason reason, struct refusal *rf)
 {
 	return cache_fail_takeover(CR(r), reason);
+}
+
+bool cache_fallback_stale(struct request *r, uint64_t max_stale_ms, const char *mark)
+{
+	struct cache_req *cr = CR(r);
+	return cr->cache && cache_fallback_takeover(cr, max_stale_ms, mark);
 }
 
 static void cache_request_end(struct cache_req *cr);

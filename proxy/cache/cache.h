@@ -23,11 +23,24 @@
 #ifndef LEVEE_CACHE_H
 #define LEVEE_CACHE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 /* The pipeline stage: run looks the request up and answers a hit; it
  * watches the response as an observer (capture, store, invalidate on a
  * write); its fail hook answers from a stale copy when stale-if-error
  * allows; its end hook releases what the cache holds for the request. */
 struct stage;
 extern const struct stage cache_stage_def;
+
+/* For a route's `stale` fallback, from another stage's fail hook: answers
+ * <r> from the copy the cache found for it (L1, or an L2 record past its
+ * freshness), however stale, if it went stale at most <max_stale_ms> ago
+ * and its origin did not say must-revalidate; Cache-Status says
+ * `hit; detail=fallback`, Age is the copy's, and <mark> (a header line,
+ * "Name: value\r\n", lasting until the request ends) is added. True:
+ * answered, the request ended (its outcome unchanged). */
+struct request;
+bool cache_fallback_stale(struct request *r, uint64_t max_stale_ms, const char *mark);
 
 #endif

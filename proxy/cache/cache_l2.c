@@ -128,9 +128,7 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 		return false;
 	int64_t now_s = (int64_t)(now_unix_ms() / 1000);
 	int64_t left = v.lifetime - (v.initial_age + (now_s - v.response_time / 1000));
-	int64_t window = v.swr > v.sie ? v.swr : v.sie;
-	if (left <= 0)
-		return false; /* stale in L2: let the fill path refresh it */
+	int64_t window = cache_keep_window(cr->req->route, v.swr, v.sie);
 	const char *tagp[RECORD_MAX_TAGS];
 	size_t tagl[RECORD_MAX_TAGS];
 	unsigned nt = 0;
@@ -145,6 +143,17 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 	 * entry may be what it removed */
 	if (purge_fenced(&cr->cache->purges, cr->l2_fence_floor, cr->key, cr->key_len, tagp, tagl, nt)) {
 		CSTAT(cr->cache, l2_fenced);
+		return false;
+	}
+	if (left <= 0) {
+		/* stale in L2: let the fill path refresh it, and keep the copy
+		 * for a route that may fall back on it (from any replica's
+		 * fill: the one this replica held may be gone) */
+		if (route_fallback_has(cr->req->route, LV_FB_STALE)) {
+			struct l1_entry *e = l1_entry_detached(rec, len);
+			if (e)
+				cache_keep_stale(cr, e);
+		}
 		return false;
 	}
 	uint64_t expires = now_unix_ms() + (uint64_t)(left + window) * 1000u;

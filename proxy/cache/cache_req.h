@@ -37,6 +37,7 @@ struct cache_req {
 	int8_t why;                  /* enum cache_refusal of a fill that was not stored */
 	bool no_coalesce;            /* woken waiter: go upstream directly */
 	char status[96];             /* "Cache-Status: ...\r\n" for the response head (resp_extra) */
+	const char *mark;            /* another header line for a stored answer (a fallback's X-Levee-Reason) */
 	char *key;                   /* primary cache key, in the head arena's spare text */
 	uint32_t key_len;
 	uint64_t epoch;              /* purge epoch when the fill began */

@@ -155,6 +155,8 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	wb_str(&w, r->id);
 	WB_LIT(&w, "\r\n");
 	wb_str(&w, cr->status);
+	if (cr->mark)
+		wb_str(&w, cr->mark);
 	if (!not_modified && (v->status >= 200 && v->status != 204)) {
 		WB_LIT(&w, "Content-Length: ");
 		wb_u64(&w, v->body_len);
@@ -302,23 +304,74 @@ enum lookup_rc cache_answer(struct cache_req *cr, struct l1_entry *e, const char
 	return cache_answer_view(cr, e, &v, how);
 }
 
-bool cache_fail_takeover(struct cache_req *cr, enum lv_reason reason)
+/* The request's stale copy, decoded into <v>, when levee may still answer
+ * its client itself: false without one, or once its answer has started. */
+static bool stale_view(struct cache_req *cr, struct record_view *v)
 {
 	struct request *r = cr->req;
-	if (!cr->stale || !r->conn || r->resp_started || cr->stale_state != FRESH_STALE_SIE)
+	if (!cr->stale || !r->conn || r->resp_started)
+		return false;
+	size_t len;
+	const void *val = l1_entry_value(cr->stale, &len);
+	return record_decode(val, len, v) == RECORD_OK;
+}
+
+/* Answers from the stale copy (decoded as <v>) with Cache-Status <params>;
+ * the request has ended when this returns. */
+static void stale_answer(struct cache_req *cr, const struct record_view *v, const char *params)
+{
+	cache_status_set(cr, params);
+	if (cache_write(cr, l1_entry_ref(cr->stale), v, (int64_t)(now_unix_ms() / 1000)))
+		request_finish(cr->req);
+}
+
+bool cache_fail_takeover(struct cache_req *cr, enum lv_reason reason)
+{
+	struct record_view v;
+	if (cr->stale_state != FRESH_STALE_SIE || !stale_view(cr, &v))
 		return false;
 	if (reason != R_UP_CONNECT && reason != R_UP_BAD && reason != R_UP_TIMEOUT)
 		return false;
+	CSTAT(cr->cache, stale_if_error);
+	stale_answer(cr, &v, "hit; detail=stale-if-error");
+	return true;
+}
+
+bool cache_fallback_takeover(struct cache_req *cr, uint64_t max_stale_ms, const char *mark)
+{
+	struct record_view v;
+	if (!stale_view(cr, &v) || (v.flags & RECORD_F_MUST_REVALIDATE))
+		return false;
+	int64_t now = (int64_t)(now_unix_ms() / 1000);
+	int64_t stale_for = fresh_current_age(v.initial_age, v.response_time / 1000, now) - v.lifetime;
+	if (stale_for > (int64_t)(max_stale_ms / 1000))
+		return false;
+	cr->mark = mark;
+	stale_answer(cr, &v, "hit; detail=fallback");
+	return true;
+}
+
+void cache_keep_stale(struct cache_req *cr, struct l1_entry *e)
+{
 	struct record_view v;
 	size_t len;
-	const void *val = l1_entry_value(cr->stale, &len);
-	if (record_decode(val, len, &v) != RECORD_OK)
-		return false;
-	CSTAT(cr->cache, stale_if_error);
-	cache_status_set(cr, "hit; detail=stale-if-error");
-	if (cache_write(cr, l1_entry_ref(cr->stale), &v, (int64_t)(now_unix_ms() / 1000)))
-		request_finish(r);
-	return true;
+	const void *val = l1_entry_value(e, &len);
+	if (cr->stale || record_decode(val, len, &v) != RECORD_OK) {
+		l1_entry_unref(e);
+		return;
+	}
+	struct cc_directives req_cc;
+	cc_from_request(&req_cc, cr->req->head);
+	struct fresh_stored st;
+	cr->stale = e;
+	cr->stale_state = fresh_state(stored_of(&v, &st), &req_cc, (int64_t)(now_unix_ms() / 1000));
+}
+
+int64_t cache_keep_window(const struct lv_route *rt, int64_t swr, int64_t sie)
+{
+	int64_t w = swr > sie ? swr : sie;
+	int64_t fb = route_fallback_has(rt, LV_FB_STALE) ? (int64_t)(rt->stale_fallback_max_ms / 1000) : 0;
+	return fb > w ? fb : w;
 }
 
 /* ---- putting a record into the L1 -------------------------------------- */

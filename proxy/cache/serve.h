@@ -39,6 +39,21 @@ void cache_release_client(struct cache_req *cr);
 /* The request is failing with levee's own error: answer from the stale copy
  * instead when stale-if-error allows (true: answered, the request ended). */
 bool cache_fail_takeover(struct cache_req *cr, enum lv_reason reason);
+/* The route's `stale` fallback: answers from the stale copy, whatever its
+ * state, when it went stale at most <max_stale_ms> ago and its origin did
+ * not forbid stale answers (must-revalidate); Cache-Status says
+ * detail=fallback and <mark> (a header line) is added. True: answered, the
+ * request ended. */
+bool cache_fallback_takeover(struct cache_req *cr, uint64_t max_stale_ms, const char *mark);
+/* Keeps referenced entry <e> (taken over) as the request's stale copy,
+ * unless it has one: an L2 record past its freshness, for stale-if-error
+ * and fallbacks. */
+void cache_keep_stale(struct cache_req *cr, struct l1_entry *e);
+/* How long past its freshness an entry is kept, in seconds: the longer of
+ * its stale-while-revalidate and stale-if-error windows and, on a route
+ * with a `stale` fallback, its stale_fallback_max. */
+struct lv_route;
+int64_t cache_keep_window(const struct lv_route *rt, int64_t swr, int64_t sie);
 /* A referenced entry for the request's keys whose record matches its Vary
  * values, decoded into <v>, or NULL. */
 struct l1_entry *cache_find(struct cache_req *cr, struct record_view *v);

@@ -377,7 +377,7 @@ static void cache_store(struct cache_req *cr, const struct lv_head *resp)
 		if (!buf || record_encode(&in, buf, size) != RECORD_OK)
 			outcome = RF_ERROR;
 	}
-	int64_t window = ev->st.swr > ev->st.sie ? ev->st.swr : ev->st.sie;
+	int64_t window = cache_keep_window(r->route, ev->st.swr, ev->st.sie);
 	int64_t fresh_left = ev->st.lifetime - ev->st.initial_age;
 	int64_t lifetime = ev->st.lifetime;
 	bool validators = et >= 0 || ev->last_modified >= 0;
@@ -502,7 +502,7 @@ void cache_refresh_entry(struct cache_req *cr, const struct record_view *v, cons
 		tagp[i] = tags[i].p;
 		tagl[i] = tags[i].len;
 	}
-	int64_t window = v->swr > v->sie ? v->swr : v->sie;
+	int64_t window = cache_keep_window(rt, v->swr, v->sie);
 	uint64_t expires = now_unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
 	enum put_rc rc = cache_put(cr, cr->epoch, buf, size, expires, has_vary ? vv.p : NULL,
 	                           has_vary ? vv.len : 0, tagp, tagl, nt);

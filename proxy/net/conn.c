@@ -164,17 +164,20 @@ static int refusal_response(char *buf, size_t size, const struct conn_refusal *r
 	};
 	const struct lv_reason_info *ri = &lv_reasons[rf->reason];
 	int status = rf->status ? rf->status : ri->status;
-	size_t body = strlen(ri->message) + 1;
+	/* a body of the refusal's own is added after this head (conn_send_refusal) */
+	size_t body = rf->body ? rf->body_len : strlen(ri->message) + 1;
 	char retry[40] = "";
 	if (status == 503 || status == 429)
 		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", rf->retry_after ? rf->retry_after : 1);
 	const char *id = rf->request_id;
 	return snprintf(buf, size,
-	                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-	                "X-Levee-Reason: %s%s%s\r\n%s%s%s%s%s\r\n%s\n",
-	                status, http_status_phrase(status), body, ri->token, rf->detail ? "; " : "",
-	                rf->detail ? rf->detail : "", id ? "X-Request-Id: " : "", id ? id : "", id ? "\r\n" : "",
-	                retry, connection[end], ri->message);
+	                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	                "X-Levee-Reason: %s%s%s\r\n%s%s%s%s%s\r\n%s%s",
+	                status, http_status_phrase(status),
+	                rf->body && rf->content_type ? rf->content_type : "text/plain; charset=utf-8", body, ri->token,
+	                rf->detail ? "; " : "", rf->detail ? rf->detail : "", id ? "X-Request-Id: " : "", id ? id : "",
+	                id ? "\r\n" : "", retry, connection[end], rf->body || rf->head_only ? "" : ri->message,
+	                rf->body || rf->head_only ? "" : "\n");
 }
 
 static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, enum conn_end end)
@@ -194,11 +197,15 @@ void conn_send_refusal(struct conn *c, const struct conn_refusal *rf, enum conn_
 	char buf[768];
 	int n = refusal_response(buf, sizeof(buf), rf, end);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		struct conn_refusal plain = {.reason = rf->reason, .status = rf->status, .retry_after = rf->retry_after};
+		struct conn_refusal plain = {.reason = rf->reason, .status = rf->status, .retry_after = rf->retry_after,
+		                             .content_type = rf->content_type, .body = rf->body, .body_len = rf->body_len,
+		                             .head_only = rf->head_only};
 		n = refusal_response(buf, sizeof(buf), &plain, end); /* a detail too long: without it */
 	}
 	stat_inc(c->w->stats->rejected[rf->reason]);
 	evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);
+	if (rf->body && rf->body_len && !rf->head_only)
+		evbuffer_add(bufferevent_get_output(c->bev), rf->body, rf->body_len);
 	if (end == CONN_CLOSE) {
 		if (c->timer)
 			event_del(c->timer);
@@ -597,13 +604,19 @@ static void client_close_after(struct conn *c)
  * still on the wire), and then the answer must say so (RFC 9112 §9.6). */
 static void client_refuse(struct conn *c, const struct request *r, enum lv_reason reason, const struct refusal *rf)
 {
-	struct conn_refusal cr = {.reason = reason, .request_id = r->id};
+	struct conn_refusal cr = {.reason = reason, .request_id = r->id, .head_only = r->head->method == HTTP_HEAD};
 	if (rf) {
 		cr.status = rf->status;
 		cr.retry_after = rf->retry_after;
 		cr.detail = rf->detail;
+		cr.content_type = rf->content_type;
+		cr.body = rf->body;
+		cr.body_len = rf->body_len;
 	}
-	bool close = (r->status < 500 && r->status != 429) || !conn_can_continue(c, r->head, r->body_done);
+	/* a 4xx but 429 ends the connection (the request was at fault); a
+	 * 5xx, a 429 or a fallback's 2xx/3xx page does not */
+	bool close = (r->status >= 400 && r->status < 500 && r->status != 429) ||
+	             !conn_can_continue(c, r->head, r->body_done);
 	c->close_after = c->close_after || close;
 	if (close)
 		http1_set_body_cb(&c->parser, NULL, NULL);

@@ -82,14 +82,19 @@ void conn_handoff(struct conn *c, struct worker *to);
  * `end` says. */
 void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_id, enum conn_end end);
 /* The same, with details: a status instead of the reason's (0: the
- * reason's), Retry-After seconds on a 503 or 429 (0: 1), and a parameter
- * after the X-Levee-Reason token ("bulkhead=users"). */
+ * reason's), Retry-After seconds on a 503 or 429 (0: 1), a parameter
+ * after the X-Levee-Reason token ("bulkhead=users"), and a body (body_len
+ * bytes, copied; `content_type`) instead of the reason's message. */
 struct conn_refusal {
 	enum lv_reason reason;
 	int status;
 	unsigned retry_after;
 	const char *detail;
 	const char *request_id;
+	const char *content_type;
+	const char *body;
+	size_t body_len;
+	bool head_only; /* the answer to a HEAD: its head says what a GET would get, no body follows */
 };
 void conn_send_refusal(struct conn *c, const struct conn_refusal *rf, enum conn_end end);
 /* Whether the connection may carry another request once `req` is answered:

@@ -336,13 +336,14 @@ static void request_log(struct request *r, uint64_t end)
 	s += json_escape(s, hd->text + hd->target_off, hd->target_len);
 	s += sprintf(s,
 	             "\",\"status\":%d,\"route\":\"%s\",\"outcome\":\"%s\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
-	             "\"duration_ms\":%.3f,\"upstream_ms\":%.3f%s%s%s}\n",
+	             "\"duration_ms\":%.3f,\"upstream_ms\":%.3f%s%s%s%s%s%s}\n",
 	             r->status, r->route ? r->route->name : "default", request_outcome_names[r->outcome],
 	             (unsigned long long)r->body_bytes,
 	             (unsigned long long)r->bytes_out, (double)(end - r->t_start) / 1000.0,
 	             r->t_upstream ? (double)(end - r->t_upstream) / 1000.0 : 0.0,
 	             r->reason ? ",\"reason\":\"" : "", r->reason ? lv_reasons[r->reason].token : "",
-	             r->reason ? "\"" : "");
+	             r->reason ? "\"" : "", r->fallback ? ",\"fallback\":\"" : "", r->fallback ? r->fallback : "",
+	             r->fallback ? "\"" : "");
 	alog_commit(r->w->alog, (size_t)(s - p));
 }
 
@@ -527,12 +528,13 @@ static void request_fail_as(struct request *r, enum lv_reason reason, const stru
 	if (!r->resp_started) {
 		r->conn = c; /* a stage may still answer it (the cache, from a stale copy) */
 		r->client->bind(c, r);
+		struct refusal ans = rf ? *rf : (struct refusal){0}; /* a fail hook may amend it */
 		for (unsigned i = r->stage; i-- > 0;)
-			if (stages[i]->fail && stages[i]->fail(r, reason))
+			if (stages[i]->fail && stages[i]->fail(r, reason, &ans))
 				return;
 		request_detach(r);
-		r->status = rf && rf->status ? rf->status : lv_reasons[reason].status;
-		r->client->refuse(c, r, reason, rf);
+		r->status = ans.status ? ans.status : lv_reasons[reason].status;
+		r->client->refuse(c, r, reason, &ans);
 		request_end(r, c);
 		return;
 	}

@@ -9,7 +9,9 @@
  * request_resume() on the worker that owns the request. Besides `run`, a stage may have hooks:
  *   fail   levee is about to answer with its own error, before any response
  *          byte went out: the stage may answer instead (the cache, from a
- *          stale copy) and returns true;
+ *          stale copy) and returns true, or amend the refusal levee is
+ *          about to write (its status, detail, body: a fallback) and
+ *          return false, which lets the stages before it have their say;
  *   end    the request is over for its client and its outcome is final;
  *          returns true to keep the upstream exchange running after the
  *          client's end (a bulkhead drains a late answer: the slot is held
@@ -71,6 +73,7 @@ enum body_kind { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_EOF };
 
 struct conn;
 struct upconn;
+struct refusal;
 struct request;
 struct evbuffer;
 struct refusal;
@@ -212,6 +215,7 @@ struct request {
 
 	int status;                  /* status sent (or 499 for a client abort) */
 	enum lv_reason reason;       /* levee's own answer, if any */
+	const char *fallback;        /* the fallback that answered instead, for the log ("stale") */
 	uint64_t bytes_out, bytes_in;
 	bool finished;
 	bool close_told;             /* offered its end at its loop's close (request_loop_close) */
@@ -227,7 +231,7 @@ struct stage {
 	const char *name;
 	size_t state_size;             /* bytes of per-request state: request_state() */
 	int (*run)(struct request *r); /* enum stage_rc */
-	bool (*fail)(struct request *r, enum lv_reason reason);
+	bool (*fail)(struct request *r, enum lv_reason reason, struct refusal *rf);
 	bool (*end)(struct request *r);
 	void (*done)(struct request *r);
 	bool (*client_gone)(struct request *r);
@@ -274,11 +278,17 @@ static inline void request_outcome(struct request *r, enum request_outcome o)
 void request_fail(struct request *r, enum lv_reason reason);
 /* The same, with details for the answer: a status instead of the reason's
  * (429 for 503), Retry-After in seconds (0: the reason's default), and a
- * parameter for X-Levee-Reason ("bulkhead=users"). */
+ * parameter for X-Levee-Reason ("bulkhead=users"); a fail hook may also
+ * give it a body of its own (body_len bytes of `body`, as `content_type`)
+ * in place of the reason's message. What the pointers point to must last
+ * until the answer is written (the request's end). */
 struct refusal {
 	int status;
 	unsigned retry_after;
 	const char *detail;
+	const char *content_type;
+	const char *body;
+	size_t body_len;
 };
 void request_refuse(struct request *r, enum lv_reason reason, const struct refusal *rf);
 /* Ends a request normally after its response was fully written. */

@@ -169,8 +169,8 @@ static bool bh_end(struct request *r)
  * own pace, however its client fared. */
 static bool sample_of(const struct request *r)
 {
-	if (r->draining)
-		return r->kept_end != KEPT_RUNNING;
+	if (r->kept != KEPT_NO)
+		return r->kept != KEPT_RUNNING;
 	switch (r->outcome) {
 	case OUT_UPSTREAM:
 	case OUT_UP_TIMEOUT:

@@ -647,6 +647,17 @@ def parse_metrics(text):
     return samples
 
 
+def access_lines(lv, target):
+    """The access log lines (JSON, from the levee's stdout) for `target`."""
+    out = []
+    for ln in lv.stdout().splitlines():
+        if ln.startswith("{") and '"target"' in ln:
+            d = json.loads(ln)
+            if d["target"] == target:
+                out.append(d)
+    return out
+
+
 def metric_sum(samples, name, **labels):
     """Sum of samples called `name` whose labels include `labels`; None if none."""
     vals = [v for n, l, v in samples if n == name and all(l.get(k) == str(x) for k, x in labels.items())]

@@ -3,24 +3,15 @@ recorded once, in the access log's "outcome" and in
 levee_request_outcomes_total, so that breakers and tiers can tell the
 upstream failing (and how) from levee refusing, the client leaving and the
 cache answering."""
-import json
 import socket
 import time
 
-from harness import HttpConn, build_request, free_port, metric_sum, once, wait_until
+from harness import HttpConn, access_lines, build_request, free_port, metric_sum, once, wait_until
 
 WAIT = 5
 
 
-def access(lv, target):
-    """The access log lines for `target`."""
-    out = []
-    for ln in lv.stdout().splitlines():
-        if ln.startswith("{") and '"target"' in ln:
-            d = json.loads(ln)
-            if d["target"] == target:
-                out.append(d)
-    return out
+access = access_lines
 
 
 def one(lv, target):

@@ -77,6 +77,33 @@ static const struct load_case load_cases[] = {
 	  "p.ini:8: [breaker \"d\"] failure_statuses: expected HTTP statuses (100-599), ranges such as 502-504 or classes such as 5xx, separated by commas, or none"}},
 	{"breaker failure_on", "[breaker \"a\"]\nfailure_on = timeout, slow\n",
 	 {"p.ini:2: [breaker \"a\"] failure_on: 'slow' is not one of timeout, connect, reset, truncated, bad (or none)"}},
+	/* fallbacks */
+	{"fallback", "[route \"u\"]\nprefix = /\ncache_ttl = 10s\nfallback = stale, static\n"
+	             "stale_fallback_max = 2h\nfallback_status = 200\nfallback_content_type = text/html\n"
+	             "fallback_body = <p>back soon; really</p>\n", {NULL}},
+	{"fallback words", "[route \"u\"]\nprefix = /\nfallback = stale, cached\n[route \"v\"]\nprefix = /v\n"
+	                   "fallback = status, status\n[route \"w\"]\nprefix = /w\nfallback = ,\n",
+	 {"p.ini:3: [route \"u\"] fallback: 'cached' is not one of stale, static, status (or none)",
+	  "p.ini:6: [route \"v\"] fallback: 'status' is listed twice",
+	  "p.ini:9: [route \"w\"] fallback: empty: write none for no fallback"}},
+	{"fallback static without a body", "[route \"u\"]\nprefix = /\nfallback = static\n",
+	 {"p.ini:3: [route \"u\"] fallback: static needs fallback_body or fallback_file"}},
+	{"fallback stale without a cache", "[route \"u\"]\nprefix = /\nfallback = stale, status\n",
+	 {"p.ini:3: [route \"u\"] fallback: stale needs cache_ttl: the route stores nothing to fall back on"}},
+	{"fallback body and file", "[route \"u\"]\nprefix = /\nfallback = static\nfallback_body = x\n"
+	                           "fallback_file = /etc/hostname\n",
+	 {"p.ini:5: [route \"u\"] fallback_file: conflicts with fallback_body on line 4 (use only one)"}},
+	{"fallback file missing", "[route \"u\"]\nprefix = /\nfallback = static\nfallback_file = /nonexistent/down.html\n",
+	 {"p.ini:4: [route \"u\"] fallback_file: cannot open /nonexistent/down.html: No such file or directory"}},
+	{"fallback file relative", "[route \"u\"]\nprefix = /\nfallback = static\nfallback_file = down.html\n",
+	 {"p.ini:3: [route \"u\"] fallback: static needs fallback_body or fallback_file",
+	  "p.ini:4: [route \"u\"] fallback_file: must be none, or an absolute path"}},
+	{"fallback status bounds", "[route \"u\"]\nprefix = /\nfallback = static\nfallback_body = x\nfallback_status = 600\n"
+	                           "[route \"v\"]\nprefix = /v\nfallback = static\nfallback_body = x\nfallback_status = 304\n",
+	 {"p.ini:5: [route \"u\"] fallback_status: must be between 200 and 599",
+	  "p.ini:10: [route \"v\"] fallback_status: a 304 carries no body"}},
+	{"fallback body control bytes", "[route \"u\"]\nprefix = /\nfallback = static\nfallback_body = a\tb\n",
+	 {"p.ini:4: [route \"u\"] fallback_body: no control characters"}},
 	{"breaker min_requests over a count window", "[breaker \"a\"]\nwindow = 10 calls\nmin_requests = 11\n",
 	 {"p.ini:1: [breaker \"a\"]: min_requests (11) is more than the window holds (10 calls): it could never open"}},
 	{"bulkhead twice", "[bulkhead \"b\"]\n[bulkhead \"b\"]\n", {"p.ini:2: [bulkhead \"b\"]: duplicate bulkhead name (first on line 1)"}},
@@ -286,6 +313,13 @@ static const struct warn_case warn_cases[] = {
 	 {"p.ini:3: [bulkhead \"b\"] warning: adaptive_min has no effect without max_concurrent = auto",
 	  "p.ini:4: [bulkhead \"b\"] warning: adaptive_window has no effect without max_concurrent = auto"}},
 	{"bulkhead adaptive keys with auto", "[bulkhead \"b\"]\nmax_concurrent = auto\nadaptive_max = 30\n", {NULL}},
+	{"fallback keys without the chain", "[route \"u\"]\nprefix = /\nfallback_status = 200\nfallback_body = x\n"
+	                                    "stale_fallback_max = 1m\n",
+	 {"p.ini:3: [route \"u\"] warning: fallback_status has no effect without static in fallback",
+	  "p.ini:4: [route \"u\"] warning: fallback_body has no effect without static in fallback",
+	  "p.ini:5: [route \"u\"] warning: stale_fallback_max has no effect without stale in fallback"}},
+	{"fallback after one that always answers", "[route \"u\"]\nprefix = /\nfallback = status, static\nfallback_body = x\n",
+	 {"p.ini:3: [route \"u\"] warning: fallback: status always answers, so what follows it is never tried"}},
 	{"bulkhead threads with thread isolation", "[bulkhead \"b\"]\nisolation = thread\nthreads = 4\n", {NULL}},
 	{"shadowed by a prefix", "[route \"api\"]\nprefix = /api/\n[route \"users\"]\nmatch = /api/users/*\n",
 	 {"p.ini:4: [route \"users\"] warning: never chosen: route \"api\" (line 1) comes first and matches every "
@@ -669,6 +703,69 @@ static void test_breaker_values(void **state)
 	assert_int_equal(c->ramp_ms, 10000);
 	policy_unref(p);
 	diag_free(&d);
+}
+
+/* The fallback chain keeps its order; the file is read at load; the
+ * defaults are no fallback at all. */
+static void test_fallback_values(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/levee-fallback-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	static const char page[] = "<h1>down</h1>\n<p>back soon</p>\n";
+	assert_int_equal(write(fd, page, sizeof(page) - 1), (ssize_t)(sizeof(page) - 1));
+	close(fd);
+	char text[512];
+	snprintf(text, sizeof(text),
+	         "[route \"a\"]\nprefix = /a\ncache_ttl = 1m\nfallback = static, stale\nfallback_file = %s\n"
+	         "[route \"b\"]\nprefix = /b\n",
+	         path);
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	int rc = policy_load_string("v.ini", text, NULL, &p, &d);
+	const char *none[] = {NULL};
+	/* static first: the warning says stale is never tried */
+	const char *warn[] = {"v.ini:4: [route \"a\"] warning: fallback: static always answers, so what follows it is never tried",
+	                      NULL};
+	expect_diag("fallback values", rc, &d, none, warn);
+	const struct lv_route *a = &p->routes[0], *b = &p->routes[1];
+	assert_int_equal(a->fallback.n, 2);
+	assert_int_equal(a->fallback.kind[0], LV_FB_STATIC);
+	assert_int_equal(a->fallback.kind[1], LV_FB_STALE);
+	assert_true(route_fallback_has(a, LV_FB_STALE));
+	assert_false(route_fallback_has(a, LV_FB_STATUS));
+	assert_int_equal(a->fallback_file_len, sizeof(page) - 1);
+	assert_memory_equal(a->fallback_file_data, page, sizeof(page) - 1);
+	assert_int_equal(b->fallback.n, 0);
+	assert_null(b->fallback_file_data);
+	assert_int_equal(b->fallback_status, 503);
+	assert_int_equal(b->stale_fallback_max_ms, 3600000);
+	assert_string_equal(b->fallback_content_type, "text/plain; charset=utf-8");
+	assert_string_equal(b->fallback_file, "none");
+	policy_unref(p);
+	diag_free(&d);
+
+	/* a file over 64 KiB fails the load */
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i <= LV_FALLBACK_FILE_MAX; i++)
+		fputc('x', f);
+	fclose(f);
+	rc = policy_load_string("v.ini", text, NULL, &p, &d);
+	char want[256];
+	snprintf(want, sizeof(want), "v.ini:5: [route \"a\"] fallback_file: %s is larger than 64 KiB", path);
+	const char *errs[] = {want, NULL};
+	expect_errors("fallback file too large", rc, &d, errs);
+	diag_free(&d);
+	unlink(path);
+
+	/* the key's words are the kinds, in the enum's order */
+	const struct keys_def *k = keys_find("route", "fallback");
+	char words[64] = "";
+	for (int i = 0; i < LV_FB__COUNT; i++)
+		snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%s", i ? "|" : "", lv_fallback_kind_names[i]);
+	assert_string_equal(k->words, words);
 }
 
 static void test_defaults(void **state)
@@ -1099,6 +1196,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_load_values),
 		cmocka_unit_test(test_bulkhead_auto_values),
 		cmocka_unit_test(test_breaker_values),
+		cmocka_unit_test(test_fallback_values),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_keep_static),

@@ -34,7 +34,7 @@
 static char trace[512];
 static enum request_outcome seen_outcome[3];
 static int mode; /* what stage B does */
-enum { B_REFUSE, B_PARK, B_ANSWER_IN_FAIL, B_ORPHAN };
+enum { B_REFUSE, B_PARK, B_ANSWER_IN_FAIL, B_ORPHAN, B_AMEND_IN_FAIL };
 static struct request *parked;
 
 static void note(const char *what)
@@ -65,9 +65,11 @@ static int a_run(struct request *r)
 	return STAGE_NEXT;
 }
 
-static bool a_fail(struct request *r, enum lv_reason reason)
+static bool a_fail(struct request *r, enum lv_reason reason, struct refusal *rf)
 {
 	note("a.fail");
+	if (mode == B_AMEND_IN_FAIL) /* b amended it first (last stage first) */
+		assert_int_equal(rf->status, 200);
 	return false;
 }
 
@@ -120,10 +122,20 @@ static int b_run(struct request *r)
 	return STAGE_DONE;
 }
 
-static bool b_fail(struct request *r, enum lv_reason reason)
+static bool b_fail(struct request *r, enum lv_reason reason, struct refusal *rf)
 {
 	note("b.fail");
 	assert_int_equal(reason, R_BULKHEAD_FULL);
+	if (mode == B_AMEND_IN_FAIL) {
+		/* a stage that turns levee's answer into its own (a fallback) */
+		assert_string_equal(rf->detail, "fake=b");
+		rf->status = 200;
+		rf->detail = "fake=b; amended";
+		rf->content_type = "application/json";
+		rf->body = "{\"ok\":0}";
+		rf->body_len = 8;
+		return false;
+	}
 	if (mode != B_ANSWER_IN_FAIL)
 		return false;
 	/* a stage that answers instead (as the cache does from a stale copy) */
@@ -293,6 +305,24 @@ static void test_fail_hook_takes_over(void **state)
 	assert_int_equal(seen_outcome[0], OUT_REFUSED);
 }
 
+/* A fail hook that amends the refusal: the stages before it still run,
+ * then levee writes the amended answer, body and all. */
+static void test_fail_hook_amends(void **state)
+{
+	struct env *e = *state;
+	mode = B_AMEND_IN_FAIL;
+	char buf[2048];
+	roundtrip(e, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf), 150);
+	spin(e, 5);
+	assert_string_equal(trace, "a.run b.run b.fail a.fail b.end a.end b.done a.done");
+	assert_true(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	assert_non_null(strstr(buf, "\r\nContent-Type: application/json\r\nContent-Length: 8\r\n"));
+	assert_non_null(strstr(buf, "\r\nX-Levee-Reason: bulkhead-full; fake=b; amended\r\n"));
+	assert_null(strstr(buf, "Retry-After"));
+	assert_non_null(strstr(buf, "\r\n\r\n{\"ok\":0}"));
+	assert_int_equal(seen_outcome[0], OUT_REFUSED);
+}
+
 /* Sends a request that stage B takes over as <m> says, with <want> bytes of
  * answer in <buf>; the trace is cleared for what comes next. */
 static void park(struct env *e, int m, char *buf, size_t cap, size_t want)
@@ -344,6 +374,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_refusal_hooks_and_outcome, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fail_hook_takes_over, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fail_hook_amends, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_gone, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_orphan_ends_at_teardown, setup, teardown),
 	};
