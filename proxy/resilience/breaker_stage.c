@@ -45,7 +45,8 @@ static void brk_refuse(struct request *r, struct breaker *b, uint64_t now_ms)
 	char detail[LV_NAME_MAX + 16];
 	snprintf(detail, sizeof(detail), "breaker=%s", b->named.name);
 	/* open: when it will probe; half-open or ramping: soon */
-	uint64_t left_s = (st.open_left_ms + st.forced_left_ms + 999) / 1000;
+	uint64_t left_ms = st.open_left_ms > st.forced_left_ms ? st.open_left_ms : st.forced_left_ms;
+	uint64_t left_s = (left_ms + 999) / 1000;
 	struct refusal rf = {
 	    .status = r->route->refusal_status == LV_REFUSE_429 ? 429 : 0,
 	    .retry_after = left_s ? (unsigned)left_s : 1,
