@@ -107,6 +107,15 @@ struct lv_statuses {
 	uint16_t s[LV_MAX_STATUSES];
 };
 
+/* A set of HTTP statuses 100-599. */
+struct lv_status_set {
+	uint64_t bits[10];
+};
+static inline bool status_set_has(const struct lv_status_set *s, unsigned status)
+{
+	return status < 640 && ((s->bits[status / 64] >> (status % 64)) & 1u);
+}
+
 #define LV_HEADER_LIST_MAX 256
 #define LV_INVALIDATE_MAX 512
 
@@ -168,6 +177,11 @@ struct lv_route {
 	int bulkhead_idx;                 /* its index in lv_policy.bulkheads, -1 = none (set at load) */
 	int bulkhead_line;                /* line of the `bulkhead` key, for the check across sections */
 	int refusal_status;               /* enum lv_refusal_status: what levee's own refusals answer */
+	uint64_t timeout_ms;              /* the whole request's budget; 0: none */
+	bool deadline_from_header;        /* honour the client's [upstream] deadline_header */
+	uint64_t retries;                 /* more attempts for an idempotent request without a body */
+	struct lv_status_set retry_statuses; /* answers that are retried (besides failed connects) */
+	uint64_t retry_backoff_ms, retry_backoff_max_ms;
 	char breaker[LV_NAME_MAX];        /* "" = none; else names a [breaker] */
 	int breaker_idx;                  /* its index in lv_policy.breakers, -1 = none (set at load) */
 	int breaker_line;                 /* line of the `breaker` key */
@@ -226,15 +240,6 @@ struct lv_window {
 };
 #define LV_WINDOW_MAX_CALLS 100000
 
-/* A set of HTTP statuses 100-599. */
-struct lv_status_set {
-	uint64_t bits[10];
-};
-static inline bool status_set_has(const struct lv_status_set *s, unsigned status)
-{
-	return status < 640 && ((s->bits[status / 64] >> (status % 64)) & 1u);
-}
-
 /* What, besides the statuses, a breaker counts as a failure: the bits of
  * `failure_on`, in the order of its words. */
 enum lv_breaker_failure {
@@ -243,6 +248,7 @@ enum lv_breaker_failure {
 	LV_BF_RESET = 1u << 2,     /* closed or reset before the response head */
 	LV_BF_TRUNCATED = 1u << 3, /* cut in the middle of the body */
 	LV_BF_BAD = 1u << 4,       /* an unparseable response */
+	LV_BF_DEADLINE = 1u << 5,  /* the request's own deadline passed first */
 };
 
 /* [breaker "NAME"]: a circuit breaker over the upstream exchanges of the
@@ -336,6 +342,9 @@ struct lv_upstream_cfg {
 	uint64_t keepalive;           /* idle connections kept per worker */
 	uint64_t keepalive_timeout_ms;
 	uint64_t probe_interval_ms;   /* readiness probe of the upstream */
+	char deadline_header[LV_NAME_MAX]; /* the request's remaining budget, in ms, both ways */
+	double retry_budget;          /* percent of recent requests that may be retries */
+	uint64_t retry_budget_min;    /* retries per second allowed whatever the share */
 };
 
 struct lv_policy {

@@ -24,6 +24,8 @@ enum request_outcome outcome_of_reason(int reason)
 		return OUT_UP_TIMEOUT;
 	case R_INTERNAL:
 		return OUT_INTERNAL;
+	case R_DEADLINE:
+		return OUT_DEADLINE;
 	case R_MAXCONN:
 	case R_DRAINING:
 	case R_NOT_CACHED:

@@ -25,6 +25,7 @@
 	X(OUT_CACHE, "cache")                   /* answered from the cache, upstream not asked */    \
 	X(OUT_REFUSED, "refused")               /* levee's own refusal: a limit, a bulkhead... */     \
 	X(OUT_CLIENT_GONE, "client-gone")       /* the client left first */                          \
+	X(OUT_DEADLINE, "deadline")             /* the request's own deadline passed first */         \
 	X(OUT_CLIENT_BAD, "client-bad")         /* a bad, too large or too slow request */            \
 	X(OUT_INTERNAL, "internal")
 

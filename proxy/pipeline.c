@@ -18,6 +18,8 @@
  */
 #include "pipeline.h"
 
+#include <string.h>
+
 #include "cache/cache.h"
 #include "net/request.h"
 #include "net/upstream.h"
@@ -25,12 +27,45 @@
 #include "resilience/bulkhead_stage.h"
 #include "resilience/fallback_stage.h"
 
+/* The client's budget in `deadline_header`: whole milliseconds, at most an
+ * hour; false when absent or not a number (then it is ignored). */
+static bool header_budget_ms(const struct lv_head *hd, const char *name, uint64_t *ms)
+{
+	int i = head_find(hd, name, strlen(name), 0);
+	if (i < 0 || head_find(hd, name, strlen(name), i + 1) >= 0)
+		return false; /* none, or two: which one counts would be a guess */
+	char v[12];
+	size_t n = hd->h[i].value_len;
+	const char *why;
+	uint64_t x;
+	if (n == 0 || n >= sizeof(v))
+		return false;
+	memcpy(v, hd->text + hd->h[i].value, n);
+	v[n] = '\0';
+	if (value_uint(v, 0, UINT64_MAX, &x, &why) != LV_OK)
+		return false;
+	*ms = x < 3600000 ? x : 3600000;
+	return true;
+}
+
 static int stage_route(struct request *r)
 {
 	const struct lv_head *hd = r->head;
 	const struct lv_policy *p = r->rt->policy;
 	r->route = policy_route_match(p, hd->text + hd->target_off, hd->path_len, r->method_bit, &r->caps);
 	r->route_stat = r->route ? r->rt->route_stat[r->route - p->routes] : 0;
+	if (!r->route)
+		return STAGE_NEXT;
+	/* the deadline: the sooner of the route's timeout and the client's
+	 * budget, both counted from the head's arrival */
+	uint64_t ms = r->route->timeout_ms, h;
+	bool any = ms != 0;
+	if (r->route->deadline_from_header && header_budget_ms(hd, p->up.deadline_header, &h)) {
+		ms = any && ms < h ? ms : h;
+		any = true;
+	}
+	if (any)
+		r->deadline_us = r->t_start + ms * 1000;
 	return STAGE_NEXT;
 }
 

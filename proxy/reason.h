@@ -28,6 +28,7 @@
 	X(R_BULKHEAD_TIMEOUT, "bulkhead-timeout", 503, "no bulkhead slot came free in time")       \
 	X(R_BREAKER_OPEN, "breaker-open", 503, "the circuit breaker is open: the upstream was not asked") \
 	X(R_UP_TIMEOUT, "upstream-timeout", 504, "the upstream did not answer in time")            \
+	X(R_DEADLINE, "deadline", 504, "the request's deadline passed before its answer")          \
 	X(R_NOT_CACHED, "only-if-cached", 504, "not in the cache (only-if-cached)")                 \
 	X(R_VERSION, "http-version", 505, "HTTP version not supported")
 
@@ -56,7 +57,8 @@ extern const struct lv_reason_info lv_reasons[R__COUNT];
 	X(R_BULKHEAD_FULL)                                                                         \
 	X(R_BULKHEAD_TIMEOUT)                                                                      \
 	X(R_UP_TIMEOUT)                                                                            \
-	X(R_UP_CONNECT)
+	X(R_UP_CONNECT)                                                                            \
+	X(R_DEADLINE)
 
 enum {
 #define LV_FC_COUNT(e) +1

@@ -20,6 +20,7 @@ void server_init(struct server *s)
 {
 	memset(s, 0, sizeof(*s));
 	runtime_slot_init(&s->runtime);
+	retry_budget_init(&s->retry_budget);
 }
 
 int server_cache_create(struct server *s, char *err, size_t errlen)
@@ -48,6 +49,7 @@ int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen
 		if (worker_create(s->workers[i], i, NULL, &s->runtime, &s->conns, err, errlen) != LV_OK ||
 		    cache_loop_open(s->workers[i], s->cache, server_runtime(s)->policy, err, errlen) != LV_OK)
 			return LV_ERR;
+		s->workers[i]->retry_budget = &s->retry_budget;
 		s->nworkers = i + 1;
 	}
 	s->nlisteners = n;
@@ -94,6 +96,7 @@ static struct worker *server_loop_add(struct server *s, const char *name, char *
 		free(w);
 		return NULL;
 	}
+	w->retry_budget = &s->retry_budget;
 	s->workers[s->nworkers++] = w;
 	return w;
 }
@@ -174,6 +177,7 @@ void server_destroy(struct server *s)
 		event_base_free(s->main_base);
 	s->main_base = NULL;
 	runtime_slot_destroy(&s->runtime);
+	retry_budget_destroy(&s->retry_budget);
 }
 
 struct runtime *server_runtime_acquire(struct server *s)

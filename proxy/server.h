@@ -18,6 +18,7 @@
 #include "cpus.h"
 #include "policy.h"
 #include "reload_status.h"
+#include "net/retry.h"
 #include "runtime.h"
 
 struct cache;
@@ -49,6 +50,7 @@ struct server {
 	atomic_int draining;
 	atomic_int upstream_reachable;
 	struct cache *cache;         /* the process's cache: every loop's, admin's, invalidate's */
+	struct retry_budget retry_budget; /* what the routes' retries may spend, every loop's */
 	struct redis *redis;         /* main thread's Redis tier, for admin purges */
 	struct l2 *l2;
 

@@ -31,7 +31,11 @@
 	X(up_timeouts, "levee_upstream_timeouts_total", "Upstream responses that did not arrive in time") \
 	X(up_bad_responses, "levee_upstream_bad_responses_total", "Upstream responses that could not be parsed") \
 	X(up_truncated, "levee_upstream_truncated_total", "Upstream responses that ended before their body was complete") \
-	X(up_retries, "levee_upstream_retries_total", "Idempotent requests retried after a stale pooled connection")
+	X(up_retries, "levee_upstream_retries_total", "Idempotent requests retried after a stale pooled connection") \
+	X(retry_connect, "levee_retries_connect_total", "Route retries after a failed upstream connect") \
+	X(retry_status, "levee_retries_status_total", "Route retries after an answer in retry_statuses, which was dropped") \
+	X(retry_denied, "levee_retries_denied_total", "Route retries the retry budget refused: the failure went to the client") \
+	X(deadline_expired, "levee_deadline_expired_total", "Requests whose deadline passed before their answer was complete")
 
 #define LV_HIST_BUCKETS 15
 extern const double lv_hist_bounds[LV_HIST_BUCKETS - 1]; /* seconds; last bucket is +Inf */

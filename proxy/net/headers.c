@@ -104,7 +104,8 @@ int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a
 {
 	struct wb w;
 	if (!wb_begin(&w, out,
-	              head_bound(hd) + strlen(a->client_ip) + strlen(a->default_host) + (a->extra ? strlen(a->extra) : 0)))
+	              head_bound(hd) + strlen(a->client_ip) + strlen(a->default_host) + (a->extra ? strlen(a->extra) : 0) +
+	                  (a->replace ? strlen(a->replace) : 0)))
 		return -1;
 
 	wb_put(&w, hd->text + hd->method_off, hd->method_len);
@@ -123,7 +124,7 @@ int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a
 		int i = (int)k;
 		if (head_name_is(hd, i, LIT("host")) || head_name_is(hd, i, LIT("content-length")) ||
 		    head_name_is(hd, i, LIT("expect")) || head_name_is(hd, i, LIT("x-request-id")) ||
-		    headers_is_hop_by_hop(hd, i))
+		    headers_is_hop_by_hop(hd, i) || (a->drop && head_name_is(hd, i, a->drop, strlen(a->drop))))
 			continue;
 		if (head_name_is(hd, i, LIT("x-forwarded-for"))) {
 			/* on a cacheable request only a trusted hop's list is kept */
@@ -157,6 +158,8 @@ int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a
 	WB_LIT(&w, "\r\nVia: 1.1 levee\r\n");
 	if (a->extra)
 		wb_str(&w, a->extra);
+	if (a->replace)
+		wb_str(&w, a->replace);
 	if (a->framing == 1) {
 		WB_LIT(&w, "Content-Length: ");
 		wb_u64(&w, a->content_length);

@@ -28,6 +28,11 @@ struct reqhead_args {
 	 * the key), and the client's own X-Forwarded-For unless trusted */
 	bool strip_unkeyed;
 	const char *keyed;
+	/* a field levee writes itself: the client's of that name (any case)
+	 * is left out, and `replace` (a complete "Name: value\r\n" line, or
+	 * NULL) goes in (the remaining budget, in the deadline header) */
+	const char *drop;
+	const char *replace;
 };
 
 /* Whether field `i` is one that can change an origin's answer while not

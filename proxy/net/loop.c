@@ -36,7 +36,7 @@ void loop_seed(struct worker *w)
 }
 
 /* xorshift128+: request ids need to be unique, not secret. */
-static uint64_t loop_rand(struct worker *w)
+uint64_t loop_rand(struct worker *w)
 {
 	uint64_t s1 = w->rng[0];
 	const uint64_t s0 = w->rng[1];

@@ -32,6 +32,7 @@ struct conn;
 struct request;
 struct upconn;
 struct cache_loop;
+struct retry_budget;
 struct worker;
 
 /* What a layer above keeps per loop: the loop ticks it (every 100 ms) and
@@ -84,6 +85,7 @@ struct worker {
 
 	uint64_t rng[2];
 	bool draining;
+	struct retry_budget *retry_budget; /* what route retries may spend (the server's) */
 
 	/* the cache's per-loop part (its Redis tier; cache/cache_loop.h),
 	 * opened by whoever creates the loop, ticked and closed by the loop */
@@ -101,6 +103,8 @@ void loop_seed(struct worker *w);
 
 /* 32 lowercase hex digits from the loop's generator. */
 void loop_request_id(struct worker *w, char out[33]);
+/* A uniform random 64-bit value (xorshift128+: not secret). */
+uint64_t loop_rand(struct worker *w);
 
 /* Monotonic microseconds. */
 uint64_t now_us(void);

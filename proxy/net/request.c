@@ -144,8 +144,30 @@ static void request_timer_fired(evutil_socket_t fd, short what, void *arg)
 		fn(r);
 }
 
+uint64_t request_budget_ms(const struct request *r)
+{
+	if (!r->deadline_us)
+		return UINT64_MAX;
+	uint64_t now = now_us();
+	return now >= r->deadline_us ? 0 : (r->deadline_us - now + 999) / 1000;
+}
+
+void request_deadline_passed(struct request *r)
+{
+	stat_inc(r->w->stats->deadline_expired);
+	request_outcome(r, OUT_DEADLINE);
+	request_fail(r, R_DEADLINE);
+}
+
 void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request *r))
 {
+	if (r->deadline_us && !r->client_ended) {
+		uint64_t left = request_budget_ms(r);
+		if (left <= ms) {
+			ms = left;
+			fn = request_deadline_passed;
+		}
+	}
 	struct timeval tv;
 	tv_ms(&tv, ms);
 	r->timer_fn = fn;

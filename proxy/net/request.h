@@ -187,6 +187,8 @@ struct request {
 	char id[129];
 	char peer[INET6_ADDRSTRLEN]; /* client address, kept for the log after the client leaves */
 	uint64_t t_start, t_upstream;
+	uint64_t deadline_us;        /* when its budget runs out (now_us() clock); 0: none */
+	unsigned attempts;           /* upstream attempts made by route retries (0: the first only) */
 
 	/* request body, client → upstream */
 	enum body_kind body;
@@ -250,9 +252,16 @@ struct request *request_of_state(void *state, const struct stage *s);
 void request_path_set(const struct stage *const *path, unsigned n);
 
 /* Arms the request's one timer: `fn` runs in `ms` unless it is re-armed or
- * stopped first. */
+ * stopped first. A request with a deadline that comes first gets
+ * request_deadline_passed() then instead (every wait is bounded by it),
+ * until its client's side is over (a kept exchange has its own bound). */
 void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request *r));
 void request_timer_stop(struct request *r);
+/* The request's budget ran out: 504 `deadline` (or a fallback), or, past
+ * the start of the answer, the client connection cut; the exchange stops. */
+void request_deadline_passed(struct request *r);
+/* Milliseconds left of the request's budget (UINT64_MAX: none; 0: spent). */
+uint64_t request_budget_ms(const struct request *r);
 
 /* A request for the head parsed and checked on <c> (in <head_arena>, which
  * it then owns), from the client <peer>, on loop <w>, reached through <ops>;

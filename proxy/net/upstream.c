@@ -33,6 +33,7 @@
 #include "net/io.h"
 #include "net/headers.h"
 #include "net/request.h"
+#include "net/retry.h"
 
 #define BP_HIGH (256 * 1024) /* output level that pauses the other side */
 /* An upstream failure counter: not for a kept exchange, which was counted
@@ -194,6 +195,11 @@ static void response_timer_arm(struct request *r)
 
 static int send_head(struct request *r)
 {
+	/* the budget left, in the deadline header, replacing the client's */
+	char budget[LV_NAME_MAX + 32];
+	const char *dh = r->rt->policy->up.deadline_header;
+	if (r->deadline_us)
+		snprintf(budget, sizeof(budget), "%s: %llu\r\n", dh, (unsigned long long)request_budget_ms(r));
 	struct reqhead_args a = {
 	    .request_id = r->id,
 	    .client_ip = r->peer,
@@ -204,6 +210,8 @@ static int send_head(struct request *r)
 	    .content_length = r->head->content_length,
 	    .strip_unkeyed = r->strip_unkeyed,
 	    .keyed = r->route ? r->route->cache_key_headers : "",
+	    .drop = r->deadline_us ? dh : NULL,
+	    .replace = r->deadline_us ? budget : NULL,
 	};
 	/* An explicit "Content-Length: 0" (e.g. an empty POST) is kept. */
 	if (r->body == BODY_NONE && (r->head->flags & H1F_HAS_CL))
@@ -238,6 +246,85 @@ static int upstream_attach(struct request *r)
 	return LV_OK;
 }
 
+/* ---- route retries ------------------------------------------------------ */
+
+/* Whether the request may be sent again: a route with retries left, an
+ * idempotent method and no body (nothing of it is kept to send twice),
+ * its client still waiting, and nothing of an answer out yet. */
+static bool retry_possible(const struct request *r)
+{
+	return r->route && r->attempts < r->route->retries && r->body == BODY_NONE &&
+	       (r->method_bit & (LV_M_GET | LV_M_HEAD | LV_M_OPTIONS | LV_M_TRACE | LV_M_PUT | LV_M_DELETE)) &&
+	       !r->client_ended && (r->conn || r->background) && !r->resp_started && r->kept == KEPT_NO;
+}
+
+/* Decides one more attempt: the wait before it, within the deadline and
+ * taken from the retry budget. False: the failure stands. */
+static bool retry_take(struct request *r, uint64_t *wait_ms)
+{
+	if (!retry_possible(r))
+		return false;
+	const struct lv_route *rt = r->route;
+	uint64_t wait = retry_backoff_ms(rt->retry_backoff_ms, rt->retry_backoff_max_ms, r->attempts + 1, loop_rand(r->w));
+	if (r->deadline_us && request_budget_ms(r) <= wait)
+		return false; /* no time left for it: the failure now, not a 504 later */
+	const struct lv_upstream_cfg *up = &r->rt->policy->up;
+	if (!retry_budget_take(r->w->retry_budget, up->retry_budget, up->retry_budget_min, now_us() / 1000)) {
+		stat_inc(r->w->stats->retry_denied);
+		return false;
+	}
+	*wait_ms = wait;
+	return true;
+}
+
+static void retry_send(struct request *r);
+
+/* The attempt that failed is dropped (its connection closed, its answer
+ * unread); the next one goes after `wait_ms`. */
+static void retry_schedule(struct request *r, uint64_t wait_ms)
+{
+	struct upconn *uc = r->uc;
+	if (uc) {
+		r->uc = NULL;
+		uc->req = NULL;
+		upconn_free(uc);
+	}
+	if (r->rarena) {
+		arena_put(r->w, r->rarena);
+		r->rarena = NULL;
+		r->rp.head = NULL;
+	}
+	r->resp_head = false;
+	r->up_status = 0;
+	r->attempts++;
+	request_timer_arm(r, wait_ms, retry_send); /* bounded by the deadline */
+}
+
+/* A connect that failed: retried when it may be, else the failure. */
+static void connect_failed(struct request *r)
+{
+	uint64_t wait;
+	if (retry_take(r, &wait)) {
+		stat_inc(r->w->stats->retry_connect);
+		retry_schedule(r, wait);
+		return;
+	}
+	r->up_close = true;
+	request_fail(r, R_UP_CONNECT);
+}
+
+static void retry_send(struct request *r)
+{
+	if (upstream_attach(r) != LV_OK) {
+		stat_inc(r->w->stats->up_connect_errors);
+		connect_failed(r);
+		return;
+	}
+	response_timer_arm(r);
+	if (!up_flush(r->uc))
+		connect_failed(r);
+}
+
 static int body_chunk(void *arg, const char *data, size_t len)
 {
 	struct request *r = arg;
@@ -258,14 +345,25 @@ static int body_chunk(void *arg, const char *data, size_t len)
 static int upstream_stage(struct request *r)
 {
 	r->exchange = &upstream_exchange;
-	if (upstream_attach(r) != LV_OK) {
-		request_fail(r, R_UP_CONNECT);
+	if (r->deadline_us && !request_budget_ms(r)) {
+		/* spent already (in a queue, a cache wait, or by the client's
+		 * own header): no work for the service after the deadline */
+		request_deadline_passed(r);
 		return STAGE_DONE;
+	}
+	if (retry_possible(r))
+		retry_budget_note(r->w->retry_budget, now_us() / 1000);
+	if (upstream_attach(r) != LV_OK) {
+		r->t_upstream = now_us();
+		connect_failed(r);
+		return STAGE_ASYNC;
 	}
 	r->t_upstream = now_us();
 	r->up_sent_unix_ms = now_unix_ms();
 	struct conn *c = r->conn;
 	if (!r->body_done) {
+		if (r->deadline_us) /* while the body goes up; the response timer takes over after */
+			request_timer_arm(r, request_budget_ms(r), request_deadline_passed);
 		if ((r->head->flags & H1F_EXPECT_CONTINUE) && c && !r->sent_continue) {
 			/* We are ready for the body: say so ourselves (Expect is not forwarded). */
 			evbuffer_add(r->client->output(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -280,11 +378,9 @@ static int upstream_stage(struct request *r)
 			                      r->rt->policy->limits.body_timeout_ms, r->rt->policy->limits.send_timeout_ms);
 		upstream_pump_body(r);
 	} else {
-		if (!up_flush(r->uc)) {
-			request_fail(r, R_UP_CONNECT);
-			return STAGE_DONE;
-		}
 		response_timer_arm(r);
+		if (!up_flush(r->uc))
+			connect_failed(r);
 	}
 	return STAGE_ASYNC;
 }
@@ -514,12 +610,21 @@ static bool response_head(struct request *r)
 			http1_reset(&r->rp); /* interim response: levee sent its own 100 */
 			continue;
 		}
+		uint64_t wait;
+		if (r->route && status_set_has(&r->route->retry_statuses, rh->status) && retry_take(r, &wait)) {
+			/* an answer that is retried is never shown, nor stored */
+			stat_inc(r->w->stats->retry_status);
+			retry_schedule(r, wait);
+			return false;
+		}
 		if (r->kept == KEPT_NO) {
 			/* a kept exchange's one bound is its abandon timer */
 			request_timer_stop(r);
 			struct timeval rt;
 			tv_ms(&rt, r->rt->policy->up.response_timeout_ms);
 			bufferevent_set_timeouts(uc->bev, &rt, &rt);
+			if (r->deadline_us) /* the whole answer is within the budget */
+				request_timer_arm(r, request_budget_ms(r), request_deadline_passed);
 		}
 		if (!response_begin(r, rh)) {
 			UP_STAT(r, up_bad_responses);
@@ -666,7 +771,7 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (!uc->connected) {
 		UP_STAT(r, up_connect_errors);
 		r->up_close = true;
-		request_fail(r, R_UP_CONNECT);
+		connect_failed(r);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {

@@ -87,6 +87,10 @@ static enum brk_result brk_judge(const struct request *r, const struct lv_breake
 		return breaker_judge(cfg, LV_BF_TRUNCATED, 0);
 	case OUT_UP_BAD:
 		return breaker_judge(cfg, LV_BF_BAD, 0);
+	case OUT_DEADLINE:
+		/* the caller's budget ran out: a failure only where the policy
+		 * says so, else it counts neither way (not as a success) */
+		return cfg->failure_on & LV_BF_DEADLINE ? BRK_FAIL : BRK_IGNORE;
 	case OUT_NONE:
 	case OUT_CACHE:
 	case OUT_REFUSED:

@@ -174,6 +174,7 @@ static bool sample_of(const struct request *r)
 	switch (r->outcome) {
 	case OUT_UPSTREAM:
 	case OUT_UP_TIMEOUT:
+	case OUT_DEADLINE: /* the service did not answer within the request's budget */
 	case OUT_UP_RESET:
 	case OUT_UP_TRUNCATED:
 	case OUT_UP_BAD:

@@ -47,7 +47,7 @@ Behaviours by path (query parameters in brackets):
 On /bytes, /slow, /drop and /status: h.NAME=VALUE adds a response header.
 /flaky/<name> modes (set by /__fail): ok, 503, drop, nostore (200 with
 Cache-Control: no-store), slow (the ok answer after `ms` ms), hang (no
-answer at all).
+answer at all); times=N: that mode for the next N requests only, then ok.
 Any path: _close_after_ms=N closes the connection N ms after the response,
 without announcing it (a stale pooled connection).
 HEAD gets the same head as GET and no body.
@@ -429,6 +429,12 @@ async def handle_request(c, req, body):
         # /etag/<name>: the same resource, answering If-None-Match with 304.
         name = path.split("/", 2)[2]
         st = FLAKY.setdefault(name, {"mode": "ok", "version": 1})
+        if st.get("times"):  # the mode for this many more requests, then ok
+            st["times"] -= 1
+            if st["times"] == 0:
+                st["next"] = "ok"
+        elif st.get("next"):
+            st["mode"] = st.pop("next")
         etag = '"v%d"' % st["version"]
         if st["mode"] == "slow":
             await asyncio.sleep(st.get("ms", 0) / 1000.0)
@@ -526,6 +532,8 @@ async def handle_admin(peer, target):
         st = FLAKY.setdefault(q["name"], {"mode": "ok", "version": 1})
         st["mode"] = q.get("mode", "ok")
         st["ms"] = int(q.get("ms", "0"))
+        st["times"] = int(q.get("times", "0"))
+        st.pop("next", None)
         if "bump" in q:
             st["version"] += 1
         body = json.dumps(st).encode()

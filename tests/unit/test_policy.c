@@ -76,7 +76,7 @@ static const struct load_case load_cases[] = {
 	  "p.ini:6: [breaker \"c\"] failure_statuses: empty: write none for no status",
 	  "p.ini:8: [breaker \"d\"] failure_statuses: expected HTTP statuses (100-599), ranges such as 502-504 or classes such as 5xx, separated by commas, or none"}},
 	{"breaker failure_on", "[breaker \"a\"]\nfailure_on = timeout, slow\n",
-	 {"p.ini:2: [breaker \"a\"] failure_on: 'slow' is not one of timeout, connect, reset, truncated, bad (or none)"}},
+	 {"p.ini:2: [breaker \"a\"] failure_on: 'slow' is not one of timeout, connect, reset, truncated, bad, deadline (or none)"}},
 	/* fallbacks */
 	{"fallback", "[route \"u\"]\nprefix = /\ncache_ttl = 10s\nfallback = stale, static\n"
 	             "stale_fallback_max = 2h\nfallback_status = 200\nfallback_content_type = text/html\n"
