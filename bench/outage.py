@@ -64,17 +64,23 @@ http {{ access_log off;
 
 
 def http_get(port, path):
+    """One GET; the whole response, read by its Content-Length."""
     import socket
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(("GET %s HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n" % path).encode())
+    s.sendall(("GET %s HTTP/1.1\r\nHost: b\r\n\r\n" % path).encode())
     data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    n = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v)
+    while len(body) < n:
+        body += s.recv(65536)
     s.close()
-    return data
+    return head + b"\r\n\r\n" + body
 
 
 def wait_port(port, timeout=10):
