@@ -170,14 +170,19 @@ static int refusal_response(char *buf, size_t size, const struct conn_refusal *r
 	if (status == 503 || status == 429)
 		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", rf->retry_after ? rf->retry_after : 1);
 	const char *id = rf->request_id;
+	/* a 204 has no content and says nothing of its length (RFC 9110 §8.6) */
+	bool none = status == 204;
+	char framing[LV_FALLBACK_TEXT_MAX + 64] = "";
+	if (!none)
+		snprintf(framing, sizeof(framing), "Content-Type: %s\r\nContent-Length: %zu\r\n",
+		         rf->body && rf->content_type ? rf->content_type : "text/plain; charset=utf-8", body);
+	bool text = !rf->body && !rf->head_only && !none;
 	return snprintf(buf, size,
-	                "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	                "HTTP/1.1 %d %s\r\n%s"
 	                "X-Levee-Reason: %s%s%s\r\n%s%s%s%s%s\r\n%s%s",
-	                status, http_status_phrase(status),
-	                rf->body && rf->content_type ? rf->content_type : "text/plain; charset=utf-8", body, ri->token,
-	                rf->detail ? "; " : "", rf->detail ? rf->detail : "", id ? "X-Request-Id: " : "", id ? id : "",
-	                id ? "\r\n" : "", retry, connection[end], rf->body || rf->head_only ? "" : ri->message,
-	                rf->body || rf->head_only ? "" : "\n");
+	                status, http_status_phrase(status), framing, ri->token, rf->detail ? "; " : "",
+	                rf->detail ? rf->detail : "", id ? "X-Request-Id: " : "", id ? id : "", id ? "\r\n" : "", retry,
+	                connection[end], text ? ri->message : "", text ? "\n" : "");
 }
 
 static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, enum conn_end end)

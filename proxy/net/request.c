@@ -159,7 +159,7 @@ void request_deadline_passed(struct request *r)
 	request_fail(r, R_DEADLINE);
 }
 
-void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request *r))
+void request_timer_arm_bounded(struct request *r, uint64_t ms, void (*fn)(struct request *r))
 {
 	if (r->deadline_us && !r->client_ended) {
 		uint64_t left = request_budget_ms(r);
@@ -168,6 +168,11 @@ void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request
 			fn = request_deadline_passed;
 		}
 	}
+	request_timer_arm(r, ms, fn);
+}
+
+void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request *r))
+{
 	struct timeval tv;
 	tv_ms(&tv, ms);
 	r->timer_fn = fn;

@@ -252,11 +252,16 @@ struct request *request_of_state(void *state, const struct stage *s);
 void request_path_set(const struct stage *const *path, unsigned n);
 
 /* Arms the request's one timer: `fn` runs in `ms` unless it is re-armed or
- * stopped first. A request with a deadline that comes first gets
- * request_deadline_passed() then instead (every wait is bounded by it),
- * until its client's side is over (a kept exchange has its own bound). */
+ * stopped first. */
 void request_timer_arm(struct request *r, uint64_t ms, void (*fn)(struct request *r));
 void request_timer_stop(struct request *r);
+/* The same, bounded by the request's deadline: when that comes first,
+ * request_deadline_passed() runs then instead of `fn` (until the client's
+ * side is over: a kept exchange has its own bound). Only for a wait whose
+ * stage lets request_fail() end it at any moment (the upstream exchange);
+ * a stage that shares state with other threads while it waits (a bulkhead
+ * queue) bounds its own wait with request_budget_ms() and ends it itself. */
+void request_timer_arm_bounded(struct request *r, uint64_t ms, void (*fn)(struct request *r));
 /* The request's budget ran out: 504 `deadline` (or a fallback), or, past
  * the start of the answer, the client connection cut; the exchange stops. */
 void request_deadline_passed(struct request *r);

@@ -190,7 +190,7 @@ static void response_timed_out(struct request *r)
 
 static void response_timer_arm(struct request *r)
 {
-	request_timer_arm(r, r->rt->policy->up.response_timeout_ms, response_timed_out);
+	request_timer_arm_bounded(r, r->rt->policy->up.response_timeout_ms, response_timed_out);
 }
 
 static int send_head(struct request *r)
@@ -219,6 +219,10 @@ static int send_head(struct request *r)
 	return headers_build_request(r->head, &a, bufferevent_get_output(r->uc->bev));
 }
 
+/* What upstream_attach() did: ATTACH_CONNECT, no connection (retryable);
+ * ATTACH_HEAD, the request head could not be rebuilt (it never will be). */
+enum { ATTACH_OK, ATTACH_CONNECT, ATTACH_HEAD };
+
 static int upstream_attach(struct request *r)
 {
 	struct worker *w = r->w;
@@ -229,7 +233,7 @@ static int upstream_attach(struct request *r)
 		uc = upconn_connect(w, r->rt);
 		if (!uc) {
 			stat_inc(w->stats->up_connect_errors);
-			return LV_ERR;
+			return ATTACH_CONNECT;
 		}
 	}
 	uc->req = r;
@@ -241,9 +245,9 @@ static int upstream_attach(struct request *r)
 		bufferevent_set_timeouts(uc->bev, NULL, &wt);
 	}
 	if (send_head(r) < 0)
-		return LV_ERR;
+		return ATTACH_HEAD;
 	bufferevent_enable(uc->bev, EV_READ);
-	return LV_OK;
+	return ATTACH_OK;
 }
 
 /* ---- route retries ------------------------------------------------------ */
@@ -296,8 +300,13 @@ static void retry_schedule(struct request *r, uint64_t wait_ms)
 	}
 	r->resp_head = false;
 	r->up_status = 0;
+	/* what the failed attempt's connection said applies to it alone */
+	r->up_close = r->up_close_asked = false;
+	r->resp = BODY_NONE;
+	r->resp_left = 0;
+	r->client_chunked = false;
 	r->attempts++;
-	request_timer_arm(r, wait_ms, retry_send); /* bounded by the deadline */
+	request_timer_arm_bounded(r, wait_ms, retry_send);
 }
 
 /* A connect that failed: retried when it may be, else the failure. */
@@ -315,11 +324,16 @@ static void connect_failed(struct request *r)
 
 static void retry_send(struct request *r)
 {
-	if (upstream_attach(r) != LV_OK) {
-		stat_inc(r->w->stats->up_connect_errors);
+	int rc = upstream_attach(r);
+	if (rc == ATTACH_HEAD) {
+		request_fail(r, R_INTERNAL);
+		return;
+	}
+	if (rc != ATTACH_OK) {
 		connect_failed(r);
 		return;
 	}
+	r->t_upstream = now_us(); /* a slow call is this attempt's time, not the backoff's */
 	response_timer_arm(r);
 	if (!up_flush(r->uc))
 		connect_failed(r);
@@ -353,7 +367,12 @@ static int upstream_stage(struct request *r)
 	}
 	if (retry_possible(r))
 		retry_budget_note(r->w->retry_budget, now_us() / 1000);
-	if (upstream_attach(r) != LV_OK) {
+	int rc = upstream_attach(r);
+	if (rc == ATTACH_HEAD) {
+		request_fail(r, R_INTERNAL);
+		return STAGE_DONE;
+	}
+	if (rc != ATTACH_OK) {
 		r->t_upstream = now_us();
 		connect_failed(r);
 		return STAGE_ASYNC;
@@ -363,7 +382,7 @@ static int upstream_stage(struct request *r)
 	struct conn *c = r->conn;
 	if (!r->body_done) {
 		if (r->deadline_us) /* while the body goes up; the response timer takes over after */
-			request_timer_arm(r, request_budget_ms(r), request_deadline_passed);
+			request_timer_arm_bounded(r, request_budget_ms(r), request_deadline_passed);
 		if ((r->head->flags & H1F_EXPECT_CONTINUE) && c && !r->sent_continue) {
 			/* We are ready for the body: say so ourselves (Expect is not forwarded). */
 			evbuffer_add(r->client->output(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -624,7 +643,7 @@ static bool response_head(struct request *r)
 			tv_ms(&rt, r->rt->policy->up.response_timeout_ms);
 			bufferevent_set_timeouts(uc->bev, &rt, &rt);
 			if (r->deadline_us) /* the whole answer is within the budget */
-				request_timer_arm(r, request_budget_ms(r), request_deadline_passed);
+				request_timer_arm_bounded(r, request_budget_ms(r), request_deadline_passed);
 		}
 		if (!response_begin(r, rh)) {
 			UP_STAT(r, up_bad_responses);
@@ -802,8 +821,12 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
 		upconn_free(uc);
 		r->retried = true;
 		request_timer_stop(r);
-		if (upstream_attach(r) != LV_OK) {
-			request_fail(r, R_UP_CONNECT);
+		int rc = upstream_attach(r);
+		if (rc != ATTACH_OK) {
+			if (rc == ATTACH_HEAD)
+				request_fail(r, R_INTERNAL);
+			else
+				connect_failed(r); /* a route retry may still follow */
 			return;
 		}
 		response_timer_arm(r);

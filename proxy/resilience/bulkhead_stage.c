@@ -34,6 +34,7 @@ struct bh_req {
 	struct bh_waiter wait; /* its place in that bulkhead's queue, and its state */
 	struct mb_item wake;  /* the grant of a slot, posted to the request's worker */
 	uint64_t held_us;     /* when it took its slot */
+	bool by_deadline;     /* its wait in the queue ends at its deadline, before queue_timeout */
 };
 
 static struct bh_req *BH(struct request *r)
@@ -99,11 +100,18 @@ static bool bh_granted(struct bh_waiter *wt)
 	return mailbox_post(&r->w->mbox, &bh->wake, bh_wake) == LV_OK;
 }
 
+/* The wait in the queue ended: queue_timeout, or the request's deadline
+ * when that came first. Off the queue first, under the bulkhead's lock;
+ * only then may the request end. */
 static void bh_queue_timeout(struct request *r)
 {
-	if (bulkhead_cancel(BH(r)->b, &BH(r)->wait, true, now_us()))
+	bool spent = BH(r)->by_deadline;
+	if (!bulkhead_cancel(BH(r)->b, &BH(r)->wait, !spent, now_us()))
+		return; /* the grant is on its way: bh_wake runs next (and the upstream stage sees the deadline) */
+	if (spent)
+		request_deadline_passed(r);
+	else
 		bh_refuse(r, R_BULKHEAD_TIMEOUT);
-	/* else the grant is on its way: bh_wake runs next */
 }
 
 static int bh_run(struct request *r)
@@ -111,6 +119,10 @@ static int bh_run(struct request *r)
 	struct bulkhead *b = route_bulkhead(r);
 	if (!b)
 		return STAGE_NEXT;
+	if (r->deadline_us && !request_budget_ms(r)) {
+		request_deadline_passed(r); /* spent: no slot, no queue */
+		return STAGE_DONE;
+	}
 	struct bh_req *bh = BH(r);
 	bh->b = b;
 	bh->wait.granted = bh_granted;
@@ -121,10 +133,13 @@ static int bh_run(struct request *r)
 	case BH_ACQUIRED:
 		bh->held_us = now_us();
 		return bh_go(r);
-	case BH_WAITING:
-		request_timer_arm(r, r->rt->policy->bulkheads[r->route->bulkhead_idx].queue_timeout_ms,
-		                  bh_queue_timeout);
+	case BH_WAITING: {
+		uint64_t ms = r->rt->policy->bulkheads[r->route->bulkhead_idx].queue_timeout_ms;
+		uint64_t left = request_budget_ms(r);
+		bh->by_deadline = left < ms;
+		request_timer_arm(r, bh->by_deadline ? left : ms, bh_queue_timeout);
 		return STAGE_ASYNC;
+	}
 	case BH_FULL:
 		bh_refuse(r, R_BULKHEAD_FULL);
 		return STAGE_DONE;
@@ -206,6 +221,11 @@ static void bh_done(struct request *r)
 		else
 			bulkhead_release(b, now);
 	}
+	/* never so today: every end of a queued request takes it off the queue
+	 * first (bh_queue_timeout, bh_client_gone); if a path ever forgets,
+	 * the waiter must not stay linked in memory that is about to go */
+	if (bh->wait.state == BH_QUEUED)
+		bulkhead_cancel(b, &bh->wait, false, now_us());
 	bh->wait.state = BH_NONE;
 	bh->b = NULL;
 }

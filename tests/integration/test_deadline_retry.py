@@ -94,6 +94,31 @@ def test_deadline_bounds_the_bulkhead_queue(levee_factory, origin):
     r, dt = timed(lv, "/echo")
     assert r.status == 504 and r.header("X-Levee-Reason") == "deadline", r.headers
     assert 0.15 <= dt < 0.8, dt  # the deadline, not the queue's 10 s
+    # it left the queue when it ended: the slot, freed, goes to nobody
+    # (a waiter left behind in freed memory would be granted it: a crash)
+    assert lv.status()["bulkheads"][0]["queued"] == 0
+    assert first.read_response().status == 504  # its own deadline, 200 ms
+    wait_until(lambda: lv.status()["bulkheads"][0]["active"] == 0, 5, msg="the slot came back")
+    assert once(lv.port, "GET", "/echo").status == 200
+    first.close()
+
+
+def test_spent_budget_at_a_full_bulkhead(levee_factory, origin):
+    """A client's 0 ms at a full bulkhead: 504 at once, no slot, no place in
+    the queue, and levee lives on when the slot comes back."""
+    lv = levee_factory({
+        'bulkhead "one"': {"max_concurrent": "1", "max_queue": "4", "queue_timeout": "10s"},
+        'route "r"': {"prefix": "/", "bulkhead": "one", "deadline_from_header": "true"},
+    })
+    first = lv.conn(timeout=5)
+    first.send(b"GET /slow?head_ms=500 HTTP/1.1\r\nHost: t\r\n\r\n")
+    wait_until(lambda: lv.status()["bulkheads"][0]["active"] == 1, 5, msg="the slot is taken")
+    r = once(lv.port, "GET", "/echo", [(HDR, "0")])
+    assert r.status == 504 and r.header("X-Levee-Reason") == "deadline"
+    assert lv.status()["bulkheads"][0]["queued"] == 0
+    assert first.read_response().status == 200
+    wait_until(lambda: lv.status()["bulkheads"][0]["active"] == 0, 5, msg="the slot came back")
+    assert once(lv.port, "GET", "/echo").status == 200
     first.close()
 
 
