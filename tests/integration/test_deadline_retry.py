@@ -83,14 +83,23 @@ def test_header_ignored_where_the_route_does_not_allow_it(levee_factory, origin)
     assert origin_header(origin, mark, "/slow") == [["20"]]  # untouched
 
 
-def test_deadline_bounds_the_bulkhead_queue(levee_factory, origin):
+def one_slot_taken(levee_factory, route, head_ms):
+    """A levee whose route has a bulkhead of one slot (queue 4, 10 s), that
+    slot taken by a request the origin answers after head_ms: (lv, conn)."""
+    r = {"prefix": "/", "bulkhead": "one"}
+    r.update(route)
     lv = levee_factory({
         'bulkhead "one"': {"max_concurrent": "1", "max_queue": "4", "queue_timeout": "10s"},
-        'route "r"': {"prefix": "/", "bulkhead": "one", "timeout": "200ms"},
+        'route "r"': r,
     })
     first = lv.conn(timeout=5)
-    first.send(b"GET /slow?head_ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n")
+    first.send(b"GET /slow?head_ms=%d HTTP/1.1\r\nHost: t\r\n\r\n" % head_ms)
     wait_until(lambda: lv.status()["bulkheads"][0]["active"] == 1, 5, msg="the slot is taken")
+    return lv, first
+
+
+def test_deadline_bounds_the_bulkhead_queue(levee_factory, origin):
+    lv, first = one_slot_taken(levee_factory, {"timeout": "200ms"}, 1500)
     r, dt = timed(lv, "/echo")
     assert r.status == 504 and r.header("X-Levee-Reason") == "deadline", r.headers
     assert 0.15 <= dt < 0.8, dt  # the deadline, not the queue's 10 s
@@ -106,13 +115,7 @@ def test_deadline_bounds_the_bulkhead_queue(levee_factory, origin):
 def test_spent_budget_at_a_full_bulkhead(levee_factory, origin):
     """A client's 0 ms at a full bulkhead: 504 at once, no slot, no place in
     the queue, and levee lives on when the slot comes back."""
-    lv = levee_factory({
-        'bulkhead "one"': {"max_concurrent": "1", "max_queue": "4", "queue_timeout": "10s"},
-        'route "r"': {"prefix": "/", "bulkhead": "one", "deadline_from_header": "true"},
-    })
-    first = lv.conn(timeout=5)
-    first.send(b"GET /slow?head_ms=500 HTTP/1.1\r\nHost: t\r\n\r\n")
-    wait_until(lambda: lv.status()["bulkheads"][0]["active"] == 1, 5, msg="the slot is taken")
+    lv, first = one_slot_taken(levee_factory, {"deadline_from_header": "true"}, 500)
     r = once(lv.port, "GET", "/echo", [(HDR, "0")])
     assert r.status == 504 and r.header("X-Levee-Reason") == "deadline"
     assert lv.status()["bulkheads"][0]["queued"] == 0
