@@ -253,8 +253,7 @@ static size_t keys_distance(const char *a, const char *b)
 	return row[lb];
 }
 
-/* Keeps `cand` in *best when it is closer than anything seen so far. */
-static void keys_consider(const char *name, const char *cand, const char **best, size_t *bestd)
+void keys_suggest_consider(const char *name, const char *cand, const char **best, size_t *bestd)
 {
 	if (strlen(cand) >= KEYS_SUGGEST_LEN)
 		return;
@@ -272,7 +271,7 @@ const char *keys_suggest_section(const char *name)
 	if (strlen(name) >= KEYS_SUGGEST_LEN)
 		return NULL;
 	for (size_t i = 0; i < SECTIONS_N; i++)
-		keys_consider(name, keys_section_table[i].name, &best, &bestd);
+		keys_suggest_consider(name, keys_section_table[i].name, &best, &bestd);
 	return best;
 }
 
@@ -284,7 +283,7 @@ const char *keys_suggest_key(const char *section, const char *name)
 		return NULL;
 	for (size_t i = 0; i < KEYS_N; i++)
 		if (strcmp(keys_def_table[i].section, section) == 0)
-			keys_consider(name, keys_def_table[i].name, &best, &bestd);
+			keys_suggest_consider(name, keys_def_table[i].name, &best, &bestd);
 	return best;
 }
 

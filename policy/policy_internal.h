@@ -105,6 +105,26 @@ int keys_defaults(const struct keys_section *s, void *base, char *err, size_t er
 
 bool keys_equal(const struct keys_def *k, const void *a, const void *b);
 
+/* Keeps `cand` in *best when it is within edit distance 2 of `name` and
+ * closer than *bestd (start with *best = NULL, *bestd = SIZE_MAX). */
+void keys_suggest_consider(const char *name, const char *cand, const char **best, size_t *bestd);
+
+/* ---- value.c ----------------------------------------------------------- */
+
+/* What a number of an expression (policy/expr.c) measures, from its unit. */
+enum value_qty {
+	VQ_NUMBER,   /* no unit: "12", "0.5" */
+	VQ_DURATION, /* ns, us, ms, s, m, h: in milliseconds, "1us" = 0.001 */
+	VQ_SIZE,     /* B, KiB..TiB, KB..TB: in bytes */
+	VQ_PERCENT,  /* "80%" = 80.0, at most 100 */
+};
+
+/* Parses a whole number token of an expression, its unit included: the
+ * kind comes from the unit, the value is in that kind's base (above). Whole
+ * numbers only, except for a bare number and a percentage ("0.5", "12.5%"),
+ * as everywhere in the policy. */
+int value_quantity(const char *s, enum value_qty *kind, double *out, const char **why) LV_WARN_UNUSED;
+
 /* ---- route.c ----------------------------------------------------------- */
 
 /* True when every path that <b>'s pattern matches, <a>'s matches too

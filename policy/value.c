@@ -180,15 +180,17 @@ int value_duration_ms(const char *s, uint64_t *out_ms, const char **why)
 	                    "unknown unit (use ms, s, m or h, e.g. 250ms)", out_ms, why);
 }
 
+static const struct value_unit value_size_units[] = {
+	{"B", 1},
+	{"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
+	{"KB", 1000ull},     {"MB", 1000ull * 1000},
+	{"GB", 1000ull * 1000 * 1000}, {"TB", 1000ull * 1000 * 1000 * 1000},
+};
+#define VALUE_SIZE_UNITS (sizeof(value_size_units) / sizeof(value_size_units[0]))
+
 int value_size_bytes(const char *s, uint64_t *out, const char **why)
 {
-	static const struct value_unit units[] = {
-		{"B", 1},
-		{"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
-		{"KB", 1000ull},     {"MB", 1000ull * 1000},
-		{"GB", 1000ull * 1000 * 1000}, {"TB", 1000ull * 1000 * 1000 * 1000},
-	};
-	return value_scaled(s, units, sizeof(units) / sizeof(units[0]), NULL,
+	return value_scaled(s, value_size_units, VALUE_SIZE_UNITS, NULL,
 	                    "unknown unit (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)", out, why);
 }
 
@@ -210,15 +212,16 @@ int value_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, const c
 	return LV_OK;
 }
 
-/* "50%", "12.5%": at most 100, written with a '%' so that "0.5" is never
- * mistaken for a fraction. */
-int value_percent(const char *s, double *out, const char **why)
+/* A decimal "12" or "12.5" at the start of `s` into *out; *end points after
+ * it. The whole part is exact up to 2^53; the fraction is read digit by
+ * digit, so "0.1" is the double nearest 0.1 give or take an ulp. */
+static int value_decimal(const char *s, double *out, const char **end, const char **why)
 {
 	uint64_t whole;
 	const char *p;
 	if (value_digits(s, &whole, &p, why) != LV_OK)
 		return LV_ERR;
-	double v = whole > 100 ? 101.0 : (double)whole;
+	double v = (double)whole;
 	if (*p == '.') {
 		p++;
 		if (!isdigit((unsigned char)*p)) {
@@ -229,12 +232,87 @@ int value_percent(const char *s, double *out, const char **why)
 		for (; isdigit((unsigned char)*p); p++, scale /= 10)
 			v += (*p - '0') * scale;
 	}
+	*out = v;
+	*end = p;
+	return LV_OK;
+}
+
+/* "50%", "12.5%": at most 100, written with a '%' so that "0.5" is never
+ * mistaken for a fraction. */
+int value_percent(const char *s, double *out, const char **why)
+{
+	double v;
+	const char *p;
+	if (value_decimal(s, &v, &p, why) != LV_OK)
+		return LV_ERR;
 	if (*p != '%' || p[1] != '\0') {
 		*why = *p == '\0' ? "missing '%' (write e.g. 50%)" : "expected a percentage like 50% or 12.5%";
 		return LV_ERR;
 	}
 	if (v > 100.0) {
 		*why = "must be at most 100%";
+		return LV_ERR;
+	}
+	*out = v;
+	return LV_OK;
+}
+
+/* Durations in expressions may be finer than the policy keys' milliseconds:
+ * a queue's p99 is often well under one. */
+static const struct value_unit value_ns_units[] = {
+	{"ns", 1},
+	{"us", 1000},
+	{"ms", 1000 * 1000},
+	{"s", 1000ull * 1000 * 1000},
+	{"m", 60ull * 1000 * 1000 * 1000},
+	{"h", 3600ull * 1000 * 1000 * 1000},
+};
+#define VALUE_NS_UNITS (sizeof(value_ns_units) / sizeof(value_ns_units[0]))
+
+static bool value_unit_known(const struct value_unit *units, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(units[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+int value_quantity(const char *s, enum value_qty *kind, double *out, const char **why)
+{
+	const char *unit = s;
+	while (isdigit((unsigned char)*unit) || *unit == '.')
+		unit++;
+	if (*unit == '%') {
+		*kind = VQ_PERCENT;
+		return value_percent(s, out, why);
+	}
+	uint64_t n;
+	if (value_unit_known(value_ns_units, VALUE_NS_UNITS, unit)) {
+		*kind = VQ_DURATION;
+		if (value_scaled(s, value_ns_units, VALUE_NS_UNITS, NULL, NULL, &n, why) != LV_OK)
+			return LV_ERR;
+		*out = (double)n / 1e6;
+		return LV_OK;
+	}
+	if (value_unit_known(value_size_units, VALUE_SIZE_UNITS, unit)) {
+		*kind = VQ_SIZE;
+		if (value_size_bytes(s, &n, why) != LV_OK)
+			return LV_ERR;
+		*out = (double)n;
+		return LV_OK;
+	}
+	if (*unit != '\0') {
+		*why = "unknown unit (durations: ns, us, ms, s, m, h; sizes: B, KiB, MiB, GiB, TiB, "
+		       "KB, MB, GB, TB; or %)";
+		return LV_ERR;
+	}
+	*kind = VQ_NUMBER;
+	const char *end;
+	double v;
+	if (value_decimal(s, &v, &end, why) != LV_OK)
+		return LV_ERR;
+	if (*end != '\0') {
+		*why = "expected a number like 12 or 0.5";
 		return LV_ERR;
 	}
 	*out = v;
