@@ -95,22 +95,22 @@ static void test_quota_fixtures(void **state)
 {
 	(void)state;
 	static const struct quota_case cases[] = {
-		{"no quota", {DATA "/self/root", NULL, TREE "/max"}, 0, "", ""},
-		{"half a CPU is one worker", {DATA "/self/root", NULL, TREE "/half"}, 1, "/half/cpu.max", ""},
-		{"one and a half is two", {DATA "/self/root", NULL, TREE "/one_and_half"}, 2, "/one_and_half/cpu.max", ""},
-		{"no cpu.max file", {DATA "/self/root", NULL, TREE "/missing"}, 0, "", ""},
-		{"a hierarchy that is not there", {DATA "/self/root", NULL, TREE "/nosuch"}, 0, "", ""},
-		{"garbage is ignored, and said", {DATA "/self/root", NULL, TREE "/garbage"}, 0, "",
+		{"no quota", {.self = DATA "/self/root", .mountinfo = NULL, .root = TREE "/max"}, 0, "", ""},
+		{"half a CPU is one worker", {.self = DATA "/self/root", .mountinfo = NULL, .root = TREE "/half"}, 1, "/half/cpu.max", ""},
+		{"one and a half is two", {.self = DATA "/self/root", .mountinfo = NULL, .root = TREE "/one_and_half"}, 2, "/one_and_half/cpu.max", ""},
+		{"no cpu.max file", {.self = DATA "/self/root", .mountinfo = NULL, .root = TREE "/missing"}, 0, "", ""},
+		{"a hierarchy that is not there", {.self = DATA "/self/root", .mountinfo = NULL, .root = TREE "/nosuch"}, 0, "", ""},
+		{"garbage is ignored, and said", {.self = DATA "/self/root", .mountinfo = NULL, .root = TREE "/garbage"}, 0, "",
 		 "cannot parse " TREE "/garbage/cpu.max; its quota is ignored"},
 		/* the walk from the cgroup up: ctr 3, pod1 2, kubepods max, root 1 */
-		{"the tightest ancestor wins", {DATA "/self/v2", NULL, TREE "/nested"}, 1, "/nested/cpu.max", ""},
-		{"the tightest child wins", {DATA "/self/v2", NULL, TREE "/tight"}, 1, "/tight/kubepods/pod1/ctr/cpu.max", ""},
-		{"v1 lines are skipped", {DATA "/self/hybrid", NULL, TREE "/nested"}, 1, "/nested/cpu.max", ""},
-		{"a cgroup the tree lacks: its ancestors", {DATA "/self/v2", NULL, TREE "/nested/kubepods/pod1"}, 2,
+		{"the tightest ancestor wins", {.self = DATA "/self/v2", .mountinfo = NULL, .root = TREE "/nested"}, 1, "/nested/cpu.max", ""},
+		{"the tightest child wins", {.self = DATA "/self/v2", .mountinfo = NULL, .root = TREE "/tight"}, 1, "/tight/kubepods/pod1/ctr/cpu.max", ""},
+		{"v1 lines are skipped", {.self = DATA "/self/hybrid", .mountinfo = NULL, .root = TREE "/nested"}, 1, "/nested/cpu.max", ""},
+		{"a cgroup the tree lacks: its ancestors", {.self = DATA "/self/v2", .mountinfo = NULL, .root = TREE "/nested/kubepods/pod1"}, 2,
 		 "/pod1/cpu.max", ""},
-		{"no v2 line with a given root: the root", {DATA "/self/v1", NULL, TREE "/half"}, 1, "/half/cpu.max", ""},
-		{"no v2 line", {DATA "/self/v1", NULL, NULL}, 0, "", "has no cgroup v2 line"},
-		{"no /proc", {DATA "/self/nosuch", NULL, NULL}, 0, "", "has no cgroup v2 line"},
+		{"no v2 line with a given root: the root", {.self = DATA "/self/v1", .mountinfo = NULL, .root = TREE "/half"}, 1, "/half/cpu.max", ""},
+		{"no v2 line", {.self = DATA "/self/v1", .mountinfo = NULL, .root = NULL}, 0, "", "has no cgroup v2 line"},
+		{"no /proc", {.self = DATA "/self/nosuch", .mountinfo = NULL, .root = NULL}, 0, "", "has no cgroup v2 line"},
 	};
 	for (size_t i = 0; i < N(cases); i++)
 		expect_quota(&cases[i]);
@@ -141,27 +141,27 @@ static void test_quota_mountinfo(void **state)
 
 	snprintf(line, sizeof(line), "%s41 31 0:38 / %s rw,relatime shared:9 - cgroup2 cgroup2 rw\n", v1, TREE "/nested");
 	const char *mi = write_file(tmp, "mountinfo-root", line);
-	expect_quota(&(struct quota_case){"the hierarchy's root mounted", {DATA "/self/v2", mi, NULL}, 1,
+	expect_quota(&(struct quota_case){"the hierarchy's root mounted", {.self = DATA "/self/v2", .mountinfo = mi, .root = NULL}, 1,
 	                                  "/nested/cpu.max", ""});
 
 	/* a runtime that bind-mounts the pod's subtree: the walk stops there */
 	snprintf(line, sizeof(line), "41 31 0:38 /kubepods/pod1 %s rw - cgroup2 cgroup2 rw\n",
 	         TREE "/nested/kubepods/pod1");
 	mi = write_file(tmp, "mountinfo-pod", line);
-	expect_quota(&(struct quota_case){"a subtree mounted", {DATA "/self/v2", mi, NULL}, 2, "/pod1/cpu.max", ""});
+	expect_quota(&(struct quota_case){"a subtree mounted", {.self = DATA "/self/v2", .mountinfo = mi, .root = NULL}, 2, "/pod1/cpu.max", ""});
 
 	snprintf(line, sizeof(line), "41 31 0:38 /kubepods/pod1/ctr %s rw - cgroup2 cgroup2 rw\n",
 	         TREE "/nested/kubepods/pod1/ctr");
 	mi = write_file(tmp, "mountinfo-ctr", line);
-	expect_quota(&(struct quota_case){"the container's own", {DATA "/self/v2", mi, NULL}, 3, "/ctr/cpu.max", ""});
+	expect_quota(&(struct quota_case){"the container's own", {.self = DATA "/self/v2", .mountinfo = mi, .root = NULL}, 3, "/ctr/cpu.max", ""});
 
 	/* the cgroup is outside what the mount shows: only the mount is read */
 	snprintf(line, sizeof(line), "41 31 0:38 /other %s rw - cgroup2 cgroup2 rw\n", TREE "/half");
 	mi = write_file(tmp, "mountinfo-other", line);
-	expect_quota(&(struct quota_case){"elsewhere", {DATA "/self/v2", mi, NULL}, 1, "/half/cpu.max", ""});
+	expect_quota(&(struct quota_case){"elsewhere", {.self = DATA "/self/v2", .mountinfo = mi, .root = NULL}, 1, "/half/cpu.max", ""});
 
 	mi = write_file(tmp, "mountinfo-v1", v1);
-	expect_quota(&(struct quota_case){"v1 only", {DATA "/self/v2", mi, NULL}, 0, "",
+	expect_quota(&(struct quota_case){"v1 only", {.self = DATA "/self/v2", .mountinfo = mi, .root = NULL}, 0, "",
 	                                  "no cgroup2 file system is mounted"});
 
 	/* a mount point with a blank in it */
@@ -170,7 +170,7 @@ static void test_quota_mountinfo(void **state)
 	mi = write_file(tmp, "mountinfo-blank", line);
 	char file[sizeof(tmp) + 16];
 	snprintf(file, sizeof(file), "%s/cpu.max", tmp);
-	expect_quota(&(struct quota_case){"escaped mount point", {DATA "/self/root", mi, NULL}, 3, file, ""});
+	expect_quota(&(struct quota_case){"escaped mount point", {.self = DATA "/self/root", .mountinfo = mi, .root = NULL}, 3, file, ""});
 
 	static const char *const made[] = {"mountinfo-root", "mountinfo-pod", "mountinfo-ctr", "mountinfo-other",
 	                                   "mountinfo-v1", "cpu.max", "mountinfo-blank"};
@@ -188,14 +188,14 @@ static void test_budget(void **state)
 	struct cpus c;
 	char text[2 * CGROUP_PATH_MAX];
 
-	cpus_budget(&(struct cgroup_paths){DATA "/self/root", NULL, TREE "/max"}, &c);
+	cpus_budget(&(struct cgroup_paths){.self = DATA "/self/root", .mountinfo = NULL, .root = TREE "/max"}, &c);
 	assert_true(c.affinity >= 1);
 	assert_int_equal(c.n, c.affinity);
 	assert_int_equal(c.source, CPUS_AFFINITY);
 	cpus_describe(&c, text, sizeof(text));
 	assert_non_null(strstr(text, "from the affinity mask (no cgroup CPU quota)"));
 
-	cpus_budget(&(struct cgroup_paths){DATA "/self/root", NULL, TREE "/half"}, &c);
+	cpus_budget(&(struct cgroup_paths){.self = DATA "/self/root", .mountinfo = NULL, .root = TREE "/half"}, &c);
 	assert_int_equal(c.n, 1);
 	assert_int_equal(c.source, c.affinity > 1 ? CPUS_CGROUP : CPUS_AFFINITY);
 	cpus_describe(&c, text, sizeof(text));
@@ -203,7 +203,7 @@ static void test_budget(void **state)
 		assert_non_null(strstr(text, "1, from the cgroup CPU quota (50000/100000 us in " TREE "/half/cpu.max; "));
 
 	/* a quota above the mask: the mask decides, and the quota is named */
-	cpus_budget(&(struct cgroup_paths){DATA "/self/v2", NULL, TREE "/nested/kubepods/pod1/ctr"}, &c);
+	cpus_budget(&(struct cgroup_paths){.self = DATA "/self/v2", .mountinfo = NULL, .root = TREE "/nested/kubepods/pod1/ctr"}, &c);
 	if (c.affinity <= 3) {
 		assert_int_equal(c.source, CPUS_AFFINITY);
 		cpus_describe(&c, text, sizeof(text));
