@@ -216,7 +216,7 @@ int main(int argc, char **argv)
 
 	char err[512];
 	struct runtime *rt;
-	if (runtime_build(p, &rt, err, sizeof(err)) != LV_OK)
+	if (runtime_build(p, &rt, err, sizeof(err)) != LV_OK || pipeline_runtime_attach(rt, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	/* the server takes over the reference; `rt` is borrowed from here on */
 	runtime_unref(runtime_slot_swap(&s->runtime, rt));

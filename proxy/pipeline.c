@@ -18,12 +18,16 @@
  */
 #include "pipeline.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cache/cache.h"
 #include "net/request.h"
 #include "net/upstream.h"
+#include "resilience/breaker.h"
 #include "resilience/breaker_stage.h"
+#include "resilience/bulkhead.h"
 #include "resilience/bulkhead_stage.h"
 #include "resilience/fallback_stage.h"
 
@@ -83,4 +87,39 @@ static const struct stage *const path[] = {
 void pipeline_init(void)
 {
 	request_path_set(path, sizeof(path) / sizeof(path[0]));
+}
+
+/* The runtime's references to the bulkheads and breakers its policy names,
+ * dropped with its last reference. */
+static void pipeline_runtime_detach(struct runtime *rt)
+{
+	for (size_t i = 0; rt->bulkheads && i < rt->policy->nbulkheads; i++)
+		bulkhead_put(rt->bulkheads[i]);
+	free(rt->bulkheads);
+	for (size_t i = 0; rt->breakers && i < rt->policy->nbreakers; i++)
+		breaker_put(rt->breakers[i]);
+	free(rt->breakers);
+	rt->bulkheads = NULL;
+	rt->breakers = NULL;
+}
+
+int pipeline_runtime_attach(struct runtime *rt, char *err, size_t errlen)
+{
+	const struct lv_policy *p = rt->policy;
+	rt->detach = pipeline_runtime_detach;
+	/* by name; their limits change only when this runtime is applied */
+	rt->bulkheads = calloc(p->nbulkheads ? p->nbulkheads : 1, sizeof(*rt->bulkheads));
+	for (size_t i = 0; rt->bulkheads && i < p->nbulkheads; i++)
+		if (!(rt->bulkheads[i] = bulkhead_get(&p->bulkheads[i])))
+			break;
+	rt->breakers = calloc(p->nbreakers ? p->nbreakers : 1, sizeof(*rt->breakers));
+	for (size_t i = 0; rt->breakers && i < p->nbreakers; i++)
+		if (!(rt->breakers[i] = breaker_get(&p->breakers[i])))
+			break;
+	if (!rt->bulkheads || (p->nbulkheads && !rt->bulkheads[p->nbulkheads - 1]) || !rt->breakers ||
+	    (p->nbreakers && !rt->breakers[p->nbreakers - 1])) {
+		snprintf(err, errlen, "out of memory");
+		return LV_ERR; /* what was taken goes with the runtime */
+	}
+	return LV_OK;
 }

@@ -25,6 +25,7 @@
 #include "admin/admin.h"
 #include "log.h"
 #include "net/worker.h"
+#include "pipeline.h"
 #include "server.h"
 
 #define RELOAD_DEBOUNCE_MS 50
@@ -74,6 +75,12 @@ static enum reload_result reload_build(const struct lv_policy *running, struct l
 	}
 	if (runtime_build(p, out, err, sizeof(err)) != LV_OK) {
 		diag_add(d, "%s: %s", s->policy_path, err);
+		return RELOAD_REFUSED;
+	}
+	if (pipeline_runtime_attach(*out, err, sizeof(err)) != LV_OK) {
+		diag_add(d, "%s: %s", s->policy_path, err);
+		runtime_unref(*out);
+		*out = NULL;
 		return RELOAD_REFUSED;
 	}
 	if (server_bulkhead_threads(s, *out, err, sizeof(err)) != LV_OK || server_workers_start(s) != LV_OK) {

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "resilience/breaker.h"
-#include "resilience/bulkhead.h"
 #include "stats.h"
 
 int resolve_hostport(const struct lv_hostport *hp, struct sockaddr_storage *ss, socklen_t *len, char *err,
@@ -52,25 +50,6 @@ int runtime_build(struct lv_policy *p, struct runtime **out, char *err, size_t e
 	}
 	for (size_t i = 0; i < p->nroutes; i++)
 		rt->route_stat[i] = stats_route_index(p->routes[i].name);
-	/* the bulkheads by name; their limits change when this runtime is applied */
-	rt->bulkheads = calloc(p->nbulkheads ? p->nbulkheads : 1, sizeof(*rt->bulkheads));
-	for (size_t i = 0; rt->bulkheads && i < p->nbulkheads; i++) {
-		rt->bulkheads[i] = bulkhead_get(&p->bulkheads[i]);
-		if (!rt->bulkheads[i])
-			break;
-	}
-	rt->breakers = calloc(p->nbreakers ? p->nbreakers : 1, sizeof(*rt->breakers));
-	for (size_t i = 0; rt->breakers && i < p->nbreakers; i++) {
-		rt->breakers[i] = breaker_get(&p->breakers[i]);
-		if (!rt->breakers[i])
-			break;
-	}
-	if (!rt->bulkheads || (p->nbulkheads && !rt->bulkheads[p->nbulkheads - 1]) || !rt->breakers ||
-	    (p->nbreakers && !rt->breakers[p->nbreakers - 1])) {
-		snprintf(err, errlen, "out of memory");
-		runtime_unref(rt);
-		return LV_ERR;
-	}
 	*out = rt;
 	return LV_OK;
 }
@@ -84,12 +63,8 @@ void runtime_unref(struct runtime *rt)
 {
 	if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	for (size_t i = 0; rt->bulkheads && i < rt->policy->nbulkheads; i++)
-		bulkhead_put(rt->bulkheads[i]);
-	free(rt->bulkheads);
-	for (size_t i = 0; rt->breakers && i < rt->policy->nbreakers; i++)
-		breaker_put(rt->breakers[i]);
-	free(rt->breakers);
+	if (rt->detach)
+		rt->detach(rt);
 	policy_unref(rt->policy);
 	free(rt->route_stat);
 	free(rt);

@@ -24,8 +24,12 @@ struct runtime {
 	socklen_t up_len;
 	char up_text[LV_HOST_MAX + 8]; /* "host:port", for Host on HTTP/1.0 requests */
 	unsigned *route_stat; /* per route of `policy`: its index in the stats registry */
-	struct bulkhead **bulkheads; /* per [bulkhead] of `policy`: the process-wide one of that name (ref held) */
+	/* the process-wide objects the policy names, kept by name across
+	 * reloads; attached by the layer that knows them (pipeline.c), which
+	 * also gives `detach`, run when the last reference goes */
+	struct bulkhead **bulkheads; /* per [bulkhead] of `policy` (ref held) */
 	struct breaker **breakers;   /* per [breaker] of `policy`, the same way */
+	void (*detach)(struct runtime *rt);
 };
 
 /* Takes over the caller's reference to `p`. Resolves the upstream (numeric
