@@ -216,10 +216,16 @@ static void reload_inotify(evutil_socket_t fd, short what, void *arg)
 	reload_soon();
 }
 
+static enum reload_result reload_by_admin(struct lv_diag *diag)
+{
+	return reload_now(RELOAD_BY_ADMIN, diag);
+}
+
 int reload_init(struct server *s)
 {
 	struct event_base *base = s->main_base;
 	reload_srv = s;
+	s->reload_hook = reload_by_admin;
 	memcpy(s->reload.started_checksum, server_runtime(s)->policy->checksum, sizeof(s->reload.started_checksum));
 	ev_hup = evsignal_new(base, SIGHUP, reload_signal, NULL);
 	if (!ev_hup || event_add(ev_hup, NULL) < 0)

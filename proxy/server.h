@@ -58,6 +58,9 @@ struct server {
 	char policy_path[LV_PATH_MAX];
 	struct lv_overrides ov;
 	struct reload_status reload;
+	/* POST /reload's way in: reload.c installs it (reload_init), so the
+	 * admin listener below it never names it; NULL before then */
+	enum reload_result (*reload_hook)(struct lv_diag *diag);
 };
 
 /* An empty server: no runtime, no workers, no base. */

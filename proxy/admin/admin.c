@@ -25,7 +25,6 @@
 #include "net/http1.h"
 #include "net/listener.h"
 #include "net/worker.h"
-#include "reload.h"
 #include "server.h"
 #include "resilience/breaker.h"
 #include "resilience/bulkhead.h"
@@ -574,7 +573,11 @@ static void admin_breaker(struct admin_conn *a)
 static void admin_reload(struct admin_conn *a)
 {
 	struct lv_diag d = {0};
-	enum reload_result r = reload_now(RELOAD_BY_ADMIN, &d);
+	if (!admin_srv->reload_hook) {
+		admin_text(a, 503, "reloads are not set up yet\n");
+		return;
+	}
+	enum reload_result r = admin_srv->reload_hook(&d);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
