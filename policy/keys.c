@@ -1,11 +1,12 @@
 /*
- * keys.c - THE table of policy keys, and everything derived from it.
+ * keys.c - THE table of policy keys, and everything derived from it but
+ * the Markdown reference (keys_doc.c).
  *
  * Every key is one row below. The row drives parsing (its type), defaults
  * (written in policy syntax and parsed by the same code as the file, so a
  * bad default cannot hide), bounds (also in policy syntax, so messages read
  * "must be between 1KiB and 1MiB"), whether a reload may change it, and its
- * documentation (policy_keys_markdown(), pasted into policy/README.md and
+ * documentation (policy_keys_markdown() in keys_doc.c, pasted into policy/README.md and
  * checked by tests/unit/test_policy.c).
  *
  * Adding a key: add a field to struct lv_policy (or the element struct of a
@@ -305,7 +306,7 @@ static int keys_word(const char *words, const char *s)
 }
 
 /* "a|b|c" as "a, b, c" for messages and documentation. */
-static void keys_words_list(const char *words, const char *sep, char *buf, size_t sz)
+void keys_words_list(const char *words, const char *sep, char *buf, size_t sz)
 {
 	size_t o = 0;
 	buf[0] = '\0';
@@ -1046,184 +1047,5 @@ void policy_keep_static(struct lv_policy *next, const struct lv_policy *running,
 			continue;
 		cb(k->section, k->name, arg);
 		memcpy((char *)next + k->off, (const char *)running + k->off, k->size);
-	}
-}
-
-/* Writes `s` as a Markdown table cell: '|' would end the cell. */
-static void keys_md_cell(FILE *out, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '|')
-			fputc('\\', out);
-		fputc(*s, out);
-	}
-}
-
-static void keys_md_type(FILE *out, const struct keys_def *k)
-{
-	char list[128];
-	switch (k->type) {
-	case KT_NAME:
-		fputs("name", out);
-		break;
-	case KT_HOSTPORT:
-		fputs("host:port", out);
-		if (k->words)
-			fprintf(out, " or `%s`", k->words);
-		break;
-	case KT_DURATION:
-		fputs("duration", out);
-		break;
-	case KT_SIZE:
-		fputs("size", out);
-		break;
-	case KT_UINT:
-		fputs("integer", out);
-		if (k->words)
-			fprintf(out, " or `%s`", k->words);
-		break;
-	case KT_BOOL:
-		fputs("bool", out);
-		break;
-	case KT_PERCENT:
-		fputs("percent", out);
-		break;
-	case KT_ENUM:
-		keys_words_list(k->words, "`, `", list, sizeof(list));
-		fprintf(out, "one of `%s`", list);
-		break;
-	case KT_PATH:
-		if (k->words == NULL) {
-			fputs("absolute path", out);
-			break;
-		}
-		keys_words_list(k->words, "`, `", list, sizeof(list));
-		fprintf(out, "`%s` or absolute path", list);
-		break;
-	case KT_METHODS:
-		fputs("method list", out);
-		break;
-	case KT_GLOB:
-		fputs("glob pattern", out);
-		break;
-	case KT_PREFIX:
-		fputs("path prefix", out);
-		break;
-	case KT_TTL:
-		fputs("`off`, `origin` or duration", out);
-		break;
-	case KT_STATUSES:
-		fputs("status list", out);
-		break;
-	case KT_STATUS_SET:
-		fputs("status set", out);
-		break;
-	case KT_FLAGS:
-		keys_words_list(k->words, "`, `", list, sizeof(list));
-		fprintf(out, "list of `%s`, or `none`", list);
-		break;
-	case KT_CHAIN:
-		keys_words_list(k->words, "`, `", list, sizeof(list));
-		fprintf(out, "ordered list of `%s`, or `none`", list);
-		break;
-	case KT_LINE:
-		fputs("text line", out);
-		break;
-	case KT_WINDOW:
-		fputs("duration or `N calls`", out);
-		break;
-	case KT_HEADERS:
-		fputs("header name list", out);
-		break;
-	case KT_TAGS:
-		fputs("tag list", out);
-		break;
-	case KT_HOSTPORTS:
-		fputs("host:port list", out);
-		break;
-	case KT_TOPIC:
-		fputs("topic name", out);
-		break;
-	case KT_INVALIDATIONS:
-		fputs("invalidation list", out);
-		break;
-	case KT_TEXT:
-		fputs("text", out);
-		break;
-	}
-}
-
-static const char *keys_md_unit(const struct keys_def *k)
-{
-	if (k->unit != NULL)
-		return k->unit;
-	switch (k->type) {
-	case KT_DURATION:
-	case KT_TTL:
-	case KT_WINDOW:
-		return "ms, s, m, h";
-	case KT_SIZE:
-		return "B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)";
-	case KT_PERCENT:
-		return "%";
-	default:
-		return "";
-	}
-}
-
-static void keys_md_bounds(FILE *out, const struct keys_def *k)
-{
-	if (k->type == KT_NAME)
-		fprintf(out, "1-%zu of `A-Z a-z 0-9 _ . -`", k->size - 1);
-	else if (k->min != NULL && k->max != NULL)
-		fprintf(out, "`%s` - `%s`", k->min, k->max);
-	else if (k->min != NULL)
-		fprintf(out, "at least `%s`", k->min);
-	else if (k->max != NULL)
-		fprintf(out, "at most `%s`", k->max);
-}
-
-/* "required: one of `match`, `prefix`" for a key in a one_of group. */
-static void keys_md_one_of(FILE *out, const struct keys_def *k)
-{
-	const char *sep = "required: one of ";
-	for (size_t i = 0; i < KEYS_N; i++) {
-		const struct keys_def *o = &keys_def_table[i];
-		if (o->one_of == k->one_of && strcmp(o->section, k->section) == 0) {
-			fprintf(out, "%s`%s`", sep, o->name);
-			sep = ", ";
-		}
-	}
-}
-
-void policy_keys_markdown(FILE *out)
-{
-	for (size_t si = 0; si < SECTIONS_N; si++) {
-		const struct keys_section *s = &keys_section_table[si];
-		if (s->named)
-			fprintf(out, "### [%s \"NAME\"]\n\n", s->name);
-		else
-			fprintf(out, "### [%s]\n\n", s->name);
-		fprintf(out, "%s\n\n", s->doc);
-		fputs("| key | type | default | unit | bounds | reload | description |\n", out);
-		fputs("|---|---|---|---|---|---|---|\n", out);
-		for (size_t i = 0; i < KEYS_N; i++) {
-			const struct keys_def *k = &keys_def_table[i];
-			if (strcmp(k->section, s->name) != 0)
-				continue;
-			fprintf(out, "| `%s` | ", k->name);
-			keys_md_type(out, k);
-			fputs(" | ", out);
-			if (k->def != NULL)
-				fprintf(out, "`%s`", k->def);
-			else if (k->one_of != 0)
-				keys_md_one_of(out, k);
-			fprintf(out, " | %s | ", keys_md_unit(k));
-			keys_md_bounds(out, k);
-			fprintf(out, " | %s | ", k->reload ? "yes" : "no, restart");
-			keys_md_cell(out, k->doc);
-			fputs(" |\n", out);
-		}
-		fputs("\n", out);
 	}
 }

@@ -91,6 +91,8 @@ const struct keys_def *keys_find(const char *section, const char *name);
 
 /* Closest known section (or key of `section`) within edit distance 2 of
  * `name`, for "did you mean" hints; NULL when none is close. */
+/* "a|b|c" as "a" SEP "b" SEP "c", for messages and documentation. */
+void keys_words_list(const char *words, const char *sep, char *buf, size_t sz);
 const char *keys_suggest_section(const char *name);
 const char *keys_suggest_key(const char *section, const char *name);
 
