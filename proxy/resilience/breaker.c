@@ -484,25 +484,19 @@ void breaker_put(struct breaker *b)
 
 /* ---- rendering ----------------------------------------------------------------- */
 
+static void breaker_fill(struct named *n, void *out, void *arg)
+{
+	breaker_stats(registry_of(n, struct breaker, named), *(const uint64_t *)arg, out);
+}
+
 void breaker_render_prometheus(FILE *f, uint64_t now_ms)
 {
-	pthread_mutex_lock(&breakers.lock);
-	size_t n = 0;
-	REGISTRY_EACH(&breakers, struct breaker, named, b)
-	n++;
-	struct breaker_stats *st = n ? calloc(n, sizeof(*st)) : NULL;
-	const char **names = n ? calloc(n, sizeof(*names)) : NULL;
-	if (n && (!st || !names)) {
-		pthread_mutex_unlock(&breakers.lock);
-		free(st);
-		free(names);
+	struct registry_snapshot snap;
+	if (registry_snapshot(&breakers, sizeof(struct breaker_stats), breaker_fill, &now_ms, &snap) != LV_OK)
 		return;
-	}
-	size_t i = 0;
-	REGISTRY_EACH(&breakers, struct breaker, named, b) {
-		breaker_stats(b, now_ms, &st[i]);
-		names[i++] = b->named.name;
-	}
+	size_t n = snap.n, i;
+	const struct breaker_stats *st = snap.figures;
+	const char **names = snap.names;
 	fprintf(f, "# HELP levee_breaker_state The breaker's state: 1 for the state it is in\n"
 	           "# TYPE levee_breaker_state gauge\n");
 	for (i = 0; i < n; i++)
@@ -558,9 +552,7 @@ void breaker_render_prometheus(FILE *f, uint64_t now_ms)
 	           "# TYPE levee_breaker_window_slow_ratio gauge\n");
 	for (i = 0; i < n; i++)
 		fprintf(f, "levee_breaker_window_slow_ratio{breaker=\"%s\"} %.4f\n", names[i], st[i].slow_rate / 100.0);
-	pthread_mutex_unlock(&breakers.lock);
-	free(st);
-	free(names);
+	registry_snapshot_done(&breakers, &snap);
 }
 
 /* `s` as a JSON string body: the reasons are levee's own text, but a name

@@ -377,25 +377,20 @@ static void bulkhead_render_adaptive(FILE *f, const struct bulkhead_stats *st, c
 			        (unsigned long long)st[i].samples);
 }
 
+static void bulkhead_fill(struct named *n, void *out, void *arg)
+{
+	(void)arg;
+	bulkhead_stats(registry_of(n, struct bulkhead, named), out);
+}
+
 void bulkhead_render_prometheus(FILE *f)
 {
-	pthread_mutex_lock(&bulkheads.lock);
-	size_t n = 0;
-	REGISTRY_EACH(&bulkheads, struct bulkhead, named, b)
-		n++;
-	struct bulkhead_stats *st = n ? calloc(n, sizeof(*st)) : NULL;
-	const char **names = n ? calloc(n, sizeof(*names)) : NULL;
-	if (n && (!st || !names)) {
-		pthread_mutex_unlock(&bulkheads.lock);
-		free(st);
-		free(names);
+	struct registry_snapshot snap;
+	if (registry_snapshot(&bulkheads, sizeof(struct bulkhead_stats), bulkhead_fill, NULL, &snap) != LV_OK)
 		return;
-	}
-	size_t i = 0;
-	REGISTRY_EACH(&bulkheads, struct bulkhead, named, b) {
-		bulkhead_stats(b, &st[i]);
-		names[i++] = b->named.name;
-	}
+	size_t n = snap.n, i;
+	const struct bulkhead_stats *st = snap.figures;
+	const char **names = snap.names;
 	/* names stay valid: a bulkhead goes only under the registry's lock, held here */
 #define BH_G(field, metric, help)                                                                  \
 	fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", metric, help, metric);                        \
@@ -441,9 +436,7 @@ void bulkhead_render_prometheus(FILE *f)
 	for (i = 0; i < n; i++)
 		prom_histogram(f, "levee_bulkhead_queue_wait_seconds", "bulkhead", names[i], bh_wait_bounds,
 		               BH_WAIT_BUCKETS, st[i].wait_hist, st[i].wait_sum_s);
-	pthread_mutex_unlock(&bulkheads.lock);
-	free(st);
-	free(names);
+	registry_snapshot_done(&bulkheads, &snap);
 }
 
 void bulkhead_status_json(FILE *f)

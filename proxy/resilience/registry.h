@@ -38,6 +38,19 @@ struct named *registry_get(struct registry *rg, const char *name, struct named *
  * and the caller frees it. */
 bool registry_put(struct registry *rg, struct named *n);
 
+/* What a renderer reads: each live object's figures (`size` bytes each,
+ * written by fill(n, out, arg)) and its name, in registry order. On LV_OK
+ * the registry's lock is held, so the names stay valid, until
+ * registry_snapshot_done(); LV_ERR (out of memory): nothing is held. */
+struct registry_snapshot {
+	size_t n;
+	void *figures;
+	const char **names;
+};
+int registry_snapshot(struct registry *rg, size_t size, void (*fill)(struct named *n, void *out, void *arg),
+                      void *arg, struct registry_snapshot *out);
+void registry_snapshot_done(struct registry *rg, struct registry_snapshot *s);
+
 /* The object whose `struct named` is `n`. */
 #define registry_of(n, type, field) ((type *)(void *)((char *)(n) - offsetof(type, field)))
 
