@@ -22,6 +22,7 @@
 #define R(m) offsetof(struct lv_route, m), sizeof(((struct lv_route *)0)->m)
 #define B(m) offsetof(struct lv_bulkhead, m), sizeof(((struct lv_bulkhead *)0)->m)
 #define K(m) offsetof(struct lv_breaker, m), sizeof(((struct lv_breaker *)0)->m)
+#define T(m) offsetof(struct lv_tier, m), sizeof(((struct lv_tier *)0)->m)
 
 static const struct keys_section keys_section_table[] = {
 	{"levee", false, "The process: its addresses, workers and logs.", 0, 0, 0, 0, 0, 0},
@@ -62,7 +63,21 @@ static const struct keys_section keys_section_table[] = {
 	 "At most 256 breakers.",
 	 sizeof(struct lv_breaker), offsetof(struct lv_policy, breakers), offsetof(struct lv_policy, nbreakers),
 	 LV_MAX_BREAKERS, offsetof(struct lv_breaker, name), offsetof(struct lv_breaker, line)},
+	{"tiers", false,
+	 "How degradation tiers are evaluated: the signal tick, the window of the latency and error "
+	 "figures, and what a client's cohort is hashed from. docs/tiers.md is the operator's guide.",
+	 0, 0, 0, 0, 0, 0},
+	{"tier", true,
+	 "One section per degradation tier, named `[tier \"NAME\"]`, in order, least severe first (at most "
+	 "16). A tier comes into force when its `enter` condition holds and the tier before it is in "
+	 "force, and leaves when its `exit` condition holds and it has been in force for `hold`; at most "
+	 "one step per tick either way. What a tier does adds to what the tiers before it do. Conditions "
+	 "are written in the expression language of docs/tiers.md over the signals it lists.",
+	 sizeof(struct lv_tier), offsetof(struct lv_policy, tiers), offsetof(struct lv_policy, ntiers),
+	 LV_MAX_TIERS, offsetof(struct lv_tier, name), offsetof(struct lv_tier, line)},
 };
+
+const char *const lv_priority_names[LV_PRIO__COUNT] = {"critical", "normal", "optional"};
 
 const char *const lv_fallback_kind_names[LV_FB__COUNT] = {
 #define LV_FB_NAME(e, word) [e] = word,
@@ -132,6 +147,9 @@ static const struct keys_def keys_def_table[] = {
 	{"kafka",    "lag_budget",       KT_DURATION, P(kafka.lag_budget_ms),         "5s",            "100ms", "1h",     NULL,                    NULL,          false, 0, "How long this replica may be behind the topic (lag, or no broker) before its L1 is no longer trusted: lookups then skip the L1 until the consumer has caught up, and the L1 is emptied on recovery."},
 	{"kafka",    "dedup_window",     KT_UINT,     P(kafka.dedup_window),          "100000",        "1",     "10000000", NULL,                  "events",      false, 0, "How many recent event ids are remembered to drop duplicates."},
 
+	{"kafka",    "control_topic",    KT_TOPIC,    P(kafka.control_topic),         "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "The control topic of coordinated degradation (docs/tiers.md, \"The control topic\"): levee publishes its tier changes there and applies the signed `force-tier` commands for its service. Empty: none."},
+	{"kafka",    "control_key_env",  KT_NAME,     P(kafka.control_key_env),       "LEVEE_CONTROL_KEY", NULL, NULL,    NULL,                    NULL,          false, 0, "Environment variable holding the key (at least 16 bytes) that control commands are signed with (HMAC-SHA256). Without it every command is refused; levee still publishes its own tier changes."},
+
 	{"cache",    "memory",           KT_SIZE,     P(cache.memory),                "64MiB",         "1MiB",  "64GiB",  NULL,                    NULL,          false, 0, "Bytes the in-process cache may hold, all workers together (entries, keys and bookkeeping)."},
 	{"cache",    "max_object",       KT_SIZE,     P(cache.max_object),            "1MiB",          "1KiB",  "1GiB",   NULL,                    NULL,          true,  0, "Largest response body stored; a larger one is passed through (`Cache-Status: levee; fwd=miss; detail=too-large`). An entry larger than an L1 shard (`memory`/64) is kept in Redis only."},
 	{"cache",    "uncacheable_ttl",  KT_DURATION, P(cache.uncacheable_ttl_ms),    "10s",           "0",     "1h",     NULL,                    NULL,          true,  0, "Hit-for-miss: after a URL's answer could not be stored (`no-store`, `private`, `Set-Cookie`, `Vary: *`, too large...), its misses go straight upstream this long, on this replica and, through a marker in Redis, on the others, instead of waiting for each other's fills. A storable answer ends it early. 0: off."},
@@ -173,6 +191,8 @@ static const struct keys_def keys_def_table[] = {
 	{"route",    "retry_backoff",    KT_DURATION, R(retry_backoff_ms),            "25ms",          "1ms",   "1m",     NULL,                    NULL,          true,  0, "The first retry waits a random time up to this (full jitter); each next one up to twice the last bound."},
 	{"route",    "retry_backoff_max",KT_DURATION, R(retry_backoff_max_ms),        "250ms",         "1ms",   "1m",     NULL,                    NULL,          true,  0, "The longest bound a retry's backoff grows to."},
 	{"route",    "breaker",          KT_NAME,     R(breaker),                     "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Names the `[breaker]` that counts the route's upstream outcomes and, while open, answers the route without asking the upstream (503 with X-Levee-Reason `breaker-open`). Several routes may share one breaker."},
+	{"route",    "priority",         KT_ENUM,     R(priority),                    "normal",        NULL,    NULL,     "critical|normal|optional", NULL,       true,  0, "What degradation tiers shed first: `optional` routes at the first tier that sheds, `normal` ones later, and `critical` ones (log-in, payment) never: a tier's `shed` cannot name them."},
+	{"route",    "tier_cache_only",  KT_BOOL,     R(tier_cache_only),             "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "While a tier with the `cache-only` cache mode is in force, the route answers from the cache alone: a miss is refused (503 `tier-cache-only`, or the route's fallback) and the upstream is not asked. Only for routes whose stored answers may stand in for the service's for a while."},
 	{"route",    "fallback",         KT_CHAIN,    R(fallback),                    "none",          NULL,    NULL,     "stale|static|status",   NULL,          true,  0, "What answers instead of levee's own error when the route's breaker is open, its bulkhead refuses, or the upstream times out or cannot be connected to: kinds tried in order, comma-separated, each at most once, or `none`. `stale`: the stored copy however old (up to `stale_fallback_max`), if there is one; `static`: `fallback_status` with `fallback_body` or `fallback_file`; `status`: levee's own refusal as `refusal_status` with Retry-After. Each answer carries X-Levee-Reason `CAUSE; fallback=KIND` (docs/protection.md)."},
 	{"route",    "stale_fallback_max", KT_DURATION, R(stale_fallback_max_ms),     "1h",            "1s",    "168h",   NULL,                    NULL,          true,  0, "With `stale` in `fallback`: how long after it went stale a stored copy may still answer as a fallback. The route's entries are kept this much longer, in the L1 and in Redis."},
 	{"route",    "fallback_status",  KT_UINT,     R(fallback_status),             "503",           "200",   "599",    NULL,                    "status",      true,  0, "Status of a `static` fallback answer (Retry-After is added to a 503 or 429)."},
@@ -191,6 +211,19 @@ static const struct keys_def keys_def_table[] = {
 	{"breaker",  "half_open_probes", KT_UINT,     K(half_open_probes),            "3",             "1",     "1000",   NULL,                    "calls",       true,  0, "Calls let through once `open_for` has passed, at most this many at once and in all; one failed or slow probe opens the breaker again, all of them passing starts the ramp."},
 	{"breaker",  "ramp",             KT_DURATION, K(ramp_ms),                     "10s",           "0",     "1h",     NULL,                    NULL,          true,  0, "After the probes pass, the share of calls let through grows from a tenth to all over this time (like a slow start), the others answered as while open; a failure during the ramp opens the breaker again. 0: straight to closed."},
 	{"bulkhead", "retry_after",      KT_DURATION, B(retry_after_ms),              "1s",            "1s",    "1h",     NULL,                    NULL,          true,  0, "Retry-After of the bulkhead's refusals, in whole seconds (rounded up)."},
+	{"tiers",    "tick",             KT_DURATION, P(tiers_cfg.tick_ms),           "250ms",         "100ms", "1s",     NULL,                    NULL,          true,  0, "How often the signals are sampled and the tiers evaluated; a tier moves at most one step per tick."},
+	{"tiers",    "window",           KT_DURATION, P(tiers_cfg.window_ms),         "10s",           "1s",    "5m",     NULL,                    NULL,          true,  0, "The sliding window of the latency percentiles, queue waits and error rates the signals report (rounded to whole ticks)."},
+	{"tiers",    "cohort",           KT_COHORT,   P(tiers_cfg.cohort),            "address",       NULL,    NULL,     NULL,                    NULL,          true,  0, "What a client's cohort is hashed from when a tier sheds a share of a priority: `address` (the client's IP), `header:NAME` (say a user id the gateway sets) or `cookie:NAME`. A request without the header or cookie falls back on its address. The same clients are shed for as long as the share stands."},
+
+	{"tier",     "enter",            KT_LINE,     T(enter),                       NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "The condition under which the tier comes into force (while the tier before it is in force), in the expression language of docs/tiers.md: `queue_wait_p99 > 20ms or cpu > 85%`."},
+	{"tier",     "exit",             KT_LINE,     T(exit),                        NULL,            NULL,    NULL,     NULL,                    NULL,          true,  2, "The condition under which the tier steps down once it has been in force for `hold`. Make it stricter than the opposite of `enter` (hysteresis): enter at 20 ms, exit under 10 ms."},
+	{"tier",     "hold",             KT_DURATION, T(hold_ms),                     "10s",           "0",     "1h",     NULL,                    NULL,          true,  0, "The least time the tier stays in force before it may step down, however good the signals look."},
+	{"tier",     "shadow",           KT_BOOL,     T(shadow),                      "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Rehearse the tier: it comes and goes as configured, but changes no answer; what it would have shed is counted (`levee_tier_shadow_shed_total`) and logged once per tick. For tuning thresholds on live traffic."},
+	{"tier",     "shed",             KT_SHED,     T(shed),                        "none",          NULL,    NULL,     NULL,                    NULL,          true,  0, "Which requests the tier refuses before any cache or upstream work: whole priorities (`optional`), or a share of one (`normal 30%`: the clients of the lowest 30% of cohorts, see [tiers] `cohort`), comma-separated, or `none`. Critical routes are never shed. A refusal is the route's `refusal_status` (503 or 429) with Retry-After and X-Levee-Reason `tier-shed; tier=NAME`."},
+	{"tier",     "cache",            KT_FLAGS,    T(cache),                       "none",          NULL,    NULL,     "serve-stale|stretch-ttl|skip-lease|no-fill-optional|cache-only", NULL, true, 0, "Cache modes while in force (docs/tiers.md, \"Cache modes\", says which guarantee each relaxes): `serve-stale` (a stale stored copy answers at once, unrevalidated), `stretch-ttl` (freshness lifetimes times `ttl_factor`), `skip-lease` (a miss never waits for another's fill), `no-fill-optional` (misses on optional routes are not stored), `cache-only` (routes with `tier_cache_only` never ask the upstream); comma-separated, or `none`."},
+	{"tier",     "ttl_factor",       KT_UINT,     T(ttl_factor),                  "2",             "1",     "100",    NULL,                    "times",       true,  0, "With `stretch-ttl`: what stored answers' freshness lifetimes are multiplied by."},
+	{"tier",     "bulkhead_scale",   KT_PERCENT,  T(bulkhead_scale),              "100%",          "1%",    "100%",   NULL,                    NULL,          true,  0, "Every bulkhead's `max_concurrent` and `max_queue` (for `auto`, its upper bound) scaled to this share while the tier is in force, at least 1 slot: less concurrency against a struggling service."},
+	{"tier",     "retry_after",      KT_DURATION, T(retry_after_ms),              "5s",            "1s",    "1h",     NULL,                    NULL,          true,  0, "Retry-After of the tier's refusals, in whole seconds."},
 };
 /* clang-format on */
 
@@ -579,6 +612,112 @@ static bool keys_chain_item(const char *e, size_t len, void *arg, char *err, siz
 	return true;
 }
 
+/* "optional, normal 30%": whole priorities, or a share of one (the cohorts
+ * below it, proxy/resilience/tier.h); "none" sheds nothing. Critical is
+ * never shed by a tier, so naming it is an error rather than ignored. */
+static int keys_shed(const char *text, struct lv_shed *out, char *err, size_t errsz)
+{
+	memset(out, 0, sizeof(*out));
+	if (strcmp(text, "none") == 0)
+		return LV_OK;
+	bool any = false;
+	for (const char *p = text; *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		const char *w = p;
+		while (*p && *p != ',' && *p != ' ' && *p != '\t')
+			p++;
+		size_t wl = (size_t)(p - w);
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *share = NULL;
+		size_t sl = 0;
+		if (*p && *p != ',') {
+			share = p;
+			while (*p && *p != ',' && *p != ' ' && *p != '\t')
+				p++;
+			sl = (size_t)(p - share);
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (*p && *p != ',') {
+				snprintf(err, errsz, "expected ',' after '%.*s %.*s'", (int)wl, w, (int)sl, share);
+				return LV_ERR;
+			}
+		}
+		int prio = -1;
+		for (int i = 0; i < LV_PRIO__COUNT; i++)
+			if (strlen(lv_priority_names[i]) == wl && memcmp(lv_priority_names[i], w, wl) == 0)
+				prio = i;
+		if (prio == LV_PRIO_CRITICAL) {
+			snprintf(err, errsz, "critical routes are never shed by a tier");
+			return LV_ERR;
+		}
+		if (prio < 0) {
+			snprintf(err, errsz, "'%.*s': expected optional or normal, each with an optional share (normal 30%%)",
+			         (int)wl, w);
+			return LV_ERR;
+		}
+		if (out->pct[prio] != 0) {
+			snprintf(err, errsz, "'%s' is listed twice", lv_priority_names[prio]);
+			return LV_ERR;
+		}
+		double pct = 100.0;
+		if (share) {
+			char one[32];
+			const char *why;
+			if (sl >= sizeof(one)) {
+				snprintf(err, errsz, "bad share '%.*s'", (int)sl, share);
+				return LV_ERR;
+			}
+			memcpy(one, share, sl);
+			one[sl] = '\0';
+			if (value_percent(one, &pct, &why) != LV_OK || pct <= 0 || pct > 100) {
+				snprintf(err, errsz, "bad share '%s' of %s: must be a percentage above 0%% and at most 100%%", one,
+				         lv_priority_names[prio]);
+				return LV_ERR;
+			}
+		}
+		out->pct[prio] = pct;
+		any = true;
+	}
+	if (!any) {
+		snprintf(err, errsz, "empty: write none to shed nothing");
+		return LV_ERR;
+	}
+	return LV_OK;
+}
+
+/* "address", "header:X-User-Id" or "cookie:session". */
+static int keys_cohort(const char *text, struct lv_cohort_key *out, char *err, size_t errsz)
+{
+	memset(out, 0, sizeof(*out));
+	if (strcmp(text, "address") == 0)
+		return LV_OK;
+	const char *name = NULL;
+	if (strncmp(text, "header:", 7) == 0) {
+		out->kind = LV_COHORT_HEADER;
+		name = text + 7;
+	} else if (strncmp(text, "cookie:", 7) == 0) {
+		out->kind = LV_COHORT_COOKIE;
+		name = text + 7;
+	} else {
+		snprintf(err, errsz, "expected address, header:NAME or cookie:NAME");
+		return LV_ERR;
+	}
+	size_t n = strlen(name);
+	bool ok = n > 0 && n < sizeof(out->name);
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (unsigned char)name[i] > ' ' && (unsigned char)name[i] < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", name[i]);
+	if (!ok) {
+		snprintf(err, errsz, "'%s': the name must be 1-%zu token characters", name, sizeof(out->name) - 1);
+		return LV_ERR;
+	}
+	memcpy(out->name, name, n + 1);
+	return LV_OK;
+}
+
 /* "stale, static" of words "stale|static|status" as {2, {0, 1}}: the
  * order is kept, each word at most once; "none" is the empty chain. */
 static int keys_chain(const char *words, const char *text, struct lv_fallback_chain *out, char *err, size_t errsz)
@@ -913,6 +1052,18 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 				return LV_ERR;
 			}
 		return keys_store_str(k, field, text, "too long", err, errsz);
+	case KT_SHED: {
+		struct lv_shed v;
+		if (keys_shed(text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_COHORT: {
+		struct lv_cohort_key v;
+		if (keys_cohort(text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
 	case KT_WINDOW: {
 		struct lv_window v;
 		if (keys_window(k, text, &v, err, errsz) != LV_OK)

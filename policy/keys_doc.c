@@ -89,6 +89,12 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 	case KT_LINE:
 		fputs("text line", out);
 		break;
+	case KT_SHED:
+		fputs("list of `optional`, `normal`, each with an optional share (`normal 25%`), or `none`", out);
+		break;
+	case KT_COHORT:
+		fputs("`address`, `header:NAME` or `cookie:NAME`", out);
+		break;
 	case KT_WINDOW:
 		fputs("duration or `N calls`", out);
 		break;
@@ -147,8 +153,14 @@ static void keys_md_bounds(FILE *out, const struct keys_def *k)
 static void keys_md_one_of(FILE *out, const struct keys_def *k)
 {
 	const char *sep = "required: one of ";
-	size_t nkeys;
+	size_t nkeys, group = 0;
 	const struct keys_def *table = keys_table(&nkeys);
+	for (size_t i = 0; i < nkeys; i++)
+		group += table[i].one_of == k->one_of && strcmp(table[i].section, k->section) == 0;
+	if (group == 1) {
+		fputs("required", out);
+		return;
+	}
 	for (size_t i = 0; i < nkeys; i++) {
 		const struct keys_def *o = &table[i];
 		if (o->one_of == k->one_of && strcmp(o->section, k->section) == 0) {

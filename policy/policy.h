@@ -185,6 +185,8 @@ struct lv_route {
 	char breaker[LV_NAME_MAX];        /* "" = none; else names a [breaker] */
 	int breaker_idx;                  /* its index in lv_policy.breakers, -1 = none (set at load) */
 	int breaker_line;                 /* line of the `breaker` key */
+	int priority;                     /* enum lv_priority: what tiers shed first */
+	bool tier_cache_only;             /* a tier with cache-only answers it from the cache alone */
 
 	/* fallbacks (proxy/resilience/fallback_stage.c): what answers instead
 	 * of levee's own error when the breaker is open, the bulkhead refuses
@@ -269,6 +271,70 @@ struct lv_breaker {
 	uint64_t ramp_ms;          /* after the probes pass, traffic grows to all over this */
 };
 #define LV_MAX_BREAKERS 256
+
+/* A route's business priority: what degradation tiers shed first
+ * (docs/tiers.md). A critical route is never shed by a tier. */
+enum lv_priority { LV_PRIO_CRITICAL, LV_PRIO_NORMAL, LV_PRIO_OPTIONAL, LV_PRIO__COUNT };
+extern const char *const lv_priority_names[LV_PRIO__COUNT];
+
+/* What a tier does to the cache while in force (`cache` of [tier]), one bit
+ * each, in the order of the key's words (docs/tiers.md, "Cache modes"). */
+#define LV_CACHE_MODES(X)                                                                          \
+	X(LV_CM_SERVE_STALE, "serve-stale")         /* a stale stored copy answers, no revalidation */ \
+	X(LV_CM_STRETCH_TTL, "stretch-ttl")         /* freshness lifetimes times ttl_factor */    \
+	X(LV_CM_SKIP_LEASE, "skip-lease")           /* never wait for another's fill */            \
+	X(LV_CM_NO_FILL_OPTIONAL, "no-fill-optional") /* optional routes' misses are not stored */ \
+	X(LV_CM_CACHE_ONLY, "cache-only")           /* routes with tier_cache_only: no upstream */
+enum lv_cache_mode_bit {
+#define LV_CM_BIT(e, word) e##_BIT,
+	LV_CACHE_MODES(LV_CM_BIT)
+#undef LV_CM_BIT
+	LV_CM__COUNT
+};
+enum lv_cache_mode {
+#define LV_CM_FLAG(e, word) e = 1u << e##_BIT,
+	LV_CACHE_MODES(LV_CM_FLAG)
+#undef LV_CM_FLAG
+};
+
+/* What share of each priority a tier sheds, in percent (0: none, 100: all);
+ * [LV_PRIO_CRITICAL] is always 0. */
+struct lv_shed {
+	double pct[LV_PRIO__COUNT];
+};
+
+/* [tier "NAME"]: one degradation tier, in file order, least severe first
+ * (proxy/resilience/tiers.h). What a tier does adds to what the tiers before
+ * it do. */
+#define LV_TIER_EXPR_MAX 200
+#define LV_MAX_TIERS 16
+struct expr;
+struct lv_tier {
+	char name[LV_NAME_MAX];
+	int line;
+	char enter[LV_TIER_EXPR_MAX], exit[LV_TIER_EXPR_MAX]; /* as written */
+	int enter_line, exit_line;
+	struct expr *enter_expr, *exit_expr; /* parsed at load, owned by the snapshot */
+	uint64_t hold_ms;          /* least time in force before stepping down */
+	bool shadow;               /* records what it would do, changes nothing */
+	struct lv_shed shed;
+	unsigned cache;            /* enum lv_cache_mode bits */
+	uint64_t ttl_factor;       /* stretch-ttl: freshness lifetimes times this */
+	double bulkhead_scale;     /* percent of each bulkhead's limits while in force */
+	uint64_t retry_after_ms;   /* Retry-After of its refusals */
+};
+
+/* What a client's cohort is hashed from: its address, or the value of a
+ * header or a cookie (the address when the request has none). */
+enum lv_cohort { LV_COHORT_ADDRESS, LV_COHORT_HEADER, LV_COHORT_COOKIE };
+struct lv_cohort_key {
+	int kind;                /* enum lv_cohort */
+	char name[LV_NAME_MAX];  /* the header or cookie; "" for the address */
+};
+
+/* The signals tier expressions may name, built at load from the policy's
+ * routes, bulkheads and breakers (policy/signals.c). */
+struct lv_signal_table;
 
 struct lv_policy;
 struct route_index;
@@ -392,6 +458,8 @@ struct lv_policy {
 		int security_protocol, sasl_mechanism; /* indexes into their keys' words */
 		char sasl_username[256], sasl_password[256];
 		char ssl_ca[LV_PATH_MAX];            /* "system", or a PEM file */
+		char control_topic[LV_NAME_MAX * 4]; /* "" = no control topic (proxy/control/) */
+		char control_key_env[LV_NAME_MAX];   /* names the variable with the HMAC key */
 	} kafka;                     /* [kafka]: invalidation broadcast; off when brokers is empty */
 	struct {
 		uint64_t memory;     /* [cache] memory: L1 bytes, all workers together */
@@ -403,6 +471,15 @@ struct lv_policy {
 	struct lv_bulkhead *bulkheads;
 	size_t nbreakers;
 	struct lv_breaker *breakers;
+
+	struct {
+		uint64_t tick_ms;    /* [tiers] tick: how often signals are sampled and tiers evaluated */
+		uint64_t window_ms;  /* [tiers] window: of the latency and error figures */
+		struct lv_cohort_key cohort; /* [tiers] cohort: what a client's cohort is hashed from */
+	} tiers_cfg;
+	size_t ntiers;
+	struct lv_tier *tiers;
+	struct lv_signal_table *signals; /* what tier expressions may name; NULL without tiers */
 
 	size_t nroutes;
 	struct lv_route *routes;  /* in file order; first match wins */

@@ -48,6 +48,8 @@ enum keys_type {
 	KT_FLAGS,    /* unsigned: a comma-separated subset of `words` (bit i = word i), or "none" */
 	KT_CHAIN,    /* struct lv_fallback_chain: distinct `words` in the order given, or "none" */
 	KT_LINE,     /* char[]: one line of printable text, blanks included; may be "" */
+	KT_SHED,     /* struct lv_shed: "optional, normal 30%" (whole priorities, or a share), or "none" */
+	KT_COHORT,   /* struct lv_cohort_key: "address", "header:NAME" or "cookie:NAME" */
 };
 
 /* A section of the policy file. A named section ([route "users"]) may appear

@@ -32,6 +32,8 @@ enum request_outcome outcome_of_reason(int reason)
 	case R_BULKHEAD_FULL:
 	case R_BULKHEAD_TIMEOUT:
 	case R_BREAKER_OPEN:
+	case R_TIER_SHED:
+	case R_TIER_CACHE_ONLY:
 		return OUT_REFUSED;
 	case R_BAD_REQUEST:
 	case R_METHOD:

@@ -27,6 +27,8 @@
 	X(R_BULKHEAD_FULL, "bulkhead-full", 503, "every slot of the bulkhead is taken and its queue is full") \
 	X(R_BULKHEAD_TIMEOUT, "bulkhead-timeout", 503, "no bulkhead slot came free in time")       \
 	X(R_BREAKER_OPEN, "breaker-open", 503, "the circuit breaker is open: the upstream was not asked") \
+	X(R_TIER_SHED, "tier-shed", 503, "shed by the degradation tier in force: try again later")  \
+	X(R_TIER_CACHE_ONLY, "tier-cache-only", 503, "not in the cache, and the tier in force serves this route from the cache only") \
 	X(R_UP_TIMEOUT, "upstream-timeout", 504, "the upstream did not answer in time")            \
 	X(R_DEADLINE, "deadline", 504, "the request's deadline passed before its answer")          \
 	X(R_NOT_CACHED, "only-if-cached", 504, "not in the cache (only-if-cached)")                 \
@@ -50,8 +52,7 @@ extern const struct lv_reason_info lv_reasons[R__COUNT];
 /* The failures a route's `fallback` chain may answer instead of levee's own
  * error, one line each: anything else (a bad request, a bad upstream
  * answer, only-if-cached...) is no fallback material. Their order is that
- * of the fallback metrics' `cause` label. R_DEADLINE (a request past its
- * deadline) joins here when it exists. */
+ * of the fallback metrics' `cause` label. */
 #define LV_FALLBACK_CAUSES(X)                                                                      \
 	X(R_BREAKER_OPEN)                                                                          \
 	X(R_BULKHEAD_FULL)                                                                         \

@@ -189,6 +189,9 @@ struct request {
 	uint64_t t_start, t_upstream;
 	uint64_t deadline_us;        /* when its budget runs out (now_us() clock); 0: none */
 	unsigned attempts;           /* upstream attempts made by route retries (0: the first only) */
+	unsigned tier_cache;         /* enum lv_cache_mode bits of the tiers in force, set by the tier stage */
+	unsigned tier_ttl_factor;    /* with LV_CM_STRETCH_TTL: lifetimes times this (>= 1) */
+	bool upstream_counted;       /* its upstream exchange is in the signals (resilience/signals.h) */
 
 	/* request body, client → upstream */
 	enum body_kind body;
