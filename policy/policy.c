@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "policy_internal.h"
+#include "signals.h"
 
 #define POLICY_FILE_MAX (1024 * 1024)
 /* More errors than this means the wrong file, not a typo; stop listing. */
@@ -53,6 +54,7 @@ struct policy_order {
 
 struct policy_parse {
 	const char *file; /* name used in messages */
+	const char *start; /* the file's text, for columns */
 	const char *pos, *end;
 	int line; /* of the line last handed to inih */
 	struct lv_diag *diag;
@@ -142,8 +144,17 @@ static void policy_add(struct policy_parse *st, int line, const char *text)
 
 /* Adds "FILE:LINE: WHAT: REASON". LINE is left out when 0, WHAT when NULL,
  * and FILE when `file` is NULL (an error in a command-line flag). */
+static void policy_verr_col(struct policy_parse *st, const char *file, int line, int col, const char *what,
+                            const char *fmt, va_list ap);
 static void policy_verr(struct policy_parse *st, const char *file, int line, const char *what,
                         const char *fmt, va_list ap)
+{
+	policy_verr_col(st, file, line, 0, what, fmt, ap);
+}
+
+/* The same with a column after the line ("FILE:LINE:COL: "), when `col` > 0. */
+static void policy_verr_col(struct policy_parse *st, const char *file, int line, int col, const char *what,
+                            const char *fmt, va_list ap)
 {
 	char text[POLICY_MSG_MAX];
 	size_t o = 0;
@@ -156,7 +167,9 @@ static void policy_verr(struct policy_parse *st, const char *file, int line, con
 		policy_add(st, 0, text);
 		return;
 	}
-	if (file != NULL)
+	if (file != NULL && line > 0 && col > 0)
+		o = (size_t)snprintf(text, sizeof(text), "%s:%d:%d: ", file, line, col);
+	else if (file != NULL)
 		o = (size_t)snprintf(text, sizeof(text), line > 0 ? "%s:%d: " : "%s: ", file, line);
 	if (what != NULL && o < sizeof(text))
 		o += (size_t)snprintf(text + o, sizeof(text) - o, "%s: ", what);
@@ -474,6 +487,13 @@ static void policy_section_end(struct policy_parse *st)
 		if (b->window.calls && b->min_requests > b->window.calls)
 			policy_err_section(st, "min_requests (%llu) is more than the window holds (%llu calls): it could never open",
 			                   (unsigned long long)b->min_requests, (unsigned long long)b->window.calls);
+	}
+	if (strcmp(st->sec->name, "tier") == 0) {
+		struct lv_tier *t = st->base;
+		t->enter_line = st->seen[policy_key_index(keys_find("tier", "enter"))];
+		t->exit_line = st->seen[policy_key_index(keys_find("tier", "exit"))];
+		if (t->shadow && (t->cache || t->bulkhead_scale < 100.0))
+			policy_warn(st, st->header_line, "a shadow tier changes nothing: its cache and bulkhead_scale are ignored");
 	}
 	if (strcmp(st->sec->name, "route") == 0) {
 		struct lv_route *rt = st->base;
@@ -902,6 +922,71 @@ static bool policy_wildcard(const char *host)
 	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
 }
 
+__attribute__((format(printf, 5, 6))) static void policy_err_col(struct policy_parse *st, int line, int col,
+                                                                 const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	policy_verr_col(st, st->file, line, col, what, fmt, ap);
+	va_end(ap);
+}
+
+/* The column in the file of byte `col` (1-based) of the value of the key
+ * on `line`: where the value starts on that line, plus col - 1; `col`
+ * itself when the line cannot be found (a value from ${VAR}, say). */
+static int policy_value_column(const struct policy_parse *st, int line, const char *value, int col)
+{
+	const char *p = st->start;
+	if (p == NULL || line <= 0)
+		return col;
+	for (int l = 1; l < line && p < st->end; l++) {
+		const char *nl = memchr(p, '\n', (size_t)(st->end - p));
+		if (nl == NULL)
+			return col;
+		p = nl + 1;
+	}
+	const char *eol = memchr(p, '\n', (size_t)(st->end - p));
+	size_t n = (size_t)((eol ? eol : st->end) - p), vl = strlen(value);
+	const char *eq = memchr(p, '=', n);
+	if (eq == NULL || vl == 0)
+		return col;
+	for (const char *q = eq + 1; q + vl <= p + n; q++)
+		if (memcmp(q, value, vl) == 0)
+			return (int)(q - p) + col;
+	return col;
+}
+
+/* Every tier's enter and exit, parsed against the signals of this policy,
+ * with errors at "file:line:column"; then what each level does. */
+static void policy_tiers_check(struct policy_parse *st)
+{
+	struct lv_policy *p = st->p;
+	if (p->ntiers == 0)
+		return;
+	if (!(p->signals = signals_build(p)) ||
+	    !(p->tier_levels = calloc(p->ntiers + 1, sizeof(*p->tier_levels)))) {
+		policy_err(st, 0, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < p->ntiers; i++) {
+		struct lv_tier *t = &p->tiers[i];
+		for (int k = 0; k < 2; k++) {
+			const char *text = k ? t->exit : t->enter;
+			int line = k ? t->exit_line : t->enter_line;
+			struct expr **out = k ? &t->exit_expr : &t->enter_expr;
+			struct expr_error e;
+			if (expr_parse(text, &p->signals->sig, out, &e) == LV_OK) {
+				expr_mark_signals(*out, p->signals->used);
+				continue;
+			}
+			char what[LV_NAME_MAX + 32];
+			snprintf(what, sizeof(what), "[tier \"%s\"] %s", t->name, k ? "exit" : "enter");
+			policy_err_col(st, line, policy_value_column(st, line, text, e.column), what, "%s", e.message);
+		}
+	}
+	signals_tier_levels(p, p->tier_levels);
+}
+
 /* Whether two listening addresses would take the same port. */
 static bool policy_overlap(const struct lv_hostport *a, const struct lv_hostport *b)
 {
@@ -946,6 +1031,8 @@ static void policy_check(struct policy_parse *st)
 		r->breaker_idx = policy_section_ref(st, r, "breaker", r->breaker, r->breaker_line, p->breakers,
 		                                    p->nbreakers, sizeof(*p->breakers));
 	}
+
+	policy_tiers_check(st);
 
 	/* Only a sure loop is an error: the upstream may be another machine that
 	 * happens to use the same port. */
@@ -1003,6 +1090,13 @@ static void policy_free(struct lv_policy *p)
 	free(p->routes);
 	free(p->bulkheads);
 	free(p->breakers);
+	for (size_t i = 0; i < p->ntiers; i++) {
+		expr_free(p->tiers[i].enter_expr);
+		expr_free(p->tiers[i].exit_expr);
+	}
+	free(p->tiers);
+	free(p->tier_levels);
+	signals_free(p->signals);
 	free(p);
 }
 
@@ -1015,6 +1109,7 @@ static int policy_load(const char *file, const char *path, const char *text, siz
 	const struct keys_section *secs = keys_sections(&nsecs);
 	struct policy_parse st = {
 		.file = file,
+		.start = text,
 		.pos = text,
 		.end = text ? text + len : NULL,
 		.diag = diag,

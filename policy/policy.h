@@ -335,6 +335,7 @@ struct lv_cohort_key {
 /* The signals tier expressions may name, built at load from the policy's
  * routes, bulkheads and breakers (policy/signals.c). */
 struct lv_signal_table;
+struct lv_tier_level;
 
 struct lv_policy;
 struct route_index;
@@ -480,6 +481,7 @@ struct lv_policy {
 	size_t ntiers;
 	struct lv_tier *tiers;
 	struct lv_signal_table *signals; /* what tier expressions may name; NULL without tiers */
+	struct lv_tier_level *tier_levels; /* [0..ntiers]: what each level does (policy/signals.h) */
 
 	size_t nroutes;
 	struct lv_route *routes;  /* in file order; first match wins */
