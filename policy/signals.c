@@ -109,5 +109,6 @@ void signals_tier_levels(const struct lv_policy *p, struct lv_tier_level *levels
 			l->bulkhead_scale = t->bulkhead_scale;
 		l->retry_after_s = (unsigned)((t->retry_after_ms + 999) / 1000);
 		l->named = (int)(k - 1);
+		snprintf(l->detail, sizeof(l->detail), "tier=%s", t->name);
 	}
 }

@@ -110,6 +110,7 @@ struct lv_tier_level {
 	unsigned retry_after_s;
 	int named;                 /* the tier its refusals name: the highest non-shadow one, -1: none */
 	int shadow_named;          /* the highest shadow tier, for shadow counts; -1: none */
+	char detail[LV_NAME_MAX + 8]; /* "tier=NAME" of `named`, for X-Levee-Reason */
 };
 
 /* Fills levels[0..p->ntiers] from p's tiers. */

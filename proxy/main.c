@@ -26,6 +26,7 @@
 #include "net/worker.h"
 #include "pipeline.h"
 #include "reload.h"
+#include "resilience/tiers.h"
 #include "resilience/bulkhead.h"
 #include "server.h"
 
@@ -242,6 +243,8 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (invalidate_start(rt->policy, s->cache, err, sizeof(err)) != LV_OK)
 		die("%s", err);
+	if (server_tiers_start(s, err, sizeof(err)) != LV_OK)
+		die("%s", err);
 	if (admin_start(s, rt->policy, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (probe_start(s) != LV_OK || reload_init(s) != LV_OK)
@@ -282,6 +285,7 @@ int main(int argc, char **argv)
 	if (flush_ms > 3000)
 		flush_ms = 3000;
 	invalidate_stop((int)flush_ms);
+	tiers_stop();
 	admin_stop();
 	probe_stop();
 	reload_stop();

@@ -6,7 +6,8 @@
  * upstream and never waits behind a bulkhead), then the breaker (an open
  * one answers at once, before the request waits for a bulkhead slot it
  * would not use), then the bulkhead (a slot, a queue, or a refusal), then
- * the upstream exchange. A later issue adds a tier check before the cache.
+ * the upstream exchange. The tier check comes before the cache: a request
+ * a degradation tier sheds costs no cache lookup and no upstream work.
  *
  * The route's fallbacks come right after the route: a stage's fail hook
  * runs after those of the stages behind it, so the cache's stale-if-error
@@ -30,6 +31,7 @@
 #include "resilience/bulkhead.h"
 #include "resilience/bulkhead_stage.h"
 #include "resilience/fallback_stage.h"
+#include "resilience/tier_stage.h"
 
 /* The client's budget in `deadline_header`: whole milliseconds, at most an
  * hour; false when absent or not a number (then it is ignored). */
@@ -78,6 +80,7 @@ static const struct stage route_stage_def = {.name = "route", .run = stage_route
 static const struct stage *const path[] = {
     &route_stage_def,
     &fallback_stage_def,
+    &tier_stage_def,
     &cache_stage_def,
     &breaker_stage_def,
     &bulkhead_stage_def,

@@ -12,6 +12,7 @@
  * watch, or -1 while `ev_rearm` is pending.
  */
 #include "reload.h"
+#include "resilience/tiers.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -98,6 +99,7 @@ static void reload_swap(struct runtime *rt)
 {
 	server_protection_apply(reload_srv, rt);
 	struct runtime *old = runtime_slot_swap(&reload_srv->runtime, rt);
+	tiers_apply(rt->policy); /* after the swap: the tick takes the current runtime */
 	log_set_level(rt->policy->log_level);
 	for (unsigned i = 0; i < reload_srv->nworkers; i++)
 		worker_notify_policy(reload_srv->workers[i]);

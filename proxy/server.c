@@ -14,7 +14,9 @@
 #include "cache/redis.h"
 #include "net/worker.h"
 #include "resilience/breaker.h"
+#include "invalidate/invalidate.h"
 #include "resilience/bulkhead.h"
+#include "resilience/tiers.h"
 
 void server_init(struct server *s)
 {
@@ -178,6 +180,49 @@ void server_destroy(struct server *s)
 	s->main_base = NULL;
 	runtime_slot_destroy(&s->runtime);
 	retry_budget_destroy(&s->retry_budget);
+}
+
+/* ---- what the tier signals read ----------------------------------------- */
+
+static bool tiers_redis_up(void *ctx, bool *known)
+{
+	struct server *s = ctx;
+	*known = s->redis != NULL;
+	return s->redis && redis_available(s->redis);
+}
+
+static bool tiers_kafka_up(void *ctx, bool *known, int64_t *lag, int64_t *spooled)
+{
+	(void)ctx;
+	return invalidate_health(known, lag, spooled);
+}
+
+static struct runtime *tiers_runtime(void *ctx)
+{
+	return server_runtime_acquire(ctx);
+}
+
+static struct lv_stats *const *tiers_stats(void *ctx, unsigned *n)
+{
+	struct server *s = ctx;
+	static struct lv_stats *v[512];
+	unsigned k = 0;
+	for (unsigned i = 0; i < s->nworkers && k < sizeof(v) / sizeof(v[0]); i++)
+		v[k++] = s->workers[i]->stats;
+	*n = k;
+	return v;
+}
+
+int server_tiers_start(struct server *s, char *err, size_t errlen)
+{
+	const struct tiers_sources src = {
+	    .redis_up = tiers_redis_up,
+	    .kafka_up = tiers_kafka_up,
+	    .ctx = s,
+	    .runtime = tiers_runtime,
+	    .stats = tiers_stats,
+	};
+	return tiers_start(s->main_base, &src, err, errlen);
 }
 
 struct runtime *server_runtime_acquire(struct server *s)

@@ -88,6 +88,9 @@ int server_bulkhead_threads(struct server *s, struct runtime *rt, char *err, siz
 void server_protection_apply(struct server *s, struct runtime *rt);
 /* Starts the threads of the workers not started yet. */
 int server_workers_start(struct server *s) LV_WARN_UNUSED;
+/* Starts the degradation tiers' tick on the main base (resilience/tiers.h),
+ * reading the server's loops, Redis tier and Kafka. */
+int server_tiers_start(struct server *s, char *err, size_t errlen) LV_WARN_UNUSED;
 
 /* Returns the current runtime with a reference the caller must drop. */
 struct runtime *server_runtime_acquire(struct server *s);

@@ -69,6 +69,19 @@ static struct lv_route_stats *stats_route_entry(struct lv_stats *s, unsigned idx
 	return c + idx % LV_ROUTE_CHUNK;
 }
 
+struct lv_route_stats *stats_route(struct lv_stats *s, unsigned idx)
+{
+	return stats_route_entry(s, idx < LV_ROUTE_STATS ? idx : 0);
+}
+
+const struct lv_route_stats *stats_route_peek(const struct lv_stats *s, unsigned idx)
+{
+	if (idx >= LV_ROUTE_STATS)
+		return NULL;
+	const struct lv_route_stats *c = __atomic_load_n(&s->route_chunks[idx / LV_ROUTE_CHUNK], __ATOMIC_ACQUIRE);
+	return c ? c + idx % LV_ROUTE_CHUNK : NULL;
+}
+
 void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us)
 {
 	struct lv_route_stats *r = stats_route_entry(s, route_idx < LV_ROUTE_STATS ? route_idx : 0);

@@ -15,6 +15,7 @@
 #include "outcome.h"
 #include "policy.h"
 #include "reason.h"
+#include "sighist.h"
 
 /* X(field, metric name, help) - monotonically increasing counters. */
 #define LV_COUNTERS(X)                                                                              \
@@ -43,7 +44,17 @@ extern const double lv_hist_bounds[LV_HIST_BUCKETS - 1]; /* seconds; last bucket
 /* Status classes: 1xx..5xx. */
 #define LV_CLASSES 5
 
+/* What the tier signals read of a route or of the whole (resilience/
+ * tiers.c): requests begun and ended (in flight: the difference, summed
+ * over workers, since a request may end on another loop than it began on),
+ * and upstream exchanges, failed ones among them. */
+struct lv_load {
+	uint64_t started, ended, up_calls, up_failed;
+};
+
 struct lv_route_stats {
+	struct lv_load load;
+	uint64_t shed[LV_MAX_TIERS], shadow[LV_MAX_TIERS]; /* by the tier that refused (or would have) */
 	uint64_t cls[LV_CLASSES];
 	uint64_t hist[LV_HIST_BUCKETS];
 	uint64_t sum_us;
@@ -68,6 +79,8 @@ struct lv_stats {
 #undef LV_S_FIELD
 	uint64_t rejected[R__COUNT];
 	uint64_t outcomes[OUT__COUNT];
+	struct lv_load load;                /* every request's */
+	uint64_t up_hist[SIGHIST_BUCKETS];  /* upstream exchange times, us */
 	/* NULL until used; published with a release store, read with acquire */
 	struct lv_route_stats *route_chunks[(LV_ROUTE_STATS + LV_ROUTE_CHUNK - 1) / LV_ROUTE_CHUNK];
 };
@@ -92,6 +105,13 @@ void stats_record_fallback(struct lv_stats *s, unsigned route_idx, int cause, en
  * bounds; `sum` in the histogram's unit. */
 void prom_histogram(FILE *out, const char *metric, const char *label, const char *value, const double *bounds,
                     unsigned nbuckets, const uint64_t *hist, double sum);
+
+/* Route `idx`'s stats (allocated on first use; NULL if that fails), for
+ * the stats' one writer. */
+struct lv_route_stats *stats_route(struct lv_stats *s, unsigned idx);
+/* A reader's look at route `idx` of a worker's stats: NULL when the
+ * worker never counted anything on it. */
+const struct lv_route_stats *stats_route_peek(const struct lv_stats *s, unsigned idx);
 
 /* Frees the route chunks; `s` itself is the caller's. */
 void stats_free_routes(struct lv_stats *s);

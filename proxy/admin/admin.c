@@ -27,6 +27,7 @@
 #include "net/worker.h"
 #include "server.h"
 #include "resilience/breaker.h"
+#include "resilience/tiers.h"
 #include "resilience/bulkhead.h"
 
 #define ADMIN_HEAD_BYTES 8192
@@ -301,6 +302,8 @@ static void admin_status(FILE *f)
 	bulkhead_status_json(f);
 	fputs(",\"breakers\":", f);
 	breaker_status_json(f, now_us() / 1000);
+	fputs(",\"tiers\":", f);
+	tiers_status_json(f);
 	struct redis_stats rs;
 	unsigned rready, ropen;
 	if (admin_redis_sum(&rs, &rready, &ropen)) {
@@ -363,6 +366,7 @@ static void admin_metrics(FILE *f)
 	cache_render_prometheus(admin_srv->cache, f);
 	bulkhead_render_prometheus(f);
 	breaker_render_prometheus(f, now_us() / 1000);
+	tiers_render_prometheus(f);
 	admin_redis_metrics(f);
 	invalidate_render_prometheus(f);
 	fputs("# HELP levee_admin_refused_total Admin requests refused for want of authorization: no bearer token, "
@@ -567,6 +571,75 @@ static void admin_breaker(struct admin_conn *a)
 	admin_reply(a, 200, "application/json", msg, (size_t)n, NULL);
 }
 
+/* GET /tiers: the tiers' state, as in /status. */
+static void admin_tiers(struct admin_conn *a)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		admin_text(a, 500, "out of memory\n");
+		return;
+	}
+	tiers_status_json(f);
+	fputc('\n', f);
+	fclose(f);
+	admin_reply(a, 200, "application/json", buf, len, NULL);
+	free(buf);
+}
+
+/* POST /tier?force=TIER[&for=DURATION][&reason=TEXT]: holds the level at a
+ * tier (or "normal") for a while (default 10m, at most 24h), whatever the
+ * signals say; POST /tier?clear=1 ends the forcing in force. Answers the
+ * tiers' state after it. */
+static void admin_tier(struct admin_conn *a)
+{
+	const struct lv_head *hd = &a->head;
+	const char *q = hd->text + hd->target_off + hd->path_len;
+	size_t qlen = hd->target_len - hd->path_len;
+	char tier[LV_NAME_MAX], dur[32], clear[8];
+	struct tier_force f = {.source = "admin"};
+	if (qlen >= 2 && query_param(q + 1, qlen - 1, "clear", clear, sizeof(clear))) {
+		if (!tiers_clear(NULL)) {
+			admin_text(a, 409, "no forcing is in force\n");
+			return;
+		}
+		admin_tiers(a);
+		return;
+	}
+	if (qlen < 2 || !query_param(q + 1, qlen - 1, "force", tier, sizeof(tier))) {
+		admin_text(a, 400, "give force=TIER (a [tier] name, or normal) and for=DURATION (default 10m), "
+		                   "or clear=1\n");
+		return;
+	}
+	uint64_t for_ms = 600000;
+	const char *why = NULL;
+	if (query_param(q + 1, qlen - 1, "for", dur, sizeof(dur)) &&
+	    (value_duration_ms(dur, &for_ms, &why) != LV_OK || for_ms == 0 || for_ms > 86400000)) {
+		admin_text(a, 400, "for is a duration from 1ms to 24h, such as 90s or 10m\n");
+		return;
+	}
+	if (!query_param(q + 1, qlen - 1, "reason", f.reason, sizeof(f.reason)))
+		snprintf(f.reason, sizeof(f.reason), "forced on the admin port");
+	for (char *c = f.reason; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = ' '; /* it goes to the log */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	snprintf(f.tier, sizeof(f.tier), "%s", tier);
+	snprintf(f.id, sizeof(f.id), "admin-%llu", (unsigned long long)now_ms);
+	f.until_unix_ms = now_ms + for_ms;
+	char err[256];
+	if (tiers_force(&f, err, sizeof(err)) != LV_OK) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "%s\n", err);
+		admin_text(a, 404, msg);
+		return;
+	}
+	admin_tiers(a);
+}
+
 /* POST /reload: always JSON, one answer per outcome. A refusal is 422: the
  * request was fine, the file it names cannot be applied, and asking again
  * changes nothing until the file does. */
@@ -668,6 +741,8 @@ static const struct admin_endpoint {
 	{"/purge", EP_CHANGES, admin_purge},
 	{"/reload", EP_CHANGES, admin_reload},
 	{"/breaker", EP_CHANGES, admin_breaker},
+	{"/tier", EP_CHANGES, admin_tier},
+	{"/tiers", 0, admin_tiers},
 };
 
 /* Answers 401 or 403 and returns false when the request may not change

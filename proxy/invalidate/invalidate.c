@@ -593,6 +593,17 @@ bool invalidate_ready(const char **why)
 	return true;
 }
 
+bool invalidate_health(bool *on, int64_t *lag, int64_t *spooled)
+{
+	*on = inv.on;
+	*lag = atomic_load(&st.lag);
+	struct outbox_stats os = {0};
+	if (inv.ob)
+		outbox_stats(inv.ob, &os);
+	*spooled = (int64_t)os.pending_records;
+	return atomic_load(&st.broker_up) != 0;
+}
+
 static void on_assigned(void *ctx, unsigned n)
 {
 	atomic_store(&st.assigned, (int)n);

@@ -47,6 +47,11 @@ enum inval_cache_mode invalidate_cache_mode(void);
  * group: each of the two would miss the other's invalidations. Any thread. */
 bool invalidate_ready(const char **why);
 
+/* For the tier signals: whether a broker is reachable (false with *on
+ * false: Kafka is off), the consumer's lag in messages (-1: unknown) and
+ * the invalidations waiting in the outbox. Any thread. */
+bool invalidate_health(bool *on, int64_t *lag, int64_t *spooled);
+
 /* /metrics and /status. */
 void invalidate_render_prometheus(void *file);
 void invalidate_status_json(void *file);

@@ -191,7 +191,6 @@ struct request {
 	unsigned attempts;           /* upstream attempts made by route retries (0: the first only) */
 	unsigned tier_cache;         /* enum lv_cache_mode bits of the tiers in force, set by the tier stage */
 	unsigned tier_ttl_factor;    /* with LV_CM_STRETCH_TTL: lifetimes times this (>= 1) */
-	bool upstream_counted;       /* its upstream exchange is in the signals (resilience/signals.h) */
 
 	/* request body, client → upstream */
 	enum body_kind body;

@@ -19,8 +19,32 @@ static struct registry bulkheads = REGISTRY_INIT;
 
 /* ---- the queue (b->lock held) -------------------------------------------- */
 
+/* The limits in force: the policy's (or the adaptive limit) scaled by the
+ * tier in force, at least one slot. */
+static uint64_t limit_now(const struct bulkhead *b)
+{
+	if (b->scale >= 100.0)
+		return b->limit;
+	uint64_t l = (uint64_t)((double)b->limit * b->scale / 100.0);
+	return l ? l : 1;
+}
+
+static uint64_t queue_now(const struct bulkhead *b)
+{
+	return b->scale >= 100.0 ? b->cfg.max_queue : (uint64_t)((double)b->cfg.max_queue * b->scale / 100.0);
+}
+
+/* A wait for the tier signals (sig_hist, see bulkhead.h). */
+static void sig_note(struct bulkhead *b, uint64_t us)
+{
+	b->st.sig_hist[sighist_index(us)]++;
+	b->st.sig_count++;
+	b->st.sig_sum_us += us;
+}
+
 static void wait_note(struct bulkhead *b, const struct bh_waiter *wt, uint64_t now_us)
 {
+	sig_note(b, now_us > wt->since_us ? now_us - wt->since_us : 0);
 	double s = now_us > wt->since_us ? (double)(now_us - wt->since_us) / 1e6 : 0.0;
 	unsigned i = 0;
 	while (i < BH_WAIT_BUCKETS - 1 && s > bh_wait_bounds[i])
@@ -99,14 +123,16 @@ enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t n
 	if (b->closed) {
 		b->st.rejected_closed++;
 		rc = BH_CLOSED;
-	} else if (b->active < b->limit && !b->head) {
+	} else if (b->active < limit_now(b) && !b->head) {
 		b->active++;
 		b->st.acquired++;
+		sig_note(b, 0);
 		wt->state = BH_HOLDING;
 		slot_given(b, wt);
 		rc = BH_ACQUIRED;
-	} else if (b->queued >= b->cfg.max_queue) {
+	} else if (b->queued >= queue_now(b)) {
 		b->st.rejected_full++;
+		sig_note(b, b->cfg.queue_timeout_ms * 1000);
 		rc = BH_FULL;
 	} else {
 		wt->since_us = now_us;
@@ -153,7 +179,7 @@ void bulkhead_take(struct bulkhead *b, struct bh_waiter *wt)
  * after a reload grew the bulkhead, or its adaptive limit rose. */
 static void grow(struct bulkhead *b, uint64_t now_us)
 {
-	while (b->active < b->limit) {
+	while (b->active < limit_now(b)) {
 		struct bh_waiter *wt = queue_pick(b, now_us);
 		if (!wt)
 			break;
@@ -171,7 +197,7 @@ static void release(struct bulkhead *b, uint64_t now_us, bool sample, uint64_t r
 	/* the slot passes to a waiter without the count dropping, unless the
 	 * limit fell below what is in use */
 	bool passed = false;
-	while (!passed && b->active <= b->limit) {
+	while (!passed && b->active <= limit_now(b)) {
 		struct bh_waiter *wt = queue_pick(b, now_us);
 		if (!wt)
 			break;
@@ -222,7 +248,8 @@ void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out)
 	*out = b->st;
 	out->active = b->active;
 	out->queued = b->queued;
-	out->max_concurrent = b->limit;
+	out->max_concurrent = limit_now(b);
+	out->scale = b->scale;
 	out->adaptive = !b->cfg.max_concurrent;
 	if (out->adaptive) {
 		out->limit = b->ad.limit;
@@ -235,7 +262,7 @@ void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out)
 		out->adaptive_min = b->ad.cfg.min;
 		out->adaptive_max = b->ad.cfg.max;
 	}
-	out->max_queue = b->cfg.max_queue;
+	out->max_queue = queue_now(b);
 	out->threads = b->cfg.isolation == LV_ISOLATION_THREAD ? b->nloops : 0;
 	pthread_mutex_unlock(&b->lock);
 }
@@ -279,6 +306,7 @@ static struct named *bulkhead_make(const void *arg)
 	if (!b)
 		return NULL;
 	pthread_mutex_init(&b->lock, NULL);
+	b->scale = 100.0;
 	limit_configure(b, arg); /* nobody uses it yet: no grant to make */
 	return &b->named;
 }
@@ -287,6 +315,15 @@ struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg)
 {
 	struct named *n = registry_get(&bulkheads, cfg->name, bulkhead_make, cfg);
 	return n ? registry_of(n, struct bulkhead, named) : NULL;
+}
+
+void bulkhead_scale(struct bulkhead *b, double pct)
+{
+	uint64_t now_us = mono_us();
+	pthread_mutex_lock(&b->lock);
+	b->scale = pct > 0 && pct < 100.0 ? pct : 100.0;
+	grow(b, now_us); /* a scale that rose frees slots for the queue now */
+	pthread_mutex_unlock(&b->lock);
 }
 
 void bulkhead_apply(struct bulkhead *b, const struct lv_bulkhead *cfg, struct worker *const *loops, unsigned n)

@@ -40,6 +40,7 @@
 #include <stdio.h>
 
 #include "policy.h"
+#include "sighist.h"
 #include "resilience/adaptive.h"
 #include "resilience/registry.h"
 
@@ -89,6 +90,11 @@ struct bulkhead_stats {
 	uint64_t draining;                                    /* such exchanges now */
 	uint64_t wait_hist[BH_WAIT_BUCKETS], wait_count;
 	double wait_sum_s;
+	/* every request that asked for a slot, for the tier signals: one that
+	 * got it at once waited 0, one refused for a full queue counts as
+	 * waiting queue_timeout (what the queue would have cost it) */
+	uint64_t sig_hist[SIGHIST_BUCKETS], sig_count, sig_sum_us;
+	double scale;      /* percent of the limits in force (tiers' bulkhead_scale) */
 	/* max_concurrent = auto: the limit's state (max_concurrent is its
 	 * whole part); zero for a fixed limit */
 	bool adaptive, probing;
@@ -100,7 +106,8 @@ struct bulkhead {
 	struct named named;        /* its name, in the bulkheads' registry */
 	pthread_mutex_t lock;
 	struct lv_bulkhead cfg;    /* the newest policy's; under lock */
-	uint64_t limit;            /* the max_concurrent in force: cfg's, or the adaptive one */
+	uint64_t limit;            /* the max_concurrent of the policy: cfg's, or the adaptive one */
+	double scale;              /* percent of limit and max_queue in force (tiers); 100 normally */
 	struct adaptive ad;        /* cfg.max_concurrent = auto: the limit's state */
 	uint64_t active;           /* slots in use (granted ones included) */
 	uint64_t queued;
@@ -147,6 +154,11 @@ struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg);
  * outlive the bulkhead; a lowered count leaves the others idle. */
 void bulkhead_apply(struct bulkhead *b, const struct lv_bulkhead *cfg, struct worker *const *loops, unsigned n);
 void bulkhead_put(struct bulkhead *b);
+/* Scales max_concurrent (or the adaptive limit) and max_queue to `pct`
+ * percent, at least one slot, until scaled again (100: as configured);
+ * while a degradation tier is in force. Slots in use above the new limit
+ * are not taken back: they drain as their exchanges end. Any thread. */
+void bulkhead_scale(struct bulkhead *b, double pct);
 /* At shutdown, once the workers stopped: every waiter is cancelled and no
  * slot is granted any more, so no worker is posted to after this. */
 void bulkhead_shutdown_all(void);

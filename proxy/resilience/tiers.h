@@ -21,6 +21,7 @@
 
 struct event_base;
 struct runtime;
+struct lv_stats;
 
 /* What the tick needs from layers it does not name: health of the shared
  * dependencies, filled in by the top (main.c). Each may be NULL. */
@@ -33,6 +34,8 @@ struct tiers_sources {
 	void *ctx;
 	/* the current runtime, with a reference the caller drops */
 	struct runtime *(*runtime)(void *ctx);
+	/* every loop's counters (stats.h), read with relaxed loads */
+	struct lv_stats *const *(*stats)(void *ctx, unsigned *n);
 };
 
 /* Starts the tick on `base` (the main loop). LV_ERR when out of memory. */
@@ -44,6 +47,10 @@ void tiers_stop(void);
 
 /* The level in force (0: normal), for the tier stage; any thread. */
 unsigned tiers_level(void);
+/* The upstream time histogram (SIGHIST_BUCKETS counters, added to with
+ * relaxed atomics) of the route with stats index `idx`, when some tier
+ * condition reads that route's percentiles; else NULL. Any thread. */
+uint64_t *tiers_route_hist(unsigned idx);
 
 /* A forced level: `tier` is a tier's name or "normal" (level 0); it holds
  * until `until_unix_ms` (wall clock), whatever the signals say. */

@@ -1,0 +1,915 @@
+/*
+ * tiers.c - the signals tick and the level it moves (tiers.h).
+ *
+ * Each tick, on the main loop:
+ *   1. takes the current runtime; a new policy (a reload) lays the window
+ *      out again for its routes, bulkheads and breakers;
+ *   2. sums what the loops counted (stats.h: requests begun and ended,
+ *      upstream exchanges and their time histogram, per route too), what
+ *      the bulkheads and breakers say, and the container's files
+ *      (cgroup.h), into one vector of cumulative figures;
+ *   3. turns it into the signal values (signals.h's table), a window's
+ *      figures being the current vector minus a snapshot of about a window
+ *      ago (five snapshots a window apart by fifths, so the window covers
+ *      between four fifths and all of `[tiers] window`);
+ *   4. lets the controller (tier.h) move at most one step, unless a forcing
+ *      holds the level;
+ *   5. acts on a change: the level for the tier stage (one atomic store),
+ *      bulkhead limits scaled, a log line, the change for control/.
+ *
+ * A forcing (tiers_force(), any thread) sets the level at once under the
+ * lock; the next tick does the rest of step 5.
+ */
+#include "resilience/tiers.h"
+
+#include <event2/event.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cgroup.h"
+#include "log.h"
+#include "resilience/breaker.h"
+#include "resilience/bulkhead.h"
+#include "resilience/tier.h"
+#include "runtime.h"
+#include "sighist.h"
+#include "signals.h"
+#include "stats.h"
+
+#define WIN_PARTS 5
+
+/* The cumulative vector: the whole's figures first, then each route's, then
+ * each bulkhead's. */
+enum {
+	V_ENDED,
+	V_UP_CALLS,
+	V_UP_FAILED,
+	V_UP_HIST,
+	V_Q_COUNT = V_UP_HIST + SIGHIST_BUCKETS,
+	V_Q_SUM,
+	V_Q_HIST,
+	V__FIXED = V_Q_HIST + SIGHIST_BUCKETS,
+};
+enum { VR_CALLS, VR_FAILED, VR__LEN, VR_HIST = VR__LEN }; /* + SIGHIST_BUCKETS when watched */
+enum { VB_COUNT, VB_SUM, VB_HIST, VB__LEN = VB_HIST + SIGHIST_BUCKETS };
+
+/* Per-route upstream histograms of the routes some condition reads the
+ * percentiles of, by stats index; allocated once, never freed (at most one
+ * per route name levee ever saw). */
+static uint64_t *route_hists[LV_ROUTE_STATS];
+
+static struct {
+	pthread_mutex_t lock; /* ctl, force, forced */
+	struct event_base *base;
+	struct event *ev;
+	struct tiers_sources src;
+	uint64_t tick_ms;
+
+	struct runtime *rt; /* the runtime the layout is for (ref held) */
+	const struct lv_policy *p;
+	struct tier_ctl ctl;
+	struct tier_rule rules[LV_MAX_TIERS];
+	atomic_uint level;
+	unsigned published;   /* the level last acted on */
+	uint64_t since_unix_ms; /* when `published` began */
+	struct tier_force force;
+	bool forced;
+
+	/* the window */
+	size_t vlen;
+	uint64_t *cur;
+	uint64_t *ring[WIN_PARTS];
+	uint64_t ring_ms[WIN_PARTS];
+	unsigned ring_n, ring_next;
+	size_t *route_off; /* per route of p: where its figures are in the vector */
+	bool *route_watched;
+	size_t *bh_off;
+	double *val; /* per signal of p->signals */
+	uint64_t inflight_started; /* scratch of one gather */
+
+	/* the container's readings, kept for the next tick's rates */
+	struct cgroup_paths cg;
+	struct cgroup_cpu_stat cpu_prev;
+	struct cgroup_self_cpu self_prev;
+	bool cpu_prev_ok, self_prev_ok;
+	uint64_t prev_us;
+	enum cgroup_psi_source psi_src[3];
+
+	/* shadow tiers' counts at their last log line */
+	uint64_t shadow_logged[LV_MAX_TIERS];
+	uint64_t shadow_log_ms;
+
+	void (*on_change)(void *ctx, const struct tier_change *c);
+	void *on_change_ctx;
+} T = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+unsigned tiers_level(void)
+{
+	return atomic_load_explicit(&T.level, memory_order_relaxed);
+}
+
+uint64_t *tiers_route_hist(unsigned idx)
+{
+	return idx < LV_ROUTE_STATS ? __atomic_load_n(&route_hists[idx], __ATOMIC_ACQUIRE) : NULL;
+}
+
+static const char *level_name(const struct lv_policy *p, unsigned level)
+{
+	return level == 0 || p == NULL || level > p->ntiers ? "normal" : p->tiers[level - 1].name;
+}
+
+/* ---- the window's layout ------------------------------------------------- */
+
+static void layout_free(void)
+{
+	free(T.cur);
+	for (unsigned i = 0; i < WIN_PARTS; i++)
+		free(T.ring[i]);
+	free(T.route_off);
+	free(T.route_watched);
+	free(T.bh_off);
+	free(T.val);
+	T.cur = NULL;
+	memset(T.ring, 0, sizeof(T.ring));
+	T.route_off = T.bh_off = NULL;
+	T.route_watched = NULL;
+	T.val = NULL;
+	T.vlen = 0;
+	T.ring_n = T.ring_next = 0;
+}
+
+static void gather(uint64_t *v, uint64_t now_ms, double *out);
+
+/* Lays the window out for `rt` (taking over the caller's reference); the
+ * window starts afresh. False when out of memory: the old layout stays. */
+static bool layout(struct runtime *rt)
+{
+	const struct lv_policy *p = rt->policy;
+	const struct lv_signal_table *t = p->signals;
+	size_t nr = p->nroutes, nb = p->nbulkheads;
+	size_t *route_off = calloc(nr ? nr : 1, sizeof(size_t)), *bh_off = calloc(nb ? nb : 1, sizeof(size_t));
+	bool *watched = calloc(nr ? nr : 1, sizeof(bool));
+	size_t nsig = t ? t->sig.n : SIG__FIXED;
+	double *val = calloc(nsig, sizeof(double));
+	if (!route_off || !bh_off || !watched || !val)
+		goto oom;
+	size_t o = V__FIXED;
+	for (size_t i = 0; i < nr; i++) {
+		route_off[i] = o;
+		watched[i] = t && (t->used[sig_route(t, i, SIG_R_UP_P50)] || t->used[sig_route(t, i, SIG_R_UP_P99)]);
+		o += VR__LEN + (watched[i] ? SIGHIST_BUCKETS : 0);
+		unsigned si = rt->route_stat[i];
+		if (watched[i] && si < LV_ROUTE_STATS && !route_hists[si]) {
+			uint64_t *h = calloc(SIGHIST_BUCKETS, sizeof(uint64_t));
+			if (!h)
+				goto oom;
+			__atomic_store_n(&route_hists[si], h, __ATOMIC_RELEASE);
+		}
+	}
+	for (size_t j = 0; j < nb; j++) {
+		bh_off[j] = o;
+		o += VB__LEN;
+	}
+	uint64_t *cur = calloc(o, sizeof(uint64_t));
+	uint64_t *ring[WIN_PARTS] = {0};
+	bool ok = cur != NULL;
+	for (unsigned i = 0; ok && i < WIN_PARTS; i++)
+		ok = (ring[i] = calloc(o, sizeof(uint64_t))) != NULL;
+	if (!ok) {
+		free(cur);
+		for (unsigned i = 0; i < WIN_PARTS; i++)
+			free(ring[i]);
+		goto oom;
+	}
+	layout_free();
+	if (T.rt)
+		runtime_unref(T.rt);
+	T.rt = rt;
+	T.p = p;
+	T.vlen = o;
+	T.cur = cur;
+	memcpy(T.ring, ring, sizeof(ring));
+	T.route_off = route_off;
+	T.route_watched = watched;
+	T.bh_off = bh_off;
+	T.val = val;
+	for (size_t i = 0; i < nsig; i++)
+		T.val[i] = NAN;
+	return true;
+oom:
+	free(route_off);
+	free(bh_off);
+	free(watched);
+	free(val);
+	log_error("tiers: out of memory laying out the signals of the new policy; the old ones stay");
+	runtime_unref(rt);
+	return false;
+}
+
+/* ---- sampling ------------------------------------------------------------ */
+
+static uint64_t ld(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+/* The cumulative figures into v (and the instantaneous ones into out). */
+static void gather(uint64_t *v, uint64_t now_ms, double *out)
+{
+	const struct lv_policy *p = T.p;
+	const struct lv_signal_table *t = p->signals;
+	unsigned nw = 0;
+	struct lv_stats *const *ws = T.src.stats ? T.src.stats(T.src.ctx, &nw) : NULL;
+	memset(v, 0, T.vlen * sizeof(uint64_t));
+	uint64_t started = 0;
+	for (unsigned w = 0; w < nw; w++) {
+		const struct lv_stats *s = ws[w];
+		started += ld(&s->load.started);
+		v[V_ENDED] += ld(&s->load.ended);
+		v[V_UP_CALLS] += ld(&s->load.up_calls);
+		v[V_UP_FAILED] += ld(&s->load.up_failed);
+		for (unsigned b = 0; b < SIGHIST_BUCKETS; b++)
+			v[V_UP_HIST + b] += ld(&s->up_hist[b]);
+	}
+	out[SIG_INFLIGHT] = started > v[V_ENDED] ? (double)(started - v[V_ENDED]) : 0.0;
+	for (size_t i = 0; i < p->nroutes; i++) {
+		unsigned si = T.rt->route_stat[i];
+		uint64_t *r = v + T.route_off[i], rs = 0, re = 0;
+		for (unsigned w = 0; w < nw; w++) {
+			const struct lv_route_stats *x = stats_route_peek(ws[w], si);
+			if (!x)
+				continue;
+			rs += ld(&x->load.started);
+			re += ld(&x->load.ended);
+			r[VR_CALLS] += ld(&x->load.up_calls);
+			r[VR_FAILED] += ld(&x->load.up_failed);
+		}
+		const uint64_t *h = T.route_watched[i] ? tiers_route_hist(si) : NULL;
+		for (unsigned b = 0; h && b < SIGHIST_BUCKETS; b++)
+			r[VR_HIST + b] = ld(&h[b]);
+		if (t)
+			out[sig_route(t, i, SIG_R_INFLIGHT)] = rs > re ? (double)(rs - re) : 0.0;
+	}
+	double queued = 0;
+	for (size_t j = 0; j < p->nbulkheads; j++) {
+		struct bulkhead_stats bs;
+		bulkhead_stats(T.rt->bulkheads[j], &bs);
+		uint64_t *b = v + T.bh_off[j];
+		b[VB_COUNT] = bs.sig_count;
+		b[VB_SUM] = bs.sig_sum_us;
+		memcpy(b + VB_HIST, bs.sig_hist, sizeof(bs.sig_hist));
+		v[V_Q_COUNT] += bs.sig_count;
+		v[V_Q_SUM] += bs.sig_sum_us;
+		for (unsigned k = 0; k < SIGHIST_BUCKETS; k++)
+			v[V_Q_HIST + k] += bs.sig_hist[k];
+		queued += (double)bs.queued;
+		if (t) {
+			out[sig_bulkhead(t, j, SIG_B_QUEUED)] = (double)bs.queued;
+			out[sig_bulkhead(t, j, SIG_B_ACTIVE)] = (double)bs.active;
+		}
+	}
+	out[SIG_QUEUED] = queued;
+	double open = 0;
+	for (size_t k = 0; k < p->nbreakers; k++) {
+		struct breaker_stats ks;
+		breaker_stats(T.rt->breakers[k], now_ms, &ks);
+		bool o = ks.state != BRK_CLOSED;
+		open += o;
+		if (t)
+			out[sig_breaker(t, k, SIG_K_OPEN)] = o;
+	}
+	out[SIG_BREAKERS_OPEN] = open;
+}
+
+/* The container's signals: rates against the last tick's readings. */
+static void sample_container(double *out, uint64_t now_us)
+{
+	uint64_t elapsed = T.prev_us && now_us > T.prev_us ? now_us - T.prev_us : 0;
+	const char *why;
+	struct cgroup_self_cpu self;
+	double pct;
+	out[SIG_CPU] = NAN;
+	if (cgroup_self_cpu_read(&T.cg, &self) == LV_OK) {
+		if (T.self_prev_ok && cgroup_self_cpu_pct(&T.self_prev, &self, elapsed, &pct, &why) == LV_OK)
+			out[SIG_CPU] = pct;
+		T.self_prev = self;
+		T.self_prev_ok = true;
+	}
+	struct cgroup_cpu_stat cs;
+	struct cgroup_throttle th;
+	out[SIG_CG_THROTTLED] = NAN;
+	if (cgroup_cpu_stat_read(&T.cg, &cs) == LV_OK) {
+		if (T.cpu_prev_ok && cgroup_cpu_throttle(&T.cpu_prev, &cs, elapsed, &th, &why) == LV_OK)
+			out[SIG_CG_THROTTLED] = th.periods_pct;
+		T.cpu_prev = cs;
+		T.cpu_prev_ok = true;
+	} else {
+		T.cpu_prev_ok = false;
+	}
+	struct cgroup_memory m;
+	out[SIG_MEMORY] = out[SIG_CG_MEMORY] = NAN;
+	if (cgroup_memory_read(&T.cg, &m) == LV_OK) {
+		out[SIG_MEMORY] = (double)m.current;
+		if (cgroup_memory_used_pct(&m, &pct, &why) == LV_OK)
+			out[SIG_CG_MEMORY] = pct;
+	}
+	static const struct {
+		enum cgroup_psi_resource r;
+		int some, full;
+	} psi[] = {{CGROUP_PSI_CPU, SIG_PSI_CPU_SOME, SIG_PSI_CPU_FULL},
+	           {CGROUP_PSI_MEMORY, SIG_PSI_MEM_SOME, SIG_PSI_MEM_FULL},
+	           {CGROUP_PSI_IO, SIG_PSI_IO_SOME, SIG_PSI_IO_FULL}};
+	for (unsigned i = 0; i < 3; i++) {
+		struct cgroup_psi ps;
+		out[psi[i].some] = out[psi[i].full] = NAN;
+		T.psi_src[i] = CGROUP_PSI_NONE;
+		if (cgroup_psi_read(&T.cg, psi[i].r, &ps) != LV_OK)
+			continue;
+		T.psi_src[i] = ps.source;
+		out[psi[i].some] = ps.some.avg10;
+		if (ps.has_full)
+			out[psi[i].full] = ps.full.avg10;
+	}
+	T.prev_us = now_us;
+}
+
+static void sample_dependencies(double *out)
+{
+	bool known = false, up;
+	out[SIG_REDIS_UP] = out[SIG_KAFKA_UP] = out[SIG_KAFKA_LAG] = out[SIG_KAFKA_SPOOLED] = NAN;
+	if (T.src.redis_up) {
+		up = T.src.redis_up(T.src.ctx, &known);
+		if (known)
+			out[SIG_REDIS_UP] = up;
+	}
+	if (T.src.kafka_up) {
+		int64_t lag = -1, spooled = -1;
+		known = false;
+		up = T.src.kafka_up(T.src.ctx, &known, &lag, &spooled);
+		if (known) {
+			out[SIG_KAFKA_UP] = up;
+			out[SIG_KAFKA_LAG] = lag >= 0 ? (double)lag : NAN;
+			out[SIG_KAFKA_SPOOLED] = spooled >= 0 ? (double)spooled : NAN;
+		}
+	}
+}
+
+/* A window's percentile of histogram h (window delta); 0 with no value
+ * (nobody waited, nothing was asked: the calm the exit conditions wait for). */
+static double pct_ms(const uint64_t *h, double q)
+{
+	uint64_t n = 0;
+	for (unsigned b = 0; b < SIGHIST_BUCKETS; b++)
+		n += h[b];
+	return n ? sighist_quantile_ms(h, n, q) : 0.0;
+}
+
+/* The window's figures: cur minus the oldest snapshot, into d. */
+static void window_values(uint64_t now_ms)
+{
+	const struct lv_policy *p = T.p;
+	const struct lv_signal_table *t = p->signals;
+	unsigned oldest = T.ring_n < WIN_PARTS ? 0 : T.ring_next;
+	const uint64_t *o = T.ring[oldest];
+	uint64_t age_ms = now_ms > T.ring_ms[oldest] ? now_ms - T.ring_ms[oldest] : 0;
+	_Static_assert((int)V__FIXED >= (int)VB__LEN && (int)V__FIXED >= (int)VR__LEN + SIGHIST_BUCKETS, "room for any group");
+	static uint64_t d[V__FIXED]; /* main thread only */
+	for (size_t i = 0; i < V__FIXED; i++)
+		d[i] = T.cur[i] >= o[i] ? T.cur[i] - o[i] : 0;
+	double *out = T.val;
+	out[SIG_RPS] = age_ms ? (double)d[V_ENDED] * 1000.0 / (double)age_ms : 0.0;
+	out[SIG_UP_P50] = pct_ms(d + V_UP_HIST, 0.50);
+	out[SIG_UP_P99] = pct_ms(d + V_UP_HIST, 0.99);
+	out[SIG_ERROR_RATE] = d[V_UP_CALLS] ? 100.0 * (double)d[V_UP_FAILED] / (double)d[V_UP_CALLS] : 0.0;
+	out[SIG_QUEUE_WAIT_AVG] = d[V_Q_COUNT] ? (double)d[V_Q_SUM] / (double)d[V_Q_COUNT] / 1000.0 : 0.0;
+	out[SIG_QUEUE_WAIT_P99] = pct_ms(d + V_Q_HIST, 0.99);
+	if (!t)
+		return;
+	for (size_t i = 0; i < p->nroutes; i++) {
+		size_t off = T.route_off[i], len = VR__LEN + (T.route_watched[i] ? SIGHIST_BUCKETS : 0);
+		for (size_t k = 0; k < len; k++)
+			d[k] = T.cur[off + k] >= o[off + k] ? T.cur[off + k] - o[off + k] : 0;
+		out[sig_route(t, i, SIG_R_ERROR_RATE)] =
+		    d[VR_CALLS] ? 100.0 * (double)d[VR_FAILED] / (double)d[VR_CALLS] : 0.0;
+		out[sig_route(t, i, SIG_R_UP_P50)] = T.route_watched[i] ? pct_ms(d + VR_HIST, 0.50) : NAN;
+		out[sig_route(t, i, SIG_R_UP_P99)] = T.route_watched[i] ? pct_ms(d + VR_HIST, 0.99) : NAN;
+	}
+	for (size_t j = 0; j < p->nbulkheads; j++) {
+		size_t off = T.bh_off[j];
+		for (size_t k = 0; k < VB__LEN; k++)
+			d[k] = T.cur[off + k] >= o[off + k] ? T.cur[off + k] - o[off + k] : 0;
+		out[sig_bulkhead(t, j, SIG_B_WAIT_AVG)] = d[VB_COUNT] ? (double)d[VB_SUM] / (double)d[VB_COUNT] / 1000.0 : 0.0;
+		out[sig_bulkhead(t, j, SIG_B_WAIT_P99)] = pct_ms(d + VB_HIST, 0.99);
+	}
+}
+
+/* A snapshot every fifth of the window (and the first one at once). */
+static void window_push(uint64_t now_ms)
+{
+	uint64_t part = T.p->tiers_cfg.window_ms / WIN_PARTS;
+	unsigned last = (T.ring_next + WIN_PARTS - 1) % WIN_PARTS;
+	if (T.ring_n && now_ms - T.ring_ms[last] < part)
+		return;
+	memcpy(T.ring[T.ring_next], T.cur, T.vlen * sizeof(uint64_t));
+	T.ring_ms[T.ring_next] = now_ms;
+	T.ring_next = (T.ring_next + 1) % WIN_PARTS;
+	if (T.ring_n < WIN_PARTS)
+		T.ring_n++;
+}
+
+/* ---- the level ------------------------------------------------------------ */
+
+static bool cond(void *arg, unsigned which, bool enter)
+{
+	const struct lv_policy *p = arg;
+	const struct lv_tier *t = &p->tiers[which - 1];
+	return expr_eval(enter ? t->enter_expr : t->exit_expr, T.val);
+}
+
+static void json_fputs(FILE *f, const char *s)
+{
+	char buf[LV_PATH_MAX * 6 + 1];
+	size_t n = strlen(s);
+	if (n > LV_PATH_MAX)
+		n = LV_PATH_MAX;
+	fputc('"', f);
+	fwrite(buf, 1, json_escape(buf, s, n), f);
+	fputc('"', f);
+}
+
+static void json_number(FILE *f, double v)
+{
+	if (isnan(v) || isinf(v))
+		fputs("null", f);
+	else
+		fprintf(f, "%.6g", v);
+}
+
+/* {"name":value,...} of the signals `e` reads, into a malloc'd string. */
+static char *signals_of(const struct expr *e)
+{
+	const struct lv_signal_table *t = T.p->signals;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	bool *used = t && e ? calloc(t->sig.n, sizeof(bool)) : NULL;
+	fputc('{', f);
+	if (used) {
+		expr_mark_signals(e, used);
+		const char *sep = "";
+		for (size_t i = 0; i < t->sig.n; i++) {
+			if (!used[i])
+				continue;
+			fputs(sep, f);
+			json_fputs(f, t->v[i].name);
+			fputc(':', f);
+			json_number(f, T.val[i]);
+			sep = ",";
+		}
+	}
+	fputc('}', f);
+	free(used);
+	fclose(f);
+	return buf;
+}
+
+/* The level changed from `from` to `to`: act on it. */
+static void publish(unsigned from, unsigned to, const struct tier_force *force)
+{
+	const struct lv_policy *p = T.p;
+	const struct lv_tier_level *l = p->tier_levels ? &p->tier_levels[to <= p->ntiers ? to : 0] : NULL;
+	for (size_t j = 0; j < p->nbulkheads; j++)
+		bulkhead_scale(T.rt->bulkheads[j], l ? l->bulkhead_scale : 100.0);
+	const struct expr *why = NULL;
+	if (!force && to > from && to <= p->ntiers)
+		why = p->tiers[to - 1].enter_expr;
+	else if (!force && from > to && from <= p->ntiers)
+		why = p->tiers[from - 1].exit_expr;
+	char *sig = signals_of(why);
+	char cond_text[EXPR_TEXT_MAX] = "";
+	if (why)
+		expr_render(why, cond_text, sizeof(cond_text));
+	if (force)
+		log_warn("tier: %s -> %s, forced by %s%s%s until %llu (%s)", level_name(p, from), level_name(p, to),
+		         force->source, force->id[0] ? " " : "", force->id, (unsigned long long)force->until_unix_ms,
+		         force->reason[0] ? force->reason : "no reason given");
+	else
+		log_warn("tier: %s -> %s: %s %s; %s", level_name(p, from), level_name(p, to), to > from ? "enter" : "exit",
+		         cond_text, sig ? sig : "{}");
+	T.published = to;
+	T.since_unix_ms = unix_ms();
+	if (T.on_change) {
+		struct tier_change c = {
+		    .from = from,
+		    .to = to,
+		    .from_name = level_name(p, from),
+		    .to_name = level_name(p, to),
+		    .force = force,
+		    .unix_ms = T.since_unix_ms,
+		    .signals_json = sig ? sig : "{}",
+		};
+		T.on_change(T.on_change_ctx, &c);
+	}
+	free(sig);
+}
+
+/* What the shadow tiers would have shed since their last log line, once a
+ * second at most: a line per tier with its five busiest routes. */
+static void shadow_log(uint64_t now_ms)
+{
+	const struct lv_policy *p = T.p;
+	if (now_ms - T.shadow_log_ms < 1000)
+		return;
+	T.shadow_log_ms = now_ms;
+	unsigned nw = 0;
+	struct lv_stats *const *ws = T.src.stats ? T.src.stats(T.src.ctx, &nw) : NULL;
+	for (size_t k = 0; k < p->ntiers; k++) {
+		if (!p->tiers[k].shadow)
+			continue;
+		uint64_t total = 0;
+		char routes[512] = "";
+		size_t o = 0;
+		for (size_t i = 0; i < p->nroutes; i++) {
+			uint64_t n = 0;
+			for (unsigned w = 0; w < nw; w++) {
+				const struct lv_route_stats *x = stats_route_peek(ws[w], T.rt->route_stat[i]);
+				n += x ? ld(&x->shadow[k]) : 0;
+			}
+			total += n;
+			if (n && o < sizeof(routes) - 1) {
+				int wr = snprintf(routes + o, sizeof(routes) - o, "%s%s=%llu", o ? ", " : "", p->routes[i].name,
+				                  (unsigned long long)n);
+				o += wr > 0 ? (size_t)wr : 0;
+			}
+		}
+		if (total > T.shadow_logged[k])
+			log_info("tier: shadow tier %s would have shed %llu requests so far (%s)", p->tiers[k].name,
+			         (unsigned long long)total, routes);
+		T.shadow_logged[k] = total;
+	}
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	struct runtime *rt = T.src.runtime(T.src.ctx);
+	if (!rt)
+		return;
+	if (rt->policy != T.p) {
+		const struct lv_policy *old = T.p;
+		if (!layout(rt))
+			return;
+		memset(T.shadow_logged, 0, sizeof(T.shadow_logged));
+		pthread_mutex_lock(&T.lock);
+		for (size_t i = 0; i < T.p->ntiers; i++)
+			T.rules[i].hold_ms = T.p->tiers[i].hold_ms;
+		tier_reconfigure(&T.ctl, T.rules, (unsigned)T.p->ntiers);
+		if (T.forced && old) {
+			/* a forcing names a tier: find it again by name */
+			unsigned lv = 0;
+			bool found = strcmp(T.force.tier, "normal") == 0;
+			for (size_t i = 0; !found && i < T.p->ntiers; i++)
+				if (strcmp(T.p->tiers[i].name, T.force.tier) == 0) {
+					lv = (unsigned)i + 1;
+					found = true;
+				}
+			if (found)
+				T.ctl.forced = lv;
+			else {
+				T.forced = false;
+				T.ctl.forced_until_ms = 0;
+			}
+		}
+		atomic_store(&T.level, T.ctl.level);
+		pthread_mutex_unlock(&T.lock);
+		T.published = (unsigned)-1; /* scale the new policy's bulkheads */
+	} else {
+		runtime_unref(rt);
+	}
+	uint64_t now = mono_ms();
+	gather(T.cur, now, T.val);
+	window_push(now);
+	window_values(now);
+	sample_container(T.val, now * 1000);
+	sample_dependencies(T.val);
+
+	struct tier_force f;
+	bool forced;
+	pthread_mutex_lock(&T.lock);
+	if (T.p->ntiers)
+		tier_tick(&T.ctl, cond, (void *)T.p, now);
+	if (T.forced && T.ctl.forced_until_ms == 0) {
+		log_info("tier: the forcing of %s by %s%s%s is over", T.force.tier, T.force.source,
+		         T.force.id[0] ? " " : "", T.force.id);
+		T.forced = false;
+	}
+	unsigned level = T.ctl.level;
+	forced = T.forced;
+	f = T.force;
+	atomic_store(&T.level, level);
+	pthread_mutex_unlock(&T.lock);
+	if (level != T.published) {
+		unsigned from = T.published == (unsigned)-1 ? level : T.published;
+		if (from == level) {
+			T.published = level; /* a reload: scale, no change to tell */
+			const struct lv_tier_level *l = T.p->tier_levels ? &T.p->tier_levels[level] : NULL;
+			for (size_t j = 0; j < T.p->nbulkheads; j++)
+				bulkhead_scale(T.rt->bulkheads[j], l ? l->bulkhead_scale : 100.0);
+		} else {
+			publish(from, level, forced ? &f : NULL);
+		}
+	}
+	if (T.p->ntiers)
+		shadow_log(now);
+}
+
+int tiers_start(struct event_base *base, const struct tiers_sources *src, char *err, size_t errlen)
+{
+	T.base = base;
+	T.src = *src;
+	T.cg.root = getenv("LEVEE_CGROUP_ROOT");
+	T.ev = event_new(base, -1, EV_PERSIST, tick, NULL);
+	if (!T.ev) {
+		snprintf(err, errlen, "out of memory");
+		return LV_ERR;
+	}
+	tier_init(&T.ctl, T.rules, 0, mono_ms());
+	T.since_unix_ms = unix_ms();
+	tiers_apply(NULL);
+	return LV_OK;
+}
+
+void tiers_apply(const struct lv_policy *p)
+{
+	if (!T.ev)
+		return;
+	(void)p;
+	tick(-1, 0, NULL); /* the new policy's layout, now */
+	uint64_t ms = T.p ? T.p->tiers_cfg.tick_ms : 250;
+	if (ms != T.tick_ms || !event_pending(T.ev, EV_TIMEOUT, NULL)) {
+		struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+		event_add(T.ev, &tv);
+		T.tick_ms = ms;
+	}
+}
+
+void tiers_stop(void)
+{
+	if (T.ev) {
+		event_free(T.ev);
+		T.ev = NULL;
+	}
+	layout_free();
+	if (T.rt)
+		runtime_unref(T.rt);
+	T.rt = NULL;
+	T.p = NULL;
+}
+
+/* ---- forcing -------------------------------------------------------------- */
+
+int tiers_force(const struct tier_force *f, char *err, size_t errlen)
+{
+	uint64_t now_u = unix_ms(), now = mono_ms();
+	pthread_mutex_lock(&T.lock);
+	int rc = LV_ERR;
+	const struct lv_policy *p = T.p;
+	if (!p) {
+		snprintf(err, errlen, "tiers are not running yet");
+		goto out;
+	}
+	if (f->until_unix_ms <= now_u) {
+		snprintf(err, errlen, "until (%llu) is already past", (unsigned long long)f->until_unix_ms);
+		goto out;
+	}
+	unsigned level = 0;
+	bool found = strcmp(f->tier, "normal") == 0;
+	for (size_t i = 0; !found && i < p->ntiers; i++)
+		if (strcmp(p->tiers[i].name, f->tier) == 0) {
+			level = (unsigned)i + 1;
+			found = true;
+		}
+	if (!found) {
+		snprintf(err, errlen, "no tier is named '%s' (the policy has %zu%s)", f->tier, p->ntiers,
+		         p->ntiers ? "; 'normal' is level 0" : "");
+		goto out;
+	}
+	tier_force(&T.ctl, level, now + (f->until_unix_ms - now_u), now);
+	T.force = *f;
+	T.force.tier[sizeof(T.force.tier) - 1] = '\0';
+	T.forced = true;
+	atomic_store(&T.level, T.ctl.level);
+	rc = LV_OK;
+out:
+	pthread_mutex_unlock(&T.lock);
+	return rc;
+}
+
+bool tiers_clear(const char *id)
+{
+	bool done = false;
+	pthread_mutex_lock(&T.lock);
+	if (T.forced && (id == NULL || strcmp(id, T.force.id) == 0)) {
+		tier_force(&T.ctl, 0, 0, mono_ms()); /* an end already past: the forcing ends */
+		T.forced = false;
+		done = true;
+	}
+	pthread_mutex_unlock(&T.lock);
+	if (done)
+		log_info("tier: forcing cleared%s%s", id ? " by id " : "", id ? id : "");
+	return done;
+}
+
+bool tiers_forced(struct tier_force *out)
+{
+	pthread_mutex_lock(&T.lock);
+	bool f = T.forced;
+	if (f)
+		*out = T.force;
+	pthread_mutex_unlock(&T.lock);
+	return f;
+}
+
+void tiers_on_change(void (*fn)(void *ctx, const struct tier_change *c), void *ctx)
+{
+	T.on_change = fn;
+	T.on_change_ctx = ctx;
+}
+
+/* ---- status and metrics --------------------------------------------------- */
+
+/* Sums route i's shed (or shadow) counts of tier k over the loops. */
+static uint64_t route_count(size_t i, size_t k, bool shadow)
+{
+	unsigned nw = 0;
+	struct lv_stats *const *ws = T.src.stats ? T.src.stats(T.src.ctx, &nw) : NULL;
+	uint64_t n = 0;
+	for (unsigned w = 0; w < nw; w++) {
+		const struct lv_route_stats *x = stats_route_peek(ws[w], T.rt->route_stat[i]);
+		if (x)
+			n += ld(shadow ? &x->shadow[k] : &x->shed[k]);
+	}
+	return n;
+}
+
+void tiers_status_json(void *file)
+{
+	FILE *f = file;
+	const struct lv_policy *p = T.p;
+	if (!p) {
+		fputs("null", f);
+		return;
+	}
+	struct tier_force fc;
+	bool forced = tiers_forced(&fc);
+	unsigned level = tiers_level();
+	uint64_t now_u = unix_ms();
+	fprintf(f, "{\"level\":%u,\"tier\":", level);
+	json_fputs(f, level_name(p, level));
+	fprintf(f, ",\"in_force_s\":%.3f,\"tick_ms\":%llu,\"window_ms\":%llu,\"transitions\":{\"up\":%llu,\"down\":%llu}",
+	        T.since_unix_ms && now_u > T.since_unix_ms ? (double)(now_u - T.since_unix_ms) / 1000.0 : 0.0,
+	        (unsigned long long)p->tiers_cfg.tick_ms, (unsigned long long)p->tiers_cfg.window_ms,
+	        (unsigned long long)T.ctl.ups, (unsigned long long)T.ctl.downs);
+	fputs(",\"forced\":", f);
+	if (forced) {
+		fputs("{\"tier\":", f);
+		json_fputs(f, fc.tier);
+		fputs(",\"source\":", f);
+		json_fputs(f, fc.source);
+		fputs(",\"id\":", f);
+		json_fputs(f, fc.id);
+		fputs(",\"reason\":", f);
+		json_fputs(f, fc.reason);
+		fprintf(f, ",\"until_unix_ms\":%llu,\"left_s\":%.3f}", (unsigned long long)fc.until_unix_ms,
+		        fc.until_unix_ms > now_u ? (double)(fc.until_unix_ms - now_u) / 1000.0 : 0.0);
+	} else {
+		fputs("null", f);
+	}
+	fputs(",\"tiers\":[", f);
+	for (size_t i = 0; i < p->ntiers; i++) {
+		const struct lv_tier *t = &p->tiers[i];
+		char e[EXPR_TEXT_MAX], x[EXPR_TEXT_MAX];
+		expr_render(t->enter_expr, e, sizeof(e));
+		expr_render(t->exit_expr, x, sizeof(x));
+		fprintf(f, "%s{\"name\":", i ? "," : "");
+		json_fputs(f, t->name);
+		fprintf(f, ",\"level\":%zu,\"in_force\":%s,\"shadow\":%s,\"hold_ms\":%llu,\"enter\":", i + 1,
+		        level > i ? "true" : "false", t->shadow ? "true" : "false", (unsigned long long)t->hold_ms);
+		json_fputs(f, e);
+		fputs(",\"exit\":", f);
+		json_fputs(f, x);
+		fprintf(f, ",\"shed\":{\"normal\":%g,\"optional\":%g}}", t->shed.pct[LV_PRIO_NORMAL],
+		        t->shed.pct[LV_PRIO_OPTIONAL]);
+	}
+	fputs("],\"signals\":{", f);
+	const struct lv_signal_table *t = p->signals;
+	size_t n = t ? t->sig.n : SIG__FIXED;
+	static const char *const fixed_names[] = {
+#define LV_SIG_NAME(e, name, kind, what) name,
+	    LV_SIGNALS(LV_SIG_NAME)
+#undef LV_SIG_NAME
+	};
+	bool first = true;
+	for (size_t i = 0; i < n; i++) {
+		/* the process-wide ones always; the per-object ones a condition reads */
+		if (i >= SIG__FIXED && !(t && t->used[i]))
+			continue;
+		fputs(first ? "" : ",", f);
+		first = false;
+		json_fputs(f, i < SIG__FIXED ? fixed_names[i] : t->v[i].name);
+		fputc(':', f);
+		json_number(f, T.val ? T.val[i] : NAN);
+	}
+	static const char *const psi_names[] = {"cpu", "memory", "io"};
+	fputs("},\"psi_source\":{", f);
+	for (unsigned i = 0; i < 3; i++)
+		fprintf(f, "%s\"%s\":\"%s\"", i ? "," : "", psi_names[i], cgroup_psi_source_name(T.psi_src[i]));
+	fputs("}}", f);
+}
+
+void tiers_render_prometheus(void *file)
+{
+	FILE *f = file;
+	const struct lv_policy *p = T.p;
+	if (!p)
+		return;
+	struct tier_force fc;
+	bool forced = tiers_forced(&fc);
+	unsigned level = tiers_level();
+	uint64_t now_u = unix_ms();
+	fprintf(f, "# HELP levee_tier_level The degradation tier in force: 0 normal, k the k-th [tier]\n"
+	           "# TYPE levee_tier_level gauge\nlevee_tier_level %u\n", level);
+	fprintf(f, "# HELP levee_tier_info The tier in force, by name\n# TYPE levee_tier_info gauge\n"
+	           "levee_tier_info{tier=\"%s\"} 1\n", level_name(p, level));
+	fprintf(f, "# HELP levee_tier_in_force_seconds How long the current level has been in force\n"
+	           "# TYPE levee_tier_in_force_seconds gauge\nlevee_tier_in_force_seconds %.3f\n",
+	        T.since_unix_ms && now_u > T.since_unix_ms ? (double)(now_u - T.since_unix_ms) / 1000.0 : 0.0);
+	fprintf(f, "# HELP levee_tier_transitions_total Level changes, by direction\n"
+	           "# TYPE levee_tier_transitions_total counter\n"
+	           "levee_tier_transitions_total{direction=\"up\"} %llu\n"
+	           "levee_tier_transitions_total{direction=\"down\"} %llu\n",
+	        (unsigned long long)T.ctl.ups, (unsigned long long)T.ctl.downs);
+	fprintf(f, "# HELP levee_tier_forced Whether a forcing holds the level, by its source\n"
+	           "# TYPE levee_tier_forced gauge\n"
+	           "levee_tier_forced{source=\"admin\"} %d\nlevee_tier_forced{source=\"control\"} %d\n",
+	        forced && strcmp(fc.source, "admin") == 0, forced && strcmp(fc.source, "control") == 0);
+	fprintf(f, "# HELP levee_tier_forced_until_seconds When the forcing in force ends (Unix time); 0: none\n"
+	           "# TYPE levee_tier_forced_until_seconds gauge\nlevee_tier_forced_until_seconds %.3f\n",
+	        forced ? (double)fc.until_unix_ms / 1000.0 : 0.0);
+	const struct lv_signal_table *t = p->signals;
+	size_t n = t ? t->sig.n : SIG__FIXED;
+	static const char *const fixed_names[] = {
+#define LV_SIG_NAME(e, name, kind, what) name,
+	    LV_SIGNALS(LV_SIG_NAME)
+#undef LV_SIG_NAME
+	};
+	fputs("# HELP levee_signal A tier signal's value, in its kind's unit: ms, bytes, percent, count, 0/1 "
+	      "(docs/tiers.md, Signals); absent while it has none\n# TYPE levee_signal gauge\n",
+	      f);
+	for (size_t i = 0; T.val && i < n; i++) {
+		if ((i >= SIG__FIXED && !(t && t->used[i])) || isnan(T.val[i]))
+			continue;
+		fprintf(f, "levee_signal{name=\"%s\"} %.6g\n", i < SIG__FIXED ? fixed_names[i] : t->v[i].name, T.val[i]);
+	}
+	if (!p->ntiers)
+		return;
+	for (int shadow = 0; shadow < 2; shadow++) {
+		const char *m = shadow ? "levee_tier_shadow_shed_total" : "levee_tier_shed_total";
+		fprintf(f, "# HELP %s Requests %s, by tier, route and priority\n# TYPE %s counter\n", m,
+		        shadow ? "a shadow tier would have shed (and let through)" : "shed by a tier", m);
+		for (size_t k = 0; k < p->ntiers; k++) {
+			if ((bool)shadow != p->tiers[k].shadow)
+				continue;
+			for (size_t i = 0; i < p->nroutes; i++) {
+				const struct lv_route *r = &p->routes[i];
+				if (r->priority == LV_PRIO_CRITICAL)
+					continue;
+				fprintf(f, "%s{tier=\"%s\",route=\"%s\",priority=\"%s\"} %llu\n", m, p->tiers[k].name, r->name,
+				        lv_priority_names[r->priority], (unsigned long long)route_count(i, k, shadow));
+			}
+		}
+	}
+}
