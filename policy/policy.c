@@ -975,6 +975,8 @@ static void policy_tiers_check(struct policy_parse *st)
 			int line = k ? t->exit_line : t->enter_line;
 			struct expr **out = k ? &t->exit_expr : &t->enter_expr;
 			struct expr_error e;
+			if (line == 0)
+				continue; /* not set: "needs enter" was said */
 			if (expr_parse(text, &p->signals->sig, out, &e) == LV_OK) {
 				expr_mark_signals(*out, p->signals->used);
 				continue;

@@ -108,6 +108,12 @@ static struct {
 	void *on_change_ctx;
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+static const char *const fixed_names[] = {
+#define LV_SIG_NAME(e, name, kind, what) name,
+    LV_SIGNALS(LV_SIG_NAME)
+#undef LV_SIG_NAME
+};
+
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -460,6 +466,8 @@ static void json_number(FILE *f, double v)
 {
 	if (isnan(v) || isinf(v))
 		fputs("null", f);
+	else if (v == floor(v) && fabs(v) < 1e15)
+		fprintf(f, "%.0f", v); /* counts and bytes, exactly */
 	else
 		fprintf(f, "%.6g", v);
 }
@@ -827,11 +835,6 @@ void tiers_status_json(void *file)
 	fputs("],\"signals\":{", f);
 	const struct lv_signal_table *t = p->signals;
 	size_t n = t ? t->sig.n : SIG__FIXED;
-	static const char *const fixed_names[] = {
-#define LV_SIG_NAME(e, name, kind, what) name,
-	    LV_SIGNALS(LV_SIG_NAME)
-#undef LV_SIG_NAME
-	};
 	bool first = true;
 	for (size_t i = 0; i < n; i++) {
 		/* the process-wide ones always; the per-object ones a condition reads */
@@ -881,18 +884,13 @@ void tiers_render_prometheus(void *file)
 	        forced ? (double)fc.until_unix_ms / 1000.0 : 0.0);
 	const struct lv_signal_table *t = p->signals;
 	size_t n = t ? t->sig.n : SIG__FIXED;
-	static const char *const fixed_names[] = {
-#define LV_SIG_NAME(e, name, kind, what) name,
-	    LV_SIGNALS(LV_SIG_NAME)
-#undef LV_SIG_NAME
-	};
 	fputs("# HELP levee_signal A tier signal's value, in its kind's unit: ms, bytes, percent, count, 0/1 "
 	      "(docs/tiers.md, Signals); absent while it has none\n# TYPE levee_signal gauge\n",
 	      f);
 	for (size_t i = 0; T.val && i < n; i++) {
 		if ((i >= SIG__FIXED && !(t && t->used[i])) || isnan(T.val[i]))
 			continue;
-		fprintf(f, "levee_signal{name=\"%s\"} %.6g\n", i < SIG__FIXED ? fixed_names[i] : t->v[i].name, T.val[i]);
+		fprintf(f, "levee_signal{name=\"%s\"} %.10g\n", i < SIG__FIXED ? fixed_names[i] : t->v[i].name, T.val[i]);
 	}
 	if (!p->ntiers)
 		return;
