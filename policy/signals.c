@@ -112,3 +112,50 @@ void signals_tier_levels(const struct lv_policy *p, struct lv_tier_level *levels
 		snprintf(l->detail, sizeof(l->detail), "tier=%s", t->name);
 	}
 }
+
+static const char *kind_doc(enum expr_kind k)
+{
+	switch (k) {
+	case EXPR_COUNT:
+		return "count";
+	case EXPR_DURATION:
+		return "duration";
+	case EXPR_SIZE:
+		return "size";
+	case EXPR_PERCENT:
+		return "percentage";
+	case EXPR_FLAG:
+		return "flag";
+	}
+	return "?";
+}
+
+void signals_markdown(FILE *out)
+{
+	struct row {
+		const char *name;
+		enum expr_kind kind;
+		const char *what;
+	};
+#define LV_SIG_ROW(e, name, kind, what) {name, kind, what},
+	static const struct row fixed_rows[] = {LV_SIGNALS(LV_SIG_ROW)};
+	static const struct row route_rows[] = {LV_ROUTE_SIGNALS(LV_SIG_ROW)};
+	static const struct row bulkhead_rows[] = {LV_BULKHEAD_SIGNALS(LV_SIG_ROW)};
+	static const struct row breaker_rows[] = {LV_BREAKER_SIGNALS(LV_SIG_ROW)};
+#undef LV_SIG_ROW
+	const struct {
+		const char *prefix;
+		const struct row *rows;
+		size_t n;
+	} groups[] = {
+	    {"", fixed_rows, sizeof(fixed_rows) / sizeof(fixed_rows[0])},
+	    {"route.NAME.", route_rows, sizeof(route_rows) / sizeof(route_rows[0])},
+	    {"bulkhead.NAME.", bulkhead_rows, sizeof(bulkhead_rows) / sizeof(bulkhead_rows[0])},
+	    {"breaker.NAME.", breaker_rows, sizeof(breaker_rows) / sizeof(breaker_rows[0])},
+	};
+	fputs("| signal | kind | what |\n|---|---|---|\n", out);
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++)
+		for (size_t i = 0; i < groups[g].n; i++)
+			fprintf(out, "| `%s%s` | %s | %s |\n", groups[g].prefix, groups[g].rows[i].name,
+			        kind_doc(groups[g].rows[i].kind), groups[g].rows[i].what);
+}

@@ -22,15 +22,15 @@
 	X(SIG_INFLIGHT, "inflight", EXPR_COUNT, "requests in levee now, from their head to their end") \
 	X(SIG_RPS, "rps", EXPR_COUNT, "requests per second that ended over the window")             \
 	X(SIG_QUEUE_WAIT_AVG, "queue_wait_avg", EXPR_DURATION,                                      \
-	  "average time requests waited in a bulkhead queue (all bulkheads) over the window; 0 with none queued") \
+	  "average wait for a bulkhead slot (all bulkheads) over the window: a slot granted at once counts 0, a refusal for a full queue its queue_timeout; 0 with no request") \
 	X(SIG_QUEUE_WAIT_P99, "queue_wait_p99", EXPR_DURATION,                                      \
-	  "99th percentile of that wait (requests that took a slot at once count as 0), DAGOR's overload signal") \
+	  "99th percentile of the same: queuing time, DAGOR's overload signal") \
 	X(SIG_QUEUED, "queued", EXPR_COUNT, "requests waiting in bulkhead queues now")              \
 	X(SIG_UP_P50, "upstream_p50", EXPR_DURATION,                                                \
-	  "median upstream exchange time (request sent to response end) over the window")         \
+	  "median upstream exchange time (request sent to response end) over the window; 0 with no exchange") \
 	X(SIG_UP_P99, "upstream_p99", EXPR_DURATION, "99th percentile of the same")                \
 	X(SIG_ERROR_RATE, "error_rate", EXPR_PERCENT,                                               \
-	  "share of the window's upstream exchanges that failed: 5xx, timeout, reset, cut or unparseable answers, failed connects") \
+	  "share of the window's upstream exchanges that failed: 5xx, timeout, reset, cut or unparseable answers, failed connects, deadlines; 0 with none") \
 	X(SIG_BREAKERS_OPEN, "breakers_open", EXPR_COUNT, "breakers open or half-open now")        \
 	X(SIG_CPU, "cpu", EXPR_PERCENT, "levee's own CPU time since the last tick, in percent of one CPU") \
 	X(SIG_CG_THROTTLED, "cgroup.cpu_throttled", EXPR_PERCENT,                                   \
@@ -51,7 +51,7 @@
 /* X(enum, suffix, kind, what): per route, named "route.NAME.SUFFIX". */
 #define LV_ROUTE_SIGNALS(X)                                                                        \
 	X(SIG_R_INFLIGHT, "inflight", EXPR_COUNT, "the route's requests in levee now")             \
-	X(SIG_R_UP_P50, "upstream_p50", EXPR_DURATION, "the route's median upstream exchange time over the window") \
+	X(SIG_R_UP_P50, "upstream_p50", EXPR_DURATION, "the route's median upstream exchange time over the window (measured only for routes a condition reads this or the next of)") \
 	X(SIG_R_UP_P99, "upstream_p99", EXPR_DURATION, "its 99th percentile")                     \
 	X(SIG_R_ERROR_RATE, "error_rate", EXPR_PERCENT, "share of the route's upstream exchanges that failed over the window")
 
@@ -112,6 +112,9 @@ struct lv_tier_level {
 	int shadow_named;          /* the highest shadow tier, for shadow counts; -1: none */
 	char detail[LV_NAME_MAX + 8]; /* "tier=NAME" of `named`, for X-Levee-Reason */
 };
+
+/* The table of signals for docs/tiers.md, in Markdown. */
+void signals_markdown(FILE *out);
 
 /* Fills levels[0..p->ntiers] from p's tiers. */
 void signals_tier_levels(const struct lv_policy *p, struct lv_tier_level *levels);

@@ -173,12 +173,73 @@ static void test_sighist(void **state)
 	assert_true(sighist_quantile_ms(h, 5, 0.5) == 0.003);
 }
 
-int main(void)
+static char *read_all(const char *path)
 {
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* docs/tiers.md carries the generated table of signals, row for row. */
+static void test_docs_list_every_signal(void **state)
+{
+	(void)state;
+	char *doc = read_all(LEVEE_SOURCE_DIR "/docs/tiers.md");
+	assert_non_null(doc);
+	char *table = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&table, &len);
+	signals_markdown(f);
+	fclose(f);
+	for (char *line = strtok(table, "\n"); line; line = strtok(NULL, "\n"))
+		if (!strstr(doc, line))
+			fail_msg("docs/tiers.md lacks or has a stale row (test_tiers_policy --signals-markdown): %s", line);
+	free(table);
+}
+
+/* The worked policy of docs/tiers.md is policy/examples/tiers.ini, and it
+ * loads without a warning. */
+static void test_worked_example(void **state)
+{
+	(void)state;
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	const char *path = LEVEE_SOURCE_DIR "/policy/examples/tiers.ini";
+	int rc = policy_load_file(path, NULL, &p, &d);
+	for (size_t i = 0; i < d.n; i++)
+		print_message("%s\n", d.lines[i]);
+	assert_int_equal(rc, LV_OK);
+	assert_int_equal(d.nwarn, 0);
+	assert_int_equal(p->ntiers, 2);
+	assert_true(p->tier_levels[2].shed.pct[LV_PRIO_NORMAL] == 50.0);
+	policy_unref(p);
+	diag_free(&d);
+	char *ini = strdup(read_all(path));
+	char *doc = read_all(LEVEE_SOURCE_DIR "/docs/tiers.md");
+	const char *body = strstr(ini, "[route \"login\"]");
+	assert_non_null(body);
+	if (!strstr(doc, body))
+		fail_msg("docs/tiers.md's first policy differs from policy/examples/tiers.ini");
+	free(ini);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "--signals-markdown") == 0) {
+		signals_markdown(stdout);
+		return 0;
+	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tier_values),
 		cmocka_unit_test(test_tier_errors),
 		cmocka_unit_test(test_sighist),
+		cmocka_unit_test(test_docs_list_every_signal),
+		cmocka_unit_test(test_worked_example),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
