@@ -207,10 +207,14 @@ static bool layout(struct runtime *rt)
 		goto oom;
 	}
 	layout_free();
-	if (T.rt)
-		runtime_unref(T.rt);
+	/* tiers_force() reads the policy from other threads, under the lock */
+	pthread_mutex_lock(&T.lock);
+	struct runtime *old = T.rt;
 	T.rt = rt;
 	T.p = p;
+	pthread_mutex_unlock(&T.lock);
+	if (old)
+		runtime_unref(old);
 	T.vlen = o;
 	T.cur = cur;
 	memcpy(T.ring, ring, sizeof(ring));
@@ -691,10 +695,13 @@ void tiers_stop(void)
 		T.ev = NULL;
 	}
 	layout_free();
-	if (T.rt)
-		runtime_unref(T.rt);
+	pthread_mutex_lock(&T.lock);
+	struct runtime *old = T.rt;
 	T.rt = NULL;
 	T.p = NULL;
+	pthread_mutex_unlock(&T.lock);
+	if (old)
+		runtime_unref(old);
 }
 
 /* ---- forcing -------------------------------------------------------------- */
@@ -769,6 +776,14 @@ void tiers_on_change(void (*fn)(void *ctx, const struct tier_change *c), void *c
 
 /* ---- status and metrics --------------------------------------------------- */
 
+static void transitions(uint64_t *ups, uint64_t *downs)
+{
+	pthread_mutex_lock(&T.lock);
+	*ups = T.ctl.ups;
+	*downs = T.ctl.downs;
+	pthread_mutex_unlock(&T.lock);
+}
+
 /* Sums route i's shed (or shadow) counts of tier k over the loops. */
 static uint64_t route_count(size_t i, size_t k, bool shadow)
 {
@@ -794,13 +809,14 @@ void tiers_status_json(void *file)
 	struct tier_force fc;
 	bool forced = tiers_forced(&fc);
 	unsigned level = tiers_level();
-	uint64_t now_u = unix_ms();
+	uint64_t now_u = unix_ms(), ups, downs;
+	transitions(&ups, &downs);
 	fprintf(f, "{\"level\":%u,\"tier\":", level);
 	json_fputs(f, level_name(p, level));
 	fprintf(f, ",\"in_force_s\":%.3f,\"tick_ms\":%llu,\"window_ms\":%llu,\"transitions\":{\"up\":%llu,\"down\":%llu}",
 	        T.since_unix_ms && now_u > T.since_unix_ms ? (double)(now_u - T.since_unix_ms) / 1000.0 : 0.0,
 	        (unsigned long long)p->tiers_cfg.tick_ms, (unsigned long long)p->tiers_cfg.window_ms,
-	        (unsigned long long)T.ctl.ups, (unsigned long long)T.ctl.downs);
+	        (unsigned long long)ups, (unsigned long long)downs);
 	fputs(",\"forced\":", f);
 	if (forced) {
 		fputs("{\"tier\":", f);
@@ -862,7 +878,8 @@ void tiers_render_prometheus(void *file)
 	struct tier_force fc;
 	bool forced = tiers_forced(&fc);
 	unsigned level = tiers_level();
-	uint64_t now_u = unix_ms();
+	uint64_t now_u = unix_ms(), ups, downs;
+	transitions(&ups, &downs);
 	fprintf(f, "# HELP levee_tier_level The degradation tier in force: 0 normal, k the k-th [tier]\n"
 	           "# TYPE levee_tier_level gauge\nlevee_tier_level %u\n", level);
 	fprintf(f, "# HELP levee_tier_info The tier in force, by name\n# TYPE levee_tier_info gauge\n"
@@ -874,7 +891,7 @@ void tiers_render_prometheus(void *file)
 	           "# TYPE levee_tier_transitions_total counter\n"
 	           "levee_tier_transitions_total{direction=\"up\"} %llu\n"
 	           "levee_tier_transitions_total{direction=\"down\"} %llu\n",
-	        (unsigned long long)T.ctl.ups, (unsigned long long)T.ctl.downs);
+	        (unsigned long long)ups, (unsigned long long)downs);
 	fprintf(f, "# HELP levee_tier_forced Whether a forcing holds the level, by its source\n"
 	           "# TYPE levee_tier_forced gauge\n"
 	           "levee_tier_forced{source=\"admin\"} %d\nlevee_tier_forced{source=\"control\"} %d\n",
