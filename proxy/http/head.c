@@ -4,6 +4,7 @@
  */
 #include "http/head.h"
 
+#include <string.h>
 #include <strings.h>
 
 bool token_eq(const char *a, size_t alen, const char *lit, size_t litlen)
@@ -45,4 +46,24 @@ void head_each_token(const char *v, size_t len, void (*cb)(const char *tok, size
 		if (e > s)
 			cb(v + s, e - s, arg);
 	}
+}
+
+const char *head_cookie(const struct lv_head *hd, const char *name, size_t *len)
+{
+	size_t nl = strlen(name);
+	for (int i = head_find(hd, "cookie", 6, 0); i >= 0; i = head_find(hd, "cookie", 6, i + 1)) {
+		const char *v = hd->text + hd->h[i].value, *end = v + hd->h[i].value_len;
+		while (v < end) {
+			while (v < end && (*v == ' ' || *v == ';'))
+				v++;
+			const char *semi = memchr(v, ';', (size_t)(end - v));
+			const char *pair_end = semi ? semi : end;
+			if ((size_t)(pair_end - v) > nl && memcmp(v, name, nl) == 0 && v[nl] == '=') {
+				*len = (size_t)(pair_end - v - (ptrdiff_t)nl - 1);
+				return v + nl + 1;
+			}
+			v = pair_end;
+		}
+	}
+	return NULL;
 }

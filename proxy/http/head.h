@@ -66,6 +66,10 @@ static inline const char *head_str(const struct lv_head *hd, uint32_t off) { ret
 /* Header helpers. Names are compared case-insensitively. */
 int head_find(const struct lv_head *hd, const char *name, size_t name_len, int from);
 bool head_name_is(const struct lv_head *hd, int i, const char *name, size_t name_len);
+/* The value of cookie `name` (case-sensitive, as cookie names are) in the
+ * head's Cookie fields, the first one found, with its length in *len; NULL
+ * when none names it. */
+const char *head_cookie(const struct lv_head *hd, const char *name, size_t *len);
 /* Calls cb for each comma-separated token of a header value (trimmed). */
 void head_each_token(const char *v, size_t len, void (*cb)(const char *tok, size_t n, void *arg), void *arg);
 bool token_eq(const char *a, size_t alen, const char *lit, size_t litlen);

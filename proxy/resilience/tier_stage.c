@@ -19,27 +19,6 @@
 #include "signals.h"
 #include "stats.h"
 
-/* The value of cookie `name` in the request's Cookie fields, or NULL. */
-static const char *cookie_value(const struct lv_head *hd, const char *name, size_t *len)
-{
-	size_t nl = strlen(name);
-	for (int i = head_find(hd, "cookie", 6, 0); i >= 0; i = head_find(hd, "cookie", 6, i + 1)) {
-		const char *v = hd->text + hd->h[i].value, *end = v + hd->h[i].value_len;
-		while (v < end) {
-			while (v < end && (*v == ' ' || *v == ';'))
-				v++;
-			const char *semi = memchr(v, ';', (size_t)(end - v));
-			const char *pair_end = semi ? semi : end;
-			if ((size_t)(pair_end - v) > nl && memcmp(v, name, nl) == 0 && v[nl] == '=') {
-				*len = (size_t)(pair_end - v - (ptrdiff_t)nl - 1);
-				return v + nl + 1;
-			}
-			v = pair_end;
-		}
-	}
-	return NULL;
-}
-
 unsigned tier_stage_cohort(const struct request *r, const struct lv_cohort_key *key)
 {
 	const struct lv_head *hd = r->head;
@@ -52,7 +31,7 @@ unsigned tier_stage_cohort(const struct request *r, const struct lv_cohort_key *
 			n = hd->h[i].value_len;
 		}
 	} else if (key->kind == LV_COHORT_COOKIE) {
-		v = cookie_value(hd, key->name, &n);
+		v = head_cookie(hd, key->name, &n);
 		if (v && n == 0)
 			v = NULL;
 	}

@@ -195,6 +195,43 @@ static void test_tokens_and_hop_by_hop_helpers(void **state)
 	free(f);
 }
 
+/* head_cookie: a cookie by its exact name, among pairs and Cookie fields. */
+static void test_cookies(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *cookies; /* the Cookie field lines */
+		const char *name, *want; /* NULL: none */
+	} ck[] = {
+	    {"Cookie: a=1; xsid=2; sid=abc\r\nCookie: sid=zzz\r\n", "sid", "abc"},
+	    {"Cookie: sidx=1; sid2=3\r\n", "sid", NULL},
+	    {"Cookie:sid=v;b=2\r\n", "sid", "v"},
+	    {"Cookie: a=1;  ;sid=last\r\n", "sid", "last"},
+	    {"Cookie: sid=\r\n", "sid", ""},
+	    {"Cookie: SID=upper\r\n", "sid", NULL},
+	    {"Cookie: a=1\r\nCookie: sid=second\r\n", "sid", "second"},
+	    {"X-Cookie: sid=no\r\n", "sid", NULL},
+	    {"Cookie: sid\r\n", "sid", NULL},
+	};
+	struct h1_fixture *f = calloc(1, sizeof(*f));
+	for (size_t i = 0; i < sizeof(ck) / sizeof(ck[0]); i++) {
+		char raw[512];
+		enum lv_reason reason;
+		size_t used, n = 0;
+		snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n", ck[i].cookies);
+		assert_int_equal(h1_parse_request(f, raw, strlen(raw), 0, &reason, &used), 0);
+		const char *v = head_cookie(&f->head, ck[i].name, &n);
+		if (!ck[i].want) {
+			if (v)
+				fail_msg("case %zu: found %.*s", i, (int)n, v);
+			continue;
+		}
+		if (!v || n != strlen(ck[i].want) || memcmp(v, ck[i].want, n) != 0)
+			fail_msg("case %zu: wanted '%s', got '%.*s'", i, ck[i].want, v ? (int)n : 4, v ? v : "NULL");
+	}
+	free(f);
+}
+
 static void test_response_heads(void **state)
 {
 	struct h1_fixture *f = calloc(1, sizeof(*f));
@@ -416,6 +453,7 @@ int main(void)
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_tokens_and_hop_by_hop_helpers),
 	    cmocka_unit_test(test_response_heads),
+	    cmocka_unit_test(test_cookies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
