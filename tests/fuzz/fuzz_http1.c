@@ -3,7 +3,8 @@
  * Input: byte 0 picks the mode (request or response) and the read size, the
  * rest is the stream. Requests that pass levee's checks are rebuilt for the
  * upstream and their chunked body is decoded, as the proxy would. The
- * invariants checked: no crash or sanitizer report, a rebuilt head is
+ * invariants checked: no crash or sanitizer report, a cookie's value (the
+ * tiers' cohort key) lies inside the head, a rebuilt head is
  * well-formed enough to parse again, and it never carries two framing
  * headers. */
 #include <event2/buffer.h>
@@ -59,6 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int st = h1_parse_request(&f, in, len, step, &reason, &used);
 		if (st != 0)
 			return 0;
+		/* a tier's cohort by cookie reads this: the value lies inside the head */
+		size_t cl = 0;
+		const char *cv = head_cookie(&f.head, "sid", &cl);
+		if (cv && (cv < f.head.text || cv + cl > f.head.text + f.head.cap))
+			abort();
 		struct evbuffer *out = evbuffer_new();
 		struct reqhead_args a = {.request_id = "fuzz", .client_ip = "192.0.2.1", .default_host = "up:80",
 		                         .framing = (f.head.flags & H1F_CHUNKED) ? 2 : (f.head.flags & H1F_HAS_CL) ? 1 : 0,
