@@ -50,6 +50,8 @@ demo: levee on http://127.0.0.1:15001 in front of the demo service on :8080. Try
   curl -i http://127.0.0.1:15001/                 # not a cached route: plain pass-through
   curl -s http://127.0.0.1:15000/metrics | grep '^levee_'           # admin: /healthz /readyz /metrics /status
   curl -s http://127.0.0.1:15000/status
+  curl -s -X POST 'http://127.0.0.1:15000/tier?force=busy&for=1m'   # force the degradation tier "busy"
+  curl -i http://127.0.0.1:15001/                 # 503 tier-shed: an optional route; /api/users/1 still answers
 
 Ctrl-C stops levee and the demo service.
 

@@ -776,12 +776,17 @@ void tiers_on_change(void (*fn)(void *ctx, const struct tier_change *c), void *c
 
 /* ---- status and metrics --------------------------------------------------- */
 
-static void transitions(uint64_t *ups, uint64_t *downs)
+/* The controller's transition counts, and how long its level has held in
+ * seconds (a forcing changes it at once, before the tick publishes it). */
+static double transitions(uint64_t *ups, uint64_t *downs)
 {
+	uint64_t now = mono_ms();
 	pthread_mutex_lock(&T.lock);
 	*ups = T.ctl.ups;
 	*downs = T.ctl.downs;
+	uint64_t since = T.ctl.since_ms;
 	pthread_mutex_unlock(&T.lock);
+	return now > since ? (double)(now - since) / 1000.0 : 0.0;
 }
 
 /* Sums route i's shed (or shadow) counts of tier k over the loops. */
@@ -810,11 +815,11 @@ void tiers_status_json(void *file)
 	bool forced = tiers_forced(&fc);
 	unsigned level = tiers_level();
 	uint64_t now_u = unix_ms(), ups, downs;
-	transitions(&ups, &downs);
+	double held = transitions(&ups, &downs);
 	fprintf(f, "{\"level\":%u,\"tier\":", level);
 	json_fputs(f, level_name(p, level));
 	fprintf(f, ",\"in_force_s\":%.3f,\"tick_ms\":%llu,\"window_ms\":%llu,\"transitions\":{\"up\":%llu,\"down\":%llu}",
-	        T.since_unix_ms && now_u > T.since_unix_ms ? (double)(now_u - T.since_unix_ms) / 1000.0 : 0.0,
+	        held,
 	        (unsigned long long)p->tiers_cfg.tick_ms, (unsigned long long)p->tiers_cfg.window_ms,
 	        (unsigned long long)ups, (unsigned long long)downs);
 	fputs(",\"forced\":", f);
@@ -878,15 +883,15 @@ void tiers_render_prometheus(void *file)
 	struct tier_force fc;
 	bool forced = tiers_forced(&fc);
 	unsigned level = tiers_level();
-	uint64_t now_u = unix_ms(), ups, downs;
-	transitions(&ups, &downs);
+	uint64_t ups, downs;
+	double held = transitions(&ups, &downs);
 	fprintf(f, "# HELP levee_tier_level The degradation tier in force: 0 normal, k the k-th [tier]\n"
 	           "# TYPE levee_tier_level gauge\nlevee_tier_level %u\n", level);
 	fprintf(f, "# HELP levee_tier_info The tier in force, by name\n# TYPE levee_tier_info gauge\n"
 	           "levee_tier_info{tier=\"%s\"} 1\n", level_name(p, level));
 	fprintf(f, "# HELP levee_tier_in_force_seconds How long the current level has been in force\n"
 	           "# TYPE levee_tier_in_force_seconds gauge\nlevee_tier_in_force_seconds %.3f\n",
-	        T.since_unix_ms && now_u > T.since_unix_ms ? (double)(now_u - T.since_unix_ms) / 1000.0 : 0.0);
+	        held);
 	fprintf(f, "# HELP levee_tier_transitions_total Level changes, by direction\n"
 	           "# TYPE levee_tier_transitions_total counter\n"
 	           "levee_tier_transitions_total{direction=\"up\"} %llu\n"
