@@ -490,6 +490,8 @@ static void policy_section_end(struct policy_parse *st)
 	}
 	if (strcmp(st->sec->name, "tier") == 0) {
 		struct lv_tier *t = st->base;
+		if (strcmp(t->name, "normal") == 0)
+			policy_err_section(st, "'normal' is the name of level 0, when no tier is in force: name the tier otherwise");
 		t->enter_line = st->seen[policy_key_index(keys_find("tier", "enter"))];
 		t->exit_line = st->seen[policy_key_index(keys_find("tier", "exit"))];
 		if (t->shadow && (t->cache || t->bulkhead_scale < 100.0))
@@ -932,28 +934,28 @@ __attribute__((format(printf, 5, 6))) static void policy_err_col(struct policy_p
 }
 
 /* The column in the file of byte `col` (1-based) of the value of the key
- * on `line`: where the value starts on that line, plus col - 1; `col`
- * itself when the line cannot be found (a value from ${VAR}, say). */
+ * on `line`: where the value starts on that line, plus col - 1; -1 when the
+ * value is not on the line as written (a ${VAR} was expanded in it). */
 static int policy_value_column(const struct policy_parse *st, int line, const char *value, int col)
 {
 	const char *p = st->start;
 	if (p == NULL || line <= 0)
-		return col;
+		return -1;
 	for (int l = 1; l < line && p < st->end; l++) {
 		const char *nl = memchr(p, '\n', (size_t)(st->end - p));
 		if (nl == NULL)
-			return col;
+			return -1;
 		p = nl + 1;
 	}
 	const char *eol = memchr(p, '\n', (size_t)(st->end - p));
 	size_t n = (size_t)((eol ? eol : st->end) - p), vl = strlen(value);
 	const char *eq = memchr(p, '=', n);
 	if (eq == NULL || vl == 0)
-		return col;
+		return -1;
 	for (const char *q = eq + 1; q + vl <= p + n; q++)
 		if (memcmp(q, value, vl) == 0)
 			return (int)(q - p) + col;
-	return col;
+	return -1; /* the value is not on the line as written: ${VAR} expanded */
 }
 
 /* Every tier's enter and exit, parsed against the signals of this policy,
@@ -983,7 +985,12 @@ static void policy_tiers_check(struct policy_parse *st)
 			}
 			char what[LV_NAME_MAX + 32];
 			snprintf(what, sizeof(what), "[tier \"%s\"] %s", t->name, k ? "exit" : "enter");
-			policy_err_col(st, line, policy_value_column(st, line, text, e.column), what, "%s", e.message);
+			int col = policy_value_column(st, line, text, e.column);
+			if (col > 0)
+				policy_err_col(st, line, col, what, "%s", e.message);
+			else
+				policy_err_col(st, line, 0, what, "at column %d of its value (after ${...} expansion): %s",
+				               e.column, e.message);
 		}
 	}
 	signals_tier_levels(p, p->tier_levels);
@@ -1035,6 +1042,10 @@ static void policy_check(struct policy_parse *st)
 	}
 
 	policy_tiers_check(st);
+	if (p->tiers_cfg.window_ms < 5 * p->tiers_cfg.tick_ms)
+		policy_err_pair(st, "tiers", "window", "tick",
+		                "window (%llums) must be at least 5 ticks (tick = %llums): it is kept in fifths, one a tick at most",
+		                (unsigned long long)p->tiers_cfg.window_ms, (unsigned long long)p->tiers_cfg.tick_ms);
 
 	/* Only a sure loop is an error: the upstream may be another machine that
 	 * happens to use the same port. */

@@ -5,7 +5,7 @@
  * [tier] sections.
  *
  * The table's order is the contract with the sampler
- * (proxy/resilience/signals.c): first the process-wide signals of
+ * (proxy/resilience/tiers.c): first the process-wide signals of
  * LV_SIGNALS, in that order; then, per route in file order, the
  * LV_ROUTE_SIGNALS; per bulkhead, the LV_BULKHEAD_SIGNALS; per breaker, the
  * LV_BREAKER_SIGNALS. A signal's value in the sampler's vector is in the

@@ -59,7 +59,9 @@ extern const struct lv_reason_info lv_reasons[R__COUNT];
 	X(R_BULKHEAD_TIMEOUT)                                                                      \
 	X(R_UP_TIMEOUT)                                                                            \
 	X(R_UP_CONNECT)                                                                            \
-	X(R_DEADLINE)
+	X(R_DEADLINE)                                                                              \
+	X(R_TIER_SHED)                                                                             \
+	X(R_TIER_CACHE_ONLY)
 
 enum {
 #define LV_FC_COUNT(e) +1

@@ -202,12 +202,21 @@ static struct runtime *tiers_runtime(void *ctx)
 	return server_runtime_acquire(ctx);
 }
 
+/* Main thread only, like the reload that adds loops. */
 static struct lv_stats *const *tiers_stats(void *ctx, unsigned *n)
 {
 	struct server *s = ctx;
-	static struct lv_stats *v[512];
+	static struct lv_stats **v;
+	static unsigned cap;
+	if (s->nworkers > cap) {
+		struct lv_stats **nv = realloc(v, s->nworkers * sizeof(*nv));
+		if (nv) {
+			v = nv;
+			cap = s->nworkers;
+		}
+	}
 	unsigned k = 0;
-	for (unsigned i = 0; i < s->nworkers && k < sizeof(v) / sizeof(v[0]); i++)
+	for (unsigned i = 0; i < s->nworkers && k < cap; i++)
 		v[k++] = s->workers[i]->stats;
 	*n = k;
 	return v;

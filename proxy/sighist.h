@@ -1,7 +1,8 @@
 /*
  * sighist.h - the latency histograms behind the tier signals: log-linear
- * buckets of microseconds (8 per power of two, so a percentile is within
- * about 6% of the truth), cheap to count into and to subtract, so that a
+ * buckets of microseconds (8 per power of two, so a value is known within
+ * an eighth of its power of two: at most 12.5% off, less after
+ * interpolation), cheap to count into and to subtract, so that a
  * window's figures are the difference of two cumulative snapshots.
  *
  * Pure; counting is the caller's business (a single writer's plain add, or
@@ -13,7 +14,7 @@
 #include <stdint.h>
 
 #define SIGHIST_SUB 8                          /* buckets per power of two */
-#define SIGHIST_BUCKETS (SIGHIST_SUB * 32)      /* up to 2^35 us (about 9.5 h); beyond: the last */
+#define SIGHIST_BUCKETS (SIGHIST_SUB * 32)      /* the last starts at 15 * 2^30 us (about 4.5 h) and takes all beyond */
 
 /* The bucket of `us` microseconds. */
 static inline unsigned sighist_index(uint64_t us)

@@ -19,8 +19,9 @@ static struct registry bulkheads = REGISTRY_INIT;
 
 /* ---- the queue (b->lock held) -------------------------------------------- */
 
-/* The limits in force: the policy's (or the adaptive limit) scaled by the
- * tier in force, at least one slot. */
+/* The limit in force for requests of normal and optional routes: the
+ * policy's (or the adaptive limit) scaled by the tier in force, at least
+ * one slot. Critical ones have b->limit (bulkhead_scale()). */
 static uint64_t limit_now(const struct bulkhead *b)
 {
 	if (b->scale >= 100.0)
@@ -29,10 +30,6 @@ static uint64_t limit_now(const struct bulkhead *b)
 	return l ? l : 1;
 }
 
-static uint64_t queue_now(const struct bulkhead *b)
-{
-	return b->scale >= 100.0 ? b->cfg.max_queue : (uint64_t)((double)b->cfg.max_queue * b->scale / 100.0);
-}
 
 /* A wait for the tier signals (sig_hist, see bulkhead.h). */
 static void sig_note(struct bulkhead *b, uint64_t us)
@@ -123,14 +120,17 @@ enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t n
 	if (b->closed) {
 		b->st.rejected_closed++;
 		rc = BH_CLOSED;
-	} else if (b->active < limit_now(b) && !b->head) {
+	} else if ((b->active < limit_now(b) && !b->head) || (wt->critical && b->scale < 100.0 && b->active < b->limit)) {
+		/* a critical request goes ahead of the others only where the
+		 * scale holds them back: below the scaled limit the queue is
+		 * served first, as ever */
 		b->active++;
 		b->st.acquired++;
 		sig_note(b, 0);
 		wt->state = BH_HOLDING;
 		slot_given(b, wt);
 		rc = BH_ACQUIRED;
-	} else if (b->queued >= queue_now(b)) {
+	} else if (b->queued >= b->cfg.max_queue) {
 		b->st.rejected_full++;
 		sig_note(b, b->cfg.queue_timeout_ms * 1000);
 		rc = BH_FULL;
@@ -192,8 +192,13 @@ static void grow(struct bulkhead *b, uint64_t now_us)
 static void release(struct bulkhead *b, uint64_t now_us, bool sample, uint64_t rtt_us)
 {
 	pthread_mutex_lock(&b->lock);
-	if (sample && !b->cfg.max_concurrent && adaptive_sample(&b->ad, rtt_us, b->active, b->queued, now_us))
-		b->limit = adaptive_limit(&b->ad);
+	if (sample && !b->cfg.max_concurrent && adaptive_sample(&b->ad, rtt_us, b->active, b->queued, now_us)) {
+		uint64_t l = adaptive_limit(&b->ad);
+		/* scaled down by a tier: the limit may fall, not grow (the queue a
+		 * lower limit makes would otherwise push it back up, and the end
+		 * of the tier would let a burst in) */
+		b->limit = b->scale < 100.0 && l > b->limit ? b->limit : l;
+	}
 	/* the slot passes to a waiter without the count dropping, unless the
 	 * limit fell below what is in use */
 	bool passed = false;
@@ -262,7 +267,7 @@ void bulkhead_stats(struct bulkhead *b, struct bulkhead_stats *out)
 		out->adaptive_min = b->ad.cfg.min;
 		out->adaptive_max = b->ad.cfg.max;
 	}
-	out->max_queue = queue_now(b);
+	out->max_queue = b->cfg.max_queue;
 	out->threads = b->cfg.isolation == LV_ISOLATION_THREAD ? b->nloops : 0;
 	pthread_mutex_unlock(&b->lock);
 }
@@ -493,6 +498,8 @@ void bulkhead_status_json(FILE *f)
 		        (unsigned long long)s.max_queue, (unsigned long long)s.acquired, (unsigned long long)s.handoffs,
 		        (unsigned long long)s.rejected_full, (unsigned long long)s.rejected_timeout,
 		        (unsigned long long)s.abandoned);
+		/* a tier's bulkhead_scale: max_concurrent above is the scaled limit */
+		fprintf(f, ",\"scale_pct\":%g", s.scale);
 		if (s.adaptive)
 			fprintf(f,
 			        ",\"adaptive\":{\"limit\":%.3f,\"min\":%llu,\"max\":%llu,\"long_rtt_ms\":%.3f,"

@@ -61,6 +61,9 @@ struct bh_waiter {
 	/* set by the caller: the exchange may move to one of the bulkhead's
 	 * threads (false for one with no connection to move) */
 	bool movable;
+	/* set by the caller: a critical route's request, which a tier's scale
+	 * does not hold back (bulkhead_scale()) */
+	bool critical;
 	/* set with the slot, under the mutex: the thread its exchange goes to,
 	 * in turn, or NULL to run it where it is (semaphore isolation, no
 	 * threads yet, or not movable) */
@@ -94,7 +97,7 @@ struct bulkhead_stats {
 	 * got it at once waited 0, one refused for a full queue counts as
 	 * waiting queue_timeout (what the queue would have cost it) */
 	uint64_t sig_hist[SIGHIST_BUCKETS], sig_count, sig_sum_us;
-	double scale;      /* percent of the limits in force (tiers' bulkhead_scale) */
+	double scale;      /* percent of the limit in force for non-critical requests (tiers' bulkhead_scale) */
 	/* max_concurrent = auto: the limit's state (max_concurrent is its
 	 * whole part); zero for a fixed limit */
 	bool adaptive, probing;
@@ -107,7 +110,7 @@ struct bulkhead {
 	pthread_mutex_t lock;
 	struct lv_bulkhead cfg;    /* the newest policy's; under lock */
 	uint64_t limit;            /* the max_concurrent of the policy: cfg's, or the adaptive one */
-	double scale;              /* percent of limit and max_queue in force (tiers); 100 normally */
+	double scale;              /* percent of limit in force for non-critical requests (tiers); 100 normally */
 	struct adaptive ad;        /* cfg.max_concurrent = auto: the limit's state */
 	uint64_t active;           /* slots in use (granted ones included) */
 	uint64_t queued;
@@ -154,10 +157,14 @@ struct bulkhead *bulkhead_get(const struct lv_bulkhead *cfg);
  * outlive the bulkhead; a lowered count leaves the others idle. */
 void bulkhead_apply(struct bulkhead *b, const struct lv_bulkhead *cfg, struct worker *const *loops, unsigned n);
 void bulkhead_put(struct bulkhead *b);
-/* Scales max_concurrent (or the adaptive limit) and max_queue to `pct`
- * percent, at least one slot, until scaled again (100: as configured);
- * while a degradation tier is in force. Slots in use above the new limit
- * are not taken back: they drain as their exchanges end. Any thread. */
+/* Scales max_concurrent (or the adaptive limit, which then does not grow)
+ * to `pct` percent, at least one slot, until scaled again (100: as
+ * configured), while a degradation tier is in force. The scaled limit holds
+ * back the requests of normal and optional routes only: a critical one may
+ * still take a slot up to the full limit, ahead of the others waiting, so
+ * that a tier never refuses a critical route through its bulkhead. The
+ * queue's length is not scaled. Slots in use above the new limit are not
+ * taken back: they drain as their exchanges end. Any thread. */
 void bulkhead_scale(struct bulkhead *b, double pct);
 /* At shutdown, once the workers stopped: every waiter is cancelled and no
  * slot is granted any more, so no worker is posted to after this. */

@@ -129,6 +129,7 @@ static int bh_run(struct request *r)
 	/* a background refresh (its client answered from a stale copy) has no
 	 * connection to hand over: it runs where it is, in its slot */
 	bh->wait.movable = r->conn != NULL;
+	bh->wait.critical = r->route->priority == LV_PRIO_CRITICAL;
 	switch (bulkhead_acquire(b, &bh->wait, now_us())) {
 	case BH_ACQUIRED:
 		bh->held_us = now_us();

@@ -63,17 +63,18 @@ static int tier_run(struct request *r)
 		stat_inc(rs->load.started);
 	const struct lv_policy *p = r->rt->policy;
 	unsigned level = p->ntiers ? tiers_level() : 0;
-	if (level == 0 || !r->route)
+	if (level == 0)
 		return STAGE_NEXT;
 	if (level > p->ntiers)
 		level = (unsigned)p->ntiers;
 	const struct lv_tier_level *l = &p->tier_levels[level];
-	int prio = r->route->priority, cohort = -1;
+	/* a request no route matched is normal, the routes' default */
+	int prio = r->route ? r->route->priority : LV_PRIO_NORMAL, cohort = -1;
 	if (in_share(r, l->shed.pct[prio], &cohort)) {
 		if (rs && l->named >= 0)
 			stat_inc(rs->shed[l->named]);
 		struct refusal rf = {
-		    .status = r->route->refusal_status == LV_REFUSE_429 ? 429 : 0,
+		    .status = r->route && r->route->refusal_status == LV_REFUSE_429 ? 429 : 0,
 		    .retry_after = l->retry_after_s ? l->retry_after_s : 1,
 		    .detail = l->detail,
 		};

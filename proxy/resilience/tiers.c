@@ -79,6 +79,9 @@ static struct {
 	uint64_t since_unix_ms; /* when `published` began */
 	struct tier_force force;
 	bool forced;
+	uint64_t force_seq;     /* forcings and clears so far (under the lock) */
+	uint64_t published_seq; /* force_seq when the level was last published */
+	bool rescale;           /* a reload: the bulkheads take the level's scale again */
 
 	/* the window */
 	size_t vlen;
@@ -145,46 +148,78 @@ static const char *level_name(const struct lv_policy *p, unsigned level)
 
 /* ---- the window's layout ------------------------------------------------- */
 
-static void layout_free(void)
+/* What a layout owns: the window's vectors and where each object's
+ * figures are in them. */
+struct layout {
+	size_t vlen;
+	uint64_t *cur;
+	uint64_t *ring[WIN_PARTS];
+	size_t *route_off; /* per route of the policy */
+	bool *route_watched;
+	size_t *bh_off;
+	double *val; /* per signal */
+};
+
+static void layout_release(struct layout *l)
 {
-	free(T.cur);
+	free(l->cur);
 	for (unsigned i = 0; i < WIN_PARTS; i++)
-		free(T.ring[i]);
-	free(T.route_off);
-	free(T.route_watched);
-	free(T.bh_off);
-	free(T.val);
+		free(l->ring[i]);
+	free(l->route_off);
+	free(l->route_watched);
+	free(l->bh_off);
+	free(l->val);
+	memset(l, 0, sizeof(*l));
+}
+
+static struct layout layout_take(void)
+{
+	struct layout l = {T.vlen, T.cur, {0}, T.route_off, T.route_watched, T.bh_off, T.val};
+	memcpy(l.ring, T.ring, sizeof(l.ring));
+	T.vlen = 0;
 	T.cur = NULL;
 	memset(T.ring, 0, sizeof(T.ring));
 	T.route_off = T.bh_off = NULL;
 	T.route_watched = NULL;
 	T.val = NULL;
-	T.vlen = 0;
-	T.ring_n = T.ring_next = 0;
+	return l;
+}
+
+static void layout_put(const struct layout *l)
+{
+	T.vlen = l->vlen;
+	T.cur = l->cur;
+	memcpy(T.ring, l->ring, sizeof(T.ring));
+	T.route_off = l->route_off;
+	T.route_watched = l->route_watched;
+	T.bh_off = l->bh_off;
+	T.val = l->val;
 }
 
 static void gather(uint64_t *v, uint64_t now_ms, double *out);
 
-/* Lays the window out for `rt` (taking over the caller's reference); the
- * window starts afresh. False when out of memory: the old layout stays. */
-static bool layout(struct runtime *rt)
+/* The vectors for `rt`'s routes, bulkheads and breakers; false when out of
+ * memory (nothing is allocated then). */
+static bool layout_build(const struct runtime *rt, struct layout *l)
 {
 	const struct lv_policy *p = rt->policy;
 	const struct lv_signal_table *t = p->signals;
-	size_t nr = p->nroutes, nb = p->nbulkheads;
-	size_t *route_off = calloc(nr ? nr : 1, sizeof(size_t)), *bh_off = calloc(nb ? nb : 1, sizeof(size_t));
-	bool *watched = calloc(nr ? nr : 1, sizeof(bool));
-	size_t nsig = t ? t->sig.n : SIG__FIXED;
-	double *val = calloc(nsig, sizeof(double));
-	if (!route_off || !bh_off || !watched || !val)
+	size_t nr = p->nroutes, nb = p->nbulkheads, nsig = t ? t->sig.n : SIG__FIXED;
+	memset(l, 0, sizeof(*l));
+	l->route_off = calloc(nr ? nr : 1, sizeof(size_t));
+	l->bh_off = calloc(nb ? nb : 1, sizeof(size_t));
+	l->route_watched = calloc(nr ? nr : 1, sizeof(bool));
+	l->val = calloc(nsig, sizeof(double));
+	if (!l->route_off || !l->bh_off || !l->route_watched || !l->val)
 		goto oom;
 	size_t o = V__FIXED;
 	for (size_t i = 0; i < nr; i++) {
-		route_off[i] = o;
-		watched[i] = t && (t->used[sig_route(t, i, SIG_R_UP_P50)] || t->used[sig_route(t, i, SIG_R_UP_P99)]);
-		o += VR__LEN + (watched[i] ? SIGHIST_BUCKETS : 0);
+		l->route_off[i] = o;
+		l->route_watched[i] =
+		    t && (t->used[sig_route(t, i, SIG_R_UP_P50)] || t->used[sig_route(t, i, SIG_R_UP_P99)]);
+		o += VR__LEN + (l->route_watched[i] ? SIGHIST_BUCKETS : 0);
 		unsigned si = rt->route_stat[i];
-		if (watched[i] && si < LV_ROUTE_STATS && !route_hists[si]) {
+		if (l->route_watched[i] && si < LV_ROUTE_STATS && !route_hists[si]) {
 			uint64_t *h = calloc(SIGHIST_BUCKETS, sizeof(uint64_t));
 			if (!h)
 				goto oom;
@@ -192,47 +227,117 @@ static bool layout(struct runtime *rt)
 		}
 	}
 	for (size_t j = 0; j < nb; j++) {
-		bh_off[j] = o;
+		l->bh_off[j] = o;
 		o += VB__LEN;
 	}
-	uint64_t *cur = calloc(o, sizeof(uint64_t));
-	uint64_t *ring[WIN_PARTS] = {0};
-	bool ok = cur != NULL;
-	for (unsigned i = 0; ok && i < WIN_PARTS; i++)
-		ok = (ring[i] = calloc(o, sizeof(uint64_t))) != NULL;
-	if (!ok) {
-		free(cur);
-		for (unsigned i = 0; i < WIN_PARTS; i++)
-			free(ring[i]);
+	l->vlen = o;
+	if (!(l->cur = calloc(o, sizeof(uint64_t))))
 		goto oom;
-	}
-	layout_free();
-	/* tiers_force() reads the policy from other threads, under the lock */
-	pthread_mutex_lock(&T.lock);
-	struct runtime *old = T.rt;
-	T.rt = rt;
-	T.p = p;
-	pthread_mutex_unlock(&T.lock);
-	if (old)
-		runtime_unref(old);
-	T.vlen = o;
-	T.cur = cur;
-	memcpy(T.ring, ring, sizeof(ring));
-	T.route_off = route_off;
-	T.route_watched = watched;
-	T.bh_off = bh_off;
-	T.val = val;
+	for (unsigned i = 0; i < WIN_PARTS; i++)
+		if (!(l->ring[i] = calloc(o, sizeof(uint64_t))))
+			goto oom;
 	for (size_t i = 0; i < nsig; i++)
-		T.val[i] = NAN;
+		l->val[i] = NAN;
 	return true;
 oom:
-	free(route_off);
-	free(bh_off);
-	free(watched);
-	free(val);
-	log_error("tiers: out of memory laying out the signals of the new policy; the old ones stay");
-	runtime_unref(rt);
+	layout_release(l);
 	return false;
+}
+
+/* A reload keeps the window: each snapshot of the new layout takes the old
+ * one's figures for the whole process, for the routes of the same name and
+ * for the same bulkheads; what is new starts from its figures now (a delta
+ * of 0), not from all its history. `nl` is the new layout with `cur`
+ * gathered; `ol` the old one, of `ort`. */
+static void layout_carry(struct layout *nl, const struct runtime *nrt, const struct layout *ol,
+                         const struct runtime *ort)
+{
+	const struct lv_policy *np = nrt->policy, *op = ort->policy;
+	for (unsigned k = 0; k < T.ring_n; k++) {
+		uint64_t *d = nl->ring[k];
+		const uint64_t *s = ol->ring[k];
+		memcpy(d, nl->cur, nl->vlen * sizeof(uint64_t));
+		memcpy(d, s, V__FIXED * sizeof(uint64_t));
+		for (size_t i = 0; i < np->nroutes; i++)
+			for (size_t j = 0; j < op->nroutes; j++) {
+				if (ort->route_stat[j] != nrt->route_stat[i])
+					continue;
+				size_t len = VR__LEN + (nl->route_watched[i] && ol->route_watched[j] ? SIGHIST_BUCKETS : 0);
+				memcpy(d + nl->route_off[i], s + ol->route_off[j], len * sizeof(uint64_t));
+				break;
+			}
+		for (size_t i = 0; i < np->nbulkheads; i++)
+			for (size_t j = 0; j < op->nbulkheads; j++)
+				if (ort->bulkheads[j] == nrt->bulkheads[i]) {
+					memcpy(d + nl->bh_off[i], s + ol->bh_off[j], VB__LEN * sizeof(uint64_t));
+					break;
+				}
+	}
+}
+
+/* Makes the layout follow the current runtime (a reload, or the first
+ * tick), keeping the window and the level. */
+static void sync_policy(void)
+{
+	struct runtime *rt = T.src.runtime(T.src.ctx);
+	if (!rt)
+		return;
+	if (rt->policy == T.p) {
+		runtime_unref(rt);
+		return;
+	}
+	struct layout nl;
+	if (!layout_build(rt, &nl)) {
+		log_error("tiers: out of memory laying out the signals of the new policy; the old ones stay");
+		runtime_unref(rt);
+		return;
+	}
+	struct layout ol = layout_take();
+	struct runtime *ort = T.rt;
+	/* tiers_force() reads the policy from other threads, under the lock */
+	pthread_mutex_lock(&T.lock);
+	T.rt = rt;
+	T.p = rt->policy;
+	pthread_mutex_unlock(&T.lock);
+	layout_put(&nl);
+	if (ort) {
+		gather(T.cur, mono_ms(), T.val);
+		layout_carry(&nl, rt, &ol, ort);
+		for (size_t i = 0; i < SIG__FIXED; i++)
+			T.val[i] = ol.val[i]; /* shown until the next tick */
+	} else {
+		T.ring_n = T.ring_next = 0;
+	}
+	layout_release(&ol);
+	if (ort)
+		runtime_unref(ort);
+
+	const struct lv_policy *p = T.p;
+	memset(T.shadow_logged, 0, sizeof(T.shadow_logged));
+	pthread_mutex_lock(&T.lock);
+	for (size_t i = 0; i < p->ntiers; i++)
+		T.rules[i].hold_ms = p->tiers[i].hold_ms;
+	tier_reconfigure(&T.ctl, T.rules, (unsigned)p->ntiers);
+	if (T.forced) {
+		/* a forcing names a tier: find it again by name */
+		unsigned lv = 0;
+		bool found = strcmp(T.force.tier, "normal") == 0;
+		for (size_t i = 0; !found && i < p->ntiers; i++)
+			if (strcmp(p->tiers[i].name, T.force.tier) == 0) {
+				lv = (unsigned)i + 1;
+				found = true;
+			}
+		if (found) {
+			T.ctl.forced = lv;
+		} else {
+			log_warn("tier: the forced tier %s is not in the new policy: the forcing ends", T.force.tier);
+			T.forced = false;
+			T.ctl.forced_until_ms = 0;
+		}
+	}
+	atomic_store(&T.level, T.ctl.level);
+	pthread_mutex_unlock(&T.lock);
+	T.rescale = true; /* the new policy's bulkheads take the level's scale */
 }
 
 /* ---- sampling ------------------------------------------------------------ */
@@ -506,17 +611,25 @@ static char *signals_of(const struct expr *e)
 	return buf;
 }
 
-/* The level changed from `from` to `to`: act on it. */
-static void publish(unsigned from, unsigned to, const struct tier_force *force)
+/* Every bulkhead of the policy at the scale of `level`. */
+static void scale_bulkheads(unsigned level)
 {
 	const struct lv_policy *p = T.p;
-	const struct lv_tier_level *l = p->tier_levels ? &p->tier_levels[to <= p->ntiers ? to : 0] : NULL;
+	const struct lv_tier_level *l = p->tier_levels && level <= p->ntiers ? &p->tier_levels[level] : NULL;
 	for (size_t j = 0; j < p->nbulkheads; j++)
 		bulkhead_scale(T.rt->bulkheads[j], l ? l->bulkhead_scale : 100.0);
+}
+
+/* The level changed from `from` to `to`: act on it. `by_hand`: a forcing
+ * (`force`, or its end or clearing when NULL) moved it, not the signals. */
+static void publish(unsigned from, unsigned to, const struct tier_force *force, bool by_hand)
+{
+	const struct lv_policy *p = T.p;
+	scale_bulkheads(to);
 	const struct expr *why = NULL;
-	if (!force && to > from && to <= p->ntiers)
+	if (!by_hand && to > from && to <= p->ntiers)
 		why = p->tiers[to - 1].enter_expr;
-	else if (!force && from > to && from <= p->ntiers)
+	else if (!by_hand && from > to && from <= p->ntiers)
 		why = p->tiers[from - 1].exit_expr;
 	char *sig = signals_of(why);
 	char cond_text[EXPR_TEXT_MAX] = "";
@@ -526,6 +639,8 @@ static void publish(unsigned from, unsigned to, const struct tier_force *force)
 		log_warn("tier: %s -> %s, forced by %s%s%s until %llu (%s)", level_name(p, from), level_name(p, to),
 		         force->source, force->id[0] ? " " : "", force->id, (unsigned long long)force->until_unix_ms,
 		         force->reason[0] ? force->reason : "no reason given");
+	else if (by_hand)
+		log_warn("tier: %s -> %s, as a forcing ended or was cleared", level_name(p, from), level_name(p, to));
 	else
 		log_warn("tier: %s -> %s: %s %s; %s", level_name(p, from), level_name(p, to), to > from ? "enter" : "exit",
 		         cond_text, sig ? sig : "{}");
@@ -587,40 +702,9 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	struct runtime *rt = T.src.runtime(T.src.ctx);
-	if (!rt)
+	sync_policy();
+	if (!T.p)
 		return;
-	if (rt->policy != T.p) {
-		const struct lv_policy *old = T.p;
-		if (!layout(rt))
-			return;
-		memset(T.shadow_logged, 0, sizeof(T.shadow_logged));
-		pthread_mutex_lock(&T.lock);
-		for (size_t i = 0; i < T.p->ntiers; i++)
-			T.rules[i].hold_ms = T.p->tiers[i].hold_ms;
-		tier_reconfigure(&T.ctl, T.rules, (unsigned)T.p->ntiers);
-		if (T.forced && old) {
-			/* a forcing names a tier: find it again by name */
-			unsigned lv = 0;
-			bool found = strcmp(T.force.tier, "normal") == 0;
-			for (size_t i = 0; !found && i < T.p->ntiers; i++)
-				if (strcmp(T.p->tiers[i].name, T.force.tier) == 0) {
-					lv = (unsigned)i + 1;
-					found = true;
-				}
-			if (found)
-				T.ctl.forced = lv;
-			else {
-				T.forced = false;
-				T.ctl.forced_until_ms = 0;
-			}
-		}
-		atomic_store(&T.level, T.ctl.level);
-		pthread_mutex_unlock(&T.lock);
-		T.published = (unsigned)-1; /* scale the new policy's bulkheads */
-	} else {
-		runtime_unref(rt);
-	}
 	uint64_t now = mono_ms();
 	gather(T.cur, now, T.val);
 	window_push(now);
@@ -629,31 +713,27 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	sample_dependencies(T.val);
 
 	struct tier_force f;
-	bool forced;
+	bool forced, by_hand;
 	pthread_mutex_lock(&T.lock);
-	if (T.p->ntiers)
-		tier_tick(&T.ctl, cond, (void *)T.p, now);
+	tier_tick(&T.ctl, cond, (void *)T.p, now); /* with no tier too: a forcing ends */
 	if (T.forced && T.ctl.forced_until_ms == 0) {
 		log_info("tier: the forcing of %s by %s%s%s is over", T.force.tier, T.force.source,
 		         T.force.id[0] ? " " : "", T.force.id);
 		T.forced = false;
+		T.force_seq++;
 	}
 	unsigned level = T.ctl.level;
 	forced = T.forced;
 	f = T.force;
+	by_hand = T.force_seq != T.published_seq; /* a forcing or a clear moved it, not the signals */
+	T.published_seq = T.force_seq;
 	atomic_store(&T.level, level);
 	pthread_mutex_unlock(&T.lock);
-	if (level != T.published) {
-		unsigned from = T.published == (unsigned)-1 ? level : T.published;
-		if (from == level) {
-			T.published = level; /* a reload: scale, no change to tell */
-			const struct lv_tier_level *l = T.p->tier_levels ? &T.p->tier_levels[level] : NULL;
-			for (size_t j = 0; j < T.p->nbulkheads; j++)
-				bulkhead_scale(T.rt->bulkheads[j], l ? l->bulkhead_scale : 100.0);
-		} else {
-			publish(from, level, forced ? &f : NULL);
-		}
-	}
+	if (level != T.published)
+		publish(T.published, level, forced ? &f : NULL, by_hand);
+	else if (T.rescale)
+		scale_bulkheads(level);
+	T.rescale = false;
 	if (T.p->ntiers)
 		shadow_log(now);
 }
@@ -679,7 +759,7 @@ void tiers_apply(const struct lv_policy *p)
 	if (!T.ev)
 		return;
 	(void)p;
-	tick(-1, 0, NULL); /* the new policy's layout, now */
+	sync_policy(); /* the new policy's layout now; its signals at the next tick */
 	uint64_t ms = T.p ? T.p->tiers_cfg.tick_ms : 250;
 	if (ms != T.tick_ms || !event_pending(T.ev, EV_TIMEOUT, NULL)) {
 		struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
@@ -694,7 +774,8 @@ void tiers_stop(void)
 		event_free(T.ev);
 		T.ev = NULL;
 	}
-	layout_free();
+	struct layout l = layout_take();
+	layout_release(&l);
 	pthread_mutex_lock(&T.lock);
 	struct runtime *old = T.rt;
 	T.rt = NULL;
@@ -736,10 +817,14 @@ int tiers_force(const struct tier_force *f, char *err, size_t errlen)
 	T.force = *f;
 	T.force.tier[sizeof(T.force.tier) - 1] = '\0';
 	T.forced = true;
+	T.force_seq++;
 	atomic_store(&T.level, T.ctl.level);
 	rc = LV_OK;
 out:
 	pthread_mutex_unlock(&T.lock);
+	if (rc == LV_OK)
+		log_warn("tier: %s forced by %s%s%s for %llu ms (%s)", f->tier, f->source, f->id[0] ? " " : "", f->id,
+		         (unsigned long long)(f->until_unix_ms - now_u), f->reason[0] ? f->reason : "no reason given");
 	return rc;
 }
 
@@ -750,6 +835,7 @@ bool tiers_clear(const char *id)
 	if (T.forced && (id == NULL || strcmp(id, T.force.id) == 0)) {
 		tier_force(&T.ctl, 0, 0, mono_ms()); /* an end already past: the forcing ends */
 		T.forced = false;
+		T.force_seq++;
 		done = true;
 	}
 	pthread_mutex_unlock(&T.lock);
@@ -789,14 +875,15 @@ static double transitions(uint64_t *ups, uint64_t *downs)
 	return now > since ? (double)(now - since) / 1000.0 : 0.0;
 }
 
-/* Sums route i's shed (or shadow) counts of tier k over the loops. */
-static uint64_t route_count(size_t i, size_t k, bool shadow)
+/* Sums the shed (or shadow) counts of tier k of the route with stats index
+ * `si` over the loops. */
+static uint64_t route_count(unsigned si, size_t k, bool shadow)
 {
 	unsigned nw = 0;
 	struct lv_stats *const *ws = T.src.stats ? T.src.stats(T.src.ctx, &nw) : NULL;
 	uint64_t n = 0;
 	for (unsigned w = 0; w < nw; w++) {
-		const struct lv_route_stats *x = stats_route_peek(ws[w], T.rt->route_stat[i]);
+		const struct lv_route_stats *x = stats_route_peek(ws[w], si);
 		if (x)
 			n += ld(shadow ? &x->shadow[k] : &x->shed[k]);
 	}
@@ -928,8 +1015,12 @@ void tiers_render_prometheus(void *file)
 				if (r->priority == LV_PRIO_CRITICAL)
 					continue;
 				fprintf(f, "%s{tier=\"%s\",route=\"%s\",priority=\"%s\"} %llu\n", m, p->tiers[k].name, r->name,
-				        lv_priority_names[r->priority], (unsigned long long)route_count(i, k, shadow));
+				        lv_priority_names[r->priority],
+				        (unsigned long long)route_count(T.rt->route_stat[i], k, shadow));
 			}
+			/* requests no route matched: normal */
+			fprintf(f, "%s{tier=\"%s\",route=\"default\",priority=\"normal\"} %llu\n", m, p->tiers[k].name,
+			        (unsigned long long)route_count(0, k, shadow));
 		}
 	}
 }

@@ -200,9 +200,82 @@ def test_tier_scales_bulkhead_limits_while_in_force(levee_factory):
     assert bh()["max_concurrent"] == 8 and bh()["max_queue"] == 20
     force(lv, "one")
     wait_until(lambda: bh()["max_concurrent"] == 2, 3, msg="limits scaled to 25%")
-    assert bh()["max_queue"] == 5
+    assert bh()["max_queue"] == 20 and bh()["scale_pct"] == 25  # the queue is not scaled
     clear(lv)
     wait_until(lambda: bh()["max_concurrent"] == 8, 3, msg="limits back")
+
+
+def test_scaled_bulkhead_never_refuses_a_critical_route(levee_factory):
+    # one slot, no queue: at 50% a normal request finds no room beside a
+    # slow one, a critical one still gets the slot the scale holds back
+    lv = levee_factory(policy([("one", {"bulkhead_scale": "50%"})],
+                              extra={'bulkhead "b"': {"max_concurrent": "2", "max_queue": "0"},
+                                     'route "slow"': {"prefix": "/slow", "priority": "normal", "bulkhead": "b"},
+                                     'route "crit"': {"prefix": "/echo/crit", "priority": "critical",
+                                                      "bulkhead": "b"},
+                                     'route "norm"': {"prefix": "/echo/norm", "priority": "normal",
+                                                      "bulkhead": "b"}}))
+    force(lv, "one")
+    wait_until(lambda: lv.status()["bulkheads"][0]["max_concurrent"] == 1, 3, msg="scaled to one slot")
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        slow = pool.submit(once, lv.port, "GET", "/slow?head_ms=1500&n=2", timeout=10)
+        wait_until(lambda: lv.status()["bulkheads"][0]["active"] == 1, 3, msg="the slow one holds a slot")
+        r = once(lv.port, "GET", "/echo/norm/x")
+        assert r.status == 503 and r.header("X-Levee-Reason") == "bulkhead-full; bulkhead=b", r
+        assert once(lv.port, "GET", "/echo/crit/x").status == 200
+        assert slow.result().status == 200
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_requests_no_route_matches_count_as_normal(levee_factory):
+    lv = levee_factory(policy([("one", {"shed": "optional"}), ("two", {"shed": "optional, normal"})]))
+    force(lv, "one")
+    assert codes(lv, "/bytes?n=3", n=2) == [200, 200]
+    force(lv, "two")
+    r = once(lv.port, "GET", "/bytes?n=3")
+    assert r.status == 503 and r.header("X-Levee-Reason") == "tier-shed; tier=two"
+    assert lv.metric("levee_tier_shed_total", tier="two", route="default", priority="normal") == 1
+
+
+def test_a_shed_request_gets_the_routes_fallback(levee_factory):
+    lv = levee_factory(policy([("one", {"shed": "optional"})], extra={
+        'route "opt"': {"prefix": "/echo/opt", "priority": "optional", "fallback": "static",
+                        "fallback_status": "200", "fallback_body": "later, please"}}))
+    force(lv, "one")
+    r = once(lv.port, "GET", "/echo/opt/x")
+    assert r.status == 200 and r.body == b"later, please", r
+    assert r.header("X-Levee-Reason") == "tier-shed; tier=one; fallback=static"
+    assert lv.metric("levee_fallbacks_total", route="opt", cause="tier-shed", kind="static") == 1
+
+
+def test_reload_keeps_the_level_and_its_window(levee_factory):
+    # the tier holds on a windowed figure: a reload must not see a calm
+    # window for one tick and step down (and up again)
+    lv = levee_factory(policy([("err", {"enter": "error_rate > 50%", "exit": "error_rate < 10%",
+                                        "hold": "0s", "shed": "optional"})],
+                              extra={'route "fail"': {"prefix": "/status/", "priority": "critical"}}))
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    stop = []
+
+    def hammer():
+        while not stop:
+            once(lv.port, "GET", "/status/500")
+    try:
+        futs = [pool.submit(hammer) for _ in range(2)]
+        wait_until(lambda: tier(lv)["level"] == 1, 5, msg="tier on the error rate")
+        before = tier(lv)["transitions"]
+        for _ in range(3):
+            assert lv.admin_request("POST", "/reload").status == 200
+            time.sleep(0.35)  # let ticks run on the reloaded policy (what is measured: nothing moves)
+        st = tier(lv)
+        assert st["level"] == 1 and st["transitions"] == before, (before, st["transitions"])
+    finally:
+        stop.append(1)
+        for f in futs:
+            f.result()
+        pool.shutdown(wait=True)
 
 
 def test_forcing_errors_and_expiry(levee_factory):
@@ -247,9 +320,15 @@ def test_reload_keeps_the_level_and_a_bad_tier_is_refused(levee_factory):
 def test_check_reports_expression_errors_with_line_and_column(tmp_path):
     p = tmp_path / "p.ini"
     p.write_text('[route "a"]\nprefix = /\n\n[tier "t"]\nenter = route.a.inflight > 10 or cpu > 80\n'
-                 'exit  = (cpu < 50%\n')
-    rc, err = run_levee(["check", str(p)])
+                 'exit  = (cpu < 50%\n[tier "u"]\nenter = cpu > ${LIMIT}\nexit = cpu < 1%\n'
+                 '[tier "normal"]\nenter = cpu > 1%\nexit = cpu < 1%\n[tiers]\ntick = 1s\nwindow = 2s\n')
+    rc, err = run_levee(["check", str(p)], env=dict(os.environ, LIMIT="90"))
     assert rc != 0
+    # a value from ${...}: the column is the expanded value's
+    assert 'p.ini:8: [tier "u"] enter: at column 7 of its value (after ${...} expansion): a number needs a unit' \
+        in err, err
+    assert "p.ini:10: [tier \"normal\"]: 'normal' is the name of level 0" in err, err
+    assert "[tiers] window: window (2000ms) must be at least 5 ticks (tick = 1000ms)" in err, err
     assert "p.ini:5:40: [tier \"t\"] enter: a number needs a unit here: 80 what? (cpu is a percentage" in err, err
     assert "p.ini:6:19: [tier \"t\"] exit: missing ')' to close the '(' at column 1" in err, err
 

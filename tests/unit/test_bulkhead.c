@@ -376,6 +376,52 @@ static void test_refused_grant(void **state)
 
 /* ---- resizing and the registry ------------------------------------------- */
 
+/* A tier's scale: normal and optional requests get the scaled limit, a
+ * critical one the full limit, ahead of the others waiting; the queue keeps
+ * its length; back at 100% the waiters get the slots. */
+static void test_scale(void **state)
+{
+	(void)state;
+	struct lv_bulkhead c = cfg_of("scale", 4, 2, 100, LV_QUEUE_FIFO);
+	struct bulkhead *b = bulkhead_get(&c);
+	assert_non_null(b);
+	static struct tw t[8];
+	tw_init(t, 8);
+	bulkhead_scale(b, 50.0);
+	assert_int_equal(stats_of(b).max_concurrent, 2);
+	assert_int_equal(stats_of(b).max_queue, 2);
+	assert_true(stats_of(b).scale == 50.0);
+	assert_int_equal(bulkhead_acquire(b, &t[0].w, 0), BH_ACQUIRED);
+	assert_int_equal(bulkhead_acquire(b, &t[1].w, 0), BH_ACQUIRED);
+	assert_int_equal(bulkhead_acquire(b, &t[2].w, 0), BH_WAITING); /* held back by the scale */
+	assert_int_equal(bulkhead_acquire(b, &t[3].w, 0), BH_WAITING);
+	assert_int_equal(bulkhead_acquire(b, &t[4].w, 0), BH_FULL);
+	/* critical: up to the full limit, past the queue */
+	t[5].w.critical = t[6].w.critical = t[7].w.critical = true;
+	assert_int_equal(bulkhead_acquire(b, &t[5].w, 0), BH_ACQUIRED);
+	assert_int_equal(bulkhead_acquire(b, &t[6].w, 0), BH_ACQUIRED);
+	assert_int_equal(bulkhead_acquire(b, &t[7].w, 0), BH_FULL); /* at the full limit, the queue full */
+	expect_load(b, 4, 2);
+	/* releases above the scaled limit grant nothing */
+	bulkhead_release(b, 10);
+	bulkhead_release(b, 10);
+	expect_load(b, 2, 2);
+	assert_int_equal(t[2].grants, 0);
+	/* the tier ends: the waiters get the freed slots at once */
+	bulkhead_scale(b, 100.0);
+	expect_granted(b, &t[2]);
+	expect_granted(b, &t[3]);
+	expect_load(b, 4, 0);
+	for (int i = 0; i < 4; i++)
+		bulkhead_release(b, 20);
+	expect_load(b, 0, 0);
+	/* 1% of 4: one slot, never none */
+	bulkhead_scale(b, 1.0);
+	assert_int_equal(stats_of(b).max_concurrent, 1);
+	bulkhead_scale(b, 100.0);
+	bulkhead_put(b);
+}
+
 static void test_resize(void **state)
 {
 	(void)state;
@@ -633,10 +679,11 @@ static void test_stats_and_rendering(void **state)
 	while (json_array_next(&r)) {
 		struct json_str k;
 		char name[LV_NAME_MAX] = "", iso[32] = "";
-		int64_t v[11] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
-		static const char *const keys[11] = {"active",        "queued",        "draining",  "max_concurrent",
+		int64_t v[12] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+		static const char *const keys[12] = {"active",        "queued",        "draining",  "max_concurrent",
 		                                     "max_queue",     "acquired",      "rejected_full",
-		                                     "rejected_timeout", "abandoned",  "threads", "handoffs"};
+		                                     "rejected_timeout", "abandoned",  "threads", "handoffs",
+		                                     "scale_pct"};
 		while (json_object_next(&r, &k)) {
 			size_t n;
 			if (json_str_eq(&k, "name")) {
@@ -648,9 +695,9 @@ static void test_stats_and_rendering(void **state)
 				continue;
 			}
 			size_t j = 0;
-			while (j < 11 && !json_str_eq(&k, keys[j]))
+			while (j < 12 && !json_str_eq(&k, keys[j]))
 				j++;
-			if (j == 11)
+			if (j == 12)
 				fail_msg("unexpected field %.*s in %s", (int)k.len, k.p, js);
 			assert_int_equal(json_read_int64(&r, &v[j]), JSON_OK);
 		}
@@ -658,6 +705,7 @@ static void test_stats_and_rendering(void **state)
 			continue;
 		found = true;
 		assert_string_equal(iso, "semaphore");
+		assert_int_equal(v[11], 100); /* no tier scales it */
 		static const int64_t want[11] = {2, 0, 1, 2, 1, 7, 1, 1, 0, 0, 0};
 		for (int j = 0; j < 11; j++)
 			if (v[j] != want[j])
@@ -946,6 +994,7 @@ int main(void)
 	    cmocka_unit_test(test_cancel),
 	    cmocka_unit_test(test_refused_grant),
 	    cmocka_unit_test(test_resize),
+	    cmocka_unit_test(test_scale),
 	    cmocka_unit_test(test_adaptive_limit),
 	    cmocka_unit_test(test_stats_and_rendering),
 	    cmocka_unit_test(test_many_threads),

@@ -23,7 +23,7 @@ static void test_causes(void **state)
 {
 	(void)state;
 	static const enum lv_reason yes[] = {R_BREAKER_OPEN, R_BULKHEAD_FULL, R_BULKHEAD_TIMEOUT, R_UP_TIMEOUT,
-	                                     R_UP_CONNECT, R_DEADLINE};
+	                                     R_UP_CONNECT, R_DEADLINE, R_TIER_SHED, R_TIER_CACHE_ONLY};
 	for (size_t i = 0; i < N(yes); i++)
 		assert_int_equal(reason_fallback_cause(yes[i]), (int)i);
 	assert_int_equal(LV_FALLBACK_CAUSES_N, N(yes));
