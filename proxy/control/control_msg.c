@@ -28,7 +28,7 @@ static const char *const verdict_names[CTL_VERDICT_COUNT] = {
     [CTL_MALFORMED] = "malformed",    [CTL_TOO_FAR] = "too-far",
     [CTL_REJECTED] = "rejected",      [CTL_EXPIRED] = "expired",
     [CTL_OTHER_SERVICE] = "other-service", [CTL_DUPLICATE] = "duplicate",
-    [CTL_EVENT] = "event",
+    [CTL_EVENT] = "event",            [CTL_SUPERSEDED] = "superseded",
 };
 
 const char *ctl_verdict_name(enum ctl_verdict v)

@@ -67,6 +67,7 @@ enum ctl_verdict {
 	CTL_OTHER_SERVICE,             /* for another service */
 	CTL_DUPLICATE,                 /* an id already applied */
 	CTL_EVENT,                     /* a tier-change event, not a command */
+	CTL_SUPERSEDED,                /* read while catching up, and overtaken by a newer command */
 	CTL_VERDICT_COUNT
 };
 #define CTL_REFUSED_FIRST CTL_NO_KEY
