@@ -78,9 +78,7 @@ static struct control {
 	bool eof[CONTROL_MAX_PARTS];
 	uint64_t assigned_at_ms;
 	bool folding;
-	struct ctl_cmd pend; /* the fold: the newest force in force, when pend_any */
-	bool pend_any;
-	int64_t pend_ts;
+	struct ctl_fold fold; /* while folding: the newest force pending */
 
 	/* read by the main thread */
 	atomic_bool publishing;
@@ -267,48 +265,27 @@ static enum ctl_verdict control_apply(const struct ctl_cmd *c, const char **why)
 		         c->id, c->reason);
 	} else {
 		bool ended = tiers_clear(strcmp(c->clear, "*") == 0 ? NULL : c->clear);
-		log_info("control: clear %s (id %s): %s", c->clear, c->id, ended ? "ended a forcing" : "nothing to end");
+		log_info("control: clear %s (id %s): %s", c->clear, c->id,
+		         ended ? "ended a forcing" : "nothing to end");
 	}
 	control_remember(c);
 	return CTL_APPLY;
-}
-
-/* While catching up: the newest command decides. A force replaces what is
- * pending; a clear of it (or of "*") removes it. Record time orders
- * partitions; within one, record order. */
-static void control_fold(const struct ctl_cmd *c, int64_t ts)
-{
-	if (ctl.pend_any && ts < ctl.pend_ts) {
-		atomic_fetch_add(&ctl.verdicts[CTL_SUPERSEDED], 1); /* older than what is pending */
-		return;
-	}
-	bool ends = c->type == CTL_FORCE || strcmp(c->clear, "*") == 0 || (ctl.pend_any && strcmp(c->clear, ctl.pend.id) == 0);
-	if (ctl.pend_any && ends) {
-		atomic_fetch_add(&ctl.verdicts[CTL_SUPERSEDED], 1);
-		ctl.pend_any = false;
-	}
-	if (c->type == CTL_FORCE) {
-		ctl.pend = *c;
-		ctl.pend_any = true;
-		ctl.pend_ts = ts;
-	} else
-		atomic_fetch_add(&ctl.verdicts[CTL_SUPERSEDED], 1); /* a clear's work is done by the fold */
 }
 
 static void control_caught_up(void)
 {
 	ctl.folding = false;
 	atomic_store(&ctl.caught_up, true);
-	if (!ctl.pend_any) {
+	if (!ctl.fold.any) {
 		log_info("control: caught up with %s; no command in force", ctl.topic);
 		return;
 	}
-	ctl.pend_any = false;
+	ctl.fold.any = false;
 	const char *why = "ok";
-	enum ctl_verdict v = ctl_check(&ctl.pend, ctl.service, now_unix_ms());
+	enum ctl_verdict v = ctl_check(&ctl.fold.cmd, ctl.service, now_unix_ms());
 	if (v == CTL_APPLY)
-		v = control_apply(&ctl.pend, &why);
-	log_info("control: caught up with %s; the command in force, %s: %s", ctl.topic, ctl.pend.id,
+		v = control_apply(&ctl.fold.cmd, &why);
+	log_info("control: caught up with %s; the command in force, %s: %s", ctl.topic, ctl.fold.cmd.id,
 	         ctl_verdict_name(v));
 	atomic_fetch_add(&ctl.verdicts[v], 1);
 }
@@ -334,8 +311,9 @@ static void control_record(const rd_kafka_message_t *m)
 	if (v == CTL_APPLY && ctl.folding) {
 		rd_kafka_timestamp_type_t tt;
 		int64_t ts = rd_kafka_message_timestamp(m, &tt);
-		control_fold(&c, tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts);
-		return; /* counted by the fold */
+		unsigned moot = ctl_fold_add(&ctl.fold, &c, tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts);
+		atomic_fetch_add(&ctl.verdicts[CTL_SUPERSEDED], moot);
+		return; /* the one left pending is counted once caught up */
 	}
 	if (v == CTL_APPLY)
 		v = control_apply(&c, &why);
@@ -381,8 +359,8 @@ static void *control_main(void *arg)
 			rd_kafka_message_destroy(m);
 		}
 		if (ctl.folding && now_unix_ms() - ctl.assigned_at_ms > CONTROL_CATCHUP_MS) {
-			log_warn("control: %d of %d partition(s) of %s not read to their end in %d s; applying what was "
-			         "read",
+			log_warn("control: %d of %d partition(s) of %s not read to their end in %d s; "
+			         "applying what was read",
 			         ctl.nparts - ctl.neof, ctl.nparts, ctl.topic, CONTROL_CATCHUP_MS / 1000);
 			control_caught_up();
 		}

@@ -327,6 +327,26 @@ enum ctl_verdict ctl_accept(const void *key, size_t klen, const char *sig, size_
 	return v;
 }
 
+unsigned ctl_fold_add(struct ctl_fold *f, const struct ctl_cmd *c, int64_t ts)
+{
+	if (f->any && ts < f->ts)
+		return 1; /* older than what is pending */
+	unsigned moot = 0;
+	bool ends = c->type == CTL_FORCE || strcmp(c->clear, "*") == 0 ||
+	            (f->any && strcmp(c->clear, f->cmd.id) == 0);
+	if (f->any && ends) {
+		moot++;
+		f->any = false;
+	}
+	if (c->type == CTL_FORCE) {
+		f->cmd = *c;
+		f->any = true;
+		f->ts = ts;
+	} else
+		moot++;
+	return moot;
+}
+
 /* ---- encoding ------------------------------------------------------------- */
 
 struct out {

@@ -100,6 +100,20 @@ enum ctl_verdict ctl_accept(const void *key, size_t klen, const char *sig, size_
                             size_t vlen, const char *service, uint64_t now_ms, struct ctl_cmd *c,
                             const char **why);
 
+/* The fold a replica makes of the commands it reads while catching up after
+ * a start: only the newest one still pending is applied once caught up. A
+ * force-tier replaces what is pending; a clear-tier of it (its id, or "*")
+ * removes it; a command older (by record time `ts`) than the pending one
+ * changes nothing. Returns how many commands the step made moot (counted
+ * CTL_SUPERSEDED): the one replaced or cleared, and the clear itself, whose
+ * work is done. */
+struct ctl_fold {
+	bool any;
+	struct ctl_cmd cmd;
+	int64_t ts;
+};
+unsigned ctl_fold_add(struct ctl_fold *f, const struct ctl_cmd *c, int64_t ts);
+
 /* Writes `c` as compact JSON, the members in the order of the examples
  * above, optional ones only when set. Returns the length (no NUL is counted,
  * one is written), or 0 when it does not fit or breaks a rule ctl_decode()

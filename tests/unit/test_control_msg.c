@@ -283,6 +283,51 @@ static void test_event(void **state)
 	assert_int_equal(ctl_event_encode(&tc, "demo", "pod-a", out, n), 0);
 }
 
+/* Catching up: sequences of commands (F id ts: force; C target ts: clear)
+ * and what is left pending, with how many were counted superseded. */
+static void test_fold(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *steps[5];
+		const char *pending; /* id, or NULL */
+		unsigned moot;
+	} t[] = {
+	    {{"F a 1"}, "a", 0},
+	    {{"F a 1", "F b 2"}, "b", 1},
+	    {{"F a 1", "C a 2"}, NULL, 2},
+	    {{"F a 1", "C * 2"}, NULL, 2},
+	    {{"F a 1", "C x 2"}, "a", 1},          /* a clear of another forcing */
+	    {{"F a 1", "C a 2", "F b 3"}, "b", 2},
+	    {{"F a 5", "F b 3"}, "a", 1},          /* older by record time: moot */
+	    {{"F a 5", "C a 3"}, "a", 1},
+	    {{"C * 1", "F a 2"}, "a", 1},
+	    {{"F a 1", "F a 1"}, "a", 1},          /* same time: the later record wins */
+	    {{"F a 1", "C a 1", "F b 0", "C * 2"}, NULL, 4},
+	};
+	for (size_t i = 0; i < N(t); i++) {
+		struct ctl_fold f = {0};
+		unsigned moot = 0;
+		for (size_t k = 0; k < N(t[i].steps) && t[i].steps[k]; k++) {
+			struct ctl_cmd c = {.issued_unix_ms = -1};
+			char kind, id[16];
+			long long ts;
+			assert_int_equal(sscanf(t[i].steps[k], "%c %15s %lld", &kind, id, &ts), 3);
+			c.type = kind == 'F' ? CTL_FORCE : CTL_CLEAR;
+			snprintf(kind == 'F' ? c.id : c.clear, sizeof(c.id), "%s", id);
+			if (kind == 'C')
+				snprintf(c.id, sizeof(c.id), "clear-%zu", k);
+			moot += ctl_fold_add(&f, &c, ts);
+		}
+		if (t[i].pending) {
+			assert_true(f.any);
+			assert_string_equal(f.cmd.id, t[i].pending);
+		} else
+			assert_false(f.any);
+		assert_int_equal(moot, t[i].moot);
+	}
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -298,7 +343,7 @@ int main(void)
 	    cmocka_unit_test(test_records),         cmocka_unit_test(test_no_key),
 	    cmocka_unit_test(test_long_strings),    cmocka_unit_test(test_decoded_fields),
 	    cmocka_unit_test(test_encode_round_trip), cmocka_unit_test(test_event),
-	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_fold),            cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
