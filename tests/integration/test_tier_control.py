@@ -11,11 +11,12 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import subprocess
 import time
 import uuid
 
-from harness import LEVEE_BIN, metric_sum, wait_until
+from harness import LEVEE_BIN, free_port, metric_sum, wait_until
 
 KEY = "control-test-key-0123456789abcdef"
 SERVICE = "demo"
@@ -249,3 +250,28 @@ def test_a_levee_started_later_comes_up_forced(levee_factory, kafka_broker, tmp_
     # the three commands, and the first replica's signed tier-change event
     wait_until(lambda: control(nokey)["refused"]["no-key"] >= 3, 5, msg="refused for want of a key")
     assert control(nokey)["applied"] == 0
+
+
+def test_kafka_away_blocks_nothing(levee_factory, tmp_path):
+    """No broker at all: levee starts, is ready, serves, keeps trying to
+    read the control topic, and stops promptly."""
+    dead = "127.0.0.1:%d" % free_port()
+    lv = levee_factory({
+        "levee": {"service": SERVICE, "drain_delay": "0s"},
+        "kafka": {"brokers": dead, "topic": "inv-x", "instance": "lonely",
+                  "outbox": str(tmp_path / "outbox"), "control_topic": "ctl-x"},
+        'tier "shed"': {"enter": "inflight > 1000000", "exit": "inflight < 1", "shed": "optional"},
+    }, env={"LEVEE_CONTROL_KEY": KEY})
+    for _ in range(3):
+        r = lv.get("/echo")
+        assert r.status == 200, r.status
+    c = control(lv)
+    assert c["enabled"] is True and c["assigned_partitions"] == 0 and c["caught_up"] is False, c
+    assert tiers(lv)["level"] == 0
+    t0 = time.monotonic()
+    lv.signal(signal.SIGTERM)
+    assert lv.wait_exit(15) == 0
+    lv.expected_exit = True
+    took = time.monotonic() - t0
+    print("\nstopped in %.2f s with Kafka away" % took)
+    assert took < 8, took
