@@ -17,6 +17,7 @@ import time
 import uuid
 
 from harness import LEVEE_BIN, free_port, metric_sum, wait_until
+from kafka import new_broker
 
 KEY = "control-test-key-0123456789abcdef"
 SERVICE = "demo"
@@ -275,3 +276,28 @@ def test_kafka_away_blocks_nothing(levee_factory, tmp_path):
     took = time.monotonic() - t0
     print("\nstopped in %.2f s with Kafka away" % took)
     assert took < 8, took
+
+
+def test_commands_and_events_across_a_broker_restart(levee_factory, tmp_path):
+    """The broker killed: an operator's forcing still works and its event is
+    counted failed, not waited for; the broker back on the same data: the
+    replica reads commands again without a restart."""
+    with new_broker() as broker:
+        _across_a_restart(levee_factory, tmp_path, broker)
+
+
+def _across_a_restart(levee_factory, tmp_path, broker):
+    rs = Replicas(levee_factory, tmp_path, broker)
+    lv = rs.levee()
+    broker.kill()
+    r = lv.admin_request("POST", "/tier?force=elevated&for=30s&reason=by%20hand")
+    assert r.status == 200, (r.status, r.body)
+    assert tiers(lv)["forced"]["source"] == "admin"
+    assert lv.get("/echo").status == 200
+    wait_until(lambda: control(lv)["events"]["failed"] >= 1, 15,
+               msg="the event of the admin forcing counted failed ([kafka] delivery_timeout 2s)")
+    broker.start()
+    cmd = rs.cli("force", "--tier", "shed", "--for", "1m", "--id", "after-restart")
+    wait_until(lambda: forced_tier(lv) == "shed", 30, msg="a command after the broker came back")
+    assert tiers(lv)["forced"]["id"] == "after-restart" and tiers(lv)["forced"]["until_unix_ms"] == cmd["until"]
+    wait_until(lambda: control(lv)["events"]["published"] >= 1, 15, msg="an event delivered again")
