@@ -6,8 +6,12 @@
  *                    [--reason TEXT] [--id ID] [--key-env NAME]
  *   levee tier clear --brokers H:P --topic T --service S [--id ID] [--reason TEXT]
  *                    [--key-env NAME]
+ *   levee tier force|clear --policy FILE ...
  *
  * The key is read from $LEVEE_CONTROL_KEY, or the variable --key-env names.
+ * With --policy, brokers, topic, service, key variable and the Kafka
+ * security settings come from that policy file (the one the pod runs), and
+ * the options above override them.
  * On success the command's JSON goes to stdout and the exit status is 0;
  * 1 when it could not be published (no key, Kafka did not take it within
  * CLI_WAIT_MS), 2 for a usage error.
@@ -34,7 +38,8 @@ void control_cli_usage(void *file)
 	      "                        [--reason TEXT] [--key-env VAR]\n"
 	      "         publish a signed command on the control topic (docs/control-message.md); the key is\n"
 	      "         read from $LEVEE_CONTROL_KEY or $VAR; TIER is a tier's name or normal; DURATION as in\n"
-	      "         the policy (30s, 10m, 1h; at most 24h); clear --id names the forcing to end (default *)\n",
+	      "         the policy (30s, 10m, 1h; at most 24h); clear --id names the forcing to end (default *);\n"
+	      "         --policy FILE takes brokers, topic, service, key variable and TLS/SASL from that file\n",
 	      file);
 }
 
@@ -66,14 +71,14 @@ static int cli_usage(const char *why)
 }
 
 /* Signs and publishes `val`; 0, or 1 with the reason on stderr. */
-static int cli_publish(const char *brokers, const char *topic, const char *service, const char *key, size_t klen,
-                       const char *val, size_t n)
+static int cli_publish(const struct lv_policy *p, const char *brokers, const char *topic, const char *service,
+                       const char *key, size_t klen, const char *val, size_t n)
 {
 	char why[512], sig[CTL_SIG_LEN + 1];
 	struct cli_dr d = {0};
 	ctl_sign(key, klen, val, n, sig);
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(c, "bootstrap.servers", brokers, why, sizeof(why)) != RD_KAFKA_CONF_OK ||
+	if (control_kafka_conf(c, p, brokers, why, sizeof(why)) != LV_OK ||
 	    rd_kafka_conf_set(c, "acks", "all", why, sizeof(why)) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(c, "message.timeout.ms", "9000", why, sizeof(why)) != RD_KAFKA_CONF_OK) {
 		fprintf(stderr, "levee tier: %s\n", why);
@@ -105,17 +110,21 @@ static int cli_publish(const char *brokers, const char *topic, const char *servi
 	return 0;
 }
 
+static int cli_run(const struct lv_policy *p, bool force, const char *brokers, const char *topic,
+                   const char *service, const char *tier, const char *dur, const char *reason, const char *id,
+                   const char *key_env);
+
 int control_cli(int argc, char **argv)
 {
 	if (argc < 2 || (strcmp(argv[1], "force") != 0 && strcmp(argv[1], "clear") != 0))
 		return cli_usage("tier force or tier clear");
 	bool force = strcmp(argv[1], "force") == 0;
 	const char *brokers = NULL, *topic = NULL, *service = NULL, *tier = NULL, *dur = NULL, *reason = "",
-	           *id = NULL, *key_env = "LEVEE_CONTROL_KEY";
+	           *id = NULL, *key_env = NULL, *policy = NULL;
 	for (int i = 2; i < argc; i++) {
-		static const char *const names[] = {"--brokers", "--topic", "--service", "--tier",
-		                                    "--for",     "--reason", "--id",     "--key-env"};
-		const char **slots[] = {&brokers, &topic, &service, &tier, &dur, &reason, &id, &key_env};
+		static const char *const names[] = {"--brokers", "--topic", "--service", "--tier",   "--for",
+		                                    "--reason",  "--id",    "--key-env", "--policy"};
+		const char **slots[] = {&brokers, &topic, &service, &tier, &dur, &reason, &id, &key_env, &policy};
 		size_t k = 0;
 		while (k < sizeof(names) / sizeof(names[0]) && strcmp(argv[i], names[k]) != 0)
 			k++;
@@ -125,8 +134,35 @@ int control_cli(int argc, char **argv)
 			return cli_usage("an option needs a value");
 		*slots[k] = argv[++i];
 	}
+	struct lv_policy *p = NULL;
+	if (policy) {
+		struct lv_diag d = {0};
+		if (policy_load_file(policy, NULL, &p, &d) != LV_OK) {
+			for (size_t i = 0; i < d.n; i++)
+				fprintf(stderr, "%s\n", d.lines[i]);
+			diag_free(&d);
+			return 1;
+		}
+		diag_free(&d);
+		brokers = brokers ? brokers : p->kafka.brokers[0] ? p->kafka.brokers : NULL;
+		topic = topic ? topic : p->kafka.control_topic[0] ? p->kafka.control_topic : NULL;
+		service = service ? service : p->service;
+		key_env = key_env ? key_env : p->kafka.control_key_env;
+	}
+	int rc = cli_run(p, force, brokers, topic, service, tier, dur, reason, id,
+	                 key_env ? key_env : "LEVEE_CONTROL_KEY");
+	if (p)
+		policy_unref(p);
+	return rc;
+}
+
+/* The command from the options, signed and published. */
+static int cli_run(const struct lv_policy *p, bool force, const char *brokers, const char *topic,
+                   const char *service, const char *tier, const char *dur, const char *reason, const char *id,
+                   const char *key_env)
+{
 	if (!brokers || !topic || !service)
-		return cli_usage("--brokers, --topic and --service are required");
+		return cli_usage("--brokers, --topic and --service are required (or a --policy that has them)");
 	if (force && (!tier || !dur))
 		return cli_usage("force needs --tier and --for");
 	if (!force && (tier || dur))
@@ -140,9 +176,9 @@ int control_cli(int argc, char **argv)
 	char host[64] = "cli";
 	gethostname(host, sizeof(host));
 	host[sizeof(host) - 1] = '\0';
-	for (char *p = host; *p; p++)
-		if (*p <= ' ' || *p >= 0x7f)
-			*p = '_';
+	for (char *h = host; *h; h++)
+		if (*h <= ' ' || *h >= 0x7f)
+			*h = '_';
 	uint32_t rnd = 0;
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)getpid();
@@ -171,7 +207,7 @@ int control_cli(int argc, char **argv)
 		fprintf(stderr, "levee tier: $%s holds no key of at least %u bytes\n", key_env, CTL_KEY_MIN);
 		return 1;
 	}
-	if (cli_publish(brokers, topic, service, key, klen, val, n) != 0)
+	if (cli_publish(p, brokers, topic, service, key, klen, val, n) != 0)
 		return 1;
 	printf("%s\n", val);
 	return 0;

@@ -115,24 +115,48 @@ static void control_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
 		atomic_fetch_add(&ctl.published, 1);
 }
 
-static rd_kafka_t *control_handle(const struct lv_policy *p, rd_kafka_type_t type, char *err, size_t errlen)
+/* Sets each (name, value) of `props` on `c`; a NULL or empty value leaves
+ * librdkafka's default. */
+static int control_conf_set(rd_kafka_conf_t *c, const char *const (*props)[2], size_t n, char *err,
+                            size_t errlen)
+{
+	char why[512];
+	for (size_t i = 0; i < n; i++) {
+		if (!props[i][1] || !*props[i][1])
+			continue;
+		if (rd_kafka_conf_set(c, props[i][0], props[i][1], why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+			snprintf(err, errlen, "kafka: %s: %s", props[i][0], why);
+			return LV_ERR;
+		}
+	}
+	return LV_OK;
+}
+
+int control_kafka_conf(void *conf, const struct lv_policy *p, const char *brokers, char *err, size_t errlen)
 {
 	static const char *const protocols[] = {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl"};
 	static const char *const mechanisms[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"};
-	bool sasl = p->kafka.security_protocol >= 2;
-	char tmo[32];
-	snprintf(tmo, sizeof(tmo), "%" PRIu64, p->kafka.delivery_timeout_ms);
-	const char *props[][2] = {
-	    {"bootstrap.servers", p->kafka.brokers},
-	    {"client.id", ctl.instance},
-	    {"socket.keepalive.enable", "true"},
-	    {"reconnect.backoff.max.ms", "1000"},
-	    {"debug", getenv("LEVEE_RDKAFKA_DEBUG")},
-	    {"security.protocol", protocols[p->kafka.security_protocol]},
+	bool sasl = p && p->kafka.security_protocol >= 2;
+	const char *const props[][2] = {
+	    {"bootstrap.servers", brokers},
+	    {"security.protocol", p ? protocols[p->kafka.security_protocol] : NULL},
 	    {"sasl.mechanisms", sasl ? mechanisms[p->kafka.sasl_mechanism] : NULL},
 	    {"sasl.username", sasl ? p->kafka.sasl_username : NULL},
 	    {"sasl.password", sasl ? p->kafka.sasl_password : NULL},
-	    {"ssl.ca.location", strcmp(p->kafka.ssl_ca, "system") != 0 ? p->kafka.ssl_ca : NULL},
+	    {"ssl.ca.location", p && strcmp(p->kafka.ssl_ca, "system") != 0 ? p->kafka.ssl_ca : NULL},
+	    {"debug", getenv("LEVEE_RDKAFKA_DEBUG")},
+	};
+	return control_conf_set(conf, props, sizeof(props) / sizeof(props[0]), err, errlen);
+}
+
+static rd_kafka_t *control_handle(const struct lv_policy *p, rd_kafka_type_t type, char *err, size_t errlen)
+{
+	char tmo[32];
+	snprintf(tmo, sizeof(tmo), "%" PRIu64, p->kafka.delivery_timeout_ms);
+	const char *const props[][2] = {
+	    {"client.id", ctl.instance},
+	    {"socket.keepalive.enable", "true"},
+	    {"reconnect.backoff.max.ms", "1000"},
 	    /* the producer: an event is worth little late, and never twice as much as once */
 	    {"acks", type == RD_KAFKA_PRODUCER ? "all" : NULL},
 	    {"linger.ms", type == RD_KAFKA_PRODUCER ? "0" : NULL},
@@ -148,16 +172,12 @@ static rd_kafka_t *control_handle(const struct lv_policy *p, rd_kafka_type_t typ
 	    {"fetch.wait.max.ms", type == RD_KAFKA_CONSUMER ? "100" : NULL},
 	};
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
-	char why[512];
-	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
-		if (!props[i][1] || !*props[i][1])
-			continue;
-		if (rd_kafka_conf_set(c, props[i][0], props[i][1], why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-			snprintf(err, errlen, "control: kafka: %s: %s", props[i][0], why);
-			rd_kafka_conf_destroy(c);
-			return NULL;
-		}
+	if (control_kafka_conf(c, p, p->kafka.brokers, err, errlen) != LV_OK ||
+	    control_conf_set(c, props, sizeof(props) / sizeof(props[0]), err, errlen) != LV_OK) {
+		rd_kafka_conf_destroy(c);
+		return NULL;
 	}
+	char why[512];
 	rd_kafka_conf_set_log_cb(c, control_log_cb);
 	rd_kafka_conf_set_error_cb(c, control_error_cb);
 	if (type == RD_KAFKA_PRODUCER)

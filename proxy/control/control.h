@@ -36,6 +36,12 @@ void control_status_json(void *file);
 /* /metrics: levee_control_* in the Prometheus text format. */
 void control_render_prometheus(void *file);
 
+/* Sets on `conf` (an rd_kafka_conf_t) the brokers and, when `p` is not
+ * NULL, the security settings of its [kafka] section: what both levee and
+ * the CLI connect with. LV_ERR with err set for a value librdkafka refuses. */
+int control_kafka_conf(void *conf, const struct lv_policy *p, const char *brokers, char *err,
+                       size_t errlen) LV_WARN_UNUSED;
+
 /* `levee tier force|clear ...` (cli.c): argv[0] is "tier". Returns the exit
  * status: 0 published, 1 failed, 2 usage. */
 int control_cli(int argc, char **argv);

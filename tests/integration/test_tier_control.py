@@ -230,6 +230,17 @@ printf '%s' "$msg" | kcat -P -b "$BROKERS" -t "$TOPIC" -k demo -H "levee-signatu
     wait_until(lambda: forced_tier(lv) == "shed", 5, msg="the kcat command applied")
     assert tiers(lv)["forced"]["id"] == "ops-kcat-1"
 
+    # the CLI from inside the pod: brokers, topic, service and key variable from its policy
+    r = subprocess.run([LEVEE_BIN, "tier", "clear", "--policy", lv.policy_path, "--id", "ops-kcat-1"],
+                       env=dict(os.environ, LEVEE_CONTROL_KEY=KEY), capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    sent = json.loads(r.stdout)
+    assert sent["type"] == "clear-tier" and sent["clear"] == "ops-kcat-1" and sent["service"] == SERVICE, sent
+    wait_until(lambda: tiers(lv)["forced"] is None, 5, msg="cleared with --policy")
+    r = subprocess.run([LEVEE_BIN, "tier", "force", "--policy", lv.policy_path, "--tier", "shed"],
+                       env=dict(os.environ, LEVEE_CONTROL_KEY=KEY), capture_output=True, timeout=30)
+    assert r.returncode == 2 and b"--for" in r.stderr, (r.returncode, r.stderr)
+
 
 def test_a_levee_started_later_comes_up_forced(levee_factory, kafka_broker, tmp_path):
     rs = Replicas(levee_factory, tmp_path, kafka_broker)
