@@ -84,12 +84,12 @@ void ctl_sign(const void *key, size_t klen, const void *msg, size_t len, char ou
  * CTL_KEY_MIN, else CTL_UNSIGNED or CTL_BAD_SIGNATURE. Constant time in the
  * signature's bytes. */
 enum ctl_verdict ctl_verify(const void *key, size_t klen, const char *sig, size_t slen, const void *msg,
-                            size_t len);
+                            size_t len) LV_WARN_UNUSED;
 
 /* Decodes a command. CTL_APPLY with *c filled, CTL_EVENT for a well-formed
  * version 1 tier-change event, or CTL_MALFORMED with *why a static reason
  * (for example "\"until\" is missing"). */
-enum ctl_verdict ctl_decode(const char *in, size_t len, struct ctl_cmd *c, const char **why);
+enum ctl_verdict ctl_decode(const char *in, size_t len, struct ctl_cmd *c, const char **why) LV_WARN_UNUSED;
 
 /* What a decoded command means here, at wall-clock `now_ms`, for a levee of
  * `service`: CTL_OTHER_SERVICE, CTL_EXPIRED, CTL_TOO_FAR or CTL_APPLY. */
@@ -98,7 +98,7 @@ enum ctl_verdict ctl_check(const struct ctl_cmd *c, const char *service, uint64_
 /* verify, decode, check: the whole way from a record to a command. */
 enum ctl_verdict ctl_accept(const void *key, size_t klen, const char *sig, size_t slen, const char *val,
                             size_t vlen, const char *service, uint64_t now_ms, struct ctl_cmd *c,
-                            const char **why);
+                            const char **why) LV_WARN_UNUSED;
 
 /* The fold a replica makes of the commands it reads while catching up after
  * a start: only the newest one still pending is applied once caught up. A
@@ -118,7 +118,7 @@ unsigned ctl_fold_add(struct ctl_fold *f, const struct ctl_cmd *c, int64_t ts);
  * above, optional ones only when set. Returns the length (no NUL is counted,
  * one is written), or 0 when it does not fit or breaks a rule ctl_decode()
  * would refuse it for. */
-size_t ctl_encode(const struct ctl_cmd *c, char *out, size_t cap);
+size_t ctl_encode(const struct ctl_cmd *c, char *out, size_t cap) LV_WARN_UNUSED;
 
 /* The tier-change event for `tc`, as this replica (`service`, `instance`)
  * publishes it:
@@ -127,6 +127,6 @@ size_t ctl_encode(const struct ctl_cmd *c, char *out, size_t cap);
  *    "signals":{..},"time":UNIX_MS}
  * Returns the length (a NUL follows), or 0 when it does not fit. */
 size_t ctl_event_encode(const struct tier_change *tc, const char *service, const char *instance, char *out,
-                        size_t cap);
+                        size_t cap) LV_WARN_UNUSED;
 
 #endif

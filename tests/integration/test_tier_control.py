@@ -255,6 +255,14 @@ def test_a_levee_started_later_comes_up_forced(levee_factory, kafka_broker, tmp_
     c = control(lv)
     assert c["applied"] == 1 and c["last_applied"]["id"] == "now-1", c
 
+    # the same replica restarted: it finds the command again
+    lv.signal(signal.SIGTERM)
+    assert lv.wait_exit(15) == 0
+    lv.start()
+    wait_until(lambda: control(lv)["caught_up"], 30, msg="caught up again after the restart")
+    wait_until(lambda: forced_tier(lv) == "shed", 5, msg="forced again after the restart")
+    assert tiers(lv)["forced"]["id"] == "now-1"
+
     # without a key, the same command is refused (and nothing is forced)
     nokey = rs.levee(key=None)
     assert control(nokey)["key"] is False
