@@ -5,6 +5,7 @@
  *   levee --upstream H:P [--listen H:P] [--admin H:P] [--probe H:P]   built-in defaults
  *   levee check FILE                                      validate, exit 0/1
  *   levee keys                                            document every key
+ *   levee tier force|clear ...                            publish a control command
  *   levee --version
  *
  * Signals are delivered through libevent, so their handlers run inside the
@@ -21,6 +22,7 @@
 #include "admin/admin.h"
 #include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
+#include "control/control.h"
 #include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/worker.h"
@@ -45,6 +47,7 @@ static void usage(FILE *f)
 	      "       levee keys\n"
 	      "       levee --version\n",
 	      f);
+	control_cli_usage(f);
 }
 
 static void print_diag(const struct lv_diag *d)
@@ -155,6 +158,8 @@ int main(int argc, char **argv)
 		}
 		return cmd_check(argv[2]);
 	}
+	if (argc >= 2 && strcmp(argv[1], "tier") == 0)
+		return control_cli(argc - 1, argv + 1);
 	if (argc == 2 && strcmp(argv[1], "keys") == 0) {
 		policy_keys_markdown(stdout);
 		return 0;
@@ -245,6 +250,8 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (server_tiers_start(s, err, sizeof(err)) != LV_OK)
 		die("%s", err);
+	if (control_start(rt->policy, err, sizeof(err)) != LV_OK) /* after the tier core it drives */
+		die("%s", err);
 	if (admin_start(s, rt->policy, err, sizeof(err)) != LV_OK)
 		die("%s", err);
 	if (probe_start(s) != LV_OK || reload_init(s) != LV_OK)
@@ -285,6 +292,7 @@ int main(int argc, char **argv)
 	if (flush_ms > 3000)
 		flush_ms = 3000;
 	invalidate_stop((int)flush_ms);
+	control_stop(1000); /* before the tier core whose changes it publishes */
 	tiers_stop();
 	admin_stop();
 	probe_stop();

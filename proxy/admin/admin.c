@@ -20,6 +20,7 @@
 #include "admin/auth.h"
 #include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
+#include "control/control.h"
 #include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/http1.h"
@@ -330,6 +331,8 @@ static void admin_status(FILE *f)
 		fputs("null", f);
 	fputs("},", f);
 	invalidate_status_json(f);
+	fputc(',', f);
+	control_status_json(f);
 	fputs("}\n", f);
 	runtime_unref(rt);
 }
@@ -369,6 +372,7 @@ static void admin_metrics(FILE *f)
 	tiers_render_prometheus(f);
 	admin_redis_metrics(f);
 	invalidate_render_prometheus(f);
+	control_render_prometheus(f);
 	fputs("# HELP levee_admin_refused_total Admin requests refused for want of authorization: no bearer token, "
 	      "a wrong one, or none configured off loopback\n# TYPE levee_admin_refused_total counter\n",
 	      f);

@@ -678,7 +678,7 @@ static void *inval_main(void *arg)
 	return NULL;
 }
 
-static void instance_name(const struct lv_policy *p, char *out, size_t cap)
+void invalidate_instance_name(const struct lv_policy *p, char *out, size_t cap)
 {
 	const char *v = p->kafka.instance[0] ? p->kafka.instance : getenv("POD_NAME");
 	if (!v || !*v)
@@ -707,7 +707,7 @@ int invalidate_start(const struct lv_policy *p, struct cache *c, char *err, size
 	inv.policy = (struct lv_policy *)p;
 	policy_ref(inv.policy);
 	snprintf(inv.service, sizeof(inv.service), "%s", p->service);
-	instance_name(p, inv.instance, sizeof(inv.instance));
+	invalidate_instance_name(p, inv.instance, sizeof(inv.instance));
 	if (p->kafka.group_id[0])
 		snprintf(inv.group, sizeof(inv.group), "%s", p->kafka.group_id);
 	else

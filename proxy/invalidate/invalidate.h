@@ -52,6 +52,11 @@ bool invalidate_ready(const char **why);
  * the invalidations waiting in the outbox. Any thread. */
 bool invalidate_health(bool *on, int64_t *lag, int64_t *spooled);
 
+/* This replica's name on Kafka ([kafka] instance, else $POD_NAME, $HOSTNAME
+ * or the host name), printable ASCII without '|': for message ids, the
+ * client id, and the control topic's events. */
+void invalidate_instance_name(const struct lv_policy *p, char *out, size_t cap);
+
 /* /metrics and /status. */
 void invalidate_render_prometheus(void *file);
 void invalidate_status_json(void *file);
