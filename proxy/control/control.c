@@ -42,6 +42,7 @@
 #include "control/control_msg.h"
 #include "invalidate/dedup.h"
 #include "invalidate/invalidate.h"
+#include "invalidate/kafka.h"
 #include "log.h"
 #include "net/loop.h"
 #include "resilience/tiers.h"
@@ -94,11 +95,7 @@ static struct control {
 
 static void control_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	/* a broker that is down is reported twice a second: debug only */
-	if (level <= 2)
-		log_error("control: kafka: %s: %s", fac, buf);
-	else
-		log_debug("control: kafka: %s: %s", fac, buf);
+	kafka_log_line("control: kafka", level, fac, buf);
 }
 
 static void control_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)

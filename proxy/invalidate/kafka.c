@@ -71,16 +71,21 @@ static int kafka_set(rd_kafka_conf_t *c, const char *name, const char *value, ch
 	return LV_OK;
 }
 
-static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+void kafka_log_line(const char *who, int level, const char *fac, const char *buf)
 {
 	/* syslog levels. librdkafka reports every failed connection attempt
 	 * as an error (3), twice a second while a broker is down; levee says
 	 * once when no broker is reachable and once when one is again
-	 * (invalidate.c), so only worse than that is an error here. */
+	 * (invalidate.c, control.c), so only worse than that is an error here. */
 	if (level <= 2)
-		log_error("kafka: %s: %s", fac, buf);
+		log_error("%s: %s: %s", who, fac, buf);
 	else
-		log_debug("kafka: %s: %s", fac, buf);
+		log_debug("%s: %s: %s", who, fac, buf);
+}
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	kafka_log_line("kafka", level, fac, buf);
 }
 
 static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)

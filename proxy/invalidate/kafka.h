@@ -107,6 +107,10 @@ unsigned kafka_in_flight(const struct kafka *k);
  * what is left (each gets `delivered` with an error, so it can be
  * spooled), commits stored offsets and leaves the group. Blocks. */
 void kafka_close(struct kafka *k, int timeout_ms);
+/* A librdkafka log line (syslog `level`) in levee's log, from `who`
+ * ("kafka", "control: kafka"): errors only when worse than a broker that is
+ * down, which the callers report themselves. Any thread. */
+void kafka_log_line(const char *who, int level, const char *fac, const char *buf);
 void kafka_free(struct kafka *k);
 
 /* Parses librdkafka's statistics JSON for `topic` (exposed for tests). */
