@@ -6,6 +6,7 @@ A tier is put in force through the admin endpoint, POST /tier?force=NAME
 and POST /tier?clear=1; each test runs one levee whose policy has one tier
 with the one mode under test, entered by hand only (its `enter` never holds).
 """
+import json
 import threading
 import time
 
@@ -14,13 +15,14 @@ import pytest
 from harness import metric_sum, once, wait_until
 from redis_server import REDIS
 
-NEVER = {"enter": "inflight > 1000000", "exit": "inflight < 1"}
+# entered by hand only; once cleared, it steps down on the next tick
+NEVER = {"enter": "inflight > 1000000", "exit": "inflight < 1000000", "hold": "0s"}
 
 needs_redis = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
 
 
 def policy(mode, routes, redis=None, **tier):
-    pol = {'tier "t"': dict(NEVER, cache=mode, **tier)}
+    pol = {"tiers": {"tick": "100ms"}, 'tier "t"': dict(NEVER, cache=mode, **tier)}
     for name, kv in routes.items():
         pol['route "%s"' % name] = kv
     if redis is not None:
@@ -30,12 +32,13 @@ def policy(mode, routes, redis=None, **tier):
 
 def force(lv):
     r = lv.admin_request("POST", "/tier?force=t&for=60s")
-    assert r.status == 200, (r.status, r.body)
+    assert r.status == 200 and json.loads(r.body)["level"] == 1, (r.status, r.body)
 
 
 def clear(lv):
     r = lv.admin_request("POST", "/tier?clear=1")
     assert r.status == 200, (r.status, r.body)
+    wait_until(lambda: lv.status()["tiers"]["level"] == 0, 5, msg="back to normal once cleared")
 
 
 def get(lv, target, headers=()):
