@@ -268,7 +268,10 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 				return LK_HIT;
 			}
 		}
-		if ((cr->tm & LV_CM_SERVE_STALE) && cache_tier_stale_ok(v)) {
+		/* inside its own stale-while-revalidate window a copy may answer
+		 * stale whatever else its origin said; serve-stale only drops
+		 * the refresh */
+		if ((cr->tm & LV_CM_SERVE_STALE) && (fs == FRESH_STALE_SWR || cache_tier_stale_ok(v))) {
 			CSTAT(cr->cache, hits);
 			CSTAT(cr->cache, tier_stale);
 			cache_status_set(cr, "hit; detail=tier-stale");
@@ -364,7 +367,7 @@ bool cache_tier_stale_ok(const struct record_view *v)
 bool cache_tier_stale(struct cache_req *cr)
 {
 	struct record_view v;
-	if (!stale_view(cr, &v) || !cache_tier_stale_ok(&v))
+	if (!stale_view(cr, &v) || (cr->stale_state != FRESH_STALE_SWR && !cache_tier_stale_ok(&v)))
 		return false;
 	/* The copy was found before an L2 round trip or a claim: a purge
 	 * since the lookup began may have removed it from the L1 (or fenced

@@ -113,6 +113,20 @@ def test_serve_stale_keeps_must_revalidate(levee_factory, origin):
     assert n_origin(origin, "/headers") == 2
 
 
+def test_serve_stale_inside_an_s_maxage_origins_own_window_starts_no_refresh(levee_factory, origin):
+    """s-maxage forbids stale answers but for the origin's own
+    stale-while-revalidate: served there, without the refresh."""
+    lv = levee_factory(policy("serve-stale", {"c": {"prefix": "/", "cache_ttl": "origin"}}))
+    u = "/headers?Cache-Control=s-maxage%%3D1%%2C%%20stale-while-revalidate%%3D30&n=%d" % origin.start_mark
+    assert get(lv, u).status == 200
+    past_lifetime()
+    force(lv)
+    r = get(lv, u)
+    assert r.status == 200 and cs(r) == "levee; hit; detail=tier-stale", cs(r)
+    time.sleep(0.3)  # a refresh, if one were started, would reach the origin by now
+    assert n_origin(origin, "/headers") == 1
+
+
 def serve_stale_levee(levee_factory, redis=None):
     # a 1 s TTL, kept 60 s past it (stale-if-error) so that a stale copy exists
     return levee_factory(policy("serve-stale", {"s": {"prefix": "/store/", "cache_ttl": "1s",
