@@ -101,6 +101,46 @@ static const char *cache_unkeyed(struct request *r)
 	return NULL;
 }
 
+/* ---- degradation tiers' cache modes ------------------------------------ *
+ *
+ * The tier stage sets r->tier_cache (enum lv_cache_mode bits) before this
+ * stage runs; 0, the normal case, costs one branch. What applies to this
+ * request is cache_tier_modes(): no-fill-optional only on optional routes,
+ * cache-only only on routes with tier_cache_only. When several apply, the
+ * precedence is:
+ *
+ *   1. cache-only: the upstream is never asked for a read. It implies
+ *      serve-stale (a stale copy is usable); a miss never waits for a fill
+ *      and never takes a lease: one L2 lookup at most, then 503
+ *      tier-cache-only. Nothing below matters, since nothing is fetched.
+ *   2. stretch-ttl: decides freshness first (a copy fresh under the
+ *      stretched lifetime is a hit, detail=tier-ttl).
+ *   3. serve-stale: any copy still stale after that answers at once
+ *      (detail=tier-stale): no revalidation, no background refresh.
+ *   4. no-fill-optional: a miss goes upstream alone (no coalescing, no
+ *      lease) and nothing of its answer is stored; it never waits, so
+ *      skip-lease has nothing left to do.
+ *   5. skip-lease: a miss that would wait for another's fill answers from
+ *      its stale copy, or goes upstream alone, storing nothing.
+ *
+ * Every mode keeps the one guarantee no tier relaxes: a purged copy is
+ * never served. Each serves only what a lookup finds now (a purge removes
+ * L1 entries, and L2 hits a pending or refused purge covers are fenced
+ * before any of them look at freshness). Writes are not touched: they
+ * return before any of this (docs/tier-cache-modes.md). */
+static unsigned cache_tier_modes(const struct request *r)
+{
+	unsigned m = r->tier_cache;
+	const struct lv_route *rt = r->route;
+	if (rt->priority != LV_PRIO_OPTIONAL)
+		m &= ~(unsigned)LV_CM_NO_FILL_OPTIONAL;
+	if (!rt->tier_cache_only)
+		m &= ~(unsigned)LV_CM_CACHE_ONLY;
+	if (m & LV_CM_CACHE_ONLY)
+		m |= LV_CM_SERVE_STALE;
+	return m;
+}
+
 /* ---- waiters ----------------------------------------------------------- */
 
 /* A request parked behind another's fill is woken here, on its own worker,
@@ -243,6 +283,36 @@ const struct stage cache_stage_def = {
     .client_gone = cache_client_gone,
 };
 
+/* A read that skips the cache (cookies, unkeyed fields, the outbox full)
+ * would go upstream: not under cache-only, which refuses it as a miss. */
+static int cache_tier_bypass(struct cache_req *cr)
+{
+	if (!(cr->tm & LV_CM_CACHE_ONLY))
+		return STAGE_NEXT;
+	CSTAT(cr->cache, tier_refused);
+	request_fail(cr->req, R_TIER_CACHE_ONLY);
+	return STAGE_DONE;
+}
+
+/* A miss under cache-only or no-fill-optional (precedence above), from the
+ * stage once the L1 had nothing it could answer with. */
+static int cache_tier_miss(struct cache_req *cr)
+{
+	if (cr->tm & LV_CM_CACHE_ONLY) {
+		/* the shared tier may have it; cache_l2.c refuses what it lacks */
+		if (cache_l2_miss(cr) == STAGE_ASYNC)
+			return STAGE_ASYNC;
+		if (!cache_tier_stale(cr)) {
+			CSTAT(cr->cache, tier_refused);
+			request_fail(cr->req, R_TIER_CACHE_ONLY);
+		}
+		return STAGE_DONE;
+	}
+	CSTAT(cr->cache, tier_no_fill);
+	cache_tier_no_store(cr, "tier-no-fill");
+	return cache_l2_miss(cr); /* an L2 hit still answers; no lease is taken */
+}
+
 static int cache_stage(struct request *r)
 {
 	struct cache_req *cr = CR(r);
@@ -262,8 +332,9 @@ static int cache_stage(struct request *r)
 		return STAGE_NEXT; /* a woken waiter on its way upstream */
 	if (hd->method != HTTP_GET && hd->method != HTTP_HEAD) {
 		cache_status_set(cr, "fwd=bypass");
-		return STAGE_NEXT;
+		return STAGE_NEXT; /* writes: no tier's cache mode concerns them */
 	}
+	cr->tm = r->tier_cache ? cache_tier_modes(r) : 0;
 	/* Requests the cache must not answer: cookies (unless the route
 	 * allows them), and method overrides, which some frameworks honour
 	 * and would turn this GET into a write. Credentials do not bypass:
@@ -276,7 +347,7 @@ static int cache_stage(struct request *r)
 	    has_field(hd, LIT("x-method-override")) || (req_cc.flags & CC_NO_STORE)) {
 		CSTAT(c, bypasses);
 		cache_status_set(cr, "fwd=bypass");
-		return STAGE_NEXT;
+		return cache_tier_bypass(cr);
 	}
 	/* What is not in the key must not reach the origin: fields that can
 	 * change its answer (poisoning), and a GET's body. */
@@ -288,7 +359,7 @@ static int cache_stage(struct request *r)
 		char st[64];
 		snprintf(st, sizeof(st), "fwd=bypass; detail=%s", why);
 		cache_status_set(cr, st);
-		return STAGE_NEXT;
+		return cache_tier_bypass(cr);
 	}
 	const struct cache_publisher *pub = cache_publisher(c);
 	enum inval_cache_mode mode = pub ? pub->mode() : INVAL_CACHE_ON;
@@ -298,8 +369,12 @@ static int cache_stage(struct request *r)
 		CSTAT(c, bypasses);
 		cache_status_set(cr, "fwd=bypass; detail=outbox-full");
 		cr->bypass_store = true;
-		return STAGE_NEXT;
+		return cache_tier_bypass(cr);
 	}
+	if (cr->tm & LV_CM_NO_FILL_OPTIONAL)
+		cr->tier_no_store = true; /* decided before the lookup: a stale hit starts no refresh */
+	if (cr->tm)
+		cr->stale_epoch = purge_epoch(&c->purges); /* before the lookup: cache_tier_stale() */
 	/* behind on invalidations: the L1 may hold what others purged */
 	enum lookup_rc lk = mode == INVAL_CACHE_SKIP_L1 ? LK_MISS : cache_lookup(cr, "hit");
 	if (lk == LK_HIT)
@@ -327,6 +402,8 @@ static int cache_stage(struct request *r)
 		request_fail(r, R_NOT_CACHED);
 		return STAGE_DONE;
 	}
+	if (cr->tm & (LV_CM_CACHE_ONLY | LV_CM_NO_FILL_OPTIONAL))
+		return cache_tier_miss(cr);
 	if (pass_marked(&c->fills, cr->key, cr->key_len)) {
 		/* hit-for-miss: the key's last answer could not be stored, so
 		 * nobody waits for anybody; a storable answer ends it */
@@ -334,8 +411,14 @@ static int cache_stage(struct request *r)
 		CSTAT(c, pass_hits);
 		return STAGE_NEXT;
 	}
-	if (hd->method == HTTP_GET && cache_claim(cr, true) == CLAIM_WAITING)
-		return STAGE_ASYNC; /* cache_wake() continues it */
+	if (hd->method == HTTP_GET) {
+		/* skip-lease: never queue behind another request's fill */
+		enum claim cl = cache_claim(cr, !(cr->tm & LV_CM_SKIP_LEASE));
+		if (cl == CLAIM_WAITING)
+			return STAGE_ASYNC; /* cache_wake() continues it */
+		if (cl == CLAIM_BUSY)
+			return cache_tier_no_wait(cr) ? STAGE_DONE : STAGE_NEXT;
+	}
 	return cache_l2_miss(cr); /* this process fills the key: ask the shared tier first */
 }
 
@@ -453,11 +536,16 @@ static void cache_response_takeover(struct cache_req *cr, const struct lv_head *
 	int64_t now = (int64_t)(now_unix_ms() / 1000);
 	if (resp->status == 304 && cr->cond[0]) {
 		/* our own revalidation succeeded: refresh, then answer from the
-		 * refreshed entry */
-		cache_refresh_entry(cr, &v, resp);
-		CSTAT(cr->cache, revalidated);
+		 * refreshed entry (a tier that forbids the store: from the copy,
+		 * now validated, as it is) */
 		char st[64];
-		snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; stored", cr->fwd);
+		if (cr->tier_no_store) {
+			snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; detail=tier-no-store", cr->fwd);
+		} else {
+			cache_refresh_entry(cr, &v, resp);
+			CSTAT(cr->cache, revalidated);
+			snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; stored", cr->fwd);
+		}
 		cache_status_set(cr, st);
 		struct record_view nv;
 		struct l1_entry *e = cache_find(cr, &nv);

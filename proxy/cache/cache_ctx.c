@@ -222,6 +222,17 @@ void cache_render_prometheus(struct cache *c, void *file)
 	        "# TYPE levee_cache_l2_fenced gauge\nlevee_cache_l2_fenced %d\n",
 	        (unsigned long long)pr.waiting, (unsigned long long)pr.retried, (unsigned long long)pr.applied,
 	        (unsigned long long)pr.folded, pr.fenced ? 1 : 0);
+	fprintf(f,
+	        "# HELP levee_cache_tier_total What degradation tiers' cache modes did, by effect "
+	        "(docs/tier-cache-modes.md)\n# TYPE levee_cache_tier_total counter\n"
+	        "levee_cache_tier_total{effect=\"stale\"} %llu\nlevee_cache_tier_total{effect=\"stretched\"} %llu\n"
+	        "levee_cache_tier_total{effect=\"no-wait\"} %llu\nlevee_cache_tier_total{effect=\"no-fill\"} %llu\n"
+	        "levee_cache_tier_total{effect=\"refused\"} %llu\n",
+	        (unsigned long long)CACHE_STAT_GET(&c->stats, tier_stale),
+	        (unsigned long long)CACHE_STAT_GET(&c->stats, tier_stretched),
+	        (unsigned long long)CACHE_STAT_GET(&c->stats, tier_no_wait),
+	        (unsigned long long)CACHE_STAT_GET(&c->stats, tier_no_fill),
+	        (unsigned long long)CACHE_STAT_GET(&c->stats, tier_refused));
 	fprintf(f, "# HELP levee_cache_store_refused_total Responses not stored, by reason\n"
 	           "# TYPE levee_cache_store_refused_total counter\n");
 	for (int i = 0; i < RF_COUNT; i++)

@@ -38,6 +38,7 @@
 #include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
 #include "cache/fill.h"
+#include "cache/freshness.h"
 #include "cache/l1.h"
 #include "cache/l2.h"
 #include "cache/l2_purge.h"
@@ -127,34 +128,46 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 	if (record_decode(rec, len, &v) != RECORD_OK)
 		return false;
 	int64_t now_s = (int64_t)(now_unix_ms() / 1000);
-	int64_t left = v.lifetime - (v.initial_age + (now_s - v.response_time / 1000));
+	int64_t age = fresh_current_age(v.initial_age, v.response_time / 1000, now_s);
+	int64_t left = v.lifetime - age;
 	int64_t window = cache_keep_window(cr->req->route, v.swr, v.sie);
 	const char *tagp[RECORD_MAX_TAGS];
 	size_t tagl[RECORD_MAX_TAGS];
-	unsigned nt = 0;
-	struct record_cursor c = {0};
-	struct record_str t;
-	while (nt < RECORD_MAX_TAGS && record_next_tag(&v, &c, &t)) {
-		tagp[nt] = t.p;
-		tagl[nt] = t.len;
-		nt++;
-	}
+	unsigned nt = record_tag_list(&v, tagp, tagl, RECORD_MAX_TAGS);
 	/* a purge from this process may not have reached Redis yet: this
 	 * entry may be what it removed */
 	if (purge_fenced(&cr->cache->purges, cr->l2_fence_floor, cr->key, cr->key_len, tagp, tagl, nt)) {
 		CSTAT(cr->cache, l2_fenced);
 		return false;
 	}
+	if (left <= 0 && cr->tm) {
+		/* a tier in force: a copy fresh under stretch-ttl, or one
+		 * serve-stale lets answer, is answered from a copy of its own
+		 * (its real lifetime is over: the L1 does not take it) */
+		struct fresh_stored st = {.lifetime = v.lifetime};
+		if (cr->tm & LV_CM_STRETCH_TTL)
+			fresh_stretch(&st, cr->req->tier_ttl_factor);
+		if (st.lifetime - age > 0 || ((cr->tm & LV_CM_SERVE_STALE) && cache_tier_stale_ok(&v))) {
+			struct l1_entry *e = l1_entry_detached(rec, len);
+			return e && cache_answer(cr, e, "hit; detail=l2") == LK_HIT;
+		}
+	}
 	if (left <= 0) {
 		/* stale in L2: let the fill path refresh it, and keep the copy
 		 * for a route that may fall back on it (from any replica's
-		 * fill: the one this replica held may be gone) */
-		if (route_fallback_has(cr->req->route, LV_FB_STALE)) {
+		 * fill: the one this replica held may be gone), or for a tier
+		 * that may answer with it (skip-lease, cache-only) */
+		if (cr->tm || route_fallback_has(cr->req->route, LV_FB_STALE)) {
 			struct l1_entry *e = l1_entry_detached(rec, len);
 			if (e)
 				cache_keep_stale(cr, e);
 		}
 		return false;
+	}
+	if (cr->tier_no_store) {
+		/* no-fill-optional: answered, but not put into the L1 */
+		struct l1_entry *e = l1_entry_detached(rec, len);
+		return e && cache_answer(cr, e, "hit; detail=l2") == LK_HIT;
 	}
 	uint64_t expires = now_unix_ms() + (uint64_t)(left + window) * 1000u;
 	switch (cache_put(cr, cr->epoch, rec, len, expires, NULL, 0, tagp, tagl, nt)) {
@@ -183,6 +196,17 @@ static void l2_pass(struct cache_req *cr)
 }
 
 static void l2_poll(evutil_socket_t fd, short what, void *arg);
+
+/* cache-only, and neither tier had a copy it may answer with: the stale
+ * copy kept on the way (L1 or L2) if a tier may serve it, else 503
+ * tier-cache-only; the upstream is not asked. */
+static void l2_tier_only_miss(struct cache_req *cr)
+{
+	if (cache_tier_stale(cr))
+		return;
+	CSTAT(cr->cache, tier_refused);
+	request_fail(cr->req, R_TIER_CACHE_ONLY);
+}
 
 /* Redis failed this request: pass through, and store nothing, since no
  * lease or generation can vouch for a fill made without it. */
@@ -214,6 +238,11 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 	struct request *r = cr->req;
 	if (!l2_back(cr))
 		return;
+	if (err != L2_ENONE && (cr->tm & LV_CM_CACHE_ONLY)) {
+		CSTAT(cr->cache, l2_errors);
+		l2_tier_only_miss(cr);
+		return;
+	}
 	if (err != L2_ENONE) {
 		l2_bypass(cr, "redis-error");
 		l2_resume_upstream(cr);
@@ -223,8 +252,17 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 		CSTAT(cr->cache, l2_hits);
 		return;
 	}
+	if (cr->tm & LV_CM_CACHE_ONLY) {
+		/* nothing usable in either tier (or Redis failed): refuse */
+		l2_tier_only_miss(cr);
+		return;
+	}
 	if (res == L2_PASS) {
 		l2_pass(cr);
+		return;
+	}
+	if (cr->tier_no_store) {
+		l2_resume_upstream(cr); /* no-fill-optional: no lease */
 		return;
 	}
 	if (cr->l2_waiting) {
@@ -287,6 +325,12 @@ static void l2_on_begin(struct l2 *l2, enum l2_err err, const struct l2_lease *l
 	}
 	if (lease->pass) {
 		l2_pass(cr);
+		return;
+	}
+	if (cr->tm & LV_CM_SKIP_LEASE) {
+		/* skip-lease: another replica fills it; do not wait */
+		if (!cache_tier_no_wait(cr))
+			l2_resume_upstream(cr);
 		return;
 	}
 	/* lost: wait for the holder's entry */

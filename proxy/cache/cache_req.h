@@ -57,6 +57,9 @@ struct cache_req {
 	bool taken;                  /* the cache answered the client; the response only refreshes */
 	char cond[320];              /* validators sent upstream ("If-None-Match: ...\r\n"; up_extra) */
 	struct fill_waiter wait;     /* parked behind another request's fill (wait.waiting) */
+	unsigned tm;                 /* the tier cache modes that apply here (cache_tier_modes()); 0 normally */
+	bool tier_no_store;          /* a tier forbids this request's store: no L1, no L2, no lease, no refresh */
+	uint64_t stale_epoch;        /* with tm: the purge epoch before the lookup; a later purge voids `stale` */
 };
 
 #endif

@@ -42,6 +42,8 @@ struct cache_stats {
 	uint64_t stale_hits, stale_if_error, revalidated, fill_refused, pass_hits;
 	uint64_t l2_hits, l2_misses, l2_errors, l2_commits, l2_commit_refused, lease_waits, lease_wait_timeouts;
 	uint64_t l2_fenced;
+	/* what degradation tiers' cache modes did (levee_cache_tier_total) */
+	uint64_t tier_stale, tier_stretched, tier_no_wait, tier_no_fill, tier_refused;
 	uint64_t refused[RF_COUNT];
 };
 

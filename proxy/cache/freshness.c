@@ -694,6 +694,17 @@ int64_t fresh_current_age(int64_t initial_age, int64_t stored_at, int64_t now)
 	return clamp_delta(clamp_delta(initial_age) + clamp_delta(resident));
 }
 
+void fresh_stretch(struct fresh_stored *st, uint64_t factor)
+{
+	int64_t lt = clamp_delta(st->lifetime);
+	if (factor <= 1 || lt == 0)
+		return;
+	/* lt <= 2^31, so lt * factor fits unless factor is over 2^31 */
+	st->lifetime = factor >= (uint64_t)CC_DELTA_MAX || lt > CC_DELTA_MAX / (int64_t)factor
+	                   ? CC_DELTA_MAX
+	                   : lt * (int64_t)factor;
+}
+
 enum fresh_state fresh_state(const struct fresh_stored *st, const struct cc_directives *req_cc,
                              int64_t now)
 {

@@ -197,6 +197,13 @@ enum fresh_state {
 enum fresh_state fresh_state(const struct fresh_stored *st, const struct cc_directives *req_cc,
                              int64_t now);
 
+/* A degradation tier's stretch-ttl: <st>'s freshness lifetime times
+ * <factor> (below 1 counts as 1), saturating at CC_DELTA_MAX so that
+ * fresh_state() stays in range. Only for judging a stored copy at lookup:
+ * what is stored keeps its real lifetime. The stale windows still count
+ * from the end of the (stretched) lifetime. */
+void fresh_stretch(struct fresh_stored *st, uint64_t factor);
+
 /* ---- Vary (§4.1) ------------------------------------------------------- */
 
 enum vary_kind {

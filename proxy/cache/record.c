@@ -437,6 +437,19 @@ bool record_next_tag(const struct record_view *v, struct record_cursor *c, struc
 	return true;
 }
 
+unsigned record_tag_list(const struct record_view *v, const char **p, size_t *len, unsigned max)
+{
+	struct record_cursor c = {0};
+	struct record_str t;
+	unsigned n = 0;
+	while (n < max && record_next_tag(v, &c, &t)) {
+		p[n] = t.p;
+		len[n] = t.len;
+		n++;
+	}
+	return n;
+}
+
 bool record_next_hdr(const struct record_view *v, struct record_cursor *c, struct record_hdr *h)
 {
 	if (c->i >= v->nhdrs)

@@ -182,6 +182,9 @@ int record_decode(const void *buf, size_t len, struct record_view *out) LV_WARN_
 bool record_next_vary(const struct record_view *v, struct record_cursor *c, struct record_str *name,
                       struct record_str *value);
 bool record_next_tag(const struct record_view *v, struct record_cursor *c, struct record_str *tag);
+/* The first <max> tags of <v> as pointers into the record and lengths (the
+ * shape purge checks take); returns how many. */
+unsigned record_tag_list(const struct record_view *v, const char **p, size_t *len, unsigned max);
 bool record_next_hdr(const struct record_view *v, struct record_cursor *c, struct record_hdr *h);
 
 /* The record checksum: XXH64 with seed 0, as specified by the xxHash project,

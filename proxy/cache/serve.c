@@ -253,6 +253,40 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 		cache_serve(cr, e, v, now);
 		return LK_HIT;
 	}
+	if (cr->tm) {
+		/* a tier in force: stretch-ttl first (a copy fresh again is a
+		 * hit that says so), then serve-stale (any other copy its origin
+		 * lets go stale answers at once, unrevalidated) */
+		if (cr->tm & LV_CM_STRETCH_TTL) {
+			fresh_stretch(&st, r->tier_ttl_factor);
+			fs = fresh_state(&st, &req_cc, now);
+			if (fs == FRESH_OK) {
+				CSTAT(cr->cache, hits);
+				CSTAT(cr->cache, tier_stretched);
+				cache_status_set(cr, "hit; detail=tier-ttl");
+				cache_serve(cr, e, v, now);
+				return LK_HIT;
+			}
+		}
+		/* inside its own stale-while-revalidate window a copy may answer
+		 * stale whatever else its origin said; serve-stale only drops
+		 * the refresh */
+		if ((cr->tm & LV_CM_SERVE_STALE) && (fs == FRESH_STALE_SWR || cache_tier_stale_ok(v))) {
+			CSTAT(cr->cache, hits);
+			CSTAT(cr->cache, tier_stale);
+			cache_status_set(cr, "hit; detail=tier-stale");
+			cache_serve(cr, e, v, now);
+			return LK_HIT;
+		}
+	}
+	if (fs == FRESH_STALE_SWR && r->conn && cr->tier_no_store) {
+		/* its refresh could not be stored: the stale answer alone */
+		CSTAT(cr->cache, hits);
+		CSTAT(cr->cache, stale_hits);
+		cache_status_set(cr, "hit; detail=stale");
+		cache_serve(cr, e, v, now);
+		return LK_HIT;
+	}
 	if (fs == FRESH_STALE_SWR && r->conn) {
 		CSTAT(cr->cache, hits);
 		CSTAT(cr->cache, stale_hits);
@@ -325,6 +359,48 @@ static void stale_answer(struct cache_req *cr, const struct record_view *v, cons
 		request_finish(cr->req);
 }
 
+bool cache_tier_stale_ok(const struct record_view *v)
+{
+	return !(v->flags & (RECORD_F_MUST_REVALIDATE | RECORD_F_NO_CACHE));
+}
+
+bool cache_tier_stale(struct cache_req *cr)
+{
+	struct record_view v;
+	if (!stale_view(cr, &v) || (cr->stale_state != FRESH_STALE_SWR && !cache_tier_stale_ok(&v)))
+		return false;
+	/* The copy was found before an L2 round trip or a claim: a purge
+	 * since the lookup began may have removed it from the L1 (or fenced
+	 * it in Redis) while this request still holds it. Not served then. */
+	const char *tagp[RECORD_MAX_TAGS];
+	size_t tagl[RECORD_MAX_TAGS];
+	unsigned nt = record_tag_list(&v, tagp, tagl, RECORD_MAX_TAGS);
+	if (purged_since(&cr->cache->purges, cr->stale_epoch, cr->key, cr->key_len, tagp, tagl, nt))
+		return false;
+	CSTAT(cr->cache, hits);
+	CSTAT(cr->cache, tier_stale);
+	stale_answer(cr, &v, "hit; detail=tier-stale");
+	return true;
+}
+
+void cache_tier_no_store(struct cache_req *cr, const char *detail)
+{
+	char st[64];
+	cr->tier_no_store = true;
+	fill_finish(&cr->fill, FILL_FAILED); /* whoever queued behind it goes on its own */
+	snprintf(st, sizeof(st), "fwd=%s; detail=%s", cr->stale ? cr->fwd : "miss", detail);
+	cache_status_set(cr, st);
+}
+
+bool cache_tier_no_wait(struct cache_req *cr)
+{
+	CSTAT(cr->cache, tier_no_wait);
+	if (cache_tier_stale(cr))
+		return true;
+	cache_tier_no_store(cr, "tier-skip-lease");
+	return false;
+}
+
 bool cache_fail_takeover(struct cache_req *cr, enum lv_reason reason)
 {
 	struct record_view v;
@@ -372,6 +448,19 @@ int64_t cache_keep_window(const struct lv_route *rt, int64_t swr, int64_t sie)
 	int64_t w = swr > sie ? swr : sie;
 	int64_t fb = route_fallback_has(rt, LV_FB_STALE) ? (int64_t)(rt->stale_fallback_max_ms / 1000) : 0;
 	return fb > w ? fb : w;
+}
+
+int64_t cache_stretch_keep(const struct lv_policy *p, int64_t lifetime)
+{
+	uint64_t f = 1;
+	for (size_t i = 0; i < p->ntiers; i++)
+		if ((p->tiers[i].cache & LV_CM_STRETCH_TTL) && p->tiers[i].ttl_factor > f)
+			f = p->tiers[i].ttl_factor;
+	if (f <= 1 || lifetime <= 0)
+		return 0;
+	struct fresh_stored st = {.lifetime = lifetime};
+	fresh_stretch(&st, f);
+	return st.lifetime - lifetime;
 }
 
 /* ---- putting a record into the L1 -------------------------------------- */

@@ -45,6 +45,32 @@ bool cache_fail_takeover(struct cache_req *cr, enum lv_reason reason);
  * detail=fallback and <mark> (a header line) is added. True: answered, the
  * request ended. */
 bool cache_fallback_takeover(struct cache_req *cr, uint64_t max_stale_ms, const char *mark);
+/* Whether a degradation tier may answer with stored copy <v> however
+ * stale: not when its origin forbade stale answers (must-revalidate,
+ * proxy-revalidate through s-maxage, or no-cache). */
+bool cache_tier_stale_ok(const struct record_view *v);
+/* A tier's stale answer (serve-stale, skip-lease, cache-only): answers from
+ * the request's stale copy, whatever its age, when cache_tier_stale_ok()
+ * allows; Cache-Status says hit; detail=tier-stale. True: answered, the
+ * request ended. */
+bool cache_tier_stale(struct cache_req *cr);
+/* A miss a tier does not let fill (skip-lease that would have waited,
+ * no-fill-optional): it goes upstream alone and stores nothing (no L1, no
+ * L2, no lease, no refresh by a 304); its fill, if it had one, is given up
+ * at once; Cache-Status says fwd=miss (or stale); detail=<detail>. */
+void cache_tier_no_store(struct cache_req *cr, const char *detail);
+/* skip-lease, where the request would wait for another's fill (in this
+ * process or another replica's lease): answers from its stale copy
+ * (cache_tier_stale(); true, the request ended), or makes it go upstream
+ * alone, storing nothing (cache_tier_no_store(); false, the caller sends it
+ * on). */
+bool cache_tier_no_wait(struct cache_req *cr);
+/* How much longer than its real freshness an entry is kept so that a
+ * stretch-ttl tier of policy <p> can stretch it, in seconds: its lifetime
+ * times the largest such tier's ttl_factor, less the lifetime (0 when no
+ * tier stretches). Only retention: the stored lifetime stays the real one. */
+struct lv_policy;
+int64_t cache_stretch_keep(const struct lv_policy *p, int64_t lifetime);
 /* Keeps referenced entry <e> (taken over) as the request's stale copy,
  * unless it has one: an L2 record past its freshness, for stale-if-error
  * and fallbacks. */

@@ -175,8 +175,8 @@ void cache_response_head(struct cache_req *cr, const struct lv_head *resp)
 	if (!cr->on || cr->taken)
 		return;
 	const struct lv_head *qh = r->head;
-	if (qh->method != HTTP_GET || !cr->key || cr->bypass_store)
-		return;
+	if (qh->method != HTTP_GET || !cr->key || cr->bypass_store || cr->tier_no_store)
+		return; /* the status it was given says why */
 	char st[96];
 	const char *fwd = cr->stale ? cr->fwd : "miss";
 	struct store_plan *sp = malloc(sizeof(*sp));
@@ -397,7 +397,11 @@ static void cache_store(struct cache_req *cr, const struct lv_head *resp)
 	/* an entry with validators stays a while past its windows, so a
 	 * revalidation can refresh it with a 304 instead of a full body */
 	int64_t grace = validators ? (lifetime < 60 ? 60 : lifetime > 3600 ? 3600 : lifetime) : 0;
-	uint64_t expires = (uint64_t)resp_ms + (uint64_t)((fresh_left > 0 ? fresh_left : 0) + window + grace) * 1000u;
+	/* a policy with a stretch-ttl tier keeps entries long enough to be
+	 * stretched; their lifetime stays the real one */
+	int64_t stretch = cache_stretch_keep(r->rt->policy, lifetime);
+	uint64_t expires = (uint64_t)resp_ms +
+	                   (uint64_t)((fresh_left > 0 ? fresh_left : 0) + stretch + window + grace) * 1000u;
 	uint64_t ttl = expires > (uint64_t)resp_ms ? expires - (uint64_t)resp_ms : 1;
 	enum put_rc rc = cache_put(cr, cr->epoch, buf, size, expires, sp->sec, sec_len, tagp, tagl, nt);
 	free(sp);
@@ -503,7 +507,9 @@ void cache_refresh_entry(struct cache_req *cr, const struct record_view *v, cons
 		tagl[i] = tags[i].len;
 	}
 	int64_t window = cache_keep_window(rt, v->swr, v->sie);
-	uint64_t expires = now_unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + window + 60) * 1000u;
+	int64_t stretch = cache_stretch_keep(r->rt->policy, lifetime);
+	uint64_t expires =
+	    now_unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + stretch + window + 60) * 1000u;
 	enum put_rc rc = cache_put(cr, cr->epoch, buf, size, expires, has_vary ? vv.p : NULL,
 	                           has_vary ? vv.len : 0, tagp, tagl, nt);
 	if (rc == PUT_PURGED)

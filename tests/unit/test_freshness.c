@@ -667,6 +667,57 @@ static void test_fresh_state(void **state)
 	assert_int_equal(fresh_current_age(0, 0, INT64_MAX), CC_DELTA_MAX);
 }
 
+/* ---- stretch-ttl ------------------------------------------------------- */
+
+struct stretch_case {
+	const char *why;
+	int64_t lifetime, initial_age, swr;
+	uint64_t factor;
+	const char *req_cc;
+	int64_t now_dt;
+	enum fresh_state want;
+	int64_t want_lifetime;
+};
+
+static const struct stretch_case stretch_cases[] = {
+        {"factor 1 changes nothing", 60, 0, 0, 1, NULL, 90, FRESH_STALE_REVALIDATE, 60},
+        {"factor 0 counts as 1", 60, 0, 0, 0, NULL, 90, FRESH_STALE_REVALIDATE, 60},
+        {"stale copy fresh again under x4", 60, 0, 0, 4, NULL, 90, FRESH_OK, 240},
+        {"x4 ends at 4 lifetimes", 60, 0, 0, 4, NULL, 240, FRESH_STALE_REVALIDATE, 240},
+        {"initial age counts against the stretched lifetime", 60, 200, 0, 4, NULL, 50,
+         FRESH_STALE_REVALIDATE, 240},
+        {"swr counts from the stretched end", 60, 0, 30, 4, NULL, 250, FRESH_STALE_SWR, 240},
+        {"a request's max-age still rejects (fresh: it may serve an error)", 60, 0, 0, 4, "max-age=10",
+         90, FRESH_STALE_SIE, 240},
+        {"lifetime 0 (revalidate each use) stays 0", 0, 0, 0, 100, NULL, 0, FRESH_STALE_REVALIDATE,
+         0},
+        {"saturates at 2^31, no overflow", CC_DELTA_MAX, 0, 0, 100, NULL, 1, FRESH_OK, CC_DELTA_MAX},
+        {"saturates with a huge factor", 2, 0, 0, UINT64_MAX, NULL, 1, FRESH_OK, CC_DELTA_MAX},
+        {"just below saturation", CC_DELTA_MAX / 4, 0, 0, 4, NULL, 1, FRESH_OK,
+         (CC_DELTA_MAX / 4) * 4},
+        {"a negative lifetime is clamped first", -5, 0, 0, 4, NULL, 1, FRESH_STALE_REVALIDATE, -5},
+};
+
+static void test_fresh_stretch(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(stretch_cases) / sizeof(stretch_cases[0]); i++) {
+		const struct stretch_case *c = &stretch_cases[i];
+		struct fresh_stored st = {T0, c->initial_age, c->lifetime, c->swr, 0, false, false};
+		fresh_stretch(&st, c->factor);
+		if (st.lifetime != c->want_lifetime)
+			fail_msg("%s: lifetime %lld, want %lld", c->why, (long long)st.lifetime,
+			         (long long)c->want_lifetime);
+		struct cc_directives d;
+		cc_init(&d);
+		if (c->req_cc)
+			cc_parse(&d, c->req_cc, strlen(c->req_cc));
+		enum fresh_state s = fresh_state(&st, c->req_cc ? &d : NULL, T0 + c->now_dt);
+		if (s != c->want)
+			fail_msg("%s: state %d, want %d", c->why, s, c->want);
+	}
+}
+
 /* ---- Vary -------------------------------------------------------------- */
 
 struct vary_case {
@@ -844,6 +895,7 @@ int main(void)
 	        cmocka_unit_test(test_fresh_evaluate),
 	        cmocka_unit_test(test_fresh_evaluate_validators),
 	        cmocka_unit_test(test_fresh_state),
+	        cmocka_unit_test(test_fresh_stretch),
 	        cmocka_unit_test(test_vary_names),
 	        cmocka_unit_test(test_vary_secondary_key),
 	        cmocka_unit_test(test_cond_not_modified),

@@ -302,6 +302,14 @@ static void test_round_trip(void **state)
 			assert_str_eq("tag", name, in->tags[i]);
 		}
 		assert_int_equal(i, in->ntags);
+		/* the same tags as the arrays purge checks take, and a cap */
+		const char *tp[RECORD_MAX_TAGS];
+		size_t tl[RECORD_MAX_TAGS];
+		assert_int_equal(record_tag_list(&v, tp, tl, RECORD_MAX_TAGS), in->ntags);
+		for (i = 0; i < in->ntags; i++)
+			assert_str_eq("tag list", ((struct record_str){tp[i], (uint32_t)tl[i]}), in->tags[i]);
+		if (in->ntags)
+			assert_int_equal(record_tag_list(&v, tp, tl, in->ntags - 1), in->ntags - 1);
 
 		c = (struct record_cursor){0};
 		struct record_hdr h;
