@@ -15,6 +15,7 @@
 #include "http/head.h"
 #include "net/loop.h"
 #include "resilience/tier.h"
+#include "resilience/tier_signals.h"
 #include "resilience/tiers.h"
 #include "signals.h"
 #include "stats.h"
@@ -136,7 +137,7 @@ static void tier_done(struct request *r)
 		if (failed)
 			stat_inc(rs->load.up_failed);
 	}
-	uint64_t *h = tiers_route_hist(r->route_stat);
+	uint64_t *h = tier_signals_route_hist(r->route_stat);
 	if (h)
 		__atomic_fetch_add(&h[b], 1, __ATOMIC_RELAXED);
 }

@@ -47,10 +47,6 @@ void tiers_stop(void);
 
 /* The level in force (0: normal), for the tier stage; any thread. */
 unsigned tiers_level(void);
-/* The upstream time histogram (SIGHIST_BUCKETS counters, added to with
- * relaxed atomics) of the route with stats index `idx`, when some tier
- * condition reads that route's percentiles; else NULL. Any thread. */
-uint64_t *tiers_route_hist(unsigned idx);
 
 /* A forced level: `tier` is a tier's name or "normal" (level 0); it holds
  * until `until_unix_ms` (wall clock), whatever the signals say. */
