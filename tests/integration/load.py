@@ -35,9 +35,11 @@ __all__ = ["Target", "TargetResult", "Load", "run", "percentile"]
 
 class Target:
     def __init__(self, port, path, rate, host="127.0.0.1", name=None, method="GET", headers=(),
-                 host_header="loadgen"):
+                 host_header="loadgen", vary=None):
         """One stream of requests: `rate` requests per second of `method
-        path` to host:port. `headers`: extra (name, value) pairs."""
+        path` to host:port. `headers`: extra (name, value) pairs. `vary`:
+        a list of header lists; request i adds vary[i % len(vary)] (say a
+        user id per request, for what keys on a client)."""
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.host, self.port, self.path, self.rate = host, port, path, float(rate)
@@ -45,7 +47,13 @@ class Target:
         self.method = method
         head = ["%s %s HTTP/1.1" % (method, path), "Host: %s" % host_header]
         head += ["%s: %s" % (n, v) for n, v in headers]
-        self.request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        self.requests = [("\r\n".join(head + ["%s: %s" % (n, v) for n, v in extra]) + "\r\n\r\n")
+                         .encode("latin-1") for extra in (vary or [()])]
+        self.request = self.requests[0]
+
+    def request_at(self, i):
+        """The bytes of request i."""
+        return self.requests[i % len(self.requests)]
 
     def __repr__(self):
         return "<Target %s %s:%d%s @%g/s>" % (self.name, self.host, self.port, self.path, self.rate)
@@ -220,17 +228,17 @@ class Load:
             r.last_start = now
             r.sent += 1
             inflight[0] += 1
-            task = loop.create_task(self._one(t, r, pool, at, inflight))
+            task = loop.create_task(self._one(t, r, pool, at, inflight, t.request_at(i)))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-    async def _one(self, t, r, pool, at, inflight):
+    async def _one(self, t, r, pool, at, inflight, req):
         loop = asyncio.get_running_loop()
         conn = None
         outcome = None
         try:
             try:
-                status, headers, body, conn = await asyncio.wait_for(self._exchange(t, pool), self.timeout)
+                status, headers, body, conn = await asyncio.wait_for(self._exchange(t, pool, req), self.timeout)
                 outcome = status
             except asyncio.TimeoutError:
                 outcome = "timeout"
@@ -264,23 +272,23 @@ class Load:
         finally:
             inflight[0] -= 1
 
-    async def _exchange(self, t, pool):
+    async def _exchange(self, t, pool, req):
         """One request; -> (status, headers, body, connection to reuse or
         None). A reused keep-alive connection the server had closed is
         retried once on a fresh one, as HTTP clients do."""
         while self.conn == "pool" and pool:
             rd, wr = pool.pop()
             try:
-                return await self._on(t, rd, wr, reused=True)
+                return await self._on(t, req, rd, wr, reused=True)
             except _Stale:
                 continue
         rd, wr = await asyncio.open_connection(t.host, t.port)
-        return await self._on(t, rd, wr, reused=False)
+        return await self._on(t, req, rd, wr, reused=False)
 
-    async def _on(self, t, rd, wr, reused):
+    async def _on(self, t, req, rd, wr, reused):
         keep = False
         try:
-            wr.write(t.request)
+            wr.write(req)
             try:
                 head = await rd.readuntil(b"\r\n\r\n")
             except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as e:
