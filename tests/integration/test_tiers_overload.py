@@ -23,7 +23,7 @@ import load
 from fragile import FragileOrigin
 from harness import metric_sum
 from overload import (HOLD1_S, HOLD2_S, MIX, NORMAL_SHARE, TICK_MS, TIER_NAMES, TIMEOUT, W, WORK_MS,
-                      closed_loop_rate, figures, policy, targets)
+                      closed_loop_rate, cohort, figures, policy, targets, user_ids)
 
 OVERLOAD_S = 20.0
 
@@ -125,7 +125,7 @@ def unloaded_p99(port, c):
     return r.p99_ok
 
 
-def overload(lv, c, seconds=OVERLOAD_S):
+def run_overload(lv, c, seconds=OVERLOAD_S):
     res = load.run(targets(lv.port, 3 * c), seconds, timeout=TIMEOUT, samples=50)
     for r in res.values():  # the generator kept its rate: what broke is the service's
         assert abs(r.send_rate - r.rate) <= 0.05 * r.rate, r
@@ -140,14 +140,14 @@ GOODPUT = 0.85
 
 
 def test_overload_tiers_keep_critical(origin_idle, measured_c, levee_factory):
-    """3xC for 20 s, 20/30/50: tiers shed optional, then 70% of normal;
+    """3xC for 20 s, 20/30/50: tiers shed optional, then 65% of normal;
     critical >= 99% ok with its p99 within 3x unloaded, goodput >= 85% of C."""
     c = measured_c
     lv = levee_factory(policy(tiers=True), upstream=origin_idle.addr)
     base = unloaded_p99(lv.port, c)
     sampler = LevelSampler(lv)
     sampler.start()
-    res = overload(lv, c)
+    res = run_overload(lv, c)
     sampler.stop()
     ok, p99, good = figures("tiers on", res, OVERLOAD_S, c)
     print("  tiers on: unloaded critical p99 %.1f ms, bound %.1f ms; levels %s; transitions %s"
@@ -173,7 +173,7 @@ def test_control_no_tiers_breaks_a_bound(origin_idle, measured_c, levee_factory)
     c = measured_c
     lv = levee_factory(policy(tiers=False), upstream=origin_idle.addr)
     base = unloaded_p99(lv.port, c)
-    res = overload(lv, c)
+    res = run_overload(lv, c)
     ok, p99, good = figures("control", res, OVERLOAD_S, c)
     broken = [what for what, bad in (("critical success %.1f%% < 99%%" % (100 * ok), ok < CRIT_OK),
                                      ("critical p99 %.1f ms > %.1f ms" % (p99 * 1e3, crit_p99_bound(base) * 1e3),
@@ -185,20 +185,22 @@ def test_control_no_tiers_breaks_a_bound(origin_idle, measured_c, levee_factory)
 
 
 def test_1x_load_sheds_nothing(origin_idle, measured_c, levee_factory):
-    """At the scenario's nominal load nothing is shed and the level stays 0.
-    'Nominal' is 0.8C, not C: in an open loop a service offered exactly its
-    capacity has no spare to absorb a burst, its queue wanders without
-    bound, and a queue is what the tiers are meant to see."""
+    """At the nominal load, 0.9C, nothing is shed and the level stays 0.
+    Not 1.0C: in an open loop a service offered exactly its capacity has no
+    spare to absorb a burst and its queue wanders (measured without tiers,
+    bulkhead queue sampled every 100 ms for 6 s: 0-1 at 0.9C, 0-4 at 1.0C
+    with the critical p99 at 2x its unloaded one), and a queue is what
+    tier 1 is meant to see (queued > 2)."""
     c = measured_c
     lv = levee_factory(policy(tiers=True), upstream=origin_idle.addr)
     sampler = LevelSampler(lv)
     sampler.start()
-    res = load.run(targets(lv.port, 0.8 * c), 10.0, timeout=TIMEOUT)
+    res = load.run(targets(lv.port, 0.9 * c), 10.0, timeout=TIMEOUT)
     sampler.stop()
     for r in res.values():
-        print("  1x", r.summary())
+        print("  0.9C", r.summary())
     levels = {l for _, l, _ in sampler.samples}
-    print("  1x: levels seen %s, shed %d, transitions %s" % (levels, shed_by(lv), sampler.samples[-1][2]))
+    print("  0.9C: levels seen %s, shed %d, transitions %s" % (levels, shed_by(lv), sampler.samples[-1][2]))
     assert levels == {0}, sampler.levels()
     assert shed_by(lv) == 0
     assert (lv.metric("levee_tier_transitions_total") or 0) == 0
@@ -246,12 +248,21 @@ def test_steps_tier1_optional_then_tier2_normal(origin_idle, measured_c, levee_f
             assert reason in ("tier-shed; tier=shed-optional", "tier-shed; tier=shed-normal"), reason
             assert route == "optional" or reason == "tier-shed; tier=shed-normal", (route, reason)
     # the share of normal shed at tier 2: the cohorts of the ids, give or take
-    # the requests that came before tier 2 (exact 70% by the ids' cohorts)
+    # the requests that came before tier 2 (exactly NORMAL_SHARE% of the ids)
     n = res2["normal"]
-    got = n.status.get(503, 0)
     print("  steps 3xC: normal shed %d of %d (%.0f%%; the ids' cohorts: %d%%)"
           % (shed2["normal"], n.sent, 100 * shed2["normal"] / n.sent, NORMAL_SHARE))
-    assert got >= shed2["normal"]
+    assert n.status.get(503, 0) >= shed2["normal"]
+    # and the clients shed are those of the share: request i of the normal
+    # route carried ids[i % len(ids)], and i is its scheduled offset x rate
+    ids = user_ids()
+    outside = []
+    for smp in n.samples:
+        reason = next((v for k, v in smp["headers"] if k.lower() == "x-levee-reason"), "")
+        uid = ids[int(round(smp["at"] * n.rate)) % len(ids)]
+        if reason == "tier-shed; tier=shed-normal" and cohort(uid) >= NORMAL_SHARE * 100:
+            outside.append((uid, cohort(uid)))
+    assert not outside, outside[:10]
 
 
 def test_step_down_one_at_a_time_after_hold(origin_idle, measured_c, levee_factory):
