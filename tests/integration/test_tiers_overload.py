@@ -54,8 +54,8 @@ def origin_idle(fragile):
 
 
 class LevelSampler(threading.Thread):
-    """levee_tier_level and levee_tier_transitions_total every `interval`
-    seconds: [(monotonic time, level, transitions)]."""
+    """The tiers' part of /status every `interval` seconds: [(monotonic
+    time, level, transitions up + down, name of the tier in force)]."""
 
     def __init__(self, lv, interval=0.05):
         super().__init__(daemon=True)
@@ -66,11 +66,11 @@ class LevelSampler(threading.Thread):
     def run(self):
         while not self._stop_ev.is_set():
             try:
-                m = self.lv.metrics()
+                t = self.lv.status()["tiers"]
             except (OSError, AssertionError):
                 break
-            self.samples.append((time.monotonic(), metric_sum(m, "levee_tier_level"),
-                                 metric_sum(m, "levee_tier_transitions_total")))
+            self.samples.append((time.monotonic(), t["level"], t["transitions"]["up"] + t["transitions"]["down"],
+                                 t["tier"]))
             self._stop_ev.wait(self.interval)
 
     def stop(self):
@@ -81,7 +81,7 @@ class LevelSampler(threading.Thread):
     def levels(self):
         """[(start time, level)] for each run of one level."""
         out = []
-        for t, lvl, _ in self.samples:
+        for t, lvl, _, _ in self.samples:
             if not out or out[-1][1] != lvl:
                 out.append((t, lvl))
         return out
@@ -185,22 +185,24 @@ def test_control_no_tiers_breaks_a_bound(origin_idle, measured_c, levee_factory)
 
 
 def test_1x_load_sheds_nothing(origin_idle, measured_c, levee_factory):
-    """At the nominal load, 0.9C, nothing is shed and the level stays 0.
+    """At the nominal load, 0.8C, nothing is shed and the level stays 0.
     Not 1.0C: in an open loop a service offered exactly its capacity has no
     spare to absorb a burst and its queue wanders (measured without tiers,
-    bulkhead queue sampled every 100 ms for 6 s: 0-1 at 0.9C, 0-4 at 1.0C
-    with the critical p99 at 2x its unloaded one), and a queue is what
-    tier 1 is meant to see (queued > 2)."""
+    bulkhead queue sampled every 100 ms for 6 s: 0 at 0.8C, 0-1 at 0.9C,
+    0-4 at 1.0C with the critical p99 at 2x its unloaded one), and a queue
+    is what tier 1 is meant to see (queued > 2). Not 0.9C either: in one
+    run of three there, a stall on the shared machine let the queue reach 3
+    once, 8.5 s in, and tier 1 came in for its hold."""
     c = measured_c
     lv = levee_factory(policy(tiers=True), upstream=origin_idle.addr)
     sampler = LevelSampler(lv)
     sampler.start()
-    res = load.run(targets(lv.port, 0.9 * c), 10.0, timeout=TIMEOUT)
+    res = load.run(targets(lv.port, 0.8 * c), 10.0, timeout=TIMEOUT)
     sampler.stop()
     for r in res.values():
-        print("  0.9C", r.summary())
-    levels = {l for _, l, _ in sampler.samples}
-    print("  0.9C: levels seen %s, shed %d, transitions %s" % (levels, shed_by(lv), sampler.samples[-1][2]))
+        print("  0.8C", r.summary())
+    levels = {s[1] for s in sampler.samples}
+    print("  0.8C: levels seen %s, shed %d, transitions %s" % (levels, shed_by(lv), sampler.samples[-1][2]))
     assert levels == {0}, sampler.levels()
     assert shed_by(lv) == 0
     assert (lv.metric("levee_tier_transitions_total") or 0) == 0
@@ -217,7 +219,7 @@ def test_steps_tier1_optional_then_tier2_normal(origin_idle, measured_c, levee_f
     sampler = LevelSampler(lv)
     sampler.start()
     res1 = load.run(targets(lv.port, 1.3 * c), 4.0, timeout=TIMEOUT, samples=10000)
-    lvl1 = {l for _, l, _ in sampler.samples}
+    lvl1 = {s[1] for s in sampler.samples}
     shed1 = {p: shed_by(lv, route=p) for p in MIX}
     by_tier1 = {t: shed_by(lv, tier=t) for t in TIER_NAMES}
     r1 = reasons(res1)
@@ -284,6 +286,15 @@ def test_step_down_one_at_a_time_after_hold(origin_idle, measured_c, levee_facto
     i2 = max(i for i, (_, l) in enumerate(runs) if l == 2)
     assert [l for _, l in runs[i2:]] == [2, 1, 0], rel
     t2, t1, t0 = runs[i2][0], runs[i2 + 1][0], runs[i2 + 2][0]
+    names = [n for t, _, _, n in sampler.samples if t >= t2]
+    assert names[0] == "shed-normal" and names[-1] == "normal" and "shed-optional" in names, names
+    # /metrics says what /status says
+    m = lv.metrics()
+    st = lv.status()["tiers"]
+    assert metric_sum(m, "levee_tier_level") == st["level"] == 0
+    assert metric_sum(m, "levee_tier_transitions_total", direction="up") == st["transitions"]["up"]
+    assert metric_sum(m, "levee_tier_transitions_total", direction="down") == st["transitions"]["down"]
+    assert st["transitions"]["up"] == st["transitions"]["down"] >= 2, st["transitions"]
     tick, slack = TICK_MS / 1000.0, 0.1  # sampling every 50 ms
     print("  step down: level 2 for %.2f s (hold %.0f s), level 1 for %.2f s (hold %.0f s)"
           % (t1 - t2, HOLD2_S, t0 - t1, HOLD1_S))
