@@ -325,8 +325,9 @@ def test_oscillation_bounded_by_hold(origin_idle, measured_c, levee_factory):
 
     The load is built to come back at once after every step down, so a
     right controller comes close: its ups are at least hold plus a tick
-    apart (the down takes a tick, the next up another), 7 in the 20 s and
-    the last answers' 0.2 s, so 14 moves at most against the bound's 15;
+    apart (the down comes a hold after the up at the earliest, the next up
+    a tick after the down), so 7 in the 20 s and the last answers' 0.2 s,
+    and 14 moves at most against the bound's 15;
     measured 11-13. A controller that ignored the hold would make about 40,
     one per swing."""
     c = measured_c
