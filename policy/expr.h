@@ -16,7 +16,7 @@
  *   EXPR_COUNT     a plain number (requests in flight, messages of lag)
  *   EXPR_DURATION  milliseconds, fractions allowed (0.25 = 250us)
  *   EXPR_SIZE      bytes
- *   EXPR_PERCENT   0 to 100 (80.0 for 80%)
+ *   EXPR_PERCENT   the percent (80.0 for 80%); may pass 100 (cpu over threads)
  *   EXPR_FLAG      0 or 1; a flag is a condition by itself ("not redis.up")
  * A signal with no value yet is NaN: every comparison with it is false.
  *

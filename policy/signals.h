@@ -32,9 +32,9 @@
 	X(SIG_ERROR_RATE, "error_rate", EXPR_PERCENT,                                               \
 	  "share of the window's upstream exchanges that failed: 5xx, timeout, reset, cut or unparseable answers, failed connects, deadlines; 0 with none") \
 	X(SIG_BREAKERS_OPEN, "breakers_open", EXPR_COUNT, "breakers open or half-open now")        \
-	X(SIG_CPU, "cpu", EXPR_PERCENT, "levee's own CPU time since the last tick, in percent of one CPU") \
+	X(SIG_CPU, "cpu", EXPR_PERCENT, "levee's own CPU time since the last reading, in percent of one CPU (all threads: 250% is two and a half CPUs)") \
 	X(SIG_CG_THROTTLED, "cgroup.cpu_throttled", EXPR_PERCENT,                                   \
-	  "share of the cgroup's CPU periods throttled by its quota since the last tick")          \
+	  "share of the cgroup's CPU periods throttled by its quota since the last reading")       \
 	X(SIG_CG_MEMORY, "cgroup.memory_used", EXPR_PERCENT, "memory.current against the tightest memory.max") \
 	X(SIG_MEMORY, "memory.used", EXPR_SIZE, "memory.current of levee's cgroup")                 \
 	X(SIG_PSI_CPU_SOME, "psi.cpu.some10", EXPR_PERCENT, "CPU pressure, some tasks waiting, over 10 s") \

@@ -283,8 +283,24 @@ int value_quantity(const char *s, enum value_qty *kind, double *out, const char 
 	while (isdigit((unsigned char)*unit) || *unit == '.')
 		unit++;
 	if (*unit == '%') {
+		/* above 100 is a condition's right: levee's cpu counts every CPU
+		 * (four busy threads make 400%), memory against its limit can pass
+		 * 100 while the kernel reclaims */
 		*kind = VQ_PERCENT;
-		return value_percent(s, out, why);
+		const char *p;
+		double v;
+		if (value_decimal(s, &v, &p, why) != LV_OK)
+			return LV_ERR;
+		if (p[1] != '\0') {
+			*why = "expected a percentage like 50% or 12.5%";
+			return LV_ERR;
+		}
+		if (v > 1e6) {
+			*why = "must be at most 1000000%";
+			return LV_ERR;
+		}
+		*out = v;
+		return LV_OK;
 	}
 	uint64_t n;
 	if (value_unit_known(value_ns_units, VALUE_NS_UNITS, unit)) {

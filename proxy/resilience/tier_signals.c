@@ -62,6 +62,7 @@ static struct {
 	bool cpu_prev_ok, self_prev_ok;
 	uint64_t prev_us;
 	enum cgroup_psi_source psi_src[3];
+	uint64_t container_ms; /* when they were last read */
 } T;
 
 static const char *const fixed_names[] = {
@@ -465,7 +466,16 @@ void tier_signals_sample(uint64_t now_ms)
 	gather(T.cur, now_ms, T.val);
 	window_push(now_ms);
 	window_values(now_ms);
-	sample_container(T.val, now_ms * 1000);
+	/* the container's files (a dozen reads, and finding the cgroup each
+	 * time: most of a tick's cost) every tick when a condition reads one
+	 * of them, else once a second, for /status and the metrics */
+	bool used = false;
+	for (unsigned i = SIG_CPU; T.p->signals && i <= SIG_PSI_IO_FULL; i++)
+		used |= T.p->signals->used[i];
+	if (used || !T.container_ms || now_ms - T.container_ms >= 1000) {
+		sample_container(T.val, now_ms * 1000);
+		T.container_ms = now_ms;
+	}
 	sample_dependencies(T.val);
 }
 

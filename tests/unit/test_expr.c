@@ -87,6 +87,9 @@ static const struct good_case good[] = {
 	/* percentages, 0-100 */
 	{"cpu > 85%", V([CPU] = 85.5), true, NULL},
 	{"cpu > 85%", V([CPU] = 85), false, NULL},
+	/* levee's cpu counts every CPU: 250% is two and a half busy */
+	{"cpu > 150%", V([CPU] = 250), true, NULL},
+	{"cpu > 150%", V([CPU] = 120), false, NULL},
 	{"cpu == 12.5%", V([CPU] = 12.5), true, NULL},
 	{"cpu <= 100%", V([CPU] = 100), true, NULL},
 	{"error_rate >= 0%", V([ERRORS] = 0), true, NULL},
@@ -233,7 +236,7 @@ static const struct bad_case bad[] = {
 	{"true > 1", 6, "expected 'and', 'or' or the end after 'true', found '>'"},
 	{"queue_wait_p99 > 1.5s", 18,
 	 "bad number '1.5s': must be a whole number (use a smaller unit instead of a fraction)"},
-	{"cpu > 120%", 7, "bad number '120%': must be at most 100%"},
+	{"cpu > 2000000%", 7, "bad number '2000000%': must be at most 1000000%"},
 	{"inflight > 5x", 12,
 	 "bad number '5x': unknown unit (durations: ns, us, ms, s, m, h; sizes: B, KiB, MiB, GiB, TiB, "
 	 "KB, MB, GB, TB; or %)"},
