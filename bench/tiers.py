@@ -72,11 +72,12 @@ def proxies(d, levee):
         f.write(HAPROXY_CFG.format(port=17412, up=17402, w=overload.W))
     out.append(("HAProxy maxconn %d, queue 1s" % overload.W, 17402, 17412,
                 ["haproxy", "-f", os.path.join(d, "haproxy.cfg"), "-db"]))
-    for label, tiers, up, port in (("levee bulkhead, no tiers", False, 17403, 17413),
-                                   ("levee bulkhead + tiers", True, 17404, 17415)):
+    for label, tiers, prios, up, port in (("levee bulkhead, no priorities", False, False, 17403, 17413),
+                                          ("levee bulkhead + priorities", False, True, 17405, 17417),
+                                          ("levee bulkhead + tiers", True, True, 17404, 17415)):
         pol = os.path.join(d, "levee-%d.ini" % port)
         with open(pol, "w") as f:
-            f.write(render_policy(overload.policy(tiers)))
+            f.write(render_policy(overload.policy(tiers, prios)))
         out.append((label, up, port, [levee, "--policy", pol, "--upstream", "127.0.0.1:%d" % up,
                                       "--listen", "127.0.0.1:%d" % port, "--admin", "127.0.0.1:%d" % (port + 1)]))
     return out

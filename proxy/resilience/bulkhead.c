@@ -53,16 +53,25 @@ static void wait_note(struct bulkhead *b, const struct bh_waiter *wt, uint64_t n
 
 static void queue_unlink(struct bulkhead *b, struct bh_waiter *wt)
 {
+	int q = wt->critical;
 	if (wt->prev)
 		wt->prev->next = wt->next;
 	else
-		b->head = wt->next;
+		b->head[q] = wt->next;
 	if (wt->next)
 		wt->next->prev = wt->prev;
 	else
-		b->tail = wt->prev;
+		b->tail[q] = wt->prev;
 	wt->prev = wt->next = NULL;
+	b->nq[q]--;
 	b->queued--;
+}
+
+/* The limit the next waiter may be given a slot under: the full one when a
+ * critical request waits (a tier's scale does not hold it back). */
+static uint64_t limit_next(const struct bulkhead *b)
+{
+	return b->head[1] ? b->limit : limit_now(b);
 }
 
 /* The thread a waiter given a slot runs its exchange on (see bh_waiter). */
@@ -79,14 +88,16 @@ static void slot_given(struct bulkhead *b, struct bh_waiter *wt)
  * the queue and marked granted; NULL when none waits. */
 static struct bh_waiter *queue_pick(struct bulkhead *b, uint64_t now_us)
 {
-	struct bh_waiter *wt = b->head;
+	/* critical requests first, each queue in its own order */
+	int q = b->head[1] != NULL;
+	struct bh_waiter *wt = b->head[q];
 	if (!wt || b->closed)
 		return NULL;
 	/* now_us was read before the lock, so a waiter may have queued "later":
 	 * that wait is none, not a wrapped-around huge one */
 	uint64_t waited = now_us > wt->since_us ? now_us - wt->since_us : 0;
 	if (b->cfg.queue_order == LV_QUEUE_ADAPTIVE_LIFO && waited >= b->cfg.queue_timeout_ms * 1000 / 2)
-		wt = b->tail;
+		wt = b->tail[q];
 	queue_unlink(b, wt);
 	wt->state = BH_GRANTED;
 	slot_given(b, wt);
@@ -120,17 +131,17 @@ enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t n
 	if (b->closed) {
 		b->st.rejected_closed++;
 		rc = BH_CLOSED;
-	} else if ((b->active < limit_now(b) && !b->head) || (wt->critical && b->scale < 100.0 && b->active < b->limit)) {
-		/* a critical request goes ahead of the others only where the
-		 * scale holds them back: below the scaled limit the queue is
-		 * served first, as ever */
+	} else if (wt->critical ? b->active < b->limit && !b->head[1] : b->active < limit_now(b) && !b->queued) {
+		/* a critical request goes ahead of the others waiting: they are
+		 * there because a tier's scale holds them back (or a grant is on
+		 * its way to them); its own queue is served first anyway */
 		b->active++;
 		b->st.acquired++;
 		sig_note(b, 0);
 		wt->state = BH_HOLDING;
 		slot_given(b, wt);
 		rc = BH_ACQUIRED;
-	} else if (b->queued >= b->cfg.max_queue) {
+	} else if (b->nq[wt->critical] >= b->cfg.max_queue) {
 		b->st.rejected_full++;
 		sig_note(b, b->cfg.queue_timeout_ms * 1000);
 		rc = BH_FULL;
@@ -138,12 +149,14 @@ enum bh_rc bulkhead_acquire(struct bulkhead *b, struct bh_waiter *wt, uint64_t n
 		wt->since_us = now_us;
 		wt->state = BH_QUEUED;
 		wt->next = NULL;
-		wt->prev = b->tail;
-		if (b->tail)
-			b->tail->next = wt;
+		int q = wt->critical;
+		wt->prev = b->tail[q];
+		if (b->tail[q])
+			b->tail[q]->next = wt;
 		else
-			b->head = wt;
-		b->tail = wt;
+			b->head[q] = wt;
+		b->tail[q] = wt;
+		b->nq[q]++;
 		b->queued++;
 		b->st.queued_total++;
 		rc = BH_WAITING;
@@ -179,7 +192,7 @@ void bulkhead_take(struct bulkhead *b, struct bh_waiter *wt)
  * after a reload grew the bulkhead, or its adaptive limit rose. */
 static void grow(struct bulkhead *b, uint64_t now_us)
 {
-	while (b->active < limit_now(b)) {
+	while (b->active < limit_next(b)) {
 		struct bh_waiter *wt = queue_pick(b, now_us);
 		if (!wt)
 			break;
@@ -202,7 +215,7 @@ static void release(struct bulkhead *b, uint64_t now_us, bool sample, uint64_t r
 	/* the slot passes to a waiter without the count dropping, unless the
 	 * limit fell below what is in use */
 	bool passed = false;
-	while (!passed && b->active <= limit_now(b)) {
+	while (!passed && b->active <= limit_next(b)) {
 		struct bh_waiter *wt = queue_pick(b, now_us);
 		if (!wt)
 			break;
@@ -359,8 +372,8 @@ void bulkhead_shutdown_all(void)
 	REGISTRY_EACH(&bulkheads, struct bulkhead, named, b) {
 		pthread_mutex_lock(&b->lock);
 		b->closed = true;
-		while (b->head) {
-			struct bh_waiter *wt = b->head;
+		while (b->queued) {
+			struct bh_waiter *wt = b->head[b->head[1] != NULL];
 			queue_unlink(b, wt);
 			wt->state = BH_CANCELLED;
 			b->st.rejected_closed++;

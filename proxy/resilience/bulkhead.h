@@ -61,8 +61,9 @@ struct bh_waiter {
 	/* set by the caller: the exchange may move to one of the bulkhead's
 	 * threads (false for one with no connection to move) */
 	bool movable;
-	/* set by the caller: a critical route's request, which a tier's scale
-	 * does not hold back (bulkhead_scale()) */
+	/* set by the caller: a critical route's request, which queues apart
+	 * and is served first, and which a tier's scale does not hold back
+	 * (bulkhead_scale()) */
 	bool critical;
 	/* set with the slot, under the mutex: the thread its exchange goes to,
 	 * in turn, or NULL to run it where it is (semaphore isolation, no
@@ -114,7 +115,10 @@ struct bulkhead {
 	struct adaptive ad;        /* cfg.max_concurrent = auto: the limit's state */
 	uint64_t active;           /* slots in use (granted ones included) */
 	uint64_t queued;
-	struct bh_waiter *head, *tail; /* oldest first */
+	/* the queues, oldest first: [1] critical routes' requests, served
+	 * first, [0] the others; each at most cfg.max_queue long */
+	struct bh_waiter *head[2], *tail[2];
+	uint64_t nq[2];
 	bool closed;
 	struct bulkhead_stats st;  /* counters; active/queued/limits copied on read */
 	struct worker *loops[LV_MAX_BULKHEAD_THREADS]; /* isolation = thread: its threads */

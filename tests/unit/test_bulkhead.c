@@ -396,11 +396,15 @@ static void test_scale(void **state)
 	assert_int_equal(bulkhead_acquire(b, &t[2].w, 0), BH_WAITING); /* held back by the scale */
 	assert_int_equal(bulkhead_acquire(b, &t[3].w, 0), BH_WAITING);
 	assert_int_equal(bulkhead_acquire(b, &t[4].w, 0), BH_FULL);
-	/* critical: up to the full limit, past the queue */
+	/* critical: up to the full limit, past the others waiting; then in a
+	 * queue of its own, served first */
 	t[5].w.critical = t[6].w.critical = t[7].w.critical = true;
 	assert_int_equal(bulkhead_acquire(b, &t[5].w, 0), BH_ACQUIRED);
 	assert_int_equal(bulkhead_acquire(b, &t[6].w, 0), BH_ACQUIRED);
-	assert_int_equal(bulkhead_acquire(b, &t[7].w, 0), BH_FULL); /* at the full limit, the queue full */
+	assert_int_equal(bulkhead_acquire(b, &t[7].w, 0), BH_WAITING);
+	expect_load(b, 4, 3);
+	bulkhead_release(b, 10);
+	expect_granted(b, &t[7]); /* ahead of t[2], queued before it */
 	expect_load(b, 4, 2);
 	/* releases above the scaled limit grant nothing */
 	bulkhead_release(b, 10);
@@ -414,6 +418,22 @@ static void test_scale(void **state)
 	expect_load(b, 4, 0);
 	for (int i = 0; i < 4; i++)
 		bulkhead_release(b, 20);
+	expect_load(b, 0, 0);
+	/* critical ones have a queue as long as the others' of their own */
+	tw_init(t, 8);
+	t[7].w.critical = true;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(bulkhead_acquire(b, &t[i].w, 30), BH_ACQUIRED);
+	assert_int_equal(bulkhead_acquire(b, &t[4].w, 30), BH_WAITING);
+	assert_int_equal(bulkhead_acquire(b, &t[5].w, 30), BH_WAITING);
+	assert_int_equal(bulkhead_acquire(b, &t[6].w, 30), BH_FULL);
+	assert_int_equal(bulkhead_acquire(b, &t[7].w, 30), BH_WAITING);
+	expect_load(b, 4, 3);
+	assert_true(bulkhead_cancel(b, &t[7].w, false, 40));
+	assert_true(bulkhead_cancel(b, &t[4].w, false, 40));
+	assert_true(bulkhead_cancel(b, &t[5].w, false, 40));
+	for (int i = 0; i < 4; i++)
+		bulkhead_release(b, 50);
 	expect_load(b, 0, 0);
 	/* 1% of 4: one slot, never none */
 	bulkhead_scale(b, 1.0);
