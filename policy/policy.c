@@ -303,6 +303,11 @@ static bool policy_literal_within(const struct lv_route *e, const char *pat, siz
  * be wrong would teach operators to ignore them. */
 static void policy_route_warn(struct policy_parse *st, const struct lv_route *r)
 {
+	int cache_only = st->seen[policy_key_index(keys_find("route", "tier_cache_only"))];
+	if (r->tier_cache_only && !route_caches(r))
+		policy_warn(st, cache_only,
+		            "tier_cache_only has no effect without cache_ttl: a cache-only tier asks the upstream "
+		            "for this route");
 	const struct keys_def *k = keys_find("route", r->kind == LV_MATCH_GLOB ? "match" : "prefix");
 	int line = st->seen[policy_key_index(k)];
 	int bad = route_unmatchable_byte(r);

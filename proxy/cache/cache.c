@@ -547,8 +547,11 @@ static void cache_response_takeover(struct cache_req *cr, const struct lv_head *
 			snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; stored", cr->fwd);
 		}
 		cache_status_set(cr, st);
+		/* refreshed: the L1's entry (the copy just refreshed); not stored:
+		 * the copy that was validated, never whatever the L1 holds, which
+		 * may be another copy (one an invalidation in flight purged) */
 		struct record_view nv;
-		struct l1_entry *e = cache_find(cr, &nv);
+		struct l1_entry *e = cr->tier_no_store ? NULL : cache_find(cr, &nv);
 		if (!e) {
 			e = l1_entry_ref(cr->stale);
 			nv = v;

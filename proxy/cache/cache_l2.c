@@ -145,7 +145,7 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 		 * serve-stale lets answer, is answered from a copy of its own
 		 * (its real lifetime is over: the L1 does not take it) */
 		struct fresh_stored st = {.lifetime = v.lifetime};
-		if (cr->tm & LV_CM_STRETCH_TTL)
+		if ((cr->tm & LV_CM_STRETCH_TTL) && cache_tier_stale_ok(&v)) /* not what the origin forbade */
 			fresh_stretch(&st, cr->req->tier_ttl_factor);
 		if (st.lifetime - age > 0 || ((cr->tm & LV_CM_SERVE_STALE) && cache_tier_stale_ok(&v))) {
 			struct l1_entry *e = l1_entry_detached(rec, len);

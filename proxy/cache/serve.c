@@ -257,7 +257,10 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 		/* a tier in force: stretch-ttl first (a copy fresh again is a
 		 * hit that says so), then serve-stale (any other copy its origin
 		 * lets go stale answers at once, unrevalidated) */
-		if (cr->tm & LV_CM_STRETCH_TTL) {
+		/* never past what the origin forbade: must-revalidate,
+		 * proxy-revalidate, s-maxage (shared caches must revalidate)
+		 * and no-cache copies keep their own lifetime (RFC 9111 5.2.2) */
+		if ((cr->tm & LV_CM_STRETCH_TTL) && cache_tier_stale_ok(v)) {
 			fresh_stretch(&st, r->tier_ttl_factor);
 			fs = fresh_state(&st, &req_cc, now);
 			if (fs == FRESH_OK) {
@@ -432,7 +435,11 @@ void cache_keep_stale(struct cache_req *cr, struct l1_entry *e)
 	struct record_view v;
 	size_t len;
 	const void *val = l1_entry_value(e, &len);
-	if (cr->stale || record_decode(val, len, &v) != RECORD_OK) {
+	char sec[VARY_KEY_MAX];
+	size_t sl;
+	/* a copy from Redis is the primary key's record, which may be another
+	 * Vary variant: only one that answers this request may stand in */
+	if (cr->stale || record_decode(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
 		l1_entry_unref(e);
 		return;
 	}

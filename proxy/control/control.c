@@ -289,22 +289,31 @@ static enum ctl_verdict control_apply(const struct ctl_cmd *c, const char **why)
 	return CTL_APPLY;
 }
 
+static bool control_tier_known(const char *tier, void *arg)
+{
+	(void)arg;
+	return tiers_known(tier);
+}
+
 static void control_caught_up(void)
 {
 	ctl.folding = false;
 	atomic_store(&ctl.caught_up, true);
-	if (!ctl.fold.any) {
+	unsigned moot = 0;
+	const struct ctl_cmd *c = ctl_fold_result(&ctl.fold, control_tier_known, NULL, &moot);
+	atomic_fetch_add(&ctl.verdicts[CTL_SUPERSEDED], moot);
+	if (!c) {
 		log_info("control: caught up with %s; no command in force", ctl.topic);
+		ctl_fold_free(&ctl.fold);
 		return;
 	}
-	ctl.fold.any = false;
 	const char *why = "ok";
-	enum ctl_verdict v = ctl_check(&ctl.fold.cmd, ctl.service, now_unix_ms());
+	enum ctl_verdict v = ctl_check(c, ctl.service, now_unix_ms());
 	if (v == CTL_APPLY)
-		v = control_apply(&ctl.fold.cmd, &why);
-	log_info("control: caught up with %s; the command in force, %s: %s", ctl.topic, ctl.fold.cmd.id,
-	         ctl_verdict_name(v));
+		v = control_apply(c, &why);
+	log_info("control: caught up with %s; the command in force, %s: %s", ctl.topic, c->id, ctl_verdict_name(v));
 	atomic_fetch_add(&ctl.verdicts[v], 1);
+	ctl_fold_free(&ctl.fold);
 }
 
 static void control_record(const rd_kafka_message_t *m)
@@ -323,14 +332,20 @@ static void control_record(const rd_kafka_message_t *m)
 	enum ctl_verdict v = ctl_accept(ctl.key, ctl.klen, sig, slen,
 	                                m->payload ? (const char *)m->payload : empty, m->len, ctl.service,
 	                                now_unix_ms(), &c, &why);
-	if (v == CTL_APPLY && dedup_check_and_add(ctl.dd, c.id, strlen(c.id)))
+	/* while catching up, an expired forcing still counts: it may have
+	 * replaced an older one that has not expired (ctl_fold_result()) */
+	bool fold = ctl.folding && (v == CTL_APPLY || (v == CTL_EXPIRED && c.type == CTL_FORCE));
+	if ((v == CTL_APPLY || fold) && dedup_check_and_add(ctl.dd, c.id, strlen(c.id))) {
 		v = CTL_DUPLICATE;
-	if (v == CTL_APPLY && ctl.folding) {
+		fold = false;
+	}
+	if (fold) {
 		rd_kafka_timestamp_type_t tt;
 		int64_t ts = rd_kafka_message_timestamp(m, &tt);
-		unsigned moot = ctl_fold_add(&ctl.fold, &c, tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts);
-		atomic_fetch_add(&ctl.verdicts[CTL_SUPERSEDED], moot);
-		return; /* the one left pending is counted once caught up */
+		if (ctl_fold_add(&ctl.fold, &c, tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts) == LV_OK)
+			return; /* counted once caught up */
+		why = "out of memory while catching up";
+		v = CTL_REJECTED;
 	}
 	if (v == CTL_APPLY)
 		v = control_apply(&c, &why);

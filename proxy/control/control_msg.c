@@ -17,6 +17,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "control/hmac.h"
@@ -327,24 +328,59 @@ enum ctl_verdict ctl_accept(const void *key, size_t klen, const char *sig, size_
 	return v;
 }
 
-unsigned ctl_fold_add(struct ctl_fold *f, const struct ctl_cmd *c, int64_t ts)
+int ctl_fold_add(struct ctl_fold *f, const struct ctl_cmd *c, int64_t ts)
 {
-	if (f->any && ts < f->ts)
-		return 1; /* older than what is pending */
-	unsigned moot = 0;
-	bool ends = c->type == CTL_FORCE || strcmp(c->clear, "*") == 0 ||
-	            (f->any && strcmp(c->clear, f->cmd.id) == 0);
-	if (f->any && ends) {
-		moot++;
-		f->any = false;
+	if (f->n == CTL_FOLD_MAX) {
+		/* full: the oldest by record time drops out */
+		size_t old = 0;
+		for (size_t i = 1; i < f->n; i++)
+			if (f->v[i].ts < f->v[old].ts || (f->v[i].ts == f->v[old].ts && f->v[i].seq < f->v[old].seq))
+				old = i;
+		f->v[old] = f->v[--f->n];
 	}
-	if (c->type == CTL_FORCE) {
-		f->cmd = *c;
-		f->any = true;
-		f->ts = ts;
-	} else
-		moot++;
-	return moot;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		struct ctl_fold_entry *v = realloc(f->v, cap * sizeof(*v));
+		if (!v)
+			return LV_ERR;
+		f->v = v;
+		f->cap = cap;
+	}
+	f->v[f->n++] = (struct ctl_fold_entry){.cmd = *c, .ts = ts, .seq = f->seq++};
+	return LV_OK;
+}
+
+static int fold_order(const void *a, const void *b)
+{
+	const struct ctl_fold_entry *x = a, *y = b;
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+const struct ctl_cmd *ctl_fold_result(struct ctl_fold *f, bool (*known)(const char *tier, void *arg), void *arg,
+                                      unsigned *moot)
+{
+	if (f->n)
+		qsort(f->v, f->n, sizeof(*f->v), fold_order);
+	const struct ctl_cmd *pending = NULL;
+	for (size_t i = 0; i < f->n; i++) {
+		const struct ctl_cmd *c = &f->v[i].cmd;
+		if (c->type == CTL_FORCE) {
+			if (!known || known(c->tier, arg))
+				pending = c;
+		} else if (pending && (strcmp(c->clear, "*") == 0 || strcmp(c->clear, pending->id) == 0)) {
+			pending = NULL;
+		}
+	}
+	*moot = (unsigned)(f->n - (pending != NULL));
+	return pending;
+}
+
+void ctl_fold_free(struct ctl_fold *f)
+{
+	free(f->v);
+	memset(f, 0, sizeof(*f));
 }
 
 /* ---- encoding ------------------------------------------------------------- */

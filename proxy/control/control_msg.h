@@ -100,19 +100,34 @@ enum ctl_verdict ctl_accept(const void *key, size_t klen, const char *sig, size_
                             size_t vlen, const char *service, uint64_t now_ms, struct ctl_cmd *c,
                             const char **why) LV_WARN_UNUSED;
 
-/* The fold a replica makes of the commands it reads while catching up after
- * a start: only the newest one still pending is applied once caught up. A
- * force-tier replaces what is pending; a clear-tier of it (its id, or "*")
- * removes it; a command older (by record time `ts`) than the pending one
- * changes nothing. Returns how many commands the step made moot (counted
- * CTL_SUPERSEDED): the one replaced or cleared, and the clear itself, whose
- * work is done. */
-struct ctl_fold {
-	bool any;
+/* The fold a replica makes of the commands for its service it reads while
+ * catching up after a start (expired ones too: they may have replaced an
+ * older forcing): nothing is applied meanwhile; once caught up the
+ * commands are replayed in record-time order (ties: the order read), as a
+ * replica running all along would have applied them, and only the forcing
+ * left pending at the end is applied (if it has not expired since). A
+ * force-tier replaces what is pending, unless `known` says its tier is not
+ * in this policy (refused, as it was live); a clear-tier of it (its id, or
+ * "*") ends it. At most CTL_FOLD_MAX commands are kept: beyond, the oldest
+ * by record time drop out. */
+#define CTL_FOLD_MAX 4096
+struct ctl_fold_entry {
 	struct ctl_cmd cmd;
 	int64_t ts;
+	size_t seq;
 };
-unsigned ctl_fold_add(struct ctl_fold *f, const struct ctl_cmd *c, int64_t ts);
+struct ctl_fold {
+	struct ctl_fold_entry *v;
+	size_t n, cap, seq;
+};
+/* LV_ERR when out of memory (the command is not kept). */
+int ctl_fold_add(struct ctl_fold *f, const struct ctl_cmd *c, int64_t ts) LV_WARN_UNUSED;
+/* Replays the fold: the forcing pending at the end, or NULL; *moot gets
+ * how many commands it made moot (every other one kept). The pointer is
+ * valid until ctl_fold_free(). */
+const struct ctl_cmd *ctl_fold_result(struct ctl_fold *f, bool (*known)(const char *tier, void *arg), void *arg,
+                                      unsigned *moot);
+void ctl_fold_free(struct ctl_fold *f);
 
 /* Writes `c` as compact JSON, the members in the order of the examples
  * above, optional ones only when set. Returns the length (no NUL is counted,

@@ -149,7 +149,22 @@ static void kafka_pin_start(struct kafka *k, rd_kafka_t *rk, rd_kafka_topic_part
 		rd_kafka_topic_partition_list_add(pin, p->topic, p->partition)->offset = hi;
 	}
 	if (pin->cnt) {
-		rd_kafka_resp_err_t e = rd_kafka_commit(rk, pin, 0);
+		/* not rd_kafka_commit(rk, pin, 0): that waits for the coordinator
+		 * without a bound, and after a broker restart it can be gone for
+		 * long enough to hang this thread, invalidations and shutdown
+		 * with it (seen in test_tier_control's broker restart). Bounded
+		 * here like the calls above; unanswered, the partitions start
+		 * where librdkafka resolves them, as without a pin. */
+		rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+		rd_kafka_resp_err_t e = q ? rd_kafka_commit_queue(rk, pin, q, NULL, NULL) : RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE;
+		if (!e) {
+			rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 5000);
+			e = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
+			if (ev)
+				rd_kafka_event_destroy(ev);
+		}
+		if (q)
+			rd_kafka_queue_destroy(q); /* a reply still on its way holds the queue itself */
 		if (e)
 			log_warn("kafka: cannot commit the start of group %s: %s", k->group, rd_kafka_err2str(e));
 		else

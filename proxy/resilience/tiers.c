@@ -433,6 +433,16 @@ bool tiers_clear(const char *id)
 	return done;
 }
 
+bool tiers_known(const char *tier)
+{
+	bool known = strcmp(tier, "normal") == 0;
+	pthread_mutex_lock(&T.lock);
+	for (size_t i = 0; !known && T.p && i < T.p->ntiers; i++)
+		known = strcmp(T.p->tiers[i].name, tier) == 0;
+	pthread_mutex_unlock(&T.lock);
+	return known;
+}
+
 bool tiers_forced(struct tier_force *out)
 {
 	pthread_mutex_lock(&T.lock);

@@ -67,6 +67,8 @@ int tiers_force(const struct tier_force *f, char *err, size_t errlen) LV_WARN_UN
 /* Ends the forcing in force, if `id` is NULL or names it; true if one
  * ended. Then the level follows the signals again, one step per tick. */
 bool tiers_clear(const char *id);
+/* Whether `tier` names a tier of the running policy, or is "normal". */
+bool tiers_known(const char *tier);
 /* The forcing in force, copied into *out; false when none is. */
 bool tiers_forced(struct tier_force *out);
 

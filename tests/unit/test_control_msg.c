@@ -285,6 +285,13 @@ static void test_event(void **state)
 
 /* Catching up: sequences of commands (F id ts: force; C target ts: clear)
  * and what is left pending, with how many were counted superseded. */
+/* A tier name the policy lacks, for the fold's `known`. */
+static bool known_tier(const char *tier, void *arg)
+{
+	(void)arg;
+	return strcmp(tier, "zz") != 0;
+}
+
 static void test_fold(void **state)
 {
 	(void)state;
@@ -299,15 +306,18 @@ static void test_fold(void **state)
 	    {{"F a 1", "C * 2"}, NULL, 2},
 	    {{"F a 1", "C x 2"}, "a", 1},          /* a clear of another forcing */
 	    {{"F a 1", "C a 2", "F b 3"}, "b", 2},
-	    {{"F a 5", "F b 3"}, "a", 1},          /* older by record time: moot */
-	    {{"F a 5", "C a 3"}, "a", 1},
+	    {{"F a 5", "F b 3"}, "a", 1},          /* read out of record-time order */
+	    {{"F a 5", "C a 3"}, "a", 1},          /* the clear came first */
+	    {{"C * 2", "F a 1"}, NULL, 2},         /* a clear read before the older force it ended */
 	    {{"C * 1", "F a 2"}, "a", 1},
 	    {{"F a 1", "F a 1"}, "a", 1},          /* same time: the later record wins */
 	    {{"F a 1", "C a 1", "F b 0", "C * 2"}, NULL, 4},
+	    {{"F a 1", "F zz 2"}, "a", 1},         /* a tier this policy lacks was refused live */
+	    {{"F a 1", "F b 2", "C b 3"}, NULL, 3}, /* b replaced a, then ended: a stays ended */
+	    {{0}, NULL, 0},
 	};
 	for (size_t i = 0; i < N(t); i++) {
 		struct ctl_fold f = {0};
-		unsigned moot = 0;
 		for (size_t k = 0; k < N(t[i].steps) && t[i].steps[k]; k++) {
 			struct ctl_cmd c = {.issued_unix_ms = -1};
 			char kind, id[16];
@@ -315,17 +325,35 @@ static void test_fold(void **state)
 			assert_int_equal(sscanf(t[i].steps[k], "%c %15s %lld", &kind, id, &ts), 3);
 			c.type = kind == 'F' ? CTL_FORCE : CTL_CLEAR;
 			snprintf(kind == 'F' ? c.id : c.clear, sizeof(c.id), "%s", id);
-			if (kind == 'C')
+			if (kind == 'F')
+				snprintf(c.tier, sizeof(c.tier), "%s", id);
+			else
 				snprintf(c.id, sizeof(c.id), "clear-%zu", k);
-			moot += ctl_fold_add(&f, &c, ts);
+			assert_int_equal(ctl_fold_add(&f, &c, ts), LV_OK);
 		}
+		unsigned moot = 99;
+		const struct ctl_cmd *c = ctl_fold_result(&f, known_tier, NULL, &moot);
 		if (t[i].pending) {
-			assert_true(f.any);
-			assert_string_equal(f.cmd.id, t[i].pending);
+			assert_non_null(c);
+			assert_string_equal(c->id, t[i].pending);
 		} else
-			assert_false(f.any);
+			assert_null(c);
 		assert_int_equal(moot, t[i].moot);
+		ctl_fold_free(&f);
 	}
+	/* past the bound, the oldest drop out */
+	struct ctl_fold f = {0};
+	for (int k = 0; k < CTL_FOLD_MAX + 10; k++) {
+		struct ctl_cmd c = {.type = CTL_FORCE};
+		snprintf(c.id, sizeof(c.id), "f%d", k);
+		snprintf(c.tier, sizeof(c.tier), "t");
+		assert_int_equal(ctl_fold_add(&f, &c, CTL_FOLD_MAX + 10 - k), LV_OK); /* newest first */
+	}
+	assert_int_equal(f.n, CTL_FOLD_MAX);
+	unsigned moot;
+	const struct ctl_cmd *c = ctl_fold_result(&f, NULL, NULL, &moot);
+	assert_string_equal(c->id, "f0"); /* the newest by record time */
+	ctl_fold_free(&f);
 }
 
 static void test_names(void **state)
