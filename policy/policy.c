@@ -924,11 +924,6 @@ __attribute__((format(printf, 5, 6))) static void policy_err_pair(struct policy_
 	va_end(ap);
 }
 
-static bool policy_wildcard(const char *host)
-{
-	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
-}
-
 __attribute__((format(printf, 5, 6))) static void policy_err_col(struct policy_parse *st, int line, int col,
                                                                  const char *what, const char *fmt, ...)
 {
@@ -938,80 +933,12 @@ __attribute__((format(printf, 5, 6))) static void policy_err_col(struct policy_p
 	va_end(ap);
 }
 
-/* The column in the file of byte `col` (1-based) of the value of the key
- * on `line`: where the value starts on that line, plus col - 1; -1 when the
- * value is not on the line as written (a ${VAR} was expanded in it). */
-static int policy_value_column(const struct policy_parse *st, int line, const char *value, int col)
+/* An error of tiers_check(): "FILE:LINE:COL: WHAT: MESSAGE", without the
+ * column when it is 0, without the line too when that is 0. */
+static void policy_tier_err(void *arg, int line, int col, const char *what, const char *message)
 {
-	const char *p = st->start;
-	if (p == NULL || line <= 0)
-		return -1;
-	for (int l = 1; l < line && p < st->end; l++) {
-		const char *nl = memchr(p, '\n', (size_t)(st->end - p));
-		if (nl == NULL)
-			return -1;
-		p = nl + 1;
-	}
-	const char *eol = memchr(p, '\n', (size_t)(st->end - p));
-	size_t n = (size_t)((eol ? eol : st->end) - p), vl = strlen(value);
-	const char *eq = memchr(p, '=', n);
-	if (eq == NULL || vl == 0)
-		return -1;
-	for (const char *q = eq + 1; q + vl <= p + n; q++)
-		if (memcmp(q, value, vl) == 0)
-			return (int)(q - p) + col;
-	return -1; /* the value is not on the line as written: ${VAR} expanded */
-}
-
-/* Every tier's enter and exit, parsed against the signals of this policy,
- * with errors at "file:line:column"; then what each level does. */
-static void policy_tiers_check(struct policy_parse *st)
-{
-	struct lv_policy *p = st->p;
-	if (p->ntiers == 0)
-		return;
-	if (!(p->signals = signals_build(p)) ||
-	    !(p->tier_levels = calloc(p->ntiers + 1, sizeof(*p->tier_levels)))) {
-		policy_err(st, 0, "out of memory");
-		return;
-	}
-	for (size_t i = 0; i < p->ntiers; i++) {
-		struct lv_tier *t = &p->tiers[i];
-		for (int k = 0; k < 2; k++) {
-			const char *text = k ? t->exit : t->enter;
-			int line = k ? t->exit_line : t->enter_line;
-			struct expr **out = k ? &t->exit_expr : &t->enter_expr;
-			struct expr_error e;
-			if (line == 0)
-				continue; /* not set: "needs enter" was said */
-			if (expr_parse(text, &p->signals->sig, out, &e) == LV_OK) {
-				expr_mark_signals(*out, p->signals->used);
-				continue;
-			}
-			char what[LV_NAME_MAX + 32];
-			snprintf(what, sizeof(what), "[tier \"%s\"] %s", t->name, k ? "exit" : "enter");
-			int col = policy_value_column(st, line, text, e.column);
-			if (col > 0)
-				policy_err_col(st, line, col, what, "%s", e.message);
-			else
-				policy_err_col(st, line, 0, what, "at column %d of its value (after ${...} expansion): %s",
-				               e.column, e.message);
-		}
-	}
-	signals_tier_levels(p, p->tier_levels);
-}
-
-/* Whether two listening addresses would take the same port. */
-static bool policy_overlap(const struct lv_hostport *a, const struct lv_hostport *b)
-{
-	return a->port == b->port &&
-	       (strcmp(a->host, b->host) == 0 || policy_wildcard(a->host) || policy_wildcard(b->host));
-}
-
-static bool policy_loopback(const char *host)
-{
-	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-	       strcmp(host, "localhost") == 0;
+	struct policy_parse *st = arg;
+	policy_err_col(st, line, col, what, "%s", message);
 }
 
 static void policy_check(struct policy_parse *st)
@@ -1026,13 +953,13 @@ static void policy_check(struct policy_parse *st)
 	if (p->redis.address.host[0] && p->redis.sentinels[0])
 		policy_err_pair(st, "redis", "sentinels", "address", "set address or sentinels, not both");
 
-	if (policy_overlap(&p->admin, &p->listen))
+	if (value_hostport_overlap(&p->admin, &p->listen))
 		policy_err_pair(st, "levee", "admin", "listen", "admin (%s:%u) and listen (%s:%u) overlap",
 		                p->admin.host, p->admin.port, p->listen.host, p->listen.port);
 	for (int i = 0; i < 2 && p->probe.host[0]; i++) {
 		const char *other = i ? "admin" : "listen";
 		const struct lv_hostport *hp = i ? &p->admin : &p->listen;
-		if (policy_overlap(&p->probe, hp))
+		if (value_hostport_overlap(&p->probe, hp))
 			policy_err_pair(st, "levee", "probe", other, "probe (%s:%u) and %s (%s:%u) overlap",
 			                p->probe.host, p->probe.port, other, hp->host, hp->port);
 	}
@@ -1046,7 +973,7 @@ static void policy_check(struct policy_parse *st)
 		                                    p->nbreakers, sizeof(*p->breakers));
 	}
 
-	policy_tiers_check(st);
+	tiers_check(st->p, st->start, st->end, policy_tier_err, st);
 	if (p->tiers_cfg.window_ms < 5 * p->tiers_cfg.tick_ms)
 		policy_err_pair(st, "tiers", "window", "tick",
 		                "window (%llums) must be at least 5 ticks (tick = %llums): it is kept in fifths, one a tick at most",
@@ -1056,7 +983,7 @@ static void policy_check(struct policy_parse *st)
 	 * happens to use the same port. */
 	if (p->upstream.port == p->listen.port &&
 	    (strcmp(p->upstream.host, p->listen.host) == 0 ||
-	     (policy_wildcard(p->listen.host) && policy_loopback(p->upstream.host))))
+	     (value_host_wildcard(p->listen.host) && value_host_loopback(p->upstream.host))))
 		policy_err_pair(st, "levee", "upstream", "listen",
 		                "upstream is levee's own listen address (%s:%u); requests would loop",
 		                p->listen.host,

@@ -113,7 +113,36 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b);
  * closer than *bestd (start with *best = NULL, *bestd = SIZE_MAX). */
 void keys_suggest_consider(const char *name, const char *cand, const char **best, size_t *bestd);
 
+/* ---- keys_lists.c ------------------------------------------------------ */
+
+/* The index of `s` among `words` ("a|b|c"), or -1 (keys.c). */
+int keys_word(const char *words, const char *s);
+/* The list-valued types of keys_set(): each LV_OK, or LV_ERR with the
+ * reason in `err`. */
+int keys_statuses(const char *text, struct lv_statuses *out, char *err, size_t errsz);
+int keys_status_set(const char *text, struct lv_status_set *out, char *err, size_t errsz);
+int keys_flags(const char *words, const char *text, unsigned *out, char *err, size_t errsz);
+int keys_chain(const char *words, const char *text, struct lv_fallback_chain *out, char *err, size_t errsz);
+int keys_shed(const char *text, struct lv_shed *out, char *err, size_t errsz);
+int keys_cohort(const char *text, struct lv_cohort_key *out, char *err, size_t errsz);
+
+/* ---- tiers_check.c ----------------------------------------------------- */
+
+/* An error found by tiers_check(): at `line` and `col` of the file (0:
+ * unknown), about `what` ("[tier \"a\"] enter"; NULL: the whole file). */
+typedef void (*tiers_check_err)(void *arg, int line, int col, const char *what, const char *message);
+/* Parses every tier's enter and exit against p's signals and derives what
+ * each level does (p->signals, p->tier_levels); `text` up to `end` is the
+ * file, for the columns of errors (NULL: none). */
+void tiers_check(struct lv_policy *p, const char *text, const char *end, tiers_check_err err, void *arg);
+
 /* ---- value.c ----------------------------------------------------------- */
+
+/* Listening addresses: any address of the machine ("0.0.0.0", "::"), a
+ * loopback one, and whether two would take the same port. */
+bool value_host_wildcard(const char *host);
+bool value_host_loopback(const char *host);
+bool value_hostport_overlap(const struct lv_hostport *a, const struct lv_hostport *b);
 
 /* What a number of an expression (policy/expr.c) measures, from its unit. */
 enum value_qty {

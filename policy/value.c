@@ -564,3 +564,19 @@ int value_expand_env(const char *in, char *out, size_t outsz, const char **why)
 	out[o] = '\0';
 	return LV_OK;
 }
+
+bool value_host_wildcard(const char *host)
+{
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+bool value_host_loopback(const char *host)
+{
+	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
+}
+
+bool value_hostport_overlap(const struct lv_hostport *a, const struct lv_hostport *b)
+{
+	return a->port == b->port &&
+	       (strcmp(a->host, b->host) == 0 || value_host_wildcard(a->host) || value_host_wildcard(b->host));
+}

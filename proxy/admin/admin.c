@@ -575,21 +575,18 @@ static void admin_breaker(struct admin_conn *a)
 	admin_reply(a, 200, "application/json", msg, (size_t)n, NULL);
 }
 
+static void admin_document(struct admin_conn *a, const char *ctype, void (*write)(FILE *f));
+
+static void admin_tiers_json(FILE *f)
+{
+	tiers_status_json(f);
+	fputc('\n', f);
+}
+
 /* GET /tiers: the tiers' state, as in /status. */
 static void admin_tiers(struct admin_conn *a)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f) {
-		admin_text(a, 500, "out of memory\n");
-		return;
-	}
-	tiers_status_json(f);
-	fputc('\n', f);
-	fclose(f);
-	admin_reply(a, 200, "application/json", buf, len, NULL);
-	free(buf);
+	admin_document(a, "application/json", admin_tiers_json);
 }
 
 /* POST /tier?force=TIER[&for=DURATION][&reason=TEXT]: holds the level at a

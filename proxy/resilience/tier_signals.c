@@ -10,6 +10,7 @@
 
 #include "cgroup.h"
 #include "log.h"
+#include "net/loop.h"
 #include "resilience/breaker.h"
 #include "resilience/bulkhead.h"
 #include "runtime.h"
@@ -81,12 +82,6 @@ uint64_t *tier_signals_route_hist(unsigned idx)
 	return idx < LV_ROUTE_STATS ? __atomic_load_n(&route_hists[idx], __ATOMIC_ACQUIRE) : NULL;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- the window's layout ------------------------------------------------- */
 
@@ -229,7 +224,7 @@ bool tier_signals_follow(struct runtime *rt)
 	T.p = rt->policy;
 	layout_put(&nl);
 	if (ort) {
-		gather(T.cur, mono_ms(), T.val);
+		gather(T.cur, (now_us() / 1000), T.val);
 		layout_carry(&nl, rt, &ol, ort);
 		for (size_t i = 0; i < SIG__FIXED; i++)
 			T.val[i] = ol.val[i]; /* shown until the next tick */

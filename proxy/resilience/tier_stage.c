@@ -90,29 +90,13 @@ static int tier_run(struct request *r)
 }
 
 /* Whether an exchange that reached the upstream failed, for error_rate;
- * -1: it says nothing of the service (the client left, levee refused). */
+ * -1: it says nothing of the service (the client left, levee refused). A
+ * deadline that ran out while it was upstream counts as a timeout. */
 static int up_failed(const struct request *r)
 {
-	switch (r->outcome) {
-	case OUT_UPSTREAM:
+	if (r->outcome == OUT_UPSTREAM)
 		return r->up_status >= 500;
-	case OUT_UP_CONNECT:
-	case OUT_UP_TIMEOUT:
-	case OUT_UP_RESET:
-	case OUT_UP_TRUNCATED:
-	case OUT_UP_BAD:
-	case OUT_DEADLINE:
-		return 1;
-	case OUT_NONE:
-	case OUT_CACHE:
-	case OUT_REFUSED:
-	case OUT_CLIENT_GONE:
-	case OUT_CLIENT_BAD:
-	case OUT_INTERNAL:
-	case OUT__COUNT:
-		break;
-	}
-	return -1;
+	return outcome_upstream_failed(r->outcome) || r->outcome == OUT_DEADLINE ? 1 : -1;
 }
 
 static void tier_done(struct request *r)

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "net/loop.h"
 #include "resilience/breaker.h"
 #include "resilience/bulkhead.h"
 #include "resilience/tier.h"
@@ -63,19 +64,7 @@ static struct {
 	void *on_change_ctx;
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 unsigned tiers_level(void)
 {
@@ -239,7 +228,7 @@ static void publish(unsigned from, unsigned to, const struct tier_force *force, 
 		log_warn("tier: %s -> %s: %s %s; %s", level_name(p, from), level_name(p, to), to > from ? "enter" : "exit",
 		         cond_text, sig ? sig : "{}");
 	T.published = to;
-	T.since_unix_ms = unix_ms();
+	T.since_unix_ms = now_unix_ms();
 	if (T.on_change) {
 		struct tier_change c = {
 		    .from = from,
@@ -299,7 +288,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	sync_policy();
 	if (!T.p)
 		return;
-	uint64_t now = mono_ms();
+	uint64_t now = (now_us() / 1000);
 	tier_signals_sample(now);
 
 	struct tier_force f;
@@ -338,8 +327,8 @@ int tiers_start(struct event_base *base, const struct tiers_sources *src, char *
 		snprintf(err, errlen, "out of memory");
 		return LV_ERR;
 	}
-	tier_init(&T.ctl, T.rules, 0, mono_ms());
-	T.since_unix_ms = unix_ms();
+	tier_init(&T.ctl, T.rules, 0, (now_us() / 1000));
+	T.since_unix_ms = now_unix_ms();
 	tiers_apply(NULL);
 	return LV_OK;
 }
@@ -378,7 +367,7 @@ void tiers_stop(void)
 
 int tiers_force(const struct tier_force *f, char *err, size_t errlen)
 {
-	uint64_t now_u = unix_ms(), now = mono_ms();
+	uint64_t now_u = now_unix_ms(), now = (now_us() / 1000);
 	pthread_mutex_lock(&T.lock);
 	int rc = LV_ERR;
 	const struct lv_policy *p = T.p;
@@ -422,7 +411,7 @@ bool tiers_clear(const char *id)
 	bool done = false;
 	pthread_mutex_lock(&T.lock);
 	if (T.forced && (id == NULL || strcmp(id, T.force.id) == 0)) {
-		tier_force(&T.ctl, 0, 0, mono_ms()); /* an end already past: the forcing ends */
+		tier_force(&T.ctl, 0, 0, (now_us() / 1000)); /* an end already past: the forcing ends */
 		T.forced = false;
 		T.force_seq++;
 		done = true;
@@ -465,7 +454,7 @@ void tiers_on_change(void (*fn)(void *ctx, const struct tier_change *c), void *c
  * seconds (a forcing changes it at once, before the tick publishes it). */
 static double transitions(uint64_t *ups, uint64_t *downs)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = (now_us() / 1000);
 	pthread_mutex_lock(&T.lock);
 	*ups = T.ctl.ups;
 	*downs = T.ctl.downs;
@@ -500,7 +489,7 @@ void tiers_status_json(void *file)
 	struct tier_force fc;
 	bool forced = tiers_forced(&fc);
 	unsigned level = tiers_level();
-	uint64_t now_u = unix_ms(), ups, downs;
+	uint64_t now_u = now_unix_ms(), ups, downs;
 	double held = transitions(&ups, &downs);
 	fprintf(f, "{\"level\":%u,\"tier\":", level);
 	json_fputs(f, level_name(p, level));
