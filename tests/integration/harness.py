@@ -797,6 +797,14 @@ class Levee:
         assert st == 200, "/status answered %s" % st
         return json.loads(body)
 
+    def wait_redis_ready(self, timeout=5):
+        """Wait until every worker's Redis connection is ready. Until its
+        own is, a worker answers misses with fwd=bypass and stores nothing,
+        so a test that warms the cache through Redis waits for this first."""
+        workers = self.status()["workers"]
+        wait_until(lambda: (self.metric("levee_redis_connections_ready") or 0) >= workers,
+                   timeout * WAIT_SCALE, msg="all %d workers on Redis" % workers)
+
     def cpu_seconds(self):
         """User plus system CPU time the process has used so far."""
         with open("/proc/%d/stat" % self.pid) as f:

@@ -105,11 +105,13 @@ def test_widened_purge_reaches_redis(levee_factory, origin, redis):
     so another replica cannot read the purged entries back from Redis."""
     pol = {"redis": {"address": "127.0.0.1:%d" % redis.port}, 'route "c"': {"prefix": "/", "cache_ttl": "60s"}}
     a = levee_factory(pol)
+    a.wait_redis_ready()
     warm(a, ("/echo/l2/ab", "/echo/l2/cd"))
     wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") == 2, 3,
                msg="both entries in Redis")
     st, body = purge(a, q("url", "/echo/l2/a*"))
     assert st == 200 and json.loads(body)["prefix"] == "/echo/l2/", body
     b = levee_factory(pol)
+    b.wait_redis_ready()
     for p in ("/echo/l2/ab", "/echo/l2/cd"):
         assert get(b, p).header("Cache-Status").startswith("levee; fwd=miss"), p
