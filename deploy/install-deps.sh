@@ -4,7 +4,8 @@
 #
 #   deploy/install-deps.sh            build + test dependencies
 #   deploy/install-deps.sh --build    build dependencies only (deploy/demo.sh)
-#   deploy/install-deps.sh --no-kafka build and unit-test dependencies, no Kafka broker (deploy/Dockerfile)
+#   deploy/install-deps.sh --no-kafka build and unit-test dependencies only: no Kafka broker, no
+#                                     deployment-test tools (deploy/Dockerfile)
 #   deploy/install-deps.sh --bench    also the benchmark peers (nginx, HAProxy, Varnish, wrk)
 #
 # Idempotent: when everything is already installed it does nothing, so
@@ -26,6 +27,14 @@ test_packages=(
 # The integration tests' Kafka: a JRE to run the broker, Maven to fetch it
 # (install-kafka.sh) and kcat as the tests' Kafka client.
 kafka_packages=(default-jre-headless maven kcat)
+# Deployment and operations tests: kubectl (kustomize), promtool (from
+# prometheus), iptables and iproute2 for transparent mode in network
+# namespaces, chromium for the status page, PyYAML to read manifests. The
+# tools Debian lacks (kubeconform, playwright-core) come from install-tools.sh.
+# kubectl from Debian's kubernetes-client unless some kubectl is already
+# installed (the two packages both own /usr/bin/kubectl).
+ops_packages=(prometheus iptables iproute2 chromium python3-yaml)
+command -v kubectl >/dev/null 2>&1 || ops_packages+=(kubernetes-client)
 # Benchmarks only: the peers that ../shared/bench/peers.sh runs levee against.
 bench_packages=(nginx-light haproxy varnish wrk)
 
@@ -82,12 +91,14 @@ main() {
 		return
 	fi
 	local pkgs=("${build_packages[@]}" "${test_packages[@]}")
-	[ "$kafka" -eq 1 ] && pkgs+=("${kafka_packages[@]}")
+	[ "$kafka" -eq 1 ] && pkgs+=("${kafka_packages[@]}" "${ops_packages[@]}")
 	[ "$bench" -eq 1 ] && pkgs+=("${bench_packages[@]}")
 	install_debian_packages "${pkgs[@]}"
 	# The integration tests' Kafka broker (Maven Central, cached in the
 	# user's ~/.cache; does nothing when already there).
 	[ "$kafka" -eq 0 ] || bash "$(dirname "${BASH_SOURCE[0]}")/install-kafka.sh"
+	# kubeconform and playwright-core, pinned (~/.cache/levee/tools)
+	[ "$kafka" -eq 0 ] || bash "$(dirname "${BASH_SOURCE[0]}")/install-tools.sh"
 }
 
 main "$@"
