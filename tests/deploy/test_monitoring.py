@@ -9,7 +9,11 @@ checked against promtool and against what a real levee's /metrics exposes.
   each is wrapped as a recording rule in a temporary file for promtool;
 - every metric those files name, in rules, tests and dashboard, is one a
   levee started here exposes, with the labels the expressions match on and
-  the label values they compare with.
+  the label values they compare with;
+- a real Prometheus (Debian's) scrapes that levee with the rules loaded:
+  every rule evaluates without error, the alerts that go pending are
+  exactly those of the levee's unreachable Kafka, and every dashboard query
+  runs and, unless it filters, returns series.
 
 Run: LEVEE_BIN=build/levee python3 -m pytest -q -p no:cacheprovider tests/deploy/test_monitoring.py
 """
@@ -143,21 +147,16 @@ def test_rule_unit_tests_pass():
     assert "SUCCESS" in out, out
 
 
-def test_a_broken_rule_test_fails():
+def test_a_broken_rule_test_fails(tmp_path):
     """The unit tests are not vacuous: with one alert's threshold moved so
     that it can no longer fire, promtool test rules fails."""
-    tmp = os.path.join(MON, ".broken-rules-%d" % os.getpid())
-    os.mkdir(tmp)
-    try:
-        text = open(RULES).read()
-        assert "expr: levee_kafka_behind_seconds > 30" in text
-        with open(os.path.join(tmp, "levee-alerts.yml"), "w") as f:
-            f.write(text.replace("expr: levee_kafka_behind_seconds > 30", "expr: levee_kafka_behind_seconds > 3000"))
-        shutil.copy(RULE_TESTS, tmp)
-        rc, out = promtool("test", "rules", os.path.join(tmp, "levee-alerts_test.yml"))
-        assert rc != 0 and "LeveeKafkaConsumerLag" in out, out
-    finally:
-        shutil.rmtree(tmp)
+    text = open(RULES).read()
+    assert "expr: levee_kafka_behind_seconds > 30" in text
+    (tmp_path / "levee-alerts.yml").write_text(
+        text.replace("expr: levee_kafka_behind_seconds > 30", "expr: levee_kafka_behind_seconds > 3000"))
+    shutil.copy(RULE_TESTS, tmp_path)
+    rc, out = promtool("test", "rules", str(tmp_path / "levee-alerts_test.yml"))
+    assert rc != 0 and "LeveeKafkaConsumerLag" in out, out
 
 
 def test_every_alert_is_labelled_and_annotated():
@@ -254,12 +253,11 @@ def test_promql_check_catches_a_bad_query(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def exposed(tmp_path_factory):
-    """{metric sample name: {label: {values}}} from the /metrics of a levee
-    with everything that has metrics configured: routes of each priority,
-    semaphore, thread and adaptive bulkheads, breakers, tiers, Redis (a real
-    redis-server), Kafka and its control topic (at a port nothing listens
-    on: levee keeps serving and spools)."""
+def levee(tmp_path_factory):
+    """A levee with everything that has metrics configured: routes of each
+    priority, semaphore, thread and adaptive bulkheads, breakers, tiers (one
+    of them shadow), Redis (a real redis-server), Kafka and its control
+    topic (at a port nothing listens on: levee keeps serving and spools)."""
     wd = str(tmp_path_factory.mktemp("monitoring"))
     origin = harness.Origin(wd)
     origin.start()
@@ -288,19 +286,25 @@ def exposed(tmp_path_factory):
         lv = harness.Levee(wd, origin.addr, sections=sections, env={"LEVEE_CONTROL_KEY": "k" * 32})
         for target in ("/api/users/1", "/api/users/1", "/search/x", "/admin/a", "/other"):
             lv.get(target)
-        st, _, body = lv.admin_get("/metrics")
-        assert st == 200
-        names = {}
-        for name, labels, _ in harness.parse_metrics(body.decode()):
-            fam = names.setdefault(name, {})
-            for k, v in labels.items():
-                fam.setdefault(k, set()).add(v)
-        yield names
+        yield lv
     finally:
         problem = lv.stop() if lv else None
         redis.close()
         origin.stop()
         assert problem is None, problem
+
+
+@pytest.fixture(scope="module")
+def exposed(levee):
+    """{metric sample name: {label: {values}}} of the levee's /metrics."""
+    st, _, body = levee.admin_get("/metrics")
+    assert st == 200
+    names = {}
+    for name, labels, _ in harness.parse_metrics(body.decode()):
+        fam = names.setdefault(name, {})
+        for k, v in labels.items():
+            fam.setdefault(k, set()).add(v)
+    return names
 
 
 def selectors(expr):
@@ -378,3 +382,124 @@ def test_name_check_catches_a_wrong_name_label_or_value(exposed):
         problems = check_names("case", expr, exposed)
         assert any(why in p for p in problems), (expr, problems)
     assert check_names("case", 'sum by (route) (rate(levee_requests_total{class="5xx"}[5m]))', exposed) == []
+
+
+# --------------------------------------------------------------------------
+# a real Prometheus scraping that levee, with the rules loaded
+
+
+class Prometheus:
+    """Debian's prometheus on a free loopback port, scraping one levee every
+    second and evaluating levee-alerts.yml every second. Killed by PID."""
+
+    def __init__(self, workdir, levee):
+        self.port = harness.free_port()
+        config = os.path.join(workdir, "prometheus.yml")
+        with open(config, "w") as f:
+            yaml.safe_dump({
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [RULES],
+                "scrape_configs": [{"job_name": "levee",
+                                    "static_configs": [{"targets": ["127.0.0.1:%d" % levee.admin_port]}]}],
+            }, f)
+        binary = shutil.which("prometheus")
+        assert binary, "prometheus not found: deploy/install-deps.sh installs Debian's prometheus package"
+        self.log = open(os.path.join(workdir, "prometheus.log"), "wb")
+        self.proc = subprocess.Popen(
+            [binary, "--config.file=" + config, "--storage.tsdb.path=" + os.path.join(workdir, "tsdb"),
+             "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir,
+            preexec_fn=harness._die_with_parent)
+
+    def api(self, path, **params):
+        import urllib.parse
+        import urllib.request
+        url = "http://127.0.0.1:%d/api/v1/%s" % (self.port, path)
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            if e.code in (400, 422):  # a bad query: the error comes as JSON
+                return json.load(e)
+            raise  # 503 while starting: an OSError, as a refused connection
+
+    def alive(self):
+        assert self.proc.poll() is None, "prometheus exited: %s" % open(self.log.name).read()[-2000:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(levee, tmp_path_factory):
+    prom = Prometheus(str(tmp_path_factory.mktemp("prometheus")), levee)
+    try:
+        def scraped():
+            prom.alive()
+            try:
+                r = prom.api("query", query='count_over_time(up{job="levee"}[1m]) >= 3 and up{job="levee"} == 1')
+            except OSError:
+                return False
+            return r.get("status") == "success" and r["data"]["result"]
+        harness.wait_until(scraped, 30 * harness.WAIT_SCALE, interval=0.2, msg="prometheus scraped levee 3 times")
+
+        def evaluated():
+            groups = prom.api("rules")["data"]["groups"]
+            rules = [r for g in groups for r in g["rules"]]
+            return len(rules) == len(alerts()) and all(r["lastEvaluation"] > "2000" for r in rules) and rules
+        harness.wait_until(evaluated, 15 * harness.WAIT_SCALE, interval=0.2, msg="every rule evaluated")
+        yield prom
+    finally:
+        prom.stop()
+
+
+def test_rules_evaluate_without_error_on_real_data(prometheus):
+    groups = prometheus.api("rules")["data"]["groups"]
+    rules = {r["name"]: r for g in groups for r in g["rules"]}
+    assert set(rules) == {a["alert"] for a in alerts()}
+    bad = {n: r.get("lastError") for n, r in rules.items() if r["health"] != "ok"}
+    assert not bad, bad
+
+
+
+def test_alerts_pending_are_those_of_an_unreachable_kafka(prometheus):
+    """This levee's Kafka brokers are a port nothing listens on, and
+    everything else is well: the alerts that become active are exactly
+    Kafka's (pending: their `for` has not passed), and nothing else."""
+    expected = {"LeveeKafkaDown", "LeveeL1Untrusted"}
+
+    def active():
+        groups = prometheus.api("rules")["data"]["groups"]
+        return {r["name"]: [a["state"] for a in r["alerts"]] for g in groups for r in g["rules"] if r["alerts"]}
+    try:
+        harness.wait_until(lambda: set(active()) == expected, 20 * harness.WAIT_SCALE, interval=0.5,
+                           msg="the active alerts to be %s" % sorted(expected))
+    except AssertionError:
+        raise AssertionError("active alerts: %r, want %s" % (active(), sorted(expected)))
+    assert all(states == ["pending"] for states in active().values()), active()
+
+
+def test_dashboard_queries_answer_on_real_data(prometheus):
+    """Every dashboard query runs on real data; those that do not filter
+    (no `> 0`) return series: a query whose two sides share no labels, or
+    that names a series the levee lacks, returns none."""
+    dash = load_dashboard()
+    variables = [v["name"] for v in dash["templating"]["list"]]
+    problems = []
+    for where, expr in dashboard_queries(dash):
+        q = as_promql(expr, variables).replace("[5m]", "[1m]")
+        r = prometheus.api("query", query=q)
+        if r.get("status") != "success":
+            problems.append("%s: %s: %s" % (where, q, r.get("error")))
+        elif not re.search(r">\s*0\b", q) and not r["data"]["result"]:
+            problems.append("%s: no series for %s" % (where, q))
+    assert not problems, "\n".join(problems)
