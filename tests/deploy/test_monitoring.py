@@ -13,7 +13,8 @@ checked against promtool and against what a real levee's /metrics exposes.
 - a real Prometheus (Debian's) scrapes that levee with the rules loaded:
   every rule evaluates without error, the alerts that go pending are
   exactly those of the levee's unreachable Kafka, and every dashboard query
-  runs and, unless it filters, returns series.
+  runs and, unless it filters, returns series with the labels its legend
+  names.
 
 Run: LEVEE_BIN=build/levee python3 -m pytest -q -p no:cacheprovider tests/deploy/test_monitoring.py
 """
@@ -509,4 +510,26 @@ def test_dashboard_queries_answer_on_real_data(prometheus):
             problems.append("%s: %s: %s" % (where, q, r.get("error")))
         elif not re.search(r">\s*0\b", q) and not r["data"]["result"]:
             problems.append("%s: no series for %s" % (where, q))
+    assert not problems, "\n".join(problems)
+
+
+def test_dashboard_legends_name_labels_the_series_have(prometheus):
+    """A legend `{{route}}` over a query that summed route away shows an
+    empty name: each legend's labels must be on the series its query
+    returns."""
+    dash = load_dashboard()
+    variables = [v["name"] for v in dash["templating"]["list"]]
+    problems = []
+    for p in all_panels(dash):
+        for t in p.get("targets", []):
+            wanted = set(re.findall(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}", t.get("legendFormat", "")))
+            if not wanted:
+                continue
+            r = prometheus.api("query", query=as_promql(t["expr"], variables).replace("[5m]", "[1m]"))
+            for series in r["data"]["result"]:
+                missing = wanted - set(series["metric"])
+                if missing:
+                    problems.append("panel %r %s: legend %r, series without %s" % (
+                        p["title"], t["refId"], t["legendFormat"], sorted(missing)))
+                    break
     assert not problems, "\n".join(problems)
