@@ -48,7 +48,7 @@ static const char sp_css[] =
     "header{background:#24292f;color:#fff;padding:10px 16px}"
     "header h1{font-size:18px;margin:0}header h1 span{font-weight:normal;color:#d0d7de}"
     "header p{margin:4px 0 0;color:#d0d7de;font-size:13px}"
-    "main{padding:8px 16px}section{margin:14px 0}"
+    "main{padding:8px 16px}section{margin:14px 0}table+h2{margin-top:14px}"
     "h2{font-size:15px;margin:0 0 6px;border-bottom:1px solid var(--line);padding-bottom:3px}"
     "table{border-collapse:collapse;background:#fff;border:1px solid var(--line);font-size:13px}"
     "th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}"
@@ -205,7 +205,7 @@ static void sp_signal(FILE *f, double v, enum expr_kind kind)
 		fputs(v != 0 ? "yes" : "no", f);
 		break;
 	default:
-		fprintf(f, "%.10g", v);
+		fprintf(f, v == floor(v) && fabs(v) < 1e15 ? "%.0f" : "%.2f", v);
 	}
 }
 
@@ -556,13 +556,13 @@ static void sp_tiers(FILE *f)
 		fputs("<p class=\"mute\">no [tier] in the policy</p>", f);
 	}
 	if (val) {
+		/* four signals a row: 23 of them would be a long column */
 		fputs("<h2>Process-wide signals</h2><table id=\"signals-table\"><tbody>\n", f);
 		for (unsigned i = 0; i < SIG__FIXED; i++) {
-			fputs("<tr><td><code>", f);
-			fputs(tier_signals_fixed_name(i), f);
-			fputs("</code></td><td class=\"n\">", f);
+			fprintf(f, "%s<td><code>%s</code></td><td class=\"n\">", i % 4 ? "" : "<tr>",
+			        tier_signals_fixed_name(i));
 			sp_signal(f, val[i], sp_fixed_kinds[i]);
-			fputs("</td></tr>\n", f);
+			fputs(i % 4 == 3 || i + 1 == SIG__FIXED ? "</td></tr>\n" : "</td>", f);
 		}
 		fputs("</tbody></table>", f);
 	}
