@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 
 import pytest
 
@@ -221,3 +222,20 @@ def test_redis_section(levee_factory, redis):
     wait_until(up, 10 * WAIT_SCALE, msg="the page says Redis is up")
     body = lv.admin_request("GET", "/ui").body.decode()
     assert "connections ready</dt><dd>" in body
+
+
+def test_kafka_section(levee_factory, kafka_broker, tmp_path):
+    """Broker reachable, the consumer's lag and the outbox's depth, as
+    /status says them."""
+    topic = "status-page-" + uuid.uuid4().hex[:10]
+    kafka_broker.create_topic(topic, partitions=1)
+    lv = levee_factory(policy({"kafka": {"brokers": kafka_broker.bootstrap, "topic": topic, "instance": "sp",
+                                         "outbox": str(tmp_path / "outbox"), "delivery_timeout": "1s"}}))
+
+    def synced():
+        return lv.status()["kafka"]["cache"] == "normal"
+    wait_until(synced, 30 * WAIT_SCALE, msg="levee consuming and caught up")
+    body = lv.admin_request("GET", "/ui").body.decode()
+    assert re.search(r'id="kafka-state"><span class="b ok">reachable</span>', body), body[-1500:]
+    assert re.search(r"consumer lag</dt><dd>(0 messages|<span class=\"mute\">unknown</span>)", body)
+    assert re.search(r'id="outbox">0 invalidations<', body)
