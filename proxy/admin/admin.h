@@ -1,6 +1,6 @@
 /*
  * admin.h - the admin listener (127.0.0.1 by default), on the main thread:
- * /healthz, /readyz, /metrics, /status, POST /purge, POST /reload. Requests
+ * /healthz, /readyz, /metrics, /status, /ui, POST /purge, POST /reload. Requests
  * that change state are authorized as auth.h says. The probe listener, off
  * by default, serves the same code for /healthz, /readyz and /metrics only.
  */
