@@ -7,6 +7,7 @@ Without chromium or playwright-core they fail when $CI is set, else skip.
 The plain HTTP tests check what a browser would not show: headers, HEAD,
 bad ?refresh= values and escaping.
 """
+import html
 import json
 import os
 import re
@@ -239,3 +240,19 @@ def test_kafka_section(levee_factory, kafka_broker, tmp_path):
     assert re.search(r'id="kafka-state"><span class="b ok">reachable</span>', body), body[-1500:]
     assert re.search(r"consumer lag</dt><dd>(0 messages|<span class=\"mute\">unknown</span>)", body)
     assert re.search(r'id="outbox">0 invalidations<', body)
+
+
+def test_refused_reload_shows_escaped(levee_factory):
+    """A refused reload: the badge, and its error lines, escaped (they name
+    the file's sections, quotes and all)."""
+    lv = levee_factory(policy())
+    with open(lv.policy_path, "a") as f:
+        f.write('\n[route "x"]\nprefix = /x/\ncache_ttl = <b>soon</b>\n')
+    r = lv.admin_request("POST", "/reload")
+    assert r.status == 422, r
+    body = lv.admin_request("GET", "/ui").body.decode()
+    assert re.search(r'id="reload"><span class="b bad">refused</span>', body), body[:3000]
+    m = re.search(r"refused because</dt><dd><pre>(.*?)</pre>", body, re.S)
+    assert m, body[:3000]
+    assert '[route &quot;x&quot;] cache_ttl: ' in m.group(1) and '"' not in m.group(1), m.group(1)
+    assert lv.status()["policy"]["last_error"] in html.unescape(m.group(1))
