@@ -24,6 +24,7 @@
 #include "cache/redis.h"
 #include "cache/redis_watch.h"
 #include "control/hmac.h"
+#include "expr.h"
 #include "invalidate/invalidate.h"
 #include "net/loop.h"
 #include "net/worker.h"
@@ -35,7 +36,6 @@
 #include "runtime.h"
 #include "server.h"
 #include "signals.h"
-#include "expr.h"
 #include "stats.h"
 
 #define STATUS_PAGE_RATE_MIN_US (1000 * 1000)
@@ -48,7 +48,7 @@ static const char sp_css[] =
     "header{background:#24292f;color:#fff;padding:10px 16px}"
     "header h1{font-size:18px;margin:0}header h1 span{font-weight:normal;color:#d0d7de}"
     "header p{margin:4px 0 0;color:#d0d7de;font-size:13px}"
-    "main{padding:8px 16px}section{margin:14px 0}table+h2{margin-top:14px}"
+    "main,footer{padding:8px 16px}section{margin:14px 0}table+h2{margin-top:14px}"
     "h2{font-size:15px;margin:0 0 6px;border-bottom:1px solid var(--line);padding-bottom:3px}"
     "table{border-collapse:collapse;background:#fff;border:1px solid var(--line);font-size:13px}"
     "th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}"
@@ -619,7 +619,7 @@ void status_page_render(FILE *f, struct server *s, unsigned refresh_s)
 	sp_breakers(f, rt);
 	sp_bulkheads(f, rt);
 	sp_dependencies(f, s);
-	fputs("</main><footer><p class=\"mute\">&nbsp;&nbsp;The same figures as JSON: <code>/status</code>; "
+	fputs("</main><footer><p class=\"mute\">The same figures as JSON: <code>/status</code>; "
 	      "as Prometheus text: <code>/metrics</code>.</p></footer></body></html>\n",
 	      f);
 	runtime_unref(rt);
