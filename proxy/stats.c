@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -82,7 +83,7 @@ const struct lv_route_stats *stats_route_peek(const struct lv_stats *s, unsigned
 	return c ? c + idx % LV_ROUTE_CHUNK : NULL;
 }
 
-void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us)
+void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us, bool cached)
 {
 	struct lv_route_stats *r = stats_route_entry(s, route_idx < LV_ROUTE_STATS ? route_idx : 0);
 	if (r == NULL)
@@ -91,6 +92,8 @@ void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, ui
 	if (cls < 0 || cls >= LV_CLASSES)
 		cls = LV_CLASSES - 1;
 	stat_inc(r->cls[cls]);
+	if (cached)
+		stat_inc(r->cached);
 	double secs = (double)dur_us / 1e6;
 	int b = 0;
 	while (b < LV_HIST_BUCKETS - 1 && secs > lv_hist_bounds[b])
@@ -119,9 +122,8 @@ static uint64_t ld(const uint64_t *p)
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-/* Route `idx` summed over `n` workers; a worker that never used its chunk
- * adds nothing. */
-static void stats_route_sum(struct lv_stats *const *w, unsigned n, unsigned idx, struct lv_route_stats *sum)
+/* A worker that never used its chunk adds nothing. */
+void stats_route_sum(struct lv_stats *const *w, unsigned n, unsigned idx, struct lv_route_stats *sum)
 {
 	memset(sum, 0, sizeof(*sum));
 	for (unsigned i = 0; i < n; i++) {
@@ -131,6 +133,7 @@ static void stats_route_sum(struct lv_stats *const *w, unsigned n, unsigned idx,
 		c += idx % LV_ROUTE_CHUNK;
 		for (int k = 0; k < LV_CLASSES; k++)
 			sum->cls[k] += ld(&c->cls[k]);
+		sum->cached += ld(&c->cached);
 		for (int b = 0; b < LV_HIST_BUCKETS; b++)
 			sum->hist[b] += ld(&c->hist[b]);
 		sum->sum_us += ld(&c->sum_us);
@@ -138,6 +141,25 @@ static void stats_route_sum(struct lv_stats *const *w, unsigned n, unsigned idx,
 			for (int f = 0; f < LV_FB__COUNT; f++)
 				sum->fallbacks[k][f] += ld(&c->fallbacks[k][f]);
 	}
+}
+
+double stats_hist_quantile(const uint64_t *hist, double q)
+{
+	uint64_t total = 0;
+	for (int b = 0; b < LV_HIST_BUCKETS; b++)
+		total += hist[b];
+	if (!total)
+		return NAN;
+	/* the rank of the quantile, counted from 1: the 99th of 100 is 99 */
+	uint64_t rank = (uint64_t)ceil(q * (double)total), cum = 0;
+	if (rank < 1)
+		rank = 1;
+	for (int b = 0; b < LV_HIST_BUCKETS - 1; b++) {
+		cum += hist[b];
+		if (cum >= rank)
+			return lv_hist_bounds[b];
+	}
+	return INFINITY;
 }
 
 /* The k-th route to render: "default", then the policy's; 0 past "default"

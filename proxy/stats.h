@@ -9,6 +9,7 @@
 #ifndef LEVEE_STATS_H
 #define LEVEE_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -56,6 +57,7 @@ struct lv_route_stats {
 	struct lv_load load;
 	uint64_t shed[LV_MAX_TIERS], shadow[LV_MAX_TIERS]; /* by the tier that refused (or would have) */
 	uint64_t cls[LV_CLASSES];
+	uint64_t cached; /* answered from the cache, the upstream not asked (OUT_CACHE) */
 	uint64_t hist[LV_HIST_BUCKETS];
 	uint64_t sum_us;
 	uint64_t fallbacks[LV_FALLBACK_CAUSES_N][LV_FB__COUNT]; /* by cause (reason.h), kind */
@@ -93,8 +95,8 @@ static inline void stat_add(uint64_t *c, uint64_t n)
 #define stat_inc(c) stat_add(&(c), 1)
 
 /* Called by the stats' one writer. A request on a route whose chunk cannot
- * be allocated is not counted. */
-void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us);
+ * be allocated is not counted. `cached`: the cache answered it. */
+void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, uint64_t dur_us, bool cached);
 
 /* A fallback of <kind> answered a failure of fallback cause <cause> (its
  * index in LV_FALLBACK_CAUSES) on route <route_idx>. Same writer. */
@@ -112,6 +114,14 @@ struct lv_route_stats *stats_route(struct lv_stats *s, unsigned idx);
 /* A reader's look at route `idx` of a worker's stats: NULL when the
  * worker never counted anything on it. */
 const struct lv_route_stats *stats_route_peek(const struct lv_stats *s, unsigned idx);
+
+/* Route `idx` summed over `n` workers' stats, into *sum (a reader's). */
+void stats_route_sum(struct lv_stats *const *w, unsigned n, unsigned idx, struct lv_route_stats *sum);
+
+/* The upper bound in seconds of the histogram bucket that holds quantile
+ * `q` (0-1) of `hist` (LV_HIST_BUCKETS counts, not cumulative): INFINITY
+ * for the last bucket, NAN with no count. */
+double stats_hist_quantile(const uint64_t *hist, double q);
 
 /* Frees the route chunks; `s` itself is the caller's. */
 void stats_free_routes(struct lv_stats *s);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "admin/auth.h"
+#include "admin/status_page.h"
 #include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
 #include "control/control.h"
@@ -155,8 +156,8 @@ static void json_count(FILE *f, const char *name, unsigned v)
 		fprintf(f, ",\"%s\":null", name);
 }
 
-/* Sums the workers' Redis snapshots (taken on their ticks). */
-static bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *open)
+/* The workers' snapshots are taken on their ticks. */
+bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *open)
 {
 	memset(sum, 0, sizeof(*sum));
 	*ready = *open = 0;
@@ -310,9 +311,8 @@ static void admin_status(FILE *f)
 	if (admin_redis_sum(&rs, &rready, &ropen)) {
 		struct redis_watch_stats ws;
 		redis_watch_stats(redis_watch_process(), &ws);
-		static const char *const states[] = {[RW_STARTING] = "starting", [RW_UP] = "up", [RW_DOWN] = "down"};
 		fprintf(f, ",\"redis\":{\"state\":\"%s\",\"connections_ready\":%u,\"breaker_open\":%u,\"master\":",
-		        states[ws.state], rready, ropen);
+		        redis_watch_state_names[ws.state], rready, ropen);
 		json_str(f, rs.master_addr);
 		fprintf(f, ",\"errors\":%llu,\"timeouts\":%llu,\"connect_errors\":%llu,\"lost\":%llu,"
 		           "\"reconnects\":%llu,\"failovers\":%llu}",
@@ -575,7 +575,7 @@ static void admin_breaker(struct admin_conn *a)
 	admin_reply(a, 200, "application/json", msg, (size_t)n, NULL);
 }
 
-static void admin_document(struct admin_conn *a, const char *ctype, void (*write)(FILE *f));
+static void admin_document(struct admin_conn *a, const char *ctype, void (*write)(FILE *f), const char *extra);
 
 static void admin_tiers_json(FILE *f)
 {
@@ -586,7 +586,7 @@ static void admin_tiers_json(FILE *f)
 /* GET /tiers: the tiers' state, as in /status. */
 static void admin_tiers(struct admin_conn *a)
 {
-	admin_document(a, "application/json", admin_tiers_json);
+	admin_document(a, "application/json", admin_tiers_json, NULL);
 }
 
 /* POST /tier?force=TIER[&for=DURATION][&reason=TEXT]: holds the level at a
@@ -699,8 +699,8 @@ static void admin_readyz(struct admin_conn *a)
 	admin_text(a, 503, msg);
 }
 
-/* Answers 200 with what `write` puts in a buffer. */
-static void admin_document(struct admin_conn *a, const char *ctype, void (*write)(FILE *f))
+/* Answers 200 with what `write` puts in a buffer; `extra` as admin_reply's. */
+static void admin_document(struct admin_conn *a, const char *ctype, void (*write)(FILE *f), const char *extra)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -711,18 +711,48 @@ static void admin_document(struct admin_conn *a, const char *ctype, void (*write
 	}
 	write(f);
 	fclose(f);
-	admin_reply(a, 200, ctype, buf, len, NULL);
+	admin_reply(a, 200, ctype, buf, len, extra);
 	free(buf);
 }
 
 static void admin_serve_metrics(struct admin_conn *a)
 {
-	admin_document(a, "text/plain; version=0.0.4; charset=utf-8", admin_metrics);
+	admin_document(a, "text/plain; version=0.0.4; charset=utf-8", admin_metrics, NULL);
 }
 
 static void admin_serve_status(struct admin_conn *a)
 {
-	admin_document(a, "application/json", admin_status);
+	admin_document(a, "application/json", admin_status, NULL);
+}
+
+/* The refresh interval of the /ui request being answered (main thread). */
+static unsigned admin_ui_refresh_s;
+
+static void admin_ui(FILE *f)
+{
+	status_page_render(f, admin_srv, admin_ui_refresh_s);
+}
+
+/* GET /ui[?refresh=SECONDS]: the status page (status_page.h). */
+static void admin_serve_ui(struct admin_conn *a)
+{
+	const struct lv_head *hd = &a->head;
+	const char *q = hd->text + hd->target_off + hd->path_len;
+	size_t qlen = hd->target_len - hd->path_len;
+	char val[16];
+	const char *why = "refresh is a whole number of seconds from 1 to 3600\n";
+	unsigned refresh;
+	bool given = qlen >= 2 && query_param(q + 1, qlen - 1, "refresh", val, sizeof(val));
+	/* named but not read (empty, too long, badly escaped): as wrong as a bad number */
+	bool named = false;
+	for (size_t i = 1; i + 8 <= qlen && !given && !named; i++)
+		named = (i == 1 || q[i - 1] == '&') && memcmp(q + i, "refresh=", 8) == 0;
+	if (named || status_page_refresh(given ? val : NULL, &refresh, &why) != LV_OK) {
+		admin_text(a, 400, why);
+		return;
+	}
+	admin_ui_refresh_s = refresh;
+	admin_document(a, STATUS_PAGE_CTYPE, admin_ui, status_page_headers());
 }
 
 enum admin_ep_flags {
@@ -739,6 +769,7 @@ static const struct admin_endpoint {
 	{"/readyz", EP_PROBE, admin_readyz},
 	{"/metrics", EP_PROBE, admin_serve_metrics},
 	{"/status", 0, admin_serve_status},
+	{"/ui", 0, admin_serve_ui},
 	{"/purge", EP_CHANGES, admin_purge},
 	{"/reload", EP_CHANGES, admin_reload},
 	{"/breaker", EP_CHANGES, admin_breaker},
@@ -805,7 +836,7 @@ static void admin_route(struct admin_conn *a)
 		return;
 	}
 	admin_text(a, 404, a->probe ? "not found; the probe listener serves GET /healthz /readyz /metrics\n"
-	                            : "not found; try /healthz /readyz /metrics /status, POST /purge, POST /reload, POST /breaker\n");
+	                            : "not found; try /healthz /readyz /metrics /status /ui, POST /purge, POST /reload, POST /breaker\n");
 }
 
 static void admin_readcb(struct bufferevent *bev, void *arg)
@@ -921,6 +952,7 @@ int admin_start(struct server *s, const struct lv_policy *p, char *err, size_t e
 {
 	struct event_base *base = s->main_base;
 	admin_srv = s;
+	status_page_init();
 	bool loopback;
 	char why[160];
 	snprintf(admin_token_env, sizeof(admin_token_env), "%s", p->admin_token_env);

@@ -1,6 +1,6 @@
 /*
  * admin.h - the admin listener (127.0.0.1 by default), on the main thread:
- * /healthz, /readyz, /metrics, /status, POST /purge, POST /reload. Requests
+ * /healthz, /readyz, /metrics, /status, /ui, POST /purge, POST /reload. Requests
  * that change state are authorized as auth.h says. The probe listener, off
  * by default, serves the same code for /healthz, /readyz and /metrics only.
  */
@@ -18,6 +18,11 @@ struct server;
  * admin token from the environment. */
 int admin_start(struct server *s, const struct lv_policy *p, char *err, size_t errlen) LV_WARN_UNUSED;
 void admin_stop(void);
+
+struct redis_stats;
+/* The workers' Redis snapshots, summed, with how many connections are
+ * ready and how many breakers not closed; false without Redis. */
+bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *open);
 
 /* Ready = policy loaded, not draining, upstream reachable. */
 bool admin_ready(const char **why);

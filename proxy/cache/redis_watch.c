@@ -17,6 +17,8 @@
 
 #include "log.h"
 
+const char *const redis_watch_state_names[3] = {[RW_STARTING] = "starting", [RW_UP] = "up", [RW_DOWN] = "down"};
+
 #define RW_ADDR_MAX (LV_HOST_MAX * 2 + 16)
 #define RW_WHY_MAX 256
 

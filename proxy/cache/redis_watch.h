@@ -71,6 +71,7 @@ struct redis_watch_event {
 };
 
 enum redis_watch_state { RW_STARTING, RW_UP, RW_DOWN };
+extern const char *const redis_watch_state_names[3]; /* "starting", "up", "down" */
 
 /* Counters over every member, ever. */
 struct redis_watch_stats {

@@ -466,7 +466,7 @@ static bool request_client_end(struct request *r, struct conn *c, uint64_t end)
 	/* only an exchange whose request is all sent is worth waiting for: one
 	 * cut in the middle of its body, the service cannot answer */
 	keep = keep && request_exchange_live(r);
-	stats_record_request(w->stats, r->route_stat, r->status, end - r->t_start);
+	stats_record_request(w->stats, r->route_stat, r->status, end - r->t_start, r->outcome == OUT_CACHE);
 	stat_inc(w->stats->outcomes[r->outcome]);
 	stat_add(&w->stats->bytes_out, r->bytes_out);
 	stat_add(&w->stats->bytes_in, r->bytes_in);

@@ -478,6 +478,11 @@ static uint64_t route_count(unsigned si, size_t k, bool shadow)
 	return n;
 }
 
+const struct lv_policy *tiers_policy(void)
+{
+	return T.p;
+}
+
 void tiers_status_json(void *file)
 {
 	FILE *f = file;

@@ -84,6 +84,11 @@ struct tier_change {
 };
 void tiers_on_change(void (*fn)(void *ctx, const struct tier_change *c), void *ctx);
 
+/* The policy the tiers follow now, whose signals table tier_signals_values()
+ * is laid out for (a reload reaches it at the next tick); NULL before the
+ * first tick. Main thread: valid until the next tick. */
+const struct lv_policy *tiers_policy(void);
+
 /* /status ("tiers" object) and /metrics. Main thread. */
 void tiers_status_json(void *file);
 void tiers_render_prometheus(void *file);
