@@ -589,7 +589,8 @@ void tiers_render_prometheus(void *file)
 	for (size_t i = 0; val && i < n; i++) {
 		if ((i >= SIG__FIXED && !(t && t->used[i])) || isnan(val[i]))
 			continue;
-		fprintf(f, "levee_tier_signal{signal=\"%s\"} %.10g\n", i < SIG__FIXED ? tier_signals_fixed_name((unsigned)i) : t->v[i].name,
+		fprintf(f, "levee_tier_signal{signal=\"%s\"} %.10g\n",
+		        i < SIG__FIXED ? tier_signals_fixed_name((unsigned)i) : t->v[i].name,
 		        val[i]);
 	}
 	if (!p->ntiers)
