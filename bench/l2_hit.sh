@@ -71,7 +71,7 @@ for i in range(1, int(sys.argv[1]) + 1):
     c.request("GET", "/k/%d" % i); c.getresponse().read()
 PY
 m() { curl -s http://127.0.0.1:17104/metrics | awk -v k="$1" '$1==k{print $2}'; }
-l2_before=$(m 'levee_cache_l2_total{result="hit"}'); l1_before=$(m 'levee_cache_lookups_total{result="hit"}')
+l2_before=$(m 'levee_cache_l2_operations_total{result="hit"}'); l1_before=$(m 'levee_cache_lookups_total{result="hit"}')
 
 run() { # name url
 	out=$(wrk -t1 -c"$CONN" -d"${DUR}s" --latency -s "$D/spread.lua" "$2" 2>&1)
@@ -82,7 +82,7 @@ run() { # name url
 echo "l2_hit: $(nproc) cores; DUR=${DUR}s CONN=$CONN KEYS=$KEYS; commit $(git -C "$root" rev-parse --short HEAD)"
 run nginx-proxy_pass http://127.0.0.1:17102/
 run levee-l2 http://127.0.0.1:17103/
-l2=$(( $(m 'levee_cache_l2_total{result="hit"}' | cut -d. -f1) - ${l2_before%.*} ))
+l2=$(( $(m 'levee_cache_l2_operations_total{result="hit"}' | cut -d. -f1) - ${l2_before%.*} ))
 l1=$(( $(m 'levee_cache_lookups_total{result="hit"}' | cut -d. -f1) - ${l1_before%.*} ))
 echo "levee answers during the run: $l2 from L2 (then put in L1), $(( l1 - l2 )) from L1"
 awk -v a="$(cat "$D/levee-l2.rps")" -v b="$(cat "$D/nginx-proxy_pass.rps")" \

@@ -208,7 +208,7 @@ static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, cons
 	/* only the series that happened: routes times causes times kinds
 	 * would be mostly zeros */
 	fputs("# HELP levee_fallbacks_total Answers a route's fallback gave instead of levee's own error, by route, "
-	      "cause and kind\n# TYPE levee_fallbacks_total counter\n",
+	      "the reason of that error and the fallback that answered\n# TYPE levee_fallbacks_total counter\n",
 	      out);
 	for (size_t k = 0; k <= nroutes; k++) {
 		if (!stats_render_index(routes, k, &r))
@@ -216,10 +216,12 @@ static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, cons
 		stats_route_sum(w, n, r, &sum);
 		for (int c = 0; c < LV_FALLBACK_CAUSES_N; c++)
 			for (int f = 0; f < LV_FB__COUNT; f++)
-				if (sum.fallbacks[c][f])
-					fprintf(out, "levee_fallbacks_total{route=\"%s\",cause=\"%s\",kind=\"%s\"} %llu\n",
-					        reg_names[r], lv_reasons[lv_fallback_causes[c]].token,
-					        lv_fallback_kind_names[f], (unsigned long long)sum.fallbacks[c][f]);
+				if (sum.fallbacks[c][f]) {
+					char rv[PROM_VALUE_MAX], fv[PROM_VALUE_MAX];
+					fprintf(out, "levee_fallbacks_total{route=\"%s\",reason=\"%s\",fallback=\"%s\"} %llu\n",
+					        reg_names[r], prom_value(rv, lv_reasons[lv_fallback_causes[c]].token),
+					        prom_value(fv, lv_fallback_kind_names[f]), (unsigned long long)sum.fallbacks[c][f]);
+				}
 	}
 }
 
@@ -238,6 +240,15 @@ void prom_histogram(FILE *out, const char *metric, const char *label, const char
 	}
 	fprintf(out, "%s_sum{%s=\"%s\"} %.6f\n", metric, label, value, sum);
 	fprintf(out, "%s_count{%s=\"%s\"} %llu\n", metric, label, value, (unsigned long long)cum);
+}
+
+const char *prom_value(char buf[PROM_VALUE_MAX], const char *token)
+{
+	size_t i = 0;
+	for (; token[i] && i < PROM_VALUE_MAX - 1; i++)
+		buf[i] = token[i] == '-' ? '_' : token[i];
+	buf[i] = '\0';
+	return buf;
 }
 
 static const char *reason_token(int i)
@@ -259,9 +270,10 @@ static void render_labelled(FILE *out, const char *metric, const char *help, con
 	fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", metric, help, metric);
 	for (int k = 1; k < count; k++) {
 		uint64_t v = 0;
+		char value[PROM_VALUE_MAX];
 		for (unsigned i = 0; i < n; i++)
 			v += ld((const uint64_t *)(const void *)((const char *)w[i] + off) + k);
-		fprintf(out, "%s{%s=\"%s\"} %llu\n", metric, label, name(k), (unsigned long long)v);
+		fprintf(out, "%s{%s=\"%s\"} %llu\n", metric, label, prom_value(value, name(k)), (unsigned long long)v);
 	}
 }
 

@@ -108,6 +108,14 @@ void stats_record_fallback(struct lv_stats *s, unsigned route_idx, int cause, en
 void prom_histogram(FILE *out, const char *metric, const char *label, const char *value, const double *bounds,
                     unsigned nbuckets, const uint64_t *hist, double sum);
 
+/* <token> as a metric label value: snake_case, '-' turned into '_'
+ * (docs/metrics.md, Naming), written into <buf> and returned. The same
+ * tokens keep their hyphens where another contract spells them so
+ * (X-Levee-Reason, Cache-Status, the access log, /status). A token longer
+ * than the buffer is cut, which a unit test rules out for every table. */
+#define PROM_VALUE_MAX 48
+const char *prom_value(char buf[PROM_VALUE_MAX], const char *token);
+
 /* Route `idx`'s stats (allocated on first use; NULL if that fails), for
  * the stats' one writer. */
 struct lv_route_stats *stats_route(struct lv_stats *s, unsigned idx);

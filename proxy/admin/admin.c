@@ -25,6 +25,7 @@
 #include "invalidate/invalidate.h"
 #include "log.h"
 #include "net/http1.h"
+#include "stats.h"
 #include "net/listener.h"
 #include "net/worker.h"
 #include "server.h"
@@ -196,14 +197,16 @@ static void admin_redis_metrics(FILE *f)
 	        "# TYPE levee_redis_breaker_open gauge\nlevee_redis_breaker_open %u\n"
 	        "# HELP levee_redis_commands_total Redis commands sent\n# TYPE levee_redis_commands_total counter\n"
 	        "levee_redis_commands_total %llu\n"
-	        "# HELP levee_redis_errors_total Redis failures: commands not answered (down, busy, connection lost), "
-	        "connection attempts that failed, names that did not resolve, ready connections lost\n"
-	        "# TYPE levee_redis_errors_total counter\nlevee_redis_errors_total{kind=\"command\"} %llu\n"
-	        "levee_redis_errors_total{kind=\"connect\"} %llu\nlevee_redis_errors_total{kind=\"resolve\"} %llu\n"
-	        "levee_redis_errors_total{kind=\"lost\"} %llu\n"
+	        "# HELP levee_redis_errors_total Redis failures, by operation: commands not answered (down, busy, "
+	        "connection lost), connection attempts that failed, names that did not resolve, ready connections lost\n"
+	        "# TYPE levee_redis_errors_total counter\nlevee_redis_errors_total{operation=\"command\"} %llu\n"
+	        "levee_redis_errors_total{operation=\"connect\"} %llu\n"
+	        "levee_redis_errors_total{operation=\"resolve\"} %llu\n"
+	        "levee_redis_errors_total{operation=\"connection\"} %llu\n"
 	        "# HELP levee_redis_timeouts_total Redis commands past [redis] timeout, connection attempts past "
-	        "connect_timeout\n# TYPE levee_redis_timeouts_total counter\n"
-	        "levee_redis_timeouts_total{kind=\"command\"} %llu\nlevee_redis_timeouts_total{kind=\"connect\"} %llu\n"
+	        "connect_timeout, by operation\n# TYPE levee_redis_timeouts_total counter\n"
+	        "levee_redis_timeouts_total{operation=\"command\"} %llu\n"
+	        "levee_redis_timeouts_total{operation=\"connect\"} %llu\n"
 	        "# HELP levee_redis_reconnect_attempts_total Redis connection attempts after a failure or a loss\n"
 	        "# TYPE levee_redis_reconnect_attempts_total counter\nlevee_redis_reconnect_attempts_total %llu\n"
 	        "# HELP levee_redis_reconnects_total Redis connections re-established after a failure or a loss\n"
@@ -214,8 +217,9 @@ static void admin_redis_metrics(FILE *f)
 	        "# TYPE levee_redis_breaker_opens_total counter\nlevee_redis_breaker_opens_total %llu\n"
 	        "# HELP levee_redis_log_lines_held_total Redis log lines the rate limit held back (summed up later)\n"
 	        "# TYPE levee_redis_log_lines_held_total counter\nlevee_redis_log_lines_held_total %llu\n"
-	        "# HELP levee_redis_command_seconds Redis reply latency\n# TYPE levee_redis_command_seconds summary\n"
-	        "levee_redis_command_seconds_sum %.6f\nlevee_redis_command_seconds_count %llu\n",
+	        "# HELP levee_redis_command_duration_seconds Redis reply latency\n"
+	        "# TYPE levee_redis_command_duration_seconds summary\n"
+	        "levee_redis_command_duration_seconds_sum %.6f\nlevee_redis_command_duration_seconds_count %llu\n",
 	        ready, open, (unsigned long long)s.commands, (unsigned long long)s.errors,
 	        (unsigned long long)w.connect_errors, (unsigned long long)w.resolve_errors,
 	        (unsigned long long)w.losses, (unsigned long long)s.timeouts,
@@ -376,9 +380,11 @@ static void admin_metrics(FILE *f)
 	fputs("# HELP levee_admin_refused_total Admin requests refused for want of authorization: no bearer token, "
 	      "a wrong one, or none configured off loopback\n# TYPE levee_admin_refused_total counter\n",
 	      f);
-	for (int v = AUTH_MISSING; v < AUTH__COUNT; v++)
-		fprintf(f, "levee_admin_refused_total{reason=\"%s\"} %llu\n", auth_verdict_name(v),
+	for (int v = AUTH_MISSING; v < AUTH__COUNT; v++) {
+		char value[PROM_VALUE_MAX];
+		fprintf(f, "levee_admin_refused_total{reason=\"%s\"} %llu\n", prom_value(value, auth_verdict_name(v)),
 		        (unsigned long long)admin_refused[v]);
+	}
 }
 
 /* Decodes %XX in a query value into `out`; false on a bad escape. */

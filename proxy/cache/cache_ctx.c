@@ -10,6 +10,7 @@
 #include "cache/key.h"
 #include "cache/l1.h"
 #include "net/worker.h"
+#include "stats.h"
 
 static uint64_t l1_clock(void *ctx)
 {
@@ -156,37 +157,46 @@ void cache_render_prometheus(struct cache *c, void *file)
 	        "# HELP levee_cache_lookups_total Cache lookups by result\n# TYPE levee_cache_lookups_total counter\n"
 	        "levee_cache_lookups_total{result=\"hit\"} %llu\nlevee_cache_lookups_total{result=\"miss\"} %llu\n"
 	        "levee_cache_lookups_total{result=\"bypass\"} %llu\n"
-	        "# HELP levee_cache_stores_total Responses stored, by the tier that took them (l2 alone: too large for the L1)\n"
+	        "# HELP levee_cache_stores_total Responses stored, by the layer that took them "
+	        "(l2 alone: too large for the L1)\n"
 	        "# TYPE levee_cache_stores_total counter\n"
-	        "levee_cache_stores_total{tier=\"l1\"} %llu\nlevee_cache_stores_total{tier=\"l2\"} %llu\n"
+	        "levee_cache_stores_total{layer=\"l1\"} %llu\nlevee_cache_stores_total{layer=\"l2\"} %llu\n"
 	        "# HELP levee_cache_pass_total Misses sent upstream without coalescing, as hit-for-miss\n"
 	        "# TYPE levee_cache_pass_total counter\nlevee_cache_pass_total %llu\n"
 	        "# HELP levee_cache_coalesced_total Requests answered by another request's fill\n"
 	        "# TYPE levee_cache_coalesced_total counter\nlevee_cache_coalesced_total %llu\n"
 	        "# HELP levee_cache_not_modified_total 304 answers from the cache\n"
 	        "# TYPE levee_cache_not_modified_total counter\nlevee_cache_not_modified_total %llu\n"
-	        "# HELP levee_cache_stale_total Stale answers, by why\n# TYPE levee_cache_stale_total counter\n"
-	        "levee_cache_stale_total{why=\"while-revalidate\"} %llu\nlevee_cache_stale_total{why=\"if-error\"} %llu\n"
+	        "# HELP levee_cache_stale_total Stale answers, by the reason a stale copy was allowed\n"
+	        "# TYPE levee_cache_stale_total counter\n"
+	        "levee_cache_stale_total{reason=\"while_revalidate\"} %llu\n"
+	        "levee_cache_stale_total{reason=\"if_error\"} %llu\n"
 	        "# HELP levee_cache_fill_refused_total Fills not stored because a purge landed while they were in flight\n"
 	        "# TYPE levee_cache_fill_refused_total counter\nlevee_cache_fill_refused_total %llu\n"
 	        "# HELP levee_cache_revalidated_total Stale entries refreshed by a 304\n"
 	        "# TYPE levee_cache_revalidated_total counter\nlevee_cache_revalidated_total %llu\n"
-	        "# HELP levee_cache_l2_total Redis tier (L2) operations by result\n# TYPE levee_cache_l2_total counter\n"
-	        "levee_cache_l2_total{result=\"hit\"} %llu\nlevee_cache_l2_total{result=\"miss\"} %llu\n"
-	        "levee_cache_l2_total{result=\"error\"} %llu\nlevee_cache_l2_total{result=\"committed\"} %llu\n"
-	        "levee_cache_l2_total{result=\"commit_refused\"} %llu\n"
-	        "levee_cache_l2_total{result=\"fenced\"} %llu\n"
+	        "# HELP levee_cache_l2_operations_total Redis layer (L2) operations, by result\n"
+	        "# TYPE levee_cache_l2_operations_total counter\n"
+	        "levee_cache_l2_operations_total{result=\"hit\"} %llu\n"
+	        "levee_cache_l2_operations_total{result=\"miss\"} %llu\n"
+	        "levee_cache_l2_operations_total{result=\"error\"} %llu\n"
+	        "levee_cache_l2_operations_total{result=\"committed\"} %llu\n"
+	        "levee_cache_l2_operations_total{result=\"commit_refused\"} %llu\n"
+	        "levee_cache_l2_operations_total{result=\"fenced\"} %llu\n"
 	        "# HELP levee_cache_lease_waits_total Misses that waited for another replica's fill\n"
 	        "# TYPE levee_cache_lease_waits_total counter\nlevee_cache_lease_waits_total %llu\n"
 	        "# HELP levee_cache_lease_wait_timeouts_total Waits for another replica's fill that ran out\n"
 	        "# TYPE levee_cache_lease_wait_timeouts_total counter\nlevee_cache_lease_wait_timeouts_total %llu\n"
 	        "# HELP levee_cache_purged_entries_total Entries removed by purges and writes\n"
 	        "# TYPE levee_cache_purged_entries_total counter\nlevee_cache_purged_entries_total %llu\n"
-	        "# HELP levee_l1_bytes Bytes held by the in-process cache\n# TYPE levee_l1_bytes gauge\nlevee_l1_bytes %llu\n"
-	        "# HELP levee_l1_max_bytes Bound of the in-process cache\n# TYPE levee_l1_max_bytes gauge\nlevee_l1_max_bytes %llu\n"
-	        "# HELP levee_l1_entries Entries in the in-process cache\n# TYPE levee_l1_entries gauge\nlevee_l1_entries %llu\n"
-	        "# HELP levee_l1_evictions_total Entries evicted to make room\n# TYPE levee_l1_evictions_total counter\n"
-	        "levee_l1_evictions_total %llu\n",
+	        "# HELP levee_cache_l1_bytes Bytes held by the in-process cache (L1)\n# TYPE levee_cache_l1_bytes gauge\n"
+	        "levee_cache_l1_bytes %llu\n"
+	        "# HELP levee_cache_l1_max_bytes Bound of the in-process cache (L1)\n# TYPE levee_cache_l1_max_bytes gauge\n"
+	        "levee_cache_l1_max_bytes %llu\n"
+	        "# HELP levee_cache_l1_entries Entries in the in-process cache (L1)\n# TYPE levee_cache_l1_entries gauge\n"
+	        "levee_cache_l1_entries %llu\n"
+	        "# HELP levee_cache_l1_evictions_total L1 entries evicted to make room\n"
+	        "# TYPE levee_cache_l1_evictions_total counter\nlevee_cache_l1_evictions_total %llu\n",
 	        (unsigned long long)n.hits, (unsigned long long)n.misses, (unsigned long long)n.bypasses,
 	        (unsigned long long)__atomic_load_n(&c->stats.stores, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&c->stats.stores_l2_only, __ATOMIC_RELAXED),
@@ -226,7 +236,7 @@ void cache_render_prometheus(struct cache *c, void *file)
 	        "# HELP levee_cache_tier_total What degradation tiers' cache modes did, by effect "
 	        "(docs/tier-cache-modes.md)\n# TYPE levee_cache_tier_total counter\n"
 	        "levee_cache_tier_total{effect=\"stale\"} %llu\nlevee_cache_tier_total{effect=\"stretched\"} %llu\n"
-	        "levee_cache_tier_total{effect=\"no-wait\"} %llu\nlevee_cache_tier_total{effect=\"no-fill\"} %llu\n"
+	        "levee_cache_tier_total{effect=\"no_wait\"} %llu\nlevee_cache_tier_total{effect=\"no_fill\"} %llu\n"
 	        "levee_cache_tier_total{effect=\"refused\"} %llu\n",
 	        (unsigned long long)CACHE_STAT_GET(&c->stats, tier_stale),
 	        (unsigned long long)CACHE_STAT_GET(&c->stats, tier_stretched),
@@ -235,9 +245,11 @@ void cache_render_prometheus(struct cache *c, void *file)
 	        (unsigned long long)CACHE_STAT_GET(&c->stats, tier_refused));
 	fprintf(f, "# HELP levee_cache_store_refused_total Responses not stored, by reason\n"
 	           "# TYPE levee_cache_store_refused_total counter\n");
-	for (int i = 0; i < RF_COUNT; i++)
-		fprintf(f, "levee_cache_store_refused_total{reason=\"%s\"} %llu\n", cache_refusal_names[i],
+	for (int i = 0; i < RF_COUNT; i++) {
+		char v[PROM_VALUE_MAX];
+		fprintf(f, "levee_cache_store_refused_total{reason=\"%s\"} %llu\n", prom_value(v, cache_refusal_names[i]),
 		        (unsigned long long)__atomic_load_n(&c->stats.refused[i], __ATOMIC_RELAXED));
+	}
 }
 
 void cache_status_json(struct cache *c, void *file)

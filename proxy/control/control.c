@@ -46,6 +46,7 @@
 #include "log.h"
 #include "net/loop.h"
 #include "resilience/tiers.h"
+#include "stats.h"
 
 #define CONTROL_POLL_MS 100
 #define CONTROL_RETRY_MS 1000       /* between attempts to assign while Kafka is away */
@@ -522,8 +523,9 @@ static void control_verdicts(FILE *f, int first, int end, const char *metric)
 {
 	for (int v = first; v < end; v++) {
 		unsigned long long n = atomic_load(&ctl.verdicts[v]);
+		char value[PROM_VALUE_MAX];
 		if (metric)
-			fprintf(f, "%s{reason=\"%s\"} %llu\n", metric, ctl_verdict_name(v), n);
+			fprintf(f, "%s{reason=\"%s\"} %llu\n", metric, prom_value(value, ctl_verdict_name(v)), n);
 		else
 			fprintf(f, "%s\"%s\":%llu", v == first ? "" : ",", ctl_verdict_name(v), n);
 	}

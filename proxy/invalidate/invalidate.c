@@ -74,6 +74,7 @@
 #include "invalidate/replay.h"
 #include "log.h"
 #include "net/mailbox.h"
+#include "stats.h"
 
 #define APPLY_FIFO 4096u
 #define BACKOFF_MIN_MS 250
@@ -98,7 +99,7 @@
 	X(ignored, "levee_kafka_events_ignored_total", "Events for other services")                         \
 	X(duplicates, "levee_kafka_duplicates_total", "Events dropped as already applied (same id)")       \
 	X(redis_failed, "levee_kafka_redis_apply_failed_total", "Purges of consumed events Redis did not take") \
-	X(l1_resets, "levee_kafka_l1_resets_total", "Times the L1 was emptied after the consumer caught up")
+	X(l1_resets, "levee_cache_l1_resets_total", "Times the L1 was emptied after the invalidation consumer caught up")
 
 static const double hist_le_ms[] = {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
 #define HIST_N (sizeof(hist_le_ms) / sizeof(hist_le_ms[0]))
@@ -830,12 +831,14 @@ void invalidate_render_prometheus(void *file)
 	        (unsigned long long)atomic_load_explicit(&st.fld, memory_order_relaxed));
 	INVAL_COUNTERS(X)
 #undef X
-	fputs("# HELP levee_kafka_malformed_total Messages skipped as malformed, by kind\n"
+	fputs("# HELP levee_kafka_malformed_total Messages skipped as malformed, by reason\n"
 	      "# TYPE levee_kafka_malformed_total counter\n",
 	      f);
-	for (int i = 1; i < MSG_E_COUNT; i++)
-		fprintf(f, "levee_kafka_malformed_total{kind=\"%s\"} %llu\n", msg_strerror(i),
+	for (int i = 1; i < MSG_E_COUNT; i++) {
+		char value[PROM_VALUE_MAX];
+		fprintf(f, "levee_kafka_malformed_total{reason=\"%s\"} %llu\n", prom_value(value, msg_strerror(i)),
 		        (unsigned long long)atomic_load(&st.malformed[i]));
+	}
 	struct outbox_stats os = {0};
 	if (inv.ob)
 		outbox_stats(inv.ob, &os);
@@ -846,12 +849,13 @@ void invalidate_render_prometheus(void *file)
 	        "levee_kafka_outbox_bytes %llu\n"
 	        "# HELP levee_kafka_outbox_max_bytes The outbox bound\n# TYPE levee_kafka_outbox_max_bytes gauge\n"
 	        "levee_kafka_outbox_max_bytes %llu\n"
-	        "# HELP levee_kafka_consumer_lag Messages of the topic not yet consumed (all assigned partitions)\n"
-	        "# TYPE levee_kafka_consumer_lag gauge\nlevee_kafka_consumer_lag %lld\n"
+	        "# HELP levee_kafka_consumer_lag_messages Messages of the topic not yet consumed (all assigned partitions)\n"
+	        "# TYPE levee_kafka_consumer_lag_messages gauge\nlevee_kafka_consumer_lag_messages %lld\n"
 	        "# HELP levee_kafka_behind_seconds How long the consumer has been behind (0 when caught up)\n"
 	        "# TYPE levee_kafka_behind_seconds gauge\nlevee_kafka_behind_seconds %.3f\n"
-	        "# HELP levee_kafka_l1_trusted 1 when the L1 is used, 0 while it is skipped or caching is off\n"
-	        "# TYPE levee_kafka_l1_trusted gauge\nlevee_kafka_l1_trusted %d\n"
+	        "# HELP levee_cache_l1_trusted 1 when the L1 is used, 0 while the invalidation consumer is behind its "
+	        "lag budget or caching is off\n"
+	        "# TYPE levee_cache_l1_trusted gauge\nlevee_cache_l1_trusted %d\n"
 	        "# HELP levee_kafka_assigned_partitions Partitions of the topic assigned to this replica\n"
 	        "# TYPE levee_kafka_assigned_partitions gauge\nlevee_kafka_assigned_partitions %d\n"
 	        "# HELP levee_kafka_topic_partitions Partitions of the topic, as of the last assignment\n"

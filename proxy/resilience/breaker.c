@@ -511,7 +511,7 @@ void breaker_render_prometheus(FILE *f, uint64_t now_ms)
 	           "# TYPE levee_breaker_transitions_total counter\n");
 	for (i = 0; i < n; i++)
 		for (int s = 0; s < BRK__STATES; s++)
-			fprintf(f, "levee_breaker_transitions_total{breaker=\"%s\",to=\"%s\"} %" PRIu64 "\n", names[i],
+			fprintf(f, "levee_breaker_transitions_total{breaker=\"%s\",state=\"%s\"} %" PRIu64 "\n", names[i],
 			        breaker_state_names[s], st[i].transitions[s]);
 	static const struct {
 		const char *metric, *help, *label, *value[3];

@@ -416,13 +416,13 @@ static void bulkhead_render_adaptive(FILE *f, const struct bulkhead_stats *st, c
 				fprintf(f, "%s{bulkhead=\"%s\"} %.6g\n", gauges[k].metric, names[i], v);
 		}
 	}
-	fprintf(f, "# HELP levee_bulkhead_rtt_seconds The adaptive limit's latency inputs: the baseline (long) and the "
-	           "last window's mean (short)\n# TYPE levee_bulkhead_rtt_seconds gauge\n");
+	fprintf(f, "# HELP levee_bulkhead_rtt_seconds The adaptive limit's latency inputs, by window: the baseline (long) "
+	           "and the last window's mean (short)\n# TYPE levee_bulkhead_rtt_seconds gauge\n");
 	for (size_t i = 0; i < n; i++)
 		if (st[i].adaptive)
 			fprintf(f,
-			        "levee_bulkhead_rtt_seconds{bulkhead=\"%s\",kind=\"long\"} %.6f\n"
-			        "levee_bulkhead_rtt_seconds{bulkhead=\"%s\",kind=\"short\"} %.6f\n",
+			        "levee_bulkhead_rtt_seconds{bulkhead=\"%s\",window=\"long\"} %.6f\n"
+			        "levee_bulkhead_rtt_seconds{bulkhead=\"%s\",window=\"short\"} %.6f\n",
 			        names[i], st[i].long_rtt_s, names[i], st[i].short_rtt_s);
 	fprintf(f, "# HELP levee_bulkhead_adaptive_samples_total Latency samples taken by the adaptive limit\n"
 	           "# TYPE levee_bulkhead_adaptive_samples_total counter\n");
@@ -462,7 +462,7 @@ void bulkhead_render_prometheus(FILE *f)
 	     {offsetof(struct bulkhead_stats, acquired)}},
 	    {"levee_bulkhead_handoffs_total", "Exchanges handed to the bulkhead's own threads", NULL, {NULL},
 	     {offsetof(struct bulkhead_stats, handoffs)}},
-	    {"levee_bulkhead_rejected_total", "Requests a bulkhead refused, by cause", "cause",
+	    {"levee_bulkhead_rejected_total", "Requests a bulkhead refused, by reason", "reason",
 	     {"full", "timeout", "closed"},
 	     {offsetof(struct bulkhead_stats, rejected_full), offsetof(struct bulkhead_stats, rejected_timeout),
 	      offsetof(struct bulkhead_stats, rejected_closed)}},

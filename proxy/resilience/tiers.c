@@ -582,19 +582,20 @@ void tiers_render_prometheus(void *file)
 	           "# TYPE levee_tier_forced gauge\n"
 	           "levee_tier_forced{source=\"admin\"} %d\nlevee_tier_forced{source=\"control\"} %d\n",
 	        forced && strcmp(fc.source, "admin") == 0, forced && strcmp(fc.source, "control") == 0);
-	fprintf(f, "# HELP levee_tier_forced_until_seconds When the forcing in force ends (Unix time); 0: none\n"
-	           "# TYPE levee_tier_forced_until_seconds gauge\nlevee_tier_forced_until_seconds %.3f\n",
+	fprintf(f, "# HELP levee_tier_forced_until_timestamp_seconds When the forcing in force ends (Unix time); 0: none\n"
+	           "# TYPE levee_tier_forced_until_timestamp_seconds gauge\nlevee_tier_forced_until_timestamp_seconds %.3f\n",
 	        forced ? (double)fc.until_unix_ms / 1000.0 : 0.0);
 	const struct lv_signal_table *t = p->signals;
 	size_t n = t ? t->sig.n : SIG__FIXED;
-	fputs("# HELP levee_signal A tier signal's value, in its kind's unit: ms, bytes, percent, count, 0/1 "
-	      "(docs/tiers.md, Signals); absent while it has none\n# TYPE levee_signal gauge\n",
+	fputs("# HELP levee_tier_signal A tier signal's value, in the unit tier expressions compare it in: ms, bytes, "
+	      "percent, count, 0/1 (docs/tiers.md, Signals); absent while it has none\n# TYPE levee_tier_signal gauge\n",
 	      f);
 	const double *val = tier_signals_values();
 	for (size_t i = 0; val && i < n; i++) {
 		if ((i >= SIG__FIXED && !(t && t->used[i])) || isnan(val[i]))
 			continue;
-		fprintf(f, "levee_signal{name=\"%s\"} %.10g\n", i < SIG__FIXED ? tier_signals_fixed_name((unsigned)i) : t->v[i].name,
+		fprintf(f, "levee_tier_signal{signal=\"%s\"} %.10g\n",
+		        i < SIG__FIXED ? tier_signals_fixed_name((unsigned)i) : t->v[i].name,
 		        val[i]);
 	}
 	if (!p->ntiers)

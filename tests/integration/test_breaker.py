@@ -88,7 +88,7 @@ def test_opens_at_the_threshold_and_answers_fast_without_the_upstream(levee_fact
     assert p99(lat) < 0.005, p99(lat)
     assert origin.requests(mark, path="/flaky/" + name) == []  # not one reached the upstream
     assert brk_metric(lv, "levee_breaker_admissions_total", answer="reject") >= len(lat)
-    assert brk_metric(lv, "levee_breaker_transitions_total", to="open") == 1
+    assert brk_metric(lv, "levee_breaker_transitions_total", state="open") == 1
     assert metric_sum(lv.metrics(), "levee_request_outcomes_total", outcome="refused") >= len(lat)
 
 
@@ -113,7 +113,7 @@ def test_while_open_the_upstream_sees_only_probes(levee_factory, origin):
     # 3 s / 1 s open_for: at most 3 half-open phases (4 with timing slack), 2 probes each
     assert 1 <= seen <= 2 * 4, seen
     assert trips >= 3, trips
-    assert brk_metric(lv, "levee_breaker_transitions_total", to="half_open") >= 2
+    assert brk_metric(lv, "levee_breaker_transitions_total", state="half_open") >= 2
 
 
 def test_recovery_goes_through_half_open_and_the_ramp(levee_factory, origin):
@@ -147,8 +147,8 @@ def test_recovery_goes_through_half_open_and_the_ramp(levee_factory, origin):
     assert sum(late) > sum(early), (early, late)  # the share grows
     st = brk(lv)
     assert st["state"] == "closed" and st["trips"] == 0, st
-    assert brk_metric(lv, "levee_breaker_transitions_total", to="ramp") == 1
-    assert brk_metric(lv, "levee_breaker_transitions_total", to="closed") == 1
+    assert brk_metric(lv, "levee_breaker_transitions_total", state="ramp") == 1
+    assert brk_metric(lv, "levee_breaker_transitions_total", state="closed") == 1
 
 
 def test_slow_calls_alone_trip_it(levee_factory, origin):

@@ -104,7 +104,7 @@ def test_bulkhead_keeps_fast_alive_behind_hung_slow(fragile_factory, levee_facto
     lat = sorted(lat for _, what, lat in slow.records if what == 503)
     p99 = lat[int(0.99 * (len(lat) - 1))]
     assert p99 < 0.050 * WAIT_SCALE, p99
-    assert bh_metric(lv, "levee_bulkhead_rejected_total", cause="full") == refused
+    assert bh_metric(lv, "levee_bulkhead_rejected_total", reason="full") == refused
     assert metric_sum(lv.metrics(), "levee_request_outcomes_total", outcome="refused") >= refused
     fo.release()
     wait_until(lambda: bh_metric(lv, "levee_bulkhead_active") == 0, 10 * WAIT_SCALE, msg="slots back")
@@ -135,7 +135,7 @@ def test_queue_timeout_and_429(fragile_factory, levee_factory):
     print("queue-timeout refusals, past queue_timeout (5ms): p50 %.2f ms, p99 %.2f ms"
           % (lats[100] * 1e3, lats[197] * 1e3))
     assert lats[int(0.99 * (len(lats) - 1))] < 0.010 * WAIT_SCALE, lats[-5:]
-    assert bh_metric(lv, "levee_bulkhead_rejected_total", cause="timeout") == 200
+    assert bh_metric(lv, "levee_bulkhead_rejected_total", reason="timeout") == 200
     # the queue-wait histogram saw each of them wait about queue_timeout
     assert bh_metric(lv, "levee_bulkhead_queue_wait_seconds_count") == 200
 

@@ -135,7 +135,7 @@ def test_limit_follows_the_service_latency(fragile_factory, levee_factory):
         m = lv.metrics()
         assert metric_sum(m, "levee_bulkhead_max_concurrent", bulkhead="slow") == mc
         assert metric_sum(m, "levee_bulkhead_adaptive_limit", bulkhead="slow") is not None
-        assert metric_sum(m, "levee_bulkhead_rtt_seconds", bulkhead="slow", kind="short") >= SLOW_MS * 0.9 / 1e3
+        assert metric_sum(m, "levee_bulkhead_rtt_seconds", bulkhead="slow", window="short") >= SLOW_MS * 0.9 / 1e3
         assert metric_sum(m, "levee_bulkhead_adaptive_samples_total", bulkhead="slow") > 0
 
         # it recovers: the limit climbs back

@@ -321,7 +321,7 @@ def test_metrics_and_status(levee_factory, origin):
     assert metric_sum(m, "levee_cache_lookups_total", result="hit") == 1
     assert metric_sum(m, "levee_cache_lookups_total", result="miss") == 1
     assert metric_sum(m, "levee_cache_stores_total") == 1
-    assert metric_sum(m, "levee_l1_bytes") > 0
+    assert metric_sum(m, "levee_cache_l1_bytes") > 0
     st = lv.status()
     assert st["cache"]["hits"] == 1 and st["cache"]["l1"]["entries"] >= 1
 

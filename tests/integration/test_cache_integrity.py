@@ -74,7 +74,7 @@ def test_body_over_max_object_is_not_stored(levee_factory, origin, mode):
     again = get(lv, u)
     expect_body(again, MAX_OBJECT + 1)
     assert "hit" not in cs(again)
-    assert metric_sum(lv.metrics(), "levee_cache_store_refused_total", reason="too-large") >= 1
+    assert metric_sum(lv.metrics(), "levee_cache_store_refused_total", reason="too_large") >= 1
 
 
 @pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -97,11 +97,11 @@ _committed = {}
 
 
 def get_committed(lv):
-    return metric_sum(lv.metrics(), "levee_cache_l2_total", result="committed") - _committed.get(lv.port, 0)
+    return metric_sum(lv.metrics(), "levee_cache_l2_operations_total", result="committed") - _committed.get(lv.port, 0)
 
 
 def reset_committed(lv):
-    _committed[lv.port] = metric_sum(lv.metrics(), "levee_cache_l2_total", result="committed")
+    _committed[lv.port] = metric_sum(lv.metrics(), "levee_cache_l2_operations_total", result="committed")
 
 
 def test_close_delimited_reset_is_not_complete(levee_factory, origin):
@@ -146,7 +146,7 @@ def test_cache_status_never_claims_what_was_not_stored(levee_factory, origin, ta
     assert cs(r) == "levee; fwd=miss; detail=%s" % reason, cs(r)
     again = get(lv, target)
     assert "hit" not in cs(again) and "stored" not in cs(again)
-    assert metric_sum(lv.metrics(), "levee_cache_store_refused_total", reason=reason) == 2
+    assert metric_sum(lv.metrics(), "levee_cache_store_refused_total", reason=reason.replace("-", "_")) == 2
     assert metric_sum(lv.metrics(), "levee_cache_stores_total") == 0
 
 
@@ -194,7 +194,7 @@ def test_too_large_for_l1_goes_to_redis(levee_factory, origin, redis):
     r = get(a, "/bytes?n=20000")
     expect_body(r, 20000)
     assert cs(r) == "levee; fwd=miss; stored"
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_stores_total", tier="l2") == 1, 3, msg="L2 store")
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_stores_total", layer="l2") == 1, 3, msg="L2 store")
     for lv in (a, b, b):  # from Redis each time: no L1 shard holds it
         h = get(lv, "/bytes?n=20000")
         assert cs(h) == "levee; hit; detail=l2"

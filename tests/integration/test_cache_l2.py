@@ -79,21 +79,21 @@ def test_replicas_share_entries(levee_factory, origin, redis):
     a, b = replicas(levee_factory, redis)
     r = get(a, "/echo/l2/1")
     assert cs(r) == "levee; fwd=miss; stored"
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") == 1, 3,
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") == 1, 3,
                msg="A committed the entry to Redis")
     s = get(b, "/echo/l2/1")
     assert cs(s) == "levee; hit; detail=l2" and s.body == r.body
     assert cs(get(b, "/echo/l2/1")) == "levee; hit"  # now in B's own L1
     assert len(origin.requests(origin.start_mark, path="/echo/l2/1")) == 1
     m = b.metrics()
-    assert metric_sum(m, "levee_cache_l2_total", result="hit") == 1
+    assert metric_sum(m, "levee_cache_l2_operations_total", result="hit") == 1
     wait_until(lambda: metric_sum(b.metrics(), "levee_redis_connections_ready") >= 1, 3,
                msg="levee_redis_connections_ready")
     # each loop's Redis figures reach /metrics at its next tick (100 ms; more
     # under TSan), and the loop that ran the commands may not be the one
     # that made "ready" true
-    wait_until(lambda: metric_sum(b.metrics(), "levee_redis_command_seconds_count") > 0, 3 * WAIT_SCALE,
-               msg="levee_redis_command_seconds_count")
+    wait_until(lambda: metric_sum(b.metrics(), "levee_redis_command_duration_seconds_count") > 0, 3 * WAIT_SCALE,
+               msg="levee_redis_command_duration_seconds_count")
     st = b.status()
     assert st["redis"]["master"] == "127.0.0.1:%d" % redis.port
 
@@ -133,7 +133,7 @@ def test_purges_reach_redis(levee_factory, origin, redis):
     a, b, c = replicas(levee_factory, redis, n=3)
     for p in ("/echo/pp/1", "/echo/pp/2", "/echo/qq/1"):
         get(a, p)
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") == 3, 3,
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") == 3, 3,
                msg="three entries in Redis")
     assert purge(b, "url=/echo/pp/1")[0] == 200  # purged through another replica
     assert cs(get(c, "/echo/pp/1")).startswith("levee; fwd=miss")  # c has no L1 copy: L2 says gone
@@ -153,7 +153,7 @@ def test_fill_racing_a_purge_on_another_replica_is_refused(levee_factory, origin
     assert purge(b, "url=" + urllib.parse.quote(u, safe=""))[0] == 200  # a write elsewhere
     t.join()
     assert done[0].status == 200
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="commit_refused") == 1, 3,
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="commit_refused") == 1, 3,
                msg="A's commit refused: a purge landed during its fill")
     # neither Redis nor A's own L1 keeps the racing body
     assert cs(get(a, u)).startswith("levee; fwd=miss")
@@ -179,7 +179,7 @@ def test_redis_killed_under_load_never_fails_a_request(levee_factory, origin, re
                    msg="the Redis breaker opens")
         # requests that found Redis unusable (not sent at all once the
         # connection is down, so the redis-level error counters stay put)
-        assert metric_sum(a.metrics(), "levee_cache_l2_total", result="error") > 0
+        assert metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="error") > 0
         redis.start()
         # L2 comes back: an entry stored by A is found by B again
         k = [0]
@@ -272,7 +272,7 @@ def test_route_tag_purge_reaches_redis(levee_factory, origin, redis):
     a, b, c = (levee_factory(pol) for _ in range(3))
     get(a, "/echo/u/7")
     get(a, "/echo/u/8")
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") == 2, 3,
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") == 2, 3,
                msg="two entries in Redis")
     assert purge(b, "tag=user-7")[0] == 200
     assert cs(get(c, "/echo/u/7")).startswith("levee; fwd=miss")
@@ -283,7 +283,7 @@ def test_surrogate_key_purge_reaches_redis(levee_factory, origin, redis):
     a, b, c = replicas(levee_factory, redis, n=3)
     u = "/headers?" + urllib.parse.urlencode({"Surrogate-Key": "team-9 misc"})
     get(a, u)
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") == 1, 3,
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") == 1, 3,
                msg="the entry in Redis")
     assert cs(get(c, u)) == "levee; hit; detail=l2"
     assert purge(b, "tag=team-9")[0] == 200
@@ -324,7 +324,7 @@ def test_write_while_redis_refuses_writes_for_memory(levee_factory, origin, redi
     u = "/store/oom"
     assert put(a, u, b"v1").status == 201
     assert get(a, u).body == b"v1"
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") >= 1, 3,
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") >= 1, 3,
                msg="v1 in Redis")
     used = int(dict(line.split(":", 1) for line in redis.command("INFO", "memory").decode().split("\r\n")
                     if ":" in line)["used_memory"])
@@ -351,7 +351,7 @@ def test_purge_redis_refuses_is_fenced_and_retried(levee_factory, origin, redis)
     u = "/store/noreplicas"
     assert put(a, u, b"v1").status == 201
     assert get(a, u).body == b"v1"
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") >= 1, 3,
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") >= 1, 3,
                msg="v1 in Redis")
     redis.command("CONFIG", "SET", "min-replicas-to-write", "1")
     with pytest.raises(Exception, match="NOREPLICAS"):

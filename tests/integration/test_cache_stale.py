@@ -35,7 +35,7 @@ def test_stale_while_revalidate(levee_factory, origin):
                msg="the background refresh reached the origin")
     assert len(origin.requests(origin.start_mark, path="/flaky/" + name)) == 2
     wait_until(lambda: get(lv, "/flaky/" + name).body == b"v2", 5, msg="the refresh stored v2")
-    assert metric_sum(lv.metrics(), "levee_cache_stale_total", why="while-revalidate") >= 1
+    assert metric_sum(lv.metrics(), "levee_cache_stale_total", reason="while_revalidate") >= 1
 
 
 def test_stale_if_error_on_5xx_and_on_a_dropped_connection(levee_factory, origin):
@@ -51,7 +51,7 @@ def test_stale_if_error_on_5xx_and_on_a_dropped_connection(levee_factory, origin
     r = get(lv, "/flaky/" + name)
     assert r.status == 200 and r.body == b"v1"
     assert r.header("Cache-Status") == "levee; hit; detail=stale-if-error"
-    assert metric_sum(lv.metrics(), "levee_cache_stale_total", why="if-error") == 2
+    assert metric_sum(lv.metrics(), "levee_cache_stale_total", reason="if_error") == 2
     set_origin(origin, name, "ok")
 
 

@@ -4,7 +4,7 @@ connections, the route's chain answers instead of levee's own error:
 `stale` from the stored copy (L1, or L2 on a replica that never saw it),
 `static` from the policy, `status` as levee's refusal. Every such answer
 carries X-Levee-Reason CAUSE; fallback=KIND and is counted per route,
-cause and kind.
+reason and fallback (levee_fallbacks_total{route,reason,fallback}).
 
 The origin's /flaky/NAME answers "v<N>" with max-age=1 and an ETag, or
 hangs, as /__fail says; each test uses its own NAME.
@@ -92,8 +92,8 @@ def test_stale_from_l1_when_the_breaker_is_open_then_static(levee_factory, origi
     assert r.body == BODY.encode(), r.body
     assert int(r.header("Retry-After")) >= 1, r.headers  # the breaker's own (when it will probe)
     assert origin.requests(mark, path="/flaky/" + name) == []  # the upstream was not asked
-    counted(lv, 1, route="flaky", cause="breaker-open", kind="stale")
-    counted(lv, 1, route="flaky", cause="breaker-open", kind="static")
+    counted(lv, 1, route="flaky", reason="breaker_open", fallback="stale")
+    counted(lv, 1, route="flaky", reason="breaker_open", fallback="static")
     # the outcome stays levee's refusal; the log names the fallback
     line = logged(lv, "/flaky/" + name, 2)[-1]
     assert (line["status"], line["outcome"], line["reason"], line["fallback"]) == (
@@ -119,7 +119,7 @@ def test_stale_when_the_upstream_times_out_and_the_breaker_counts_it(levee_facto
     finally:
         set_origin(origin, name, "ok")
         set_origin(origin, name + "-none", "ok")
-    counted(lv, 1, route="flaky", cause="upstream-timeout", kind="stale")
+    counted(lv, 1, route="flaky", reason="upstream_timeout", fallback="stale")
     # the breaker counted two timeouts, not a cache answer (at the
     # request's end, just after its client had the answer)
     def window():
@@ -143,7 +143,7 @@ def test_stale_when_the_upstream_refuses_connections(levee_factory, origin):
     assert r.status == 200, r.body
     r = once(lv.port, "GET", "/flaky/" + name)
     assert is_stale_fallback(r, "upstream-connect; fallback=stale"), r
-    counted(lv, 1, route="flaky", cause="upstream-connect", kind="stale")
+    counted(lv, 1, route="flaky", reason="upstream_connect", fallback="stale")
 
 
 @pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -160,7 +160,7 @@ def test_stale_from_l2_on_a_replica_that_never_stored_it(levee_factory, origin, 
     r = wait_until(lambda: (lambda r: r if r.status == 200 else None)(once(b.port, "GET", "/flaky/" + name)),
                    WAIT, msg="replica B falls back on the L2 record")
     assert is_stale_fallback(r, "upstream-connect; fallback=stale"), r
-    wait_until(lambda: fallbacks(b, route="flaky", cause="upstream-connect", kind="stale") >= 1, WAIT, msg="fallback counted")
+    wait_until(lambda: fallbacks(b, route="flaky", reason="upstream_connect", fallback="stale") >= 1, WAIT, msg="fallback counted")
     # a key Redis does not have: static
     r = once(b.port, "GET", "/flaky/%s-none" % name)
     assert r.status == 503 and r.header("X-Levee-Reason") == "upstream-connect; fallback=static", r
@@ -192,7 +192,7 @@ def test_status_when_the_bulkhead_is_full(levee_factory, origin):
         assert slow.read_response().status == 200
     finally:
         set_origin(origin, name, "ok")
-    counted(lv, 2, route="flaky", cause="bulkhead-full", kind="status")
+    counted(lv, 2, route="flaky", reason="bulkhead_full", fallback="status")
 
 
 def test_static_from_a_file_with_its_own_status_keeps_the_connection(levee_factory, origin, tmp_path):
@@ -213,7 +213,7 @@ def test_static_from_a_file_with_its_own_status_keeps_the_connection(levee_facto
         assert r.header("Retry-After") is None, r.headers
         assert r.header("Connection") is None, r.headers
     c.close()
-    counted(lv, 2, route="flaky", cause="breaker-open", kind="static")
+    counted(lv, 2, route="flaky", reason="breaker_open", fallback="static")
 
 
 def test_a_bad_upstream_answer_is_not_replaced(levee_factory, origin):

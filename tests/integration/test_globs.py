@@ -107,7 +107,7 @@ def test_widened_purge_reaches_redis(levee_factory, origin, redis):
     a = levee_factory(pol)
     a.wait_redis_ready()
     warm(a, ("/echo/l2/ab", "/echo/l2/cd"))
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_total", result="committed") == 2, 3,
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") == 2, 3,
                msg="both entries in Redis")
     st, body = purge(a, q("url", "/echo/l2/a*"))
     assert st == 200 and json.loads(body)["prefix"] == "/echo/l2/", body

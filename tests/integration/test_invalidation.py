@@ -229,7 +229,7 @@ def test_malformed_messages_are_skipped_and_later_ones_apply(levee_factory, orig
     m = b.metrics()
     for kind in ("syntax", "version", "field", "empty", "limit", "too_big"):
         want = sum(1 for _, k in bad if k == kind)
-        assert metric_sum(m, "levee_kafka_malformed_total", kind=kind) == want, kind
+        assert metric_sum(m, "levee_kafka_malformed_total", reason=kind) == want, kind
     assert metric_sum(m, "levee_kafka_events_applied_total") == 1
     # logged once per kind, not once per message
     assert b.stderr().count("skipped a malformed message (syntax") == 1
@@ -378,16 +378,16 @@ def test_consumer_beyond_its_lag_budget_skips_its_l1(levee_factory, origin, tmp_
         cl = Cluster.on_new_topic(levee_factory, tmp_path, broker)
         b = cl.levee("b", lag_budget="1s")
         cached(b, "/echo/lag")
-        resets = metric_sum(b.metrics(), "levee_kafka_l1_resets_total")
+        resets = metric_sum(b.metrics(), "levee_cache_l1_resets_total")
         broker.kill()
         wait_until(lambda: kstatus(b)["cache"] == "skip-l1", 15, msg="B stops trusting its L1")
         st = kstatus(b)
         assert st["over_budget"] and not st["broker_up"]
         assert not is_hit(b, "/echo/lag")
-        assert metric_sum(b.metrics(), "levee_kafka_l1_trusted") == 0
+        assert metric_sum(b.metrics(), "levee_cache_l1_trusted") == 0
         broker.start()
         wait_until(lambda: kstatus(b)["cache"] == "normal", 60, msg="B trusts its L1 again")
-        assert metric_sum(b.metrics(), "levee_kafka_l1_resets_total") == resets + 1
+        assert metric_sum(b.metrics(), "levee_cache_l1_resets_total") == resets + 1
 
 
 def test_full_outbox_stops_caching_and_purges_everything_on_replay(levee_factory, origin, tmp_path):

@@ -38,16 +38,16 @@ def test_kill_and_restart_are_one_line_each_and_counted(levee_factory, redis):
     where = "127.0.0.1:%d" % redis.port
     wait_line(lv, "redis: connected to %s (%d connections)" % (where, CONNECTIONS))
     wait_until(lambda: lv.status()["redis"]["state"] == "up", 5, msg="/status redis.state up")
-    assert redis_metric(lv, "levee_redis_errors_total", kind="lost") == 0
+    assert redis_metric(lv, "levee_redis_errors_total", operation="connection") == 0
     assert redis_metric(lv, "levee_redis_reconnects_total") == 0
 
     redis.kill()
     # every connection notices, and retries fail until the breaker opens
-    wait_until(lambda: redis_metric(lv, "levee_redis_errors_total", kind="lost") == CONNECTIONS, 10,
+    wait_until(lambda: redis_metric(lv, "levee_redis_errors_total", operation="connection") == CONNECTIONS, 10,
                msg="every connection counted lost")
     wait_until(lambda: redis_metric(lv, "levee_redis_breaker_opens_total") >= CONNECTIONS, 10,
                msg="every breaker opened")
-    assert redis_metric(lv, "levee_redis_errors_total", kind="connect") >= CONNECTIONS
+    assert redis_metric(lv, "levee_redis_errors_total", operation="connect") >= CONNECTIONS
     assert redis_metric(lv, "levee_redis_reconnect_attempts_total") >= CONNECTIONS
     assert redis_metric(lv, "levee_redis_reconnects_total") == 0
     assert lv.status()["redis"]["state"] == "down"
@@ -93,7 +93,7 @@ def test_flapping_is_summed_up_not_flooded(levee_factory, redis):
     back = lv.log_lines("redis: reconnected to")
     assert len(lost) < cycles and len(back) < cycles, (lost, back)
     # each loss was CONNECTIONS connections: per-connection lines would be 4x that
-    assert redis_metric(lv, "levee_redis_errors_total", kind="lost") == CONNECTIONS * cycles
+    assert redis_metric(lv, "levee_redis_errors_total", operation="connection") == CONNECTIONS * cycles
 
 
 # ---- host names in [redis] ---------------------------------------------------
@@ -129,7 +129,7 @@ def test_a_host_name_is_resolved_off_the_loop(levee_factory, origin, redis):
     lv = levee_on(levee_factory, "localhost:%d" % redis.port)
     wait_line(lv, "redis: connected to localhost:%d (127.0.0.1) (%d connections)" % (redis.port, CONNECTIONS))
     get(lv, "/echo/named")
-    wait_until(lambda: redis_metric(lv, "levee_cache_l2_total", result="committed") >= 1, 5,
+    wait_until(lambda: redis_metric(lv, "levee_cache_l2_operations_total", result="committed") >= 1, 5,
                msg="the entry reached Redis")
     # /status reads the workers' snapshots, taken on their ticks
     wait_until(lambda: lv.status()["redis"]["master"] == "localhost:%d" % redis.port, 5,
@@ -145,9 +145,9 @@ def test_a_name_that_does_not_resolve_does_not_stop_start_up(levee_factory, orig
     r = get(lv, "/echo/unresolved")
     assert r.status == 200
     assert r.header("Cache-Status") == "levee; fwd=bypass; detail=redis-down", r
-    first = redis_metric(lv, "levee_redis_errors_total", kind="resolve")
+    first = redis_metric(lv, "levee_redis_errors_total", operation="resolve")
     assert first >= 1
-    wait_until(lambda: redis_metric(lv, "levee_redis_errors_total", kind="resolve") > first + CONNECTIONS, 10,
+    wait_until(lambda: redis_metric(lv, "levee_redis_errors_total", operation="resolve") > first + CONNECTIONS, 10,
                msg="lookups retried")
     assert len(lv.log_lines("redis: cannot connect to")) == 1
     assert lv.status()["redis"]["state"] == "down"

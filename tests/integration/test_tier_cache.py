@@ -177,7 +177,7 @@ def test_serve_stale_never_serves_an_entry_a_refused_purge_fences(levee_factory,
     u = "/store/ss-fenced-%d" % origin.start_mark
     assert put(lv, u, b"v1").status == 201
     assert get(lv, u).body == b"v1"
-    wait_until(lambda: metric_sum(lv.metrics(), "levee_cache_l2_total", result="committed") >= 1, 3,
+    wait_until(lambda: metric_sum(lv.metrics(), "levee_cache_l2_operations_total", result="committed") >= 1, 3,
                msg="v1 in Redis")
     past_lifetime()
     force(lv)
@@ -311,7 +311,7 @@ def test_skip_lease_does_not_wait_for_a_slow_fill_in_process(levee_factory, orig
     t.join()
     assert out[0][0].body == b"v1" and out[0][1] > 0.5
     assert n_origin(origin, u2) == 2
-    assert tier_metric(lv, "no-wait") == 1
+    assert tier_metric(lv, "no_wait") == 1
     # the leader's fill was stored, the one that skipped stored nothing
     assert cs(get(lv, u2)) == "levee; hit"
     # with a stale copy, the one that does not wait gets it at once
@@ -361,20 +361,20 @@ def test_no_fill_optional_stores_nothing_anywhere(levee_factory, origin, redis):
     }, redis=redis))
     # stored before the tier: still served under it
     assert cs(get(lv, "/echo/opt/before")).startswith("levee; fwd=miss")
-    wait_until(lambda: metric_sum(lv.metrics(), "levee_cache_l2_total", result="committed") >= 1, 3,
+    wait_until(lambda: metric_sum(lv.metrics(), "levee_cache_l2_operations_total", result="committed") >= 1, 3,
                msg="stored in Redis")
     force(lv)
     assert cs(get(lv, "/echo/opt/before")) == "levee; hit"
-    l1_before = metric_sum(lv.metrics(), "levee_l1_entries")
+    l1_before = metric_sum(lv.metrics(), "levee_cache_l1_entries")
     keys_before = sorted(redis.command("KEYS", "levee:*"))
     for _ in range(2):
         r = get(lv, "/echo/opt/during")
         assert r.status == 200 and cs(r) == "levee; fwd=miss; detail=tier-no-fill", cs(r)
     assert n_origin(origin, "/echo/opt/during") == 2
     time.sleep(0.2)  # a commit, if one were sent, would have landed
-    assert metric_sum(lv.metrics(), "levee_l1_entries") == l1_before
+    assert metric_sum(lv.metrics(), "levee_cache_l1_entries") == l1_before
     assert sorted(redis.command("KEYS", "levee:*")) == keys_before, "no entry, no lease, no generation"
-    assert tier_metric(lv, "no-fill") == 2
+    assert tier_metric(lv, "no_fill") == 2
     # a route that is not optional is stored as usual under the same tier
     assert cs(get(lv, "/echo/norm")).startswith("levee; fwd=miss")
     assert cs(get(lv, "/echo/norm")) == "levee; hit"
@@ -390,7 +390,7 @@ def test_no_fill_optional_without_redis(levee_factory, origin):
     force(lv)
     for _ in range(2):
         assert cs(get(lv, "/echo/nf")) == "levee; fwd=miss; detail=tier-no-fill"
-    assert metric_sum(lv.metrics(), "levee_l1_entries") == 0
+    assert metric_sum(lv.metrics(), "levee_cache_l1_entries") == 0
     assert n_origin(origin, "/echo/nf") == 2
 
 

@@ -198,9 +198,9 @@ def test_unsigned_wrongly_signed_and_expired_commands_change_nothing(levee_facto
     assert t["level"] == 0 and t["forced"] is None, t
     m = lv.metrics()
     assert metric_sum(m, "levee_control_commands_refused_total", reason="unsigned") == 1
-    assert metric_sum(m, "levee_control_commands_refused_total", reason="bad-signature") == 2
+    assert metric_sum(m, "levee_control_commands_refused_total", reason="bad_signature") == 2
     assert metric_sum(m, "levee_control_commands_ignored_total", reason="expired") == 1
-    assert metric_sum(m, "levee_control_commands_ignored_total", reason="other-service") == 1
+    assert metric_sum(m, "levee_control_commands_ignored_total", reason="other_service") == 1
     said = lv.log_lines("control: refused a command")
     assert said and said[0]["level"] == "warn", said
 

@@ -78,7 +78,7 @@ def test_each_tier_sheds_its_priorities_and_never_critical(levee_factory):
     assert metric_sum(m, "levee_tier_level") == 2
     assert metric_sum(m, "levee_tier_forced", source="admin") == 1
     # levee's own answers, never the upstream's
-    assert metric_sum(m, "levee_rejected_requests_total", reason="tier-shed") == 2
+    assert metric_sum(m, "levee_rejected_requests_total", reason="tier_shed") == 2
     assert clear(lv).status == 200
     wait_until(lambda: tier(lv)["level"] == 0, 5, msg="back to normal once cleared")
     assert codes(lv, "/echo/opt/x") == [200] * 5
@@ -247,7 +247,7 @@ def test_a_shed_request_gets_the_routes_fallback(levee_factory):
     r = once(lv.port, "GET", "/echo/opt/x")
     assert r.status == 200 and r.body == b"later, please", r
     assert r.header("X-Levee-Reason") == "tier-shed; tier=one; fallback=static"
-    assert lv.metric("levee_fallbacks_total", route="opt", cause="tier-shed", kind="static") == 1
+    assert lv.metric("levee_fallbacks_total", route="opt", reason="tier_shed", fallback="static") == 1
 
 
 def test_reload_keeps_the_level_and_its_window(levee_factory):

@@ -137,7 +137,7 @@ def test_upstream_trailer_fold_cuts_the_response(levee, kind):
     """A fold in the upstream's trailers is found after the response began:
     the only honest answer left is a response that never ends (or, when
     none of it reached the socket yet, none at all)."""
-    base = levee.metric("levee_rejected_requests_total", reason="upstream-bad-response")
+    base = levee.metric("levee_rejected_requests_total", reason="upstream_bad_response")
     c = levee.conn()
     c.send(build_request("GET", "/garbage?kind=%s" % kind))
     r = c.read_response(timeout=5)
@@ -145,7 +145,7 @@ def test_upstream_trailer_fold_cuts_the_response(levee, kind):
         assert r.status == 200 and r.framing == "chunked", r
         assert not r.complete, "levee ended a response whose trailers were folded: %r" % r
     assert c.eof
-    wait_until(lambda: levee.metric("levee_rejected_requests_total", reason="upstream-bad-response") > base, 3,
+    wait_until(lambda: levee.metric("levee_rejected_requests_total", reason="upstream_bad_response") > base, 3,
                msg="the cut response counted as upstream-bad-response")
 
 

@@ -472,7 +472,7 @@ static void test_rendering(void **state)
 	static const char *const want[] = {
 	    "levee_breaker_state{breaker=\"shown\",state=\"open\"} 1\n",
 	    "levee_breaker_state{breaker=\"shown\",state=\"closed\"} 0\n",
-	    "levee_breaker_transitions_total{breaker=\"shown\",to=\"open\"} 1\n",
+	    "levee_breaker_transitions_total{breaker=\"shown\",state=\"open\"} 1\n",
 	    "levee_breaker_admissions_total{breaker=\"shown\",answer=\"reject\"} 1\n",
 	    "levee_breaker_outcomes_total{breaker=\"shown\",result=\"failure\"} 3\n",
 	    "levee_breaker_outcomes_total{breaker=\"shown\",result=\"success\"} 1\n",

@@ -586,8 +586,8 @@ static void test_adaptive_limit(void **state)
 	    "\nlevee_bulkhead_max_concurrent{bulkhead=\"auto\"} 3\n",
 	    "\nlevee_bulkhead_adaptive_limit{bulkhead=\"auto\"} 3.41421\n",
 	    "\nlevee_bulkhead_adaptive_gradient{bulkhead=\"auto\"} 1\n",
-	    "\nlevee_bulkhead_rtt_seconds{bulkhead=\"auto\",kind=\"long\"} 0.001000\n",
-	    "\nlevee_bulkhead_rtt_seconds{bulkhead=\"auto\",kind=\"short\"} 0.001000\n",
+	    "\nlevee_bulkhead_rtt_seconds{bulkhead=\"auto\",window=\"long\"} 0.001000\n",
+	    "\nlevee_bulkhead_rtt_seconds{bulkhead=\"auto\",window=\"short\"} 0.001000\n",
 	    "\nlevee_bulkhead_adaptive_samples_total{bulkhead=\"auto\"} 8\n",
 	};
 	expect_prometheus(lines, sizeof(lines) / sizeof(lines[0]));
@@ -674,9 +674,9 @@ static void test_stats_and_rendering(void **state)
 	    "\nlevee_bulkhead_max_queue{bulkhead=\"st\"} 1\n",
 	    "# TYPE levee_bulkhead_acquired_total counter\n",
 	    "\nlevee_bulkhead_acquired_total{bulkhead=\"st\"} 7\n",
-	    "\nlevee_bulkhead_rejected_total{bulkhead=\"st\",cause=\"full\"} 1\n",
-	    "\nlevee_bulkhead_rejected_total{bulkhead=\"st\",cause=\"timeout\"} 1\n",
-	    "\nlevee_bulkhead_rejected_total{bulkhead=\"st\",cause=\"closed\"} 0\n",
+	    "\nlevee_bulkhead_rejected_total{bulkhead=\"st\",reason=\"full\"} 1\n",
+	    "\nlevee_bulkhead_rejected_total{bulkhead=\"st\",reason=\"timeout\"} 1\n",
+	    "\nlevee_bulkhead_rejected_total{bulkhead=\"st\",reason=\"closed\"} 0\n",
 	    "\nlevee_bulkhead_drained_total{bulkhead=\"st\",result=\"complete\"} 1\n",
 	    "\nlevee_bulkhead_drained_total{bulkhead=\"st\",result=\"abandoned\"} 0\n",
 	    "# TYPE levee_bulkhead_queue_wait_seconds histogram\n",

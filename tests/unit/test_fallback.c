@@ -121,10 +121,10 @@ static void test_metric(void **state)
 	fclose(out);
 	assert_non_null(strstr(text, "# TYPE levee_fallbacks_total counter\n"));
 	assert_non_null(
-	    strstr(text, "levee_fallbacks_total{route=\"users\",cause=\"breaker-open\",kind=\"stale\"} 2\n"));
+	    strstr(text, "levee_fallbacks_total{route=\"users\",reason=\"breaker_open\",fallback=\"stale\"} 2\n"));
 	assert_non_null(
-	    strstr(text, "levee_fallbacks_total{route=\"users\",cause=\"upstream-timeout\",kind=\"static\"} 1\n"));
-	assert_null(strstr(text, "kind=\"status\""));
+	    strstr(text, "levee_fallbacks_total{route=\"users\",reason=\"upstream_timeout\",fallback=\"static\"} 1\n"));
+	assert_null(strstr(text, "fallback=\"status\""));
 	free(text);
 	stats_free_routes(w);
 	free(w);
