@@ -332,3 +332,36 @@ def test_probes_answer_on_a_real_levee(target, origin, tmp_path):
         assert lv.stop() is None
     finally:
         lv.stop()
+
+
+# -- the docs say what the manifests do
+
+
+def _doc_rows(path, pattern):
+    with open(path) as f:
+        return re.findall(pattern, f.read(), re.M)
+
+
+def test_readme_states_each_pod_security_level():
+    from conftest import K8S
+    rows = dict(_doc_rows(os.path.join(K8S, "README.md"), r"^\| `k8s/([a-z/]+)` \|.*\| (\w+)(?: only)?(?: \(see below\))? \|$"))
+    assert sorted(rows) == sorted(TARGETS), rows
+    for target, stated in rows.items():
+        found = {level for level, _, _ in pod_security_violations(pod(target))}
+        level = "privileged" if "baseline" in found else "baseline" if found else "restricted"
+        assert stated == level, "k8s/README.md says k8s/%s is %s; it is %s" % (target, stated, level)
+
+
+def test_sizing_doc_table_matches_the_manifests():
+    from conftest import REPO
+    rows = _doc_rows(os.path.join(REPO, "docs", "sizing.md"),
+                     r"^\| (`[^|]+`) \|[^|]*\| cpu (\S+), memory (\S+) \| cpu (\S+), memory (\S+) \|$")
+    seen = set()
+    for names, rcpu, rmem, lcpu, lmem in rows:
+        for name in re.findall(r"`([^`]+)`", names):
+            target = name.replace("k8s/", "")
+            seen.add(target)
+            res = pod(target).levee["resources"]
+            assert (res["requests"]["cpu"], res["requests"]["memory"], res["limits"]["cpu"],
+                    res["limits"]["memory"]) == (rcpu, rmem, lcpu, lmem), "docs/sizing.md, %s" % target
+    assert seen == set(TARGETS), seen
