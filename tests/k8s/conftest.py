@@ -5,6 +5,8 @@ the kubelet and levee would.
 
 The tools are required, not optional: a missing kubectl or kubeconform
 fails the tests (deploy/install-tools.sh installs kubeconform).
+LEVEE_KUBECTL names another kubectl to build with (the kustomizations keep
+to what Debian's kubectl 1.20, with kustomize v2.0, reads too).
 """
 import functools
 import importlib.util
@@ -69,7 +71,7 @@ def kubeconform():
 @functools.lru_cache(maxsize=None)
 def built(target):
     """The YAML text `kubectl kustomize` builds for k8s/TARGET."""
-    r = subprocess.run([tool("kubectl"), "kustomize", os.path.join(K8S, target)],
+    r = subprocess.run([os.environ.get("LEVEE_KUBECTL") or tool("kubectl"), "kustomize", os.path.join(K8S, target)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, "kubectl kustomize k8s/%s failed:\n%s" % (target, r.stderr)
     return r.stdout

@@ -365,3 +365,7 @@ def test_sizing_doc_table_matches_the_manifests():
             assert (res["requests"]["cpu"], res["requests"]["memory"], res["limits"]["cpu"],
                     res["limits"]["memory"]) == (rcpu, rmem, lcpu, lmem), "docs/sizing.md, %s" % target
     assert seen == set(TARGETS), seen
+
+
+def test_the_top_level_kustomization_is_the_sidecar_overlay():
+    assert sorted(map(repr, docs("."))) == sorted(map(repr, docs("overlays/sidecar")))
