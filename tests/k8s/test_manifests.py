@@ -269,18 +269,32 @@ def test_resources_follow_the_sizing_formula(target):
 
 
 def _policy_dir(p, workdir):
-    """The ConfigMap laid out as the kubelet mounts it, with the outbox moved
-    under `workdir` (the pod's /var/lib/levee is not here)."""
+    """The ConfigMap laid out as the kubelet mounts it (each key a symlink
+    through ..data to a timestamped directory), with the outbox moved under
+    `workdir` (the pod's /var/lib/levee is not here). Returns the path of
+    --policy and publish(version, {key: text}), the kubelet's update."""
     cm, _ = p.configmap()
     d = os.path.join(workdir, "etc-levee")
     os.makedirs(d)
     outbox = os.path.join(workdir, "outbox")
-    for key, text in cm["data"].items():
-        text, n = re.subn(r"(?m)^outbox = \S+", "outbox = " + outbox, text)
-        assert n <= 1
-        with open(os.path.join(d, key), "w") as f:
-            f.write(text)
-    return os.path.join(d, os.path.basename(p.policy_path()))
+
+    def publish(version, data):
+        ts = os.path.join(d, "..2026_12_02_%02d" % version)
+        os.makedirs(ts)
+        for key, text in data.items():
+            text, n = re.subn(r"(?m)^outbox = \S+", "outbox = " + outbox, text)
+            assert n <= 1
+            with open(os.path.join(ts, key), "w") as f:
+                f.write(text)
+        os.symlink(os.path.basename(ts), os.path.join(d, "..data_tmp"))
+        os.rename(os.path.join(d, "..data_tmp"), os.path.join(d, "..data"))
+        for key in data:
+            if not os.path.islink(os.path.join(d, key)):
+                os.symlink(os.path.join("..data", key), os.path.join(d, key))
+        return {k: open(os.path.join(ts, k), "rb").read() for k in data}
+
+    publish(1, cm["data"])
+    return os.path.join(d, os.path.basename(p.policy_path())), publish
 
 
 @pytest.fixture(scope="module")
@@ -293,9 +307,9 @@ def origin(tmp_path_factory):
 
 def test_probes_answer_on_a_real_levee(target, origin, tmp_path):
     needs_transparent(target)
-    from harness import Levee, free_port, wait_until
+    from harness import Levee, fnv1a64_hex, free_port, wait_until
     p = pod(target)
-    path = _policy_dir(p, str(tmp_path))
+    path, publish = _policy_dir(p, str(tmp_path))
     policy = p.policy()["levee"]
     lv = Levee(str(tmp_path), origin.addr, policy_path=path, env=p.env(), start=False)
     probe_port = free_port()
@@ -314,16 +328,25 @@ def test_probes_answer_on_a_real_levee(target, origin, tmp_path):
         status = lv.status()
         assert status["service"] == p.template["metadata"]["labels"]["app.kubernetes.io/name"]
         assert status["workers"] == int(policy["workers"])
+        # the kubelet's update of the mounted ConfigMap reaches levee
+        key = os.path.basename(path)
+        cm, _ = p.configmap()
+        data = publish(2, {key: cm["data"][key] + "; a new version\n"})[key]
+        wait_until(lambda: int(str(lv.status()["policy"]["checksum"]), 16) == int(fnv1a64_hex(data), 16),
+                   10, interval=0.05, msg="levee to reload the swapped ConfigMap")
         # SIGTERM: not ready at once, serving through drain_delay, gone by
         # drain_delay + drain_timeout
         delay, timeout = duration_s(policy["drain_delay"]), duration_s(policy["drain_timeout"])
         t0 = time.monotonic()
         lv.signal(signal.SIGTERM)
-        r = lv.admin_request("GET", p.levee["readinessProbe"]["httpGet"]["path"], port=probe_port)
-        assert r.status == 503 and b"draining" in r.body, (r.status, r.body)
+        ready = p.levee["readinessProbe"]["httpGet"]["path"]
+        wait_until(lambda: lv.admin_request("GET", ready, port=probe_port).status == 503, 1, interval=0.01,
+                   msg="%s to fail once levee has SIGTERM" % ready)
+        assert b"draining" in lv.admin_request("GET", ready, port=probe_port).body
         # (in transparent mode a connection that was not redirected to levee
         # is a loop: the namespace test of transparent mode covers traffic)
-        if delay >= 1 and policy.get("transparent") != "on":
+        # (unless a slow machine already let most of drain_delay pass)
+        if policy.get("transparent") != "on" and time.monotonic() - t0 < delay - 0.5:
             assert lv.get("/echo").status == 200, "levee stopped serving before drain_delay"
         lv.expected_exit = True
         code = lv.wait_exit(delay + timeout + 5)
