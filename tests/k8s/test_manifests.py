@@ -141,6 +141,27 @@ def test_environment_provides_every_variable(target):
     p.policy()
 
 
+def test_each_overlay_does_what_it_says():
+    sidecar = pod("overlays/sidecar").policy()
+    for addr in (sidecar["redis"]["address"], sidecar["kafka"]["brokers"]):
+        host = addr.rsplit(":", 1)[0]
+        assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", host), "%s is not a Service name" % addr
+    for target in ("overlays/demo", "base"):
+        policy = pod(target).policy()
+        assert policy["redis"]["address"] == "none" and policy["kafka"]["brokers"] == "", target
+    demo = pod("overlays/demo")
+    assert demo.deployment["spec"]["replicas"] == 1
+    assert not demo.container("app")["image"].startswith("registry.example/"), "the demo must run as it is"
+    token = {e["name"]: e for e in demo.levee["env"]}["LEVEE_ADMIN_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"]["optional"] is True, "the demo must run without the Secret"
+    for target in TARGETS:
+        caching = [h for h, kv in pod(target).policy().items() if h.startswith("route ") and kv.get("cache_ttl")]
+        assert caching, "k8s/%s: no route caches" % target
+    writes = [kv for h, kv in sidecar.items() if h.startswith("route ") and kv.get("invalidate")
+              and set(kv.get("methods", "").replace(" ", "").split(",")) & {"POST", "PUT", "PATCH", "DELETE"}]
+    assert writes, "the sidecar's writes purge nothing across replicas"
+
+
 def test_drain_fits_the_grace_period(target):
     p = pod(target)
     policy = p.policy()["levee"]
