@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (LEVEE_BIN, SCHEMAS, TARGETS, TRANSPARENT, built, docs, levee_knows, one, parse_quantity,
+from kube import (LEVEE_BIN, SCHEMAS, TARGETS, TRANSPARENT, built, docs, levee_knows, one, parse_quantity,
                       pod, pod_security_violations, port_of, sizing, validate)
 
 
@@ -387,7 +387,7 @@ def _doc_rows(path, pattern):
 
 
 def test_readme_states_each_pod_security_level():
-    from conftest import K8S
+    from kube import K8S
     rows = dict(_doc_rows(os.path.join(K8S, "README.md"), r"^\| `k8s/([a-z/]+)` \|.*\| (\w+)(?: only)?(?: \(see below\))? \|$"))
     assert sorted(rows) == sorted(TARGETS), rows
     for target, stated in rows.items():
@@ -397,7 +397,7 @@ def test_readme_states_each_pod_security_level():
 
 
 def test_sizing_doc_table_matches_the_manifests():
-    from conftest import REPO
+    from kube import REPO
     rows = _doc_rows(os.path.join(REPO, "docs", "sizing.md"),
                      r"^\| (`[^|]+`) \|[^|]*\| cpu (\S+), memory (\S+) \| cpu (\S+), memory (\S+) \|$")
     seen = set()

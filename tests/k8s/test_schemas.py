@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import K8S, SCHEMAS, _load_module, docs, validate
+from kube import K8S, SCHEMAS, _load_module, docs, validate
 
 gen = _load_module("levee_schema_gen", os.path.join(K8S, "schemas", "generate.py"))
 
@@ -76,7 +76,7 @@ def test_converter_output_validates_with_kubeconform(tmp_path):
     r = subprocess.run([sys.executable, os.path.join(K8S, "schemas", "generate.py"), str(spec), str(out),
                         "x.example.io/v1/Thing"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    from conftest import kubeconform
+    from kube import kubeconform
     loc = str(out / "{{ .ResourceKind }}{{ .KindSuffix }}.json")
     good = "apiVersion: x.example.io/v1\nkind: Thing\nspec:\n  port: http\n  memory: 1\n"
     bad = "apiVersion: x.example.io/v1\nkind: Thing\nspec:\n  prot: 80\n"
@@ -99,7 +99,7 @@ def test_kept_schemas_are_standalone_and_strict():
 
 
 def test_every_kind_built_has_a_schema_and_no_schema_is_unused():
-    from conftest import TARGETS
+    from kube import TARGETS
     kinds = {(d["apiVersion"], d["kind"]) for t in TARGETS for d in docs(t)}
     want = {gen.file_name(*(v.split("/") if "/" in v else ("", v)), k) for v, k in kinds}
     assert want == set(os.listdir(SCHEMAS))

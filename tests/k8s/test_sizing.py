@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import K8S, LEVEE_BIN, sizing
+from kube import K8S, LEVEE_BIN, sizing
 
 MiB = sizing.MiB
 KiB = sizing.KiB
