@@ -201,7 +201,8 @@ def size(sections, defaults):
         if p.get(header_name, "isolation", "bulkhead") == "thread":
             threads += int(p.get(header_name, "threads", "bulkhead"))
     kafka = p.get("kafka", "brokers") != ""
-    if kafka and p.get("kafka", "control_topic"):
+    control = kafka and p.get("kafka", "control_topic") != ""
+    if control:
         threads += 1
     redis = p.get("redis", "address") not in ("", "none") or p.get("redis", "sentinels") != ""
 
@@ -214,10 +215,13 @@ def size(sections, defaults):
         ("thread_stacks", threads * THREAD_STACK),
         ("kafka", KAFKA_BASE + KAFKA_QUEUED * KAFKA_MESSAGE
          + dedup_bytes(int(p.get("kafka", "dedup_window"))) if kafka else 0),
+        # the control topic has a producer and a consumer of its own, with
+        # librdkafka's default queue bounds (proxy/control/control.c)
+        ("kafka_control", KAFKA_BASE + KAFKA_QUEUED * KAFKA_MESSAGE if control else 0),
         ("redis", REDIS_BASE + workers * REDIS_REPLIES * max_object if redis else 0),
     ]
     steady = (BASE + workers * PER_WORKER + (int(l1 * L1_SLACK) if any_cache else 0) + conns * CONN_FIXED
-              + (KAFKA_BASE if kafka else 0) + (REDIS_BASE if redis else 0))
+              + (KAFKA_BASE if kafka else 0) + (KAFKA_BASE if control else 0) + (REDIS_BASE if redis else 0))
     limit = round_up(sum(v for _, v in terms) * HEADROOM, ROUND)
     resources = {
         "requests": {"cpu": workers * CPU_PER_WORKER_REQUEST, "memory": round_up(steady, ROUND)},

@@ -91,6 +91,14 @@ def test_kafka_and_redis_from_the_environment(tmp_path, defaults):
     assert on["kafka"] == sizing.KAFKA_BASE + sizing.KAFKA_QUEUED * sizing.KAFKA_MESSAGE + 8 * 1000 + 8 * 2048
     assert on["redis"] == sizing.REDIS_BASE + 2 * sizing.REDIS_REPLIES * MiB
     assert res["requests"]["memory"] > terms_of(tmp_path, defaults, text)[1]["requests"]["memory"]
+    assert on["kafka_control"] == 0
+    with_control = text.replace("dedup_window = 1000\n", "dedup_window = 1000\ncontrol_topic = levee.control\n")
+    ctl, _ = terms_of(tmp_path, defaults, with_control, {"KAFKA": "k:9092"})
+    assert ctl["kafka_control"] == sizing.KAFKA_BASE + sizing.KAFKA_QUEUED * sizing.KAFKA_MESSAGE
+    assert ctl["thread_stacks"] - on["thread_stacks"] == sizing.THREAD_STACK
+    # without brokers the control topic is off too
+    t, _ = terms_of(tmp_path, defaults, with_control)
+    assert t["kafka_control"] == 0 and t["kafka"] == 0
 
 
 @pytest.mark.parametrize("text,env,why", [
