@@ -72,23 +72,27 @@ def expand(value, env, where):
 
 
 def read_policy(path, env):
-    """{section header: {key: expanded value}}, with levee's syntax: one
-    key per line from the first column, ' ;' starting a comment."""
-    sections, current = {}, None
     with open(path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip() or line[0] in ";#":
-                continue
-            if line.startswith("["):
-                current = line.strip()[1:-1]
-                sections[current] = {}
-                continue
-            if current is None or "=" not in line:
-                raise SizingError("%s:%d: not a key = value line in a section" % (path, n))
-            key, value = line.split("=", 1)
-            value = re.split(r"[ \t];", value, maxsplit=1)[0].strip()
-            sections[current][key.strip()] = expand(value, env, "%s:%d" % (path, n))
+        return parse_policy(f.read(), env, path)
+
+
+def parse_policy(text, env, name):
+    """{section header: {key: expanded value}}, with levee's syntax: one
+    key per line from the first column, ' ;' starting a comment. `name`
+    is the file's name in errors."""
+    sections, current = {}, None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line[0] in ";#":
+            continue
+        if line.startswith("["):
+            current = line.strip()[1:-1]
+            sections[current] = {}
+            continue
+        if current is None or "=" not in line:
+            raise SizingError("%s:%d: not a key = value line in a section" % (name, n))
+        key, value = line.split("=", 1)
+        value = re.split(r"[ \t];", value, maxsplit=1)[0].strip()
+        sections[current][key.strip()] = expand(value, env, "%s:%d" % (name, n))
     return sections
 
 

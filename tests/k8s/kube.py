@@ -194,15 +194,7 @@ class Pod:
     def policy(self):
         """{section: {key: value}} of the mounted policy, expanded with the
         container's environment (and only it)."""
-        path = os.path.join(self._scratch(), "policy.ini")
-        with open(path, "w") as f:
-            f.write(self.policy_text())
-        return sizing.read_policy(path, self.env())
-
-    def _scratch(self):
-        d = os.path.join(os.environ.get("TMPDIR", "/tmp"), "levee-k8s-%d" % os.getpid(), self.target.replace("/", "-"))
-        os.makedirs(d, exist_ok=True)
-        return d
+        return sizing.parse_policy(self.policy_text(), self.env(), "k8s/%s: policy" % self.target)
 
 
 @functools.lru_cache(maxsize=None)

@@ -175,10 +175,10 @@ def test_drain_fits_the_grace_period(target):
     assert total < grace, "preStop %ss + drain %ss does not fit in %ss" % (app_stop + levee_stop, total, grace)
 
 
-def test_levee_check_passes(target):
+def test_levee_check_passes(target, tmp_path):
     needs_transparent(target)
     p = pod(target)
-    path = os.path.join(p._scratch(), os.path.basename(p.policy_path()))
+    path = str(tmp_path / os.path.basename(p.policy_path()))
     with open(path, "w") as f:
         f.write(p.policy_text())
     env = {"PATH": os.environ.get("PATH", "")}
