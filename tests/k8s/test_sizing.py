@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from kube import K8S, LEVEE_BIN, sizing
+from kube import K8S, LEVEE_BIN, sizing  # also puts tests/integration on sys.path
 
 MiB = sizing.MiB
 KiB = sizing.KiB
@@ -127,3 +127,47 @@ def test_command_line(tmp_path):
     r = subprocess.run(cmd[:2] + ["--levee", "/nonexistent/levee", "--env", "KAFKA=k:9092", str(path)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "cannot run /nonexistent/levee keys" in r.stderr
+
+
+@pytest.mark.skipif(os.environ.get("LEVEE_SANITIZER"), reason="a sanitizer's shadow memory is not levee's")
+def test_connection_terms_bound_a_real_levee(tmp_path):
+    """A real levee on the base policy: what idle connections, and
+    connections holding most of a request head, add to its RSS stays within
+    the formula's per-connection terms."""
+    import socket
+    from harness import Levee, Origin, free_port, wait_until
+    from kube import pod
+    p = pod("base")
+    policy = p.policy()
+    header = sizing.parse_size(policy["limits"]["header_bytes"])
+    n = 500
+    origin = Origin(str(tmp_path))
+    path = tmp_path / "policy.ini"
+    path.write_text(p.policy_text())
+    lv = Levee(str(tmp_path), origin.addr, policy_path=str(path), env=p.env(), start=False)
+    lv.args += ["--listen", "127.0.0.1:%d" % lv.port, "--admin", "127.0.0.1:%d" % lv.admin_port,
+                "--probe", "127.0.0.1:%d" % free_port(), "--upstream", origin.addr]
+    socks = []
+    try:
+        lv.start()
+        rss0 = lv.rss_kib() * KiB
+        socks = [socket.create_connection(("127.0.0.1", lv.port), timeout=5) for _ in range(n)]
+        wait_until(lambda: lv.status()["connections"] >= n, 10, msg="levee to accept the connections")
+        idle = lv.rss_kib() * KiB - rss0
+        assert idle <= n * sizing.CONN_FIXED, "%d idle connections cost %d bytes" % (n, idle)
+        head = header - 1024
+        for s in socks:
+            s.sendall(b"GET /echo HTTP/1.1\r\nHost: k8s\r\nX-Pad: " + b"a" * head)
+        # levee has read them once its RSS holds most of the bytes sent
+        wait_until(lambda: lv.rss_kib() * KiB - rss0 >= n * head * 0.8, 8, interval=0.05,
+                   msg="levee to read the heads")
+        held = lv.rss_kib() * KiB - rss0
+        bound = n * (sizing.CONN_FIXED + header + sizing.CONN_READ_HIGH)
+        assert held <= bound, "%d connections with %d-byte heads cost %d bytes; the formula says %d" % (
+            n, head, held, bound)
+        assert lv.status()["connections"] >= n, "levee closed connections before the measure"
+    finally:
+        for s in socks:
+            s.close()
+        lv.stop()
+        origin.stop()
