@@ -39,14 +39,14 @@ POD_NAME = "shop-api-5d8f7c9b4-x2x7q"
 SECRET_VALUE = "0123456789abcdef0123456789abcdef"
 
 
-def _load_module(name, path):
+def load_module(name, path):
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-sizing = _load_module("levee_sizing", os.path.join(K8S, "sizing.py"))
+sizing = load_module("levee_sizing", os.path.join(K8S, "sizing.py"))
 
 
 def tool(name, env_dir=None):

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from kube import K8S, SCHEMAS, _load_module, docs, validate
+from kube import K8S, SCHEMAS, load_module, docs
 
-gen = _load_module("levee_schema_gen", os.path.join(K8S, "schemas", "generate.py"))
+gen = load_module("levee_schema_gen", os.path.join(K8S, "schemas", "generate.py"))
 
 SPEC = {"definitions": {
     "io.k8s.api.x.v1.Thing": {
