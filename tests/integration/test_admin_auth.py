@@ -2,11 +2,9 @@
 safe default off loopback, and what stays open (docs/operations.md, "Admin
 authorization"; SECURITY.md)."""
 import json
-import os
 import re
-import subprocess
 
-from harness import LEVEE_BIN, REPO, free_port, wait_until
+from harness import free_port, wait_until
 
 TOKEN = "t0ken-for-the-tests-0123456789"
 READ_ONLY = ("/healthz", "/readyz", "/metrics", "/status")
@@ -168,22 +166,3 @@ def test_probe_listener_from_the_command_line(levee_factory):
 
 def test_probe_listener_is_off_by_default(levee):
     assert levee.status()["admin"]["probe"] is None
-
-
-def test_k8s_example_probes_on_the_probe_listener(tmp_path):
-    """k8s/sidecar-example.yaml: its policy is valid, keeps admin on
-    loopback, and its probes use the probe listener's port."""
-    with open(os.path.join(REPO, "k8s", "sidecar-example.yaml")) as f:
-        text = f.read()
-    block = re.search(r"\n  policy\.ini: \|\n((?:    .*\n|\n)+)", text).group(1)
-    policy = "\n".join(ln[4:] for ln in block.splitlines()) + "\n"
-    path = tmp_path / "policy.ini"
-    path.write_text(policy)
-    out = subprocess.run([LEVEE_BIN, "check", str(path)], capture_output=True, text=True, timeout=10)
-    assert out.returncode == 0, out.stderr
-    assert re.search(r"^admin = 127\.0\.0\.1:15000\s*$", policy, re.M), policy
-    assert re.search(r"^probe = 0\.0\.0\.0:15002\s*$", policy, re.M), policy
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert re.search(probe + r":\n\s+httpGet:\n\s+path: /\w+\n\s+port: probe\n", text), probe
-    assert re.search(r"- name: probe\n\s+containerPort: 15002\n", text)
-    assert re.search(r"- name: LEVEE_ADMIN_TOKEN\n\s+valueFrom:\n\s+secretKeyRef:", text)
