@@ -175,6 +175,18 @@ def test_drain_fits_the_grace_period(target):
     assert total < grace, "preStop %ss + drain %ss does not fit in %ss" % (app_stop + levee_stop, total, grace)
 
 
+def test_idle_keepalive_ends_within_the_apps_prestop(target):
+    """levee, a native sidecar, hears of the pod's end only once the app has
+    exited, so it cannot tell its keep-alive clients to go while the app
+    still serves. Its idle timeout shorter than the app's preStop makes
+    every idle client connection close while the app is up: a client that
+    then reconnects reaches a pod the endpoints still list."""
+    p = pod(target)
+    app_stop = max(c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0) for c in p.apps)
+    idle = duration_s(p.policy().get("limits", {}).get("idle_timeout", "60s"))
+    assert idle < app_stop, "[limits] idle_timeout %ss is not below the app's preStop %ss" % (idle, app_stop)
+
+
 def test_levee_check_passes(target, tmp_path):
     needs_transparent(target)
     p = pod(target)
