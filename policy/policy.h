@@ -392,6 +392,11 @@ enum lv_purge_shape route_purge_shape(const char *pat, size_t len, size_t *keep)
 
 enum lv_log_level { LV_LOG_DEBUG, LV_LOG_INFO, LV_LOG_WARN, LV_LOG_ERROR };
 
+/* [levee] transparent: whether connections may arrive redirected by the
+ * pod's nat rules (docs/transparent.md), so that levee reads each one's
+ * original destination. */
+enum lv_transparent { LV_TRANSPARENT_OFF, LV_TRANSPARENT_ON };
+
 struct lv_limits {
 	uint64_t header_bytes;    /* [limits] header_bytes: request line + headers */
 	uint64_t headers;         /* [limits] headers: header field count */
@@ -437,6 +442,7 @@ struct lv_policy {
 	char access_log[LV_PATH_MAX]; /* "stdout", "off", or a file path */
 	enum lv_log_level log_level;
 	bool trust_forwarded;     /* keep an incoming X-Forwarded-Proto */
+	enum lv_transparent transparent;
 
 	struct lv_limits limits;  /* [limits] */
 	struct lv_upstream_cfg up; /* [upstream] */

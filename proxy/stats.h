@@ -36,7 +36,8 @@
 	X(retry_connect, "levee_retries_connect_total", "Route retries after a failed upstream connect") \
 	X(retry_status, "levee_retries_status_total", "Route retries after an answer in retry_statuses, which was dropped") \
 	X(retry_denied, "levee_retries_denied_total", "Route retries the retry budget refused: the failure went to the client") \
-	X(deadline_expired, "levee_deadline_expired_total", "Requests whose deadline passed before their answer was complete")
+	X(deadline_expired, "levee_deadline_expired_total", "Requests whose deadline passed before their answer was complete") \
+	X(loops_refused, "levee_loops_refused_total", "Requests refused with 508 because they had already passed through this levee (its own pseudonym in Via)")
 
 #define LV_HIST_BUCKETS 15
 extern const double lv_hist_bounds[LV_HIST_BUCKETS - 1]; /* seconds; last bucket is +Inf */

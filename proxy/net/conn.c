@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/via.h"
 #include "log.h"
 #include "net/io.h"
 #include "net/request.h"
@@ -282,6 +283,8 @@ void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int 
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof(c->peer));
 	else
 		snprintf(c->peer, sizeof(c->peer), "unknown");
+	if (p->transparent == LV_TRANSPARENT_ON)
+		origdst_read(fd, sa->sa_family, c->orig_dst);
 	struct h1_limits lim = conn_limits(p);
 	http1_init(&c->parser, HTTP_REQUEST, NULL, &lim);
 
@@ -337,10 +340,18 @@ static bool conn_read_head(struct conn *c)
 			conn_send_error(c, reason, NULL, CONN_CLOSE);
 			return false;
 		}
+		if (c->w->via && via_head_names(&c->arena->head, c->w->via)) {
+			/* our own upstream request, back again (via.h): answering
+			 * it ends the loop after one turn; closing the connection
+			 * keeps a redirect that loops from reusing it */
+			stat_inc(c->w->stats->loops_refused);
+			conn_send_error(c, R_LOOP, NULL, CONN_CLOSE);
+			return false;
+		}
 		struct arena *a = c->arena;
 		c->arena = NULL;
 		c->state = C_REQ;
-		struct request *r = request_new(c->w, c, &conn_client, a, c->peer);
+		struct request *r = request_new(c->w, c, &conn_client, a, c->peer, c->orig_dst);
 		if (!r) {
 			arena_put(c->w, a);
 			conn_send_error(c, R_INTERNAL, NULL, CONN_CLOSE);

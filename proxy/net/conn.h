@@ -19,6 +19,7 @@
 
 #include "net/http1.h"
 #include "net/loop.h"
+#include "net/origdst.h"
 
 enum conn_state {
 	C_IDLE,    /* keep-alive, between requests */
@@ -38,6 +39,7 @@ struct conn {
 	struct request *req;      /* the request being served, or NULL */
 	struct event *timer;      /* header / idle timeout */
 	char peer[INET6_ADDRSTRLEN];
+	char orig_dst[ORIGDST_TEXT]; /* transparent mode: where a redirected client was going; "" if not redirected */
 	bool close_after;         /* close once the current response is written */
 	bool reading_paused;      /* stopped reading: a request body waits for the upstream */
 	bool out_blocked;         /* stopped reading: too much output waits for the client */

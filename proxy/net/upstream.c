@@ -203,6 +203,7 @@ static int send_head(struct request *r)
 	struct reqhead_args a = {
 	    .request_id = r->id,
 	    .client_ip = r->peer,
+	    .via = r->w->via,
 	    .extra = r->up_extra,
 	    .default_host = r->rt->up_text,
 	    .trust_forwarded = r->rt->policy->trust_forwarded,

@@ -1,0 +1,59 @@
+/*
+ * origdst.c - where a redirected client connection was going (origdst.h).
+ */
+#include "net/origdst.h"
+
+#include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+#include <stdio.h>
+#include <string.h>
+
+bool origdst_redirected(const struct sockaddr *orig, const struct sockaddr *local)
+{
+	if (orig->sa_family != local->sa_family)
+		return true;
+	if (orig->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)orig;
+		const struct sockaddr_in *b = (const struct sockaddr_in *)local;
+		return a->sin_port != b->sin_port || a->sin_addr.s_addr != b->sin_addr.s_addr;
+	}
+	if (orig->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)orig;
+		const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)local;
+		return a->sin6_port != b->sin6_port || memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) != 0;
+	}
+	return false;
+}
+
+void origdst_format(const struct sockaddr *sa, char *out, size_t n)
+{
+	char host[INET6_ADDRSTRLEN];
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(out, n, "%s:%u", host, (unsigned)ntohs(a->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(out, n, "[%s]:%u", host, (unsigned)ntohs(a->sin6_port));
+	} else if (n) {
+		out[0] = '\0';
+	}
+}
+
+void origdst_read(int fd, int family, char out[ORIGDST_TEXT])
+{
+	out[0] = '\0';
+	struct sockaddr_storage orig, local;
+	socklen_t olen = sizeof(orig), llen = sizeof(local);
+	memset(&orig, 0, sizeof(orig));
+	/* ENOENT: no conntrack entry (nat not loaded, or not NATed); either
+	 * way the connection came straight to the listener */
+	int rc = family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &olen)
+	                            : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &olen);
+	if (rc != 0 || getsockname(fd, (struct sockaddr *)&local, &llen) != 0)
+		return;
+	if (origdst_redirected((struct sockaddr *)&orig, (struct sockaddr *)&local))
+		origdst_format((struct sockaddr *)&orig, out, ORIGDST_TEXT);
+}
