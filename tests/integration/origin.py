@@ -13,7 +13,7 @@ These /__ paths are never logged themselves. Tests talk to them directly,
 never through levee.
 
 Events:
-  conn_open    {conn}
+  conn_open    {conn, peer}   peer: the client's address
   conn_close   {conn}
   request      {conn, method, target, version, headers[[n,v]..], framing,
                 body_len, body_sha256, trailers, chunks}   (after the body)
@@ -565,7 +565,8 @@ async def serve(reader, writer):
                 await handle_admin(peer, target)
                 continue
             if not logged_open:
-                log({"event": "conn_open", "conn": conn})
+                log({"event": "conn_open", "conn": conn,
+                     "peer": (writer.get_extra_info("peername") or ("?",))[0]})
                 logged_open = True
             try:
                 method, target, version, headers = parse_head(head)
