@@ -26,6 +26,20 @@ bool origdst_redirected(const struct sockaddr *orig, const struct sockaddr *loca
 	return false;
 }
 
+void origdst_unmap(struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+		return;
+	struct sockaddr_in v4;
+	memset(&v4, 0, sizeof(v4));
+	v4.sin_family = AF_INET;
+	v4.sin_port = a->sin6_port;
+	memcpy(&v4.sin_addr, &a->sin6_addr.s6_addr[12], 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &v4, sizeof(v4));
+}
+
 void origdst_format(const struct sockaddr *sa, char *out, size_t n)
 {
 	char host[INET6_ADDRSTRLEN];
@@ -50,10 +64,16 @@ void origdst_read(int fd, int family, char out[ORIGDST_TEXT])
 	memset(&orig, 0, sizeof(orig));
 	/* ENOENT: no conntrack entry (nat not loaded, or not NATed); either
 	 * way the connection came straight to the listener */
-	int rc = family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &olen)
-	                            : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &olen);
+	int rc = -1;
+	if (family == AF_INET6)
+		rc = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &olen);
+	if (rc != 0) { /* an IPv4 listener, or an IPv4 client of an IPv6 one */
+		olen = sizeof(orig);
+		rc = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &olen);
+	}
 	if (rc != 0 || getsockname(fd, (struct sockaddr *)&local, &llen) != 0)
 		return;
+	origdst_unmap(&local);
 	if (origdst_redirected((struct sockaddr *)&orig, (struct sockaddr *)&local))
 		origdst_format((struct sockaddr *)&orig, out, ORIGDST_TEXT);
 }

@@ -24,13 +24,19 @@
  * accepted socket's own address): family, address or port. */
 bool origdst_redirected(const struct sockaddr *orig, const struct sockaddr *local);
 
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d, an IPv4 client on a
+ * dual-stack listener) becomes the IPv4 address it maps, in place, so that
+ * it compares with what SO_ORIGINAL_DST gives for it. */
+void origdst_unmap(struct sockaddr_storage *ss);
+
 /* Writes <sa> as "a.b.c.d:port" or "[v6]:port" into <out> (<n> bytes; ""
  * for another family). */
 void origdst_format(const struct sockaddr *sa, char *out, size_t n);
 
 /* For accepted socket <fd> of address family <family>: the original
  * destination as text into <out> (ORIGDST_TEXT bytes) when the connection
- * was redirected, else "". One getsockopt and one getsockname. */
+ * was redirected, else "". One getsockopt and one getsockname (two
+ * getsockopts for an IPv4 client of an IPv6 listener). */
 void origdst_read(int fd, int family, char out[ORIGDST_TEXT]);
 
 #endif

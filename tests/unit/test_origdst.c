@@ -69,6 +69,24 @@ static void test_redirected_table(void **state)
 	}
 }
 
+static void test_unmap(void **state)
+{
+	struct sockaddr_storage m = v6("::ffff:10.0.0.5", 15006);
+	origdst_unmap(&m);
+	assert_int_equal(m.ss_family, AF_INET);
+	struct sockaddr_storage want = v4("10.0.0.5", 15006);
+	assert_memory_equal(&m, &want, sizeof(struct sockaddr_in));
+	/* now it compares with SO_ORIGINAL_DST's IPv4 answer */
+	assert_false(origdst_redirected(SA(want), SA(m)));
+	/* a real IPv6 address, and IPv4, stay as they are */
+	struct sockaddr_storage r = v6("fd00::5", 80), r0 = r;
+	origdst_unmap(&r);
+	assert_memory_equal(&r, &r0, sizeof(r));
+	struct sockaddr_storage f = v4("10.0.0.5", 80), f0 = f;
+	origdst_unmap(&f);
+	assert_memory_equal(&f, &f0, sizeof(f));
+}
+
 static void test_format(void **state)
 {
 	char out[ORIGDST_TEXT];
@@ -121,6 +139,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_redirected_table),
+	    cmocka_unit_test(test_unmap),
 	    cmocka_unit_test(test_format),
 	    cmocka_unit_test(test_read_not_redirected),
 	};
