@@ -99,6 +99,9 @@ check_args() {
 	'' | *[!0-9]*) usage_error "--uid: '$uid' is not a numeric UID" ;;
 	esac
 	[ "$uid" -ne 0 ] || usage_error "--uid 0: levee must not run as root, and root's traffic would never be redirected"
+	case $app_ports in
+	,* | *, | *,,*) usage_error "--app-ports: empty entry in '$app_ports'" ;;
+	esac
 	old_ifs=$IFS
 	IFS=,
 	for p in $app_ports; do
@@ -110,9 +113,6 @@ check_args() {
 		ports_list="$ports_list $p"
 	done
 	IFS=$old_ifs
-	case $app_ports in
-	,* | *, | *,,*) usage_error "--app-ports: empty entry in '$app_ports'" ;;
-	esac
 }
 
 need_iptables() {

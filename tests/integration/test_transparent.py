@@ -89,6 +89,11 @@ class Pod:
         self.origin = self.levee = None
 
     def up(self):
+        # namespaces a killed run of this test left behind (its pid is gone)
+        for ln in run("ip", "netns", "list").stdout.splitlines():
+            name = ln.split()[0] if ln.split() else ""
+            if name[:4] in ("lvtp", "lvtc") and name[4:].isdigit() and not os.path.exists("/proc/" + name[4:]):
+                run("ip", "netns", "delete", name, check=False)
         for ns in (self.pod, self.client):
             run("ip", "netns", "add", ns)
         run("ip", "link", "add", self.veth[0], "netns", self.pod, "type", "veth",
@@ -357,3 +362,50 @@ def test_rules_without_uid_exclusion_loop_once_then_508(rules):
     with netns(pod.pod):
         evs = pod.origin.events(mark)
     assert not [e for e in evs if e["event"] == "request"], "the app was reached"
+
+
+# The script's refusals need neither root nor namespaces: they come before
+# it touches iptables.
+BAD_ARGS = [
+    ([], 2, "no action"),
+    (["frob"], 2, "unknown action 'frob'"),
+    (["install", "--levee-port", "15006", "--uid", "10101"], 2, "--app-ports is required"),
+    (["install", "--app-ports", "8080", "--uid", "10101"], 2, "--levee-port is required"),
+    (["install", "--app-ports", "8080", "--levee-port", "15006"], 2, "--uid is required"),
+    (["install", "--app-ports", "8080", "--levee-port", "15006", "--uid", "abc"], 2, "not a numeric UID"),
+    (["install", "--app-ports", "8080", "--levee-port", "15006", "--uid", "0"], 2, "--uid 0"),
+    (["install", "--app-ports", "0", "--levee-port", "15006", "--uid", "1"], 2, "'0' is not a port"),
+    (["install", "--app-ports", "080", "--levee-port", "15006", "--uid", "1"], 2, "'080' is not a port"),
+    (["install", "--app-ports", "65536", "--levee-port", "15006", "--uid", "1"], 2, "'65536' is not a port"),
+    (["install", "--app-ports", "8080,,8081", "--levee-port", "15006", "--uid", "1"], 2, "empty entry"),
+    (["install", "--app-ports", "8080,", "--levee-port", "15006", "--uid", "1"], 2, "empty entry"),
+    (["install", "--app-ports", "8080,8080", "--levee-port", "15006", "--uid", "1"], 2, "listed twice"),
+    (["install", "--app-ports", "8080,15006", "--levee-port", "15006", "--uid", "1"], 2, "levee's own port"),
+    (["install", "--app-ports", "8080", "--levee-port", "x", "--uid", "1"], 2, "'x' is not a port"),
+    (["install", "--app-ports", "8080", "--levee-port", "15006", "--uid", "1", "--frob"], 2,
+     "unknown argument '--frob'"),
+    (["install", "--app-ports"], 2, "--app-ports needs a value"),
+]
+
+
+@pytest.mark.parametrize("args,rc,msg", BAD_ARGS, ids=[" ".join(a) or "(none)" for a, _, _ in BAD_ARGS])
+def test_script_refuses_bad_arguments(args, rc, msg):
+    p = run("sh", RULES, *args, check=False)
+    assert p.returncode == rc, (p.returncode, p.stderr)
+    assert msg in p.stderr, p.stderr
+    assert "usage: levee-transparent" in p.stderr
+
+
+def test_script_needs_root_and_iptables():
+    good = ["install", "--app-ports", "8080", "--levee-port", "15006", "--uid", "10101"]
+    env = dict(os.environ, IPTABLES="/nonexistent/iptables")
+    if os.geteuid() == 0:
+        p = subprocess.run(["sh", RULES] + good, env=env, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "/nonexistent/iptables not found" in p.stderr, p.stderr
+        if shutil.which("setpriv"):
+            p = run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", RULES, *good,
+                    check=False)
+            assert p.returncode == 1 and "must run as root" in p.stderr, p.stderr
+    else:
+        p = run("sh", RULES, *good, check=False)
+        assert p.returncode == 1 and "must run as root" in p.stderr, p.stderr
