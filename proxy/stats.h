@@ -20,6 +20,7 @@
 /* X(field, metric name, help) - monotonically increasing counters. */
 #define LV_COUNTERS(X)                                                                              \
 	X(conn_accepted, "levee_connections_accepted_total", "Client connections accepted")          \
+	X(conn_redirected, "levee_connections_redirected_total", "Client connections accepted with transparent = on whose original destination was not levee's listener: the nat rules sent them") \
 	X(conn_rejected, "levee_connections_rejected_total", "Client connections refused at max_connections") \
 	X(accept_errors, "levee_accept_errors_total", "accept() calls that failed, most often for want of file descriptors") \
 	X(accept_pauses, "levee_accept_pauses_total", "100 ms pauses in accepting, after accept() ran out of descriptors or memory") \

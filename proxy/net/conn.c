@@ -283,8 +283,11 @@ void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int 
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof(c->peer));
 	else
 		snprintf(c->peer, sizeof(c->peer), "unknown");
-	if (p->transparent == LV_TRANSPARENT_ON)
+	if (p->transparent == LV_TRANSPARENT_ON) {
 		origdst_read(fd, sa->sa_family, c->orig_dst);
+		if (c->orig_dst[0])
+			stat_inc(w->stats->conn_redirected);
+	}
 	struct h1_limits lim = conn_limits(p);
 	http1_init(&c->parser, HTTP_REQUEST, NULL, &lim);
 

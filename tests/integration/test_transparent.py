@@ -250,6 +250,7 @@ def test_inbound_goes_through_levee(rules):
     pod.rules("install")
     mark = pod.mark()
     loops = pod.metric("levee_loops_refused_total")
+    redirected = pod.metric("levee_connections_redirected_total")
     a = pod.client_get("/echo/t1")
     assert a.status == 200
     assert hdr(a, "Cache-Status") == "levee; fwd=miss; stored"
@@ -261,6 +262,7 @@ def test_inbound_goes_through_levee(rules):
     # redirected back to it
     assert len(seen) == 1, seen
     assert pod.metric("levee_loops_refused_total") == loops
+    assert pod.metric("levee_connections_redirected_total") == redirected + 2
     # what the app sees: a connection from levee on loopback, the client in
     # X-Forwarded-For
     assert seen[0]["peer"] == "127.0.0.1"
@@ -310,8 +312,10 @@ def test_connection_straight_to_levee_is_served(rules):
     """Not redirected: the original destination is levee's own listener,
     and the request is served as usual, without orig_dst."""
     pod = rules
+    redirected = pod.metric("levee_connections_redirected_total")
     r = pod.get(pod.client, POD_IP, LEVEE_PORT, "/echo/t4")
     assert r.status == 200 and hdr(r, "Cache-Status") == "levee; fwd=miss; stored"
+    assert pod.metric("levee_connections_redirected_total") == redirected
     logged = wait_until(lambda: pod.access_lines("/echo/t4") or None, 5 * WAIT_SCALE, msg="access log")
     assert logged[0]["client"] == CLIENT_IP and "orig_dst" not in logged[0]
 
