@@ -397,6 +397,10 @@ enum lv_log_level { LV_LOG_DEBUG, LV_LOG_INFO, LV_LOG_WARN, LV_LOG_ERROR };
  * original destination. */
 enum lv_transparent { LV_TRANSPARENT_OFF, LV_TRANSPARENT_ON };
 
+/* [upstream] proxy_protocol: whether each upstream connection opens with a
+ * PROXY protocol line naming the client (docs/transparent.md). */
+enum lv_proxy_protocol { LV_PROXY_PROTOCOL_OFF, LV_PROXY_PROTOCOL_V1 };
+
 struct lv_limits {
 	uint64_t header_bytes;    /* [limits] header_bytes: request line + headers */
 	uint64_t headers;         /* [limits] headers: header field count */
@@ -417,6 +421,7 @@ struct lv_upstream_cfg {
 	char deadline_header[LV_NAME_MAX]; /* the request's remaining budget, in ms, both ways */
 	double retry_budget;          /* percent of recent requests that may be retries */
 	uint64_t retry_budget_min;    /* retries per second allowed whatever the share */
+	enum lv_proxy_protocol proxy_protocol; /* a PROXY line opens each upstream connection */
 };
 
 struct lv_policy {

@@ -56,24 +56,22 @@ void origdst_format(const struct sockaddr *sa, char *out, size_t n)
 	}
 }
 
-void origdst_read(int fd, int family, char out[ORIGDST_TEXT])
+bool origdst_get(int fd, int family, struct sockaddr_storage *orig)
 {
-	out[0] = '\0';
-	struct sockaddr_storage orig, local;
-	socklen_t olen = sizeof(orig), llen = sizeof(local);
-	memset(&orig, 0, sizeof(orig));
+	struct sockaddr_storage local;
+	socklen_t olen = sizeof(*orig), llen = sizeof(local);
+	memset(orig, 0, sizeof(*orig));
 	/* ENOENT: no conntrack entry (nat not loaded, or not NATed); either
 	 * way the connection came straight to the listener */
 	int rc = -1;
 	if (family == AF_INET6)
-		rc = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &olen);
+		rc = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, orig, &olen);
 	if (rc != 0) { /* an IPv4 listener, or an IPv4 client of an IPv6 one */
-		olen = sizeof(orig);
-		rc = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &olen);
+		olen = sizeof(*orig);
+		rc = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, orig, &olen);
 	}
 	if (rc != 0 || getsockname(fd, (struct sockaddr *)&local, &llen) != 0)
-		return;
+		return false;
 	origdst_unmap(&local);
-	if (origdst_redirected((struct sockaddr *)&orig, (struct sockaddr *)&local))
-		origdst_format((struct sockaddr *)&orig, out, ORIGDST_TEXT);
+	return origdst_redirected((struct sockaddr *)orig, (struct sockaddr *)&local);
 }

@@ -33,10 +33,10 @@ void origdst_unmap(struct sockaddr_storage *ss);
  * for another family). */
 void origdst_format(const struct sockaddr *sa, char *out, size_t n);
 
-/* For accepted socket <fd> of address family <family>: the original
- * destination as text into <out> (ORIGDST_TEXT bytes) when the connection
- * was redirected, else "". One getsockopt and one getsockname (two
- * getsockopts for an IPv4 client of an IPv6 listener). */
-void origdst_read(int fd, int family, char out[ORIGDST_TEXT]);
+/* For accepted socket <fd> of address family <family>: whether the
+ * connection was redirected, and then its original destination in <orig>.
+ * One getsockopt and one getsockname (two getsockopts for an IPv4 client of
+ * an IPv6 listener). */
+bool origdst_get(int fd, int family, struct sockaddr_storage *orig);
 
 #endif

@@ -293,7 +293,8 @@ static void request_free(struct request *r)
 }
 
 struct request *request_new(struct worker *w, struct conn *c, const struct request_client_ops *ops,
-                            struct arena *head_arena, const char *peer, const char *orig_dst)
+                            struct arena *head_arena, const char *peer, const char *orig_dst,
+                            const char *proxy_line)
 {
 	struct lv_head *hd = &head_arena->head;
 	struct request *r = request_alloc(w);
@@ -310,6 +311,7 @@ struct request *request_new(struct worker *w, struct conn *c, const struct reque
 	r->t_start = now_us();
 	snprintf(r->peer, sizeof(r->peer), "%s", peer);
 	snprintf(r->orig_dst, sizeof(r->orig_dst), "%s", orig_dst);
+	snprintf(r->proxy_line, sizeof(r->proxy_line), "%s", proxy_line);
 	r->method_bit = policy_method_bit(hd->text + hd->method_off, hd->method_len);
 
 	int idx = head_find(hd, LIT("x-request-id"), 0);

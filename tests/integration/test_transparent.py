@@ -177,6 +177,7 @@ class Pod:
             c.send(build_request("GET", target, list(headers) + [("Connection", "close")], host="app"))
             r = c.read_response("GET")
             assert r is not None, "closed without a response"
+            r.client_port = c.sock.getsockname()[1]
             return r
         finally:
             c.close()
@@ -367,6 +368,35 @@ def test_rules_without_uid_exclusion_loop_once_then_508(rules):
         evs = pod.origin.events(mark)
     assert not [e for e in evs if e["event"] == "request"], "the app was reached"
 
+
+
+def test_proxy_protocol_gives_the_app_the_client_and_where_it_dialled(rules):
+    """[upstream] proxy_protocol = v1 in transparent mode: the PROXY line
+    carries the client's own address and the original destination, so an
+    app that speaks it sees what it saw before levee was put in front."""
+    pod = rules
+    pod.rules("install")
+    lv = pod.levee
+    sections = {k: dict(v) for k, v in lv.sections.items()}
+    sections.setdefault("upstream", {})["proxy_protocol"] = "v1"
+
+    def reload(secs):
+        lv.write_policy(sections=secs)
+        with netns(pod.pod):
+            r = lv.admin_request("POST", "/reload")
+        assert r.status == 200, r.body
+    reload(sections)
+    try:
+        mark = pod.mark()
+        r = pod.client_get("/echo/t7")
+        assert r.status == 200 and hdr(r, "Cache-Status") == "levee; fwd=miss; stored"
+        with netns(pod.pod):
+            lines = [e for e in pod.origin.events(mark) if e["event"] == "proxy"]
+        assert [e["line"] for e in lines] == [
+            "PROXY TCP4 %s %s %d %d" % (CLIENT_IP, POD_IP, r.client_port, APP_PORT)]
+    finally:
+        sections["upstream"].pop("proxy_protocol")
+        reload(sections)
 
 # The script's refusals need neither root nor namespaces: they come before
 # it touches iptables.
