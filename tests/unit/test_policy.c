@@ -305,6 +305,12 @@ struct warn_case {
 };
 
 static const struct warn_case warn_cases[] = {
+	{"transparent with a loopback listen", "[levee]\nlisten = 127.0.0.1:15006\ntransparent = on\n",
+	 {"p.ini:3: [levee] warning: transparent = on, but listen is a loopback address (127.0.0.1:15006): the nat "
+	  "rules redirect inbound connections to the address they arrived on, which this listener never sees; "
+	  "listen on 0.0.0.0 (docs/transparent.md)"}},
+	{"transparent with a wildcard listen", "[levee]\nlisten = 0.0.0.0:15006\ntransparent = on\n", {NULL}},
+	{"a loopback listen without transparent", "[levee]\nlisten = 127.0.0.1:15006\ntransparent = off\n", {NULL}},
 	{"bulkhead threads without thread isolation", "[bulkhead \"b\"]\nthreads = 4\n",
 	 {"p.ini:2: [bulkhead \"b\"] warning: threads has no effect with isolation = semaphore"}},
 	{"breaker slow_call_rate without slow_call", "[breaker \"k\"]\nslow_call_rate = 10%\n",
