@@ -253,11 +253,6 @@ __attribute__((format(printf, 3, 4))) static void policy_warn(struct policy_pars
 	va_end(ap);
 }
 
-/* The same in the top-level `section`, on the line of its `key`, once the
- * file is read. */
-__attribute__((format(printf, 4, 5))) static void policy_warn_key(struct policy_parse *st, const char *section,
-                                                                  const char *key, const char *fmt, ...);
-
 /* ---- sections ---------------------------------------------------------- */
 
 static size_t policy_key_index(const struct keys_def *k)
@@ -913,6 +908,21 @@ static bool policy_origin(const struct policy_parse *st, const char *section, co
 	return *line != 0;
 }
 
+/* A warning in the top-level `section`, on the line of its `key`, once the
+ * file is read: "FILE:LINE: [SECTION] warning: REASON". */
+__attribute__((format(printf, 4, 5))) static void policy_warn_key(struct policy_parse *st, const char *section,
+                                                                  const char *key, const char *fmt, ...)
+{
+	char label[LV_NAME_MAX + 16];
+	int line;
+	policy_origin(st, section, key, &line);
+	snprintf(label, sizeof(label), "[%s]", section);
+	va_list ap;
+	va_start(ap, fmt);
+	policy_vwarn(st, label, line, fmt, ap);
+	va_end(ap);
+}
+
 /* Reports a conflict between keys `a` and `b` against `a` if the operator set
  * it (in the file or by flag), since that is the one to fix, else against
  * `b`: "--admin: REASON", "FILE:LINE: [levee] admin: REASON", or
@@ -1004,23 +1014,12 @@ static void policy_check(struct policy_parse *st)
 	 * pod's own processes (--outbound-local), which may be the intent */
 	if (p->transparent == LV_TRANSPARENT_ON && value_host_loopback(p->listen.host))
 		policy_warn_key(st, "levee", "transparent",
-		                "transparent = on, but listen is a loopback address (%s:%u): the nat rules redirect inbound connections to "
-		                "the address they arrived on, which this listener never sees; listen on 0.0.0.0 "
-		                "(docs/transparent.md)",
+		                "transparent = on, but listen is a loopback address (%s:%u): the nat rules redirect "
+		                "inbound connections to the address they arrived on, which this listener never sees; "
+		                "listen on 0.0.0.0 (docs/transparent.md)",
 		                p->listen.host, p->listen.port);
 }
 
-static void policy_warn_key(struct policy_parse *st, const char *section, const char *key, const char *fmt, ...)
-{
-	char label[LV_NAME_MAX + 16];
-	int line;
-	policy_origin(st, section, key, &line);
-	snprintf(label, sizeof(label), "[%s]", section);
-	va_list ap;
-	va_start(ap, fmt);
-	policy_vwarn(st, label, line, fmt, ap);
-	va_end(ap);
-}
 
 static void policy_overrides(struct policy_parse *st, const struct lv_overrides *ov)
 {
