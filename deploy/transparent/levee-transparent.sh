@@ -64,7 +64,7 @@ shift
 case $action in
 install | remove | status) ;;
 -h | --help)
-	sed -n '2,27s/^# \{0,1\}//p' "$0"
+	sed -n '2,28s/^# \{0,1\}//p' "$0"
 	exit 0
 	;;
 *) usage_error "unknown action '$action' (install, remove or status)" ;;
