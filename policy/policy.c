@@ -230,21 +230,27 @@ __attribute__((format(printf, 4, 5))) static void policy_err_key(struct policy_p
 	va_end(ap);
 }
 
-/* "FILE:LINE: [SECTION] warning: REASON" for the current section. */
-__attribute__((format(printf, 3, 4))) static void policy_warn(struct policy_parse *st, int line,
-                                                              const char *fmt, ...)
+/* "FILE:LINE: LABEL warning: REASON". */
+static void policy_vwarn(struct policy_parse *st, const char *label, int line, const char *fmt, va_list ap)
 {
 	char text[POLICY_MSG_MAX];
-	int o = snprintf(text, sizeof(text), "%s:%d: %s warning: ", st->file, line, st->label);
-	va_list ap;
-	va_start(ap, fmt);
+	int o = snprintf(text, sizeof(text), "%s:%d: %s warning: ", st->file, line, label);
 	if (o > 0 && (size_t)o < sizeof(text))
 		vsnprintf(text + o, sizeof(text) - (size_t)o, fmt, ap);
-	va_end(ap);
 	size_t at = st->diag->nwarn;
 	diag_warn(st->diag, "%s", text);
 	if (st->diag->nwarn == at + 1)
 		policy_order_note(&st->warns, at, line);
+}
+
+/* "FILE:LINE: [SECTION] warning: REASON" for the current section. */
+__attribute__((format(printf, 3, 4))) static void policy_warn(struct policy_parse *st, int line,
+                                                              const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	policy_vwarn(st, st->label, line, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- sections ---------------------------------------------------------- */
@@ -902,6 +908,21 @@ static bool policy_origin(const struct policy_parse *st, const char *section, co
 	return *line != 0;
 }
 
+/* A warning in the top-level `section`, on the line of its `key`, once the
+ * file is read: "FILE:LINE: [SECTION] warning: REASON". */
+__attribute__((format(printf, 4, 5))) static void policy_warn_key(struct policy_parse *st, const char *section,
+                                                                  const char *key, const char *fmt, ...)
+{
+	char label[LV_NAME_MAX + 16];
+	int line;
+	policy_origin(st, section, key, &line);
+	snprintf(label, sizeof(label), "[%s]", section);
+	va_list ap;
+	va_start(ap, fmt);
+	policy_vwarn(st, label, line, fmt, ap);
+	va_end(ap);
+}
+
 /* Reports a conflict between keys `a` and `b` against `a` if the operator set
  * it (in the file or by flag), since that is the one to fix, else against
  * `b`: "--admin: REASON", "FILE:LINE: [levee] admin: REASON", or
@@ -988,7 +1009,17 @@ static void policy_check(struct policy_parse *st)
 		                "upstream is levee's own listen address (%s:%u); requests would loop",
 		                p->listen.host,
 		                p->listen.port);
+	/* REDIRECT in PREROUTING hands a connection to the address of the
+	 * interface it came in on: a loopback listener only ever sees the
+	 * pod's own processes (--outbound-local), which may be the intent */
+	if (p->transparent == LV_TRANSPARENT_ON && value_host_loopback(p->listen.host))
+		policy_warn_key(st, "levee", "transparent",
+		                "transparent = on, but listen is a loopback address (%s:%u): the nat rules redirect "
+		                "inbound connections to the address they arrived on, which this listener never sees; "
+		                "listen on 0.0.0.0 (docs/transparent.md)",
+		                p->listen.host, p->listen.port);
 }
+
 
 static void policy_overrides(struct policy_parse *st, const struct lv_overrides *ov)
 {

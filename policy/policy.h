@@ -392,6 +392,15 @@ enum lv_purge_shape route_purge_shape(const char *pat, size_t len, size_t *keep)
 
 enum lv_log_level { LV_LOG_DEBUG, LV_LOG_INFO, LV_LOG_WARN, LV_LOG_ERROR };
 
+/* [levee] transparent: whether connections may arrive redirected by the
+ * pod's nat rules (docs/transparent.md), so that levee reads each one's
+ * original destination. */
+enum lv_transparent { LV_TRANSPARENT_OFF, LV_TRANSPARENT_ON };
+
+/* [upstream] proxy_protocol: whether each upstream connection opens with a
+ * PROXY protocol line naming the client (docs/transparent.md). */
+enum lv_proxy_protocol { LV_PROXY_PROTOCOL_OFF, LV_PROXY_PROTOCOL_V1 };
+
 struct lv_limits {
 	uint64_t header_bytes;    /* [limits] header_bytes: request line + headers */
 	uint64_t headers;         /* [limits] headers: header field count */
@@ -412,6 +421,7 @@ struct lv_upstream_cfg {
 	char deadline_header[LV_NAME_MAX]; /* the request's remaining budget, in ms, both ways */
 	double retry_budget;          /* percent of recent requests that may be retries */
 	uint64_t retry_budget_min;    /* retries per second allowed whatever the share */
+	enum lv_proxy_protocol proxy_protocol; /* a PROXY line opens each upstream connection */
 };
 
 struct lv_policy {
@@ -437,6 +447,7 @@ struct lv_policy {
 	char access_log[LV_PATH_MAX]; /* "stdout", "off", or a file path */
 	enum lv_log_level log_level;
 	bool trust_forwarded;     /* keep an incoming X-Forwarded-Proto */
+	enum lv_transparent transparent;
 
 	struct lv_limits limits;  /* [limits] */
 	struct lv_upstream_cfg up; /* [upstream] */

@@ -266,9 +266,10 @@ int main(int argc, char **argv)
 	const struct lv_policy *cp = rt->policy;
 	char sizing[2 * CGROUP_PATH_MAX];
 	cpus_describe(&s->cpus, sizing, sizeof(sizing));
-	log_info("levee %s: listening on %s:%u, upstream %s, admin %s:%u, workers %s, policy %s", LEVEE_VERSION,
-	         cp->listen.host, cp->listen.port, rt->up_text, cp->admin.host, cp->admin.port, sizing,
-	         cp->path[0] ? cp->path : "(built-in defaults)");
+	log_info("levee %s: listening on %s:%u%s, upstream %s, admin %s:%u, workers %s, policy %s, via %s",
+	         LEVEE_VERSION, cp->listen.host, cp->listen.port,
+	         cp->transparent == LV_TRANSPARENT_ON ? " (transparent)" : "", rt->up_text, cp->admin.host,
+	         cp->admin.port, sizing, cp->path[0] ? cp->path : "(built-in defaults)", s->via);
 
 	event_base_dispatch(s->main_base);
 

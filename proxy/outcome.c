@@ -34,6 +34,7 @@ enum request_outcome outcome_of_reason(int reason)
 	case R_BREAKER_OPEN:
 	case R_TIER_SHED:
 	case R_TIER_CACHE_ONLY:
+	case R_LOOP:
 		return OUT_REFUSED;
 	case R_BAD_REQUEST:
 	case R_METHOD:

@@ -32,6 +32,7 @@
 	X(R_UP_TIMEOUT, "upstream-timeout", 504, "the upstream did not answer in time")            \
 	X(R_DEADLINE, "deadline", 504, "the request's deadline passed before its answer")          \
 	X(R_NOT_CACHED, "only-if-cached", 504, "not in the cache (only-if-cached)")                 \
+	X(R_LOOP, "loop-detected", 508, "the request already passed through this levee: refused, so that it cannot loop") \
 	X(R_VERSION, "http-version", 505, "HTTP version not supported")
 
 enum lv_reason {

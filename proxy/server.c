@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
@@ -23,6 +26,12 @@ void server_init(struct server *s)
 	memset(s, 0, sizeof(*s));
 	runtime_slot_init(&s->runtime);
 	retry_budget_init(&s->retry_budget);
+	/* the loop check needs a name no other levee has: 64 random bits,
+	 * or, should getrandom fail, what tells processes apart */
+	uint64_t r;
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s;
+	via_pseudonym(s->via, r);
 }
 
 int server_cache_create(struct server *s, char *err, size_t errlen)
@@ -52,6 +61,7 @@ int server_workers_create(struct server *s, unsigned n, char *err, size_t errlen
 		    cache_loop_open(s->workers[i], s->cache, server_runtime(s)->policy, err, errlen) != LV_OK)
 			return LV_ERR;
 		s->workers[i]->retry_budget = &s->retry_budget;
+		s->workers[i]->via = s->via;
 		s->nworkers = i + 1;
 	}
 	s->nlisteners = n;
@@ -99,6 +109,7 @@ static struct worker *server_loop_add(struct server *s, const char *name, char *
 		return NULL;
 	}
 	w->retry_budget = &s->retry_budget;
+	w->via = s->via;
 	s->workers[s->nworkers++] = w;
 	return w;
 }

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 
 #include "cpus.h"
+#include "http/via.h"
 #include "policy.h"
 #include "reload_status.h"
 #include "net/retry.h"
@@ -51,6 +52,7 @@ struct server {
 	atomic_int upstream_reachable;
 	struct cache *cache;         /* the process's cache: every loop's, admin's, invalidate's */
 	struct retry_budget retry_budget; /* what the routes' retries may spend, every loop's */
+	char via[VIA_PSEUDONYM_SIZE]; /* this process's name in Via, every loop's (http/via.h) */
 	struct redis *redis;         /* main thread's Redis tier, for admin purges */
 	struct l2 *l2;
 

@@ -21,6 +21,7 @@
 /* X(field, metric name, help) - monotonically increasing counters. */
 #define LV_COUNTERS(X)                                                                              \
 	X(conn_accepted, "levee_connections_accepted_total", "Client connections accepted")          \
+	X(conn_redirected, "levee_connections_redirected_total", "Client connections accepted with transparent = on whose original destination was not levee's listener: the nat rules sent them") \
 	X(conn_rejected, "levee_connections_rejected_total", "Client connections refused at max_connections") \
 	X(accept_errors, "levee_accept_errors_total", "accept() calls that failed, most often for want of file descriptors") \
 	X(accept_pauses, "levee_accept_pauses_total", "100 ms pauses in accepting, after accept() ran out of descriptors or memory") \
@@ -37,7 +38,8 @@
 	X(retry_connect, "levee_retries_connect_total", "Route retries after a failed upstream connect") \
 	X(retry_status, "levee_retries_status_total", "Route retries after an answer in retry_statuses, which was dropped") \
 	X(retry_denied, "levee_retries_denied_total", "Route retries the retry budget refused: the failure went to the client") \
-	X(deadline_expired, "levee_deadline_expired_total", "Requests whose deadline passed before their answer was complete")
+	X(deadline_expired, "levee_deadline_expired_total", "Requests whose deadline passed before their answer was complete") \
+	X(loops_refused, "levee_loops_refused_total", "Requests refused with 508 because they had already passed through this levee (its own pseudonym in Via)")
 
 #define LV_HIST_BUCKETS 15
 extern const double lv_hist_bounds[LV_HIST_BUCKETS - 1]; /* seconds; last bucket is +Inf */

@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/via.h"
 #include "log.h"
 #include "net/io.h"
 #include "net/request.h"
@@ -236,6 +237,24 @@ static struct h1_limits conn_limits(const struct lv_policy *p)
 	return lim;
 }
 
+/* What transparent mode and the PROXY protocol need of a new connection:
+ * nothing (no syscall) when both are off. */
+static void conn_addresses(struct conn *c, evutil_socket_t fd, const struct sockaddr *sa, const struct lv_policy *p)
+{
+	struct sockaddr_storage dst;
+	bool redirected = p->transparent == LV_TRANSPARENT_ON && origdst_get(fd, sa->sa_family, &dst);
+	if (redirected) {
+		origdst_format((struct sockaddr *)&dst, c->orig_dst, sizeof(c->orig_dst));
+		stat_inc(c->w->stats->conn_redirected);
+	}
+	if (p->up.proxy_protocol == LV_PROXY_PROTOCOL_OFF)
+		return;
+	socklen_t len = sizeof(dst);
+	if (!redirected && getsockname(fd, (struct sockaddr *)&dst, &len) != 0)
+		dst.ss_family = AF_UNSPEC; /* written as UNKNOWN */
+	proxyline_v1(c->proxy_line, sa, (struct sockaddr *)&dst);
+}
+
 void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int socklen)
 {
 	const struct lv_policy *p = w->rt->policy;
@@ -282,6 +301,7 @@ void conn_accept(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int 
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof(c->peer));
 	else
 		snprintf(c->peer, sizeof(c->peer), "unknown");
+	conn_addresses(c, fd, sa, p);
 	struct h1_limits lim = conn_limits(p);
 	http1_init(&c->parser, HTTP_REQUEST, NULL, &lim);
 
@@ -337,10 +357,18 @@ static bool conn_read_head(struct conn *c)
 			conn_send_error(c, reason, NULL, CONN_CLOSE);
 			return false;
 		}
+		if (c->w->via && via_head_names(&c->arena->head, c->w->via)) {
+			/* our own upstream request, back again (via.h): answering
+			 * it ends the loop after one turn; closing the connection
+			 * keeps a redirect that loops from reusing it */
+			stat_inc(c->w->stats->loops_refused);
+			conn_send_error(c, R_LOOP, NULL, CONN_CLOSE);
+			return false;
+		}
 		struct arena *a = c->arena;
 		c->arena = NULL;
 		c->state = C_REQ;
-		struct request *r = request_new(c->w, c, &conn_client, a, c->peer);
+		struct request *r = request_new(c->w, c, &conn_client, a, c->peer, c->orig_dst, c->proxy_line);
 		if (!r) {
 			arena_put(c->w, a);
 			conn_send_error(c, R_INTERNAL, NULL, CONN_CLOSE);

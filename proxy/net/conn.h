@@ -19,6 +19,8 @@
 
 #include "net/http1.h"
 #include "net/loop.h"
+#include "net/origdst.h"
+#include "net/proxyline.h"
 
 enum conn_state {
 	C_IDLE,    /* keep-alive, between requests */
@@ -38,6 +40,8 @@ struct conn {
 	struct request *req;      /* the request being served, or NULL */
 	struct event *timer;      /* header / idle timeout */
 	char peer[INET6_ADDRSTRLEN];
+	char orig_dst[ORIGDST_TEXT]; /* transparent mode: where a redirected client was going; "" if not redirected */
+	char proxy_line[PROXYLINE_MAX]; /* [upstream] proxy_protocol: its PROXY line; "" when off at accept */
 	bool close_after;         /* close once the current response is written */
 	bool reading_paused;      /* stopped reading: a request body waits for the upstream */
 	bool out_blocked;         /* stopped reading: too much output waits for the client */

@@ -104,7 +104,7 @@ int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a
 {
 	struct wb w;
 	if (!wb_begin(&w, out,
-	              head_bound(hd) + strlen(a->client_ip) + strlen(a->default_host) + (a->extra ? strlen(a->extra) : 0) +
+	              head_bound(hd) + strlen(a->client_ip) + (a->via ? strlen(a->via) : 0) + strlen(a->default_host) + (a->extra ? strlen(a->extra) : 0) +
 	                  (a->replace ? strlen(a->replace) : 0)))
 		return -1;
 
@@ -155,7 +155,9 @@ int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a
 		WB_LIT(&w, "X-Forwarded-Proto: http\r\n");
 	WB_LIT(&w, "X-Request-Id: ");
 	wb_str(&w, a->request_id);
-	WB_LIT(&w, "\r\nVia: 1.1 levee\r\n");
+	WB_LIT(&w, "\r\nVia: 1.1 ");
+	wb_str(&w, a->via ? a->via : "levee");
+	WB_LIT(&w, "\r\n");
 	if (a->extra)
 		wb_str(&w, a->extra);
 	if (a->replace)

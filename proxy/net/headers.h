@@ -18,6 +18,7 @@
 struct reqhead_args {
 	const char *request_id;
 	const char *client_ip;
+	const char *via;          /* received-by of levee's Via member (its pseudonym, http/via.h); NULL: "levee" */
 	const char *default_host; /* for HTTP/1.0 requests without Host */
 	bool trust_forwarded;
 	int framing;              /* 0 none, 1 Content-Length, 2 chunked */

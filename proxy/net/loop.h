@@ -86,6 +86,7 @@ struct worker {
 	uint64_t rng[2];
 	bool draining;
 	struct retry_budget *retry_budget; /* what route retries may spend (the server's) */
+	const char *via;    /* this process's pseudonym in Via (the server's; http/via.h), or NULL: no loop check */
 
 	/* the cache's per-loop part (its Redis tier; cache/cache_loop.h),
 	 * opened by whoever creates the loop, ticked and closed by the loop */

@@ -293,7 +293,8 @@ static void request_free(struct request *r)
 }
 
 struct request *request_new(struct worker *w, struct conn *c, const struct request_client_ops *ops,
-                            struct arena *head_arena, const char *peer)
+                            struct arena *head_arena, const char *peer, const char *orig_dst,
+                            const char *proxy_line)
 {
 	struct lv_head *hd = &head_arena->head;
 	struct request *r = request_alloc(w);
@@ -309,6 +310,8 @@ struct request *request_new(struct worker *w, struct conn *c, const struct reque
 	r->head = hd;
 	r->t_start = now_us();
 	snprintf(r->peer, sizeof(r->peer), "%s", peer);
+	snprintf(r->orig_dst, sizeof(r->orig_dst), "%s", orig_dst);
+	snprintf(r->proxy_line, sizeof(r->proxy_line), "%s", proxy_line);
 	r->method_bit = policy_method_bit(hd->text + hd->method_off, hd->method_len);
 
 	int idx = head_find(hd, LIT("x-request-id"), 0);
@@ -348,7 +351,7 @@ static void request_log(struct request *r, uint64_t end)
 	if (!accesslog_enabled())
 		return;
 	const struct lv_head *hd = r->head;
-	size_t need = 512 + 6 * ((size_t)hd->method_len + hd->target_len) + sizeof(r->id) * 6;
+	size_t need = 512 + ORIGDST_TEXT + 16 + 6 * ((size_t)hd->method_len + hd->target_len) + sizeof(r->id) * 6;
 	char *p = alog_reserve(r->w->alog, need);
 	if (!p)
 		return; /* a line larger than the whole buffer: skip it rather than block */
@@ -357,7 +360,10 @@ static void request_log(struct request *r, uint64_t end)
 	char *s = p;
 	s += sprintf(s, "{\"ts\":\"%s\",\"id\":\"", ts);
 	s += json_escape(s, r->id, strlen(r->id));
-	s += sprintf(s, "\",\"client\":\"%s\",\"method\":\"", r->peer);
+	s += sprintf(s, "\",\"client\":\"%s\",", r->peer);
+	if (r->orig_dst[0])
+		s += sprintf(s, "\"orig_dst\":\"%s\",", r->orig_dst);
+	s += sprintf(s, "\"method\":\"");
 	s += json_escape(s, hd->text + hd->method_off, hd->method_len);
 	s += sprintf(s, "\",\"target\":\"");
 	s += json_escape(s, hd->text + hd->target_off, hd->target_len);

@@ -61,6 +61,8 @@
 
 #include "net/http1.h"
 #include "net/loop.h"
+#include "net/origdst.h"
+#include "net/proxyline.h"
 #include "outcome.h"
 #include "policy.h"
 #include "reason.h"
@@ -186,6 +188,8 @@ struct request {
 
 	char id[129];
 	char peer[INET6_ADDRSTRLEN]; /* client address, kept for the log after the client leaves */
+	char orig_dst[ORIGDST_TEXT]; /* its connection's original destination when redirected, else "" */
+	char proxy_line[PROXYLINE_MAX]; /* its connection's PROXY line, "" if none was made at accept */
 	uint64_t t_start, t_upstream;
 	uint64_t deadline_us;        /* when its budget runs out (now_us() clock); 0: none */
 	unsigned attempts;           /* upstream attempts made by route retries (0: the first only) */
@@ -275,7 +279,8 @@ uint64_t request_budget_ms(const struct request *r);
  * NULL when out of memory (the arena is still the caller's). The caller
  * binds it to <c>, then runs it with request_start(). */
 struct request *request_new(struct worker *w, struct conn *c, const struct request_client_ops *ops,
-                            struct arena *head_arena, const char *peer);
+                            struct arena *head_arena, const char *peer, const char *orig_dst,
+                            const char *proxy_line);
 /* Runs a new request through the path. */
 void request_start(struct request *r);
 /* Continues after a STAGE_ASYNC stage; owner thread only. */

@@ -82,17 +82,26 @@ static void pool_unlink(struct worker *w, struct upconn *uc)
 	}
 }
 
-static struct upconn *pool_take(struct worker *w, const struct runtime *rt)
+/* An idle connection to the runtime's upstream that opened with <line>.
+ * Those for another address, or that spoke out of turn, are closed on the
+ * way; those of another client's PROXY line stay for it. */
+static struct upconn *pool_take(struct worker *w, const struct runtime *rt, const char *line)
 {
-	while (w->idle) {
-		struct upconn *uc = w->idle;
-		w->idle = uc->next;
+	struct upconn **pp = &w->idle;
+	while (*pp) {
+		struct upconn *uc = *pp;
+		bool stale = uc->addr_len != rt->up_len || memcmp(&uc->addr, &rt->up_addr, rt->up_len) != 0 ||
+		             evbuffer_get_length(bufferevent_get_input(uc->bev));
+		if (!stale && strcmp(uc->proxy_line, line) != 0) {
+			pp = &uc->next;
+			continue;
+		}
+		*pp = uc->next;
 		w->nidle--;
 		uc->next = NULL;
-		if (uc->addr_len == rt->up_len && memcmp(&uc->addr, &rt->up_addr, rt->up_len) == 0 &&
-		    !evbuffer_get_length(bufferevent_get_input(uc->bev)))
+		if (!stale)
 			return uc;
-		upconn_free(uc); /* for an older upstream address, or it spoke out of turn */
+		upconn_free(uc);
 	}
 	return NULL;
 }
@@ -141,7 +150,7 @@ void upstream_pool_clear(struct worker *w)
 	w->nidle = 0;
 }
 
-static struct upconn *upconn_connect(struct worker *w, const struct runtime *rt)
+static struct upconn *upconn_connect(struct worker *w, const struct runtime *rt, const char *line)
 {
 	int fd = socket(rt->up_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -164,7 +173,10 @@ static struct upconn *upconn_connect(struct worker *w, const struct runtime *rt)
 	struct timeval ct;
 	tv_ms(&ct, rt->policy->up.connect_timeout_ms);
 	bufferevent_set_timeouts(bev, NULL, &ct); /* the connect runs as a write */
-	if (bufferevent_socket_connect(bev, (struct sockaddr *)&rt->up_addr, (int)rt->up_len) < 0) {
+	snprintf(uc->proxy_line, sizeof(uc->proxy_line), "%s", line);
+	/* queued first, so it leaves before any request head once connected */
+	if ((line[0] && evbuffer_add(bufferevent_get_output(bev), line, strlen(line)) != 0) ||
+	    bufferevent_socket_connect(bev, (struct sockaddr *)&rt->up_addr, (int)rt->up_len) < 0) {
 		upconn_free(uc);
 		return NULL;
 	}
@@ -203,6 +215,7 @@ static int send_head(struct request *r)
 	struct reqhead_args a = {
 	    .request_id = r->id,
 	    .client_ip = r->peer,
+	    .via = r->w->via,
 	    .extra = r->up_extra,
 	    .default_host = r->rt->up_text,
 	    .trust_forwarded = r->rt->policy->trust_forwarded,
@@ -223,14 +236,25 @@ static int send_head(struct request *r)
  * ATTACH_HEAD, the request head could not be rebuilt (it never will be). */
 enum { ATTACH_OK, ATTACH_CONNECT, ATTACH_HEAD };
 
+/* The PROXY line the request's connection must open with: none with
+ * proxy_protocol off; its client's, or UNKNOWN for a request whose client
+ * connection made none (accepted before a reload turned it on). */
+static const char *upstream_proxy_line(const struct request *r)
+{
+	if (r->rt->policy->up.proxy_protocol == LV_PROXY_PROTOCOL_OFF)
+		return "";
+	return r->proxy_line[0] ? r->proxy_line : PROXYLINE_UNKNOWN;
+}
+
 static int upstream_attach(struct request *r)
 {
 	struct worker *w = r->w;
-	struct upconn *uc = r->retried ? NULL : pool_take(w, r->rt);
+	const char *line = upstream_proxy_line(r);
+	struct upconn *uc = r->retried ? NULL : pool_take(w, r->rt, line);
 	if (uc) {
 		stat_inc(w->stats->up_reused);
 	} else {
-		uc = upconn_connect(w, r->rt);
+		uc = upconn_connect(w, r->rt, line);
 		if (!uc) {
 			stat_inc(w->stats->up_connect_errors);
 			return ATTACH_CONNECT;

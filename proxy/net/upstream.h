@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "net/loop.h"
+#include "net/proxyline.h"
 
 struct request;
 
@@ -20,6 +21,9 @@ struct upconn {
 	struct request *req;          /* the request using it, NULL when idle */
 	struct sockaddr_storage addr; /* where it is connected, to drop stale pool entries after a reload */
 	socklen_t addr_len;
+	/* the PROXY line it opened with ("" none): it carries only requests
+	 * that would send the same line, so one client's alone */
+	char proxy_line[PROXYLINE_MAX];
 	uint64_t idle_since;
 	unsigned uses;
 	bool connected;

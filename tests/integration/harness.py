@@ -515,8 +515,11 @@ def raw(port, req, method=None, timeout=5.0, close_wait=0.3, **kw):
 # test origin
 
 class Origin:
-    def __init__(self, workdir, port=0):
+    def __init__(self, workdir, port=0, host="127.0.0.1"):
+        """host: the address it listens on (its control requests always go
+        to 127.0.0.1, so a host other than loopback must be a wildcard)."""
         self.workdir = workdir
+        self.host = host
         self.want_port = port
         self.proc = None
         self.port = None
@@ -524,7 +527,8 @@ class Origin:
 
     def start(self):
         errf = open(os.path.join(self.workdir, "origin-%d.stderr" % time.time_ns()), "wb")
-        self.proc = subprocess.Popen([PYTHON, os.path.join(HERE, "origin.py"), "--port", str(self.want_port)],
+        self.proc = subprocess.Popen([PYTHON, os.path.join(HERE, "origin.py"), "--host", self.host,
+                                      "--port", str(self.want_port)],
                                      stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL,
                                      preexec_fn=_die_with_parent)
         errf.close()

@@ -13,7 +13,8 @@ These /__ paths are never logged themselves. Tests talk to them directly,
 never through levee.
 
 Events:
-  conn_open    {conn}
+  proxy        {conn, line}   a PROXY protocol v1 line the connection opened with
+  conn_open    {conn, peer}   peer: the client's address
   conn_close   {conn}
   request      {conn, method, target, version, headers[[n,v]..], framing,
                 body_len, body_sha256, trailers, chunks}   (after the body)
@@ -543,6 +544,24 @@ async def handle_admin(peer, target):
                                       ("Content-Length", str(len(body)))]) + body)
 
 
+async def read_proxy_line(peer, conn):
+    """A connection may open with a PROXY protocol v1 line (levee's
+    [upstream] proxy_protocol = v1): it is logged and consumed. False when
+    the line is broken (the connection is then closed)."""
+    want = b"PROXY "
+    while len(peer.buf) < len(want) and want.startswith(bytes(peer.buf)) and await peer.fill():
+        pass
+    if not peer.buf.startswith(want):
+        return True
+    try:
+        line = await peer.read_line()
+    except (ParseError, EOFError) as e:
+        log({"event": "parse_error", "conn": conn, "error": "PROXY line: %s" % e})
+        return False
+    log({"event": "proxy", "conn": conn, "line": line.decode("latin-1")})
+    return True
+
+
 async def serve(reader, writer):
     STATE["conn_seq"] += 1
     conn = STATE["conn_seq"]
@@ -550,6 +569,8 @@ async def serve(reader, writer):
     admin_conn = False
     logged_open = False
     try:
+        if not await read_proxy_line(peer, conn):
+            return
         while True:
             try:
                 head = await peer.read_head()
@@ -565,7 +586,8 @@ async def serve(reader, writer):
                 await handle_admin(peer, target)
                 continue
             if not logged_open:
-                log({"event": "conn_open", "conn": conn})
+                log({"event": "conn_open", "conn": conn,
+                     "peer": (writer.get_extra_info("peername") or ("?",))[0]})
                 logged_open = True
             try:
                 method, target, version, headers = parse_head(head)

@@ -64,15 +64,43 @@ def test_duplicate_request_headers_keep_values_in_order(levee, origin):
     assert hjoin(seen["headers"], "X-Dup") == ["one", "two"]
 
 
+# Upstream, levee names itself with this process's pseudonym (the loop
+# check reads it back: docs/transparent.md); to clients, just "levee".
+OWN_VIA = re.compile(r"1\.1 levee-[0-9a-f]{16}")
+
+
 def test_via_added_request_and_response(levee, origin):
     r, seen = echo(levee, origin, build_request("GET", "/echo"))
-    assert hjoin(seen["headers"], "Via") == ["1.1 levee"]
+    via = hjoin(seen["headers"], "Via")
+    assert len(via) == 1 and OWN_VIA.fullmatch(via[0]), via
     assert hjoin(r.headers, "Via")[-1:] == ["1.1 levee"]
+    # one pseudonym per process: the next request carries the same
+    r2, seen2 = echo(levee, origin, build_request("GET", "/echo"))
+    assert hjoin(seen2["headers"], "Via") == via
 
 
 def test_via_appended_to_existing(levee, origin):
     r, seen = echo(levee, origin, build_request("GET", "/echo", [("Via", "1.0 fred")]))
-    assert hjoin(seen["headers"], "Via") == ["1.0 fred", "1.1 levee"]
+    via = hjoin(seen["headers"], "Via")
+    assert via[0] == "1.0 fred" and len(via) == 2 and OWN_VIA.fullmatch(via[1]), via
+
+
+def test_own_via_refused_as_a_loop(levee, origin):
+    """A request carrying this levee's own pseudonym has been through it:
+    508, counted, never sent upstream. Another levee's passes."""
+    r, seen = echo(levee, origin, build_request("GET", "/echo"))
+    own = hjoin(seen["headers"], "Via")[0].split(" ", 1)[1]
+    loops = levee.metric("levee_loops_refused_total")
+    mark = origin.mark()
+    r = levee.raw(build_request("GET", "/echo", [("Via", "1.0 fred, 1.1 " + own)]))
+    assert r is not None and r.status == 508, r
+    assert r.header("X-Levee-Reason") == "loop-detected"
+    assert origin.requests(mark) == []
+    assert levee.metric("levee_loops_refused_total") == loops + 1
+    # the same name in a comment, or another levee's, is no loop
+    for via in ("1.0 fred (%s)" % own, "1.1 levee-0000000000000001"):
+        r, seen = echo(levee, origin, build_request("GET", "/echo", [("Via", via)]))
+    assert levee.metric("levee_loops_refused_total") == loops + 1
 
 
 def test_x_forwarded_for_added(levee, origin):

@@ -242,6 +242,8 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:2: [levee] access_log: must be stdout, off, or an absolute path"}},
 	{"log_level", "[levee]\nlog_level = verbose\n",
 	 {"p.ini:2: [levee] log_level: must be one of debug, info, warn, error"}},
+	{"transparent", "[levee]\ntransparent = true\n",
+	 {"p.ini:2: [levee] transparent: must be one of off, on"}},
 	{"bool", "[levee]\ntrust_forwarded = maybe\n",
 	 {"p.ini:2: [levee] trust_forwarded: expected true or false (also yes/no, on/off, 1/0)"}},
 
@@ -303,6 +305,12 @@ struct warn_case {
 };
 
 static const struct warn_case warn_cases[] = {
+	{"transparent with a loopback listen", "[levee]\nlisten = 127.0.0.1:15006\ntransparent = on\n",
+	 {"p.ini:3: [levee] warning: transparent = on, but listen is a loopback address (127.0.0.1:15006): the nat "
+	  "rules redirect inbound connections to the address they arrived on, which this listener never sees; "
+	  "listen on 0.0.0.0 (docs/transparent.md)"}},
+	{"transparent with a wildcard listen", "[levee]\nlisten = 0.0.0.0:15006\ntransparent = on\n", {NULL}},
+	{"a loopback listen without transparent", "[levee]\nlisten = 127.0.0.1:15006\ntransparent = off\n", {NULL}},
 	{"bulkhead threads without thread isolation", "[bulkhead \"b\"]\nthreads = 4\n",
 	 {"p.ini:2: [bulkhead \"b\"] warning: threads has no effect with isolation = semaphore"}},
 	{"breaker slow_call_rate without slow_call", "[breaker \"k\"]\nslow_call_rate = 10%\n",
@@ -518,6 +526,7 @@ static void test_load_values(void **state)
 	                           "access_log = /var/log/levee/access.log\n"
 	                           "log_level = debug\n"
 	                           "trust_forwarded = yes\n"
+	                           "transparent = on\n"
 	                           "[limits]\n"
 	                           "header_bytes = 64KiB\n"
 	                           "headers = 50\n"
@@ -561,6 +570,7 @@ static void test_load_values(void **state)
 	assert_string_equal(p->access_log, "/var/log/levee/access.log");
 	assert_int_equal(p->log_level, LV_LOG_DEBUG);
 	assert_true(p->trust_forwarded);
+	assert_int_equal(p->transparent, LV_TRANSPARENT_ON);
 	assert_int_equal(p->limits.header_bytes, 65536);
 	assert_int_equal(p->limits.headers, 50);
 	assert_int_equal(p->limits.uri_bytes, 2000);
@@ -582,7 +592,7 @@ static void test_load_values(void **state)
 	assert_string_equal(r->pattern, "/api/users/*");
 	assert_int_equal(r->pattern_len, 12);
 	assert_int_equal(r->methods, LV_M_GET | LV_M_HEAD | LV_M_DELETE);
-	assert_int_equal(r->line, 27);
+	assert_int_equal(r->line, 28);
 	r = &p->routes[1];
 	assert_string_equal(r->name, "static");
 	assert_int_equal(r->kind, LV_MATCH_PREFIX);
@@ -605,6 +615,7 @@ static void assert_defaults(const struct lv_policy *p)
 	assert_string_equal(p->access_log, "stdout");
 	assert_int_equal(p->log_level, LV_LOG_INFO);
 	assert_false(p->trust_forwarded);
+	assert_int_equal(p->transparent, LV_TRANSPARENT_OFF);
 	assert_int_equal(p->limits.header_bytes, 32 * 1024);
 	assert_int_equal(p->limits.headers, 100);
 	assert_int_equal(p->limits.uri_bytes, 8 * 1024);
