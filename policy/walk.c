@@ -347,6 +347,7 @@ static int walk_keys(struct walk_ctx *c, const struct keys_section *s, const voi
 		    (k->type == KT_PREFIX && ((const struct lv_route *)base)->kind != LV_MATCH_PREFIX))
 			continue;
 		char raw[WALK_VALUE_MAX], out[WALK_VALUE_MAX];
+		raw[0] = '\0'; /* an empty list writes nothing */
 		struct wbuf w = {raw, 0, sizeof(raw) / 2, false};
 		walk_format(k, base, &w);
 		if (w.over) {
