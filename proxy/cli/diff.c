@@ -317,7 +317,12 @@ static size_t diff_text(const struct diff *d, FILE *f)
 			break;
 		case CH_ORDER:
 			fprintf(f, ": the routes are in another order from here (position %zu in NEW): the first route "
-			        "that matches wins", c->pos + 1);
+			        "that matches wins\n      OLD:", c->pos + 1);
+			for (size_t r = 0; r < pa->nroutes; r++)
+				fprintf(f, " %s", pa->routes[r].name);
+			fputs("\n      NEW:", f);
+			for (size_t r = 0; r < pb->nroutes; r++)
+				fprintf(f, " %s", pb->routes[r].name);
 			break;
 		case CH_KEY:
 			fprintf(f, " %s: %s -> %s", c->key, c->old[0] ? c->old : "\"\"", c->new[0] ? c->new : "\"\"");
@@ -325,6 +330,8 @@ static size_t diff_text(const struct diff *d, FILE *f)
 				fputs("  [takes a restart]", f);
 				restart++;
 			}
+			if (!strcmp(c->sec, "bulkhead") && !strcmp(c->key, "threads") && atoll(c->new) < atoll(c->old))
+				fputs("  [the extra threads stop taking exchanges, and stay until a restart]", f);
 			break;
 		}
 		fputc('\n', f);

@@ -302,15 +302,20 @@ static void explain_tiers(struct explain *e)
 	const struct lv_head *hd = &e->q.head;
 	unsigned cohort = tier_cohort_of(hd, e->from, ck);
 	report_begin(o, "tiers");
-	const char *src = "address";
-	if (ck->kind == LV_COHORT_HEADER && head_find(hd, ck->name, strlen(ck->name), 0) >= 0)
-		src = "header";
-	size_t cn;
-	if (ck->kind == LV_COHORT_COOKIE && head_cookie(hd, ck->name, &cn) && cn)
-		src = "cookie";
-	report_fmt(o, "cohort", "%u of 0-9999, from %s%s%s%s", cohort, src, strcmp(src, "address") ? " " : " ",
-	           strcmp(src, "address") ? ck->name : e->from,
-	           ck->kind != LV_COHORT_ADDRESS && !strcmp(src, "address") ? " (the request lacks the policy's)" : "");
+	/* what tier_cohort_of() hashed: the policy's header or cookie, or the address */
+	size_t cn = 0;
+	int hi = ck->kind == LV_COHORT_HEADER ? head_find(hd, ck->name, strlen(ck->name), 0) : -1;
+	bool named = (hi >= 0 && hd->h[hi].value_len > 0) ||
+	             (ck->kind == LV_COHORT_COOKIE && head_cookie(hd, ck->name, &cn) && cn > 0);
+	report_num(o, "cohort", cohort);
+	if (named)
+		report_fmt(o, "cohort_from", "%s %s", ck->kind == LV_COHORT_HEADER ? "header" : "cookie", ck->name);
+	else
+		report_fmt(o, "cohort_from", "address %s", e->from);
+	if (!named && ck->kind != LV_COHORT_ADDRESS)
+		report_note(o, "the request has no %s %s, the policy's cohort: its address decides",
+		            ck->kind == LV_COHORT_HEADER ? "header" : "cookie", ck->name);
+	report_note(o, "a tier that sheds P%% of a priority sheds the cohorts below P*100 (of 0-9999)");
 	report_list(o, "levels");
 	for (size_t lv = 1; lv <= p->ntiers; lv++) {
 		const struct lv_tier_level *l = &p->tier_levels[lv];
