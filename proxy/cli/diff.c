@@ -11,7 +11,7 @@
  *   - a key whose row in the key table says it does not reload takes a
  *     restart: the reload applies everything else and keeps the running
  *     value (policy_keep_static(), reload.c), logs it and lists it in
- *     /status as reload.restart_keys;
+ *     /status as policy.restart_keys;
  *   - bulkheads and breakers are kept by name across a reload
  *     (resilience/registry.c): one whose name is in both files keeps its
  *     state and takes its new settings in place (server_protection_apply());
@@ -342,7 +342,7 @@ static size_t diff_text(const struct diff *d, FILE *f)
 			if (d->ch[i].kind == CH_KEY && d->ch[i].restart)
 				fprintf(f, "  [%s] %s\n", d->ch[i].sec, d->ch[i].key);
 		fputs("  a reload applies the rest and keeps the running value of these until levee restarts; it logs\n"
-		      "  each and lists them in /status (reload.restart_keys, restart_pending)\n",
+		      "  each and lists them in /status (policy.restart_keys, restart_pending)\n",
 		      f);
 	}
 	fputs("state across the reload:\n", f);
