@@ -156,7 +156,7 @@ int main(int argc, char **argv)
 	struct lv_overrides ov = {0};
 
 	if (argc >= 2 && strcmp(argv[1], "check") == 0) {
-		if (argc > 3 || (argc == 3 && argv[2][0] == '-'))
+		if (argc > 3 || (argc == 3 && strncmp(argv[2], "--", 2) == 0))
 			return cli_check_print(argc - 2, argv + 2);
 		if (argc != 3) {
 			usage(stderr);

@@ -474,3 +474,21 @@ def test_print_bad_input(tmp_path, args, code, msg):
     rc, out = run([a.format(**names) for a in args])
     assert rc == code, (rc, out)
     assert re.search(msg, out), out
+
+
+def test_help_lists_the_tools():
+    rc, out = run(["--help"])
+    assert rc == 0, out
+    for cmd in ("levee check --print [--defaults] FILE", "levee diff [--json] OLD NEW",
+                "levee explain [--json] [--from ADDR] FILE METHOD URL"):
+        assert cmd in out, (cmd, out)
+
+
+def test_plain_check_is_unchanged(tmp_path):
+    """`levee check FILE` keeps its one line, whatever its file is called."""
+    p = tmp_path / "-odd.ini"
+    p.write_text(PLAIN)
+    rc, out = run(["check", str(p)])
+    assert rc == 0 and re.search(r"-odd\.ini: ok \(1 route, 0 warnings, checksum [0-9a-f]{16}\)", out), out
+    rc, out = run(["check", "-"])
+    assert rc == 1 and "-: cannot open" in out, out
