@@ -333,7 +333,7 @@ static void explain_tiers(struct explain *e)
 		report_item(o);
 		report_str(o, "tier", p->tiers[lv - 1].name);
 		report_num(o, "level", (double)lv);
-		report_fmt(o, "shed_pct", "%g", pct);
+		report_num(o, "shed_pct", pct);
 		report_bool(o, "shed", shed);
 		if (!shed && l->would_shed.pct[prio] > pct)
 			report_bool(o, "shadow_would_shed", tier_sheds(l->would_shed.pct[prio], cohort));
