@@ -45,6 +45,17 @@ const char *cache_admit_unkeyed(const struct lv_route *rt, const struct lv_head 
 	return NULL;
 }
 
+unsigned cache_admit_tier_modes(const struct lv_route *rt, unsigned modes)
+{
+	if (rt->priority != LV_PRIO_OPTIONAL)
+		modes &= ~(unsigned)LV_CM_NO_FILL_OPTIONAL;
+	if (!rt->tier_cache_only)
+		modes &= ~(unsigned)LV_CM_CACHE_ONLY;
+	if (modes & LV_CM_CACHE_ONLY)
+		modes |= LV_CM_SERVE_STALE;
+	return modes;
+}
+
 size_t cache_key_of(const struct lv_policy *p, const struct lv_route *rt, const struct lv_head *hd, char *out,
                     size_t cap)
 {

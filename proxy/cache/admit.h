@@ -31,6 +31,12 @@ const char *cache_admit_request(const struct lv_route *rt, const struct lv_head 
 const char *cache_admit_unkeyed(const struct lv_route *rt, const struct lv_head *hd, bool has_body,
                                 bool *strip_unkeyed, bool *body_discard);
 
+/* Of a tier's cache modes `modes` (enum lv_cache_mode bits), those that
+ * apply to a read on caching route `rt`: no-fill-optional only on optional
+ * routes, cache-only only on routes with tier_cache_only, and cache-only
+ * brings serve-stale (cache.c, "degradation tiers' cache modes"). */
+unsigned cache_admit_tier_modes(const struct lv_route *rt, unsigned modes);
+
 /* The primary cache key of `hd` on route `rt` (key.h), with what `p` adds
  * (a trusted X-Forwarded-Proto); its length, or 0 when it does not fit. */
 size_t cache_key_of(const struct lv_policy *p, const struct lv_route *rt, const struct lv_head *hd, char *out,

@@ -111,15 +111,7 @@ static const char *cache_unkeyed(struct request *r)
  * return before any of this (docs/tier-cache-modes.md). */
 static unsigned cache_tier_modes(const struct request *r)
 {
-	unsigned m = r->tier_cache;
-	const struct lv_route *rt = r->route;
-	if (rt->priority != LV_PRIO_OPTIONAL)
-		m &= ~(unsigned)LV_CM_NO_FILL_OPTIONAL;
-	if (!rt->tier_cache_only)
-		m &= ~(unsigned)LV_CM_CACHE_ONLY;
-	if (m & LV_CM_CACHE_ONLY)
-		m |= LV_CM_SERVE_STALE;
-	return m;
+	return cache_admit_tier_modes(r->route, r->tier_cache);
 }
 
 /* ---- waiters ----------------------------------------------------------- */

@@ -321,11 +321,10 @@ static void explain_tiers(struct explain *e)
 		const struct lv_tier_level *l = &p->tier_levels[lv];
 		double pct = l->shed.pct[prio];
 		bool shed = tier_sheds(pct, cohort);
-		unsigned modes = l->cache;
-		if (prio != LV_PRIO_OPTIONAL)
-			modes &= ~(unsigned)LV_CM_NO_FILL_OPTIONAL;
-		if (!rt || !rt->tier_cache_only)
-			modes &= ~(unsigned)LV_CM_CACHE_ONLY;
+		/* the cache stage applies them to reads on caching routes only */
+		unsigned modes = route_caches(rt) && (e->q.method_bit & (LV_M_GET | LV_M_HEAD))
+		                     ? cache_admit_tier_modes(rt, l->cache)
+		                     : 0;
 		char mb[160] = "";
 		for (unsigned i = 0, n = 0; i < LV_CM__COUNT; i++)
 			if (modes & (1u << i))

@@ -75,7 +75,24 @@ service = plain
 prefix = /
 """
 
-POLICIES = {"shop": SHOP, "plain": PLAIN}
+ONLY = """\
+[route "cat"]
+prefix = /cat/
+cache_ttl = 10s
+tier_cache_only = true
+
+[route "opt"]
+prefix = /opt/
+cache_ttl = 10s
+priority = optional
+
+[tier "t"]
+enter = inflight > 100
+exit = inflight < 50
+cache = cache-only, no-fill-optional
+"""
+
+POLICIES = {"shop": SHOP, "plain": PLAIN, "only": ONLY}
 
 
 @pytest.fixture
@@ -156,6 +173,10 @@ EXPLAIN_CASES = [
                                                         "must-revalidate: RFC 9111 section 3.5)"}),
     ("shop", ["GET", "/nothing"], {"route.name": None, "route.priority": "normal", "cache.caches": False,
                                   "bulkhead.name": None, "breaker.name": None}),
+    # the tier's cache modes as the cache stage applies them to this route
+    ("only", ["GET", "/cat/1"], {"tiers.levels.0.cache_modes": "serve-stale,cache-only"}),
+    ("only", ["GET", "/opt/1"], {"tiers.levels.0.cache_modes": "no-fill-optional"}),
+    ("only", ["POST", "/cat/1"], {"tiers.levels.0.cache_modes": "none"}),
     ("plain", ["DELETE", "/x"], {"route.name": "all", "cache.caches": False, "invalidation.write": True,
                                  "invalidation.purges.0.what": "/x", "tiers.levels": []}),
 ]
