@@ -104,7 +104,7 @@ static void explain_route(struct explain *e)
 			report_fmt(o, "why", "method %.*s is not in its methods (%s)", (int)hd->method_len,
 			           hd->text + hd->method_off, m);
 		else
-			report_fmt(o, "why", "path does not match %s %s", r->kind == LV_MATCH_GLOB ? "match" : "prefix",
+			report_fmt(o, "why", "its %s = %s does not take the path", r->kind == LV_MATCH_GLOB ? "match" : "prefix",
 			           r->pattern);
 		report_item_end(o);
 	}

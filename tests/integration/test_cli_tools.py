@@ -123,7 +123,7 @@ EXPLAIN_CASES = [
         "route.name": "users", "route.match": "/api/users/*", "route.priority": "optional",
         "route.captures.0.value": "42",
         "route.not_matched.0.route": "static",
-        "route.not_matched.0.why": "path does not match prefix /static/",
+        "route.not_matched.0.why": "its prefix = /static/ does not take the path",
         "cache.cacheable": True, "cache.ttl": "60s",
         "cache.key": "shop\x1f/api/users/42\x1flocalhost\x1faccept-language=fr",
         "cache.tags.0.tag": "user-42",
