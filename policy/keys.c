@@ -136,7 +136,7 @@ static const struct keys_def keys_def_table[] = {
 	{"kafka",    "security_protocol",KT_ENUM,     P(kafka.security_protocol),     "plaintext",     NULL,    NULL,     "plaintext|ssl|sasl_plaintext|sasl_ssl", NULL,  false, 0, "How levee talks to the brokers (librdkafka `security.protocol`)."},
 	{"kafka",    "sasl_mechanism",   KT_ENUM,     P(kafka.sasl_mechanism),        "PLAIN",         NULL,    NULL,     "PLAIN|SCRAM-SHA-256|SCRAM-SHA-512", NULL,      false, 0, "SASL mechanism, with `sasl_plaintext` or `sasl_ssl`."},
 	{"kafka",    "sasl_username",    KT_TEXT,     P(kafka.sasl_username),         "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "SASL user name."},
-	{"kafka",    "sasl_password",    KT_TEXT,     P(kafka.sasl_password),         "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "SASL password. Keep it out of the file: `${KAFKA_PASSWORD}` takes it from the environment (a Kubernetes Secret)."},
+	{"kafka",    "sasl_password",    KT_SECRET,    P(kafka.sasl_password),         "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "SASL password. Keep it out of the file: `${KAFKA_PASSWORD}` takes it from the environment (a Kubernetes Secret)."},
 	{"kafka",    "ssl_ca",           KT_PATH,     P(kafka.ssl_ca),                "system",        NULL,    NULL,     "system",                NULL,          false, 0, "CA certificates (PEM file) that verify the brokers, with `ssl` or `sasl_ssl`; `system`: the system's store."},
 	{"kafka",    "instance",         KT_NAME,     P(kafka.instance),              "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "This replica's name, in messages (`origin`) and in the default group id. Empty: `$POD_NAME`, else `$HOSTNAME`, else the host name. Two levees on one host need distinct names: two with one name share a group and split its partitions, which levee detects (an error in the log, `/readyz` fails)."},
 	{"kafka",    "group_id",         KT_NAME,     P(kafka.group_id),              "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "Consumer group. Empty: `levee.<service>.<instance>`, one group per replica, because every replica must see every event. Never share one group between replicas."},
@@ -846,6 +846,14 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 	}
 	case KT_INVALIDATIONS:
 		return keys_set_list(k, field, text, keys_inval_char, keys_inval_item, false, "invalidation", err, errsz);
+	case KT_SECRET:
+		if (strcmp(text, LV_SECRET_MASK) == 0) {
+			snprintf(err, errsz, "%s is what `levee check --print` writes in place of a secret, not a secret: "
+			         "put the value back, or ${VAR} to take it from the environment", LV_SECRET_MASK);
+			return LV_ERR;
+		}
+		/* otherwise a secret is a text */
+		/* fall through */
 	case KT_TEXT:
 		for (const char *q = text; *q; q++)
 			if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f) {
@@ -908,6 +916,7 @@ bool keys_equal(const struct keys_def *k, const void *a, const void *b)
 	case KT_TOPIC:
 	case KT_INVALIDATIONS:
 	case KT_TEXT:
+	case KT_SECRET:
 	case KT_LINE:
 		return strcmp(fa, fb) == 0;
 	case KT_HOSTPORT: {

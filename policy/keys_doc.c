@@ -116,6 +116,9 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 	case KT_TEXT:
 		fputs("text", out);
 		break;
+	case KT_SECRET:
+		fputs("secret text (masked by `check --print`)", out);
+		break;
 	}
 }
 

@@ -71,10 +71,16 @@ enum lv_method {
 	LV_M_OTHER = 1u << 8, /* any method not listed above */
 };
 #define LV_M_ANY 0x1ffu
+/* Writes: a 2xx or 3xx answer to one purges what it changed. */
+#define LV_M_UNSAFE (LV_M_POST | LV_M_PUT | LV_M_PATCH | LV_M_DELETE)
+/* Methods a route's `retries` may repeat (RFC 9110 §9.2.2). */
+#define LV_M_IDEMPOTENT (LV_M_GET | LV_M_HEAD | LV_M_OPTIONS | LV_M_TRACE | LV_M_PUT | LV_M_DELETE)
 
 /* Returns the bit for a method token, or LV_M_OTHER for a token that is valid
  * but not one of the named methods. */
 unsigned policy_method_bit(const char *method, size_t len);
+/* The name of one of the named bits (LV_M_GET..LV_M_TRACE), else NULL. */
+const char *policy_method_name(unsigned bit);
 
 /* Value parsers. Each returns LV_OK, or LV_ERR with *why pointing at a static
  * string that explains the problem (suitable after "key: "). They are exposed
@@ -551,6 +557,39 @@ const struct lv_route *policy_route_match(const struct lv_policy *p, const char 
  * must not be shared yet. */
 void policy_keep_static(struct lv_policy *next, const struct lv_policy *running,
                         void (*cb)(const char *section, const char *key, void *arg), void *arg);
+
+/* ---- a snapshot's values, key by key (policy/walk.c) -------------------- */
+
+/* What `levee check --print` writes in place of a secret's value. A secret
+ * key refuses it as a value, so a printed file never loads as if the mask
+ * were the secret. */
+#define LV_SECRET_MASK "<masked>"
+
+/* One key of a snapshot, or (key == NULL) the start of a section. */
+struct lv_keyval {
+	const char *section;  /* "route" */
+	const char *instance; /* a named section's instance ("users"); NULL for the others */
+	size_t index;         /* its place in its section, from 0 (named sections) */
+	const char *key;      /* NULL: the section starts */
+	const char *value;    /* in policy syntax, '$' doubled: a file line `key = value` loads to it */
+	bool is_default;      /* the key's default (a key without one: false) */
+	bool reload;          /* a reload may change it (policy_keep_static()) */
+	bool secret;          /* its value is secret; with LV_WALK_MASK, `value` is LV_SECRET_MASK */
+};
+
+enum lv_walk_flags {
+	LV_WALK_MASK = 1u << 0, /* secrets as LV_SECRET_MASK (an empty one stays empty) */
+};
+
+/* Calls `cb` for every section and every key of `p`, in key-table order
+ * (named sections: each instance in file order), with each value as the
+ * file would write it. Returns LV_OK, or LV_ERR when a value cannot be
+ * written back as a line that loads to it (one that came from ${VAR} with
+ * a " ;", a control byte, or blanks at its ends, or a line too long); then
+ * `err` names it, and the walk stops. */
+typedef void (*lv_walk_fn)(const struct lv_keyval *kv, void *arg);
+int policy_walk(const struct lv_policy *p, unsigned flags, lv_walk_fn cb, void *arg, char *err,
+                size_t errsz) LV_WARN_UNUSED;
 
 /* Writes the documentation of every key (from the key table) as Markdown. */
 void policy_keys_markdown(FILE *out);

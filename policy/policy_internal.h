@@ -50,6 +50,8 @@ enum keys_type {
 	KT_LINE,     /* char[]: one line of printable text, blanks included; may be "" */
 	KT_SHED,     /* struct lv_shed: "optional, normal 30%" (whole priorities, or a share), or "none" */
 	KT_COHORT,   /* struct lv_cohort_key: "address", "header:NAME" or "cookie:NAME" */
+	KT_SECRET,   /* char[]: as KT_TEXT, but secret: `levee check --print` masks it (policy/walk.c),
+	                and LV_SECRET_MASK itself is refused */
 };
 
 /* A section of the policy file. A named section ([route "users"]) may appear

@@ -91,6 +91,14 @@ static const struct {
 	{"OPTIONS", 7, LV_M_OPTIONS}, {"TRACE", 5, LV_M_TRACE},
 };
 
+const char *policy_method_name(unsigned bit)
+{
+	for (size_t i = 0; i < sizeof(value_methods) / sizeof(value_methods[0]); i++)
+		if (value_methods[i].bit == bit)
+			return value_methods[i].name;
+	return NULL;
+}
+
 /* Method names are case-sensitive (RFC 9110 9.1), so "get" is LV_M_OTHER. */
 unsigned policy_method_bit(const char *method, size_t len)
 {

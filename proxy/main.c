@@ -4,6 +4,8 @@
  *   levee --policy FILE [--listen H:P] [--upstream H:P] [--admin H:P] [--probe H:P]
  *   levee --upstream H:P [--listen H:P] [--admin H:P] [--probe H:P]   built-in defaults
  *   levee check FILE                                      validate, exit 0/1
+ *   levee check --print [--defaults] FILE                 the resolved policy (cli/print.c)
+ *   levee diff OLD NEW | explain FILE METHOD URL ...      tools for ops (cli/)
  *   levee keys                                            document every key
  *   levee tier force|clear ...                            publish a control command
  *   levee --version
@@ -22,6 +24,7 @@
 #include "admin/admin.h"
 #include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
+#include "cli/cli.h"
 #include "control/control.h"
 #include "invalidate/invalidate.h"
 #include "log.h"
@@ -47,6 +50,7 @@ static void usage(FILE *f)
 	      "       levee keys\n"
 	      "       levee --version\n",
 	      f);
+	cli_usage(f);
 	control_cli_usage(f);
 }
 
@@ -152,12 +156,18 @@ int main(int argc, char **argv)
 	struct lv_overrides ov = {0};
 
 	if (argc >= 2 && strcmp(argv[1], "check") == 0) {
+		if (argc > 3 || (argc == 3 && strncmp(argv[2], "--", 2) == 0))
+			return cli_check_print(argc - 2, argv + 2);
 		if (argc != 3) {
 			usage(stderr);
 			return 2;
 		}
 		return cmd_check(argv[2]);
 	}
+	if (argc >= 2 && strcmp(argv[1], "diff") == 0)
+		return cli_diff(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "explain") == 0)
+		return cli_explain(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "tier") == 0)
 		return control_cli(argc - 1, argv + 1);
 	if (argc == 2 && strcmp(argv[1], "keys") == 0) {

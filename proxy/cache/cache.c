@@ -15,6 +15,7 @@
  *    lease).
  */
 #include "cache/cache.h"
+#include "cache/admit.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 #include "cache/serve.h"
 #include "cache/store.h"
 #include "cache/tags.h"
+#include "cache/write_inval.h"
 #include "log.h"
 #include "net/conn.h"
 #include "net/headers.h"
@@ -57,12 +59,7 @@ static bool cache_make_key(struct request *r)
 	if (hd->cap - hd->len < 64)
 		return false;
 	char *out = hd->text + hd->len;
-	const struct lv_policy *p = r->rt->policy;
-	size_t n = key_build(p->service, hd, r->route->cache_key_headers, out, hd->cap - hd->len);
-	/* a trusted hop's X-Forwarded-Proto goes upstream (http and https
-	 * answers may differ: absolute links, redirects), so it is keyed */
-	if (n && p->trust_forwarded && !strstr(r->route->cache_key_headers, "x-forwarded-proto"))
-		n = key_add_field(hd, LIT("x-forwarded-proto"), out, n, hd->cap - hd->len);
+	size_t n = cache_key_of(r->rt->policy, r->route, hd, out, hd->cap - hd->len);
 	if (!n)
 		return false;
 	cr->key = out;
@@ -73,32 +70,16 @@ static bool cache_make_key(struct request *r)
 
 /* ---- the stage --------------------------------------------------------- */
 
-static bool has_field(const struct lv_head *hd, const char *n, size_t l)
-{
-	return head_find(hd, n, l, 0) >= 0;
-}
-
-/* Applies the route's unkeyed_headers and get_body to a cacheable request:
- * NULL when it may use the cache (r->strip_unkeyed and r->body_discard set as
- * needed), else the detail of its bypass. */
+/* Applies the route's unkeyed_headers and get_body to a cacheable request
+ * (r->strip_unkeyed and r->body_discard set as needed): NULL when it may use
+ * the cache, else the detail of its bypass. */
 static const char *cache_unkeyed(struct request *r)
 {
-	const struct lv_route *rt = r->route;
-	const struct lv_head *hd = r->head;
-	if (r->body != BODY_NONE) {
-		if (rt->get_body == LV_GET_BODY_BYPASS)
-			return "request-body";
-		r->body_discard = true; /* read and dropped: it never reaches the origin */
-	}
-	if (rt->unkeyed_headers == LV_UNKEYED_FORWARD)
-		return NULL;
-	if (rt->unkeyed_headers == LV_UNKEYED_BYPASS) {
-		for (uint32_t i = 0; i < hd->n; i++)
-			if (headers_unkeyed_risk(hd, (int)i) && !headers_listed(hd, (int)i, rt->cache_key_headers))
-				return "unkeyed-header";
-	}
-	r->strip_unkeyed = true;
-	return NULL;
+	bool strip = false, discard = false;
+	const char *why = cache_admit_unkeyed(r->route, r->head, r->body != BODY_NONE, &strip, &discard);
+	r->strip_unkeyed |= strip;
+	r->body_discard |= discard;
+	return why;
 }
 
 /* ---- degradation tiers' cache modes ------------------------------------ *
@@ -130,15 +111,7 @@ static const char *cache_unkeyed(struct request *r)
  * return before any of this (docs/tier-cache-modes.md). */
 static unsigned cache_tier_modes(const struct request *r)
 {
-	unsigned m = r->tier_cache;
-	const struct lv_route *rt = r->route;
-	if (rt->priority != LV_PRIO_OPTIONAL)
-		m &= ~(unsigned)LV_CM_NO_FILL_OPTIONAL;
-	if (!rt->tier_cache_only)
-		m &= ~(unsigned)LV_CM_CACHE_ONLY;
-	if (m & LV_CM_CACHE_ONLY)
-		m |= LV_CM_SERVE_STALE;
-	return m;
+	return cache_admit_tier_modes(r->route, r->tier_cache);
 }
 
 /* ---- waiters ----------------------------------------------------------- */
@@ -335,16 +308,10 @@ static int cache_stage(struct request *r)
 		return STAGE_NEXT; /* writes: no tier's cache mode concerns them */
 	}
 	cr->tm = r->tier_cache ? cache_tier_modes(r) : 0;
-	/* Requests the cache must not answer: cookies (unless the route
-	 * allows them), and method overrides, which some frameworks honour
-	 * and would turn this GET into a write. Credentials do not bypass:
-	 * whatever is stored was allowed to be shared, and RFC 9111 §3.5
-	 * decides whether an answer to a request with Authorization is. */
+	/* what the cache must not answer: cache_admit_request() */
 	struct cc_directives req_cc;
 	cc_from_request(&req_cc, hd);
-	if ((!rt->cache_cookies && has_field(hd, LIT("cookie"))) ||
-	    has_field(hd, LIT("x-http-method-override")) || has_field(hd, LIT("x-http-method")) ||
-	    has_field(hd, LIT("x-method-override")) || (req_cc.flags & CC_NO_STORE)) {
+	if (cache_admit_request(rt, hd, &req_cc)) {
 		CSTAT(c, bypasses);
 		cache_status_set(cr, "fwd=bypass");
 		return cache_tier_bypass(cr);
@@ -424,32 +391,6 @@ static int cache_stage(struct request *r)
 
 /* ---- the response ------------------------------------------------------ */
 
-#define INVAL_ITEMS_MAX 64
-#define INVAL_TEXT_MAX 16384
-
-/* What one write invalidates, gathered before it is purged and published. */
-struct write_inval {
-	unsigned n;
-	size_t used;
-	struct inval_item items[INVAL_ITEMS_MAX];
-	char text[INVAL_TEXT_MAX];
-};
-
-static void inval_add(struct write_inval *w, enum inval_kind kind, const char *p, size_t len)
-{
-	if (!len || w->n == INVAL_ITEMS_MAX || w->used + len > sizeof(w->text)) {
-		log_warn("cache: a write invalidates more than levee tracks (%u items); the rest is not purged",
-		         INVAL_ITEMS_MAX);
-		return;
-	}
-	for (unsigned i = 0; i < w->n; i++)
-		if (w->items[i].kind == kind && w->items[i].len == len && memcmp(w->items[i].p, p, len) == 0)
-			return;
-	memcpy(w->text + w->used, p, len);
-	w->items[w->n++] = (struct inval_item){kind, w->text + w->used, len};
-	w->used += len;
-}
-
 /* A same-origin Location or Content-Location as a path, or NULL. */
 static const char *same_origin_path(const struct lv_head *qh, const char *v, size_t *len)
 {
@@ -477,9 +418,7 @@ static void cache_invalidate_write(struct cache_req *cr, const struct lv_head *r
 	static __thread struct write_inval w;
 	const char *svc = r->rt->policy->service;
 	const struct lv_head *qh = r->head;
-	w.n = 0;
-	w.used = 0;
-	inval_add(&w, INVAL_KEY, qh->text + qh->target_off, qh->target_len);
+	write_inval_request(&w, r->route, qh, &r->caps);
 	static const struct {
 		const char *s;
 		size_t l;
@@ -491,25 +430,12 @@ static void cache_invalidate_write(struct cache_req *cr, const struct lv_head *r
 		size_t len = resp->h[i].value_len;
 		const char *v = same_origin_path(qh, resp->text + resp->h[i].value, &len);
 		if (v)
-			inval_add(&w, INVAL_KEY, v, len);
-	}
-	for (const char *t = r->route ? r->route->invalidate : ""; *t;) {
-		const char *e = strchr(t, ',');
-		size_t tl = e ? (size_t)(e - t) : strlen(t);
-		char buf[LV_INVALIDATE_MAX + 2048];
-		bool tag = tl > 4 && memcmp(t, "tag:", 4) == 0;
-		size_t keep = tl;
-		bool prefix = !tag && route_purge_shape(t, tl, &keep) != LV_PURGE_URL;
-		size_t n = tag ? cache_expand(r, t + 4, tl - 4, buf, sizeof(buf))
-		               : cache_expand(r, t, keep, buf, sizeof(buf));
-		if (n)
-			inval_add(&w, tag ? INVAL_TAG : prefix ? INVAL_PREFIX : INVAL_KEY, buf, n);
-		t = e ? e + 1 : t + tl;
+			write_inval_add(&w, INVAL_KEY, v, len);
 	}
 	struct record_str tags[INVAL_ITEMS_MAX];
 	unsigned nt = cache_surrogate_keys(resp, tags, INVAL_ITEMS_MAX);
 	for (unsigned i = 0; i < nt; i++)
-		inval_add(&w, INVAL_TAG, tags[i].p, tags[i].len);
+		write_inval_add(&w, INVAL_TAG, tags[i].p, tags[i].len);
 	static const enum cache_purge_kind kinds[] = {
 	    [INVAL_KEY] = CACHE_PURGE_URL, [INVAL_PREFIX] = CACHE_PURGE_PREFIX,
 	    [INVAL_TAG] = CACHE_PURGE_TAG, [INVAL_ALL] = CACHE_PURGE_ALL};

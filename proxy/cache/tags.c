@@ -27,17 +27,17 @@ unsigned cache_surrogate_keys(const struct lv_head *resp, struct record_str *out
 	return n;
 }
 
-size_t cache_expand(const struct request *r, const char *t, size_t tl, char *buf, size_t cap)
+size_t cache_expand(const char *path, const struct lv_captures *caps, const char *t, size_t tl, char *buf,
+                    size_t cap)
 {
-	const char *path = r->head->text + r->head->target_off;
 	size_t o = 0;
 	for (size_t i = 0; i < tl; i++) {
 		if (t[i] == '{' && i + 2 < tl && t[i + 2] == '}') {
 			int ci = t[i + 1] - '1';
-			if (ci < 0 || ci >= r->caps.n || o + r->caps.c[ci].len >= cap)
+			if (ci < 0 || ci >= caps->n || o + caps->c[ci].len >= cap)
 				return 0;
-			memcpy(buf + o, path + r->caps.c[ci].off, r->caps.c[ci].len);
-			o += r->caps.c[ci].len;
+			memcpy(buf + o, path + caps->c[ci].off, caps->c[ci].len);
+			o += caps->c[ci].len;
 			i += 2;
 		} else if (o < cap) {
 			buf[o++] = t[i];
@@ -50,13 +50,19 @@ size_t cache_expand(const struct request *r, const char *t, size_t tl, char *buf
 
 unsigned cache_route_tags(const struct request *r, char *buf, size_t cap, struct record_str *out, unsigned max)
 {
+	return cache_route_tags_of(r->route, r->head->text + r->head->target_off, &r->caps, buf, cap, out, max);
+}
+
+unsigned cache_route_tags_of(const struct lv_route *rt, const char *path, const struct lv_captures *caps,
+                             char *buf, size_t cap, struct record_str *out, unsigned max)
+{
 	size_t ro = 0;
 	unsigned n = 0;
-	for (const char *t = r->route->cache_tags; *t && n < max;) {
+	for (const char *t = rt->cache_tags; *t && n < max;) {
 		const char *e = strchr(t, ',');
 		size_t tl = e ? (size_t)(e - t) : strlen(t);
 		/* a tag naming a wildcard the path did not fill is left out */
-		size_t w = cache_expand(r, t, tl, buf + ro, cap - ro);
+		size_t w = cache_expand(path, caps, t, tl, buf + ro, cap - ro);
 		if (w)
 			out[n++] = (struct record_str){buf + ro, (uint32_t)w};
 		ro += w;

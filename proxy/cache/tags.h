@@ -11,13 +11,20 @@
 
 #include "cache/record.h"
 #include "http/head.h"
+#include "policy.h"
 
 struct request;
 
-/* Writes template `t` (tl bytes) with {N} replaced by the route's wildcard
- * N into buf; its length, or 0 when it names a wildcard the path did not
- * fill or does not fit. */
-size_t cache_expand(const struct request *r, const char *t, size_t tl, char *buf, size_t cap);
+/* Writes template `t` (tl bytes) with {N} replaced by wildcard N of the
+ * route's match of `path` (its captures `caps`) into buf; its length, or 0
+ * when it names a wildcard the path did not fill or does not fit. */
+size_t cache_expand(const char *path, const struct lv_captures *caps, const char *t, size_t tl, char *buf,
+                    size_t cap);
+
+/* Route `rt`'s cache_tags for `path` with captures `caps`, as
+ * cache_route_tags() (which is this for a request). */
+unsigned cache_route_tags_of(const struct lv_route *rt, const char *path, const struct lv_captures *caps,
+                             char *buf, size_t cap, struct record_str *out, unsigned max);
 
 /* The route's cache_tags for r, {N} filled from its wildcards, written into
  * buf; returns how many (at most max). */

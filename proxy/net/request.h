@@ -343,7 +343,7 @@ void request_pool_clear(struct worker *w);
 
 static inline bool request_is_unsafe(const struct request *r)
 {
-	return r->method_bit & (LV_M_POST | LV_M_PUT | LV_M_PATCH | LV_M_DELETE);
+	return r->method_bit & LV_M_UNSAFE;
 }
 
 #endif

@@ -282,7 +282,7 @@ static int upstream_attach(struct request *r)
 static bool retry_possible(const struct request *r)
 {
 	return r->route && r->attempts < r->route->retries && r->body == BODY_NONE &&
-	       (r->method_bit & (LV_M_GET | LV_M_HEAD | LV_M_OPTIONS | LV_M_TRACE | LV_M_PUT | LV_M_DELETE)) &&
+	       (r->method_bit & LV_M_IDEMPOTENT) &&
 	       !r->client_ended && (r->conn || r->background) && !r->resp_started && r->kept == KEPT_NO;
 }
 
@@ -788,7 +788,7 @@ static void up_writecb(struct bufferevent *bev, void *arg)
 static bool request_retryable(const struct request *r)
 {
 	return !r->retried && r->body == BODY_NONE &&
-	       (r->method_bit & (LV_M_GET | LV_M_HEAD | LV_M_OPTIONS | LV_M_TRACE | LV_M_PUT | LV_M_DELETE));
+	       (r->method_bit & LV_M_IDEMPOTENT);
 }
 
 static void up_eventcb(struct bufferevent *bev, short what, void *arg)

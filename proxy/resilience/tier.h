@@ -70,5 +70,11 @@ static inline bool tier_in_share(unsigned cohort, double share_pct)
 {
 	return (double)cohort < share_pct * 100.0;
 }
+/* Whether a tier that sheds `pct` percent of a priority sheds a client of
+ * `cohort`: all of it at 100%, none at 0 (the cohort is not read then). */
+static inline bool tier_sheds(double pct, unsigned cohort)
+{
+	return pct >= 100.0 || (pct > 0 && tier_in_share(cohort, pct));
+}
 
 #endif

@@ -22,7 +22,11 @@
 
 unsigned tier_stage_cohort(const struct request *r, const struct lv_cohort_key *key)
 {
-	const struct lv_head *hd = r->head;
+	return tier_cohort_of(r->head, r->peer, key);
+}
+
+unsigned tier_cohort_of(const struct lv_head *hd, const char *peer, const struct lv_cohort_key *key)
+{
 	const char *v = NULL;
 	size_t n = 0;
 	if (key->kind == LV_COHORT_HEADER) {
@@ -37,8 +41,8 @@ unsigned tier_stage_cohort(const struct request *r, const struct lv_cohort_key *
 			v = NULL;
 	}
 	if (v == NULL) {
-		v = r->peer;
-		n = strlen(r->peer);
+		v = peer;
+		n = strlen(peer);
 	}
 	return tier_cohort(v, n);
 }
@@ -48,11 +52,9 @@ static bool in_share(const struct request *r, double pct, int *cohort)
 {
 	if (pct <= 0)
 		return false;
-	if (pct >= 100.0)
-		return true;
-	if (*cohort < 0)
+	if (pct < 100.0 && *cohort < 0) /* hashed only when a share decides */
 		*cohort = (int)tier_stage_cohort(r, &r->rt->policy->tiers_cfg.cohort);
-	return tier_in_share((unsigned)*cohort, pct);
+	return tier_sheds(pct, (unsigned)*cohort);
 }
 
 static int tier_run(struct request *r)

@@ -13,5 +13,7 @@ extern const struct stage tier_stage_def;
  * header's or cookie's value, or the client's address when the request
  * has none. Exposed for the tests. */
 unsigned tier_stage_cohort(const struct request *r, const struct lv_cohort_key *key);
+/* The same for a head and the client's address `peer` (`levee explain`). */
+unsigned tier_cohort_of(const struct lv_head *hd, const char *peer, const struct lv_cohort_key *key);
 
 #endif
