@@ -59,6 +59,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "accesslog.h"
 #include "net/http1.h"
 #include "net/loop.h"
 #include "outcome.h"
@@ -189,6 +190,7 @@ struct request {
 	uint64_t t_start, t_upstream;
 	uint64_t deadline_us;        /* when its budget runs out (now_us() clock); 0: none */
 	unsigned attempts;           /* upstream attempts made by route retries (0: the first only) */
+	unsigned tier_level;         /* the tier in force when it began (0: none), set by the tier stage */
 	unsigned tier_cache;         /* enum lv_cache_mode bits of the tiers in force, set by the tier stage */
 	unsigned tier_ttl_factor;    /* with LV_CM_STRETCH_TTL: lifetimes times this (>= 1) */
 
@@ -239,6 +241,9 @@ struct stage {
 	bool (*end)(struct request *r);
 	void (*done)(struct request *r);
 	bool (*client_gone)(struct request *r);
+	/* what the stage knows for the access log line, into <e> (the client's
+	 * end, before `end`); the strings must live until the request is done */
+	void (*log)(struct request *r, struct alog_entry *e);
 };
 
 /* The block of <s>'s own state in <r>: state_size bytes, aligned for any
