@@ -190,20 +190,20 @@ size_t alog_format(char *dst, const struct lv_alog_fields *fields, enum lv_alog_
 	return o;
 }
 
-/* The value of `name=` among "a; name=v; b" parameters, NULL if absent. */
+/* The value of `name=` among "a; name=v; b" parameters (up to the end of
+ * the string or of its line), NULL if absent. */
 static const char *param(const char *params, const char *name, size_t *len)
 {
 	size_t nl = strlen(name);
-	for (const char *p = params; p && *p;) {
+	for (const char *p = params; *p && *p != '\r' && *p != '\n';) {
 		while (*p == ' ' || *p == ';')
 			p++;
-		const char *end = strchr(p, ';');
-		size_t pl = end ? (size_t)(end - p) : strlen(p);
+		size_t pl = strcspn(p, ";\r\n"); /* a header line's own end stops it too */
 		if (pl > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
 			*len = pl - nl - 1;
 			return p + nl + 1;
 		}
-		p = end;
+		p += pl;
 	}
 	return NULL;
 }

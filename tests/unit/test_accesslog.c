@@ -226,6 +226,10 @@ static void test_cache_outcome(void **state)
 	    {"fwd=bypass", "bypass", NULL},
 	    {"fwd=bypass; detail=outbox-full", "bypass", NULL},
 	    {"fwd=request", "bypass", NULL},
+	    /* as the header line holds them */
+	    {"fwd=bypass\r\n", "bypass", NULL},
+	    {"hit; detail=fallback\r\n", "stale", "l1"},
+	    {"fwd=stale; fwd-status=304\r\n", "revalidated", "l1"},
 	    {"", NULL, NULL},
 	    {"junk", NULL, NULL},
 	};
