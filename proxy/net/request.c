@@ -372,8 +372,36 @@ static const char *log_shed(enum lv_reason reason)
 	}
 }
 
-/* One line per request, formatted straight into the worker's buffer: no
- * allocation, and the buffer is written out whole lines at a time (log.h). */
+/* The time, and what the client's head says, whoever answered it. */
+static void log_head(struct alog_entry *e, const char *peer, const struct lv_head *hd)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	alog_set_num(e, LV_AF_TIME, ALOG_TIME, (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000);
+	alog_set_cstr(e, LV_AF_CLIENT, peer);
+	if (!hd)
+		return;
+	alog_set_str(e, LV_AF_METHOD, hd->text + hd->method_off, hd->method_len);
+	alog_set_str(e, LV_AF_TARGET, hd->text + hd->target_off, hd->target_len);
+	if (hd->authority_len)
+		alog_set_str(e, LV_AF_HOST, hd->text + hd->authority_off, hd->authority_len);
+	else
+		log_header(e, LV_AF_HOST, hd, LIT("host")); /* a head its checks refused: as sent */
+	log_header(e, LV_AF_USER_AGENT, hd, LIT("user-agent"));
+	log_header(e, LV_AF_FORWARDED_FOR, hd, LIT("x-forwarded-for"));
+	log_header(e, LV_AF_REFERER, hd, LIT("referer"));
+}
+
+/* Formats <e> into <w>'s buffer as policy <p> says: no allocation, and the
+ * buffer is written out whole lines at a time (log.h). */
+static void log_write(struct worker *w, const struct lv_policy *p, const struct alog_entry *e)
+{
+	char *line = alog_reserve(w->alog, ALOG_LINE_MAX);
+	if (line)
+		alog_commit(w->alog, alog_format(line, &p->access_log_fields, p->access_log_format, e));
+}
+
+/* One line per request. */
 static void request_log(struct request *r, uint64_t end)
 {
 	if (!accesslog_enabled())
@@ -382,15 +410,8 @@ static void request_log(struct request *r, uint64_t end)
 	const struct lv_head *hd = r->head;
 	struct alog_entry e;
 	memset(&e, 0, sizeof(e));
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	alog_set_num(&e, LV_AF_TIME, ALOG_TIME, (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000);
+	log_head(&e, r->peer, hd);
 	alog_set_cstr(&e, LV_AF_REQUEST_ID, r->id);
-	alog_set_cstr(&e, LV_AF_CLIENT, r->peer);
-	alog_set_str(&e, LV_AF_METHOD, hd->text + hd->method_off, hd->method_len);
-	alog_set_str(&e, LV_AF_TARGET, hd->text + hd->target_off, hd->target_len);
-	if (hd->authority_len)
-		alog_set_str(&e, LV_AF_HOST, hd->text + hd->authority_off, hd->authority_len);
 	char proto[16];
 	snprintf(proto, sizeof(proto), "HTTP/%u.%u", hd->major, hd->minor);
 	alog_set_cstr(&e, LV_AF_PROTOCOL, proto);
@@ -414,17 +435,25 @@ static void request_log(struct request *r, uint64_t end)
 		if (r->route->breaker_idx >= 0)
 			alog_set_cstr(&e, LV_AF_BREAKER, p->breakers[r->route->breaker_idx].name);
 	}
-	log_header(&e, LV_AF_USER_AGENT, hd, LIT("user-agent"));
-	log_header(&e, LV_AF_FORWARDED_FOR, hd, LIT("x-forwarded-for"));
-	log_header(&e, LV_AF_REFERER, hd, LIT("referer"));
 	for (unsigned i = 0; i < r->stage; i++)
 		if (stages[i]->log)
 			stages[i]->log(r, &e);
+	log_write(r->w, p, &e);
+}
 
-	char *line = alog_reserve(r->w->alog, ALOG_LINE_MAX);
-	if (!line)
+void request_log_refused_head(struct worker *w, const struct lv_policy *p, const char *peer,
+                              const struct lv_head *hd, enum lv_reason reason)
+{
+	if (!accesslog_enabled())
 		return;
-	alog_commit(r->w->alog, alog_format(line, &p->access_log_fields, p->access_log_format, &e));
+	struct alog_entry e;
+	memset(&e, 0, sizeof(e));
+	log_head(&e, peer, hd);
+	alog_set_num(&e, LV_AF_STATUS, ALOG_UINT, (uint64_t)lv_reasons[reason].status);
+	alog_set_cstr(&e, LV_AF_OUTCOME, request_outcome_names[outcome_of_reason(reason)]);
+	alog_set_cstr(&e, LV_AF_REASON, lv_reasons[reason].token);
+	alog_set_cstr(&e, LV_AF_SHED, log_shed(reason));
+	log_write(w, p, &e);
 }
 
 /* ---- the end of a request ---------------------------------------------- */

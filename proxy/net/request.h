@@ -283,6 +283,10 @@ struct request *request_new(struct worker *w, struct conn *c, const struct reque
                             struct arena *head_arena, const char *peer);
 /* Runs a new request through the path. */
 void request_start(struct request *r);
+/* Logs a head levee refused before it became a request (<reason>), with
+ * what <hd> says when it was parsed whole (else NULL), under policy <p>. */
+void request_log_refused_head(struct worker *w, const struct lv_policy *p, const char *peer,
+                              const struct lv_head *hd, enum lv_reason reason);
 /* Continues after a STAGE_ASYNC stage; owner thread only. */
 void request_resume(struct request *r);
 
