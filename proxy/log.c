@@ -129,6 +129,7 @@ bool log_state_set(struct log_state *s, int state, uint64_t now_us, uint64_t gap
 
 int accesslog_open(const char *spec)
 {
+	alog_path[0] = '\0';
 	if (strcmp(spec, "stdout") == 0) {
 		alog_fd = 1;
 		return LV_OK;

@@ -365,8 +365,6 @@ static const char *log_shed(enum lv_reason reason)
 		return "bulkhead";
 	case R_BREAKER_OPEN:
 		return "breaker";
-	case R_MAXCONN:
-		return "max-connections";
 	default:
 		return NULL;
 	}
