@@ -7,7 +7,8 @@
 /* How each field is written: its bound once escaped, and whether the text
  * format quotes it (free text from a client, which may hold blanks). The
  * bounds add up to well under ALOG_LINE_MAX, so a line is never cut but
- * field by field. */
+ * field by field. A numeric field's bound holds any uint64_t (20 digits,
+ * 24 with a fraction); a time's, its 24 bytes and quotes. */
 static const struct {
 	uint16_t max;
 	bool quoted;
@@ -15,7 +16,7 @@ static const struct {
     [LV_AF_TIME] = {32, false},          [LV_AF_REQUEST_ID] = {256, false},
     [LV_AF_CLIENT] = {64, false},        [LV_AF_METHOD] = {64, false},
     [LV_AF_HOST] = {256, true},          [LV_AF_TARGET] = {2048, true},
-    [LV_AF_PROTOCOL] = {32, false},      [LV_AF_STATUS] = {8, false},
+    [LV_AF_PROTOCOL] = {32, false},      [LV_AF_STATUS] = {24, false},
     [LV_AF_BYTES_IN] = {24, false},      [LV_AF_BYTES_SENT] = {24, false},
     [LV_AF_REQUEST_MS] = {32, false},    [LV_AF_UPSTREAM_MS] = {32, false},
     [LV_AF_UPSTREAM_ADDR] = {64, false}, [LV_AF_ROUTE] = {64, false},
@@ -88,15 +89,44 @@ size_t alog_escape(char *dst, size_t cap, const char *s, size_t n, enum lv_alog_
 	return o;
 }
 
+/* <u> in decimal at <dst> (at most 20 bytes); returns the bytes written. */
+static size_t alog_u64(char *dst, uint64_t u)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	for (size_t i = 0; i < n; i++)
+		dst[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* RFC 3339 UTC with milliseconds (24 bytes). The date and time of day are
+ * formatted once a second per thread: lines come many to a second. */
 static size_t alog_time(char *dst, uint64_t unix_us)
 {
-	time_t sec = (time_t)(unix_us / 1000000);
-	struct tm tm;
-	gmtime_r(&sec, &tm);
-	/* the year is 4 digits for any time a clock gives */
-	int n = snprintf(dst, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-	                 tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(unix_us / 1000 % 1000));
-	return n > 0 && n < 32 ? (size_t)n : 0;
+	static __thread uint64_t cached_sec = UINT64_MAX;
+	static __thread char cached[64]; /* "2026-12-02T10:48:35": 19 bytes; larger for the compiler's worst case */
+	uint64_t sec = unix_us / 1000000;
+	if (sec != cached_sec) {
+		time_t t = (time_t)sec;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		/* the year has 4 digits for any time a clock gives */
+		snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+		         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		cached_sec = sec;
+	}
+	unsigned ms = (unsigned)(unix_us / 1000 % 1000);
+	memcpy(dst, cached, 19);
+	dst[19] = '.';
+	dst[20] = (char)('0' + ms / 100);
+	dst[21] = (char)('0' + ms / 10 % 10);
+	dst[22] = (char)('0' + ms % 10);
+	dst[23] = 'Z';
+	return 24;
 }
 
 /* A value as its field's bound allows; *cut when it did not all fit. */
@@ -106,7 +136,6 @@ static size_t alog_value_write(char *dst, enum lv_alog_field f, enum lv_alog_for
 	bool quoted = fmt == LV_ALOG_JSON || alog_field_info[f].quoted;
 	size_t max = alog_field_info[f].max;
 	size_t o = 0;
-	int n;
 	*cut = false;
 	switch (v->kind) {
 	case ALOG_ABSENT:
@@ -123,11 +152,14 @@ static size_t alog_value_write(char *dst, enum lv_alog_field f, enum lv_alog_for
 			dst[o++] = '"';
 		return o;
 	case ALOG_UINT:
-		n = snprintf(dst, max, "%llu", (unsigned long long)v->u);
-		return n > 0 && (size_t)n < max ? (size_t)n : 0;
+		return alog_u64(dst, v->u); /* every numeric field's bound holds 20 digits */
 	case ALOG_USEC:
-		n = snprintf(dst, max, "%llu.%03llu", (unsigned long long)(v->u / 1000), (unsigned long long)(v->u % 1000));
-		return n > 0 && (size_t)n < max ? (size_t)n : 0;
+		o = alog_u64(dst, v->u / 1000);
+		dst[o++] = '.';
+		dst[o++] = (char)('0' + v->u % 1000 / 100);
+		dst[o++] = (char)('0' + v->u % 100 / 10);
+		dst[o++] = (char)('0' + v->u % 10);
+		return o;
 	case ALOG_TIME:
 		if (quoted)
 			dst[o++] = '"';
@@ -161,8 +193,14 @@ size_t alog_format(char *dst, const struct lv_alog_fields *fields, enum lv_alog_
 			continue; /* a JSON line leaves out what the request did not have */
 		if (o > 1 || (!json && i))
 			dst[o++] = json ? ',' : ' ';
-		if (json)
-			o += (size_t)sprintf(dst + o, "\"%s\":", name);
+		if (json) {
+			size_t nl = strlen(name);
+			dst[o++] = '"';
+			memcpy(dst + o, name, nl);
+			o += nl;
+			dst[o++] = '"';
+			dst[o++] = ':';
+		}
 		bool cut;
 		o += alog_value_write(dst + o, f, fmt, &e->v[f], &cut);
 		if (cut) {

@@ -110,6 +110,37 @@ static void test_json_line(void **state)
 	assert_memory_equal(line, want, n);
 }
 
+/* Times to the millisecond, across seconds and back (the date is kept
+ * from one line to the next of the same second). */
+static void test_time(void **state)
+{
+	(void)state;
+	static const struct {
+		uint64_t us;
+		const char *text;
+	} cases[] = {
+	    {0, "1970-01-01T00:00:00.000Z"},
+	    {1796208515123456ull, "2026-12-02T10:48:35.123Z"},
+	    {1796208515999999ull, "2026-12-02T10:48:35.999Z"},
+	    {1796208516000999ull, "2026-12-02T10:48:36.000Z"},
+	    {1796208515000000ull, "2026-12-02T10:48:35.000Z"},
+	    {951782400042000ull, "2000-02-29T00:00:00.042Z"},
+	};
+	static const enum lv_alog_field f[] = {LV_AF_TIME};
+	struct lv_alog_fields fs = pick(f, 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct alog_entry e;
+		memset(&e, 0, sizeof(e));
+		alog_set_num(&e, LV_AF_TIME, ALOG_TIME, cases[i].us);
+		char line[ALOG_LINE_MAX];
+		size_t n = alog_format(line, &fs, LV_ALOG_TEXT, &e);
+		line[n] = '\0';
+		char want[64];
+		snprintf(want, sizeof(want), "%s\n", cases[i].text);
+		assert_string_equal(line, want);
+	}
+}
+
 /* Nothing but absent fields: an empty object, and a row of dashes. */
 static void test_all_absent(void **state)
 {
@@ -254,6 +285,7 @@ int main(void)
 	    cmocka_unit_test(test_json_line),      cmocka_unit_test(test_text_line),
 	    cmocka_unit_test(test_hostile),        cmocka_unit_test(test_truncated_mark),
 	    cmocka_unit_test(test_cache_outcome),  cmocka_unit_test(test_all_absent),
+	    cmocka_unit_test(test_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
