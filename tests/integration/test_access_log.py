@@ -262,6 +262,15 @@ def test_hostile_values_never_split_or_forge_a_line(levee_factory, tmp_path):
     assert tokens[4:] == ['"/echo/h2"', "GET"], tokens
 
 
+def test_a_long_target_is_cut_at_its_bound_and_marked(levee_factory, tmp_path):
+    lv, path = make(levee_factory, tmp_path, access_log_fields="target status")
+    target = "/echo/long?" + "q" * 6000
+    assert once(lv.port, "GET", target).status == 200
+    rec = wait_until(lambda: records(path, whole=False), WAIT, msg="the line")[0]
+    assert rec["target"] == target[:2048] and rec["truncated"] == ["target"], len(rec["target"])
+    assert rec["status"] == 200
+
+
 @pytest.mark.parametrize("head,reason,status", [
     # a complete head that fails levee's own checks: what it said is logged
     (b'GET /echo/bad HTTP/1.1\r\nHost: h"ost\\x\r\nUser-Agent: ua"q\r\n\r\n', "bad-request", 400),
