@@ -195,10 +195,10 @@ void alog_flush(struct alog_buf *b)
 {
 	if (!b->len)
 		return;
-	if (alog_fd >= 0) {
-		pthread_mutex_lock(&alog_lock);
+	/* the fd is read under the lock: a reopen swaps it under the same one */
+	pthread_mutex_lock(&alog_lock);
+	if (alog_fd >= 0)
 		write_all(alog_fd, b->buf, b->len);
-		pthread_mutex_unlock(&alog_lock);
-	}
+	pthread_mutex_unlock(&alog_lock);
 	b->len = 0;
 }
