@@ -85,6 +85,19 @@ const char *const lv_fallback_kind_names[LV_FB__COUNT] = {
 #undef LV_FB_NAME
 };
 
+const char *const lv_alog_field_names[LV_AF__COUNT] = {
+#define LV_AF_NAME(e, name) [e] = name,
+	LV_ALOG_FIELDS(LV_AF_NAME)
+#undef LV_AF_NAME
+};
+
+/* "|time|request_id|...": the field names as `words` (from the second byte) */
+#define LV_AF_WORD(e, name) "|" name
+static const char alog_field_words[] = LV_ALOG_FIELDS(LV_AF_WORD);
+#undef LV_AF_WORD
+/* a list is parsed through a bit mask of the words (keys_flag_item) */
+_Static_assert(LV_AF__COUNT <= 32, "access log fields fit an unsigned mask");
+
 /* clang-format off */
 static const struct keys_def keys_def_table[] = {
 /*	 section     key                 type         field                           default          min      max       words                    unit           reload one_of doc */
@@ -99,7 +112,9 @@ static const struct keys_def keys_def_table[] = {
 	{"levee",    "max_connections",  KT_UINT,     P(max_connections),             "10000",         "1",     "1000000", NULL,                   "connections", true,  0, "Open client connections, all workers together; a connection past it gets 503 and is closed."},
 	{"levee",    "drain_timeout",    KT_DURATION, P(drain_timeout_ms),            "25s",           "0",     "1h",     NULL,                    NULL,          true,  0, "On SIGTERM, longest wait for requests in flight to finish. Keep it below the pod's terminationGracePeriodSeconds."},
 	{"levee",    "drain_delay",      KT_DURATION, P(drain_delay_ms),              "0",             "0",     "1h",     NULL,                    NULL,          true,  0, "On SIGTERM, /readyz fails at once but levee goes on accepting and serving this long before it drains, so that load balancers (Kubernetes endpoints) stop sending first. drain_delay plus drain_timeout should stay below terminationGracePeriodSeconds."},
-	{"levee",    "access_log",       KT_PATH,     P(access_log),                  "stdout",        NULL,    NULL,     "stdout|off",            NULL,          false, 0, "Where access log lines go: `stdout`, `off`, or an absolute file path."},
+	{"levee",    "access_log",       KT_PATH,     P(access_log),                  "stdout",        NULL,    NULL,     "stdout|off",            NULL,          false, 0, "Where access log lines go: `stdout`, `off`, or an absolute file path. A file is opened in append mode and reopened on SIGUSR1, after logrotate (or anyone) moved it away (docs/access-log.md)."},
+	{"levee",    "access_log_fields", KT_FIELDS,  P(access_log_fields),           "all -cache_status -referer", NULL, NULL, alog_field_words + 1, NULL, true, 0, "The fields of an access log line, in the order written, separated by blanks or commas, or `all` of them in the order of docs/access-log.md, which lists them, less any named after it as `-FIELD` (`all -referer`). A reload changes them for the requests that start after it."},
+	{"levee",    "access_log_format", KT_ENUM,    P(access_log_format),           "json",          NULL,    NULL,     "json|text",             NULL,          true,  0, "`json`: one JSON object per line, every chosen field a key, left out when the request has no value for it. `text`: the values alone, separated by one blank, in field order, `-` when absent, the free-text ones in double quotes. Both are escaped so that a line can never be split or forged (docs/access-log.md)."},
 	{"levee",    "log_level",        KT_ENUM,     P(log_level),                   "info",          NULL,    NULL,     "debug|info|warn|error", NULL,          true,  0, "Least severe message written to stderr."},
 	{"levee",    "trust_forwarded",  KT_BOOL,     P(trust_forwarded),             "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Keep an incoming X-Forwarded-Proto instead of replacing it. Enable only behind a proxy that sets it."},
 	{"levee",    "transparent",      KT_ENUM,     P(transparent),                 "off",           NULL,    NULL,     "off|on",                NULL,          true,  0, "`on`: client connections may reach `listen` redirected by the pod's nat rules (deploy/transparent/levee-transparent.sh), and levee reads each accepted connection's original destination (`SO_ORIGINAL_DST`) for the access log's `orig_dst`; one getsockopt per connection, none when `off`. A reload applies it to connections accepted afterwards. Loops are refused either way (508, docs/transparent.md)."},
@@ -777,6 +792,12 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 	case KT_FLAGS: {
 		unsigned v;
 		if (keys_flags(k->words, text, &v, err, errsz) != LV_OK)
+			return LV_ERR;
+		return keys_store(k, base, &v, sizeof(v), err, errsz);
+	}
+	case KT_FIELDS: {
+		struct lv_alog_fields v;
+		if (keys_fields(k->words, text, &v, err, errsz) != LV_OK)
 			return LV_ERR;
 		return keys_store(k, base, &v, sizeof(v), err, errsz);
 	}

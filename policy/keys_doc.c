@@ -86,6 +86,9 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 		keys_words_list(k->words, "`, `", list, sizeof(list));
 		fprintf(out, "ordered list of `%s`, or `none`", list);
 		break;
+	case KT_FIELDS:
+		fputs("list of field names (docs/access-log.md), or `all`", out);
+		break;
 	case KT_LINE:
 		fputs("text line", out);
 		break;

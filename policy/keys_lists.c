@@ -130,9 +130,13 @@ int keys_flags(const char *words, const char *text, unsigned *out, char *err, si
 	return rc;
 }
 
+/* An ordered list of distinct words, into `kind[0..*n)` (at most `cap`). */
 struct keys_chain_arg {
 	const char *words;
-	struct lv_fallback_chain *out;
+	uint8_t *kind;
+	uint8_t *n;
+	size_t cap;
+	const char *what; /* "kinds", "fields": for "too many" */
 };
 
 static bool keys_chain_item(const char *e, size_t len, void *arg, char *err, size_t errsz)
@@ -142,16 +146,16 @@ static bool keys_chain_item(const char *e, size_t len, void *arg, char *err, siz
 	if (!keys_flag_item(e, len, &f, err, errsz))
 		return false;
 	uint8_t kind = (uint8_t)__builtin_ctz(f.bits);
-	for (unsigned i = 0; i < c->out->n; i++)
-		if (c->out->kind[i] == kind) {
+	for (unsigned i = 0; i < *c->n; i++)
+		if (c->kind[i] == kind) {
 			snprintf(err, errsz, "'%.*s' is listed twice", (int)len, e);
 			return false;
 		}
-	if (c->out->n >= sizeof(c->out->kind)) {
-		snprintf(err, errsz, "too many kinds");
+	if (*c->n >= c->cap) {
+		snprintf(err, errsz, "too many %s", c->what);
 		return false;
 	}
-	c->out->kind[c->out->n++] = kind;
+	c->kind[(*c->n)++] = kind;
 	return true;
 }
 
@@ -266,7 +270,66 @@ int keys_cohort(const char *text, struct lv_cohort_key *out, char *err, size_t e
 int keys_chain(const char *words, const char *text, struct lv_fallback_chain *out, char *err, size_t errsz)
 {
 	memset(out, 0, sizeof(*out));
-	struct keys_chain_arg c = {words, out};
+	struct keys_chain_arg c = {words, out->kind, &out->n, sizeof(out->kind), "kinds"};
 	return keys_items(text, keys_chain_item, &c, "fallback", err, errsz);
 }
 
+/* One field name: too many to list in a message, so the message names the
+ * page that lists them. */
+static bool keys_field_item(const char *e, size_t len, void *arg, char *err, size_t errsz)
+{
+	struct keys_chain_arg *c = arg;
+	char one[32];
+	if (len >= sizeof(one) || (snprintf(one, sizeof(one), "%.*s", (int)len, e), keys_word(c->words, one)) < 0) {
+		snprintf(err, errsz, "'%.*s' is not a field (docs/access-log.md lists them), nor all", (int)(len < 64 ? len : 64), e);
+		return false;
+	}
+	return keys_chain_item(e, len, arg, err, errsz);
+}
+
+/* "time client status" as the access log's fields in that order, each at
+ * most once, or "all" of them, or "all -referer -cache_status": all less
+ * some; a line with no field says nothing, so "none" is refused (turn the
+ * log off with access_log = off). */
+int keys_fields(const char *words, const char *text, struct lv_alog_fields *out, char *err, size_t errsz)
+{
+	memset(out, 0, sizeof(*out));
+	if (strcmp(text, "none") == 0) {
+		snprintf(err, errsz, "name at least one field; access_log = off turns the log off");
+		return LV_ERR;
+	}
+	if (strncmp(text, "all", 3) == 0 && (text[3] == '\0' || strchr(" \t,", text[3]))) {
+		/* every field, in the order of the list (a policy line is too
+		 * short to name them all), less those named after it as -FIELD */
+		bool drop[LV_AF__COUNT] = {false};
+		for (const char *p = text + 3; *p;) {
+			p += strspn(p, " \t,");
+			if (!*p)
+				break;
+			size_t n = strcspn(p, " \t,");
+			char one[32];
+			int i = -1;
+			if (n > 1 && n <= sizeof(one) && *p == '-') {
+				snprintf(one, sizeof(one), "%.*s", (int)(n - 1), p + 1);
+				i = keys_word(words, one);
+			}
+			if (i < 0) {
+				snprintf(err, errsz, "after `all`, only -FIELD leaves a field out; \"%.*s\" is not one (docs/access-log.md)",
+				         (int)(n > 64 ? 64 : n), p);
+				return LV_ERR;
+			}
+			drop[i] = true;
+			p += n;
+		}
+		for (unsigned i = 0; i < LV_AF__COUNT; i++)
+			if (!drop[i])
+				out->f[out->n++] = (uint8_t)i;
+		if (!out->n) {
+			snprintf(err, errsz, "every field left out; access_log = off turns the log off");
+			return LV_ERR;
+		}
+		return LV_OK;
+	}
+	struct keys_chain_arg c = {words, out->f, &out->n, sizeof(out->f), "fields"};
+	return keys_items(text, keys_field_item, &c, "field", err, errsz);
+}

@@ -407,6 +407,55 @@ enum lv_transparent { LV_TRANSPARENT_OFF, LV_TRANSPARENT_ON };
  * PROXY protocol line naming the client (docs/transparent.md). */
 enum lv_proxy_protocol { LV_PROXY_PROTOCOL_OFF, LV_PROXY_PROTOCOL_V1 };
 
+/* X(enum, name): the fields an access log line may carry, in no particular
+ * order; `access_log_fields` picks some and their order. docs/access-log.md
+ * says what each holds and how it is written. */
+#define LV_ALOG_FIELDS(X)                                                                          \
+	X(LV_AF_TIME, "time")                                                                      \
+	X(LV_AF_REQUEST_ID, "request_id")                                                          \
+	X(LV_AF_CLIENT, "client")                                                                  \
+	X(LV_AF_ORIG_DST, "orig_dst")                                                              \
+	X(LV_AF_METHOD, "method")                                                                  \
+	X(LV_AF_HOST, "host")                                                                      \
+	X(LV_AF_TARGET, "target")                                                                  \
+	X(LV_AF_PROTOCOL, "protocol")                                                              \
+	X(LV_AF_STATUS, "status")                                                                  \
+	X(LV_AF_BYTES_IN, "bytes_in")                                                              \
+	X(LV_AF_BYTES_SENT, "bytes_sent")                                                          \
+	X(LV_AF_REQUEST_MS, "request_ms")                                                          \
+	X(LV_AF_UPSTREAM_MS, "upstream_ms")                                                        \
+	X(LV_AF_UPSTREAM_ADDR, "upstream_addr")                                                    \
+	X(LV_AF_ROUTE, "route")                                                                    \
+	X(LV_AF_CACHE, "cache")                                                                    \
+	X(LV_AF_CACHE_LAYER, "cache_layer")                                                        \
+	X(LV_AF_CACHE_STATUS, "cache_status")                                                      \
+	X(LV_AF_OUTCOME, "outcome")                                                                \
+	X(LV_AF_REASON, "reason")                                                                  \
+	X(LV_AF_SHED, "shed")                                                                      \
+	X(LV_AF_FALLBACK, "fallback")                                                              \
+	X(LV_AF_TIER, "tier")                                                                      \
+	X(LV_AF_BULKHEAD, "bulkhead")                                                              \
+	X(LV_AF_BREAKER, "breaker")                                                                \
+	X(LV_AF_BREAKER_STATE, "breaker_state")                                                    \
+	X(LV_AF_USER_AGENT, "user_agent")                                                          \
+	X(LV_AF_FORWARDED_FOR, "forwarded_for")                                                    \
+	X(LV_AF_REFERER, "referer")
+
+enum lv_alog_field {
+#define LV_AF_ENUM(e, name) e,
+	LV_ALOG_FIELDS(LV_AF_ENUM)
+#undef LV_AF_ENUM
+	LV_AF__COUNT
+};
+extern const char *const lv_alog_field_names[LV_AF__COUNT];
+
+/* The fields of `access_log_fields`, in the order written, each once. */
+struct lv_alog_fields {
+	uint8_t n;
+	uint8_t f[LV_AF__COUNT]; /* enum lv_alog_field */
+};
+enum lv_alog_format { LV_ALOG_JSON, LV_ALOG_TEXT };
+
 struct lv_limits {
 	uint64_t header_bytes;    /* [limits] header_bytes: request line + headers */
 	uint64_t headers;         /* [limits] headers: header field count */
@@ -451,6 +500,8 @@ struct lv_policy {
 	uint64_t drain_timeout_ms;
 	uint64_t drain_delay_ms;  /* SIGTERM: /readyz fails, serving goes on this long, then drain */
 	char access_log[LV_PATH_MAX]; /* "stdout", "off", or a file path */
+	struct lv_alog_fields access_log_fields; /* what a line says, in order */
+	enum lv_alog_format access_log_format;
 	enum lv_log_level log_level;
 	bool trust_forwarded;     /* keep an incoming X-Forwarded-Proto */
 	enum lv_transparent transparent;

@@ -47,6 +47,7 @@ enum keys_type {
 	KT_STATUS_SET, /* struct lv_status_set: statuses, ranges (502-599) and classes (5xx), comma-separated */
 	KT_FLAGS,    /* unsigned: a comma-separated subset of `words` (bit i = word i), or "none" */
 	KT_CHAIN,    /* struct lv_fallback_chain: distinct `words` in the order given, or "none" */
+	KT_FIELDS,   /* struct lv_alog_fields: distinct `words` in the order given, at least one */
 	KT_LINE,     /* char[]: one line of printable text, blanks included; may be "" */
 	KT_SHED,     /* struct lv_shed: "optional, normal 30%" (whole priorities, or a share), or "none" */
 	KT_COHORT,   /* struct lv_cohort_key: "address", "header:NAME" or "cookie:NAME" */
@@ -125,6 +126,7 @@ int keys_statuses(const char *text, struct lv_statuses *out, char *err, size_t e
 int keys_status_set(const char *text, struct lv_status_set *out, char *err, size_t errsz);
 int keys_flags(const char *words, const char *text, unsigned *out, char *err, size_t errsz);
 int keys_chain(const char *words, const char *text, struct lv_fallback_chain *out, char *err, size_t errsz);
+int keys_fields(const char *words, const char *text, struct lv_alog_fields *out, char *err, size_t errsz);
 int keys_shed(const char *text, struct lv_shed *out, char *err, size_t errsz);
 int keys_cohort(const char *text, struct lv_cohort_key *out, char *err, size_t errsz);
 

@@ -185,6 +185,28 @@ static void wb_shed(struct wbuf *w, const struct lv_shed *sh)
 		wb_put(w, "none");
 }
 
+/* access_log_fields: the names in order, or, when the fields keep the
+ * documented order and that is shorter, `all` less the fields left out (a
+ * policy line cannot hold every name). */
+static void wb_fields(struct wbuf *w, const struct lv_alog_fields *fl)
+{
+	bool ordered = true;
+	for (unsigned i = 1; ordered && i < fl->n; i++)
+		ordered = fl->f[i] > fl->f[i - 1];
+	if (ordered && 2 * fl->n > LV_AF__COUNT) {
+		wb_put(w, "all");
+		for (unsigned f = 0, i = 0; f < LV_AF__COUNT; f++) {
+			if (i < fl->n && fl->f[i] == f)
+				i++;
+			else
+				wb_put(w, " -%s", lv_alog_field_names[f]);
+		}
+		return;
+	}
+	for (unsigned i = 0; i < fl->n; i++)
+		wb_put(w, "%s%s", i ? " " : "", lv_alog_field_names[fl->f[i]]);
+}
+
 /* The value of `k` at `base` in policy syntax, before '$' is doubled. */
 static void walk_format(const struct keys_def *k, const void *base, struct wbuf *w)
 {
@@ -207,6 +229,9 @@ static void walk_format(const struct keys_def *k, const void *base, struct wbuf 
 		break;
 	case KT_HOSTPORT:
 		wb_hostport(w, (const void *)f, k->words);
+		break;
+	case KT_FIELDS:
+		wb_fields(w, (const void *)f);
 		break;
 	case KT_DURATION:
 		memcpy(&u, f, sizeof(u));

@@ -12,6 +12,7 @@
 
 static enum lv_log_level log_level = LV_LOG_INFO;
 static int alog_fd = 1;
+static char alog_path[LV_PATH_MAX]; /* a file's path; "" for stdout and off */
 static pthread_mutex_t alog_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -128,6 +129,7 @@ bool log_state_set(struct log_state *s, int state, uint64_t now_us, uint64_t gap
 
 int accesslog_open(const char *spec)
 {
+	alog_path[0] = '\0';
 	if (strcmp(spec, "stdout") == 0) {
 		alog_fd = 1;
 		return LV_OK;
@@ -142,12 +144,37 @@ int accesslog_open(const char *spec)
 		return LV_ERR;
 	}
 	alog_fd = fd;
+	snprintf(alog_path, sizeof(alog_path), "%s", spec);
+	return LV_OK;
+}
+
+/* The new file is opened first, then swapped in under the lock every flush
+ * holds: a flush writes its whole lines to the old file or to the new one,
+ * never part to each. Lines still in a worker's buffer go to the new file. */
+int accesslog_reopen(void)
+{
+	if (!alog_path[0])
+		return LV_OK; /* stdout or off: nothing to reopen */
+	int fd = open(alog_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		/* keep writing where the log was: its lines are not lost, only
+		 * in the file that was moved */
+		log_error("access_log %s: cannot reopen: %s; still writing to the file it was", alog_path,
+		          strerror(errno));
+		return LV_ERR;
+	}
+	pthread_mutex_lock(&alog_lock);
+	int old = alog_fd;
+	__atomic_store_n(&alog_fd, fd, __ATOMIC_RELAXED); /* accesslog_enabled() reads it unlocked */
+	pthread_mutex_unlock(&alog_lock);
+	close(old);
+	log_info("access_log %s: reopened", alog_path);
 	return LV_OK;
 }
 
 int accesslog_enabled(void)
 {
-	return alog_fd >= 0;
+	return __atomic_load_n(&alog_fd, __ATOMIC_RELAXED) >= 0;
 }
 
 char *alog_reserve(struct alog_buf *b, size_t need)
@@ -168,10 +195,10 @@ void alog_flush(struct alog_buf *b)
 {
 	if (!b->len)
 		return;
-	if (alog_fd >= 0) {
-		pthread_mutex_lock(&alog_lock);
+	/* the fd is read under the lock: a reopen swaps it under the same one */
+	pthread_mutex_lock(&alog_lock);
+	if (alog_fd >= 0)
 		write_all(alog_fd, b->buf, b->len);
-		pthread_mutex_unlock(&alog_lock);
-	}
+	pthread_mutex_unlock(&alog_lock);
 	b->len = 0;
 }

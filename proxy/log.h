@@ -57,6 +57,10 @@ bool log_state_set(struct log_state *s, int state, uint64_t now_us, uint64_t gap
 /* Opens the access log: "stdout", "off" or a file path (appended to).
  * Start-up only. */
 int accesslog_open(const char *spec) LV_WARN_UNUSED;
+/* Opens the file again by its path, after it was moved (SIGUSR1, for log
+ * rotation); any thread. On failure the log goes on in the file it was in,
+ * and the error is logged. */
+int accesslog_reopen(void);
 int accesslog_enabled(void);
 
 #define ALOG_BUF 65536

@@ -11,8 +11,8 @@
  *   levee --version
  *
  * Signals are delivered through libevent, so their handlers run inside the
- * main loop like any other callback: SIGHUP reloads, SIGTERM and SIGINT
- * drain (a second one exits at once).
+ * main loop like any other callback: SIGHUP reloads, SIGUSR1 reopens the
+ * access log, SIGTERM and SIGINT drain (a second one exits at once).
  */
 #include <errno.h>
 #include <signal.h>
@@ -82,7 +82,7 @@ static int cmd_check(const char *path)
 
 /* ---- drain and stop ---------------------------------------------------- */
 
-static struct event *ev_term, *ev_int, *ev_drain, *ev_delay;
+static struct event *ev_term, *ev_int, *ev_usr1, *ev_drain, *ev_delay;
 static uint64_t drain_deadline;
 
 static void drain_poll(evutil_socket_t fd, short what, void *arg)
@@ -114,6 +114,13 @@ static void drain_begin(evutil_socket_t fd, short what, void *arg)
 		worker_notify_drain(s->workers[i]);
 	ev_drain = evtimer_new(s->main_base, drain_poll, s);
 	drain_poll(-1, 0, s);
+}
+
+/* SIGUSR1: the access log file was moved (log rotation); open it again. */
+static void on_reopen(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig, (void)what, (void)arg;
+	accesslog_reopen(); /* a failure is logged, and the old file goes on */
 }
 
 static void on_terminate(evutil_socket_t sig, short what, void *arg)
@@ -268,7 +275,9 @@ int main(int argc, char **argv)
 		die("%s", "event setup failed");
 	ev_term = evsignal_new(s->main_base, SIGTERM, on_terminate, s);
 	ev_int = evsignal_new(s->main_base, SIGINT, on_terminate, s);
-	if (!ev_term || !ev_int || event_add(ev_term, NULL) < 0 || event_add(ev_int, NULL) < 0)
+	ev_usr1 = evsignal_new(s->main_base, SIGUSR1, on_reopen, NULL);
+	if (!ev_term || !ev_int || !ev_usr1 || event_add(ev_term, NULL) < 0 || event_add(ev_int, NULL) < 0 ||
+	    event_add(ev_usr1, NULL) < 0)
 		die("%s", "signal setup failed");
 	if (server_workers_start(s) != LV_OK)
 		die("%s", "cannot start worker thread");
@@ -314,6 +323,7 @@ int main(int argc, char **argv)
 		event_free(ev_delay);
 	event_free(ev_term);
 	event_free(ev_int);
+	event_free(ev_usr1);
 	/* the workers, the main thread's Redis tier, the cache, the base, the
 	 * runtime */
 	server_destroy(s);

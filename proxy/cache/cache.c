@@ -245,6 +245,21 @@ static bool cache_client_gone(struct request *r)
 	return !cr->l2_pending && !(cr->wait.waiting && !r->w->closing);
 }
 
+/* The access log's cache fields, from the Cache-Status the answer carries. */
+static void cache_stage_log(struct request *r, struct alog_entry *e)
+{
+	struct cache_req *cr = CR(r);
+	static const char prefix[] = "Cache-Status: levee; ";
+	if (!cr->on || strncmp(cr->status, prefix, sizeof(prefix) - 1) != 0)
+		return;
+	const char *params = cr->status + sizeof(prefix) - 1;
+	size_t n = strcspn(params, "\r\n");
+	alog_set_str(e, LV_AF_CACHE_STATUS, params, n);
+	const char *layer;
+	alog_set_cstr(e, LV_AF_CACHE, alog_cache_outcome(params, &layer));
+	alog_set_cstr(e, LV_AF_CACHE_LAYER, layer);
+}
+
 static int cache_stage(struct request *r);
 
 const struct stage cache_stage_def = {
@@ -254,6 +269,7 @@ const struct stage cache_stage_def = {
     .fail = cache_stage_fail,
     .end = cache_stage_end,
     .client_gone = cache_client_gone,
+    .log = cache_stage_log,
 };
 
 /* A read that skips the cache (cookies, unkeyed fields, the outbox full)

@@ -347,6 +347,8 @@ static bool conn_read_head(struct conn *c)
 		if (rc == H1_MORE)
 			return false;
 		if (rc == H1_ERROR) {
+			/* the head is not whole: only the client is known */
+			request_log_refused_head(c->w, p, c->peer, NULL, http1_error_reason(&c->parser));
 			conn_send_error(c, http1_error_reason(&c->parser), NULL, CONN_CLOSE);
 			return false;
 		}
@@ -354,6 +356,7 @@ static bool conn_read_head(struct conn *c)
 		event_del(c->timer);
 		enum lv_reason reason;
 		if (http1_check_request(&c->arena->head, &reason) != 0) {
+			request_log_refused_head(c->w, p, c->peer, &c->arena->head, reason);
 			conn_send_error(c, reason, NULL, CONN_CLOSE);
 			return false;
 		}
@@ -489,6 +492,7 @@ static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 		conn_move_now(c);
 		break;
 	case C_HEAD:
+		request_log_refused_head(c->w, conn_policy(c), c->peer, NULL, R_HEADER_TIMEOUT);
 		conn_send_error(c, R_HEADER_TIMEOUT, NULL, CONN_CLOSE);
 		break;
 	case C_IDLE:

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "net/headers.h"
@@ -346,38 +347,116 @@ void request_start(struct request *r)
 
 /* ---- access log -------------------------------------------------------- */
 
+/* A request header's value, if the client sent one (the first of its name). */
+static void log_header(struct alog_entry *e, enum lv_alog_field f, const struct lv_head *hd, const char *name,
+                       size_t len)
+{
+	int i = head_find(hd, name, len, 0);
+	if (i >= 0)
+		alog_set_str(e, f, hd->text + hd->h[i].value, hd->h[i].value_len);
+}
+
+/* Which protection refused the request, for the `shed` field. */
+static const char *log_shed(enum lv_reason reason)
+{
+	switch (reason) {
+	case R_TIER_SHED:
+	case R_TIER_CACHE_ONLY:
+		return "tier";
+	case R_BULKHEAD_FULL:
+	case R_BULKHEAD_TIMEOUT:
+		return "bulkhead";
+	case R_BREAKER_OPEN:
+		return "breaker";
+	default:
+		return NULL;
+	}
+}
+
+/* The time, and what the client's head says, whoever answered it. */
+static void log_head(struct alog_entry *e, const char *peer, const struct lv_head *hd)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	alog_set_num(e, LV_AF_TIME, ALOG_TIME, (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000);
+	alog_set_cstr(e, LV_AF_CLIENT, peer);
+	if (!hd)
+		return;
+	alog_set_str(e, LV_AF_METHOD, hd->text + hd->method_off, hd->method_len);
+	alog_set_str(e, LV_AF_TARGET, hd->text + hd->target_off, hd->target_len);
+	if (hd->authority_len)
+		alog_set_str(e, LV_AF_HOST, hd->text + hd->authority_off, hd->authority_len);
+	else
+		log_header(e, LV_AF_HOST, hd, LIT("host")); /* a head its checks refused: as sent */
+	log_header(e, LV_AF_USER_AGENT, hd, LIT("user-agent"));
+	log_header(e, LV_AF_FORWARDED_FOR, hd, LIT("x-forwarded-for"));
+	log_header(e, LV_AF_REFERER, hd, LIT("referer"));
+}
+
+/* Formats <e> into <w>'s buffer as policy <p> says: no allocation, and the
+ * buffer is written out whole lines at a time (log.h). */
+static void log_write(struct worker *w, const struct lv_policy *p, const struct alog_entry *e)
+{
+	char *line = alog_reserve(w->alog, ALOG_LINE_MAX);
+	if (line)
+		alog_commit(w->alog, alog_format(line, &p->access_log_fields, p->access_log_format, e));
+}
+
+/* One line per request. */
 static void request_log(struct request *r, uint64_t end)
 {
 	if (!accesslog_enabled())
 		return;
+	const struct lv_policy *p = r->rt->policy;
 	const struct lv_head *hd = r->head;
-	size_t need = 512 + ORIGDST_TEXT + 16 + 6 * ((size_t)hd->method_len + hd->target_len) + sizeof(r->id) * 6;
-	char *p = alog_reserve(r->w->alog, need);
-	if (!p)
-		return; /* a line larger than the whole buffer: skip it rather than block */
-	char ts[64];
-	log_timestamp(ts);
-	char *s = p;
-	s += sprintf(s, "{\"ts\":\"%s\",\"id\":\"", ts);
-	s += json_escape(s, r->id, strlen(r->id));
-	s += sprintf(s, "\",\"client\":\"%s\",", r->peer);
+	struct alog_entry e;
+	memset(&e, 0, sizeof(e));
+	log_head(&e, r->peer, hd);
+	alog_set_cstr(&e, LV_AF_REQUEST_ID, r->id);
 	if (r->orig_dst[0])
-		s += sprintf(s, "\"orig_dst\":\"%s\",", r->orig_dst);
-	s += sprintf(s, "\"method\":\"");
-	s += json_escape(s, hd->text + hd->method_off, hd->method_len);
-	s += sprintf(s, "\",\"target\":\"");
-	s += json_escape(s, hd->text + hd->target_off, hd->target_len);
-	s += sprintf(s,
-	             "\",\"status\":%d,\"route\":\"%s\",\"outcome\":\"%s\",\"bytes_in\":%llu,\"bytes_out\":%llu,"
-	             "\"duration_ms\":%.3f,\"upstream_ms\":%.3f%s%s%s%s%s%s}\n",
-	             r->status, r->route ? r->route->name : "default", request_outcome_names[r->outcome],
-	             (unsigned long long)r->body_bytes,
-	             (unsigned long long)r->bytes_out, (double)(end - r->t_start) / 1000.0,
-	             r->t_upstream ? (double)(end - r->t_upstream) / 1000.0 : 0.0,
-	             r->reason ? ",\"reason\":\"" : "", r->reason ? lv_reasons[r->reason].token : "",
-	             r->reason ? "\"" : "", r->fallback ? ",\"fallback\":\"" : "", r->fallback ? r->fallback : "",
-	             r->fallback ? "\"" : "");
-	alog_commit(r->w->alog, (size_t)(s - p));
+		alog_set_cstr(&e, LV_AF_ORIG_DST, r->orig_dst);
+	char proto[16];
+	snprintf(proto, sizeof(proto), "HTTP/%u.%u", hd->major, hd->minor);
+	alog_set_cstr(&e, LV_AF_PROTOCOL, proto);
+	alog_set_num(&e, LV_AF_STATUS, ALOG_UINT, (uint64_t)r->status);
+	alog_set_num(&e, LV_AF_BYTES_IN, ALOG_UINT, r->body_bytes);
+	alog_set_num(&e, LV_AF_BYTES_SENT, ALOG_UINT, r->bytes_out);
+	alog_set_num(&e, LV_AF_REQUEST_MS, ALOG_USEC, end - r->t_start);
+	if (r->t_upstream)
+		alog_set_num(&e, LV_AF_UPSTREAM_MS, ALOG_USEC, end > r->t_upstream ? end - r->t_upstream : 0);
+	alog_set_cstr(&e, LV_AF_OUTCOME, request_outcome_names[r->outcome]);
+	if (r->reason)
+		alog_set_cstr(&e, LV_AF_REASON, lv_reasons[r->reason].token);
+	alog_set_cstr(&e, LV_AF_SHED, log_shed(r->reason));
+	alog_set_cstr(&e, LV_AF_FALLBACK, r->fallback);
+	if (r->tier_level && r->tier_level <= p->ntiers)
+		alog_set_cstr(&e, LV_AF_TIER, p->tiers[r->tier_level - 1].name);
+	if (r->route) {
+		alog_set_cstr(&e, LV_AF_ROUTE, r->route->name);
+		if (r->route->bulkhead_idx >= 0)
+			alog_set_cstr(&e, LV_AF_BULKHEAD, p->bulkheads[r->route->bulkhead_idx].name);
+		if (r->route->breaker_idx >= 0)
+			alog_set_cstr(&e, LV_AF_BREAKER, p->breakers[r->route->breaker_idx].name);
+	}
+	for (unsigned i = 0; i < r->stage; i++)
+		if (stages[i]->log)
+			stages[i]->log(r, &e);
+	log_write(r->w, p, &e);
+}
+
+void request_log_refused_head(struct worker *w, const struct lv_policy *p, const char *peer,
+                              const struct lv_head *hd, enum lv_reason reason)
+{
+	if (!accesslog_enabled())
+		return;
+	struct alog_entry e;
+	memset(&e, 0, sizeof(e));
+	log_head(&e, peer, hd);
+	alog_set_num(&e, LV_AF_STATUS, ALOG_UINT, (uint64_t)lv_reasons[reason].status);
+	alog_set_cstr(&e, LV_AF_OUTCOME, request_outcome_names[outcome_of_reason(reason)]);
+	alog_set_cstr(&e, LV_AF_REASON, lv_reasons[reason].token);
+	alog_set_cstr(&e, LV_AF_SHED, log_shed(reason));
+	log_write(w, p, &e);
 }
 
 /* ---- the end of a request ---------------------------------------------- */

@@ -59,6 +59,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "accesslog.h"
 #include "net/http1.h"
 #include "net/loop.h"
 #include "net/origdst.h"
@@ -193,6 +194,7 @@ struct request {
 	uint64_t t_start, t_upstream;
 	uint64_t deadline_us;        /* when its budget runs out (now_us() clock); 0: none */
 	unsigned attempts;           /* upstream attempts made by route retries (0: the first only) */
+	unsigned tier_level;         /* the tier in force when it began (0: none), set by the tier stage */
 	unsigned tier_cache;         /* enum lv_cache_mode bits of the tiers in force, set by the tier stage */
 	unsigned tier_ttl_factor;    /* with LV_CM_STRETCH_TTL: lifetimes times this (>= 1) */
 
@@ -243,6 +245,9 @@ struct stage {
 	bool (*end)(struct request *r);
 	void (*done)(struct request *r);
 	bool (*client_gone)(struct request *r);
+	/* what the stage knows for the access log line, into <e> (the client's
+	 * end, before `end`); the strings must live until the request is done */
+	void (*log)(struct request *r, struct alog_entry *e);
 };
 
 /* The block of <s>'s own state in <r>: state_size bytes, aligned for any
@@ -283,6 +288,10 @@ struct request *request_new(struct worker *w, struct conn *c, const struct reque
                             const char *proxy_line);
 /* Runs a new request through the path. */
 void request_start(struct request *r);
+/* Logs a head levee refused before it became a request (<reason>), with
+ * what <hd> says when it was parsed whole (else NULL), under policy <p>. */
+void request_log_refused_head(struct worker *w, const struct lv_policy *p, const char *peer,
+                              const struct lv_head *hd, enum lv_reason reason);
 /* Continues after a STAGE_ASYNC stage; owner thread only. */
 void request_resume(struct request *r);
 

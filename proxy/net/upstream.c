@@ -20,6 +20,7 @@
  */
 #include "net/upstream.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <netinet/tcp.h>
@@ -906,4 +907,37 @@ static const struct request_exchange_ops upstream_exchange = {
     .resume_response = upstream_resume_response,
 };
 
-const struct stage upstream_stage_def = {.name = "upstream", .run = upstream_stage, .done = upstream_release};
+/* The upstream's address for the access log, "ip:port" ("[ip6]:port"). */
+struct up_log {
+	char addr[INET6_ADDRSTRLEN + 8];
+};
+
+static void upstream_log(struct request *r, struct alog_entry *e)
+{
+	if (!r->t_upstream)
+		return; /* the upstream was never asked */
+	struct up_log *ul = request_state(r, &upstream_stage_def);
+	/* where its connection went; once released, where this snapshot sends */
+	const struct sockaddr *sa = r->uc ? (const struct sockaddr *)&r->uc->addr : (const struct sockaddr *)&r->rt->up_addr;
+	char ip[INET6_ADDRSTRLEN];
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(ul->addr, sizeof(ul->addr), "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(ul->addr, sizeof(ul->addr), "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
+	} else {
+		return;
+	}
+	alog_set_cstr(e, LV_AF_UPSTREAM_ADDR, ul->addr);
+}
+
+const struct stage upstream_stage_def = {
+    .name = "upstream",
+    .state_size = sizeof(struct up_log),
+    .run = upstream_stage,
+    .done = upstream_release,
+    .log = upstream_log,
+};

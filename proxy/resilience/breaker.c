@@ -287,6 +287,7 @@ enum brk_admit breaker_admit(struct breaker *b, uint64_t now_ms, struct brk_tick
 		b->st.rejected++;
 	t->gen = b->gen;
 	t->kind = (uint8_t)a;
+	t->state = (uint8_t)b->state;
 	pthread_mutex_unlock(&b->lock);
 	emit(&note);
 	return a;

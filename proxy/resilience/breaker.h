@@ -74,6 +74,7 @@ enum brk_result { BRK_OK, BRK_FAIL, BRK_IGNORE };
 struct brk_ticket {
 	uint32_t gen; /* the breaker's transitions when it was admitted */
 	uint8_t kind; /* enum brk_admit */
+	uint8_t state; /* enum brk_state it was admitted (or refused) in */
 };
 
 #define BRK_BUCKETS 10 /* a time window is 10 buckets of a tenth */

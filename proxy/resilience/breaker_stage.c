@@ -29,6 +29,7 @@
 /* The stage's own state in each request (request_state()). */
 struct brk_req {
 	struct breaker *b;   /* the breaker that admitted it; NULL: none */
+	int seen;            /* enum brk_state + 1 at admission, for the log; 0: not asked */
 	struct brk_ticket t; /* what the admission said */
 	bool pending;        /* admitted, its outcome not counted yet */
 };
@@ -62,7 +63,10 @@ static int brk_run(struct request *r)
 	struct breaker *b = r->rt->breakers[r->route->breaker_idx];
 	uint64_t now_ms = now_us() / 1000;
 	struct brk_req *s = BRK(r);
-	if (breaker_admit(b, now_ms, &s->t) == BRK_REJECT) {
+	enum brk_admit a = breaker_admit(b, now_ms, &s->t);
+	/* refused: open, whether by its window or by hand (forced) */
+	s->seen = 1 + (a == BRK_REJECT ? BRK_OPEN : s->t.state);
+	if (a == BRK_REJECT) {
 		brk_refuse(r, b, now_ms);
 		return STAGE_DONE;
 	}
@@ -127,8 +131,18 @@ static void brk_done(struct request *r)
 	brk_count(r, BRK_IGNORE);
 }
 
+/* The breaker's state as this request found it: closed, open (refused),
+ * half_open (a probe) or ramp. */
+static void brk_log(struct request *r, struct alog_entry *e)
+{
+	struct brk_req *s = BRK(r);
+	if (s->seen)
+		alog_set_cstr(e, LV_AF_BREAKER_STATE, breaker_state_names[s->seen - 1]);
+}
+
 const struct stage breaker_stage_def = {
     .name = "breaker",
+    .log = brk_log,
     .state_size = sizeof(struct brk_req),
     .run = brk_run,
     .end = brk_end,

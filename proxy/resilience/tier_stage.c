@@ -70,6 +70,7 @@ static int tier_run(struct request *r)
 		return STAGE_NEXT;
 	if (level > p->ntiers)
 		level = (unsigned)p->ntiers;
+	r->tier_level = level;
 	const struct lv_tier_level *l = &p->tier_levels[level];
 	/* a request no route matched is normal, the routes' default */
 	int prio = r->route ? r->route->priority : LV_PRIO_NORMAL, cohort = -1;

@@ -240,6 +240,16 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:2: [levee] drain_timeout: missing unit (write e.g. 250ms, 5s, 2m or 1h)"}},
 	{"access_log", "[levee]\naccess_log = logs/access.log\n",
 	 {"p.ini:2: [levee] access_log: must be stdout, off, or an absolute path"}},
+	{"access_log_fields", "[levee]\naccess_log_fields = time bytes status\n",
+	 {"p.ini:2: [levee] access_log_fields: 'bytes' is not a field (docs/access-log.md lists them), nor all"}},
+	{"access_log_fields twice", "[levee]\naccess_log_fields = time, status, time\n",
+	 {"p.ini:2: [levee] access_log_fields: 'time' is listed twice"}},
+	{"access_log_fields none", "[levee]\naccess_log_fields = none\n",
+	 {"p.ini:2: [levee] access_log_fields: name at least one field; access_log = off turns the log off"}},
+	{"access_log_fields empty", "[levee]\naccess_log_fields = ,\n",
+	 {"p.ini:2: [levee] access_log_fields: empty: write none for no field"}},
+	{"access_log_format", "[levee]\naccess_log_format = combined\n",
+	 {"p.ini:2: [levee] access_log_format: must be one of json, text"}},
 	{"log_level", "[levee]\nlog_level = verbose\n",
 	 {"p.ini:2: [levee] log_level: must be one of debug, info, warn, error"}},
 	{"transparent", "[levee]\ntransparent = true\n",
@@ -613,6 +623,14 @@ static void assert_defaults(const struct lv_policy *p)
 	assert_int_equal(p->max_connections, 10000);
 	assert_int_equal(p->drain_timeout_ms, 25000);
 	assert_string_equal(p->access_log, "stdout");
+	assert_int_equal(p->access_log_format, LV_ALOG_JSON);
+	/* all but cache_status and referer, in the documented order */
+	assert_int_equal(p->access_log_fields.n, LV_AF__COUNT - 2);
+	assert_int_equal(p->access_log_fields.f[0], LV_AF_TIME);
+	assert_int_equal(p->access_log_fields.f[3], LV_AF_ORIG_DST);
+	assert_int_equal(p->access_log_fields.f[LV_AF__COUNT - 3], LV_AF_FORWARDED_FOR);
+	for (unsigned i = 0; i < p->access_log_fields.n; i++)
+		assert_true(p->access_log_fields.f[i] != LV_AF_CACHE_STATUS && p->access_log_fields.f[i] != LV_AF_REFERER);
 	assert_int_equal(p->log_level, LV_LOG_INFO);
 	assert_false(p->trust_forwarded);
 	assert_int_equal(p->transparent, LV_TRANSPARENT_OFF);
@@ -777,6 +795,57 @@ static void test_fallback_values(void **state)
 	for (int i = 0; i < LV_FB__COUNT; i++)
 		snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%s", i ? "|" : "", lv_fallback_kind_names[i]);
 	assert_string_equal(k->words, words);
+}
+
+/* The access log's fields keep the order given; `all` is every field, in
+ * the order of the list. */
+static void test_access_log_fields(void **state)
+{
+	(void)state;
+	struct lv_policy *p = NULL;
+	struct lv_diag d = {0};
+	assert_int_equal(policy_load_string("p.ini",
+	                                    "[levee]\naccess_log_fields = status, target time\n"
+	                                    "access_log_format = text\n",
+	                                    NULL, &p, &d),
+	                 LV_OK);
+	assert_int_equal(p->access_log_fields.n, 3);
+	assert_int_equal(p->access_log_fields.f[0], LV_AF_STATUS);
+	assert_int_equal(p->access_log_fields.f[1], LV_AF_TARGET);
+	assert_int_equal(p->access_log_fields.f[2], LV_AF_TIME);
+	assert_int_equal(p->access_log_format, LV_ALOG_TEXT);
+	policy_unref(p);
+	assert_int_equal(policy_load_string("p.ini", "[levee]\naccess_log_fields = all\n", NULL, &p, &d), LV_OK);
+	assert_int_equal(p->access_log_fields.n, LV_AF__COUNT);
+	for (unsigned i = 0; i < LV_AF__COUNT; i++)
+		assert_int_equal(p->access_log_fields.f[i], i);
+	policy_unref(p);
+	/* all less some, in the documented order */
+	assert_int_equal(policy_load_string("p.ini", "[levee]\naccess_log_fields = all -time, -referer\n", NULL, &p, &d),
+	                 LV_OK);
+	assert_int_equal(p->access_log_fields.n, LV_AF__COUNT - 2);
+	assert_int_equal(p->access_log_fields.f[0], LV_AF_REQUEST_ID);
+	policy_unref(p);
+	/* after all, only -FIELD; leaving every field out says nothing */
+	static const char *const bad[] = {"all time", "all -nosuch", "all -", "all,-time,+referer"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "[levee]\naccess_log_fields = %s\n", bad[i]);
+		p = NULL;
+		assert_int_equal(policy_load_string("p.ini", text, NULL, &p, &d), LV_ERR);
+		assert_null(p);
+		assert_non_null(strstr(d.lines[0], "p.ini:2:"));
+		diag_free(&d);
+	}
+	char every[1024] = "[levee]\naccess_log_fields = all";
+	for (unsigned i = 0; i < LV_AF__COUNT; i++) {
+		strcat(every, " -");
+		strcat(every, lv_alog_field_names[i]);
+	}
+	strcat(every, "\n");
+	p = NULL;
+	assert_int_equal(policy_load_string("p.ini", every, NULL, &p, &d), LV_ERR);
+	diag_free(&d);
 }
 
 static void test_defaults(void **state)
@@ -1209,6 +1278,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_breaker_values),
 		cmocka_unit_test(test_fallback_values),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_access_log_fields),
 		cmocka_unit_test(test_overrides),
 		cmocka_unit_test(test_keep_static),
 		cmocka_unit_test(test_refcount),
