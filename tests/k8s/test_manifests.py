@@ -117,6 +117,14 @@ def test_pdb_covers_the_pods(target):
     assert pdb["spec"].get("maxUnavailable") == 1
 
 
+def test_rollout_never_lowers_capacity(target):
+    """docs/runbooks/upgrading.md: a new pod is ready before an old one goes."""
+    strategy = pod(target).deployment["spec"].get("strategy", {})
+    assert strategy.get("type") == "RollingUpdate", strategy
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0, strategy
+    assert strategy["rollingUpdate"]["maxSurge"] >= 1, strategy
+
+
 def test_policy_is_mounted_as_a_directory(target):
     p = pod(target)
     cm, mount = p.configmap()
