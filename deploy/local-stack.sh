@@ -391,6 +391,22 @@ local-stack: up. State and logs in $STACK_DIR. Try:
   \$ curl -s -X POST http://$demo/_demo/normal | grep slow_ms
   => "slow_ms": 0
 
+5. A purge by hand, as another system or an operator publishes one
+   (docs/invalidation-message.md): the service changes behind levee's back,
+   levee-b keeps the old copy until the message arrives.
+  \$ curl -s -o /dev/null -w '%{http_code}\\n' -X PUT -d '{"name": "Linus"}' http://$demo/api/users/7
+  => 201
+  \$ curl $cache http://$b/api/users/7
+  => 200 levee; fwd=miss; stored
+  \$ curl -s -o /dev/null -w '%{http_code}\\n' -X PUT -d '{"name": "Torvalds"}' http://$demo/api/users/7
+  => 200
+  \$ curl -s -H 'Host: demo' http://$b/api/users/7 | grep '"name"'
+  => "name": "Linus"
+  \$ printf '%s' '{"v":1,"id":"by-hand-'"\$(date +%s%N)"'","service":"demo","keys":["/api/users/7"]}' | kcat -P -b 127.0.0.1:$LEVEE_STACK_KAFKA_PORT -t $TOPIC -k 'demo|key|/api/users/7' -H levee-service=demo && echo sent
+  => sent
+  \$ curl -s -H 'Host: demo' http://$b/api/users/7 | grep '"name"'
+  => "name": "Torvalds"
+
 Admin: http://$adm/status /metrics /tiers (levee-b: :$LEVEE_STACK_ADMIN_B_PORT).
 These lines are in $STACK_DIR/try.txt. Stop everything: deploy/local-stack.sh down
 EOF

@@ -180,7 +180,7 @@ def test_up_try_status_down(stack):
     steps = try_steps(out)
     assert len(steps) >= 15, out
     joined = " ".join(c for c, _ in steps)
-    for what in ("/api/users/1", "_demo/fail", "/status", "_demo/slow", "/tiers"):
+    for what in ("/api/users/1", "_demo/fail", "/status", "_demo/slow", "/tiers", "kcat -P"):
         assert what in joined, "no try command for %s" % what
     with open(d / "try.txt") as f:
         assert try_steps(f.read()) == steps
