@@ -11,6 +11,7 @@
 # Ports are free ones picked at `up`, or LEVEE_STACK_<NAME>_PORT for NAME in
 # DEMO REDIS KAFKA KAFKA_CONTROLLER LEVEE_A ADMIN_A LEVEE_B ADMIN_B.
 # State (PIDs, logs, data) lives in $LEVEE_STACK_DIR, default ./.local-stack.
+# `down` waits LEVEE_STACK_STOP_TIMEOUT seconds (20) after SIGTERM, then SIGKILLs.
 # levee is $LEVEE_BIN, default build-release/levee (built when missing).
 # Policy: deploy/local-stack.ini. Needs redis-server, kcat, java, curl.
 set -euo pipefail
@@ -22,7 +23,7 @@ KAFKA_LIBS=${LEVEE_KAFKA_LIBS:-$HOME/.cache/levee/kafka-$KAFKA_VERSION/libs}
 POLICY=$root/deploy/local-stack.ini
 TOPIC=levee.invalidations
 READY_TIMEOUT=${LEVEE_STACK_TIMEOUT:-90} # seconds, for each component
-STOP_TIMEOUT=20                          # seconds of SIGTERM before SIGKILL
+STOP_TIMEOUT=${LEVEE_STACK_STOP_TIMEOUT:-20} # seconds of SIGTERM before SIGKILL
 # Start order; `down` stops in reverse.
 COMPONENTS=(demo redis kafka levee-a levee-b)
 PORT_NAMES=(DEMO REDIS KAFKA KAFKA_CONTROLLER LEVEE_A ADMIN_A LEVEE_B ADMIN_B)
@@ -34,7 +35,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,16s/^# \{0,1\}//p' "$0"
+	sed -n '2,17s/^# \{0,1\}//p' "$0"
 }
 
 # ------------------------------------------------------------ processes
@@ -42,6 +43,7 @@ usage() {
 # A process is ours when its PID file names it and the kernel's start time
 # for that PID is the one recorded: a PID reused by another program is
 # never signalled.
+# A zombie (killed, not yet reaped by its parent) counts as gone.
 starttime() {
 	# Field 22 of /proc/PID/stat; the command name (field 2) may hold spaces.
 	local stat
@@ -49,6 +51,7 @@ starttime() {
 	stat=${stat##*) }
 	# shellcheck disable=SC2086 # split into fields on purpose
 	set -- $stat
+	[ "$1" != Z ] || return 1
 	echo "${20}"
 }
 
@@ -104,7 +107,11 @@ stop_one() {
 	if pid_of "$name" >/dev/null; then
 		say "$name (pid $pid) still runs after ${STOP_TIMEOUT}s: SIGKILL"
 		kill -KILL "$pid" 2>/dev/null || true
-		while pid_of "$name" >/dev/null; do sleep 0.05; done
+		deadline=$((SECONDS + 10))
+		while pid_of "$name" >/dev/null; do
+			[ "$SECONDS" -lt "$deadline" ] || die "$name (pid $pid) survived SIGKILL for 10s"
+			sleep 0.05
+		done
 	fi
 	rm -f "$STACK_DIR/$name.pid"
 	say "stopped $name (pid $pid)"
@@ -309,8 +316,9 @@ cmd_up() {
 	rm -rf "$STACK_DIR/redis" "$STACK_DIR/kafka" "$STACK_DIR/levee-a" "$STACK_DIR/levee-b" "$STACK_DIR"/*.log
 	choose_ports
 	load_env
-	# Whatever fails from here (die exits) leaves nothing running.
+	# Whatever fails from here (die exits, or a Ctrl-C) leaves nothing running.
 	trap up_failed EXIT
+	trap 'exit 130' INT TERM
 	env LEVEE_STACK_DEMO_PORT=1 LEVEE_STACK_REDIS_PORT=1 LEVEE_STACK_KAFKA_PORT=1 POD_NAME=check \
 		LEVEE_STACK_OUTBOX=/nonexistent "$LEVEE_BIN" check "$POLICY" >/dev/null ||
 		die "$POLICY does not pass levee check"
@@ -324,7 +332,7 @@ cmd_up() {
 	say "levee-a on 127.0.0.1:$LEVEE_STACK_LEVEE_A_PORT (admin :$LEVEE_STACK_ADMIN_A_PORT)"
 	start_levee levee-b "$LEVEE_STACK_LEVEE_B_PORT" "$LEVEE_STACK_ADMIN_B_PORT"
 	say "levee-b on 127.0.0.1:$LEVEE_STACK_LEVEE_B_PORT (admin :$LEVEE_STACK_ADMIN_B_PORT)"
-	trap - EXIT
+	trap - EXIT INT TERM
 	print_try | tee "$STACK_DIR/try.txt"
 }
 
@@ -447,6 +455,8 @@ cmd_down() {
 }
 
 main() {
+	[[ "$READY_TIMEOUT" =~ ^[0-9]+$ ]] || die "LEVEE_STACK_TIMEOUT=$READY_TIMEOUT: not a number of seconds"
+	[[ "$STOP_TIMEOUT" =~ ^[0-9]+$ ]] || die "LEVEE_STACK_STOP_TIMEOUT=$STOP_TIMEOUT: not a number of seconds"
 	case "${1:-}" in
 	up) cmd_up ;;
 	down) cmd_down ;;

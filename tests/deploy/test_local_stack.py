@@ -250,3 +250,51 @@ def test_a_levee_that_will_not_start_stops_the_rest(tmp_path):
     busy = [k for k, p in ports(d).items() if bound(p)]
     assert not busy, "ports still bound after the failed up: %s" % busy
     assert recorded(d) == {}
+
+
+def _stubborn(tmp_path):
+    """A process that ignores SIGTERM, as a hung component would."""
+    p = subprocess.Popen(["python3", "-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                          "print('ready', flush=True)\ntime.sleep(600)\n"], stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b"ready\n"
+    with open("/proc/%d/stat" % p.pid) as f:
+        start = f.read().rsplit(")", 1)[1].split()[19]
+    return p, start
+
+
+def test_down_sigkills_what_ignores_sigterm(tmp_path):
+    d = tmp_path / "stack"
+    d.mkdir()
+    p, start = _stubborn(tmp_path)
+    try:
+        (d / "kafka.pid").write_text("%d %s\n" % (p.pid, start))
+        r = run(d, "down", env={"LEVEE_STACK_STOP_TIMEOUT": "1"}, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        assert ("kafka (pid %d) still runs after 1s: SIGKILL" % p.pid).encode() in r.stdout
+        assert p.wait(10) == -signal.SIGKILL
+        assert not (d / "kafka.pid").exists()
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_down_never_signals_a_reused_pid(tmp_path):
+    """A PID file whose PID now belongs to another process (its start time
+    differs) is dropped, and that process is left alone."""
+    d = tmp_path / "stack"
+    d.mkdir()
+    p, start = _stubborn(tmp_path)
+    try:
+        (d / "redis.pid").write_text("%d %d\n" % (p.pid, int(start) - 1))
+        r = run(d, "down", env={"LEVEE_STACK_STOP_TIMEOUT": "1"}, timeout=60)
+        assert r.returncode == 0 and b"stopped redis" not in r.stdout, r.stdout
+        assert p.poll() is None, "down signalled a process that was not the stack's"
+        assert not (d / "redis.pid").exists()
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_bad_timeouts_are_refused(tmp_path):
+    r = run(tmp_path, "down", env={"LEVEE_STACK_STOP_TIMEOUT": "soon"}, timeout=30)
+    assert r.returncode == 1 and b"LEVEE_STACK_STOP_TIMEOUT=soon: not a number of seconds" in r.stderr
