@@ -9,6 +9,8 @@ volume, and the build stage installs through deploy/install-deps.sh.
 import functools
 import os
 import re
+import shlex
+import shutil
 import subprocess
 
 import pytest
@@ -353,3 +355,35 @@ def test_install_deps_list_rejects_unknown_options():
                        stderr=subprocess.PIPE)
     assert r.returncode == 2 and b"unknown argument: --frobnicate" in r.stderr
 
+
+
+def test_build_stage_copies_enough_to_configure(df, tmp_path):
+    """A tree of exactly what the build stage copies into its WORKDIR
+    configures with the stage's cmake command: a source file CMakeLists.txt
+    names but the Dockerfile forgets fails here, not in a docker build."""
+    build = df.stage("build")
+    workdir = build.last("WORKDIR").args
+    tree = tmp_path / "src"
+    tree.mkdir()
+    for c in build.all("COPY"):
+        *srcs, dest = c.exec_form()
+        if c.line < build.last("WORKDIR").line or dest.startswith("/"):
+            assert not dest.startswith(workdir), "line %d: a source copied before WORKDIR" % c.line
+            continue
+        for src in srcs:
+            target = tree / dest
+            path = os.path.join(REPO, src)
+            if os.path.isdir(path):
+                shutil.copytree(path, target, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                if dest.endswith("/"):
+                    target.mkdir(parents=True, exist_ok=True)
+                    target = target / os.path.basename(src)
+                shutil.copy2(path, target)
+    run = [r for r in build.all("RUN") if r.args.startswith("cmake -S . -B /build")]
+    assert run, "the build stage has no `cmake -S . -B /build` step"
+    configure = shlex.split(run[0].args.split("&&")[0])
+    configure[configure.index("-B") + 1] = str(tmp_path / "build")
+    r = subprocess.run(configure, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    assert r.returncode == 0, "the build stage's sources do not configure:\n%s" % r.stdout.decode()[-3000:]
