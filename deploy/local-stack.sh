@@ -56,10 +56,11 @@ starttime() {
 }
 
 pid_of() {
-	local f=$STACK_DIR/$1.pid pid start
+	local f=$STACK_DIR/$1.pid pid start now
 	[ -f "$f" ] || return 1
 	read -r pid start <"$f" || return 1
-	[ -n "$pid" ] && [ "$(starttime "$pid")" = "$start" ] || return 1
+	[ -n "$pid" ] && [ -n "$start" ] || return 1
+	now=$(starttime "$pid") && [ "$now" = "$start" ] || return 1
 	echo "$pid"
 }
 
@@ -71,8 +72,10 @@ launch() {
 	# A non-interactive shell starts background jobs with SIGINT ignored:
 	# a Ctrl-C at `up` stops the script, not the stack (`down` does that).
 	"$@" </dev/null >>"$STACK_DIR/$name.log" 2>&1 &
-	local pid=$!
-	echo "$pid $(starttime "$pid")" >"$STACK_DIR/$name.pid"
+	local pid=$! start
+	# Gone already (exited at once): "-" never matches, so it reads as stopped.
+	start=$(starttime "$pid") || start=-
+	echo "$pid $start" >"$STACK_DIR/$name.pid"
 }
 
 # wait_ready NAME WHAT CHECK...: polls CHECK until it succeeds; fails with
@@ -109,7 +112,10 @@ stop_one() {
 		kill -KILL "$pid" 2>/dev/null || true
 		deadline=$((SECONDS + 10))
 		while pid_of "$name" >/dev/null; do
-			[ "$SECONDS" -lt "$deadline" ] || die "$name (pid $pid) survived SIGKILL for 10s"
+			if [ "$SECONDS" -ge "$deadline" ]; then
+				echo "local-stack: $name (pid $pid) survived SIGKILL for 10s; left running" >&2
+				return 1
+			fi
 			sleep 0.05
 		done
 	fi
@@ -300,7 +306,7 @@ running() {
 up_failed() {
 	local rc=$?
 	echo "local-stack: up failed; stopping what started" >&2
-	cmd_down >&2
+	cmd_down >&2 || true
 	exit "$rc"
 }
 
@@ -448,10 +454,12 @@ cmd_down() {
 		say "nothing to stop ($STACK_DIR does not exist)"
 		return 0
 	}
-	local i
+	# Each component is stopped even when one before it could not be.
+	local i rc=0
 	for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-		stop_one "${COMPONENTS[$i]}"
+		stop_one "${COMPONENTS[$i]}" || rc=1
 	done
+	return "$rc"
 }
 
 main() {

@@ -237,7 +237,10 @@ def test_a_levee_that_will_not_start_stops_the_rest(tmp_path):
                     % os.path.abspath(LEVEE_BIN))
     fake.chmod(0o755)
     d = tmp_path / "stack"
-    r = run(d, "up", env={"LEVEE_BIN": str(fake)})
+    try:
+        r = run(d, "up", env={"LEVEE_BIN": str(fake)})
+    finally:
+        kill_leftovers(recorded(d))  # only what a failed `down` left behind
     err = r.stderr.decode()
     # `down` removed the PID files; what it stopped it said, with the PIDs.
     stopped = dict(re.findall(r"stopped (\S+) \(pid (\d+)\)", err))
