@@ -42,8 +42,7 @@ usage() {
 
 # A process is ours when its PID file names it and the kernel's start time
 # for that PID is the one recorded: a PID reused by another program is
-# never signalled.
-# A zombie (killed, not yet reaped by its parent) counts as gone.
+# never signalled. A zombie (dead, not yet reaped by its parent) is gone.
 starttime() {
 	# Field 22 of /proc/PID/stat; the command name (field 2) may hold spaces.
 	local stat
@@ -70,7 +69,8 @@ launch() {
 	local name=$1
 	shift
 	# A non-interactive shell starts background jobs with SIGINT ignored:
-	# a Ctrl-C at `up` stops the script, not the stack (`down` does that).
+	# a Ctrl-C during `up` reaches only the script, whose trap then stops
+	# the components in order, as `down` does.
 	"$@" </dev/null >>"$STACK_DIR/$name.log" 2>&1 &
 	local pid=$! start
 	# Gone already (exited at once): "-" never matches, so it reads as stopped.
