@@ -71,7 +71,9 @@ launch() {
 	# A non-interactive shell starts background jobs with SIGINT ignored:
 	# a Ctrl-C during `up` reaches only the script, whose trap then stops
 	# the components in order, as `down` does.
-	"$@" </dev/null >>"$STACK_DIR/$name.log" 2>&1 &
+	# fd 3 is the script's stderr (main): a component holding it would keep
+	# the caller of `up` waiting for the end of that output.
+	"$@" </dev/null >>"$STACK_DIR/$name.log" 2>&1 3>&- &
 	local pid=$! start
 	# Gone already (exited at once): "-" never matches, so it reads as stopped.
 	start=$(starttime "$pid") || start=-
@@ -303,10 +305,13 @@ running() {
 	return 1
 }
 
+# The EXIT trap of `up`. A signal's trap may run while a readiness check
+# has its output sent to /dev/null, so this writes to the script's own
+# stderr, saved as fd 3 by main.
 up_failed() {
 	local rc=$?
-	echo "local-stack: up failed; stopping what started" >&2
-	cmd_down >&2 || true
+	echo "local-stack: up failed; stopping what started" >&3
+	cmd_down >&3 2>&3 || true
 	exit "$rc"
 }
 
@@ -463,6 +468,7 @@ cmd_down() {
 }
 
 main() {
+	exec 3>&2
 	[[ "$READY_TIMEOUT" =~ ^[0-9]+$ ]] || die "LEVEE_STACK_TIMEOUT=$READY_TIMEOUT: not a number of seconds"
 	[[ "$STOP_TIMEOUT" =~ ^[0-9]+$ ]] || die "LEVEE_STACK_STOP_TIMEOUT=$STOP_TIMEOUT: not a number of seconds"
 	case "${1:-}" in

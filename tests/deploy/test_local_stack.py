@@ -301,3 +301,27 @@ def test_down_never_signals_a_reused_pid(tmp_path):
 def test_bad_timeouts_are_refused(tmp_path):
     r = run(tmp_path, "down", env={"LEVEE_STACK_STOP_TIMEOUT": "soon"}, timeout=30)
     assert r.returncode == 1 and b"LEVEE_STACK_STOP_TIMEOUT=soon: not a number of seconds" in r.stderr
+
+
+def test_sigterm_during_up_stops_what_started(tmp_path):
+    d = tmp_path / "stack"
+    e = dict(os.environ, LEVEE_STACK_DIR=str(d), LEVEE_BIN=os.path.abspath(LEVEE_BIN))
+    p = subprocess.Popen(["bash", SCRIPT, "up"], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = {}
+    try:
+        deadline = time.monotonic() + 120
+        while not {"demo", "redis"} <= set(procs):
+            assert p.poll() is None and time.monotonic() < deadline, "up ended before starting redis"
+            time.sleep(0.05)
+            procs = recorded(d)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        kill_leftovers(procs)
+    assert p.returncode == 130, err
+    assert b"up failed; stopping what started" in err
+    assert b"stopped redis" in err and b"stopped demo" in err
+    assert_all_down(d, procs, ports(d))
