@@ -9,6 +9,14 @@ nothing about caching (it sends no Cache-Control, ETag or Last-Modified).
   PUT    /api/users/<id>      create or replace: body {"name": "..."}
   DELETE /api/users/<id>      delete
 
+Failure modes, to watch levee's protection work (deploy/local-stack.sh);
+they apply to every path but /_demo/ and end by themselves:
+
+  POST   /_demo/fail?for=S        answer 500 to everything for S seconds
+  POST   /_demo/slow?ms=M&for=S   wait M ms before every answer for S seconds
+  POST   /_demo/normal            end both now
+  GET    /_demo/mode              what is in force, and for how long
+
 Every JSON answer says when it was served and which proxy headers arrived
 (X-Request-Id, Via, X-Forwarded-For, traceparent), so you can see what levee
 adds. Standard library only.
@@ -18,6 +26,7 @@ adds. Standard library only.
 
 import argparse
 import json
+import urllib.parse
 import re
 import sys
 import threading
@@ -50,11 +59,69 @@ class Store:
 
 STORE = Store()
 
+MAX_MODE_SECONDS = 3600
+MAX_SLOW_MS = 30000
+
+
+class Modes:
+    """The failure modes in force: each ends at a monotonic deadline."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.fail_until = 0.0
+        self.slow_until = 0.0
+        self.slow_ms = 0
+
+    def now(self):
+        """(fail: bool, slow_ms: int) for a request arriving now."""
+        t = time.monotonic()
+        with self.lock:
+            return t < self.fail_until, self.slow_ms if t < self.slow_until else 0
+
+    def describe(self):
+        t = time.monotonic()
+        with self.lock:
+            return {
+                "fail_for_s": round(max(0.0, self.fail_until - t), 1),
+                "slow_ms": self.slow_ms if t < self.slow_until else 0,
+                "slow_for_s": round(max(0.0, self.slow_until - t), 1),
+            }
+
+
+MODES = Modes()
+
+
+def bounded_int(query, name, lo, hi):
+    """query[name] as an int in [lo, hi]; raises ValueError with a sentence."""
+    raw = query.get(name, [None])[0]
+    if raw is None:
+        raise ValueError("give %s=N (%d to %d)" % (name, lo, hi))
+    raw = raw[:-1] if name == "for" and raw.endswith("s") else raw
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise ValueError("%s must be a whole number from %d to %d, not %r" % (name, lo, hi, raw))
+    return int(raw)
+
 
 def served_at():
     """Wall-clock time with milliseconds: shows whether an answer is fresh."""
     now = time.time()
     return time.strftime("%H:%M:%S", time.localtime(now)) + ".%03d" % int(now % 1 * 1000)
+
+
+def guarded(method):
+    """Every method goes through the control paths and the failure modes
+    first. Those answer without reading a request body, so the connection
+    closes after them when there is one (said in the answer's head)."""
+    def run(self):
+        special = self.path.startswith("/_demo/") or MODES.now() != (False, 0)
+        has_body = self.headers.get("Content-Length", "0") not in ("", "0") or self.headers.get("Transfer-Encoding")
+        if special and has_body:
+            self.close_connection = True
+        if self.control() or self.misbehave():
+            return
+        method(self)
+    run.__doc__ = method.__doc__
+    return run
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -122,8 +189,50 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return obj
 
+    def control(self):
+        """/_demo/...: switches a failure mode. True when it answered."""
+        path, _, qs = self.path.partition("?")
+        if not path.startswith("/_demo/"):
+            return False
+        query = urllib.parse.parse_qs(qs)
+        try:
+            if path == "/_demo/mode" and self.command in ("GET", "HEAD"):
+                pass
+            elif path == "/_demo/fail" and self.command == "POST":
+                secs = bounded_int(query, "for", 1, MAX_MODE_SECONDS)
+                with MODES.lock:
+                    MODES.fail_until = time.monotonic() + secs
+            elif path == "/_demo/slow" and self.command == "POST":
+                ms = bounded_int(query, "ms", 1, MAX_SLOW_MS)
+                secs = bounded_int(query, "for", 1, MAX_MODE_SECONDS)
+                with MODES.lock:
+                    MODES.slow_ms, MODES.slow_until = ms, time.monotonic() + secs
+            elif path == "/_demo/normal" and self.command == "POST":
+                with MODES.lock:
+                    MODES.fail_until = MODES.slow_until = 0.0
+            else:
+                self.send_json(404, {"error": "POST /_demo/fail?for=S, /_demo/slow?ms=M&for=S, "
+                                              "/_demo/normal; GET /_demo/mode"})
+                return True
+        except ValueError as e:
+            self.send_json(400, {"error": str(e)})
+            return True
+        self.send_json(200, {"mode": MODES.describe()})
+        return True
+
+    def misbehave(self):
+        """Applies the failure modes in force. True when it answered."""
+        fail, slow_ms = MODES.now()
+        if slow_ms:
+            time.sleep(slow_ms / 1000.0)
+        if fail:
+            self.send_json(500, {"error": "failing on purpose: POST /_demo/normal ends it"})
+            return True
+        return False
+
     # -- methods -------------------------------------------------------
 
+    @guarded
     def do_GET(self):
         path = self.path.split("?", 1)[0]
         if path == "/":
@@ -147,6 +256,7 @@ class Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_GET
 
+    @guarded
     def do_POST(self):
         if self.path.split("?", 1)[0] != "/api/users":
             self.send_json(405 if USER_PATH.match(self.path) else 404, {"error": "POST to /api/users"})
@@ -162,6 +272,7 @@ class Handler(BaseHTTPRequestHandler):
             STORE.version += 1
         self.send_json(201, user, {"Location": "/api/users/" + uid})
 
+    @guarded
     def do_PUT(self):
         m = USER_PATH.match(self.path.split("?", 1)[0])
         if not m:
@@ -178,6 +289,7 @@ class Handler(BaseHTTPRequestHandler):
             STORE.version += 1
         self.send_json(201 if created else 200, user)
 
+    @guarded
     def do_DELETE(self):
         m = USER_PATH.match(self.path.split("?", 1)[0])
         with STORE.lock:

@@ -7,6 +7,8 @@
 #   deploy/install-deps.sh --no-kafka build and unit-test dependencies only: no Kafka broker, no
 #                                     deployment-test tools (deploy/Dockerfile)
 #   deploy/install-deps.sh --bench    also the benchmark peers (nginx, HAProxy, Varnish, wrk)
+#   deploy/install-deps.sh --list ... prints the Debian packages those options select, one a
+#                                     line, and installs nothing (tests/deploy reads it)
 #
 # Idempotent: when everything is already installed it does nothing, so
 # tests/run and deploy/demo.sh call it on every run. Uses sudo only when not root.
@@ -39,7 +41,7 @@ command -v kubectl >/dev/null 2>&1 || ops_packages+=(kubernetes-client)
 bench_packages=(nginx-light haproxy varnish wrk)
 
 usage() {
-	sed -n '2,11s/^# \{0,1\}//p' "$0"
+	sed -n '2,13s/^# \{0,1\}//p' "$0"
 }
 
 SCRIPT=install-deps
@@ -75,10 +77,11 @@ install_debian_packages() {
 }
 
 main() {
-	local bench=0 build_only=0 kafka=1 arg
+	local bench=0 build_only=0 kafka=1 list=0 arg
 	for arg in "$@"; do
 		case "$arg" in
 		--bench) bench=1 ;;
+		--list) list=1 ;;
 		--build) build_only=1 ;;
 		--no-kafka) kafka=0 ;;
 		-h | --help) usage; exit 0 ;;
@@ -86,14 +89,18 @@ main() {
 		esac
 	done
 
-	if [ "$build_only" -eq 1 ]; then
-		install_debian_packages "${build_packages[@]}"
+	local pkgs=("${build_packages[@]}")
+	if [ "$build_only" -eq 0 ]; then
+		pkgs+=("${test_packages[@]}")
+		[ "$kafka" -eq 1 ] && pkgs+=("${kafka_packages[@]}" "${ops_packages[@]}")
+		[ "$bench" -eq 1 ] && pkgs+=("${bench_packages[@]}")
+	fi
+	if [ "$list" -eq 1 ]; then
+		printf '%s\n' "${pkgs[@]}"
 		return
 	fi
-	local pkgs=("${build_packages[@]}" "${test_packages[@]}")
-	[ "$kafka" -eq 1 ] && pkgs+=("${kafka_packages[@]}" "${ops_packages[@]}")
-	[ "$bench" -eq 1 ] && pkgs+=("${bench_packages[@]}")
 	install_debian_packages "${pkgs[@]}"
+	[ "$build_only" -eq 0 ] || return 0
 	# The integration tests' Kafka broker (Maven Central, cached in the
 	# user's ~/.cache; does nothing when already there).
 	[ "$kafka" -eq 0 ] || bash "$(dirname "${BASH_SOURCE[0]}")/install-kafka.sh"
