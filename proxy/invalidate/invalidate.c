@@ -862,11 +862,15 @@ void invalidate_render_prometheus(void *file)
 	        "# TYPE levee_kafka_topic_partitions gauge\nlevee_kafka_topic_partitions %d\n"
 	        "# HELP levee_kafka_group_shared 1 while another consumer shares this replica's group "
 	        "(assigned fewer partitions than the topic has); /readyz fails meanwhile\n"
-	        "# TYPE levee_kafka_group_shared gauge\nlevee_kafka_group_shared %d\n",
+	        "# TYPE levee_kafka_group_shared gauge\nlevee_kafka_group_shared %d\n"
+	        "# HELP levee_kafka_broker_up 1 while librdkafka's statistics show a broker up, 0 while none is "
+	        "reachable (invalidations then go to the outbox)\n"
+	        "# TYPE levee_kafka_broker_up gauge\nlevee_kafka_broker_up %d\n",
 	        (unsigned long long)os.pending_records, (unsigned long long)os.pending_bytes,
 	        (unsigned long long)os.max_bytes, (long long)atomic_load(&st.lag),
 	        (double)atomic_load(&st.behind_ms) / 1000.0, invalidate_cache_mode() == INVAL_CACHE_ON,
-	        atomic_load(&st.assigned), atomic_load(&st.topic_partitions), atomic_load(&st.group_shared));
+	        atomic_load(&st.assigned), atomic_load(&st.topic_partitions), atomic_load(&st.group_shared),
+	        atomic_load(&st.broker_up) != 0);
 	fputs("# HELP levee_kafka_apply_latency_seconds From an event's timestamp to its application here\n"
 	      "# TYPE levee_kafka_apply_latency_seconds histogram\n",
 	      f);

@@ -154,7 +154,7 @@ def test_headers_and_head(levee_factory):
     r = lv.admin_request("GET", "/ui")
     assert r.status == 200
     assert r.header("Content-Type") == "text/html; charset=utf-8"
-    assert r.header("Cache-Control") == "no_store"
+    assert r.header("Cache-Control") == "no-store"
     csp = r.header("Content-Security-Policy")
     assert re.fullmatch(r"default-src 'none'; style-src 'sha256-[A-Za-z0-9+/]{43}='; base-uri 'none'; "
                         r"form-action 'none'; frame-ancestors 'none'", csp), csp
