@@ -118,6 +118,13 @@ def problems(text, policy_src):
             outbox == d or outbox.startswith(d + "/") for d in state_paths):
         out.append("ProtectSystem=strict leaves %s read-only: StateDirectory= must hold it (have %s)" % (
             outbox, state_paths))
+    # levee exits at start when it cannot open a file access_log
+    logs_paths = ["/var/log/" + d for v in s.get("LogsDirectory", []) for d in v.split()]
+    alog = p["levee"]["access_log"]
+    if s.get("ProtectSystem") == ["strict"] and alog not in ("stdout", "off") and not any(
+            alog.startswith(d + "/") for d in state_paths + logs_paths):
+        out.append("ProtectSystem=strict leaves %s read-only, and levee exits when it cannot open its access "
+                   "log: LogsDirectory= (or StateDirectory=) must hold it (have %s)" % (alog, state_paths + logs_paths))
     if s.get("NoNewPrivileges") != ["yes"]:
         out.append("NoNewPrivileges=yes is missing")
     if s.get("CapabilityBoundingSet") != []:
@@ -166,6 +173,22 @@ def test_a_longer_drain_in_the_policy_needs_a_longer_stop_timeout(text, source, 
     longer.write_text(policy.replace("[levee]\n", "[levee]\ndrain_delay = 5s\ndrain_timeout = 30s\n", 1))
     got = problems(text, str(longer))
     assert got == ["TimeoutStopSec=30s does not cover drain_delay + drain_timeout = 35s (+1s to exit)"]
+
+
+def test_the_documented_access_log_file_is_writable(text, source, tmp_path):
+    """docs/access-log.md's example file, in the policy the unit installs:
+    the sandbox must let levee open it, or levee exits at start (and the
+    check before it passes, so the unit restarts in a loop)."""
+    with open(os.path.join(REPO, "docs", "access-log.md"), encoding="utf-8") as f:
+        m = re.search(r"^access_log\s*=\s*(/\S+)", f.read(), re.M)
+    assert m, "docs/access-log.md no longer shows an access_log file: update this test"
+    with open(source) as f:
+        policy = f.read()
+    logged = tmp_path / "policy.ini"
+    logged.write_text(policy.replace("[levee]\n", "[levee]\naccess_log = %s\n" % m.group(1), 1))
+    assert problems(text, str(logged)) == []
+    got = problems(text.replace("LogsDirectory=levee\n", ""), str(logged))
+    assert any("LogsDirectory= (or StateDirectory=) must hold it" in p for p in got), got
 
 
 def test_a_bad_policy_fails_the_check(text, tmp_path):
