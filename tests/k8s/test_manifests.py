@@ -416,6 +416,30 @@ def test_readme_states_each_pod_security_level():
         assert stated == level, "k8s/README.md says k8s/%s is %s; it is %s" % (target, stated, level)
 
 
+def test_the_deployment_states_the_version_its_fields_need():
+    """deployment.yaml's header and k8s/README.md name one minimum
+    Kubernetes version, at least what the pod's fields need: native
+    sidecars 1.29, a lifecycle hook's sleep action 1.30 (alpha and off in
+    1.29: the API server drops the field, then rejects the empty handler)."""
+    import yaml
+    from kube import K8S
+    with open(os.path.join(K8S, "base", "deployment.yaml")) as f:
+        text = f.read()
+    header = re.search(r"^# Needs Kubernetes (\d+)\.(\d+) or later", text, re.M)
+    readme = _doc_rows(os.path.join(K8S, "README.md"), r"needs Kubernetes \*\*(\d+)\.(\d+)\*\* or later")
+    assert header and readme, "the version is stated in deployment.yaml's header and k8s/README.md"
+    stated = tuple(int(x) for x in header.groups())
+    assert stated == tuple(int(x) for x in readme[0]), (stated, readme)
+    spec = yaml.safe_load(text)["spec"]["template"]["spec"]
+    containers = spec.get("initContainers", []) + spec.get("containers", [])
+    need = (1, 0)
+    if any(c.get("restartPolicy") == "Always" for c in spec.get("initContainers", [])):
+        need = max(need, (1, 29))
+    if any("sleep" in (c.get("lifecycle", {}).get(h) or {}) for c in containers for h in ("preStop", "postStart")):
+        need = max(need, (1, 30))
+    assert stated >= need, "deployment.yaml says %d.%d; its fields need %d.%d" % (stated + need)
+
+
 def test_sizing_doc_table_matches_the_manifests():
     from kube import REPO
     rows = _doc_rows(os.path.join(REPO, "docs", "sizing.md"),
