@@ -226,7 +226,27 @@ struct carry {
 	bool carries;      /* kept across the reload */
 	bool dropped;      /* in OLD only */
 	const char *from;  /* new, with the settings of this one of OLD (a rename) */
+	const char *but;   /* kept, except for this part of its state; NULL: all of it */
 };
+
+static const struct lv_breaker *breaker_named(const struct lv_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->nbreakers; i++)
+		if (strcmp(p->breakers[i].name, name) == 0)
+			return &p->breakers[i];
+	return NULL;
+}
+
+/* What of a kept breaker's state a reload does not keep (breaker_apply()):
+ * a time window that becomes a count window starts empty, since the order
+ * of its calls is gone. */
+static const char *breaker_loses(const struct diff *d, const char *name)
+{
+	const struct lv_breaker *a = breaker_named(d->a.p, name), *b = breaker_named(d->b.p, name);
+	if (a && b && !a->window.calls && b->window.calls)
+		return "its window starts empty (a time window becomes a count window)";
+	return NULL;
+}
 
 static void carry_list(const struct diff *d, const char *sec, void (*out)(const struct carry *c, void *arg), void *arg)
 {
@@ -234,15 +254,17 @@ static void carry_list(const struct diff *d, const char *sec, void (*out)(const 
 		const struct dinst *ib = &d->b.insts[i];
 		if (strcmp(ib->sec, sec) != 0)
 			continue;
-		struct carry c = {sec, ib->name, inst_find(&d->a, sec, ib->name) != NULL, false, NULL};
+		struct carry c = {sec, ib->name, inst_find(&d->a, sec, ib->name) != NULL, false, NULL, NULL};
 		if (!c.carries)
 			c.from = renamed_from(d, ib);
+		else if (strcmp(sec, "breaker") == 0)
+			c.but = breaker_loses(d, ib->name);
 		out(&c, arg);
 	}
 	for (size_t i = 0; i < d->a.ninsts; i++) {
 		const struct dinst *ia = &d->a.insts[i];
 		if (strcmp(ia->sec, sec) == 0 && !inst_find(&d->b, sec, ia->name)) {
-			struct carry c = {sec, ia->name, false, true, NULL};
+			struct carry c = {sec, ia->name, false, true, NULL, NULL};
 			out(&c, arg);
 		}
 	}
@@ -277,6 +299,9 @@ static void text_carry(const struct carry *c, void *arg)
 	if (c->dropped)
 		fprintf(f, "  %s \"%s\": dropped (not in NEW); its state ends once no request holds it\n", c->sec,
 		        c->name);
+	else if (c->carries && c->but)
+		fprintf(f, "  %s \"%s\": carries over (same name): its state is kept but %s, its new settings apply in "
+		        "place\n", c->sec, c->name, c->but);
 	else if (c->carries)
 		fprintf(f, "  %s \"%s\": carries over (same name): its state is kept, its new settings apply in place\n",
 		        c->sec, c->name);
@@ -387,6 +412,8 @@ static void json_carry(const struct carry *c, void *arg)
 	fprintf(j->f, ",\"state\":\"%s\",\"renamed_from\":",
 	        c->dropped ? "dropped" : c->carries ? "carries" : "fresh");
 	tool_json(j->f, c->from);
+	fputs(",\"except\":", j->f);
+	tool_json(j->f, c->but);
 	fputc('}', j->f);
 	j->first = false;
 }

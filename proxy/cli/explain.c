@@ -161,6 +161,18 @@ static void explain_cache(struct explain *e)
 	if (why && !strcmp(why, "method"))
 		report_note(o, "only GET and HEAD use the cache; a write purges instead (below)");
 	if (!why) {
+		/* what a miss does: a GET fills the entry, a HEAD only reads one */
+		bool head = (e->q.method_bit & LV_M_HEAD) != 0;
+		report_bool(o, "miss_stores", !head);
+		if (head)
+			report_note(o, "HEAD is answered from a stored GET; a HEAD miss goes upstream and stores nothing, "
+			               "so the entry fills on the next GET");
+		report_bool(o, "only_if_cached", cc_only_if_cached(&cc));
+		if (cc_only_if_cached(&cc))
+			report_note(o, "only-if-cached: a miss is answered 504 (X-Levee-Reason only-if-cached), never "
+			               "upstream");
+	}
+	if (!why) {
 		report_strn(o, "key", key, klen);
 		report_note(o, "service \\x1f target \\x1f host, then each cache_key_headers field: \\x1f name=value, "
 		               "or name! when absent");

@@ -159,6 +159,11 @@ EXPLAIN_CASES = [
         "invalidation.purges.1.kind": "url", "invalidation.purges.1.what": "/api/users",
         "invalidation.purges.2.kind": "tag", "invalidation.purges.2.what": "user-42",
     }),
+    # a HEAD reads a stored GET but a miss stores nothing; only-if-cached never goes upstream
+    ("shop", ["HEAD", "/api/users/1"], {"cache.cacheable": True, "cache.miss_stores": False,
+                                        "cache.only_if_cached": False}),
+    ("shop", ["GET", "/api/users/1", "Cache-Control: only-if-cached"], {
+        "cache.cacheable": True, "cache.miss_stores": True, "cache.only_if_cached": True}),
     ("shop", ["GET", "/api/users/1", "Cookie: a=b"], {"cache.cacheable": False, "cache.bypass": "cookie"}),
     ("shop", ["GET", "/api/users/1", "Cache-Control: no-store"], {"cache.bypass": "no-store"}),
     ("shop", ["GET", "/api/users/1", "X-HTTP-Method-Override: DELETE"], {"cache.bypass": "method-override"}),
@@ -317,6 +322,22 @@ def test_diff_table(tmp_path, name, new, code, changes, restart, carry):
     assert rc2 == code, text
     if code == 0:
         assert "no difference" in text, text
+
+
+def test_diff_says_when_a_kept_breaker_loses_its_window(tmp_path):
+    """breaker_apply(): a time window that becomes a count window starts
+    empty (the calls' order is gone); a count window that becomes a time
+    window keeps its figures."""
+    timed = edit(SHOP, ("window = 100 calls", "window = 10s"))
+    rc, out = diff(tmp_path, timed, SHOP, "--json")
+    assert rc == 1, out
+    entry = [x for x in json.loads(out)["breakers"] if x["name"] == "users"][0]
+    assert entry["state"] == "carries" and "starts empty" in entry["except"], entry
+    rc, text = diff(tmp_path, timed, SHOP)
+    assert 'breaker "users": carries over (same name): its state is kept but its window starts empty' in text, text
+    rc, out = diff(tmp_path, SHOP, timed, "--json")
+    entry = [x for x in json.loads(out)["breakers"] if x["name"] == "users"][0]
+    assert entry["state"] == "carries" and entry["except"] is None, entry
 
 
 def test_diff_tier_levels_by_position(tmp_path):
