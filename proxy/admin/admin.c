@@ -23,6 +23,7 @@
 #include "cache/cache_loop.h"
 #include "control/control.h"
 #include "invalidate/invalidate.h"
+#include "invalidate/json.h"
 #include "log.h"
 #include "net/http1.h"
 #include "stats.h"
@@ -631,6 +632,15 @@ static void admin_tier(struct admin_conn *a)
 	for (char *c = f.reason; *c; c++)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
 			*c = ' '; /* it goes to the log */
+	/* it goes into /status, /tiers and the log as JSON text, which must be
+	 * UTF-8: the control topic holds its reasons to the same rule */
+	for (size_t i = 0, n = strlen(f.reason), l; i < n; i += l) {
+		l = json_utf8_len(f.reason + i, n - i);
+		if (!l) {
+			admin_text(a, 400, "reason is UTF-8 text\n");
+			return;
+		}
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
