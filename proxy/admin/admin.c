@@ -144,8 +144,23 @@ static void json_str(FILE *f, const char *s)
 	size_t n = strlen(s);
 	if (n > 2048)
 		n = 2048;
+	/* JSON text is UTF-8: a byte that starts no well-formed sequence (a
+	 * Latin-1 policy file quoted in a reload's error, a value cut at 2048)
+	 * goes out as \u00XX, its value; the rest as json_escape() writes it */
+	size_t o = 0, start = 0;
+	for (size_t i = 0; i < n;) {
+		size_t l = json_utf8_len(s + i, n - i);
+		if (l) {
+			i += l;
+			continue;
+		}
+		o += json_escape(buf + o, s + start, i - start);
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\\u%04x", (unsigned)(unsigned char)s[i]);
+		start = ++i;
+	}
+	o += json_escape(buf + o, s + start, n - start);
 	fputc('"', f);
-	fwrite(buf, 1, json_escape(buf, s, n), f);
+	fwrite(buf, 1, o, f);
 	fputc('"', f);
 }
 
