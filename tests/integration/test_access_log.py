@@ -308,6 +308,23 @@ def test_a_loop_refused_with_508_is_logged(levee_factory, tmp_path, origin):
     assert rec["method"] == "GET" and rec["client"] == "127.0.0.1", rec
 
 
+def test_a_request_cut_by_the_drain_timeout_is_logged(levee_factory, tmp_path, origin):
+    """A request still in flight when the drain timeout ends levee is ended
+    at teardown: its line must reach the file before levee exits, not be
+    left in the worker's buffer."""
+    lv, path = make(levee_factory, tmp_path, drain_timeout="300ms", workers="1")
+    mark = origin.mark()
+    c = HttpConn(lv.port, timeout=10)
+    c.send(build_request("GET", "/hang?cut=1"))
+    origin.wait_event(lambda e: e["event"] == "request" and "cut=1" in e["target"], since=mark, timeout=3)
+    lv.expected_exit = True
+    lv.signal(signal.SIGTERM)
+    assert lv.wait_exit(5 * WAIT_SCALE) == 0
+    c.close()
+    recs = [r for r in records(path) if "cut=1" in r.get("target", "")]
+    assert len(recs) == 1, records(path)
+
+
 def load(port, stop, done, prefix):
     """Requests on one keep-alive connection until `stop`; each answered
     target is added to `done`."""
