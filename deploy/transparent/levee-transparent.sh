@@ -173,11 +173,12 @@ jump_del() {
 	while ipt -C "$1" -p tcp -m comment --comment $TAG -j "$2" 2>/dev/null; do
 		ipt -D "$1" -p tcp -m comment --comment $TAG -j "$2" || die "cannot delete the jump from $1 to $2"
 	done
-	# a jump written by hand, without our comment, would keep the chain busy
-	ipt -S "$1" | grep -e "-j $2\$" | sed 's/^-A /-D /' | while read -r line; do
-		# shellcheck disable=SC2086
-		ipt $line || exit 1
-	done || die "cannot delete a jump from $1 to $2"
+	# a jump written by hand, without our comment, would keep the chain
+	# busy; deleted by its number, since its -S words may hold a quoted
+	# comment with blanks that the shell would split
+	while n=$(ipt -S "$1" | grep -v "^-P " | grep -n -e "-j $2\$" | head -n 1 | cut -d: -f1) && [ -n "$n" ]; do
+		ipt -D "$1" "$n" || die "cannot delete a jump from $1 to $2"
+	done
 }
 
 chain_del() {

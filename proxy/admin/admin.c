@@ -23,6 +23,7 @@
 #include "cache/cache_loop.h"
 #include "control/control.h"
 #include "invalidate/invalidate.h"
+#include "invalidate/json.h"
 #include "log.h"
 #include "net/http1.h"
 #include "stats.h"
@@ -143,8 +144,23 @@ static void json_str(FILE *f, const char *s)
 	size_t n = strlen(s);
 	if (n > 2048)
 		n = 2048;
+	/* JSON text is UTF-8: a byte that starts no well-formed sequence (a
+	 * Latin-1 policy file quoted in a reload's error, a value cut at 2048)
+	 * goes out as \u00XX, its value; the rest as json_escape() writes it */
+	size_t o = 0, start = 0;
+	for (size_t i = 0; i < n;) {
+		size_t l = json_utf8_len(s + i, n - i);
+		if (l) {
+			i += l;
+			continue;
+		}
+		o += json_escape(buf + o, s + start, i - start);
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "\\u%04x", (unsigned)(unsigned char)s[i]);
+		start = ++i;
+	}
+	o += json_escape(buf + o, s + start, n - start);
 	fputc('"', f);
-	fwrite(buf, 1, json_escape(buf, s, n), f);
+	fwrite(buf, 1, o, f);
 	fputc('"', f);
 }
 
@@ -631,6 +647,15 @@ static void admin_tier(struct admin_conn *a)
 	for (char *c = f.reason; *c; c++)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
 			*c = ' '; /* it goes to the log */
+	/* it goes into /status, /tiers and the log as JSON text, which must be
+	 * UTF-8: the control topic holds its reasons to the same rule */
+	for (size_t i = 0, n = strlen(f.reason), l; i < n; i += l) {
+		l = json_utf8_len(f.reason + i, n - i);
+		if (!l) {
+			admin_text(a, 400, "reason is UTF-8 text\n");
+			return;
+		}
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;

@@ -313,6 +313,15 @@ static bool sp_route_rate(unsigned si, uint64_t count, uint64_t now, double *rat
 	return sp_rate[si].known;
 }
 
+/* Under a table cut at STATUS_PAGE_ROWS, how many of its `n` rows are not
+ * in it. */
+static void sp_not_shown(FILE *f, size_t n, const char *what)
+{
+	if (n > STATUS_PAGE_ROWS)
+		fprintf(f, "<p class=\"mute\">%zu more %s not shown: see /status and /metrics</p>",
+		        n - STATUS_PAGE_ROWS, what);
+}
+
 /* One row of the routes table: `r` NULL for "default" (no route matched). */
 static void sp_route_row(FILE *f, const struct runtime *rt, struct lv_stats *const *ws, unsigned nw,
                          const struct lv_route *r, unsigned si, uint64_t now)
@@ -399,9 +408,7 @@ static void sp_routes(FILE *f, struct server *s, const struct runtime *rt)
 		sp_route_row(f, rt, ws, nw, &p->routes[i], rt->route_stat[i], now);
 	sp_route_row(f, rt, ws, nw, NULL, 0, now);
 	fputs("</tbody></table>", f);
-	if (shown < p->nroutes)
-		fprintf(f, "<p class=\"mute\">%zu more routes not shown: see /status and /metrics</p>",
-		        p->nroutes - shown);
+	sp_not_shown(f, p->nroutes, "routes");
 	fputs("</section>\n", f);
 	free(ws);
 }
@@ -438,7 +445,9 @@ static void sp_breakers(FILE *f, const struct runtime *rt)
 		HTML(f, st.reason);
 		fputs("</td></tr>\n", f);
 	}
-	fputs("</tbody></table></section>\n", f);
+	fputs("</tbody></table>", f);
+	sp_not_shown(f, p->nbreakers, "breakers");
+	fputs("</section>\n", f);
 }
 
 static void sp_bulkheads(FILE *f, const struct runtime *rt)
@@ -467,7 +476,9 @@ static void sp_bulkheads(FILE *f, const struct runtime *rt)
 		        (unsigned long long)st.max_queue, st.scale, (unsigned long long)st.rejected_full,
 		        (unsigned long long)st.rejected_timeout);
 	}
-	fputs("</tbody></table></section>\n", f);
+	fputs("</tbody></table>", f);
+	sp_not_shown(f, p->nbulkheads, "bulkheads");
+	fputs("</section>\n", f);
 }
 
 /* The kinds of the process-wide signals, in their order. */

@@ -363,8 +363,10 @@ static bool conn_read_head(struct conn *c)
 		if (c->w->via && via_head_names(&c->arena->head, c->w->via)) {
 			/* our own upstream request, back again (via.h): answering
 			 * it ends the loop after one turn; closing the connection
-			 * keeps a redirect that loops from reusing it */
+			 * keeps a redirect that loops from reusing it; logged like
+			 * any head refused before it became a request */
 			stat_inc(c->w->stats->loops_refused);
+			request_log_refused_head(c->w, p, c->peer, &c->arena->head, R_LOOP);
 			conn_send_error(c, R_LOOP, NULL, CONN_CLOSE);
 			return false;
 		}

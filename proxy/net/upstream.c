@@ -107,12 +107,38 @@ static struct upconn *pool_take(struct worker *w, const struct runtime *rt, cons
 	return NULL;
 }
 
+/* Closes the idle connection put back longest ago (the list's tail). */
+static void pool_drop_oldest(struct worker *w)
+{
+	struct upconn **pp = &w->idle;
+	while (*pp && (*pp)->next)
+		pp = &(*pp)->next;
+	struct upconn *uc = *pp;
+	if (!uc)
+		return;
+	*pp = NULL;
+	w->nidle--;
+	upconn_free(uc);
+}
+
 static void pool_put(struct worker *w, struct upconn *uc)
 {
 	const struct lv_policy *p = w->rt->policy;
-	if (w->draining || w->nidle >= p->up.keepalive) {
+	if (w->draining || p->up.keepalive == 0) {
 		upconn_free(uc);
 		return;
+	}
+	if (w->nidle >= p->up.keepalive) {
+		/* Without PROXY lines every idle connection serves anyone: the
+		 * one in hand goes. With them, the full pool may hold only lines
+		 * of clients that have left and will never be asked for again;
+		 * refusing the one in hand would then keep every live client
+		 * from ever reusing one, until the reaper: the oldest goes. */
+		if (!uc->proxy_line[0]) {
+			upconn_free(uc);
+			return;
+		}
+		pool_drop_oldest(w);
 	}
 	uc->req = NULL;
 	uc->got_bytes = false;

@@ -258,6 +258,10 @@ void worker_destroy(struct worker *w)
 	/* one more pass runs the deferred frees that closing scheduled */
 	if (w->base)
 		event_base_loop(w->base, EVLOOP_NONBLOCK);
+	/* the lines of the requests the closing above ended (those still in
+	 * flight at the drain timeout): the loop's last flush was before them */
+	if (w->alog)
+		alog_flush(w->alog);
 	if (w->tick)
 		event_free(w->tick);
 	mailbox_destroy(&w->mbox);

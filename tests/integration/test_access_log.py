@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness import LEVEE_BIN, HttpConn, WAIT_SCALE, once, raw, wait_until
+from harness import LEVEE_BIN, HttpConn, WAIT_SCALE, build_request, hjoin, once, raw, wait_until
 
 WAIT = 5 * WAIT_SCALE
 
@@ -291,6 +291,38 @@ def test_refused_heads_are_logged_escaped(levee_factory, tmp_path, head, reason,
     else:
         assert "target" not in rec and "user_agent" not in rec, rec
     assert once(lv.port, "GET", "/echo/fine").status == 200
+
+
+def test_a_loop_refused_with_508_is_logged(levee_factory, tmp_path, origin):
+    """A request back with this levee's own Via (docs/transparent.md) is a
+    head refused before it became a request: it gets its line like the
+    others, so a loop shows in the access log, not only in a counter."""
+    lv, path = make(levee_factory, tmp_path, access_log_fields="all")
+    mark = origin.mark()
+    assert once(lv.port, "GET", "/echo/first").status == 200
+    own = hjoin(origin.requests(mark)[0]["headers"], "Via")[-1].split(" ", 1)[1]
+    r = raw(lv.port, build_request("GET", "/echo/looped", [("Via", "1.1 " + own)]))
+    assert r.status == 508, r
+    rec = logged(path, "/echo/looped")[0]
+    assert (rec["status"], rec["reason"], rec["outcome"]) == (508, "loop-detected", "refused"), rec
+    assert rec["method"] == "GET" and rec["client"] == "127.0.0.1", rec
+
+
+def test_a_request_cut_by_the_drain_timeout_is_logged(levee_factory, tmp_path, origin):
+    """A request still in flight when the drain timeout ends levee is ended
+    at teardown: its line must reach the file before levee exits, not be
+    left in the worker's buffer."""
+    lv, path = make(levee_factory, tmp_path, drain_timeout="300ms", workers="1")
+    mark = origin.mark()
+    c = HttpConn(lv.port, timeout=10)
+    c.send(build_request("GET", "/hang?cut=1"))
+    origin.wait_event(lambda e: e["event"] == "request" and "cut=1" in e["target"], since=mark, timeout=3)
+    lv.expected_exit = True
+    lv.signal(signal.SIGTERM)
+    assert lv.wait_exit(5 * WAIT_SCALE) == 0
+    c.close()
+    recs = [r for r in records(path) if "cut=1" in r.get("target", "")]
+    assert len(recs) == 1, records(path)
 
 
 def load(port, stop, done, prefix):

@@ -77,3 +77,23 @@ def test_off_by_default_and_after_reload(levee_factory, origin):
     assert lines[0]["line"] == "PROXY TCP4 127.0.0.1 127.0.0.1 %d %d" % (new.sock.getsockname()[1], lv.port)
     old.close()
     new.close()
+
+
+def test_departed_clients_do_not_hold_the_pool_against_a_live_one(levee_factory, origin):
+    """The pool is full of idle connections of clients that have left (their
+    lines will never be asked for again): a keep-alive client that comes
+    next must still get its own connection pooled and reused, not a new
+    upstream connection for every request until the reaper runs."""
+    lv = levee_factory({"levee": {"workers": "1"}, "upstream": {"proxy_protocol": "v1", "keepalive": "2"}})
+    for i in range(3):
+        c = HttpConn(lv.port)
+        send_get(c, "/echo/pp-gone%d" % i)
+        c.close()
+    mark = origin.mark()
+    k = HttpConn(lv.port)
+    for i in range(3):
+        send_get(k, "/echo/pp-live%d" % i)
+    conns = {e["conn"] for i in range(3) for e in requests_on(origin, mark, "/echo/pp-live%d" % i)}
+    assert len(conns) == 1, "the keep-alive client's requests went on %d upstream connections" % len(conns)
+    assert len(proxy_events(origin, mark)) == 1
+    k.close()

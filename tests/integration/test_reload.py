@@ -82,6 +82,23 @@ def test_sighup_bad_file_keeps_old_policy(levee_factory):
     assert big_header_status(lv) == 431
 
 
+def test_a_refusal_quoting_bytes_that_are_not_utf8_keeps_the_json_valid(levee_factory):
+    """A policy file written in Latin-1 whose bad value is quoted in the
+    reload's error: /reload and /status are JSON, so UTF-8, all the same
+    (the byte as its \\u00XX), until the next good reload and after."""
+    lv = levee_factory()
+    with open(lv.policy_path, "rb") as f:
+        good = f.read()
+    with open(lv.policy_path, "wb") as f:
+        f.write(good.replace(b"[levee]\n", b"[levee]\naccess_log_fields = caf\xe9\n", 1))
+    r = lv.admin_request("POST", "/reload")
+    assert r.status == 422, r
+    errors = json.loads(r.body)["errors"]
+    assert any("'caf\u00e9' is not a field" in e for e in errors), errors
+    st = json.loads(lv.admin_get("/status")[2])
+    assert "caf\u00e9" in json.dumps(st, ensure_ascii=False), st
+
+
 def test_file_change_detected_without_signal(levee_factory):
     lv = levee_factory({"limits": {"header_bytes": "8KiB", "uri_bytes": "1KiB"}})
     # 1. rewrite in place

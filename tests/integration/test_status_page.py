@@ -207,6 +207,25 @@ def test_escaping(levee_factory):
     assert "inflight &gt; 500" in body and "inflight &lt; 100" in body
 
 
+def test_long_tables_say_how_many_rows_they_leave_out(levee_factory):
+    """Past 200 rows a table is cut, and says how many it left out: routes,
+    breakers and bulkheads alike (docs/status-page.md)."""
+    extra = {}
+    for i in range(203):
+        extra['route "r%d"' % i] = {"prefix": "/echo/r%d/" % i}
+    for i in range(210):
+        extra['breaker "b%d"' % i] = {"window": "10s"}
+    for i in range(205):
+        extra['bulkhead "h%d"' % i] = {"max_concurrent": "2"}
+    lv = levee_factory(policy(extra))
+    body = lv.admin_request("GET", "/ui").body.decode()
+    assert body.count("<tr data-breaker=") == 200 and body.count("<tr data-bulkhead=") == 200
+    assert body.count("<tr data-route=") == 201  # and "default"
+    assert "5 more routes not shown" in body
+    assert "11 more breakers not shown" in body
+    assert "6 more bulkheads not shown" in body
+
+
 def test_probe_listener_does_not_serve_it(levee_factory):
     probe = free_port()
     lv = levee_factory(policy({"levee": {"service": "shop", "workers": "2", "probe": "127.0.0.1:%d" % probe}}))

@@ -285,6 +285,12 @@ def test_forcing_errors_and_expiry(levee_factory):
     assert lv.admin_request("POST", "/tier?force=one&for=25h").status == 400
     assert lv.admin_request("POST", "/tier").status == 400
     assert lv.admin_request("GET", "/tier?force=one").status == 405
+    # a reason that is not UTF-8 would make /status and /tiers invalid JSON
+    # for as long as the forcing lasts
+    r = lv.admin_request("POST", "/tier?force=one&for=10s&reason=caf%E9")
+    assert r.status == 400 and b"reason is UTF-8 text" in r.body, r
+    assert tier(lv)["forced"] is None
+    json.loads(lv.admin_get("/tiers")[2])
     t0 = time.time()
     force(lv, "one", for_="1500ms")
     st = tier(lv)

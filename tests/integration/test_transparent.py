@@ -443,3 +443,30 @@ def test_script_needs_root_and_iptables():
     else:
         p = run("sh", RULES, *good, check=False)
         assert p.returncode == 1 and "must run as root" in p.stderr, p.stderr
+
+
+def test_remove_takes_hand_written_jumps_with_a_quoted_comment():
+    """remove also deletes jumps to its chains that someone wrote by hand,
+    without the script's comment. One whose comment holds a blank
+    (iptables -S prints it quoted) must go too, and rules of others stay:
+    else remove fails half-way and the redirect stays in force."""
+    why = _missing()
+    if why:
+        _skip_or_fail(why)
+    ns = "lv-rm-%d" % os.getpid()
+    run("ip", "netns", "add", ns)
+    try:
+        def sh(*cmd, check=True):
+            return run("ip", "netns", "exec", ns, *cmd, check=check)
+        sh("sh", RULES, "install", "--app-ports", str(APP_PORT), "--levee-port", str(LEVEE_PORT),
+           "--uid", str(LEVEE_UID), "--outbound-local")
+        sh("iptables", "-t", "nat", "-I", "PREROUTING", "-p", "tcp", "-m", "comment", "--comment", "by hand",
+           "-j", "LEVEE_INBOUND")
+        sh("iptables", "-t", "nat", "-A", "OUTPUT", "-m", "comment", "--comment", "a b", "-j", "LEVEE_OUTPUT")
+        sh("iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "--dport", "1", "-j", "ACCEPT")
+        p = sh("sh", RULES, "remove", check=False)
+        assert p.returncode == 0, p.stderr
+        left = sh("iptables", "-t", "nat", "-S").stdout.splitlines()
+        assert [ln for ln in left if not ln.startswith("-P ")] == ["-A OUTPUT -p tcp -m tcp --dport 1 -j ACCEPT"], left
+    finally:
+        run("ip", "netns", "delete", ns, check=False)
