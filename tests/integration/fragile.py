@@ -46,7 +46,8 @@ class FragileOrigin:
         if start:
             self.start()
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=30.0):
+        # a bound for a loaded machine (CI shares two cores), not a wait: READY ends it
         self.stderr_path = os.path.join(self.workdir, "fragile-%d.stderr" % time.time_ns())
         errf = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=errf,

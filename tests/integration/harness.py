@@ -532,7 +532,7 @@ class Origin:
                                      stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL,
                                      preexec_fn=_die_with_parent)
         errf.close()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a bound for a loaded machine; the port line ends it
         line = b""
         while not line.endswith(b"\n"):
             r, _, _ = select.select([self.proc.stdout], [], [], max(0, deadline - time.monotonic()))
