@@ -217,6 +217,11 @@ int main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/* A reload or a log rotation asked before the loop's handlers are in
+	 * place (a logrotate or kubelet racing the start) is dropped, not fatal:
+	 * their default action would end the process. */
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
 	struct lv_diag d = {0};
 	struct lv_policy *p = NULL;
 	int rc = policy_path ? policy_load_file(policy_path, &ov, &p, &d) : policy_load_defaults(&ov, &p, &d);
