@@ -77,8 +77,6 @@ static const struct keys_section keys_section_table[] = {
 	 LV_MAX_TIERS, offsetof(struct lv_tier, name), offsetof(struct lv_tier, line)},
 };
 
-const char *const lv_priority_names[LV_PRIO__COUNT] = {"critical", "normal", "optional"};
-
 const char *const lv_fallback_kind_names[LV_FB__COUNT] = {
 #define LV_FB_NAME(e, word) [e] = word,
 	LV_FALLBACK_KINDS(LV_FB_NAME)
@@ -339,34 +337,6 @@ const char *keys_suggest_key(const char *section, const char *name)
 }
 
 /* ---- parsing one value ------------------------------------------------- */
-
-/* Index of `s` in a "a|b|c" list, or -1. */
-int keys_word(const char *words, const char *s)
-{
-	size_t len = strlen(s);
-	int i = 0;
-	for (const char *w = words; w != NULL; i++) {
-		const char *bar = strchr(w, '|');
-		size_t wlen = bar ? (size_t)(bar - w) : strlen(w);
-		if (wlen == len && memcmp(w, s, len) == 0)
-			return i;
-		w = bar ? bar + 1 : NULL;
-	}
-	return -1;
-}
-
-/* "a|b|c" as "a, b, c" for messages and documentation. */
-void keys_words_list(const char *words, const char *sep, char *buf, size_t sz)
-{
-	size_t o = 0;
-	buf[0] = '\0';
-	for (const char *w = words; *w && o + 1 < sz; w++) {
-		int n = *w == '|' ? snprintf(buf + o, sz - o, "%s", sep) : snprintf(buf + o, sz - o, "%c", *w);
-		if (n < 0 || (size_t)n >= sz - o)
-			break;
-		o += (size_t)n;
-	}
-}
 
 /* Parses a number-like value of `k` (no bounds). */
 static int keys_number(const struct keys_def *k, const char *s, uint64_t *out, const char **why)

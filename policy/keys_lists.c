@@ -1,13 +1,43 @@
 /*
- * keys_lists.c - the policy's list-valued types, parsed for keys_set()
- * (keys.c): statuses, status sets, flags, ordered chains, shed lists and
- * cohort keys.
+ * keys_lists.c - the policy's word lists and list-valued types, parsed for
+ * keys_set() (keys.c): "a|b|c" word lists, statuses, status sets, flags,
+ * ordered chains, access log fields, shed lists and cohort keys.
  */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "policy_internal.h"
+
+const char *const lv_priority_names[LV_PRIO__COUNT] = {"critical", "normal", "optional"};
+
+/* Index of `s` in a "a|b|c" list, or -1. */
+int keys_word(const char *words, const char *s)
+{
+	size_t len = strlen(s);
+	int i = 0;
+	for (const char *w = words; w != NULL; i++) {
+		const char *bar = strchr(w, '|');
+		size_t wlen = bar ? (size_t)(bar - w) : strlen(w);
+		if (wlen == len && memcmp(w, s, len) == 0)
+			return i;
+		w = bar ? bar + 1 : NULL;
+	}
+	return -1;
+}
+
+/* "a|b|c" as "a, b, c" for messages and documentation. */
+void keys_words_list(const char *words, const char *sep, char *buf, size_t sz)
+{
+	size_t o = 0;
+	buf[0] = '\0';
+	for (const char *w = words; *w && o + 1 < sz; w++) {
+		int n = *w == '|' ? snprintf(buf + o, sz - o, "%s", sep) : snprintf(buf + o, sz - o, "%c", *w);
+		if (n < 0 || (size_t)n >= sz - o)
+			break;
+		o += (size_t)n;
+	}
+}
 
 /* "404, 410" -> {2, {404, 410}} */
 int keys_statuses(const char *text, struct lv_statuses *out, char *err, size_t errsz)

@@ -23,14 +23,14 @@
 
 #define WALK_VALUE_MAX (2 * POLICY_VALUE_MAX + 16) /* every '$' doubled */
 
-struct wbuf {
+struct pw_buf {
 	char *p;
 	size_t len, cap;
 	bool over;
 };
 
-static void wb_put(struct wbuf *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void wb_put(struct wbuf *w, const char *fmt, ...)
+static void pw_put(struct pw_buf *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pw_put(struct pw_buf *w, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -44,44 +44,44 @@ static void wb_put(struct wbuf *w, const char *fmt, ...)
 }
 
 /* "a,b" as stored, written "a, b". */
-static void wb_list(struct wbuf *w, const char *stored)
+static void pw_list(struct pw_buf *w, const char *stored)
 {
 	for (const char *s = stored; *s; s++)
 		if (*s == ',')
-			wb_put(w, ", ");
+			pw_put(w, ", ");
 		else
-			wb_put(w, "%c", *s);
+			pw_put(w, "%c", *s);
 }
 
-static void wb_duration(struct wbuf *w, uint64_t ms)
+static void pw_duration(struct pw_buf *w, uint64_t ms)
 {
 	if (ms == 0)
-		wb_put(w, "0");
+		pw_put(w, "0");
 	else if (ms % 3600000 == 0)
-		wb_put(w, "%lluh", (unsigned long long)(ms / 3600000));
+		pw_put(w, "%lluh", (unsigned long long)(ms / 3600000));
 	else if (ms % 60000 == 0)
-		wb_put(w, "%llum", (unsigned long long)(ms / 60000));
+		pw_put(w, "%llum", (unsigned long long)(ms / 60000));
 	else if (ms % 1000 == 0)
-		wb_put(w, "%llus", (unsigned long long)(ms / 1000));
+		pw_put(w, "%llus", (unsigned long long)(ms / 1000));
 	else
-		wb_put(w, "%llums", (unsigned long long)ms);
+		pw_put(w, "%llums", (unsigned long long)ms);
 }
 
-static void wb_size(struct wbuf *w, uint64_t b)
+static void pw_size(struct pw_buf *w, uint64_t b)
 {
 	static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
 	for (int i = 0; i < 4; i++) {
 		uint64_t u = 1ull << (10 * (4 - i));
 		if (b != 0 && b % u == 0) {
-			wb_put(w, "%llu%s", (unsigned long long)(b / u), units[i]);
+			pw_put(w, "%llu%s", (unsigned long long)(b / u), units[i]);
 			return;
 		}
 	}
-	wb_put(w, "%llu", (unsigned long long)b);
+	pw_put(w, "%llu", (unsigned long long)b);
 }
 
 /* The shortest "%g" that value_percent() reads back to the same double. */
-static void wb_percent(struct wbuf *w, double v)
+static void pw_percent(struct pw_buf *w, double v)
 {
 	char one[48];
 	for (int prec = 1; prec <= 17; prec++) {
@@ -91,11 +91,11 @@ static void wb_percent(struct wbuf *w, double v)
 		if (value_percent(one, &back, &why) == LV_OK && back == v)
 			break;
 	}
-	wb_put(w, "%s", one);
+	pw_put(w, "%s", one);
 }
 
 /* Words "a|b|c": word `i`. */
-static void wb_word(struct wbuf *w, const char *words, int i)
+static void pw_word(struct pw_buf *w, const char *words, int i)
 {
 	const char *s = words;
 	for (int n = 0; s && n < i; n++) {
@@ -106,25 +106,25 @@ static void wb_word(struct wbuf *w, const char *words, int i)
 		w->over = true; /* an index the table does not have: never written */
 		return;
 	}
-	wb_put(w, "%.*s", (int)strcspn(s, "|"), s);
+	pw_put(w, "%.*s", (int)strcspn(s, "|"), s);
 }
 
-static void wb_flags(struct wbuf *w, const char *words, unsigned bits)
+static void pw_flags(struct pw_buf *w, const char *words, unsigned bits)
 {
 	if (bits == 0) {
-		wb_put(w, "none");
+		pw_put(w, "none");
 		return;
 	}
 	const char *sep = "";
 	for (int i = 0; i < 32; i++)
 		if (bits & (1u << i)) {
-			wb_put(w, "%s", sep);
-			wb_word(w, words, i);
+			pw_put(w, "%s", sep);
+			pw_word(w, words, i);
 			sep = ", ";
 		}
 }
 
-static void wb_status_set(struct wbuf *w, const struct lv_status_set *set)
+static void pw_status_set(struct pw_buf *w, const struct lv_status_set *set)
 {
 	const char *sep = "";
 	for (unsigned s = 100; s <= 599; s++) {
@@ -134,81 +134,81 @@ static void wb_status_set(struct wbuf *w, const struct lv_status_set *set)
 		while (e + 1 <= 599 && status_set_has(set, e + 1))
 			e++;
 		if (e == s)
-			wb_put(w, "%s%u", sep, s);
+			pw_put(w, "%s%u", sep, s);
 		else
-			wb_put(w, "%s%u-%u", sep, s, e);
+			pw_put(w, "%s%u-%u", sep, s, e);
 		sep = ", ";
 		s = e;
 	}
 	if (!*sep)
-		wb_put(w, "none");
+		pw_put(w, "none");
 }
 
-static void wb_hostport(struct wbuf *w, const struct lv_hostport *hp, const char *none)
+static void pw_hostport(struct pw_buf *w, const struct lv_hostport *hp, const char *none)
 {
 	if (hp->host[0] == '\0' && none)
-		wb_put(w, "%s", none);
+		pw_put(w, "%s", none);
 	else if (strchr(hp->host, ':'))
-		wb_put(w, "[%s]:%u", hp->host, hp->port);
+		pw_put(w, "[%s]:%u", hp->host, hp->port);
 	else
-		wb_put(w, "%s:%u", hp->host, hp->port);
+		pw_put(w, "%s:%u", hp->host, hp->port);
 }
 
-static void wb_methods(struct wbuf *w, unsigned mask)
+static void pw_methods(struct pw_buf *w, unsigned mask)
 {
 	if (mask == LV_M_ANY) {
-		wb_put(w, "any");
+		pw_put(w, "any");
 		return;
 	}
 	const char *sep = "";
 	for (unsigned bit = LV_M_GET; bit < LV_M_OTHER; bit <<= 1)
 		if (mask & bit) {
-			wb_put(w, "%s%s", sep, policy_method_name(bit));
+			pw_put(w, "%s%s", sep, policy_method_name(bit));
 			sep = ", ";
 		}
 }
 
-static void wb_shed(struct wbuf *w, const struct lv_shed *sh)
+static void pw_shed(struct pw_buf *w, const struct lv_shed *sh)
 {
 	const char *sep = "";
 	for (int i = 0; i < LV_PRIO__COUNT; i++) {
 		if (sh->pct[i] <= 0)
 			continue;
-		wb_put(w, "%s%s", sep, lv_priority_names[i]);
+		pw_put(w, "%s%s", sep, lv_priority_names[i]);
 		if (sh->pct[i] < 100.0) {
-			wb_put(w, " ");
-			wb_percent(w, sh->pct[i]);
+			pw_put(w, " ");
+			pw_percent(w, sh->pct[i]);
 		}
 		sep = ", ";
 	}
 	if (!*sep)
-		wb_put(w, "none");
+		pw_put(w, "none");
 }
 
 /* access_log_fields: the names in order, or, when the fields keep the
  * documented order and that is shorter, `all` less the fields left out (a
  * policy line cannot hold every name). */
-static void wb_fields(struct wbuf *w, const struct lv_alog_fields *fl)
+static void pw_fields(struct pw_buf *w, const struct lv_alog_fields *fl)
 {
 	bool ordered = true;
 	for (unsigned i = 1; ordered && i < fl->n; i++)
 		ordered = fl->f[i] > fl->f[i - 1];
 	if (ordered && 2 * fl->n > LV_AF__COUNT) {
-		wb_put(w, "all");
+		pw_put(w, "all");
 		for (unsigned f = 0, i = 0; f < LV_AF__COUNT; f++) {
 			if (i < fl->n && fl->f[i] == f)
 				i++;
 			else
-				wb_put(w, " -%s", lv_alog_field_names[f]);
+				pw_put(w, " -%s", lv_alog_field_names[f]);
 		}
 		return;
 	}
 	for (unsigned i = 0; i < fl->n; i++)
-		wb_put(w, "%s%s", i ? " " : "", lv_alog_field_names[fl->f[i]]);
+		pw_put(w, "%s%s", i ? " " : "", lv_alog_field_names[fl->f[i]]);
 }
 
 /* The value of `k` at `base` in policy syntax, before '$' is doubled. */
-static void walk_format(const struct keys_def *k, const void *base, struct wbuf *w)
+static void walk_format(const struct keys_def *k, const void *base, struct pw_buf *w)
 {
 	const char *f = (const char *)base + k->off;
 	uint64_t u;
@@ -219,113 +219,113 @@ static void walk_format(const struct keys_def *k, const void *base, struct wbuf 
 	case KT_TEXT:
 	case KT_SECRET:
 	case KT_LINE:
-		wb_put(w, "%s", f);
+		pw_put(w, "%s", f);
 		break;
 	case KT_HEADERS:
 	case KT_TAGS:
 	case KT_HOSTPORTS:
 	case KT_INVALIDATIONS:
-		wb_list(w, f);
+		pw_list(w, f);
 		break;
 	case KT_HOSTPORT:
-		wb_hostport(w, (const void *)f, k->words);
+		pw_hostport(w, (const void *)f, k->words);
 		break;
 	case KT_FIELDS:
-		wb_fields(w, (const void *)f);
+		pw_fields(w, (const void *)f);
 		break;
 	case KT_DURATION:
 		memcpy(&u, f, sizeof(u));
-		wb_duration(w, u);
+		pw_duration(w, u);
 		break;
 	case KT_SIZE:
 		memcpy(&u, f, sizeof(u));
-		wb_size(w, u);
+		pw_size(w, u);
 		break;
 	case KT_UINT:
 		memcpy(&u, f, sizeof(u));
 		if (u == 0 && k->words)
-			wb_put(w, "%s", k->words);
+			pw_put(w, "%s", k->words);
 		else
-			wb_put(w, "%llu", (unsigned long long)u);
+			pw_put(w, "%llu", (unsigned long long)u);
 		break;
 	case KT_BOOL:
-		wb_put(w, "%s", *(const bool *)f ? "true" : "false");
+		pw_put(w, "%s", *(const bool *)f ? "true" : "false");
 		break;
 	case KT_PERCENT: {
 		double d;
 		memcpy(&d, f, sizeof(d));
-		wb_percent(w, d);
+		pw_percent(w, d);
 		break;
 	}
 	case KT_ENUM: {
 		int i;
 		memcpy(&i, f, sizeof(i));
-		wb_word(w, k->words, i);
+		pw_word(w, k->words, i);
 		break;
 	}
 	case KT_METHODS: {
 		unsigned m;
 		memcpy(&m, f, sizeof(m));
-		wb_methods(w, m);
+		pw_methods(w, m);
 		break;
 	}
 	case KT_GLOB:
 	case KT_PREFIX:
-		wb_put(w, "%s", ((const struct lv_route *)base)->pattern);
+		pw_put(w, "%s", ((const struct lv_route *)base)->pattern);
 		break;
 	case KT_TTL:
 		memcpy(&u, f, sizeof(u));
 		if (u == LV_TTL_OFF)
-			wb_put(w, "off");
+			pw_put(w, "off");
 		else if (u == LV_TTL_ORIGIN)
-			wb_put(w, "origin");
+			pw_put(w, "origin");
 		else
-			wb_duration(w, u);
+			pw_duration(w, u);
 		break;
 	case KT_STATUSES: {
 		const struct lv_statuses *l = (const void *)f;
 		for (uint32_t i = 0; i < l->n; i++)
-			wb_put(w, "%s%u", i ? ", " : "", l->s[i]);
+			pw_put(w, "%s%u", i ? ", " : "", l->s[i]);
 		break;
 	}
 	case KT_STATUS_SET:
-		wb_status_set(w, (const void *)f);
+		pw_status_set(w, (const void *)f);
 		break;
 	case KT_FLAGS: {
 		unsigned bits;
 		memcpy(&bits, f, sizeof(bits));
-		wb_flags(w, k->words, bits);
+		pw_flags(w, k->words, bits);
 		break;
 	}
 	case KT_CHAIN: {
 		const struct lv_fallback_chain *c = (const void *)f;
 		if (c->n == 0)
-			wb_put(w, "none");
+			pw_put(w, "none");
 		for (unsigned i = 0; i < c->n; i++) {
-			wb_put(w, "%s", i ? ", " : "");
-			wb_word(w, k->words, c->kind[i]);
+			pw_put(w, "%s", i ? ", " : "");
+			pw_word(w, k->words, c->kind[i]);
 		}
 		break;
 	}
 	case KT_SHED:
-		wb_shed(w, (const void *)f);
+		pw_shed(w, (const void *)f);
 		break;
 	case KT_COHORT: {
 		const struct lv_cohort_key *c = (const void *)f;
 		if (c->kind == LV_COHORT_HEADER)
-			wb_put(w, "header:%s", c->name);
+			pw_put(w, "header:%s", c->name);
 		else if (c->kind == LV_COHORT_COOKIE)
-			wb_put(w, "cookie:%s", c->name);
+			pw_put(w, "cookie:%s", c->name);
 		else
-			wb_put(w, "address");
+			pw_put(w, "address");
 		break;
 	}
 	case KT_WINDOW: {
 		const struct lv_window *win = (const void *)f;
 		if (win->calls)
-			wb_put(w, "%llu calls", (unsigned long long)win->calls);
+			pw_put(w, "%llu calls", (unsigned long long)win->calls);
 		else
-			wb_duration(w, win->ms);
+			pw_duration(w, win->ms);
 		break;
 	}
 	}
@@ -373,7 +373,7 @@ static int walk_keys(struct walk_ctx *c, const struct keys_section *s, const voi
 			continue;
 		char raw[WALK_VALUE_MAX], out[WALK_VALUE_MAX];
 		raw[0] = '\0'; /* an empty list writes nothing */
-		struct wbuf w = {raw, 0, sizeof(raw) / 2, false};
+		struct pw_buf w = {raw, 0, sizeof(raw) / 2, false};
 		walk_format(k, base, &w);
 		if (w.over) {
 			snprintf(c->err, c->errsz, "[%s] %s: its value cannot be written back", s->name, k->name);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "admin/auth.h"
+#include "admin/figures.h"
 #include "admin/status_page.h"
 #include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
@@ -66,27 +67,6 @@ static struct auth admin_auth;
 static char admin_token_env[LV_NAME_MAX];
 static uint64_t admin_refused[AUTH__COUNT]; /* by verdict; main thread only */
 static struct log_limit admin_refused_log;
-
-bool admin_ready(const char **why)
-{
-	struct server *s = admin_srv;
-	if (atomic_load(&s->draining)) {
-		*why = "draining";
-		return false;
-	}
-	if (!server_runtime(s)) {
-		*why = "no policy loaded";
-		return false;
-	}
-	if (!atomic_load(&s->upstream_reachable)) {
-		*why = "upstream unreachable";
-		return false;
-	}
-	if (!invalidate_ready(why))
-		return false;
-	*why = NULL;
-	return true;
-}
 
 static void admin_free(struct admin_conn *a)
 {
@@ -173,35 +153,11 @@ static void json_count(FILE *f, const char *name, unsigned v)
 		fprintf(f, ",\"%s\":null", name);
 }
 
-/* The workers' snapshots are taken on their ticks. */
-bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *open)
-{
-	memset(sum, 0, sizeof(*sum));
-	*ready = *open = 0;
-	bool any = false;
-	for (unsigned i = 0; i < admin_srv->nworkers; i++) {
-		struct redis_stats s;
-		if (!cache_loop_redis_stats(admin_srv->workers[i], &s))
-			continue;
-		any = true;
-		sum->commands += s.commands;
-		sum->errors += s.errors;
-		sum->timeouts += s.timeouts;
-		sum->latency_us_sum += s.latency_us_sum;
-		sum->latency_count += s.latency_count;
-		*ready += s.state == REDIS_ST_READY;
-		*open += s.breaker != REDIS_BR_CLOSED;
-		if (s.master_addr[0])
-			memcpy(sum->master_addr, s.master_addr, sizeof(sum->master_addr));
-	}
-	return any;
-}
-
 static void admin_redis_metrics(FILE *f)
 {
 	struct redis_stats s;
 	unsigned ready, open;
-	if (!admin_redis_sum(&s, &ready, &open))
+	if (!admin_redis_sum(admin_srv, &s, &ready, &open))
 		return;
 	/* connection events, of every Redis client of the process */
 	struct redis_watch_stats w;
@@ -292,7 +248,7 @@ static void admin_status(FILE *f)
 	struct runtime *rt = server_runtime_acquire(s);
 	const struct lv_policy *p = rt->policy;
 	const char *why;
-	bool ready = admin_ready(&why);
+	bool ready = admin_ready(admin_srv, &why);
 	fprintf(f, "{\"version\":\"%s\",\"service\":", LEVEE_VERSION);
 	json_str(f, p->service);
 	fprintf(f, ",\"ready\":%s,\"draining\":%s,\"workers\":%u,\"bulkhead_threads\":%u,\"connections\":%llu,",
@@ -328,7 +284,7 @@ static void admin_status(FILE *f)
 	tiers_status_json(f);
 	struct redis_stats rs;
 	unsigned rready, ropen;
-	if (admin_redis_sum(&rs, &rready, &ropen)) {
+	if (admin_redis_sum(admin_srv, &rs, &rready, &ropen)) {
 		struct redis_watch_stats ws;
 		redis_watch_stats(redis_watch_process(), &ws);
 		fprintf(f, ",\"redis\":{\"state\":\"%s\",\"connections_ready\":%u,\"breaker_open\":%u,\"master\":",
@@ -377,7 +333,7 @@ static void admin_metrics(FILE *f)
 	    .reloads_failed = s->reload.count[RELOAD_REFUSED],
 	    .last_reload_ok = reload_status_ok(&s->reload),
 	    .restart_pending = reload_status_restart_pending(&s->reload),
-	    .ready = admin_ready(&why),
+	    .ready = admin_ready(admin_srv, &why),
 	    .draining = atomic_load(&s->draining),
 	    .upstream_reachable = atomic_load(&s->upstream_reachable),
 	};
@@ -722,7 +678,7 @@ static void admin_readyz(struct admin_conn *a)
 {
 	const char *why;
 	char msg[128];
-	if (admin_ready(&why)) {
+	if (admin_ready(admin_srv, &why)) {
 		admin_text(a, 200, "ready\n");
 		return;
 	}

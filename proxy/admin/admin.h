@@ -19,14 +19,6 @@ struct server;
 int admin_start(struct server *s, const struct lv_policy *p, char *err, size_t errlen) LV_WARN_UNUSED;
 void admin_stop(void);
 
-struct redis_stats;
-/* The workers' Redis snapshots, summed, with how many connections are
- * ready and how many breakers not closed; false without Redis. */
-bool admin_redis_sum(struct redis_stats *sum, unsigned *ready, unsigned *open);
-
-/* Ready = policy loaded, not draining, upstream reachable. */
-bool admin_ready(const char **why);
-
 /* The upstream readiness probe (probe.c). */
 int probe_start(struct server *s) LV_WARN_UNUSED;
 void probe_stop(void);

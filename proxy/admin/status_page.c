@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "admin/admin.h"
+#include "admin/figures.h"
 #include "cache/redis.h"
 #include "cache/redis_watch.h"
 #include "control/hmac.h"
@@ -240,7 +240,7 @@ static void sp_head(FILE *f, struct server *s, const struct lv_policy *p, unsign
 	sp_duration(f, (now_us() - sp_started_us) / 1000000u);
 	fputs("</span> &middot; ", f);
 	const char *why;
-	if (admin_ready(&why)) {
+	if (admin_ready(s, &why)) {
 		sp_badge(f, "ok", "ready");
 	} else {
 		sp_badge(f, "bad", "not ready");
@@ -585,7 +585,7 @@ static void sp_dependencies(FILE *f, struct server *s)
 	fputs("<section id=\"deps\" class=\"cols\"><div id=\"redis\"><h2>Redis</h2>", f);
 	struct redis_stats rs;
 	unsigned ready, open;
-	if (admin_redis_sum(&rs, &ready, &open)) {
+	if (admin_redis_sum(s, &rs, &ready, &open)) {
 		struct redis_watch_stats ws;
 		redis_watch_stats(redis_watch_process(), &ws);
 		fputs("<dl><dt>state</dt><dd id=\"redis-state\">", f);
