@@ -65,3 +65,28 @@ bench_compare() {
 		print "target: " goal
 	}' "$bench_out"
 }
+
+# callgrind_run DIR NAME PORT CMD...: CMD (a levee listening on PORT) under
+# callgrind; wrk -t1 -c10 warms it for 3 s, then 10 s are counted
+# (callgrind_control -z, then -d). Prints "REQUESTS FILE": the requests of
+# the counted 10 s and callgrind's output for them.
+callgrind_run() {
+	local d=$1 name=$2 port=$3 v n out
+	shift 3
+	valgrind --tool=callgrind --callgrind-out-file="$d/cg.$name.%p" "$@" >/dev/null 2>"$d/vg.$name.err" &
+	v=$!
+	for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$port/x" && break; sleep 0.2; done
+	wrk -t1 -c10 -d3s "http://127.0.0.1:$port/x" >/dev/null 2>&1
+	callgrind_control -z "$v" >/dev/null 2>&1
+	out=$(wrk -t1 -c10 -d10s "http://127.0.0.1:$port/x" 2>&1)
+	n=$(awk '/requests in/{print $1}' <<<"$out")
+	callgrind_control -d "$v" >/dev/null 2>&1
+	kill "$v"
+	wait "$v" 2>/dev/null || true
+	echo "$n $(ls "$d"/cg."$name".*.1)"
+}
+
+# callgrind_total FILE: the instructions callgrind counted in FILE.
+callgrind_total() {
+	callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
+}

@@ -107,23 +107,13 @@ hot_cpu() {
 # requests 50-fold, not the ticks) are shown apart and taken out of the
 # per-request figure; what is left is what tiers add to a request.
 hot_callgrind() {
-	local d=$1 pol v n out f tot tk name
+	local d=$1 pol n f tot tk name
 	echo "bench: instructions per request (callgrind, wrk -t1 -c10 -d10s after a 3 s warm-up)"
 	for pol in tiers_off tiers_on; do
-		valgrind --tool=callgrind --callgrind-out-file="$d/cg.$pol.%p" "$root/build-release/levee" \
+		read -r n f < <(callgrind_run "$d" "$pol" 17087 "$root/build-release/levee" \
 			--policy "$here/policies/$pol.ini" --upstream 127.0.0.1:17082 --listen 127.0.0.1:17087 \
-			--admin 127.0.0.1:17088 >/dev/null 2>"$d/vg.$pol.err" &
-		v=$!
-		for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:17087/x && break; sleep 0.2; done
-		wrk -t1 -c10 -d3s http://127.0.0.1:17087/x >/dev/null 2>&1
-		callgrind_control -z "$v" >/dev/null 2>&1
-		out=$(wrk -t1 -c10 -d10s http://127.0.0.1:17087/x 2>&1)
-		n=$(awk '/requests in/{print $1}' <<<"$out")
-		callgrind_control -d "$v" >/dev/null 2>&1
-		kill "$v"
-		wait "$v" 2>/dev/null || true
-		f=$(ls "$d"/cg."$pol".*.1)
-		tot=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+			--admin 127.0.0.1:17088)
+		tot=$(callgrind_total "$f")
 		tk=$(callgrind_annotate --inclusive=yes "$f" 2>/dev/null | awk '$NF ~ /levee\]$/ && $(NF-1) == "???:tick" { gsub(",", "", $1); print $1 }')
 		name=levee-notiers
 		[ "$pol" = tiers_on ] && name=levee-tiers

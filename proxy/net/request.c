@@ -293,6 +293,15 @@ static void request_free(struct request *r)
 	w->nfree_reqs++;
 }
 
+/* `src` (NULL: "") into `dst` of `cap` bytes, cut to fit: on every request,
+ * so no printf. */
+static void request_copy_text(char *dst, size_t cap, const char *src)
+{
+	size_t n = src ? strnlen(src, cap - 1) : 0;
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
+}
+
 struct request *request_new(struct worker *w, struct conn *c, const struct request_client_ops *ops,
                             struct arena *head_arena, const char *peer, const char *orig_dst,
                             const char *proxy_line)
@@ -310,9 +319,9 @@ struct request *request_new(struct worker *w, struct conn *c, const struct reque
 	r->arena = head_arena;
 	r->head = hd;
 	r->t_start = now_us();
-	snprintf(r->peer, sizeof(r->peer), "%s", peer);
-	snprintf(r->orig_dst, sizeof(r->orig_dst), "%s", orig_dst);
-	snprintf(r->proxy_line, sizeof(r->proxy_line), "%s", proxy_line);
+	request_copy_text(r->peer, sizeof(r->peer), peer);
+	request_copy_text(r->orig_dst, sizeof(r->orig_dst), orig_dst);
+	request_copy_text(r->proxy_line, sizeof(r->proxy_line), proxy_line);
 	r->method_bit = policy_method_bit(hd->text + hd->method_off, hd->method_len);
 
 	int idx = head_find(hd, LIT("x-request-id"), 0);
@@ -415,8 +424,10 @@ static void request_log(struct request *r, uint64_t end)
 	alog_set_cstr(&e, LV_AF_REQUEST_ID, r->id);
 	if (r->orig_dst[0])
 		alog_set_cstr(&e, LV_AF_ORIG_DST, r->orig_dst);
-	char proto[16];
-	snprintf(proto, sizeof(proto), "HTTP/%u.%u", hd->major, hd->minor);
+	/* HTTP/1.0 or HTTP/1.1 (llhttp takes one digit each), without printf */
+	char proto[] = "HTTP/x.y";
+	proto[5] = (char)('0' + hd->major % 10);
+	proto[7] = (char)('0' + hd->minor % 10);
 	alog_set_cstr(&e, LV_AF_PROTOCOL, proto);
 	alog_set_num(&e, LV_AF_STATUS, ALOG_UINT, (uint64_t)r->status);
 	alog_set_num(&e, LV_AF_BYTES_IN, ALOG_UINT, r->body_bytes);
