@@ -317,6 +317,30 @@ static bool keys_field_item(const char *e, size_t len, void *arg, char *err, siz
 	return keys_chain_item(e, len, arg, err, errsz);
 }
 
+/* One "-FIELD" after `all`: that field is left out. */
+struct field_drop {
+	const char *words;
+	bool drop[LV_AF__COUNT];
+};
+
+static bool keys_field_drop(const char *e, size_t len, void *arg, char *err, size_t errsz)
+{
+	struct field_drop *d = arg;
+	char one[32];
+	int i = -1;
+	if (len > 1 && len <= sizeof(one) && *e == '-') {
+		snprintf(one, sizeof(one), "%.*s", (int)(len - 1), e + 1);
+		i = keys_word(d->words, one);
+	}
+	if (i < 0) {
+		snprintf(err, errsz, "after `all`, only -FIELD leaves a field out; \"%.*s\" is not one (docs/access-log.md)",
+		         (int)(len > 64 ? 64 : len), e);
+		return false;
+	}
+	d->drop[i] = true;
+	return true;
+}
+
 /* "time client status" as the access log's fields in that order, each at
  * most once, or "all" of them, or "all -referer -cache_status": all less
  * some; a line with no field says nothing, so "none" is refused (turn the
@@ -331,28 +355,14 @@ int keys_fields(const char *words, const char *text, struct lv_alog_fields *out,
 	if (strncmp(text, "all", 3) == 0 && (text[3] == '\0' || strchr(" \t,", text[3]))) {
 		/* every field, in the order of the list (a policy line is too
 		 * short to name them all), less those named after it as -FIELD */
-		bool drop[LV_AF__COUNT] = {false};
-		for (const char *p = text + 3; *p;) {
-			p += strspn(p, " \t,");
-			if (!*p)
-				break;
-			size_t n = strcspn(p, " \t,");
-			char one[32];
-			int i = -1;
-			if (n > 1 && n <= sizeof(one) && *p == '-') {
-				snprintf(one, sizeof(one), "%.*s", (int)(n - 1), p + 1);
-				i = keys_word(words, one);
-			}
-			if (i < 0) {
-				snprintf(err, errsz, "after `all`, only -FIELD leaves a field out; \"%.*s\" is not one (docs/access-log.md)",
-				         (int)(n > 64 ? 64 : n), p);
-				return LV_ERR;
-			}
-			drop[i] = true;
-			p += n;
-		}
+		struct field_drop d = {words, {false}};
+		const char *rest = text + 3 + strspn(text + 3, " \t,");
+		if (*rest && !keys_field_drop(rest, strcspn(rest, " \t,"), &d, err, errsz))
+			return LV_ERR; /* the first item, as keys_items would not see it when it is "none" */
+		if (*rest && keys_items(rest, keys_field_drop, &d, "field", err, errsz) != LV_OK)
+			return LV_ERR;
 		for (unsigned i = 0; i < LV_AF__COUNT; i++)
-			if (!drop[i])
+			if (!d.drop[i])
 				out->f[out->n++] = (uint8_t)i;
 		if (!out->n) {
 			snprintf(err, errsz, "every field left out; access_log = off turns the log off");

@@ -85,9 +85,9 @@ def standalone(defs, name, group, version, kind):
     top["properties"]["kind"] = {"type": "string", "enum": [kind]}
     top["required"] = sorted(set(top.get("required", [])) | {"apiVersion", "kind"})
     local = {}
-    todo = sorted(reached)
-    while todo:
-        ref = todo.pop()
+    pending = sorted(reached)
+    while pending:
+        ref = pending.pop()
         if ref in local:
             continue
         if ref not in defs:
@@ -101,7 +101,7 @@ def standalone(defs, name, group, version, kind):
                           "oneOf": [{"type": "string"}, {"type": "integer"}]}
         else:
             local[ref] = strict_copy(defs[ref], more)
-        todo.extend(sorted(more - set(local)))
+        pending.extend(sorted(more - set(local)))
     top["definitions"] = dict(sorted(local.items()))
     top["$schema"] = "http://json-schema.org/draft-04/schema#"
     return top

@@ -176,9 +176,9 @@ def _base_image_packages():
             p = re.sub(r"\(.*?\)", "", p).strip()
             if p:
                 provides.setdefault(p, name)
-    todo, seen = essential + ["apt"], set()
-    while todo:
-        name = todo.pop()
+    pending, seen = essential + ["apt"], set()
+    while pending:
+        name = pending.pop()
         if name in seen or name not in deps:
             continue
         seen.add(name)
@@ -186,7 +186,7 @@ def _base_image_packages():
             for cand in (re.sub(r"\(.*?\)|:\w+", "", a).strip() for a in alt.split("|")):
                 hit = cand if cand in deps else provides.get(cand)
                 if hit:
-                    todo.append(hit)
+                    pending.append(hit)
                     break
     assert "libc6" in seen and "apt" in seen, "could not resolve the base image's packages"
     return frozenset(seen)

@@ -279,7 +279,7 @@ static void test_access_log_fields(void **state)
 	assert_int_equal(p->access_log_fields.f[0], LV_AF_REQUEST_ID);
 	policy_unref(p);
 	/* after all, only -FIELD; leaving every field out says nothing */
-	static const char *const bad[] = {"all time", "all -nosuch", "all -", "all,-time,+referer"};
+	static const char *const bad[] = {"all time", "all -nosuch", "all -", "all,-time,+referer", "all none"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		char text[128];
 		snprintf(text, sizeof(text), "[levee]\naccess_log_fields = %s\n", bad[i]);
