@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin/admin.h"
@@ -30,6 +32,10 @@
 #include "server.h"
 
 #define RELOAD_DEBOUNCE_MS 50
+/* a file changed less than this ago may still be being written: the watch
+ * waits that long again, up to RELOAD_SETTLE_TRIES times */
+#define RELOAD_SETTLE_MS 50
+#define RELOAD_SETTLE_TRIES 20
 #define RELOAD_REARM_MS 500
 /* what ends a watch; IN_IGNORED (always last) and IN_UNMOUNT come unasked */
 #define RELOAD_WATCH_GONE (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED)
@@ -68,6 +74,13 @@ static enum reload_result reload_build(const struct lv_policy *running, struct l
 	struct server *s = reload_srv;
 	struct lv_policy *p = NULL;
 	char err[512];
+	struct stat st;
+	if (stat(s->policy_path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+		/* a file being rewritten in place is empty for a moment; built-in
+		 * defaults in place of a policy are never what a reload means */
+		diag_add(d, "%s:1: the file is empty (still being written?)", s->policy_path);
+		return RELOAD_REFUSED;
+	}
 	if (policy_load_file(s->policy_path, &s->ov, &p, d) != LV_OK)
 		return RELOAD_REFUSED;
 	if (strcmp(running->checksum, p->checksum) == 0) {
@@ -159,15 +172,36 @@ static void reload_signal(evutil_socket_t sig, short what, void *arg)
 	reload_now(RELOAD_BY_SIGHUP, NULL);
 }
 
-static void reload_debounced(evutil_socket_t fd, short what, void *arg)
-{
-	reload_now(RELOAD_BY_WATCH, NULL);
-}
+static unsigned settle_tries; /* debounce rounds spent waiting for the file to settle */
 
 static void reload_soon(void)
 {
 	struct timeval tv = {0, RELOAD_DEBOUNCE_MS * 1000};
 	event_add(ev_debounce, &tv);
+}
+
+/* True when the policy file changed less than RELOAD_SETTLE_MS ago: a
+ * writer that truncated it may not have written it yet. */
+static bool reload_file_unsettled(void)
+{
+	struct stat st;
+	struct timespec now;
+	if (stat(reload_srv->policy_path, &st) != 0 || clock_gettime(CLOCK_REALTIME, &now) != 0)
+		return false;
+	int64_t age_ms = ((int64_t)now.tv_sec - (int64_t)st.st_mtim.tv_sec) * 1000 +
+	                 ((int64_t)now.tv_nsec - (int64_t)st.st_mtim.tv_nsec) / 1000000;
+	return age_ms >= 0 && age_ms < RELOAD_SETTLE_MS;
+}
+
+static void reload_debounced(evutil_socket_t fd, short what, void *arg)
+{
+	if (settle_tries < RELOAD_SETTLE_TRIES && reload_file_unsettled()) {
+		settle_tries++;
+		reload_soon();
+		return;
+	}
+	settle_tries = 0;
+	reload_now(RELOAD_BY_WATCH, NULL);
 }
 
 static void reload_rearm_later(void)

@@ -50,6 +50,7 @@ struct admin_conn {
 	char peer[64]; /* the client's address, for the log */
 	bool probe;    /* came in on the probe listener */
 	bool done;
+	struct purge_wait *purge; /* a purge waiting for Redis's answer, or NULL */
 };
 
 /* The admin listener serves every endpoint; the probe listener only those
@@ -68,8 +69,23 @@ static char admin_token_env[LV_NAME_MAX];
 static uint64_t admin_refused[AUTH__COUNT]; /* by verdict; main thread only */
 static struct log_limit admin_refused_log;
 
+/* A purge answered once Redis has its generation bump (or refused it, or
+ * did not answer within its command timeout), so that a 200 means no
+ * replica reads the purged entries from Redis any more. */
+struct purge_wait {
+	struct admin_conn *a; /* NULL once the client went away: the answer frees it */
+	bool sent;            /* cache_purge_item() returned: the fields below are set */
+	bool answered, ok;    /* Redis answered; it took the bump */
+	bool glob;
+	size_t n; /* L1 entries purged */
+	size_t plen;
+	char prefix[4096];
+};
+
 static void admin_free(struct admin_conn *a)
 {
+	if (a->purge)
+		a->purge->a = NULL; /* Redis's answer still comes, to nobody */
 	bufferevent_free(a->bev);
 	free(a);
 }
@@ -79,6 +95,8 @@ static const char *admin_phrase(int status)
 	switch (status) {
 	case 200:
 		return "OK";
+	case 202:
+		return "Accepted";
 	case 400:
 		return "Bad Request";
 	case 401:
@@ -401,6 +419,40 @@ static const char *admin_purge_glob(const char *val, size_t *len)
 	return NULL;
 }
 
+/* Replies to the purge (unless its client went away) and frees `w`. `redis`:
+ * what became of the Redis half, NULL without Redis. 202 while Redis has
+ * not taken it: levee retries it, and fences its own Redis hits meanwhile. */
+static void admin_purge_answer(struct purge_wait *w, const char *redis)
+{
+	struct admin_conn *a = w->a;
+	if (a) {
+		/* a glob says which prefix it purged, which may be wider than the glob */
+		char msg[96 + sizeof(w->prefix) * 6];
+		size_t o = (size_t)snprintf(msg, sizeof(msg), "{\"purged\":%zu", w->n);
+		if (w->glob) {
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, ",\"prefix\":\"");
+			o += json_escape(msg + o, w->prefix, w->plen);
+			msg[o++] = '"';
+		}
+		if (redis)
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, ",\"redis\":\"%s\"", redis);
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o, "}\n");
+		a->purge = NULL;
+		admin_reply(a, redis && strcmp(redis, "retrying") == 0 ? 202 : 200, "application/json", msg, o, NULL);
+	}
+	free(w);
+}
+
+/* Redis's answer to a purge's generation bump. */
+static void admin_purge_redis(void *arg, bool ok)
+{
+	struct purge_wait *w = arg;
+	w->answered = true;
+	w->ok = ok;
+	if (w->sent) /* else admin_purge() is still in cache_purge_item(), and replies */
+		admin_purge_answer(w, ok ? "applied" : "retrying");
+}
+
 /* POST /purge?url=/path[?query] | url=GLOB | prefix=/path/ | tag=T | all=1
  * (or true: anything else is a mistake, and emptying every replica's cache
  * is not its remedy) */
@@ -429,7 +481,6 @@ static void admin_purge(struct admin_conn *a)
 	}
 	struct runtime *rt = server_runtime_acquire(admin_srv);
 	const char *svc = rt->policy->service;
-	size_t n;
 	bool ok = true;
 	bool prefix = nlen == 6 && memcmp(q, "prefix", 6) == 0 && vlen && val[0] == '/';
 	bool url = nlen == 3 && memcmp(q, "url", 3) == 0 && vlen && val[0] == '/';
@@ -450,35 +501,43 @@ static void admin_purge(struct admin_conn *a)
 		admin_text(a, 400, msg);
 		return;
 	}
-	struct inval_item it = {INVAL_ALL, val, vlen};
+	struct inval_item it = {INVAL_ALL, "", 0};
 	if (url && !prefix)
-		it.kind = INVAL_KEY, n = cache_purge_url(admin_srv->cache, admin_srv->l2, svc, val, vlen);
+		it = (struct inval_item){INVAL_KEY, val, vlen};
 	else if (prefix)
-		it.kind = INVAL_PREFIX, n = cache_purge_prefix(admin_srv->cache, admin_srv->l2, svc, val, vlen);
+		it = (struct inval_item){INVAL_PREFIX, val, vlen};
 	else if (nlen == 3 && memcmp(q, "tag", 3) == 0 && vlen)
-		it.kind = INVAL_TAG, n = cache_purge_tag(admin_srv->cache, admin_srv->l2, svc, val, vlen);
-	else if (nlen == 3 && memcmp(q, "all", 3) == 0 && (strcmp(val, "1") == 0 || strcmp(val, "true") == 0))
-		it.len = 0, n = cache_purge_all(admin_srv->cache, admin_srv->l2, svc);
-	else
+		it = (struct inval_item){INVAL_TAG, val, vlen};
+	else if (!(nlen == 3 && memcmp(q, "all", 3) == 0 && (strcmp(val, "1") == 0 || strcmp(val, "true") == 0)))
 		ok = false;
-	runtime_unref(rt);
-	/* and on every other replica, when Kafka is configured */
-	if (ok)
-		invalidate_publish(&it, 1);
-	if (!ok) {
-		admin_text(a, 400, "give one of url=/path, prefix=/path, tag=T, all=1 (or all=true)\n");
+	struct purge_wait *w = ok ? calloc(1, sizeof(*w)) : NULL;
+	if (!w) {
+		runtime_unref(rt);
+		if (ok)
+			admin_text(a, 503, "out of memory\n");
+		else
+			admin_text(a, 400, "give one of url=/path, prefix=/path, tag=T, all=1 (or all=true)\n");
 		return;
 	}
-	/* a glob says which prefix it purged, which may be wider than the glob */
-	char msg[64 + sizeof(val) * 6];
-	size_t o = (size_t)snprintf(msg, sizeof(msg), "{\"purged\":%zu", n);
-	if (glob) {
-		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ",\"prefix\":\"");
-		o += json_escape(msg + o, val, vlen);
-		msg[o++] = '"';
+	bool waiting = false;
+	w->a = a;
+	w->n = cache_purge_item(admin_srv->cache, admin_srv->l2, svc, &it, admin_purge_redis, w, &waiting);
+	/* not sent at all, with Redis: a key too long for a generation tag, or
+	 * a link that is down (then the purge is queued for a retry) */
+	const char *unsent = !admin_srv->l2 ? NULL : cache_purge_item_has_l2(svc, &it) ? "retrying" : "skipped";
+	runtime_unref(rt);
+	/* and on every other replica, when Kafka is configured */
+	invalidate_publish(&it, 1);
+	w->glob = glob;
+	w->plen = vlen < sizeof(w->prefix) ? vlen : sizeof(w->prefix);
+	memcpy(w->prefix, val, w->plen);
+	w->sent = true;
+	if (w->answered || !waiting) {
+		admin_purge_answer(w, w->answered ? (w->ok ? "applied" : "retrying") : unsent);
+		return;
 	}
-	o += (size_t)snprintf(msg + o, sizeof(msg) - o, "}\n");
-	admin_reply(a, 200, "application/json", msg, o, NULL);
+	a->purge = w;
+	bufferevent_disable(a->bev, EV_READ);
 }
 
 /* The value of parameter `name` in query `q` (without its '?'), decoded;

@@ -452,12 +452,9 @@ static void cache_invalidate_write(struct cache_req *cr, const struct lv_head *r
 	unsigned nt = cache_surrogate_keys(resp, tags, INVAL_ITEMS_MAX);
 	for (unsigned i = 0; i < nt; i++)
 		write_inval_add(&w, INVAL_TAG, tags[i].p, tags[i].len);
-	static const enum cache_purge_kind kinds[] = {
-	    [INVAL_KEY] = CACHE_PURGE_URL, [INVAL_PREFIX] = CACHE_PURGE_PREFIX,
-	    [INVAL_TAG] = CACHE_PURGE_TAG, [INVAL_ALL] = CACHE_PURGE_ALL};
 	size_t n = 0;
 	for (unsigned i = 0; i < w.n; i++)
-		n += cache_purge(c, loop_l2(r->w), kinds[w.items[i].kind], svc, w.items[i].p, w.items[i].len, NULL, NULL, NULL);
+		n += cache_purge_item(c, loop_l2(r->w), svc, &w.items[i], NULL, NULL, NULL);
 	const struct cache_publisher *pub = cache_publisher(c);
 	if (pub)
 		pub->publish(w.items, w.n);

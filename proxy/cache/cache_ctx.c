@@ -9,6 +9,7 @@
 
 #include "cache/key.h"
 #include "cache/l1.h"
+#include "cache/l2.h"
 #include "net/worker.h"
 #include "stats.h"
 
@@ -126,7 +127,32 @@ size_t cache_purge_tag(struct cache *c, struct l2 *l2, const char *service, cons
 
 size_t cache_purge_all(struct cache *c, struct l2 *l2, const char *service)
 {
-	return cache_purge(c, l2, CACHE_PURGE_ALL, service, "/", 1, NULL, NULL, NULL);
+	struct inval_item it = {INVAL_ALL, "", 0};
+	return cache_purge_item(c, l2, service, &it, NULL, NULL, NULL);
+}
+
+enum cache_purge_kind cache_purge_kind_of(enum inval_kind k)
+{
+	static const enum cache_purge_kind kinds[] = {
+	    [INVAL_KEY] = CACHE_PURGE_URL, [INVAL_PREFIX] = CACHE_PURGE_PREFIX,
+	    [INVAL_TAG] = CACHE_PURGE_TAG, [INVAL_ALL] = CACHE_PURGE_ALL};
+	return kinds[k];
+}
+
+size_t cache_purge_item(struct cache *c, struct l2 *l2, const char *svc, const struct inval_item *it,
+                        cache_purge_cb cb, void *arg, bool *pending)
+{
+	if (it->kind == INVAL_ALL)
+		return cache_purge(c, l2, CACHE_PURGE_ALL, svc, "/", 1, cb, arg, pending);
+	return cache_purge(c, l2, cache_purge_kind_of(it->kind), svc, it->p, it->len, cb, arg, pending);
+}
+
+bool cache_purge_item_has_l2(const char *svc, const struct inval_item *it)
+{
+	char tag[L2_TAG_MAX];
+	if (it->kind == INVAL_ALL)
+		return true;
+	return cache_l2_purge_tag(cache_purge_kind_of(it->kind), svc, it->p, it->len, tag, sizeof(tag)) > 0;
 }
 
 /* ---- figures ----------------------------------------------------------- */

@@ -96,6 +96,15 @@ size_t cache_purge_all(struct cache *c, struct l2 *l2, const char *service);
  * will be called (false: nothing was sent to Redis, `cb` is not called). */
 size_t cache_purge(struct cache *c, struct l2 *l2, enum cache_purge_kind kind, const char *svc, const char *s,
                    size_t len, cache_purge_cb cb, void *arg, bool *pending);
+/* The purge an invalidated item of kind `k` asks for. */
+enum cache_purge_kind cache_purge_kind_of(enum inval_kind k);
+/* The purge of an invalidated item (INVAL_ALL ignores its value), as
+ * cache_purge(). */
+size_t cache_purge_item(struct cache *c, struct l2 *l2, const char *svc, const struct inval_item *it,
+                        cache_purge_cb cb, void *arg, bool *pending);
+/* Whether the purge of `it` has a Redis half (false: a prefix not ending in
+ * '/', or a value too long for a generation tag). */
+bool cache_purge_item_has_l2(const char *svc, const struct inval_item *it);
 
 /* Prometheus lines and the `cache` object of /status. */
 struct lv_cache_counters {

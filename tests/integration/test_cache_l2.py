@@ -135,12 +135,45 @@ def test_purges_reach_redis(levee_factory, origin, redis):
         get(a, p)
     wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") == 3, 3,
                msg="three entries in Redis")
-    assert purge(b, "url=/echo/pp/1")[0] == 200  # purged through another replica
+    # purged through another replica: its 200 waits for Redis to take it
+    assert purge(b, "url=/echo/pp/1") == (200, b'{"purged":0,"redis":"applied"}\n')
     assert cs(get(c, "/echo/pp/1")).startswith("levee; fwd=miss")  # c has no L1 copy: L2 says gone
     assert cs(get(c, "/echo/pp/2")) == "levee; hit; detail=l2"
     assert purge(b, "prefix=/echo/")[0] == 200
     assert cs(get(c, "/echo/qq/1")).startswith("levee; fwd=miss")
     assert purge(b, "prefix=/echo/p")[0] == 400  # not at a '/' boundary: cannot reach Redis
+
+
+def test_a_purge_redis_does_not_take_is_accepted_and_retried(levee_factory, origin, redis):
+    """While Redis pauses writes past levee's timeout, a purge answers 202
+    "retrying" once the timeout passes, not 200; a client that hangs up
+    while its purge waits costs nothing; once Redis is back the purge lands."""
+    [a] = replicas(levee_factory, redis, n=1, redis_timeout="300ms")
+    assert get(a, "/echo/paused/1").status == 200
+    redis.command("CLIENT", "PAUSE", "3000", "WRITE")
+    try:
+        gone = HttpConn(a.admin_port)
+        gone.sock.sendall(b"POST /purge?url=/echo/paused/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        gone.close()  # before Redis could answer
+        t0 = time.monotonic()
+        st, body = purge(a, "url=/echo/paused/1")
+        waited = time.monotonic() - t0
+        assert (st, json.loads(body)) == (202, {"purged": 1, "redis": "retrying"}), body
+        assert 0.25 <= waited < 2.5, waited
+    finally:
+        redis.command("CLIENT", "UNPAUSE")
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_purges_waiting") == 0, 10,
+               msg="both purges land once Redis takes writes")
+    assert purge(a, "tag=none-such") == (200, b'{"purged":0,"redis":"applied"}\n')
+
+
+def test_a_purge_while_redis_is_down_is_accepted(levee_factory, origin, redis):
+    [a] = replicas(levee_factory, redis, n=1)
+    assert get(a, "/echo/down/1").status == 200
+    redis.kill()
+    wait_until(lambda: metric_sum(a.metrics(), "levee_redis_connections_ready") == 0, 5, msg="levee sees Redis down")
+    st, body = purge(a, "prefix=/echo/")
+    assert (st, json.loads(body)) == (202, {"purged": 1, "redis": "retrying"}), body
 
 
 def test_fill_racing_a_purge_on_another_replica_is_refused(levee_factory, origin, redis):

@@ -264,6 +264,27 @@ def test_post_reload_answers_each_outcome(levee_factory):
     assert policy_status(lv)["last_reload_ok"] is False
 
 
+def test_an_empty_file_is_refused(levee_factory):
+    """A file rewritten in place is empty for a moment: a reload that reads it
+    then must not swap built-in defaults in for the policy."""
+    lv = levee_factory({"limits": {"header_bytes": "8KiB", "uri_bytes": "1KiB"}})
+    good = lv.write_policy(sections=with_limits(lv, header_bytes="4KiB"), atomic=True)
+    wait_until(lambda: checksum_is(lv, good), RELOAD_DEADLINE, msg="the 4 KiB limit to apply")
+    refused = reloads(lv, "error")
+    open(lv.policy_path, "wb").close()  # the watch sees this close
+    r = lv.admin_request("POST", "/reload")
+    doc = json.loads(r.body)
+    assert r.status == 422 and doc["errors"] == ["%s:1: the file is empty (still being written?)" % lv.policy_path], doc
+    refused = reloads(lv, "error")
+    wait_until(lambda: reloads(lv, "error") > refused, RELOAD_DEADLINE, msg="the watch refusing it too")
+    assert checksum_is(lv, good) and big_header_status(lv) == 431, "an empty file replaced the running policy"
+    # the writer finishes: the watch applies the whole file
+    with open(lv.policy_path, "wb") as f:
+        f.write(good)
+    wait_until(lambda: policy_status(lv)["last_reload_ok"] is True, RELOAD_DEADLINE, msg="the rewritten file")
+    assert checksum_is(lv, good) and big_header_status(lv) == 431
+
+
 def test_restart_only_key_shows_a_pending_restart(levee_factory):
     lv = levee_factory({"levee": {"workers": "1"}})
     started = fnv1a64_hex(open(lv.policy_path, "rb").read())
