@@ -350,9 +350,11 @@ void cc_for_storage(struct cc_directives *d, const struct lv_head *resp, const c
 		size_t nlen = strcspn(f, ","), len = 0;
 		const char *v = cc_field_value(resp, f, nlen, buf, sizeof(buf), &len);
 		f += nlen + (f[nlen] == ',');
+		if (v == NULL)
+			continue;
 		struct cc_sf acc = {0};
-		if (v == NULL || sfv_dict_parse(v, len, cc_sf_member, &acc) <= 0)
-			continue; /* absent, invalid or empty: as if absent (§2.1) */
+		if (sfv_dict_parse(v, len, cc_sf_member, &acc) <= 0)
+			continue; /* invalid or empty: as if absent (§2.1) */
 		cc_init(d);
 		d->present = d->targeted = true;
 		for (size_t k = 0; k < CC_NDEFS; k++)
