@@ -179,6 +179,7 @@ static const struct keys_def keys_def_table[] = {
 	{"route",    "stale_if_error",   KT_DURATION, R(sie_ms),                      "0",             "0",     "24h",     NULL,                    NULL,          true,  0, "After an entry goes stale, serve it this long when the upstream fails, times out or answers 5xx."},
 	{"route",    "cache_key_headers",KT_HEADERS,  R(cache_key_headers),           "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Request headers whose values become part of the cache key, besides those the origin names in Vary (e.g. `Accept-Language`)."},
 	{"route",    "cache_tags",       KT_TAGS,     R(cache_tags),                  "",              NULL,    NULL,     NULL,                    NULL,          true,  0, "Tags given to every entry the route stores, for purges by tag, besides the origin's Surrogate-Key; exact names, where `{1}`..`{9}` are the route's `match` wildcards (`user-{1}`)."},
+	{"route",    "cache_control_fields",KT_HEADERS,R(cache_control_fields),      "Levee-Cache-Control, CDN-Cache-Control", NULL, NULL, "none", NULL, true, 0, "Targeted cache-control fields (RFC 9213) levee obeys, in precedence order: the first one the response carries with a valid, non-empty Structured Fields dictionary replaces its Cache-Control and Expires for levee's own storing and freshness; an invalid one is ignored as if absent. The client still gets every field untouched. `none`: only Cache-Control and Expires count (docs/caching.md, \"Targeted Cache-Control\")."},
 	{"route",    "unkeyed_headers",  KT_ENUM,     R(unkeyed_headers),             "strip",         NULL,    NULL,     "strip|bypass|forward",  NULL,          true,  0, "What a cacheable request does with request headers that can change the origin's answer but are not in the key (the forwarding and URL-rewrite families: `X-Forwarded-Host`, `Forwarded`, `X-Original-URL`..., listed in docs/caching.md): `strip` them before the request goes upstream, `bypass` the cache for requests that carry one, or `forward` them unkeyed (unsafe: a client can poison the cache). A header listed in `cache_key_headers` is keyed, and forwarded."},
 	{"route",    "get_body",         KT_ENUM,     R(get_body),                    "strip",         NULL,    NULL,     "strip|bypass",          NULL,          true,  0, "What a cacheable GET or HEAD with a body does: `strip` reads and drops the body, so it never reaches the origin, and caches as usual; `bypass` forwards it with its body and does not use the cache."},
 	{"route",    "cache_cookies",    KT_BOOL,     R(cache_cookies),               "false",         NULL,    NULL,     NULL,                    NULL,          true,  0, "Let requests that carry Cookie use the cache. Off: they bypass it. The cookie is not part of the key unless listed in `cache_key_headers`."},
@@ -853,6 +854,10 @@ int keys_set(const struct keys_def *k, void *base, const char *text, char *err, 
 			}
 		return keys_store_str(k, field, text, "too long", err, errsz);
 	case KT_HEADERS:
+		if (k->words != NULL && strcmp(text, k->words) == 0) { /* "none": the empty list */
+			field[0] = '\0';
+			return LV_OK;
+		}
 		return keys_set_list(k, field, text, keys_header_char, NULL, true, "header", err, errsz);
 	case KT_TAGS:
 		return keys_set_list(k, field, text, keys_tag_char, NULL, false, "tag", err, errsz);

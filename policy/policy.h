@@ -168,6 +168,10 @@ struct lv_route {
 	uint64_t swr_ms, sie_ms;          /* stale-while-revalidate, stale-if-error windows */
 	char cache_key_headers[LV_HEADER_LIST_MAX]; /* lowercase names, ',' separated */
 	char cache_tags[LV_HEADER_LIST_MAX];        /* tags for stored entries, ',' separated; {N} = capture N */
+	/* the targeted fields (RFC 9213) that replace Cache-Control and Expires
+	 * for levee's storing, lowercase, ',' separated, first one present and
+	 * valid wins; "" = none (proxy/cache/freshness.h, cc_for_storage()) */
+	char cache_control_fields[LV_HEADER_LIST_MAX];
 	int unkeyed_headers;              /* enum lv_unkeyed: what a cacheable request does with unkeyed risky headers */
 	int get_body;                     /* enum lv_get_body: a cacheable GET/HEAD that has a body */
 	bool cache_cookies;               /* requests with Cookie may use the cache */

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "http/sfv.h"
+
 const char fresh_why_method[] = "method";
 const char fresh_why_status[] = "status";
 const char fresh_why_partial[] = "partial";
@@ -265,6 +267,102 @@ void cc_from_head(struct cc_directives *d, const struct lv_head *hd)
 		const char *v = hval(hd, i, &n);
 		cc_parse(d, v, n);
 	}
+}
+
+/* ---- targeted fields (RFC 9213) ---------------------------------------- */
+
+#define CC_NDEFS (sizeof(cc_defs) / sizeof(cc_defs[0]))
+/* directives that only ever make levee store or reuse less */
+#define CC_RESTRICTS (CC_NO_STORE | CC_NO_CACHE | CC_PRIVATE | CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE)
+
+/* The last value of each directive levee knows, while a field is parsed. */
+struct cc_sf {
+	bool seen[CC_NDEFS];
+	struct sfv_bare v[CC_NDEFS];
+};
+
+static void cc_sf_member(const char *key, size_t len, const struct sfv_item *it, void *arg)
+{
+	struct cc_sf *acc = arg;
+	for (size_t k = 0; k < CC_NDEFS; k++) {
+		if (len == cc_defs[k].len && memcmp(key, cc_defs[k].name, len) == 0) {
+			acc->seen[k] = true;
+			acc->v[k] = it->v;
+			return;
+		}
+	}
+}
+
+/* One directive of a targeted field onto <d>, fresh from cc_init(). */
+static void cc_sf_apply(struct cc_directives *d, const struct cc_def *def, const struct sfv_bare *v)
+{
+	bool yes = v->type == SFV_BOOLEAN && v->num;
+	if (def->kind == CCK_FLAG || (def->kind == CCK_MAX_STALE && yes)) {
+		if (yes || (def->flag & CC_RESTRICTS))
+			cc_apply(d, def, NULL, 0, false, true);
+		return;
+	}
+	if (v->type != SFV_INTEGER || v->num < 0)
+		return; /* "60", 1.5, -1: not delta-seconds */
+	int64_t *slot = (int64_t *)(void *)((char *)d + def->off);
+	*slot = v->num > CC_DELTA_MAX ? CC_DELTA_MAX : v->num;
+	if (def->kind == CCK_MAX_STALE)
+		d->flags |= CC_MAX_STALE;
+}
+
+/* Field <name> of <resp>: its one line, or its non-empty lines joined by
+ * ", " in <buf> (RFC 9110 §5.3), OWS trimmed. NULL when absent or longer
+ * than <cap>. */
+static const char *cc_field_value(const struct lv_head *resp, const char *name, size_t nlen,
+                                  char *buf, size_t cap, size_t *len)
+{
+	int i = head_find(resp, name, nlen, 0);
+	if (i < 0)
+		return NULL;
+	const char *v = hval(resp, i, len);
+	trim(&v, len);
+	if (head_find(resp, name, nlen, i + 1) < 0)
+		return *len <= cap ? v : NULL;
+	size_t o = 0;
+	for (; i >= 0; i = head_find(resp, name, nlen, i + 1)) {
+		size_t n;
+		const char *p = hval(resp, i, &n);
+		trim(&p, &n);
+		if (n == 0)
+			continue;
+		if (o + n + 2 > cap)
+			return NULL;
+		if (o) {
+			buf[o++] = ',';
+			buf[o++] = ' ';
+		}
+		memcpy(buf + o, p, n);
+		o += n;
+	}
+	*len = o;
+	return buf;
+}
+
+void cc_for_storage(struct cc_directives *d, const struct lv_head *resp, const char *fields)
+{
+	char buf[CC_TARGETED_MAX];
+	for (const char *f = fields ? fields : ""; *f;) {
+		size_t nlen = strcspn(f, ","), len = 0;
+		const char *v = cc_field_value(resp, f, nlen, buf, sizeof(buf), &len);
+		f += nlen + (f[nlen] == ',');
+		if (v == NULL)
+			continue;
+		struct cc_sf acc = {0};
+		if (sfv_dict_parse(v, len, cc_sf_member, &acc) <= 0)
+			continue; /* invalid or empty: as if absent (§2.1) */
+		cc_init(d);
+		d->present = d->targeted = true;
+		for (size_t k = 0; k < CC_NDEFS; k++)
+			if (acc.seen[k])
+				cc_sf_apply(d, &cc_defs[k], &acc.v[k]);
+		return;
+	}
+	cc_from_head(d, resp);
 }
 
 static void pragma_token(const char *t, size_t n, void *arg)
@@ -615,7 +713,7 @@ static bool origin_freshness(const struct lv_head *resp, const struct cc_directi
 	st->no_cache = (rs->flags & CC_NO_CACHE) != 0;
 
 	bool heuristic_ok = status_heuristic(resp->status) || (rs->flags & CC_PUBLIC);
-	int ex = head_find(resp, LIT("expires"), 0);
+	int ex = rs->targeted ? -1 : head_find(resp, LIT("expires"), 0); /* RFC 9213 §2.1 */
 	if (rs->s_maxage != CC_ABSENT) {
 		st->lifetime = rs->s_maxage;
 	} else if (rs->max_age != CC_ABSENT) {
@@ -655,7 +753,7 @@ void fresh_evaluate(const struct lv_head *req, const struct lv_head *resp, int64
 {
 	struct cc_directives rq, rs;
 	cc_from_request(&rq, req);
-	cc_from_head(&rs, resp);
+	cc_for_storage(&rs, resp, opt->cc_fields);
 
 	*out = (struct fresh_eval){0};
 	out->st.response_time = response_time;

@@ -43,6 +43,10 @@
  *   - A missing or invalid Date is replaced by response_time (RFC 9110
  *     §6.6.1); fresh_eval.date says which value was used so the caller can
  *     add the Date header it stores.
+ *   - Targeted fields (RFC 9213): the response's directives come from
+ *     cc_for_storage(), so the first field of the route's list that is
+ *     present and a valid, non-empty dictionary stands for Cache-Control
+ *     and Expires in every rule above.
  */
 #ifndef LEVEE_FRESHNESS_H
 #define LEVEE_FRESHNESS_H
@@ -74,6 +78,7 @@ enum cc_flag {
 struct cc_directives {
 	unsigned flags;  /* enum cc_flag */
 	bool present;    /* at least one Cache-Control field line was parsed */
+	bool targeted;   /* they came from a targeted field (RFC 9213): Expires does not count */
 	int64_t max_age; /* all CC_ABSENT or in [0, CC_DELTA_MAX] */
 	int64_t s_maxage;
 	int64_t swr;       /* stale-while-revalidate */
@@ -91,6 +96,23 @@ void cc_from_head(struct cc_directives *d, const struct lv_head *hd);
 /* cc_from_head() for a request, where `Pragma: no-cache` counts as
  * Cache-Control: no-cache when no Cache-Control line is present (§5.4). */
 void cc_from_request(struct cc_directives *d, const struct lv_head *req);
+
+/* The directives levee stores and judges the response <resp> by (RFC 9213
+ * §2.1): those of the first field named in <fields> that <resp> carries
+ * with a valid, non-empty Structured Fields Dictionary (RFC 8941; its lines
+ * joined with ", "), with d->targeted set; failing that, cc_from_head().
+ * <fields> is a route's cache_control_fields: lowercase names, ','
+ * separated; NULL or "" for none. A field that is absent, empty, invalid or
+ * over CC_TARGETED_MAX bytes counts as absent, and the next one is tried.
+ * Mapping (§2.2): a directive's value must have its type: delta-seconds a
+ * non-negative Integer (saturating at CC_DELTA_MAX), a flag Boolean true,
+ * max-stale either; another value ignores the directive, except for the
+ * directives that only restrict (no-store, no-cache, private,
+ * must-revalidate, proxy-revalidate), which count whatever they carry, as
+ * in cc_parse(). Parameters and unknown directives are ignored; a
+ * repeated directive takes its last value (RFC 8941 §4.2.2). */
+#define CC_TARGETED_MAX 2048
+void cc_for_storage(struct cc_directives *d, const struct lv_head *resp, const char *fields);
 
 /* The client asked not to reach the origin: when fresh_state() is not
  * FRESH_OK the caller answers 504 (§5.2.1.7). */
@@ -124,6 +146,7 @@ struct fresh_options {
 	int64_t heuristic_max; /* cap of the heuristic lifetime; 0 disables it */
 	int64_t route_swr;     /* route stale windows, seconds */
 	int64_t route_sie;
+	const char *cc_fields; /* targeted fields, as cc_for_storage() takes them */
 };
 
 static inline void fresh_options_init(struct fresh_options *o)

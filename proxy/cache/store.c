@@ -100,6 +100,7 @@ static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head 
 	opt.allow_set_cookie = rt->cache_set_cookie;
 	opt.route_swr = (int64_t)(rt->swr_ms / 1000);
 	opt.route_sie = (int64_t)(rt->sie_ms / 1000);
+	opt.cc_fields = rt->cache_control_fields;
 	struct fresh_eval *ev = &sp->ev;
 	fresh_evaluate(r->head, resp, (int64_t)r->up_sent_unix_ms / 1000, resp_ms / 1000, &opt, ev);
 

@@ -45,6 +45,8 @@ Behaviours by path (query parameters in brackets):
   /garbage[kind]        an unparseable or ambiguous response, then close
   /chunkext[n,piece]    chunked 200 whose first chunk-size line carries an
                         extension of n bytes, written `piece` bytes at a time
+  /targeted/<name>[?Field=Value...]  200, body "n<k>" for its k-th request,
+                        every query pair a response field (a name may repeat)
 On /bytes, /slow, /drop and /status: h.NAME=VALUE adds a response header.
 /flaky/<name> modes (set by /__fail): ok, 503, drop, nostore (200 with
 Cache-Control: no-store), slow (the ok answer after `ms` ms), hang (no
@@ -82,6 +84,7 @@ EVENTS = []
 STATE = {"conn_seq": 0, "requests": 0}
 STORE = {}  # /store/<name>: a resource that exists once a PUT created it
 FLAKY = {}  # /flaky/<name>: {"mode": "ok"|"503"|"drop", "version": n}, set by /__fail
+TARGETED = {}  # /targeted/<name>: how many requests it has had
 
 
 def log(ev):
@@ -473,6 +476,10 @@ async def handle_request(c, req, body):
             await respond_simple(c, req, 204, b"")
         else:
             await respond_simple(c, req, 405, b"")
+    elif path.startswith("/targeted/"):
+        TARGETED[path] = TARGETED.get(path, 0) + 1
+        extra = [(k, v) for k, v in qpairs if not k.startswith("_")]
+        await respond_simple(c, req, 200, b"n%d" % TARGETED[path], extra=extra)
     elif path == "/count":
         await respond_simple(c, req, 200, b"%d" % STATE["requests"])
     elif path == "/interim":

@@ -23,6 +23,7 @@ service = shop
 [route "static"]
 prefix = /static/
 cache_ttl = 1h
+cache_control_fields = none
 
 [route "users"]
 match = /api/users/*
@@ -125,6 +126,7 @@ EXPLAIN_CASES = [
         "route.not_matched.0.route": "static",
         "route.not_matched.0.why": "its prefix = /static/ does not take the path",
         "cache.cacheable": True, "cache.ttl": "60s",
+        "cache.cache_control_fields": "levee-cache-control,cdn-cache-control",
         "cache.key": "shop\x1f/api/users/42\x1flocalhost\x1faccept-language=fr",
         "cache.tags.0.tag": "user-42",
         "invalidation.write": False,
@@ -176,6 +178,7 @@ EXPLAIN_CASES = [
     ("shop", ["GET", "/api/users/1", "Authorization: Bearer x"], {
         "cache.cacheable": True, "cache.authorization": "stored only if the origin allows it (public, s-maxage, "
                                                         "must-revalidate: RFC 9111 section 3.5)"}),
+    ("shop", ["GET", "/static/a.css"], {"route.name": "static", "cache.cache_control_fields": "none"}),
     ("shop", ["GET", "/nothing"], {"route.name": None, "route.priority": "normal", "cache.caches": False,
                                   "bulkhead.name": None, "breaker.name": None}),
     # the tier's cache modes as the cache stage applies them to this route

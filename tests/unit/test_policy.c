@@ -120,6 +120,9 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:3: [route \"u\"] negative_status: expected HTTP statuses (100-599) separated by commas"}},
 	{"cache_key_headers", "[route \"u\"]\nprefix = /\ncache_key_headers = a:b\n",
 	 {"p.ini:3: [route \"u\"] cache_key_headers: ':' cannot appear in a header name"}},
+	{"cache_control_fields", "[route \"u\"]\nprefix = /\ncache_control_fields = CDN-Cache-Control, X:Y\n",
+	 {"p.ini:3: [route \"u\"] cache_control_fields: ':' cannot appear in a header name"}},
+	{"cache_control_fields none", "[route \"u\"]\nprefix = /\ncache_control_fields = none\n", {NULL}},
 	{"cache_tags", "[route \"u\"]\nmatch = /u/*\ncache_tags = users, user-{1} x:y\n", {NULL}},
 	{"cache_tags placeholder", "[route \"u\"]\nprefix = /\ncache_tags = user-{0}\n",
 	 {"p.ini:3: [route \"u\"] cache_tags: a placeholder is {1} to {9}"}},
@@ -543,7 +546,8 @@ static void test_defaults(void **state)
 	assert_int_equal(policy_load_string("c.ini", "[route \"a\"]\nprefix = /\n[route \"b\"]\nprefix = /b\n"
 	                                    "cache_ttl = 90s\nnegative_status = 404, 410\n"
 	                                    "cache_key_headers = Accept-Language, X-Tenant\n[route \"c\"]\n"
-	                                    "prefix = /c\ncache_ttl = origin\n",
+	                                    "prefix = /c\ncache_ttl = origin\ncache_control_fields = none\n"
+	                                    "[route \"d\"]\nprefix = /d\ncache_control_fields = X-Cc,  CDN-Cache-Control\n",
 	                                    NULL, &p, &d),
 	                 LV_OK);
 	assert_false(route_caches(&p->routes[0]));
@@ -554,8 +558,11 @@ static void test_defaults(void **state)
 	assert_true(statuses_has(&p->routes[1].negative_status, 410));
 	assert_string_equal(p->routes[1].cache_key_headers, "accept-language,x-tenant");
 	assert_string_equal(p->routes[0].cache_tags, "");
+	assert_string_equal(p->routes[0].cache_control_fields, "levee-cache-control,cdn-cache-control");
 	assert_int_equal(p->routes[2].cache_ttl_ms, LV_TTL_ORIGIN);
 	assert_true(route_caches(&p->routes[2]));
+	assert_string_equal(p->routes[2].cache_control_fields, "");
+	assert_string_equal(p->routes[3].cache_control_fields, "x-cc,cdn-cache-control");
 	policy_unref(p);
 
 	/* An empty file means the same. */
