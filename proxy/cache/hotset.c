@@ -19,7 +19,7 @@ struct hotset {
 	struct hotset_cfg cfg;
 	char zkey[LV_NAME_MAX + 24];
 	char dkey[LV_NAME_MAX + 26];
-	uint64_t seen;        /* hits since start, for 1-in-N */
+	uint64_t countdown;   /* hits until the next sample: a decrement a hit, no division */
 	uint64_t batch_start; /* now_ms of the batch's first sample; 0: none */
 	unsigned n;
 	size_t used;
@@ -72,6 +72,7 @@ struct hotset *hotset_new(const struct hotset_cfg *cfg, const char *service)
 	if (!h)
 		return NULL;
 	h->cfg = *cfg;
+	h->countdown = cfg->sample;
 	h->items = calloc(cfg->writes, sizeof(*h->items));
 	size_t zl = hotset_key(service, h->zkey, sizeof(h->zkey));
 	if (!h->items || !zl) {
@@ -92,8 +93,9 @@ void hotset_free(struct hotset *h)
 
 bool hotset_hit(struct hotset *h, const char *key, size_t klen)
 {
-	if (++h->seen % h->cfg.sample != 0)
+	if (--h->countdown)
 		return false;
+	h->countdown = h->cfg.sample;
 	for (unsigned i = 0; i < h->n; i++) {
 		struct hot_item *it = &h->items[i];
 		if (it->len == klen && memcmp(h->arena + it->off, key, klen) == 0) {

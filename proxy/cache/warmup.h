@@ -34,7 +34,7 @@
 #include "policy.h"
 
 #define WARMUP_REDIS_WAIT_MS 3000u   /* for Redis to come up before the hot set is skipped */
-#define WARMUP_FETCH_TIMEOUT_MS 30000u /* of one warm-up request, connect to last byte */
+#define WARMUP_FETCH_TIMEOUT_MS 30000u /* a warm-up request that moves no byte this long fails */
 
 struct event_base;
 struct cache;

@@ -222,3 +222,27 @@ def test_bad_warmup_list_fails_check(tmp_path):
     bad.write_text("[warmup]\nurls_file = %s\n" % lst)
     p = subprocess.run([LEVEE_BIN, "check", str(bad)], capture_output=True, text=True)
     assert p.returncode == 1 and "list.txt:3: URL holds a blank" in p.stderr, p.stderr
+
+
+def test_a_failing_url_is_counted_and_the_rest_fetched(levee_factory, origin):
+    # /status/503 is on no caching route: passed through, and an error
+    lv = levee_factory(policy(urls="/warm/err/1 /status/503 /warm/err/2", rate="50"))
+    s = wait_done(lv)
+    assert s["urls"] == {"total": 3, "done": 3, "ok": 2} and s["errors"] == 1, s
+    assert lv.metric("levee_cache_warmup_errors_total") == 1
+    assert get(lv, "/warm/err/2").header("Cache-Status") == "levee; hit"
+
+
+def test_reload_does_not_restart_the_warmup(levee_factory, origin):
+    lv = levee_factory(policy(urls="/warm/reload/1", rate="50"))
+    wait_done(lv)
+    s = dict(lv.sections)
+    s["warmup"] = dict(s["warmup"], urls="/warm/reload/2")
+    assert lv.write_policy(sections=s)
+    r = lv.admin_request("POST", "/reload")
+    assert r.status == 200 and r.json()["restart_keys"] == ["warmup.urls"], r.body
+    st = warmup_status(lv)
+    assert st["state"] == "done" and st["urls"]["total"] == 1, st
+    assert lv.admin_get("/readyz")[0] == 200
+    # nothing new reaches the origin: the new list waits for a restart
+    assert [e["target"] for e in warm_events(origin, "/warm/reload/")] == ["/warm/reload/1"]
