@@ -42,6 +42,13 @@ static const struct keys_section keys_section_table[] = {
 	 "docs/invalidation.md explains the design; docs/invalidation-message.md is the message contract.",
 	 0, 0, 0, 0, 0, 0},
 	{"cache", false, "The in-process cache (L1) that routes with `cache_ttl` use.", 0, 0, 0, 0, 0, 0},
+	{"warmup", false,
+	 "Warm-up of a replica that starts with an empty cache: the hot set (keys by recent hits, kept in "
+	 "Redis by sampling the hits of every replica) loaded from Redis into the L1, and a list of URLs "
+	 "fetched from the origin through the normal fill path, at a bounded rate. None of these keys is "
+	 "reloadable: a warm-up runs once, at start, and a reload does not restart it. docs/caching.md "
+	 "\"Warm-up\" explains it.",
+	 0, 0, 0, 0, 0, 0},
 	{"route", true,
 	 "One section per route, named `[route \"NAME\"]` (1-63 of `A-Z a-z 0-9 _ . -`, unique). "
 	 "A request takes the first route, in file order, whose pattern and methods match. Each "
@@ -168,6 +175,18 @@ static const struct keys_def keys_def_table[] = {
 	{"cache",    "memory",           KT_SIZE,     P(cache.memory),                "64MiB",         "1MiB",  "64GiB",  NULL,                    NULL,          false, 0, "Bytes the in-process cache may hold, all workers together (entries, keys and bookkeeping)."},
 	{"cache",    "max_object",       KT_SIZE,     P(cache.max_object),            "1MiB",          "1KiB",  "1GiB",   NULL,                    NULL,          true,  0, "Largest response body stored; a larger one is passed through (`Cache-Status: levee; fwd=miss; detail=too-large`). An entry larger than an L1 shard (`memory`/64) is kept in Redis only."},
 	{"cache",    "uncacheable_ttl",  KT_DURATION, P(cache.uncacheable_ttl_ms),    "10s",           "0",     "1h",     NULL,                    NULL,          true,  0, "Hit-for-miss: after a URL's answer could not be stored (`no-store`, `private`, `Set-Cookie`, `Vary: *`, too large...), its misses go straight upstream this long, on this replica and, through a marker in Redis, on the others, instead of waiting for each other's fills. A storable answer ends it early. 0: off."},
+	{"warmup",   "hot_keys",         KT_UINT,     P(warmup.hot_keys),             "256",           "0",     "100000", NULL,                    "keys",        false, 0, "At start, how many of the hot set's top keys are read from Redis into the L1, each checked like an L2 hit (generations, purges, freshness). 0: none. Needs `[redis]`."},
+	{"warmup",   "hot_rate",         KT_UINT,     P(warmup.hot_rate),             "500",           "1",     "100000", NULL,                    "keys/s",      false, 0, "How fast those keys are read from Redis, at most."},
+	{"warmup",   "hot_sample",       KT_UINT,     P(warmup.hot_sample),           "16",            "0",     "1000000", NULL,                   "hits",        false, 0, "One cache hit in this many (per worker) is counted in the hot set in Redis, with weight N; 0: the hot set is not written. Needs `[redis]`."},
+	{"warmup",   "hot_writes",       KT_UINT,     P(warmup.hot_writes),           "100",           "1",     "10000",  NULL,                    "keys/s",      false, 0, "Distinct keys one worker adds to the hot set per second, at most, sent as one script a second; samples past it are dropped."},
+	{"warmup",   "hot_size",         KT_UINT,     P(warmup.hot_size),             "1000",          "1",     "100000", NULL,                    "keys",        false, 0, "Keys the hot set keeps (the lowest scores are trimmed after each write)."},
+	{"warmup",   "hot_half_life",    KT_DURATION, P(warmup.hot_half_life_ms),     "1h",            "1s",    "720h",   NULL,                    NULL,          false, 0, "Every score of the hot set is halved this often, so that yesterday's hot keys fade."},
+	{"warmup",   "urls",             KT_LINE,     P(warmup.urls),                 "",              NULL,    NULL,     NULL,                    NULL,          false, 0, "URLs fetched at start, blank-separated: origin-form targets (`/api/users/1?x=y`) or `http://HOST[:PORT]/path`. One line, as every value (at most 199 bytes): a longer list goes in `urls_file`. Fetched before those of `urls_file`."},
+	{"warmup",   "urls_file",        KT_PATH,     P(warmup.urls_file),            "none",          NULL,    NULL,     "none",                  NULL,          false, 0, "A file of URLs fetched at start, one per line (`#` comments and blank lines skipped), read and checked when the policy is loaded (at most 1 MiB and 10000 URLs with `urls`). `none`: no file."},
+	{"warmup",   "host",             KT_TEXT,     P(warmup.host),                 "localhost",     NULL,    NULL,     NULL,                    NULL,          false, 0, "The Host a warm-up URL given without one is fetched with: the host clients use, since it is part of the cache key."},
+	{"warmup",   "rate",             KT_UINT,     P(warmup.rate),                 "5",             "1",     "10000",  NULL,                    "requests/s",  false, 0, "Warm-up requests started per second, at most (evenly spaced)."},
+	{"warmup",   "concurrency",      KT_UINT,     P(warmup.concurrency),          "2",             "1",     "64",     NULL,                    "requests",    false, 0, "Warm-up requests in flight at once, at most."},
+	{"warmup",   "ready_wait",       KT_DURATION, P(warmup.ready_wait_ms),        "0",             "0",     "10m",    NULL,                    NULL,          false, 0, "How long /readyz answers 503 while the warm-up runs, at most; 0: readiness does not wait. Serving never waits."},
 
 	{"route",    "match",            KT_GLOB,     R(pattern),                     NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "Glob over the path: `*` is exactly one segment (or part of one, `*.png`), a final `**` any number of segments, the rest of the path; at most 9 wildcards. `invalidate` and the admin purge API take the same globs."},
 	{"route",    "prefix",           KT_PREFIX,   R(pattern),                     NULL,            NULL,    NULL,     NULL,                    NULL,          true,  1, "Literal path prefix, e.g. `/static/`."},

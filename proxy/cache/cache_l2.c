@@ -250,6 +250,7 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 	}
 	if (res == L2_HIT && l2_answer(cr, rec, len)) {
 		CSTAT(cr->cache, l2_hits);
+		cache_loop_hit(r->w, cr->key, cr->key_len); /* the hot set samples it */
 		return;
 	}
 	if (cr->tm & LV_CM_CACHE_ONLY) {

@@ -482,6 +482,13 @@ async def handle_request(c, req, body):
         await respond_simple(c, req, 200, b"n%d" % TARGETED[path], extra=extra)
     elif path == "/count":
         await respond_simple(c, req, 200, b"%d" % STATE["requests"])
+    elif path.startswith("/warm/"):
+        # warm-up tests: each arrival logged with the origin's monotonic
+        # clock (to check a warm-up's pacing); ms=N answers after N ms
+        log({"event": "warm", "target": target, "t": asyncio.get_running_loop().time()})
+        if int(q.get("ms", "0")):
+            await asyncio.sleep(int(q["ms"]) / 1000.0)
+        await respond_simple(c, req, 200, ("warm " + target).encode())
     elif path == "/interim":
         await send(c, build_head(103, [("Link", "</a.css>; rel=preload")]), target)
         await respond_simple(c, req, 200, b"final")
