@@ -155,11 +155,11 @@ static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head 
 	return RF_NONE;
 }
 
-/* The answer is a property of the URL (not a passing error, nor a 304 to
- * the client's own conditional): remember it. */
+/* The answer is a property of the URL (not a passing error, whatever kept
+ * it out, nor a 304 to the client's own conditional): remember it. */
 static bool refusal_marks(enum cache_refusal why, const struct lv_head *resp)
 {
-	return why != RF_STATUS || (resp->status < 500 && resp->status != 304);
+	return resp->status < 500 && (why != RF_STATUS || resp->status != 304);
 }
 
 /* The fill's answer will not be stored: count it, make the key hit-for-miss

@@ -205,9 +205,22 @@ def test_explicit_freshness_status_stored_only_with_the_opt_in(levee_factory, or
     assert r.status == code and cs(r) == "levee; fwd=miss; stored"
     r = get(opted, t)
     assert r.status == code and cs(r) == "levee; hit" and r.body == b"status %d\n" % code
-    # no freshness from the origin: not stored even with the opt-in
+    # no freshness from the origin: not stored even with the opt-in, and a
+    # passing error never makes the URL hit-for-miss
     t2 = "/status/%d?n=%d" % (code, origin.start_mark)
     assert cs(get(opted, t2)) == "levee; fwd=miss; detail=no-freshness"
+    get(opted, t2)
+    assert metric_sum(opted.metrics(), "levee_cache_pass_total") == (0 if code >= 500 else 1)
+
+
+def test_a_304_to_the_clients_own_conditional_is_not_hit_for_miss(levee_factory, origin):
+    lv = levee_factory(ORIGIN_ROUTE)
+    t = url("client-%d" % origin.start_mark, h_Cache_Control="max-age=60", r_Cache_Control="max-age=60")
+    r = get(lv, t, [("If-None-Match", '"v1"')])  # a miss: the client's conditional goes upstream
+    assert r.status == 304 and cs(r) == "levee; fwd=miss; detail=status"
+    get(lv, t, [("If-None-Match", '"v1"')])
+    assert metric_sum(lv.metrics(), "levee_cache_pass_total") == 0
+    assert cs(get(lv, t)) == "levee; fwd=miss; stored"
 
 
 # ---- If-Modified-Since against the stored Date (§4.3.2) --------------------
