@@ -478,9 +478,11 @@ static void cache_refresh_status(const struct cache_req *cr, enum refresh_rc rc,
 static void cache_response_takeover(struct cache_req *cr, const struct lv_head *resp)
 {
 	struct request *r = cr->req;
-	if (cr->refresh && cr->stale && resp->status == 304 && cr->cond[0]) {
-		/* a background (stale-while-revalidate) refresh: its client has
-		 * its answer; the 304 only updates the copy */
+	if (cr->stale && resp->status == 304 && (!cr->cond[0] || cr->refresh)) {
+		/* a background (stale-while-revalidate) refresh, whose client
+		 * has its answer, or the answer to the client's own
+		 * conditionals, which goes on to the client: either way the 304
+		 * updates the copy its validators select (RFC 9111 §4.3.4) */
 		struct record_view v;
 		size_t len;
 		const void *val = l1_entry_value(cr->stale, &len);
@@ -489,9 +491,12 @@ static void cache_response_takeover(struct cache_req *cr, const struct lv_head *
 			if (rc == REFRESH_STORED)
 				CSTAT(cr->cache, revalidated);
 			else
-				log_debug("cache: a background 304 left the entry as it was (%d)", (int)rc);
+				log_debug("cache: a 304 left the entry as it was (%d)", (int)rc);
+			char st[96];
+			cache_refresh_status(cr, rc, st, sizeof(st));
+			cache_status_set(cr, st);
 		}
-		cr->taken = true;
+		cr->taken = true; /* nothing of it to store: the upstream's 304 is the client's */
 		return;
 	}
 	if (!cr->stale || !r->conn)

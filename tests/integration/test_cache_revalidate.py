@@ -122,6 +122,25 @@ def test_304_for_another_representation_changes_nothing(levee_factory, origin):
     assert metric_sum(lv.metrics(), "levee_cache_revalidated_total") == 0
 
 
+def test_a_304_to_the_clients_conditional_updates_the_stale_copy(levee_factory, origin):
+    lv = levee_factory(ORIGIN_ROUTE)
+    t = url("clientrv-%d" % origin.start_mark, h_Cache_Control="max-age=0", h_X_Custom="old",
+            r_Cache_Control="max-age=600", r_X_Custom="new")
+    get(lv, t)
+    r = get(lv, t, [("If-None-Match", '"v1"')])  # stale: the client's conditional goes upstream
+    assert r.status == 304 and cs(r) == "levee; fwd=stale; fwd-status=304; stored"
+    r = get(lv, t)
+    assert cs(r) == "levee; hit" and r.header("X-Custom") == "new" and r.body.startswith(b"body-")
+    assert len(origin_hits(origin, t)) == 2
+    # one that names another representation leaves the copy alone
+    t = url("clientmm-%d" % origin.start_mark, h_Cache_Control="max-age=0", r304etag="v2",
+            r_Cache_Control="max-age=600")
+    get(lv, t)
+    r = get(lv, t, [("If-None-Match", '"v1"')])
+    assert r.status == 304 and cs(r) == "levee; fwd=stale; fwd-status=304; detail=validator-mismatch"
+    assert cs(get(lv, t)) == "levee; fwd=stale; fwd-status=304; detail=validator-mismatch"
+
+
 def test_304_by_last_modified_alone(levee_factory, origin):
     lv = levee_factory(ORIGIN_ROUTE)
     lm = "Tue, 01 Nov 1994 08:49:37 GMT"
