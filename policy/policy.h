@@ -177,6 +177,7 @@ struct lv_route {
 	bool cache_cookies;               /* requests with Cookie may use the cache */
 	bool cache_authorization;         /* store answers to requests with Authorization */
 	bool cache_set_cookie;            /* store responses with Set-Cookie (without that field) */
+	bool cache_any_status;            /* origin mode: store any status the origin gives freshness */
 	/* what a successful write on the route purges besides its target, ','
 	 * separated: "tag:name", or a path that may hold {1}..{9} and the globs
 	 * of `match` (what it purges: route_purge_shape()) */

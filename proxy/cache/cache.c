@@ -464,9 +464,43 @@ static void cache_invalidate_write(struct cache_req *cr, const struct lv_head *r
 		log_debug("cache: write to %.*s purged %zu entries", (int)qh->target_len, qh->text + qh->target_off, n);
 }
 
+/* Cache-Status params of a revalidation that got a 304. */
+static void cache_refresh_status(const struct cache_req *cr, enum refresh_rc rc, char *st, size_t cap)
+{
+	const char *detail = rc == REFRESH_MISMATCH ? "validator-mismatch"
+	                     : rc == REFRESH_ERROR  ? "error"
+	                     : cr->why > RF_NONE    ? cache_refusal_names[cr->why]
+	                                            : "tier-no-store";
+	if (rc == REFRESH_STORED)
+		snprintf(st, cap, "fwd=%s; fwd-status=304; stored", cr->fwd);
+	else
+		snprintf(st, cap, "fwd=%s; fwd-status=304; detail=%s", cr->fwd, detail);
+}
+
 static void cache_response_takeover(struct cache_req *cr, const struct lv_head *resp)
 {
 	struct request *r = cr->req;
+	if (cr->stale && resp->status == 304 && (!cr->cond[0] || cr->refresh)) {
+		/* a background (stale-while-revalidate) refresh, whose client
+		 * has its answer, or the answer to the client's own
+		 * conditionals, which goes on to the client: either way the 304
+		 * updates the copy its validators select (RFC 9111 §4.3.4) */
+		struct record_view v;
+		size_t len;
+		const void *val = l1_entry_value(cr->stale, &len);
+		if (record_decode(val, len, &v) == RECORD_OK) {
+			enum refresh_rc rc = cache_refresh_entry(cr, &v, resp, NULL);
+			if (rc == REFRESH_STORED)
+				CSTAT(cr->cache, revalidated);
+			else
+				log_debug("cache: a 304 left the entry as it was (%d)", (int)rc);
+			char st[96];
+			cache_refresh_status(cr, rc, st, sizeof(st));
+			cache_status_set(cr, st);
+		}
+		cr->taken = true; /* nothing of it to store: the upstream's 304 is the client's */
+		return;
+	}
 	if (!cr->stale || !r->conn)
 		return;
 	struct record_view v;
@@ -476,24 +510,23 @@ static void cache_response_takeover(struct cache_req *cr, const struct lv_head *
 		return;
 	int64_t now = (int64_t)(now_unix_ms() / 1000);
 	if (resp->status == 304 && cr->cond[0]) {
-		/* our own revalidation succeeded: refresh, then answer from the
-		 * refreshed entry (a tier that forbids the store: from the copy,
-		 * now validated, as it is) */
-		char st[64];
-		if (cr->tier_no_store) {
-			snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; detail=tier-no-store", cr->fwd);
-		} else {
-			cache_refresh_entry(cr, &v, resp);
+		/* our own revalidation succeeded: merge the 304 into the copy,
+		 * store it as a full response would be, and answer with the
+		 * merged response; one that does not select the copy changes
+		 * nothing and the copy answers as it is */
+		char st[96];
+		struct l1_entry *e = NULL;
+		enum refresh_rc rc = cache_refresh_entry(cr, &v, resp, &e);
+		if (rc == REFRESH_STORED)
 			CSTAT(cr->cache, revalidated);
-			snprintf(st, sizeof(st), "fwd=%s; fwd-status=304; stored", cr->fwd);
-		}
+		cache_refresh_status(cr, rc, st, sizeof(st));
 		cache_status_set(cr, st);
-		/* refreshed: the L1's entry (the copy just refreshed); not stored:
-		 * the copy that was validated, never whatever the L1 holds, which
-		 * may be another copy (one an invalidation in flight purged) */
-		struct record_view nv;
-		struct l1_entry *e = cr->tier_no_store ? NULL : cache_find(cr, &nv);
-		if (!e) {
+		struct record_view nv = v;
+		size_t nlen;
+		const void *nval = e ? l1_entry_value(e, &nlen) : NULL;
+		if (!e || record_decode(nval, nlen, &nv) != RECORD_OK) {
+			if (e)
+				l1_entry_unref(e);
 			e = l1_entry_ref(cr->stale);
 			nv = v;
 		}

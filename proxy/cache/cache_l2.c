@@ -154,10 +154,12 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 	}
 	if (left <= 0) {
 		/* stale in L2: let the fill path refresh it, and keep the copy
+		 * for a revalidation (a 304 refreshes it, here and in Redis),
 		 * for a route that may fall back on it (from any replica's
 		 * fill: the one this replica held may be gone), or for a tier
 		 * that may answer with it (skip-lease, cache-only) */
-		if (cr->tm || route_fallback_has(cr->req->route, LV_FB_STALE)) {
+		bool validators = v.etag.len || v.last_modified >= 0;
+		if (validators || cr->tm || route_fallback_has(cr->req->route, LV_FB_STALE)) {
 			struct l1_entry *e = l1_entry_detached(rec, len);
 			if (e)
 				cache_keep_stale(cr, e);

@@ -125,9 +125,7 @@ static const struct cc_def cc_defs[] = {
         CC_FLAG("no-transform", CC_NO_TRANSFORM),
         CC_FLAG("immutable", CC_IMMUTABLE),
         CC_FLAG("only-if-cached", CC_ONLY_IF_CACHED),
-        /* levee only stores statuses it understands, so must-understand never
-     * changes the outcome (§5.2.2.3) */
-        CC_FLAG("must-understand", 0),
+        CC_FLAG("must-understand", CC_MUST_UNDERSTAND),
         CC_DELTA("max-age", CCK_MIN, max_age),
         CC_DELTA("s-maxage", CCK_MIN, s_maxage),
         CC_DELTA("stale-while-revalidate", CCK_MIN, swr),
@@ -601,13 +599,15 @@ static int64_t head_age(const struct lv_head *hd)
 	return a < 0 ? 0 : a;
 }
 
-/* RFC 9110 §15.1; 501 is left out because levee never stores a 5xx. */
-static bool status_heuristic(unsigned s)
+/* RFC 9110 §15.1. 206 and 501 are here for the heuristic itself: a 206 is
+ * never stored, and a 5xx only on a route with any_status. */
+bool fresh_status_heuristic(unsigned s)
 {
 	switch (s) {
 	case 200:
 	case 203:
 	case 204:
+	case 206:
 	case 300:
 	case 301:
 	case 308:
@@ -615,21 +615,22 @@ static bool status_heuristic(unsigned s)
 	case 405:
 	case 410:
 	case 414:
+	case 501:
 		return true;
 	default:
 		return false;
 	}
 }
 
-/* Final statuses whose semantics levee knows (RFC 9110 §15 plus 428, 429,
- * 431 and 451), minus 304 which freshens rather than replaces. */
-static bool status_understood(unsigned s)
+bool fresh_status_understood(unsigned s)
 {
 	if (s >= 200 && s <= 206)
 		return true;
 	if (s >= 300 && s <= 308)
 		return s != 304 && s != 306;
 	if (s >= 400 && s <= 417)
+		return true;
+	if (s >= 500 && s <= 505)
 		return true;
 	switch (s) {
 	case 421:
@@ -663,14 +664,22 @@ static void vary_scan(const struct lv_head *resp, struct vary_acc *a)
 	}
 }
 
-static const char *status_why(const struct lv_head *resp, const struct fresh_options *opt)
+static const char *status_why(const struct lv_head *resp, const struct cc_directives *rs,
+                              const struct fresh_options *opt)
 {
 	unsigned s = resp->status;
 	if (s == 206)
 		return fresh_why_partial;
-	if (s >= 500 || !status_understood(s))
+	if (s < 200 || s == 304 || s > 999)
 		return fresh_why_status;
-	if (!opt->origin_mode && !status_heuristic(s))
+	bool understood = fresh_status_understood(s);
+	if ((rs->flags & CC_MUST_UNDERSTAND) && !understood)
+		return fresh_why_status; /* §5.2.2.3 */
+	if (opt->origin_mode && opt->any_status)
+		return NULL; /* §3: its freshness decides (origin_freshness) */
+	if (s >= 500 || !understood)
+		return fresh_why_status;
+	if (!opt->origin_mode && !fresh_status_heuristic(s))
 		return fresh_why_status;
 	return NULL;
 }
@@ -682,10 +691,13 @@ static const char *safety_why(const struct lv_head *req, const struct lv_head *r
 {
 	if (req->method != HEAD_METHOD_GET)
 		return fresh_why_method;
-	const char *why = status_why(resp, opt);
+	const char *why = status_why(resp, rs, opt);
 	if (why)
 		return why;
-	if ((rq->flags | rs->flags) & CC_NO_STORE)
+	/* must-understand with a status understood (status_why): the
+	 * response's no-store gives way; the request's never does */
+	unsigned rs_no_store = (rs->flags & CC_MUST_UNDERSTAND) ? 0 : rs->flags & CC_NO_STORE;
+	if ((rq->flags & CC_NO_STORE) || rs_no_store)
 		return fresh_why_no_store;
 	if (rs->flags & CC_PRIVATE)
 		return fresh_why_private;
@@ -712,7 +724,7 @@ static bool origin_freshness(const struct lv_head *resp, const struct cc_directi
 	st->must_revalidate = explicit_reval || rs->s_maxage != CC_ABSENT;
 	st->no_cache = (rs->flags & CC_NO_CACHE) != 0;
 
-	bool heuristic_ok = status_heuristic(resp->status) || (rs->flags & CC_PUBLIC);
+	bool heuristic_ok = fresh_status_heuristic(resp->status) || (rs->flags & CC_PUBLIC);
 	int ex = rs->targeted ? -1 : head_find(resp, LIT("expires"), 0); /* RFC 9213 §2.1 */
 	if (rs->s_maxage != CC_ABSENT) {
 		st->lifetime = rs->s_maxage;

@@ -22,6 +22,13 @@
  *     no-store (request or response), private, Set-Cookie (unless the route
  *     allows it), Authorization without public / must-revalidate / s-maxage
  *     (§3.5, unless the route allows it) and Vary: * (§4.1).
+ *   - any_status (origin mode only, a route's opt-in, §3): a 5xx or a status
+ *     levee does not know is stored when the origin gave it freshness
+ *     (s-maxage, max-age, Expires; or Last-Modified with `public` or a
+ *     heuristically cacheable status such as 501). 206 and 304 never are.
+ *   - must-understand (§5.2.2.3): with a status levee understands, the
+ *     response's no-store is ignored and the other directives decide; with
+ *     one it does not, the response is not stored, whatever any_status says.
  *   - Origin mode obeys Cache-Control. Lifetime is s-maxage, then max-age,
  *     then Expires - Date (§4.2.1; an invalid or repeated Expires means
  *     already expired), then 10% of Date - Last-Modified capped at
@@ -73,6 +80,7 @@ enum cc_flag {
 	CC_IMMUTABLE = 1u << 7,
 	CC_ONLY_IF_CACHED = 1u << 8,
 	CC_MAX_STALE = 1u << 9, /* max_stale holds the allowance */
+	CC_MUST_UNDERSTAND = 1u << 10,
 };
 
 struct cc_directives {
@@ -143,6 +151,8 @@ struct fresh_options {
 	int64_t fixed_ttl;        /* seconds, fixed-TTL mode only */
 	bool allow_authorization; /* route opt-outs of the §3.5 and Set-Cookie rules */
 	bool allow_set_cookie;
+	bool any_status; /* origin mode: store any final status the origin gives
+	                  * freshness (5xx and unknown ones included; not 206, 304) */
 	int64_t heuristic_max; /* cap of the heuristic lifetime; 0 disables it */
 	int64_t route_swr;     /* route stale windows, seconds */
 	int64_t route_sie;
@@ -193,6 +203,13 @@ struct fresh_eval {
  * Every field of <out> is filled even when the response is not storable. */
 void fresh_evaluate(const struct lv_head *req, const struct lv_head *resp, int64_t request_time,
                     int64_t response_time, const struct fresh_options *opt, struct fresh_eval *out);
+
+/* RFC 9110 §15.1's heuristically cacheable statuses: 200, 203, 204, 206,
+ * 300, 301, 308, 404, 405, 410, 414, 501. */
+bool fresh_status_heuristic(unsigned status);
+/* Final statuses whose caching semantics levee knows (RFC 9110 §15, plus
+ * 428, 429, 431, 451), 304 and 306 excepted: what must-understand asks. */
+bool fresh_status_understood(unsigned status);
 
 /* ---- reusing a stored response ----------------------------------------- */
 
@@ -253,12 +270,21 @@ size_t vary_secondary_key(const struct lv_head *req, const char *names, size_t n
 /* ---- conditional requests (RFC 9110 §13, RFC 9111 §4.3.2) -------------- */
 
 /* Whether the stored response, with entity tag <etag> (as sent, quotes
- * included; empty for none) and <last_modified> (-1 for none; the caller may
- * pass the Date instead, §4.3.2), lets the cache answer <req> with 304.
+ * included; empty for none) and <last_modified> (-1 for none; the caller
+ * passes the stored Date instead, §4.3.2: cond_date_for()), lets the cache
+ * answer <req> with 304.
  * If-None-Match (weak comparison, `*`, lists) takes precedence; only without
  * it is If-Modified-Since compared. Only GET and HEAD qualify. */
 bool cond_not_modified(const struct lv_head *req, const char *etag, size_t etag_len,
                        int64_t last_modified);
+/* What a stored response's If-Modified-Since is compared with (RFC 9111
+ * §4.3.2): its Last-Modified, else its Date (<date>: -1 when it has none,
+ * then <response_time>, when it was received and so the Date levee would
+ * have given it). */
+static inline int64_t cond_date_for(int64_t last_modified, int64_t date, int64_t response_time)
+{
+	return last_modified >= 0 ? last_modified : date >= 0 ? date : response_time;
+}
 /* Any of If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since,
  * If-Range. */
 bool cond_has_conditionals(const struct lv_head *req);

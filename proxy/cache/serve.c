@@ -106,6 +106,28 @@ static bool field_in_304(const struct record_str *n)
 	return false;
 }
 
+/* The stored Date, as If-Modified-Since compares it without a
+ * Last-Modified (RFC 9111 §4.3.2); -1 when there is none or it is invalid. */
+static int64_t record_date(const struct record_view *v)
+{
+	struct record_cursor cur = {0};
+	struct record_hdr h;
+	while (record_next_hdr(v, &cur, &h))
+		if (token_eq(h.name.p, h.name.len, LIT("date")))
+			return http_date_parse(h.value.p, h.value.len);
+	return -1;
+}
+
+/* Whether r's own conditionals let the stored response <v> answer 304. */
+static bool cache_not_modified(const struct lv_head *qh, const struct record_view *v)
+{
+	if (!cond_has_conditionals(qh))
+		return false;
+	int64_t date = v->last_modified >= 0 ? -1 : record_date(v);
+	return cond_not_modified(qh, v->etag.p, v->etag.len,
+	                         cond_date_for(v->last_modified, date, v->response_time / 1000));
+}
+
 static void entry_unref_cb(const void *data, size_t len, void *arg)
 {
 	l1_entry_unref(arg);
@@ -119,8 +141,7 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	struct request *r = cr->req;
 	struct conn *c = r->conn;
 	const struct lv_head *qh = r->head;
-	bool not_modified = cond_has_conditionals(qh) &&
-	                    cond_not_modified(qh, v->etag.p, v->etag.len, v->last_modified);
+	bool not_modified = cache_not_modified(qh, v);
 	int status = not_modified ? 304 : v->status;
 	bool body = !not_modified && qh->method != HTTP_HEAD && v->body_len;
 	bool client_10 = qh->minor == 0;
@@ -294,12 +315,23 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 		CSTAT(cr->cache, hits);
 		CSTAT(cr->cache, stale_hits);
 		cache_status_set(cr, "hit; detail=stale");
-		if (!cache_write(cr, e, v, now))
+		/* the copy stays for the refresh: its validators go upstream, and
+		 * a 304 is merged into it (<v> points into it) */
+		struct l1_entry *keep = l1_entry_ref(e);
+		if (!cache_write(cr, e, v, now)) {
+			l1_entry_unref(keep);
 			return LK_HIT; /* the request has ended */
+		}
 		cache_release_client(cr);
 		r->resp_started = false;
 		cr->refresh = true;
 		cr->epoch = purge_epoch(&cr->cache->purges);
+		cr->fwd = "stale";
+		cache_add_validators(cr, v);
+		if (cr->stale)
+			l1_entry_unref(cr->stale);
+		cr->stale = keep;
+		cr->stale_state = fs;
 		return LK_STALE_SERVED;
 	}
 	/* stale: revalidate upstream; keep the copy for a 304 or for errors.
@@ -448,6 +480,8 @@ void cache_keep_stale(struct cache_req *cr, struct l1_entry *e)
 	struct fresh_stored st;
 	cr->stale = e;
 	cr->stale_state = fresh_state(stored_of(&v, &st), &req_cc, (int64_t)(now_unix_ms() / 1000));
+	cr->fwd = "stale";
+	cache_add_validators(cr, &v); /* a 304 refreshes it (cache_refresh_entry()) */
 }
 
 int64_t cache_keep_window(const struct lv_route *rt, int64_t swr, int64_t sie)

@@ -72,8 +72,8 @@ bool cache_tier_no_wait(struct cache_req *cr);
 struct lv_policy;
 int64_t cache_stretch_keep(const struct lv_policy *p, int64_t lifetime);
 /* Keeps referenced entry <e> (taken over) as the request's stale copy,
- * unless it has one: an L2 record past its freshness, for stale-if-error
- * and fallbacks. */
+ * unless it has one: an L2 record past its freshness, for revalidation (its
+ * validators go upstream), stale-if-error and fallbacks. */
 void cache_keep_stale(struct cache_req *cr, struct l1_entry *e);
 /* How long past its freshness an entry is kept, in seconds: the longer of
  * its stale-while-revalidate and stale-if-error windows and, on a route

@@ -480,6 +480,27 @@ async def handle_request(c, req, body):
         TARGETED[path] = TARGETED.get(path, 0) + 1
         extra = [(k, v) for k, v in qpairs if not k.startswith("_")]
         await respond_simple(c, req, 200, b"n%d" % TARGETED[path], extra=extra)
+    elif path.startswith("/rfc304/"):
+        # /rfc304/<name>: a 200 "body-<name>" with ETag "<etag>" (default
+        # v1; none with etag=) and Last-Modified <lm> when given, plus the
+        # h.NAME=VALUE fields; a request whose If-None-Match names the ETag,
+        # or (without an ETag) whose If-Modified-Since is <lm>, gets a 304
+        # with the r.NAME=VALUE fields and ETag "<r304etag>" (default: the
+        # same one; none with r304etag=).
+        etag = q.get("etag", "v1")
+        lm = q.get("lm")
+        tag = '"%s"' % etag if etag else None
+        hit = (tag and tag in hget_all(req["headers"], "if-none-match")) or \
+              (not tag and lm and lm in hget_all(req["headers"], "if-modified-since"))
+        if hit:
+            rtag = q.get("r304etag", etag)
+            extra = ([("ETag", '"%s"' % rtag)] if rtag else []) + \
+                    [(k[2:], v) for k, v in qpairs if k.startswith("r.")]
+            await respond_simple(c, req, 304, b"", extra=extra)
+        else:
+            extra = ([("ETag", tag)] if tag else []) + ([("Last-Modified", lm)] if lm else []) + \
+                    extra_headers(qpairs)
+            await respond_simple(c, req, 200, ("body-" + path.split("/", 2)[2]).encode(), extra=extra)
     elif path == "/count":
         await respond_simple(c, req, 200, b"%d" % STATE["requests"])
     elif path.startswith("/warm/"):

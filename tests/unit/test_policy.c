@@ -293,6 +293,8 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:2: [levee] transparent: must be one of off, on"}},
 	{"bool", "[levee]\ntrust_forwarded = maybe\n",
 	 {"p.ini:2: [levee] trust_forwarded: expected true or false (also yes/no, on/off, 1/0)"}},
+	{"cache_any_status", "[route \"a\"]\nprefix = /\ncache_any_status = 5xx\n",
+	 {"p.ini:3: [route \"a\"] cache_any_status: expected true or false (also yes/no, on/off, 1/0)"}},
 
 	/* routes */
 	{"route needs a pattern", "[route \"a\"]\nmethods = GET\n[route \"b\"]\n",
@@ -597,6 +599,13 @@ static void test_defaults(void **state)
 	assert_true(route_caches(&p->routes[2]));
 	assert_string_equal(p->routes[2].cache_control_fields, "");
 	assert_string_equal(p->routes[3].cache_control_fields, "x-cc,cdn-cache-control");
+	assert_false(p->routes[2].cache_any_status); /* 5xx never stored unless asked */
+	policy_unref(p);
+	assert_int_equal(policy_load_string("c.ini", "[route \"c\"]\nprefix = /c\ncache_ttl = origin\n"
+	                                    "cache_any_status = on\n",
+	                                    NULL, &p, &d),
+	                 LV_OK);
+	assert_true(p->routes[0].cache_any_status);
 	policy_unref(p);
 
 	/* An empty file means the same. */
