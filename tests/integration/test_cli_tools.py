@@ -21,9 +21,9 @@ SHOP = """\
 service = shop
 
 [route "static"]
+cache_control_fields = none
 prefix = /static/
 cache_ttl = 1h
-cache_control_fields = none
 
 [route "users"]
 match = /api/users/*
@@ -288,12 +288,12 @@ DIFF_CASES = [
     ("comments only", "; a comment\n" + SHOP.replace("max_queue = 4", "max_queue = 4   ; why"), 0, [], [], {}),
     ("route added", SHOP + '\n[route "new"]\nprefix = /new/\n', 1,
      [("added", "route", "new", None)], [], {}),
-    ("route removed", edit(SHOP, ('[route "static"]\nprefix = /static/\ncache_ttl = 1h\n', "")), 1,
+    ("route removed", edit(SHOP, ('[route "static"]\ncache_control_fields = none\nprefix = /static/\ncache_ttl = 1h\n', "")), 1,
      [("removed", "route", "static", None)], [], {}),
     ("route changed", edit(SHOP, ("cache_ttl = 60s", "cache_ttl = 2m"), ("methods = GET, HEAD, PUT", "methods = any")), 1,
      [("changed", "route", "users", "methods"), ("changed", "route", "users", "cache_ttl")], [], {}),
-    ("route order", edit(SHOP, ('[route "static"]\nprefix = /static/\ncache_ttl = 1h\n', ""))
-     + '\n[route "static"]\nprefix = /static/\ncache_ttl = 1h\n', 1,
+    ("route order", edit(SHOP, ('[route "static"]\ncache_control_fields = none\nprefix = /static/\ncache_ttl = 1h\n', ""))
+     + '\n[route "static"]\ncache_control_fields = none\nprefix = /static/\ncache_ttl = 1h\n', 1,
      [("order", "route", "users", None)], [], {}),  # where the orders part
     ("restart key", edit(SHOP, ("service = shop", "service = shop2\nworkers = 3")), 1,
      [("changed", "levee", None, "service"), ("changed", "levee", None, "workers")], ["levee.service", "levee.workers"],
