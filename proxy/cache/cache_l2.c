@@ -261,8 +261,8 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 		l2_pass(cr);
 		return;
 	}
-	if (cr->tier_no_store) {
-		l2_resume_upstream(cr); /* no-fill-optional: no lease */
+	if (cr->tier_no_store || cr->range_miss) {
+		l2_resume_upstream(cr); /* no-fill-optional, or a Range miss: no lease */
 		return;
 	}
 	if (cr->l2_waiting) {

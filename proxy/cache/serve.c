@@ -10,6 +10,8 @@
  *  - A stored entry is never served past what fresh_state() allows.
  *  - Hits are written zero-copy: the client's output buffer references the
  *    L1 entry's body and holds a reference on the entry until it is sent.
+ *    A range hit references its slice of that body, never a copy.
+ *  - Only a stored 200 answers a range (RFC 9110 §14.2), and only to a GET.
  */
 #include "cache/serve.h"
 
@@ -24,6 +26,7 @@
 #include "cache/key.h"
 #include "cache/l1.h"
 #include "cache/record.h"
+#include "http/range.h"
 #include "net/conn.h"
 #include "net/request.h"
 #include "net/wbuf.h"
@@ -106,6 +109,107 @@ static bool field_in_304(const struct record_str *n)
 	return false;
 }
 
+/* ---- ranges (RFC 9110 §14) ---------------------------------------------- */
+
+/* What part of a stored response a hit sends. */
+struct hit_range {
+	int status;          /* 206 or 416; 0: the stored status, whole */
+	uint64_t first, len; /* the bytes of the body that go out */
+	bool accept;         /* Accept-Ranges: bytes (a stored 200: levee serves its ranges) */
+};
+
+/* The stored Date, in Unix seconds; -1 without one. */
+static int64_t stored_date(const struct record_view *v)
+{
+	struct record_cursor cur = {0};
+	struct record_hdr h;
+	while (record_next_hdr(v, &cur, &h))
+		if (token_eq(h.name.p, h.name.len, LIT("date")))
+			return http_date_parse(h.value.p, h.value.len);
+	return -1;
+}
+
+/* Whether the request's If-Range, if any, lets its Range apply to <v>. */
+static bool hit_if_range(const struct lv_head *qh, const struct record_view *v)
+{
+	int i = head_find(qh, LIT("if-range"), 0);
+	if (i < 0)
+		return true;
+	if (head_find(qh, LIT("if-range"), i + 1) >= 0)
+		return false; /* two validators: neither is "the" one */
+	const char *val = qh->text + qh->h[i].value;
+	size_t n = qh->h[i].value_len;
+	return range_if_range(val, n, http_date_parse(val, n), v->etag.p, v->etag.len, v->last_modified,
+	                      stored_date(v));
+}
+
+/* Decides the part of <v> a hit answers <qh> with: a single byte range of
+ * a stored 200 to a GET, when its If-Range allows; else the whole. HEAD is
+ * answered whole: range handling is defined for GET only (§14.2). Several
+ * Range lines are several ranges: the whole, too. */
+static void hit_range_of(const struct lv_head *qh, const struct record_view *v, bool not_modified,
+                         struct hit_range *rg)
+{
+	rg->status = 0;
+	rg->first = 0;
+	rg->len = v->body_len;
+	rg->accept = !not_modified && v->status == 200;
+	if (!rg->accept || qh->method != HTTP_GET)
+		return;
+	int i = head_find(qh, LIT("range"), 0);
+	if (i < 0 || head_find(qh, LIT("range"), i + 1) >= 0 || !hit_if_range(qh, v))
+		return;
+	uint64_t first, last;
+	switch (range_parse(qh->text + qh->h[i].value, qh->h[i].value_len, v->body_len, &first, &last)) {
+	case RANGE_OK:
+		rg->status = 206;
+		rg->first = first;
+		rg->len = last - first + 1;
+		break;
+	case RANGE_UNSATISFIABLE:
+		rg->status = 416;
+		rg->len = 0;
+		break;
+	case RANGE_MULTIPLE:
+	case RANGE_OTHER_UNIT:
+	case RANGE_INVALID:
+		break; /* the whole representation, as §14.2 allows */
+	}
+}
+
+/* Whether stored field <n> goes out with a hit answered as <rg>: levee
+ * writes its own Accept-Ranges and Content-Range; a 416 carries only the
+ * metadata a 304 would, since it sends no representation. */
+static bool hit_range_keeps(const struct hit_range *rg, const struct record_str *n)
+{
+	if (token_eq(n->p, n->len, LIT("accept-ranges")))
+		return !rg->accept;
+	if (token_eq(n->p, n->len, LIT("content-range")))
+		return !rg->accept && !rg->status;
+	return rg->status != 416 || field_in_304(n);
+}
+
+/* Accept-Ranges and Content-Range of a hit answered as <rg>, from a stored
+ * body of <total> bytes. */
+static void hit_range_head(struct wb *w, const struct hit_range *rg, uint64_t total)
+{
+	if (rg->accept)
+		WB_LIT(w, "Accept-Ranges: bytes\r\n");
+	if (rg->status == 206) {
+		WB_LIT(w, "Content-Range: bytes ");
+		wb_u64(w, rg->first);
+		WB_LIT(w, "-");
+		wb_u64(w, rg->first + rg->len - 1);
+		WB_LIT(w, "/");
+		wb_u64(w, total);
+		WB_LIT(w, "\r\n");
+	} else if (rg->status == 416) {
+		WB_LIT(w, "Content-Range: bytes */");
+		wb_u64(w, total);
+		WB_LIT(w, "\r\n");
+	}
+}
+
 static void entry_unref_cb(const void *data, size_t len, void *arg)
 {
 	l1_entry_unref(arg);
@@ -121,8 +225,12 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	const struct lv_head *qh = r->head;
 	bool not_modified = cond_has_conditionals(qh) &&
 	                    cond_not_modified(qh, v->etag.p, v->etag.len, v->last_modified);
+	struct hit_range rg;
+	hit_range_of(qh, v, not_modified, &rg);
 	int status = not_modified ? 304 : v->status;
-	bool body = !not_modified && qh->method != HTTP_HEAD && v->body_len;
+	if (rg.status)
+		status = rg.status;
+	bool body = !not_modified && qh->method != HTTP_HEAD && rg.len;
 	bool client_10 = qh->minor == 0;
 	bool close = !conn_can_continue(c, qh, r->body_done);
 	struct evbuffer *out = conn_output(c);
@@ -143,6 +251,8 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	while (record_next_hdr(v, &cur, &h)) {
 		if (not_modified && !field_in_304(&h.name))
 			continue;
+		if (!hit_range_keeps(&rg, &h.name))
+			continue;
 		wb_put(&w, h.name.p, h.name.len);
 		WB_LIT(&w, ": ");
 		wb_put(&w, h.value.p, h.value.len);
@@ -157,9 +267,10 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	wb_str(&w, cr->status);
 	if (cr->mark)
 		wb_str(&w, cr->mark);
+	hit_range_head(&w, &rg, v->body_len);
 	if (!not_modified && (v->status >= 200 && v->status != 204)) {
 		WB_LIT(&w, "Content-Length: ");
-		wb_u64(&w, v->body_len);
+		wb_u64(&w, rg.len);
 		WB_LIT(&w, "\r\n");
 	}
 	if (close)
@@ -176,8 +287,9 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	if (close)
 		c->close_after = true;
 	r->bytes_out += (uint64_t)n;
-	if (body && evbuffer_add_reference(out, v->body, v->body_len, entry_unref_cb, e) == 0) {
-		r->bytes_out += v->body_len;
+	/* a range references its slice of the entry's body: zero-copy too */
+	if (body && evbuffer_add_reference(out, (const char *)v->body + rg.first, rg.len, entry_unref_cb, e) == 0) {
+		r->bytes_out += rg.len;
 		e = NULL; /* the buffer holds the reference now */
 	}
 	if (e)

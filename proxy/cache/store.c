@@ -144,9 +144,12 @@ static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head 
 	return RF_NONE;
 }
 
-/* The answer is a property of the URL (not a passing error): remember it. */
+/* The answer is a property of the URL (not a passing error, nor a 206 to
+ * one request's Range): remember it. */
 static bool refusal_marks(enum cache_refusal why, const struct lv_head *resp)
 {
+	if (why == RF_PARTIAL)
+		return false;
 	return why != RF_STATUS || resp->status < 500;
 }
 
