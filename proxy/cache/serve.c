@@ -26,6 +26,7 @@
 #include "cache/key.h"
 #include "cache/l1.h"
 #include "cache/record.h"
+#include "cache/vary.h"
 #include "http/range.h"
 #include "net/conn.h"
 #include "net/request.h"
@@ -54,32 +55,119 @@ static bool vary_matches(const struct request *r, const struct record_view *v, c
 	return *sl && *sl == values.len && memcmp(sec, values.p, *sl) == 0;
 }
 
+/* ---- Vary variants -------------------------------------------------------
+ *
+ * A URL's variants live under its primary key (the latest variant stored,
+ * so that a URL with one variant costs one lookup) and under one of
+ * CACHE_VARIANTS slot keys: the primary key, KEY_VARY_SEP and the slot's
+ * number. A variant's home slot is a hash of its normalised Vary values
+ * (vary.c). A store takes the slot that holds the same values, else the
+ * first free one from home on, else home itself: at the bound, a new
+ * variant replaces the one in its home slot. A lookup probes from home on.
+ * So a URL holds at most CACHE_VARIANTS + 1 entries in the L1, whatever its
+ * clients send; all of them live in one shard (the L1 groups a URL's keys),
+ * and a purge of the URL removes them all.
+ */
+
+static unsigned variant_home(const char *sec, size_t sl)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: spreads values; the bound holds whatever it does */
+	for (size_t i = 0; i < sl; i++)
+		h = (h ^ (unsigned char)sec[i]) * 16777619u;
+	return h % CACHE_VARIANTS;
+}
+
+/* The key of variant slot <slot>; 0 if it does not fit. */
+static size_t variant_slot_key(const struct cache_req *cr, unsigned slot, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (cr->key_len + 3 > KEY_MAX)
+		return 0;
+	memcpy(out, cr->key, cr->key_len);
+	out[cr->key_len] = KEY_VARY_SEP;
+	out[cr->key_len + 1] = hex[(slot >> 4) & 15];
+	out[cr->key_len + 2] = hex[slot & 15];
+	return cr->key_len + 3;
+}
+
+/* The referenced L1 entry under <key>, decoded into <v>, or NULL (none, or
+ * a record that does not decode). */
+static struct l1_entry *entry_get(const struct cache_req *cr, const char *key, size_t klen, struct record_view *v)
+{
+	struct l1_entry *e = klen ? l1_get(cr->cache->l1, key, klen) : NULL;
+	if (!e)
+		return NULL;
+	size_t len;
+	const void *val = l1_entry_value(e, &len);
+	if (record_decode(val, len, v) != RECORD_OK) {
+		l1_entry_unref(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* The referenced entry in variant slot <slot>, decoded into <v>, or NULL. */
+static struct l1_entry *variant_get(const struct cache_req *cr, unsigned slot, struct record_view *v)
+{
+	char k[KEY_MAX];
+	return entry_get(cr, k, variant_slot_key(cr, slot, k), v);
+}
+
+/* Whether record <v> is the variant whose Vary values are <sec>. */
+static bool variant_is(const struct record_view *v, const char *sec, size_t sl)
+{
+	struct record_cursor cur = {0};
+	struct record_str names, values;
+	return v->nvary && record_next_vary(v, &cur, &names, &values) && values.len == sl &&
+	       memcmp(values.p, sec, sl) == 0;
+}
+
+/* The slot a variant with values <sec> is stored in (see above). */
+static unsigned variant_slot_for(const struct cache_req *cr, const char *sec, size_t sl)
+{
+	unsigned home = variant_home(sec, sl), free_slot = CACHE_VARIANTS;
+	for (unsigned i = 0; i < CACHE_VARIANTS; i++) {
+		unsigned slot = (home + i) % CACHE_VARIANTS;
+		struct record_view v;
+		struct l1_entry *e = variant_get(cr, slot, &v);
+		if (!e) {
+			if (free_slot == CACHE_VARIANTS)
+				free_slot = slot;
+			continue;
+		}
+		bool same = variant_is(&v, sec, sl);
+		l1_entry_unref(e);
+		if (same)
+			return slot;
+	}
+	return free_slot < CACHE_VARIANTS ? free_slot : home;
+}
+
 /* Returns a referenced entry whose record matches the request's Vary
  * values, with its decoded view, or NULL. */
 struct l1_entry *cache_find(struct cache_req *cr, struct record_view *v)
 {
 	struct request *r = cr->req;
-	struct l1_entry *e = l1_get(cr->cache->l1, cr->key, cr->key_len);
-	for (int round = 0; e && round < 2; round++) {
-		size_t len;
-		const void *val = l1_entry_value(e, &len);
-		if (record_decode(val, len, v) != RECORD_OK) {
+	struct l1_entry *e = entry_get(cr, cr->key, cr->key_len, v);
+	if (!e)
+		return NULL;
+	char sec[VARY_KEY_MAX];
+	size_t sl;
+	if (vary_matches(r, v, sec, &sl))
+		return e;
+	l1_entry_unref(e);
+	if (!sl)
+		return NULL; /* no Vary, or values too long to key: nothing else to look for */
+	unsigned home = variant_home(sec, sl);
+	for (unsigned i = 0; i < CACHE_VARIANTS; i++) {
+		e = variant_get(cr, (home + i) % CACHE_VARIANTS, v);
+		char sec2[VARY_KEY_MAX];
+		size_t sl2;
+		if (e && vary_matches(r, v, sec2, &sl2))
+			return e; /* a slot's record may vary on other names: matched on its own */
+		if (e)
 			l1_entry_unref(e);
-			return NULL;
-		}
-		char sec[VARY_KEY_MAX];
-		size_t sl;
-		if (vary_matches(r, v, sec, &sl))
-			return e;
-		l1_entry_unref(e);
-		e = NULL;
-		char k2[KEY_MAX];
-		size_t n2 = round == 0 ? cache_variant_key(cr, sec, sl, k2) : 0;
-		if (n2)
-			e = l1_get(cr->cache->l1, k2, n2);
 	}
-	if (e)
-		l1_entry_unref(e);
 	return NULL;
 }
 
@@ -584,25 +672,13 @@ int64_t cache_stretch_keep(const struct lv_policy *p, int64_t lifetime)
 
 /* ---- putting a record into the L1 -------------------------------------- */
 
-/* The key of one Vary variant: the primary key, KEY_VARY_SEP, and the
- * request's values for the Vary fields. 0 if it does not fit. */
-size_t cache_variant_key(const struct cache_req *cr, const char *sec, size_t sl, char *out)
-{
-	if (!sl || cr->key_len + 1 + sl > KEY_MAX)
-		return 0;
-	memcpy(out, cr->key, cr->key_len);
-	out[cr->key_len] = KEY_VARY_SEP;
-	memcpy(out + cr->key_len + 1, sec, sl);
-	return cr->key_len + 1 + sl;
-}
-
 enum put_rc cache_put(const struct cache_req *cr, uint64_t epoch, const void *buf, size_t size, uint64_t expires,
                       const char *sec, size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt)
 {
 	struct l1_entry *mine[2] = {NULL, NULL};
 	int rc = l1_put_entry(cr->cache->l1, cr->key, cr->key_len, buf, size, expires, tagp, tagl, nt, &mine[0]);
 	char k2[KEY_MAX];
-	size_t n2 = sl ? cache_variant_key(cr, sec, sl, k2) : 0;
+	size_t n2 = sl ? variant_slot_key(cr, variant_slot_for(cr, sec, sl), k2) : 0;
 	if (rc == LV_OK && n2)
 		rc = l1_put_entry(cr->cache->l1, k2, n2, buf, size, expires, tagp, tagl, nt, &mine[1]);
 	int err = errno;

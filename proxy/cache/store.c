@@ -37,6 +37,7 @@
 #include "cache/key.h"
 #include "cache/l1.h"
 #include "cache/record.h"
+#include "cache/vary.h"
 #include "log.h"
 #include "net/headers.h"
 #include "net/request.h"
