@@ -499,6 +499,7 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 		cache_release_client(cr);
 		r->resp_started = false;
 		cr->refresh = true;
+		r->up_whole = true; /* a refresh fills the entry: never a part of it */
 		cr->epoch = purge_epoch(&cr->cache->purges);
 		return LK_STALE_SERVED;
 	}

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from harness import HttpConn, metric_sum, once, pattern_bytes
+from harness import HttpConn, metric_sum, once, pattern_bytes, wait_until
 from redis_server import REDIS
 
 LM = "Tue, 14 Nov 2023 22:13:20 GMT"
@@ -182,6 +182,27 @@ def test_range_miss_answered_whole_by_the_origin_is_stored(levee_factory, origin
     check_206(h, 5, 9, 100)
     assert cs(h) == "levee; hit"
     assert len(origin_requests(origin, "/range/ignored")) == 1
+
+
+def test_background_refresh_of_a_range_hit_fetches_the_whole(levee_factory, origin):
+    lv = levee_factory(route(cache_ttl="origin"))
+    path = "/range/swr?n=100&cc=max-age%3D1%2C+stale-while-revalidate%3D60"
+    fill(lv, path)
+    mark = origin.mark()
+    rng = [("Range", "bytes=0-9")]
+
+    def stale_hit():
+        r = get(lv, path, rng)
+        return r if cs(r) == "levee; hit; detail=stale" else None
+    r = wait_until(stale_hit, 5, msg="a stale range hit")
+    check_206(r, 0, 9, 100)
+    # its refresh asks for the whole response, and the whole is stored
+    ev = origin.wait_event(lambda e: e["event"] == "request" and e["target"].startswith("/range/swr"), since=mark,
+                           msg="the refresh")
+    assert not [n for n, _ in ev["headers"] if n.lower() in ("range", "if-range")], ev["headers"]
+    r = wait_until(lambda: (lambda x: x if cs(x) == "levee; hit" else None)(get(lv, path, rng)), 5,
+                   msg="a fresh hit after the refresh")
+    check_206(r, 0, 9, 100)
 
 
 @pytest.mark.parametrize("n", [4095, 4096, 4097, 1000000])
