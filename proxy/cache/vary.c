@@ -59,8 +59,8 @@ static char vary_lower(char c)
 }
 
 /* The end of the member starting at <p>: the next comma outside a quoted
- * string, or <end>. */
-static const char *vary_member_end(const char *p, const char *end)
+ * string, or <end>; *open tells whether a quoted string was left open. */
+static const char *vary_member_end(const char *p, const char *end, bool *open)
 {
 	bool quoted = false;
 	for (; p < end; p++) {
@@ -71,6 +71,7 @@ static const char *vary_member_end(const char *p, const char *end)
 		else if (!quoted && *p == ',')
 			break;
 	}
+	*open = quoted;
 	return p;
 }
 
@@ -155,7 +156,10 @@ size_t vary_normalise(const char *name, size_t nlen, const char *const *lines, c
 	for (unsigned li = 0; li < nlines; li++) {
 		const char *p = lines[li], *end = lines[li] + lens[li];
 		for (;;) {
-			const char *me = vary_member_end(p, end);
+			bool open;
+			const char *me = vary_member_end(p, end, &open);
+			if (open)
+				sort = false; /* a quote never closed: its commas are not ours to move */
 			const char *s = p, *e = me;
 			while (s < e && vary_ows(*s))
 				s++;
