@@ -99,7 +99,7 @@ static struct l1_entry *entry_get(const struct cache_req *cr, const char *key, s
 		return NULL;
 	size_t len;
 	const void *val = l1_entry_value(e, &len);
-	if (record_decode(val, len, v) != RECORD_OK) {
+	if (record_decode_checked(val, len, v) != RECORD_OK) {
 		l1_entry_unref(e);
 		return NULL;
 	}
@@ -535,7 +535,7 @@ enum lookup_rc cache_answer(struct cache_req *cr, struct l1_entry *e, const char
 	const void *val = l1_entry_value(e, &len);
 	char sec[VARY_KEY_MAX];
 	size_t sl;
-	if (record_decode(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
+	if (record_decode_checked(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
 		l1_entry_unref(e);
 		return LK_MISS;
 	}
@@ -551,7 +551,7 @@ static bool stale_view(struct cache_req *cr, struct record_view *v)
 		return false;
 	size_t len;
 	const void *val = l1_entry_value(cr->stale, &len);
-	return record_decode(val, len, v) == RECORD_OK;
+	return record_decode_checked(val, len, v) == RECORD_OK;
 }
 
 /* Answers from the stale copy (decoded as <v>) with Cache-Status <params>;
@@ -640,7 +640,7 @@ void cache_keep_stale(struct cache_req *cr, struct l1_entry *e)
 	size_t sl;
 	/* a copy from Redis is the primary key's record, which may be another
 	 * Vary variant: only one that answers this request may stand in */
-	if (cr->stale || record_decode(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
+	if (cr->stale || record_decode_checked(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
 		l1_entry_unref(e);
 		return;
 	}
