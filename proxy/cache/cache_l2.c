@@ -377,8 +377,8 @@ static void l2_on_commit(struct l2 *l2, enum l2_err err, enum l2_commit_res res,
 		CSTAT(a->cache, l2_commit_refused);
 		if (err == L2_ENONE && res == L2_COMMIT_PURGED) {
 			/* another replica purged the key while we filled: what we
-			 * just put in L1 predates that purge */
-			l1_purge_key(a->cache->l1, a->key, a->klen);
+			 * just put in L1 predates that purge, its variant slot too */
+			cache_forget_key(a->cache->l1, a->key, a->klen);
 		}
 	}
 	fill_finish_detached(a->fill, stored ? FILL_STORED_L2 : FILL_FAILED);

@@ -77,17 +77,35 @@ static unsigned variant_home(const char *sec, size_t sl)
 	return h % CACHE_VARIANTS;
 }
 
-/* The key of variant slot <slot>; 0 if it does not fit. */
-static size_t variant_slot_key(const struct cache_req *cr, unsigned slot, char *out)
+/* The key of variant slot <slot> of primary key <key>; 0 if it does not
+ * fit. */
+static size_t variant_slot_key_of(const char *key, size_t klen, unsigned slot, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
-	if (cr->key_len + 3 > KEY_MAX)
+	if (klen + 3 > KEY_MAX)
 		return 0;
-	memcpy(out, cr->key, cr->key_len);
-	out[cr->key_len] = KEY_VARY_SEP;
-	out[cr->key_len + 1] = hex[(slot >> 4) & 15];
-	out[cr->key_len + 2] = hex[slot & 15];
-	return cr->key_len + 3;
+	memcpy(out, key, klen);
+	out[klen] = KEY_VARY_SEP;
+	out[klen + 1] = hex[(slot >> 4) & 15];
+	out[klen + 2] = hex[slot & 15];
+	return klen + 3;
+}
+
+static size_t variant_slot_key(const struct cache_req *cr, unsigned slot, char *out)
+{
+	return variant_slot_key_of(cr->key, cr->key_len, slot, out);
+}
+
+size_t cache_forget_key(struct l1 *l1, const char *key, size_t klen)
+{
+	size_t n = l1_purge_key(l1, key, klen);
+	char k[KEY_MAX];
+	for (unsigned slot = 0; slot < CACHE_VARIANTS; slot++) {
+		size_t kl = variant_slot_key_of(key, klen, slot, k);
+		if (kl)
+			n += l1_purge_key(l1, k, kl);
+	}
+	return n;
 }
 
 /* The referenced L1 entry under <key>, decoded into <v>, or NULL (none, or

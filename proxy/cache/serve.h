@@ -89,6 +89,11 @@ struct l1_entry *cache_find(struct cache_req *cr, struct record_view *v);
  * its home slot (serve.c, "Vary variants"; docs/caching.md, "Vary"). */
 #define CACHE_VARIANTS 16
 
+/* Removes from <l1> the entry under primary key <key> and every Vary
+ * variant slot of it; how many entries went. */
+struct l1;
+size_t cache_forget_key(struct l1 *l1, const char *key, size_t klen);
+
 enum put_rc { PUT_OK, PUT_TOO_BIG, PUT_PURGED, PUT_ERROR };
 /* Puts a record under the request's key (and a Vary variant slot, when sl),
  * then takes it back if a purge after <epoch> covers it (PUT_PURGED). */

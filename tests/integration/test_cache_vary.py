@@ -9,10 +9,12 @@ and the L1's entry count stays bounded however many its clients send.
 The origin's /vary2/<name>?vary=F answers with Vary: F, a body naming the
 values it saw and a count of its requests for <name>."""
 import json
+import threading
+import urllib.parse
 
 import pytest
 
-from harness import metric_sum, once
+from harness import HttpConn, metric_sum, once, wait_until
 from redis_server import REDIS
 
 VARIANTS = 16
@@ -120,3 +122,30 @@ def test_normalised_variant_from_redis(levee_factory, origin, redis):
     r = get(b, target, [("Accept-Encoding", "gzip")])  # another variant: a miss, never a wrong answer
     assert cs(r) != "levee; hit; detail=l2" and json.loads(r.body)["seen"]["Accept-Encoding"] == ["gzip"]
     assert origin_count(origin, "/vary2/l2") == 2
+
+
+@pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
+def test_a_variant_that_raced_a_purge_is_forgotten(levee_factory, origin, redis):
+    pol = {"redis": {"address": "127.0.0.1:%d" % redis.port, "lease_wait": "3s"}}
+    pol.update(route())
+    a, b = levee_factory(pol), levee_factory(pol)
+    a.wait_redis_ready()
+    b.wait_redis_ready()
+    u = "/slow?head_ms=800&n=7&h.Vary=X-V"
+    done = []
+    t = threading.Thread(target=lambda: done.append(get(a, u, [("X-V", "one")])))
+    t.start()
+    origin.wait_event(lambda e: e.get("event") == "request" and e["target"] == u, origin.start_mark)
+    c = HttpConn(b.admin_port)
+    try:
+        assert c.request("POST", "/purge?url=" + urllib.parse.quote(u, safe="")).status == 200
+    finally:
+        c.close()
+    t.join()
+    assert done[0].status == 200
+    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="commit_refused") == 1, 3,
+               msg="A's commit refused: a purge landed during its fill")
+    # another variant puts the URL back; the one that raced the purge must
+    # not come back with it from its variant slot
+    assert cs(get(a, u, [("X-V", "two")])) == "levee; fwd=miss; stored"
+    assert cs(get(a, u, [("X-V", "one")])).startswith("levee; fwd=miss")
