@@ -302,6 +302,21 @@ static int cache_tier_miss(struct cache_req *cr)
 	return cache_l2_miss(cr); /* an L2 hit still answers; no lease is taken */
 }
 
+/* A GET with Range that the L1 could not answer goes upstream with its
+ * Range. The origin's 206 is a part, which fills nothing (it is never
+ * stored), so the request neither claims the key's fill nor takes its
+ * lease, and no other request waits for it; the shared tier may still hold
+ * the whole entry and answer its range. An origin that ignores the Range
+ * sends the whole 200, stored in the L1 like any other. */
+static bool cache_range_miss(struct cache_req *cr)
+{
+	const struct lv_head *hd = cr->req->head;
+	if (hd->method != HTTP_GET || head_find(hd, LIT("range"), 0) < 0)
+		return false;
+	cr->range_miss = true;
+	return true;
+}
+
 static int cache_stage(struct request *r)
 {
 	struct cache_req *cr = CR(r);
@@ -396,6 +411,8 @@ static int cache_stage(struct request *r)
 		CSTAT(c, pass_hits);
 		return STAGE_NEXT;
 	}
+	if (cache_range_miss(cr))
+		return cache_l2_miss(cr);
 	if (hd->method == HTTP_GET) {
 		/* skip-lease: never queue behind another request's fill */
 		enum claim cl = cache_claim(cr, !(cr->tm & LV_CM_SKIP_LEASE));

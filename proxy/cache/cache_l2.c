@@ -264,8 +264,8 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 		l2_pass(cr);
 		return;
 	}
-	if (cr->tier_no_store) {
-		l2_resume_upstream(cr); /* no-fill-optional: no lease */
+	if (cr->tier_no_store || cr->range_miss) {
+		l2_resume_upstream(cr); /* no-fill-optional, or a Range miss: no lease */
 		return;
 	}
 	if (cr->l2_waiting) {
@@ -380,8 +380,8 @@ static void l2_on_commit(struct l2 *l2, enum l2_err err, enum l2_commit_res res,
 		CSTAT(a->cache, l2_commit_refused);
 		if (err == L2_ENONE && res == L2_COMMIT_PURGED) {
 			/* another replica purged the key while we filled: what we
-			 * just put in L1 predates that purge */
-			l1_purge_key(a->cache->l1, a->key, a->klen);
+			 * just put in L1 predates that purge, its variant slot too */
+			cache_forget_key(a->cache->l1, a->key, a->klen);
 		}
 	}
 	fill_finish_detached(a->fill, stored ? FILL_STORED_L2 : FILL_FAILED);

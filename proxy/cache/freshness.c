@@ -932,58 +932,6 @@ enum vary_kind vary_names(const struct lv_head *resp, char *out, size_t cap, siz
 	return VARY_LIST;
 }
 
-struct key_acc {
-	const struct lv_head *req;
-	char *out;
-	size_t cap, len;
-	bool overflow;
-};
-
-static void key_put(struct key_acc *k, const char *s, size_t n, bool lowercase)
-{
-	if (k->overflow || k->len + n + 1 > k->cap) { /* + 1 keeps room for the NUL */
-		k->overflow = true;
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		k->out[k->len + i] = lowercase ? lower(s[i]) : s[i];
-	k->len += n;
-}
-
-static void key_name(const char *name, size_t n, void *arg)
-{
-	struct key_acc *k = arg;
-	key_put(k, name, n, true);
-	int i = head_find(k->req, name, n, 0);
-	if (i >= 0) {
-		key_put(k, LIT(":"), false);
-		bool first = true;
-		for (; i >= 0; i = head_find(k->req, name, n, i + 1)) {
-			size_t vn;
-			const char *v = hval(k->req, i, &vn);
-			trim(&v, &vn);
-			if (vn == 0)
-				continue; /* empty lines add no list members */
-			if (!first)
-				key_put(k, LIT(", "), false);
-			key_put(k, v, vn, false);
-			first = false;
-		}
-	}
-	key_put(k, LIT("\n"), false);
-}
-
-size_t vary_secondary_key(const struct lv_head *req, const char *names, size_t names_len, char *out,
-                          size_t cap)
-{
-	struct key_acc k = {.req = req, .out = out, .cap = cap};
-	head_each_token(names, names_len, key_name, &k);
-	if (k.overflow || k.len == 0)
-		return 0;
-	out[k.len] = '\0';
-	return k.len;
-}
-
 /* ---- conditional requests ----------------------------------------------- */
 
 static void strip_weak(const char **t, size_t *n)

@@ -259,13 +259,8 @@ enum vary_kind {
  * length (0 unless VARY_LIST). */
 enum vary_kind vary_names(const struct lv_head *resp, char *out, size_t cap, size_t *len);
 
-/* Builds the secondary cache key: for each name of <names> (as written by
- * vary_names()), "name:value\n" where value is the request's lines joined by
- * ", " with OWS trimmed, or "name\n" when the request lacks the field, so an
- * absent field differs from an empty one. NUL-terminated. Returns the length,
- * or 0 when it does not fit in <cap> (or <names> is empty). */
-size_t vary_secondary_key(const struct lv_head *req, const char *names, size_t names_len, char *out,
-                          size_t cap);
+/* The secondary key built from a request's values for these names:
+ * vary_secondary_key() in cache/vary.h. */
 
 /* ---- conditional requests (RFC 9110 §13, RFC 9111 §4.3.2) -------------- */
 

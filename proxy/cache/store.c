@@ -38,6 +38,7 @@
 #include "cache/l1.h"
 #include "cache/merge304.h"
 #include "cache/record.h"
+#include "cache/vary.h"
 #include "log.h"
 #include "net/headers.h"
 #include "net/request.h"
@@ -157,9 +158,12 @@ static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head 
 }
 
 /* The answer is a property of the URL (not a passing error, whatever kept
- * it out, nor a 304 to the client's own conditional): remember it. */
+ * it out, nor a 304 to the client's own conditional, nor a 206 to one
+ * request's Range): remember it. */
 static bool refusal_marks(enum cache_refusal why, const struct lv_head *resp)
 {
+	if (why == RF_PARTIAL)
+		return false;
 	return resp->status < 500 && (why != RF_STATUS || resp->status != 304);
 }
 

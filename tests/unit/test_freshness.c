@@ -810,47 +810,6 @@ static void test_vary_names(void **state)
 	}
 }
 
-struct key_case {
-	const char *rfc;
-	const char *names;
-	const char *hdrs;
-	size_t cap;
-	const char *key; /* NULL: returns 0 */
-};
-
-static const struct key_case key_cases[] = {
-        {"§4.1 present value", "accept-encoding", "Accept-Encoding: gzip\r\n", 128,
-         "accept-encoding:gzip\n"},
-        {"§4.1 absent field", "accept-encoding", "", 128, "accept-encoding\n"},
-        {"§4.1 empty field differs from absent", "accept-encoding", "Accept-Encoding:\r\n", 128,
-         "accept-encoding:\n"},
-        {"§4.1 lines combined with \", \", OWS trimmed", "accept", "Accept: a\r\nAccept:  b \r\n",
-         128, "accept:a, b\n"},
-        {"§4.1 several names", "accept,accept-encoding", "Accept: x\r\n", 128,
-         "accept:x\naccept-encoding\n"},
-        {"§4.1 names matched case-insensitively", "x-a", "X-A: 1\r\n", 128, "x-a:1\n"},
-        {"levee: does not fit", "accept-encoding", "Accept-Encoding: gzip\r\n", 10, NULL},
-        {"levee: exact fit with the NUL", "a", "A: 1\r\n", 5, "a:1\n"},
-        {"levee: one byte short", "a", "A: 1\r\n", 4, NULL},
-        {"levee: no names", "", "A: 1\r\n", 128, NULL},
-};
-
-static void test_vary_secondary_key(void **state)
-{
-	(void)state;
-	for (size_t i = 0; i < sizeof(key_cases) / sizeof(key_cases[0]); i++) {
-		const struct key_case *c = &key_cases[i];
-		char raw[256];
-		snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: h\r\n%s\r\n", c->hdrs);
-		struct h1_fixture *rq = parse_req(raw);
-		char out[128];
-		size_t n = vary_secondary_key(&rq->head, c->names, strlen(c->names), out, c->cap);
-		if (c->key ? (n != strlen(c->key) || strcmp(out, c->key) != 0) : n != 0)
-			fail_msg("%s: %zu \"%.*s\"", c->rfc, n, (int)n, out);
-		free(rq);
-	}
-}
-
 /* ---- conditional requests ---------------------------------------------- */
 
 struct cond_case {
@@ -942,7 +901,6 @@ int main(void)
 	        cmocka_unit_test(test_fresh_state),
 	        cmocka_unit_test(test_fresh_stretch),
 	        cmocka_unit_test(test_vary_names),
-	        cmocka_unit_test(test_vary_secondary_key),
 	        cmocka_unit_test(test_cond_not_modified),
 	        cmocka_unit_test(test_cond_has_conditionals),
 	};
