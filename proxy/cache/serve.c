@@ -245,6 +245,7 @@ static bool cache_not_modified(const struct lv_head *qh, const struct record_vie
 	int64_t date = v->last_modified >= 0 ? -1 : record_date(v);
 	return cond_not_modified(qh, v->etag.p, v->etag.len,
 	                         cond_date_for(v->last_modified, date, v->response_time / 1000));
+}
 
 /* Whether the request's If-Range, if any, lets its Range apply to <v>. */
 static bool hit_if_range(const struct lv_head *qh, const struct record_view *v)

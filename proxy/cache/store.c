@@ -488,17 +488,12 @@ void cache_response_end(struct cache_req *cr, const struct lv_head *resp)
 
 /* ---- refresh by a 304 -------------------------------------------------- */
 
-/* Takes the stale copy <v>'s entries out of the L1: under the primary key,
- * and under its Vary variant's key. */
-static void refresh_drop(struct cache_req *cr, const struct record_view *v)
+/* Takes the stale copy's entries out of the L1: under the primary key,
+ * and every Vary variant slot of the URL (the 304 judged one of them; the
+ * others are fetched again, which is only slower). */
+static void refresh_drop(struct cache_req *cr)
 {
-	l1_purge_key(cr->cache->l1, cr->key, cr->key_len);
-	struct record_cursor vc = {0};
-	struct record_str vn, vv;
-	char k2[KEY_MAX];
-	size_t n2 = v->nvary && record_next_vary(v, &vc, &vn, &vv) ? cache_variant_key(cr, vv.p, vv.len, k2) : 0;
-	if (n2)
-		l1_purge_key(cr->cache->l1, k2, n2);
+	cache_forget_key(cr->cache->l1, cr->key, cr->key_len);
 }
 
 /* The merged-freshness computation, in one place: the head a 304 <resp>
@@ -555,7 +550,7 @@ enum refresh_rc cache_refresh_entry(struct cache_req *cr, const struct record_vi
 	} else if (rc == REFRESH_NOT_STORED && why != RF_NONE) {
 		/* the 304 made the response one levee does not store (no-store,
 		 * private, Set-Cookie...): the stale copy must not answer again */
-		refresh_drop(cr, v);
+		refresh_drop(cr);
 		store_refuse(cr, why, refusal_marks(why, &merged));
 	}
 	free(buf);
