@@ -47,8 +47,9 @@ Behaviours by path (query parameters in brackets):
                         then after gap_ms the final: KIND 102 a 102 first;
                         drop: close instead; retry: 503; chunked: chunked
                         200; else 200 "final-N" (N: requests to this path)
-  /method/NNN/...       GET/HEAD 200 "vSEQ" (new each time); other methods
-                        status NNN, Location/Content-Location from X-Loc/X-CLoc
+  /method/NNN/...[ms]   GET/HEAD 200 "vSEQ" (new each time); other methods
+                        status NNN (after ms), Location/Content-Location
+                        from X-Loc/X-CLoc
   /garbage[kind]        an unparseable or ambiguous response, then close
   /chunkext[n,piece]    chunked 200 whose first chunk-size line carries an
                         extension of n bytes, written `piece` bytes at a time
@@ -603,6 +604,8 @@ async def handle_request(c, req, body):
         if req["method"] in ("GET", "HEAD"):
             await respond_simple(c, req, 200, b"v%d" % STATE["requests"])
         else:
+            if "ms" in q:
+                await asyncio.sleep(int(q["ms"]) / 1000)
             code = int(path.split("/")[2])
             extra = [(n, hget_all(req["headers"], x)[0]) for n, x in
                      (("Location", "x-loc"), ("Content-Location", "x-cloc")) if hget_all(req["headers"], x)]
