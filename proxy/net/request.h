@@ -131,7 +131,8 @@ struct request_exchange_ops {
 	void (*keep)(struct request *r);
 	/* the client has request body bytes (or EOF) for the upstream */
 	void (*pump_body)(struct request *r);
-	/* the client drained its output: read the upstream again */
+	/* the client drained its output, or left an exchange that goes on
+	 * (an unsafe request): read the upstream again */
 	void (*resume_response)(struct request *r);
 };
 

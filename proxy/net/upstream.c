@@ -835,6 +835,13 @@ static void upstream_resume_response(struct request *r)
 		return;
 	r->interim_paused = false;
 	bufferevent_enable(r->uc->bev, EV_READ);
+	if (!r->conn) {
+		/* the client left (request_client_gone, which may run inside
+		 * this exchange's own callbacks): what is buffered is read from
+		 * the loop */
+		bufferevent_trigger(r->uc->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+		return;
+	}
 	up_process(r);
 }
 

@@ -264,3 +264,32 @@ def test_an_unsafe_method_at_one_replica_purges_the_others(levee_factory, kafka_
     assert once(a.port, method, res(409, name), headers=[("X-Loc", u)]).status == 409
     time.sleep(0.3)  # what must not come has had its chance (an applied event takes ms)
     assert hit(b, u)
+
+
+# ---- a write's answer is read to its end when the client left ---------------
+
+def _leave_unread(lv, origin, req, target):
+    """Sends `req`, never reads, then leaves once the origin has begun to
+    answer: levee must still read the answer to its end (the origin's
+    "done"), though it had stopped reading the origin for the slow client."""
+    mark = origin.mark()
+    s = socket.create_connection(("127.0.0.1", lv.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(req)
+    origin.wait_event(lambda e: e.get("event") == "request" and e["target"] == target, mark)
+    time.sleep(0.5)  # levee fills its bound and stops reading the origin
+    s.close()
+    origin.wait_event(lambda e: e.get("event") == "done" and e["target"] == target, mark, timeout=10,
+                      msg="the origin's whole answer read after the client left")
+
+
+def test_a_big_answer_to_a_write_is_read_to_the_end_after_the_client_left(levee_factory, origin):
+    lv = levee_factory()
+    t = "/bytes?n=20000000&w=%s" % uuid.uuid4().hex[:6]
+    _leave_unread(lv, origin, b"PROPFIND %s HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx" % t.encode(), t)
+
+
+def test_a_flood_of_103s_to_a_write_is_read_to_the_end_after_the_client_left(levee_factory, origin):
+    lv = levee_factory()
+    t = "/interim2/many/%s?n=4000&size=4000" % uuid.uuid4().hex[:6]
+    _leave_unread(lv, origin, b"MKCOL %s HTTP/1.1\r\nHost: t\r\n\r\n" % t.encode(), t)
