@@ -7,7 +7,7 @@ import socket
 import time
 import uuid
 
-from harness import HttpConn, access_lines, metric_sum, wait_until
+from harness import SANITIZER, HttpConn, access_lines, metric_sum, wait_until
 
 CACHED = {'route "c"': {"prefix": "/interim2/", "cache_ttl": "60s"}}
 
@@ -181,4 +181,5 @@ def test_a_flood_of_103s_to_a_slow_client_is_held_back_not_lost(levee_factory, o
     r = c.read_response(timeout=60)
     assert r.status == 200 and r.body == b"final-1"
     assert [i.header("X-Seq") for i in r.interim] == [str(i) for i in range(4000)]
-    assert grew < 8 * 1024, "levee grew by %d KiB while the client read nothing" % grew
+    if not SANITIZER:  # a sanitizer's allocator keeps what is freed for a while
+        assert grew < 8 * 1024, "levee grew by %d KiB while the client read nothing" % grew
