@@ -44,8 +44,10 @@ Behaviours by path (query parameters in brackets):
   /interim              103 Early Hints, then 200 "final"
   /interim2/KIND/..[n,ms,gap_ms,size]  after ms, n 103s (the first with
                         hop-by-hop fields; size: an X-Pad of that many bytes),
-                        then after gap_ms the final: KIND 102 a 102 first;
-                        drop: close instead; retry: 503; chunked: chunked
+                        then after gap_ms (if any 103 went) the final:
+                        KIND 102 a 102 first;
+                        drop: close instead; flip: a plain 200 first, then
+                        drop; retry: 503; chunked: chunked
                         200; else 200 "final-N" (N: requests to this path)
   /method/NNN/...[ms]   GET/HEAD 200 "vSEQ" (new each time); other methods
                         status NNN (after ms), Location/Content-Location
@@ -615,7 +617,7 @@ async def handle_request(c, req, body):
         # request count of this path (INTERIM_HITS), so a refetch shows
         kind = path.split("/")[2]
         hits = INTERIM_HITS[path] = INTERIM_HITS.get(path, 0) + 1
-        n = int(q.get("n", "1"))
+        n = int(q.get("n", "1")) if kind != "flip" or hits > 1 else 0
         link = "</%s.css>; rel=preload" % kind
         if "ms" in q:
             await asyncio.sleep(int(q["ms"]) / 1000)
@@ -627,9 +629,9 @@ async def handle_request(c, req, body):
             size = int(q.get("size", "0"))
             extra = [("X-Pad", "p" * size)] if size else []
             await send(c, build_head(103, [("Link", link), ("X-Seq", str(i))] + hop + extra), target)
-        if "gap_ms" in q:
+        if "gap_ms" in q and n:
             await asyncio.sleep(int(q["gap_ms"]) / 1000)
-        if kind == "drop":
+        if kind == "drop" or (kind == "flip" and hits > 1):
             c.close = True
         elif kind == "retry":
             await respond_simple(c, req, 503, b"busy %d" % hits)

@@ -96,6 +96,26 @@ def test_a_103_then_the_origin_drops_gets_a_well_formed_502(levee_factory):
     assert [d["status"] for d in log] == [502], log
 
 
+def test_a_stale_fallback_after_a_103_is_the_final_response(levee_factory):
+    """The origin sends a 103, then no answer in time: the route's stale
+    copy answers, after the 103 the client already has; the copy itself
+    never had one."""
+    lv = levee_factory({'route "c"': {"prefix": "/interim2/", "cache_ttl": "1s", "fallback": "stale"},
+                        "upstream": {"response_timeout": "300ms"}})
+    u = uniq("flip") + "?gap_ms=1000"
+    c = lv.conn()
+    r = c.request("GET", u)
+    assert r.status == 200 and r.interim == [] and "stored" in r.header("Cache-Status"), r
+    time.sleep(1.2)  # the entry's lifetime: time itself is the wait
+    r = c.request("GET", u)
+    assert [i.status for i in r.interim] == [103], r.interim
+    assert r.status == 200 and r.body == b"final-1" and r.complete, r
+    assert r.header("Cache-Status") == "levee; hit; detail=fallback", r.headers
+    assert r.header("X-Levee-Reason") == "upstream-timeout; fallback=stale"
+    r = c.request("GET", uniq("one"))  # and the connection goes on
+    assert r.status == 200 and len(r.interim) == 1
+
+
 def test_a_post_gets_its_103_too(levee_factory):
     lv = levee_factory()
     r = lv.conn().request("POST", uniq("one"), body=b"x" * 1000)
