@@ -668,13 +668,12 @@ static void response_end(struct request *r)
 static bool response_interim(struct request *r, const struct lv_head *rh)
 {
 	struct conn *c = r->conn;
-	if (rh->status == 100 || !c || r->client_ended || r->head->minor == 0 || r->resp_started) {
-		stat_inc(r->w->stats->interim_dropped);
-		return true;
-	}
+	bool to_client = rh->status != 100 && c && !r->client_ended && r->head->minor == 1 && !r->resp_started;
 	struct resphead_args a = {0};
-	int n = headers_build_response(rh, &a, r->client->output(c));
-	if (n < 0) { /* too large to rewrite: it was only a hint */
+	/* too large to rewrite: it was only a hint */
+	int n = to_client ? headers_build_response(rh, &a, r->client->output(c)) : -1;
+	http1_reset(&r->rp); /* <rh> is spent: the parser waits for the next head */
+	if (n < 0) {
 		stat_inc(r->w->stats->interim_dropped);
 		return true;
 	}
@@ -720,10 +719,7 @@ static bool response_head(struct request *r)
 			return false;
 		}
 		if (rh->status < 200) {
-			if (!response_interim(r, rh))
-				return false;
-			http1_reset(&r->rp);
-			if (r->interim_paused)
+			if (!response_interim(r, rh) || r->interim_paused)
 				return false;
 			continue;
 		}
@@ -831,17 +827,21 @@ static void up_process(struct request *r)
 
 static void upstream_resume_response(struct request *r)
 {
-	if (!r->uc || (!r->resp_head && !r->interim_paused))
+	if (!r->uc)
 		return;
-	r->interim_paused = false;
-	bufferevent_enable(r->uc->bev, EV_READ);
 	if (!r->conn) {
-		/* the client left (request_client_gone, which may run inside
-		 * this exchange's own callbacks): what is buffered is read from
-		 * the loop */
+		/* the client left an exchange that goes on (request_client_gone,
+		 * which may run inside this exchange's own callbacks): what is
+		 * buffered, and what follows, is read from the loop */
+		r->interim_paused = false;
+		bufferevent_enable(r->uc->bev, EV_READ);
 		bufferevent_trigger(r->uc->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 		return;
 	}
+	if (!r->resp_head && !r->interim_paused)
+		return;
+	r->interim_paused = false;
+	bufferevent_enable(r->uc->bev, EV_READ);
 	up_process(r);
 }
 

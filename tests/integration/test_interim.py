@@ -203,3 +203,26 @@ def test_a_flood_of_103s_to_a_slow_client_is_held_back_not_lost(levee_factory, o
     assert [i.header("X-Seq") for i in r.interim] == [str(i) for i in range(4000)]
     if not SANITIZER:  # a sanitizer's allocator keeps what is freed for a while
         assert grew < 8 * 1024, "levee grew by %d KiB while the client read nothing" % grew
+
+
+def test_the_client_leaving_while_103s_arrive(levee_factory, origin):
+    """The client goes while levee writes it 103s (a GET: the exchange ends
+    with it; a write: its answer is still read to the end); levee goes on
+    serving, and what the origin sends after is never taken for the next
+    request's answer."""
+    lv = levee_factory()
+    for method in (b"GET", b"PATCH"):
+        u = uniq("many")
+        mark = origin.mark()
+        s = socket.create_connection(("127.0.0.1", lv.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"%s %s?n=3000&size=2000&gap_ms=300 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+                  % (method, u.encode()))
+        s.recv(100)  # the first 103 came
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()  # a reset: levee's next write fails
+        if method == b"PATCH":
+            origin.wait_event(lambda e: e.get("event") == "done" and e["target"].startswith(u), mark, timeout=10,
+                              msg="the write's answer read to its end")
+        r = lv.conn().request("GET", uniq("one"))
+        assert r.status == 200 and r.body == b"final-1" and links(r) == ["</one.css>; rel=preload"], r
