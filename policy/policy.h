@@ -71,8 +71,12 @@ enum lv_method {
 	LV_M_OTHER = 1u << 8, /* any method not listed above */
 };
 #define LV_M_ANY 0x1ffu
-/* Writes: a 2xx or 3xx answer to one purges what it changed. */
-#define LV_M_UNSAFE (LV_M_POST | LV_M_PUT | LV_M_PATCH | LV_M_DELETE)
+/* The safe methods (RFC 9110 §9.2.1); every other one is unsafe, those
+ * levee does not name (LV_M_OTHER: PROPFIND, M-SEARCH, PURGE...) included. */
+#define LV_M_SAFE (LV_M_GET | LV_M_HEAD | LV_M_OPTIONS | LV_M_TRACE)
+/* Writes (RFC 9111 §4.4): a 2xx or 3xx answer to one purges what it changed,
+ * and its answer is read to the end even if its client leaves. */
+#define LV_M_UNSAFE (LV_M_ANY & ~LV_M_SAFE)
 /* Methods a route's `retries` may repeat (RFC 9110 §9.2.2). */
 #define LV_M_IDEMPOTENT (LV_M_GET | LV_M_HEAD | LV_M_OPTIONS | LV_M_TRACE | LV_M_PUT | LV_M_DELETE)
 

@@ -45,6 +45,7 @@ enum request_outcome outcome_of_reason(int reason)
 	case R_EXPECTATION:
 	case R_HEADERS_TOO_LARGE:
 	case R_TE:
+	case R_METHOD_UNKNOWN:
 	case R_VERSION:
 	case R__COUNT:
 		break;

@@ -37,6 +37,8 @@
 	X(up_retries, "levee_upstream_retries_total", "Idempotent requests retried after a stale pooled connection") \
 	X(retry_connect, "levee_retries_connect_total", "Route retries after a failed upstream connect") \
 	X(retry_status, "levee_retries_status_total", "Route retries after an answer in retry_statuses, which was dropped") \
+	X(interim_forwarded, "levee_interim_forwarded_total", "Interim responses (1xx but 100 and 101: 102, 103...) forwarded to a client before its final one") \
+	X(interim_dropped, "levee_interim_dropped_total", "Interim responses not forwarded: an upstream 100, or a client on HTTP/1.0, gone or already answered") \
 	X(retry_denied, "levee_retries_denied_total", "Route retries the retry budget refused: the failure went to the client") \
 	X(deadline_expired, "levee_deadline_expired_total", "Requests whose deadline passed before their answer was complete") \
 	X(loops_refused, "levee_loops_refused_total", "Requests refused with 508 because they had already passed through this levee (its own pseudonym in Via)")

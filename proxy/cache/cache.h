@@ -8,7 +8,7 @@
  * request of this process is already filling that key, waits for it and is
  * then answered from the stored entry.
  *
- * Writes (POST, PUT, PATCH, DELETE) on a caching route that get a 2xx or
+ * Writes (every method but GET, HEAD, OPTIONS and TRACE) on a caching route that get a 2xx or
  * 3xx purge the target URI and the same-origin Location and
  * Content-Location (RFC 9111 §4.4), whether or not the client is still
  * there.

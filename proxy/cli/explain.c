@@ -209,7 +209,7 @@ static void explain_writes(struct explain *e)
 	bool write = (e->q.method_bit & LV_M_UNSAFE) != 0;
 	report_bool(o, "write", write);
 	if (!write) {
-		report_note(o, "not a write (POST, PUT, PATCH, DELETE): it purges nothing");
+		report_note(o, "not a write (a safe method: GET, HEAD, OPTIONS, TRACE): it purges nothing");
 		report_end(o);
 		return;
 	}

@@ -347,9 +347,11 @@ static bool conn_read_head(struct conn *c)
 		if (rc == H1_MORE)
 			return false;
 		if (rc == H1_ERROR) {
-			/* the head is not whole: only the client is known */
-			request_log_refused_head(c->w, p, c->peer, NULL, http1_error_reason(&c->parser));
-			conn_send_error(c, http1_error_reason(&c->parser), NULL, CONN_CLOSE);
+			/* the head is not whole: only the client is known, and the
+			 * method when it is one levee does not implement */
+			enum lv_reason why = http1_error_reason(&c->parser);
+			request_log_refused_head(c->w, p, c->peer, why == R_METHOD_UNKNOWN ? &c->arena->head : NULL, why);
+			conn_send_error(c, why, NULL, CONN_CLOSE);
 			return false;
 		}
 		/* H1_HEAD_DONE */

@@ -15,6 +15,16 @@
  * HTAB right after one starts a folded line (or, after the start line,
  * whitespace RFC 9112 §2.2 says to reject). Chunk data may hold any bytes and
  * is never scanned.
+ *
+ * A method llhttp does not know (BREW, QUERY, a lowercase get; RTSP's with
+ * HTTP/1.x) stops it in the request line, and strict llhttp cannot be told
+ * to go on. A syntactically valid token is still a method, one this proxy
+ * does not implement: 501 (RFC 9110 §9.1), not 400; and since the rest of
+ * the request is never parsed, where it ends is unknown, so the connection
+ * closes after the answer. Only a byte that cannot be in a token is a 400.
+ * The token is read here (http1_method_scan) from where llhttp stopped; its
+ * first bytes, of earlier reads, are the method span llhttp already gave
+ * cb_method.
  */
 #include "net/http1.h"
 
@@ -77,7 +87,7 @@ void http1_reset(struct http1 *h)
 	h->fed = 0;
 	h->status = 0;
 	h->reason = R_NONE;
-	h->in_body = h->in_trailers = h->line_start = false;
+	h->in_body = h->in_trailers = h->line_start = h->method_scan = false;
 	h->hstate = H1S_NONE;
 	http1_set_head(h, h->head);
 }
@@ -334,14 +344,103 @@ static bool h1_scan_lines(struct http1 *h, const char *end)
 	return true;
 }
 
+/* RFC 9110 §5.6.2 tchar. */
+static bool h1_tchar(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* The method token goes on in data[0, len) (see the top of this file):
+ * its bytes join the head's method; a SP after at least one ends it (501),
+ * any other byte that is not a tchar is a 400; at the end of the data it
+ * waits for more (H1_MORE, all consumed). */
+static enum h1_result http1_method_scan(struct http1 *h, const char *data, size_t len, size_t *consumed)
+{
+	struct lv_head *hd = h->head;
+	size_t i = 0;
+	if (!hd->method_len)
+		while (i < len && (data[i] == '\r' || data[i] == '\n'))
+			i++; /* the empty lines llhttp skips before a request line */
+	size_t start = i;
+	while (i < len && h1_tchar((unsigned char)data[i]))
+		i++;
+	if (i > start) {
+		if (!hd->method_len)
+			hd->method_off = hd->len;
+		if (h1_append(h, data + start, i - start)) {
+			h1_fail(h, 501, R_METHOD_UNKNOWN); /* longer than a head may be: still a token */
+			return H1_ERROR;
+		}
+		hd->method_len += (uint32_t)(i - start);
+	}
+	h->fed += i;
+	if (i == len) {
+		*consumed = len;
+		h->method_scan = true;
+		return H1_MORE;
+	}
+	*consumed = 0; /* the rest of the request line is never read */
+	if (data[i] == ' ' && hd->method_len)
+		h1_fail(h, 501, R_METHOD_UNKNOWN);
+	else
+		h1_fail(h, 400, R_BAD_REQUEST);
+	return H1_ERROR;
+}
+
+/* Whether llhttp's error <e> is about a request line's method: a token it
+ * does not know or a known one's prefix ("GETX"), or an RTSP method with
+ * HTTP/1.x (only the version follows it then, so its span is whole). */
+static bool h1_method_refused(const struct http1 *h, llhttp_errno_t e)
+{
+	if (h->p.type != HTTP_REQUEST || h->in_body || h->head->n)
+		return false;
+	if (e == HPE_INVALID_METHOD)
+		return !h->head->target_len;
+	return e == HPE_INVALID_CONSTANT && h->p.method >= HTTP_DESCRIBE && h->p.method <= HTTP_FLUSH;
+}
+
+/* llhttp refused the method (h1_method_refused): the token as far as it
+ * goes, read by levee, then 501 or 400 (see the top of this file). */
+static enum h1_result http1_method_refused(struct http1 *h, llhttp_errno_t e, const char *data, size_t len,
+                                           size_t *consumed)
+{
+	*consumed = 0;
+	if (e == HPE_INVALID_CONSTANT) {
+		h1_fail(h, 501, R_METHOD_UNKNOWN);
+		return H1_ERROR;
+	}
+	/* what this execute read up to where it stopped is all method bytes
+	 * (after empty lines); the part of a known method it gave cb_method
+	 * is taken back, so that it is read once, here */
+	struct lv_head *hd = h->head;
+	uint32_t given = hd->method_len - h->method_mark;
+	hd->method_len -= given;
+	hd->len -= given;
+	size_t upto = (size_t)(llhttp_get_error_pos(&h->p) - data), used;
+	enum h1_result rc = http1_method_scan(h, data, upto, &used);
+	if (rc != H1_MORE)
+		return rc;
+	rc = http1_method_scan(h, data + upto, len - upto, &used);
+	if (rc == H1_MORE)
+		*consumed = len;
+	return rc;
+}
+
 enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t *consumed)
 {
+	if (h->method_scan)
+		return http1_method_scan(h, data, len, consumed);
 	h->exec_start = data;
 	h->exec_base = h->fed;
 	/* a head is scanned whole, a body from its trailer section on */
 	h->scan_from = h->in_body && !h->in_trailers ? NULL : data;
+	if (!h->in_body && h->head)
+		h->method_mark = h->head->method_len;
 	llhttp_errno_t e = llhttp_execute(&h->p, data, len);
 	if (e != HPE_OK && e != HPE_PAUSED) {
+		if (h1_method_refused(h, e))
+			return http1_method_refused(h, e, data, len, consumed);
 		*consumed = 0;
 		h1_errno_status(h, e);
 		return H1_ERROR;

@@ -63,6 +63,8 @@ struct http1 {
 	bool in_body;
 	bool in_trailers;      /* (body mode) the trailer section has begun */
 	bool line_start;       /* the last line-scanned byte was a LF */
+	bool method_scan;      /* llhttp refused the method: levee reads the token itself (http1_feed) */
+	uint32_t method_mark;  /* head: the method's length before the current execute */
 	enum { H1S_NONE, H1S_FIELD, H1S_VALUE } hstate; /* which header span is open */
 	const char *exec_start; /* the buffer being executed */
 	const char *scan_from; /* where line scanning starts in it, NULL for none */

@@ -685,8 +685,12 @@ void request_client_gone(struct request *r)
 	for (unsigned i = 0; i < r->stage; i++)
 		if (stages[i]->client_gone && !stages[i]->client_gone(r))
 			return; /* its callback will come, on this worker; it ends then */
-	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc && !r->w->closing)
-		return; /* let the upstream finish what it was asked to do (on w->reqs until then) */
+	if (request_is_unsafe(r) && r->body_done && !r->resp_done && r->uc && !r->w->closing) {
+		/* let the upstream finish what it was asked to do (on w->reqs
+		 * until then), read again if the client's output had paused it */
+		request_resume_response(r);
+		return;
+	}
 	if (!r->resp_done) {
 		r->status = 499;
 		request_outcome(r, OUT_CLIENT_GONE);

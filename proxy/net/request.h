@@ -131,7 +131,8 @@ struct request_exchange_ops {
 	void (*keep)(struct request *r);
 	/* the client has request body bytes (or EOF) for the upstream */
 	void (*pump_body)(struct request *r);
-	/* the client drained its output: read the upstream again */
+	/* the client drained its output, or left an exchange that goes on
+	 * (an unsafe request): read the upstream again */
 	void (*resume_response)(struct request *r);
 };
 
@@ -215,6 +216,8 @@ struct request {
 	enum body_kind resp;
 	uint64_t resp_left;
 	bool resp_head;              /* the upstream's final response head was read */
+	bool interim_out;            /* an interim (1xx) response went to the client: no retry may follow */
+	bool interim_paused;         /* upstream reads wait for the client to take the interims written */
 	bool resp_started;           /* response head written to the client */
 	bool resp_hold;              /* the cache holds the response back until it is complete */
 	bool client_chunked;         /* we chunk the body for the client */

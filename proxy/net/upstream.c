@@ -306,12 +306,15 @@ static int upstream_attach(struct request *r)
 
 /* Whether the request may be sent again: a route with retries left, an
  * idempotent method and no body (nothing of it is kept to send twice),
- * its client still waiting, and nothing of an answer out yet. */
+ * its client still waiting, and nothing of an answer out yet, not even an
+ * interim one: what a client sees comes from one exchange, so a 103 it may
+ * act on is never followed by another attempt's answer. */
 static bool retry_possible(const struct request *r)
 {
 	return r->route && r->attempts < r->route->retries && r->body == BODY_NONE &&
 	       (r->method_bit & LV_M_IDEMPOTENT) &&
-	       !r->client_ended && (r->conn || r->background) && !r->resp_started && r->kept == KEPT_NO;
+	       !r->client_ended && (r->conn || r->background) && !r->resp_started && !r->interim_out &&
+	       r->kept == KEPT_NO;
 }
 
 /* Decides one more attempt: the wait before it, within the deadline and
@@ -650,6 +653,44 @@ static void response_end(struct request *r)
 	request_finish(r);
 }
 
+/*
+ * An interim response (RFC 9110 §15.2), in the response parser's head. A
+ * 100 is levee's own to send: it sent one itself when the client asked
+ * (Expect is not forwarded), so the origin's is dropped. Any other (102,
+ * 103...; a 101 was refused before) goes to the client as it comes, in
+ * order, rebuilt like a final head (hop-by-hop fields out), never stored
+ * nor shown to an observer, and only to a client that can read it: on
+ * HTTP/1.1 (never 1.0), still there and not answered yet. Returns false
+ * when the request ended (the client went away while it was written).
+ * Past BP_HIGH of unsent output the upstream is not read until the client
+ * takes it (upstream_resume_response), so a flood of interims is bounded.
+ */
+static bool response_interim(struct request *r, const struct lv_head *rh)
+{
+	struct conn *c = r->conn;
+	bool to_client = rh->status != 100 && c && !r->client_ended && r->head->minor == 1 && !r->resp_started;
+	struct resphead_args a = {0};
+	/* too large to rewrite: it was only a hint */
+	int n = to_client ? headers_build_response(rh, &a, r->client->output(c)) : -1;
+	http1_reset(&r->rp); /* <rh> is spent: the parser waits for the next head */
+	if (n < 0) {
+		stat_inc(r->w->stats->interim_dropped);
+		return true;
+	}
+	stat_inc(r->w->stats->interim_forwarded);
+	r->bytes_out += (uint64_t)n;
+	r->interim_out = true;
+	if (!r->client->flush(c)) {
+		request_client_gone(r);
+		return false;
+	}
+	if (evbuffer_get_length(r->client->output(c)) > BP_HIGH) {
+		bufferevent_disable(r->uc->bev, EV_READ);
+		r->interim_paused = true;
+	}
+	return true;
+}
+
 static bool response_head(struct request *r)
 {
 	struct upconn *uc = r->uc;
@@ -678,7 +719,8 @@ static bool response_head(struct request *r)
 			return false;
 		}
 		if (rh->status < 200) {
-			http1_reset(&r->rp); /* interim response: levee sent its own 100 */
+			if (!response_interim(r, rh) || r->interim_paused)
+				return false;
 			continue;
 		}
 		uint64_t wait;
@@ -785,8 +827,20 @@ static void up_process(struct request *r)
 
 static void upstream_resume_response(struct request *r)
 {
-	if (!r->uc || !r->resp_head)
+	if (!r->uc)
 		return;
+	if (!r->conn) {
+		/* the client left an exchange that goes on (request_client_gone,
+		 * which may run inside this exchange's own callbacks): what is
+		 * buffered, and what follows, is read from the loop */
+		r->interim_paused = false;
+		bufferevent_enable(r->uc->bev, EV_READ);
+		bufferevent_trigger(r->uc->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+		return;
+	}
+	if (!r->resp_head && !r->interim_paused)
+		return;
+	r->interim_paused = false;
 	bufferevent_enable(r->uc->bev, EV_READ);
 	up_process(r);
 }

@@ -4,7 +4,8 @@
  * rest is the stream. Requests that pass levee's checks are rebuilt for the
  * upstream and their chunked body is decoded, as the proxy would. The
  * invariants checked: no crash or sanitizer report, a cookie's value (the
- * tiers' cohort key) lies inside the head, a rebuilt head is
+ * tiers' cohort key) lies inside the head, a method refused with 501 is
+ * a token inside the head, a rebuilt head is
  * well-formed enough to parse again, and it never carries two framing
  * headers. */
 #include <event2/buffer.h>
@@ -45,6 +46,20 @@ static void check_rebuilt(struct evbuffer *out)
 	free(copy);
 }
 
+/* A method levee refused with 501 is a whole token (RFC 9110 §5.6.2),
+ * inside the head: what the access log names. */
+static void check_unknown_method(const struct lv_head *hd)
+{
+	if (!hd->method_len || hd->method_off + hd->method_len > hd->len)
+		abort();
+	for (uint32_t i = 0; i < hd->method_len; i++) {
+		unsigned char c = (unsigned char)hd->text[hd->method_off + i];
+		bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+		if (!alnum && !(c && strchr("!#$%&'*+-.^_`|~", c)))
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct h1_fixture f;
@@ -58,6 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		enum lv_reason reason;
 		size_t used;
 		int st = h1_parse_request(&f, in, len, step, &reason, &used);
+		if (st == 501 && reason == R_METHOD_UNKNOWN)
+			check_unknown_method(&f.head);
 		if (st != 0)
 			return 0;
 		/* a tier's cohort by cookie reads this: the value lies inside the head */

@@ -42,6 +42,16 @@ Behaviours by path (query parameters in brackets):
   /headers[?k=v...]     200 "ok" with the query pairs as response headers
   /count                200, body = number of requests seen so far
   /interim              103 Early Hints, then 200 "final"
+  /interim2/KIND/..[n,ms,gap_ms,size]  after ms, n 103s (the first with
+                        hop-by-hop fields; size: an X-Pad of that many bytes),
+                        then after gap_ms (if any 103 went) the final:
+                        KIND 102 a 102 first;
+                        drop: close instead; flip: a plain 200 first, then
+                        drop; retry: 503; chunked: chunked
+                        200; else 200 "final-N" (N: requests to this path)
+  /method/NNN/...[ms]   GET/HEAD 200 "vSEQ" (new each time); other methods
+                        status NNN (after ms), Location/Content-Location
+                        from X-Loc/X-CLoc
   /garbage[kind]        an unparseable or ambiguous response, then close
   /chunkext[n,piece]    chunked 200 whose first chunk-size line carries an
                         extension of n bytes, written `piece` bytes at a time
@@ -84,6 +94,7 @@ HEAD_LIMIT = 1 << 20
 EVENTS = []
 STATE = {"conn_seq": 0, "requests": 0}
 STORE = {}  # /store/<name>: a resource that exists once a PUT created it
+INTERIM_HITS = {}  # /interim2/...: requests seen per path
 FLAKY = {}  # /flaky/<name>: {"mode": "ok"|"503"|"drop", "version": n}, set by /__fail
 TARGETED = {}  # /targeted/<name>: how many requests it has had
 
@@ -588,6 +599,47 @@ async def handle_request(c, req, body):
         }[kind]
         await send(c, raw, target)
         c.close = True
+    elif path.startswith("/method/"):
+        # /method/NNN/...: GET and HEAD 200 with a body that changes on each
+        # request (a refetch shows); any other method NNN, with Location
+        # and Content-Location taken from the request's X-Loc and X-CLoc
+        if req["method"] in ("GET", "HEAD"):
+            await respond_simple(c, req, 200, b"v%d" % STATE["requests"])
+        else:
+            if "ms" in q:
+                await asyncio.sleep(int(q["ms"]) / 1000)
+            code = int(path.split("/")[2])
+            extra = [(n, hget_all(req["headers"], x)[0]) for n, x in
+                     (("Location", "x-loc"), ("Content-Location", "x-cloc")) if hget_all(req["headers"], x)]
+            await respond_simple(c, req, code, b"" if code in (204, 304) else b"done", extra)
+    elif path.startswith("/interim2/"):
+        # interim responses before the final one; the final body names the
+        # request count of this path (INTERIM_HITS), so a refetch shows
+        kind = path.split("/")[2]
+        hits = INTERIM_HITS[path] = INTERIM_HITS.get(path, 0) + 1
+        n = int(q.get("n", "1")) if kind != "flip" or hits > 1 else 0
+        link = "</%s.css>; rel=preload" % kind
+        if "ms" in q:
+            await asyncio.sleep(int(q["ms"]) / 1000)
+        if kind == "102":
+            await send(c, b"HTTP/1.1 102 Processing\r\n\r\n", target)
+        for i in range(n):
+            # hop-by-hop fields levee must strip, as from a final response
+            hop = [("Connection", "x-hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5")] if i == 0 else []
+            size = int(q.get("size", "0"))
+            extra = [("X-Pad", "p" * size)] if size else []
+            await send(c, build_head(103, [("Link", link), ("X-Seq", str(i))] + hop + extra), target)
+        if "gap_ms" in q and n:
+            await asyncio.sleep(int(q["gap_ms"]) / 1000)
+        if kind == "drop" or (kind == "flip" and hits > 1):
+            c.close = True
+        elif kind == "retry":
+            await respond_simple(c, req, 503, b"busy %d" % hits)
+        elif kind == "chunked":
+            await send(c, build_head(200, [("Transfer-Encoding", "chunked")]) + b"6\r\nfinal-\r\n"
+                       + b"%x\r\n%d\r\n0\r\n\r\n" % (len(str(hits)), hits), target)
+        else:
+            await respond_simple(c, req, 200, b"final-%d" % hits)
     else:
         await respond_simple(c, req, 404, b"no such path\n")
     log({"event": "done", "conn": peer.conn, "target": target, "bytes": c.sent})

@@ -206,12 +206,15 @@ def test_204_and_304_have_no_body(levee):
     assert r.header("ETag") == '"v1"'
 
 
-def test_upstream_interim_response_not_forwarded(levee):
+def test_upstream_interim_response_forwarded(levee):
+    """A 103 goes to an HTTP/1.1 client before the final response (RFC 9110
+    §15.2; test_interim.py has the rest)."""
     c = levee.conn()
     c.send(build_request("GET", "/interim"))
     r = c.read_response(return_interim=True)
-    assert r.status == 200, "levee forwarded an upstream %d interim response" % r.status
-    assert r.body == b"final"
+    assert r.status == 103 and r.header("Link") == "</a.css>; rel=preload", r
+    r = c.read_response()
+    assert r.status == 200 and r.body == b"final"
 
 
 # ---------------------------------------------------------------- 100-continue

@@ -90,6 +90,22 @@ static const struct h1_case cases[] = {
     {"two leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
     {"leading empty line", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
     {"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    /* a method llhttp does not know: a token is 501, anything else a 400 */
+    {"unknown method", "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"unknown method, one letter", "Z / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"known method and more", "GETX / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"longer known method and more", "PROPFINDX / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"prefix of a known method", "PU / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"symbols only", "!#$%&'*+-.^_`|~ / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"rtsp method with http", "DESCRIBE / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"unknown method after empty line", "\r\nBREW / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"unknown method with a body", "BREW / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 501, R_METHOD_UNKNOWN},
+    {"unknown method, tab", "BREW\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"unknown method, control byte", "BR\001W / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"unknown method, separator", "BR(W / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"unknown method, bare CR", "BREW\r\n", 400, R_BAD_REQUEST},
+    {"known prefix, separator", "GET( / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
 };
 
 /* `c->raw` whole (step 0), then at every split size, which moves a read
@@ -121,6 +137,32 @@ static void test_cases_whole_and_split(void **state)
 		fails += check_splits(f, &cases[i], HTTP_REQUEST, false);
 	free(f);
 	assert_int_equal(fails, 0);
+}
+
+/* The method llhttp refused is the head's method, whole, however it was
+ * split (the access log names it); a token as long as a head allows is
+ * still a 501. */
+static void test_unknown_method_recorded(void **state)
+{
+	struct h1_fixture *f = calloc(1, sizeof(*f));
+	static const char raw[] = "\r\nPROPFINDING /x HTTP/1.1\r\nHost: a\r\n\r\n";
+	for (size_t step = 0; step < sizeof(raw); step++) {
+		enum lv_reason reason;
+		size_t used;
+		assert_int_equal(h1_parse_request(f, raw, sizeof(raw) - 1, step, &reason, &used), 501);
+		assert_int_equal(reason, R_METHOD_UNKNOWN);
+		assert_int_equal(f->head.method_len, 11);
+		assert_memory_equal(f->head.text + f->head.method_off, "PROPFINDING", 11);
+	}
+	size_t big = f->head.cap + 10;
+	char *huge = malloc(big + 2);
+	memset(huge, 'A', big);
+	memcpy(huge + big, " /", 2);
+	enum lv_reason reason;
+	size_t used;
+	assert_int_equal(h1_parse_request(f, huge, big + 2, 1000, &reason, &used), 501);
+	free(huge);
+	free(f);
 }
 
 static void test_derived_fields(void **state)
@@ -450,6 +492,7 @@ int main(void)
 	    cmocka_unit_test(test_chunk_framing_and_trailer_bounds),
 	    cmocka_unit_test(test_authorities),
 	    cmocka_unit_test(test_derived_fields),
+	    cmocka_unit_test(test_unknown_method_recorded),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_tokens_and_hop_by_hop_helpers),
 	    cmocka_unit_test(test_response_heads),

@@ -392,6 +392,22 @@ static void test_method_bit(void **state)
 	/* Length, not NUL, ends the token. */
 	assert_int_equal(policy_method_bit("GETX", 3), LV_M_GET);
 	assert_int_equal(LV_M_ANY & LV_M_OTHER, LV_M_OTHER);
+	/* RFC 9110 §9.2.1: GET, HEAD, OPTIONS and TRACE are safe; every other
+	 * method is a write, one levee does not name (PROPFIND, M-SEARCH)
+	 * included; the safe ones and the unsafe ones are all methods */
+	static const struct {
+		const char *m;
+		bool unsafe;
+	} writes[] = {
+		{"GET", false},    {"HEAD", false},    {"OPTIONS", false}, {"TRACE", false},   {"POST", true},
+		{"PUT", true},     {"PATCH", true},    {"DELETE", true},   {"PROPFIND", true}, {"M-SEARCH", true},
+		{"PURGE", true},   {"MKCOL", true},    {"get", true},
+	};
+	for (size_t i = 0; i < N(writes); i++)
+		assert_int_equal((policy_method_bit(writes[i].m, strlen(writes[i].m)) & LV_M_UNSAFE) != 0,
+		                 writes[i].unsafe);
+	assert_int_equal(LV_M_SAFE | LV_M_UNSAFE, LV_M_ANY);
+	assert_int_equal(LV_M_SAFE & LV_M_UNSAFE, 0);
 }
 
 static void test_diag(void **state)
