@@ -28,10 +28,61 @@
 #include "net/request.h"
 #include "net/wbuf.h"
 #include "net/worker.h"
+#include "stats.h"
+
+/* ---- Cache-Status ------------------------------------------------------ *
+ *
+ * One sf-list member (RFC 8941), "levee" with parameters: `hit` or
+ * `fwd=<why>` first, then `stored` or `detail=<token>` as the code that
+ * decided set them (cache_status_set), then what this file adds from the
+ * block's fields: fwd-status and collapsed with fwd, ttl with a hit or a
+ * stored fill. Every detail is a token of levee's own tables; numbers are
+ * sf-integers (ttl clamped to 15 digits, as 8941 bounds them). */
 
 void cache_status_set(struct cache_req *cr, const char *params)
 {
-	snprintf(cr->status, sizeof(cr->status), "Cache-Status: levee; %s\r\n", params);
+	snprintf(cr->status, sizeof(cr->status), "%s", params);
+}
+
+/* The outcome <params> say: hit, or fwd's value. */
+static enum lv_cache_result status_result(const char *params)
+{
+	if (strncmp(params, "fwd=", 4) != 0)
+		return LV_CR_HIT;
+	const char *v = params + 4;
+	size_t n = strcspn(v, ";");
+	for (int i = 0; i < LV_CR__COUNT; i++)
+		if (strlen(lv_cache_result_names[i]) == n && strncmp(v, lv_cache_result_names[i], n) == 0)
+			return (enum lv_cache_result)i;
+	return LV_CR_MISS; /* not reached: every fwd levee writes is in the table */
+}
+
+const char *cache_status_line(struct cache_req *cr)
+{
+	if (cr->result)
+		return cr->line; /* what the client got stays what the log says */
+	const char *p = cr->status;
+	size_t first = strcspn(p, ";");
+	bool fwd = strncmp(p, "fwd=", 4) == 0;
+	char ttl[24] = "", fs[24] = "";
+	if (fwd && cr->fwd_status > 0)
+		snprintf(fs, sizeof(fs), "; fwd-status=%d", cr->fwd_status);
+	if (cr->has_ttl) {
+		int64_t t = cr->ttl > 999999999 ? 999999999 : cr->ttl < -999999999 ? -999999999 : cr->ttl;
+		snprintf(ttl, sizeof(ttl), "; ttl=%lld", (long long)t);
+	}
+	const char *co = !fwd || cr->collapsed == CS_NOT_COLLAPSED ? ""
+	                 : cr->collapsed == CS_COLLAPSED_REUSED  ? "; collapsed"
+	                                                         : "; collapsed=?0";
+	snprintf(cr->line, sizeof(cr->line), "Cache-Status: levee; %.*s%s%s%s%s\r\n", (int)first, p, fs, p + first, ttl,
+	         co);
+	return cr->line;
+}
+
+void cache_status_given(struct cache_req *cr)
+{
+	if (!cr->result && cr->status[0])
+		cr->result = (uint8_t)(1 + status_result(cr->status));
 }
 
 /* ---- lookup ------------------------------------------------------------ */
@@ -154,7 +205,14 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	WB_LIT(&w, "\r\nVia: 1.1 levee\r\nX-Request-Id: ");
 	wb_str(&w, r->id);
 	WB_LIT(&w, "\r\n");
-	wb_str(&w, cr->status);
+	/* what is left of the copy's own lifetime: negative when it is served
+	 * stale (a tier's stretched lifetime is not the origin's) */
+	cr->has_ttl = true;
+	cr->ttl = v->lifetime - age;
+	if (cr->collapsed == CS_COLLAPSED_REUSED && !cr->fwd_status)
+		cr->fwd_status = (int16_t)v->status; /* the fill's answer, which this one reuses */
+	wb_str(&w, cache_status_line(cr));
+	cache_status_given(cr);
 	if (cr->mark)
 		wb_str(&w, cr->mark);
 	if (!not_modified && (v->status >= 200 && v->status != 204)) {
@@ -248,7 +306,6 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 	int64_t now = (int64_t)(now_unix_ms() / 1000);
 	enum fresh_state fs = fresh_state(stored_of(v, &st), &req_cc, now);
 	if (fs == FRESH_OK) {
-		CSTAT(cr->cache, hits);
 		cache_status_set(cr, how);
 		cache_serve(cr, e, v, now);
 		return LK_HIT;
@@ -264,7 +321,6 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 			fresh_stretch(&st, r->tier_ttl_factor);
 			fs = fresh_state(&st, &req_cc, now);
 			if (fs == FRESH_OK) {
-				CSTAT(cr->cache, hits);
 				CSTAT(cr->cache, tier_stretched);
 				cache_status_set(cr, "hit; detail=tier-ttl");
 				cache_serve(cr, e, v, now);
@@ -275,7 +331,6 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 		 * stale whatever else its origin said; serve-stale only drops
 		 * the refresh */
 		if ((cr->tm & LV_CM_SERVE_STALE) && (fs == FRESH_STALE_SWR || cache_tier_stale_ok(v))) {
-			CSTAT(cr->cache, hits);
 			CSTAT(cr->cache, tier_stale);
 			cache_status_set(cr, "hit; detail=tier-stale");
 			cache_serve(cr, e, v, now);
@@ -284,14 +339,12 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 	}
 	if (fs == FRESH_STALE_SWR && r->conn && cr->tier_no_store) {
 		/* its refresh could not be stored: the stale answer alone */
-		CSTAT(cr->cache, hits);
 		CSTAT(cr->cache, stale_hits);
 		cache_status_set(cr, "hit; detail=stale");
 		cache_serve(cr, e, v, now);
 		return LK_HIT;
 	}
 	if (fs == FRESH_STALE_SWR && r->conn) {
-		CSTAT(cr->cache, hits);
 		CSTAT(cr->cache, stale_hits);
 		cache_status_set(cr, "hit; detail=stale");
 		if (!cache_write(cr, e, v, now))
@@ -380,7 +433,6 @@ bool cache_tier_stale(struct cache_req *cr)
 	unsigned nt = record_tag_list(&v, tagp, tagl, RECORD_MAX_TAGS);
 	if (purged_since(&cr->cache->purges, cr->stale_epoch, cr->key, cr->key_len, tagp, tagl, nt))
 		return false;
-	CSTAT(cr->cache, hits);
 	CSTAT(cr->cache, tier_stale);
 	stale_answer(cr, &v, "hit; detail=tier-stale");
 	return true;

@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from harness import HttpConn, metric_sum, once, wait_until
+from harness import cache_status_core, HttpConn, metric_sum, once, wait_until
 from redis_server import REDIS
 
 
@@ -17,7 +17,7 @@ def get(lv, target, method="GET"):
 
 
 def hit(lv, target):
-    return get(lv, target).header("Cache-Status") == "levee; hit"
+    return cache_status_core(get(lv, target).header("Cache-Status")) == "levee; hit"
 
 
 def purge(lv, q):

@@ -1,0 +1,296 @@
+"""Cache-Status (RFC 9211) and the cache's counters tell the same story.
+
+Every outcome levee can put in Cache-Status (hit, or fwd=miss, stale,
+request, bypass) is driven here, and each answer moves
+levee_cache_lookups_total{route, result} by exactly one, on its own route,
+and nothing else among those series. Each value is checked whole, with its
+RFC 9211 parameters (fwd-status, ttl, stored, collapsed, detail), parsed as
+an RFC 8941 list, and found again, as sent, in the access log's default
+fields. L1 alone, then with Redis (an L2 hit, another replica's lease
+waited on, Redis down); a reload that renames a route moves its series.
+"""
+import copy
+import json
+import os
+import re
+import signal
+import urllib.parse
+
+import pytest
+
+from harness import WAIT_SCALE, free_port, hget_all, once, together, wait_until
+from redis_server import REDIS
+
+WAIT = 5 * WAIT_SCALE
+
+# ---- RFC 8941: the list levee writes --------------------------------------
+
+_KEY = r"[a-z*][a-z0-9_\-.*]*"
+_TOKEN = r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*"
+_BARE = r"(?:-?[0-9]{1,15}|\?[01]|" + _TOKEN + r'|"(?:[^"\\]|\\["\\])*")'
+_PARAM = r";\s*(" + _KEY + r")(?:=(" + _BARE + r"))?"
+_MEMBER = re.compile(r"(" + _TOKEN + r")((?:" + _PARAM + r")*)")
+
+
+def sf_member(value):
+    """One list member: (item, {param: value}); fails unless `value` is a
+    valid sf-list of one token item with parameters (RFC 8941 §3.1, §4.2)."""
+    m = _MEMBER.fullmatch(value)
+    assert m, "not an RFC 8941 list member: %r" % value
+    params = {}
+    for k, v in re.findall(_PARAM, m.group(2)):
+        assert k not in params, "parameter %s twice in %r" % (k, value)
+        params[k] = True if v in ("", "?1") else False if v == "?0" else int(v) if re.fullmatch(r"-?\d+", v) else v
+    return m.group(1), params
+
+
+# ---- the counters -------------------------------------------------------------
+
+def lookups(lv):
+    return {(l["route"], l["result"]): v for n, l, v in lv.metrics() if n == "levee_cache_lookups_total"}
+
+
+def delta(before, after):
+    keys = set(before) | set(after)
+    return {k: after.get(k, 0) - before.get(k, 0) for k in keys if after.get(k, 0) != before.get(k, 0)}
+
+
+def expect_counted(lv, before, want):
+    """levee_cache_lookups_total moved by `want` ({(route, result): n}) and
+    by nothing else; a request is counted as it ends, just after its answer."""
+    got = {}
+
+    def moved():
+        got.clear()
+        got.update(delta(before, lookups(lv)))
+        return got == want
+    try:
+        wait_until(moved, WAIT, msg="counters to move by %r" % want)
+    except AssertionError:
+        raise AssertionError("counters moved by %r, wanted %r" % (got, want))
+
+
+def cs(r):
+    v = r.header("Cache-Status")
+    assert v is not None, r.headers
+    assert len(hget_all(r.headers, "Cache-Status")) == 1, r.headers
+    item, params = sf_member(v)
+    assert item == "levee", v
+    return v, params
+
+
+def q(**kw):
+    return "?" + urllib.parse.urlencode(kw)
+
+
+# ---- one levee, L1 alone --------------------------------------------------------
+
+ROUTES = {
+    'route "a"': {"prefix": "/cstat/a/", "cache_ttl": "origin"},
+    'route "b"': {"prefix": "/cstat/b/", "cache_ttl": "60s"},
+}
+
+
+@pytest.fixture
+def lv(levee_factory, tmp_path):
+    d = tmp_path / "logs"
+    d.mkdir()
+    sections = copy.deepcopy(ROUTES)
+    sections["levee"] = {"access_log": str(d / "access.log"), "workers": "2"}
+    lv = levee_factory(sections)
+    lv.log_path = str(d / "access.log")
+    return lv
+
+
+def log_line(lv, target, n):
+    """The n-th (from 1) JSON access log line for `target`."""
+    def find():
+        if not os.path.exists(lv.log_path):
+            return None
+        with open(lv.log_path) as f:
+            rs = [json.loads(ln) for ln in f.read().split("\n")[:-1] if ln]
+        rs = [r for r in rs if r.get("target") == target]
+        return rs[n - 1] if len(rs) >= n else None
+    return wait_until(find, WAIT, msg="access log line %d for %s" % (n, target))
+
+
+class Probe:
+    """Sends one request at a time and checks its answer and its count."""
+
+    def __init__(self, lv):
+        self.lv = lv
+        self.seen = {}
+
+    def __call__(self, method, target, result, route, pattern, headers=(), body=None):
+        before = lookups(self.lv)
+        r = once(self.lv.port, method, target, headers=headers, body=body)
+        v, params = cs(r)
+        assert re.fullmatch(pattern, v), (v, pattern)
+        expect_counted(self.lv, before, {(route, result): 1} if result else {})
+        # the access log's default fields carry the value as sent
+        self.seen[target] = self.seen.get(target, 0) + 1
+        line = log_line(self.lv, target, self.seen[target])
+        assert line["cache_status"] == v[len("levee; "):], (line, v)
+        assert line["route"] == route, line
+        return r, params
+
+
+def test_every_outcome_counted_once_on_its_route(lv):
+    p = Probe(lv)
+    fresh = "/cstat/a/fresh" + q(cc="max-age=60")
+    # a miss, stored: the upstream's status, and the stored copy's freshness
+    _, pm = p("GET", fresh, "miss", "a", r"levee; fwd=miss; fwd-status=200; stored; ttl=(59|60)")
+    assert pm == {"fwd": "miss", "fwd-status": 200, "stored": True, "ttl": pm["ttl"]}
+    # a hit: what is left of its freshness
+    p("GET", fresh, "hit", "a", r"levee; hit; ttl=(5[89]|60)")
+    # a HEAD and a conditional GET are hits too (a 304 from the cache)
+    p("HEAD", fresh, "hit", "a", r"levee; hit; ttl=(5[89]|60)")
+    # the request's own directives refuse a copy that is fresh: fwd=request
+    p("GET", fresh, "request", "a", r"levee; fwd=request; fwd-status=200; stored; ttl=(59|60)",
+      headers=[("Cache-Control", "no-cache")])
+    # not stored: the reason, and no ttl (nothing stored to be fresh)
+    p("GET", "/cstat/a/nostore" + q(cc="no-store"), "miss", "a",
+      r"levee; fwd=miss; fwd-status=200; detail=no-store")
+    p("GET", "/cstat/a/err" + q(status="500", cc="max-age=60"), "miss", "a",
+      r"levee; fwd=miss; fwd-status=500; detail=status")
+    # a copy already stale when stored (Age past max-age): a negative ttl,
+    # then stale-while-revalidate answers it at once, still negative
+    swr = "/cstat/a/swr" + q(cc="max-age=1, stale-while-revalidate=60", age="5")
+    p("GET", swr, "miss", "a", r"levee; fwd=miss; fwd-status=200; stored; ttl=-4")
+    p("GET", swr, "hit", "a", r"levee; hit; detail=stale; ttl=-[45]")
+    # a stale copy with a validator: revalidated by a 304, fwd=stale
+    rv = "/cstat/a/rv" + q(cc="max-age=1", age="5", etag="e1")
+    p("GET", rv, "miss", "a", r"levee; fwd=miss; fwd-status=200; stored; ttl=-4")
+    p("GET", rv, "stale", "a", r"levee; fwd=stale; fwd-status=304; stored; ttl=-4")
+    assert log_line(lv, rv, 2)["cache"] == "revalidated"
+    # bypasses: a cookie, a write (which purges the target too)
+    p("GET", fresh, "bypass", "a", r"levee; fwd=bypass; fwd-status=200", headers=[("Cookie", "s=1")])
+    p("PUT", fresh, "bypass", "a", r"levee; fwd=bypass; fwd-status=200", body=b"x")
+    p("DELETE", "/cstat/a/gone" + q(status="404"), "bypass", "a", r"levee; fwd=bypass; fwd-status=404")
+    p("GET", fresh, "miss", "a", r"levee; fwd=miss; fwd-status=200; stored; ttl=(59|60)")
+    # another route counts on its own series
+    p("GET", "/cstat/b/x", "miss", "b", r"levee; fwd=miss; fwd-status=200; stored; ttl=60")
+    p("GET", "/cstat/b/x", "hit", "b", r"levee; hit; ttl=(59|60)")
+    # a request matching no route has no Cache-Status and no series
+    before = lookups(lv)
+    r = once(lv.port, "GET", "/echo/none")
+    assert r.status == 200 and r.header("Cache-Status") is None
+    assert log_line(lv, "/echo/none", 1).get("cache_status") is None
+    expect_counted(lv, before, {})
+    assert not any(route == "default" for route, _ in lookups(lv))
+    # every route that counted shows every result, zeros included
+    m = lookups(lv)
+    for route in ("a", "b"):
+        assert {res for rt, res in m if rt == route} == {"hit", "miss", "stale", "request", "bypass"}, m
+    # /status says the same as the series
+    st = lv.status()["cache"]
+    assert st["hits"] == sum(v for (_, res), v in m.items() if res == "hit"), (st, m)
+    assert st["bypasses"] == sum(v for (_, res), v in m.items() if res == "bypass"), (st, m)
+    assert st["misses"] == sum(v for (_, res), v in m.items() if res in ("miss", "stale", "request")), (st, m)
+
+
+def statuses(ports, target, n):
+    """The Cache-Status values of n GETs of `target` sent at once."""
+    return [cs(r)[0] for r in together(ports, target, n)]
+
+
+def test_collapsed_waiters_say_so_and_count_once(lv):
+    n = 4
+    target = "/cstat/b/slow" + q(ms="600")
+    before = lookups(lv)
+    values = statuses([lv.port], target, n)
+    filled = [v for v in values if re.search(r"; stored; ttl=(59|60)$", v)]
+    assert len(filled) == 1, values
+    collapsed = [v for v in values if v.endswith("; collapsed")]
+    assert collapsed, values
+    for v in values:
+        # the fill's delay is in its age: ttl 59 or 60
+        assert re.fullmatch(r"levee; (fwd=miss; fwd-status=200; stored; ttl=(59|60)"
+                            r"|fwd=miss; fwd-status=200; ttl=(59|60); collapsed|hit; ttl=(59|60))", v), values
+    misses = sum(1 for v in values if v.startswith("levee; fwd=miss"))
+    want = {("b", "miss"): misses}
+    if n - misses:
+        want[("b", "hit")] = n - misses
+    expect_counted(lv, before, want)
+
+
+def test_waiters_of_a_fill_that_stored_nothing_say_collapsed_false(lv):
+    n = 3
+    before = lookups(lv)
+    values = statuses([lv.port], "/cstat/b/ns" + q(ms="600", cc="no-store"), n)
+    went = [v for v in values if v.endswith("; collapsed=?0")]
+    assert went, values
+    for v in values:
+        assert re.fullmatch(r"levee; fwd=miss; fwd-status=200; detail=no-store(; collapsed=\?0)?", v), values
+    expect_counted(lv, before, {("b", "miss"): n})
+
+
+def test_a_reload_that_renames_a_route_moves_its_series(lv):
+    assert cs(once(lv.port, "GET", "/cstat/b/r"))[0].startswith("levee; fwd=miss")
+    wait_until(lambda: lookups(lv).get(("b", "miss")) == 1, WAIT, msg="route b's miss")
+    s = copy.deepcopy(lv.sections)
+    s['route "b2"'] = s.pop('route "b"')
+    ok0 = lv.metric("levee_policy_reloads_total", result="ok") or 0
+    lv.write_policy(sections=s, atomic=True)
+    lv.signal(signal.SIGHUP)
+    wait_until(lambda: (lv.metric("levee_policy_reloads_total", result="ok") or 0) > ok0, WAIT, msg="the reload")
+    # gone from /metrics with the route; the new name counts from its first answer
+    assert not any(rt == "b" for rt, _ in lookups(lv)), lookups(lv)
+    assert cs(once(lv.port, "GET", "/cstat/b/r"))[0].startswith("levee; hit")
+    wait_until(lambda: lookups(lv).get(("b2", "hit")) == 1, WAIT, msg="route b2's hit")
+    # back to the old name: its counts were kept by name, not lost
+    lv.write_policy(sections=lv.sections, atomic=True)
+    lv.signal(signal.SIGHUP)
+    wait_until(lambda: ("b", "miss") in lookups(lv), WAIT, msg="route b back")
+    assert lookups(lv)[("b", "miss")] == 1 and ("b2", "hit") not in lookups(lv)
+
+
+# ---- with Redis -------------------------------------------------------------------
+
+needs_redis = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
+
+
+def replicas(levee_factory, address, n=2, **redis):
+    pol = {"redis": dict({"address": address, "lease_wait": "3s"}, **redis),
+           'route "c"': {"prefix": "/cstat/", "cache_ttl": "60s"}}
+    return [levee_factory(copy.deepcopy(pol)) for _ in range(n)]
+
+
+@needs_redis
+def test_l2_hit_and_lease_wait(levee_factory, redis):
+    a, b = replicas(levee_factory, "127.0.0.1:%d" % redis.port)
+    for lv in (a, b):
+        lv.wait_redis_ready()
+    before_a, before_b = lookups(a), lookups(b)
+    r = once(a.port, "GET", "/cstat/l2")
+    assert re.fullmatch(r"levee; fwd=miss; fwd-status=200; stored; ttl=60", cs(r)[0]), cs(r)
+    expect_counted(a, before_a, {("c", "miss"): 1})
+    r = once(b.port, "GET", "/cstat/l2")
+    assert re.fullmatch(r"levee; hit; detail=l2; ttl=(59|60)", cs(r)[0]), cs(r)
+    expect_counted(b, before_b, {("c", "hit"): 1})
+
+    # the two replicas at once on a slow key: one fills under the lease,
+    # the other waits for it and says it was collapsed
+    target = "/cstat/lease" + q(ms="700")
+    before_a, before_b = lookups(a), lookups(b)
+    values = sorted(statuses([a.port, b.port], target, 2), key=lambda v: "collapsed" in v)
+    assert re.fullmatch(r"levee; fwd=miss; fwd-status=200; stored; ttl=(59|60)", values[0]), values
+    assert re.fullmatch(r"levee; fwd=miss; fwd-status=200; detail=l2; ttl=(59|60); collapsed", values[1]), values
+    expect_counted(a, before_a, {("c", "miss"): 1})
+    expect_counted(b, before_b, {("c", "miss"): 1})
+
+
+@needs_redis
+def test_redis_down_is_a_counted_bypass(levee_factory):
+    (lv,) = replicas(levee_factory, "127.0.0.1:%d" % free_port(), n=1, timeout="50ms")
+    seen = {}
+
+    def bypassed():
+        before = lookups(lv)
+        r = once(lv.port, "GET", "/cstat/down")
+        v = cs(r)[0]
+        seen["v"] = v
+        return (v, before) if v.startswith("levee; fwd=bypass") else None
+    v, before = wait_until(bypassed, WAIT, interval=0.05, msg="a bypass while Redis is down")
+    assert re.fullmatch(r"levee; fwd=bypass; fwd-status=200; detail=redis-(down|error)", v), v
+    expect_counted(lv, before, {("c", "bypass"): 1})
