@@ -49,7 +49,7 @@ struct cache_req {
 	 * `line` the head's whole line with fwd-status, ttl and collapsed
 	 * (cache_status_line) */
 	char status[96];
-	char line[176];               /* 21 + 95 + 16 + 17 + 14 + 2 at most */
+	char line[176];              /* what it adds is bounded: serve.c checks the size */
 	uint8_t collapsed;           /* enum cache_collapsed: whether it waited on another's fill, and how that went */
 	uint8_t result;              /* 1 + enum lv_cache_result of the Cache-Status the client got; 0 until then */
 	bool has_ttl;                /* `ttl` is the answer's remaining freshness (a hit, a stored fill) */

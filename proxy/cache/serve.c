@@ -41,7 +41,12 @@
 
 void cache_status_set(struct cache_req *cr, const char *params)
 {
-	snprintf(cr->status, sizeof(cr->status), "%s", params);
+	/* on every answer of a caching route: no printf */
+	size_t n = strlen(params); /* levee's own words, bounded: cut, never overrun */
+	if (n > sizeof(cr->status) - 1)
+		n = sizeof(cr->status) - 1;
+	memcpy(cr->status, params, n);
+	cr->status[n] = '\0';
 }
 
 /* The outcome <params> say: hit, or fwd's value. */
@@ -57,25 +62,60 @@ static enum lv_cache_result status_result(const char *params)
 	return LV_CR_MISS; /* not reached: every fwd levee writes is in the table */
 }
 
+/* Appends <n> bytes of <s> at <o>. */
+static char *status_put(char *o, const char *s, size_t n)
+{
+	memcpy(o, s, n);
+	return o + n;
+}
+
+/* Appends "; <name>=<v>", an sf-integer clamped to 9 digits. */
+static char *status_int(char *o, const char *name, size_t nlen, int64_t v)
+{
+	o = status_put(o, "; ", 2);
+	o = status_put(o, name, nlen);
+	*o++ = '=';
+	if (v < 0) {
+		*o++ = '-';
+		v = -v;
+	}
+	if (v > 999999999)
+		v = 999999999;
+	char d[10];
+	int k = 0;
+	do
+		d[k++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (k)
+		*o++ = d[--k];
+	return o;
+}
+
+#define STATUS_LIT(o, s) status_put((o), (s), sizeof(s) - 1)
+
 const char *cache_status_line(struct cache_req *cr)
 {
 	if (cr->result)
 		return cr->line; /* what the client got stays what the log says */
+	/* at most 21 + 95 + 18 (fwd-status) + 16 (ttl) + 14 (collapsed) + 3 bytes */
+	_Static_assert(sizeof(((struct cache_req *)0)->line) >= 21 + sizeof(((struct cache_req *)0)->status) + 18 + 16 + 14 + 3,
+	               "Cache-Status line");
 	const char *p = cr->status;
-	size_t first = strcspn(p, ";");
+	size_t len = strlen(p), first = strcspn(p, ";");
 	bool fwd = strncmp(p, "fwd=", 4) == 0;
-	char ttl[24] = "", fs[24] = "";
+	char *o = STATUS_LIT(cr->line, "Cache-Status: levee; ");
+	o = status_put(o, p, first);
 	if (fwd && cr->fwd_status > 0)
-		snprintf(fs, sizeof(fs), "; fwd-status=%d", cr->fwd_status);
-	if (cr->has_ttl) {
-		int64_t t = cr->ttl > 999999999 ? 999999999 : cr->ttl < -999999999 ? -999999999 : cr->ttl;
-		snprintf(ttl, sizeof(ttl), "; ttl=%lld", (long long)t);
-	}
-	const char *co = !fwd || cr->collapsed == CS_NOT_COLLAPSED ? ""
-	                 : cr->collapsed == CS_COLLAPSED_REUSED  ? "; collapsed"
-	                                                         : "; collapsed=?0";
-	snprintf(cr->line, sizeof(cr->line), "Cache-Status: levee; %.*s%s%s%s%s\r\n", (int)first, p, fs, p + first, ttl,
-	         co);
+		o = status_int(o, "fwd-status", 10, cr->fwd_status);
+	o = status_put(o, p + first, len - first);
+	if (cr->has_ttl)
+		o = status_int(o, "ttl", 3, cr->ttl);
+	if (fwd && cr->collapsed == CS_COLLAPSED_REUSED)
+		o = STATUS_LIT(o, "; collapsed");
+	else if (fwd && cr->collapsed == CS_COLLAPSED_WENT)
+		o = STATUS_LIT(o, "; collapsed=?0");
+	o = STATUS_LIT(o, "\r\n");
+	*o = '\0';
 	return cr->line;
 }
 
