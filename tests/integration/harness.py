@@ -461,9 +461,10 @@ class HttpConn:
                 pass
 
 
-def together(ports, target, n, timeout=20.0):
+def together(ports, target, n, timeout=20.0, headers=()):
     """n GETs of `target` released at once by one barrier, the i-th on its
-    own connection to ports[i % len(ports)]: their Responses, in order."""
+    own connection to ports[i % len(ports)], with `headers` (or headers(i)
+    when it is a function): their Responses, in order."""
     barrier = threading.Barrier(n)
     out = [None] * n
 
@@ -471,7 +472,7 @@ def together(ports, target, n, timeout=20.0):
         c = HttpConn(ports[i % len(ports)], timeout=timeout)
         try:
             barrier.wait()
-            out[i] = c.request("GET", target)
+            out[i] = c.request("GET", target, headers=headers(i) if callable(headers) else headers)
         finally:
             c.close()
     ts = [threading.Thread(target=worker, args=(i,)) for i in range(n)]

@@ -18,7 +18,7 @@ import urllib.parse
 
 import pytest
 
-from harness import WAIT_SCALE, free_port, hget_all, once, together, wait_until
+from harness import WAIT_SCALE, HttpConn, free_port, hget_all, once, run_levee, together, wait_until
 from redis_server import REDIS
 
 WAIT = 5 * WAIT_SCALE
@@ -189,9 +189,9 @@ def test_every_outcome_counted_once_on_its_route(lv):
     assert st["misses"] == sum(v for (_, res), v in m.items() if res in ("miss", "stale", "request")), (st, m)
 
 
-def statuses(ports, target, n):
+def statuses(ports, target, n, headers=()):
     """The Cache-Status values of n GETs of `target` sent at once."""
-    return [cs(r)[0] for r in together(ports, target, n)]
+    return [cs(r)[0] for r in together(ports, target, n, headers=headers)]
 
 
 def test_collapsed_waiters_say_so_and_count_once(lv):
@@ -294,3 +294,76 @@ def test_redis_down_is_a_counted_bypass(levee_factory):
     v, before = wait_until(bypassed, WAIT, interval=0.05, msg="a bypass while Redis is down")
     assert re.fullmatch(r"levee; fwd=bypass; fwd-status=200; detail=redis-(down|error)", v), v
     expect_counted(lv, before, {("c", "bypass"): 1})
+
+
+# ---- host aliases: one entry and one lease for every name of the service ------------
+
+ALIASES = ("svc", "svc.ns.svc.cluster.local", "10.0.0.5:8080")
+
+
+def host_get(lv, target, host, port=None):
+    return once(port or lv.port, "GET", target, headers=[("Host", host)])
+
+
+def requests_seen(origin, target):
+    return sum(1 for e in origin.requests(origin.start_mark) if e["target"] == target and e["method"] == "GET")
+
+
+def test_key_host_shares_one_entry_across_names_and_purges_ignore_it(levee_factory, origin):
+    lv = levee_factory({
+        "cache": {"key_host": "none"},
+        'route "none"': {"prefix": "/cstat/n/", "cache_ttl": "60s"},
+        'route "canon"': {"prefix": "/cstat/h/", "cache_ttl": "60s", "cache_key_host": "svc"},
+        'route "own"': {"prefix": "/cstat/r/", "cache_ttl": "60s", "cache_key_host": "request"},
+    })
+    for prefix in ("/cstat/n/", "/cstat/h/"):
+        t = prefix + "1"
+        got = [cs(host_get(lv, t, h))[0] for h in ALIASES]
+        assert got[0].startswith("levee; fwd=miss") and all(v.startswith("levee; hit") for v in got[1:]), got
+        assert requests_seen(origin, t) == 1
+        # a write through another name purges the one entry, and so does an
+        # admin purge of the URL: neither looks at the host
+        st = once(lv.port, "PUT", t, headers=[("Host", ALIASES[2])], body=b"x").status
+        assert st == 200
+        assert cs(host_get(lv, t, ALIASES[1]))[0].startswith("levee; fwd=miss")
+        assert cs(host_get(lv, t, ALIASES[0]))[0].startswith("levee; hit")
+        c = HttpConn(lv.admin_port)
+        try:
+            assert c.request("POST", "/purge?url=" + t).status == 200
+        finally:
+            c.close()
+        assert cs(host_get(lv, t, ALIASES[2]))[0].startswith("levee; fwd=miss")
+    # `request` keeps one entry per name, as without the key
+    t = "/cstat/r/1"
+    got = [cs(host_get(lv, t, h))[0] for h in ALIASES]
+    assert all(v.startswith("levee; fwd=miss") for v in got), got
+    assert cs(host_get(lv, t, "SVC:80"))[0].startswith("levee; hit")  # svc, as RFC 9110 compares it
+
+
+@needs_redis
+def test_key_host_shares_one_lease_across_replicas_and_names(levee_factory, origin, redis):
+    pol = {"redis": {"address": "127.0.0.1:%d" % redis.port, "lease_wait": "3s"}, "cache": {"key_host": "svc"},
+           'route "c"': {"prefix": "/cstat/", "cache_ttl": "60s"}}
+    a, b = levee_factory(copy.deepcopy(pol)), levee_factory(copy.deepcopy(pol))
+    for lv in (a, b):
+        lv.wait_redis_ready()
+    t = "/cstat/lease-host" + q(ms="600")
+    values = sorted(statuses([a.port, b.port], t, 2, headers=lambda i: [("Host", ALIASES[1 + i])]),
+                    key=lambda v: "collapsed" in v)
+    assert values[0].startswith("levee; fwd=miss") and "stored" in values[0], values
+    assert values[1].endswith("; collapsed"), values
+    assert requests_seen(origin, t) == 1
+    # a third name on a replica that has it in neither tier of its own: Redis has it
+    assert cs(host_get(b, t, ALIASES[0]))[0].startswith("levee; hit")
+
+
+def test_explain_says_where_the_keys_host_comes_from(tmp_path):
+    f = tmp_path / "p.ini"
+    f.write_text('[cache]\nkey_host = none\n[route "v"]\nprefix = /v/\ncache_ttl = 60s\ncache_key_host = Svc\n'
+                 '[route "u"]\nprefix = /\ncache_ttl = 60s\n')
+    for target, host, key, kh in (("/v/x", "svc.ns.svc.cluster.local", "demo\x1f/v/x\x1fsvc", "Svc"),
+                                  ("/a", "10.0.0.5:8080", "demo\x1f/a\x1f", "none")):
+        rc, out = run_levee(["explain", "--json", str(f), "GET", target, "Host: " + host])
+        assert rc == 0, out
+        c = json.loads(out[:out.rindex("}") + 1])["cache"]
+        assert (c["key"], c["key_host"]) == (key, kh), c
