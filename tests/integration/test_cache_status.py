@@ -367,3 +367,45 @@ def test_explain_says_where_the_keys_host_comes_from(tmp_path):
         assert rc == 0, out
         c = json.loads(out[:out.rindex("}") + 1])["cache"]
         assert (c["key"], c["key_host"]) == (key, kh), c
+
+
+# ---- GET /cache/entry: the key, the variant and the stored entry of one URL ----------
+
+def entry(lv, **params):
+    st, _, body = lv.admin_get("/cache/entry?" + urllib.parse.urlencode(params))
+    return st, (json.loads(body) if st == 200 else body.decode())
+
+
+def test_admin_cache_entry_shows_key_variant_and_metadata(levee_factory):
+    lv = levee_factory({'route "o"': {"prefix": "/cstat/o/", "cache_ttl": "origin", "cache_key_host": "svc"},
+                        'route "plain"': {"prefix": "/echo/"}})
+    t = "/cstat/o/e" + q(cc="max-age=60, stale-while-revalidate=5", etag="v1")
+    st, e = entry(lv, url=t)
+    assert st == 200 and e["route"] == "o" and e["caches"] is True and e["stored"] is False, e
+    assert e["key"] == "demo\x1f" + t + "\x1fsvc" and e["key_host"] == "svc", e
+    v0 = cs(host_get(lv, t, "svc.ns.svc.cluster.local"))[0]
+    assert v0.startswith("levee; fwd=miss") and "stored" in v0, v0
+    st, e = entry(lv, url=t, host="10.0.0.5:8080")
+    assert st == 200 and e["stored"] is True, e
+    m = e["entry"]
+    assert (m["status"], m["lifetime"], m["stale_while_revalidate"], m["etag"]) == (200, 60, 5, '"v1"'), m
+    assert 59 <= m["ttl"] <= 60 and m["age"] in (0, 1) and m["body_bytes"] == len("cstat /cstat/o/e"), m
+    assert m["negative"] is False and m["must_revalidate"] is False, m
+    assert isinstance(m["tags"], list), m
+    # a Vary'd response: the variant this request selects, and its own entry
+    vt = "/cstat/o/v" + q(cc="max-age=60", vary="Accept-Language")
+    assert once(lv.port, "GET", vt, headers=[("Accept-Language", "fr")]).status == 200
+    st, e = entry(lv, url=vt, header="Accept-Language: fr")
+    assert st == 200 and e["vary"] == "accept-language" and e["stored"] is True, e
+    assert e["variant_key"].startswith(e["key"] + "\x1e"), e
+    st, e = entry(lv, url=vt, header="Accept-Language: de")
+    assert st == 200 and e["stored"] is False and e["variant_key"] != e["key"], e
+    # no caching route; a URL levee would refuse; no url at all
+    st, e = entry(lv, url="/echo/x")
+    assert st == 200 and e == {"route": "plain", "caches": False}, e
+    st, e = entry(lv, url="/elsewhere")
+    assert st == 200 and e == {"route": None, "caches": False}, e
+    st, body = entry(lv, url="/cstat/o/x", header="Bad Header")
+    assert st == 400 and body, body
+    st, body = entry(lv, host="svc")
+    assert st == 400 and "url=" in body, body
