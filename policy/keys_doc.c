@@ -102,7 +102,7 @@ static void keys_md_type(FILE *out, const struct keys_def *k)
 		fputs("duration or `N calls`", out);
 		break;
 	case KT_HEADERS:
-		fputs("header name list", out);
+		fputs(k->words ? "header name list, or `none`" : "header name list", out);
 		break;
 	case KT_TAGS:
 		fputs("tag list", out);

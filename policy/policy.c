@@ -778,6 +778,7 @@ static void policy_check(struct policy_parse *st)
 		                                    p->nbreakers, sizeof(*p->breakers));
 	}
 
+	policy_warmup_list(st);
 	tiers_check(st->p, st->start, st->end, policy_tier_err, st);
 	if (p->tiers_cfg.window_ms < 5 * p->tiers_cfg.tick_ms)
 		policy_err_pair(st, "tiers", "window", "tick",
@@ -848,6 +849,7 @@ static void policy_free(struct lv_policy *p)
 	for (size_t i = 0; i < p->nroutes; i++)
 		free(p->routes[i].fallback_file_data);
 	free(p->routes);
+	free(p->warmup.list.data);
 	free(p->bulkheads);
 	free(p->breakers);
 	for (size_t i = 0; i < p->ntiers; i++) {

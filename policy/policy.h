@@ -169,11 +169,16 @@ struct lv_route {
 	char cache_key_headers[LV_HEADER_LIST_MAX]; /* lowercase names, ',' separated */
 	char cache_key_host[LV_NAME_MAX];  /* "": [cache] key_host; "request", "none", or one canonical host */
 	char cache_tags[LV_HEADER_LIST_MAX];        /* tags for stored entries, ',' separated; {N} = capture N */
+	/* the targeted fields (RFC 9213) that replace Cache-Control and Expires
+	 * for levee's storing, lowercase, ',' separated, first one present and
+	 * valid wins; "" = none (proxy/cache/freshness.h, cc_for_storage()) */
+	char cache_control_fields[LV_HEADER_LIST_MAX];
 	int unkeyed_headers;              /* enum lv_unkeyed: what a cacheable request does with unkeyed risky headers */
 	int get_body;                     /* enum lv_get_body: a cacheable GET/HEAD that has a body */
 	bool cache_cookies;               /* requests with Cookie may use the cache */
 	bool cache_authorization;         /* store answers to requests with Authorization */
 	bool cache_set_cookie;            /* store responses with Set-Cookie (without that field) */
+	bool cache_any_status;            /* origin mode: store any status the origin gives freshness */
 	/* what a successful write on the route purges besides its target, ','
 	 * separated: "tag:name", or a path that may hold {1}..{9} and the globs
 	 * of `match` (what it purges: route_purge_shape()) */
@@ -480,6 +485,28 @@ struct lv_upstream_cfg {
 	enum lv_proxy_protocol proxy_protocol; /* a PROXY line opens each upstream connection */
 };
 
+/* A warm-up list, parsed (warmup_list_parse): `n` items, each as two
+ * NUL-terminated strings back to back in `data`: the authority ("" = the
+ * [warmup] host) and the origin-form target. */
+#define LV_WARM_LIST_MAX 10000u      /* items */
+#define LV_WARM_LIST_FILE_MAX (1u << 20) /* bytes of urls_file */
+#define LV_WARM_TARGET_MAX 8192u     /* bytes of one target */
+struct lv_warm_list {
+	char *data;
+	size_t len;
+	unsigned n;
+};
+
+/* Parses warm-up targets: one per line (`lines`; blank lines and lines
+ * starting with '#' skipped) or blank-separated. An item is an origin-form
+ * target ("/path?query") or "http://host[:port]/path"; nothing but visible
+ * ASCII. Appends to `out` (whose data the caller frees). LV_ERR with a
+ * reason in `err` and the 1-based line (or item) number in *at. */
+int warmup_list_parse(const char *text, size_t len, bool lines, struct lv_warm_list *out, unsigned *at,
+                      char *err, size_t errlen) LV_WARN_UNUSED;
+/* Walks a parsed list: *pos starts at 0; false at the end. */
+bool warmup_list_next(const struct lv_warm_list *l, size_t *pos, const char **authority, const char **target);
+
 struct lv_policy {
 	atomic_int refs;
 
@@ -531,6 +558,21 @@ struct lv_policy {
 		char control_topic[LV_NAME_MAX * 4]; /* "" = no control topic (proxy/control/) */
 		char control_key_env[LV_NAME_MAX];   /* names the variable with the HMAC key */
 	} kafka;                     /* [kafka]: invalidation broadcast; off when brokers is empty */
+	struct {
+		uint64_t hot_keys;         /* top keys of the hot set loaded into L1 at start; 0 = none */
+		uint64_t hot_rate;         /* entries a second read from Redis for that */
+		uint64_t hot_sample;       /* one hit in N is written to the hot set; 0 = no hot set */
+		uint64_t hot_writes;       /* keys a second one worker writes to the hot set, at most */
+		uint64_t hot_size;         /* keys the hot set keeps */
+		uint64_t hot_half_life_ms; /* scores halve this often */
+		char urls[LV_PATH_MAX];      /* targets, blank-separated ("" = none) */
+		char urls_file[LV_PATH_MAX]; /* "none", or a file of targets read at load */
+		char host[LV_HOST_MAX];      /* Host of a target given without one */
+		uint64_t rate;             /* warm-up requests a second to the origin */
+		uint64_t concurrency;      /* warm-up requests in flight at once */
+		uint64_t ready_wait_ms;    /* /readyz waits this long for the warm-up; 0 = not at all */
+		struct lv_warm_list list;  /* urls then urls_file, parsed at load */
+	} warmup;                    /* [warmup] (docs/caching.md "Warm-up") */
 	struct {
 		uint64_t memory;     /* [cache] memory: L1 bytes, all workers together */
 		uint64_t max_object; /* [cache] max_object: larger responses are not stored */

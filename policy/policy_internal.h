@@ -37,7 +37,8 @@ enum keys_type {
 	KT_PREFIX,   /* struct lv_route pattern, kind = LV_MATCH_PREFIX */
 	KT_TTL,      /* uint64_t ms, or LV_TTL_OFF ("off") / LV_TTL_ORIGIN ("origin") */
 	KT_STATUSES, /* struct lv_statuses: comma-separated HTTP statuses 100-599 */
-	KT_HEADERS,  /* char[]: comma-separated header names, stored lowercase "a,b" */
+	KT_HEADERS,  /* char[]: comma-separated header names, stored lowercase "a,b"; `words` may
+	                name a word meaning the empty list ("none") */
 	KT_TAGS,     /* char[]: comma-separated cache tags, may hold {1}..{9}, stored "a,b" */
 	KT_HOSTPORTS,/* char[]: comma-separated host:port list, stored "h:p,h:p" */
 	KT_TOPIC,    /* char[]: a Kafka topic name, 1-249 of [A-Za-z0-9._-] */

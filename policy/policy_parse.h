@@ -84,4 +84,10 @@ __attribute__((format(printf, 4, 5))) void policy_err_key(struct policy_parse *s
 /* "FILE:LINE: [SECTION] warning: REASON" for the current section. */
 __attribute__((format(printf, 3, 4))) void policy_warn(struct policy_parse *st, int line, const char *fmt, ...);
 
+/* ---- [warmup] (warmup_list.c) ---- */
+
+/* Parses `urls` and reads and parses `urls_file` into the snapshot's list;
+ * a bad item or an unreadable file is an error of the load. */
+void policy_warmup_list(struct policy_parse *st);
+
 #endif

@@ -222,6 +222,11 @@ static void walk_format(const struct keys_def *k, const void *base, struct pw_bu
 		pw_put(w, "%s", f);
 		break;
 	case KT_HEADERS:
+		if (*f == '\0' && k->words != NULL) {
+			pw_put(w, "%s", k->words); /* "none" */
+			break;
+		}
+		/* fall through */
 	case KT_TAGS:
 	case KT_HOSTPORTS:
 	case KT_INVALIDATIONS:

@@ -24,6 +24,7 @@
 #include "admin/admin.h"
 #include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
+#include "cache/warmup.h"
 #include "cli/cli.h"
 #include "control/control.h"
 #include "invalidate/invalidate.h"
@@ -147,6 +148,20 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
 	tv_ms(&tv, delay);
 	if (!ev_delay || event_add(ev_delay, &tv) < 0)
 		drain_begin(-1, 0, s);
+}
+
+/* The warm-up's question: is every listener worker's Redis ready (as of
+ * its last tick)? */
+static bool workers_on_redis(void *arg)
+{
+	struct server *s = arg;
+	for (unsigned i = 0; i < s->nlisteners; i++) {
+		struct redis_stats st;
+		if (cache_loop_redis_stats(s->workers[i], &st) &&
+		    (st.state != REDIS_ST_READY || st.breaker != REDIS_BR_CLOSED))
+			return false;
+	}
+	return true;
 }
 
 static void die(const char *fmt, const char *arg)
@@ -286,6 +301,16 @@ int main(int argc, char **argv)
 		die("%s", "signal setup failed");
 	if (server_workers_start(s) != LV_OK)
 		die("%s", "cannot start worker thread");
+	/* after the workers: the warm-up's requests go through their listener */
+	const struct warmup_env wenv = {.base = s->main_base,
+	                                .cache = s->cache,
+	                                .redis = s->redis,
+	                                .l2 = s->l2,
+	                                .workers_on_redis = workers_on_redis,
+	                                .ctx = s,
+	                                .draining = &s->draining};
+	if (warmup_start(&wenv, rt->policy, err, sizeof(err)) != LV_OK)
+		die("%s", err);
 
 	const struct lv_policy *cp = rt->policy;
 	char sizing[2 * CGROUP_PATH_MAX];
@@ -319,6 +344,7 @@ int main(int argc, char **argv)
 	invalidate_stop((int)flush_ms);
 	control_stop(1000); /* before the tier core whose changes it publishes */
 	tiers_stop();
+	warmup_stop(); /* before server_destroy frees the Redis tier it uses */
 	admin_stop();
 	probe_stop();
 	reload_stop();

@@ -6,6 +6,7 @@ const char *http_status_phrase(int status)
 	case 200: return "OK";
 	case 203: return "Non-Authoritative Information";
 	case 204: return "No Content";
+	case 206: return "Partial Content";
 	case 300: return "Multiple Choices";
 	case 301: return "Moved Permanently";
 	case 304: return "Not Modified";
@@ -17,6 +18,7 @@ const char *http_status_phrase(int status)
 	case 410: return "Gone";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
+	case 416: return "Range Not Satisfiable";
 	case 417: return "Expectation Failed";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";

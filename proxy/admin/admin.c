@@ -23,6 +23,7 @@
 #include "admin/status_page.h"
 #include "cache/cache_ctx.h"
 #include "cache/cache_loop.h"
+#include "cache/warmup.h"
 #include "control/control.h"
 #include "invalidate/invalidate.h"
 #include "invalidate/json.h"
@@ -295,6 +296,8 @@ static void admin_status(FILE *f)
 	json_str(f, rt->up_text);
 	fprintf(f, ",\"reachable\":%s},\"cache\":", atomic_load(&s->upstream_reachable) ? "true" : "false");
 	cache_status_json(admin_srv->cache, f);
+	fputs(",\"warmup\":", f);
+	warmup_status_json(f);
 	fputs(",\"bulkheads\":", f);
 	bulkhead_status_json(f);
 	fputs(",\"breakers\":", f);
@@ -362,6 +365,7 @@ static void admin_metrics(FILE *f)
 	runtime_unref(rt);
 	free(stats);
 	cache_render_prometheus(admin_srv->cache, f);
+	warmup_render_prometheus(f);
 	bulkhead_render_prometheus(f);
 	breaker_render_prometheus(f, now_us() / 1000);
 	tiers_render_prometheus(f);

@@ -1,7 +1,8 @@
 /*
  * cache_entry.c - GET /cache/entry?url=PATH[&host=HOST][&header=NAME:VALUE]:
- * the key a GET of that URL gets on the running policy, the Vary variant
- * it selects, and what the in-process cache (L1) holds under it. The key
+ * the key a GET of that URL gets on the running policy, the key its Vary
+ * variant is stored under (the URL's own, or one of its variant slots),
+ * and what the in-process cache (L1) holds there. The key
  * is built as a worker builds it (cache_key_of, on a head parsed by
  * levee's own parser, explain_req.c); the entry is only read: levee's
  * cache counters do not see it (the L1's own hit count and the CLOCK bit
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "cache/admit.h"
+#include "cache/cache.h"
 #include "cache/cache_ctx.h"
 #include "cache/freshness.h"
 #include "cache/key.h"
@@ -104,26 +106,26 @@ int cache_entry_render(FILE *f, struct server *s, const char *url, const char *h
 	fprintf(f, ",\"caches\":true,\"key_host\":\"%s\",\"key\":", !kh ? "request" : !kh[0] ? "none" : kh);
 	tool_json_str(f, key, klen);
 	struct record_view v;
-	struct l1_entry *e = klen && s->cache ? entry_get(s->cache, key, klen, &v) : NULL;
 	int64_t now = (int64_t)(now_unix_ms() / 1000);
-	/* a record with Vary: this request's variant, under its own key */
+	/* the URL's own key holds its latest variant: its Vary names are the
+	 * URL's (cache_entry_find then looks for this request's variant) */
+	struct l1_entry *e = klen && s->cache ? entry_get(s->cache, key, klen, &v) : NULL;
 	struct record_cursor c = {0};
 	struct record_str names, values;
 	if (e && v.nvary && record_next_vary(&v, &c, &names, &values)) {
 		fputs(",\"vary\":", f);
 		tool_json_str(f, names.p, names.len);
-		char *vk = key + klen;
-		size_t room = hd->cap - hd->len - klen;
-		size_t sl = room > klen + 1 ? vary_secondary_key(hd, names.p, names.len, vk + klen + 1, room - klen - 1) : 0;
+	}
+	if (e)
 		l1_entry_unref(e);
-		e = NULL;
-		if (sl) {
-			memcpy(vk, key, klen);
-			vk[klen] = KEY_VARY_SEP;
-			fputs(",\"variant_key\":", f);
-			tool_json_str(f, vk, klen + 1 + sl);
-			e = entry_get(s->cache, vk, klen + 1 + sl, &v);
-		}
+	char *at = key + klen; /* the arena's spare text holds KEY_MAX more */
+	size_t atl = 0;
+	e = klen && s->cache && hd->cap - hd->len - klen >= KEY_MAX
+	        ? cache_entry_find(s->cache, key, klen, hd, &v, at, &atl)
+	        : NULL;
+	if (e) {
+		fputs(",\"stored_under\":", f);
+		tool_json_str(f, at, atl);
 	}
 	fprintf(f, ",\"stored\":%s", e ? "true" : "false");
 	if (e) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cache/cache_loop.h"
+#include "cache/warmup.h"
 #include "invalidate/invalidate.h"
 #include "server.h"
 
@@ -27,6 +28,8 @@ bool admin_ready(struct server *s, const char **why)
 		return false;
 	}
 	if (!invalidate_ready(why))
+		return false;
+	if (!warmup_ready(why))
 		return false;
 	*why = NULL;
 	return true;

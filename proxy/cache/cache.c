@@ -318,6 +318,21 @@ static int cache_tier_miss(struct cache_req *cr)
 	return cache_l2_miss(cr); /* an L2 hit still answers; no lease is taken */
 }
 
+/* A GET with Range that the L1 could not answer goes upstream with its
+ * Range. The origin's 206 is a part, which fills nothing (it is never
+ * stored), so the request neither claims the key's fill nor takes its
+ * lease, and no other request waits for it; the shared tier may still hold
+ * the whole entry and answer its range. An origin that ignores the Range
+ * sends the whole 200, stored in the L1 like any other. */
+static bool cache_range_miss(struct cache_req *cr)
+{
+	const struct lv_head *hd = cr->req->head;
+	if (hd->method != HTTP_GET || head_find(hd, LIT("range"), 0) < 0)
+		return false;
+	cr->range_miss = true;
+	return true;
+}
+
 static int cache_stage(struct request *r)
 {
 	struct cache_req *cr = CR(r);
@@ -373,8 +388,10 @@ static int cache_stage(struct request *r)
 		cr->stale_epoch = purge_epoch(&c->purges); /* before the lookup: cache_tier_stale() */
 	/* behind on invalidations: the L1 may hold what others purged */
 	enum lookup_rc lk = mode == INVAL_CACHE_SKIP_L1 ? LK_MISS : cache_lookup(cr, "hit");
-	if (lk == LK_HIT)
+	if (lk == LK_HIT) {
+		cache_loop_hit(r->w, cr->key, cr->key_len); /* the hot set samples it */
 		return STAGE_DONE;
+	}
 	if (lk == LK_STALE_SERVED) {
 		/* one refresh per key: if another request is already filling it,
 		 * this one is not needed */
@@ -406,6 +423,8 @@ static int cache_stage(struct request *r)
 		CSTAT(c, pass_hits);
 		return STAGE_NEXT;
 	}
+	if (cache_range_miss(cr))
+		return cache_l2_miss(cr);
 	if (hd->method == HTTP_GET) {
 		/* skip-lease: never queue behind another request's fill */
 		enum claim cl = cache_claim(cr, !(cr->tm & LV_CM_SKIP_LEASE));
@@ -474,9 +493,43 @@ static void cache_invalidate_write(struct cache_req *cr, const struct lv_head *r
 		log_debug("cache: write to %.*s purged %zu entries", (int)qh->target_len, qh->text + qh->target_off, n);
 }
 
+/* Cache-Status params of a revalidation that got a 304. */
+static void cache_refresh_status(const struct cache_req *cr, enum refresh_rc rc, char *st, size_t cap)
+{
+	const char *detail = rc == REFRESH_MISMATCH ? "validator-mismatch"
+	                     : rc == REFRESH_ERROR  ? "error"
+	                     : cr->why > RF_NONE    ? cache_refusal_names[cr->why]
+	                                            : "tier-no-store";
+	if (rc == REFRESH_STORED)
+		snprintf(st, cap, "fwd=%s; stored", cr->fwd); /* fwd-status=304: cache_status_line() */
+	else
+		snprintf(st, cap, "fwd=%s; detail=%s", cr->fwd, detail);
+}
+
 static void cache_response_takeover(struct cache_req *cr, const struct lv_head *resp)
 {
 	struct request *r = cr->req;
+	if (cr->stale && resp->status == 304 && (!cr->cond[0] || cr->refresh)) {
+		/* a background (stale-while-revalidate) refresh, whose client
+		 * has its answer, or the answer to the client's own
+		 * conditionals, which goes on to the client: either way the 304
+		 * updates the copy its validators select (RFC 9111 §4.3.4) */
+		struct record_view v;
+		size_t len;
+		const void *val = l1_entry_value(cr->stale, &len);
+		if (record_decode(val, len, &v) == RECORD_OK) {
+			enum refresh_rc rc = cache_refresh_entry(cr, &v, resp, NULL);
+			if (rc == REFRESH_STORED)
+				CSTAT(cr->cache, revalidated);
+			else
+				log_debug("cache: a 304 left the entry as it was (%d)", (int)rc);
+			char st[96];
+			cache_refresh_status(cr, rc, st, sizeof(st));
+			cache_status_set(cr, st);
+		}
+		cr->taken = true; /* nothing of it to store: the upstream's 304 is the client's */
+		return;
+	}
 	if (!cr->stale || !r->conn)
 		return;
 	struct record_view v;
@@ -486,24 +539,23 @@ static void cache_response_takeover(struct cache_req *cr, const struct lv_head *
 		return;
 	int64_t now = (int64_t)(now_unix_ms() / 1000);
 	if (resp->status == 304 && cr->cond[0]) {
-		/* our own revalidation succeeded: refresh, then answer from the
-		 * refreshed entry (a tier that forbids the store: from the copy,
-		 * now validated, as it is) */
-		char st[64];
-		if (cr->tier_no_store) {
-			snprintf(st, sizeof(st), "fwd=%s; detail=tier-no-store", cr->fwd);
-		} else {
-			cache_refresh_entry(cr, &v, resp);
+		/* our own revalidation succeeded: merge the 304 into the copy,
+		 * store it as a full response would be, and answer with the
+		 * merged response; one that does not select the copy changes
+		 * nothing and the copy answers as it is */
+		char st[96];
+		struct l1_entry *e = NULL;
+		enum refresh_rc rc = cache_refresh_entry(cr, &v, resp, &e);
+		if (rc == REFRESH_STORED)
 			CSTAT(cr->cache, revalidated);
-			snprintf(st, sizeof(st), "fwd=%s; stored", cr->fwd);
-		}
+		cache_refresh_status(cr, rc, st, sizeof(st));
 		cache_status_set(cr, st);
-		/* refreshed: the L1's entry (the copy just refreshed); not stored:
-		 * the copy that was validated, never whatever the L1 holds, which
-		 * may be another copy (one an invalidation in flight purged) */
-		struct record_view nv;
-		struct l1_entry *e = cr->tier_no_store ? NULL : cache_find(cr, &nv);
-		if (!e) {
+		struct record_view nv = v;
+		size_t nlen;
+		const void *nval = e ? l1_entry_value(e, &nlen) : NULL;
+		if (!e || record_decode(nval, nlen, &nv) != RECORD_OK) {
+			if (e)
+				l1_entry_unref(e);
 			e = l1_entry_ref(cr->stale);
 			nv = v;
 		}

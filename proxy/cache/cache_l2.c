@@ -162,10 +162,12 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 	}
 	if (left <= 0) {
 		/* stale in L2: let the fill path refresh it, and keep the copy
+		 * for a revalidation (a 304 refreshes it, here and in Redis),
 		 * for a route that may fall back on it (from any replica's
 		 * fill: the one this replica held may be gone), or for a tier
 		 * that may answer with it (skip-lease, cache-only) */
-		if (cr->tm || route_fallback_has(cr->req->route, LV_FB_STALE)) {
+		bool validators = v.etag.len || v.last_modified >= 0;
+		if (validators || cr->tm || route_fallback_has(cr->req->route, LV_FB_STALE)) {
 			struct l1_entry *e = l1_entry_detached(rec, len);
 			if (e)
 				cache_keep_stale(cr, e);
@@ -260,6 +262,7 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 	}
 	if (res == L2_HIT && l2_answer(cr, rec, len)) {
 		CSTAT(cr->cache, l2_hits);
+		cache_loop_hit(r->w, cr->key, cr->key_len); /* the hot set samples it */
 		return;
 	}
 	if (cr->tm & LV_CM_CACHE_ONLY) {
@@ -271,8 +274,8 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 		l2_pass(cr);
 		return;
 	}
-	if (cr->tier_no_store) {
-		l2_resume_upstream(cr); /* no-fill-optional: no lease */
+	if (cr->tier_no_store || cr->range_miss) {
+		l2_resume_upstream(cr); /* no-fill-optional, or a Range miss: no lease */
 		return;
 	}
 	if (cr->l2_waiting) {
@@ -388,8 +391,8 @@ static void l2_on_commit(struct l2 *l2, enum l2_err err, enum l2_commit_res res,
 		CSTAT(a->cache, l2_commit_refused);
 		if (err == L2_ENONE && res == L2_COMMIT_PURGED) {
 			/* another replica purged the key while we filled: what we
-			 * just put in L1 predates that purge */
-			l1_purge_key(a->cache->l1, a->key, a->klen);
+			 * just put in L1 predates that purge, its variant slot too */
+			cache_forget_key(a->cache->l1, a->key, a->klen);
 		}
 	}
 	fill_finish_detached(a->fill, stored ? FILL_STORED_L2 : FILL_FAILED);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cache/cache_ctx.h"
+#include "cache/hotset.h"
 #include "cache/l2.h"
 #include "cache/redis_watch.h"
 #include "resolver.h"
@@ -18,6 +19,9 @@ static void cache_loop_tick(struct worker *w)
 	if (!cl)
 		return;
 	purge_retry(&cl->cache->purges, cl->l2);
+	uint64_t now_ms = now_us() / 1000;
+	if (cl->hot && hotset_due(cl->hot, now_ms))
+		hotset_flush(cl->hot, cl->redis, now_ms, now_unix_ms());
 	if (cl->redis) {
 		pthread_mutex_lock(&cl->snap_lock);
 		redis_get_stats(cl->redis, &cl->snap);
@@ -30,6 +34,8 @@ static void cache_loop_close(struct worker *w)
 	struct cache_loop *cl = w->cache;
 	if (!cl)
 		return;
+	hotset_free(cl->hot); /* its writes in flight carry no pointer to it */
+	cl->hot = NULL;
 	l2_free(cl->l2); /* pending L2 callbacks run now, with "closed" */
 	cl->l2 = NULL;
 	if (cl->redis)
@@ -103,7 +109,25 @@ int cache_loop_open(struct worker *w, struct cache *c, const struct lv_policy *p
 	pthread_mutex_init(&cl->snap_lock, NULL);
 	w->cache = cl;
 	w->ext = &cache_loop_ext;
-	return cache_l2_open(w->base, p, &cl->redis, &cl->l2, err, errlen);
+	if (cache_l2_open(w->base, p, &cl->redis, &cl->l2, err, errlen) != LV_OK)
+		return LV_ERR;
+	struct hotset_cfg hc;
+	hotset_cfg_of(p, &hc);
+	if (cl->l2 && hc.sample) {
+		cl->hot = hotset_new(&hc, p->service);
+		if (!cl->hot) {
+			snprintf(err, errlen, "out of memory");
+			return LV_ERR;
+		}
+	}
+	return LV_OK;
+}
+
+void cache_loop_hit(const struct worker *w, const char *key, size_t klen)
+{
+	struct cache_loop *cl = w->cache;
+	if (cl && cl->hot)
+		hotset_hit(cl->hot, key, klen);
 }
 
 bool cache_loop_redis_stats(const struct worker *w, struct redis_stats *out)

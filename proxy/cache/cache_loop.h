@@ -22,12 +22,14 @@
 #include "policy.h"
 
 struct cache;
+struct hotset;
 struct l2;
 
 struct cache_loop {
 	struct cache *cache;  /* borrowed: the server's, outlives every loop */
 	struct redis *redis; /* NULL when the policy has no [redis] */
 	struct l2 *l2;
+	struct hotset *hot;  /* the hot set's sampler; NULL without Redis or sampling */
 	pthread_mutex_t snap_lock;
 	struct redis_stats snap; /* as of the loop's last tick */
 };
@@ -59,6 +61,9 @@ static inline struct redis *loop_redis(const struct worker *w)
 {
 	return w->cache ? w->cache->redis : NULL;
 }
+
+/* A cache hit on `key` answered on loop `w`: offered to the hot set. */
+void cache_loop_hit(const struct worker *w, const char *key, size_t klen);
 
 /* The loop's Redis figures as of its last tick; false when it has no Redis. */
 bool cache_loop_redis_stats(const struct worker *w, struct redis_stats *out);

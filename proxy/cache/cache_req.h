@@ -77,6 +77,7 @@ struct cache_req {
 	struct fill_waiter wait;     /* parked behind another request's fill (wait.waiting) */
 	unsigned tm;                 /* the tier cache modes that apply here (cache_tier_modes()); 0 normally */
 	bool tier_no_store;          /* a tier forbids this request's store: no L1, no L2, no lease, no refresh */
+	bool range_miss;             /* a GET with Range the L1 could not answer: no fill claim, no lease */
 	uint64_t stale_epoch;        /* with tm: the purge epoch before the lookup; a later purge voids `stale` */
 };
 

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "http/sfv.h"
+
 const char fresh_why_method[] = "method";
 const char fresh_why_status[] = "status";
 const char fresh_why_partial[] = "partial";
@@ -123,9 +125,7 @@ static const struct cc_def cc_defs[] = {
         CC_FLAG("no-transform", CC_NO_TRANSFORM),
         CC_FLAG("immutable", CC_IMMUTABLE),
         CC_FLAG("only-if-cached", CC_ONLY_IF_CACHED),
-        /* levee only stores statuses it understands, so must-understand never
-     * changes the outcome (§5.2.2.3) */
-        CC_FLAG("must-understand", 0),
+        CC_FLAG("must-understand", CC_MUST_UNDERSTAND),
         CC_DELTA("max-age", CCK_MIN, max_age),
         CC_DELTA("s-maxage", CCK_MIN, s_maxage),
         CC_DELTA("stale-while-revalidate", CCK_MIN, swr),
@@ -265,6 +265,102 @@ void cc_from_head(struct cc_directives *d, const struct lv_head *hd)
 		const char *v = hval(hd, i, &n);
 		cc_parse(d, v, n);
 	}
+}
+
+/* ---- targeted fields (RFC 9213) ---------------------------------------- */
+
+#define CC_NDEFS (sizeof(cc_defs) / sizeof(cc_defs[0]))
+/* directives that only ever make levee store or reuse less */
+#define CC_RESTRICTS (CC_NO_STORE | CC_NO_CACHE | CC_PRIVATE | CC_MUST_REVALIDATE | CC_PROXY_REVALIDATE)
+
+/* The last value of each directive levee knows, while a field is parsed. */
+struct cc_sf {
+	bool seen[CC_NDEFS];
+	struct sfv_bare v[CC_NDEFS];
+};
+
+static void cc_sf_member(const char *key, size_t len, const struct sfv_item *it, void *arg)
+{
+	struct cc_sf *acc = arg;
+	for (size_t k = 0; k < CC_NDEFS; k++) {
+		if (len == cc_defs[k].len && memcmp(key, cc_defs[k].name, len) == 0) {
+			acc->seen[k] = true;
+			acc->v[k] = it->v;
+			return;
+		}
+	}
+}
+
+/* One directive of a targeted field onto <d>, fresh from cc_init(). */
+static void cc_sf_apply(struct cc_directives *d, const struct cc_def *def, const struct sfv_bare *v)
+{
+	bool yes = v->type == SFV_BOOLEAN && v->num;
+	if (def->kind == CCK_FLAG || (def->kind == CCK_MAX_STALE && yes)) {
+		if (yes || (def->flag & CC_RESTRICTS))
+			cc_apply(d, def, NULL, 0, false, true);
+		return;
+	}
+	if (v->type != SFV_INTEGER || v->num < 0)
+		return; /* "60", 1.5, -1: not delta-seconds */
+	int64_t *slot = (int64_t *)(void *)((char *)d + def->off);
+	*slot = v->num > CC_DELTA_MAX ? CC_DELTA_MAX : v->num;
+	if (def->kind == CCK_MAX_STALE)
+		d->flags |= CC_MAX_STALE;
+}
+
+/* Field <name> of <resp>: its one line, or its non-empty lines joined by
+ * ", " in <buf> (RFC 9110 §5.3), OWS trimmed. NULL when absent or longer
+ * than <cap>. */
+static const char *cc_field_value(const struct lv_head *resp, const char *name, size_t nlen,
+                                  char *buf, size_t cap, size_t *len)
+{
+	int i = head_find(resp, name, nlen, 0);
+	if (i < 0)
+		return NULL;
+	const char *v = hval(resp, i, len);
+	trim(&v, len);
+	if (head_find(resp, name, nlen, i + 1) < 0)
+		return *len <= cap ? v : NULL;
+	size_t o = 0;
+	for (; i >= 0; i = head_find(resp, name, nlen, i + 1)) {
+		size_t n;
+		const char *p = hval(resp, i, &n);
+		trim(&p, &n);
+		if (n == 0)
+			continue;
+		if (o + n + 2 > cap)
+			return NULL;
+		if (o) {
+			buf[o++] = ',';
+			buf[o++] = ' ';
+		}
+		memcpy(buf + o, p, n);
+		o += n;
+	}
+	*len = o;
+	return buf;
+}
+
+void cc_for_storage(struct cc_directives *d, const struct lv_head *resp, const char *fields)
+{
+	char buf[CC_TARGETED_MAX];
+	for (const char *f = fields ? fields : ""; *f;) {
+		size_t nlen = strcspn(f, ","), len = 0;
+		const char *v = cc_field_value(resp, f, nlen, buf, sizeof(buf), &len);
+		f += nlen + (f[nlen] == ',');
+		if (v == NULL)
+			continue;
+		struct cc_sf acc = {0};
+		if (sfv_dict_parse(v, len, cc_sf_member, &acc) <= 0)
+			continue; /* invalid or empty: as if absent (§2.1) */
+		cc_init(d);
+		d->present = d->targeted = true;
+		for (size_t k = 0; k < CC_NDEFS; k++)
+			if (acc.seen[k])
+				cc_sf_apply(d, &cc_defs[k], &acc.v[k]);
+		return;
+	}
+	cc_from_head(d, resp);
 }
 
 static void pragma_token(const char *t, size_t n, void *arg)
@@ -503,13 +599,15 @@ static int64_t head_age(const struct lv_head *hd)
 	return a < 0 ? 0 : a;
 }
 
-/* RFC 9110 §15.1; 501 is left out because levee never stores a 5xx. */
-static bool status_heuristic(unsigned s)
+/* RFC 9110 §15.1. 206 and 501 are here for the heuristic itself: a 206 is
+ * never stored, and a 5xx only on a route with any_status. */
+bool fresh_status_heuristic(unsigned s)
 {
 	switch (s) {
 	case 200:
 	case 203:
 	case 204:
+	case 206:
 	case 300:
 	case 301:
 	case 308:
@@ -517,21 +615,22 @@ static bool status_heuristic(unsigned s)
 	case 405:
 	case 410:
 	case 414:
+	case 501:
 		return true;
 	default:
 		return false;
 	}
 }
 
-/* Final statuses whose semantics levee knows (RFC 9110 §15 plus 428, 429,
- * 431 and 451), minus 304 which freshens rather than replaces. */
-static bool status_understood(unsigned s)
+bool fresh_status_understood(unsigned s)
 {
 	if (s >= 200 && s <= 206)
 		return true;
 	if (s >= 300 && s <= 308)
 		return s != 304 && s != 306;
 	if (s >= 400 && s <= 417)
+		return true;
+	if (s >= 500 && s <= 505)
 		return true;
 	switch (s) {
 	case 421:
@@ -565,14 +664,22 @@ static void vary_scan(const struct lv_head *resp, struct vary_acc *a)
 	}
 }
 
-static const char *status_why(const struct lv_head *resp, const struct fresh_options *opt)
+static const char *status_why(const struct lv_head *resp, const struct cc_directives *rs,
+                              const struct fresh_options *opt)
 {
 	unsigned s = resp->status;
 	if (s == 206)
 		return fresh_why_partial;
-	if (s >= 500 || !status_understood(s))
+	if (s < 200 || s == 304 || s > 999)
 		return fresh_why_status;
-	if (!opt->origin_mode && !status_heuristic(s))
+	bool understood = fresh_status_understood(s);
+	if ((rs->flags & CC_MUST_UNDERSTAND) && !understood)
+		return fresh_why_status; /* §5.2.2.3 */
+	if (opt->origin_mode && opt->any_status)
+		return NULL; /* §3: its freshness decides (origin_freshness) */
+	if (s >= 500 || !understood)
+		return fresh_why_status;
+	if (!opt->origin_mode && !fresh_status_heuristic(s))
 		return fresh_why_status;
 	return NULL;
 }
@@ -584,10 +691,13 @@ static const char *safety_why(const struct lv_head *req, const struct lv_head *r
 {
 	if (req->method != HEAD_METHOD_GET)
 		return fresh_why_method;
-	const char *why = status_why(resp, opt);
+	const char *why = status_why(resp, rs, opt);
 	if (why)
 		return why;
-	if ((rq->flags | rs->flags) & CC_NO_STORE)
+	/* must-understand with a status understood (status_why): the
+	 * response's no-store gives way; the request's never does */
+	unsigned rs_no_store = (rs->flags & CC_MUST_UNDERSTAND) ? 0 : rs->flags & CC_NO_STORE;
+	if ((rq->flags & CC_NO_STORE) || rs_no_store)
 		return fresh_why_no_store;
 	if (rs->flags & CC_PRIVATE)
 		return fresh_why_private;
@@ -614,8 +724,8 @@ static bool origin_freshness(const struct lv_head *resp, const struct cc_directi
 	st->must_revalidate = explicit_reval || rs->s_maxage != CC_ABSENT;
 	st->no_cache = (rs->flags & CC_NO_CACHE) != 0;
 
-	bool heuristic_ok = status_heuristic(resp->status) || (rs->flags & CC_PUBLIC);
-	int ex = head_find(resp, LIT("expires"), 0);
+	bool heuristic_ok = fresh_status_heuristic(resp->status) || (rs->flags & CC_PUBLIC);
+	int ex = rs->targeted ? -1 : head_find(resp, LIT("expires"), 0); /* RFC 9213 §2.1 */
 	if (rs->s_maxage != CC_ABSENT) {
 		st->lifetime = rs->s_maxage;
 	} else if (rs->max_age != CC_ABSENT) {
@@ -655,7 +765,7 @@ void fresh_evaluate(const struct lv_head *req, const struct lv_head *resp, int64
 {
 	struct cc_directives rq, rs;
 	cc_from_request(&rq, req);
-	cc_from_head(&rs, resp);
+	cc_for_storage(&rs, resp, opt->cc_fields);
 
 	*out = (struct fresh_eval){0};
 	out->st.response_time = response_time;
@@ -820,58 +930,6 @@ enum vary_kind vary_names(const struct lv_head *resp, char *out, size_t cap, siz
 		return VARY_NONE;
 	*len = a.len;
 	return VARY_LIST;
-}
-
-struct key_acc {
-	const struct lv_head *req;
-	char *out;
-	size_t cap, len;
-	bool overflow;
-};
-
-static void key_put(struct key_acc *k, const char *s, size_t n, bool lowercase)
-{
-	if (k->overflow || k->len + n + 1 > k->cap) { /* + 1 keeps room for the NUL */
-		k->overflow = true;
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		k->out[k->len + i] = lowercase ? lower(s[i]) : s[i];
-	k->len += n;
-}
-
-static void key_name(const char *name, size_t n, void *arg)
-{
-	struct key_acc *k = arg;
-	key_put(k, name, n, true);
-	int i = head_find(k->req, name, n, 0);
-	if (i >= 0) {
-		key_put(k, LIT(":"), false);
-		bool first = true;
-		for (; i >= 0; i = head_find(k->req, name, n, i + 1)) {
-			size_t vn;
-			const char *v = hval(k->req, i, &vn);
-			trim(&v, &vn);
-			if (vn == 0)
-				continue; /* empty lines add no list members */
-			if (!first)
-				key_put(k, LIT(", "), false);
-			key_put(k, v, vn, false);
-			first = false;
-		}
-	}
-	key_put(k, LIT("\n"), false);
-}
-
-size_t vary_secondary_key(const struct lv_head *req, const char *names, size_t names_len, char *out,
-                          size_t cap)
-{
-	struct key_acc k = {.req = req, .out = out, .cap = cap};
-	head_each_token(names, names_len, key_name, &k);
-	if (k.overflow || k.len == 0)
-		return 0;
-	out[k.len] = '\0';
-	return k.len;
 }
 
 /* ---- conditional requests ----------------------------------------------- */

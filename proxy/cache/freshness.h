@@ -22,6 +22,13 @@
  *     no-store (request or response), private, Set-Cookie (unless the route
  *     allows it), Authorization without public / must-revalidate / s-maxage
  *     (§3.5, unless the route allows it) and Vary: * (§4.1).
+ *   - any_status (origin mode only, a route's opt-in, §3): a 5xx or a status
+ *     levee does not know is stored when the origin gave it freshness
+ *     (s-maxage, max-age, Expires; or Last-Modified with `public` or a
+ *     heuristically cacheable status such as 501). 206 and 304 never are.
+ *   - must-understand (§5.2.2.3): with a status levee understands, the
+ *     response's no-store is ignored and the other directives decide; with
+ *     one it does not, the response is not stored, whatever any_status says.
  *   - Origin mode obeys Cache-Control. Lifetime is s-maxage, then max-age,
  *     then Expires - Date (§4.2.1; an invalid or repeated Expires means
  *     already expired), then 10% of Date - Last-Modified capped at
@@ -43,6 +50,10 @@
  *   - A missing or invalid Date is replaced by response_time (RFC 9110
  *     §6.6.1); fresh_eval.date says which value was used so the caller can
  *     add the Date header it stores.
+ *   - Targeted fields (RFC 9213): the response's directives come from
+ *     cc_for_storage(), so the first field of the route's list that is
+ *     present and a valid, non-empty dictionary stands for Cache-Control
+ *     and Expires in every rule above.
  */
 #ifndef LEVEE_FRESHNESS_H
 #define LEVEE_FRESHNESS_H
@@ -69,11 +80,13 @@ enum cc_flag {
 	CC_IMMUTABLE = 1u << 7,
 	CC_ONLY_IF_CACHED = 1u << 8,
 	CC_MAX_STALE = 1u << 9, /* max_stale holds the allowance */
+	CC_MUST_UNDERSTAND = 1u << 10,
 };
 
 struct cc_directives {
 	unsigned flags;  /* enum cc_flag */
 	bool present;    /* at least one Cache-Control field line was parsed */
+	bool targeted;   /* they came from a targeted field (RFC 9213): Expires does not count */
 	int64_t max_age; /* all CC_ABSENT or in [0, CC_DELTA_MAX] */
 	int64_t s_maxage;
 	int64_t swr;       /* stale-while-revalidate */
@@ -91,6 +104,23 @@ void cc_from_head(struct cc_directives *d, const struct lv_head *hd);
 /* cc_from_head() for a request, where `Pragma: no-cache` counts as
  * Cache-Control: no-cache when no Cache-Control line is present (§5.4). */
 void cc_from_request(struct cc_directives *d, const struct lv_head *req);
+
+/* The directives levee stores and judges the response <resp> by (RFC 9213
+ * §2.1): those of the first field named in <fields> that <resp> carries
+ * with a valid, non-empty Structured Fields Dictionary (RFC 8941; its lines
+ * joined with ", "), with d->targeted set; failing that, cc_from_head().
+ * <fields> is a route's cache_control_fields: lowercase names, ','
+ * separated; NULL or "" for none. A field that is absent, empty, invalid or
+ * over CC_TARGETED_MAX bytes counts as absent, and the next one is tried.
+ * Mapping (§2.2): a directive's value must have its type: delta-seconds a
+ * non-negative Integer (saturating at CC_DELTA_MAX), a flag Boolean true,
+ * max-stale either; another value ignores the directive, except for the
+ * directives that only restrict (no-store, no-cache, private,
+ * must-revalidate, proxy-revalidate), which count whatever they carry, as
+ * in cc_parse(). Parameters and unknown directives are ignored; a
+ * repeated directive takes its last value (RFC 8941 §4.2.2). */
+#define CC_TARGETED_MAX 2048
+void cc_for_storage(struct cc_directives *d, const struct lv_head *resp, const char *fields);
 
 /* The client asked not to reach the origin: when fresh_state() is not
  * FRESH_OK the caller answers 504 (§5.2.1.7). */
@@ -121,9 +151,12 @@ struct fresh_options {
 	int64_t fixed_ttl;        /* seconds, fixed-TTL mode only */
 	bool allow_authorization; /* route opt-outs of the §3.5 and Set-Cookie rules */
 	bool allow_set_cookie;
+	bool any_status; /* origin mode: store any final status the origin gives
+	                  * freshness (5xx and unknown ones included; not 206, 304) */
 	int64_t heuristic_max; /* cap of the heuristic lifetime; 0 disables it */
 	int64_t route_swr;     /* route stale windows, seconds */
 	int64_t route_sie;
+	const char *cc_fields; /* targeted fields, as cc_for_storage() takes them */
 };
 
 static inline void fresh_options_init(struct fresh_options *o)
@@ -170,6 +203,13 @@ struct fresh_eval {
  * Every field of <out> is filled even when the response is not storable. */
 void fresh_evaluate(const struct lv_head *req, const struct lv_head *resp, int64_t request_time,
                     int64_t response_time, const struct fresh_options *opt, struct fresh_eval *out);
+
+/* RFC 9110 §15.1's heuristically cacheable statuses: 200, 203, 204, 206,
+ * 300, 301, 308, 404, 405, 410, 414, 501. */
+bool fresh_status_heuristic(unsigned status);
+/* Final statuses whose caching semantics levee knows (RFC 9110 §15, plus
+ * 428, 429, 431, 451), 304 and 306 excepted: what must-understand asks. */
+bool fresh_status_understood(unsigned status);
 
 /* ---- reusing a stored response ----------------------------------------- */
 
@@ -219,23 +259,27 @@ enum vary_kind {
  * length (0 unless VARY_LIST). */
 enum vary_kind vary_names(const struct lv_head *resp, char *out, size_t cap, size_t *len);
 
-/* Builds the secondary cache key: for each name of <names> (as written by
- * vary_names()), "name:value\n" where value is the request's lines joined by
- * ", " with OWS trimmed, or "name\n" when the request lacks the field, so an
- * absent field differs from an empty one. NUL-terminated. Returns the length,
- * or 0 when it does not fit in <cap> (or <names> is empty). */
-size_t vary_secondary_key(const struct lv_head *req, const char *names, size_t names_len, char *out,
-                          size_t cap);
+/* The secondary key built from a request's values for these names:
+ * vary_secondary_key() in cache/vary.h. */
 
 /* ---- conditional requests (RFC 9110 §13, RFC 9111 §4.3.2) -------------- */
 
 /* Whether the stored response, with entity tag <etag> (as sent, quotes
- * included; empty for none) and <last_modified> (-1 for none; the caller may
- * pass the Date instead, §4.3.2), lets the cache answer <req> with 304.
+ * included; empty for none) and <last_modified> (-1 for none; the caller
+ * passes the stored Date instead, §4.3.2: cond_date_for()), lets the cache
+ * answer <req> with 304.
  * If-None-Match (weak comparison, `*`, lists) takes precedence; only without
  * it is If-Modified-Since compared. Only GET and HEAD qualify. */
 bool cond_not_modified(const struct lv_head *req, const char *etag, size_t etag_len,
                        int64_t last_modified);
+/* What a stored response's If-Modified-Since is compared with (RFC 9111
+ * §4.3.2): its Last-Modified, else its Date (<date>: -1 when it has none,
+ * then <response_time>, when it was received and so the Date levee would
+ * have given it). */
+static inline int64_t cond_date_for(int64_t last_modified, int64_t date, int64_t response_time)
+{
+	return last_modified >= 0 ? last_modified : date >= 0 ? date : response_time;
+}
 /* Any of If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since,
  * If-Range. */
 bool cond_has_conditionals(const struct lv_head *req);

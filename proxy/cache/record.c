@@ -317,7 +317,8 @@ static int take_str(const uint8_t **p, const uint8_t *end, bool named, struct re
 	return RECORD_OK;
 }
 
-int record_decode(const void *buf, size_t len, struct record_view *out)
+/* record_decode(), with the checksum compared only when <verify>. */
+static int record_decode_as(const void *buf, size_t len, struct record_view *out, bool verify)
 {
 	const uint8_t *b = buf;
 	int rc;
@@ -341,9 +342,9 @@ int record_decode(const void *buf, size_t len, struct record_view *out)
 		return RECORD_ETRUNC;
 	if (len > total)
 		return RECORD_ECORRUPT;
-	/* Nothing past this point is trusted until the checksum matches. */
-	if (record_checksum(b, total - RECORD_CHECKSUM_SIZE) !=
-	    rd64(b + total - RECORD_CHECKSUM_SIZE))
+	/* Nothing past this point is trusted until the checksum matches; the
+	 * fields are bounds-checked below whether it was compared or not. */
+	if (verify && record_checksum(b, total - RECORD_CHECKSUM_SIZE) != rd64(b + total - RECORD_CHECKSUM_SIZE))
 		return RECORD_ECHECKSUM;
 
 	struct record_view v;
@@ -415,6 +416,16 @@ static struct record_str next_str(const uint8_t *base, size_t *off)
 	s.p = (const char *)base + *off + 4;
 	*off += 4 + (size_t)s.len;
 	return s;
+}
+
+int record_decode(const void *buf, size_t len, struct record_view *out)
+{
+	return record_decode_as(buf, len, out, true);
+}
+
+int record_decode_checked(const void *buf, size_t len, struct record_view *out)
+{
+	return record_decode_as(buf, len, out, false);
 }
 
 bool record_next_vary(const struct record_view *v, struct record_cursor *c, struct record_str *name,

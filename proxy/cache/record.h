@@ -176,6 +176,13 @@ int record_encode(const struct record_in *in, void *buf, size_t cap) LV_WARN_UNU
  * field and limit) and fills `*out` on success. Never reads outside
  * [buf, buf+len), never allocates. On error `*out` is left untouched. */
 int record_decode(const void *buf, size_t len, struct record_view *out) LV_WARN_UNUSED;
+/* The same, for a record this process has already checked, so without the
+ * checksum: every L1 entry (encoded here, or decoded from Redis before it
+ * was put). The checksum is a pass over the whole body, most of a hit's
+ * CPU for a large entry (a range of it, too); the fields are still
+ * bounds-checked, so a corrupt record is refused, never misread past its
+ * end. */
+int record_decode_checked(const void *buf, size_t len, struct record_view *out) LV_WARN_UNUSED;
 
 /* Iterate a decoded view's lists. Each returns false once the list is done.
  * Only valid on a view that record_decode() filled. */

@@ -10,8 +10,11 @@
  *  - A stored entry is never served past what fresh_state() allows.
  *  - Hits are written zero-copy: the client's output buffer references the
  *    L1 entry's body and holds a reference on the entry until it is sent.
+ *    A range hit references its slice of that body, never a copy.
+ *  - Only a stored 200 answers a range (RFC 9110 §14.2), and only to a GET.
  */
 #include "cache/serve.h"
+#include "cache/cache.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -24,6 +27,8 @@
 #include "cache/key.h"
 #include "cache/l1.h"
 #include "cache/record.h"
+#include "cache/vary.h"
+#include "http/range.h"
 #include "net/conn.h"
 #include "net/request.h"
 #include "net/wbuf.h"
@@ -129,7 +134,7 @@ void cache_status_given(struct cache_req *cr)
 
 /* Whether a decoded record answers r's Vary values; with *sec the request's
  * own values for the record's Vary names (*sl 0 when they do not fit). */
-static bool vary_matches(const struct request *r, const struct record_view *v, char *sec, size_t *sl)
+static bool vary_matches_head(const struct lv_head *hd, const struct record_view *v, char *sec, size_t *sl)
 {
 	*sl = 0;
 	if (v->nvary == 0)
@@ -138,37 +143,169 @@ static bool vary_matches(const struct request *r, const struct record_view *v, c
 	struct record_str names, values;
 	if (!record_next_vary(v, &cur, &names, &values))
 		return false;
-	*sl = vary_secondary_key(r->head, names.p, names.len, sec, VARY_KEY_MAX);
+	*sl = vary_secondary_key(hd, names.p, names.len, sec, VARY_KEY_MAX);
 	return *sl && *sl == values.len && memcmp(sec, values.p, *sl) == 0;
+}
+
+static bool vary_matches(const struct request *r, const struct record_view *v, char *sec, size_t *sl)
+{
+	return vary_matches_head(r->head, v, sec, sl);
+}
+
+/* ---- Vary variants -------------------------------------------------------
+ *
+ * A URL's variants live under its primary key (the latest variant stored,
+ * so that a URL with one variant costs one lookup) and under one of
+ * CACHE_VARIANTS slot keys: the primary key, KEY_VARY_SEP and the slot's
+ * number. A variant's home slot is a hash of its normalised Vary values
+ * (vary.c). A store takes the slot that holds the same values, else the
+ * first free one from home on, else home itself: at the bound, a new
+ * variant replaces the one in its home slot. A lookup probes from home on.
+ * So a URL holds at most CACHE_VARIANTS + 1 entries in the L1, whatever its
+ * clients send; all of them live in one shard (the L1 groups a URL's keys),
+ * and a purge of the URL removes them all.
+ */
+
+static unsigned variant_home(const char *sec, size_t sl)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: spreads values; the bound holds whatever it does */
+	for (size_t i = 0; i < sl; i++)
+		h = (h ^ (unsigned char)sec[i]) * 16777619u;
+	return h % CACHE_VARIANTS;
+}
+
+/* The key of variant slot <slot> of primary key <key>; 0 if it does not
+ * fit. */
+static size_t variant_slot_key_of(const char *key, size_t klen, unsigned slot, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (klen + 3 > KEY_MAX)
+		return 0;
+	memcpy(out, key, klen);
+	out[klen] = KEY_VARY_SEP;
+	out[klen + 1] = hex[(slot >> 4) & 15];
+	out[klen + 2] = hex[slot & 15];
+	return klen + 3;
+}
+
+static size_t variant_slot_key(const struct cache_req *cr, unsigned slot, char *out)
+{
+	return variant_slot_key_of(cr->key, cr->key_len, slot, out);
+}
+
+size_t cache_forget_key(struct l1 *l1, const char *key, size_t klen)
+{
+	size_t n = l1_purge_key(l1, key, klen);
+	char k[KEY_MAX];
+	for (unsigned slot = 0; slot < CACHE_VARIANTS; slot++) {
+		size_t kl = variant_slot_key_of(key, klen, slot, k);
+		if (kl)
+			n += l1_purge_key(l1, k, kl);
+	}
+	return n;
+}
+
+/* The referenced L1 entry under <key>, decoded into <v>, or NULL (none, or
+ * a record that does not decode). */
+static struct l1_entry *entry_get_l1(struct l1 *l1, const char *key, size_t klen, struct record_view *v)
+{
+	struct l1_entry *e = klen ? l1_get(l1, key, klen) : NULL;
+	if (!e)
+		return NULL;
+	size_t len;
+	const void *val = l1_entry_value(e, &len);
+	if (record_decode_checked(val, len, v) != RECORD_OK) {
+		l1_entry_unref(e);
+		return NULL;
+	}
+	return e;
+}
+
+static struct l1_entry *entry_get(const struct cache_req *cr, const char *key, size_t klen, struct record_view *v)
+{
+	return entry_get_l1(cr->cache->l1, key, klen, v);
+}
+
+/* The referenced entry in variant slot <slot>, decoded into <v>, or NULL. */
+static struct l1_entry *variant_get(const struct cache_req *cr, unsigned slot, struct record_view *v)
+{
+	char k[KEY_MAX];
+	return entry_get(cr, k, variant_slot_key(cr, slot, k), v);
+}
+
+/* Whether record <v> is the variant whose Vary values are <sec>. */
+static bool variant_is(const struct record_view *v, const char *sec, size_t sl)
+{
+	struct record_cursor cur = {0};
+	struct record_str names, values;
+	return v->nvary && record_next_vary(v, &cur, &names, &values) && values.len == sl &&
+	       memcmp(values.p, sec, sl) == 0;
+}
+
+/* The slot a variant with values <sec> is stored in (see above). */
+static unsigned variant_slot_for(const struct cache_req *cr, const char *sec, size_t sl)
+{
+	unsigned home = variant_home(sec, sl), free_slot = CACHE_VARIANTS;
+	for (unsigned i = 0; i < CACHE_VARIANTS; i++) {
+		unsigned slot = (home + i) % CACHE_VARIANTS;
+		struct record_view v;
+		struct l1_entry *e = variant_get(cr, slot, &v);
+		if (!e) {
+			if (free_slot == CACHE_VARIANTS)
+				free_slot = slot;
+			continue;
+		}
+		bool same = variant_is(&v, sec, sl);
+		l1_entry_unref(e);
+		if (same)
+			return slot;
+	}
+	return free_slot < CACHE_VARIANTS ? free_slot : home;
+}
+
+struct l1_entry *cache_entry_find(struct cache *c, const char *key, size_t klen, const struct lv_head *hd,
+                                  struct record_view *v, char *at, size_t *atl)
+{
+	struct l1_entry *e = entry_get_l1(c->l1, key, klen, v);
+	if (!e)
+		return NULL;
+	char sec[VARY_KEY_MAX];
+	size_t sl;
+	if (vary_matches_head(hd, v, sec, &sl)) {
+		if (at) {
+			memcpy(at, key, klen);
+			*atl = klen;
+		}
+		return e;
+	}
+	l1_entry_unref(e);
+	if (!sl)
+		return NULL; /* no Vary, or values too long to key: nothing else to look for */
+	unsigned home = variant_home(sec, sl);
+	for (unsigned i = 0; i < CACHE_VARIANTS; i++) {
+		char k[KEY_MAX];
+		size_t kl = variant_slot_key_of(key, klen, (home + i) % CACHE_VARIANTS, k);
+		e = entry_get_l1(c->l1, k, kl, v);
+		char sec2[VARY_KEY_MAX];
+		size_t sl2;
+		if (e && vary_matches_head(hd, v, sec2, &sl2)) {
+			if (at) {
+				memcpy(at, k, kl);
+				*atl = kl;
+			}
+			return e; /* a slot's record may vary on other names: matched on its own */
+		}
+		if (e)
+			l1_entry_unref(e);
+	}
+	return NULL;
 }
 
 /* Returns a referenced entry whose record matches the request's Vary
  * values, with its decoded view, or NULL. */
 struct l1_entry *cache_find(struct cache_req *cr, struct record_view *v)
 {
-	struct request *r = cr->req;
-	struct l1_entry *e = l1_get(cr->cache->l1, cr->key, cr->key_len);
-	for (int round = 0; e && round < 2; round++) {
-		size_t len;
-		const void *val = l1_entry_value(e, &len);
-		if (record_decode(val, len, v) != RECORD_OK) {
-			l1_entry_unref(e);
-			return NULL;
-		}
-		char sec[VARY_KEY_MAX];
-		size_t sl;
-		if (vary_matches(r, v, sec, &sl))
-			return e;
-		l1_entry_unref(e);
-		e = NULL;
-		char k2[KEY_MAX];
-		size_t n2 = round == 0 ? cache_variant_key(cr, sec, sl, k2) : 0;
-		if (n2)
-			e = l1_get(cr->cache->l1, k2, n2);
-	}
-	if (e)
-		l1_entry_unref(e);
-	return NULL;
+	return cache_entry_find(cr->cache, cr->key, cr->key_len, cr->req->head, v, NULL, NULL);
 }
 
 static const struct fresh_stored *stored_of(const struct record_view *v, struct fresh_stored *st)
@@ -197,6 +334,119 @@ static bool field_in_304(const struct record_str *n)
 	return false;
 }
 
+/* ---- ranges (RFC 9110 §14) ---------------------------------------------- */
+
+/* What part of a stored response a hit sends. */
+struct hit_range {
+	int status;          /* 206 or 416; 0: the stored status, whole */
+	uint64_t first, len; /* the bytes of the body that go out */
+	bool accept;         /* Accept-Ranges: bytes (a stored 200: levee serves its ranges) */
+};
+
+/* The stored Date, as If-Modified-Since compares it without a
+ * Last-Modified (RFC 9111 §4.3.2) and If-Range judges a Last-Modified's
+ * strength by it; -1 when there is none or it is invalid. */
+static int64_t record_date(const struct record_view *v)
+{
+	struct record_cursor cur = {0};
+	struct record_hdr h;
+	while (record_next_hdr(v, &cur, &h))
+		if (token_eq(h.name.p, h.name.len, LIT("date")))
+			return http_date_parse(h.value.p, h.value.len);
+	return -1;
+}
+
+/* Whether r's own conditionals let the stored response <v> answer 304. */
+static bool cache_not_modified(const struct lv_head *qh, const struct record_view *v)
+{
+	if (!cond_has_conditionals(qh))
+		return false;
+	int64_t date = v->last_modified >= 0 ? -1 : record_date(v);
+	return cond_not_modified(qh, v->etag.p, v->etag.len,
+	                         cond_date_for(v->last_modified, date, v->response_time / 1000));
+}
+
+/* Whether the request's If-Range, if any, lets its Range apply to <v>. */
+static bool hit_if_range(const struct lv_head *qh, const struct record_view *v)
+{
+	int i = head_find(qh, LIT("if-range"), 0);
+	if (i < 0)
+		return true;
+	if (head_find(qh, LIT("if-range"), i + 1) >= 0)
+		return false; /* two validators: neither is "the" one */
+	const char *val = qh->text + qh->h[i].value;
+	size_t n = qh->h[i].value_len;
+	return range_if_range(val, n, http_date_parse(val, n), v->etag.p, v->etag.len, v->last_modified,
+	                      record_date(v));
+}
+
+/* Decides the part of <v> a hit answers <qh> with: a single byte range of
+ * a stored 200 to a GET, when its If-Range allows; else the whole. HEAD is
+ * answered whole: range handling is defined for GET only (§14.2). Several
+ * Range lines are several ranges: the whole, too. */
+static void hit_range_of(const struct lv_head *qh, const struct record_view *v, bool not_modified,
+                         struct hit_range *rg)
+{
+	rg->status = 0;
+	rg->first = 0;
+	rg->len = v->body_len;
+	rg->accept = !not_modified && v->status == 200;
+	if (!rg->accept || qh->method != HTTP_GET)
+		return;
+	int i = head_find(qh, LIT("range"), 0);
+	if (i < 0 || head_find(qh, LIT("range"), i + 1) >= 0 || !hit_if_range(qh, v))
+		return;
+	uint64_t first, last;
+	switch (range_parse(qh->text + qh->h[i].value, qh->h[i].value_len, v->body_len, &first, &last)) {
+	case RANGE_OK:
+		rg->status = 206;
+		rg->first = first;
+		rg->len = last - first + 1;
+		break;
+	case RANGE_UNSATISFIABLE:
+		rg->status = 416;
+		rg->len = 0;
+		break;
+	case RANGE_MULTIPLE:
+	case RANGE_OTHER_UNIT:
+	case RANGE_INVALID:
+		break; /* the whole representation, as §14.2 allows */
+	}
+}
+
+/* Whether stored field <n> goes out with a hit answered as <rg>: levee
+ * writes its own Accept-Ranges and Content-Range; a 416 carries only the
+ * metadata a 304 would, since it sends no representation. */
+static bool hit_range_keeps(const struct hit_range *rg, const struct record_str *n)
+{
+	if (token_eq(n->p, n->len, LIT("accept-ranges")))
+		return !rg->accept;
+	if (token_eq(n->p, n->len, LIT("content-range")))
+		return !rg->accept && !rg->status;
+	return rg->status != 416 || field_in_304(n);
+}
+
+/* Accept-Ranges and Content-Range of a hit answered as <rg>, from a stored
+ * body of <total> bytes. */
+static void hit_range_head(struct wb *w, const struct hit_range *rg, uint64_t total)
+{
+	if (rg->accept)
+		WB_LIT(w, "Accept-Ranges: bytes\r\n");
+	if (rg->status == 206) {
+		WB_LIT(w, "Content-Range: bytes ");
+		wb_u64(w, rg->first);
+		WB_LIT(w, "-");
+		wb_u64(w, rg->first + rg->len - 1);
+		WB_LIT(w, "/");
+		wb_u64(w, total);
+		WB_LIT(w, "\r\n");
+	} else if (rg->status == 416) {
+		WB_LIT(w, "Content-Range: bytes */");
+		wb_u64(w, total);
+		WB_LIT(w, "\r\n");
+	}
+}
+
 static void entry_unref_cb(const void *data, size_t len, void *arg)
 {
 	l1_entry_unref(arg);
@@ -210,10 +460,13 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	struct request *r = cr->req;
 	struct conn *c = r->conn;
 	const struct lv_head *qh = r->head;
-	bool not_modified = cond_has_conditionals(qh) &&
-	                    cond_not_modified(qh, v->etag.p, v->etag.len, v->last_modified);
+	bool not_modified = cache_not_modified(qh, v);
+	struct hit_range rg;
+	hit_range_of(qh, v, not_modified, &rg);
 	int status = not_modified ? 304 : v->status;
-	bool body = !not_modified && qh->method != HTTP_HEAD && v->body_len;
+	if (rg.status)
+		status = rg.status;
+	bool body = !not_modified && qh->method != HTTP_HEAD && rg.len;
 	bool client_10 = qh->minor == 0;
 	bool close = !conn_can_continue(c, qh, r->body_done);
 	struct evbuffer *out = conn_output(c);
@@ -233,6 +486,8 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	struct record_hdr h;
 	while (record_next_hdr(v, &cur, &h)) {
 		if (not_modified && !field_in_304(&h.name))
+			continue;
+		if (!hit_range_keeps(&rg, &h.name))
 			continue;
 		wb_put(&w, h.name.p, h.name.len);
 		WB_LIT(&w, ": ");
@@ -255,9 +510,10 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	cache_status_given(cr);
 	if (cr->mark)
 		wb_str(&w, cr->mark);
+	hit_range_head(&w, &rg, v->body_len);
 	if (!not_modified && (v->status >= 200 && v->status != 204)) {
 		WB_LIT(&w, "Content-Length: ");
-		wb_u64(&w, v->body_len);
+		wb_u64(&w, rg.len);
 		WB_LIT(&w, "\r\n");
 	}
 	if (close)
@@ -274,8 +530,9 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	if (close)
 		c->close_after = true;
 	r->bytes_out += (uint64_t)n;
-	if (body && evbuffer_add_reference(out, v->body, v->body_len, entry_unref_cb, e) == 0) {
-		r->bytes_out += v->body_len;
+	/* a range references its slice of the entry's body: zero-copy too */
+	if (body && evbuffer_add_reference(out, (const char *)v->body + rg.first, rg.len, entry_unref_cb, e) == 0) {
+		r->bytes_out += rg.len;
 		e = NULL; /* the buffer holds the reference now */
 	}
 	if (e)
@@ -387,12 +644,24 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 	if (fs == FRESH_STALE_SWR && r->conn) {
 		CSTAT(cr->cache, stale_hits);
 		cache_status_set(cr, "hit; detail=stale");
-		if (!cache_write(cr, e, v, now))
+		/* the copy stays for the refresh: its validators go upstream, and
+		 * a 304 is merged into it (<v> points into it) */
+		struct l1_entry *keep = l1_entry_ref(e);
+		if (!cache_write(cr, e, v, now)) {
+			l1_entry_unref(keep);
 			return LK_HIT; /* the request has ended */
+		}
 		cache_release_client(cr);
 		r->resp_started = false;
 		cr->refresh = true;
+		r->up_whole = true; /* a refresh fills the entry: never a part of it */
 		cr->epoch = purge_epoch(&cr->cache->purges);
+		cr->fwd = "stale";
+		cache_add_validators(cr, v);
+		if (cr->stale)
+			l1_entry_unref(cr->stale);
+		cr->stale = keep;
+		cr->stale_state = fs;
 		return LK_STALE_SERVED;
 	}
 	/* stale: revalidate upstream; keep the copy for a 304 or for errors.
@@ -427,7 +696,7 @@ enum lookup_rc cache_answer(struct cache_req *cr, struct l1_entry *e, const char
 	const void *val = l1_entry_value(e, &len);
 	char sec[VARY_KEY_MAX];
 	size_t sl;
-	if (record_decode(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
+	if (record_decode_checked(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
 		l1_entry_unref(e);
 		return LK_MISS;
 	}
@@ -443,7 +712,7 @@ static bool stale_view(struct cache_req *cr, struct record_view *v)
 		return false;
 	size_t len;
 	const void *val = l1_entry_value(cr->stale, &len);
-	return record_decode(val, len, v) == RECORD_OK;
+	return record_decode_checked(val, len, v) == RECORD_OK;
 }
 
 /* Answers from the stale copy (decoded as <v>) with Cache-Status <params>;
@@ -531,7 +800,7 @@ void cache_keep_stale(struct cache_req *cr, struct l1_entry *e)
 	size_t sl;
 	/* a copy from Redis is the primary key's record, which may be another
 	 * Vary variant: only one that answers this request may stand in */
-	if (cr->stale || record_decode(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
+	if (cr->stale || record_decode_checked(val, len, &v) != RECORD_OK || !vary_matches(cr->req, &v, sec, &sl)) {
 		l1_entry_unref(e);
 		return;
 	}
@@ -540,6 +809,8 @@ void cache_keep_stale(struct cache_req *cr, struct l1_entry *e)
 	struct fresh_stored st;
 	cr->stale = e;
 	cr->stale_state = fresh_state(stored_of(&v, &st), &req_cc, (int64_t)(now_unix_ms() / 1000));
+	cr->fwd = "stale";
+	cache_add_validators(cr, &v); /* a 304 refreshes it (cache_refresh_entry()) */
 }
 
 int64_t cache_keep_window(const struct lv_route *rt, int64_t swr, int64_t sie)
@@ -564,25 +835,13 @@ int64_t cache_stretch_keep(const struct lv_policy *p, int64_t lifetime)
 
 /* ---- putting a record into the L1 -------------------------------------- */
 
-/* The key of one Vary variant: the primary key, KEY_VARY_SEP, and the
- * request's values for the Vary fields. 0 if it does not fit. */
-size_t cache_variant_key(const struct cache_req *cr, const char *sec, size_t sl, char *out)
-{
-	if (!sl || cr->key_len + 1 + sl > KEY_MAX)
-		return 0;
-	memcpy(out, cr->key, cr->key_len);
-	out[cr->key_len] = KEY_VARY_SEP;
-	memcpy(out + cr->key_len + 1, sec, sl);
-	return cr->key_len + 1 + sl;
-}
-
 enum put_rc cache_put(const struct cache_req *cr, uint64_t epoch, const void *buf, size_t size, uint64_t expires,
                       const char *sec, size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt)
 {
 	struct l1_entry *mine[2] = {NULL, NULL};
 	int rc = l1_put_entry(cr->cache->l1, cr->key, cr->key_len, buf, size, expires, tagp, tagl, nt, &mine[0]);
 	char k2[KEY_MAX];
-	size_t n2 = sl ? cache_variant_key(cr, sec, sl, k2) : 0;
+	size_t n2 = sl ? variant_slot_key(cr, variant_slot_for(cr, sec, sl), k2) : 0;
 	if (rc == LV_OK && n2)
 		rc = l1_put_entry(cr->cache->l1, k2, n2, buf, size, expires, tagp, tagl, nt, &mine[1]);
 	int err = errno;

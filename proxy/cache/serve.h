@@ -80,8 +80,8 @@ bool cache_tier_no_wait(struct cache_req *cr);
 struct lv_policy;
 int64_t cache_stretch_keep(const struct lv_policy *p, int64_t lifetime);
 /* Keeps referenced entry <e> (taken over) as the request's stale copy,
- * unless it has one: an L2 record past its freshness, for stale-if-error
- * and fallbacks. */
+ * unless it has one: an L2 record past its freshness, for revalidation (its
+ * validators go upstream), stale-if-error and fallbacks. */
 void cache_keep_stale(struct cache_req *cr, struct l1_entry *e);
 /* How long past its freshness an entry is kept, in seconds: the longer of
  * its stale-while-revalidate and stale-if-error windows and, on a route
@@ -92,13 +92,20 @@ int64_t cache_keep_window(const struct lv_route *rt, int64_t swr, int64_t sie);
  * values, decoded into <v>, or NULL. */
 struct l1_entry *cache_find(struct cache_req *cr, struct record_view *v);
 
+/* The most Vary variants of one URL the L1 holds (besides the copy of the
+ * latest under the URL's own key); a new one past them replaces the one in
+ * its home slot (serve.c, "Vary variants"; docs/caching.md, "Vary"). */
+#define CACHE_VARIANTS 16
+
+/* Removes from <l1> the entry under primary key <key> and every Vary
+ * variant slot of it; how many entries went. */
+struct l1;
+size_t cache_forget_key(struct l1 *l1, const char *key, size_t klen);
+
 enum put_rc { PUT_OK, PUT_TOO_BIG, PUT_PURGED, PUT_ERROR };
-/* Puts a record under the request's key (and its Vary variant key, when sl),
+/* Puts a record under the request's key (and a Vary variant slot, when sl),
  * then takes it back if a purge after <epoch> covers it (PUT_PURGED). */
 enum put_rc cache_put(const struct cache_req *cr, uint64_t epoch, const void *buf, size_t size, uint64_t expires,
                       const char *sec, size_t sl, const char *const *tagp, const size_t *tagl, unsigned nt);
-/* The key of one Vary variant: the primary key, KEY_VARY_SEP, and the
- * request's values for the Vary fields. 0 if it does not fit. */
-size_t cache_variant_key(const struct cache_req *cr, const char *sec, size_t sl, char *out);
 
 #endif

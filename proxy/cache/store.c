@@ -36,7 +36,9 @@
 #include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/l1.h"
+#include "cache/merge304.h"
 #include "cache/record.h"
+#include "cache/vary.h"
 #include "log.h"
 #include "net/headers.h"
 #include "net/request.h"
@@ -82,13 +84,20 @@ struct store_plan {
 	size_t names_len, sec_len;
 	char names[VARY_NAMES_MAX];
 	char sec[VARY_KEY_MAX];
+	/* the record's tags (store_encode()), pointing into the head or rtags */
+	uint32_t nt;
+	struct record_str tags[MAX_TAGS];
+	const char *tagp[MAX_TAGS];
+	size_t tagl[MAX_TAGS];
+	char rtags[LV_HEADER_LIST_MAX * 4];
 };
 
-/* Whether r's response (head <resp>, received at resp_ms) may be stored:
+/* Whether r's response (head <resp>, received at resp_ms, the answer to
+ * <req>: r's head, or the GET a HEAD stands for) may be stored:
  * RF_NONE and <sp> filled, or why not. Deterministic: the head and the end
  * of a response get the same answer. */
-static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head *resp, int64_t resp_ms,
-                                     struct store_plan *sp)
+static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head *req, const struct lv_head *resp,
+                                     int64_t resp_ms, struct store_plan *sp)
 {
 	struct request *r = cr->req;
 	const struct lv_route *rt = r->route;
@@ -98,10 +107,14 @@ static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head 
 	opt.fixed_ttl = opt.origin_mode ? 0 : (int64_t)(rt->cache_ttl_ms / 1000);
 	opt.allow_authorization = rt->cache_authorization;
 	opt.allow_set_cookie = rt->cache_set_cookie;
+	opt.any_status = rt->cache_any_status;
 	opt.route_swr = (int64_t)(rt->swr_ms / 1000);
 	opt.route_sie = (int64_t)(rt->sie_ms / 1000);
+	opt.cc_fields = rt->cache_control_fields;
 	struct fresh_eval *ev = &sp->ev;
-	fresh_evaluate(r->head, resp, (int64_t)r->up_sent_unix_ms / 1000, resp_ms / 1000, &opt, ev);
+	sp->vk = VARY_NONE;
+	sp->names_len = sp->sec_len = sp->nt = 0;
+	fresh_evaluate(req, resp, (int64_t)r->up_sent_unix_ms / 1000, resp_ms / 1000, &opt, ev);
 
 	/* Negative caching: the listed statuses live negative_ttl, unless the
 	 * origin (in origin mode) said how long itself. */
@@ -127,7 +140,7 @@ static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head 
 	if (sp->vk == VARY_TOO_LONG)
 		return RF_VARY;
 	if (sp->vk == VARY_LIST) {
-		sp->sec_len = vary_secondary_key(r->head, sp->names, sp->names_len, sp->sec, sizeof(sp->sec));
+		sp->sec_len = vary_secondary_key(req, sp->names, sp->names_len, sp->sec, sizeof(sp->sec));
 		if (!sp->sec_len)
 			return RF_VARY;
 	}
@@ -144,10 +157,14 @@ static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head 
 	return RF_NONE;
 }
 
-/* The answer is a property of the URL (not a passing error): remember it. */
+/* The answer is a property of the URL (not a passing error, whatever kept
+ * it out, nor a 304 to the client's own conditional, nor a 206 to one
+ * request's Range): remember it. */
 static bool refusal_marks(enum cache_refusal why, const struct lv_head *resp)
 {
-	return why != RF_STATUS || resp->status < 500;
+	if (why == RF_PARTIAL)
+		return false;
+	return resp->status < 500 && (why != RF_STATUS || resp->status != 304);
 }
 
 /* The fill's answer will not be stored: count it, make the key hit-for-miss
@@ -180,7 +197,7 @@ void cache_response_head(struct cache_req *cr, const struct lv_head *resp)
 	char st[96];
 	const char *fwd = cr->stale ? cr->fwd : "miss";
 	struct store_plan *sp = malloc(sizeof(*sp));
-	enum cache_refusal why = sp ? store_plan(cr, resp, (int64_t)now_unix_ms(), sp) : RF_ERROR;
+	enum cache_refusal why = sp ? store_plan(cr, cr->req->head, resp, (int64_t)now_unix_ms(), sp) : RF_ERROR;
 	if (why == RF_NONE)
 		cr->ttl = sp->ev.st.lifetime - sp->ev.st.initial_age; /* RFC 9211 ttl, shown once it is stored */
 	free(sp);
@@ -257,8 +274,9 @@ void cache_response_body_bytes(struct cache_req *cr, const char *data, size_t n)
 
 /* Fields not worth storing: hop-by-hop ones, framing (set when served),
  * Age (recomputed), per-request ones, and Set-Cookie, which is never
- * replayed to another client. */
-static bool field_stored(const struct lv_head *hd, int i)
+ * replayed to another client (<answer_only>: a record made for one answer
+ * and never stored keeps it). */
+static bool field_stored(const struct lv_head *hd, int i, bool answer_only)
 {
 	static const struct {
 		const char *s;
@@ -267,77 +285,50 @@ static bool field_stored(const struct lv_head *hd, int i)
 	            {LIT("via")}};
 	for (size_t k = 0; k < sizeof(skip) / sizeof(skip[0]); k++)
 		if (head_name_is(hd, i, skip[k].s, skip[k].l))
-			return false;
+			return answer_only && k == 3;
 	return !headers_is_hop_by_hop(hd, i);
 }
 
 /* Surrogate-Key's space-separated tags, then the route's own (with {N} from
- * its wildcards), into tags/tagp/tagl; returns how many. */
-static uint32_t store_tags(const struct request *r, const struct lv_head *resp, struct record_str *tags,
-                           const char **tagp, size_t *tagl, char *rtags, size_t rcap)
+ * its wildcards), into the plan's tag arrays. */
+static void store_tags(const struct request *r, const struct lv_head *resp, struct store_plan *sp)
 {
-	uint32_t nt = cache_surrogate_keys(resp, tags, MAX_TAGS);
+	uint32_t nt = cache_surrogate_keys(resp, sp->tags, MAX_TAGS);
 	struct record_str rt_tags[MAX_TAGS];
-	unsigned nr = cache_route_tags(r, rtags, rcap, rt_tags, MAX_TAGS - nt);
+	unsigned nr = cache_route_tags(r, sp->rtags, sizeof(sp->rtags), rt_tags, MAX_TAGS - nt);
 	for (unsigned i = 0; i < nr; i++)
-		tags[nt++] = rt_tags[i];
+		sp->tags[nt++] = rt_tags[i];
 	for (uint32_t i = 0; i < nt; i++) {
-		tagp[i] = tags[i].p;
-		tagl[i] = tags[i].len;
+		sp->tagp[i] = sp->tags[i].p;
+		sp->tagl[i] = sp->tags[i].len;
 	}
-	return nt;
+	sp->nt = nt;
 }
 
-/* Stores r's complete response; its fill's waiters are woken with the
- * outcome (after Redis answered, when only Redis took it). */
-static void cache_store(struct cache_req *cr, const struct lv_head *resp)
+/* Encodes the record of <resp> (a full response's head, or the head a 304
+ * made of a stored one) with the body in <body>, as <sp> decided: a new
+ * buffer in *buf (the caller frees it) and its size, RF_NONE; or RF_ERROR
+ * when memory ran out. Fills the plan's tags. */
+static enum cache_refusal store_encode(struct cache_req *cr, const struct lv_head *resp, struct store_plan *sp,
+                                       int64_t resp_ms, const struct iovec *body, uint32_t nbody, bool answer_only,
+                                       void **buf, size_t *size)
 {
 	struct request *r = cr->req;
-	int64_t resp_ms = (int64_t)now_unix_ms();
-	struct store_plan *sp = malloc(sizeof(*sp));
-	enum cache_refusal why = sp ? store_plan(cr, resp, resp_ms, sp) : RF_ERROR;
-	if (why != RF_NONE) { /* the head said yes: only running out of memory gets here */
-		free(sp);
-		store_refuse(cr, why, false);
-		return;
-	}
 	struct fresh_eval *ev = &sp->ev;
+	*buf = NULL;
+	*size = 0;
 	struct record_hdr *hdrs = malloc(RECORD_MAX_HDRS * sizeof(*hdrs));
+	if (!hdrs)
+		return RF_ERROR;
 	uint32_t nh = 0;
-	for (uint32_t i = 0; hdrs && i < resp->n && nh < RECORD_MAX_HDRS; i++) {
-		if (!field_stored(resp, (int)i))
+	for (uint32_t i = 0; i < resp->n && nh < RECORD_MAX_HDRS; i++) {
+		if (!field_stored(resp, (int)i, answer_only))
 			continue;
 		hdrs[nh].name = (struct record_str){resp->text + resp->h[i].name, resp->h[i].name_len};
 		hdrs[nh].value = (struct record_str){resp->text + resp->h[i].value, resp->h[i].value_len};
 		nh++;
 	}
-	struct record_str tags[MAX_TAGS];
-	const char *tagp[MAX_TAGS];
-	size_t tagl[MAX_TAGS];
-	char rtags[LV_HEADER_LIST_MAX * 4];
-	uint32_t nt = store_tags(r, resp, tags, tagp, tagl, rtags, sizeof(rtags));
-
-	/* the body as it was captured, every chain of it */
-	struct evbuffer_iovec stack[BODY_IOV_STACK], *body = stack;
-	int nb = evbuffer_peek(cr->capture, -1, NULL, NULL, 0);
-	if (nb > BODY_IOV_STACK)
-		body = malloc((size_t)nb * sizeof(*body));
-	struct iovec *biov = body ? malloc((size_t)(nb > 0 ? nb : 1) * sizeof(*biov)) : NULL;
-	if (!hdrs || !body || !biov) {
-		free(hdrs);
-		if (body != stack)
-			free(body);
-		free(biov);
-		free(sp);
-		store_refuse(cr, RF_ERROR, false);
-		return;
-	}
-	if (nb > 0 && evbuffer_peek(cr->capture, -1, NULL, body, nb) != nb)
-		nb = -1;
-	for (int i = 0; i < nb; i++) {
-		biov[i].iov_base = body[i].iov_base;
-		biov[i].iov_len = body[i].iov_len;
-	}
+	store_tags(r, resp, sp);
 	int et = head_find(resp, LIT("etag"), 0);
 	struct record_str vn = {sp->names, (uint32_t)sp->names_len}, vv = {sp->sec, (uint32_t)sp->sec_len};
 	bool vary = sp->vk == VARY_LIST;
@@ -358,56 +349,48 @@ static void cache_store(struct cache_req *cr, const struct lv_head *resp)
 	    .vary_names = vary ? &vn : NULL,
 	    .vary_values = vary ? &vv : NULL,
 	    .nvary = vary ? 1 : 0,
-	    .tags = tags,
-	    .ntags = nt,
+	    .tags = sp->tags,
+	    .ntags = sp->nt,
 	    .hdrs = hdrs,
 	    .nhdrs = nh,
-	    .body = biov,
-	    .nbody = (uint32_t)(nb > 0 ? nb : 0),
+	    .body = body,
+	    .nbody = nbody,
 	};
-	enum cache_refusal outcome = RF_NONE;
-	void *buf = NULL;
-	size_t size = 0;
-	if (nb < 0) {
-		outcome = RF_ERROR;
-	} else if (purged_since(&cr->cache->purges, cr->epoch, cr->key, cr->key_len, tagp, tagl, nt)) {
-		/* a write landed while this response was on its way: it may be
-		 * older than the write, so it must not outlive the purge */
-		outcome = RF_PURGED;
-	} else {
-		size = record_size(&in);
-		buf = size ? malloc(size) : NULL;
-		if (!buf || record_encode(&in, buf, size) != RECORD_OK)
-			outcome = RF_ERROR;
+	size_t n = record_size(&in);
+	void *b = n ? malloc(n) : NULL;
+	if (!b || record_encode(&in, b, n) != RECORD_OK) {
+		free(b);
+		free(hdrs);
+		return RF_ERROR;
 	}
-	int64_t window = cache_keep_window(r->route, ev->st.swr, ev->st.sie);
-	int64_t fresh_left = ev->st.lifetime - ev->st.initial_age;
-	int64_t lifetime = ev->st.lifetime;
-	bool validators = et >= 0 || ev->last_modified >= 0;
-	size_t sec_len = vary ? sp->sec_len : 0;
 	free(hdrs);
-	if (body != stack)
-		free(body);
-	free(biov);
-	if (outcome != RF_NONE) {
-		free(buf);
-		free(sp);
-		if (outcome == RF_PURGED)
-			CSTAT(cr->cache, fill_refused);
-		store_refuse(cr, outcome, false);
-		return;
-	}
+	*buf = b;
+	*size = n;
+	return RF_NONE;
+}
+
+/* Puts record <buf> as plan <sp> decided, received at <resp_ms>, into the L1
+ * and, under the request's lease, Redis; the fill's waiters are woken with
+ * the outcome (after Redis answered, when only Redis took it). Takes the
+ * buffer over. What a full store and a 304's refresh share. */
+static void store_put(struct cache_req *cr, struct store_plan *sp, void *buf, size_t size, int64_t resp_ms,
+                      bool validators)
+{
+	struct request *r = cr->req;
+	const struct fresh_stored *st = &sp->ev.st;
+	int64_t window = cache_keep_window(r->route, st->swr, st->sie);
+	int64_t fresh_left = st->lifetime - st->initial_age;
 	/* an entry with validators stays a while past its windows, so a
 	 * revalidation can refresh it with a 304 instead of a full body */
-	int64_t grace = validators ? (lifetime < 60 ? 60 : lifetime > 3600 ? 3600 : lifetime) : 0;
+	int64_t grace = validators ? (st->lifetime < 60 ? 60 : st->lifetime > 3600 ? 3600 : st->lifetime) : 0;
 	/* a policy with a stretch-ttl tier keeps entries long enough to be
 	 * stretched; their lifetime stays the real one */
-	int64_t stretch = cache_stretch_keep(r->rt->policy, lifetime);
+	int64_t stretch = cache_stretch_keep(r->rt->policy, st->lifetime);
 	uint64_t expires = (uint64_t)resp_ms +
 	                   (uint64_t)((fresh_left > 0 ? fresh_left : 0) + stretch + window + grace) * 1000u;
 	uint64_t ttl = expires > (uint64_t)resp_ms ? expires - (uint64_t)resp_ms : 1;
-	enum put_rc rc = cache_put(cr, cr->epoch, buf, size, expires, sp->sec, sec_len, tagp, tagl, nt);
-	free(sp);
+	size_t sec_len = sp->vk == VARY_LIST ? sp->sec_len : 0;
+	enum put_rc rc = cache_put(cr, cr->epoch, buf, size, expires, sp->sec, sec_len, sp->tagp, sp->tagl, sp->nt);
 	switch (rc) {
 	case PUT_OK:
 		cr->stored = true;
@@ -437,6 +420,54 @@ static void cache_store(struct cache_req *cr, const struct lv_head *resp)
 	free(buf);
 }
 
+/* Stores r's complete response. */
+static void cache_store(struct cache_req *cr, const struct lv_head *resp)
+{
+	int64_t resp_ms = (int64_t)now_unix_ms();
+	struct store_plan *sp = malloc(sizeof(*sp));
+	enum cache_refusal why = sp ? store_plan(cr, cr->req->head, resp, resp_ms, sp) : RF_ERROR;
+	if (why != RF_NONE) { /* the head said yes: only running out of memory gets here */
+		free(sp);
+		store_refuse(cr, why, false);
+		return;
+	}
+	/* the body as it was captured, every chain of it */
+	struct evbuffer_iovec stack[BODY_IOV_STACK], *body = stack;
+	int nb = evbuffer_peek(cr->capture, -1, NULL, NULL, 0);
+	if (nb > BODY_IOV_STACK)
+		body = malloc((size_t)nb * sizeof(*body));
+	struct iovec *biov = body ? malloc((size_t)(nb > 0 ? nb : 1) * sizeof(*biov)) : NULL;
+	void *buf = NULL;
+	size_t size = 0;
+	enum cache_refusal outcome = body && biov ? RF_NONE : RF_ERROR;
+	if (outcome == RF_NONE && nb > 0 && evbuffer_peek(cr->capture, -1, NULL, body, nb) != nb)
+		outcome = RF_ERROR;
+	for (int i = 0; outcome == RF_NONE && i < nb; i++) {
+		biov[i].iov_base = body[i].iov_base;
+		biov[i].iov_len = body[i].iov_len;
+	}
+	if (outcome == RF_NONE)
+		outcome = store_encode(cr, resp, sp, resp_ms, biov, (uint32_t)(nb > 0 ? nb : 0), false, &buf, &size);
+	if (outcome == RF_NONE &&
+	    purged_since(&cr->cache->purges, cr->epoch, cr->key, cr->key_len, sp->tagp, sp->tagl, sp->nt)) {
+		/* a write landed while this response was on its way: it may be
+		 * older than the write, so it must not outlive the purge */
+		CSTAT(cr->cache, fill_refused);
+		outcome = RF_PURGED;
+	}
+	if (body != stack)
+		free(body);
+	free(biov);
+	if (outcome != RF_NONE) {
+		free(buf);
+		free(sp);
+		store_refuse(cr, outcome, false);
+		return;
+	}
+	bool validators = head_find(resp, LIT("etag"), 0) >= 0 || sp->ev.last_modified >= 0;
+	store_put(cr, sp, buf, size, resp_ms, validators);
+	free(sp);
+}
 void cache_response_end(struct cache_req *cr, const struct lv_head *resp)
 {
 	struct request *r = cr->req;
@@ -458,67 +489,77 @@ void cache_response_end(struct cache_req *cr, const struct lv_head *resp)
 	}
 }
 
+
 /* ---- refresh by a 304 -------------------------------------------------- */
 
-void cache_refresh_entry(struct cache_req *cr, const struct record_view *v, const struct lv_head *resp)
+/* Takes the stale copy's entries out of the L1: under the primary key,
+ * and every Vary variant slot of the URL (the 304 judged one of them; the
+ * others are fetched again, which is only slower). */
+static void refresh_drop(struct cache_req *cr)
 {
-	static __thread struct record_hdr hdrs[RECORD_MAX_HDRS];
-	static __thread struct record_str tags[RECORD_MAX_TAGS];
-	struct request *r = cr->req;
-	const struct lv_route *rt = r->route;
-	struct record_cursor cur = {0};
-	uint32_t nh = 0, nt = 0;
-	while (nh < RECORD_MAX_HDRS && record_next_hdr(v, &cur, &hdrs[nh]))
-		nh++;
-	struct record_cursor tc = {0};
-	while (nt < RECORD_MAX_TAGS && record_next_tag(v, &tc, &tags[nt]))
-		nt++;
-	struct record_str vn = {"", 0}, vv = {"", 0};
-	struct record_cursor vc = {0};
-	bool has_vary = v->nvary && record_next_vary(v, &vc, &vn, &vv);
-	struct cc_directives cc;
-	cc_from_head(&cc, resp);
-	int64_t lifetime = v->lifetime;
-	if (rt->cache_ttl_ms != LV_TTL_ORIGIN)
-		lifetime = (int64_t)(rt->cache_ttl_ms / 1000);
-	else if (cc.s_maxage != CC_ABSENT)
-		lifetime = cc.s_maxage;
-	else if (cc.max_age != CC_ABSENT)
-		lifetime = cc.max_age;
-	int64_t age = 0;
-	int ai = head_find(resp, LIT("age"), 0);
-	if (ai >= 0) {
-		const char *a = resp->text + resp->h[ai].value;
-		for (uint32_t k = 0; k < resp->h[ai].value_len && a[k] >= '0' && a[k] <= '9' && age < CC_DELTA_MAX; k++)
-			age = age * 10 + (a[k] - '0');
-	}
+	cache_forget_key(cr->cache->l1, cr->key, cr->key_len);
+}
+
+/* The merged-freshness computation, in one place: the head a 304 <resp>
+ * makes of stored response <v> (merge304.h), received at <now_ms>, judged by
+ * the store's own plan (store_plan(), so fresh_evaluate() and every rule of
+ * a full response), into <sp>. RF_NONE: storable; *merged then holds the
+ * head, its text and slots in *text and *slots for the caller to free. */
+static enum cache_refusal refresh_plan(struct cache_req *cr, const struct record_view *v, const struct lv_head *resp,
+                                       int64_t now_ms, struct store_plan *sp, struct lv_head *merged, char **text,
+                                       struct lv_hdr **slots)
+{
+	*merged = (struct lv_head){0};
+	merged->cap = (uint32_t)merge304_text_cap(v, resp);
+	merged->max = merge304_slots(v, resp);
+	*text = merged->text = malloc(merged->cap);
+	*slots = merged->h = malloc(merged->max * sizeof(*merged->h));
+	if (!merged->text || !merged->h || !merge304_build(v, resp, now_ms / 1000, merged))
+		return RF_ERROR;
+	/* a HEAD revalidates the stored GET: judged as the GET it stands for */
+	struct lv_head get = *cr->req->head;
+	get.method = HEAD_METHOD_GET;
+	return store_plan(cr, &get, merged, now_ms, sp);
+}
+
+enum refresh_rc cache_refresh_entry(struct cache_req *cr, const struct record_view *v, const struct lv_head *resp,
+                                    struct l1_entry **answer)
+{
+	if (answer)
+		*answer = NULL;
+	if (!merge304_selects(v, resp))
+		return REFRESH_MISMATCH; /* §4.3.4: it answers for another representation */
+	int64_t now_ms = (int64_t)now_unix_ms();
+	struct store_plan *sp = malloc(sizeof(*sp));
+	struct lv_head merged;
+	char *text = NULL;
+	struct lv_hdr *slots = NULL;
+	enum cache_refusal why = sp ? refresh_plan(cr, v, resp, now_ms, sp, &merged, &text, &slots) : RF_ERROR;
+	bool store = why == RF_NONE && !cr->tier_no_store;
+	enum refresh_rc rc = store ? REFRESH_STORED : REFRESH_NOT_STORED;
+	void *buf = NULL;
+	size_t size = 0;
 	struct iovec body = {(void *)v->body, v->body_len};
-	struct record_in in = {
-	    .status = v->status, .flags = v->flags, .request_time = (int64_t)r->up_sent_unix_ms, .response_time = (int64_t)now_unix_ms(),
-	    .initial_age = age, .lifetime = lifetime, .swr = v->swr, .sie = v->sie, .last_modified = v->last_modified,
-	    .etag = v->etag, .vary_names = has_vary ? &vn : NULL, .vary_values = has_vary ? &vv : NULL,
-	    .nvary = has_vary ? 1 : 0, .tags = tags, .ntags = nt, .hdrs = hdrs, .nhdrs = nh, .body = &body, .nbody = 1};
-	size_t size = record_size(&in);
-	void *buf = size ? malloc(size) : NULL;
-	if (!buf || record_encode(&in, buf, size) != RECORD_OK) {
-		free(buf);
-		return;
+	if (why == RF_ERROR ||
+	    store_encode(cr, &merged, sp, now_ms, &body, v->body_len ? 1 : 0, !store, &buf, &size) != RF_NONE) {
+		rc = REFRESH_ERROR;
+	} else if (answer && !(*answer = l1_entry_detached(buf, size))) {
+		rc = REFRESH_ERROR;
 	}
-	const char *tagp[RECORD_MAX_TAGS];
-	size_t tagl[RECORD_MAX_TAGS];
-	for (uint32_t i = 0; i < nt; i++) {
-		tagp[i] = tags[i].p;
-		tagl[i] = tags[i].len;
+	if (rc == REFRESH_STORED) {
+		cr->store = false;
+		cr->why = RF_NONE;
+		store_put(cr, sp, buf, size, now_ms, head_find(&merged, LIT("etag"), 0) >= 0 || sp->ev.last_modified >= 0);
+		buf = NULL; /* store_put() took it */
+	} else if (rc == REFRESH_NOT_STORED && why != RF_NONE) {
+		/* the 304 made the response one levee does not store (no-store,
+		 * private, Set-Cookie...): the stale copy must not answer again */
+		refresh_drop(cr);
+		store_refuse(cr, why, refusal_marks(why, &merged));
 	}
-	int64_t window = cache_keep_window(rt, v->swr, v->sie);
-	int64_t stretch = cache_stretch_keep(r->rt->policy, lifetime);
-	uint64_t expires =
-	    now_unix_ms() + (uint64_t)((lifetime > age ? lifetime - age : 0) + stretch + window + 60) * 1000u;
-	enum put_rc rc = cache_put(cr, cr->epoch, buf, size, expires, has_vary ? vv.p : NULL,
-	                           has_vary ? vv.len : 0, tagp, tagl, nt);
-	if (rc == PUT_PURGED)
-		CSTAT(cr->cache, fill_refused); /* purged while revalidating: answer once, keep nothing */
-	else if (rc != PUT_OK)
-		log_debug("cache: could not refresh an entry");
 	free(buf);
+	free(text);
+	free(slots);
+	free(sp);
+	return rc;
 }

@@ -129,7 +129,8 @@ static void explain_cache(struct explain *e)
 	report_bool(o, "caches", true);
 	if (rt->cache_ttl_ms == LV_TTL_ORIGIN) {
 		report_str(o, "ttl", "origin");
-		report_note(o, "the origin's Cache-Control and Expires decide, as an RFC 9111 shared cache");
+		report_note(o, "the origin's Cache-Control and Expires decide, as an RFC 9111 shared cache, unless "
+		               "a field of cache_control_fields replaces them (RFC 9213)");
 	} else {
 		ms_text(rt->cache_ttl_ms, buf, sizeof(buf));
 		report_str(o, "ttl", buf);
@@ -140,6 +141,7 @@ static void explain_cache(struct explain *e)
 	report_str(o, "stale_if_error", buf);
 	ms_text(rt->negative_ttl_ms, buf, sizeof(buf));
 	report_str(o, "negative_ttl", buf);
+	report_str(o, "cache_control_fields", rt->cache_control_fields[0] ? rt->cache_control_fields : "none");
 	report_str(o, "vary", "the origin's Vary fields extend the key with this request's values; Vary: * is never "
 	                      "served from the cache");
 	const char *why = NULL;

@@ -34,6 +34,9 @@ struct reqhead_args {
 	 * NULL) goes in (the remaining budget, in the deadline header) */
 	const char *drop;
 	const char *replace;
+	/* a request levee makes for the whole response (a background
+	 * refresh): the client's Range and If-Range are left out */
+	bool whole;
 };
 
 /* Whether field `i` is one that can change an origin's answer while not

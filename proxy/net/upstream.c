@@ -252,6 +252,7 @@ static int send_head(struct request *r)
 	    .keyed = r->route ? r->route->cache_key_headers : "",
 	    .drop = r->deadline_us ? dh : NULL,
 	    .replace = r->deadline_us ? budget : NULL,
+	    .whole = r->up_whole,
 	};
 	/* An explicit "Content-Length: 0" (e.g. an empty POST) is kept. */
 	if (r->body == BODY_NONE && (r->head->flags & H1F_HAS_CL))

@@ -6,7 +6,10 @@
  * succeeds, every list is walked and the record is encoded again from the
  * view; the invariants checked are that the walk ends exactly at the body,
  * and that the re-encoding equals the input byte for byte (encoder and
- * decoder enforce the same rules). Any other outcome calls abort(). */
+ * decoder enforce the same rules), and that the decode that skips the
+ * checksum (for records already checked) reads a record that passed the
+ * same way and stays within any bytes it is given. Any other outcome calls
+ * abort(). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,12 @@ static void check_round_trip(const uint8_t *data, size_t size)
 	if (record_decode(data, size, &v) != RECORD_OK)
 		return;
 	if (v.size != size || v.version != RECORD_VERSION)
+		abort();
+	/* a record that passed reads the same without its checksum compared */
+	struct record_view t;
+	if (record_decode_checked(data, size, &t) != RECORD_OK || t.size != v.size || t.body_len != v.body_len ||
+	    t.nhdrs != v.nhdrs || t.ntags != v.ntags || t.nvary != v.nvary || t.status != v.status ||
+	    t.body != v.body)
 		abort();
 
 	struct record_in in = {
@@ -75,6 +84,10 @@ static void check_round_trip(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_round_trip(data, size);
+	/* without the checksum, whatever the bytes: refused or read within them */
+	struct record_view any;
+	if (record_decode_checked(data, size, &any) == RECORD_OK && any.size != size)
+		abort();
 
 	/* the same bytes, sealed: total (offset 16, see record.h) = size and
 	 * the checksum recomputed */

@@ -45,6 +45,8 @@ Behaviours by path (query parameters in brackets):
   /garbage[kind]        an unparseable or ambiguous response, then close
   /chunkext[n,piece]    chunked 200 whose first chunk-size line carries an
                         extension of n bytes, written `piece` bytes at a time
+  /targeted/<name>[?Field=Value...]  200, body "n<k>" for its k-th request,
+                        every query pair a response field (a name may repeat)
 On /bytes, /slow, /drop and /status: h.NAME=VALUE adds a response header.
 /flaky/<name> modes (set by /__fail): ok, 503, drop, nostore (200 with
 Cache-Control: no-store), slow (the ok answer after `ms` ms), hang (no
@@ -57,6 +59,7 @@ HEAD gets the same head as GET and no body.
 """
 import argparse
 import asyncio
+import email.utils
 import hashlib
 import json
 import os
@@ -84,6 +87,7 @@ EVENTS = []
 STATE = {"conn_seq": 0, "requests": 0}
 STORE = {}  # /store/<name>: a resource that exists once a PUT created it
 FLAKY = {}  # /flaky/<name>: {"mode": "ok"|"503"|"drop", "version": n}, set by /__fail
+TARGETED = {}  # /targeted/<name>: how many requests it has had
 
 
 def log(ev):
@@ -490,8 +494,80 @@ async def handle_request(c, req, body):
             await respond_simple(c, req, 204, b"")
         else:
             await respond_simple(c, req, 405, b"")
+    elif path.startswith("/targeted/"):
+        TARGETED[path] = TARGETED.get(path, 0) + 1
+        extra = [(k, v) for k, v in qpairs if not k.startswith("_")]
+        await respond_simple(c, req, 200, b"n%d" % TARGETED[path], extra=extra)
+    elif path.startswith("/rfc304/"):
+        # /rfc304/<name>: a 200 "body-<name>" with ETag "<etag>" (default
+        # v1; none with etag=) and Last-Modified <lm> when given, plus the
+        # h.NAME=VALUE fields; a request whose If-None-Match names the ETag,
+        # or (without an ETag) whose If-Modified-Since is <lm>, gets a 304
+        # with the r.NAME=VALUE fields and ETag "<r304etag>" (default: the
+        # same one; none with r304etag=).
+        etag = q.get("etag", "v1")
+        lm = q.get("lm")
+        tag = '"%s"' % etag if etag else None
+        hit = (tag and tag in hget_all(req["headers"], "if-none-match")) or \
+              (not tag and lm and lm in hget_all(req["headers"], "if-modified-since"))
+        if hit:
+            rtag = q.get("r304etag", etag)
+            extra = ([("ETag", '"%s"' % rtag)] if rtag else []) + \
+                    [(k[2:], v) for k, v in qpairs if k.startswith("r.")]
+            await respond_simple(c, req, 304, b"", extra=extra)
+        else:
+            extra = ([("ETag", tag)] if tag else []) + ([("Last-Modified", lm)] if lm else []) + \
+                    extra_headers(qpairs)
+            await respond_simple(c, req, 200, ("body-" + path.split("/", 2)[2]).encode(), extra=extra)
+    elif path.startswith("/range/"):
+        # /range/<name>?n=N: N pattern bytes, fresh for a minute (cc=...),
+        # with ETag "r<N>" (etag=..., weak=1 for W/) and a Last-Modified a day and more
+        # before its Date, so both are strong validators. A single
+        # bytes=a-b, a- or -n Range is answered 206 (416 when it selects
+        # nothing), unless ignore=1 makes it answer the whole 200.
+        n = int(q.get("n", "100"))
+        await asyncio.sleep(int(q.get("delay_ms", "0")) / 1000)  # delay_ms: a slow answer
+        body = b"".join(pattern_chunk(o, min(STEP, n - o)) for o in range(0, n, STEP))
+        hdrs = [("Content-Type", "application/octet-stream"), ("Cache-Control", q.get("cc", "max-age=60")),
+                ("ETag", ('W/"%s"' if q.get("weak") == "1" else '"%s"') % q.get("etag", "r%d" % n)), ("Last-Modified", "Tue, 14 Nov 2023 22:13:20 GMT"),
+                ("Date", email.utils.formatdate(usegmt=True))] + extra_headers(qpairs)
+        rng = hget_all(req["headers"], "range")
+        m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng[0]) if len(rng) == 1 and q.get("ignore") != "1" else None
+        if m and (m.group(1) or m.group(2)):
+            if m.group(1):
+                a = int(m.group(1))
+                b = min(int(m.group(2)), n - 1) if m.group(2) else n - 1
+            else:
+                a, b = max(0, n - int(m.group(2))), n - 1
+            if a >= n or b < a:
+                await respond_simple(c, req, 416, b"", extra=[("Content-Range", "bytes */%d" % n)])
+            else:
+                await respond_simple(c, req, 206, body[a:b + 1],
+                                     extra=hdrs[1:] + [("Content-Range", "bytes %d-%d/%d" % (a, b, n))],
+                                     ctype="application/octet-stream")
+        else:
+            await respond_simple(c, req, 200, body, extra=hdrs[1:], ctype="application/octet-stream")
+    elif path.startswith("/vary2/"):
+        # /vary2/<name>?vary=F1,F2: a fresh answer that varies on those
+        # fields; its body names the values it saw and counts the requests
+        # for <name>, so two answers with one body are one origin answer.
+        STATE.setdefault("vary2", {})
+        k = path.split("/", 2)[2]
+        STATE["vary2"][k] = STATE["vary2"].get(k, 0) + 1
+        fields = [f.strip() for f in q.get("vary", "Accept-Encoding").split(",")]
+        seen = {f: hget_all(req["headers"], f) for f in fields}
+        out = json.dumps({"n": STATE["vary2"][k], "seen": seen}).encode()
+        await respond_simple(c, req, 200, out, extra=[("Vary", ", ".join(fields)),
+                                                      ("Cache-Control", "max-age=60")])
     elif path == "/count":
         await respond_simple(c, req, 200, b"%d" % STATE["requests"])
+    elif path.startswith("/warm/"):
+        # warm-up tests: each arrival logged with the origin's monotonic
+        # clock (to check a warm-up's pacing); ms=N answers after N ms
+        log({"event": "warm", "target": target, "t": asyncio.get_running_loop().time()})
+        if int(q.get("ms", "0")):
+            await asyncio.sleep(int(q["ms"]) / 1000.0)
+        await respond_simple(c, req, 200, ("warm " + target).encode())
     elif path == "/interim":
         await send(c, build_head(103, [("Link", "</a.css>; rel=preload")]), target)
         await respond_simple(c, req, 200, b"final")

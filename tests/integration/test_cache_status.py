@@ -383,6 +383,7 @@ def test_admin_cache_entry_shows_key_variant_and_metadata(levee_factory):
     st, e = entry(lv, url=t)
     assert st == 200 and e["route"] == "o" and e["caches"] is True and e["stored"] is False, e
     assert e["key"] == "demo\x1f" + t + "\x1fsvc" and e["key_host"] == "svc", e
+    assert "vary" not in e and "stored_under" not in e, e
     v0 = cs(host_get(lv, t, "svc.ns.svc.cluster.local"))[0]
     assert v0.startswith("levee; fwd=miss") and "stored" in v0, v0
     st, e = entry(lv, url=t, host="10.0.0.5:8080")
@@ -392,14 +393,19 @@ def test_admin_cache_entry_shows_key_variant_and_metadata(levee_factory):
     assert 59 <= m["ttl"] <= 60 and m["age"] in (0, 1) and m["body_bytes"] == len("cstat /cstat/o/e"), m
     assert m["negative"] is False and m["must_revalidate"] is False, m
     assert isinstance(m["tags"], list), m
-    # a Vary'd response: the variant this request selects, and its own entry
+    # a Vary'd response: the URL's latest variant is under its own key, the
+    # others in its variant slots; each request finds its own
     vt = "/cstat/o/v" + q(cc="max-age=60", vary="Accept-Language")
-    assert once(lv.port, "GET", vt, headers=[("Accept-Language", "fr")]).status == 200
-    st, e = entry(lv, url=vt, header="Accept-Language: fr")
-    assert st == 200 and e["vary"] == "accept-language" and e["stored"] is True, e
-    assert e["variant_key"].startswith(e["key"] + "\x1e"), e
+    for lang in ("fr", "de"):
+        assert once(lv.port, "GET", vt, headers=[("Accept-Language", lang)]).status == 200
     st, e = entry(lv, url=vt, header="Accept-Language: de")
-    assert st == 200 and e["stored"] is False and e["variant_key"] != e["key"], e
+    assert st == 200 and e["vary"] == "accept-language" and e["stored"] is True, e
+    assert e["stored_under"] == e["key"], e  # the latest
+    st, e = entry(lv, url=vt, header="Accept-Language: fr")
+    assert st == 200 and e["stored"] is True, e
+    assert re.fullmatch(re.escape(e["key"]) + "\x1e[0-9a-f]{2}", e["stored_under"]), e  # a slot
+    st, e = entry(lv, url=vt, header="Accept-Language: it")
+    assert st == 200 and e["vary"] == "accept-language" and e["stored"] is False and "stored_under" not in e, e
     # no caching route; a URL levee would refuse; no url at all
     st, e = entry(lv, url="/echo/x")
     assert st == 200 and e == {"route": "plain", "caches": False}, e

@@ -21,6 +21,7 @@ SHOP = """\
 service = shop
 
 [route "static"]
+cache_control_fields = none
 prefix = /static/
 cache_ttl = 1h
 
@@ -125,6 +126,7 @@ EXPLAIN_CASES = [
         "route.not_matched.0.route": "static",
         "route.not_matched.0.why": "its prefix = /static/ does not take the path",
         "cache.cacheable": True, "cache.ttl": "60s",
+        "cache.cache_control_fields": "levee-cache-control,cdn-cache-control",
         "cache.key": "shop\x1f/api/users/42\x1flocalhost\x1faccept-language=fr",
         "cache.tags.0.tag": "user-42",
         "invalidation.write": False,
@@ -176,6 +178,7 @@ EXPLAIN_CASES = [
     ("shop", ["GET", "/api/users/1", "Authorization: Bearer x"], {
         "cache.cacheable": True, "cache.authorization": "stored only if the origin allows it (public, s-maxage, "
                                                         "must-revalidate: RFC 9111 section 3.5)"}),
+    ("shop", ["GET", "/static/a.css"], {"route.name": "static", "cache.cache_control_fields": "none"}),
     ("shop", ["GET", "/nothing"], {"route.name": None, "route.priority": "normal", "cache.caches": False,
                                   "bulkhead.name": None, "breaker.name": None}),
     # the tier's cache modes as the cache stage applies them to this route
@@ -285,12 +288,12 @@ DIFF_CASES = [
     ("comments only", "; a comment\n" + SHOP.replace("max_queue = 4", "max_queue = 4   ; why"), 0, [], [], {}),
     ("route added", SHOP + '\n[route "new"]\nprefix = /new/\n', 1,
      [("added", "route", "new", None)], [], {}),
-    ("route removed", edit(SHOP, ('[route "static"]\nprefix = /static/\ncache_ttl = 1h\n', "")), 1,
+    ("route removed", edit(SHOP, ('[route "static"]\ncache_control_fields = none\nprefix = /static/\ncache_ttl = 1h\n', "")), 1,
      [("removed", "route", "static", None)], [], {}),
     ("route changed", edit(SHOP, ("cache_ttl = 60s", "cache_ttl = 2m"), ("methods = GET, HEAD, PUT", "methods = any")), 1,
      [("changed", "route", "users", "methods"), ("changed", "route", "users", "cache_ttl")], [], {}),
-    ("route order", edit(SHOP, ('[route "static"]\nprefix = /static/\ncache_ttl = 1h\n', ""))
-     + '\n[route "static"]\nprefix = /static/\ncache_ttl = 1h\n', 1,
+    ("route order", edit(SHOP, ('[route "static"]\ncache_control_fields = none\nprefix = /static/\ncache_ttl = 1h\n', ""))
+     + '\n[route "static"]\ncache_control_fields = none\nprefix = /static/\ncache_ttl = 1h\n', 1,
      [("order", "route", "users", None)], [], {}),  # where the orders part
     ("restart key", edit(SHOP, ("service = shop", "service = shop2\nworkers = 3")), 1,
      [("changed", "levee", None, "service"), ("changed", "levee", None, "workers")], ["levee.service", "levee.workers"],

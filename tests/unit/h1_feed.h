@@ -61,6 +61,30 @@ static inline int h1_parse_request(struct h1_fixture *f, const char *data, size_
 	return -1; /* incomplete */
 }
 
+/* A response head fed at once and passed through levee's checks: true when
+ * it is accepted. */
+static inline bool h1_parse_response_head(struct h1_fixture *f, const char *data, size_t len)
+{
+	h1_fixture_init(f, HTTP_RESPONSE);
+	size_t used;
+	if (http1_feed(&f->parser, data, len, &used) != H1_HEAD_DONE)
+		return false;
+	enum lv_reason r;
+	return http1_check_response(&f->head, &r) == 0;
+}
+
+/* h1_parse_response_head() into a fixture of its own (the caller frees
+ * it), or NULL when the head is not accepted. */
+static inline struct h1_fixture *h1_new_response(const char *raw)
+{
+	struct h1_fixture *f = calloc(1, sizeof(*f));
+	if (f && !h1_parse_response_head(f, raw, strlen(raw))) {
+		free(f);
+		f = NULL;
+	}
+	return f;
+}
+
 static inline int h1_count_body(void *arg, const char *p, size_t n)
 {
 	((struct h1_fixture *)arg)->body_len += n;

@@ -5,15 +5,19 @@
 #define LEVEE_TEST_REDIS_HARNESS_H
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,6 +135,69 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 }
 
 typedef bool (*cond_fn)(void *ctx);
+
+/* Starts argv[0] with its output appended to <logpath>, killed with this
+ * process; returns its pid. */
+static inline pid_t spawn_logged(const char *logpath, char *const argv[])
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* One throwaway redis-server on a free loopback port, in a new directory
+ * /tmp/levee-<tag>-XXXXXX, answering PING when this returns; and a base
+ * whose 5 ms tick wakes EVLOOP_ONCE, so that loop_until() sees its deadline. */
+struct redis_temp {
+	char dir[64];
+	pid_t pid;
+	uint16_t port;
+	struct event_base *base;
+	struct event *tick;
+};
+
+static inline void redis_temp_start(struct redis_temp *t, const char *tag)
+{
+	snprintf(t->dir, sizeof(t->dir), "/tmp/levee-%s-XXXXXX", tag);
+	assert_non_null(mkdtemp(t->dir));
+	t->base = event_base_new();
+	assert_non_null(t->base);
+	t->tick = event_new(t->base, -1, EV_PERSIST, on_tick, NULL);
+	struct timeval tv = {0, 5000};
+	event_add(t->tick, &tv);
+	t->port = free_port();
+	char p[8], logpath[128];
+	snprintf(p, sizeof(p), "%u", t->port);
+	snprintf(logpath, sizeof(logpath), "%s/redis.log", t->dir);
+	char *argv[] = {"redis-server", "--port", p,       "--bind", "127.0.0.1", "--save", "",
+	                "--appendonly", "no",     "--dir", t->dir,   NULL};
+	t->pid = spawn_logged(logpath, argv);
+	wait_ping(t->port, 5000);
+}
+
+/* Kills the server (if it still runs) and cleans up. */
+static inline void redis_temp_stop(struct redis_temp *t)
+{
+	if (t->pid > 0) {
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, NULL, 0);
+		t->pid = 0;
+	}
+	event_free(t->tick);
+	event_base_free(t->base);
+	nftw(t->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* Runs <base> until cond(ctx) holds; false on reaching the deadline. The
  * caller keeps a periodic event on <base> (on_tick) so each pass returns. */

@@ -45,11 +45,9 @@
 /* ---- fixture: one redis-server, two clients, two l2s ------------------- */
 
 struct fixture {
-	char dir[64];
-	pid_t pid;
-	uint16_t port;
-	struct event_base *base;
-	struct event *tick;
+	struct redis_temp t;
+	uint16_t port;           /* t's */
+	struct event_base *base; /* t's */
 	struct redis *ra, *rb;
 	struct l2 *a, *b; /* two replicas sharing one Redis */
 };
@@ -85,37 +83,10 @@ static int setup(void **state)
 	}
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/levee-l2-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	f->base = event_base_new();
-	assert_non_null(f->base);
-	/* Wakes EVLOOP_ONCE regularly so run_until() can check its deadline. */
-	f->tick = event_new(f->base, -1, EV_PERSIST, on_tick, NULL);
-	struct timeval tv = {0, 5000};
-	event_add(f->tick, &tv);
-
-	f->port = free_port();
-	char p[8], logpath[128];
-	snprintf(p, sizeof(p), "%u", f->port);
-	snprintf(logpath, sizeof(logpath), "%s/redis.log", f->dir);
-	char *argv[] = {"redis-server", "--port", p,       "--bind", "127.0.0.1", "--save", "",
-	                "--appendonly", "no",     "--dir", f->dir,   NULL};
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	f->pid = pid;
+	redis_temp_start(&f->t, "l2");
+	f->base = f->t.base;
+	f->port = f->t.port;
 	*state = f;
-	wait_ping(f->port, 5000);
 
 	f->ra = client(f);
 	f->rb = client(f);
@@ -137,13 +108,7 @@ static int teardown(void **state)
 		redis_free(f->ra);
 	if (f->rb)
 		redis_free(f->rb);
-	if (f->pid > 0) {
-		kill(f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-	}
-	event_free(f->tick);
-	event_base_free(f->base);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	redis_temp_stop(&f->t);
 	free(f);
 	return 0;
 }

@@ -126,6 +126,9 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:3: [route \"u\"] negative_status: expected HTTP statuses (100-599) separated by commas"}},
 	{"cache_key_headers", "[route \"u\"]\nprefix = /\ncache_key_headers = a:b\n",
 	 {"p.ini:3: [route \"u\"] cache_key_headers: ':' cannot appear in a header name"}},
+	{"cache_control_fields", "[route \"u\"]\nprefix = /\ncache_control_fields = CDN-Cache-Control, X:Y\n",
+	 {"p.ini:3: [route \"u\"] cache_control_fields: ':' cannot appear in a header name"}},
+	{"cache_control_fields none", "[route \"u\"]\nprefix = /\ncache_control_fields = none\n", {NULL}},
 	{"cache_tags", "[route \"u\"]\nmatch = /u/*\ncache_tags = users, user-{1} x:y\n", {NULL}},
 	{"cache_tags placeholder", "[route \"u\"]\nprefix = /\ncache_tags = user-{0}\n",
 	 {"p.ini:3: [route \"u\"] cache_tags: a placeholder is {1} to {9}"}},
@@ -165,6 +168,40 @@ static const struct load_case load_cases[] = {
 	{"kafka topic", "[kafka]\ntopic = a/b\n",
 	 {"p.ini:2: [kafka] topic: must be 1-249 characters of A-Z a-z 0-9 _ . -"}},
 	{"kafka outbox", "[kafka]\noutbox = var/lib\n", {"p.ini:2: [kafka] outbox: must be an absolute path"}},
+	/* warm-up */
+	{"warmup", "[warmup]\nhot_keys = 0\nhot_rate = 1\nhot_sample = 0\nhot_writes = 10000\nhot_size = 1\n"
+	           "hot_half_life = 720h\nurls = /a /b?x=1  http://h.example:8080/c http://[::1]:81\n"
+	           "urls_file = none\nhost = api.example\nrate = 10000\nconcurrency = 64\nready_wait = 10m\n", {NULL}},
+	{"warmup bounds", "[warmup]\nhot_keys = 100001\nhot_rate = 0\nhot_writes = 0\nhot_size = 0\n"
+	                  "hot_half_life = 999ms\n",
+	 {"p.ini:2: [warmup] hot_keys: must be between 0 and 100000",
+	  "p.ini:3: [warmup] hot_rate: must be between 1 and 100000",
+	  "p.ini:4: [warmup] hot_writes: must be between 1 and 10000",
+	  "p.ini:5: [warmup] hot_size: must be between 1 and 100000",
+	  "p.ini:6: [warmup] hot_half_life: must be between 1s and 720h"}},
+	{"warmup bounds 2", "[warmup]\nrate = 10001\nconcurrency = 0\nready_wait = 11m\nhost = a b\n",
+	 {"p.ini:2: [warmup] rate: must be between 1 and 10000",
+	  "p.ini:3: [warmup] concurrency: must be between 1 and 64",
+	  "p.ini:4: [warmup] ready_wait: must be between 0 and 10m",
+	  "p.ini:5: [warmup] host: only printable ASCII without blanks"}},
+	{"warmup url relative", "[warmup]\nurls = /ok api/users\n",
+	 {"p.ini:2: [warmup] urls: URL 2: expected a target starting with / or an http:// URL"}},
+	{"warmup url https", "[warmup]\nurls = https://h/a\n",
+	 {"p.ini:2: [warmup] urls: URL 1: https URLs are not fetched: levee speaks plain HTTP to its origin"}},
+	{"warmup url host", "[warmup]\nurls = http://bad_host!/a\n",
+	 {"p.ini:2: [warmup] urls: URL 1: bad host in URL (expected http://HOST[:PORT]/path)"}},
+	{"warmup url port", "[warmup]\nurls = http://h:123456/a\n",
+	 {"p.ini:2: [warmup] urls: URL 1: bad host in URL (expected http://HOST[:PORT]/path)"}},
+	{"warmup url empty host", "[warmup]\nurls = http:///a\n",
+	 {"p.ini:2: [warmup] urls: URL 1: bad host in URL (expected http://HOST[:PORT]/path)"}},
+	{"warmup url fragment", "[warmup]\nurls = /a#top\n",
+	 {"p.ini:2: [warmup] urls: URL 1: URL holds a fragment (#), which is never sent"}},
+	{"warmup url control", "[warmup]\nurls = /a\x01b\n",
+	 {"p.ini:2: [warmup] urls: no control characters"}},
+	{"warmup urls_file missing", "[warmup]\nurls_file = /nonexistent/warm.txt\n",
+	 {"p.ini:2: [warmup] urls_file: cannot open /nonexistent/warm.txt: No such file or directory"}},
+	{"warmup urls_file relative", "[warmup]\nurls_file = warm.txt\n",
+	 {"p.ini:2: [warmup] urls_file: must be none, or an absolute path"}},
 	{"redis address", "[redis]\naddress = 127.0.0.1:6379\ntimeout = 10ms\n", {NULL}},
 	{"redis sentinels", "[redis]\nsentinels = 127.0.0.1:26379,  127.0.0.1:26380\nmaster = m1\n", {NULL}},
 	{"redis both", "[redis]\naddress = 127.0.0.1:6379\nsentinels = 127.0.0.1:26379\n",
@@ -262,6 +299,8 @@ static const struct load_case load_cases[] = {
 	 {"p.ini:2: [levee] transparent: must be one of off, on"}},
 	{"bool", "[levee]\ntrust_forwarded = maybe\n",
 	 {"p.ini:2: [levee] trust_forwarded: expected true or false (also yes/no, on/off, 1/0)"}},
+	{"cache_any_status", "[route \"a\"]\nprefix = /\ncache_any_status = 5xx\n",
+	 {"p.ini:3: [route \"a\"] cache_any_status: expected true or false (also yes/no, on/off, 1/0)"}},
 
 	/* routes */
 	{"route needs a pattern", "[route \"a\"]\nmethods = GET\n[route \"b\"]\n",
@@ -554,7 +593,8 @@ static void test_defaults(void **state)
 	assert_int_equal(policy_load_string("c.ini", "[route \"a\"]\nprefix = /\n[route \"b\"]\nprefix = /b\n"
 	                                    "cache_ttl = 90s\nnegative_status = 404, 410\n"
 	                                    "cache_key_headers = Accept-Language, X-Tenant\n[route \"c\"]\n"
-	                                    "prefix = /c\ncache_ttl = origin\n",
+	                                    "prefix = /c\ncache_ttl = origin\ncache_control_fields = none\n"
+	                                    "[route \"d\"]\nprefix = /d\ncache_control_fields = X-Cc,  CDN-Cache-Control\n",
 	                                    NULL, &p, &d),
 	                 LV_OK);
 	assert_false(route_caches(&p->routes[0]));
@@ -567,8 +607,18 @@ static void test_defaults(void **state)
 	assert_string_equal(p->routes[1].cache_key_host, ""); /* [cache] key_host decides */
 	assert_string_equal(p->cache.key_host, "request");
 	assert_string_equal(p->routes[0].cache_tags, "");
+	assert_string_equal(p->routes[0].cache_control_fields, "levee-cache-control,cdn-cache-control");
 	assert_int_equal(p->routes[2].cache_ttl_ms, LV_TTL_ORIGIN);
 	assert_true(route_caches(&p->routes[2]));
+	assert_string_equal(p->routes[2].cache_control_fields, "");
+	assert_string_equal(p->routes[3].cache_control_fields, "x-cc,cdn-cache-control");
+	assert_false(p->routes[2].cache_any_status); /* 5xx never stored unless asked */
+	policy_unref(p);
+	assert_int_equal(policy_load_string("c.ini", "[route \"c\"]\nprefix = /c\ncache_ttl = origin\n"
+	                                    "cache_any_status = on\n",
+	                                    NULL, &p, &d),
+	                 LV_OK);
+	assert_true(p->routes[0].cache_any_status);
 	policy_unref(p);
 
 	/* An empty file means the same. */
@@ -806,6 +856,96 @@ static void test_load_file(void **state)
 	diag_free(&d);
 }
 
+/* Loads "[warmup]\n<before>urls_file = F\n", F a file holding `len` bytes
+ * of `list` (removed after): the policy, or NULL with the errors in `d`.
+ * `path` (when not NULL) gets F's name. */
+static struct lv_policy *load_warm_file(const char *before, const char *list, size_t len, struct lv_diag *d,
+                                        char *path, size_t cap)
+{
+	char *lpath = write_temp(list, len);
+	char text[2048];
+	snprintf(text, sizeof(text), "[warmup]\n%surls_file = %s\n", before, lpath);
+	if (path)
+		snprintf(path, cap, "%s", lpath);
+	struct lv_policy *p = NULL;
+	if (policy_load_string("p.ini", text, NULL, &p, d) != LV_OK)
+		p = NULL;
+	unlink(lpath);
+	free(lpath);
+	return p;
+}
+
+/* The warm-up list: the file's lines, comments, blanks and CRs skipped, its
+ * bad lines named by number, and its bounds; inline URLs first. */
+static void test_warmup_list(void **state)
+{
+	(void)state;
+	struct lv_diag d = {0};
+	static const char list[] = "# hot pages\n/a\r\n\n   \n  /b?q=1  \nhttp://h.example:81/c\n#/not\n";
+	struct lv_policy *p = load_warm_file("urls = /first\n", list, sizeof(list) - 1, &d, NULL, 0);
+	assert_non_null(p);
+	assert_int_equal(p->warmup.list.n, 4);
+	static const char *const want[][2] = {{"", "/first"}, {"", "/a"}, {"", "/b?q=1"}, {"h.example:81", "/c"}};
+	size_t pos = 0;
+	const char *auth, *target;
+	for (size_t i = 0; i < N(want); i++) {
+		assert_true(warmup_list_next(&p->warmup.list, &pos, &auth, &target));
+		assert_string_equal(auth, want[i][0]);
+		assert_string_equal(target, want[i][1]);
+	}
+	assert_false(warmup_list_next(&p->warmup.list, &pos, &auth, &target));
+	policy_unref(p);
+
+	/* a bad line: the file, its line number, why */
+	char lpath[1024], expect[1200];
+	assert_null(load_warm_file("\n", "/ok\n\n/bad line\n", 15, &d, lpath, sizeof(lpath)));
+	assert_int_equal(d.n, 1);
+	snprintf(expect, sizeof(expect), "p.ini:3: [warmup] urls_file: %s:3: URL holds a blank or a control character",
+	         lpath);
+	assert_string_equal(d.lines[0], expect);
+	diag_free(&d);
+
+	/* an empty file is an empty list */
+	p = load_warm_file("", "", 0, &d, NULL, 0);
+	assert_non_null(p);
+	assert_int_equal(p->warmup.list.n, 0);
+	policy_unref(p);
+
+	/* 10000 URLs, then one more; and a file over 1 MiB */
+	size_t cap = LV_WARM_LIST_MAX * 8 + LV_WARM_LIST_FILE_MAX + 16;
+	char *big = malloc(cap);
+	size_t o = 0;
+	for (unsigned i = 0; i < LV_WARM_LIST_MAX; i++)
+		o += (size_t)snprintf(big + o, cap - o, "/%u\n", i);
+	p = load_warm_file("", big, o, &d, NULL, 0);
+	assert_non_null(p);
+	assert_int_equal(p->warmup.list.n, LV_WARM_LIST_MAX);
+	policy_unref(p);
+	assert_null(load_warm_file("urls = /one-more\n", big, o, &d, NULL, 0));
+	assert_non_null(strstr(d.lines[0], ":10000: too many URLs (max 10000)"));
+	diag_free(&d);
+	memset(big, '#', LV_WARM_LIST_FILE_MAX + 1);
+	assert_null(load_warm_file("", big, LV_WARM_LIST_FILE_MAX + 1, &d, NULL, 0));
+	free(big);
+	assert_non_null(strstr(d.lines[0], "is larger than 1 MiB"));
+	diag_free(&d);
+
+	/* a target at the bound, and one past it */
+	char *tgt = malloc(LV_WARM_TARGET_MAX + 2);
+	struct lv_warm_list l = {0};
+	unsigned at = 0;
+	char err[128];
+	memset(tgt, 'a', LV_WARM_TARGET_MAX + 1);
+	tgt[0] = '/';
+	assert_int_equal(warmup_list_parse(tgt, LV_WARM_TARGET_MAX, false, &l, &at, err, sizeof(err)), LV_OK);
+	assert_int_equal(warmup_list_parse(tgt, LV_WARM_TARGET_MAX + 1, false, &l, &at, err, sizeof(err)), LV_ERR);
+	assert_string_equal(err, "URL too long (max 8192 bytes)");
+	assert_int_equal(at, 1);
+	assert_int_equal(l.n, 1);
+	free(l.data);
+	free(tgt);
+}
+
 /* Every row of the key table is sound: defaults and bounds parse with the
  * key's own parser, defaults lie within bounds, names are unique. */
 static void test_key_table(void **state)
@@ -964,6 +1104,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_failure_contract),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_warmup_list),
 		cmocka_unit_test(test_key_table),
 		cmocka_unit_test(test_readme_lists_every_key),
 		cmocka_unit_test(test_examples),

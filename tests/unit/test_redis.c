@@ -168,20 +168,7 @@ static unsigned spawn(struct fixture *f, const char *log, char *const argv[])
 	assert_true(f->npids < MAX_PROCS);
 	char logpath[128];
 	snprintf(logpath, sizeof(logpath), "%s/%s", f->dir, log);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	f->pids[f->npids] = pid;
+	f->pids[f->npids] = spawn_logged(logpath, argv);
 	return f->npids++;
 }
 
