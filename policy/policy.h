@@ -171,6 +171,7 @@ struct lv_route {
 	struct lv_statuses negative_status;
 	uint64_t swr_ms, sie_ms;          /* stale-while-revalidate, stale-if-error windows */
 	char cache_key_headers[LV_HEADER_LIST_MAX]; /* lowercase names, ',' separated */
+	char cache_key_host[LV_NAME_MAX];  /* "": [cache] key_host; "request", "none", or one canonical host */
 	char cache_tags[LV_HEADER_LIST_MAX];        /* tags for stored entries, ',' separated; {N} = capture N */
 	/* the targeted fields (RFC 9213) that replace Cache-Control and Expires
 	 * for levee's storing, lowercase, ',' separated, first one present and
@@ -580,6 +581,7 @@ struct lv_policy {
 		uint64_t memory;     /* [cache] memory: L1 bytes, all workers together */
 		uint64_t max_object; /* [cache] max_object: larger responses are not stored */
 		uint64_t uncacheable_ttl_ms; /* [cache] uncacheable_ttl: hit-for-miss duration */
+		char key_host[LV_NAME_MAX];  /* [cache] key_host: "request", "none" or one canonical host */
 	} cache;
 
 	size_t nbulkheads;

@@ -21,7 +21,7 @@ static const struct {
     [LV_AF_REQUEST_MS] = {32, false},    [LV_AF_UPSTREAM_MS] = {32, false},
     [LV_AF_UPSTREAM_ADDR] = {64, false}, [LV_AF_ROUTE] = {64, false},
     [LV_AF_CACHE] = {16, false},         [LV_AF_CACHE_LAYER] = {4, false},
-    [LV_AF_CACHE_STATUS] = {128, true},  [LV_AF_OUTCOME] = {32, false},
+    [LV_AF_CACHE_STATUS] = {176, true},  [LV_AF_OUTCOME] = {32, false},
     [LV_AF_REASON] = {48, false},        [LV_AF_SHED] = {16, false},
     [LV_AF_FALLBACK] = {16, false},      [LV_AF_TIER] = {64, false},
     [LV_AF_BULKHEAD] = {64, false},      [LV_AF_BREAKER] = {64, false},
@@ -230,7 +230,8 @@ size_t alog_format(char *dst, const struct lv_alog_fields *fields, enum lv_alog_
 }
 
 /* The value of `name=` among "a; name=v; b" parameters (up to the end of
- * the string or of its line), NULL if absent. */
+ * the string or of its line), NULL if absent; a bare `name` (an sf-boolean
+ * true) has the empty value. */
 static const char *param(const char *params, const char *name, size_t *len)
 {
 	size_t nl = strlen(name);
@@ -238,9 +239,9 @@ static const char *param(const char *params, const char *name, size_t *len)
 		while (*p == ' ' || *p == ';')
 			p++;
 		size_t pl = strcspn(p, ";\r\n"); /* a header line's own end stops it too */
-		if (pl > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
-			*len = pl - nl - 1;
-			return p + nl + 1;
+		if (pl >= nl && memcmp(p, name, nl) == 0 && (pl == nl || p[nl] == '=')) {
+			*len = pl == nl ? 0 : pl - nl - 1;
+			return pl == nl ? p + nl : p + nl + 1;
 		}
 		p += pl;
 	}
@@ -278,8 +279,13 @@ const char *alog_cache_outcome(const char *params, const char **layer)
 	if (is(fwd, n, "stale")) {
 		size_t sn = 0;
 		const char *st = param(params, "fwd-status", &sn);
-		if (is(st, sn, "304")) {
-			*layer = "l1"; /* the stored copy answered, revalidated */
+		/* levee's own revalidation: the copy answered, refreshed
+		 * (stored) or as it was (a tier forbade the store); a 304
+		 * to the client's own conditional carries detail=status */
+		size_t on = 0;
+		const char *stored = param(params, "stored", &on);
+		if (is(st, sn, "304") && ((stored && (on == 0 || is(stored, on, "?1"))) || is(detail, dn, "tier-no-store"))) {
+			*layer = "l1";
 			return "revalidated";
 		}
 		return "expired";

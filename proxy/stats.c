@@ -102,6 +102,19 @@ void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, ui
 	stat_add(&r->sum_us, dur_us);
 }
 
+const char *const lv_cache_result_names[LV_CR__COUNT] = {
+#define LV_CR_NAME(id, label) [LV_CR_##id] = label,
+    LV_CACHE_RESULTS(LV_CR_NAME)
+#undef LV_CR_NAME
+};
+
+void stats_record_cache(struct lv_stats *s, unsigned route_idx, enum lv_cache_result res)
+{
+	struct lv_route_stats *r = stats_route_entry(s, route_idx < LV_ROUTE_STATS ? route_idx : 0);
+	if (r != NULL && (unsigned)res < LV_CR__COUNT)
+		stat_inc(r->cache[res]);
+}
+
 void stats_record_fallback(struct lv_stats *s, unsigned route_idx, int cause, enum lv_fallback_kind kind)
 {
 	struct lv_route_stats *r = stats_route_entry(s, route_idx < LV_ROUTE_STATS ? route_idx : 0);
@@ -134,6 +147,8 @@ void stats_route_sum(struct lv_stats *const *w, unsigned n, unsigned idx, struct
 		for (int k = 0; k < LV_CLASSES; k++)
 			sum->cls[k] += ld(&c->cls[k]);
 		sum->cached += ld(&c->cached);
+		for (int k = 0; k < LV_CR__COUNT; k++)
+			sum->cache[k] += ld(&c->cache[k]);
 		for (int b = 0; b < LV_HIST_BUCKETS; b++)
 			sum->hist[b] += ld(&c->hist[b]);
 		sum->sum_us += ld(&c->sum_us);
@@ -170,6 +185,24 @@ static bool stats_render_index(const unsigned *routes, size_t k, unsigned *idx)
 	return k == 0 || *idx != 0;
 }
 
+/* The k-th route to render, summed over the <n> workers into *sum. */
+static bool stats_render_route(struct lv_stats *const *w, unsigned n, const unsigned *routes, size_t k, unsigned *r,
+                               struct lv_route_stats *sum)
+{
+	if (!stats_render_index(routes, k, r))
+		return false;
+	stats_route_sum(w, n, *r, sum);
+	return true;
+}
+
+static uint64_t stats_total(const uint64_t *v, int n)
+{
+	uint64_t t = 0;
+	for (int i = 0; i < n; i++)
+		t += v[i];
+	return t;
+}
+
 static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, const unsigned *routes, size_t nroutes)
 {
 	struct lv_route_stats sum;
@@ -178,13 +211,9 @@ static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, cons
 	      "# TYPE levee_requests_total counter\n",
 	      out);
 	for (size_t k = 0; k <= nroutes; k++) {
-		if (!stats_render_index(routes, k, &r))
+		if (!stats_render_route(w, n, routes, k, &r, &sum))
 			continue;
-		stats_route_sum(w, n, r, &sum);
-		uint64_t any = 0;
-		for (int c = 0; c < LV_CLASSES; c++)
-			any += sum.cls[c];
-		if (!any && r != 0)
+		if (!stats_total(sum.cls, LV_CLASSES) && r != 0)
 			continue;
 		for (int c = 0; c < LV_CLASSES; c++)
 			fprintf(out, "levee_requests_total{route=\"%s\",class=\"%dxx\"} %llu\n", reg_names[r],
@@ -194,16 +223,27 @@ static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, cons
 	      "# TYPE levee_request_duration_seconds histogram\n",
 	      out);
 	for (size_t k = 0; k <= nroutes; k++) {
-		if (!stats_render_index(routes, k, &r))
+		if (!stats_render_route(w, n, routes, k, &r, &sum))
 			continue;
-		stats_route_sum(w, n, r, &sum);
-		uint64_t total = 0;
-		for (int b = 0; b < LV_HIST_BUCKETS; b++)
-			total += sum.hist[b];
-		if (!total && r != 0)
+		if (!stats_total(sum.hist, LV_HIST_BUCKETS) && r != 0)
 			continue;
 		prom_histogram(out, "levee_request_duration_seconds", "route", reg_names[r], lv_hist_bounds,
 		               LV_HIST_BUCKETS, sum.hist, (double)sum.sum_us / 1e6);
+	}
+	/* every result of a route once it has counted one: a route that
+	 * does not cache (or "default", which matches no route and so never
+	 * caches) has no series */
+	fputs("# HELP levee_cache_lookups_total Answers that carried a Cache-Status, by route and the outcome it "
+	      "said (hit, or the value of fwd)\n# TYPE levee_cache_lookups_total counter\n",
+	      out);
+	for (size_t k = 0; k <= nroutes; k++) {
+		if (!stats_render_route(w, n, routes, k, &r, &sum))
+			continue;
+		if (!stats_total(sum.cache, LV_CR__COUNT))
+			continue;
+		for (int c = 0; c < LV_CR__COUNT; c++)
+			fprintf(out, "levee_cache_lookups_total{route=\"%s\",result=\"%s\"} %llu\n", reg_names[r],
+			        lv_cache_result_names[c], (unsigned long long)sum.cache[c]);
 	}
 	/* only the series that happened: routes times causes times kinds
 	 * would be mostly zeros */
@@ -211,9 +251,8 @@ static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, cons
 	      "the reason of that error and the fallback that answered\n# TYPE levee_fallbacks_total counter\n",
 	      out);
 	for (size_t k = 0; k <= nroutes; k++) {
-		if (!stats_render_index(routes, k, &r))
+		if (!stats_render_route(w, n, routes, k, &r, &sum))
 			continue;
-		stats_route_sum(w, n, r, &sum);
 		for (int c = 0; c < LV_FALLBACK_CAUSES_N; c++)
 			for (int f = 0; f < LV_FB__COUNT; f++)
 				if (sum.fallbacks[c][f]) {

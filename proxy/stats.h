@@ -57,11 +57,31 @@ struct lv_load {
 	uint64_t started, ended, up_calls, up_failed;
 };
 
+/* X(id, label) - what a response's Cache-Status says levee did, one value per
+ * RFC 9211 outcome levee emits: `hit`, or the value of `fwd`. The `result`
+ * label of levee_cache_lookups_total, counted once per answer that carried
+ * a Cache-Status (cache.c), on the route it matched. */
+#define LV_CACHE_RESULTS(X)                                                                           \
+	X(HIT, "hit")         /* answered from a stored response, the upstream not asked for it */    \
+	X(MISS, "miss")       /* fwd=miss: nothing stored (a collapsed request that waited included) */ \
+	X(STALE, "stale")     /* fwd=stale: a stored copy too old, revalidated or replaced */          \
+	X(REQUEST, "request") /* fwd=request: a copy fresh enough, but the request's own directives refused it */ \
+	X(BYPASS, "bypass")   /* fwd=bypass: the cache did not handle it (a write, cookies, Redis down...) */
+
+enum lv_cache_result {
+#define LV_CR_ENUM(id, label) LV_CR_##id,
+	LV_CACHE_RESULTS(LV_CR_ENUM)
+#undef LV_CR_ENUM
+	LV_CR__COUNT
+};
+extern const char *const lv_cache_result_names[LV_CR__COUNT];
+
 struct lv_route_stats {
 	struct lv_load load;
 	uint64_t shed[LV_MAX_TIERS], shadow[LV_MAX_TIERS]; /* by the tier that refused (or would have) */
 	uint64_t cls[LV_CLASSES];
 	uint64_t cached; /* answered from the cache, the upstream not asked (OUT_CACHE) */
+	uint64_t cache[LV_CR__COUNT]; /* by the outcome its Cache-Status said */
 	uint64_t hist[LV_HIST_BUCKETS];
 	uint64_t sum_us;
 	uint64_t fallbacks[LV_FALLBACK_CAUSES_N][LV_FB__COUNT]; /* by cause (reason.h), kind */
@@ -105,6 +125,10 @@ void stats_record_request(struct lv_stats *s, unsigned route_idx, int status, ui
 /* A fallback of <kind> answered a failure of fallback cause <cause> (its
  * index in LV_FALLBACK_CAUSES) on route <route_idx>. Same writer. */
 void stats_record_fallback(struct lv_stats *s, unsigned route_idx, int cause, enum lv_fallback_kind kind);
+
+/* An answer on route <route_idx> carried a Cache-Status saying <res>. Same
+ * writer. */
+void stats_record_cache(struct lv_stats *s, unsigned route_idx, enum lv_cache_result res);
 
 /* One Prometheus histogram with one label: `hist` holds per-bucket counts
  * (not cumulative), the last bucket being +Inf; `bounds` the other upper

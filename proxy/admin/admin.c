@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "admin/auth.h"
+#include "admin/cache_entry.h"
 #include "admin/figures.h"
 #include "admin/status_page.h"
 #include "cache/cache_ctx.h"
@@ -805,6 +806,33 @@ static void admin_serve_ui(struct admin_conn *a)
 	admin_document(a, STATUS_PAGE_CTYPE, admin_ui, status_page_headers());
 }
 
+/* GET /cache/entry?url=PATH[&host=HOST][&header=NAME:VALUE]: the key, the
+ * variant and the stored entry of one URL (cache_entry.h). */
+static void admin_cache_entry(struct admin_conn *a)
+{
+	const struct lv_head *hd = &a->head;
+	const char *q = hd->text + hd->target_off + hd->path_len;
+	size_t qlen = hd->target_len - hd->path_len;
+	char url[2048], host[256], header[1024];
+	if (qlen < 2 || !query_param(q + 1, qlen - 1, "url", url, sizeof(url)) || url[0] != '/') {
+		admin_text(a, 400, "give url=/path (%-escaped), and host= and header=Name:value if they matter\n");
+		return;
+	}
+	bool has_host = query_param(q + 1, qlen - 1, "host", host, sizeof(host));
+	bool has_header = query_param(q + 1, qlen - 1, "header", header, sizeof(header));
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		admin_text(a, 500, "out of memory\n");
+		return;
+	}
+	int st = cache_entry_render(f, admin_srv, url, has_host ? host : NULL, has_header ? header : NULL);
+	fclose(f);
+	admin_reply(a, st, st == 200 ? "application/json" : "text/plain; charset=utf-8", buf, len, NULL);
+	free(buf);
+}
+
 enum admin_ep_flags {
 	EP_CHANGES = 1u << 0, /* changes state: POST only */
 	EP_PROBE = 1u << 1,   /* served on the probe listener too */
@@ -825,6 +853,7 @@ static const struct admin_endpoint {
 	{"/breaker", EP_CHANGES, admin_breaker},
 	{"/tier", EP_CHANGES, admin_tier},
 	{"/tiers", 0, admin_tiers},
+	{"/cache/entry", 0, admin_cache_entry},
 };
 
 /* Answers 401 or 403 and returns false when the request may not change

@@ -56,10 +56,18 @@ unsigned cache_admit_tier_modes(const struct lv_route *rt, unsigned modes)
 	return modes;
 }
 
+const char *cache_key_host(const struct lv_policy *p, const struct lv_route *rt)
+{
+	const char *kh = rt->cache_key_host[0] ? rt->cache_key_host : p->cache.key_host;
+	if (!kh[0] || strcmp(kh, "request") == 0)
+		return NULL;
+	return strcmp(kh, "none") == 0 ? "" : kh;
+}
+
 size_t cache_key_of(const struct lv_policy *p, const struct lv_route *rt, const struct lv_head *hd, char *out,
                     size_t cap)
 {
-	size_t n = key_build(p->service, hd, rt->cache_key_headers, out, cap);
+	size_t n = key_build_as(p->service, hd, cache_key_host(p, rt), rt->cache_key_headers, out, cap);
 	/* a trusted hop's X-Forwarded-Proto goes upstream (http and https
 	 * answers may differ: absolute links, redirects), so it is keyed */
 	if (n && p->trust_forwarded && !strstr(rt->cache_key_headers, "x-forwarded-proto"))

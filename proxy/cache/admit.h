@@ -37,6 +37,11 @@ const char *cache_admit_unkeyed(const struct lv_route *rt, const struct lv_head 
  * brings serve-stale (cache.c, "degradation tiers' cache modes"). */
 unsigned cache_admit_tier_modes(const struct lv_route *rt, unsigned modes);
 
+/* The host part of route `rt`'s keys, as key_build_as() takes it: NULL for
+ * the request's own, "" for none, else the canonical host (`cache_key_host`,
+ * or `[cache] key_host`). */
+const char *cache_key_host(const struct lv_policy *p, const struct lv_route *rt);
+
 /* The primary cache key of `hd` on route `rt` (key.h), with what `p` adds
  * (a trusted X-Forwarded-Proto); its length, or 0 when it does not fit. */
 size_t cache_key_of(const struct lv_policy *p, const struct lv_route *rt, const struct lv_head *hd, char *out,

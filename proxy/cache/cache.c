@@ -129,8 +129,10 @@ static void cache_wake(struct mb_item *it)
 		return;
 	}
 	enum fill_outcome o = (enum fill_outcome)wt->outcome;
+	/* RFC 9211 collapsed: it went forward with the fill it waited on */
+	cr->collapsed = CS_COLLAPSED_REUSED;
 	if (o != FILL_UNCACHEABLE) {
-		enum lookup_rc lk = cache_lookup(cr, "hit; detail=coalesced");
+		enum lookup_rc lk = cache_lookup(cr, "fwd=miss");
 		if (lk == LK_HIT) {
 			CSTAT(cr->cache, coalesced);
 			return;
@@ -146,7 +148,8 @@ static void cache_wake(struct mb_item *it)
 	cr->no_coalesce = true;
 	cache_status_set(cr, "fwd=miss");
 	if (o == FILL_STORED_L2 && cache_l2_miss(cr) == STAGE_ASYNC)
-		return;
+		return; /* still collapsed if Redis has it; cache_l2.c says otherwise */
+	cr->collapsed = CS_COLLAPSED_WENT;
 	request_resume(r);
 }
 
@@ -161,10 +164,13 @@ static enum claim cache_claim(struct cache_req *cr, bool wait)
 
 /* ---- the observer and the stage ----------------------------------------- */
 
-/* Cache-Status goes on the upstream's answer on a caching route. */
-static void cache_status_extra(struct request *r, const struct cache_req *cr)
+/* Cache-Status goes on the upstream's answer on a caching route. <given>:
+ * the head goes out once this returns (not held, not taken over). */
+static void cache_status_extra(struct request *r, struct cache_req *cr, bool given)
 {
-	r->resp_extra = cr->on && cr->status[0] ? cr->status : NULL;
+	r->resp_extra = cr->on && cr->status[0] ? cache_status_line(cr) : NULL;
+	if (r->resp_extra && given && r->conn && !r->resp_started)
+		cache_status_given(cr);
 }
 
 static void cache_response_takeover(struct cache_req *cr, const struct lv_head *resp);
@@ -173,6 +179,7 @@ static void cache_invalidate_write(struct cache_req *cr, const struct lv_head *r
 static void cache_observe_head(struct request *r, const struct lv_head *resp)
 {
 	struct cache_req *cr = CR(r);
+	cr->fwd_status = (int16_t)resp->status; /* RFC 9211 fwd-status, on any fwd= */
 	/* a 304 to levee's own revalidation, or an error while a stale copy
 	 * may be served: the cache answers the client, this response only
 	 * refreshes (or is drained) */
@@ -185,7 +192,7 @@ static void cache_observe_head(struct request *r, const struct lv_head *resp)
 		cache_response_head(cr, resp);
 	}
 	r->resp_keep_head = cr->on;
-	cache_status_extra(r, cr);
+	cache_status_extra(r, cr, !r->resp_hold);
 }
 
 static void cache_observe_body(struct request *r, struct evbuffer *src, size_t n)
@@ -201,8 +208,9 @@ static void cache_observe_body_bytes(struct request *r, const char *data, size_t
 static void cache_observe_end(struct request *r, const struct lv_head *resp)
 {
 	struct cache_req *cr = CR(r);
+	bool held = r->resp_hold; /* its head goes out after this */
 	cache_response_end(cr, resp);
-	cache_status_extra(r, cr);
+	cache_status_extra(r, cr, held);
 }
 
 static struct evbuffer *cache_held_body(struct request *r)
@@ -231,9 +239,17 @@ bool cache_fallback_stale(struct request *r, uint64_t max_stale_ms, const char *
 
 static void cache_request_end(struct cache_req *cr);
 
+/* The Cache-Status the client got is counted here, once, by what it said
+ * (a refusal of levee's own carries none and is not counted). */
 static bool cache_stage_end(struct request *r)
 {
-	cache_request_end(CR(r));
+	struct cache_req *cr = CR(r);
+	if (cr->cache && cr->result) {
+		enum lv_cache_result res = (enum lv_cache_result)(cr->result - 1);
+		CSTAT(cr->cache, results[res]);
+		stats_record_cache(r->w->stats, r->route_stat, res);
+	}
+	cache_request_end(cr);
 	return false;
 }
 
@@ -250,9 +266,9 @@ static void cache_stage_log(struct request *r, struct alog_entry *e)
 {
 	struct cache_req *cr = CR(r);
 	static const char prefix[] = "Cache-Status: levee; ";
-	if (!cr->on || strncmp(cr->status, prefix, sizeof(prefix) - 1) != 0)
+	if (!cr->on || !cr->status[0])
 		return;
-	const char *params = cr->status + sizeof(prefix) - 1;
+	const char *params = cache_status_line(cr) + sizeof(prefix) - 1;
 	size_t n = strcspn(params, "\r\n");
 	alog_set_str(e, LV_AF_CACHE_STATUS, params, n);
 	const char *layer;
@@ -343,7 +359,6 @@ static int cache_stage(struct request *r)
 	struct cc_directives req_cc;
 	cc_from_request(&req_cc, hd);
 	if (cache_admit_request(rt, hd, &req_cc)) {
-		CSTAT(c, bypasses);
 		cache_status_set(cr, "fwd=bypass");
 		return cache_tier_bypass(cr);
 	}
@@ -353,7 +368,6 @@ static int cache_stage(struct request *r)
 	if (why) {
 		cr->key = NULL; /* a bypass stores nothing */
 		cr->key_len = 0;
-		CSTAT(c, bypasses);
 		char st[64];
 		snprintf(st, sizeof(st), "fwd=bypass; detail=%s", why);
 		cache_status_set(cr, st);
@@ -364,7 +378,6 @@ static int cache_stage(struct request *r)
 	if (mode == INVAL_CACHE_OFF) {
 		/* the outbox is full: invalidations are not reaching the other
 		 * replicas, so nothing is served or stored until it drains */
-		CSTAT(c, bypasses);
 		cache_status_set(cr, "fwd=bypass; detail=outbox-full");
 		cr->bypass_store = true;
 		return cache_tier_bypass(cr);
@@ -388,7 +401,6 @@ static int cache_stage(struct request *r)
 		}
 		return STAGE_NEXT;
 	}
-	CSTAT(c, misses);
 	cr->epoch = purge_epoch(&c->purges);
 	cache_status_set(cr, "fwd=miss");
 	if (cr->stale) {
@@ -489,9 +501,9 @@ static void cache_refresh_status(const struct cache_req *cr, enum refresh_rc rc,
 	                     : cr->why > RF_NONE    ? cache_refusal_names[cr->why]
 	                                            : "tier-no-store";
 	if (rc == REFRESH_STORED)
-		snprintf(st, cap, "fwd=%s; fwd-status=304; stored", cr->fwd);
+		snprintf(st, cap, "fwd=%s; stored", cr->fwd); /* fwd-status=304: cache_status_line() */
 	else
-		snprintf(st, cap, "fwd=%s; fwd-status=304; detail=%s", cr->fwd, detail);
+		snprintf(st, cap, "fwd=%s; detail=%s", cr->fwd, detail);
 }
 
 static void cache_response_takeover(struct cache_req *cr, const struct lv_head *resp)

@@ -24,6 +24,7 @@
 #define LEVEE_CACHE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The pipeline stage: run looks the request up and answers a hit; it
@@ -42,5 +43,17 @@ extern const struct stage cache_stage_def;
  * answered, the request ended (its outcome unchanged). */
 struct request;
 bool cache_fallback_stale(struct request *r, uint64_t max_stale_ms, const char *mark);
+
+struct cache;
+struct l1_entry;
+struct lv_head;
+struct record_view;
+/* The stored entry a GET with head <hd> and primary key <key> would be
+ * answered from, its Vary variant included (the URL's own key, or one of
+ * its variant slots), referenced and decoded into <v>; NULL when none.
+ * With <at> (KEY_MAX bytes), the key it was found under goes there and its
+ * length into *atl. Any thread: the admin's look-up uses it too. */
+struct l1_entry *cache_entry_find(struct cache *c, const char *key, size_t klen, const struct lv_head *hd,
+                                  struct record_view *v, char *at, size_t *atl);
 
 #endif

@@ -159,9 +159,10 @@ bool cache_purge_item_has_l2(const char *svc, const struct inval_item *it)
 
 void cache_counters(struct cache *c, struct lv_cache_counters *o)
 {
-	o->hits = __atomic_load_n(&c->stats.hits, __ATOMIC_RELAXED);
-	o->misses = __atomic_load_n(&c->stats.misses, __ATOMIC_RELAXED);
-	o->bypasses = __atomic_load_n(&c->stats.bypasses, __ATOMIC_RELAXED);
+	o->hits = CACHE_STAT_GET(&c->stats, results[LV_CR_HIT]);
+	o->misses = CACHE_STAT_GET(&c->stats, results[LV_CR_MISS]) + CACHE_STAT_GET(&c->stats, results[LV_CR_STALE]) +
+	            CACHE_STAT_GET(&c->stats, results[LV_CR_REQUEST]);
+	o->bypasses = CACHE_STAT_GET(&c->stats, results[LV_CR_BYPASS]);
 	o->stores = __atomic_load_n(&c->stats.stores, __ATOMIC_RELAXED);
 	o->stores += __atomic_load_n(&c->stats.stores_l2_only, __ATOMIC_RELAXED);
 	o->store_refused = 0;
@@ -180,9 +181,6 @@ void cache_render_prometheus(struct cache *c, void *file)
 	struct l1_stats s = {0};
 	l1_stats(c->l1, &s);
 	fprintf(f,
-	        "# HELP levee_cache_lookups_total Cache lookups by result\n# TYPE levee_cache_lookups_total counter\n"
-	        "levee_cache_lookups_total{result=\"hit\"} %llu\nlevee_cache_lookups_total{result=\"miss\"} %llu\n"
-	        "levee_cache_lookups_total{result=\"bypass\"} %llu\n"
 	        "# HELP levee_cache_stores_total Responses stored, by the layer that took them "
 	        "(l2 alone: too large for the L1)\n"
 	        "# TYPE levee_cache_stores_total counter\n"
@@ -223,7 +221,6 @@ void cache_render_prometheus(struct cache *c, void *file)
 	        "levee_cache_l1_entries %llu\n"
 	        "# HELP levee_cache_l1_evictions_total L1 entries evicted to make room\n"
 	        "# TYPE levee_cache_l1_evictions_total counter\nlevee_cache_l1_evictions_total %llu\n",
-	        (unsigned long long)n.hits, (unsigned long long)n.misses, (unsigned long long)n.bypasses,
 	        (unsigned long long)__atomic_load_n(&c->stats.stores, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&c->stats.stores_l2_only, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&c->stats.pass_hits, __ATOMIC_RELAXED), (unsigned long long)n.coalesced,

@@ -106,6 +106,8 @@ static int l2_lookup_req(struct cache_req *cr, l2_lookup_cb cb)
 
 static void l2_resume_upstream(struct cache_req *cr)
 {
+	if (cr->collapsed == CS_COLLAPSED_REUSED)
+		cr->collapsed = CS_COLLAPSED_WENT; /* it waited, and goes upstream itself after all */
 	request_resume(cr->req);
 }
 
@@ -134,6 +136,12 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 	const char *tagp[RECORD_MAX_TAGS];
 	size_t tagl[RECORD_MAX_TAGS];
 	unsigned nt = record_tag_list(&v, tagp, tagl, RECORD_MAX_TAGS);
+	/* after a wait on another replica's lease, or on this process's fill
+	 * that only Redis could hold, the answer is that fill's: RFC 9211
+	 * collapsed, forwarded by the request that filled it */
+	if (cr->l2_waiting)
+		cr->collapsed = CS_COLLAPSED_REUSED;
+	const char *how = cr->collapsed == CS_COLLAPSED_REUSED ? "fwd=miss; detail=l2" : "hit; detail=l2";
 	/* a purge from this process may not have reached Redis yet: this
 	 * entry may be what it removed */
 	if (purge_fenced(&cr->cache->purges, cr->l2_fence_floor, cr->key, cr->key_len, tagp, tagl, nt)) {
@@ -149,7 +157,7 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 			fresh_stretch(&st, cr->req->tier_ttl_factor);
 		if (st.lifetime - age > 0 || ((cr->tm & LV_CM_SERVE_STALE) && cache_tier_stale_ok(&v))) {
 			struct l1_entry *e = l1_entry_detached(rec, len);
-			return e && cache_answer(cr, e, "hit; detail=l2") == LK_HIT;
+			return e && cache_answer(cr, e, how) == LK_HIT;
 		}
 	}
 	if (left <= 0) {
@@ -169,13 +177,13 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 	if (cr->tier_no_store) {
 		/* no-fill-optional: answered, but not put into the L1 */
 		struct l1_entry *e = l1_entry_detached(rec, len);
-		return e && cache_answer(cr, e, "hit; detail=l2") == LK_HIT;
+		return e && cache_answer(cr, e, how) == LK_HIT;
 	}
 	uint64_t expires = now_unix_ms() + (uint64_t)(left + window) * 1000u;
 	switch (cache_put(cr, cr->epoch, rec, len, expires, NULL, 0, tagp, tagl, nt)) {
 	case PUT_OK:
 		fill_finish(&cr->fill, FILL_STORED); /* this process's waiters find it in the L1 */
-		return cache_lookup(cr, "hit; detail=l2") == LK_HIT;
+		return cache_lookup(cr, how) == LK_HIT;
 	case PUT_PURGED:
 		return false; /* a purge landed since the miss: this may be what it removed */
 	case PUT_TOO_BIG:
@@ -183,7 +191,7 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 		break;
 	}
 	struct l1_entry *e = l1_entry_detached(rec, len);
-	return e && cache_answer(cr, e, "hit; detail=l2") == LK_HIT;
+	return e && cache_answer(cr, e, how) == LK_HIT;
 }
 
 /* Hit-for-miss learnt from Redis: another replica's fill of this key could
@@ -216,7 +224,9 @@ static void l2_bypass(struct cache_req *cr, const char *why)
 {
 	CSTAT(cr->cache, l2_errors);
 	cr->bypass_store = true;
-	snprintf(cr->status, sizeof(cr->status), "Cache-Status: levee; fwd=bypass; detail=%s\r\n", why);
+	char st[64];
+	snprintf(st, sizeof(st), "fwd=bypass; detail=%s", why);
+	cache_status_set(cr, st);
 }
 
 /* Looks again in L2_POLL_MS for another replica's fill. */
@@ -272,6 +282,7 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 		/* another replica holds the lease: keep looking until lease_wait */
 		if (now_us() >= cr->l2_wait_until) {
 			CSTAT(cr->cache, lease_wait_timeouts);
+			cr->collapsed = CS_COLLAPSED_WENT;
 			/* the other replica's fill is late: a stale copy where the
 			 * route or origin allows one, else go upstream ourselves */
 			if (cache_fail_takeover(cr, R_UP_TIMEOUT))

@@ -23,6 +23,14 @@ struct request;
 
 #define VARY_KEY_MAX 4096 /* bytes of the request's values for the Vary fields */
 
+/* RFC 9211 `collapsed`: absent unless the request waited on another's fill
+ * (an L1 coalescing or another replica's L2 lease). */
+enum cache_collapsed {
+	CS_NOT_COLLAPSED,   /* the parameter is absent */
+	CS_COLLAPSED_WENT,  /* collapsed=?0: waited, then had to go upstream itself */
+	CS_COLLAPSED_REUSED /* collapsed: answered from the fill it waited on */
+};
+
 /* The cache's per-request state: its block in the request (request_state()),
  * zero when the request begins; all zero when the route does not cache but
  * `req` and `cache`, set when the stage runs. The cache's files below the
@@ -36,7 +44,17 @@ struct cache_req {
 	bool stored;                 /* the fill's response was stored (L1, or Redis alone) */
 	int8_t why;                  /* enum cache_refusal of a fill that was not stored */
 	bool no_coalesce;            /* woken waiter: go upstream directly */
-	char status[96];             /* "Cache-Status: ...\r\n" for the response head (resp_extra) */
+	/* Cache-Status: `status` holds the parameters the code that decided
+	 * set ("hit; detail=l2", "fwd=miss; stored": cache_status_set), and
+	 * `line` the head's whole line with fwd-status, ttl and collapsed
+	 * (cache_status_line) */
+	char status[96];
+	char line[176];              /* what it adds is bounded: serve.c checks the size */
+	uint8_t collapsed;           /* enum cache_collapsed: whether it waited on another's fill, and how that went */
+	uint8_t result;              /* 1 + enum lv_cache_result of the Cache-Status the client got; 0 until then */
+	bool has_ttl;                /* `ttl` is the answer's remaining freshness (a hit, a stored fill) */
+	int16_t fwd_status;          /* the upstream's status when levee forwarded; 0 until one came */
+	int64_t ttl;                 /* seconds; negative: served stale */
 	const char *mark;            /* another header line for a stored answer (a fallback's X-Levee-Reason) */
 	char *key;                   /* primary cache key, in the head arena's spare text */
 	uint32_t key_len;

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "stats.h"
+
 /* Why a response was not stored: the `reason` label of
  * levee_cache_store_refused_total and the Cache-Status detail. */
 #define CACHE_REFUSALS(X)                                                                                     \
@@ -38,7 +40,9 @@ enum cache_refusal {
 extern const char *const cache_refusal_names[RF_COUNT];
 
 struct cache_stats {
-	uint64_t hits, misses, bypasses, stores, stores_l2_only, coalesced, purged_entries, not_modified;
+	/* by what the Cache-Status the client got said (cache.c, at the end) */
+	uint64_t results[LV_CR__COUNT];
+	uint64_t stores, stores_l2_only, coalesced, purged_entries, not_modified;
 	uint64_t stale_hits, stale_if_error, revalidated, fill_refused, pass_hits;
 	uint64_t l2_hits, l2_misses, l2_errors, l2_commits, l2_commit_refused, lease_waits, lease_wait_timeouts;
 	uint64_t l2_fenced;

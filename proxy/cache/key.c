@@ -54,12 +54,21 @@ static void kw_field(struct kw *w, const struct lv_head *hd, const char *name, s
 
 size_t key_build(const char *service, const struct lv_head *hd, const char *extra, char *out, size_t cap)
 {
+	return key_build_as(service, hd, NULL, extra, out, cap);
+}
+
+size_t key_build_as(const char *service, const struct lv_head *hd, const char *host, const char *extra, char *out,
+                    size_t cap)
+{
 	struct kw w = {out, out + cap, false};
 	kw_put(&w, service, strlen(service));
 	kw_char(&w, KEY_SEP);
 	kw_put(&w, hd->text + hd->target_off, hd->target_len);
 	kw_char(&w, KEY_SEP);
-	kw_host(&w, hd->text + hd->authority_off, hd->authority_len);
+	if (host)
+		kw_host(&w, host, strlen(host));
+	else
+		kw_host(&w, hd->text + hd->authority_off, hd->authority_len);
 	for (const char *p = extra; p && *p;) {
 		const char *e = strchr(p, ',');
 		size_t n = e ? (size_t)(e - p) : strlen(p);

@@ -10,7 +10,8 @@
  *   decoding or reordering: the origin may treat "?a=1&b=2" and "?b=2&a=1"
  *   differently);
  * - host is lowercased, and a default ":80" is dropped, since both name the
- *   same resource (RFC 9110 §4.2.3);
+ *   same resource (RFC 9110 §4.2.3); or, by policy (`key_host`), one
+ *   canonical name for all of a service's names, or nothing;
  * - then the values of the route's cache_key_headers, in policy order.
  *
  * The target comes right after the service so that a purge by path prefix
@@ -34,6 +35,13 @@
  * 0 when it does not fit in `cap`. `extra` is a route's cache_key_headers
  * ("a,b", lowercase). */
 size_t key_build(const char *service, const struct lv_head *hd, const char *extra, char *out, size_t cap);
+
+/* key_build() with the host part given: NULL, the request's (as
+ * key_build); "", none (the separator stays, so the layout does not
+ * change); else `host`, lowercased, standing for every name the request
+ * may have used. */
+size_t key_build_as(const char *service, const struct lv_head *hd, const char *host, const char *extra, char *out,
+                    size_t cap);
 
 /* Appends field `name` (lowercase) to a key of `len` bytes in `out`, as
  * key_build does for `extra`; the new length, or 0 when it does not fit. */

@@ -14,6 +14,7 @@
  *  - Only a stored 200 answers a range (RFC 9110 §14.2), and only to a GET.
  */
 #include "cache/serve.h"
+#include "cache/cache.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -32,17 +33,108 @@
 #include "net/request.h"
 #include "net/wbuf.h"
 #include "net/worker.h"
+#include "stats.h"
+
+/* ---- Cache-Status ------------------------------------------------------ *
+ *
+ * One sf-list member (RFC 8941), "levee" with parameters: `hit` or
+ * `fwd=<why>` first, then `stored` or `detail=<token>` as the code that
+ * decided set them (cache_status_set), then what this file adds from the
+ * block's fields: fwd-status and collapsed with fwd, ttl with a hit or a
+ * stored fill. Every detail is a token of levee's own tables; numbers are
+ * sf-integers (ttl clamped to 15 digits, as 8941 bounds them). */
 
 void cache_status_set(struct cache_req *cr, const char *params)
 {
-	snprintf(cr->status, sizeof(cr->status), "Cache-Status: levee; %s\r\n", params);
+	/* on every answer of a caching route: no printf */
+	size_t n = strlen(params); /* levee's own words, bounded: cut, never overrun */
+	if (n > sizeof(cr->status) - 1)
+		n = sizeof(cr->status) - 1;
+	memcpy(cr->status, params, n);
+	cr->status[n] = '\0';
+}
+
+/* The outcome <params> say: hit, or fwd's value. */
+static enum lv_cache_result status_result(const char *params)
+{
+	if (strncmp(params, "fwd=", 4) != 0)
+		return LV_CR_HIT;
+	const char *v = params + 4;
+	size_t n = strcspn(v, ";");
+	for (int i = 0; i < LV_CR__COUNT; i++)
+		if (strlen(lv_cache_result_names[i]) == n && strncmp(v, lv_cache_result_names[i], n) == 0)
+			return (enum lv_cache_result)i;
+	return LV_CR_MISS; /* not reached: every fwd levee writes is in the table */
+}
+
+/* Appends <n> bytes of <s> at <o>. */
+static char *status_put(char *o, const char *s, size_t n)
+{
+	memcpy(o, s, n);
+	return o + n;
+}
+
+/* Appends "; <name>=<v>", an sf-integer clamped to 9 digits. */
+static char *status_int(char *o, const char *name, size_t nlen, int64_t v)
+{
+	o = status_put(o, "; ", 2);
+	o = status_put(o, name, nlen);
+	*o++ = '=';
+	if (v < 0) {
+		*o++ = '-';
+		v = -v;
+	}
+	if (v > 999999999)
+		v = 999999999;
+	char d[10];
+	int k = 0;
+	do
+		d[k++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (k)
+		*o++ = d[--k];
+	return o;
+}
+
+#define STATUS_LIT(o, s) status_put((o), (s), sizeof(s) - 1)
+
+const char *cache_status_line(struct cache_req *cr)
+{
+	if (cr->result)
+		return cr->line; /* what the client got stays what the log says */
+	/* at most 21 + 95 + 18 (fwd-status) + 16 (ttl) + 14 (collapsed) + 3 bytes */
+	_Static_assert(sizeof(((struct cache_req *)0)->line) >= 21 + sizeof(((struct cache_req *)0)->status) + 18 + 16 + 14 + 3,
+	               "Cache-Status line");
+	const char *p = cr->status;
+	size_t len = strlen(p), first = strcspn(p, ";");
+	bool fwd = strncmp(p, "fwd=", 4) == 0;
+	char *o = STATUS_LIT(cr->line, "Cache-Status: levee; ");
+	o = status_put(o, p, first);
+	if (fwd && cr->fwd_status > 0)
+		o = status_int(o, "fwd-status", 10, cr->fwd_status);
+	o = status_put(o, p + first, len - first);
+	if (cr->has_ttl)
+		o = status_int(o, "ttl", 3, cr->ttl);
+	if (fwd && cr->collapsed == CS_COLLAPSED_REUSED)
+		o = STATUS_LIT(o, "; collapsed");
+	else if (fwd && cr->collapsed == CS_COLLAPSED_WENT)
+		o = STATUS_LIT(o, "; collapsed=?0");
+	o = STATUS_LIT(o, "\r\n");
+	*o = '\0';
+	return cr->line;
+}
+
+void cache_status_given(struct cache_req *cr)
+{
+	if (!cr->result && cr->status[0])
+		cr->result = (uint8_t)(1 + status_result(cr->status));
 }
 
 /* ---- lookup ------------------------------------------------------------ */
 
 /* Whether a decoded record answers r's Vary values; with *sec the request's
  * own values for the record's Vary names (*sl 0 when they do not fit). */
-static bool vary_matches(const struct request *r, const struct record_view *v, char *sec, size_t *sl)
+static bool vary_matches_head(const struct lv_head *hd, const struct record_view *v, char *sec, size_t *sl)
 {
 	*sl = 0;
 	if (v->nvary == 0)
@@ -51,8 +143,13 @@ static bool vary_matches(const struct request *r, const struct record_view *v, c
 	struct record_str names, values;
 	if (!record_next_vary(v, &cur, &names, &values))
 		return false;
-	*sl = vary_secondary_key(r->head, names.p, names.len, sec, VARY_KEY_MAX);
+	*sl = vary_secondary_key(hd, names.p, names.len, sec, VARY_KEY_MAX);
 	return *sl && *sl == values.len && memcmp(sec, values.p, *sl) == 0;
+}
+
+static bool vary_matches(const struct request *r, const struct record_view *v, char *sec, size_t *sl)
+{
+	return vary_matches_head(r->head, v, sec, sl);
 }
 
 /* ---- Vary variants -------------------------------------------------------
@@ -110,9 +207,9 @@ size_t cache_forget_key(struct l1 *l1, const char *key, size_t klen)
 
 /* The referenced L1 entry under <key>, decoded into <v>, or NULL (none, or
  * a record that does not decode). */
-static struct l1_entry *entry_get(const struct cache_req *cr, const char *key, size_t klen, struct record_view *v)
+static struct l1_entry *entry_get_l1(struct l1 *l1, const char *key, size_t klen, struct record_view *v)
 {
-	struct l1_entry *e = klen ? l1_get(cr->cache->l1, key, klen) : NULL;
+	struct l1_entry *e = klen ? l1_get(l1, key, klen) : NULL;
 	if (!e)
 		return NULL;
 	size_t len;
@@ -122,6 +219,11 @@ static struct l1_entry *entry_get(const struct cache_req *cr, const char *key, s
 		return NULL;
 	}
 	return e;
+}
+
+static struct l1_entry *entry_get(const struct cache_req *cr, const char *key, size_t klen, struct record_view *v)
+{
+	return entry_get_l1(cr->cache->l1, key, klen, v);
 }
 
 /* The referenced entry in variant slot <slot>, decoded into <v>, or NULL. */
@@ -161,32 +263,49 @@ static unsigned variant_slot_for(const struct cache_req *cr, const char *sec, si
 	return free_slot < CACHE_VARIANTS ? free_slot : home;
 }
 
-/* Returns a referenced entry whose record matches the request's Vary
- * values, with its decoded view, or NULL. */
-struct l1_entry *cache_find(struct cache_req *cr, struct record_view *v)
+struct l1_entry *cache_entry_find(struct cache *c, const char *key, size_t klen, const struct lv_head *hd,
+                                  struct record_view *v, char *at, size_t *atl)
 {
-	struct request *r = cr->req;
-	struct l1_entry *e = entry_get(cr, cr->key, cr->key_len, v);
+	struct l1_entry *e = entry_get_l1(c->l1, key, klen, v);
 	if (!e)
 		return NULL;
 	char sec[VARY_KEY_MAX];
 	size_t sl;
-	if (vary_matches(r, v, sec, &sl))
+	if (vary_matches_head(hd, v, sec, &sl)) {
+		if (at) {
+			memcpy(at, key, klen);
+			*atl = klen;
+		}
 		return e;
+	}
 	l1_entry_unref(e);
 	if (!sl)
 		return NULL; /* no Vary, or values too long to key: nothing else to look for */
 	unsigned home = variant_home(sec, sl);
 	for (unsigned i = 0; i < CACHE_VARIANTS; i++) {
-		e = variant_get(cr, (home + i) % CACHE_VARIANTS, v);
+		char k[KEY_MAX];
+		size_t kl = variant_slot_key_of(key, klen, (home + i) % CACHE_VARIANTS, k);
+		e = entry_get_l1(c->l1, k, kl, v);
 		char sec2[VARY_KEY_MAX];
 		size_t sl2;
-		if (e && vary_matches(r, v, sec2, &sl2))
+		if (e && vary_matches_head(hd, v, sec2, &sl2)) {
+			if (at) {
+				memcpy(at, k, kl);
+				*atl = kl;
+			}
 			return e; /* a slot's record may vary on other names: matched on its own */
+		}
 		if (e)
 			l1_entry_unref(e);
 	}
 	return NULL;
+}
+
+/* Returns a referenced entry whose record matches the request's Vary
+ * values, with its decoded view, or NULL. */
+struct l1_entry *cache_find(struct cache_req *cr, struct record_view *v)
+{
+	return cache_entry_find(cr->cache, cr->key, cr->key_len, cr->req->head, v, NULL, NULL);
 }
 
 static const struct fresh_stored *stored_of(const struct record_view *v, struct fresh_stored *st)
@@ -381,7 +500,14 @@ bool cache_write(struct cache_req *cr, struct l1_entry *e, const struct record_v
 	WB_LIT(&w, "\r\nVia: 1.1 levee\r\nX-Request-Id: ");
 	wb_str(&w, r->id);
 	WB_LIT(&w, "\r\n");
-	wb_str(&w, cr->status);
+	/* what is left of the copy's own lifetime: negative when it is served
+	 * stale (a tier's stretched lifetime is not the origin's) */
+	cr->has_ttl = true;
+	cr->ttl = v->lifetime - age;
+	if (cr->collapsed == CS_COLLAPSED_REUSED && !cr->fwd_status)
+		cr->fwd_status = (int16_t)v->status; /* the fill's answer, which this one reuses */
+	wb_str(&w, cache_status_line(cr));
+	cache_status_given(cr);
 	if (cr->mark)
 		wb_str(&w, cr->mark);
 	hit_range_head(&w, &rg, v->body_len);
@@ -477,7 +603,6 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 	int64_t now = (int64_t)(now_unix_ms() / 1000);
 	enum fresh_state fs = fresh_state(stored_of(v, &st), &req_cc, now);
 	if (fs == FRESH_OK) {
-		CSTAT(cr->cache, hits);
 		cache_status_set(cr, how);
 		cache_serve(cr, e, v, now);
 		return LK_HIT;
@@ -493,7 +618,6 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 			fresh_stretch(&st, r->tier_ttl_factor);
 			fs = fresh_state(&st, &req_cc, now);
 			if (fs == FRESH_OK) {
-				CSTAT(cr->cache, hits);
 				CSTAT(cr->cache, tier_stretched);
 				cache_status_set(cr, "hit; detail=tier-ttl");
 				cache_serve(cr, e, v, now);
@@ -504,7 +628,6 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 		 * stale whatever else its origin said; serve-stale only drops
 		 * the refresh */
 		if ((cr->tm & LV_CM_SERVE_STALE) && (fs == FRESH_STALE_SWR || cache_tier_stale_ok(v))) {
-			CSTAT(cr->cache, hits);
 			CSTAT(cr->cache, tier_stale);
 			cache_status_set(cr, "hit; detail=tier-stale");
 			cache_serve(cr, e, v, now);
@@ -513,14 +636,12 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
 	}
 	if (fs == FRESH_STALE_SWR && r->conn && cr->tier_no_store) {
 		/* its refresh could not be stored: the stale answer alone */
-		CSTAT(cr->cache, hits);
 		CSTAT(cr->cache, stale_hits);
 		cache_status_set(cr, "hit; detail=stale");
 		cache_serve(cr, e, v, now);
 		return LK_HIT;
 	}
 	if (fs == FRESH_STALE_SWR && r->conn) {
-		CSTAT(cr->cache, hits);
 		CSTAT(cr->cache, stale_hits);
 		cache_status_set(cr, "hit; detail=stale");
 		/* the copy stays for the refresh: its validators go upstream, and
@@ -621,7 +742,6 @@ bool cache_tier_stale(struct cache_req *cr)
 	unsigned nt = record_tag_list(&v, tagp, tagl, RECORD_MAX_TAGS);
 	if (purged_since(&cr->cache->purges, cr->stale_epoch, cr->key, cr->key_len, tagp, tagl, nt))
 		return false;
-	CSTAT(cr->cache, hits);
 	CSTAT(cr->cache, tier_stale);
 	stale_answer(cr, &v, "hit; detail=tier-stale");
 	return true;

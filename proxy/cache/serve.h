@@ -15,8 +15,16 @@
 
 struct l1_entry;
 
-/* "Cache-Status: levee; <params>" for the answer (the block's `status`). */
+/* <params> of the answer's "Cache-Status: levee; ..." (the block's `status`). */
 void cache_status_set(struct cache_req *cr, const char *params);
+/* The whole "Cache-Status: ...\r\n" line for the response head: the
+ * parameters set with cache_status_set(), then fwd-status, ttl and
+ * collapsed where they apply (RFC 9211 §2). Each call rewrites the tail. */
+const char *cache_status_line(struct cache_req *cr);
+/* The client is getting the answer whose Cache-Status is the current one:
+ * its outcome is the request's (the first one given wins; a background
+ * refresh after a stale answer does not change what the client got). */
+void cache_status_given(struct cache_req *cr);
 
 enum lookup_rc { LK_MISS, LK_HIT, LK_STALE_SERVED };
 /* Looks the request up. LK_HIT: answered and ended. LK_STALE_SERVED: the

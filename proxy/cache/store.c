@@ -198,6 +198,8 @@ void cache_response_head(struct cache_req *cr, const struct lv_head *resp)
 	const char *fwd = cr->stale ? cr->fwd : "miss";
 	struct store_plan *sp = malloc(sizeof(*sp));
 	enum cache_refusal why = sp ? store_plan(cr, cr->req->head, resp, (int64_t)now_unix_ms(), sp) : RF_ERROR;
+	if (why == RF_NONE)
+		cr->ttl = sp->ev.st.lifetime - sp->ev.st.initial_age; /* RFC 9211 ttl, shown once it is stored */
 	free(sp);
 	if (why != RF_NONE) {
 		snprintf(st, sizeof(st), "fwd=%s; detail=%s", fwd, cache_refusal_names[why]);
@@ -224,7 +226,8 @@ void cache_response_head(struct cache_req *cr, const struct lv_head *resp)
 	 * streamed body may still pass max_object. */
 	if ((resp->flags & H1F_HAS_CL) && resp->content_length <= CACHE_HOLD_MAX && r->conn)
 		r->resp_hold = true;
-	snprintf(st, sizeof(st), "fwd=%s%s", fwd, (resp->flags & H1F_HAS_CL) && !r->resp_hold ? "; stored" : "");
+	cr->has_ttl = (resp->flags & H1F_HAS_CL) && !r->resp_hold; /* "stored" goes out with the head */
+	snprintf(st, sizeof(st), "fwd=%s%s", fwd, cr->has_ttl ? "; stored" : "");
 	cache_status_set(cr, st);
 }
 
@@ -476,6 +479,7 @@ void cache_response_end(struct cache_req *cr, const struct lv_head *resp)
 		/* the held response's head goes out now: say what happened */
 		char st[96];
 		const char *fwd = cr->stale ? cr->fwd : "miss";
+		cr->has_ttl = cr->stored;
 		if (cr->stored)
 			snprintf(st, sizeof(st), "fwd=%s; stored", fwd);
 		else

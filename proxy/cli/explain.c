@@ -178,6 +178,12 @@ static void explain_cache(struct explain *e)
 		report_strn(o, "key", key, klen);
 		report_note(o, "service \\x1f target \\x1f host, then each cache_key_headers field: \\x1f name=value, "
 		               "or name! when absent");
+		const char *kh = cache_key_host(e->p, rt);
+		report_str(o, "key_host", !kh ? "request" : !kh[0] ? "none" : kh);
+		if (kh)
+			report_note(o, kh[0] ? "every name of the service shares this key's host (cache_key_host, [cache] key_host)"
+			                     : "no host in the key: every name of the service shares one entry (cache_key_host, "
+			                       "[cache] key_host)");
 		report_bool(o, "strips_unkeyed_headers", strip);
 		report_bool(o, "drops_body", discard);
 		if (head_find(hd, LIT("authorization"), 0) >= 0)

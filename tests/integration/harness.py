@@ -126,6 +126,16 @@ def fnv1a64_hex(data):
     return "%016x" % h
 
 
+_CS_NUMBERS = re.compile(r";\s*(?:ttl|fwd-status)=-?[0-9]+")
+
+
+def cache_status_core(value):
+    """A Cache-Status value less its numeric parameters (ttl, fwd-status),
+    which change from run to run: tests that compare whole values compare
+    this; test_cache_status.py checks the numbers themselves."""
+    return None if value is None else _CS_NUMBERS.sub("", value)
+
+
 def hget(headers, name, default=None):
     name = name.lower()
     for n, v in headers:
@@ -449,6 +459,28 @@ class HttpConn:
                 self.sock.close()
             except OSError:
                 pass
+
+
+def together(ports, target, n, timeout=20.0, headers=()):
+    """n GETs of `target` released at once by one barrier, the i-th on its
+    own connection to ports[i % len(ports)], with `headers` (or headers(i)
+    when it is a function): their Responses, in order."""
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def worker(i):
+        c = HttpConn(ports[i % len(ports)], timeout=timeout)
+        try:
+            barrier.wait()
+            out[i] = c.request("GET", target, headers=headers(i) if callable(headers) else headers)
+        finally:
+            c.close()
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
 
 
 def build_request(method, target, headers=(), body=None, version="HTTP/1.1", host="test.local"):

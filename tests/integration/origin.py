@@ -61,6 +61,8 @@ On /bytes, /slow, /drop and /status: h.NAME=VALUE adds a response header.
 /flaky/<name> modes (set by /__fail): ok, 503, drop, nostore (200 with
 Cache-Control: no-store), slow (the ok answer after `ms` ms), hang (no
 answer at all); times=N: that mode for the next N requests only, then ok.
+/cstat/...[cc,age,vary,etag,status,ms]: Cache-Control, Age, Vary and ETag as given
+(304 to an If-None-Match naming the ETag), status `status`, after `ms` ms.
 Any path: _close_after_ms=N closes the connection N ms after the response,
 without announcing it (a stale pooled connection).
 HEAD gets the same head as GET and no body.
@@ -470,6 +472,21 @@ async def handle_request(c, req, body):
         else:
             await respond_simple(c, req, 200, ("v%d" % st["version"]).encode(),
                                  extra=[("ETag", etag), ("Cache-Control", "max-age=1")])
+    elif path.startswith("/cstat/"):
+        # /cstat/<anything>[cc,age,vary,etag,status,ms]: 200 "cstat <path>" (or
+        # `status`) with Cache-Control `cc`, Age `age`, Vary `vary` and ETag `etag` as
+        # given; with `etag`, an If-None-Match naming it gets 304; `ms`
+        # delays the head. For test_cache_status.py.
+        if "ms" in q:
+            await asyncio.sleep(int(q["ms"]) / 1000.0)
+        extra = [(n, q[k]) for k, n in (("cc", "Cache-Control"), ("age", "Age"), ("vary", "Vary")) if k in q]
+        etag = '"%s"' % q["etag"] if "etag" in q else None
+        if etag:
+            extra.append(("ETag", etag))
+        if etag and etag in hget_all(req["headers"], "if-none-match"):
+            await respond_simple(c, req, 304, b"", extra=extra)
+        else:
+            await respond_simple(c, req, int(q.get("status", "200")), ("cstat %s" % path).encode(), extra=extra)
     elif path.startswith("/store/"):
         # GET: 404 until created; PUT: 201 (409 with ?fail=1); DELETE: 204
         m = req["method"]

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from harness import HttpConn, WAIT_SCALE, free_port, metric_sum, once, wait_until
+from harness import cache_status_core, HttpConn, WAIT_SCALE, free_port, metric_sum, once, wait_until
 from redis_server import REDIS, Redis
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -43,7 +43,7 @@ def purge(lv, q):
 
 
 def cs(r):
-    return r.header("Cache-Status")
+    return cache_status_core(r.header("Cache-Status"))
 
 
 class Load:

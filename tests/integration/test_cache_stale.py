@@ -4,7 +4,7 @@ entry). The origin's /flaky/<name> and /etag/<name> send max-age=1 and an
 ETag; /__fail?name=..&mode=503|drop|ok&bump=1 changes them."""
 import time
 
-from harness import metric_sum, once, wait_until
+from harness import cache_status_core, metric_sum, once, wait_until
 
 
 def get(lv, target, headers=()):
@@ -28,7 +28,7 @@ def test_stale_while_revalidate(levee_factory, origin):
     set_origin(origin, name, bump=True)  # the origin now has v2
     wait_stale(lv, "/flaky/" + name)
     r = get(lv, "/flaky/" + name)
-    assert r.body == b"v1" and r.header("Cache-Status") == "levee; hit; detail=stale"
+    assert r.body == b"v1" and cache_status_core(r.header("Cache-Status")) == "levee; hit; detail=stale"
     # one background request refreshes the entry. It is counted before v2 is
     # read: v2 lives 1 s too, and a slow read of it may find it stale again.
     wait_until(lambda: len(origin.requests(origin.start_mark, path="/flaky/" + name)) >= 2, 5,
@@ -46,11 +46,11 @@ def test_stale_if_error_on_5xx_and_on_a_dropped_connection(levee_factory, origin
     wait_stale(lv, "/flaky/" + name)
     r = get(lv, "/flaky/" + name)
     assert r.status == 200 and r.body == b"v1"
-    assert r.header("Cache-Status") == "levee; hit; detail=stale-if-error"
+    assert cache_status_core(r.header("Cache-Status")) == "levee; hit; detail=stale-if-error"
     set_origin(origin, name, "drop")
     r = get(lv, "/flaky/" + name)
     assert r.status == 200 and r.body == b"v1"
-    assert r.header("Cache-Status") == "levee; hit; detail=stale-if-error"
+    assert cache_status_core(r.header("Cache-Status")) == "levee; hit; detail=stale-if-error"
     assert metric_sum(lv.metrics(), "levee_cache_stale_total", reason="if_error") == 2
     set_origin(origin, name, "ok")
 
@@ -72,13 +72,13 @@ def test_revalidation_with_a_304_refreshes_the_entry(levee_factory, origin):
     wait_stale(lv, "/etag/" + name)
     r = get(lv, "/etag/" + name)
     assert r.status == 200 and r.body == b"v1"
-    assert r.header("Cache-Status") == "levee; fwd=stale; fwd-status=304; stored"
+    assert cache_status_core(r.header("Cache-Status")) == "levee; fwd=stale; stored"
     reqs = origin.requests(origin.start_mark, path="/etag/" + name)
     assert len(reqs) == 2
     from harness import hget
     assert hget(reqs[1]["headers"], "If-None-Match") == '"v1"'  # levee sent the stored validator
     # refreshed: a hit again, without the origin
-    assert get(lv, "/etag/" + name).header("Cache-Status") == "levee; hit"
+    assert cache_status_core(get(lv, "/etag/" + name).header("Cache-Status")) == "levee; hit"
     assert len(origin.requests(origin.start_mark, path="/etag/" + name)) == 2
     assert metric_sum(lv.metrics(), "levee_cache_revalidated_total") == 1
 
@@ -91,5 +91,5 @@ def test_revalidation_that_gets_a_new_body(levee_factory, origin):
     wait_stale(lv, "/etag/" + name)
     r = get(lv, "/etag/" + name)
     assert r.status == 200 and r.body == b"v2"
-    assert r.header("Cache-Status") == "levee; fwd=stale; stored"
-    assert get(lv, "/etag/" + name).header("Cache-Status") == "levee; hit"
+    assert cache_status_core(r.header("Cache-Status")) == "levee; fwd=stale; stored"
+    assert cache_status_core(get(lv, "/etag/" + name).header("Cache-Status")) == "levee; hit"

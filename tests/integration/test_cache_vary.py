@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from harness import HttpConn, metric_sum, once, wait_until
+from harness import cache_status_core, HttpConn, metric_sum, once, wait_until
 from redis_server import REDIS
 
 VARIANTS = 16
@@ -31,7 +31,7 @@ def get(lv, target, headers=(), method="GET"):
 
 
 def cs(r):
-    return r.header("Cache-Status")
+    return cache_status_core(r.header("Cache-Status"))
 
 
 def origin_count(origin, path):

@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from harness import metric_sum, once, wait_until
+from harness import cache_status_core, metric_sum, once, wait_until
 from redis_server import REDIS
 
 # entered by hand only; once cleared, it steps down on the next tick
@@ -52,7 +52,7 @@ def put(lv, target, body):
 
 
 def cs(r):
-    return r.header("Cache-Status")
+    return cache_status_core(r.header("Cache-Status"))
 
 
 def origin_put(origin, target, body):
@@ -299,7 +299,7 @@ def test_skip_lease_does_not_wait_for_a_slow_fill_in_process(levee_factory, orig
     t, out = start_slow_fill(origin, lv, name, u)
     r, took = timed_get(lv, u)
     t.join()
-    assert cs(r) == "levee; hit; detail=coalesced" and took > 0.5, (cs(r), took)
+    assert cs(r) == "levee; fwd=miss; collapsed" and took > 0.5, (cs(r), took)
     # with the tier: no stale copy yet (a new key), so it goes upstream alone
     force(lv)
     name2 = name + "-b"
@@ -347,7 +347,7 @@ def test_skip_lease_does_not_wait_for_another_replicas_lease(levee_factory, orig
     t, out = start_slow_fill(origin, a, name2, u2)
     r, took = timed_get(b, u2)
     t.join()
-    assert r.body == b"v1" and cs(r) == "levee; hit; detail=l2" and took > 0.4, (cs(r), took)
+    assert r.body == b"v1" and cs(r) == "levee; fwd=miss; detail=l2; collapsed" and took > 0.4, (cs(r), took)
     assert metric_sum(b.metrics(), "levee_cache_lease_waits_total") == 1
 
 

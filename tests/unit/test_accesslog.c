@@ -244,7 +244,8 @@ static void test_cache_outcome(void **state)
 	} cases[] = {
 	    {"hit", "hit", "l1"},
 	    {"hit; detail=l2", "hit", "l2"},
-	    {"hit; detail=coalesced", "hit", "l1"},
+	    {"hit; ttl=59", "hit", "l1"},
+	    {"hit; detail=l2; ttl=-3", "hit", "l2"},
 	    {"hit; detail=tier-ttl", "hit", "l1"},
 	    {"hit; detail=stale", "stale", "l1"},
 	    {"hit; detail=stale-if-error", "stale", "l1"},
@@ -255,13 +256,21 @@ static void test_cache_outcome(void **state)
 	    {"fwd=miss; detail=no-store", "miss", NULL},
 	    {"fwd=stale; stored", "expired", NULL},
 	    {"fwd=stale; fwd-status=304; stored", "revalidated", "l1"},
+	    {"fwd=stale; fwd-status=304; stored; ttl=60", "revalidated", "l1"},
+	    {"fwd=stale; fwd-status=304; detail=tier-no-store", "revalidated", "l1"},
+	    /* the upstream's 304 to the client's own conditional: not levee's */
+	    {"fwd=stale; fwd-status=304; detail=status", "expired", NULL},
+	    {"fwd=stale; fwd-status=304; storedx", "expired", NULL},
+	    {"fwd=miss; fwd-status=200; collapsed", "miss", NULL},
+	    {"fwd=miss; fwd-status=200; collapsed=?0; stored; ttl=60", "miss", NULL},
 	    {"fwd=bypass", "bypass", NULL},
 	    {"fwd=bypass; detail=outbox-full", "bypass", NULL},
 	    {"fwd=request", "bypass", NULL},
 	    /* as the header line holds them */
 	    {"fwd=bypass\r\n", "bypass", NULL},
 	    {"hit; detail=fallback\r\n", "stale", "l1"},
-	    {"fwd=stale; fwd-status=304\r\n", "revalidated", "l1"},
+	    {"fwd=stale; fwd-status=304; stored\r\n", "revalidated", "l1"},
+	    {"fwd=stale; fwd-status=304\r\n", "expired", NULL},
 	    {"", NULL, NULL},
 	    {"junk", NULL, NULL},
 	};

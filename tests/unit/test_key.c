@@ -55,6 +55,44 @@ static void test_key_build(void **state)
 	free(f);
 }
 
+/* The host part by policy: one canonical name for every name, or none. */
+static void test_key_host_as(void **state)
+{
+	struct h1_fixture *f = calloc(1, sizeof(*f));
+	static const struct {
+		const char *raw, *host, *want;
+	} as[] = {
+	    {"GET /a HTTP/1.1\r\nHost: svc\r\n\r\n", "svc", "demo|/a|svc"},
+	    {"GET /a HTTP/1.1\r\nHost: svc.ns.svc.cluster.local\r\n\r\n", "svc", "demo|/a|svc"},
+	    {"GET /a HTTP/1.1\r\nHost: 10.0.0.5:8080\r\n\r\n", "Svc", "demo|/a|svc"},
+	    {"GET http://Other/a HTTP/1.1\r\nHost: x\r\n\r\n", "svc", "demo|/a|svc"},
+	    {"GET /a HTTP/1.1\r\nHost: 10.0.0.5:8080\r\n\r\n", "", "demo|/a|"},
+	    {"GET /a HTTP/1.1\r\nHost: svc\r\nX-T: 1\r\n\r\n", "", "demo|/a||x-t=1"},
+	    {"GET /a HTTP/1.1\r\nHost: Svc:80\r\n\r\n", NULL, "demo|/a|svc"},
+	};
+	for (size_t i = 0; i < sizeof(as) / sizeof(as[0]); i++) {
+		enum lv_reason reason;
+		size_t used;
+		assert_int_equal(h1_parse_request(f, as[i].raw, strlen(as[i].raw), 0, &reason, &used), 0);
+		char out[KEY_MAX];
+		size_t n = key_build_as("demo", &f->head, as[i].host, strstr(as[i].raw, "X-T") ? "x-t" : "", out, sizeof(out));
+		for (size_t k = 0; k < n; k++)
+			if (out[k] == KEY_SEP)
+				out[k] = '|';
+		if (n != strlen(as[i].want) || memcmp(out, as[i].want, n) != 0) {
+			print_error("case %zu: got '%.*s', want '%s'\n", i, (int)n, out, as[i].want);
+			fail();
+		}
+	}
+	/* a purge by path prefix covers the key whatever its host */
+	char pre[KEY_MAX], full[KEY_MAX];
+	size_t pn = key_path_prefix("demo", "/a", 2, pre, sizeof(pre));
+	size_t n = key_build_as("demo", &f->head, "", "", full, sizeof(full));
+	assert_true(pn > 0 && pn < n);
+	assert_memory_equal(full, pre, pn);
+	free(f);
+}
+
 static void test_key_overflow_and_prefix(void **state)
 {
 	struct h1_fixture *f = calloc(1, sizeof(*f));
@@ -78,6 +116,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_key_build),
+	    cmocka_unit_test(test_key_host_as),
 	    cmocka_unit_test(test_key_overflow_and_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

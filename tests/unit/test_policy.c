@@ -110,6 +110,12 @@ static const struct load_case load_cases[] = {
 	/* caching keys */
 	{"cache keys", "[cache]\nmemory = 8MiB\nmax_object = 64KiB\n[route \"u\"]\nprefix = /\ncache_ttl = origin\n"
 	               "negative_status = 404,410 , 451\ncache_key_headers = Accept-Language,X-T\n", {NULL}},
+	{"key_host", "[cache]\nkey_host = Svc.Example\n[route \"u\"]\nprefix = /u\ncache_key_host = none\n[route \"v\"]\n"
+	             "prefix = /v\ncache_key_host = request\n", {NULL}},
+	{"key_host not a name", "[cache]\nkey_host = svc:8080\n[route \"u\"]\nprefix = /\ncache_key_host = a b\n",
+	 {"p.ini:2: [cache] key_host: must be 1-63 characters of A-Z a-z 0-9 _ . -",
+	  "p.ini:5: [route \"u\"] cache_key_host: must be 1-63 characters of A-Z a-z 0-9 _ . -"}},
+	{"key_host empty", "[cache]\nkey_host =\n", {"p.ini:2: [cache] key_host: must be 1-63 characters of A-Z a-z 0-9 _ . -"}},
 	{"cache_ttl word", "[route \"u\"]\nprefix = /\ncache_ttl = forever\n",
 	 {"p.ini:3: [route \"u\"] cache_ttl: expected off, origin or a duration such as 60s"}},
 	{"cache_ttl bounds", "[route \"u\"]\nprefix = /\ncache_ttl = 500ms\n",
@@ -532,13 +538,18 @@ static void assert_defaults(const struct lv_policy *p)
 	assert_int_equal(p->drain_timeout_ms, 25000);
 	assert_string_equal(p->access_log, "stdout");
 	assert_int_equal(p->access_log_format, LV_ALOG_JSON);
-	/* all but cache_status and referer, in the documented order */
-	assert_int_equal(p->access_log_fields.n, LV_AF__COUNT - 2);
+	/* all but referer, in the documented order: the cache outcome
+	 * (cache_status) is in a line by default */
+	assert_int_equal(p->access_log_fields.n, LV_AF__COUNT - 1);
 	assert_int_equal(p->access_log_fields.f[0], LV_AF_TIME);
 	assert_int_equal(p->access_log_fields.f[3], LV_AF_ORIG_DST);
-	assert_int_equal(p->access_log_fields.f[LV_AF__COUNT - 3], LV_AF_FORWARDED_FOR);
-	for (unsigned i = 0; i < p->access_log_fields.n; i++)
-		assert_true(p->access_log_fields.f[i] != LV_AF_CACHE_STATUS && p->access_log_fields.f[i] != LV_AF_REFERER);
+	assert_int_equal(p->access_log_fields.f[LV_AF__COUNT - 2], LV_AF_FORWARDED_FOR);
+	bool has_cache_status = false;
+	for (unsigned i = 0; i < p->access_log_fields.n; i++) {
+		assert_true(p->access_log_fields.f[i] != LV_AF_REFERER);
+		has_cache_status |= p->access_log_fields.f[i] == LV_AF_CACHE_STATUS;
+	}
+	assert_true(has_cache_status);
 	assert_int_equal(p->log_level, LV_LOG_INFO);
 	assert_false(p->trust_forwarded);
 	assert_int_equal(p->transparent, LV_TRANSPARENT_OFF);
@@ -593,6 +604,8 @@ static void test_defaults(void **state)
 	assert_int_equal(p->routes[1].cache_ttl_ms, 90000);
 	assert_true(statuses_has(&p->routes[1].negative_status, 410));
 	assert_string_equal(p->routes[1].cache_key_headers, "accept-language,x-tenant");
+	assert_string_equal(p->routes[1].cache_key_host, ""); /* [cache] key_host decides */
+	assert_string_equal(p->cache.key_host, "request");
 	assert_string_equal(p->routes[0].cache_tags, "");
 	assert_string_equal(p->routes[0].cache_control_fields, "levee-cache-control,cdn-cache-control");
 	assert_int_equal(p->routes[2].cache_ttl_ms, LV_TTL_ORIGIN);
