@@ -54,21 +54,6 @@ static void entry_json(FILE *f, const struct record_view *v, int64_t now)
 	fputs("]}", f);
 }
 
-/* The entry under <key>, decoded; NULL when none (or not a record). */
-static struct l1_entry *entry_get(struct cache *c, const char *key, size_t klen, struct record_view *v)
-{
-	struct l1_entry *e = l1_get(c->l1, key, klen);
-	if (!e)
-		return NULL;
-	size_t len;
-	const void *val = l1_entry_value(e, &len);
-	if (record_decode(val, len, v) != RECORD_OK) {
-		l1_entry_unref(e);
-		return NULL;
-	}
-	return e;
-}
-
 int cache_entry_render(FILE *f, struct server *s, const char *url, const char *host, const char *header)
 {
 	struct runtime *rt = server_runtime_acquire(s);
@@ -109,7 +94,7 @@ int cache_entry_render(FILE *f, struct server *s, const char *url, const char *h
 	int64_t now = (int64_t)(now_unix_ms() / 1000);
 	/* the URL's own key holds its latest variant: its Vary names are the
 	 * URL's (cache_entry_find then looks for this request's variant) */
-	struct l1_entry *e = klen && s->cache ? entry_get(s->cache, key, klen, &v) : NULL;
+	struct l1_entry *e = klen && s->cache ? cache_entry_get(s->cache, key, klen, &v) : NULL;
 	struct record_cursor c = {0};
 	struct record_str names, values;
 	if (e && v.nvary && record_next_vary(&v, &c, &names, &values)) {

@@ -55,5 +55,8 @@ struct record_view;
  * length into *atl. Any thread: the admin's look-up uses it too. */
 struct l1_entry *cache_entry_find(struct cache *c, const char *key, size_t klen, const struct lv_head *hd,
                                   struct record_view *v, char *at, size_t *atl);
+/* The entry under exactly <key> (no variant look-up), referenced and
+ * decoded into <v>; NULL when none. Any thread. */
+struct l1_entry *cache_entry_get(struct cache *c, const char *key, size_t klen, struct record_view *v);
 
 #endif

@@ -263,6 +263,11 @@ static unsigned variant_slot_for(const struct cache_req *cr, const char *sec, si
 	return free_slot < CACHE_VARIANTS ? free_slot : home;
 }
 
+struct l1_entry *cache_entry_get(struct cache *c, const char *key, size_t klen, struct record_view *v)
+{
+	return entry_get_l1(c->l1, key, klen, v);
+}
+
 struct l1_entry *cache_entry_find(struct cache *c, const char *key, size_t klen, const struct lv_head *hd,
                                   struct record_view *v, char *at, size_t *atl)
 {

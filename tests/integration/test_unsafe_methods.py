@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from harness import HttpConn, metric_sum, once, wait_until
+from harness import HttpConn, cache_status_core, metric_sum, once, wait_until
 from redis_server import REDIS
 from test_invalidation import Cluster
 
@@ -25,7 +25,7 @@ def res(status, name=None):
 
 
 def cs(r):
-    return r.header("Cache-Status", "")
+    return cache_status_core(r.header("Cache-Status", ""))
 
 
 def cache(lv, target):
