@@ -43,8 +43,8 @@ cat <<'MSG'
 
 demo: levee on http://127.0.0.1:15001 in front of the demo service on :8080. Try, in another terminal:
 
-  curl -i http://127.0.0.1:15001/api/users/1      # Cache-Status: levee; fwd=miss; stored
-  curl -i http://127.0.0.1:15001/api/users/1      # Cache-Status: levee; hit (the service is not asked)
+  curl -i http://127.0.0.1:15001/api/users/1      # Cache-Status: levee; fwd=miss; fwd-status=200; stored; ttl=30
+  curl -i http://127.0.0.1:15001/api/users/1      # Cache-Status: levee; hit; ttl=29 (the service is not asked)
   curl -i -X PUT -d '{"name": "Ada L."}' http://127.0.0.1:15001/api/users/1   # the write purges the entry
   curl -i http://127.0.0.1:15001/api/users/1      # a miss again, with the new name
   curl -i http://127.0.0.1:15001/                 # not a cached route: plain pass-through

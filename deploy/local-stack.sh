@@ -361,9 +361,10 @@ print_try() {
 
 local-stack: up. State and logs in $STACK_DIR. Try:
 
-1. The cache: levee-a stores the user, then answers it without the service.
+1. The cache: levee-a stores the user, then answers it without the service
+   (each answer also says ttl=N, the seconds of freshness it has left).
   \$ curl $cache http://$a/api/users/1
-  => 200 levee; fwd=miss; stored
+  => 200 levee; fwd=miss; fwd-status=200; stored
   \$ curl $cache http://$a/api/users/1
   => 200 levee; hit
 
@@ -383,7 +384,7 @@ local-stack: up. State and logs in $STACK_DIR. Try:
    failed, the breaker "users" opens and levee answers 503 without asking
    the service, while what is cached still answers (for its 30s).
   \$ curl $cache http://$a/api/users/2
-  => 200 levee; fwd=miss; stored
+  => 200 levee; fwd=miss; fwd-status=200; stored
   \$ curl -s -X POST 'http://$demo/_demo/fail?for=30' | grep fail_for_s
   => "fail_for_s": 30
   \$ for i in 1 2 3 4 5 6 7 8; do curl $refusal http://$a/api/users/new-\$i; done | sort | uniq -c
@@ -416,7 +417,7 @@ local-stack: up. State and logs in $STACK_DIR. Try:
   \$ curl -s -o /dev/null -w '%{http_code}\\n' -X PUT -d '{"name": "Linus"}' http://$demo/api/users/7
   => 201
   \$ curl $cache http://$b/api/users/7
-  => 200 levee; fwd=miss; stored
+  => 200 levee; fwd=miss; fwd-status=200; stored
   \$ curl -s -o /dev/null -w '%{http_code}\\n' -X PUT -d '{"name": "Torvalds"}' http://$demo/api/users/7
   => 200
   \$ curl -s -H 'Host: demo' http://$b/api/users/7 | grep '"name"'
