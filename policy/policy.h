@@ -58,6 +58,9 @@ struct lv_hostport {
 	uint16_t port;
 };
 
+/* The checksum of no bytes at all: built-in defaults, or an empty file. */
+#define LV_POLICY_EMPTY_CHECKSUM "cbf29ce484222325"
+
 /* Method bits used by routes and by the data path. */
 enum lv_method {
 	LV_M_GET = 1u << 0,

@@ -74,15 +74,16 @@ static enum reload_result reload_build(const struct lv_policy *running, struct l
 	struct server *s = reload_srv;
 	struct lv_policy *p = NULL;
 	char err[512];
-	struct stat st;
-	if (stat(s->policy_path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+	if (policy_load_file(s->policy_path, &s->ov, &p, d) != LV_OK)
+		return RELOAD_REFUSED;
+	if (strcmp(p->checksum, LV_POLICY_EMPTY_CHECKSUM) == 0) {
 		/* a file being rewritten in place is empty for a moment; built-in
-		 * defaults in place of a policy are never what a reload means */
+		 * defaults in place of a policy are never what a reload means.
+		 * Judged on the bytes read, not on a stat() before the read. */
+		policy_unref(p);
 		diag_add(d, "%s:1: the file is empty (still being written?)", s->policy_path);
 		return RELOAD_REFUSED;
 	}
-	if (policy_load_file(s->policy_path, &s->ov, &p, d) != LV_OK)
-		return RELOAD_REFUSED;
 	if (strcmp(running->checksum, p->checksum) == 0) {
 		policy_unref(p);
 		return RELOAD_UNCHANGED;

@@ -388,10 +388,8 @@ static int cache_stage(struct request *r)
 		cr->stale_epoch = purge_epoch(&c->purges); /* before the lookup: cache_tier_stale() */
 	/* behind on invalidations: the L1 may hold what others purged */
 	enum lookup_rc lk = mode == INVAL_CACHE_SKIP_L1 ? LK_MISS : cache_lookup(cr, "hit");
-	if (lk == LK_HIT) {
-		cache_loop_hit(r->w, cr->key, cr->key_len); /* the hot set samples it */
-		return STAGE_DONE;
-	}
+	if (lk == LK_HIT)
+		return STAGE_DONE; /* answered and ended: r is gone */
 	if (lk == LK_STALE_SERVED) {
 		/* one refresh per key: if another request is already filling it,
 		 * this one is not needed */

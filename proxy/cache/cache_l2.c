@@ -260,9 +260,9 @@ static void l2_on_lookup(struct l2 *l2, enum l2_err err, enum l2_lookup_res res,
 		l2_resume_upstream(cr);
 		return;
 	}
+	struct cache *cache = cr->cache; /* a hit ends the request: r and cr go */
 	if (res == L2_HIT && l2_answer(cr, rec, len)) {
-		CSTAT(cr->cache, l2_hits);
-		cache_loop_hit(r->w, cr->key, cr->key_len); /* the hot set samples it */
+		CSTAT(cache, l2_hits);
 		return;
 	}
 	if (cr->tm & LV_CM_CACHE_ONLY) {

@@ -26,7 +26,7 @@ static bool etag_weak(const char *p, size_t n)
 	return n >= 2 && p[0] == 'W' && p[1] == '/';
 }
 
-bool merge304_selects(const struct record_view *v, const struct lv_head *resp)
+bool merge304_selects(const struct record_view *v, const struct lv_head *resp, bool own)
 {
 	int et = head_find(resp, LIT("etag"), 0);
 	if (et >= 0) {
@@ -52,7 +52,7 @@ bool merge304_selects(const struct record_view *v, const struct lv_head *resp)
 		int64_t t = http_date_parse(resp->text + resp->h[lm].value, resp->h[lm].value_len);
 		return t >= 0 && t == v->last_modified;
 	}
-	return true;
+	return own || (v->etag.len == 0 && v->last_modified < 0);
 }
 
 /* ---- the merged head (§3.2) --------------------------------------------- */

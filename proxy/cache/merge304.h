@@ -35,10 +35,13 @@
 /* Whether the 304 <resp> may update stored response <v> (§4.3.4): a strong
  * ETag in the 304 must equal the stored one, strongly; a weak one must match
  * it weakly; without an ETag, a Last-Modified must equal the stored one.
- * A 304 with neither validator updates the stored response: levee sent the
- * stored validators itself, and one stored response answers the request (a
- * deliberate reading of the third rule, docs/caching.md). */
-bool merge304_selects(const struct record_view *v, const struct lv_head *resp);
+ * A 304 with neither validator selects a stored response that has none
+ * either; one that has some only when <own>: the conditional request was
+ * levee's, carrying exactly <v>'s validators, and one stored response
+ * answers it (a deliberate reading of the third rule, docs/caching.md). A
+ * client's own conditionals may name another representation's validators:
+ * then a validator-less 304 says nothing about <v>. */
+bool merge304_selects(const struct record_view *v, const struct lv_head *resp, bool own);
 
 /* Whether field <i> of the 304 <resp> is one §3.2 keeps out of the merge. */
 bool merge304_excluded(const struct lv_head *resp, int i);

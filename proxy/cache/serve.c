@@ -27,6 +27,7 @@
 #include "cache/key.h"
 #include "cache/l1.h"
 #include "cache/record.h"
+#include "cache/cache_loop.h"
 #include "cache/vary.h"
 #include "http/range.h"
 #include "net/conn.h"
@@ -602,6 +603,9 @@ static enum lookup_rc cache_answer_view(struct cache_req *cr, struct l1_entry *e
                                      const char *how)
 {
 	struct request *r = cr->req;
+	/* the hot set samples every request a stored copy answers or could
+	 * answer (hotset.h), before a hit ends the request and frees it */
+	cache_loop_hit(r->w, cr->key, cr->key_len);
 	struct cc_directives req_cc;
 	cc_from_request(&req_cc, r->head);
 	struct fresh_stored st;

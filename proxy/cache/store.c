@@ -527,7 +527,8 @@ enum refresh_rc cache_refresh_entry(struct cache_req *cr, const struct record_vi
 {
 	if (answer)
 		*answer = NULL;
-	if (!merge304_selects(v, resp))
+	/* levee's own revalidation carries cr->cond, the stored validators */
+	if (!merge304_selects(v, resp, cr->cond[0] != '\0'))
 		return REFRESH_MISMATCH; /* §4.3.4: it answers for another representation */
 	int64_t now_ms = (int64_t)now_unix_ms();
 	struct store_plan *sp = malloc(sizeof(*sp));

@@ -53,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(buf);
 		return 0;
 	}
-	(void)merge304_selects(&v, &r304.head);
+	(void)merge304_selects(&v, &r304.head, true);
+	(void)merge304_selects(&v, &r304.head, false);
 	struct lv_head out = {0};
 	out.cap = (uint32_t)merge304_text_cap(&v, &r304.head);
 	out.max = merge304_slots(&v, &r304.head);

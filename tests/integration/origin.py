@@ -515,12 +515,14 @@ async def handle_request(c, req, body):
         # h.NAME=VALUE fields; a request whose If-None-Match names the ETag,
         # or (without an ETag) whose If-Modified-Since is <lm>, gets a 304
         # with the r.NAME=VALUE fields and ETag "<r304etag>" (default: the
-        # same one; none with r304etag=).
+        # same one; none with r304etag=). imsany=1: any If-Modified-Since
+        # gets the 304 (an origin that only compares dates loosely).
         etag = q.get("etag", "v1")
         lm = q.get("lm")
         tag = '"%s"' % etag if etag else None
         hit = (tag and tag in hget_all(req["headers"], "if-none-match")) or \
-              (not tag and lm and lm in hget_all(req["headers"], "if-modified-since"))
+              (not tag and lm and lm in hget_all(req["headers"], "if-modified-since")) or \
+              (q.get("imsany") and hget_all(req["headers"], "if-modified-since"))
         if hit:
             rtag = q.get("r304etag", etag)
             extra = ([("ETag", '"%s"' % rtag)] if rtag else []) + \

@@ -141,6 +141,25 @@ def test_a_304_to_the_clients_conditional_updates_the_stale_copy(levee_factory, 
     assert cs(get(lv, t)) == "levee; fwd=stale; detail=validator-mismatch"
 
 
+def test_a_validator_less_304_to_a_clients_other_date_leaves_the_copy(levee_factory, origin):
+    """RFC 9111 §4.3.4: a 304 with no validator selects a stored response only
+    when that one has none either. A client's If-Modified-Since may come from
+    another copy (another replica's newer one): its 304 says nothing of this
+    one, which must not be made fresh by it."""
+    lv = levee_factory(ORIGIN_ROUTE)
+    t1, t2 = "Mon, 01 Jan 2024 00:00:00 GMT", "Tue, 02 Jan 2024 00:00:00 GMT"
+    t = url("imsother-%d" % origin.start_mark, etag="", lm=t1, imsany="1", r304etag="",
+            h_Cache_Control="max-age=0", r_Cache_Control="max-age=600")
+    get(lv, t)  # stored with Last-Modified T1, stale at once
+    r = get(lv, t, [("If-Modified-Since", t2)])
+    assert r.status == 304 and cs(r) == "levee; fwd=stale; detail=validator-mismatch", cs(r)
+    before = len(origin_hits(origin, t))
+    r = get(lv, t)  # still stale: levee revalidates with its own T1, and that 304 selects it
+    assert r.status == 200 and cs(r) == "levee; fwd=stale; stored", cs(r)
+    assert len(origin_hits(origin, t)) == before + 1
+    assert cs(get(lv, t)) == "levee; hit"
+
+
 def test_304_by_last_modified_alone(levee_factory, origin):
     lv = levee_factory(ORIGIN_ROUTE)
     lm = "Tue, 01 Nov 1994 08:49:37 GMT"

@@ -625,6 +625,7 @@ static void test_defaults(void **state)
 	assert_int_equal(policy_load_string("e.ini", "", NULL, &p, &d), LV_OK);
 	assert_defaults(p);
 	assert_string_equal(p->checksum, "cbf29ce484222325");
+	assert_string_equal(p->checksum, LV_POLICY_EMPTY_CHECKSUM); /* what a reload refuses */
 	policy_unref(p);
 	assert_int_equal(policy_load_string("a.ini", "a", NULL, &p, &d), LV_ERR);
 	diag_free(&d);
