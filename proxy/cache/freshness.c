@@ -599,8 +599,8 @@ static int64_t head_age(const struct lv_head *hd)
 	return a < 0 ? 0 : a;
 }
 
-/* RFC 9110 §15.1. 206 and 501 are here for the heuristic itself: a 206 is
- * never stored, and a 5xx only on a route with any_status. */
+/* RFC 9110 §15.1. 206 is here for the heuristic itself: a 206 is never
+ * stored. 501 is stored on origin-mode routes only (status_why()). */
 bool fresh_status_heuristic(unsigned s)
 {
 	switch (s) {
@@ -677,7 +677,10 @@ static const char *status_why(const struct lv_head *resp, const struct cc_direct
 		return fresh_why_status; /* §5.2.2.3 */
 	if (opt->origin_mode && opt->any_status)
 		return NULL; /* §3: its freshness decides (origin_freshness) */
-	if (s >= 500 || !understood)
+	/* a 5xx is a passing failure, never pinned, but for the one RFC 9110
+	 * §15.1 makes cacheable by default, which an origin-mode route stores
+	 * as the RFC says (a fixed TTL would pin it whatever the origin said) */
+	if ((s >= 500 && !(opt->origin_mode && s == 501)) || !understood)
 		return fresh_why_status;
 	if (!opt->origin_mode && !fresh_status_heuristic(s))
 		return fresh_why_status;

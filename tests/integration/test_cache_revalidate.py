@@ -251,6 +251,22 @@ def test_explicit_freshness_status_stored_only_with_the_opt_in(levee_factory, or
     assert metric_sum(opted.metrics(), "levee_cache_pass_total") == (0 if code >= 500 else 1)
 
 
+def test_a_501_is_cacheable_by_default_on_an_origin_route(levee_factory, origin):
+    """RFC 9110 §15.1 makes 501 cacheable by default: an origin-mode route
+    stores it with explicit or heuristic freshness; a fixed TTL never."""
+    plain = levee_factory(ORIGIN_ROUTE)
+    fixed = levee_factory({'route "c"': {"prefix": "/", "cache_ttl": "60s"}})
+    lm = formatdate(time.time() - 5 * 86400, usegmt=True)
+    for t in ("/status/501?h.Cache-Control=max-age%%3D60&n=%d" % origin.start_mark,
+              "/status/501?h.Last-Modified=%s&n=%d" % (urllib.parse.quote(lm), origin.start_mark)):
+        r = get(plain, t)
+        assert r.status == 501 and cs(r) == "levee; fwd=miss; stored", (t, cs(r))
+        assert cs(get(plain, t)) == "levee; hit"
+        get(fixed, t)
+        r = get(fixed, t)
+        assert r.status == 501 and not cs(r).startswith("levee; hit"), (t, cs(r))
+
+
 def test_a_304_to_the_clients_own_conditional_is_not_hit_for_miss(levee_factory, origin):
     lv = levee_factory(ORIGIN_ROUTE)
     t = url("client-%d" % origin.start_mark, h_Cache_Control="max-age=60", r_Cache_Control="max-age=60")
