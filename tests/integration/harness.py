@@ -136,6 +136,19 @@ def cache_status_core(value):
     return None if value is None else _CS_NUMBERS.sub("", value)
 
 
+def cache_route(**keys):
+    """The sections of one route "c" over every path that caches (60 s
+    unless `cache_ttl` is given), with `keys` as its other keys."""
+    keys.setdefault("prefix", "/")
+    keys.setdefault("cache_ttl", "60s")
+    return {'route "c"': keys}
+
+
+def response_cache_status(r):
+    """A response's Cache-Status less its numbers (cache_status_core())."""
+    return cache_status_core(r.header("Cache-Status"))
+
+
 def hget(headers, name, default=None):
     name = name.lower()
     for n, v in headers:

@@ -14,24 +14,18 @@ import urllib.parse
 
 import pytest
 
-from harness import cache_status_core, HttpConn, metric_sum, once, wait_until
+from harness import cache_route, response_cache_status, HttpConn, metric_sum, once, wait_until
 from redis_server import REDIS
 
 VARIANTS = 16
 
 
-def route(**keys):
-    keys.setdefault("prefix", "/")
-    keys.setdefault("cache_ttl", "60s")
-    return {'route "c"': keys}
+route = cache_route
+cs = response_cache_status
 
 
 def get(lv, target, headers=(), method="GET"):
     return once(lv.port, method, target, headers)
-
-
-def cs(r):
-    return cache_status_core(r.header("Cache-Status"))
 
 
 def origin_count(origin, path):
