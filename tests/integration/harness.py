@@ -854,6 +854,13 @@ class Levee:
         wait_until(lambda: (self.metric("levee_redis_connections_ready") or 0) >= workers,
                    timeout * WAIT_SCALE, msg="all %d workers on Redis" % workers)
 
+    def wait_committed(self, n=1, timeout=5):
+        """Wait until this levee has committed `n` fills to Redis in all: a
+        fill's commit follows its answer, so a test that reads the entry
+        through another replica waits for it first."""
+        wait_until(lambda: metric_sum(self.metrics(), "levee_cache_l2_operations_total", result="committed") >= n,
+                   timeout * WAIT_SCALE, msg="%d fill(s) committed to Redis" % n)
+
     def cpu_seconds(self):
         """User plus system CPU time the process has used so far."""
         with open("/proc/%d/stat" % self.pid) as f:

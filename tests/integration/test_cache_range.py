@@ -228,6 +228,7 @@ def test_range_from_an_l2_hit(levee_factory, origin, redis):
     b.wait_redis_ready()
     path = "/range/l2?n=5000"
     fill(a, path)
+    a.wait_committed()
     r = get(b, path, [("Range", "bytes=4090-4100")])
     check_206(r, 4090, 4100, 5000)
     assert cs(r) == "levee; hit; detail=l2"

@@ -202,6 +202,7 @@ def test_304_refresh_through_redis_reaches_every_replica(levee_factory, origin, 
     t = url("l2-%d" % origin.start_mark, h_Cache_Control="max-age=0", h_X_Custom="old",
             r_Cache_Control="max-age=3600", r_X_Custom="new")
     assert cs(get(a, t)) == "levee; fwd=miss; stored"
+    a.wait_committed()
     # b has nothing in its L1: the stale copy comes from Redis and is
     # revalidated; the merged entry goes to b's L1 and back to Redis
     r = get(b, t)
@@ -221,6 +222,7 @@ def test_304_no_store_through_redis(levee_factory, origin, redis):
     a, b = replicas(levee_factory, redis)
     t = url("l2ns-%d" % origin.start_mark, h_Cache_Control="max-age=0", r_Cache_Control="no-store")
     get(a, t)
+    a.wait_committed()
     r = get(b, t)
     assert cs(r) == "levee; fwd=stale; detail=no-store"
     assert not cs(get(b, t)).startswith("levee; hit")

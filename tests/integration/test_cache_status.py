@@ -265,6 +265,7 @@ def test_l2_hit_and_lease_wait(levee_factory, redis):
     r = once(a.port, "GET", "/cstat/l2")
     assert re.fullmatch(r"levee; fwd=miss; fwd-status=200; stored; ttl=60", cs(r)[0]), cs(r)
     expect_counted(a, before_a, {("c", "miss"): 1})
+    a.wait_committed()
     r = once(b.port, "GET", "/cstat/l2")
     assert re.fullmatch(r"levee; hit; detail=l2; ttl=(59|60)", cs(r)[0]), cs(r)
     expect_counted(b, before_b, {("c", "hit"): 1})

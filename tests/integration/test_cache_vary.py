@@ -111,6 +111,7 @@ def test_normalised_variant_from_redis(levee_factory, origin, redis):
     target = "/vary2/l2?vary=Accept-Encoding"
     first = get(a, target, [("Accept-Encoding", "gzip, br")])
     assert cs(first) == "levee; fwd=miss; stored"
+    a.wait_committed()
     r = get(b, target, [("Accept-Encoding", "BR,gzip")])
     assert cs(r) == "levee; hit; detail=l2" and r.body == first.body
     r = get(b, target, [("Accept-Encoding", "gzip")])  # another variant: a miss, never a wrong answer
