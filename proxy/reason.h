@@ -20,7 +20,7 @@
 	X(R_HEADERS_TOO_LARGE, "headers-too-large", 431, "request header fields too large")        \
 	X(R_INTERNAL, "internal", 500, "internal error")                                           \
 	X(R_TE, "unsupported-transfer-coding", 501, "transfer coding not supported")               \
-	X(R_METHOD_UNKNOWN, "method-not-implemented", 501, "a request method token this proxy cannot parse (RFC 9110 section 15.6.2)") \
+	X(R_METHOD_UNKNOWN, "method-not-implemented", 501, "a request method token longer than a request head may be (RFC 9110 section 15.6.2)") \
 	X(R_UP_CONNECT, "upstream-connect", 502, "could not connect to the upstream")              \
 	X(R_UP_BAD, "upstream-bad-response", 502, "invalid or no response from the upstream")      \
 	X(R_MAXCONN, "max-connections", 503, "too many connections")                               \

@@ -38,6 +38,9 @@ enum h1_flags {
 enum head_method {
 	HEAD_METHOD_GET = 1,
 	HEAD_METHOD_HEAD = 2,
+	/* a method token llhttp does not know (BREW, QUERY, SETUP with
+	 * HTTP/1.1): the head's method text says which; beyond llhttp's range */
+	HEAD_METHOD_EXTENSION = 255,
 };
 
 struct lv_head {

@@ -18,16 +18,22 @@
  *
  * A method llhttp does not know (BREW, QUERY, a lowercase get; RTSP's with
  * HTTP/1.x) stops it in the request line, and strict llhttp cannot be told
- * to go on. A syntactically valid token is still a method, one this proxy
- * does not implement: 501 (RFC 9110 §9.1), not 400; and since the rest of
- * the request is never parsed, where it ends is unknown, so the connection
- * closes after the answer. Only a byte that cannot be in a token is a 400.
- * The token is read here (http1_method_scan) from where llhttp stopped; its
- * first bytes, of earlier reads, are the method span llhttp already gave
- * cb_method.
+ * to go on. Any token is a method (RFC 9110 §9.1), and a proxy forwards the
+ * ones it does not know, as unsafe ones. So levee reads the token itself
+ * (http1_method_scan) from where llhttp stopped (its first bytes, of earlier
+ * reads, are the method span llhttp already gave cb_method), and once a SP
+ * ends it, starts llhttp again on a stand-in method, "POST", followed by the
+ * request's own bytes from that SP on (h1_stand_in): llhttp treats every
+ * method but CONNECT alike past the method, so the rest of the request is
+ * parsed, framed and checked exactly as a known method's would be. The head
+ * keeps the real token, and `method` says HEAD_METHOD_EXTENSION. An RTSP
+ * method llhttp refuses only at "HTTP/" is replayed the same way, with its
+ * target (h1_rtsp_stand_in). Only a byte that cannot be in a token is a 400;
+ * a token longer than a head may be is a 501.
  */
 #include "net/http1.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -87,7 +93,8 @@ void http1_reset(struct http1 *h)
 	h->fed = 0;
 	h->status = 0;
 	h->reason = R_NONE;
-	h->in_body = h->in_trailers = h->line_start = h->method_scan = false;
+	h->in_body = h->in_trailers = h->line_start = h->method_scan = h->ext_method = h->proto_seen = false;
+	h->tail_len = 0;
 	h->hstate = H1S_NONE;
 	http1_set_head(h, h->head);
 }
@@ -129,6 +136,10 @@ static int h1_line_element(struct http1 *h, const char *at, uint64_t gap)
 static int cb_method(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
+	if (h->ext_method) { /* the stand-in: the head has the real token */
+		h->line_mark = h1_pos(h, at) + n;
+		return 0;
+	}
 	if (!h->head->method_len)
 		h->head->method_off = h->head->len;
 	if (h1_append(h, at, n))
@@ -155,9 +166,46 @@ static int cb_url(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
+/* Keeps the last bytes of data[0, n) (the start line's, read so far) for
+ * cb_version's look back at the protocol name. */
+static void h1_note_tail(struct http1 *h, const char *data, size_t n)
+{
+	if (h->proto_seen || h->in_body)
+		return;
+	size_t keep = sizeof h->tail;
+	if (n >= keep) {
+		memcpy(h->tail, data + n - keep, keep);
+		h->tail_len = (uint8_t)keep;
+		return;
+	}
+	size_t old = h->tail_len + n > keep ? keep - n : h->tail_len;
+	memmove(h->tail, h->tail + h->tail_len - old, old);
+	memcpy(h->tail + old, data, n);
+	h->tail_len = (uint8_t)(old + n);
+}
+
+/* llhttp also takes RTSP/x.x and ICE/x.x start lines, and tells its
+ * callbacks nothing of which it saw: the five bytes before the version's
+ * digits, in this buffer or kept from earlier ones, must be "HTTP/". */
+static bool h1_protocol_is_http(const struct http1 *h, const char *at)
+{
+	static const char want[] = "HTTP/";
+	size_t k = sizeof want - 1, here = (size_t)(at - h->exec_start);
+	size_t from_here = here < k ? here : k, from_tail = k - from_here;
+	if (from_tail > h->tail_len)
+		return false;
+	return memcmp(h->tail + h->tail_len - from_tail, want, from_tail) == 0 &&
+	       memcmp(at - from_here, want + from_tail, from_here) == 0;
+}
+
 static int cb_version(llhttp_t *p, const char *at, size_t n)
 {
 	struct http1 *h = H1(p);
+	if (!h->in_body && !h->proto_seen) {
+		if (!h1_protocol_is_http(h, at))
+			return h1_fail(h, 400, R_BAD_REQUEST);
+		h->proto_seen = true;
+	}
 	/* " HTTP/" sits between the target and the version digits */
 	if (p->type == HTTP_REQUEST && !h->in_body && h1_line_element(h, at, 6))
 		return HPE_USER;
@@ -258,7 +306,7 @@ static int cb_headers_complete(llhttp_t *p)
 		return 0;
 	hd->major = p->http_major;
 	hd->minor = p->http_minor;
-	hd->method = p->method;
+	hd->method = h->ext_method ? HEAD_METHOD_EXTENSION : p->method;
 	hd->status = p->status_code;
 	return HPE_PAUSED;
 }
@@ -351,10 +399,37 @@ static bool h1_tchar(unsigned char c)
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+/* Starts llhttp again on `syn` (a stand-in method, with the target and
+ * " HTTP/" for an RTSP method), as if its bytes ended where the request's
+ * bytes read so far end (h->fed, data[skip] being the next), so that
+ * positions past it stay true; then feeds data[skip, len) as usual. */
+static enum h1_result h1_stand_in(struct http1 *h, const char *syn, size_t n, const char *data, size_t len,
+                                  size_t skip, size_t *consumed)
+{
+	llhttp_reset(&h->p);
+	h->p.data = h;
+	h->ext_method = true;
+	h->line_start = false; /* mid-line: a SP next is not a fold */
+	h->exec_start = syn;
+	h->exec_base = h->fed - n; /* unsigned: may wrap, h1_pos() wraps back */
+	h->scan_from = NULL;
+	llhttp_errno_t e = llhttp_execute(&h->p, syn, n);
+	if (e != HPE_OK) {
+		h1_errno_status(h, e);
+		return H1_ERROR;
+	}
+	size_t rest = 0;
+	enum h1_result rc = http1_feed(h, data + skip, len - skip, &rest);
+	if (rc != H1_ERROR)
+		*consumed = skip + rest;
+	return rc;
+}
+
 /* The method token goes on in data[0, len) (see the top of this file):
- * its bytes join the head's method; a SP after at least one ends it (501),
- * any other byte that is not a tchar is a 400; at the end of the data it
- * waits for more (H1_MORE, all consumed). */
+ * its bytes join the head's method; a SP after at least one ends it, and
+ * llhttp parses the rest behind a stand-in (h1_stand_in); any other byte
+ * that is not a tchar is a 400; at the end of the data it waits for more
+ * (H1_MORE, all consumed). */
 static enum h1_result http1_method_scan(struct http1 *h, const char *data, size_t len, size_t *consumed)
 {
 	struct lv_head *hd = h->head;
@@ -374,18 +449,22 @@ static enum h1_result http1_method_scan(struct http1 *h, const char *data, size_
 		}
 		hd->method_len += (uint32_t)(i - start);
 	}
+	h1_note_tail(h, data, i);
 	h->fed += i;
 	if (i == len) {
 		*consumed = len;
 		h->method_scan = true;
 		return H1_MORE;
 	}
-	*consumed = 0; /* the rest of the request line is never read */
-	if (data[i] == ' ' && hd->method_len)
-		h1_fail(h, 501, R_METHOD_UNKNOWN);
-	else
+	*consumed = 0;
+	if (data[i] != ' ' || !hd->method_len) {
 		h1_fail(h, 400, R_BAD_REQUEST);
-	return H1_ERROR;
+		return H1_ERROR;
+	}
+	/* the token is whole: llhttp reads on from its SP behind "POST" */
+	h->method_scan = false;
+	static const char stand_in[] = "POST";
+	return h1_stand_in(h, stand_in, sizeof stand_in - 1, data, len, i, consumed);
 }
 
 /* Whether llhttp's error <e> is about a request line's method: a token it
@@ -400,16 +479,46 @@ static bool h1_method_refused(const struct http1 *h, llhttp_errno_t e)
 	return e == HPE_INVALID_CONSTANT && h->p.method >= HTTP_DESCRIBE && h->p.method <= HTTP_FLUSH;
 }
 
+/* An RTSP method (SETUP, PLAY...) with "HTTP/": llhttp stops right after
+ * "HTTP/", where the version digits begin, with the method and the target
+ * in the head, the target last. They are given to llhttp again behind the
+ * stand-in, and the request's own bytes follow from the digits on. */
+static enum h1_result h1_rtsp_stand_in(struct http1 *h, const char *data, size_t len, size_t *consumed)
+{
+	struct lv_head *hd = h->head;
+	size_t at = (size_t)(llhttp_get_error_pos(&h->p) - data);
+	if (!hd->method_len || !hd->target_len || hd->target_off + hd->target_len != hd->len ||
+	    h->exec_base + at != h->line_mark + 6) {
+		h1_fail(h, 501, R_METHOD_UNKNOWN);
+		return H1_ERROR;
+	}
+	static const char pre[] = "POST ", post[] = " HTTP/";
+	size_t tn = hd->target_len, n = sizeof pre - 1 + tn + sizeof post - 1;
+	char *syn = malloc(n);
+	if (!syn) {
+		h1_fail(h, 500, R_INTERNAL);
+		return H1_ERROR;
+	}
+	memcpy(syn, pre, sizeof pre - 1);
+	memcpy(syn + sizeof pre - 1, hd->text + hd->target_off, tn);
+	memcpy(syn + sizeof pre - 1 + tn, post, sizeof post - 1);
+	hd->len = hd->target_off; /* cb_url appends it again */
+	hd->target_len = 0;
+	h1_note_tail(h, data, at);
+	h->fed += at;
+	enum h1_result rc = h1_stand_in(h, syn, n, data, len, at, consumed);
+	free(syn);
+	return rc;
+}
+
 /* llhttp refused the method (h1_method_refused): the token as far as it
  * goes, read by levee, then 501 or 400 (see the top of this file). */
 static enum h1_result http1_method_refused(struct http1 *h, llhttp_errno_t e, const char *data, size_t len,
                                            size_t *consumed)
 {
 	*consumed = 0;
-	if (e == HPE_INVALID_CONSTANT) {
-		h1_fail(h, 501, R_METHOD_UNKNOWN);
-		return H1_ERROR;
-	}
+	if (e == HPE_INVALID_CONSTANT)
+		return h1_rtsp_stand_in(h, data, len, consumed);
 	/* what this execute read up to where it stopped is all method bytes
 	 * (after empty lines); the part of a known method it gave cb_method
 	 * is taken back, so that it is read once, here */
@@ -422,8 +531,8 @@ static enum h1_result http1_method_refused(struct http1 *h, llhttp_errno_t e, co
 	if (rc != H1_MORE)
 		return rc;
 	rc = http1_method_scan(h, data + upto, len - upto, &used);
-	if (rc == H1_MORE)
-		*consumed = len;
+	if (rc != H1_ERROR)
+		*consumed = upto + used;
 	return rc;
 }
 
@@ -446,6 +555,7 @@ enum h1_result http1_feed(struct http1 *h, const char *data, size_t len, size_t 
 		return H1_ERROR;
 	}
 	*consumed = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&h->p) - data);
+	h1_note_tail(h, data, *consumed);
 	h->fed += *consumed;
 	if (!h1_scan_lines(h, data + *consumed))
 		return H1_ERROR;

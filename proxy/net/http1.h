@@ -64,6 +64,10 @@ struct http1 {
 	bool in_trailers;      /* (body mode) the trailer section has begun */
 	bool line_start;       /* the last line-scanned byte was a LF */
 	bool method_scan;      /* llhttp refused the method: levee reads the token itself (http1_feed) */
+	bool ext_method;       /* llhttp parses this request behind a stand-in method (http1.c) */
+	bool proto_seen;       /* the start line's "HTTP/" was checked (cb_version) */
+	uint8_t tail_len;
+	char tail[5];          /* start line: the last bytes of earlier reads, for cb_version */
 	uint32_t method_mark;  /* head: the method's length before the current execute */
 	enum { H1S_NONE, H1S_FIELD, H1S_VALUE } hstate; /* which header span is open */
 	const char *exec_start; /* the buffer being executed */

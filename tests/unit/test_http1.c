@@ -90,17 +90,37 @@ static const struct h1_case cases[] = {
     {"two leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
     {"leading empty line", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
     {"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
-    /* a method llhttp does not know: a token is 501, anything else a 400 */
-    {"unknown method", "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
-    {"unknown method, one letter", "Z / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
-    {"lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
-    {"known method and more", "GETX / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
-    {"longer known method and more", "PROPFINDX / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
-    {"prefix of a known method", "PU / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
-    {"symbols only", "!#$%&'*+-.^_`|~ / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
-    {"rtsp method with http", "DESCRIBE / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
-    {"unknown method after empty line", "\r\nBREW / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
-    {"unknown method with a body", "BREW / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 501, R_METHOD_UNKNOWN},
+    /* a method llhttp does not know: any token is an extension method, parsed
+     * on behind a stand-in as strictly as a known one; anything else a 400 */
+    {"unknown method", "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"unknown method, one letter", "Z / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"known method and more", "GETX / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"longer known method and more", "PROPFINDX / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"prefix of a known method", "PU / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"symbols only", "!#$%&'*+-.^_`|~ / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"rtsp method with http", "DESCRIBE / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"rtsp method, absolute form", "SETUP http://a/x?y HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"unknown method after empty line", "\r\nBREW / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
+    {"unknown method with a body", "BREW / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", 0, R_NONE},
+    {"unknown method, chunked", "BREW / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 0, R_NONE},
+    /* and everything after the token is held to the same rules */
+    {"unknown method, no host", "BREW / HTTP/1.1\r\n\r\n", 400, R_BAD_REQUEST},
+    {"unknown method, two spaces", "BREW  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"unknown method, no target", "BREW HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"unknown method, cl and te", "BREW / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, R_BAD_REQUEST},
+    {"unknown method, obs-fold", "BREW / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400, R_BAD_REQUEST},
+    {"unknown method, bare lf", "BREW / HTTP/1.1\nHost: a\n\n", 400, R_BAD_REQUEST},
+    {"unknown method, http/2.0", "BREW / HTTP/2.0\r\nHost: a\r\n\r\n", 505, R_VERSION},
+    {"unknown method, asterisk", "BREW * HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"unknown method, fragment", "BREW /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"rtsp method, rtsp version", "SETUP / RTSP/1.0\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    /* llhttp takes RTSP/ and ICE/ start lines too; they are not HTTP */
+    {"get, rtsp version", "GET / RTSP/1.0\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"options, rtsp version", "OPTIONS * RTSP/1.0\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"source, ice version", "SOURCE / ICE/1.0\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"lowercase protocol", "GET / http/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"rtsp method, two spaces", "SETUP  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
     {"unknown method, tab", "BREW\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
     {"unknown method, control byte", "BR\001W / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
     {"unknown method, separator", "BR(W / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
@@ -140,27 +160,47 @@ static void test_cases_whole_and_split(void **state)
 }
 
 /* The method llhttp refused is the head's method, whole, however it was
- * split (the access log names it); a token as long as a head allows is
- * still a 501. */
+ * split (the access log and the request line sent upstream name it), and
+ * `method` says it is an extension; the target after it is the request's;
+ * an RTSP method's target survives its replay; a token longer than a head
+ * may be is a 501. */
 static void test_unknown_method_recorded(void **state)
 {
 	struct h1_fixture *f = calloc(1, sizeof(*f));
-	static const char raw[] = "\r\nPROPFINDING /x HTTP/1.1\r\nHost: a\r\n\r\n";
-	for (size_t step = 0; step < sizeof(raw); step++) {
-		enum lv_reason reason;
-		size_t used;
-		assert_int_equal(h1_parse_request(f, raw, sizeof(raw) - 1, step, &reason, &used), 501);
-		assert_int_equal(reason, R_METHOD_UNKNOWN);
-		assert_int_equal(f->head.method_len, 11);
-		assert_memory_equal(f->head.text + f->head.method_off, "PROPFINDING", 11);
+	static const struct {
+		const char *raw, *method, *target;
+	} want[] = {
+	    {"\r\nPROPFINDING /x?q HTTP/1.1\r\nHost: a\r\n\r\n", "PROPFINDING", "/x?q"},
+	    {"BREW /pot HTTP/1.1\r\nHost: a\r\nX-T: 1\r\n\r\n", "BREW", "/pot"},
+	    {"SET_PARAMETER /stream/1 HTTP/1.1\r\nHost: a\r\n\r\n", "SET_PARAMETER", "/stream/1"},
+	    {"PLAY /long/target/that/is/split/many/ways HTTP/1.0\r\n\r\n", "PLAY", "/long/target/that/is/split/many/ways"},
+	};
+	for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+		size_t len = strlen(want[k].raw);
+		for (size_t step = 0; step <= len; step++) {
+			enum lv_reason reason;
+			size_t used;
+			assert_int_equal(h1_parse_request(f, want[k].raw, len, step, &reason, &used), 0);
+			assert_int_equal(used, len);
+			assert_int_equal(f->head.method, HEAD_METHOD_EXTENSION);
+			assert_int_equal(f->head.method_len, strlen(want[k].method));
+			assert_memory_equal(f->head.text + f->head.method_off, want[k].method, f->head.method_len);
+			assert_int_equal(f->head.target_len, strlen(want[k].target));
+			assert_memory_equal(f->head.text + f->head.target_off, want[k].target, f->head.target_len);
+		}
 	}
+	/* a known method is not an extension */
+	enum lv_reason reason;
+	size_t used;
+	const char *get = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+	assert_int_equal(h1_parse_request(f, get, strlen(get), 0, &reason, &used), 0);
+	assert_int_equal(f->head.method, HEAD_METHOD_GET);
 	size_t big = f->head.cap + 10;
 	char *huge = malloc(big + 2);
 	memset(huge, 'A', big);
 	memcpy(huge + big, " /", 2);
-	enum lv_reason reason;
-	size_t used;
 	assert_int_equal(h1_parse_request(f, huge, big + 2, 1000, &reason, &used), 501);
+	assert_int_equal(reason, R_METHOD_UNKNOWN);
 	free(huge);
 	free(f);
 }
@@ -300,6 +340,19 @@ static void test_response_heads(void **state)
 	assert_int_equal(http1_feed(&f->parser, raw, strlen(raw), &used), H1_HEAD_DONE);
 	assert_true(http1_response_has_body(&f->head, false));
 	assert_false(http1_response_has_body(&f->head, true)); /* HEAD */
+
+	/* an RTSP or ICE status line is not HTTP, however it is split */
+	static const char *not_http[] = {"RTSP/1.0 200 OK\r\n\r\n", "ICE/1.0 200 OK\r\n\r\n"};
+	for (size_t k = 0; k < 2; k++)
+		for (size_t step = 1; step <= strlen(not_http[k]); step++) {
+			h1_fixture_init(f, HTTP_RESPONSE);
+			enum h1_result rc = H1_MORE;
+			for (size_t off = 0; off < strlen(not_http[k]) && rc == H1_MORE; off += step) {
+				size_t n = strlen(not_http[k]) - off < step ? strlen(not_http[k]) - off : step;
+				rc = http1_feed(&f->parser, not_http[k] + off, n, &used);
+			}
+			assert_int_equal(rc, H1_ERROR);
+		}
 	free(f);
 }
 
