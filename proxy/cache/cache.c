@@ -30,6 +30,7 @@
 #include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/l1.h"
+#include "cache/merge304.h"
 #include "cache/record.h"
 #include "cache/serve.h"
 #include "cache/store.h"
@@ -218,13 +219,42 @@ static struct evbuffer *cache_held_body(struct request *r)
 	return CR(r)->capture;
 }
 
+static bool cache_observe_resend(struct request *r, const struct lv_head *resp);
+
 static const struct response_observer cache_observer = {
+    .resend = cache_observe_resend,
     .head = cache_observe_head,
     .body = cache_observe_body,
     .body_bytes = cache_observe_body_bytes,
     .end = cache_observe_end,
     .held_body = cache_held_body,
 };
+
+/* A 304 to levee's own revalidation (its stored validators, cr->cond)
+ * whose validators select no stored copy answers for another
+ * representation (RFC 9111 §4.3.4): the copy cannot be used, nor updated.
+ * The request goes again without the conditionals, as a plain fill, and
+ * the copy is let go: what comes back replaces it. */
+static bool cache_observe_resend(struct request *r, const struct lv_head *resp)
+{
+	struct cache_req *cr = CR(r);
+	if (resp->status != 304 || !cr->cond[0] || !cr->stale)
+		return false;
+	struct record_view v;
+	size_t len;
+	const void *val = l1_entry_value(cr->stale, &len);
+	if (record_decode(val, len, &v) != RECORD_OK || merge304_selects(&v, resp, true))
+		return false;
+	CSTAT(cr->cache, revalidate_mismatch);
+	log_debug("cache: a 304 to %.*s selected no stored copy; asking again without validators",
+	          (int)r->head->target_len, r->head->text + r->head->target_off);
+	cr->cond[0] = '\0';
+	r->up_extra = NULL;
+	l1_entry_unref(cr->stale);
+	cr->stale = NULL;
+	cr->resent = true;
+	return true;
+}
 
 static bool cache_stage_fail(struct request *r, enum lv_reason reason, struct refusal *rf)
 {

@@ -199,6 +199,8 @@ void cache_render_prometheus(struct cache *c, void *file)
 	        "# TYPE levee_cache_fill_refused_total counter\nlevee_cache_fill_refused_total %llu\n"
 	        "# HELP levee_cache_revalidated_total Stale entries refreshed by a 304\n"
 	        "# TYPE levee_cache_revalidated_total counter\nlevee_cache_revalidated_total %llu\n"
+	        "# HELP levee_cache_revalidation_mismatches_total 304s to levee's own revalidation that selected no stored copy, asked again unconditionally\n"
+	        "# TYPE levee_cache_revalidation_mismatches_total counter\nlevee_cache_revalidation_mismatches_total %llu\n"
 	        "# HELP levee_cache_l2_operations_total Redis layer (L2) operations, by result\n"
 	        "# TYPE levee_cache_l2_operations_total counter\n"
 	        "levee_cache_l2_operations_total{result=\"hit\"} %llu\n"
@@ -228,6 +230,7 @@ void cache_render_prometheus(struct cache *c, void *file)
 	        (unsigned long long)__atomic_load_n(&c->stats.stale_if_error, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&c->stats.fill_refused, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&c->stats.revalidated, __ATOMIC_RELAXED),
+	        (unsigned long long)__atomic_load_n(&c->stats.revalidate_mismatch, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&c->stats.l2_hits, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&c->stats.l2_misses, __ATOMIC_RELAXED),
 	        (unsigned long long)__atomic_load_n(&c->stats.l2_errors, __ATOMIC_RELAXED),

@@ -73,6 +73,7 @@ struct cache_req {
 	struct l2_lease lease;
 	bool refresh;                /* answered from stale; now refreshing the entry, detached */
 	bool taken;                  /* the cache answered the client; the response only refreshes */
+	bool resent;                 /* a 304 selected no stored copy: asked again without validators, `stale` let go */
 	char cond[320];              /* validators sent upstream ("If-None-Match: ...\r\n"; up_extra) */
 	struct fill_waiter wait;     /* parked behind another request's fill (wait.waiting) */
 	unsigned tm;                 /* the tier cache modes that apply here (cache_tier_modes()); 0 normally */
@@ -80,5 +81,12 @@ struct cache_req {
 	bool range_miss;             /* a GET with Range the L1 could not answer: no fill claim, no lease */
 	uint64_t stale_epoch;        /* with tm: the purge epoch before the lookup; a later purge voids `stale` */
 };
+
+/* Cache-Status fwd= of a forwarded request: why it went, when a stored
+ * copy was there (or was, until its 304 selected nothing), else "miss". */
+static inline const char *cache_fwd_of(const struct cache_req *cr)
+{
+	return (cr->stale || cr->resent) && cr->fwd ? cr->fwd : "miss";
+}
 
 #endif

@@ -43,7 +43,7 @@ struct cache_stats {
 	/* by what the Cache-Status the client got said (cache.c, at the end) */
 	uint64_t results[LV_CR__COUNT];
 	uint64_t stores, stores_l2_only, coalesced, purged_entries, not_modified;
-	uint64_t stale_hits, stale_if_error, revalidated, fill_refused, pass_hits;
+	uint64_t stale_hits, stale_if_error, revalidated, revalidate_mismatch, fill_refused, pass_hits;
 	uint64_t l2_hits, l2_misses, l2_errors, l2_commits, l2_commit_refused, lease_waits, lease_wait_timeouts;
 	uint64_t l2_fenced;
 	/* what degradation tiers' cache modes did (levee_cache_tier_total) */

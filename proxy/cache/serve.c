@@ -761,7 +761,7 @@ void cache_tier_no_store(struct cache_req *cr, const char *detail)
 	char st[64];
 	cr->tier_no_store = true;
 	fill_finish(&cr->fill, FILL_FAILED); /* whoever queued behind it goes on its own */
-	snprintf(st, sizeof(st), "fwd=%s; detail=%s", cr->stale ? cr->fwd : "miss", detail);
+	snprintf(st, sizeof(st), "fwd=%s; detail=%s", cache_fwd_of(cr), detail);
 	cache_status_set(cr, st);
 }
 

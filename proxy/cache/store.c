@@ -195,7 +195,7 @@ void cache_response_head(struct cache_req *cr, const struct lv_head *resp)
 	if (qh->method != HTTP_GET || !cr->key || cr->bypass_store || cr->tier_no_store)
 		return; /* the status it was given says why */
 	char st[96];
-	const char *fwd = cr->stale ? cr->fwd : "miss";
+	const char *fwd = cache_fwd_of(cr);
 	struct store_plan *sp = malloc(sizeof(*sp));
 	enum cache_refusal why = sp ? store_plan(cr, cr->req->head, resp, (int64_t)now_unix_ms(), sp) : RF_ERROR;
 	if (why == RF_NONE)
@@ -478,7 +478,7 @@ void cache_response_end(struct cache_req *cr, const struct lv_head *resp)
 	if (r->resp_hold) {
 		/* the held response's head goes out now: say what happened */
 		char st[96];
-		const char *fwd = cr->stale ? cr->fwd : "miss";
+		const char *fwd = cache_fwd_of(cr);
 		cr->has_ttl = cr->stored;
 		if (cr->stored)
 			snprintf(st, sizeof(st), "fwd=%s; stored", fwd);

@@ -143,6 +143,11 @@ struct response_observer {
 	 * client itself (a 304 to levee's own revalidation), hold the response
 	 * back until its end (r->resp_hold) and keep the head (r->resp_keep_head) */
 	void (*head)(struct request *r, const struct lv_head *resp);
+	/* the final head, before anything else is done with it: true when the
+	 * request must go again as it now stands (the observer changed it),
+	 * this answer unseen: a 304 to levee's own revalidation that selects
+	 * no stored copy (the conditionals are dropped, RFC 9111 §4.3.4) */
+	bool (*resend)(struct request *r, const struct lv_head *resp);
 	/* `n` body bytes at the start of `src`, about to move on */
 	void (*body)(struct request *r, struct evbuffer *src, size_t n);
 	/* decoded bytes of a chunked body */

@@ -730,6 +730,12 @@ static bool response_head(struct request *r)
 			retry_schedule(r, wait);
 			return false;
 		}
+		if (r->observer && r->observer->resend && !r->client_ended && r->observer->resend(r, rh)) {
+			/* not a retry: the same attempt, asked again another way */
+			retry_schedule(r, 0);
+			r->attempts--;
+			return false;
+		}
 		if (r->kept == KEPT_NO) {
 			/* a kept exchange's one bound is its abandon timer */
 			request_timer_stop(r);

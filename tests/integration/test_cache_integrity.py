@@ -195,6 +195,7 @@ def test_too_large_for_l1_goes_to_redis(levee_factory, origin, redis):
     expect_body(r, 20000)
     assert cs(r) == "levee; fwd=miss; stored"
     wait_until(lambda: metric_sum(a.metrics(), "levee_cache_stores_total", layer="l2") == 1, 3, msg="L2 store")
+    a.wait_committed()  # the store is counted when it is sent; Redis has it once committed
     for lv in (a, b, b):  # from Redis each time: no L1 shard holds it
         h = get(lv, "/bytes?n=20000")
         assert cs(h) == "levee; hit; detail=l2"

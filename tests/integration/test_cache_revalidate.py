@@ -21,6 +21,20 @@ from redis_server import REDIS
 ORIGIN_ROUTE = {'route "c"': {"prefix": "/", "cache_ttl": "origin"}}
 
 
+@pytest.fixture(params=["l1", "redis"])
+def lv_l1_redis(request, levee_factory):
+    """A levee on ORIGIN_ROUTE with the L1 alone, then with Redis behind it;
+    `.kind` says which."""
+    pol = dict(ORIGIN_ROUTE)
+    if request.param == "redis":
+        if REDIS is None:
+            pytest.skip("redis-server is not installed")
+        pol["redis"] = {"address": "127.0.0.1:%d" % request.getfixturevalue("redis").port}
+    lv = levee_factory(pol)
+    lv.kind = request.param
+    return lv
+
+
 def get(lv, target, headers=()):
     return once(lv.port, "GET", target, headers)
 
@@ -108,18 +122,46 @@ def test_304_with_no_store_is_not_served_as_fresh(levee_factory, origin):
     assert hget(reqs[2]["headers"], "If-None-Match") is None  # the old copy was dropped: a full fetch
 
 
-def test_304_for_another_representation_changes_nothing(levee_factory, origin):
-    lv = levee_factory(ORIGIN_ROUTE)
-    t = url("mismatch-%d" % origin.start_mark, h_Cache_Control="max-age=0", h_X_Custom="old",
+def test_304_for_another_representation_is_asked_again_without_validators(lv_l1_redis, origin):
+    """RFC 9111 §4.3.4: a 304 to levee's own revalidation whose ETag is
+    another representation's selects no stored copy, which then can neither
+    be updated nor answer unvalidated: levee asks again unconditionally, and
+    the full answer replaces the copy and is the client's."""
+    lv = lv_l1_redis
+    t = url("mismatch-%d-%s" % (origin.start_mark, lv.kind), h_Cache_Control="max-age=0", h_X_Custom="old",
             r304etag="v2", r_Cache_Control="max-age=3600", r_X_Custom="new")
-    get(lv, t)
+    first = get(lv, t)
     r = get(lv, t)
-    assert cs(r) == "levee; fwd=stale; detail=validator-mismatch"
-    assert r.header("X-Custom") == "old" and r.header("Cache-Control") == "max-age=0"
-    r = get(lv, t)  # still stale: revalidated again, not fresh for an hour
-    assert cs(r) == "levee; fwd=stale; detail=validator-mismatch"
-    assert len(origin_hits(origin, t)) == 3
-    assert metric_sum(lv.metrics(), "levee_cache_revalidated_total") == 0
+    assert r.status == 200 and cs(r) == "levee; fwd=stale; stored", cs(r)
+    assert r.body == first.body and r.header("X-Custom") == "old"  # the 200's fields, not the 304's
+    assert r.header("Cache-Control") == "max-age=0"
+    reqs = origin_hits(origin, t)
+    assert len(reqs) == 3, reqs
+    assert hget(reqs[1]["headers"], "If-None-Match") == '"v1"'
+    assert hget(reqs[2]["headers"], "If-None-Match") is None  # asked again, plainly
+    assert hget(reqs[2]["headers"], "If-Modified-Since") is None
+    m = lv.metrics()
+    assert metric_sum(m, "levee_cache_revalidated_total") == 0
+    assert metric_sum(m, "levee_cache_revalidation_mismatches_total") == 1
+    # a HEAD's revalidation goes the same way, and gets no body (nor stores
+    # one: the HEAD itself is what is asked again)
+    r = once(lv.port, "HEAD", t)
+    assert r.status == 200 and r.body == b"" and cs(r) == "levee; fwd=stale", cs(r)
+    assert hget(origin_hits(origin, t)[-1]["headers"], "If-None-Match") is None
+
+
+def test_a_background_refresh_whose_304_selects_nothing_refetches(levee_factory, origin):
+    lv = levee_factory(ORIGIN_ROUTE)
+    t = url("swrmm-%d" % origin.start_mark, h_Cache_Control="max-age=1, stale-while-revalidate=60",
+            r304etag="v2", r_Cache_Control="max-age=3600")
+    get(lv, t)
+    wait_until(lambda: cs(get(lv, t)).startswith("levee; hit; detail=stale"), 5, interval=0.2,
+               msg="served stale while revalidating")
+    wait_until(lambda: len(origin_hits(origin, t)) >= 3, 5, msg="the refresh asked again without validators")
+    reqs = origin_hits(origin, t)
+    assert hget(reqs[1]["headers"], "If-None-Match") == '"v1"'
+    assert hget(reqs[2]["headers"], "If-None-Match") is None
+    wait_until(lambda: metric_sum(lv.metrics(), "levee_cache_revalidation_mismatches_total") == 1, 5)
 
 
 def test_a_304_to_the_clients_conditional_updates_the_stale_copy(levee_factory, origin):
@@ -138,7 +180,9 @@ def test_a_304_to_the_clients_conditional_updates_the_stale_copy(levee_factory, 
     get(lv, t)
     r = get(lv, t, [("If-None-Match", '"v1"')])
     assert r.status == 304 and cs(r) == "levee; fwd=stale; detail=validator-mismatch"
-    assert cs(get(lv, t)) == "levee; fwd=stale; detail=validator-mismatch"
+    # levee's own revalidation then gets the same 304, and asks again plainly
+    assert cs(get(lv, t)) == "levee; fwd=stale; stored"
+    assert hget(origin_hits(origin, t)[-1]["headers"], "If-None-Match") is None
 
 
 def test_a_validator_less_304_to_a_clients_other_date_leaves_the_copy(levee_factory, origin):
