@@ -21,10 +21,11 @@ build_packages=(
 	build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
 	libevent-dev node-llhttp libhiredis-dev librdkafka-dev libinih-dev
 )
-# Tests: cmocka for unit tests; real Redis and Sentinel, pytest and curl for
-# the integration tests; procps for ps/pgrep in test helpers.
+# Tests: cmocka for unit tests; real Redis and Sentinel, pytest (with xdist,
+# which spreads them over processes) and curl for the integration tests;
+# procps for ps/pgrep in test helpers.
 test_packages=(
-	libcmocka-dev redis-server redis-sentinel python3 python3-pytest curl procps
+	libcmocka-dev redis-server redis-sentinel python3 python3-pytest python3-pytest-xdist curl procps
 )
 # The integration tests' Kafka: a JRE to run the broker, Maven to fetch it
 # (install-kafka.sh) and kcat as the tests' Kafka client.
