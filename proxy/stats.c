@@ -203,64 +203,80 @@ static uint64_t stats_total(const uint64_t *v, int n)
 	return t;
 }
 
+/* One per-route family: its HELP and TYPE lines, and the series of one
+ * route, summed over the workers (route index r). */
+struct route_family {
+	const char *head;
+	void (*series)(FILE *out, unsigned r, const struct lv_route_stats *sum);
+};
+
+static void series_requests(FILE *out, unsigned r, const struct lv_route_stats *sum)
+{
+	if (!stats_total(sum->cls, LV_CLASSES) && r != 0)
+		return;
+	for (int c = 0; c < LV_CLASSES; c++)
+		fprintf(out, "levee_requests_total{route=\"%s\",class=\"%dxx\"} %llu\n", reg_names[r], c + 1,
+		        (unsigned long long)sum->cls[c]);
+}
+
+static void series_duration(FILE *out, unsigned r, const struct lv_route_stats *sum)
+{
+	if (!stats_total(sum->hist, LV_HIST_BUCKETS) && r != 0)
+		return;
+	prom_histogram(out, "levee_request_duration_seconds", "route", reg_names[r], lv_hist_bounds, LV_HIST_BUCKETS,
+	               sum->hist, (double)sum->sum_us / 1e6);
+}
+
+/* every result of a route once it has counted one: a route that does not
+ * cache (or "default", which matches no route and so never caches) has no
+ * series */
+static void series_cache(FILE *out, unsigned r, const struct lv_route_stats *sum)
+{
+	if (!stats_total(sum->cache, LV_CR__COUNT))
+		return;
+	for (int c = 0; c < LV_CR__COUNT; c++)
+		fprintf(out, "levee_cache_lookups_total{route=\"%s\",result=\"%s\"} %llu\n", reg_names[r],
+		        lv_cache_result_names[c], (unsigned long long)sum->cache[c]);
+}
+
+/* only the series that happened: routes times causes times kinds would be
+ * mostly zeros */
+static void series_fallbacks(FILE *out, unsigned r, const struct lv_route_stats *sum)
+{
+	for (int c = 0; c < LV_FALLBACK_CAUSES_N; c++)
+		for (int f = 0; f < LV_FB__COUNT; f++)
+			if (sum->fallbacks[c][f]) {
+				char rv[PROM_VALUE_MAX], fv[PROM_VALUE_MAX];
+				fprintf(out, "levee_fallbacks_total{route=\"%s\",reason=\"%s\",fallback=\"%s\"} %llu\n",
+				        reg_names[r], prom_value(rv, lv_reasons[lv_fallback_causes[c]].token),
+				        prom_value(fv, lv_fallback_kind_names[f]), (unsigned long long)sum->fallbacks[c][f]);
+			}
+}
+
+static const struct route_family route_families[] = {
+    {"# HELP levee_requests_total Requests answered, by route and status class\n"
+     "# TYPE levee_requests_total counter\n",
+     series_requests},
+    {"# HELP levee_request_duration_seconds Time from request head to the end of the response\n"
+     "# TYPE levee_request_duration_seconds histogram\n",
+     series_duration},
+    {"# HELP levee_cache_lookups_total Answers that carried a Cache-Status, by route and the outcome it "
+     "said (hit, or the value of fwd)\n# TYPE levee_cache_lookups_total counter\n",
+     series_cache},
+    {"# HELP levee_fallbacks_total Answers a route's fallback gave instead of levee's own error, by route, "
+     "the reason of that error and the fallback that answered\n# TYPE levee_fallbacks_total counter\n",
+     series_fallbacks},
+};
+
 static void render_routes(FILE *out, struct lv_stats *const *w, unsigned n, const unsigned *routes, size_t nroutes)
 {
 	struct lv_route_stats sum;
 	unsigned r;
-	fputs("# HELP levee_requests_total Requests answered, by route and status class\n"
-	      "# TYPE levee_requests_total counter\n",
-	      out);
-	for (size_t k = 0; k <= nroutes; k++) {
-		if (!stats_render_route(w, n, routes, k, &r, &sum))
-			continue;
-		if (!stats_total(sum.cls, LV_CLASSES) && r != 0)
-			continue;
-		for (int c = 0; c < LV_CLASSES; c++)
-			fprintf(out, "levee_requests_total{route=\"%s\",class=\"%dxx\"} %llu\n", reg_names[r],
-			        c + 1, (unsigned long long)sum.cls[c]);
-	}
-	fputs("# HELP levee_request_duration_seconds Time from request head to the end of the response\n"
-	      "# TYPE levee_request_duration_seconds histogram\n",
-	      out);
-	for (size_t k = 0; k <= nroutes; k++) {
-		if (!stats_render_route(w, n, routes, k, &r, &sum))
-			continue;
-		if (!stats_total(sum.hist, LV_HIST_BUCKETS) && r != 0)
-			continue;
-		prom_histogram(out, "levee_request_duration_seconds", "route", reg_names[r], lv_hist_bounds,
-		               LV_HIST_BUCKETS, sum.hist, (double)sum.sum_us / 1e6);
-	}
-	/* every result of a route once it has counted one: a route that
-	 * does not cache (or "default", which matches no route and so never
-	 * caches) has no series */
-	fputs("# HELP levee_cache_lookups_total Answers that carried a Cache-Status, by route and the outcome it "
-	      "said (hit, or the value of fwd)\n# TYPE levee_cache_lookups_total counter\n",
-	      out);
-	for (size_t k = 0; k <= nroutes; k++) {
-		if (!stats_render_route(w, n, routes, k, &r, &sum))
-			continue;
-		if (!stats_total(sum.cache, LV_CR__COUNT))
-			continue;
-		for (int c = 0; c < LV_CR__COUNT; c++)
-			fprintf(out, "levee_cache_lookups_total{route=\"%s\",result=\"%s\"} %llu\n", reg_names[r],
-			        lv_cache_result_names[c], (unsigned long long)sum.cache[c]);
-	}
-	/* only the series that happened: routes times causes times kinds
-	 * would be mostly zeros */
-	fputs("# HELP levee_fallbacks_total Answers a route's fallback gave instead of levee's own error, by route, "
-	      "the reason of that error and the fallback that answered\n# TYPE levee_fallbacks_total counter\n",
-	      out);
-	for (size_t k = 0; k <= nroutes; k++) {
-		if (!stats_render_route(w, n, routes, k, &r, &sum))
-			continue;
-		for (int c = 0; c < LV_FALLBACK_CAUSES_N; c++)
-			for (int f = 0; f < LV_FB__COUNT; f++)
-				if (sum.fallbacks[c][f]) {
-					char rv[PROM_VALUE_MAX], fv[PROM_VALUE_MAX];
-					fprintf(out, "levee_fallbacks_total{route=\"%s\",reason=\"%s\",fallback=\"%s\"} %llu\n",
-					        reg_names[r], prom_value(rv, lv_reasons[lv_fallback_causes[c]].token),
-					        prom_value(fv, lv_fallback_kind_names[f]), (unsigned long long)sum.fallbacks[c][f]);
-				}
+	for (size_t f = 0; f < sizeof route_families / sizeof route_families[0]; f++) {
+		fputs(route_families[f].head, out);
+		for (size_t k = 0; k <= nroutes; k++)
+			if (stats_render_route(w, n, routes, k, &r, &sum))
+				route_families[f].series(out, r, &sum);
 	}
 }
 

@@ -794,10 +794,12 @@ static void admin_serve_ui(struct admin_conn *a)
 	const char *why = "refresh is a whole number of seconds from 1 to 3600\n";
 	unsigned refresh;
 	bool given = qlen >= 2 && query_param(q + 1, qlen - 1, "refresh", val, sizeof(val));
-	/* named but not read (empty, too long, badly escaped): as wrong as a bad number */
+	/* named but not read (no '=', empty, too long, badly escaped): as
+	 * wrong as a bad number */
 	bool named = false;
-	for (size_t i = 1; i + 8 <= qlen && !given && !named; i++)
-		named = (i == 1 || q[i - 1] == '&') && memcmp(q + i, "refresh=", 8) == 0;
+	for (size_t i = 1; i + 7 <= qlen && !given && !named; i++)
+		named = (i == 1 || q[i - 1] == '&') && memcmp(q + i, "refresh", 7) == 0 &&
+		        (i + 7 == qlen || q[i + 7] == '=' || q[i + 7] == '&');
 	if (named || status_page_refresh(given ? val : NULL, &refresh, &why) != LV_OK) {
 		admin_text(a, 400, why);
 		return;

@@ -181,6 +181,15 @@ def test_bad_refresh(levee_factory, value):
     assert b"refresh is a whole number of seconds from 1 to 3600" in r.body
 
 
+@pytest.mark.parametrize("query", ["?refresh", "?t=1&refresh", "?refresh&t=1"])
+def test_refresh_without_a_value_is_bad(levee_factory, query):
+    lv = levee_factory(policy())
+    r = lv.admin_request("GET", "/ui" + query)
+    assert r.status == 400, (query, r)
+    # a parameter that only starts with the name is another parameter
+    assert lv.admin_request("GET", "/ui?refreshed=1").status == 200
+
+
 def test_good_refresh_bounds(levee_factory):
     lv = levee_factory(policy())
     for value in ("1", "3600", "%33%30"):
