@@ -1006,11 +1006,15 @@ bool cond_not_modified(const struct lv_head *req, const char *etag, size_t etag_
 	return ims >= 0 && last_modified <= ims;
 }
 
-bool cond_has_conditionals(const struct lv_head *req)
+bool cond_has_preconditions(const struct lv_head *req)
 {
 	return head_find(req, LIT("if-none-match"), 0) >= 0 ||
 	       head_find(req, LIT("if-modified-since"), 0) >= 0 ||
 	       head_find(req, LIT("if-match"), 0) >= 0 ||
-	       head_find(req, LIT("if-unmodified-since"), 0) >= 0 ||
-	       head_find(req, LIT("if-range"), 0) >= 0;
+	       head_find(req, LIT("if-unmodified-since"), 0) >= 0;
+}
+
+bool cond_has_conditionals(const struct lv_head *req)
+{
+	return cond_has_preconditions(req) || head_find(req, LIT("if-range"), 0) >= 0;
 }

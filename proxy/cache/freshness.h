@@ -283,5 +283,8 @@ static inline int64_t cond_date_for(int64_t last_modified, int64_t date, int64_t
 /* Any of If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since,
  * If-Range. */
 bool cond_has_conditionals(const struct lv_head *req);
+/* The same but If-Range, which only chooses between a range and the whole
+ * and never makes a 304: the conditionals whose answer is the client's. */
+bool cond_has_preconditions(const struct lv_head *req);
 
 #endif

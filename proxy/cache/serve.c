@@ -579,11 +579,15 @@ void cache_release_client(struct cache_req *cr)
 
 
 /* Adds the stored validators to the upstream request, unless the client sent
- * conditionals of its own (then its 304 or 200 is the client's to judge). */
+ * conditionals of its own (then its 304 or 200 is the client's to judge).
+ * An If-Range is not one: the origin evaluates If-None-Match first (RFC
+ * 9110 §13.2.2), so a 304 refreshes the copy, which then answers the
+ * client's Range and If-Range itself; any other answer already applied
+ * them. */
 static void cache_add_validators(struct cache_req *cr, const struct record_view *v)
 {
 	struct request *r = cr->req;
-	if (cond_has_conditionals(r->head))
+	if (cond_has_preconditions(r->head))
 		return;
 	size_t o = 0;
 	if (v->etag.len && v->etag.len < 200)

@@ -537,7 +537,8 @@ async def handle_request(c, req, body):
         # with ETag "r<N>" (etag=..., weak=1 for W/) and a Last-Modified a day and more
         # before its Date, so both are strong validators. A single
         # bytes=a-b, a- or -n Range is answered 206 (416 when it selects
-        # nothing), unless ignore=1 makes it answer the whole 200.
+        # nothing), unless ignore=1 makes it answer the whole 200; with inm=1
+        # an If-None-Match that names the ETag gets a 304.
         n = int(q.get("n", "100"))
         await asyncio.sleep(int(q.get("delay_ms", "0")) / 1000)  # delay_ms: a slow answer
         body = b"".join(pattern_chunk(o, min(STEP, n - o)) for o in range(0, n, STEP))
@@ -546,7 +547,10 @@ async def handle_request(c, req, body):
                 ("Date", email.utils.formatdate(usegmt=True))] + extra_headers(qpairs)
         rng = hget_all(req["headers"], "range")
         m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng[0]) if len(rng) == 1 and q.get("ignore") != "1" else None
-        if m and (m.group(1) or m.group(2)):
+        if q.get("inm") == "1" and hget_all(req["headers"], "if-none-match") == [dict(hdrs)["ETag"]]:
+            # inm=1: an If-None-Match naming the ETag is a 304, before any Range
+            await respond_simple(c, req, 304, b"", extra=hdrs[1:])
+        elif m and (m.group(1) or m.group(2)):
             if m.group(1):
                 a = int(m.group(1))
                 b = min(int(m.group(2)), n - 1) if m.group(2) else n - 1

@@ -199,6 +199,29 @@ def test_background_refresh_of_a_range_hit_fetches_the_whole(levee_factory, orig
     check_206(r, 0, 9, 100)
 
 
+def test_a_stale_range_with_if_range_revalidates_the_copy(levee_factory, origin):
+    """If-Range is no precondition of the client's own: levee revalidates the
+    stale copy with its stored validators, and the 304 lets the refreshed
+    copy answer the range and evaluate the If-Range itself."""
+    lv = levee_factory(route(cache_ttl="origin"))
+    path = "/range/ifrstale?n=100&inm=1&cc=max-age%3D0"
+    fill(lv, path)
+    mark = origin.mark()
+    for validator, want in (('"r100"', 206), ('"other"', 200)):
+        r = get(lv, path, [("Range", "bytes=10-19"), ("If-Range", validator)])
+        assert r.status == want and cs(r) == "levee; fwd=stale; stored", (validator, r.status, cs(r))
+        if want == 206:
+            check_206(r, 10, 19, 100)
+        else:
+            assert r.body == pattern_bytes(0, 100)
+    seen = origin.requests(mark, path="/range/ifrstale")
+    assert len(seen) == 2, seen
+    for ev in seen:
+        hs = {n.lower(): v for n, v in ev["headers"]}
+        assert hs.get("if-none-match") == '"r100"', ev["headers"]
+    assert metric_sum(lv.metrics(), "levee_cache_revalidated_total") == 2
+
+
 @pytest.mark.parametrize("n", [4095, 4096, 4097, 1000000])
 def test_slices_across_chain_boundaries(levee_factory, origin, n):
     lv = levee_factory(route())
