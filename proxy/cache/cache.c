@@ -261,6 +261,11 @@ static bool cache_stage_fail(struct request *r, enum lv_reason reason, struct re
 	return cache_fail_takeover(CR(r), reason);
 }
 
+static void cache_stage_refused(struct request *r, enum lv_reason reason, struct refusal *rf)
+{
+	cache_status_refusal(CR(r), reason, rf);
+}
+
 bool cache_fallback_stale(struct request *r, uint64_t max_stale_ms, const char *mark)
 {
 	struct cache_req *cr = CR(r);
@@ -313,6 +318,7 @@ const struct stage cache_stage_def = {
     .state_size = sizeof(struct cache_req),
     .run = cache_stage,
     .fail = cache_stage_fail,
+    .refused = cache_stage_refused,
     .end = cache_stage_end,
     .client_gone = cache_client_gone,
     .log = cache_stage_log,

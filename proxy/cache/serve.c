@@ -131,6 +131,20 @@ void cache_status_given(struct cache_req *cr)
 		cr->result = (uint8_t)(1 + status_result(cr->status));
 }
 
+void cache_status_refusal(struct cache_req *cr, enum lv_reason reason, struct refusal *rf)
+{
+	if (!cr->cache || !cr->on || !cr->status[0] || cr->result || cr->taken)
+		return;
+	char st[sizeof(cr->status)];
+	bool fwd = strncmp(cr->status, "fwd=", 4) == 0;
+	int first = fwd ? (int)strcspn(cr->status, ";") : 8;
+	snprintf(st, sizeof(st), "%.*s; detail=%s", first, fwd ? cr->status : "fwd=miss", lv_reasons[reason].token);
+	cache_status_set(cr, st);
+	cr->has_ttl = false;
+	rf->extra = cache_status_line(cr);
+	cache_status_given(cr);
+}
+
 /* ---- lookup ------------------------------------------------------------ */
 
 /* Whether a decoded record answers r's Vary values; with *sec the request's

@@ -14,6 +14,7 @@
 #include "reason.h"
 
 struct l1_entry;
+struct refusal;
 
 /* <params> of the answer's "Cache-Status: levee; ..." (the block's `status`). */
 void cache_status_set(struct cache_req *cr, const char *params);
@@ -25,6 +26,11 @@ const char *cache_status_line(struct cache_req *cr);
  * its outcome is the request's (the first one given wins; a background
  * refresh after a stale answer does not change what the client got). */
 void cache_status_given(struct cache_req *cr);
+/* levee refuses a request the cache looked up (an upstream failure, a
+ * breaker, only-if-cached, cache-only): its answer says so in Cache-Status,
+ * "fwd=<why it would have gone>; detail=<the reason's token>", through
+ * rf->extra, and is counted like any other. */
+void cache_status_refusal(struct cache_req *cr, enum lv_reason reason, struct refusal *rf);
 
 enum lookup_rc { LK_MISS, LK_HIT, LK_STALE_SERVED };
 /* Looks the request up. LK_HIT: answered and ended. LK_STALE_SERVED: the

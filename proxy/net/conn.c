@@ -180,10 +180,10 @@ static int refusal_response(char *buf, size_t size, const struct conn_refusal *r
 	bool text = !rf->body && !rf->head_only && !none;
 	return snprintf(buf, size,
 	                "HTTP/1.1 %d %s\r\n%s"
-	                "X-Levee-Reason: %s%s%s\r\n%s%s%s%s%s\r\n%s%s",
+	                "X-Levee-Reason: %s%s%s\r\n%s%s%s%s%s%s\r\n%s%s",
 	                status, http_status_phrase(status), framing, ri->token, rf->detail ? "; " : "",
-	                rf->detail ? rf->detail : "", id ? "X-Request-Id: " : "", id ? id : "", id ? "\r\n" : "", retry,
-	                connection[end], text ? ri->message : "", text ? "\n" : "");
+	                rf->detail ? rf->detail : "", id ? "X-Request-Id: " : "", id ? id : "", id ? "\r\n" : "",
+	                rf->extra ? rf->extra : "", retry, connection[end], text ? ri->message : "", text ? "\n" : "");
 }
 
 static int error_response(char *buf, size_t size, enum lv_reason reason, const char *request_id, enum conn_end end)
@@ -200,12 +200,12 @@ void conn_send_error(struct conn *c, enum lv_reason reason, const char *request_
 
 void conn_send_refusal(struct conn *c, const struct conn_refusal *rf, enum conn_end end)
 {
-	char buf[768];
+	char buf[1024];
 	int n = refusal_response(buf, sizeof(buf), rf, end);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
 		struct conn_refusal plain = {.reason = rf->reason, .status = rf->status, .retry_after = rf->retry_after,
 		                             .content_type = rf->content_type, .body = rf->body, .body_len = rf->body_len,
-		                             .head_only = rf->head_only};
+		                             .head_only = rf->head_only, .extra = rf->extra};
 		n = refusal_response(buf, sizeof(buf), &plain, end); /* a detail too long: without it */
 	}
 	stat_inc(c->w->stats->rejected[rf->reason]);
@@ -653,6 +653,7 @@ static void client_refuse(struct conn *c, const struct request *r, enum lv_reaso
 		cr.content_type = rf->content_type;
 		cr.body = rf->body;
 		cr.body_len = rf->body_len;
+		cr.extra = rf->extra;
 	}
 	/* a 4xx but 429 ends the connection (the request was at fault); a
 	 * 5xx, a 429 or a fallback's 2xx/3xx page does not */

@@ -99,6 +99,7 @@ struct conn_refusal {
 	const char *body;
 	size_t body_len;
 	bool head_only; /* the answer to a HEAD: its head says what a GET would get, no body follows */
+	const char *extra; /* more header lines ("Name: value\r\n"...): a cache route's Cache-Status */
 };
 void conn_send_refusal(struct conn *c, const struct conn_refusal *rf, enum conn_end end);
 /* Whether the connection may carry another request once `req` is answered:

@@ -655,6 +655,9 @@ static void request_fail_as(struct request *r, enum lv_reason reason, const stru
 		for (unsigned i = r->stage; i-- > 0;)
 			if (stages[i]->fail && stages[i]->fail(r, reason, &ans))
 				return;
+		for (unsigned i = r->stage; i-- > 0;)
+			if (stages[i]->refused)
+				stages[i]->refused(r, reason, &ans);
 		request_detach(r);
 		r->status = ans.status ? ans.status : lv_reasons[reason].status;
 		r->client->refuse(c, r, reason, &ans);

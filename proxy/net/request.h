@@ -251,6 +251,9 @@ struct stage {
 	size_t state_size;             /* bytes of per-request state: request_state() */
 	int (*run)(struct request *r); /* enum stage_rc */
 	bool (*fail)(struct request *r, enum lv_reason reason, struct refusal *rf);
+	/* no stage took the failure over: levee's own answer <rf> goes out
+	 * now, and may carry the stage's header lines (rf->extra) */
+	void (*refused)(struct request *r, enum lv_reason reason, struct refusal *rf);
 	bool (*end)(struct request *r);
 	void (*done)(struct request *r);
 	bool (*client_gone)(struct request *r);
@@ -325,6 +328,7 @@ struct refusal {
 	int status;
 	unsigned retry_after;
 	const char *detail;
+	const char *extra; /* more header lines for it ("Name: value\r\n"...), set by a stage's fail hook */
 	const char *content_type;
 	const char *body;
 	size_t body_len;

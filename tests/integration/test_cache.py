@@ -302,6 +302,8 @@ def test_metrics_and_status(levee_factory, origin):
     lv = levee_factory(route(cache_ttl="60s"))
     get(lv, "/echo/m")
     get(lv, "/echo/m")
+    # a request is counted as it ends, just after its answer
+    wait_until(lambda: metric_sum(lv.metrics(), "levee_cache_lookups_total") == 2, 5, msg="both counted")
     m = lv.metrics()
     assert metric_sum(m, "levee_cache_lookups_total", result="hit") == 1
     assert metric_sum(m, "levee_cache_lookups_total", result="miss") == 1

@@ -189,6 +189,29 @@ def test_every_outcome_counted_once_on_its_route(lv):
     assert st["misses"] == sum(v for (_, res), v in m.items() if res in ("miss", "stale", "request")), (st, m)
 
 
+def test_levees_own_refusals_say_so_and_count(levee_factory, tmp_path):
+    """An answer levee makes itself for a request the cache looked up
+    (only-if-cached, an upstream that failed) carries Cache-Status too:
+    what the cache would have done, and the refusal's reason token as its
+    detail; and it is counted like any other answer."""
+    d = tmp_path / "logs"
+    d.mkdir()
+    sections = copy.deepcopy(ROUTES)
+    sections["levee"] = {"access_log": str(d / "access.log"), "workers": "2"}
+    sections["upstream"] = {"response_timeout": "300ms"}
+    lv = levee_factory(sections)
+    lv.log_path = str(d / "access.log")
+    p = Probe(lv)
+    r, pm = p("GET", "/cstat/a/oic", "miss", "a", r"levee; fwd=miss; detail=only-if-cached",
+              headers=[("Cache-Control", "only-if-cached")])
+    assert r.status == 504 and r.header("X-Levee-Reason") == "only-if-cached"
+    r, _ = p("GET", "/cstat/b/slow" + q(ms="2000"), "miss", "b", r"levee; fwd=miss; detail=upstream-timeout")
+    assert r.status == 504 and r.header("X-Levee-Reason") == "upstream-timeout"
+    # a HEAD's refusal says the same in its head
+    r = once(lv.port, "HEAD", "/cstat/b/slow2" + q(ms="2000"))
+    assert r.status == 504 and cs(r)[0] == "levee; fwd=miss; detail=upstream-timeout"
+
+
 def statuses(ports, target, n, headers=()):
     """The Cache-Status values of n GETs of `target` sent at once."""
     return [cs(r)[0] for r in together(ports, target, n, headers=headers)]
