@@ -232,13 +232,16 @@ static const struct response_observer cache_observer = {
 
 /* A 304 to levee's own revalidation (its stored validators, cr->cond)
  * whose validators select no stored copy answers for another
- * representation (RFC 9111 §4.3.4): the copy cannot be used, nor updated.
- * The request goes again without the conditionals, as a plain fill, and
- * the copy is let go: what comes back replaces it. */
+ * representation (RFC 9111 §4.3.4): the copy can neither be updated nor
+ * answer as a revalidated one. The request goes again without the
+ * conditionals, as a plain fill whose answer replaces the copy; the copy
+ * stays only for what may serve a stale one anyway (stale-if-error, a
+ * route's stale fallback). Not once a 1xx of this exchange went out: what a
+ * client sees comes from one exchange (upstream.c, retry_possible). */
 static bool cache_observe_resend(struct request *r, const struct lv_head *resp)
 {
 	struct cache_req *cr = CR(r);
-	if (resp->status != 304 || !cr->cond[0] || !cr->stale)
+	if (resp->status != 304 || !cr->cond[0] || !cr->stale || r->interim_out || r->resp_started)
 		return false;
 	struct record_view v;
 	size_t len;
@@ -250,8 +253,6 @@ static bool cache_observe_resend(struct request *r, const struct lv_head *resp)
 	          (int)r->head->target_len, r->head->text + r->head->target_off);
 	cr->cond[0] = '\0';
 	r->up_extra = NULL;
-	l1_entry_unref(cr->stale);
-	cr->stale = NULL;
 	cr->resent = true;
 	return true;
 }
@@ -543,7 +544,7 @@ static void cache_refresh_status(const struct cache_req *cr, enum refresh_rc rc,
 static void cache_response_takeover(struct cache_req *cr, const struct lv_head *resp)
 {
 	struct request *r = cr->req;
-	if (cr->stale && resp->status == 304 && (!cr->cond[0] || cr->refresh)) {
+	if (cr->stale && resp->status == 304 && !cr->resent && (!cr->cond[0] || cr->refresh)) {
 		/* a background (stale-while-revalidate) refresh, whose client
 		 * has its answer, or the answer to the client's own
 		 * conditionals, which goes on to the client: either way the 304

@@ -73,7 +73,7 @@ struct cache_req {
 	struct l2_lease lease;
 	bool refresh;                /* answered from stale; now refreshing the entry, detached */
 	bool taken;                  /* the cache answered the client; the response only refreshes */
-	bool resent;                 /* a 304 selected no stored copy: asked again without validators, `stale` let go */
+	bool resent;                 /* a 304 selected no stored copy: asked again without validators (`stale` kept for stale-if-error) */
 	char cond[320];              /* validators sent upstream ("If-None-Match: ...\r\n"; up_extra) */
 	struct fill_waiter wait;     /* parked behind another request's fill (wait.waiting) */
 	unsigned tm;                 /* the tier cache modes that apply here (cache_tier_modes()); 0 normally */

@@ -203,10 +203,17 @@ void conn_send_refusal(struct conn *c, const struct conn_refusal *rf, enum conn_
 	char buf[1024];
 	int n = refusal_response(buf, sizeof(buf), rf, end);
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		/* a detail or extra lines too long: without them; the rest is
+		 * bounded (the content type by LV_FALLBACK_TEXT_MAX) */
 		struct conn_refusal plain = {.reason = rf->reason, .status = rf->status, .retry_after = rf->retry_after,
-		                             .content_type = rf->content_type, .body = rf->body, .body_len = rf->body_len,
-		                             .head_only = rf->head_only, .extra = rf->extra};
-		n = refusal_response(buf, sizeof(buf), &plain, end); /* a detail too long: without it */
+		                             .request_id = rf->request_id, .content_type = rf->content_type,
+		                             .body = rf->body, .body_len = rf->body_len, .head_only = rf->head_only};
+		n = refusal_response(buf, sizeof(buf), &plain, end);
+		if (n < 0 || (size_t)n >= sizeof(buf)) {
+			plain.request_id = NULL;
+			plain.content_type = NULL;
+			n = refusal_response(buf, sizeof(buf), &plain, end);
+		}
 	}
 	stat_inc(c->w->stats->rejected[rf->reason]);
 	evbuffer_add(bufferevent_get_output(c->bev), buf, (size_t)n);

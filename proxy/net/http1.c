@@ -461,6 +461,14 @@ static enum h1_result http1_method_scan(struct http1 *h, const char *data, size_
 		h1_fail(h, 400, R_BAD_REQUEST);
 		return H1_ERROR;
 	}
+	/* HEAD and CONNECT decide how a response is framed: spelt another
+	 * way (head, Connect), a lenient origin could take one for them and
+	 * answer without the body levee would wait for, or open a tunnel */
+	if (token_eq(hd->text + hd->method_off, hd->method_len, LIT("head")) ||
+	    token_eq(hd->text + hd->method_off, hd->method_len, LIT("connect"))) {
+		h1_fail(h, 501, R_METHOD_UNKNOWN);
+		return H1_ERROR;
+	}
 	/* the token is whole: llhttp reads on from its SP behind "POST" */
 	h->method_scan = false;
 	static const char stand_in[] = "POST";
@@ -490,6 +498,12 @@ static enum h1_result h1_rtsp_stand_in(struct http1 *h, const char *data, size_t
 	if (!hd->method_len || !hd->target_len || hd->target_off + hd->target_len != hd->len ||
 	    h->exec_base + at != h->line_mark + 6) {
 		h1_fail(h, 501, R_METHOD_UNKNOWN);
+		return H1_ERROR;
+	}
+	/* llhttp stops there too on "/x  HTTP1.1" and the like: replay only
+	 * what really said HTTP/ */
+	if (!h1_protocol_is_http(h, data + at)) {
+		h1_fail(h, 400, R_BAD_REQUEST);
 		return H1_ERROR;
 	}
 	static const char pre[] = "POST ", post[] = " HTTP/";

@@ -285,6 +285,20 @@ def test_a_method_longer_than_a_head_is_refused(levee_factory, origin):
     assert metric_sum(lv.metrics(), "levee_rejected_requests_total", reason="method_not_implemented") == 1
 
 
+@pytest.mark.parametrize("method", [b"head", b"HeAd", b"connect", b"Connect"])
+def test_head_and_connect_spelt_another_way_are_refused(levee_factory, origin, method):
+    """They decide a response's framing: a lenient origin taking `head` for
+    HEAD would answer without the body levee waits for."""
+    lv = levee_factory()
+    mark = origin.mark()
+    c = HttpConn(lv.port)
+    c.send(method + b" /x HTTP/1.1\r\nHost: t\r\n\r\n")
+    r = c.read_response()
+    assert r is not None and r.status == 501 and r.header("X-Levee-Reason") == "method-not-implemented", r
+    assert c.wait_closed(3)
+    assert not origin.requests(mark)
+
+
 def test_the_unknown_method_is_in_the_access_log(levee_factory):
     lv = levee_factory()
     c = HttpConn(lv.port)

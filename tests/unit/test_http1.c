@@ -121,6 +121,15 @@ static const struct h1_case cases[] = {
     {"source, ice version", "SOURCE / ICE/1.0\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
     {"lowercase protocol", "GET / http/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
     {"rtsp method, two spaces", "SETUP  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"rtsp method, no slash", "PLAY /x  HTTP1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"rtsp method, spaces for protocol", "PLAY /x      1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    {"rtsp method, ice", "PLAY /x  ICE/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
+    /* HEAD and CONNECT spelt another way frame responses differently at a
+     * lenient origin: refused, not forwarded */
+    {"lowercase head", "head / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"mixed-case head", "HeAd / HTTP/1.1\r\nHost: a\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"lowercase connect", "connect a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 501, R_METHOD_UNKNOWN},
+    {"head and more", "HEADX / HTTP/1.1\r\nHost: a\r\n\r\n", 0, R_NONE},
     {"unknown method, tab", "BREW\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
     {"unknown method, control byte", "BR\001W / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
     {"unknown method, separator", "BR(W / HTTP/1.1\r\nHost: a\r\n\r\n", 400, R_BAD_REQUEST},
