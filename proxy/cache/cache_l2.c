@@ -190,6 +190,9 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 	case PUT_ERROR:
 		break;
 	}
+	/* no L1 shard takes it: this process's waiters read it from Redis
+	 * too, and are let go before the answer is (not at this request's end) */
+	fill_finish(&cr->fill, FILL_STORED_L2);
 	struct l1_entry *e = l1_entry_detached(rec, len);
 	return e && cache_answer(cr, e, how) == LK_HIT;
 }
@@ -385,9 +388,7 @@ static void l2_on_commit(struct l2 *l2, enum l2_err err, enum l2_commit_res res,
 {
 	struct l2_after *a = arg;
 	bool stored = err == L2_ENONE && res == L2_COMMIT_STORED;
-	if (stored) {
-		CSTAT(a->cache, l2_commits);
-	} else {
+	if (!stored) {
 		CSTAT(a->cache, l2_commit_refused);
 		if (err == L2_ENONE && res == L2_COMMIT_PURGED) {
 			/* another replica purged the key while we filled: what we
@@ -396,6 +397,8 @@ static void l2_on_commit(struct l2 *l2, enum l2_err err, enum l2_commit_res res,
 		}
 	}
 	fill_finish_detached(a->fill, stored ? FILL_STORED_L2 : FILL_FAILED);
+	if (stored) /* counted once no request can queue behind the fill any more */
+		CSTAT(a->cache, l2_commits);
 	free(a);
 }
 

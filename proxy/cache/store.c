@@ -32,6 +32,7 @@
 
 #include "cache/cache_ctx.h"
 #include "cache/cache_l2.h"
+#include "cache/cache_loop.h"
 #include "cache/fill.h"
 #include "cache/freshness.h"
 #include "cache/key.h"
@@ -159,10 +160,16 @@ static enum cache_refusal store_plan(struct cache_req *cr, const struct lv_head 
 
 /* The answer is a property of the URL (not a passing error, whatever kept
  * it out, nor a 304 to the client's own conditional, nor a 206 to one
- * request's Range): remember it. */
-static bool refusal_marks(enum cache_refusal why, const struct lv_head *resp)
+ * request's Range): remember it. Too large for the L1 is no property of
+ * the URL while Redis could hold it: this fill only lacked the lease (a
+ * wait that ran out, a lease another replica held); marking the key would
+ * send every request to the origin though Redis has the entry. */
+static bool refusal_marks(const struct cache_req *cr, enum cache_refusal why, const struct lv_head *resp)
 {
 	if (why == RF_PARTIAL)
+		return false;
+	if (why == RF_TOO_LARGE && !cr->l2_lease && loop_l2(cr->req->w) &&
+	    (!(resp->flags & H1F_HAS_CL) || resp->content_length <= cr->req->rt->policy->cache.max_object))
 		return false;
 	return resp->status < 500 && (why != RF_STATUS || resp->status != 304);
 }
@@ -204,7 +211,7 @@ void cache_response_head(struct cache_req *cr, const struct lv_head *resp)
 	if (why != RF_NONE) {
 		snprintf(st, sizeof(st), "fwd=%s; detail=%s", fwd, cache_refusal_names[why]);
 		cache_status_set(cr, st);
-		store_refuse(cr, why, refusal_marks(why, resp));
+		store_refuse(cr, why, refusal_marks(cr, why, resp));
 		return;
 	}
 	if (cr->pass) {
@@ -556,7 +563,7 @@ enum refresh_rc cache_refresh_entry(struct cache_req *cr, const struct record_vi
 		/* the 304 made the response one levee does not store (no-store,
 		 * private, Set-Cookie...): the stale copy must not answer again */
 		refresh_drop(cr);
-		store_refuse(cr, why, refusal_marks(why, &merged));
+		store_refuse(cr, why, refusal_marks(cr, why, &merged));
 	}
 	free(buf);
 	free(text);

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness import cache_status_core, HttpConn, metric_sum, once, pattern_sha256, wait_until
+from harness import cache_status_core, HttpConn, metric_sum, once, pattern_sha256, together, wait_until
 from redis_server import REDIS, Redis
 
 CHAIN = 8144  # the payload of one 8 KiB evbuffer chain (the bug stored 64 of them)
@@ -200,6 +200,26 @@ def test_too_large_for_l1_goes_to_redis(levee_factory, origin, redis):
         h = get(lv, "/bytes?n=20000")
         assert cs(h) == "levee; hit; detail=l2"
         expect_body(h, 20000)
+    assert len(origin.requests(origin.start_mark, path="/bytes")) == 1
+
+
+@pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
+def test_an_l2_only_entry_read_at_once_by_many_goes_to_the_origin_once(levee_factory, origin, redis):
+    """An entry no L1 shard takes, read by many requests at once on another
+    replica: the first one's Redis answer lets the others read Redis too
+    (they never go upstream as failed waiters), and no refusal for want of a
+    lease makes the key hit-for-miss while Redis holds it."""
+    pol = cache_policy(memory="1MiB")
+    pol["redis"] = {"address": "127.0.0.1:%d" % redis.port, "lease_wait": "1s"}
+    pol["levee"] = {"workers": "4"}
+    a, b = levee_factory(pol), levee_factory(pol)
+    t = "/bytes?n=20000&k=burst"
+    assert cs(get(a, t)) == "levee; fwd=miss; stored"
+    a.wait_committed()
+    for _ in range(5):
+        rs = together([b.port], t, 16)
+        assert all(r is not None and r.status == 200 and len(r.body) == 20000 for r in rs)
+        assert all("detail=l2" in cs(r) for r in rs), sorted({cs(r) for r in rs})
     assert len(origin.requests(origin.start_mark, path="/bytes")) == 1
 
 
