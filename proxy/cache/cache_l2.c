@@ -122,6 +122,17 @@ static bool l2_back(struct cache_req *cr)
 	return false;
 }
 
+/* Answers from a copy of the Redis record that the L1 does not keep (too
+ * large for any shard, a tier's stale or stretched copy, no-fill-optional):
+ * this process's requests queued behind this one's fill read Redis too,
+ * and are let go before the answer is, not at this request's end. */
+static bool l2_answer_detached(struct cache_req *cr, const char *rec, size_t len, const char *how)
+{
+	fill_finish(&cr->fill, FILL_STORED_L2);
+	struct l1_entry *e = l1_entry_detached(rec, len);
+	return e && cache_answer(cr, e, how) == LK_HIT;
+}
+
 /* Puts an L2 record into L1 (when it is still fresh) and answers from it;
  * a record no L1 shard can hold is answered from a copy of its own. */
 static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
@@ -155,10 +166,8 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 		struct fresh_stored st = {.lifetime = v.lifetime};
 		if ((cr->tm & LV_CM_STRETCH_TTL) && cache_tier_stale_ok(&v)) /* not what the origin forbade */
 			fresh_stretch(&st, cr->req->tier_ttl_factor);
-		if (st.lifetime - age > 0 || ((cr->tm & LV_CM_SERVE_STALE) && cache_tier_stale_ok(&v))) {
-			struct l1_entry *e = l1_entry_detached(rec, len);
-			return e && cache_answer(cr, e, how) == LK_HIT;
-		}
+		if (st.lifetime - age > 0 || ((cr->tm & LV_CM_SERVE_STALE) && cache_tier_stale_ok(&v)))
+			return l2_answer_detached(cr, rec, len, how);
 	}
 	if (left <= 0) {
 		/* stale in L2: let the fill path refresh it, and keep the copy
@@ -174,11 +183,8 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 		}
 		return false;
 	}
-	if (cr->tier_no_store) {
-		/* no-fill-optional: answered, but not put into the L1 */
-		struct l1_entry *e = l1_entry_detached(rec, len);
-		return e && cache_answer(cr, e, how) == LK_HIT;
-	}
+	if (cr->tier_no_store) /* no-fill-optional: answered, but not put into the L1 */
+		return l2_answer_detached(cr, rec, len, how);
 	uint64_t expires = now_unix_ms() + (uint64_t)(left + window) * 1000u;
 	switch (cache_put(cr, cr->epoch, rec, len, expires, NULL, 0, tagp, tagl, nt)) {
 	case PUT_OK:
@@ -190,11 +196,7 @@ static bool l2_answer(struct cache_req *cr, const char *rec, size_t len)
 	case PUT_ERROR:
 		break;
 	}
-	/* no L1 shard takes it: this process's waiters read it from Redis
-	 * too, and are let go before the answer is (not at this request's end) */
-	fill_finish(&cr->fill, FILL_STORED_L2);
-	struct l1_entry *e = l1_entry_detached(rec, len);
-	return e && cache_answer(cr, e, how) == LK_HIT;
+	return l2_answer_detached(cr, rec, len, how); /* no L1 shard takes it */
 }
 
 /* Hit-for-miss learnt from Redis: another replica's fill of this key could
