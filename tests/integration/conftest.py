@@ -15,6 +15,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "no_sanitizer(why): skipped when LEVEE_SANITIZER is set, because the test measures "
         "what a sanitizer changes (RSS, speed); `why` says which")
+    config.addinivalue_line(
+        "markers", "serial(why): measured under a load of its own (latency, success rates): tests/run runs "
+        "these alone, one at a time, after the tests it runs in parallel")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -13,6 +13,10 @@ import load
 from fragile import BASELINE_S, FAST_RATE, HANG_S, SLOW_RATE, TIMEOUT, W, hang_scenario
 from fragile import fragile_factory  # noqa: F401  (fixture)
 from harness import cache_status_core, WAIT_SCALE, hget, metric_sum, wait_until
+import pytest
+
+# measured under a load of its own: run alone, after the tests that run in parallel (tests/run)
+pytestmark = pytest.mark.serial("measures latency and success rates under a load of its own")
 
 
 def policy(**bulkhead):

@@ -15,6 +15,10 @@ from fragile import W
 from fragile import fragile_factory  # noqa: F401  (fixture)
 from harness import WAIT_SCALE, HttpConn, metric_sum, wait_until
 from test_bulkhead import reload_with
+import pytest
+
+# measured under a load of its own: run alone, after the tests that run in parallel (tests/run)
+pytestmark = pytest.mark.serial("measures latency and success rates under a load of its own")
 
 CLIENTS = 12
 FAST_MS, SLOW_MS = 20, 200

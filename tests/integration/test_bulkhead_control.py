@@ -11,6 +11,10 @@ opposite.
 """
 import load
 from fragile import FAST_RATE, TIMEOUT, W, fragile_factory, hang_scenario  # noqa: F401  (fixture)
+import pytest
+
+# measured under a load of its own: run alone, after the tests that run in parallel (tests/run)
+pytestmark = pytest.mark.serial("measures latency and success rates under a load of its own")
 
 # What the control run measured on a 2-core machine (see README.md,
 # "Bulkhead tools"): /fast 100% ok with p99 a few ms alone, then ~1-5% ok

@@ -11,6 +11,9 @@ import load
 from fragile import fragile_factory  # noqa: F401  (fixture)
 from harness import HttpConn
 
+# measured under a load of its own: run alone, after the tests that run in parallel (tests/run)
+pytestmark = pytest.mark.serial("measures latency and success rates under a load of its own")
+
 W = 8
 
 

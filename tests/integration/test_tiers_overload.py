@@ -25,6 +25,9 @@ from harness import metric_sum
 from overload import (HOLD1_S, HOLD2_S, MIX, NORMAL_SHARE, TICK_MS, TIER_NAMES, TIMEOUT, W, WORK_MS,
                       closed_loop_rate, cohort, figures, policy, targets, user_ids)
 
+# measured under a load of its own: run alone, after the tests that run in parallel (tests/run)
+pytestmark = pytest.mark.serial("measures latency and success rates under a load of its own")
+
 OVERLOAD_S = 20.0
 
 
