@@ -191,7 +191,9 @@ static bool h1_protocol_is_http(const struct http1 *h, const char *at)
 {
 	static const char want[] = "HTTP/";
 	size_t k = sizeof want - 1, here = (size_t)(at - h->exec_start);
-	size_t from_here = here < k ? here : k, from_tail = k - from_here;
+	if (here >= k) /* the usual case: the whole start line in one read */
+		return at[-5] == 'H' && at[-4] == 'T' && at[-3] == 'T' && at[-2] == 'P' && at[-1] == '/';
+	size_t from_here = here, from_tail = k - from_here;
 	if (from_tail > h->tail_len)
 		return false;
 	return memcmp(h->tail + h->tail_len - from_tail, want, from_tail) == 0 &&
