@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from harness import cache_status_core, LEVEE_BIN, WAIT_SCALE, free_port, once, wait_until
+from harness import cache_status_core, LEVEE_BIN, WAIT_SCALE, free_port, metric_sum, once, wait_until
 from redis_server import REDIS
 
 HOT = "levee:hot:{demo}"
@@ -140,6 +140,9 @@ def test_warmup_list_is_fetched_at_its_rate(levee_factory, origin, tmp_path):
     assert cache_status_core(r.header("Cache-Status")) == "levee; hit", r
     assert len(warm_events(origin, "/warm/list/")) == 6
     assert lv.metric("levee_cache_warmup_fetched_total") == 6
+    # the warm-up's fetches are counted like any request: six misses, then the hit
+    wait_until(lambda: metric_sum(lv.metrics(), "levee_cache_lookups_total") == 7, 5, msg="counted")
+    assert metric_sum(lv.metrics(), "levee_cache_lookups_total", result="miss") == 6
 
 
 def test_inline_urls_and_absolute_url_host(levee_factory, origin):
