@@ -601,7 +601,7 @@ void cache_release_client(struct cache_req *cr)
 static void cache_add_validators(struct cache_req *cr, const struct record_view *v)
 {
 	struct request *r = cr->req;
-	if (cond_has_preconditions(r->head))
+	if (cond_has_preconditions(r->head) && !r->up_whole) /* a refresh leaves the client's out */
 		return;
 	size_t o = 0;
 	if (v->etag.len && v->etag.len < 200)

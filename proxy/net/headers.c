@@ -126,7 +126,9 @@ int headers_build_request(const struct lv_head *hd, const struct reqhead_args *a
 		    head_name_is(hd, i, LIT("expect")) || head_name_is(hd, i, LIT("x-request-id")) ||
 		    headers_is_hop_by_hop(hd, i) || (a->drop && head_name_is(hd, i, a->drop, strlen(a->drop))))
 			continue;
-		if (a->whole && (head_name_is(hd, i, LIT("range")) || head_name_is(hd, i, LIT("if-range"))))
+		if (a->whole && (head_name_is(hd, i, LIT("range")) || head_name_is(hd, i, LIT("if-range")) ||
+		                 head_name_is(hd, i, LIT("if-none-match")) || head_name_is(hd, i, LIT("if-modified-since")) ||
+		                 head_name_is(hd, i, LIT("if-match")) || head_name_is(hd, i, LIT("if-unmodified-since"))))
 			continue;
 		if (head_name_is(hd, i, LIT("x-forwarded-for"))) {
 			/* on a cacheable request only a trusted hop's list is kept */

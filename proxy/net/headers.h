@@ -35,7 +35,9 @@ struct reqhead_args {
 	const char *drop;
 	const char *replace;
 	/* a request levee makes for the whole response (a background
-	 * refresh): the client's Range and If-Range are left out */
+	 * refresh): the client's Range and its conditionals (If-Range,
+	 * If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since)
+	 * are left out; the refresh carries the stored validators instead */
 	bool whole;
 };
 

@@ -185,7 +185,7 @@ struct request {
 	const char *up_extra;        /* extra request header lines for the upstream ("Name: v\r\n"...) */
 	const char *resp_extra;      /* extra response header lines for the client */
 	bool strip_unkeyed;          /* do not forward the risky unkeyed headers (docs/caching.md) */
-	bool up_whole;               /* levee's own refresh: the whole response, not the client's Range */
+	bool up_whole;               /* levee's own refresh: the whole response, without the client's Range and conditionals */
 	bool resp_keep_head;         /* keep the upstream's head until the response ends */
 	bool client_ended;           /* the client's side is over (logged, counted); the exchange may go on */
 	int kept;                    /* enum kept: whether the exchange goes on after that, and how it ended */

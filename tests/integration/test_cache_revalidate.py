@@ -164,6 +164,28 @@ def test_a_background_refresh_whose_304_selects_nothing_refetches(levee_factory,
     wait_until(lambda: metric_sum(lv.metrics(), "levee_cache_revalidation_mismatches_total") == 1, 5)
 
 
+def test_a_background_refresh_carries_the_stored_validators_not_the_clients(levee_factory, origin):
+    """The client of a stale-while-revalidate answer has its answer: the
+    refresh is levee's own, for the whole entry, so it leaves the client's
+    conditionals (and Range) out and sends the stored validators, and the
+    origin's 304 refreshes the copy."""
+    lv = levee_factory(ORIGIN_ROUTE)
+    t = url("swrcond-%d" % origin.start_mark, h_Cache_Control="max-age=1, stale-while-revalidate=60",
+            r_Cache_Control="max-age=600", r_X_Custom="new")
+    get(lv, t)
+    hdrs = [("If-None-Match", '"elsewhere"'), ("If-Modified-Since", "Mon, 01 Jan 2024 00:00:00 GMT")]
+    r = wait_until(lambda: (lambda x: x if cs(x) == "levee; hit; detail=stale" else None)(get(lv, t, hdrs)), 5,
+                   interval=0.2, msg="a stale answer while revalidating")
+    assert r.status == 200  # the client's own If-None-Match names another tag
+    wait_until(lambda: len(origin_hits(origin, t)) >= 2, 5, msg="the refresh")
+    refresh = origin_hits(origin, t)[1]
+    assert hget(refresh["headers"], "If-None-Match") == '"v1"', refresh["headers"]
+    assert hget(refresh["headers"], "If-Modified-Since") is None, refresh["headers"]
+    wait_until(lambda: cs(get(lv, t)) == "levee; hit", 5, msg="the copy refreshed by the 304")
+    assert get(lv, t).header("X-Custom") == "new"
+    assert len(origin_hits(origin, t)) == 2
+
+
 def test_a_304_to_the_clients_conditional_updates_the_stale_copy(levee_factory, origin):
     lv = levee_factory(ORIGIN_ROUTE)
     t = url("clientrv-%d" % origin.start_mark, h_Cache_Control="max-age=0", h_X_Custom="old",
