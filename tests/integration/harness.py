@@ -522,6 +522,18 @@ def chunked(body, size=None, ext=b"", trailers=b""):
     return bytes(out)
 
 
+def fill_until_committed(lv, fetch, n=1, timeout=5.0):
+    """Calls fetch() (which may assert on its answer) until `lv` has
+    committed `n` fills to Redis in all. After a write, the fill that reads
+    the new answer can begin on another worker's Redis link before the
+    write's purge lands there; its commit is then refused, as it must be,
+    and only the next fill commits."""
+    def committed():
+        fetch()
+        return metric_sum(lv.metrics(), "levee_cache_l2_operations_total", result="committed") >= n
+    wait_until(committed, timeout * WAIT_SCALE, interval=0.1, msg="%d fill(s) committed to Redis" % n)
+
+
 def once(port, method, target, headers=(), body=None, timeout=10.0, **kw):
     """One request on a connection of its own, closed after the response;
     returns the Response (kw: HttpConn.request's, such as hash_body)."""

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from harness import cache_status_core, HttpConn, WAIT_SCALE, free_port, metric_sum, once, wait_until
+from harness import cache_status_core, HttpConn, WAIT_SCALE, fill_until_committed, free_port, metric_sum, once, wait_until
 from redis_server import REDIS, Redis
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
@@ -356,9 +356,7 @@ def test_write_while_redis_refuses_writes_for_memory(levee_factory, origin, redi
     a, b = replicas(levee_factory, redis)
     u = "/store/oom"
     assert put(a, u, b"v1").status == 201
-    assert get(a, u).body == b"v1"
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") >= 1, 3,
-               msg="v1 in Redis")
+    fill_until_committed(a, lambda: get(a, u).body == b"v1" or pytest.fail("not v1"))
     used = int(dict(line.split(":", 1) for line in redis.command("INFO", "memory").decode().split("\r\n")
                     if ":" in line)["used_memory"])
     redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
@@ -383,9 +381,7 @@ def test_purge_redis_refuses_is_fenced_and_retried(levee_factory, origin, redis)
     [a] = replicas(levee_factory, redis, n=1)
     u = "/store/noreplicas"
     assert put(a, u, b"v1").status == 201
-    assert get(a, u).body == b"v1"
-    wait_until(lambda: metric_sum(a.metrics(), "levee_cache_l2_operations_total", result="committed") >= 1, 3,
-               msg="v1 in Redis")
+    fill_until_committed(a, lambda: get(a, u).body == b"v1" or pytest.fail("not v1"))
     redis.command("CONFIG", "SET", "min-replicas-to-write", "1")
     with pytest.raises(Exception, match="NOREPLICAS"):
         redis.command("DEL", "probe")

@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from harness import cache_status_core, metric_sum, once, wait_until
+from harness import cache_status_core, fill_until_committed, metric_sum, once, wait_until
 from redis_server import REDIS
 
 # entered by hand only; once cleared, it steps down on the next tick
@@ -176,13 +176,7 @@ def test_serve_stale_never_serves_an_entry_a_refused_purge_fences(levee_factory,
     lv = serve_stale_levee(levee_factory, redis)
     u = "/store/ss-fenced-%d" % origin.start_mark
     assert put(lv, u, b"v1").status == 201
-    # the PUT's purge reaches Redis on its worker's link, the fill on
-    # another's: a fill that began before the purge landed is refused at
-    # its commit (rightly), and the next GET fills again
-    def v1_committed():
-        assert get(lv, u).body == b"v1"
-        return metric_sum(lv.metrics(), "levee_cache_l2_operations_total", result="committed") >= 1
-    wait_until(v1_committed, 5, interval=0.1, msg="v1 in Redis")
+    fill_until_committed(lv, lambda: get(lv, u).body == b"v1" or pytest.fail("not v1"))
     past_lifetime()
     force(lv)
     assert cs(get(lv, u)) == "levee; hit; detail=tier-stale"
