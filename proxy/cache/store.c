@@ -168,8 +168,10 @@ static bool refusal_marks(const struct cache_req *cr, enum cache_refusal why, co
 {
 	if (why == RF_PARTIAL)
 		return false;
-	if (why == RF_TOO_LARGE && !cr->l2_lease && loop_l2(cr->req->w) &&
-	    (!(resp->flags & H1F_HAS_CL) || resp->content_length <= cr->req->rt->policy->cache.max_object))
+	/* store_plan() says too-large for a length over max_object (lasting),
+	 * or for one no shard holds while no lease was taken */
+	if (why == RF_TOO_LARGE && loop_l2(cr->req->w) &&
+	    resp->content_length <= cr->req->rt->policy->cache.max_object)
 		return false;
 	return resp->status < 500 && (why != RF_STATUS || resp->status != 304);
 }
